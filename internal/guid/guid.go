@@ -1,0 +1,119 @@
+// Package guid handles System GUIDs as BMCs return them and as operators
+// write them down.
+//
+// A BMC returns 16 raw bytes (IPMI Get System GUID, Redfish UUID). Tools
+// render those bytes in three layouts:
+//
+//   - RFC 4122: the bytes in wire order (ipmitool "rfc4122").
+//   - SMBIOS: the first three fields byte-swapped, as dmidecode and the host
+//     OS show the system UUID (ipmitool "smbios").
+//   - IPMI: all 16 bytes reversed, the IPMI 2.0 table 20-10 reading
+//     (ipmitool "ipmi", FreeIPMI).
+//
+// An expected GUID written in any of the layouts, with or without dashes or
+// braces, matches the same raw bytes; see [GUID.Matches].
+package guid
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// GUID is the 16 raw bytes in the order the BMC sent them.
+type GUID [16]byte
+
+// Zero reports whether g is all zero bytes (no GUID known).
+func (g GUID) Zero() bool { return g == GUID{} }
+
+// ErrSyntax is wrapped by every Parse error.
+var ErrSyntax = errors.New("not a GUID")
+
+// Parse reads 32 hex digits, optionally in 8-4-4-4-12 groups with dashes,
+// optionally in braces, and returns them in the order written. The result is
+// a spelling, not yet a layout: compare it with [GUID.Matches].
+func Parse(s string) (GUID, error) {
+	var g GUID
+	t := strings.TrimSpace(s)
+	t = strings.TrimPrefix(t, "{")
+	t = strings.TrimSuffix(t, "}")
+	if strings.Contains(t, "-") {
+		parts := strings.Split(t, "-")
+		if len(parts) != 5 || len(parts[0]) != 8 || len(parts[1]) != 4 || len(parts[2]) != 4 || len(parts[3]) != 4 || len(parts[4]) != 12 {
+			return g, fmt.Errorf("%w: %q: dashes must split it 8-4-4-4-12", ErrSyntax, s)
+		}
+		t = strings.Join(parts, "")
+	}
+	if len(t) != 32 {
+		return g, fmt.Errorf("%w: %q: want 32 hex digits, have %d characters", ErrSyntax, s, len(t))
+	}
+	if _, err := hex.Decode(g[:], []byte(t)); err != nil {
+		return g, fmt.Errorf("%w: %q: %v", ErrSyntax, s, err)
+	}
+	return g, nil
+}
+
+// FromRFC4122 is the raw GUID whose RFC 4122 rendering is spelled.
+func FromRFC4122(spelled GUID) GUID { return spelled }
+
+// FromSMBIOS is the raw GUID whose SMBIOS rendering is spelled.
+func FromSMBIOS(spelled GUID) GUID { return smbiosSwap(spelled) }
+
+// FromIPMI is the raw GUID whose IPMI (fully reversed) rendering is spelled.
+func FromIPMI(spelled GUID) GUID { return reverse(spelled) }
+
+func smbiosSwap(g GUID) GUID {
+	o := g
+	o[0], o[1], o[2], o[3] = g[3], g[2], g[1], g[0]
+	o[4], o[5] = g[5], g[4]
+	o[6], o[7] = g[7], g[6]
+	return o
+}
+
+func reverse(g GUID) GUID {
+	var o GUID
+	for i := range g {
+		o[i] = g[15-i]
+	}
+	return o
+}
+
+func format(g GUID) string {
+	h := hex.EncodeToString(g[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// RFC4122 renders the raw bytes in wire order.
+func (g GUID) RFC4122() string { return format(g) }
+
+// SMBIOS renders with the first three fields byte-swapped (dmidecode's view).
+func (g GUID) SMBIOS() string { return format(smbiosSwap(g)) }
+
+// IPMI renders all 16 bytes reversed (IPMI 2.0 table 20-10).
+func (g GUID) IPMI() string { return format(reverse(g)) }
+
+// Hex is the raw bytes as 32 hex digits, wire order, no dashes.
+func (g GUID) Hex() string { return hex.EncodeToString(g[:]) }
+
+// String is the SMBIOS rendering: the one an operator sees in the host OS.
+func (g GUID) String() string { return g.SMBIOS() }
+
+// Matches reports whether spelled (as returned by [Parse]) names the raw
+// GUID g in any of the three layouts.
+func (g GUID) Matches(spelled GUID) bool {
+	return g == FromRFC4122(spelled) || g == FromSMBIOS(spelled) || g == FromIPMI(spelled)
+}
+
+// Renderings is the GUID in every layout, for evidence and JSON output.
+type Renderings struct {
+	Raw     string `json:"raw"`
+	RFC4122 string `json:"rfc4122"`
+	SMBIOS  string `json:"smbios"`
+	IPMI    string `json:"ipmi"`
+}
+
+// Renderings returns g in every layout.
+func (g GUID) Renderings() Renderings {
+	return Renderings{Raw: g.Hex(), RFC4122: g.RFC4122(), SMBIOS: g.SMBIOS(), IPMI: g.IPMI()}
+}

@@ -1,0 +1,241 @@
+// Package inventory reads and writes fleet inventories: the machines to
+// check, their expected identity and how to reach their BMC. Formats are
+// YAML and CSV; see docs/inventory.md.
+package inventory
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Machine is one managed server's out-of-band entry.
+type Machine struct {
+	Name string `yaml:"name" json:"name"`
+	// GUID is the expected System GUID as the operator wrote it (any layout);
+	// empty means "not pinned yet".
+	GUID     string `yaml:"guid,omitempty" json:"guid,omitempty"`
+	Address  string `yaml:"address" json:"address"`
+	Port     int    `yaml:"port,omitempty" json:"port,omitempty"`
+	User     string `yaml:"user,omitempty" json:"user,omitempty"`
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"` // ipmi (default) | redfish
+	// Exactly one of PasswordFile / PasswordEnv names where the password is;
+	// the inventory never holds the password itself.
+	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
+	PasswordEnv  string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
+	// CipherSuite pins an RMCP+ cipher suite; 0 means automatic (17, then 3).
+	CipherSuite int    `yaml:"cipher_suite,omitempty" json:"cipher_suite,omitempty"`
+	Enclosure   string `yaml:"enclosure,omitempty" json:"enclosure,omitempty"`
+	Slot        int    `yaml:"slot,omitempty" json:"slot,omitempty"`
+
+	// Line is where the machine was defined in its source file (1-based),
+	// for error messages; 0 when built in code.
+	Line int `yaml:"-" json:"-"`
+}
+
+// Inventory is an ordered list of machines.
+type Inventory struct {
+	Machines []Machine `yaml:"machines" json:"machines"`
+	// Dir is the directory relative paths (password_file) resolve against.
+	Dir string `yaml:"-" json:"-"`
+}
+
+// DefaultPort is the RMCP+ port a machine uses when its port is 0.
+const DefaultPort = 623
+
+// Protocol names accepted in Machine.Protocol. Empty means ProtocolIPMI.
+const (
+	ProtocolIPMI    = "ipmi"
+	ProtocolRedfish = "redfish"
+)
+
+// HostPort is the BMC's address joined with its port (DefaultPort when
+// Port is 0), ready for net.Dial.
+func (m Machine) HostPort() string {
+	return net.JoinHostPort(m.Address, strconv.Itoa(m.EffectivePort()))
+}
+
+// EffectivePort is Port, or DefaultPort when Port is 0.
+func (m Machine) EffectivePort() int {
+	if m.Port == 0 {
+		return DefaultPort
+	}
+	return m.Port
+}
+
+// EffectiveProtocol is Protocol, or ProtocolIPMI when Protocol is empty.
+func (m Machine) EffectiveProtocol() string {
+	if m.Protocol == "" {
+		return ProtocolIPMI
+	}
+	return m.Protocol
+}
+
+// Validate checks every machine against the rules [Parse] applies and
+// returns [Errors] (positioned by Machine.Line when set) or nil.
+func (inv *Inventory) Validate() error {
+	c := &collector{}
+	seen := map[string]*entry{}
+	for i := range inv.Machines {
+		validateEntry(c, &entry{m: inv.Machines[i], index: i + 1}, seen)
+	}
+	return c.err()
+}
+
+// Format is an inventory file format.
+type Format int
+
+// The supported formats. The zero Format is invalid.
+const (
+	YAML Format = iota + 1
+	CSV
+)
+
+func (f Format) String() string {
+	switch f {
+	case YAML:
+		return "YAML"
+	case CSV:
+		return "CSV"
+	}
+	return "Format(" + strconv.Itoa(int(f)) + ")"
+}
+
+// FormatFromPath picks the format from the file extension (case
+// insensitive): .yaml or .yml is YAML, .csv is CSV.
+func FormatFromPath(path string) (Format, error) {
+	ext := filepath.Ext(path)
+	switch strings.ToLower(ext) {
+	case ".yaml", ".yml":
+		return YAML, nil
+	case ".csv":
+		return CSV, nil
+	case "":
+		return 0, fmt.Errorf("inventory %s: no file extension; want .yaml, .yml or .csv", path)
+	}
+	return 0, fmt.Errorf("inventory %s: unsupported extension %q; want .yaml, .yml or .csv", path, ext)
+}
+
+// Load reads the inventory at path, choosing the format by extension, and
+// sets Dir to the file's directory (absolute when it can be resolved).
+// Errors in the file's content are [Errors]; use errors.As to get at them.
+func Load(path string) (*Inventory, error) {
+	format, err := FormatFromPath(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	defer f.Close()
+	inv, err := Parse(f, format, path)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	inv.Dir = dir
+	return inv, nil
+}
+
+// Parse reads an inventory in the given format. source names the input in
+// error messages (usually the file path). Parsing is all-or-nothing: on any
+// problem it returns a nil inventory and [Errors] listing every problem
+// found, each with its line. Dir is left empty.
+func Parse(r io.Reader, format Format, source string) (inv *Inventory, err error) {
+	if format != YAML && format != CSV {
+		return nil, fmt.Errorf("inventory: unsupported format %v", format)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("inventory %s: %w", source, err)
+	}
+	c := &collector{source: source}
+	var entries []*entry
+	func() {
+		// The parsers below must not panic; if a dependency ever does on
+		// hostile input, report it as an error rather than crash the caller.
+		defer func() {
+			if p := recover(); p != nil {
+				c.add(0, "", "", "", fmt.Sprintf("cannot parse %v input: %v", format, p))
+				entries = nil
+			}
+		}()
+		if format == YAML {
+			entries = parseYAML(c, data)
+		} else {
+			entries = parseCSV(c, data)
+		}
+	}()
+	seen := map[string]*entry{}
+	for _, e := range entries {
+		validateEntry(c, e, seen)
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	inv = &Inventory{Machines: make([]Machine, 0, len(entries))}
+	for _, e := range entries {
+		inv.Machines = append(inv.Machines, e.m)
+	}
+	return inv, nil
+}
+
+// Write writes inv in the given format. It refuses an inventory that would
+// not pass [Inventory.Validate]; what it writes parses back to the same
+// machines.
+func Write(w io.Writer, format Format, inv *Inventory) error {
+	switch format {
+	case YAML:
+		return WriteYAML(w, inv)
+	case CSV:
+		return WriteCSV(w, inv)
+	}
+	return fmt.Errorf("inventory: unsupported format %v", format)
+}
+
+// Save writes inv to path in the format its extension names. It writes a
+// temporary file next to path and renames it into place, keeping the mode
+// of an existing file (0644 for a new one).
+func Save(path string, inv *Inventory) error {
+	format, err := FormatFromPath(path)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, format, inv); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op once renamed
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("inventory: %w", err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("inventory: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	return nil
+}

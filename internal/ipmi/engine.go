@@ -1,0 +1,469 @@
+package ipmi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config tunes an Engine. The zero value is usable.
+type Config struct {
+	// Sockets is how many IPv4 UDP sockets BMCs are spread over (default 2).
+	Sockets int
+	// Source is the local address sockets bind to (default: unspecified).
+	Source netip.Addr
+	// InitialRTO is the first retransmission timeout (default 250ms); it
+	// doubles per attempt up to MaxRTO (default 1s).
+	InitialRTO time.Duration
+	MaxRTO     time.Duration
+	// MaxAttempts bounds datagrams sent per request (default 8). The
+	// request's context deadline bounds it too.
+	MaxAttempts int
+	// SocketBuffer is the requested SO_RCVBUF/SO_SNDBUF (default 4 MiB).
+	SocketBuffer int
+	// CloseTimeout bounds the Close Session exchange, which runs even when
+	// the caller's context is already done (default 1s).
+	CloseTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Sockets <= 0 {
+		c.Sockets = 2
+	}
+	if c.InitialRTO <= 0 {
+		c.InitialRTO = 250 * time.Millisecond
+	}
+	if c.MaxRTO <= 0 {
+		c.MaxRTO = time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 8
+	}
+	if c.SocketBuffer <= 0 {
+		c.SocketBuffer = 4 << 20
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Stats are the engine's counters since it started.
+type Stats struct {
+	Sent, Received, Retransmits        uint64
+	Malformed, Foreign, Stale, BadAuth uint64
+	Unreachable                        uint64
+	SessionsOpened, SessionsClosed     uint64
+	CloseFailed                        uint64
+	SessionsOpen                       int64
+	KnownBMCs                          int
+}
+
+type counters struct {
+	sent, received, retransmits        atomic.Uint64
+	malformed, foreign, stale, badAuth atomic.Uint64
+	unreachable                        atomic.Uint64
+	opened, closed, closeFailed        atomic.Uint64
+	open                               atomic.Int64
+}
+
+// Engine multiplexes sessions with many BMCs over a few UDP sockets.
+// It is safe for concurrent use; every method takes a context.
+type Engine struct {
+	cfg Config
+	v4  []*sock
+
+	v6once sync.Once
+	v6     *sock
+	v6err  error
+
+	mu       sync.RWMutex
+	peers    map[netip.AddrPort]*peer
+	sessions map[uint32]*Session // by console session ID, from Open Session on
+	closed   bool
+
+	wg sync.WaitGroup
+	c  counters
+}
+
+// peer is what the engine remembers about one BMC. It stays small: an idle
+// known BMC costs this struct, its two semaphores and a map entry.
+type peer struct {
+	addr netip.AddrPort
+	sock *sock
+	// slot admits one request in flight; sess admits one open session.
+	slot chan struct{}
+	sess chan struct{}
+
+	mu   sync.Mutex
+	wait *waiter // the request in flight, if any
+
+	suite atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
+}
+
+type waiter struct{ ch chan event }
+
+// event is one routed datagram, or an ICMP error about the peer.
+type event struct {
+	pkt []byte
+	d   datagram
+	err error
+	at  time.Time
+}
+
+// New opens the engine's sockets and starts their readers.
+func New(cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	e := &Engine{
+		cfg:      cfg,
+		peers:    make(map[netip.AddrPort]*peer),
+		sessions: make(map[uint32]*Session),
+	}
+	src := cfg.Source
+	if !src.IsValid() {
+		src = netip.IPv4Unspecified()
+	}
+	for i := 0; i < cfg.Sockets; i++ {
+		s, err := openSock(netip.AddrPortFrom(src, 0), cfg.SocketBuffer)
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("ipmi: open socket: %w", err)
+		}
+		e.v4 = append(e.v4, s)
+		e.startReader(s)
+	}
+	return e, nil
+}
+
+func (e *Engine) startReader(s *sock) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.read(s)
+	}()
+}
+
+// Close closes every socket. Sessions still open are abandoned; callers
+// close their sessions first.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	for _, s := range e.v4 {
+		s.c.Close()
+	}
+	if e.v6 != nil {
+		e.v6.c.Close()
+	}
+	e.wg.Wait()
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (e *Engine) Stats() Stats {
+	e.mu.RLock()
+	known := len(e.peers)
+	e.mu.RUnlock()
+	return Stats{
+		Sent: e.c.sent.Load(), Received: e.c.received.Load(), Retransmits: e.c.retransmits.Load(),
+		Malformed: e.c.malformed.Load(), Foreign: e.c.foreign.Load(), Stale: e.c.stale.Load(),
+		BadAuth: e.c.badAuth.Load(), Unreachable: e.c.unreachable.Load(),
+		SessionsOpened: e.c.opened.Load(), SessionsClosed: e.c.closed.Load(),
+		CloseFailed: e.c.closeFailed.Load(), SessionsOpen: e.c.open.Load(), KnownBMCs: known,
+	}
+}
+
+// Forget drops what the engine remembers about a BMC (no-op while busy).
+func (e *Engine) Forget(addr netip.AddrPort) {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.peers[addr]; ok && len(p.slot) == 0 && len(p.sess) == 0 {
+		delete(e.peers, addr)
+	}
+}
+
+// peer returns (creating) the state for addr.
+func (e *Engine) peer(addr netip.AddrPort) (*peer, error) {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if !addr.IsValid() || addr.Port() == 0 {
+		return nil, fmt.Errorf("ipmi: invalid BMC address %v", addr)
+	}
+	e.mu.RLock()
+	p, ok := e.peers[addr]
+	closed := e.closed
+	e.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if ok {
+		return p, nil
+	}
+	var s *sock
+	if addr.Addr().Is4() {
+		s = e.v4[int(hashAddr(addr)%uint32(len(e.v4)))]
+	} else {
+		e.v6once.Do(func() {
+			e.v6, e.v6err = openSock(netip.AddrPortFrom(netip.IPv6Unspecified(), 0), e.cfg.SocketBuffer)
+			if e.v6err == nil {
+				e.startReader(e.v6)
+			}
+		})
+		if e.v6err != nil {
+			return nil, fmt.Errorf("ipmi: IPv6 socket: %w", e.v6err)
+		}
+		s = e.v6
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.peers[addr]; ok {
+		return p, nil
+	}
+	p = &peer{addr: addr, sock: s, slot: make(chan struct{}, 1), sess: make(chan struct{}, 1)}
+	e.peers[addr] = p
+	return p, nil
+}
+
+func hashAddr(a netip.AddrPort) uint32 {
+	b := a.Addr().As16()
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return (h ^ uint32(a.Port())) * 16777619
+}
+
+// read is a socket's receive loop: route each datagram to the request
+// waiting for it. No crypto here; the waiter verifies.
+func (e *Engine) read(s *sock) {
+	buf := make([]byte, 2048)
+	for {
+		n, src, err := s.c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A queued ICMP error surfaces as a read error; drain the
+			// error queue to learn which BMC it was about.
+			for _, ie := range s.drainErrors() {
+				e.c.unreachable.Add(1)
+				e.deliverTo(e.lookupPeer(ie.dst), event{err: ie.err, at: time.Now()})
+			}
+			continue
+		}
+		e.c.received.Add(1)
+		pkt := make([]byte, n)
+		copy(pkt, buf[:n])
+		d, err := parseDatagram(pkt)
+		if err != nil {
+			e.c.malformed.Add(1)
+			continue
+		}
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		var p *peer
+		if d.class == classIPMI && d.authType == authTypeRMCPP && (d.sessionID != 0 || d.consoleID != 0) {
+			id := d.sessionID
+			if id == 0 {
+				id = d.consoleID
+			}
+			e.mu.RLock()
+			sess := e.sessions[id]
+			e.mu.RUnlock()
+			if sess != nil && sess.p.addr == src {
+				p = sess.p
+			}
+		} else {
+			p = e.lookupPeer(src)
+		}
+		if p == nil {
+			e.c.foreign.Add(1)
+			continue
+		}
+		e.deliverTo(p, event{pkt: pkt, d: d, at: time.Now()})
+	}
+}
+
+func (e *Engine) lookupPeer(a netip.AddrPort) *peer {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.peers[netip.AddrPortFrom(a.Addr().Unmap(), a.Port())]
+}
+
+func (e *Engine) deliverTo(p *peer, ev event) {
+	if p == nil {
+		e.c.foreign.Add(1)
+		return
+	}
+	p.mu.Lock()
+	w := p.wait
+	p.mu.Unlock()
+	if w == nil {
+		e.c.stale.Add(1)
+		return
+	}
+	select {
+	case w.ch <- ev:
+	default:
+		e.c.stale.Add(1) // the waiter is flooded; drop like the wire would
+	}
+}
+
+// exchange sends build()'s datagram to p and waits for a reply that accept
+// takes, retransmitting with back-off. Only one exchange per peer runs at a
+// time. accept returns done=true to finish (with err to fail); done=false
+// ignores the datagram (stale, duplicate, forged) and keeps waiting.
+func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func() []byte,
+	accept func(ev event) (done bool, err error)) (attempts int, rtt time.Duration, err error) {
+	if ctx.Err() != nil { // select picks at random among ready cases: check first
+		return 0, 0, &StageError{Stage: stage, Err: ctxErr(ctx)}
+	}
+	select {
+	case p.slot <- struct{}{}:
+	case <-ctx.Done():
+		return 0, 0, &StageError{Stage: stage, Err: ctxErr(ctx)}
+	}
+	defer func() { <-p.slot }()
+
+	w := &waiter{ch: make(chan event, 4)}
+	p.mu.Lock()
+	p.wait = w
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.wait = nil
+		p.mu.Unlock()
+	}()
+
+	start := time.Now()
+	rto := e.cfg.InitialRTO
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var sentAt time.Time
+	for attempts = 1; ; attempts++ {
+		pkt := build()
+		sentAt = time.Now()
+		if _, werr := p.sock.c.WriteToUDPAddrPort(pkt, p.addr); werr != nil {
+			if ue := sendErr(werr); ue != nil {
+				return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ue}
+			}
+			return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: fmt.Errorf("%w: send: %v", ErrNoResponse, werr)}
+		}
+		e.c.sent.Add(1)
+		if attempts > 1 {
+			e.c.retransmits.Add(1)
+		}
+		timer.Reset(rto)
+	wait:
+		for {
+			select {
+			case ev := <-w.ch:
+				if ev.err != nil {
+					return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ev.err}
+				}
+				done, aerr := accept(ev)
+				if !done {
+					continue
+				}
+				if aerr != nil {
+					var se *StageError
+					if errors.As(aerr, &se) {
+						se.Attempts, se.Elapsed = attempts, time.Since(start)
+						return attempts, ev.at.Sub(sentAt), se
+					}
+					return attempts, ev.at.Sub(sentAt), &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: aerr}
+				}
+				return attempts, ev.at.Sub(sentAt), nil
+			case <-timer.C:
+				break wait
+			case <-ctx.Done():
+				return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ctxErr(ctx)}
+			}
+		}
+		if attempts >= e.cfg.MaxAttempts {
+			return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ErrNoResponse}
+		}
+		rto *= 2
+		if rto > e.cfg.MaxRTO {
+			rto = e.cfg.MaxRTO
+		}
+	}
+}
+
+// ctxErr maps a done context to the engine's vocabulary: a deadline is "no
+// response"; a cancellation stays context.Canceled.
+func ctxErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ErrNoResponse
+	}
+	return ctx.Err()
+}
+
+// newConsoleID reserves a console session ID unique within this engine.
+func (e *Engine) newConsoleID(s *Session) (uint32, error) {
+	var b [4]byte
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, ErrClosed
+	}
+	for i := 0; i < 64; i++ {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		id := binary.LittleEndian.Uint32(b[:])
+		if id == 0 {
+			continue
+		}
+		if _, taken := e.sessions[id]; taken {
+			continue
+		}
+		e.sessions[id] = s
+		return id, nil
+	}
+	return 0, errors.New("ipmi: could not allocate a console session ID")
+}
+
+func (e *Engine) releaseConsoleID(id uint32) {
+	e.mu.Lock()
+	delete(e.sessions, id)
+	e.mu.Unlock()
+}
+
+func randomTag() byte {
+	var b [1]byte
+	_, _ = rand.Read(b[:])
+	if b[0] == 0xff {
+		b[0] = 0
+	}
+	return b[0]
+}
+
+// Ping sends an ASF Presence Ping and waits for the Pong. It is the
+// cheapest "is anything there" question and needs no credentials.
+func (e *Engine) Ping(ctx context.Context, addr netip.AddrPort) (time.Duration, error) {
+	p, err := e.peer(addr)
+	if err != nil {
+		return 0, err
+	}
+	tag := randomTag()
+	_, rtt, err := e.exchange(ctx, p, StagePing, func() []byte { return buildPing(tag) },
+		func(ev event) (bool, error) {
+			return ev.d.class == classASF && ev.d.asfType == asfTypePong && ev.d.asfTag == tag, nil
+		})
+	return rtt, err
+}

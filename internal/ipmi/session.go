@@ -1,0 +1,523 @@
+package ipmi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/bougou/go-ipmi/pkg/crypto"
+	"github.com/bougou/go-ipmi/pkg/rmcpplus"
+	"github.com/bougou/go-ipmi/pkg/types"
+)
+
+// Credentials say how to log in to a BMC.
+type Credentials struct {
+	User     string
+	Password []byte // at most 20 bytes (IPMI 2.0 one-key login)
+	// Privilege requested for the session (default Administrator).
+	Privilege Privilege
+	// Suites to try in order (default DefaultSuites). Suite 0 is refused
+	// unless AllowCipher0 is set.
+	Suites       []CipherSuite
+	AllowCipher0 bool
+}
+
+// Session is an active RMCP+ session with one BMC. Use it from one
+// goroutine at a time; always Close it.
+type Session struct {
+	e *Engine
+	p *peer
+
+	consoleID, bmcID uint32
+	suite            CipherSuite
+	algs             suiteAlgs
+	k1, k2           []byte
+	authLen          int
+
+	outSeq uint32
+	// Inbound replay window: highest sequence seen and a bitmap of the 32
+	// below it.
+	inHigh uint32
+	inMask uint32
+	rqSeq  byte
+
+	// RAKP2 told us the managed system's GUID and the privilege granted.
+	RAKPGUID  [16]byte
+	Privilege Privilege
+	Opened    time.Time
+
+	state sessState
+}
+
+type sessState uint8
+
+const (
+	sessHandshake sessState = iota
+	sessActive
+	sessClosed
+)
+
+// Suite is the cipher suite the session negotiated.
+func (s *Session) Suite() CipherSuite { return s.suite }
+
+// Addr is the BMC's address.
+func (s *Session) Addr() netip.AddrPort { return s.p.addr }
+
+// Open establishes an RMCP+ session: Open Session, RAKP 1–4. At most one
+// session per BMC exists at a time; Open waits for the previous one to be
+// closed (or ctx). On any failure nothing is left open on our side, and a
+// half-open session on the BMC is abandoned with a RAKP 3 error status.
+func (e *Engine) Open(ctx context.Context, addr netip.AddrPort, cr Credentials) (*Session, error) {
+	if len(cr.User) > 16 {
+		return nil, fmt.Errorf("ipmi: user name %q is longer than 16 bytes", cr.User)
+	}
+	if len(cr.Password) > 20 {
+		return nil, errors.New("ipmi: password is longer than 20 bytes")
+	}
+	if cr.Privilege == 0 {
+		cr.Privilege = PrivilegeAdministrator
+	}
+	suiteList := cr.Suites
+	if len(suiteList) == 0 {
+		suiteList = DefaultSuites
+	}
+	for _, s := range suiteList {
+		if !s.Supported() {
+			return nil, fmt.Errorf("ipmi: %v is not supported", s)
+		}
+		if s == 0 && !cr.AllowCipher0 {
+			return nil, &StageError{Stage: StageOpenSession, Err: ErrCipher0}
+		}
+	}
+	p, err := e.peer(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, &StageError{Stage: StageOpenSession, Err: ctxErr(ctx)}
+	}
+	// Try the suite that worked last time first.
+	if last := p.suite.Load(); last != 0 {
+		suiteList = preferFirst(suiteList, CipherSuite(last-1))
+	}
+
+	select {
+	case p.sess <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &StageError{Stage: StageOpenSession, Err: ctxErr(ctx)}
+	}
+	s := &Session{e: e, p: p, Privilege: cr.Privilege}
+	if s.consoleID, err = e.newConsoleID(s); err != nil {
+		<-p.sess
+		return nil, err
+	}
+	if err := s.handshake(ctx, cr, suiteList); err != nil {
+		s.release()
+		return nil, err
+	}
+	s.state = sessActive
+	s.Opened = time.Now()
+	p.suite.Store(uint32(s.suite) + 1)
+	e.c.opened.Add(1)
+	e.c.open.Add(1)
+	return s, nil
+}
+
+func preferFirst(list []CipherSuite, s CipherSuite) []CipherSuite {
+	out := []CipherSuite{s}
+	found := false
+	for _, x := range list {
+		if x == s {
+			found = true
+			continue
+		}
+		out = append(out, x)
+	}
+	if !found {
+		return list
+	}
+	return out
+}
+
+// release forgets the session locally: its console ID and the BMC's
+// session slot on our side.
+func (s *Session) release() {
+	if s.state == sessClosed {
+		return
+	}
+	if s.state == sessActive {
+		s.e.c.open.Add(-1)
+	}
+	s.state = sessClosed
+	s.e.releaseConsoleID(s.consoleID)
+	<-s.p.sess
+}
+
+func (s *Session) handshake(ctx context.Context, cr Credentials, suiteList []CipherSuite) error {
+	var lastErr error
+	for _, suite := range suiteList {
+		err := s.openSession(ctx, cr, suite)
+		if err == nil {
+			return s.rakp(ctx, cr)
+		}
+		lastErr = err
+		if !errors.Is(err, ErrNoCipherSuite) {
+			return err
+		}
+	}
+	return lastErr
+}
+
+func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherSuite) error {
+	algs := suites[suite]
+	tag := randomTag()
+	req := rmcpplus.OpenSessionRequest{
+		MessageTag:                     tag,
+		RequestedMaximumPrivilegeLevel: types.PrivilegeLevel(cr.Privilege),
+		RemoteConsoleSessionID:         s.consoleID,
+	}
+	req.AuthenticationPayload, req.IntegrityPayload, req.ConfidentialityPayload =
+		rmcpplus.NewAlgorithmPayloads(algs.auth, algs.integ, algs.conf)
+	pkt := buildRMCPPlus(payloadOpenSessReq, 0, 0, 0, req.Pack(), nil)
+	var resp rmcpplus.OpenSessionResponse
+	_, _, err := s.e.exchange(ctx, s.p, StageOpenSession, func() []byte { return pkt },
+		func(ev event) (bool, error) {
+			if ev.d.class != classIPMI || ev.d.payloadType != payloadOpenSessResp || ev.d.consoleID != s.consoleID {
+				return false, nil
+			}
+			if ev.d.payload[0] != tag {
+				return false, nil // reply to an older attempt of another suite
+			}
+			if err := guard("open session response", func() error { return resp.Unpack(ev.d.payload) }); err != nil {
+				s.e.c.malformed.Add(1)
+				return false, nil
+			}
+			if resp.RmcpStatusCode != 0 {
+				return true, &StageError{Stage: StageOpenSession, Status: byte(resp.RmcpStatusCode), Err: statusErr(byte(resp.RmcpStatusCode))}
+			}
+			if resp.AuthAlg != uint8(algs.auth) || resp.IntegrityAlg != uint8(algs.integ) || resp.CryptAlg != uint8(algs.conf) {
+				return true, &StageError{Stage: StageOpenSession, Err: fmt.Errorf("%w: BMC answered %v with other algorithms", ErrNoCipherSuite, suite)}
+			}
+			if resp.ManagedSystemSessionID == 0 {
+				return true, &StageError{Stage: StageOpenSession, Err: malformed("managed system session ID 0")}
+			}
+			return true, nil
+		})
+	if err != nil {
+		return err
+	}
+	s.suite, s.algs, s.bmcID = suite, algs, resp.ManagedSystemSessionID
+	s.authLen, _ = crypto.IntegrityAuthCodeLen(algs.integ)
+	return nil
+}
+
+func (s *Session) rakp(ctx context.Context, cr Credentials) error {
+	var consoleRand [16]byte
+	if _, err := rand.Read(consoleRand[:]); err != nil {
+		return err
+	}
+	role := byte(cr.Privilege) | 0x10 // name-only lookup, like ipmitool
+	tag := randomTag()
+	r1 := rmcpplus.RAKPMessage1{
+		MessageTag:                     tag,
+		ManagedSystemSessionID:         s.bmcID,
+		RemoteConsoleRandomNumber:      consoleRand,
+		NameOnlyLookup:                 true,
+		RequestedMaximumPrivilegeLevel: types.PrivilegeLevel(cr.Privilege),
+		UsernameLength:                 uint8(len(cr.User)),
+		Username:                       []byte(cr.User),
+	}
+	pkt1 := buildRMCPPlus(payloadRAKP1, 0, 0, 0, r1.Pack(), nil)
+	kuid := crypto.PadPassword20(cr.Password)
+	r2 := rmcpplus.RAKPMessage2{AuthAlg: s.algs.auth}
+	_, _, err := s.e.exchange(ctx, s.p, StageRAKP1, func() []byte { return pkt1 },
+		func(ev event) (bool, error) {
+			if ev.d.class != classIPMI || ev.d.payloadType != payloadRAKP2 || ev.d.consoleID != s.consoleID || ev.d.payload[0] != tag {
+				return false, nil
+			}
+			if err := guard("RAKP 2", func() error { return r2.Unpack(ev.d.payload) }); err != nil {
+				s.e.c.malformed.Add(1)
+				return false, nil
+			}
+			if r2.RmcpStatusCode != 0 {
+				return true, &StageError{Stage: StageRAKP1, Status: byte(r2.RmcpStatusCode), Err: statusErr(byte(r2.RmcpStatusCode))}
+			}
+			return true, nil
+		})
+	if err != nil {
+		if ctx.Err() != nil {
+			s.abort(0x01)
+		}
+		return err
+	}
+	s.RAKPGUID = r2.ManagedSystemGUID
+	want, err := crypto.RAKP2AuthCode(s.algs.auth, s.consoleID, s.bmcID, consoleRand[:], r2.ManagedSystemRandomNumber[:],
+		r2.ManagedSystemGUID[:], role, cr.User, kuid)
+	if err != nil {
+		return err
+	}
+	if !crypto.Equal(want, r2.KeyExchangeAuthenticationCode) {
+		s.abort(0x0f)
+		return &StageError{Stage: StageRAKP1, Err: ErrWrongPassword}
+	}
+	sik, k1, k2, err := crypto.DeriveSessionKeys(s.algs.auth, consoleRand[:], r2.ManagedSystemRandomNumber[:], role, cr.User, kuid)
+	if err != nil {
+		return err
+	}
+	s.k1, s.k2 = k1, k2
+	code3, err := crypto.RAKP3AuthCode(s.algs.auth, r2.ManagedSystemRandomNumber[:], s.consoleID, role, cr.User, kuid)
+	if err != nil {
+		return err
+	}
+	tag3 := randomTag()
+	r3 := rmcpplus.RAKPMessage3{MessageTag: tag3, ManagedSystemSessionID: s.bmcID, KeyExchangeAuthenticationCode: code3}
+	pkt3 := buildRMCPPlus(payloadRAKP3, 0, 0, 0, r3.Pack(), nil)
+	r4 := rmcpplus.RAKPMessage4{AuthAlg: s.algs.auth}
+	_, _, err = s.e.exchange(ctx, s.p, StageRAKP3, func() []byte { return pkt3 },
+		func(ev event) (bool, error) {
+			if ev.d.class != classIPMI || ev.d.payloadType != payloadRAKP4 || ev.d.consoleID != s.consoleID || ev.d.payload[0] != tag3 {
+				return false, nil
+			}
+			if err := guard("RAKP 4", func() error { return r4.Unpack(ev.d.payload) }); err != nil {
+				s.e.c.malformed.Add(1)
+				return false, nil
+			}
+			if r4.RmcpStatusCode != 0 {
+				return true, &StageError{Stage: StageRAKP3, Status: byte(r4.RmcpStatusCode), Err: statusErr(byte(r4.RmcpStatusCode))}
+			}
+			return true, nil
+		})
+	if err != nil {
+		if ctx.Err() != nil {
+			s.abort(0x01)
+		}
+		return err
+	}
+	icv, err := crypto.RAKP4ICV(s.algs.auth, consoleRand[:], s.bmcID, r2.ManagedSystemGUID[:], sik)
+	if err != nil {
+		return err
+	}
+	if s.algs.auth != types.AuthAlg_None && (len(r4.IntegrityCheckValue) < len(icv) || !crypto.Equal(icv, r4.IntegrityCheckValue[:len(icv)])) {
+		s.e.c.badAuth.Add(1)
+		return &StageError{Stage: StageRAKP3, Err: fmt.Errorf("%w: RAKP 4 integrity check value does not verify", ErrRejected)}
+	}
+	return nil
+}
+
+// abort tells the BMC to drop a half-open session: a RAKP 3 carrying an
+// error status, sent once, no reply expected.
+func (s *Session) abort(status byte) {
+	msg := make([]byte, 8)
+	msg[0] = randomTag()
+	msg[1] = status
+	binary.LittleEndian.PutUint32(msg[4:8], s.bmcID)
+	pkt := buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil)
+	if _, err := s.p.sock.c.WriteToUDPAddrPort(pkt, s.p.addr); err == nil {
+		s.e.c.sent.Add(1)
+	}
+}
+
+func (s *Session) mac(b []byte) []byte {
+	full, err := crypto.IntegrityHMAC(s.algs.integ, b, s.k1)
+	if err != nil || len(full) < s.authLen {
+		return make([]byte, s.authLen)
+	}
+	return full[:s.authLen]
+}
+
+// seal wraps an IPMI message for this session: encrypt, then authenticate.
+func (s *Session) seal(msg []byte) ([]byte, error) {
+	payload, flags := msg, byte(0)
+	if s.algs.conf == types.CryptAlg_AES_CBC_128 {
+		iv := make([]byte, 16)
+		if _, err := rand.Read(iv); err != nil {
+			return nil, err
+		}
+		enc, err := crypto.EncryptAESPayload(msg, s.k2, iv)
+		if err != nil {
+			return nil, err
+		}
+		payload, flags = enc, flagEncrypted
+	}
+	s.outSeq++
+	if s.outSeq == 0 {
+		s.outSeq = 1
+	}
+	var mac func([]byte) []byte
+	if s.algs.integ != types.IntegrityAlg_None {
+		flags |= flagAuthenticated
+		mac = s.mac
+	}
+	return buildRMCPPlus(payloadIPMI, flags, s.bmcID, s.outSeq, payload, mac), nil
+}
+
+// open verifies an in-session reply and returns the IPMI message inside.
+// ok=false means: not for us, forged or replayed; drop it.
+func (s *Session) open(ev event) ([]byte, bool) {
+	d := ev.d
+	if d.class != classIPMI || d.authType != authTypeRMCPP || d.payloadType != payloadIPMI || d.sessionID != s.consoleID {
+		return nil, false
+	}
+	if s.algs.integ != types.IntegrityAlg_None {
+		if d.flags&flagAuthenticated == 0 || d.authEnd == 0 || len(ev.pkt)-d.authEnd != s.authLen {
+			s.e.c.badAuth.Add(1)
+			return nil, false
+		}
+		if !crypto.Equal(s.mac(ev.pkt[4:d.authEnd]), ev.pkt[d.authEnd:]) {
+			s.e.c.badAuth.Add(1)
+			return nil, false
+		}
+	}
+	if !s.acceptSeq(d.seq) {
+		s.e.c.badAuth.Add(1)
+		return nil, false
+	}
+	msg := d.payload
+	if s.algs.conf == types.CryptAlg_AES_CBC_128 {
+		if d.flags&flagEncrypted == 0 {
+			s.e.c.badAuth.Add(1)
+			return nil, false
+		}
+		if len(msg) < 32 || len(msg)%16 != 0 {
+			s.e.c.malformed.Add(1)
+			return nil, false
+		}
+		var plain []byte
+		err := guard("AES payload", func() (err error) { plain, err = crypto.DecryptAESPayload(msg, s.k2); return })
+		if err != nil {
+			s.e.c.malformed.Add(1)
+			return nil, false
+		}
+		msg = plain
+	}
+	return msg, true
+}
+
+// acceptSeq enforces the inbound sequence window: zero is never valid, a
+// number already seen or more than 32 behind the highest is a replay.
+func (s *Session) acceptSeq(seq uint32) bool {
+	if seq == 0 {
+		return false
+	}
+	switch {
+	case s.inHigh == 0 || seq > s.inHigh:
+		shift := seq - s.inHigh
+		if s.inHigh == 0 || shift >= 32 {
+			s.inMask = 0
+		} else {
+			s.inMask <<= shift
+		}
+		s.inMask |= 1
+		s.inHigh = seq
+		return true
+	default:
+		back := s.inHigh - seq
+		if back >= 32 || s.inMask&(1<<back) != 0 {
+			return false
+		}
+		s.inMask |= 1 << back
+		return true
+	}
+}
+
+// Do sends one IPMI request in the session and returns the response data
+// (after the completion code). A non-zero completion code is a
+// *CompletionError.
+func (s *Session) Do(ctx context.Context, netFn, cmd byte, data []byte) ([]byte, error) {
+	if s.state != sessActive {
+		return nil, ErrClosed
+	}
+	return s.do(ctx, StageCommand, netFn, cmd, data)
+}
+
+func (s *Session) do(ctx context.Context, stage Stage, netFn, cmd byte, data []byte) ([]byte, error) {
+	s.rqSeq = (s.rqSeq + 1) & 0x3f
+	if s.rqSeq == 0 {
+		s.rqSeq = 1
+	}
+	rqSeq := s.rqSeq
+	msg := buildRequest(netFn, cmd, rqSeq, data)
+	var sealErr error
+	var out []byte
+	var cc byte
+	_, _, err := s.e.exchange(ctx, s.p, stage, func() []byte {
+		pkt, err := s.seal(msg)
+		if err != nil {
+			sealErr = err
+		}
+		return pkt
+	}, func(ev event) (bool, error) {
+		m, ok := s.open(ev)
+		if !ok {
+			return false, nil
+		}
+		r, err := parseResponse(m)
+		if err != nil {
+			s.e.c.malformed.Add(1)
+			return false, nil
+		}
+		if r.rqSeq != rqSeq || r.cmd != cmd || r.netFn != netFn|1 {
+			s.e.c.stale.Add(1)
+			return false, nil
+		}
+		cc, out = r.cc, append([]byte(nil), r.data...)
+		return true, nil
+	})
+	if sealErr != nil {
+		return nil, sealErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cc != 0 {
+		return out, &CompletionError{NetFn: netFn, Cmd: cmd, Code: cc}
+	}
+	return out, nil
+}
+
+// Close ends the session with Close Session. It runs even if ctx is done
+// (on a fresh deadline of Config.CloseTimeout) so a session we opened is
+// never leaked by a cancelled caller. Closing twice is a no-op.
+func (s *Session) Close(ctx context.Context) error {
+	if s.state != sessActive {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.e.cfg.CloseTimeout)
+	defer cancel()
+	var id [4]byte
+	binary.LittleEndian.PutUint32(id[:], s.bmcID)
+	_, err := s.do(cctx, StageClose, 0x06, 0x3c, id[:])
+	s.release()
+	var ce *CompletionError
+	if err != nil && !errors.As(err, &ce) {
+		s.e.c.closeFailed.Add(1)
+		return err
+	}
+	s.e.c.closed.Add(1)
+	return nil
+}
+
+// unpackHandshake decodes a handshake reply with go-ipmi's codecs under
+// guard; it exists so the fuzzer reaches those decoders directly.
+func unpackHandshake(d datagram) error {
+	switch d.payloadType {
+	case payloadOpenSessResp:
+		var r rmcpplus.OpenSessionResponse
+		return guard("open session response", func() error { return r.Unpack(d.payload) })
+	case payloadRAKP2:
+		for _, alg := range []types.AuthAlg{types.AuthAlg_None, types.AuthAlg_HMAC_SHA1, types.AuthAlg_HMAC_SHA256} {
+			r := rmcpplus.RAKPMessage2{AuthAlg: alg}
+			if err := guard("RAKP 2", func() error { return r.Unpack(d.payload) }); err != nil {
+				return err
+			}
+		}
+	case payloadRAKP4:
+		r := rmcpplus.RAKPMessage4{AuthAlg: types.AuthAlg_HMAC_SHA256}
+		return guard("RAKP 4", func() error { return r.Unpack(d.payload) })
+	}
+	return nil
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the third-party peers the tests talk to, when they are missing and
+# we are root. Never fails the build: tests that need a missing peer skip with
+# a reason (or fail when LIGHTSOUT_REQUIRE_PEERS=1).
+set -u
+need=()
+command -v ipmi_sim  >/dev/null 2>&1 || need+=(openipmi)
+command -v ipmitool  >/dev/null 2>&1 || need+=(ipmitool)
+command -v ipmipower >/dev/null 2>&1 || need+=(freeipmi-tools)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-test-deps: missing ${need[*]} (not root or no apt-get): those tests will skip" >&2
+  exit 0
+fi
+echo "install-test-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null 2>&1 || true
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+  || echo "install-test-deps: apt-get install ${need[*]} failed: those tests will skip" >&2
+exit 0
