@@ -110,6 +110,24 @@ type peer struct {
 	wait *waiter // the request in flight, if any
 
 	suite atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
+
+	retrans, timeouts atomic.Uint32 // lifetime counters for this BMC
+}
+
+// PeerCounters are lifetime counters for one BMC: the raw material of the
+// Degraded condition (a BMC that answers, but only after retries).
+type PeerCounters struct {
+	Retransmits uint32 `json:"retransmits"`
+	Timeouts    uint32 `json:"timeouts"`
+}
+
+// PeerCounters returns the counters for addr (zero if never contacted).
+func (e *Engine) PeerCounters(addr netip.AddrPort) PeerCounters {
+	p := e.lookupPeer(addr)
+	if p == nil {
+		return PeerCounters{}
+	}
+	return PeerCounters{Retransmits: p.retrans.Load(), Timeouts: p.timeouts.Load()}
 }
 
 type waiter struct{ ch chan event }
@@ -366,6 +384,7 @@ func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func(
 		e.c.sent.Add(1)
 		if attempts > 1 {
 			e.c.retransmits.Add(1)
+			p.retrans.Add(1)
 		}
 		timer.Reset(rto)
 	wait:
@@ -391,10 +410,14 @@ func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func(
 			case <-timer.C:
 				break wait
 			case <-ctx.Done():
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					p.timeouts.Add(1)
+				}
 				return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ctxErr(ctx)}
 			}
 		}
 		if attempts >= e.cfg.MaxAttempts {
+			p.timeouts.Add(1)
 			return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ErrNoResponse}
 		}
 		rto *= 2

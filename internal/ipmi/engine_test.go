@@ -4,56 +4,32 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/bmc"
-	"github.com/bougou/go-ipmi/pkg/clock"
-	"github.com/bougou/go-ipmi/pkg/hal/mock"
-	"github.com/bougou/go-ipmi/pkg/server"
-	"github.com/bougou/go-ipmi/pkg/transport/udp"
+	"github.com/bougou/go-ipmi/pkg/types"
+	"github.com/lightsout/lightsout/internal/ipmi/ipmitest"
 )
 
 const (
-	testUser = "admin"
-	testPass = "s3cret-pass"
+	testUser = ipmitest.User
+	testPass = ipmitest.Password
 )
 
-var testGUID = [16]byte{0xa1, 0xa2, 0xa3, 0xa4, 0xb1, 0xb2, 0xc1, 0xc2, 0xd1, 0xd2, 1, 2, 3, 4, 5, 6}
+var testGUID = ipmitest.GUID
 
-// testBMC is go-ipmi's reference BMC server on a loopback port, with a Get
-// System GUID handler added (the reference server lacks one).
-type testBMC struct {
-	b    *bmc.BMC
-	addr netip.AddrPort
-	stop func()
-}
+func startBMC(t testing.TB) *ipmitest.BMC { return ipmitest.Start(t, ipmitest.Options{}) }
 
-func startBMC(t testing.TB) *testBMC {
-	t.Helper()
-	b := bmc.New(bmc.DeviceInfo{IPMIVersion: 0x02, ManufacturerID: 343, ProductID: 0x1234, FirmwareMajor: 2, FirmwareMinor: 0x45},
-		testGUID, mock.New(), bmc.WithClock(clock.Real))
-	u, err := b.Users.Add(2, testUser)
-	if err != nil {
-		t.Fatal(err)
+func testSuites() []CipherSuite {
+	var out []CipherSuite
+	for id := range suites {
+		if id != 0 && bmc.SupportedCipherSuite(types.CipherSuiteID(id)) {
+			out = append(out, id)
+		}
 	}
-	u.SetPassword([]byte(testPass))
-	u.Enabled = true
-	u.ChannelAccess[1] = bmc.UserChannelAccess{MaxPrivilege: bmc.PrivilegeLevelAdministrator, Enabled: true}
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.NewServer(b, udp.Wrap(conn, udp.WithReadTimeout(200*time.Millisecond)),
-		server.WithHandlerRegistry(registryWithGUID()), server.WithCipherSuites(testSuites()))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx) }()
-	tb := &testBMC{b: b, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), stop: func() { cancel(); srv.Close(); <-done }}
-	t.Cleanup(tb.stop)
-	return tb
+	return out
 }
 
 func newEngine(t testing.TB, cfg Config) *Engine {
@@ -73,19 +49,18 @@ func creds(pass string, suites ...CipherSuite) Credentials {
 func TestSessionEveryCommandAndClose(t *testing.T) {
 	tb := startBMC(t)
 	e := newEngine(t, Config{})
-	for _, id := range testSuites() {
-		suite := CipherSuite(id)
+	for _, suite := range testSuites() {
 		t.Run(suite.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			if _, err := e.Ping(ctx, tb.addr); err != nil {
+			if _, err := e.Ping(ctx, tb.Addr); err != nil {
 				t.Fatalf("ping: %v", err)
 			}
-			caps, _, err := e.AuthCaps(ctx, tb.addr, PrivilegeAdministrator)
+			caps, _, err := e.AuthCaps(ctx, tb.Addr, PrivilegeAdministrator)
 			if err != nil || !caps.IPMI20 {
 				t.Fatalf("auth caps: %+v %v", caps, err)
 			}
-			s, err := e.Open(ctx, tb.addr, creds(testPass, suite))
+			s, err := e.Open(ctx, tb.Addr, creds(testPass, suite))
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
@@ -109,13 +84,13 @@ func TestSessionEveryCommandAndClose(t *testing.T) {
 			if _, err := s.ChassisStatus(ctx); err != nil {
 				t.Fatalf("chassis status: %v", err)
 			}
-			if n := tb.b.Sessions.Count(); n != 1 {
+			if n := tb.Sessions.Count(); n != 1 {
 				t.Errorf("BMC holds %d sessions while ours is open", n)
 			}
 			if err := s.Close(ctx); err != nil {
 				t.Fatalf("close: %v", err)
 			}
-			if n := tb.b.Sessions.Count(); n != 0 {
+			if n := tb.Sessions.Count(); n != 0 {
 				t.Errorf("BMC still holds %d sessions after Close", n)
 			}
 			if _, err := s.Do(ctx, 0x06, 0x01, nil); !errors.Is(err, ErrClosed) {
@@ -134,7 +109,7 @@ func TestPowerControlNeedsPrivilege(t *testing.T) {
 	e := newEngine(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	s, err := e.Open(ctx, tb.addr, creds(testPass))
+	s, err := e.Open(ctx, tb.Addr, creds(testPass))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +138,7 @@ func TestAuthFailuresAreTyped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 
-	_, err := e.Open(ctx, tb.addr, creds("wrong-password"))
+	_, err := e.Open(ctx, tb.Addr, creds("wrong-password"))
 	if !errors.Is(err, ErrWrongPassword) || !errors.Is(err, ErrAuth) {
 		t.Errorf("wrong password: %v", err)
 	}
@@ -174,15 +149,15 @@ func TestAuthFailuresAreTyped(t *testing.T) {
 	// go-ipmi's server hides unknown users behind a fake RAKP 2 code (no
 	// user enumeration), so this one reads as a refused login; the
 	// simulator's RAKP 2 status 0x0d case is tested there.
-	_, err = e.Open(ctx, tb.addr, Credentials{User: "nobody", Password: []byte(testPass)})
+	_, err = e.Open(ctx, tb.Addr, Credentials{User: "nobody", Password: []byte(testPass)})
 	if !errors.Is(err, ErrAuth) {
 		t.Errorf("unknown user: %v", err)
 	}
-	if _, err := e.Open(ctx, tb.addr, creds(testPass, 0)); !errors.Is(err, ErrCipher0) {
+	if _, err := e.Open(ctx, tb.Addr, creds(testPass, 0)); !errors.Is(err, ErrCipher0) {
 		t.Errorf("suite 0 without AllowCipher0: %v", err)
 	}
 	// After failures, nothing is held: a good login still works at once.
-	s, err := e.Open(ctx, tb.addr, creds(testPass))
+	s, err := e.Open(ctx, tb.Addr, creds(testPass))
 	if err != nil {
 		t.Fatalf("good login after failures: %v", err)
 	}
@@ -236,12 +211,12 @@ func TestCancelledOpenLeavesNothing(t *testing.T) {
 	e := newEngine(t, Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := e.Open(ctx, tb.addr, creds(testPass)); !errors.Is(err, context.Canceled) {
+	if _, err := e.Open(ctx, tb.Addr, creds(testPass)); !errors.Is(err, context.Canceled) {
 		t.Errorf("open with cancelled ctx: %v", err)
 	}
 	// Close runs on a fresh deadline even when the caller's ctx is done.
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 3*time.Second)
-	s, err := e.Open(ctx2, tb.addr, creds(testPass))
+	s, err := e.Open(ctx2, tb.Addr, creds(testPass))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +224,7 @@ func TestCancelledOpenLeavesNothing(t *testing.T) {
 	if err := s.Close(ctx2); err != nil {
 		t.Errorf("close after cancel: %v", err)
 	}
-	if n := tb.b.Sessions.Count(); n != 0 {
+	if n := tb.Sessions.Count(); n != 0 {
 		t.Errorf("BMC holds %d sessions", n)
 	}
 }
@@ -266,13 +241,13 @@ func TestOneSessionPerBMC(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := e.Open(ctx, tb.addr, creds(testPass))
+			s, err := e.Open(ctx, tb.Addr, creds(testPass))
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			mu.Lock()
-			if n := tb.b.Sessions.Count(); n > maxSeen {
+			if n := tb.Sessions.Count(); n > maxSeen {
 				maxSeen = n
 			}
 			mu.Unlock()
@@ -290,7 +265,7 @@ func TestOneSessionPerBMC(t *testing.T) {
 
 func TestManyBMCsFewSockets(t *testing.T) {
 	const n = 64
-	bmcs := make([]*testBMC, n)
+	bmcs := make([]*ipmitest.BMC, n)
 	for i := range bmcs {
 		bmcs[i] = startBMC(t)
 	}
@@ -300,9 +275,9 @@ func TestManyBMCsFewSockets(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, tb := range bmcs {
 		wg.Add(1)
-		go func(tb *testBMC) {
+		go func(tb *ipmitest.BMC) {
 			defer wg.Done()
-			s, err := e.Open(ctx, tb.addr, creds(testPass))
+			s, err := e.Open(ctx, tb.Addr, creds(testPass))
 			if err != nil {
 				t.Error(err)
 				return

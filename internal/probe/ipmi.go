@@ -1,0 +1,280 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+// IPMI returns a Prober that checks a BMC over IPMI 2.0 RMCP+ through eng:
+// presence ping, Get Channel Authentication Capabilities, session set-up
+// (Open Session, RAKP 1–4), Get Device ID, Get System GUID, Get Chassis
+// Status, Close Session. The session is closed whatever happens.
+func IPMI(eng *ipmi.Engine) Prober {
+	return func(ctx context.Context, t Target) Observation {
+		return checkIPMI(ctx, eng, t)
+	}
+}
+
+func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) {
+	start := time.Now()
+	o = Observation{Name: t.Name, Host: t.Addr.String(), Protocol: "ipmi", At: start}
+	o.Evidence.RTTMS = map[string]float64{}
+	if !t.Expected.Zero() {
+		o.Expected = t.Expected.String()
+	}
+	timeout := t.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	before := eng.PeerCounters(t.Addr)
+	defer func() {
+		after := eng.PeerCounters(t.Addr)
+		o.Evidence.Retransmits = after.Retransmits - before.Retransmits
+		o.Evidence.Timeouts = after.Timeouts - before.Timeouts
+		if o.State == state.Connectable && o.Evidence.Retransmits >= degradedRetransmits {
+			o.Conditions = append(o.Conditions, state.Degraded)
+		}
+		o.ElapsedMS = ms(time.Since(start))
+	}()
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	// 1. Presence ping: cheap, credential-free; a third of the budget at
+	// most, since some BMCs disable ASF and we go on without it.
+	pctx, pcancel := context.WithTimeout(rctx, timeout/3)
+	rtt, err := eng.Ping(pctx, t.Addr)
+	pcancel()
+	switch {
+	case err == nil:
+		o.Evidence.PingAnswered = true
+		o.Evidence.PingRTTMS = ms(rtt)
+	case errors.Is(err, ipmi.ErrPortUnreachable), errors.Is(err, ipmi.ErrHostUnreachable):
+		return fail(o, t, err, false)
+	case ctx.Err() != nil:
+		return fail(o, t, err, false)
+	}
+
+	// 2. What the BMC offers before login (and whether it is insecure).
+	caps, rtt, err := eng.AuthCaps(rctx, t.Addr, t.privilege())
+	if err != nil {
+		return fail(o, t, err, o.Evidence.PingAnswered)
+	}
+	o.Evidence.RTTMS[string(ipmi.StageAuthCaps)] = ms(rtt)
+	o.Evidence.AuthCaps = &caps
+	o.Evidence.Insecure = insecureFindings(caps)
+
+	// 3. Session.
+	cr := ipmi.Credentials{User: t.User, Password: t.Password, Privilege: t.privilege()}
+	if t.CipherSuite != 0 {
+		cr.Suites = []ipmi.CipherSuite{ipmi.CipherSuite(t.CipherSuite)}
+	}
+	t0 := time.Now()
+	sess, err := eng.Open(rctx, t.Addr, cr)
+	if err != nil {
+		return fail(o, t, err, true)
+	}
+	defer sess.Close(ctx)
+	o.Evidence.RTTMS["session"] = ms(time.Since(t0))
+	o.Evidence.CipherSuite = int(sess.Suite())
+
+	// 4. Identity and state.
+	t0 = time.Now()
+	id, err := sess.GetDeviceID(rctx)
+	if err == nil {
+		o.Evidence.RTTMS["get_device_id"] = ms(time.Since(t0))
+		o.Evidence.ManufacturerID, o.Evidence.ProductID = id.ManufacturerID, id.ProductID
+		o.Evidence.Manufacturer = Manufacturer(id.ManufacturerID)
+		o.Evidence.Firmware, o.Evidence.IPMIVersion = id.Firmware(), id.IPMIVersion
+	} else if !isCompletion(err) {
+		return fail(o, t, err, true)
+	}
+	t0 = time.Now()
+	raw, err := sess.GetSystemGUID(rctx)
+	var g guid.GUID
+	switch {
+	case err == nil:
+		o.Evidence.RTTMS["get_system_guid"] = ms(time.Since(t0))
+		g, o.Evidence.GUIDSource = guid.GUID(raw), "get_system_guid"
+	case isCompletion(err):
+		// No Get System GUID: RAKP 2 carried the managed system GUID.
+		g, o.Evidence.GUIDSource = guid.GUID(sess.RAKPGUID), "rakp2"
+	default:
+		return fail(o, t, err, true)
+	}
+	t0 = time.Now()
+	cs, err := sess.ChassisStatus(rctx)
+	if err == nil {
+		o.Evidence.RTTMS["chassis_status"] = ms(time.Since(t0))
+		o.Evidence.Chassis = &cs
+		o.Evidence.Power = map[bool]string{true: "on", false: "off"}[cs.PowerOn]
+	} else if !isCompletion(err) {
+		return fail(o, t, err, true)
+	}
+
+	r := g.Renderings()
+	o.Evidence.GUID = &r
+	o.GUID = g.String()
+	if len(o.Evidence.Insecure) > 0 {
+		o.Conditions = append(o.Conditions, state.Insecure)
+	}
+	if !t.Expected.Zero() && !g.Matches(t.Expected) {
+		er := t.Expected.Renderings()
+		o.Evidence.Expected = &er
+		o.State, o.Reason = state.Invalid, state.ReasonGUIDMismatch
+		o.Message = fmt.Sprintf("the BMC at %s answers with System GUID %s, but %q is registered with %s: the address now belongs to another BMC, or the motherboard was replaced",
+			t.Addr, g, t.Name, t.Expected.String())
+		return o
+	}
+	o.State = state.Connectable
+	o.Message = fmt.Sprintf("session opened with %v, identity confirmed", sess.Suite())
+	if t.Expected.Zero() {
+		o.Message = fmt.Sprintf("session opened with %v (no GUID registered to compare)", sess.Suite())
+	}
+	return o
+}
+
+// degradedRetransmits is how many retransmissions within one check mark a
+// Connectable BMC Degraded: it answers, but only after retries.
+const degradedRetransmits = 2
+
+func (t Target) privilege() ipmi.Privilege {
+	if t.Privilege == 0 {
+		return ipmi.PrivilegeAdministrator
+	}
+	return t.Privilege
+}
+
+func isCompletion(err error) bool {
+	var ce *ipmi.CompletionError
+	return errors.As(err, &ce)
+}
+
+// fail fills o from err. answered says whether the BMC has said anything
+// usable during this check (so silence now means it stalled).
+func fail(o Observation, t Target, err error, answered bool) Observation {
+	o.Err = err
+	o.Evidence.Error = err.Error()
+	var se *ipmi.StageError
+	if errors.As(err, &se) {
+		o.Evidence.FailedStage = string(se.Stage)
+		o.Evidence.RMCPStatus = int(se.Status)
+		o.Evidence.Attempts = se.Attempts
+	}
+	o.State, o.Reason = Classify(err, answered)
+	if o.Reason == state.ReasonBusy {
+		o.Conditions = append(o.Conditions, state.Busy)
+	}
+	o.Message = message(o.Reason, t, err)
+	return o
+}
+
+// Classify maps an engine error to a state and reason. It is pure and
+// decides by errors.Is only. answered: the BMC had already replied during
+// this check.
+func Classify(err error, answered bool) (state.OOB, state.Reason) {
+	switch {
+	case err == nil:
+		return state.Connectable, state.ReasonOK
+	case errors.Is(err, ipmi.ErrPortUnreachable):
+		return state.NotResponding, state.ReasonPortRefused
+	case errors.Is(err, ipmi.ErrHostUnreachable):
+		return state.NotResponding, state.ReasonUnreachable
+	case errors.Is(err, ipmi.ErrWrongPassword):
+		return state.NotAuthenticated, state.ReasonWrongPassword
+	case errors.Is(err, ipmi.ErrUnknownUser):
+		return state.NotAuthenticated, state.ReasonUnknownUser
+	case errors.Is(err, ipmi.ErrPrivilege):
+		return state.NotAuthenticated, state.ReasonPrivilege
+	case errors.Is(err, ipmi.ErrAuth), errors.Is(err, ipmi.ErrRejected):
+		return state.NotAuthenticated, state.ReasonAuthRejected
+	case errors.Is(err, ipmi.ErrNoSessionSlot):
+		return state.Connectable, state.ReasonBusy
+	case errors.Is(err, ipmi.ErrCipher0):
+		return state.NotAuthenticated, state.ReasonCipher0Refused
+	case errors.Is(err, ipmi.ErrNoCipherSuite):
+		return state.NotAuthenticated, state.ReasonNoCipherSuite
+	case errors.Is(err, ipmi.ErrNoIPMI20), errors.Is(err, ipmi.ErrMalformed):
+		return state.NotResponding, state.ReasonProtocol
+	case answered:
+		return state.NotResponding, state.ReasonStalled
+	default:
+		return state.NotResponding, state.ReasonSilent
+	}
+}
+
+func message(r state.Reason, t Target, err error) string {
+	user := fmt.Sprintf("%q", t.User)
+	switch r {
+	case state.ReasonSilent:
+		if errors.Is(err, context.Canceled) {
+			return "check cancelled before the BMC answered"
+		}
+		return fmt.Sprintf("no reply from %s within %v: check the address, the network path (cable, switch, UDP 623 filtering) and that the BMC is powered", t.Addr, t.timeout())
+	case state.ReasonPortRefused:
+		return fmt.Sprintf("%s refused UDP %d (ICMP port unreachable): a host is at that address but no IPMI service listens — IPMI over LAN disabled, BMC firmware hung, or the address now belongs to another device", t.Addr.Addr(), t.Addr.Port())
+	case state.ReasonUnreachable:
+		return fmt.Sprintf("%s is unreachable (ICMP host/network unreachable): check routing and the management VLAN", t.Addr.Addr())
+	case state.ReasonStalled:
+		return fmt.Sprintf("the BMC answered at first, then went silent during %s: overloaded or hung BMC, or heavy packet loss", stageOf(err))
+	case state.ReasonProtocol:
+		return "the BMC answered with nothing usable (no IPMI 2.0 RMCP+, or malformed replies)"
+	case state.ReasonWrongPassword:
+		return fmt.Sprintf("the BMC refused the password of user %s: it was changed on the BMC or differs in the inventory", user)
+	case state.ReasonUnknownUser:
+		return fmt.Sprintf("the BMC does not know user %s: the account was removed or renamed (after a board replacement the BMC user must be re-created)", user)
+	case state.ReasonPrivilege:
+		return fmt.Sprintf("user %s may not log in at %s privilege: raise the user's privilege on the BMC or lower the requested level", user, t.privilege())
+	case state.ReasonAuthRejected:
+		return fmt.Sprintf("the BMC refused the login of user %s", user)
+	case state.ReasonBusy:
+		return "the BMC has no free session slot: another manager, agent or console holds its sessions (they expire after the BMC's idle timeout); identity not verified"
+	case state.ReasonNoCipherSuite:
+		return "the BMC offers none of the cipher suites we accept (17, 3): enable one on the BMC, or pin cipher_suite in the inventory"
+	case state.ReasonCipher0Refused:
+		return "cipher suite 0 (no authentication) was requested and is not allowed"
+	}
+	return err.Error()
+}
+
+func stageOf(err error) string {
+	var se *ipmi.StageError
+	if errors.As(err, &se) {
+		return string(se.Stage)
+	}
+	return "the session"
+}
+
+func (t Target) timeout() time.Duration {
+	if t.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return t.Timeout
+}
+
+// insecureFindings reads the security-relevant bits of the pre-login
+// capabilities.
+func insecureFindings(c ipmi.AuthCaps) []string {
+	var f []string
+	if c.Anonymous {
+		f = append(f, "anonymous login enabled")
+	}
+	if c.NullUsers {
+		f = append(f, "null user names enabled")
+	}
+	if c.AuthNone {
+		f = append(f, "IPMI 1.5 authentication type none offered")
+	}
+	if c.AuthStraight {
+		f = append(f, "IPMI 1.5 straight password authentication offered")
+	}
+	if c.AuthMD2 {
+		f = append(f, "IPMI 1.5 MD2 authentication offered")
+	}
+	return f
+}

@@ -1,0 +1,118 @@
+// Package probe checks one channel of one machine and returns a typed
+// Observation. Every protocol has one file and one constructor returning a
+// Prober; callers (the check command, the monitor) depend only on Prober.
+package probe
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+// Prober checks one target. It never returns early without a verdict: the
+// Observation always carries a state, even on cancellation.
+type Prober func(ctx context.Context, t Target) Observation
+
+// DefaultTimeout is how long a BMC may stay silent before it is declared
+// NotResponding.
+const DefaultTimeout = 3 * time.Second
+
+// Target is one channel to check.
+type Target struct {
+	Name     string
+	Protocol string         // "ipmi"
+	Addr     netip.AddrPort // resolved address
+	User     string
+	Password []byte
+	// Expected is the registered System GUID as spelled (any layout); the
+	// zero GUID means none registered.
+	Expected    guid.GUID
+	CipherSuite int // 0: automatic
+	Privilege   ipmi.Privilege
+	Timeout     time.Duration
+}
+
+// Observation is the result of one check.
+type Observation struct {
+	Name       string            `json:"name"`
+	Host       string            `json:"host"`
+	Protocol   string            `json:"protocol"`
+	State      state.OOB         `json:"state"`
+	Reason     state.Reason      `json:"reason,omitempty"`
+	Conditions []state.Condition `json:"conditions,omitempty"`
+	// Message says what happened in the operator's words.
+	Message   string    `json:"message"`
+	GUID      string    `json:"guid,omitempty"` // SMBIOS rendering of what the BMC reported
+	Expected  string    `json:"expected_guid,omitempty"`
+	ElapsedMS float64   `json:"elapsed_ms"`
+	At        time.Time `json:"at"`
+	Evidence  Evidence  `json:"evidence"`
+	// Err is the underlying error, for errors.Is/As by callers; not
+	// serialized (Evidence.Error has its text).
+	Err error `json:"-"`
+}
+
+// Evidence is what the check saw, for the operator and for diagnosis.
+type Evidence struct {
+	PingAnswered bool               `json:"ping_answered"`
+	PingRTTMS    float64            `json:"ping_rtt_ms,omitempty"`
+	RTTMS        map[string]float64 `json:"rtt_ms,omitempty"` // per stage
+	FailedStage  string             `json:"failed_stage,omitempty"`
+	RMCPStatus   int                `json:"rmcp_status,omitempty"`
+	Attempts     int                `json:"attempts,omitempty"`
+	Error        string             `json:"error,omitempty"`
+
+	AuthCaps    *ipmi.AuthCaps `json:"auth_caps,omitempty"`
+	CipherSuite int            `json:"cipher_suite,omitempty"`
+	Insecure    []string       `json:"insecure,omitempty"`
+
+	Manufacturer   string              `json:"manufacturer,omitempty"`
+	ManufacturerID uint32              `json:"manufacturer_id,omitempty"`
+	ProductID      uint16              `json:"product_id,omitempty"`
+	Firmware       string              `json:"firmware,omitempty"`
+	IPMIVersion    string              `json:"ipmi_version,omitempty"`
+	Chassis        *ipmi.ChassisStatus `json:"chassis,omitempty"`
+	Power          string              `json:"power,omitempty"` // on | off
+	GUID           *guid.Renderings    `json:"guid,omitempty"`
+	GUIDSource     string              `json:"guid_source,omitempty"` // get_system_guid | rakp2
+	Expected       *guid.Renderings    `json:"expected,omitempty"`
+
+	Retransmits uint32 `json:"retransmits,omitempty"`
+	Timeouts    uint32 `json:"timeouts,omitempty"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// manufacturers maps IANA enterprise numbers of common BMC vendors.
+var manufacturers = map[uint32]string{
+	2: "IBM", 11: "HP", 119: "NEC", 343: "Intel", 674: "Dell", 2011: "Huawei",
+	5771: "Cisco", 7244: "Quanta", 10368: "Fujitsu", 10876: "Supermicro",
+	15370: "Gigabyte", 19046: "Lenovo", 20301: "IBM", 37945: "Inspur",
+	47196: "HPE", 49622: "OpenBMC",
+}
+
+// Manufacturer names an IANA enterprise number, or "IANA n".
+func Manufacturer(id uint32) string {
+	if n, ok := manufacturers[id]; ok {
+		return n
+	}
+	return "IANA " + itoa(id)
+}
+
+func itoa(n uint32) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [10]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,145 @@
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/ipmi/ipmitest"
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+func TestClassifyTable(t *testing.T) {
+	wrap := func(e error) error { return &ipmi.StageError{Stage: ipmi.StageRAKP1, Err: e} }
+	cases := []struct {
+		err      error
+		answered bool
+		st       state.OOB
+		r        state.Reason
+	}{
+		{nil, true, state.Connectable, state.ReasonOK},
+		{wrap(ipmi.ErrNoResponse), false, state.NotResponding, state.ReasonSilent},
+		{wrap(ipmi.ErrNoResponse), true, state.NotResponding, state.ReasonStalled},
+		{wrap(ipmi.ErrPortUnreachable), false, state.NotResponding, state.ReasonPortRefused},
+		{wrap(ipmi.ErrHostUnreachable), false, state.NotResponding, state.ReasonUnreachable},
+		{wrap(ipmi.ErrWrongPassword), true, state.NotAuthenticated, state.ReasonWrongPassword},
+		{wrap(ipmi.ErrUnknownUser), true, state.NotAuthenticated, state.ReasonUnknownUser},
+		{wrap(ipmi.ErrPrivilege), true, state.NotAuthenticated, state.ReasonPrivilege},
+		{wrap(ipmi.ErrRejected), true, state.NotAuthenticated, state.ReasonAuthRejected},
+		{wrap(ipmi.ErrNoSessionSlot), true, state.Connectable, state.ReasonBusy},
+		{wrap(ipmi.ErrNoCipherSuite), true, state.NotAuthenticated, state.ReasonNoCipherSuite},
+		{wrap(ipmi.ErrCipher0), false, state.NotAuthenticated, state.ReasonCipher0Refused},
+		{wrap(ipmi.ErrNoIPMI20), true, state.NotResponding, state.ReasonProtocol},
+		{fmt.Errorf("x: %w", ipmi.ErrMalformed), true, state.NotResponding, state.ReasonProtocol},
+		{context.Canceled, false, state.NotResponding, state.ReasonSilent},
+	}
+	for _, c := range cases {
+		st, r := Classify(c.err, c.answered)
+		if st != c.st || r != c.r {
+			t.Errorf("Classify(%v, %v) = %s/%s, want %s/%s", c.err, c.answered, st, r, c.st, c.r)
+		}
+	}
+}
+
+func newEngine(t *testing.T) *ipmi.Engine {
+	e, err := ipmi.New(ipmi.Config{InitialRTO: 100 * time.Millisecond, MaxRTO: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func target(addr netip.AddrPort, pass string) Target {
+	return Target{Name: "node-1", Addr: addr, User: ipmitest.User, Password: []byte(pass), Timeout: time.Second}
+}
+
+func TestCheckAgainstRealUDP(t *testing.T) {
+	bmc := ipmitest.Start(t, ipmitest.Options{})
+	eng := newEngine(t)
+	check := IPMI(eng)
+	raw := guid.GUID(ipmitest.GUID)
+	ctx := context.Background()
+
+	o := check(ctx, target(bmc.Addr, ipmitest.Password))
+	if o.State != state.Connectable || o.GUID != raw.String() || o.Evidence.Manufacturer != "Intel" || o.Evidence.Firmware != "2.45" || o.Evidence.Power == "" {
+		t.Fatalf("healthy: %+v", o)
+	}
+	if !o.Evidence.PingAnswered || o.Evidence.CipherSuite == 0 || o.Evidence.GUID.IPMI != raw.IPMI() {
+		t.Errorf("evidence: %+v", o.Evidence)
+	}
+	b, _ := json.Marshal(o)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	for _, k := range []string{"name", "host", "state", "guid", "elapsed_ms"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %q: %s", k, b)
+		}
+	}
+
+	// Expected GUID in each of the three layouts matches; another does not.
+	for _, spelled := range []string{raw.RFC4122(), raw.SMBIOS(), raw.IPMI()} {
+		tg := target(bmc.Addr, ipmitest.Password)
+		tg.Expected, _ = guid.Parse(spelled)
+		if o := check(ctx, tg); o.State != state.Connectable {
+			t.Errorf("expected %s: %s %s", spelled, o.State, o.Message)
+		}
+	}
+	tg := target(bmc.Addr, ipmitest.Password)
+	tg.Expected, _ = guid.Parse("00000000-1111-2222-3333-444444444444")
+	if o := check(ctx, tg); o.State != state.Invalid || o.Reason != state.ReasonGUIDMismatch || o.Evidence.Expected == nil {
+		t.Errorf("mismatch: %+v", o)
+	}
+
+	o = check(ctx, target(bmc.Addr, "not-the-password"))
+	if o.State != state.NotAuthenticated || o.Reason != state.ReasonWrongPassword || !errors.Is(o.Err, ipmi.ErrWrongPassword) {
+		t.Errorf("wrong password: %s/%s %v", o.State, o.Reason, o.Err)
+	}
+	if n := bmc.Sessions.Count(); n != 0 {
+		t.Errorf("BMC holds %d sessions after checks", n)
+	}
+}
+
+func TestCheckSilentAndRefused(t *testing.T) {
+	eng := newEngine(t)
+	check := IPMI(eng)
+	silent, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	defer silent.Close()
+	start := time.Now()
+	o := check(context.Background(), target(silent.LocalAddr().(*net.UDPAddr).AddrPort(), "x"))
+	if o.State != state.NotResponding || o.Reason != state.ReasonSilent || o.Evidence.PingAnswered {
+		t.Errorf("silent: %+v", o)
+	}
+	if el := time.Since(start); el > 1300*time.Millisecond {
+		t.Errorf("silent verdict after %v with a 1s timeout", el)
+	}
+	closed, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	addr := closed.LocalAddr().(*net.UDPAddr).AddrPort()
+	closed.Close()
+	o = check(context.Background(), target(addr, "x"))
+	if o.State != state.NotResponding || o.Reason != state.ReasonPortRefused {
+		t.Errorf("refused: %+v", o)
+	}
+}
+
+func TestCheckBusy(t *testing.T) {
+	bmc := ipmitest.Start(t, ipmitest.Options{MaxSessions: 1})
+	// Another manager (its own engine) holds the only slot.
+	other := newEngine(t)
+	s, err := other.Open(context.Background(), bmc.Addr, ipmi.Credentials{User: ipmitest.User, Password: []byte(ipmitest.Password)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	o := IPMI(newEngine(t))(context.Background(), target(bmc.Addr, ipmitest.Password))
+	if o.State != state.Connectable || o.Reason != state.ReasonBusy || len(o.Conditions) == 0 || o.Conditions[0] != state.Busy {
+		t.Errorf("busy: %+v", o)
+	}
+}
