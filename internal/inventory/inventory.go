@@ -24,8 +24,9 @@ type Machine struct {
 	Port     int    `yaml:"port,omitempty" json:"port,omitempty"`
 	User     string `yaml:"user,omitempty" json:"user,omitempty"`
 	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"` // ipmi (default) | redfish
-	// Exactly one of PasswordFile / PasswordEnv names where the password is;
-	// the inventory never holds the password itself.
+	// At most one of PasswordFile / PasswordEnv names where the password is
+	// (neither: the caller supplies it); the inventory never holds the
+	// password itself. See Machine.Password.
 	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
 	PasswordEnv  string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
 	// CipherSuite pins an RMCP+ cipher suite; 0 means automatic (17, then 3).
@@ -150,7 +151,7 @@ func Load(path string) (*Inventory, error) {
 // error messages (usually the file path). Parsing is all-or-nothing: on any
 // problem it returns a nil inventory and [Errors] listing every problem
 // found, each with its line. Dir is left empty.
-func Parse(r io.Reader, format Format, source string) (inv *Inventory, err error) {
+func Parse(r io.Reader, format Format, source string) (*Inventory, error) {
 	if format != YAML && format != CSV {
 		return nil, fmt.Errorf("inventory: unsupported format %v", format)
 	}
@@ -182,7 +183,7 @@ func Parse(r io.Reader, format Format, source string) (inv *Inventory, err error
 	if err := c.err(); err != nil {
 		return nil, err
 	}
-	inv = &Inventory{Machines: make([]Machine, 0, len(entries))}
+	inv := &Inventory{Machines: make([]Machine, 0, len(entries))}
 	for _, e := range entries {
 		inv.Machines = append(inv.Machines, e.m)
 	}

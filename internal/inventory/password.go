@@ -1,0 +1,83 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// ErrNoPassword is returned (wrapped) by [Machine.Password] when the
+// machine names neither a password file nor a password variable, so the
+// caller can fall back to another source (a prompt, LIGHTSOUT_PASSWORD).
+var ErrNoPassword = errors.New("no password_file or password_env set")
+
+// maxPasswordFile bounds how much of a password file is read. BMC
+// passwords are at most a few hundred bytes; anything bigger is the wrong
+// file.
+const maxPasswordFile = 4096
+
+// Password returns the machine's BMC password from its password_file (a
+// relative path is resolved against dir, usually Inventory.Dir; trailing
+// newlines and carriage returns are stripped) or from its password_env
+// environment variable. With neither set it returns an error wrapping
+// [ErrNoPassword]. Errors name the file or variable, never the password.
+func (m Machine) Password(dir string) ([]byte, error) {
+	switch {
+	case m.PasswordFile != "" && m.PasswordEnv != "":
+		return nil, fmt.Errorf("machine %q: both password_file and password_env are set; give only one", m.Name)
+	case m.PasswordFile != "":
+		path := m.PasswordFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		pw, err := readPasswordFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("machine %q: password_file: %w", m.Name, err)
+		}
+		return pw, nil
+	case m.PasswordEnv != "":
+		v, ok := os.LookupEnv(m.PasswordEnv)
+		if !ok {
+			return nil, fmt.Errorf("machine %q: password_env: environment variable %s is not set", m.Name, m.PasswordEnv)
+		}
+		if v == "" {
+			return nil, fmt.Errorf("machine %q: password_env: environment variable %s is empty", m.Name, m.PasswordEnv)
+		}
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("machine %q: %w", m.Name, ErrNoPassword)
+}
+
+func readPasswordFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err // *fs.PathError: "open <path>: permission denied" and the like
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s is a directory, not a password file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
+	if err != nil {
+		// Wrapped errors from reading carry the path, not the content.
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) > maxPasswordFile {
+		clear(b)
+		return nil, fmt.Errorf("%s is larger than %d bytes; is it really a password file?", path, maxPasswordFile)
+	}
+	end := len(b)
+	for end > 0 && (b[end-1] == '\n' || b[end-1] == '\r') {
+		end--
+	}
+	if end == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return b[:end], nil
+}
