@@ -276,12 +276,9 @@ func (e *Engine) read(s *sock) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// A queued ICMP error surfaces as a read error; drain the
-			// error queue to learn which BMC it was about.
-			for _, ie := range s.drainErrors() {
-				e.c.unreachable.Add(1)
-				e.deliverTo(e.lookupPeer(ie.dst), event{err: ie.err, at: time.Now()})
-			}
+			// A queued ICMP error surfaces as a read error; the error
+			// queue says which BMC it was about.
+			e.routeErrors(s)
 			continue
 		}
 		e.c.received.Add(1)
@@ -314,6 +311,34 @@ func (e *Engine) read(s *sock) {
 		}
 		e.deliverTo(p, event{pkt: pkt, d: d, at: time.Now()})
 	}
+}
+
+// routeErrors drains s's ICMP error queue, delivering each error to the
+// BMC it names. An error is never pinned on whoever happens to be using
+// the shared socket when it surfaces.
+func (e *Engine) routeErrors(s *sock) {
+	for _, ie := range s.drainErrors() {
+		e.c.unreachable.Add(1)
+		e.deliverTo(e.lookupPeer(ie.dst), event{err: ie.err, at: time.Now()})
+	}
+}
+
+// send writes pkt to p. On a shared unconnected socket a pending ICMP error
+// about some other BMC can surface as this send's error: route the queued
+// errors to their owners and send again (twice at most).
+func (e *Engine) send(p *peer, pkt []byte) error {
+	var err error
+	for try := 0; try < 3; try++ {
+		if _, err = p.sock.c.WriteToUDPAddrPort(pkt, p.addr); err == nil {
+			e.c.sent.Add(1)
+			return nil
+		}
+		if !isSocketError(err) {
+			return err
+		}
+		e.routeErrors(p.sock)
+	}
+	return err
 }
 
 func (e *Engine) lookupPeer(a netip.AddrPort) *peer {
@@ -375,13 +400,9 @@ func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func(
 	for attempts = 1; ; attempts++ {
 		pkt := build()
 		sentAt = time.Now()
-		if _, werr := p.sock.c.WriteToUDPAddrPort(pkt, p.addr); werr != nil {
-			if ue := sendErr(werr); ue != nil {
-				return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ue}
-			}
+		if werr := e.send(p, pkt); werr != nil {
 			return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: fmt.Errorf("%w: send: %v", ErrNoResponse, werr)}
 		}
-		e.c.sent.Add(1)
 		if attempts > 1 {
 			e.c.retransmits.Add(1)
 			p.retrans.Add(1)

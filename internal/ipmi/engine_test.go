@@ -334,3 +334,44 @@ func TestGarbageRepliesAreDropped(t *testing.T) {
 		t.Errorf("no malformed datagram counted: %+v", st)
 	}
 }
+
+// An ICMP port-unreachable about one BMC must never be pinned on another
+// BMC sharing the socket (it can surface as any later send's or read's
+// error): only the error queue's destination decides.
+func TestICMPErrorGoesToItsOwnBMC(t *testing.T) {
+	healthy := make([]*ipmitest.BMC, 12)
+	for i := range healthy {
+		healthy[i] = startBMC(t)
+	}
+	closed, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	dead := closed.LocalAddr().(*net.UDPAddr).AddrPort()
+	closed.Close()
+	e := newEngine(t, Config{Sockets: 1})
+	for round := 0; round < 10; round++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ { // hammer the dead port alongside
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, _, err := e.AuthCaps(ctx, dead, PrivilegeAdministrator); !errors.Is(err, ErrPortUnreachable) {
+					t.Errorf("dead port: %v", err)
+				}
+			}()
+		}
+		for _, tb := range healthy {
+			wg.Add(1)
+			go func(tb *ipmitest.BMC) {
+				defer wg.Done()
+				s, err := e.Open(ctx, tb.Addr, creds(testPass))
+				if err != nil {
+					t.Errorf("round %d healthy %v: %v", round, tb.Addr, err)
+					return
+				}
+				s.Close(ctx)
+			}(tb)
+		}
+		wg.Wait()
+		cancel()
+	}
+}

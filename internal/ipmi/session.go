@@ -316,9 +316,7 @@ func (s *Session) abort(status byte) {
 	msg[1] = status
 	binary.LittleEndian.PutUint32(msg[4:8], s.bmcID)
 	pkt := buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil)
-	if _, err := s.p.sock.c.WriteToUDPAddrPort(pkt, s.p.addr); err == nil {
-		s.e.c.sent.Add(1)
-	}
+	_ = s.e.send(s.p, pkt)
 }
 
 func (s *Session) mac(b []byte) []byte {

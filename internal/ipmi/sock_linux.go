@@ -113,16 +113,15 @@ func errnoErr(e syscall.Errno) error {
 	return ErrHostUnreachable
 }
 
-// sendErr classifies a failed send: unreachable routes are answers too.
-func sendErr(err error) error {
+// isSocketError reports whether a send failed with an errno that an ICMP
+// error queued on the socket produces (not a local failure).
+func isSocketError(err error) bool {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		switch errno {
-		case unix.ECONNREFUSED:
-			return ErrPortUnreachable
-		case unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN, unix.ENETDOWN:
-			return ErrHostUnreachable
+		case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN, unix.ENETDOWN:
+			return true
 		}
 	}
-	return nil
+	return false
 }
