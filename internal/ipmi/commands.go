@@ -84,10 +84,11 @@ func (e *Engine) AuthCaps(ctx context.Context, addr netip.AddrPort, priv Privile
 			return false, nil
 		}
 		r, err := parseResponse(ev.d.payload)
-		if err != nil || r.cmd != 0x38 || r.rqSeq != rqSeq {
-			if err != nil {
-				e.c.malformed.Add(1)
-			}
+		if err != nil {
+			e.c.malformed.Add(1)
+			return false, errBadReply
+		}
+		if r.cmd != 0x38 || r.rqSeq != rqSeq {
 			return false, nil
 		}
 		cc = r.cc

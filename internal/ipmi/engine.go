@@ -112,6 +112,42 @@ type peer struct {
 	suite atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
 
 	retrans, timeouts atomic.Uint32 // lifetime counters for this BMC
+
+	// srtt is the smoothed round-trip time (ns) from clean samples;
+	// backoff is the retransmission timeout that last worked after a loss
+	// (Karn: kept until a clean sample arrives).
+	srtt, backoff atomic.Int64
+}
+
+// observeRTT folds a clean round-trip sample into the peer's SRTT.
+func (p *peer) observeRTT(rtt time.Duration) {
+	if rtt <= 0 {
+		return
+	}
+	old := p.srtt.Load()
+	if old == 0 {
+		p.srtt.Store(int64(rtt))
+	} else {
+		p.srtt.Store(old + (int64(rtt)-old)/8)
+	}
+	p.backoff.Store(0)
+}
+
+// rto is the first retransmission timeout for the next exchange with p:
+// twice the smoothed RTT plus a margin once measured, the configured
+// initial value before; never below a back-off that worked.
+func (e *Engine) rto(p *peer) time.Duration {
+	r := e.cfg.InitialRTO
+	if s := time.Duration(p.srtt.Load()); s > 0 {
+		r = 2*s + 20*time.Millisecond
+		if r < 50*time.Millisecond {
+			r = 50 * time.Millisecond
+		}
+	}
+	if b := time.Duration(p.backoff.Load()); b > r {
+		r = b
+	}
+	return r
 }
 
 // PeerCounters are lifetime counters for one BMC: the raw material of the
@@ -134,11 +170,16 @@ type waiter struct{ ch chan event }
 
 // event is one routed datagram, or an ICMP error about the peer.
 type event struct {
-	pkt []byte
-	d   datagram
-	err error
-	at  time.Time
+	pkt     []byte
+	d       datagram
+	err     error
+	garbage bool // a datagram from this BMC that did not parse
+	at      time.Time
 }
+
+// errBadReply is what an accept func returns (with done=false) for a
+// datagram that was meant for this request but failed verification.
+var errBadReply = errors.New("ipmi: reply failed verification")
 
 // New opens the engine's sockets and starts their readers.
 func New(cfg Config) (*Engine, error) {
@@ -284,12 +325,17 @@ func (e *Engine) read(s *sock) {
 		e.c.received.Add(1)
 		pkt := make([]byte, n)
 		copy(pkt, buf[:n])
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		d, err := parseDatagram(pkt)
 		if err != nil {
 			e.c.malformed.Add(1)
+			// Tell the BMC's waiting request it answered with garbage, so a
+			// timeout can say "malformed replies" rather than "silent".
+			if p := e.lookupPeer(src); p != nil {
+				e.deliverTo(p, event{garbage: true, at: time.Now()})
+			}
 			continue
 		}
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		var p *peer
 		if d.class == classIPMI && d.authType == authTypeRMCPP && (d.sessionID != 0 || d.consoleID != 0) {
 			id := d.sessionID
@@ -301,6 +347,11 @@ func (e *Engine) read(s *sock) {
 			e.mu.RUnlock()
 			if sess != nil && sess.p.addr == src {
 				p = sess.p
+			} else if p = e.lookupPeer(src); p != nil {
+				// From a BMC we talk to, but no session of ours: a corrupted
+				// or stale reply. Its request counts it as garbage.
+				e.deliverTo(p, event{garbage: true, at: time.Now()})
+				continue
 			}
 		} else {
 			p = e.lookupPeer(src)
@@ -393,15 +444,22 @@ func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func(
 	}()
 
 	start := time.Now()
-	rto := e.cfg.InitialRTO
+	rto := e.rto(p)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var sentAt time.Time
+	garbage := 0
+	fail := func(err error) (int, time.Duration, error) {
+		if garbage > 0 && (errors.Is(err, ErrNoResponse)) {
+			err = fmt.Errorf("%w: %d replies were malformed or failed verification", ErrMalformed, garbage)
+		}
+		return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: err}
+	}
 	for attempts = 1; ; attempts++ {
 		pkt := build()
 		sentAt = time.Now()
 		if werr := e.send(p, pkt); werr != nil {
-			return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: fmt.Errorf("%w: send: %v", ErrNoResponse, werr)}
+			return fail(fmt.Errorf("%w: send: %v", ErrNoResponse, werr))
 		}
 		if attempts > 1 {
 			e.c.retransmits.Add(1)
@@ -413,37 +471,50 @@ func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func(
 			select {
 			case ev := <-w.ch:
 				if ev.err != nil {
-					return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ev.err}
+					return fail(ev.err)
+				}
+				if ev.garbage {
+					garbage++
+					continue
 				}
 				done, aerr := accept(ev)
 				if !done {
+					if aerr != nil {
+						garbage++
+					}
 					continue
+				}
+				rtt = ev.at.Sub(sentAt)
+				if attempts == 1 {
+					p.observeRTT(rtt)
+				} else {
+					p.backoff.Store(int64(rto))
 				}
 				if aerr != nil {
 					var se *StageError
 					if errors.As(aerr, &se) {
 						se.Attempts, se.Elapsed = attempts, time.Since(start)
-						return attempts, ev.at.Sub(sentAt), se
+						return attempts, rtt, se
 					}
-					return attempts, ev.at.Sub(sentAt), &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: aerr}
+					return attempts, rtt, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: aerr}
 				}
-				return attempts, ev.at.Sub(sentAt), nil
+				return attempts, rtt, nil
 			case <-timer.C:
 				break wait
 			case <-ctx.Done():
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 					p.timeouts.Add(1)
 				}
-				return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ctxErr(ctx)}
+				return fail(ctxErr(ctx))
 			}
 		}
 		if attempts >= e.cfg.MaxAttempts {
 			p.timeouts.Add(1)
-			return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: ErrNoResponse}
+			return fail(ErrNoResponse)
 		}
 		rto *= 2
-		if rto > e.cfg.MaxRTO {
-			rto = e.cfg.MaxRTO
+		if limit := max(e.cfg.MaxRTO, 2*time.Duration(p.srtt.Load())); rto > limit {
+			rto = limit
 		}
 	}
 }
@@ -498,16 +569,32 @@ func randomTag() byte {
 }
 
 // Ping sends an ASF Presence Ping and waits for the Pong. It is the
-// cheapest "is anything there" question and needs no credentials.
+// cheapest "is anything there" question and needs no credentials. Each
+// attempt carries its own tag, so the round-trip time is exact even after
+// a retransmission (and teaches the engine this BMC's RTT).
 func (e *Engine) Ping(ctx context.Context, addr netip.AddrPort) (time.Duration, error) {
 	p, err := e.peer(addr)
 	if err != nil {
 		return 0, err
 	}
-	tag := randomTag()
-	_, rtt, err := e.exchange(ctx, p, StagePing, func() []byte { return buildPing(tag) },
-		func(ev event) (bool, error) {
-			return ev.d.class == classASF && ev.d.asfType == asfTypePong && ev.d.asfTag == tag, nil
-		})
+	base := (randomTag() % 0x0f) << 4 // never 0xf_: tag 0xff is reserved
+	var sent [16]time.Time
+	n := 0
+	var rtt time.Duration
+	_, _, err = e.exchange(ctx, p, StagePing, func() []byte {
+		tag := base | byte(n&0x0f)
+		sent[n&0x0f] = time.Now()
+		n++
+		return buildPing(tag)
+	}, func(ev event) (bool, error) {
+		if ev.d.class != classASF || ev.d.asfType != asfTypePong || ev.d.asfTag&0xf0 != base || int(ev.d.asfTag&0x0f) >= n {
+			return false, nil
+		}
+		rtt = ev.at.Sub(sent[ev.d.asfTag&0x0f])
+		return true, nil
+	})
+	if err == nil {
+		p.observeRTT(rtt)
+	}
 	return rtt, err
 }

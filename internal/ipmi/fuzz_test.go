@@ -57,7 +57,7 @@ func FuzzSessionReply(f *testing.F) {
 		s.inHigh, s.inMask = 0, 0
 		// the reply direction carries our console ID
 		d.sessionID = s.consoleID
-		if m, ok := s.open(event{pkt: b, d: d, at: time.Now()}); ok {
+		if m, err := s.open(event{pkt: b, d: d, at: time.Now()}); err == nil {
 			_, _ = parseResponse(m)
 		}
 		_ = unpackHandshake(d)

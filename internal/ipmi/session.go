@@ -194,16 +194,17 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 			}
 			if err := guard("open session response", func() error { return resp.Unpack(ev.d.payload) }); err != nil {
 				s.e.c.malformed.Add(1)
-				return false, nil
+				return false, errBadReply
 			}
 			if resp.RmcpStatusCode != 0 {
 				return true, &StageError{Stage: StageOpenSession, Status: byte(resp.RmcpStatusCode), Err: statusErr(byte(resp.RmcpStatusCode))}
 			}
-			if resp.AuthAlg != uint8(algs.auth) || resp.IntegrityAlg != uint8(algs.integ) || resp.CryptAlg != uint8(algs.conf) {
-				return true, &StageError{Stage: StageOpenSession, Err: fmt.Errorf("%w: BMC answered %v with other algorithms", ErrNoCipherSuite, suite)}
-			}
-			if resp.ManagedSystemSessionID == 0 {
-				return true, &StageError{Stage: StageOpenSession, Err: malformed("managed system session ID 0")}
+			// A success that names other algorithms than we proposed, or
+			// session ID 0, violates the protocol: garbage, not a verdict.
+			if resp.AuthAlg != uint8(algs.auth) || resp.IntegrityAlg != uint8(algs.integ) || resp.CryptAlg != uint8(algs.conf) ||
+				resp.ManagedSystemSessionID == 0 {
+				s.e.c.malformed.Add(1)
+				return false, errBadReply
 			}
 			return true, nil
 		})
@@ -241,7 +242,7 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			}
 			if err := guard("RAKP 2", func() error { return r2.Unpack(ev.d.payload) }); err != nil {
 				s.e.c.malformed.Add(1)
-				return false, nil
+				return false, errBadReply
 			}
 			if r2.RmcpStatusCode != 0 {
 				return true, &StageError{Stage: StageRAKP1, Status: byte(r2.RmcpStatusCode), Err: statusErr(byte(r2.RmcpStatusCode))}
@@ -284,7 +285,7 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			}
 			if err := guard("RAKP 4", func() error { return r4.Unpack(ev.d.payload) }); err != nil {
 				s.e.c.malformed.Add(1)
-				return false, nil
+				return false, errBadReply
 			}
 			if r4.RmcpStatusCode != 0 {
 				return true, &StageError{Stage: StageRAKP3, Status: byte(r4.RmcpStatusCode), Err: statusErr(byte(r4.RmcpStatusCode))}
@@ -309,15 +310,25 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 }
 
 // abort tells the BMC to drop a half-open session: a RAKP 3 carrying an
-// error status, sent once, no reply expected.
+// error status. It waits briefly (abortWait) for the BMC's RAKP 4 answer so
+// the slot is known to be free; a BMC that stays silent frees it on its own
+// timeout.
 func (s *Session) abort(status byte) {
 	msg := make([]byte, 8)
-	msg[0] = randomTag()
+	tag := randomTag()
+	msg[0] = tag
 	msg[1] = status
 	binary.LittleEndian.PutUint32(msg[4:8], s.bmcID)
 	pkt := buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil)
-	_ = s.e.send(s.p, pkt)
+	ctx, cancel := context.WithTimeout(context.Background(), abortWait)
+	defer cancel()
+	_, _, _ = s.e.exchange(ctx, s.p, StageRAKP3, func() []byte { return pkt }, func(ev event) (bool, error) {
+		return ev.d.class == classIPMI && ev.d.payloadType == payloadRAKP4 && ev.d.consoleID == s.consoleID && ev.d.payload[0] == tag, nil
+	})
 }
+
+// abortWait bounds how long abort waits for the BMC's acknowledgement.
+const abortWait = 500 * time.Millisecond
 
 func (s *Session) mac(b []byte) []byte {
 	full, err := crypto.IntegrityHMAC(s.algs.integ, b, s.k1)
@@ -354,46 +365,47 @@ func (s *Session) seal(msg []byte) ([]byte, error) {
 }
 
 // open verifies an in-session reply and returns the IPMI message inside.
-// ok=false means: not for us, forged or replayed; drop it.
-func (s *Session) open(ev event) ([]byte, bool) {
+// errNotOurs: some other traffic, ignore. errBadReply: meant for this
+// session but forged, corrupted or replayed; drop it and count it.
+func (s *Session) open(ev event) ([]byte, error) {
 	d := ev.d
 	if d.class != classIPMI || d.authType != authTypeRMCPP || d.payloadType != payloadIPMI || d.sessionID != s.consoleID {
-		return nil, false
+		return nil, errNotOurs
 	}
 	if s.algs.integ != types.IntegrityAlg_None {
-		if d.flags&flagAuthenticated == 0 || d.authEnd == 0 || len(ev.pkt)-d.authEnd != s.authLen {
+		if d.flags&flagAuthenticated == 0 || d.authEnd == 0 || len(ev.pkt)-d.authEnd != s.authLen ||
+			!crypto.Equal(s.mac(ev.pkt[4:d.authEnd]), ev.pkt[d.authEnd:]) {
 			s.e.c.badAuth.Add(1)
-			return nil, false
-		}
-		if !crypto.Equal(s.mac(ev.pkt[4:d.authEnd]), ev.pkt[d.authEnd:]) {
-			s.e.c.badAuth.Add(1)
-			return nil, false
+			return nil, errBadReply
 		}
 	}
 	if !s.acceptSeq(d.seq) {
 		s.e.c.badAuth.Add(1)
-		return nil, false
+		return nil, errBadReply
 	}
 	msg := d.payload
 	if s.algs.conf == types.CryptAlg_AES_CBC_128 {
 		if d.flags&flagEncrypted == 0 {
 			s.e.c.badAuth.Add(1)
-			return nil, false
+			return nil, errBadReply
 		}
 		if len(msg) < 32 || len(msg)%16 != 0 {
 			s.e.c.malformed.Add(1)
-			return nil, false
+			return nil, errBadReply
 		}
 		var plain []byte
 		err := guard("AES payload", func() (err error) { plain, err = crypto.DecryptAESPayload(msg, s.k2); return })
 		if err != nil {
 			s.e.c.malformed.Add(1)
-			return nil, false
+			return nil, errBadReply
 		}
 		msg = plain
 	}
-	return msg, true
+	return msg, nil
 }
+
+// errNotOurs marks a datagram that is not a reply to this session.
+var errNotOurs = errors.New("ipmi: not for this session")
 
 // acceptSeq enforces the inbound sequence window: zero is never valid, a
 // number already seen or more than 32 behind the highest is a replay.
@@ -449,14 +461,17 @@ func (s *Session) do(ctx context.Context, stage Stage, netFn, cmd byte, data []b
 		}
 		return pkt
 	}, func(ev event) (bool, error) {
-		m, ok := s.open(ev)
-		if !ok {
+		m, err := s.open(ev)
+		if err == errNotOurs {
 			return false, nil
+		}
+		if err != nil {
+			return false, err
 		}
 		r, err := parseResponse(m)
 		if err != nil {
 			s.e.c.malformed.Add(1)
-			return false, nil
+			return false, errBadReply
 		}
 		if r.rqSeq != rqSeq || r.cmd != cmd || r.netFn != netFn|1 {
 			s.e.c.stale.Add(1)

@@ -1,0 +1,409 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/inventory"
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+type checkFlags struct {
+	host, user, passwordFile, guid, name string
+	inventory                            string
+	timeout                              time.Duration
+	output                               string
+	parallel                             int
+	cipherSuite                          int
+	privilege                            string
+	sockets                              int
+}
+
+func newCheckCmd() *cobra.Command {
+	f := &checkFlags{}
+	c := &cobra.Command{
+		Use:   "check (--host ADDR[:PORT] --user USER | --inventory FILE)",
+		Short: "Check BMCs over IPMI 2.0 and say which are Connectable, and why the others are not",
+		Long: `check opens an RMCP+ session with each BMC — presence ping, authentication
+capabilities, Open Session, RAKP 1-4, Get Device ID, Get System GUID, Chassis
+Status, Close Session — and classifies it:
+
+  Connectable       a session opened and the System GUID matched (conditions: Busy,
+                    Degraded, Insecure)
+  NotResponding     nothing usable came back (silent, port_refused, stalled, ...)
+  NotAuthenticated  the BMC answered and refused the account (wrong_password,
+                    unknown_user, privilege_too_low, ...)
+  Invalid           a session opened but the System GUID is not the registered one
+
+Results stream as they arrive: a dead BMC never delays the healthy ones. The
+exit status is 0 only if every BMC is Connectable, 1 otherwise, 2 for bad input.
+
+Passwords are never taken as flag values: --password-file FILE, the
+LIGHTSOUT_PASSWORD environment variable, or a prompt on the terminal. In an
+inventory each machine names its password_file or password_env; machines that
+name neither use LIGHTSOUT_PASSWORD or the prompt.
+
+An expected GUID (--guid, or guid in the inventory) may be written in RFC 4122,
+SMBIOS or IPMI byte order, with or without dashes.`,
+		Example: `  lightsout check --host 10.0.4.17 --user admin --password-file ~/.bmc-pass
+  LIGHTSOUT_PASSWORD=... lightsout check --host 10.0.4.17:623 --user admin --guid 4c4c4544-0042-3510-8052-b4c04f4e3232 -o json
+  lightsout check --inventory fleet.yaml --timeout 5s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runCheck(cmd, f) },
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.host, "host", "", "BMC address, IPv4/IPv6/hostname with optional :PORT (default port 623)")
+	fl.StringVar(&f.user, "user", "", "BMC user name (with --host)")
+	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the BMC password (with --host)")
+	fl.StringVar(&f.guid, "guid", "", "expected System GUID, any layout (with --host)")
+	fl.StringVar(&f.name, "name", "", "name to report for --host (default: the address)")
+	fl.StringVar(&f.inventory, "inventory", "", "check every machine in this inventory (.yaml, .yml or .csv; see docs/inventory.md)")
+	fl.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "declare a BMC NotResponding after this long without a usable reply")
+	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json (one object per BMC per line)")
+	fl.IntVar(&f.parallel, "parallel", 4096, "BMCs checked at once (each BMC still sees one request at a time)")
+	fl.IntVar(&f.cipherSuite, "cipher-suite", 0, "pin an RMCP+ cipher suite (default: 17, then 3)")
+	fl.StringVar(&f.privilege, "privilege", "administrator", "privilege level to request: user, operator or administrator")
+	fl.IntVar(&f.sockets, "sockets", 2, "UDP sockets the engine spreads BMCs over")
+	return c
+}
+
+func runCheck(cmd *cobra.Command, f *checkFlags) error {
+	if f.output != "table" && f.output != "json" {
+		return usageErr("--output %q: want table or json", f.output)
+	}
+	if f.timeout <= 0 {
+		return usageErr("--timeout %v: must be positive", f.timeout)
+	}
+	if f.parallel < 1 {
+		return usageErr("--parallel %d: must be at least 1", f.parallel)
+	}
+	priv, err := ipmi.ParsePrivilege(f.privilege)
+	if err != nil {
+		return usageErr("--privilege: %v", err)
+	}
+	if f.cipherSuite != 0 && !ipmi.CipherSuite(f.cipherSuite).Supported() {
+		return usageErr("--cipher-suite %d: not supported (use 3 or 17)", f.cipherSuite)
+	}
+	targets, err := buildTargets(cmd.Context(), f, priv)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+
+	eng, err := ipmi.New(ipmi.Config{Sockets: f.sockets})
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	defer eng.Close()
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	out := cmd.OutOrStdout()
+	progress := term.IsTerminal(int(os.Stderr.Fd())) && len(targets) > 1
+	p := newPrinter(out, os.Stderr, f.output, progress, len(targets))
+	results := make(chan probe.Observation, 256)
+	go runProbes(ctx, probe.IPMI(eng), targets, f.parallel, results)
+	for o := range results {
+		p.add(o)
+	}
+	p.finish()
+	if ctx.Err() != nil {
+		return &exitError{code: 130, err: errors.New("interrupted")}
+	}
+	if p.counts[state.Connectable] != len(targets) {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d BMCs not Connectable", len(targets)-p.counts[state.Connectable], len(targets))}
+	}
+	return nil
+}
+
+// runProbes checks every target, at most parallel at once, and closes out.
+func runProbes(ctx context.Context, check probe.Prober, targets []probe.Target, parallel int, out chan<- probe.Observation) {
+	defer close(out)
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Add(1)
+		go func(t probe.Target) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out <- check(ctx, t)
+		}(t)
+	}
+	wg.Wait()
+}
+
+// buildTargets validates every input and reads every password before any
+// BMC is contacted: bad input stops the run with nothing checked.
+func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]probe.Target, error) {
+	switch {
+	case f.host != "" && f.inventory != "":
+		return nil, errors.New("--host and --inventory exclude each other")
+	case f.host == "" && f.inventory == "":
+		return nil, errors.New("nothing to check: give --host ADDR --user USER, or --inventory FILE (see --help)")
+	}
+	prompt := &passwordSource{}
+	if f.host != "" {
+		if f.user == "" {
+			return nil, errors.New("--user is required with --host")
+		}
+		addr, err := resolve(ctx, f.host, inventory.DefaultPort)
+		if err != nil {
+			return nil, fmt.Errorf("--host: %v", err)
+		}
+		var pass []byte
+		if f.passwordFile != "" {
+			pass, err = inventory.Machine{PasswordFile: f.passwordFile}.Password("")
+			if err != nil {
+				return nil, fmt.Errorf("--password-file: %v", err)
+			}
+		} else if pass, err = prompt.get(); err != nil {
+			return nil, err
+		}
+		t := probe.Target{Name: f.name, Protocol: "ipmi", Addr: addr, User: f.user, Password: pass,
+			CipherSuite: f.cipherSuite, Privilege: priv, Timeout: f.timeout}
+		if t.Name == "" {
+			t.Name = f.host
+		}
+		if f.guid != "" {
+			if t.Expected, err = guid.Parse(f.guid); err != nil {
+				return nil, fmt.Errorf("--guid: %v", err)
+			}
+		}
+		return []probe.Target{t}, nil
+	}
+	if f.user != "" || f.passwordFile != "" || f.guid != "" || f.name != "" {
+		return nil, errors.New("--user, --password-file, --guid and --name go with --host; an inventory names them per machine")
+	}
+	inv, err := inventory.Load(f.inventory)
+	if err != nil {
+		return nil, err
+	}
+	if len(inv.Machines) == 0 {
+		return nil, fmt.Errorf("%s: no machines", f.inventory)
+	}
+	targets := make([]probe.Target, 0, len(inv.Machines))
+	for _, m := range inv.Machines {
+		if p := m.EffectiveProtocol(); p != "ipmi" {
+			return nil, fmt.Errorf("%s:%d: machine %q: protocol %q is not supported by check yet (ipmi only)", f.inventory, m.Line, m.Name, p)
+		}
+		addr, err := resolve(ctx, m.Address, m.EffectivePort())
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: machine %q: field \"address\": %v", f.inventory, m.Line, m.Name, err)
+		}
+		pass, err := m.Password(inv.Dir)
+		if errors.Is(err, inventory.ErrNoPassword) {
+			pass, err = prompt.get()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: machine %q: %v", f.inventory, m.Line, m.Name, err)
+		}
+		t := probe.Target{Name: m.Name, Protocol: "ipmi", Addr: addr, User: m.User, Password: pass,
+			CipherSuite: m.CipherSuite, Privilege: priv, Timeout: f.timeout}
+		if f.cipherSuite != 0 {
+			t.CipherSuite = f.cipherSuite
+		}
+		if m.GUID != "" {
+			t.Expected, _ = guid.Parse(m.GUID) // validated by Load
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
+// resolve parses host[:port] (IPv6 in brackets when a port is given) and
+// resolves a hostname, bounded by a few seconds.
+func resolve(ctx context.Context, hostport string, defPort int) (netip.AddrPort, error) {
+	host, port := hostport, defPort
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		n, perr := strconv.Atoi(p)
+		if perr != nil || n < 1 || n > 65535 {
+			return netip.AddrPort{}, fmt.Errorf("%q: port %q is not 1-65535", hostport, p)
+		}
+		host, port = h, n
+	}
+	if host == "" {
+		return netip.AddrPort{}, fmt.Errorf("%q: empty address", hostport)
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return netip.AddrPort{}, fmt.Errorf("%q: zoned IPv6 addresses are not supported", hostport)
+		}
+		return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
+	}
+	if strings.ContainsAny(host, ":/ ") || strings.Count(hostport, ":") > 1 {
+		return netip.AddrPort{}, fmt.Errorf("%q is not an address (IPv6 with a port needs brackets: [::1]:623)", hostport)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("%q does not resolve: %v", host, err)
+	}
+	return netip.AddrPortFrom(addrs[0].Unmap(), uint16(port)), nil
+}
+
+// passwordSource supplies the shared password: LIGHTSOUT_PASSWORD, or one
+// prompt on the terminal.
+type passwordSource struct {
+	once sync.Once
+	pass []byte
+	err  error
+}
+
+func (p *passwordSource) get() ([]byte, error) {
+	p.once.Do(func() {
+		if v, ok := os.LookupEnv("LIGHTSOUT_PASSWORD"); ok && v != "" {
+			p.pass = []byte(v)
+			return
+		}
+		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+		if err != nil || !term.IsTerminal(int(tty.Fd())) {
+			p.err = errors.New("no password: use --password-file FILE (or password_file/password_env in the inventory), or set LIGHTSOUT_PASSWORD")
+			return
+		}
+		defer tty.Close()
+		fmt.Fprint(tty, "BMC password: ")
+		p.pass, p.err = term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		if p.err == nil && len(p.pass) == 0 {
+			p.err = errors.New("empty password")
+		}
+	})
+	return p.pass, p.err
+}
+
+// printer streams observations as a table or JSON lines, with a progress
+// line on a terminal.
+type printer struct {
+	out, tty io.Writer
+	format   string
+	progress bool
+	total    int
+	done     int
+	counts   map[state.OOB]int
+	reasons  map[state.Reason]int
+	enc      *json.Encoder
+	lastDraw time.Time
+	started  time.Time
+	// rowsOnTTY: rows and the progress line share a terminal.
+	rowsOnTTY bool
+}
+
+func newPrinter(out, tty io.Writer, format string, progress bool, total int) *printer {
+	p := &printer{out: out, tty: tty, format: format, progress: progress, total: total,
+		counts: map[state.OOB]int{}, reasons: map[state.Reason]int{}, started: time.Now()}
+	if f, ok := out.(*os.File); ok && progress {
+		p.rowsOnTTY = term.IsTerminal(int(f.Fd()))
+	}
+	if format == "json" {
+		p.enc = json.NewEncoder(out)
+	} else {
+		fmt.Fprintf(out, "%-20s %-21s %-16s %-17s %-36s %-5s %8s  %s\n", "NAME", "HOST", "STATE", "REASON", "GUID", "POWER", "MS", "DETAIL")
+	}
+	return p
+}
+
+func (p *printer) add(o probe.Observation) {
+	p.done++
+	p.counts[o.State]++
+	if o.Reason != "" {
+		p.reasons[o.Reason]++
+	}
+	if p.rowsOnTTY {
+		p.clearProgress()
+	}
+	if p.enc != nil {
+		_ = p.enc.Encode(o)
+	} else {
+		st := string(o.State)
+		for _, c := range o.Conditions {
+			st += "+" + string(c)
+		}
+		g := o.GUID
+		if g == "" {
+			g = "-"
+		}
+		pw := o.Evidence.Power
+		if pw == "" {
+			pw = "-"
+		}
+		r := string(o.Reason)
+		if r == "" {
+			r = "-"
+		}
+		fmt.Fprintf(p.out, "%-20s %-21s %-16s %-17s %-36s %-5s %8.1f  %s\n", o.Name, o.Host, st, r, g, pw, o.ElapsedMS, o.Message)
+	}
+	p.drawProgress(false)
+}
+
+func (p *printer) clearProgress() {
+	if p.progress && !p.lastDraw.IsZero() {
+		fmt.Fprint(p.tty, "\r\033[K")
+	}
+}
+
+// drawProgress redraws the progress line: after every row when rows go to
+// the same terminal (the row erased it), else at most five times a second.
+func (p *printer) drawProgress(force bool) {
+	if !p.progress {
+		return
+	}
+	if !force && !p.rowsOnTTY && time.Since(p.lastDraw) < 200*time.Millisecond {
+		return
+	}
+	if !p.rowsOnTTY {
+		p.clearProgress()
+	}
+	p.lastDraw = time.Now()
+	fmt.Fprintf(p.tty, "checked %d/%d · %s · %.1fs", p.done, p.total, p.summary(), time.Since(p.started).Seconds())
+}
+
+func (p *printer) summary() string {
+	var parts []string
+	for _, s := range []state.OOB{state.Connectable, state.NotResponding, state.NotAuthenticated, state.Invalid} {
+		if n := p.counts[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (p *printer) finish() {
+	p.clearProgress()
+	if p.format == "json" {
+		return
+	}
+	fmt.Fprintf(p.out, "\n%d BMCs in %.1fs: %s\n", p.done, time.Since(p.started).Seconds(), p.summary())
+	if len(p.reasons) > 0 {
+		rs := make([]string, 0, len(p.reasons))
+		for r, n := range p.reasons {
+			rs = append(rs, fmt.Sprintf("%s %d", r, n))
+		}
+		sort.Strings(rs)
+		fmt.Fprintf(p.out, "reasons: %s\n", strings.Join(rs, ", "))
+	}
+}

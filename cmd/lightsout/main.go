@@ -1,0 +1,61 @@
+// Command lightsout keeps the management channels of a server fleet alive
+// and says why one broke. This file only wires subcommands; the work lives
+// in internal/.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit status out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr marks bad input: the command prints one line and exits 2.
+func usageErr(format string, a ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "lightsout",
+		Short: "Keep a fleet's management channels (BMC, agent, host link) alive, and say why one broke",
+		Long: `lightsout checks the management channels of physical servers — manager → BMC over
+IPMI 2.0 RMCP+ — classifies each as Connectable, NotResponding, NotAuthenticated or
+Invalid, and says why.
+
+Start with:
+  lightsout sim --count 50 --export-inventory fleet.yaml   # a simulated fleet on loopback
+  lightsout check --inventory fleet.yaml                   # check every BMC in it`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.AddCommand(newCheckCmd(), newSimCmd())
+	return root
+}
+
+func main() {
+	err := newRoot().Execute()
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "lightsout:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
+	}
+	// cobra's own errors (unknown command, bad args) are usage errors too.
+	os.Exit(2)
+}
