@@ -218,8 +218,8 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if errors.Is(err, inventory.ErrNoPassword) {
 			pass, err = prompt.get()
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: machine %q: %v", f.inventory, m.Line, m.Name, err)
+		if err != nil { // the error names the machine and the file or variable
+			return nil, fmt.Errorf("%s:%d: %v", f.inventory, m.Line, err)
 		}
 		t := probe.Target{Name: m.Name, Protocol: "ipmi", Addr: addr, User: m.User, Password: pass,
 			CipherSuite: m.CipherSuite, Privilege: priv, Timeout: f.timeout}

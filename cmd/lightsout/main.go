@@ -42,7 +42,7 @@ Start with:
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newCheckCmd(), newSimCmd())
+	root.AddCommand(newCheckCmd(), newSimCmd(), newDemoCmd())
 	return root
 }
 

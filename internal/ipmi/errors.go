@@ -66,6 +66,11 @@ type StageError struct {
 	Attempts int
 	// Elapsed is how long the stage took.
 	Elapsed time.Duration
+	// BMCGUID is the managed system GUID RAKP 2 carried, when the failure
+	// came after it (zero otherwise): a refused password from a BMC whose
+	// GUID is not the registered one points at the wrong BMC, not the
+	// wrong password.
+	BMCGUID [16]byte
 	Err     error
 }
 

@@ -263,7 +263,7 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	}
 	if !crypto.Equal(want, r2.KeyExchangeAuthenticationCode) {
 		s.abort(0x0f)
-		return &StageError{Stage: StageRAKP1, Err: ErrWrongPassword}
+		return &StageError{Stage: StageRAKP1, Err: ErrWrongPassword, BMCGUID: r2.ManagedSystemGUID}
 	}
 	sik, k1, k2, err := crypto.DeriveSessionKeys(s.algs.auth, consoleRand[:], r2.ManagedSystemRandomNumber[:], role, cr.User, kuid)
 	if err != nil {

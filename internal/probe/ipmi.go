@@ -167,11 +167,37 @@ func fail(o Observation, t Target, err error, answered bool) Observation {
 		o.Evidence.Attempts = se.Attempts
 	}
 	o.State, o.Reason = Classify(err, answered)
+	// A refused password from a BMC that names another GUID in RAKP 2: the
+	// address answers as a different BMC (addresses swapped or reused).
+	if se != nil && se.BMCGUID != ([16]byte{}) && !t.Expected.Zero() && errors.Is(err, ipmi.ErrAuth) {
+		if g := guid.GUID(se.BMCGUID); !g.Matches(t.Expected) {
+			r, er := g.Renderings(), t.Expected.Renderings()
+			o.Evidence.GUID, o.Evidence.Expected, o.Evidence.GUIDSource = &r, &er, "rakp2"
+			o.GUID = g.String()
+			o.State, o.Reason = state.Invalid, state.ReasonGUIDMismatch
+			o.Message = fmt.Sprintf("the BMC at %s refuses the password and names System GUID %s in RAKP 2, but %q is registered with %s: the address now belongs to another BMC (addresses swapped or reused), or the motherboard was replaced",
+				t.Addr, g, t.Name, t.Expected.String())
+			return o
+		}
+	}
 	if o.Reason == state.ReasonBusy {
 		o.Conditions = append(o.Conditions, state.Busy)
 	}
-	o.Message = message(o.Reason, t, err)
+	o.Message = message(o, t, err)
 	return o
+}
+
+// slowRTT is the typical reply time seen in this check, in ms, when it is
+// slow enough to explain a budget running out (≥ 100 ms); else 0.
+func slowRTT(o Observation) float64 {
+	r := o.Evidence.PingRTTMS
+	if a, ok := o.Evidence.RTTMS[string(ipmi.StageAuthCaps)]; ok && a > r {
+		r = a
+	}
+	if r >= 100 {
+		return r
+	}
+	return 0
 }
 
 // Classify maps an engine error to a state and reason. It is pure and
@@ -208,9 +234,9 @@ func Classify(err error, answered bool) (state.OOB, state.Reason) {
 	}
 }
 
-func message(r state.Reason, t Target, err error) string {
+func message(o Observation, t Target, err error) string {
 	user := fmt.Sprintf("%q", t.User)
-	switch r {
+	switch o.Reason {
 	case state.ReasonSilent:
 		if errors.Is(err, context.Canceled) {
 			return "check cancelled before the BMC answered"
@@ -221,6 +247,9 @@ func message(r state.Reason, t Target, err error) string {
 	case state.ReasonUnreachable:
 		return fmt.Sprintf("%s is unreachable (ICMP host/network unreachable): check routing and the management VLAN", t.Addr.Addr())
 	case state.ReasonStalled:
+		if rtt := slowRTT(o); rtt > 0 {
+			return fmt.Sprintf("the BMC answers, but slowly (about %.0f ms per reply), and the %v budget ran out during %s: overloaded BMC or congested path; a longer --timeout lets the check finish", rtt, t.timeout(), stageOf(err))
+		}
 		return fmt.Sprintf("the BMC answered at first, then went silent during %s: overloaded or hung BMC, or heavy packet loss", stageOf(err))
 	case state.ReasonProtocol:
 		return "the BMC answered with nothing usable (no IPMI 2.0 RMCP+, or malformed replies)"

@@ -62,10 +62,10 @@ set_working_mc 0x20
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	// Ready when it answers a presence ping (bounded).
+	// Ready when it answers a presence ping (bounded: 5 s).
 	eng := newEngine(t)
-	for i := 0; i < 50; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		_, err := eng.Ping(ctx, addr)
 		cancel()
 		if err == nil {

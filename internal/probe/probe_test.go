@@ -143,3 +143,22 @@ func TestCheckBusy(t *testing.T) {
 		t.Errorf("busy: %+v", o)
 	}
 }
+
+// A refused password from a BMC whose RAKP 2 GUID is not the registered one
+// is an identity problem (another BMC at this address), not a password one.
+func TestRefusedPasswordFromAnotherBMCIsInvalid(t *testing.T) {
+	bmc := ipmitest.Start(t, ipmitest.Options{})
+	check := IPMI(newEngine(t))
+	raw := guid.GUID(ipmitest.GUID)
+
+	tg := target(bmc.Addr, "other-bmcs-password")
+	tg.Expected, _ = guid.Parse(raw.SMBIOS()) // registered GUID is this BMC's
+	if o := check(context.Background(), tg); o.State != state.NotAuthenticated || o.Reason != state.ReasonWrongPassword {
+		t.Errorf("same BMC, wrong password: %s/%s", o.State, o.Reason)
+	}
+	tg.Expected, _ = guid.Parse("11111111-2222-3333-4444-555555555555")
+	o := check(context.Background(), tg)
+	if o.State != state.Invalid || o.Reason != state.ReasonGUIDMismatch || o.GUID != raw.String() || o.Evidence.GUIDSource != "rakp2" {
+		t.Errorf("other BMC at the address: %s/%s guid %s: %s", o.State, o.Reason, o.GUID, o.Message)
+	}
+}
