@@ -176,7 +176,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		}
 		var pass []byte
 		if f.passwordFile != "" {
-			pass, err = inventory.Machine{PasswordFile: f.passwordFile}.Password("")
+			pass, err = inventory.ReadPasswordFile(f.passwordFile)
 			if err != nil {
 				return nil, fmt.Errorf("--password-file: %v", err)
 			}

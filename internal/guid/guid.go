@@ -96,8 +96,44 @@ func (g GUID) IPMI() string { return format(reverse(g)) }
 // Hex is the raw bytes as 32 hex digits, wire order, no dashes.
 func (g GUID) Hex() string { return hex.EncodeToString(g[:]) }
 
-// String is the SMBIOS rendering: the one an operator sees in the host OS.
-func (g GUID) String() string { return g.SMBIOS() }
+// Layout names a byte order in which raw GUID bytes can be read.
+type Layout string
+
+const (
+	LayoutIPMI    Layout = "ipmi"
+	LayoutSMBIOS  Layout = "smbios"
+	LayoutRFC4122 Layout = "rfc4122"
+)
+
+// Layout guesses the byte order the BMC used, as ipmitool does: the first
+// of IPMI (what the specification prescribes), SMBIOS and RFC 4122 whose
+// rendering carries a defined UUID version (1–5). With none, SMBIOS.
+func (g GUID) Layout() Layout {
+	for _, c := range []struct {
+		l Layout
+		r GUID
+	}{{LayoutIPMI, reverse(g)}, {LayoutSMBIOS, smbiosSwap(g)}, {LayoutRFC4122, g}} {
+		if v := c.r[6] >> 4; v >= 1 && v <= 5 {
+			return c.l
+		}
+	}
+	return LayoutSMBIOS
+}
+
+// In renders g in layout l.
+func (g GUID) In(l Layout) string {
+	switch l {
+	case LayoutIPMI:
+		return g.IPMI()
+	case LayoutRFC4122:
+		return g.RFC4122()
+	}
+	return g.SMBIOS()
+}
+
+// String renders g in its detected Layout: the GUID as the vendor meant it
+// (and as ipmitool prints it).
+func (g GUID) String() string { return g.In(g.Layout()) }
 
 // Matches reports whether spelled (as returned by [Parse]) names the raw
 // GUID g in any of the three layouts.
@@ -108,6 +144,7 @@ func (g GUID) Matches(spelled GUID) bool {
 // Renderings is the GUID in every layout, for evidence and JSON output.
 type Renderings struct {
 	Raw     string `json:"raw"`
+	Layout  Layout `json:"detected_layout"`
 	RFC4122 string `json:"rfc4122"`
 	SMBIOS  string `json:"smbios"`
 	IPMI    string `json:"ipmi"`
@@ -115,5 +152,5 @@ type Renderings struct {
 
 // Renderings returns g in every layout.
 func (g GUID) Renderings() Renderings {
-	return Renderings{Raw: g.Hex(), RFC4122: g.RFC4122(), SMBIOS: g.SMBIOS(), IPMI: g.IPMI()}
+	return Renderings{Raw: g.Hex(), Layout: g.Layout(), RFC4122: g.RFC4122(), SMBIOS: g.SMBIOS(), IPMI: g.IPMI()}
 }

@@ -59,3 +59,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestLayoutDetection(t *testing.T) {
+	// A version-4 UUID stored as the IPMI specification says (reversed).
+	u, _ := Parse("7d444840-9dc0-4b46-a06f-9f26a8d1b0e4")
+	ipmiStored := FromIPMI(u)
+	if ipmiStored.Layout() != LayoutIPMI || ipmiStored.String() != "7d444840-9dc0-4b46-a06f-9f26a8d1b0e4" {
+		t.Errorf("IPMI-stored: %s %s", ipmiStored.Layout(), ipmiStored)
+	}
+	// OpenIPMI's ipmi_sim example GUID: ipmitool shows it in IPMI encoding.
+	sim, _ := Parse("a123456789abcdefa123456789abcdef")
+	if sim.String() != "efcdab89-6745-23a1-efcd-ab89674523a1" {
+		t.Errorf("ipmi_sim GUID rendered %s", sim)
+	}
+	// Stored SMBIOS-style (the IPMI reading has no valid version).
+	smb := FromSMBIOS(u)
+	if l := smb.Layout(); l != LayoutSMBIOS && reverse(smb)[6]>>4 == 0 {
+		t.Errorf("SMBIOS-stored detected as %s", l)
+	}
+	if !smb.Matches(u) || !ipmiStored.Matches(u) {
+		t.Error("matching must not depend on detection")
+	}
+}

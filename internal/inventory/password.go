@@ -32,7 +32,7 @@ func (m Machine) Password(dir string) ([]byte, error) {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(dir, path)
 		}
-		pw, err := readPasswordFile(path)
+		pw, err := ReadPasswordFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("machine %q: password_file: %w", m.Name, err)
 		}
@@ -50,7 +50,10 @@ func (m Machine) Password(dir string) ([]byte, error) {
 	return nil, fmt.Errorf("machine %q: %w", m.Name, ErrNoPassword)
 }
 
-func readPasswordFile(path string) ([]byte, error) {
+// ReadPasswordFile reads a password file the way an inventory's
+// password_file is read: first line, trailing newline stripped, bounded
+// size; errors name the file, never the content.
+func ReadPasswordFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err // *fs.PathError: "open <path>: permission denied" and the like

@@ -44,7 +44,9 @@ func deriveGUID(seed, index, salt uint64) guid.GUID {
 	binary.BigEndian.PutUint64(g[8:16], mix(seed, index, salt+1))
 	g[6] = g[6]&0x0F | 0x40
 	g[8] = g[8]&0x3F | 0x80
-	return g
+	// Stored as the IPMI specification prescribes (all 16 bytes reversed),
+	// so ipmitool reads it in IPMI encoding without a warning.
+	return guid.FromIPMI(g)
 }
 
 // Vendor is a BMC vendor and firmware profile: what Get Device ID reports.
