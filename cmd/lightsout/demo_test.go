@@ -29,4 +29,3 @@ func TestDemoRunsARound(t *testing.T) {
 		}
 	}
 }
-
