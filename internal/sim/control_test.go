@@ -32,7 +32,7 @@ func TestControlAPI(t *testing.T) {
 	b := f.BMCs()[2]
 	st, err := api.BMC(ctx, b.Name())
 	if err != nil || st.Address != b.Addr().Addr().String() || st.Port != int(b.Addr().Port()) || st.GUID.Raw != b.GUID().Hex() ||
-		st.RegisteredGUID != b.RegisteredGUID().SMBIOS() || st.Power != powerWord(b.PowerOn()) || st.Kind != KindBMC {
+		st.RegisteredGUID != b.RegisteredGUID().String() || st.Power != powerWord(b.PowerOn()) || st.Kind != KindBMC {
 		t.Fatalf("status: %+v %v", st, err)
 	}
 	st, err = api.SetFaults(ctx, b.Name(), Faults{Lossy: 0.1, Slow: Duration(2e8), SlotsFull: true})
@@ -156,7 +156,7 @@ func TestExportInventory(t *testing.T) {
 		for i, m := range inv.Machines {
 			b := f.BMCs()[i]
 			spelled, err := guid.Parse(m.GUID)
-			if err != nil || !b.RegisteredGUID().Matches(spelled) || m.GUID != b.RegisteredGUID().SMBIOS() {
+			if err != nil || !b.RegisteredGUID().Matches(spelled) || m.GUID != b.RegisteredGUID().String() {
 				t.Errorf("%s %s: guid %q", name, m.Name, m.GUID)
 			}
 			if m.Name != b.Name() || m.HostPort() != b.HomeAddr().String() || m.User != AdminUser ||

@@ -19,7 +19,7 @@ func (f *Fleet) Inventory(passwordFile string) *inventory.Inventory {
 	for _, b := range f.servers {
 		inv.Machines = append(inv.Machines, inventory.Machine{
 			Name:         b.name,
-			GUID:         b.origGUID.SMBIOS(),
+			GUID:         b.origGUID.String(),
 			Address:      b.home.Addr().String(),
 			Port:         int(b.home.Port()),
 			User:         AdminUser,

@@ -61,7 +61,7 @@ func (b *BMC) Status() Status {
 		HomeAddress:    b.home.Addr().String(),
 		HomePort:       int(b.home.Port()),
 		GUID:           g.Renderings(),
-		RegisteredGUID: b.origGUID.SMBIOS(),
+		RegisteredGUID: b.origGUID.String(),
 		Power:          "off",
 		Identify:       b.identifyState() != 0,
 		Enclosure:      b.Enclosure(),
@@ -94,7 +94,7 @@ func (e *Enclosure) Status() EnclosureStatus {
 		Manager: e.em.name,
 		Address: e.em.home.Addr().String(),
 		Port:    int(e.em.home.Port()),
-		GUID:    e.em.origGUID.SMBIOS(),
+		GUID:    e.em.origGUID.String(),
 		Blades:  make([]string, len(e.blades)),
 	}
 	for i, b := range e.blades {
