@@ -133,6 +133,12 @@ func (p *peer) observeRTT(rtt time.Duration) {
 	p.backoff.Store(0)
 }
 
+// minRTO floors the learned timeout: a loopback or LAN round trip of a
+// millisecond says nothing about how long a busy BMC takes to compute a
+// RAKP reply, and a premature retransmission of a handshake message makes
+// BMCs re-randomize (see errRetryHandshake).
+const minRTO = 200 * time.Millisecond
+
 // rto is the first retransmission timeout for the next exchange with p:
 // twice the smoothed RTT plus a margin once measured, the configured
 // initial value before; never below a back-off that worked.
@@ -140,8 +146,8 @@ func (e *Engine) rto(p *peer) time.Duration {
 	r := e.cfg.InitialRTO
 	if s := time.Duration(p.srtt.Load()); s > 0 {
 		r = 2*s + 20*time.Millisecond
-		if r < 50*time.Millisecond {
-			r = 50 * time.Millisecond
+		if r < minRTO {
+			r = minRTO
 		}
 	}
 	if b := time.Duration(p.backoff.Load()); b > r {
@@ -494,7 +500,7 @@ func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func(
 					var se *StageError
 					if errors.As(aerr, &se) {
 						se.Attempts, se.Elapsed = attempts, time.Since(start)
-						return attempts, rtt, se
+						return attempts, rtt, aerr // keep any wrapper (retryHandshake)
 					}
 					return attempts, rtt, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: aerr}
 				}

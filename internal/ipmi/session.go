@@ -162,7 +162,19 @@ func (s *Session) handshake(ctx context.Context, cr Credentials, suiteList []Cip
 	for _, suite := range suiteList {
 		err := s.openSession(ctx, cr, suite)
 		if err == nil {
-			return s.rakp(ctx, cr)
+			err = s.rakp(ctx, cr)
+			if errors.Is(err, errRetryHandshake) {
+				// Once: the BMC answered a retransmitted RAKP 1 twice and
+				// moved on to a new random number; start over cleanly.
+				if err = s.openSession(ctx, cr, suite); err == nil {
+					err = s.rakp(ctx, cr)
+				}
+			}
+			var rh *retryHandshake
+			if errors.As(err, &rh) {
+				err = rh.StageError
+			}
+			return err
 		}
 		lastErr = err
 		if !errors.Is(err, ErrNoCipherSuite) {
@@ -171,6 +183,17 @@ func (s *Session) handshake(ctx context.Context, cr Credentials, suiteList []Cip
 	}
 	return lastErr
 }
+
+// errRetryHandshake marks a RAKP 4 refusal that followed a verified RAKP 2
+// and a retransmitted RAKP 1: the password is proven right, so the refusal
+// is a handshake-state mismatch (BMCs re-randomize on a duplicate RAKP 1),
+// not a verdict on the account.
+var errRetryHandshake = errors.New("ipmi: handshake state lost to a retransmission")
+
+type retryHandshake struct{ *StageError }
+
+func (r *retryHandshake) Is(target error) bool { return target == errRetryHandshake }
+func (r *retryHandshake) Unwrap() error        { return r.StageError }
 
 func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherSuite) error {
 	algs := suites[suite]
@@ -235,8 +258,11 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	pkt1 := buildRMCPPlus(payloadRAKP1, 0, 0, 0, r1.Pack(), nil)
 	kuid := crypto.PadPassword20(cr.Password)
 	r2 := rmcpplus.RAKPMessage2{AuthAlg: s.algs.auth}
-	_, _, err := s.e.exchange(ctx, s.p, StageRAKP1, func() []byte { return pkt1 },
+	rakp1Attempts, _, err := s.e.exchange(ctx, s.p, StageRAKP1, func() []byte { return pkt1 },
 		func(ev event) (bool, error) {
+			if s.orphan(ev) {
+				return false, nil
+			}
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadRAKP2 || ev.d.consoleID != s.consoleID || ev.d.payload[0] != tag {
 				return false, nil
 			}
@@ -287,8 +313,12 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 				s.e.c.malformed.Add(1)
 				return false, errBadReply
 			}
-			if r4.RmcpStatusCode != 0 {
-				return true, &StageError{Stage: StageRAKP3, Status: byte(r4.RmcpStatusCode), Err: statusErr(byte(r4.RmcpStatusCode))}
+			if st := byte(r4.RmcpStatusCode); st != 0 {
+				se := &StageError{Stage: StageRAKP3, Status: st, Err: statusErr(st)}
+				if rakp1Attempts > 1 && !errors.Is(se.Err, ErrPrivilege) && !errors.Is(se.Err, ErrNoSessionSlot) {
+					return true, &retryHandshake{se}
+				}
+				return true, se
 			}
 			return true, nil
 		})
@@ -304,9 +334,34 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	}
 	if s.algs.auth != types.AuthAlg_None && (len(r4.IntegrityCheckValue) < len(icv) || !crypto.Equal(icv, r4.IntegrityCheckValue[:len(icv)])) {
 		s.e.c.badAuth.Add(1)
-		return &StageError{Stage: StageRAKP3, Err: fmt.Errorf("%w: RAKP 4 integrity check value does not verify", ErrRejected)}
+		se := &StageError{Stage: StageRAKP3, Err: fmt.Errorf("%w: RAKP 4 integrity check value does not verify", ErrRejected)}
+		if rakp1Attempts > 1 {
+			return &retryHandshake{se}
+		}
+		return se
 	}
 	return nil
+}
+
+// orphan recognizes an Open Session Response for our console ID naming a
+// BMC session other than ours — the BMC answered a retransmitted Open
+// Session Request with a second session — and tells the BMC to drop it, so
+// no half-open session of ours lingers in its table.
+func (s *Session) orphan(ev event) bool {
+	d := ev.d
+	if d.class != classIPMI || d.payloadType != payloadOpenSessResp || d.consoleID != s.consoleID || len(d.payload) < 12 || d.payload[1] != 0 {
+		return false
+	}
+	id := binary.LittleEndian.Uint32(d.payload[8:12])
+	if id == 0 || id == s.bmcID {
+		return false
+	}
+	msg := make([]byte, 8)
+	msg[0] = randomTag()
+	msg[1] = 0x02 // invalid session ID: not the one we continue with
+	binary.LittleEndian.PutUint32(msg[4:8], id)
+	_ = s.e.send(s.p, buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil))
+	return true
 }
 
 // abort tells the BMC to drop a half-open session: a RAKP 3 carrying an

@@ -1,0 +1,110 @@
+package ipmi
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/ipmi/ipmitest"
+)
+
+// reorderProxy sits between the engine and a BMC. It holds the first RAKP 2
+// back until a second one (the BMC's answer to our retransmitted RAKP 1)
+// has come, then delivers the stale first one before the fresh one — the
+// order a loaded network or BMC produces.
+type reorderProxy struct {
+	front   *net.UDPConn
+	back    *net.UDPConn
+	mu      sync.Mutex
+	client  netip.AddrPort
+	held    []byte
+	rakp2s  int
+	opens   int
+	closing chan struct{}
+}
+
+func startReorderProxy(t *testing.T, bmc netip.AddrPort) *reorderProxy {
+	front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(bmc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &reorderProxy{front: front, back: back, closing: make(chan struct{})}
+	go func() { // client → BMC
+		buf := make([]byte, 2048)
+		for {
+			n, src, err := front.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.client = src
+			p.mu.Unlock()
+			back.Write(buf[:n])
+		}
+	}()
+	go func() { // BMC → client
+		buf := make([]byte, 2048)
+		for {
+			n, err := back.Read(buf)
+			if err != nil {
+				return
+			}
+			pkt := append([]byte(nil), buf[:n]...)
+			d, _ := parseDatagram(pkt)
+			p.mu.Lock()
+			client := p.client
+			if d.payloadType == payloadOpenSessResp {
+				p.opens++
+			}
+			if d.payloadType == payloadRAKP2 {
+				p.rakp2s++
+				if p.rakp2s == 1 {
+					p.held = pkt // wait for the answer to the retransmission
+					p.mu.Unlock()
+					continue
+				}
+				if p.held != nil {
+					front.WriteToUDPAddrPort(p.held, client) // stale one first
+					p.held = nil
+				}
+			}
+			p.mu.Unlock()
+			front.WriteToUDPAddrPort(pkt, client)
+		}
+	}()
+	t.Cleanup(func() { front.Close(); back.Close() })
+	return p
+}
+
+func TestRetransmittedRAKP1IsNotAnAuthVerdict(t *testing.T) {
+	bmc := ipmitest.Start(t, ipmitest.Options{})
+	px := startReorderProxy(t, bmc.Addr)
+	e := newEngine(t, Config{InitialRTO: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.Open(ctx, px.front.LocalAddr().(*net.UDPAddr).AddrPort(), creds(testPass, 3))
+	if err != nil {
+		t.Fatalf("open through a reordering path: %v", err)
+	}
+	if _, err := s.GetDeviceID(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Close(ctx)
+	px.mu.Lock()
+	opens, rakp2s := px.opens, px.rakp2s
+	px.mu.Unlock()
+	if rakp2s < 2 || opens < 2 {
+		t.Errorf("the test did not exercise the retry: %d RAKP 2, %d open session replies", rakp2s, opens)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := bmc.Sessions.Count(); n != 0 {
+		t.Errorf("BMC holds %d sessions after close", n)
+	}
+}
