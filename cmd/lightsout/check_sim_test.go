@@ -58,7 +58,7 @@ func TestCheckFleetWithEveryFault(t *testing.T) {
 	}
 
 	start := time.Now()
-	out, code, err := run(t, "check", "--inventory", inv, "--timeout", "2s", "-o", "json")
+	out, code, err := runCLI(t, "check", "--inventory", inv, "--timeout", "2s", "-o", "json")
 	if code == 2 {
 		t.Fatalf("bad input: %v", err)
 	}

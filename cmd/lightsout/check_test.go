@@ -17,7 +17,7 @@ import (
 )
 
 // run executes the CLI in-process and returns stdout and the exit status.
-func run(t *testing.T, args ...string) (string, int, error) {
+func runCLI(t *testing.T, args ...string) (string, int, error) {
 	t.Helper()
 	root := newRoot()
 	var out bytes.Buffer
@@ -49,7 +49,7 @@ func TestCheckOneHostJSON(t *testing.T) {
 	bmc := ipmitest.Start(t, ipmitest.Options{})
 	pw := writeFile(t, "pw", ipmitest.Password+"\n")
 	raw := guid.GUID(ipmitest.GUID)
-	out, code, err := run(t, "check", "--host", bmc.Addr.String(), "--user", ipmitest.User, "--password-file", pw,
+	out, code, err := runCLI(t, "check", "--host", bmc.Addr.String(), "--user", ipmitest.User, "--password-file", pw,
 		"--guid", strings.ReplaceAll(raw.IPMI(), "-", ""), "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %v\n%s", code, err, out)
@@ -67,7 +67,7 @@ func TestCheckOneHostJSON(t *testing.T) {
 
 	// Wrong password: exit 1, NotAuthenticated.
 	bad := writeFile(t, "bad", "nope")
-	out, code, _ = run(t, "check", "--host", bmc.Addr.String(), "--user", ipmitest.User, "--password-file", bad)
+	out, code, _ = runCLI(t, "check", "--host", bmc.Addr.String(), "--user", ipmitest.User, "--password-file", bad)
 	if code != 1 || !strings.Contains(out, "NotAuthenticated") || !strings.Contains(out, "wrong_password") {
 		t.Errorf("wrong password: exit %d\n%s", code, out)
 	}
@@ -89,7 +89,7 @@ func TestCheckInventoryStreamsAndSilentDoesNotDelay(t *testing.T) {
 	os.WriteFile(inv, []byte(b.String()), 0o600)
 
 	start := time.Now()
-	out, code, _ := run(t, "check", "--inventory", inv, "--timeout", "1s", "-o", "json")
+	out, code, _ := runCLI(t, "check", "--inventory", inv, "--timeout", "1s", "-o", "json")
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (one BMC dead)", code)
 	}
@@ -127,7 +127,7 @@ func TestCheckBadInputExit2(t *testing.T) {
 		{[]string{"check", "--host", "127.0.0.1", "--password-file", pw}, "--user"},
 	}
 	for _, c := range cases {
-		_, code, err := run(t, c.args...)
+		_, code, err := runCLI(t, c.args...)
 		if code != 2 || err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: exit %d err %v, want exit 2 mentioning %q", c.args, code, err, c.want)
 		}

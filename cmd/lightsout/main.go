@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -47,15 +48,29 @@ Start with:
 }
 
 func main() {
+	os.Exit(run())
+}
+
+// run executes the command line and returns the exit status. With
+// LIGHTSOUT_CPUPROFILE=FILE set, a CPU profile of the run is written there
+// (for development: go tool pprof FILE).
+func run() int {
+	if path := os.Getenv("LIGHTSOUT_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 	err := newRoot().Execute()
 	if err == nil {
-		return
+		return 0
 	}
 	fmt.Fprintln(os.Stderr, "lightsout:", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
-		os.Exit(ee.code)
+		return ee.code
 	}
 	// cobra's own errors (unknown command, bad args) are usage errors too.
-	os.Exit(2)
+	return 2
 }

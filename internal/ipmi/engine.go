@@ -93,8 +93,9 @@ type Engine struct {
 	sessions map[uint32]*Session // by console session ID, from Open Session on
 	closed   bool
 
-	wg sync.WaitGroup
-	c  counters
+	wg  sync.WaitGroup
+	c   counters
+	log *slog.Logger
 }
 
 // peer is what the engine remembers about one BMC. It stays small: an idle
@@ -191,6 +192,7 @@ var errBadReply = errors.New("ipmi: reply failed verification")
 func New(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
 	e := &Engine{
+		log:      cfg.Logger,
 		cfg:      cfg,
 		peers:    make(map[netip.AddrPort]*peer),
 		sessions: make(map[uint32]*Session),
@@ -429,6 +431,16 @@ func (e *Engine) deliverTo(p *peer, ev event) {
 // ignores the datagram (stale, duplicate, forged) and keeps waiting.
 func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func() []byte,
 	accept func(ev event) (done bool, err error)) (attempts int, rtt time.Duration, err error) {
+	return e.exchangeOpt(ctx, p, stage, build, accept, false)
+}
+
+// exchangeOpt is exchange; with linger, a request that was retransmitted
+// keeps listening after its first accepted reply, for about as long as that
+// reply took, and hands every further reply to accept too. Handshake steps
+// use it: a BMC answers each copy of a retransmitted RAKP message, and only
+// its last answer matches its state.
+func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build func() []byte,
+	accept func(ev event) (done bool, err error), linger bool) (attempts int, rtt time.Duration, err error) {
 	if ctx.Err() != nil { // select picks at random among ready cases: check first
 		return 0, 0, &StageError{Stage: stage, Err: ctxErr(ctx)}
 	}
@@ -470,6 +482,7 @@ func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func(
 		if attempts > 1 {
 			e.c.retransmits.Add(1)
 			p.retrans.Add(1)
+			e.log.Debug("retransmit", "bmc", p.addr, "stage", stage, "attempt", attempts, "rto", rto)
 		}
 		timer.Reset(rto)
 	wait:
@@ -495,6 +508,9 @@ func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func(
 					p.observeRTT(rtt)
 				} else {
 					p.backoff.Store(int64(rto))
+					if linger {
+						aerr = e.linger(ctx, w, sentAt.Add(min(ev.at.Sub(start), time.Second)), accept, aerr)
+					}
 				}
 				if aerr != nil {
 					var se *StageError
@@ -521,6 +537,28 @@ func (e *Engine) exchange(ctx context.Context, p *peer, stage Stage, build func(
 		rto *= 2
 		if limit := max(e.cfg.MaxRTO, 2*time.Duration(p.srtt.Load())); rto > limit {
 			rto = limit
+		}
+	}
+}
+
+// linger keeps feeding replies to accept until the deadline; the result of
+// the last reply accept took (done) wins.
+func (e *Engine) linger(ctx context.Context, w *waiter, until time.Time, accept func(event) (bool, error), last error) error {
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	for {
+		select {
+		case ev := <-w.ch:
+			if ev.err != nil || ev.garbage {
+				continue
+			}
+			if done, err := accept(ev); done {
+				last = err
+			}
+		case <-t.C:
+			return last
+		case <-ctx.Done():
+			return last
 		}
 	}
 }

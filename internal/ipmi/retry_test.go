@@ -16,6 +16,8 @@ import (
 // has come, then delivers the stale first one before the fresh one — the
 // order a loaded network or BMC produces.
 type reorderProxy struct {
+	// lateBy delays the fresh RAKP 2 after the stale one (0: at once).
+	lateBy  time.Duration
 	front   *net.UDPConn
 	back    *net.UDPConn
 	mu      sync.Mutex
@@ -26,7 +28,7 @@ type reorderProxy struct {
 	closing chan struct{}
 }
 
-func startReorderProxy(t *testing.T, bmc netip.AddrPort) *reorderProxy {
+func startReorderProxy(t *testing.T, bmc netip.AddrPort, lateBy time.Duration) *reorderProxy {
 	front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +37,7 @@ func startReorderProxy(t *testing.T, bmc netip.AddrPort) *reorderProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &reorderProxy{front: front, back: back, closing: make(chan struct{})}
+	p := &reorderProxy{front: front, back: back, closing: make(chan struct{}), lateBy: lateBy}
 	go func() { // client → BMC
 		buf := make([]byte, 2048)
 		for {
@@ -73,6 +75,11 @@ func startReorderProxy(t *testing.T, bmc netip.AddrPort) *reorderProxy {
 				if p.held != nil {
 					front.WriteToUDPAddrPort(p.held, client) // stale one first
 					p.held = nil
+					if p.lateBy > 0 {
+						p.mu.Unlock()
+						time.AfterFunc(p.lateBy, func() { front.WriteToUDPAddrPort(pkt, client) })
+						continue
+					}
 				}
 			}
 			p.mu.Unlock()
@@ -84,27 +91,42 @@ func startReorderProxy(t *testing.T, bmc netip.AddrPort) *reorderProxy {
 }
 
 func TestRetransmittedRAKP1IsNotAnAuthVerdict(t *testing.T) {
-	bmc := ipmitest.Start(t, ipmitest.Options{})
-	px := startReorderProxy(t, bmc.Addr)
-	e := newEngine(t, Config{InitialRTO: 100 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := e.Open(ctx, px.front.LocalAddr().(*net.UDPAddr).AddrPort(), creds(testPass, 3))
-	if err != nil {
-		t.Fatalf("open through a reordering path: %v", err)
-	}
-	if _, err := s.GetDeviceID(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s.Close(ctx)
-	px.mu.Lock()
-	opens, rakp2s := px.opens, px.rakp2s
-	px.mu.Unlock()
-	if rakp2s < 2 || opens < 2 {
-		t.Errorf("the test did not exercise the retry: %d RAKP 2, %d open session replies", rakp2s, opens)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if n := bmc.Sessions.Count(); n != 0 {
-		t.Errorf("BMC holds %d sessions after close", n)
+	for _, c := range []struct {
+		name      string
+		lateBy    time.Duration
+		wantOpens int
+	}{
+		// The fresh RAKP 2 follows the stale one at once: lingering picks
+		// the last one, no restart.
+		{"fresh reply while lingering", 0, 1},
+		// The fresh one comes after the linger window: RAKP 4 refuses the
+		// stale state, the handshake restarts once.
+		{"fresh reply after lingering", 1500 * time.Millisecond, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bmc := ipmitest.Start(t, ipmitest.Options{})
+			px := startReorderProxy(t, bmc.Addr, c.lateBy)
+			e := newEngine(t, Config{InitialRTO: 100 * time.Millisecond})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s, err := e.Open(ctx, px.front.LocalAddr().(*net.UDPAddr).AddrPort(), creds(testPass, 3))
+			if err != nil {
+				t.Fatalf("open through a reordering path: %v", err)
+			}
+			if _, err := s.GetDeviceID(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s.Close(ctx)
+			px.mu.Lock()
+			opens, rakp2s := px.opens, px.rakp2s
+			px.mu.Unlock()
+			if rakp2s < 2 || opens != c.wantOpens {
+				t.Errorf("%d RAKP 2 and %d open session replies, want ≥ 2 and %d", rakp2s, opens, c.wantOpens)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if n := bmc.Sessions.Count(); n != 0 {
+				t.Errorf("BMC holds %d sessions after close", n)
+			}
+		})
 	}
 }

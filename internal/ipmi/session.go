@@ -2,10 +2,15 @@ package ipmi
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/md5"
 	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"net/netip"
 	"time"
 
@@ -37,6 +42,8 @@ type Session struct {
 	algs             suiteAlgs
 	k1, k2           []byte
 	authLen          int
+	hm               hash.Hash // keyed integrity HMAC, built on first use
+	macBuf           [32]byte
 
 	outSeq uint32
 	// Inbound replay window: highest sequence seen and a bitmap of the 32
@@ -164,6 +171,7 @@ func (s *Session) handshake(ctx context.Context, cr Credentials, suiteList []Cip
 		if err == nil {
 			err = s.rakp(ctx, cr)
 			if errors.Is(err, errRetryHandshake) {
+				s.e.log.Debug("handshake restart", "bmc", s.p.addr, "err", err)
 				// Once: the BMC answered a retransmitted RAKP 1 twice and
 				// moved on to a new random number; start over cleanly.
 				if err = s.openSession(ctx, cr, suite); err == nil {
@@ -234,6 +242,7 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 	if err != nil {
 		return err
 	}
+	s.e.log.Debug("open session", "bmc", s.p.addr, "console_session", s.consoleID, "bmc_session", resp.ManagedSystemSessionID, "suite", suite)
 	s.suite, s.algs, s.bmcID = suite, algs, resp.ManagedSystemSessionID
 	s.authLen, _ = crypto.IntegrityAuthCodeLen(algs.integ)
 	return nil
@@ -257,8 +266,11 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	}
 	pkt1 := buildRMCPPlus(payloadRAKP1, 0, 0, 0, r1.Pack(), nil)
 	kuid := crypto.PadPassword20(cr.Password)
-	r2 := rmcpplus.RAKPMessage2{AuthAlg: s.algs.auth}
-	rakp1Attempts, _, err := s.e.exchange(ctx, s.p, StageRAKP1, func() []byte { return pkt1 },
+	var r2 rmcpplus.RAKPMessage2
+	// Every RAKP 2 that answers one of our copies is decoded; the last one
+	// wins (exchangeOpt lingers after a retransmission): a BMC draws a new
+	// random number for each copy of RAKP 1, and only the last counts.
+	rakp1Attempts, _, err := s.e.exchangeOpt(ctx, s.p, StageRAKP1, func() []byte { return pkt1 },
 		func(ev event) (bool, error) {
 			if s.orphan(ev) {
 				return false, nil
@@ -266,15 +278,17 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadRAKP2 || ev.d.consoleID != s.consoleID || ev.d.payload[0] != tag {
 				return false, nil
 			}
-			if err := guard("RAKP 2", func() error { return r2.Unpack(ev.d.payload) }); err != nil {
+			m := rmcpplus.RAKPMessage2{AuthAlg: s.algs.auth}
+			if err := guard("RAKP 2", func() error { return m.Unpack(ev.d.payload) }); err != nil {
 				s.e.c.malformed.Add(1)
 				return false, errBadReply
 			}
-			if r2.RmcpStatusCode != 0 {
-				return true, &StageError{Stage: StageRAKP1, Status: byte(r2.RmcpStatusCode), Err: statusErr(byte(r2.RmcpStatusCode))}
+			if m.RmcpStatusCode != 0 {
+				return true, &StageError{Stage: StageRAKP1, Status: byte(m.RmcpStatusCode), Err: statusErr(byte(m.RmcpStatusCode))}
 			}
+			r2 = m
 			return true, nil
-		})
+		}, true)
 	if err != nil {
 		if ctx.Err() != nil {
 			s.abort(0x01)
@@ -287,6 +301,7 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	if err != nil {
 		return err
 	}
+	s.e.log.Debug("rakp2", "bmc", s.p.addr, "bmc_session", s.bmcID, "attempts", rakp1Attempts, "status", r2.RmcpStatusCode)
 	if !crypto.Equal(want, r2.KeyExchangeAuthenticationCode) {
 		s.abort(0x0f)
 		return &StageError{Stage: StageRAKP1, Err: ErrWrongPassword, BMCGUID: r2.ManagedSystemGUID}
@@ -303,16 +318,24 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	tag3 := randomTag()
 	r3 := rmcpplus.RAKPMessage3{MessageTag: tag3, ManagedSystemSessionID: s.bmcID, KeyExchangeAuthenticationCode: code3}
 	pkt3 := buildRMCPPlus(payloadRAKP3, 0, 0, 0, r3.Pack(), nil)
+	// After a retransmitted RAKP 3 the BMC may answer one copy with success
+	// and the other with an error (the session is already active): a
+	// success, whenever it comes while lingering, wins.
 	r4 := rmcpplus.RAKPMessage4{AuthAlg: s.algs.auth}
-	_, _, err = s.e.exchange(ctx, s.p, StageRAKP3, func() []byte { return pkt3 },
+	r4ok := false
+	_, _, err = s.e.exchangeOpt(ctx, s.p, StageRAKP3, func() []byte { return pkt3 },
 		func(ev event) (bool, error) {
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadRAKP4 || ev.d.consoleID != s.consoleID || ev.d.payload[0] != tag3 {
 				return false, nil
+			}
+			if r4ok {
+				return true, nil // a duplicate after the success: keep the success
 			}
 			if err := guard("RAKP 4", func() error { return r4.Unpack(ev.d.payload) }); err != nil {
 				s.e.c.malformed.Add(1)
 				return false, errBadReply
 			}
+			r4ok = r4.RmcpStatusCode == 0
 			if st := byte(r4.RmcpStatusCode); st != 0 {
 				se := &StageError{Stage: StageRAKP3, Status: st, Err: statusErr(st)}
 				if rakp1Attempts > 1 && !errors.Is(se.Err, ErrPrivilege) && !errors.Is(se.Err, ErrNoSessionSlot) {
@@ -321,7 +344,7 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 				return true, se
 			}
 			return true, nil
-		})
+		}, true)
 	if err != nil {
 		if ctx.Err() != nil {
 			s.abort(0x01)
@@ -385,12 +408,25 @@ func (s *Session) abort(status byte) {
 // abortWait bounds how long abort waits for the BMC's acknowledgement.
 const abortWait = 500 * time.Millisecond
 
+// mac is the session's integrity code over b (K1-keyed HMAC, truncated).
+// The keyed HMAC state is built once per session and reset per packet:
+// building it is most of the cost for packets this small.
 func (s *Session) mac(b []byte) []byte {
-	full, err := crypto.IntegrityHMAC(s.algs.integ, b, s.k1)
-	if err != nil || len(full) < s.authLen {
-		return make([]byte, s.authLen)
+	if s.hm == nil {
+		switch s.algs.integ {
+		case types.IntegrityAlg_HMAC_SHA1_96:
+			s.hm = hmac.New(sha1.New, s.k1)
+		case types.IntegrityAlg_HMAC_SHA256_128:
+			s.hm = hmac.New(sha256.New, s.k1)
+		case types.IntegrityAlg_HMAC_MD5_128:
+			s.hm = hmac.New(md5.New, s.k1)
+		default:
+			return make([]byte, s.authLen)
+		}
 	}
-	return full[:s.authLen]
+	s.hm.Reset()
+	s.hm.Write(b)
+	return s.hm.Sum(s.macBuf[:0])[:s.authLen]
 }
 
 // seal wraps an IPMI message for this session: encrypt, then authenticate.

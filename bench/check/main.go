@@ -1,0 +1,1116 @@
+// Command check benchmarks `lightsout check` against its peers on a
+// simulated fleet: FreeIPMI's ipmipower and bmc-info, and a go-ipmi
+// baseline (bench/check/goipmi). For each fleet size it starts
+// `lightsout sim` as a separate process (one loopback address per BMC on
+// port 623, so it needs root), runs every client once, one after another,
+// and measures wall time, CPU time (user+sys, from the child's rusage) and
+// peak RSS. A fault run checks that lightsout classifies a fleet with
+// silent and wrong-password BMCs within its timeout.
+//
+//	sudo go run ./bench/check --sizes 1000,10000 --out bench/results.md
+//
+// See bench/README.md.
+package main
+
+import (
+	"crypto/rand"
+	"debug/buildinfo"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	sizes        []int
+	out          string
+	faultRun     bool
+	faultTimeout time.Duration
+	strict       bool
+	parallel     int
+	fanout       int
+	procTimeout  time.Duration
+	readyTimeout time.Duration
+	settle       time.Duration
+	repeat       int
+	smoke        int
+	warmup       bool
+	keep         bool
+	ippPerProc   int
+}
+
+func main() {
+	var c config
+	sizes := flag.String("sizes", "1000,10000", "fleet sizes to measure, comma-separated")
+	flag.StringVar(&c.out, "out", "", "also write the report as Markdown to this file")
+	flag.BoolVar(&c.faultRun, "fault-run", true, "at the largest size, run a fleet with 10% silent and 10% wrong_password BMCs")
+	flag.DurationVar(&c.faultTimeout, "fault-timeout", 3*time.Second, "lightsout check --timeout in the fault run")
+	flag.BoolVar(&c.strict, "strict", false, "exit 1 when a target is missed")
+	flag.IntVar(&c.parallel, "parallel", 10000, "lightsout check --parallel")
+	flag.BoolVar(&pinCPUs, "pin", runtime.NumCPU() >= 2, "pin the simulator to CPU 0 and every client to CPU 1 (taskset), so clients are measured on one core each and the simulator does not compete with them; --pin=false measures client and simulator sharing all CPUs")
+	flag.IntVar(&c.fanout, "fanout", 1024, "bmc-info -F (FreeIPMI's maximum is 1024)")
+	flag.DurationVar(&c.procTimeout, "proc-timeout", 10*time.Minute, "kill a client still running after this long")
+	flag.DurationVar(&c.readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for the simulator's ready line")
+	flag.DurationVar(&c.settle, "settle", 2*time.Second, "pause between runs, so the simulator is idle when the next client starts")
+	flag.IntVar(&c.repeat, "repeat", 1, "runs per client and size; the run with the median wall time is reported")
+	flag.IntVar(&c.smoke, "smoke", 100, "first check every client against a fleet of this many BMCs (0: skip)")
+	flag.BoolVar(&c.warmup, "warmup", true, "before the timed runs of a size, one untimed lightsout check pass over the fleet")
+	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory (outputs of every run)")
+	flag.IntVar(&c.ippPerProc, "ipmipower-hosts-per-process", 0, "split ipmipower's hosts over concurrent processes of at most this many (0: as many as RLIMIT_NOFILE allows, 2 sockets per host)")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fatalf(2, "unexpected arguments: %q", flag.Args())
+	}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fatalf(2, "--sizes: %q is not a positive number", s)
+		}
+		c.sizes = append(c.sizes, n)
+	}
+	sort.Ints(c.sizes)
+	if c.repeat < 1 || c.parallel < 1 || c.fanout < 1 {
+		fatalf(2, "--repeat, --parallel and --fanout must be at least 1")
+	}
+
+	b := &bench{cfg: c}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		logf("%v: stopping", s)
+		b.cleanup()
+		os.Exit(130)
+	}()
+	code := b.run()
+	b.cleanup()
+	os.Exit(code)
+}
+
+type bench struct {
+	cfg     config
+	tmp     string
+	root    string // module root
+	lsBin   string
+	goBin   string
+	report  strings.Builder
+	env     envInfo
+	targets []string
+	failed  bool
+	cleanMu sync.Once
+	sim     *simProc
+	simMu   sync.Mutex
+}
+
+type envInfo struct {
+	nproc      int
+	cpu        string
+	kernel     string
+	goVersion  string
+	nofile     string
+	lsVersion  string
+	goipmiVer  string
+	ipmipower  string // path, "" if missing
+	bmcInfo    string
+	ippVersion string
+	biVersion  string
+	ippDriver  string // FreeIPMI's default driver as observed
+}
+
+func (b *bench) cleanup() {
+	b.cleanMu.Do(func() {
+		b.simMu.Lock()
+		s := b.sim
+		b.simMu.Unlock()
+		if s != nil {
+			s.stop()
+		}
+		// Kill whatever is still running; from now on nothing new starts.
+		if running.killAll(syscall.SIGKILL) > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if b.tmp != "" {
+			if b.cfg.keep {
+				logf("scratch directory kept: %s", b.tmp)
+			} else {
+				_ = os.RemoveAll(b.tmp)
+			}
+		}
+	})
+}
+
+func (b *bench) setSim(s *simProc) {
+	b.simMu.Lock()
+	b.sim = s
+	b.simMu.Unlock()
+}
+
+// emit prints a report section and keeps it for --out.
+func (b *bench) emit(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	fmt.Print(s)
+	b.report.WriteString(s)
+}
+
+func (b *bench) run() int {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "bench/check needs root: the simulated fleet binds one loopback address per BMC on port 623 (127.1.x.y:623), and ports below 1024 need root.\nRun it as: sudo go run ./bench/check --sizes 1000,10000 --out bench/results.md")
+		return 2
+	}
+	if err := raiseNofile(); err != nil {
+		logf("warning: raising RLIMIT_NOFILE: %v", err)
+	}
+	var err error
+	if b.tmp, err = os.MkdirTemp("", "lightsout-bench-"); err != nil {
+		fatalf(1, "%v", err)
+	}
+	if err := b.build(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/check:", err)
+		return 1
+	}
+	b.probeEnv()
+	b.header()
+
+	if b.cfg.smoke > 0 {
+		if err := b.smokeTest(b.cfg.smoke); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/check:", err)
+			return 1
+		}
+	}
+	var last *sizeResult
+	for _, n := range b.cfg.sizes {
+		r, err := b.measureSize(n)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/check:", err)
+			return 1
+		}
+		last = r
+	}
+	if last != nil {
+		b.sizeTargets(last)
+	}
+	if b.cfg.faultRun {
+		if err := b.faultRunAt(b.cfg.sizes[len(b.cfg.sizes)-1]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/check:", err)
+			return 1
+		}
+	}
+	b.emit("\n## Targets\n\n")
+	for _, t := range b.targets {
+		b.emit("    %s\n", t)
+	}
+	if b.cfg.out != "" {
+		if err := os.WriteFile(b.cfg.out, []byte(b.report.String()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/check: --out:", err)
+			return 1
+		}
+		logf("report written to %s", b.cfg.out)
+	}
+	if b.failed && b.cfg.strict {
+		return 1
+	}
+	return 0
+}
+
+// raiseNofile sets the soft RLIMIT_NOFILE to the hard limit. Calling
+// Setrlimit ourselves also makes Go pass the raised limit on to children
+// (it otherwise restores the original soft limit in every child).
+func raiseNofile() error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return err
+	}
+	rl.Cur = rl.Max
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+}
+
+func nofile() uint64 {
+	var rl syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	return rl.Cur
+}
+
+// build compiles lightsout and the go-ipmi baseline into the scratch dir.
+func (b *bench) build() error {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return fmt.Errorf("run it inside the lightsout module (go env GOMOD: %q, %v)", gomod, err)
+	}
+	root := filepath.Dir(gomod)
+	b.root = root
+	b.lsBin = filepath.Join(b.tmp, "lightsout")
+	b.goBin = filepath.Join(b.tmp, "goipmi")
+	for _, t := range [][2]string{{b.lsBin, "./cmd/lightsout"}, {b.goBin, "./bench/check/goipmi"}} {
+		logf("go build -o %s %s", t[0], t[1])
+		cmd := exec.Command("go", "build", "-o", t[0], t[1])
+		cmd.Dir = root
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %s: %v", t[1], err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) probeEnv() {
+	e := &b.env
+	e.nproc = runtime.NumCPU()
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				e.cpu = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+				break
+			}
+		}
+	}
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		e.kernel = utsString(u.Sysname[:]) + " " + utsString(u.Release[:]) + " " + utsString(u.Machine[:])
+	}
+	if out, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
+		e.goVersion = strings.TrimSpace(string(out))
+	}
+	var rl syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	e.nofile = fmt.Sprintf("%d (hard %d)", rl.Cur, rl.Max)
+	e.lsVersion = "unknown"
+	if bi, err := buildinfo.ReadFile(b.lsBin); err == nil {
+		var rev, mod string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				mod = s.Value
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" {
+			e.lsVersion = "commit " + rev
+			if mod == "true" {
+				e.lsVersion += " + uncommitted changes"
+			}
+		}
+		if rev == "" { // built with -buildvcs=false (GOFLAGS): ask git
+			if out, err := exec.Command("git", "-C", b.root, "rev-parse", "--short=12", "HEAD").Output(); err == nil {
+				e.lsVersion = "commit " + strings.TrimSpace(string(out))
+				if st, err := exec.Command("git", "-C", b.root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+					e.lsVersion += fmt.Sprintf(" + uncommitted changes in %d tracked files", len(strings.Split(strings.TrimSpace(string(st)), "\n")))
+				}
+			}
+		}
+		e.lsVersion += ", built with " + bi.GoVersion
+	}
+	e.goipmiVer = "go-ipmi (version unknown)"
+	if bi, err := buildinfo.ReadFile(b.goBin); err == nil {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/bougou/go-ipmi" {
+				e.goipmiVer = "go-ipmi " + d.Version
+			}
+		}
+	}
+	if p, err := exec.LookPath("ipmipower"); err == nil {
+		e.ipmipower = p
+		out, _ := runQuick([]string{p, "--version"}, childEnv(nil), 10*time.Second)
+		e.ippVersion = firstLine(out)
+	}
+	if p, err := exec.LookPath("bmc-info"); err == nil {
+		e.bmcInfo = p
+		out, _ := runQuick([]string{p, "--version"}, childEnv(nil), 10*time.Second)
+		e.biVersion = firstLine(out)
+	}
+}
+
+func utsString(a []int8) string {
+	var s []byte
+	for _, c := range a {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func (b *bench) header() {
+	e := b.env
+	b.emit("# lightsout check benchmark\n\n")
+	b.emit("- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	b.emit("- machine: %d CPUs (nproc)", e.nproc)
+	if e.cpu != "" {
+		b.emit(", %s", e.cpu)
+	}
+	b.emit("; kernel %s; %s; RLIMIT_NOFILE %s\n", e.kernel, e.goVersion, e.nofile)
+	if pinCPUs {
+		b.emit("- CPU pinning (--pin): the simulator (`lightsout sim`, a separate process) runs on CPU %s, every client on CPU %s (taskset) — each client gets one core, and the simulator does not compete with it; ipmipower split over several processes shares that one core too\n", simCPU, clientCPU)
+	} else {
+		b.emit("- no CPU pinning: the simulator (`lightsout sim`, a separate process) shares all CPUs with the client under test, so wall times measure client + simulator\n")
+	}
+	b.emit("- lightsout: %s\n", e.lsVersion)
+	b.emit("- goipmi baseline: bench/check/goipmi, %s (one goroutine and socket per host, cipher suite 3)\n", e.goipmiVer)
+	if e.ipmipower != "" {
+		b.emit("- ipmipower: %s (%s)\n", e.ippVersion, e.ipmipower)
+	} else {
+		b.emit("- ipmipower: not installed (rows skipped)\n")
+	}
+	if e.bmcInfo != "" {
+		b.emit("- bmc-info: %s (%s)\n", e.biVersion, e.bmcInfo)
+	} else {
+		b.emit("- bmc-info: not installed (row skipped)\n")
+	}
+}
+
+// childEnv is our environment without LIGHTSOUT_PASSWORD, plus extra.
+func childEnv(extra []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "LIGHTSOUT_PASSWORD=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// randomPassword is 16 letters and digits: IPMI 1.5 (FreeIPMI's default
+// driver) takes at most 16 bytes.
+func randomPassword() (string, error) {
+	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+	buf := make([]byte, 16)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	for i := range buf {
+		buf[i] = alphabet[int(buf[i])%len(alphabet)]
+	}
+	return string(buf), nil
+}
+
+// newFleet starts a simulator of n BMCs (with an optional fleet file body)
+// in a fresh scratch directory.
+func (b *bench) newFleet(tag string, n int, fleetYAML string) (*simProc, *fleet, error) {
+	dir := filepath.Join(b.tmp, tag)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	pw, err := randomPassword()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte(pw+"\n"), 0o600); err != nil {
+		return nil, nil, err
+	}
+	fleetFile := ""
+	if fleetYAML != "" {
+		fleetFile = filepath.Join(dir, "faults.yaml")
+		if err := os.WriteFile(fleetFile, []byte(fleetYAML), 0o600); err != nil {
+			return nil, nil, err
+		}
+	}
+	s, err := startSim(b.lsBin, dir, n, fleetFile, b.cfg.readyTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.setSim(s)
+	f, err := loadFleet(dir)
+	if err != nil {
+		s.stop()
+		b.setSim(nil)
+		return nil, nil, fmt.Errorf("reading the exported inventory: %v", err)
+	}
+	if len(f.Hosts) != n {
+		logf("warning: inventory lists %d BMCs, asked for %d", len(f.Hosts), n)
+	}
+	return s, f, nil
+}
+
+func (b *bench) stopFleet(s *simProc) {
+	s.stop()
+	b.setSim(nil)
+}
+
+// ---- clients ----
+
+type client struct {
+	key   string
+	label string
+	skip  string // why the row is skipped
+	ref   bool   // the row the ratios compare against
+	// argvs gives the processes to run for this fleet, and a note.
+	argvs func(f *fleet) ([][]string, string)
+	env   func(f *fleet) []string
+	parse func(procResult, *fleet) *outcome
+	show  func(f *fleet) string // command line for the report
+}
+
+// fdsPerHost is what one ipmipower process needs per host: it opens an IPMI
+// socket and a ping socket for every host at start.
+const fdsPerHost = 2
+
+// ipmipowerShards splits hosts so each ipmipower process fits in
+// RLIMIT_NOFILE.
+func ipmipowerShards(hosts []string, max int) [][]string {
+	limit := int(nofile())
+	per := (limit - 64) / fdsPerHost
+	if max > 0 && max < per {
+		per = max
+	}
+	if per < 1 {
+		per = 1
+	}
+	k := (len(hosts) + per - 1) / per
+	if k <= 1 {
+		return [][]string{hosts}
+	}
+	size := (len(hosts) + k - 1) / k
+	var out [][]string
+	for i := 0; i < len(hosts); i += size {
+		j := i + size
+		if j > len(hosts) {
+			j = len(hosts)
+		}
+		out = append(out, hosts[i:j])
+	}
+	return out
+}
+
+func (b *bench) clients() []client {
+	e := b.env
+	var cs []client
+	cs = append(cs, client{
+		key:   "lightsout",
+		label: "lightsout check",
+		argvs: func(f *fleet) ([][]string, string) {
+			return [][]string{{b.lsBin, "check", "--inventory", f.Inventory, "-o", "json", "--parallel", strconv.Itoa(b.cfg.parallel)}}, ""
+		},
+		env:   func(*fleet) []string { return childEnv(nil) },
+		parse: parseLightsout,
+		show: func(f *fleet) string {
+			return fmt.Sprintf("lightsout check --inventory DIR/fleet.yaml -o json --parallel %d", b.cfg.parallel)
+		},
+	})
+	ipp := func(driver []string, label, key string, ref bool) client {
+		c := client{key: key, label: label, ref: ref, parse: parseIpmipower,
+			env: func(*fleet) []string { return childEnv([]string{"LC_ALL=C"}) }}
+		if e.ipmipower == "" {
+			c.skip = "ipmipower not installed"
+			return c
+		}
+		c.argvs = func(f *fleet) ([][]string, string) {
+			var argvs [][]string
+			for _, shard := range ipmipowerShards(f.Hosts, b.cfg.ippPerProc) {
+				argv := append([]string{e.ipmipower}, driver...)
+				argv = append(argv, "--config-file", f.Conf, "-h", hostArg(shard), "--stat")
+				argvs = append(argvs, argv)
+			}
+			note := ""
+			if len(argvs) > 1 {
+				why := fmt.Sprintf("one process opens %d sockets per host and %d hosts would exceed RLIMIT_NOFILE %d", fdsPerHost, len(f.Hosts), nofile())
+				if b.cfg.ippPerProc > 0 && len(f.Hosts)*fdsPerHost+64 <= int(nofile()) {
+					why = fmt.Sprintf("--ipmipower-hosts-per-process %d", b.cfg.ippPerProc)
+				}
+				note = fmt.Sprintf("run as %d concurrent ipmipower processes of ≤%d hosts (%s); wall = first start to last exit, CPU and peak RSS summed",
+					len(argvs), len(ipmipowerShards(f.Hosts, b.cfg.ippPerProc)[0]), why)
+			}
+			return argvs, note
+		}
+		c.show = func(f *fleet) string {
+			argv := append([]string{"ipmipower"}, driver...)
+			argv = append(argv, "--config-file", "DIR/freeipmi.conf", "-h", abbreviate(hostArg(f.Hosts), len(f.Hosts)), "--stat")
+			return strings.Join(argv, " ")
+		}
+		return c
+	}
+	defDriver := e.ippDriver
+	if defDriver == "" {
+		defDriver = "not determined"
+	}
+	cs = append(cs, ipp(nil, "ipmipower --stat (default driver: "+defDriver+")", "ipmipower-default", false))
+	cs = append(cs, ipp([]string{"-D", "LAN_2_0"}, "ipmipower -D LAN_2_0 --stat (RMCP+) = reference", "ipmipower", true))
+	bi := client{key: "bmc-info", label: fmt.Sprintf("bmc-info -D LAN_2_0 --get-system-guid -F %d", b.cfg.fanout), parse: parseBmcInfo,
+		env: func(*fleet) []string { return childEnv([]string{"LC_ALL=C"}) }}
+	if e.bmcInfo == "" {
+		bi.skip = "bmc-info not installed"
+	} else {
+		bi.argvs = func(f *fleet) ([][]string, string) {
+			return [][]string{{e.bmcInfo, "-D", "LAN_2_0", "--config-file", f.Conf, "-h", hostArg(f.Hosts), "--get-system-guid", "-F", strconv.Itoa(b.cfg.fanout)}}, ""
+		}
+		bi.show = func(f *fleet) string {
+			return fmt.Sprintf("bmc-info -D LAN_2_0 --config-file DIR/freeipmi.conf -h %s --get-system-guid -F %d", abbreviate(hostArg(f.Hosts), len(f.Hosts)), b.cfg.fanout)
+		}
+	}
+	cs = append(cs, bi)
+	cs = append(cs, client{
+		key:   "goipmi",
+		label: "goipmi baseline (" + e.goipmiVer + ")",
+		argvs: func(f *fleet) ([][]string, string) {
+			return [][]string{{b.goBin, "--inventory", f.Inventory}}, ""
+		},
+		env:   func(f *fleet) []string { return childEnv([]string{"LIGHTSOUT_PASSWORD=" + f.Password}) },
+		parse: parseGoipmi,
+		show:  func(*fleet) string { return "LIGHTSOUT_PASSWORD=… goipmi --inventory DIR/fleet.yaml" },
+	})
+	return cs
+}
+
+// ---- one size ----
+
+type row struct {
+	c      client
+	n      int
+	res    procResult
+	out    *outcome
+	note   []string
+	simCPU float64
+	sim    simCounters
+	simErr error
+	cmd    string
+}
+
+func (r *row) hostsPerSec() float64 {
+	if r.res.Wall <= 0 {
+		return 0
+	}
+	return float64(r.out.OK) / r.res.Wall.Seconds()
+}
+
+// refHostsPerSec is the rate other rows are compared with. When the
+// reference printed no result for some hosts but the simulator saw a
+// session opened for every host (ipmipower losing output lines), it is
+// N ÷ wall: the comparison then does not hold the lost lines against it.
+func (r *row) refHostsPerSec() (float64, bool) {
+	if r.out.OK < r.n && r.simErr == nil && r.sim.SessionsOpened >= int64(r.n) && r.res.Wall > 0 && r.res.Err == nil {
+		return float64(r.n) / r.res.Wall.Seconds(), true
+	}
+	return r.hostsPerSec(), false
+}
+
+func (r *row) cpuPerHostUS() float64 {
+	return float64(r.res.CPU().Microseconds()) / float64(r.n)
+}
+
+type sizeResult struct {
+	n    int
+	rows []*row
+}
+
+func (sr *sizeResult) get(key string) *row {
+	for _, r := range sr.rows {
+		if r.c.key == key && r.c.skip == "" && r.out != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// runClient runs one client against a fleet (repeat times), and reads the
+// simulator's CPU time and counters around the run.
+func (b *bench) runClient(c client, s *simProc, f *fleet, tag string) *row {
+	r := &row{c: c, n: len(f.Hosts)}
+	if c.skip != "" {
+		return r
+	}
+	r.cmd = c.show(f)
+	argvs, note := c.argvs(f)
+	if note != "" {
+		r.note = append(r.note, note)
+	}
+	type attempt struct {
+		res    procResult
+		out    *outcome
+		simCPU float64
+		sim    simCounters
+		simErr error
+	}
+	var runs []attempt
+	for i := 0; i < b.cfg.repeat; i++ {
+		if !s.alive() {
+			r.note = append(r.note, "the simulator exited: "+s.stderrTail())
+			break
+		}
+		before, berr := s.counters()
+		time.Sleep(b.cfg.settle)
+		cpu0 := s.cpuSeconds()
+		logf("running %s on %d BMCs%s", c.label, len(f.Hosts), map[bool]string{true: fmt.Sprintf(" (run %d/%d)", i+1, b.cfg.repeat), false: ""}[b.cfg.repeat > 1])
+		res := runProcs(argvs, c.env(f), filepath.Join(f.Dir, fmt.Sprintf("%s-%s-%d", tag, c.key, i)), b.cfg.procTimeout)
+		cpu1 := s.cpuSeconds()
+		out := c.parse(res, f)
+		a := attempt{res: res, out: out, simCPU: cpu1 - cpu0}
+		time.Sleep(b.cfg.settle) // let sessions close and the simulator go idle
+		after, aerr := s.counters()
+		if berr == nil && aerr == nil {
+			a.sim = after.sub(before)
+		} else {
+			a.simErr = errors.Join(berr, aerr)
+		}
+		logf("  %s: %d/%d ok, wall %.2fs, CPU %.2fs, peak RSS %.1f MiB, exit %v%s", c.key, out.OK, len(f.Hosts), res.Wall.Seconds(), res.CPU().Seconds(), float64(res.MaxRSSKiB)/1024, res.ExitCodes, map[bool]string{true: " TIMED OUT", false: ""}[res.TimedOut])
+		runs = append(runs, a)
+	}
+	if len(runs) == 0 {
+		return r
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].res.Wall < runs[j].res.Wall })
+	m := runs[len(runs)/2]
+	if len(runs) > 1 {
+		var walls []string
+		for _, a := range runs {
+			walls = append(walls, fmt.Sprintf("%.2f", a.res.Wall.Seconds()))
+		}
+		r.note = append(r.note, fmt.Sprintf("%d runs, wall s %s; the median is shown", len(runs), strings.Join(walls, ", ")))
+	}
+	r.res, r.out, r.simCPU, r.sim, r.simErr = m.res, m.out, m.simCPU, m.sim, m.simErr
+	if r.res.TimedOut {
+		r.note = append(r.note, fmt.Sprintf("killed after %v", b.cfg.procTimeout))
+	}
+	if r.res.Err != nil {
+		r.note = append(r.note, "error: "+r.res.Err.Error())
+	}
+	if r.out.OK < r.n {
+		msgs := topErrors(r.out.Errors, 4)
+		if msgs == "" {
+			msgs = "no message"
+		}
+		r.note = append(r.note, fmt.Sprintf("exit status %v; %d hosts not ok: %s", r.res.ExitCodes, r.n-r.out.OK, msgs))
+	}
+	if r.out.Reported > 0 && r.out.Reported < r.n {
+		lost := fmt.Sprintf("no result line at all for %d hosts", r.n-r.out.Reported)
+		if r.out.Garbage > 0 {
+			lost += fmt.Sprintf(" (and %d unparseable line fragments)", r.out.Garbage)
+		}
+		if strings.HasPrefix(c.key, "ipmipower") {
+			lost += ": ipmipower queues its output in a 32 KiB ring buffer that overwrites unwritten lines when thousands of hosts finish at once"
+		}
+		if r.simErr == nil {
+			lost += fmt.Sprintf("; the simulator counted %d sessions opened during the run", r.sim.SessionsOpened)
+		}
+		r.note = append(r.note, lost)
+	}
+	if r.sim.SessionsOpen > 0 {
+		r.note = append(r.note, fmt.Sprintf("%d sessions still open in the simulator %v after the run", r.sim.SessionsOpen, b.cfg.settle))
+	}
+	return r
+}
+
+func (b *bench) detectDefaultDriver(f *fleet) {
+	if b.env.ipmipower == "" || len(f.Hosts) == 0 {
+		return
+	}
+	out, _ := runQuick([]string{b.env.ipmipower, "--config-file", f.Conf, "-h", f.Hosts[0], "--stat", "--debug"}, childEnv([]string{"LC_ALL=C"}), 60*time.Second)
+	switch {
+	case strings.Contains(out, "IPMI 2.0 Open Session Request"):
+		b.env.ippDriver = "LAN_2_0, IPMI 2.0 RMCP+"
+	case strings.Contains(out, "IPMI 1.5 Activate Session Request"):
+		b.env.ippDriver = "LAN, IPMI 1.5"
+	default:
+		b.env.ippDriver = "unknown"
+	}
+	logf("ipmipower's default driver, from --debug on one host: %s", b.env.ippDriver)
+}
+
+// smokeTest checks every client against a small fleet before scaling up.
+func (b *bench) smokeTest(n int) error {
+	s, f, err := b.newFleet("smoke", n, "")
+	if err != nil {
+		return err
+	}
+	defer b.stopFleet(s)
+	b.detectDefaultDriver(f)
+	b.emit("\n## Smoke test (%d BMCs)\n\n", n)
+	saved := b.cfg.settle
+	b.cfg.settle = 500 * time.Millisecond
+	defer func() { b.cfg.settle = saved }()
+	for _, c := range b.clients() {
+		r := b.runClient(c, s, f, "smoke")
+		switch {
+		case c.skip != "":
+			b.emit("- %s: skipped (%s)\n", c.label, c.skip)
+		case r.out == nil:
+			b.emit("- %s: did not run\n", c.label)
+		case r.out.OK == n:
+			b.emit("- %s: %d/%d ok\n", c.label, r.out.OK, n)
+		default:
+			b.emit("- %s: **%d/%d ok** — %s\n", c.label, r.out.OK, n, strings.Join(r.note, "; "))
+		}
+	}
+	return nil
+}
+
+func (b *bench) measureSize(n int) (*sizeResult, error) {
+	tag := fmt.Sprintf("n%d", n)
+	s, f, err := b.newFleet(tag, n, "")
+	if err != nil {
+		return nil, err
+	}
+	defer b.stopFleet(s)
+	if b.env.ippDriver == "" {
+		b.detectDefaultDriver(f)
+	}
+	if b.cfg.warmup {
+		logf("warm-up: untimed lightsout check over %d BMCs", n)
+		res := runProcs([][]string{{b.lsBin, "check", "--inventory", f.Inventory, "-o", "json", "--parallel", strconv.Itoa(b.cfg.parallel)}},
+			childEnv(nil), filepath.Join(f.Dir, "warmup"), b.cfg.procTimeout)
+		logf("  warm-up: %d/%d Connectable in %.2fs", parseLightsout(res, f).OK, n, res.Wall.Seconds())
+	}
+	sr := &sizeResult{n: n}
+	for _, c := range b.clients() {
+		sr.rows = append(sr.rows, b.runClient(c, s, f, tag))
+	}
+	b.sizeTable(sr, f)
+	return sr, nil
+}
+
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
+func (b *bench) sizeTable(sr *sizeResult, f *fleet) {
+	ref := sr.get("ipmipower")
+	b.emit("\n## %d BMCs\n\n", sr.n)
+	b.emit("Ratios compare with `ipmipower -D LAN_2_0 --stat` (RMCP+, like for like with lightsout's RMCP+ sessions).")
+	var refRate float64
+	if ref != nil {
+		var adj bool
+		refRate, adj = ref.refHostsPerSec()
+		if adj {
+			b.emit(" ipmipower printed results for only %d of %d hosts although the simulator saw %d sessions opened, so the hosts/s ratios use its N ÷ wall = %.0f hosts/s.", ref.out.OK, ref.n, ref.sim.SessionsOpened, refRate)
+		}
+	}
+	b.emit("\n\n")
+	hdr := []string{"tool", "hosts ok/N", "wall s", "hosts/s", "CPU/host µs", "peak RSS MiB", "hosts/s ÷ ipmipower", "CPU/host ÷ ipmipower", "sim CPU s"}
+	var rows [][]string
+	var notes []string
+	for i, r := range sr.rows {
+		mark := ""
+		if r.c.skip != "" || r.out == nil {
+			why := r.c.skip
+			if why == "" {
+				why = "did not run"
+			}
+			rows = append(rows, []string{r.c.label, "skipped", "", "", "", "", "", "", ""})
+			notes = append(notes, fmt.Sprintf("%s: skipped — %s", r.c.label, why))
+			continue
+		}
+		if len(r.note) > 0 {
+			mark = fmt.Sprintf(" [%d]", i+1)
+			notes = append(notes, fmt.Sprintf("[%d] %s: %s", i+1, r.c.label, strings.Join(r.note, "; ")))
+		}
+		ok := fmt.Sprintf("%d/%d", r.out.OK, r.n)
+		if r.out.OK < r.n {
+			ok = "⚠ " + ok
+		}
+		hr, cr := math.NaN(), math.NaN()
+		if refRate > 0 {
+			hr = r.hostsPerSec() / refRate
+		}
+		if ref != nil && ref.cpuPerHostUS() > 0 {
+			cr = r.cpuPerHostUS() / ref.cpuPerHostUS()
+		}
+		rows = append(rows, []string{
+			r.c.label + mark, ok,
+			fmt.Sprintf("%.2f", r.res.Wall.Seconds()),
+			fmt.Sprintf("%.0f", r.hostsPerSec()),
+			fmt.Sprintf("%.0f", r.cpuPerHostUS()),
+			fmt.Sprintf("%.1f", float64(r.res.MaxRSSKiB)/1024),
+			fmtRatio(hr), fmtRatio(cr),
+			fmt.Sprintf("%.2f", r.simCPU),
+		})
+	}
+	b.emit("%s", markdownTable(hdr, rows, []bool{false, true, true, true, true, true, true, true, true}))
+	if len(notes) > 0 {
+		b.emit("\n")
+		for _, n := range notes {
+			b.emit("- %s\n", n)
+		}
+	}
+	// What the simulator saw.
+	b.emit("\nAs the simulator saw each run (sums over all BMCs):\n\n")
+	hdr2 := []string{"tool", "datagrams in", "per host", "sessions opened", "auth attempts", "sessions refused", "open after run"}
+	var rows2 [][]string
+	for _, r := range sr.rows {
+		if r.c.skip != "" || r.out == nil {
+			continue
+		}
+		if r.simErr != nil {
+			rows2 = append(rows2, []string{r.c.label, "n/a: " + r.simErr.Error(), "", "", "", "", ""})
+			continue
+		}
+		rows2 = append(rows2, []string{r.c.label,
+			strconv.FormatInt(r.sim.PacketsIn, 10),
+			fmt.Sprintf("%.1f", float64(r.sim.PacketsIn)/float64(r.n)),
+			strconv.FormatInt(r.sim.SessionsOpened, 10),
+			strconv.FormatInt(r.sim.AuthAttempts, 10),
+			strconv.FormatInt(r.sim.SessionsRefused, 10),
+			strconv.FormatInt(r.sim.SessionsOpen, 10)})
+	}
+	b.emit("%s", markdownTable(hdr2, rows2, []bool{false, true, true, true, true, true, true}))
+	b.emit("\nCommands (DIR is the fleet's scratch directory):\n\n")
+	for _, r := range sr.rows {
+		if r.cmd != "" {
+			b.emit("    %s\n", r.cmd)
+		}
+	}
+}
+
+func (b *bench) target(ok bool, format string, args ...any) {
+	word := "PASS"
+	if !ok {
+		word = "FAIL"
+		b.failed = true
+	}
+	b.targets = append(b.targets, word+"  "+fmt.Sprintf(format, args...))
+}
+
+func (b *bench) skipTarget(format string, args ...any) {
+	b.targets = append(b.targets, "SKIP  "+fmt.Sprintf(format, args...))
+}
+
+func (b *bench) sizeTargets(sr *sizeResult) {
+	ls, ref := sr.get("lightsout"), sr.get("ipmipower")
+	switch {
+	case ls == nil:
+		b.target(false, "lightsout check did not run at %d BMCs", sr.n)
+		return
+	case ref == nil || ref.out.OK == 0:
+		b.skipTarget("throughput and CPU targets at %d BMCs: no usable ipmipower -D LAN_2_0 run to compare with", sr.n)
+		return
+	}
+	b.target(ls.out.OK == sr.n, "lightsout check: %d/%d BMCs Connectable at %d BMCs", ls.out.OK, sr.n, sr.n)
+	refRate, adj := ref.refHostsPerSec()
+	hr := ls.hostsPerSec() / refRate
+	how := ""
+	if adj {
+		how = " (ipmipower: N ÷ wall, its lost output lines not held against it)"
+	}
+	b.target(hr >= 3, "lightsout hosts/s ≥ 3× ipmipower -D LAN_2_0 at %d BMCs: %.0f vs %.0f hosts/s%s = %.2f×", sr.n, ls.hostsPerSec(), refRate, how, hr)
+	cr := ls.cpuPerHostUS() / ref.cpuPerHostUS()
+	b.target(cr <= 1.0/3, "lightsout CPU/host ≤ ⅓ of ipmipower -D LAN_2_0 at %d BMCs: %.0f vs %.0f µs = %.2f×", sr.n, ls.cpuPerHostUS(), ref.cpuPerHostUS(), cr)
+	if ref.out.OK < ref.n && !adj {
+		b.targets = append(b.targets, fmt.Sprintf("NOTE  ipmipower -D LAN_2_0 had %d/%d hosts ok at %d BMCs: its hosts/s counts only those", ref.out.OK, ref.n, sr.n))
+	}
+}
+
+// ---- fault run ----
+
+func faultFleetYAML(n int) (string, map[string]string) {
+	var sb strings.Builder
+	want := map[string]string{}
+	fmt.Fprintf(&sb, "# lightsout bench fault run: every 10th BMC silent, every 10th+5th wrong_password\ncount: %d\nfaults:\n", n)
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("bmc-%05d", i)
+		switch i % 10 {
+		case 0:
+			fmt.Fprintf(&sb, "  %s: {silent: true}\n", name)
+			want[name] = "NotResponding/silent"
+		case 5:
+			fmt.Fprintf(&sb, "  %s: {wrong_password: true}\n", name)
+			want[name] = "NotAuthenticated/wrong_password"
+		default:
+			want[name] = "Connectable"
+		}
+	}
+	return sb.String(), want
+}
+
+func (b *bench) faultRunAt(n int) error {
+	body, want := faultFleetYAML(n)
+	s, f, err := b.newFleet(fmt.Sprintf("fault%d", n), n, body)
+	if err != nil {
+		return err
+	}
+	defer b.stopFleet(s)
+	to := b.cfg.faultTimeout
+	ls := client{key: "lightsout-fault", label: "lightsout check --timeout " + to.String(),
+		argvs: func(f *fleet) ([][]string, string) {
+			return [][]string{{b.lsBin, "check", "--inventory", f.Inventory, "-o", "json", "--timeout", to.String(), "--parallel", strconv.Itoa(b.cfg.parallel)}}, ""
+		},
+		env:   func(*fleet) []string { return childEnv(nil) },
+		parse: parseLightsout,
+		show: func(*fleet) string {
+			return fmt.Sprintf("lightsout check --inventory DIR/fleet.yaml -o json --timeout %s --parallel %d", to, b.cfg.parallel)
+		},
+	}
+	r := b.runClient(ls, s, f, "fault")
+	b.emit("\n## Fault run (%d BMCs: every 10th silent, every 10th+5th wrong_password)\n\n", n)
+	if r.out == nil {
+		b.target(false, "fault run: lightsout check did not run")
+		return nil
+	}
+	nSilent, nWrong := 0, 0
+	for _, w := range want {
+		switch w {
+		case "NotResponding/silent":
+			nSilent++
+		case "NotAuthenticated/wrong_password":
+			nWrong++
+		}
+	}
+	b.emit("Fleet: %d silent, %d wrong_password, %d healthy.\n\n", nSilent, nWrong, n-nSilent-nWrong)
+	b.emit("`%s`: exit status %v, every BMC classified after **%.2f s** (process wall time: startup, and BMCs waiting for one of the %d --parallel slots, included); largest elapsed_ms (one BMC's check) %.0f; CPU %.2f s; peak RSS %.1f MiB.\n\n",
+		r.cmd, r.res.ExitCodes, r.res.Wall.Seconds(), b.cfg.parallel, r.out.MaxMS, r.res.CPU().Seconds(), float64(r.res.MaxRSSKiB)/1024)
+	var keys []string
+	for k := range r.out.Counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var crow [][]string
+	for _, k := range keys {
+		crow = append(crow, []string{k, strconv.Itoa(r.out.Counts[k])})
+	}
+	b.emit("%s\n", markdownTable([]string{"state/reason", "BMCs"}, crow, []bool{false, true}))
+	// Expectation, per BMC.
+	var wrong []string
+	missing := 0
+	for name, w := range want {
+		ob, ok := r.out.ByName[name]
+		if !ok {
+			missing++
+			continue
+		}
+		got := ob.State
+		if ob.Reason != "" && ob.State != "Connectable" {
+			got += "/" + ob.Reason
+		}
+		if got != w {
+			wrong = append(wrong, fmt.Sprintf("%s: want %s, got %s (%s)", name, w, got, trimMsg(ob.Message)))
+		}
+	}
+	sort.Strings(wrong)
+	for i, w := range wrong {
+		if i == 10 {
+			b.emit("- … %d more\n", len(wrong)-10)
+			break
+		}
+		b.emit("- mismatch: %s\n", w)
+	}
+	for _, nt := range r.note {
+		if !strings.HasPrefix(nt, "exit status") {
+			b.emit("- %s\n", nt)
+		}
+	}
+	limit := to + time.Second
+	b.target(r.res.Wall <= limit && missing == 0, "fault run at %d BMCs: every BMC classified within timeout + 1 s = %v: wall %.2f s, largest elapsed_ms %.0f%s",
+		n, limit, r.res.Wall.Seconds(), r.out.MaxMS, map[bool]string{true: fmt.Sprintf(", %d BMCs missing from the output", missing), false: ""}[missing > 0])
+	b.target(len(wrong) == 0 && missing == 0, "fault run at %d BMCs: silent → NotResponding/silent (%d), wrong_password → NotAuthenticated/wrong_password (%d), the rest Connectable (%d): %d mismatches, %d missing",
+		n, nSilent, nWrong, n-nSilent-nWrong, len(wrong), missing)
+
+	// ipmipower on the same fleet, for comparison.
+	var ippc *client
+	for _, c := range b.clients() {
+		if c.key == "ipmipower" {
+			c := c
+			ippc = &c
+		}
+	}
+	if ippc == nil || ippc.skip != "" {
+		b.emit("\nipmipower: skipped (not installed).\n")
+		return nil
+	}
+	ir := b.runClient(*ippc, s, f, "fault")
+	if ir.out == nil {
+		b.emit("\nipmipower: did not run.\n")
+		return nil
+	}
+	b.emit("\n`%s` on the same fleet: **%.2f s** wall (it waits out its session timeout, 20 s by default, for the silent BMCs), %d/%d hosts answered on/off, CPU %.2f s, peak RSS %.1f MiB, exit status %v.\n",
+		ir.cmd, ir.res.Wall.Seconds(), ir.out.OK, n, ir.res.CPU().Seconds(), float64(ir.res.MaxRSSKiB)/1024, ir.res.ExitCodes)
+	b.emit("\nipmipower's messages for the others: %s\n", topErrors(ir.out.Errors, 6))
+	for _, nt := range ir.note {
+		if strings.HasPrefix(nt, "no result line") {
+			b.emit("- %s\n", nt)
+		}
+	}
+	for _, nt := range ir.note {
+		if strings.HasPrefix(nt, "run as") {
+			b.emit("- %s\n", nt)
+		}
+	}
+	return nil
+}
+
+// ---- output helpers ----
+
+// markdownTable renders an aligned Markdown table.
+func markdownTable(hdr []string, rows [][]string, right []bool) string {
+	w := make([]int, len(hdr))
+	width := func(s string) int { return len([]rune(s)) }
+	for i, h := range hdr {
+		w[i] = width(h)
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			if width(c) > w[i] {
+				w[i] = width(c)
+			}
+		}
+	}
+	pad := func(s string, i int) string {
+		p := strings.Repeat(" ", w[i]-width(s))
+		if right[i] {
+			return p + s
+		}
+		return s + p
+	}
+	var sb strings.Builder
+	line := func(cells []string) {
+		sb.WriteString("|")
+		for i := range hdr {
+			c := ""
+			if i < len(cells) {
+				c = cells[i]
+			}
+			sb.WriteString(" " + pad(c, i) + " |")
+		}
+		sb.WriteString("\n")
+	}
+	line(hdr)
+	sb.WriteString("|")
+	for i := range hdr {
+		d := strings.Repeat("-", w[i])
+		if right[i] {
+			d = d[:len(d)-1] + ":"
+		}
+		sb.WriteString(" " + d + " |")
+	}
+	sb.WriteString("\n")
+	for _, r := range rows {
+		line(r)
+	}
+	return sb.String()
+}
+
+var logMu sync.Mutex
+
+func logf(format string, args ...any) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func fatalf(code int, format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench/check: "+format+"\n", args...)
+	os.Exit(code)
+}
