@@ -109,6 +109,7 @@ type peer struct {
 
 	mu   sync.Mutex
 	wait *waiter // the request in flight, if any
+	w    *waiter // reused by every exchange; only touched holding slot
 
 	suite atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
 
@@ -451,7 +452,19 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 	}
 	defer func() { <-p.slot }()
 
-	w := &waiter{ch: make(chan event, 4)}
+	// The waiter and its channel live with the peer (one request at a time):
+	// drop whatever a previous exchange left in it.
+	if p.w == nil {
+		p.w = &waiter{ch: make(chan event, 4)}
+	}
+	w := p.w
+	for drained := false; !drained; {
+		select {
+		case <-w.ch:
+		default:
+			drained = true
+		}
+	}
 	p.mu.Lock()
 	p.wait = w
 	p.mu.Unlock()

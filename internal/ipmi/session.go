@@ -2,6 +2,7 @@ package ipmi
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/rand"
@@ -42,7 +43,8 @@ type Session struct {
 	algs             suiteAlgs
 	k1, k2           []byte
 	authLen          int
-	hm               hash.Hash // keyed integrity HMAC, built on first use
+	hm               hash.Hash    // keyed integrity HMAC, built on first use
+	blk              cipher.Block // AES-128 with K2, built on first use
 	macBuf           [32]byte
 
 	outSeq uint32
@@ -58,6 +60,19 @@ type Session struct {
 	Opened    time.Time
 
 	state sessState
+	tag   byte // last message tag used; see nextTag
+}
+
+// nextTag is a message tag unique within this session (a counter from a
+// random start): every handshake reply — and every reply to an abort — is
+// matched to exactly one message we sent, never to another by a chance
+// collision of random tags.
+func (s *Session) nextTag() byte {
+	if s.tag == 0 {
+		s.tag = randomTag() | 1
+	}
+	s.tag++
+	return s.tag
 }
 
 type sessState uint8
@@ -205,7 +220,7 @@ func (r *retryHandshake) Unwrap() error        { return r.StageError }
 
 func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherSuite) error {
 	algs := suites[suite]
-	tag := randomTag()
+	tag := s.nextTag()
 	req := rmcpplus.OpenSessionRequest{
 		MessageTag:                     tag,
 		RequestedMaximumPrivilegeLevel: types.PrivilegeLevel(cr.Privilege),
@@ -215,13 +230,20 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 		rmcpplus.NewAlgorithmPayloads(algs.auth, algs.integ, algs.conf)
 	pkt := buildRMCPPlus(payloadOpenSessReq, 0, 0, 0, req.Pack(), nil)
 	var resp rmcpplus.OpenSessionResponse
-	_, _, err := s.e.exchange(ctx, s.p, StageOpenSession, func() []byte { return pkt },
+	s.bmcID = 0
+	// After a retransmission the BMC may open a session per copy: the first
+	// success is ours, every other one is aborted while lingering.
+	_, _, err := s.e.exchangeOpt(ctx, s.p, StageOpenSession, func() []byte { return pkt },
 		func(ev event) (bool, error) {
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadOpenSessResp || ev.d.consoleID != s.consoleID {
 				return false, nil
 			}
 			if ev.d.payload[0] != tag {
 				return false, nil // reply to an older attempt of another suite
+			}
+			if s.bmcID != 0 {
+				s.orphan(ev)
+				return false, nil
 			}
 			if err := guard("open session response", func() error { return resp.Unpack(ev.d.payload) }); err != nil {
 				s.e.c.malformed.Add(1)
@@ -237,8 +259,9 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 				s.e.c.malformed.Add(1)
 				return false, errBadReply
 			}
+			s.bmcID = resp.ManagedSystemSessionID
 			return true, nil
-		})
+		}, true)
 	if err != nil {
 		return err
 	}
@@ -254,7 +277,7 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 		return err
 	}
 	role := byte(cr.Privilege) | 0x10 // name-only lookup, like ipmitool
-	tag := randomTag()
+	tag := s.nextTag()
 	r1 := rmcpplus.RAKPMessage1{
 		MessageTag:                     tag,
 		ManagedSystemSessionID:         s.bmcID,
@@ -315,7 +338,7 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	if err != nil {
 		return err
 	}
-	tag3 := randomTag()
+	tag3 := s.nextTag()
 	r3 := rmcpplus.RAKPMessage3{MessageTag: tag3, ManagedSystemSessionID: s.bmcID, KeyExchangeAuthenticationCode: code3}
 	pkt3 := buildRMCPPlus(payloadRAKP3, 0, 0, 0, r3.Pack(), nil)
 	// After a retransmitted RAKP 3 the BMC may answer one copy with success
@@ -380,7 +403,7 @@ func (s *Session) orphan(ev event) bool {
 		return false
 	}
 	msg := make([]byte, 8)
-	msg[0] = randomTag()
+	msg[0] = s.nextTag()
 	msg[1] = 0x02 // invalid session ID: not the one we continue with
 	binary.LittleEndian.PutUint32(msg[4:8], id)
 	_ = s.e.send(s.p, buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil))
@@ -393,7 +416,7 @@ func (s *Session) orphan(ev event) bool {
 // timeout.
 func (s *Session) abort(status byte) {
 	msg := make([]byte, 8)
-	tag := randomTag()
+	tag := s.nextTag()
 	msg[0] = tag
 	msg[1] = status
 	binary.LittleEndian.PutUint32(msg[4:8], s.bmcID)
@@ -433,11 +456,7 @@ func (s *Session) mac(b []byte) []byte {
 func (s *Session) seal(msg []byte) ([]byte, error) {
 	payload, flags := msg, byte(0)
 	if s.algs.conf == types.CryptAlg_AES_CBC_128 {
-		iv := make([]byte, 16)
-		if _, err := rand.Read(iv); err != nil {
-			return nil, err
-		}
-		enc, err := crypto.EncryptAESPayload(msg, s.k2, iv)
+		enc, err := s.encrypt(msg)
 		if err != nil {
 			return nil, err
 		}
@@ -480,12 +499,7 @@ func (s *Session) open(ev event) ([]byte, error) {
 			s.e.c.badAuth.Add(1)
 			return nil, errBadReply
 		}
-		if len(msg) < 32 || len(msg)%16 != 0 {
-			s.e.c.malformed.Add(1)
-			return nil, errBadReply
-		}
-		var plain []byte
-		err := guard("AES payload", func() (err error) { plain, err = crypto.DecryptAESPayload(msg, s.k2); return })
+		plain, err := s.decrypt(msg)
 		if err != nil {
 			s.e.c.malformed.Add(1)
 			return nil, errBadReply
