@@ -5,6 +5,7 @@ go 1.24.0
 require (
 	github.com/bougou/go-ipmi v0.9.1
 	github.com/spf13/cobra v1.8.1
+	golang.org/x/net v0.43.0
 	golang.org/x/sys v0.35.0
 	golang.org/x/term v0.34.0
 	gopkg.in/yaml.v3 v3.0.1
@@ -26,5 +27,4 @@ require (
 	github.com/rivo/uniseg v0.2.0 // indirect
 	github.com/rogpeppe/go-internal v1.6.1 // indirect
 	github.com/spf13/pflag v1.0.5 // indirect
-	golang.org/x/net v0.43.0 // indirect
 )

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"golang.org/x/net/ipv4"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -319,9 +320,14 @@ func hashAddr(a netip.AddrPort) uint32 {
 // read is a socket's receive loop: route each datagram to the request
 // waiting for it. No crypto here; the waiter verifies.
 func (e *Engine) read(s *sock) {
-	buf := make([]byte, 2048)
+	// recvmmsg: under load many datagrams wait at once; one system call
+	// takes them all (up to readBatch).
+	msgs := make([]ipv4.Message, readBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 2048)}
+	}
 	for {
-		n, src, err := s.c.ReadFromUDPAddrPort(buf)
+		n, err := s.batch.ReadBatch(msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -331,46 +337,60 @@ func (e *Engine) read(s *sock) {
 			e.routeErrors(s)
 			continue
 		}
-		e.c.received.Add(1)
-		pkt := make([]byte, n)
-		copy(pkt, buf[:n])
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		d, err := parseDatagram(pkt)
-		if err != nil {
-			e.c.malformed.Add(1)
-			// Tell the BMC's waiting request it answered with garbage, so a
-			// timeout can say "malformed replies" rather than "silent".
-			if p := e.lookupPeer(src); p != nil {
-				e.deliverTo(p, event{garbage: true, at: time.Now()})
-			}
-			continue
-		}
-		var p *peer
-		if d.class == classIPMI && d.authType == authTypeRMCPP && (d.sessionID != 0 || d.consoleID != 0) {
-			id := d.sessionID
-			if id == 0 {
-				id = d.consoleID
-			}
-			e.mu.RLock()
-			sess := e.sessions[id]
-			e.mu.RUnlock()
-			if sess != nil && sess.p.addr == src {
-				p = sess.p
-			} else if p = e.lookupPeer(src); p != nil {
-				// From a BMC we talk to, but no session of ours: a corrupted
-				// or stale reply. Its request counts it as garbage.
-				e.deliverTo(p, event{garbage: true, at: time.Now()})
+		for i := 0; i < n; i++ {
+			m := &msgs[i]
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
 				continue
 			}
-		} else {
-			p = e.lookupPeer(src)
+			e.route(m.Buffers[0][:m.N], ua.AddrPort())
 		}
-		if p == nil {
-			e.c.foreign.Add(1)
-			continue
-		}
-		e.deliverTo(p, event{pkt: pkt, d: d, at: time.Now()})
 	}
+}
+
+const readBatch = 32
+
+// route hands one received datagram to the request waiting for it.
+func (e *Engine) route(b []byte, src netip.AddrPort) {
+	e.c.received.Add(1)
+	pkt := make([]byte, len(b))
+	copy(pkt, b)
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	d, err := parseDatagram(pkt)
+	if err != nil {
+		e.c.malformed.Add(1)
+		// Tell the BMC's waiting request it answered with garbage, so a
+		// timeout can say "malformed replies" rather than "silent".
+		if p := e.lookupPeer(src); p != nil {
+			e.deliverTo(p, event{garbage: true, at: time.Now()})
+		}
+		return
+	}
+	var p *peer
+	if d.class == classIPMI && d.authType == authTypeRMCPP && (d.sessionID != 0 || d.consoleID != 0) {
+		id := d.sessionID
+		if id == 0 {
+			id = d.consoleID
+		}
+		e.mu.RLock()
+		sess := e.sessions[id]
+		e.mu.RUnlock()
+		if sess != nil && sess.p.addr == src {
+			p = sess.p
+		} else if p = e.lookupPeer(src); p != nil {
+			// From a BMC we talk to, but no session of ours: a corrupted
+			// or stale reply. Its request counts it as garbage.
+			e.deliverTo(p, event{garbage: true, at: time.Now()})
+			return
+		}
+	} else {
+		p = e.lookupPeer(src)
+	}
+	if p == nil {
+		e.c.foreign.Add(1)
+		return
+	}
+	e.deliverTo(p, event{pkt: pkt, d: d, at: time.Now()})
 }
 
 // routeErrors drains s's ICMP error queue, delivering each error to the

@@ -6,15 +6,20 @@ import (
 	"net/netip"
 	"syscall"
 
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
 // sock is one UDP socket of the engine, with the kernel's ICMP error queue
 // enabled so that "port unreachable" is told apart from silence.
 type sock struct {
-	c   *net.UDPConn
-	raw syscall.RawConn
-	v6  bool
+	c     *net.UDPConn
+	raw   syscall.RawConn
+	v6    bool
+	batch interface {
+		ReadBatch([]ipv4.Message, int) (int, error)
+	}
 }
 
 func openSock(local netip.AddrPort, buffer int) (*sock, error) {
@@ -32,6 +37,11 @@ func openSock(local netip.AddrPort, buffer int) (*sock, error) {
 		return nil, err
 	}
 	s := &sock{c: c, raw: raw, v6: network == "udp6"}
+	if s.v6 {
+		s.batch = ipv6.NewPacketConn(c)
+	} else {
+		s.batch = ipv4.NewPacketConn(c)
+	}
 	_ = raw.Control(func(fd uintptr) {
 		// Prefer the forced variants (root); fall back to the capped ones.
 		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, buffer) != nil {
