@@ -103,7 +103,7 @@ func TestCheckInventoryStreamsAndSilentDoesNotDelay(t *testing.T) {
 	if last["name"] != "dead" || last["state"] != "NotResponding" || last["reason"] != "silent" {
 		t.Errorf("last line: %s", lines[2])
 	}
-	if el := time.Since(start); el > 2*time.Second {
+	if el := time.Since(start); el > 4*time.Second { // timeout 1s; generous under load
 		t.Errorf("took %v with a 1s timeout", el)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/subtle"
 )
 
 // IPMI 2.0 §13.29 confidentiality (AES-CBC-128 with K2's first 16 bytes):
@@ -41,7 +42,7 @@ func (s *Session) encrypt(plain []byte) ([]byte, error) {
 		body[len(plain)+i] = byte(i + 1)
 	}
 	body[len(body)-1] = byte(pad)
-	cipher.NewCBCEncrypter(blk, out[:16]).CryptBlocks(body, body)
+	cbcEncrypt(blk, out[:16], body)
 	return out, nil
 }
 
@@ -56,7 +57,7 @@ func (s *Session) decrypt(ct []byte) ([]byte, error) {
 		return nil, err
 	}
 	body := make([]byte, len(ct)-16)
-	cipher.NewCBCDecrypter(blk, ct[:16]).CryptBlocks(body, ct[16:])
+	cbcDecrypt(blk, ct[:16], ct[16:], body)
 	pad := int(body[len(body)-1])
 	if pad > 15 || pad+1 > len(body) {
 		return nil, malformed("confidentiality pad length %d", pad)
@@ -67,4 +68,27 @@ func (s *Session) decrypt(ct []byte) ([]byte, error) {
 		}
 	}
 	return body[:len(body)-1-pad], nil
+}
+
+// cbcEncrypt encrypts buf (a multiple of 16 bytes) in place in CBC mode.
+// Hand-rolled over the session's block so no per-packet mode object is
+// allocated.
+func cbcEncrypt(blk cipher.Block, iv, buf []byte) {
+	prev := iv
+	for i := 0; i < len(buf); i += 16 {
+		b := buf[i : i+16]
+		subtle.XORBytes(b, b, prev)
+		blk.Encrypt(b, b)
+		prev = b
+	}
+}
+
+// cbcDecrypt decrypts src (a multiple of 16 bytes) into dst in CBC mode.
+func cbcDecrypt(blk cipher.Block, iv, src, dst []byte) {
+	prev := iv
+	for i := 0; i < len(src); i += 16 {
+		blk.Decrypt(dst[i:i+16], src[i:i+16])
+		subtle.XORBytes(dst[i:i+16], dst[i:i+16], prev)
+		prev = src[i : i+16]
+	}
 }

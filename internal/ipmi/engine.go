@@ -108,9 +108,10 @@ type peer struct {
 	slot chan struct{}
 	sess chan struct{}
 
-	mu   sync.Mutex
-	wait *waiter // the request in flight, if any
-	w    *waiter // reused by every exchange; only touched holding slot
+	mu    sync.Mutex
+	wait  *waiter     // the request in flight, if any
+	w     *waiter     // reused by every exchange; only touched holding slot
+	timer *time.Timer // likewise
 
 	suite atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
 
@@ -496,7 +497,10 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 
 	start := time.Now()
 	rto := e.rto(p)
-	timer := time.NewTimer(time.Hour)
+	if p.timer == nil {
+		p.timer = time.NewTimer(time.Hour)
+	}
+	timer := p.timer // the peer's, reused: one exchange at a time
 	defer timer.Stop()
 	var sentAt time.Time
 	garbage := 0

@@ -117,7 +117,7 @@ func TestCheckSilentAndRefused(t *testing.T) {
 	if o.State != state.NotResponding || o.Reason != state.ReasonSilent || o.Evidence.PingAnswered {
 		t.Errorf("silent: %+v", o)
 	}
-	if el := time.Since(start); el > 1300*time.Millisecond {
+	if el := time.Since(start); el > 2500*time.Millisecond { // deadline 1s; generous under load
 		t.Errorf("silent verdict after %v with a 1s timeout", el)
 	}
 	closed, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
