@@ -124,3 +124,47 @@ func TestCheckFleetWithEveryFault(t *testing.T) {
 		t.Errorf("bmc-00014 answered %v", got["bmc-00014"]["guid"])
 	}
 }
+
+// --timeout is a silence limit, not a whole-check budget: a BMC that
+// answers every message in 400 ms is Connectable with --timeout 1s even
+// though its nine exchanges take ~3.6 s, while a silent one is declared
+// NotResponding after ~1 s.
+func TestTimeoutIsSilenceNotTotal(t *testing.T) {
+	cfg := sim.Config{Count: 2, Seed: 7, Password: "fleet-pass-123",
+		Faults: map[string]sim.Faults{
+			"bmc-00001": {Slow: sim.Duration(400 * time.Millisecond)},
+			"bmc-00002": {Silent: true},
+		}}
+	if os.Geteuid() == 0 {
+		cfg.BaseAddr = "127.78.0.1"
+	} else {
+		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 29000+os.Getpid()%20000
+	}
+	fleet, err := sim.New(cfg)
+	if err != nil {
+		t.Fatalf("simulator: %v", err)
+	}
+	defer fleet.Close()
+	dir := t.TempDir()
+	fleet.WritePasswordFile(filepath.Join(dir, "pw"))
+	inv := filepath.Join(dir, "fleet.yaml")
+	if err := fleet.ExportInventory(inv, filepath.Join(dir, "pw")); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCLI(t, "check", "--inventory", inv, "--timeout", "1s", "-o", "json")
+	got := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var o map[string]any
+		if json.Unmarshal([]byte(line), &o) != nil {
+			t.Fatalf("bad line %q (%v)", line, err)
+		}
+		got[o["name"].(string)] = o
+	}
+	slow, silent := got["bmc-00001"], got["bmc-00002"]
+	if slow["state"] != "Connectable" || slow["elapsed_ms"].(float64) < 1500 {
+		t.Errorf("slow BMC: %v after %v ms (%v)", slow["state"], slow["elapsed_ms"], slow["message"])
+	}
+	if silent["state"] != "NotResponding" || silent["reason"] != "silent" || silent["elapsed_ms"].(float64) > 2000 {
+		t.Errorf("silent BMC: %v/%v after %v ms", silent["state"], silent["reason"], silent["elapsed_ms"])
+	}
+}

@@ -143,6 +143,10 @@ func (p *peer) observeRTT(rtt time.Duration) {
 // BMCs re-randomize (see errRetryHandshake).
 const minRTO = 200 * time.Millisecond
 
+// handshakeMinRTO floors the retransmission timeout of Open Session,
+// RAKP 1 and RAKP 3.
+const handshakeMinRTO = time.Second
+
 // rto is the first retransmission timeout for the next exchange with p:
 // twice the smoothed RTT plus a margin once measured, the configured
 // initial value before; never below a back-off that worked.
@@ -406,7 +410,8 @@ func (e *Engine) routeErrors(s *sock) {
 
 // send writes pkt to p. On a shared unconnected socket a pending ICMP error
 // about some other BMC can surface as this send's error: route the queued
-// errors to their owners and send again (twice at most).
+// errors to their owners and send again (twice at most). (Batching sends
+// with sendmmsg was measured: no gain worth its complexity.)
 func (e *Engine) send(p *peer, pkt []byte) error {
 	var err error
 	for try := 0; try < 3; try++ {
@@ -497,6 +502,12 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 
 	start := time.Now()
 	rto := e.rto(p)
+	if linger && rto < handshakeMinRTO {
+		// Handshake messages are not idempotent on a BMC (each copy of
+		// RAKP 1 draws a new random number; threaded BMCs may even answer
+		// copies out of order): retransmit them only after a long wait.
+		rto = handshakeMinRTO
+	}
 	if p.timer == nil {
 		p.timer = time.NewTimer(time.Hour)
 	}

@@ -185,10 +185,11 @@ func (s *Session) handshake(ctx context.Context, cr Credentials, suiteList []Cip
 		err := s.openSession(ctx, cr, suite)
 		if err == nil {
 			err = s.rakp(ctx, cr)
-			if errors.Is(err, errRetryHandshake) {
+			// The BMC answered a retransmitted RAKP 1 twice and moved on to
+			// a random number we did not use: start over cleanly (twice at
+			// most).
+			for restarts := 0; restarts < 2 && errors.Is(err, errRetryHandshake); restarts++ {
 				s.e.log.Debug("handshake restart", "bmc", s.p.addr, "err", err)
-				// Once: the BMC answered a retransmitted RAKP 1 twice and
-				// moved on to a new random number; start over cleanly.
 				if err = s.openSession(ctx, cr, suite); err == nil {
 					err = s.rakp(ctx, cr)
 				}

@@ -42,8 +42,14 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 		}
 		o.ElapsedMS = ms(time.Since(start))
 	}()
+	// First contact must answer within the timeout: silence for that long
+	// is NotResponding. Once the BMC has answered, every later step gets
+	// the timeout again, so a BMC that is slow but answering finishes its
+	// check, and one that stops answering is "stalled" a timeout after it
+	// went quiet.
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, timeout) }
 
 	// 1. Presence ping: cheap, credential-free; a third of the budget at
 	// most, since some BMCs disable ASF and we go on without it.
@@ -75,7 +81,10 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 		cr.Suites = []ipmi.CipherSuite{ipmi.CipherSuite(t.CipherSuite)}
 	}
 	t0 := time.Now()
-	sess, err := eng.Open(rctx, t.Addr, cr)
+	// Open Session, RAKP 1 and RAKP 3: a timeout of silence for each.
+	sctx, scancel := context.WithTimeout(ctx, 3*timeout)
+	sess, err := eng.Open(sctx, t.Addr, cr)
+	scancel()
 	if err != nil {
 		return fail(o, t, err, true)
 	}
@@ -85,7 +94,9 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 
 	// 4. Identity and state.
 	t0 = time.Now()
-	id, err := sess.GetDeviceID(rctx)
+	sctx, scancel = step()
+	id, err := sess.GetDeviceID(sctx)
+	scancel()
 	if err == nil {
 		o.Evidence.RTTMS["get_device_id"] = ms(time.Since(t0))
 		o.Evidence.ManufacturerID, o.Evidence.ProductID = id.ManufacturerID, id.ProductID
@@ -95,7 +106,9 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 		return fail(o, t, err, true)
 	}
 	t0 = time.Now()
-	raw, err := sess.GetSystemGUID(rctx)
+	sctx, scancel = step()
+	raw, err := sess.GetSystemGUID(sctx)
+	scancel()
 	var g guid.GUID
 	switch {
 	case err == nil:
@@ -108,7 +121,9 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 		return fail(o, t, err, true)
 	}
 	t0 = time.Now()
-	cs, err := sess.ChassisStatus(rctx)
+	sctx, scancel = step()
+	cs, err := sess.ChassisStatus(sctx)
+	scancel()
 	if err == nil {
 		o.Evidence.RTTMS["chassis_status"] = ms(time.Since(t0))
 		o.Evidence.Chassis = &cs
@@ -248,9 +263,9 @@ func message(o Observation, t Target, err error) string {
 		return fmt.Sprintf("%s is unreachable (ICMP host/network unreachable): check routing and the management VLAN", t.Addr.Addr())
 	case state.ReasonStalled:
 		if rtt := slowRTT(o); rtt > 0 {
-			return fmt.Sprintf("the BMC answers, but slowly (about %.0f ms per reply), and the %v budget ran out during %s: overloaded BMC or congested path; a longer --timeout lets the check finish", rtt, t.timeout(), stageOf(err))
+			return fmt.Sprintf("the BMC answered slowly (about %.0f ms per reply), then nothing for %v during %s: overloaded or hanging BMC, or a congested path", rtt, t.timeout(), stageOf(err))
 		}
-		return fmt.Sprintf("the BMC answered at first, then went silent during %s: overloaded or hung BMC, or heavy packet loss", stageOf(err))
+		return fmt.Sprintf("the BMC answered at first, then nothing for %v during %s: overloaded or hung BMC, or heavy packet loss", t.timeout(), stageOf(err))
 	case state.ReasonProtocol:
 		return "the BMC answered with nothing usable (no IPMI 2.0 RMCP+, or malformed replies)"
 	case state.ReasonWrongPassword:

@@ -124,17 +124,8 @@ func (f *Fleet) Handler() http.Handler {
 		if !ok {
 			return
 		}
-		raw, ok := readObject(w, r)
+		on, ok := readBoolBody(w, r, "on")
 		if !ok {
-			return
-		}
-		var on bool
-		if err := onlyFields(raw, "on"); err != nil {
-			writeErr(w, err)
-			return
-		}
-		if err := boolField(raw, "on", &on, true); err != nil {
-			writeErr(w, err)
 			return
 		}
 		b.SetPower(on)
@@ -184,17 +175,8 @@ func (f *Fleet) Handler() http.Handler {
 		if !ok {
 			return
 		}
-		raw, ok := readObject(w, r)
+		down, ok := readBoolBody(w, r, "down")
 		if !ok {
-			return
-		}
-		var down bool
-		if err := onlyFields(raw, "down"); err != nil {
-			writeErr(w, err)
-			return
-		}
-		if err := boolField(raw, "down", &down, true); err != nil {
-			writeErr(w, err)
 			return
 		}
 		e.down.Store(down)
@@ -572,4 +554,23 @@ func (c *Client) SetEnclosureDown(ctx context.Context, name string, down bool) (
 	var st EnclosureStatus
 	err := c.do(ctx, http.MethodPut, "/v1/enclosures/"+url.PathEscape(name), map[string]bool{"down": down}, &st)
 	return st, err
+}
+
+// readBoolBody reads a request body that must be a JSON object with exactly
+// one boolean field, name; on bad input it has already answered 400.
+func readBoolBody(w http.ResponseWriter, r *http.Request, name string) (bool, bool) {
+	raw, ok := readObject(w, r)
+	if !ok {
+		return false, false
+	}
+	var v bool
+	if err := onlyFields(raw, name); err != nil {
+		writeErr(w, err)
+		return false, false
+	}
+	if err := boolField(raw, name, &v, true); err != nil {
+		writeErr(w, err)
+		return false, false
+	}
+	return v, true
 }
