@@ -35,6 +35,7 @@ IPMI 2.0 RMCP+ — classifies each as Connectable, NotResponding, NotAuthenticat
 Invalid, and says why.
 
 Start with:
+  lightsout demo                                           # a faulty simulated fleet, checked in rounds
   lightsout sim --count 50 --export-inventory fleet.yaml   # a simulated fleet on loopback
   lightsout check --inventory fleet.yaml                   # check every BMC in it`,
 		SilenceUsage:  true,
