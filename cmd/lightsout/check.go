@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -218,7 +217,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		return nil, fmt.Errorf("%s: no machines", f.inventory)
 	}
 	targets := make([]probe.Target, 0, len(inv.Machines))
-	passwords := map[string][]byte{}
+	passwords := &inventory.Passwords{Dir: inv.Dir}
 	for _, m := range inv.Machines {
 		if p := m.EffectiveProtocol(); p != "ipmi" {
 			return nil, fmt.Errorf("%s:%d: machine %q: protocol %q is not supported by check yet (ipmi only)", f.inventory, m.Line, m.Name, p)
@@ -227,24 +226,9 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: machine %q: field \"address\": %v", f.inventory, m.Line, m.Name, err)
 		}
-		var pass []byte
-		if m.PasswordFile != "" { // fleets share a few files: read each once
-			path := m.PasswordFile
-			if !filepath.IsAbs(path) {
-				path = filepath.Join(inv.Dir, path)
-			}
-			if cached, ok := passwords[path]; ok {
-				pass = cached
-			} else if pass, err = inventory.ReadPasswordFile(path); err == nil {
-				passwords[path] = pass
-			} else {
-				err = fmt.Errorf("machine %q: password_file: %w", m.Name, err)
-			}
-		} else {
-			pass, err = m.Password(inv.Dir)
-			if errors.Is(err, inventory.ErrNoPassword) {
-				pass, err = prompt.get()
-			}
+		pass, err := passwords.Of(m)
+		if errors.Is(err, inventory.ErrNoPassword) {
+			pass, err = prompt.get()
 		}
 		if err != nil { // the error names the machine and the file or variable
 			return nil, fmt.Errorf("%s:%d: %v", f.inventory, m.Line, err)

@@ -24,6 +24,34 @@ const maxPasswordFile = 4096
 // environment variable. With neither set it returns an error wrapping
 // [ErrNoPassword]. Errors name the file or variable, never the password.
 func (m Machine) Password(dir string) ([]byte, error) {
+	return m.password(dir, ReadPasswordFile)
+}
+
+// Passwords reads machines' passwords like [Machine.Password], reading each
+// password file once: a fleet of thousands usually shares a few files.
+type Passwords struct {
+	Dir   string
+	files map[string][]byte
+}
+
+// Of returns m's password.
+func (p *Passwords) Of(m Machine) ([]byte, error) {
+	return m.password(p.Dir, func(path string) ([]byte, error) {
+		if pw, ok := p.files[path]; ok {
+			return pw, nil
+		}
+		pw, err := ReadPasswordFile(path)
+		if err == nil {
+			if p.files == nil {
+				p.files = map[string][]byte{}
+			}
+			p.files[path] = pw
+		}
+		return pw, err
+	})
+}
+
+func (m Machine) password(dir string, readFile func(string) ([]byte, error)) ([]byte, error) {
 	switch {
 	case m.PasswordFile != "" && m.PasswordEnv != "":
 		return nil, fmt.Errorf("machine %q: both password_file and password_env are set; give only one", m.Name)
@@ -32,7 +60,7 @@ func (m Machine) Password(dir string) ([]byte, error) {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(dir, path)
 		}
-		pw, err := ReadPasswordFile(path)
+		pw, err := readFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("machine %q: password_file: %w", m.Name, err)
 		}

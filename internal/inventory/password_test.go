@@ -84,3 +84,27 @@ func TestPasswordNone(t *testing.T) {
 		t.Errorf("both sources: %v", err)
 	}
 }
+
+func TestPasswordsReadsEachFileOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pw")
+	if err := os.WriteFile(path, []byte("first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &Passwords{Dir: dir}
+	a, err := p.Of(Machine{Name: "a", PasswordFile: "pw"})
+	if err != nil || string(a) != "first" {
+		t.Fatalf("a: %q %v", a, err)
+	}
+	os.WriteFile(path, []byte("second\n"), 0o600) // not read again
+	b, err := p.Of(Machine{Name: "b", PasswordFile: path})
+	if err != nil || string(b) != "first" {
+		t.Errorf("b: %q %v (the file must be read once)", b, err)
+	}
+	if _, err := p.Of(Machine{Name: "c"}); !errors.Is(err, ErrNoPassword) {
+		t.Errorf("c: %v", err)
+	}
+	if _, err := p.Of(Machine{Name: "d", PasswordFile: "missing"}); err == nil || !strings.Contains(err.Error(), `machine "d"`) {
+		t.Errorf("d: %v", err)
+	}
+}
