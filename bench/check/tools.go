@@ -306,8 +306,7 @@ func parseGoipmi(r procResult, _ *fleet) *outcome {
 }
 
 var (
-	hostPrefixRE = regexp.MustCompile(`^\S+: `)
-	numRE        = regexp.MustCompile(`\b\d+(\.\d+){1,3}(:\d+)?\b|\bbmc-\d+\b`)
+	numRE = regexp.MustCompile(`\b\d+(\.\d+){1,3}(:\d+)?\b|\bbmc-\d+\b`)
 )
 
 // stderrErrors adds the distinct lines a client printed on stderr, host

@@ -262,16 +262,6 @@ func (e *Engine) Stats() Stats {
 	}
 }
 
-// Forget drops what the engine remembers about a BMC (no-op while busy).
-func (e *Engine) Forget(addr netip.AddrPort) {
-	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if p, ok := e.peers[addr]; ok && len(p.slot) == 0 && len(p.sess) == 0 {
-		delete(e.peers, addr)
-	}
-}
-
 // peer returns (creating) the state for addr.
 func (e *Engine) peer(addr netip.AddrPort) (*peer, error) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())

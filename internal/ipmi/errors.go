@@ -96,13 +96,6 @@ func (e *CompletionError) Error() string {
 	return fmt.Sprintf("ipmi: netfn %#02x cmd %#02x: completion code %#02x (%s)", e.NetFn, e.Cmd, e.Code, ccText(e.Code))
 }
 
-// Completion codes callers commonly test for.
-const (
-	CCInsufficientPrivilege = 0xd4
-	CCInvalidCommand        = 0xc1
-	CCNodeBusy              = 0xc0
-)
-
 // statusErr maps an RMCP+ status code to its sentinel.
 func statusErr(code byte) error {
 	switch code {

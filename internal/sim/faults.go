@@ -61,9 +61,6 @@ const MaxSlow = 60 * time.Second
 // Zero reports whether no fault is set.
 func (f Faults) Zero() bool { return f == Faults{} }
 
-// hasRates reports whether a fault needs the BMC's random source.
-func (f Faults) hasRates() bool { return f.Lossy > 0 || f.TimeoutRate > 0 || f.Malformed > 0 }
-
 // Names lists the faults that are set, by their JSON names, in a fixed
 // order (for status lines and logs).
 func (f Faults) Names() []string {

@@ -48,9 +48,6 @@ func newTestFleet(t testing.TB, cfg Config, perAddr bool) *Fleet {
 	}
 }
 
-// udpAddr is where b answers now.
-func udpAddr(b *BMC) *net.UDPAddr { return net.UDPAddrFromAddrPort(b.Addr()) }
-
 // exchange sends one datagram to addr from a fresh socket and waits for
 // one reply. It returns the reply, or the read error (a timeout, or
 // "connection refused" after an ICMP port unreachable).

@@ -61,6 +61,3 @@ const (
 	Degraded Condition = "Degraded"
 	Insecure Condition = "Insecure"
 )
-
-// Healthy reports whether s is the one state in which operations may run.
-func (s OOB) Healthy() bool { return s == Connectable }
