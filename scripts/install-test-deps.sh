@@ -7,6 +7,12 @@ need=()
 command -v ipmi_sim  >/dev/null 2>&1 || need+=(openipmi)
 command -v ipmitool  >/dev/null 2>&1 || need+=(ipmitool)
 command -v ipmipower >/dev/null 2>&1 || need+=(freeipmi-tools)
+# The store tests run a throwaway PostgreSQL cluster from the package's
+# binaries (internal/store/pgtest); LIGHTSOUT_TEST_POSTGRES overrides.
+if [ -z "${LIGHTSOUT_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+   && ! command -v initdb >/dev/null 2>&1; then
+  need+=(postgresql)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "install-test-deps: missing ${need[*]} (not root or no apt-get): those tests will skip" >&2

@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,14 +34,18 @@ type checkFlags struct {
 	parallel                             int
 	cipherSuite                          int
 	privilege                            string
+	privilegeSet                         bool // --privilege given: overrides the inventory's
 	sockets                              int
 	debug                                bool
+	// Through the server (NAME... or --group): check_server.go.
+	api   apiFlags
+	group string
 }
 
 func newCheckCmd() *cobra.Command {
 	f := &checkFlags{}
 	c := &cobra.Command{
-		Use:   "check (--host ADDR[:PORT] --user USER | --inventory FILE)",
+		Use:   "check (--host ADDR[:PORT] --user USER | --inventory FILE | NAME... | --group G)",
 		Short: "Check BMCs over IPMI 2.0 and say which are Connectable, and why the others are not",
 		Long: `check opens an RMCP+ session with each BMC — presence ping, authentication
 capabilities, Open Session, RAKP 1-4, Get Device ID, Get System GUID, Chassis
@@ -66,12 +67,25 @@ inventory each machine names its password_file or password_env; machines that
 name neither use LIGHTSOUT_PASSWORD or the prompt.
 
 An expected GUID (--guid, or guid in the inventory) may be written in RFC 4122,
-SMBIOS or IPMI byte order, with or without dashes.`,
+SMBIOS or IPMI byte order, with or without dashes.
+
+With machine names (or --group G) instead, check asks the management server
+to check those machines now and prints their fresh states, with the remedy for
+each channel that is not Connectable (operator role). The server is --server
+URL, $LIGHTSOUT_SERVER or server: in the CLI config file; the API token comes
+from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.`,
 		Example: `  lightsout check --host 10.0.4.17 --user admin --password-file ~/.bmc-pass
   LIGHTSOUT_PASSWORD=... lightsout check --host 10.0.4.17:623 --user admin --guid 4c4c4544-0042-3510-8052-b4c04f4e3232 -o json
-  lightsout check --inventory fleet.yaml --timeout 5s`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runCheck(cmd, f) },
+  lightsout check --inventory fleet.yaml --timeout 5s
+  lightsout check web-1 web-2 --token-file ~/.config/lightsout/ops.token
+  lightsout check --group web -o json`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 || f.group != "" {
+				return runServerCheck(cmd, f, args)
+			}
+			return runCheck(cmd, f)
+		},
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.host, "host", "", "BMC address, IPv4/IPv6/hostname with optional :PORT (default port 623)")
@@ -87,6 +101,8 @@ SMBIOS or IPMI byte order, with or without dashes.`,
 	fl.StringVar(&f.privilege, "privilege", "administrator", "privilege level to request: user, operator or administrator")
 	fl.IntVar(&f.sockets, "sockets", 2, "UDP sockets the engine spreads BMCs over")
 	fl.BoolVar(&f.debug, "debug", false, "log every retransmission and handshake step to stderr (never credentials)")
+	fl.StringVar(&f.group, "group", "", "check every machine of this group through the server")
+	f.api.add(fl, false)
 	return c
 }
 
@@ -100,6 +116,7 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if f.parallel < 1 {
 		return usageErr("--parallel %d: must be at least 1", f.parallel)
 	}
+	f.privilegeSet = cmd.Flags().Changed("privilege")
 	priv, err := ipmi.ParsePrivilege(f.privilege)
 	if err != nil {
 		return usageErr("--privilege: %v", err)
@@ -181,7 +198,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if f.user == "" {
 			return nil, errors.New("--user is required with --host")
 		}
-		addr, err := resolve(ctx, f.host, inventory.DefaultPort)
+		addr, err := probe.Resolve(ctx, f.host, inventory.DefaultPort)
 		if err != nil {
 			return nil, fmt.Errorf("--host: %v", err)
 		}
@@ -222,7 +239,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if p := m.EffectiveProtocol(); p != "ipmi" {
 			return nil, fmt.Errorf("%s:%d: machine %q: protocol %q is not supported by check yet (ipmi only)", f.inventory, m.Line, m.Name, p)
 		}
-		addr, err := resolve(ctx, m.Address, m.EffectivePort())
+		addr, err := probe.Resolve(ctx, m.Address, m.EffectivePort())
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: machine %q: field \"address\": %v", f.inventory, m.Line, m.Name, err)
 		}
@@ -238,44 +255,15 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if f.cipherSuite != 0 {
 			t.CipherSuite = f.cipherSuite
 		}
+		if m.Privilege != "" && !f.privilegeSet {
+			t.Privilege, _ = ipmi.ParsePrivilege(m.Privilege) // validated by Load
+		}
 		if m.GUID != "" {
 			t.Expected, _ = guid.Parse(m.GUID) // validated by Load
 		}
 		targets = append(targets, t)
 	}
 	return targets, nil
-}
-
-// resolve parses host[:port] (IPv6 in brackets when a port is given) and
-// resolves a hostname, bounded by a few seconds.
-func resolve(ctx context.Context, hostport string, defPort int) (netip.AddrPort, error) {
-	host, port := hostport, defPort
-	if h, p, err := net.SplitHostPort(hostport); err == nil {
-		n, perr := strconv.Atoi(p)
-		if perr != nil || n < 1 || n > 65535 {
-			return netip.AddrPort{}, fmt.Errorf("%q: port %q is not 1-65535", hostport, p)
-		}
-		host, port = h, n
-	}
-	if host == "" {
-		return netip.AddrPort{}, fmt.Errorf("%q: empty address", hostport)
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		if a.Zone() != "" {
-			return netip.AddrPort{}, fmt.Errorf("%q: zoned IPv6 addresses are not supported", hostport)
-		}
-		return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
-	}
-	if strings.ContainsAny(host, ":/ ") || strings.Count(hostport, ":") > 1 {
-		return netip.AddrPort{}, fmt.Errorf("%q is not an address (IPv6 with a port needs brackets: [::1]:623)", hostport)
-	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
-	if err != nil || len(addrs) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("%q does not resolve: %v", host, err)
-	}
-	return netip.AddrPortFrom(addrs[0].Unmap(), uint16(port)), nil
 }
 
 // passwordSource supplies the shared password: LIGHTSOUT_PASSWORD, or one

@@ -72,6 +72,20 @@ func parseCSV(c *collector, data []byte) []*entry {
 				*t = v
 				continue
 			}
+			if l := e.m.listField(col); l != nil {
+				*l = splitTags(v)
+				continue
+			}
+			if b := e.m.boolField(col); b != nil {
+				x, ok := parseBool(v)
+				if !ok {
+					probs = append(probs, problem{line, col, v, "is not true or false"})
+					e.skip[col] = true
+					continue
+				}
+				*b = x
+				continue
+			}
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				probs = append(probs, problem{line, col, v, "is not a whole number"})
@@ -89,6 +103,18 @@ func parseCSV(c *collector, data []byte) []*entry {
 		c.add(0, "", "", "", "no header row; the first line must name the columns, e.g. name,address,user,password_env")
 	}
 	return out
+}
+
+// splitTags splits a CSV tags cell at ';', trimming white space around
+// each tag and dropping empty pieces ("a; b;" is a and b). No tags is nil.
+func splitTags(cell string) []string {
+	var tags []string
+	for _, t := range strings.Split(cell, tagSeparator) {
+		if t = strings.TrimSpace(t); t != "" {
+			tags = append(tags, t)
+		}
+	}
+	return tags
 }
 
 // csvHeader maps the header row to field names (case insensitive), or
@@ -127,11 +153,14 @@ func csvHeader(c *collector, line int, rec []string) []string {
 	return header
 }
 
-// WriteCSV writes inv as a CSV inventory: a header naming every column, in
-// the order name, guid, address, port, user, protocol, password_file,
-// password_env, cipher_suite, enclosure, slot, then one row per machine
-// (0 written as an empty cell). The output parses back to the same
-// machines. An inventory failing [Inventory.Validate] is refused.
+// WriteCSV writes inv's machines as a CSV inventory: a header naming
+// every column, in the order name, guid, address, port, user, protocol,
+// password_file, password_env, cipher_suite, privilege, enclosure, slot,
+// group, role, tags, spare, then one row per machine (0 and false written
+// as an empty cell, tags joined with ';', privilege levels in their
+// canonical spelling). CSV has no enclosures section: inv.Enclosures are
+// validated but not written. The output parses back to the same machines.
+// An inventory failing [Inventory.Validate] is refused.
 func WriteCSV(w io.Writer, inv *Inventory) error {
 	if err := inv.Validate(); err != nil {
 		return err
@@ -143,10 +172,13 @@ func WriteCSV(w io.Writer, inv *Inventory) error {
 	}
 	row := make([]string, len(fieldNames))
 	for i := range inv.Machines {
-		m := &inv.Machines[i]
+		m := canonical(inv.Machines[i])
 		for j, f := range fieldNames {
 			row[j] = m.fieldValue(f)
 			if p := m.intField(f); p != nil && *p == 0 {
+				row[j] = ""
+			}
+			if p := m.boolField(f); p != nil && !*p {
 				row[j] = ""
 			}
 		}

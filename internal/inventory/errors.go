@@ -14,9 +14,13 @@ type FieldError struct {
 	Source  string // file name as given to Load or Parse
 	Line    int    // 1-based line in Source; 0 when unknown
 	Machine string // the machine's name as written, when it has one
-	Field   string // field or column name ("defaults.port" for YAML defaults)
-	Value   string // the offending value as written; never a password
-	Reason  string // what is wrong, in words
+	// Enclosure is the name of the entry in enclosures: the problem is in,
+	// when it has one; a machine's problems leave it empty even when the
+	// machine names an enclosure.
+	Enclosure string
+	Field     string // field or column name ("defaults.port" for YAML defaults)
+	Value     string // the offending value as written; never a password
+	Reason    string // what is wrong, in words
 }
 
 // maxValueLen caps how much of a value an error message quotes.
@@ -25,6 +29,7 @@ const maxValueLen = 64
 // Error renders the problem as one line, for example
 //
 //	fleet.csv:12: machine "node-7": field "port": "99999" is not a port (1-65535)
+//	fleet.yaml:4: enclosure "chassis-1": field "slots": "65" is not a number of slots (1-64)
 func (e *FieldError) Error() string {
 	var b strings.Builder
 	switch {
@@ -37,6 +42,9 @@ func (e *FieldError) Error() string {
 	}
 	if e.Machine != "" {
 		fmt.Fprintf(&b, "machine %s: ", quote(e.Machine))
+	}
+	if e.Enclosure != "" {
+		fmt.Fprintf(&b, "enclosure %s: ", quote(e.Enclosure))
 	}
 	if e.Field != "" {
 		fmt.Fprintf(&b, "field %s: ", quote(e.Field))
@@ -110,6 +118,13 @@ type collector struct {
 func (c *collector) add(line int, machine, field, value, reason string) {
 	c.errs = append(c.errs, &FieldError{
 		Source: c.source, Line: line, Machine: machine,
+		Field: field, Value: value, Reason: reason,
+	})
+}
+
+func (c *collector) addEnclosure(line int, enclosure, field, value, reason string) {
+	c.errs = append(c.errs, &FieldError{
+		Source: c.source, Line: line, Enclosure: enclosure,
 		Field: field, Value: value, Reason: reason,
 	})
 }

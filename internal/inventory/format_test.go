@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -126,7 +127,7 @@ func TestCSVLenient(t *testing.T) {
 		{Name: "node-1", Address: "10.0.0.1", Port: 6230, Line: 4},
 		{Name: "node-2", Address: "10.0.0.2", Slot: 3, Enclosure: "rack2", Line: 6},
 	}
-	if len(inv.Machines) != 2 || inv.Machines[0] != want[0] || inv.Machines[1] != want[1] {
+	if !reflect.DeepEqual(inv.Machines, want) {
 		t.Errorf("got %+v\nwant %+v", inv.Machines, want)
 	}
 	if inv := mustParse(t, CSV, "name,address\n"); len(inv.Machines) != 0 {

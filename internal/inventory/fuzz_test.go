@@ -9,7 +9,8 @@ import (
 
 // fuzzParse checks, for arbitrary input, that Parse does not panic, returns
 // either an inventory or Errors (never both), and that whatever it accepts
-// writes out and parses back to the same machines, byte-stable.
+// writes out and parses back to the same machines (and, in YAML,
+// enclosures), byte-stable.
 func fuzzParse(t *testing.T, format Format, data []byte) {
 	inv, err := Parse(bytes.NewReader(data), format, "fuzz")
 	if err != nil {
@@ -34,6 +35,9 @@ func fuzzParse(t *testing.T, format Format, data []byte) {
 	if !reflect.DeepEqual(withoutLines(back.Machines), withoutLines(inv.Machines)) {
 		t.Fatalf("round trip changed machines:\n%+v\n%+v\n%s", inv.Machines, back.Machines, out.Bytes())
 	}
+	if !reflect.DeepEqual(withoutEnclosureLines(back.Enclosures), withoutEnclosureLines(inv.Enclosures)) && format == YAML {
+		t.Fatalf("round trip changed enclosures:\n%+v\n%+v\n%s", inv.Enclosures, back.Enclosures, out.Bytes())
+	}
 	var again bytes.Buffer
 	if err := Write(&again, format, back); err != nil || !bytes.Equal(again.Bytes(), out.Bytes()) {
 		t.Fatalf("second write differs (%v):\n%s\n%s", err, out.Bytes(), again.Bytes())
@@ -49,6 +53,9 @@ func FuzzParseYAML(f *testing.F) {
 		"machines:\n  - {name: a, address: 10.0.0.1, port: 0x26f, guid: '{04030201-0605-0807-090a-0b0c0d0e0f10}'}\n",
 		"machines:\n  - name: a\n    address: [b\n",
 		"machines:\n  - name: \"null\"\n    address: 10.0.0.1\n    user: \"~\"\n    enclosure: \"#1, \\\"x\\\"\"\n",
+		"defaults:\n  privilege: OPERATOR\n  tags: [gpu, \"rack 1\"]\n  group: g1\n  spare: yes\nmachines:\n  - name: a\n    address: 10.0.0.1\n    role: db primary\n  - name: b\n    address: 10.0.0.2\n    tags: []\n    spare: false\n    privilege: Admin\n",
+		"enclosures:\n  - name: c1\n    address: 10.0.9.1\n    user: admin\n    password_env: CMC_PW\n    slots: 16\n  - {name: c2, address: cmc2.example.com, port: 6230, slots: 2, protocol: ipmi, password_file: pw}\nmachines:\n  - name: a\n    address: 10.0.0.1\n    enclosure: c1\n    slot: 16\n  - name: b\n    address: 10.0.0.2\n    enclosure: c2\n    slot: 3\n  - name: c\n    address: 10.0.0.3\n    enclosure: c1\n    slot: 16\n",
+		"machines:\n  - name: a\n    address: 10.0.0.1\n    tags:\n      - x\n      - [y]\n      -\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -64,10 +71,22 @@ func FuzzParseCSV(f *testing.F) {
 		"\ufeffName, Address\n a , b \n",
 		"name,address\na,\"b\nc\"\n",
 		"name,address\na,b\"c\n",
+		"name,address,privilege,group,role,tags,spare,enclosure,slot\na,10.0.0.1,ADMIN,g-1,\"db, primary\",gpu; rack 1;,TRUE,c1,2\nb,10.0.0.2,operator,,,a;a,no,c1,2\n",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzParse(t, CSV, data) })
+}
+
+// nonEmpty is the non-empty ones of ss, or nil.
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // FuzzRoundTrip writes machines with arbitrary free-text fields (where YAML
@@ -80,7 +99,8 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, address, user, file, enclosure string, port, cs, slot int) {
 		inv := &Inventory{Machines: []Machine{
 			{Name: name, Address: address, User: user, PasswordFile: file, Enclosure: enclosure, Port: port, CipherSuite: cs, Slot: slot},
-			{Name: name + "-2", Address: "10.0.0.2", User: enclosure, PasswordEnv: "PW", Enclosure: user},
+			{Name: name + "-2", Address: "10.0.0.2", User: enclosure, PasswordEnv: "PW", Enclosure: user,
+				Role: file, Tags: nonEmpty(user, enclosure, file), Group: name, Spare: slot%2 == 1},
 		}}
 		if inv.Validate() != nil {
 			return

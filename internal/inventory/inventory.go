@@ -30,18 +30,60 @@ type Machine struct {
 	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
 	PasswordEnv  string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
 	// CipherSuite pins an RMCP+ cipher suite; 0 means automatic (17, then 3).
-	CipherSuite int    `yaml:"cipher_suite,omitempty" json:"cipher_suite,omitempty"`
-	Enclosure   string `yaml:"enclosure,omitempty" json:"enclosure,omitempty"`
-	Slot        int    `yaml:"slot,omitempty" json:"slot,omitempty"`
+	CipherSuite int `yaml:"cipher_suite,omitempty" json:"cipher_suite,omitempty"`
+	// Privilege is the IPMI privilege level to request: PrivilegeUser,
+	// PrivilegeOperator or PrivilegeAdministrator; empty means
+	// administrator (see EffectivePrivilege). Parse stores the canonical
+	// lowercase spelling whatever the file wrote (ADMIN, Operator, ...).
+	Privilege string `yaml:"privilege,omitempty" json:"privilege,omitempty"`
+	// Enclosure names the chassis or rack; when it equals the name of one
+	// of Inventory.Enclosures, Slot is checked against that enclosure.
+	Enclosure string `yaml:"enclosure,omitempty" json:"enclosure,omitempty"`
+	Slot      int    `yaml:"slot,omitempty" json:"slot,omitempty"`
+	// Group is an operator-chosen group name (name syntax, not unique).
+	Group string `yaml:"group,omitempty" json:"group,omitempty"`
+	// Role is free text ("compute", "db primary", ...).
+	Role string `yaml:"role,omitempty" json:"role,omitempty"`
+	// Tags are free-text labels, in file order, each unique within the
+	// machine and without ';' (the CSV separator); nil when there are none.
+	Tags []string `yaml:"tags,omitempty,flow" json:"tags,omitempty"`
+	// Spare marks a machine kept in reserve.
+	Spare bool `yaml:"spare,omitempty" json:"spare,omitempty"`
 
 	// Line is where the machine was defined in its source file (1-based),
 	// for error messages; 0 when built in code.
 	Line int `yaml:"-" json:"-"`
 }
 
-// Inventory is an ordered list of machines.
+// Enclosure is an enclosure manager (a chassis' CMC): an out-of-band
+// endpoint of its own in front of Slots blade slots. Machines name it in
+// their Enclosure field.
+type Enclosure struct {
+	Name     string `yaml:"name" json:"name"`
+	Address  string `yaml:"address" json:"address"`
+	Port     int    `yaml:"port,omitempty" json:"port,omitempty"`
+	User     string `yaml:"user,omitempty" json:"user,omitempty"`
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"` // ipmi (default; the only one for now)
+	// At most one of PasswordFile / PasswordEnv, as for a Machine; see
+	// Enclosure.Password.
+	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
+	PasswordEnv  string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
+	// Slots is the number of blade slots, 1..MaxSlots; machines in the
+	// enclosure use slots 1..Slots.
+	Slots int `yaml:"slots" json:"slots"`
+
+	// Line is where the enclosure was defined in its source file (1-based);
+	// 0 when built in code.
+	Line int `yaml:"-" json:"-"`
+}
+
+// Inventory is an ordered list of machines and the enclosure managers
+// they sit behind.
 type Inventory struct {
-	Machines []Machine `yaml:"machines" json:"machines"`
+	// Enclosures are the enclosure managers the file defines. Machines may
+	// also name enclosures not listed here. CSV carries none.
+	Enclosures []Enclosure `yaml:"enclosures,omitempty" json:"enclosures,omitempty"`
+	Machines   []Machine   `yaml:"machines" json:"machines"`
 	// Dir is the directory relative paths (password_file) resolve against.
 	Dir string `yaml:"-" json:"-"`
 }
@@ -50,10 +92,39 @@ type Inventory struct {
 const DefaultPort = 623
 
 // Protocol names accepted in Machine.Protocol. Empty means ProtocolIPMI.
+// Enclosure.Protocol accepts only ProtocolIPMI (or empty) for now.
 const (
 	ProtocolIPMI    = "ipmi"
 	ProtocolRedfish = "redfish"
 )
+
+// Privilege levels, in the canonical spelling Machine.Privilege holds.
+// Empty means PrivilegeAdministrator.
+const (
+	PrivilegeUser          = "user"
+	PrivilegeOperator      = "operator"
+	PrivilegeAdministrator = "administrator"
+)
+
+// MaxSlots is the most blade slots an enclosure may have.
+const MaxSlots = 64
+
+// ParsePrivilege reads a privilege level the way ipmitool's -L does, case
+// insensitively: user, operator, administrator, or admin. It returns the
+// canonical spelling (PrivilegeUser, ...) and true, or "" and false. The
+// empty string is PrivilegeAdministrator (the default). The result is
+// accepted by ipmi.ParsePrivilege.
+func ParsePrivilege(s string) (string, bool) {
+	switch strings.ToLower(s) {
+	case "user":
+		return PrivilegeUser, true
+	case "operator":
+		return PrivilegeOperator, true
+	case "administrator", "admin", "":
+		return PrivilegeAdministrator, true
+	}
+	return "", false
+}
 
 // HostPort is the BMC's address joined with its port (DefaultPort when
 // Port is 0), ready for net.Dial.
@@ -77,14 +148,53 @@ func (m Machine) EffectiveProtocol() string {
 	return m.Protocol
 }
 
-// Validate checks every machine against the rules [Parse] applies and
-// returns [Errors] (positioned by Machine.Line when set) or nil.
+// EffectivePrivilege is the canonical spelling of Privilege, or
+// PrivilegeAdministrator when Privilege is empty. For a privilege that
+// does not validate it returns Privilege unchanged.
+func (m Machine) EffectivePrivilege() string {
+	if p, ok := ParsePrivilege(m.Privilege); ok {
+		return p
+	}
+	return m.Privilege
+}
+
+// HostPort is the enclosure manager's address joined with its port
+// (DefaultPort when Port is 0), ready for net.Dial.
+func (e Enclosure) HostPort() string {
+	return net.JoinHostPort(e.Address, strconv.Itoa(e.EffectivePort()))
+}
+
+// EffectivePort is Port, or DefaultPort when Port is 0.
+func (e Enclosure) EffectivePort() int {
+	if e.Port == 0 {
+		return DefaultPort
+	}
+	return e.Port
+}
+
+// EffectiveProtocol is Protocol, or ProtocolIPMI when Protocol is empty.
+func (e Enclosure) EffectiveProtocol() string {
+	if e.Protocol == "" {
+		return ProtocolIPMI
+	}
+	return e.Protocol
+}
+
+// Validate checks every enclosure and machine against the rules [Parse]
+// applies, including the cross-checks between them (a machine's slot
+// within its enclosure's slots, one machine per enclosure slot), and
+// returns [Errors] (positioned by Line when set) or nil.
 func (inv *Inventory) Validate() error {
 	c := &collector{}
-	seen := map[string]*entry{}
-	for i := range inv.Machines {
-		validateEntry(c, &entry{m: inv.Machines[i], index: i + 1}, seen)
+	encs := make([]*encEntry, len(inv.Enclosures))
+	for i, e := range inv.Enclosures {
+		encs[i] = &encEntry{e: e, index: i + 1, meta: newMeta()}
 	}
+	entries := make([]*entry, len(inv.Machines))
+	for i, m := range inv.Machines {
+		entries[i] = &entry{m: m, index: i + 1, meta: newMeta()}
+	}
+	validateAll(c, entries, encs)
 	return c.err()
 }
 
@@ -160,39 +270,57 @@ func Parse(r io.Reader, format Format, source string) (*Inventory, error) {
 		return nil, fmt.Errorf("inventory %s: %w", source, err)
 	}
 	c := &collector{source: source}
-	var entries []*entry
+	var (
+		entries []*entry
+		encs    []*encEntry
+	)
 	func() {
 		// The parsers below must not panic; if a dependency ever does on
 		// hostile input, report it as an error rather than crash the caller.
 		defer func() {
 			if p := recover(); p != nil {
 				c.add(0, "", "", "", fmt.Sprintf("cannot parse %v input: %v", format, p))
-				entries = nil
+				entries, encs = nil, nil
 			}
 		}()
 		if format == YAML {
-			entries = parseYAML(c, data)
+			entries, encs = parseYAML(c, data)
 		} else {
 			entries = parseCSV(c, data)
 		}
 	}()
-	seen := map[string]*entry{}
-	for _, e := range entries {
-		validateEntry(c, e, seen)
-	}
+	validateAll(c, entries, encs)
 	if err := c.err(); err != nil {
 		return nil, err
 	}
 	inv := &Inventory{Machines: make([]Machine, 0, len(entries))}
+	for _, e := range encs {
+		inv.Enclosures = append(inv.Enclosures, e.e)
+	}
 	for _, e := range entries {
-		inv.Machines = append(inv.Machines, e.m)
+		inv.Machines = append(inv.Machines, canonical(e.m))
 	}
 	return inv, nil
 }
 
+// canonical is m with Privilege in its canonical spelling and no empty
+// Tags slice, as Parse returns machines and the writers write them.
+func canonical(m Machine) Machine {
+	if m.Privilege != "" {
+		if p, ok := ParsePrivilege(m.Privilege); ok {
+			m.Privilege = p
+		}
+	}
+	if len(m.Tags) == 0 {
+		m.Tags = nil
+	}
+	return m
+}
+
 // Write writes inv in the given format. It refuses an inventory that would
 // not pass [Inventory.Validate]; what it writes parses back to the same
-// machines.
+// machines (privilege levels in their canonical spelling) and, in YAML,
+// the same enclosures. CSV carries machines only.
 func Write(w io.Writer, format Format, inv *Inventory) error {
 	switch format {
 	case YAML:

@@ -123,12 +123,13 @@ func TestHostPort(t *testing.T) {
 // quoting.
 var tricky = &Inventory{Machines: []Machine{
 	{Name: "node-1", GUID: "04030201-0605-0807-090a-0b0c0d0e0f10", Address: "10.0.0.1", Port: 6230, User: "admin",
-		Protocol: "redfish", PasswordFile: "secrets/node 1.pw", CipherSuite: 17, Enclosure: "rack 1, row \"B\"", Slot: 4},
-	{Name: "null", Address: "fd00::2", User: "yes", PasswordEnv: "NODE_2_PW", Enclosure: "#3"},
-	{Name: "0123", Address: "bmc-3.example.com.", User: "~", GUID: "0102030405060708090a0b0c0d0e0f10", Enclosure: "- x: y"},
-	{Name: "true", Address: "fe80::4%eth0", User: "ключ", PasswordFile: "/etc/lightsout/'q'", Enclosure: "{a: [b]}", Slot: 1},
-	{Name: "5", Address: "10.0.0.5", User: "@ops", Enclosure: "*alias &anchor !tag %d", CipherSuite: 3},
-	{Name: "n6", Address: "10.0.0.6", User: "1e3", Enclosure: "0x10", PasswordFile: "a:b"},
+		Protocol: "redfish", PasswordFile: "secrets/node 1.pw", CipherSuite: 17, Privilege: "operator", Enclosure: "rack 1, row \"B\"", Slot: 4,
+		Group: "null", Role: "db primary, \"hot\"", Tags: []string{"gpu", "rack 1", "x,y", "[a]", "- b", "#c", "yes", "~", "1e3"}, Spare: true},
+	{Name: "null", Address: "fd00::2", User: "yes", PasswordEnv: "NODE_2_PW", Enclosure: "#3", Role: "#", Tags: []string{"{a: b}"}},
+	{Name: "0123", Address: "bmc-3.example.com.", User: "~", GUID: "0102030405060708090a0b0c0d0e0f10", Enclosure: "- x: y", Privilege: "user", Group: "0123"},
+	{Name: "true", Address: "fe80::4%eth0", User: "ключ", PasswordFile: "/etc/lightsout/'q'", Enclosure: "{a: [b]}", Slot: 1, Role: "ключ: 'q'", Tags: []string{"ключ", "&x", "*y", "!z", "'q'", "\"d\""}},
+	{Name: "5", Address: "10.0.0.5", User: "@ops", Enclosure: "*alias &anchor !tag %d", CipherSuite: 3, Privilege: "administrator", Spare: true},
+	{Name: "n6", Address: "10.0.0.6", User: "1e3", Enclosure: "0x10", PasswordFile: "a:b", Group: "true", Role: "0x10"},
 }}
 
 func TestRoundTrip(t *testing.T) {

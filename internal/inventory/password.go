@@ -27,8 +27,9 @@ func (m Machine) Password(dir string) ([]byte, error) {
 	return m.password(dir, ReadPasswordFile)
 }
 
-// Passwords reads machines' passwords like [Machine.Password], reading each
-// password file once: a fleet of thousands usually shares a few files.
+// Passwords reads machines' (and enclosure managers') passwords like
+// [Machine.Password], reading each password file once: a fleet of
+// thousands usually shares a few files.
 type Passwords struct {
 	Dir   string
 	files map[string][]byte
@@ -36,46 +37,72 @@ type Passwords struct {
 
 // Of returns m's password.
 func (p *Passwords) Of(m Machine) ([]byte, error) {
-	return m.password(p.Dir, func(path string) ([]byte, error) {
-		if pw, ok := p.files[path]; ok {
-			return pw, nil
+	return m.password(p.Dir, p.read)
+}
+
+// OfEnclosure returns e's password.
+func (p *Passwords) OfEnclosure(e Enclosure) ([]byte, error) {
+	return e.password(p.Dir, p.read)
+}
+
+// read is ReadPasswordFile, remembering what it read.
+func (p *Passwords) read(path string) ([]byte, error) {
+	if pw, ok := p.files[path]; ok {
+		return pw, nil
+	}
+	pw, err := ReadPasswordFile(path)
+	if err == nil {
+		if p.files == nil {
+			p.files = map[string][]byte{}
 		}
-		pw, err := ReadPasswordFile(path)
-		if err == nil {
-			if p.files == nil {
-				p.files = map[string][]byte{}
-			}
-			p.files[path] = pw
-		}
-		return pw, err
-	})
+		p.files[path] = pw
+	}
+	return pw, err
+}
+
+// Password returns the enclosure manager's password the way
+// [Machine.Password] does: from its password_file (relative to dir) or its
+// password_env variable, or an error wrapping [ErrNoPassword] when it
+// names neither. Errors name the enclosure and the file or variable.
+func (e Enclosure) Password(dir string) ([]byte, error) {
+	return e.password(dir, ReadPasswordFile)
 }
 
 func (m Machine) password(dir string, readFile func(string) ([]byte, error)) ([]byte, error) {
+	return readPassword(fmt.Sprintf("machine %q", m.Name), m.PasswordFile, m.PasswordEnv, dir, readFile)
+}
+
+func (e Enclosure) password(dir string, readFile func(string) ([]byte, error)) ([]byte, error) {
+	return readPassword(fmt.Sprintf("enclosure %q", e.Name), e.PasswordFile, e.PasswordEnv, dir, readFile)
+}
+
+// readPassword reads the password from file (relative to dir) or the
+// variable env; who names the owner in errors.
+func readPassword(who, file, env, dir string, readFile func(string) ([]byte, error)) ([]byte, error) {
 	switch {
-	case m.PasswordFile != "" && m.PasswordEnv != "":
-		return nil, fmt.Errorf("machine %q: both password_file and password_env are set; give only one", m.Name)
-	case m.PasswordFile != "":
-		path := m.PasswordFile
+	case file != "" && env != "":
+		return nil, fmt.Errorf("%s: both password_file and password_env are set; give only one", who)
+	case file != "":
+		path := file
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(dir, path)
 		}
 		pw, err := readFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("machine %q: password_file: %w", m.Name, err)
+			return nil, fmt.Errorf("%s: password_file: %w", who, err)
 		}
 		return pw, nil
-	case m.PasswordEnv != "":
-		v, ok := os.LookupEnv(m.PasswordEnv)
+	case env != "":
+		v, ok := os.LookupEnv(env)
 		if !ok {
-			return nil, fmt.Errorf("machine %q: password_env: environment variable %s is not set", m.Name, m.PasswordEnv)
+			return nil, fmt.Errorf("%s: password_env: environment variable %s is not set", who, env)
 		}
 		if v == "" {
-			return nil, fmt.Errorf("machine %q: password_env: environment variable %s is empty", m.Name, m.PasswordEnv)
+			return nil, fmt.Errorf("%s: password_env: environment variable %s is empty", who, env)
 		}
 		return []byte(v), nil
 	}
-	return nil, fmt.Errorf("machine %q: %w", m.Name, ErrNoPassword)
+	return nil, fmt.Errorf("%s: %w", who, ErrNoPassword)
 }
 
 // ReadPasswordFile reads a password file the way an inventory's

@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -11,15 +12,35 @@ import (
 	"github.com/lightsout/lightsout/internal/guid"
 )
 
-// Field (and CSV column) names, in the order WriteCSV writes them.
+// Field (and CSV column) names, in the order WriteCSV writes them (the
+// order of the Machine struct, which WriteYAML follows).
 var fieldNames = []string{
 	"name", "guid", "address", "port", "user", "protocol",
-	"password_file", "password_env", "cipher_suite", "enclosure", "slot",
+	"password_file", "password_env", "cipher_suite", "privilege",
+	"enclosure", "slot", "group", "role", "tags", "spare",
 }
 
-// defaultNames are the fields a YAML defaults: block may set.
+// defaultNames are the fields a YAML defaults: block may set: everything
+// but a machine's identity and place (name, guid, address, enclosure, slot).
 var defaultNames = []string{
 	"port", "user", "protocol", "password_file", "password_env", "cipher_suite",
+	"privilege", "group", "role", "tags", "spare",
+}
+
+// enclosureFieldNames are the fields of an entry in enclosures:, in the
+// order of the Enclosure struct.
+var enclosureFieldNames = []string{
+	"name", "address", "port", "user", "protocol", "password_file", "password_env", "slots",
+}
+
+// record is a Machine or an Enclosure seen as named fields, for the
+// parsers. Each method returns nil for a name that is not a field of
+// that kind.
+type record interface {
+	textField(name string) *string
+	intField(name string) *int
+	boolField(name string) *bool
+	listField(name string) *[]string
 }
 
 // textField is the string field called name, or nil.
@@ -39,8 +60,14 @@ func (m *Machine) textField(name string) *string {
 		return &m.PasswordFile
 	case "password_env":
 		return &m.PasswordEnv
+	case "privilege":
+		return &m.Privilege
 	case "enclosure":
 		return &m.Enclosure
+	case "group":
+		return &m.Group
+	case "role":
+		return &m.Role
 	}
 	return nil
 }
@@ -58,34 +85,122 @@ func (m *Machine) intField(name string) *int {
 	return nil
 }
 
-// fieldValue renders field name of m as it would be written.
+// boolField is the boolean field called name, or nil.
+func (m *Machine) boolField(name string) *bool {
+	if name == "spare" {
+		return &m.Spare
+	}
+	return nil
+}
+
+// listField is the list field called name, or nil.
+func (m *Machine) listField(name string) *[]string {
+	if name == "tags" {
+		return &m.Tags
+	}
+	return nil
+}
+
+// copyField sets field name of m to its value in from.
+func (m *Machine) copyField(name string, from *Machine) {
+	switch {
+	case m.textField(name) != nil:
+		*m.textField(name) = *from.textField(name)
+	case m.intField(name) != nil:
+		*m.intField(name) = *from.intField(name)
+	case m.boolField(name) != nil:
+		*m.boolField(name) = *from.boolField(name)
+	case m.listField(name) != nil:
+		*m.listField(name) = slices.Clone(*from.listField(name))
+	}
+}
+
+// fieldValue renders field name of m as a CSV cell would hold it (tags
+// joined with ';').
 func (m *Machine) fieldValue(name string) string {
-	if p := m.textField(name); p != nil {
+	return recordValue(m, name)
+}
+
+func (e *Enclosure) textField(name string) *string {
+	switch name {
+	case "name":
+		return &e.Name
+	case "address":
+		return &e.Address
+	case "user":
+		return &e.User
+	case "protocol":
+		return &e.Protocol
+	case "password_file":
+		return &e.PasswordFile
+	case "password_env":
+		return &e.PasswordEnv
+	}
+	return nil
+}
+
+func (e *Enclosure) intField(name string) *int {
+	switch name {
+	case "port":
+		return &e.Port
+	case "slots":
+		return &e.Slots
+	}
+	return nil
+}
+
+func (e *Enclosure) boolField(string) *bool        { return nil }
+func (e *Enclosure) listField(string) *[]string    { return nil }
+func (e *Enclosure) fieldValue(name string) string { return recordValue(e, name) }
+
+func recordValue(r record, name string) string {
+	if p := r.textField(name); p != nil {
 		return *p
 	}
-	if p := m.intField(name); p != nil {
+	if p := r.intField(name); p != nil {
 		return strconv.Itoa(*p)
+	}
+	if p := r.boolField(name); p != nil {
+		return strconv.FormatBool(*p)
+	}
+	if p := r.listField(name); p != nil {
+		return strings.Join(*p, tagSeparator)
 	}
 	return ""
 }
 
-// entry is one machine on its way from a file to an Inventory.
-type entry struct {
-	m     Machine
-	index int            // 1-based position in the file
-	lines map[string]int // line of each field's value; missing → m.Line
+// tagSeparator separates tags in a CSV cell.
+const tagSeparator = ";"
+
+// meta is what a parser learned about a record's fields besides their
+// values.
+type meta struct {
+	lines map[string]int // line of each field's value; missing → the record's line
 	// skip marks fields already reported while parsing (not a number, say)
 	// or inherited from YAML defaults, which are validated on their own.
 	skip map[string]bool
 	// given marks the fields the file wrote (YAML: with a non-null value).
 	given map[string]bool
+	// bad marks the fields validation reported.
+	bad map[string]bool
+	// tagLines is the line of each tag, when the tags came from a YAML
+	// list; nil otherwise.
+	tagLines []int
+}
+
+func newMeta() meta {
+	return meta{lines: map[string]int{}, skip: map[string]bool{}, given: map[string]bool{}, bad: map[string]bool{}}
+}
+
+// entry is one machine on its way from a file to an Inventory.
+type entry struct {
+	m     Machine
+	index int // 1-based position in the file
+	meta
 }
 
 func newEntry(line, index int) *entry {
-	return &entry{
-		m: Machine{Line: line}, index: index,
-		lines: map[string]int{}, skip: map[string]bool{}, given: map[string]bool{},
-	}
+	return &entry{m: Machine{Line: line}, index: index, meta: newMeta()}
 }
 
 func (e *entry) line(field string) int {
@@ -95,16 +210,64 @@ func (e *entry) line(field string) int {
 	return e.m.Line
 }
 
+// tagLine is the line of tag i.
+func (mt *meta) tagLine(i int, fallback int) int {
+	if i < len(mt.tagLines) {
+		return mt.tagLines[i]
+	}
+	return fallback
+}
+
+// encEntry is one enclosure on its way from a file to an Inventory.
+type encEntry struct {
+	e     Enclosure
+	index int // 1-based position in the enclosures: list
+	meta
+}
+
+func newEncEntry(line, index int) *encEntry {
+	return &encEntry{e: Enclosure{Line: line}, index: index, meta: newMeta()}
+}
+
+func (e *encEntry) line(field string) int {
+	if l, ok := e.lines[field]; ok {
+		return l
+	}
+	return e.e.Line
+}
+
+// validateAll validates enclosures, then machines, then the rules between
+// them.
+func validateAll(c *collector, entries []*entry, encs []*encEntry) {
+	seenEnc := map[string]*encEntry{}
+	for _, e := range encs {
+		validateEnclosure(c, e, seenEnc)
+	}
+	seen := map[string]*entry{}
+	for _, e := range entries {
+		validateEntry(c, e, seen)
+	}
+	crossCheck(c, entries, seenEnc)
+}
+
+// where names a record in an error message: "the machine on line 5", or
+// "machine #2" when it has no line.
+func where(kind string, index, line int) string {
+	if line > 0 {
+		return fmt.Sprintf("the %s on line %d", kind, line)
+	}
+	return fmt.Sprintf("%s #%d", kind, index)
+}
+
 // validateEntry reports every rule e breaks. seen maps names already used
 // to their entry, for the uniqueness rule.
 func validateEntry(c *collector, e *entry, seen map[string]*entry) {
 	m := &e.m
-	bad := map[string]bool{}
 	report := func(field, value, reason string) {
-		bad[field] = true
+		e.bad[field] = true
 		c.add(e.line(field), m.Name, field, value, reason)
 	}
-	check := func(field string) bool { return !e.skip[field] && !bad[field] }
+	check := func(field string) bool { return !e.skip[field] && !e.bad[field] }
 
 	for _, f := range fieldNames {
 		if p := m.textField(f); p != nil && *p != "" && check(f) {
@@ -122,11 +285,7 @@ func validateEntry(c *collector, e *entry, seen map[string]*entry) {
 		report("name", m.Name, "may contain only letters, digits, '.', '_' and '-'")
 	default:
 		if prev, ok := seen[m.Name]; ok {
-			where := fmt.Sprintf("machine #%d", prev.index)
-			if prev.m.Line > 0 {
-				where = fmt.Sprintf("the machine on line %d", prev.m.Line)
-			}
-			report("name", m.Name, "is already used by "+where)
+			report("name", m.Name, "is already used by "+where("machine", prev.index, prev.m.Line))
 		} else {
 			seen[m.Name] = e
 		}
@@ -147,12 +306,18 @@ func validateEntry(c *collector, e *entry, seen map[string]*entry) {
 			report("guid", m.GUID, "is not a GUID (want 32 hex digits, optionally dashed 8-4-4-4-12, optionally in braces)")
 		}
 	}
-	for _, f := range []string{"port", "protocol", "password_env", "cipher_suite"} {
+	for _, f := range []string{"port", "protocol", "password_env", "cipher_suite", "privilege", "group"} {
 		if check(f) {
 			if r := checkDefaultable(f, m); r != "" {
 				report(f, m.fieldValue(f), r)
 			}
 		}
+	}
+	if check("tags") {
+		checkTags(m.Tags, func(i int, tag, reason string) {
+			e.bad["tags"] = true
+			c.add(e.tagLine(i, e.line("tags")), m.Name, "tags", tag, reason)
+		})
 	}
 	if m.PasswordFile != "" && m.PasswordEnv != "" && !(e.skip["password_file"] && e.skip["password_env"]) {
 		report("password_env", m.PasswordEnv, "is set together with password_file (give only one)")
@@ -161,8 +326,135 @@ func validateEntry(c *collector, e *entry, seen map[string]*entry) {
 		switch {
 		case m.Slot < 0:
 			report("slot", strconv.Itoa(m.Slot), "is negative (slots count from 1; 0 or empty means none)")
-		case m.Slot > 0 && m.Enclosure == "" && !bad["enclosure"]:
+		case m.Slot > 0 && m.Enclosure == "" && !e.bad["enclosure"]:
 			report("slot", strconv.Itoa(m.Slot), "is set but enclosure is empty (a slot needs an enclosure)")
+		}
+	}
+}
+
+// validateEnclosure reports every rule e breaks. seen maps enclosure names
+// already used to their entry.
+func validateEnclosure(c *collector, e *encEntry, seen map[string]*encEntry) {
+	en := &e.e
+	report := func(field, value, reason string) {
+		e.bad[field] = true
+		c.addEnclosure(e.line(field), en.Name, field, value, reason)
+	}
+	check := func(field string) bool { return !e.skip[field] && !e.bad[field] }
+
+	for _, f := range enclosureFieldNames {
+		if p := en.textField(f); p != nil && *p != "" && check(f) {
+			if r := checkText(*p); r != "" {
+				report(f, *p, r)
+			}
+		}
+	}
+	switch {
+	case !check("name"):
+	case en.Name == "":
+		report("name", "", "missing (every enclosure needs a name)")
+	case !validName(en.Name):
+		report("name", en.Name, "may contain only letters, digits, '.', '_' and '-'")
+	default:
+		if prev, ok := seen[en.Name]; ok {
+			report("name", en.Name, "is already used by "+where("enclosure", prev.index, prev.e.Line))
+		} else {
+			seen[en.Name] = e
+		}
+	}
+	switch {
+	case !check("address"):
+	case en.Address == "":
+		report("address", "", "missing (every enclosure needs an address)")
+	default:
+		if r := checkAddress(en.Address); r != "" {
+			report("address", en.Address, r)
+		}
+	}
+	if check("port") && (en.Port < 0 || en.Port > 65535) {
+		report("port", strconv.Itoa(en.Port), "is not a port (1-65535)")
+	}
+	if check("protocol") {
+		switch en.Protocol {
+		case "", ProtocolIPMI:
+		case ProtocolRedfish:
+			report("protocol", en.Protocol, `is not supported for enclosures yet (want "ipmi")`)
+		default:
+			report("protocol", en.Protocol, `is not a protocol (want "ipmi")`)
+		}
+	}
+	if check("password_env") && en.PasswordEnv != "" && !validEnvName(en.PasswordEnv) {
+		report("password_env", en.PasswordEnv, "is not an environment variable name (letters, digits and '_', not starting with a digit)")
+	}
+	if en.PasswordFile != "" && en.PasswordEnv != "" {
+		report("password_env", en.PasswordEnv, "is set together with password_file (give only one)")
+	}
+	if check("slots") {
+		switch {
+		case en.Slots == 0 && !e.given["slots"]:
+			report("slots", "", fmt.Sprintf("missing (every enclosure needs its number of slots, 1-%d)", MaxSlots))
+		case en.Slots < 1 || en.Slots > MaxSlots:
+			report("slots", strconv.Itoa(en.Slots), fmt.Sprintf("is not a number of slots (1-%d)", MaxSlots))
+		}
+	}
+}
+
+// crossCheck checks machines against the enclosures: a machine's slot
+// must exist in an enclosure the file defines, and no two machines may
+// share a slot of one enclosure (defined in the file or not). Machines
+// whose slot or enclosure was already reported are left out.
+func crossCheck(c *collector, entries []*entry, encs map[string]*encEntry) {
+	type place struct {
+		enclosure string
+		slot      int
+	}
+	taken := map[place]*entry{}
+	for _, e := range entries {
+		m := &e.m
+		if m.Slot <= 0 || m.Enclosure == "" || e.skip["slot"] || e.bad["slot"] || e.bad["enclosure"] {
+			continue
+		}
+		report := func(reason string) {
+			e.bad["slot"] = true
+			c.add(e.line("slot"), m.Name, "slot", strconv.Itoa(m.Slot), reason)
+		}
+		if enc, ok := encs[m.Enclosure]; ok && !enc.bad["slots"] && !enc.skip["slots"] && m.Slot > enc.e.Slots {
+			reason := fmt.Sprintf("is beyond the %d %s of enclosure %s", enc.e.Slots, plural(enc.e.Slots, "slot", "slots"), quote(m.Enclosure))
+			if enc.e.Line > 0 {
+				reason += fmt.Sprintf(" (line %d)", enc.e.Line)
+			}
+			report(reason)
+			continue
+		}
+		k := place{m.Enclosure, m.Slot}
+		if prev, ok := taken[k]; ok {
+			reason := fmt.Sprintf("in enclosure %s is already taken by machine %s", quote(m.Enclosure), quote(prev.m.Name))
+			if prev.m.Line > 0 {
+				reason += fmt.Sprintf(" (line %d)", prev.m.Line)
+			}
+			report(reason)
+			continue
+		}
+		taken[k] = e
+	}
+}
+
+// checkTags calls bad for every tag that breaks a rule: not empty, the
+// text rule, no ';' (it separates tags in CSV), each tag once.
+func checkTags(tags []string, bad func(i int, tag, reason string)) {
+	seen := map[string]bool{}
+	for i, t := range tags {
+		switch {
+		case t == "":
+			bad(i, t, fmt.Sprintf("tag #%d is empty", i+1))
+		case checkText(t) != "":
+			bad(i, t, checkText(t))
+		case strings.Contains(t, tagSeparator):
+			bad(i, t, "contains ';' (it separates tags in CSV; give each tag as its own list item)")
+		case seen[t]:
+			bad(i, t, "is listed twice")
+		default:
+			seen[t] = true
 		}
 	}
 }
@@ -186,6 +478,14 @@ func checkDefaultable(field string, m *Machine) string {
 	case "cipher_suite":
 		if !validCipherSuite(m.CipherSuite) {
 			return "is not a supported cipher suite (0 = automatic, 1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17)"
+		}
+	case "privilege":
+		if _, ok := ParsePrivilege(m.Privilege); !ok {
+			return "is not a privilege level (want user, operator or administrator; any case; admin also works)"
+		}
+	case "group":
+		if m.Group != "" && !validName(m.Group) {
+			return "may contain only letters, digits, '.', '_' and '-'"
 		}
 	}
 	return ""

@@ -158,31 +158,31 @@ func firstBadYAMLChar(data []byte) int {
 	return -1
 }
 
-func parseYAML(c *collector, data []byte) []*entry {
+func parseYAML(c *collector, data []byte) ([]*entry, []*encEntry) {
 	p := &yamlParser{c: c, reported: map[*yaml.Node]bool{}}
 	var doc yaml.Node
 	switch err := decodeYAML(data, &doc); {
 	case errors.Is(err, io.EOF): // no document at all
-		return nil
+		return nil, nil
 	case errors.Is(err, errExtraDocument):
 		c.add(doc.Line, "", "", "", "a second YAML document; put every machine in one machines: list")
-		return nil
+		return nil, nil
 	case err != nil:
 		p.syntaxError(err, data)
-		return nil
+		return nil, nil
 	}
 	if len(doc.Content) == 0 {
-		return nil
+		return nil, nil
 	}
 	root := resolve(doc.Content[0])
 	if isNull(root) {
-		return nil
+		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		c.add(root.Line, "", "", "", "the top level must be a mapping with a machines: list (and optionally defaults:)")
-		return nil
+		c.add(root.Line, "", "", "", "the top level must be a mapping with a machines: list (and optionally defaults: and enclosures:)")
+		return nil, nil
 	}
-	var defaults, machines *yaml.Node
+	var defaults, machines, enclosures *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := resolve(root.Content[i]), root.Content[i+1]
 		switch {
@@ -192,35 +192,49 @@ func parseYAML(c *collector, data []byte) []*entry {
 			defaults = v
 		case k.Value == "machines" && machines == nil:
 			machines = v
-		case k.Value == "defaults" || k.Value == "machines":
+		case k.Value == "enclosures" && enclosures == nil:
+			enclosures = v
+		case k.Value == "defaults" || k.Value == "machines" || k.Value == "enclosures":
 			c.add(k.Line, "", k.Value, "", "is given twice")
 		default:
-			c.add(k.Line, "", k.Value, "", "unknown top-level field (want defaults or machines)")
+			c.add(k.Line, "", k.Value, "", "unknown top-level field (want defaults, enclosures or machines)")
 		}
 	}
 
+	var encs []*encEntry
+	for i, item := range p.list(enclosures, "enclosures", "enclosures") {
+		if e := p.enclosure(item, i+1); e != nil {
+			encs = append(encs, e)
+		}
+	}
 	var def *entry
 	if defaults != nil {
 		def = p.defaults(resolve(defaults))
 	}
-	if machines == nil {
-		return nil
-	}
-	list := resolve(machines)
-	if isNull(list) {
-		return nil
-	}
-	if list.Kind != yaml.SequenceNode {
-		c.add(list.Line, "", "machines", "", "must be a list of machines")
-		return nil
-	}
 	var out []*entry
-	for i, item := range list.Content {
+	for i, item := range p.list(machines, "machines", "machines") {
 		if e := p.machine(item, i+1, def); e != nil {
 			out = append(out, e)
 		}
 	}
-	return out
+	return out, encs
+}
+
+// list is the items of the top-level list n (nil when n is absent or
+// null), or reports that n is not a list and returns nil.
+func (p *yamlParser) list(n *yaml.Node, field, what string) []*yaml.Node {
+	if n == nil {
+		return nil
+	}
+	n = resolve(n)
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.c.add(n.Line, "", field, "", "must be a list of "+what)
+		return nil
+	}
+	return n.Content
 }
 
 // defaults reads and validates the defaults block. Its problems are reported
@@ -234,11 +248,18 @@ func (p *yamlParser) defaults(n *yaml.Node) *entry {
 		return nil
 	}
 	def := newEntry(n.Line, 0)
-	for _, pr := range p.fields(n, defaultNames, def) {
+	for _, pr := range p.fields(n, defaultNames, &def.m, &def.meta) {
 		p.c.add(pr.line, "", "defaults."+pr.field, pr.value, pr.reason)
 	}
 	for _, f := range defaultNames {
 		if !def.given[f] || def.skip[f] {
+			continue
+		}
+		if f == "tags" {
+			checkTags(def.m.Tags, func(i int, tag, reason string) {
+				def.skip[f] = true
+				p.c.add(def.tagLine(i, def.lines[f]), "", "defaults.tags", tag, reason)
+			})
 			continue
 		}
 		reason := ""
@@ -273,7 +294,7 @@ func (p *yamlParser) machine(item *yaml.Node, index int, def *entry) *entry {
 		return nil
 	}
 	e := newEntry(line, index)
-	for _, pr := range p.fields(n, fieldNames, e) {
+	for _, pr := range p.fields(n, fieldNames, &e.m, &e.meta) {
 		p.c.add(pr.line, e.m.Name, pr.field, pr.value, pr.reason)
 	}
 	if def == nil {
@@ -284,16 +305,15 @@ func (p *yamlParser) machine(item *yaml.Node, index int, def *entry) *entry {
 		if !def.given[f] {
 			return
 		}
-		if t := e.m.textField(f); t != nil {
-			*t = *def.m.textField(f)
-		} else {
-			*e.m.intField(f) = *def.m.intField(f)
-		}
+		e.m.copyField(f, &def.m)
 		e.lines[f] = def.lines[f]
 		e.skip[f] = true // validated (and reported) as defaults.<f>
+		if f == "tags" {
+			e.tagLines = def.tagLines
+		}
 	}
-	for _, f := range []string{"port", "user", "protocol", "cipher_suite"} {
-		if !given(f) {
+	for _, f := range defaultNames {
+		if f != "password_file" && f != "password_env" && !given(f) {
 			inherit(f)
 		}
 	}
@@ -306,11 +326,31 @@ func (p *yamlParser) machine(item *yaml.Node, index int, def *entry) *entry {
 	return e
 }
 
-// fields collects n's fields (following merge keys) into e.m, recording the
-// line of each value in e.lines and each field given in e.given. allowed
-// lists the field names accepted. A field whose value is null counts as not
-// given.
-func (p *yamlParser) fields(n *yaml.Node, allowed []string, e *entry) []problem {
+// enclosure reads one item of the enclosures: list. Defaults do not apply
+// to enclosures.
+func (p *yamlParser) enclosure(item *yaml.Node, index int) *encEntry {
+	line := item.Line
+	n := resolve(item)
+	if isNull(n) {
+		p.c.add(line, "", "", "", fmt.Sprintf("enclosure #%d is empty", index))
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.c.add(line, "", "", "", fmt.Sprintf("enclosure #%d must be a mapping of fields (name: ..., address: ..., slots: ...)", index))
+		return nil
+	}
+	e := newEncEntry(line, index)
+	for _, pr := range p.fields(n, enclosureFieldNames, &e.e, &e.meta) {
+		p.c.addEnclosure(pr.line, e.e.Name, pr.field, pr.value, pr.reason)
+	}
+	return e
+}
+
+// fields collects n's fields (following merge keys) into r, recording the
+// line of each value in mt.lines and each field given in mt.given.
+// allowed lists the field names accepted. A field whose value is null
+// counts as not given.
+func (p *yamlParser) fields(n *yaml.Node, allowed []string, r record, mt *meta) []problem {
 	var probs []problem
 	keys, vals := map[string]*yaml.Node{}, map[string]*yaml.Node{}
 	p.collect(n, keys, vals, map[*yaml.Node]bool{}, &probs, 0)
@@ -341,26 +381,82 @@ func (p *yamlParser) fields(n *yaml.Node, allowed []string, e *entry) []problem 
 		if isNull(v) {
 			continue
 		}
-		e.given[name] = true
-		if v.Kind != yaml.ScalarNode {
-			probs = append(probs, problem{v.Line, name, "", "must be a single value, not a list or mapping"})
-			e.skip[name] = true
+		mt.given[name] = true
+		if l := r.listField(name); l != nil {
+			mt.lines[name] = v.Line
+			items, lines, pr := yamlStrings(v, name)
+			if pr != nil {
+				probs = append(probs, *pr)
+				mt.skip[name] = true
+				continue
+			}
+			*l, mt.tagLines = items, lines
 			continue
 		}
-		e.lines[name] = v.Line
-		if t := e.m.textField(name); t != nil {
+		if v.Kind != yaml.ScalarNode {
+			probs = append(probs, problem{v.Line, name, "", "must be a single value, not a list or mapping"})
+			mt.skip[name] = true
+			continue
+		}
+		mt.lines[name] = v.Line
+		if t := r.textField(name); t != nil {
 			*t = v.Value
+			continue
+		}
+		if b := r.boolField(name); b != nil {
+			x, ok := parseBool(v.Value)
+			if !ok {
+				probs = append(probs, problem{v.Line, name, v.Value, "is not true or false"})
+				mt.skip[name] = true
+				continue
+			}
+			*b = x
 			continue
 		}
 		i, ok := yamlInt(v)
 		if !ok {
 			probs = append(probs, problem{v.Line, name, v.Value, "is not a whole number"})
-			e.skip[name] = true
+			mt.skip[name] = true
 			continue
 		}
-		*e.m.intField(name) = i
+		*r.intField(name) = i
 	}
 	return probs
+}
+
+// yamlStrings reads a list of single values (tags) and the line of each,
+// or the problem with it. An empty list is nil.
+func yamlStrings(v *yaml.Node, field string) ([]string, []int, *problem) {
+	if v.Kind != yaml.SequenceNode {
+		return nil, nil, &problem{v.Line, field, "", "must be a list (" + field + ": [a, b], or one \"- item\" per line)"}
+	}
+	var (
+		items []string
+		lines []int
+	)
+	for i, it := range v.Content {
+		it = resolve(it)
+		switch {
+		case isNull(it):
+			return nil, nil, &problem{it.Line, field, "", fmt.Sprintf("item #%d is empty", i+1)}
+		case it.Kind != yaml.ScalarNode:
+			return nil, nil, &problem{it.Line, field, "", fmt.Sprintf("item #%d must be a single value, not a list or mapping", i+1)}
+		}
+		items = append(items, it.Value)
+		lines = append(lines, it.Line)
+	}
+	return items, lines, nil
+}
+
+// parseBool reads true or false, also yes or no, in any case.
+func parseBool(s string) (bool, bool) {
+	switch strings.ToLower(s) {
+	case "true", "yes":
+		return true, true
+	case "false", "no":
+		return false, true
+	}
+	return false, false
 }
 
 // collect gathers n's key/value pairs into vals (and their key nodes into
@@ -450,10 +546,12 @@ func yamlInt(v *yaml.Node) (int, bool) {
 	return 0, false
 }
 
-// WriteYAML writes inv as a YAML inventory: a machines: list, fields in the
-// order of the Machine struct, empty fields left out. Defaults are not
-// written; every machine carries its own values. The output parses back to
-// the same machines. An inventory failing [Inventory.Validate] is refused.
+// WriteYAML writes inv as a YAML inventory: an enclosures: list when there
+// are enclosures, then a machines: list, fields in the order of the
+// structs, empty fields left out, privilege levels in their canonical
+// spelling. Defaults are not written; every machine carries its own
+// values. The output parses back to the same enclosures and machines. An
+// inventory failing [Inventory.Validate] is refused.
 func WriteYAML(w io.Writer, inv *Inventory) error {
 	if err := inv.Validate(); err != nil {
 		return err
@@ -462,10 +560,11 @@ func WriteYAML(w io.Writer, inv *Inventory) error {
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	doc := struct {
-		Machines []Machine `yaml:"machines"`
-	}{Machines: inv.Machines}
-	if doc.Machines == nil {
-		doc.Machines = []Machine{}
+		Enclosures []Enclosure `yaml:"enclosures,omitempty"`
+		Machines   []Machine   `yaml:"machines"`
+	}{Enclosures: inv.Enclosures, Machines: make([]Machine, len(inv.Machines))}
+	for i, m := range inv.Machines {
+		doc.Machines[i] = canonical(m)
 	}
 	if err := enc.Encode(doc); err != nil {
 		return fmt.Errorf("inventory: %w", err)

@@ -9,13 +9,31 @@ import (
 	"github.com/lightsout/lightsout/internal/inventory"
 )
 
-// Inventory describes the fleet's server BMCs (blades included; enclosure
-// managers are not machines) as an inventory: each machine's registered
-// address and port, its registered GUID (SMBIOS rendering), the admin
-// account, and passwordFile as where its password is. It writes nothing;
-// see [Fleet.WritePasswordFile] and [Fleet.ExportInventory].
+// Inventory describes the fleet as an inventory. Its machines are the
+// server BMCs (blades included): each one's registered address and port,
+// its registered GUID (SMBIOS rendering), the admin account, passwordFile
+// as where its password is, and a blade's enclosure and slot. Its
+// enclosures are the enclosure managers: name, registered address and
+// port, the admin account, passwordFile, and as many slots as the
+// enclosure has blades. An enclosure of more than inventory.MaxSlots
+// blades is left out of Enclosures (its blades still name it). It writes
+// nothing; see [Fleet.WritePasswordFile] and [Fleet.ExportInventory].
 func (f *Fleet) Inventory(passwordFile string) *inventory.Inventory {
 	inv := &inventory.Inventory{Machines: make([]inventory.Machine, 0, len(f.servers))}
+	for _, e := range f.enclosures {
+		if len(e.blades) > inventory.MaxSlots {
+			continue
+		}
+		inv.Enclosures = append(inv.Enclosures, inventory.Enclosure{
+			Name:         e.name,
+			Address:      e.em.home.Addr().String(),
+			Port:         int(e.em.home.Port()),
+			User:         AdminUser,
+			Protocol:     inventory.ProtocolIPMI,
+			PasswordFile: passwordFile,
+			Slots:        len(e.blades),
+		})
+	}
 	for _, b := range f.servers {
 		inv.Machines = append(inv.Machines, inventory.Machine{
 			Name:         b.name,
@@ -59,7 +77,8 @@ func (f *Fleet) WritePasswordFile(path string) error {
 }
 
 // ExportInventory writes the fleet's inventory to path (YAML for .yaml or
-// .yml, CSV for .csv). passwordFile is where the password is (written by
+// .yml, CSV for .csv; CSV carries the machines only, not the enclosure
+// managers). passwordFile is where the password is (written by
 // the caller, e.g. with WritePasswordFile); the inventory names it
 // relative to the inventory's directory when it lies beneath it, else by
 // absolute path.

@@ -1,0 +1,201 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lightsout/lightsout/internal/inventory"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// Import stores a parsed inventory in one transaction: every machine with
+// its OOB account, and the enclosures it defines. Passwords come separately
+// (the client read them from the files the inventory names), keyed by
+// machine and enclosure name. A bad row refuses the whole import with its
+// line and field. It returns how many machines were imported.
+func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Inventory, passwords, enclosurePasswords map[string][]byte, replace bool) (n int, err error) {
+	defer func() {
+		m.audit(ctx, actor, "inventory.import", "", fmt.Sprintf("%d machines, %d enclosures, replace=%v", len(inv.Machines), len(inv.Enclosures), replace), err)
+	}()
+	need := store.RoleOperator
+	if replace {
+		need = store.RoleAdmin
+	}
+	if err := m.require(actor, need, "importing an inventory"); err != nil {
+		return 0, err
+	}
+	if err := inv.Validate(); err != nil {
+		return 0, err
+	}
+	rows := make([]store.ImportRow, 0, len(inv.Machines))
+	for _, im := range inv.Machines {
+		g, err := canonicalGUID(im.GUID)
+		if err != nil {
+			return 0, &store.FieldError{Line: im.Line, Record: im.Name, Field: "guid", Reason: err.Error()}
+		}
+		rows = append(rows, store.ImportRow{Line: im.Line,
+			Machine: store.Machine{Name: im.Name, GUID: g, Group: im.Group, Tags: im.Tags, Role: im.Role, Spare: im.Spare,
+				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == ""},
+			Account: store.Account{Protocol: im.EffectiveProtocol(), Address: im.Address, Port: im.EffectivePort(),
+				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite},
+		})
+	}
+	encs := make([]store.Enclosure, 0, len(inv.Enclosures))
+	for _, e := range inv.Enclosures {
+		port := e.Port
+		if port == 0 {
+			port = inventory.DefaultPort
+		}
+		proto := e.Protocol
+		if proto == "" {
+			proto = inventory.ProtocolIPMI
+		}
+		encs = append(encs, store.Enclosure{Name: e.Name, Protocol: proto, Address: e.Address, Port: port,
+			User: e.User, Password: enclosurePasswords[e.Name], Slots: e.Slots})
+	}
+	if err := m.Store.Import(ctx, rows, encs, replace); err != nil {
+		return 0, err
+	}
+	if err := m.Monitor.Load(ctx); err != nil {
+		return len(rows), err
+	}
+	return len(rows), nil
+}
+
+func privilegeName(p string) string {
+	if p == "" {
+		return "administrator"
+	}
+	return p
+}
+
+// Export returns the inventory (machines with their first OOB account, and
+// enclosures), without passwords.
+func (m *Manager) Export(ctx context.Context) (*inventory.Inventory, error) {
+	ms, err := m.Store.Machines(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	accts, err := m.Store.Accounts(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	first := map[int64]store.Account{}
+	for _, a := range accts {
+		if _, ok := first[a.MachineID]; !ok {
+			first[a.MachineID] = a
+		}
+	}
+	inv := &inventory.Inventory{}
+	encs, err := m.Store.Enclosures(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range encs {
+		inv.Enclosures = append(inv.Enclosures, inventory.Enclosure{Name: e.Name, Address: e.Address, Port: e.Port,
+			User: e.User, Protocol: e.Protocol, Slots: e.Slots})
+	}
+	for _, mc := range ms {
+		a, ok := first[mc.ID]
+		if !ok {
+			continue // an inventory row needs an address
+		}
+		im := inventory.Machine{Name: mc.Name, GUID: mc.GUID, Address: a.Address, Port: a.Port, User: a.User,
+			Protocol: a.Protocol, CipherSuite: a.CipherSuite, Enclosure: mc.Enclosure, Slot: mc.Slot,
+			Group: mc.Group, Role: mc.Role, Tags: mc.Tags, Spare: mc.Spare}
+		if a.Privilege != "administrator" {
+			im.Privilege = a.Privilege
+		}
+		inv.Machines = append(inv.Machines, im)
+	}
+	return inv, nil
+}
+
+// EnclosureInput creates or edits an enclosure; on edits zero fields keep
+// their value.
+type EnclosureInput struct {
+	Name     string  `json:"name"`
+	Address  string  `json:"address,omitempty"`
+	Port     int     `json:"port,omitempty"`
+	User     *string `json:"user,omitempty"`
+	Password *string `json:"password,omitempty"`
+	Slots    int     `json:"slots,omitempty"`
+}
+
+func (m *Manager) enclosure(e store.Enclosure, in EnclosureInput) (store.Enclosure, error) {
+	if in.Address != "" {
+		e.Address = in.Address
+	}
+	if in.Port != 0 {
+		e.Port = in.Port
+	}
+	if e.Port == 0 {
+		e.Port = inventory.DefaultPort
+	}
+	if in.User != nil {
+		e.User = *in.User
+	}
+	if in.Password != nil {
+		e.Password = []byte(*in.Password)
+	}
+	if in.Slots != 0 {
+		e.Slots = in.Slots
+	}
+	e.Protocol = inventory.ProtocolIPMI
+	ie := inventory.Enclosure{Name: e.Name, Address: e.Address, Port: e.Port, User: e.User, Slots: e.Slots}
+	if err := (&inventory.Inventory{Enclosures: []inventory.Enclosure{ie}}).Validate(); err != nil {
+		if es, ok := err.(inventory.Errors); ok && len(es) > 0 {
+			return e, &store.FieldError{Record: e.Name, Field: es[0].Field, Reason: reasonWithValue(es[0])}
+		}
+		return e, err
+	}
+	return e, nil
+}
+
+// AddEnclosure registers an enclosure manager.
+func (m *Manager) AddEnclosure(ctx context.Context, actor Actor, in EnclosureInput) (e store.Enclosure, err error) {
+	defer func() { m.audit(ctx, actor, "enclosure.add", in.Name, in.Address, err) }()
+	if err := m.require(actor, store.RoleOperator, "adding an enclosure"); err != nil {
+		return e, err
+	}
+	e, err = m.enclosure(store.Enclosure{Name: in.Name}, in)
+	if err != nil {
+		return e, err
+	}
+	if err := m.Store.AddEnclosure(ctx, &e); err != nil {
+		return store.Enclosure{}, err
+	}
+	e.Password = nil
+	return e, nil
+}
+
+// UpdateEnclosure edits an enclosure manager.
+func (m *Manager) UpdateEnclosure(ctx context.Context, actor Actor, name string, in EnclosureInput) (e store.Enclosure, err error) {
+	defer func() { m.audit(ctx, actor, "enclosure.update", name, "", err) }()
+	if err := m.require(actor, store.RoleOperator, "editing an enclosure"); err != nil {
+		return e, err
+	}
+	old, err := m.Store.Enclosure(ctx, name)
+	if err != nil {
+		return e, err
+	}
+	in.Name = name
+	e, err = m.enclosure(old, in)
+	if err != nil {
+		return e, err
+	}
+	if err := m.Store.UpdateEnclosure(ctx, &e); err != nil {
+		return store.Enclosure{}, err
+	}
+	e.Password = nil
+	return e, nil
+}
+
+// DeleteEnclosure removes an enclosure manager (admin).
+func (m *Manager) DeleteEnclosure(ctx context.Context, actor Actor, name string) (err error) {
+	defer func() { m.audit(ctx, actor, "enclosure.delete", name, "", err) }()
+	if err := m.require(actor, store.RoleAdmin, "deleting an enclosure"); err != nil {
+		return err
+	}
+	return m.Store.DeleteEnclosure(ctx, name)
+}

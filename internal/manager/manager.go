@@ -1,0 +1,651 @@
+// Package manager is the management server's core: it owns the inventory
+// (through the store), the monitor, power and lifecycle operations, and
+// enforces their rules — validation with field names, refusal of operations
+// on channels that are not Connectable, an audit entry for every change. The
+// API and the CLI are thin layers over it.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/inventory"
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/monitor"
+	"github.com/lightsout/lightsout/internal/power"
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// Manager ties the store, the monitor and the engine together.
+type Manager struct {
+	Store   store.Store
+	Monitor *monitor.Monitor
+	Engine  *ipmi.Engine
+	Log     *slog.Logger
+	// OpTimeout bounds one machine's power operation (default 30 s).
+	OpTimeout time.Duration
+	// OnAudit, when set, is called with every audit entry the manager
+	// writes (the API counts operations with it). It must not block.
+	OnAudit func(store.AuditEntry)
+}
+
+// New returns a manager; the monitor must already be loaded.
+func New(st store.Store, mon *monitor.Monitor, eng *ipmi.Engine, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{Store: st, Monitor: mon, Engine: eng, Log: log, OpTimeout: 30 * time.Second}
+}
+
+// Actor is who asks for an operation: an API token's name and role.
+type Actor struct {
+	Name string
+	Role store.Role
+}
+
+// ErrForbidden: the actor's role is too low for the operation.
+var ErrForbidden = errors.New("forbidden")
+
+func (m *Manager) require(a Actor, r store.Role, what string) error {
+	if a.Role.Rank() < r.Rank() {
+		return fmt.Errorf("%w: %s needs role %s; %q has %s", ErrForbidden, what, r, a.Name, a.Role)
+	}
+	return nil
+}
+
+func (m *Manager) audit(ctx context.Context, a Actor, action, target, detail string, err error) {
+	e := store.AuditEntry{At: time.Now(), Actor: a.Name, Action: action, Target: target, Detail: detail, Result: "ok"}
+	if err != nil {
+		e.Result, e.Error = "failed", err.Error()
+		if errors.Is(err, power.ErrRefused) {
+			e.Result = "refused"
+		}
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if aerr := m.Store.Audit(actx, &e); aerr != nil {
+		m.Log.Error("audit", "action", action, "target", target, "err", aerr)
+	}
+	if m.OnAudit != nil {
+		m.OnAudit(e)
+	}
+}
+
+func fieldErr(field, reason string) error { return &store.FieldError{Field: field, Reason: reason} }
+
+// ChannelView is one OOB channel as the API shows it: the account (never the
+// password), its state and, when it is not Connectable, the remedy.
+type ChannelView struct {
+	Account store.Account      `json:"account"`
+	State   store.ChannelState `json:"state"`
+	Remedy  string             `json:"remedy,omitempty"`
+}
+
+// MachineView is a machine with its channels.
+type MachineView struct {
+	store.Machine
+	Channels []ChannelView `json:"channels"`
+}
+
+// Machines lists machines with their channels' current states.
+func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.Page) ([]MachineView, error) {
+	ms, err := m.Store.Machines(ctx, f, p)
+	if err != nil {
+		return nil, err
+	}
+	accts, err := m.Store.Accounts(ctx, f, store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	byMachine := map[int64][]store.Account{}
+	for _, a := range accts {
+		byMachine[a.MachineID] = append(byMachine[a.MachineID], a)
+	}
+	snap := m.Monitor.Snapshot()
+	out := make([]MachineView, 0, len(ms))
+	for _, mc := range ms {
+		v := MachineView{Machine: mc, Channels: []ChannelView{}}
+		for _, a := range byMachine[mc.ID] {
+			v.Channels = append(v.Channels, m.channelView(a, snap[a.ID]))
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (m *Manager) channelView(a store.Account, cs store.ChannelState) ChannelView {
+	a.Password = nil
+	if cs.State == "" {
+		cs.State, cs.AccountID = state.Unknown, a.ID
+	}
+	v := ChannelView{Account: a, State: cs}
+	v.Remedy = state.Remedy(cs.State, cs.Reason)
+	return v
+}
+
+// Machine returns one machine with its channels, evidence included.
+func (m *Manager) Machine(ctx context.Context, name string) (MachineView, error) {
+	mc, err := m.Store.Machine(ctx, name)
+	if err != nil {
+		return MachineView{}, err
+	}
+	accts, err := m.Store.AccountsOf(ctx, mc.ID)
+	if err != nil {
+		return MachineView{}, err
+	}
+	v := MachineView{Machine: mc, Channels: []ChannelView{}}
+	for _, a := range accts {
+		cs, _ := m.Monitor.Get(a.ID)
+		if stored, err := m.Store.State(ctx, a.ID); err == nil {
+			cs.Evidence = stored.Evidence
+		}
+		v.Channels = append(v.Channels, m.channelView(a, cs))
+	}
+	return v, nil
+}
+
+// MachineInput creates a machine, optionally with its first OOB account.
+type MachineInput struct {
+	Name      string   `json:"name"`
+	GUID      string   `json:"guid,omitempty"`
+	Group     string   `json:"group,omitempty"`
+	Tags      []string `json:"tags,omitempty"`
+	Role      string   `json:"role,omitempty"`
+	Spare     bool     `json:"spare,omitempty"`
+	Enclosure string   `json:"enclosure,omitempty"`
+	Slot      int      `json:"slot,omitempty"`
+	// Register: pin the GUID from the first Connectable check (master
+	// machine registration). Implied when GUID is empty.
+	Register bool          `json:"register,omitempty"`
+	Account  *AccountInput `json:"account,omitempty"`
+}
+
+// AccountInput creates or edits an OOB account. On edits, nil/zero fields
+// keep their value.
+type AccountInput struct {
+	Machine     string  `json:"machine,omitempty"`
+	Protocol    string  `json:"protocol,omitempty"`
+	Address     string  `json:"address,omitempty"`
+	Port        int     `json:"port,omitempty"`
+	User        *string `json:"user,omitempty"`
+	Password    *string `json:"password,omitempty"`
+	Privilege   string  `json:"privilege,omitempty"`
+	CipherSuite *int    `json:"cipher_suite,omitempty"`
+}
+
+// validate checks a machine (and its account) with the inventory file's
+// rules, so the API refuses exactly what an import would.
+func validate(mc store.Machine, a *store.Account) error {
+	im := inventory.Machine{Name: mc.Name, GUID: mc.GUID, Address: "127.0.0.1", Enclosure: mc.Enclosure, Slot: mc.Slot,
+		Group: mc.Group, Tags: mc.Tags, Role: mc.Role}
+	if a != nil {
+		im.Address, im.Port, im.User, im.Protocol, im.CipherSuite, im.Privilege = a.Address, a.Port, a.User, a.Protocol, a.CipherSuite, a.Privilege
+	}
+	err := (&inventory.Inventory{Machines: []inventory.Machine{im}}).Validate()
+	var es inventory.Errors
+	if errors.As(err, &es) && len(es) > 0 {
+		fe := es[0]
+		return &store.FieldError{Record: mc.Name, Field: fe.Field, Reason: reasonWithValue(fe)}
+	}
+	return err
+}
+
+// reasonWithValue is an inventory problem's reason quoting the value it is
+// about ("99999" is not a port), as the inventory's own messages do.
+func reasonWithValue(fe *inventory.FieldError) string {
+	if fe.Value != "" {
+		return fmt.Sprintf("%q %s", fe.Value, fe.Reason)
+	}
+	return fe.Reason
+}
+
+func canonicalGUID(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	g, err := guid.Parse(s)
+	if err != nil {
+		return "", fieldErr("guid", err.Error())
+	}
+	return g.RFC4122(), nil
+}
+
+// AddMachine creates a machine and, when given, its OOB account, and starts
+// monitoring it.
+func (m *Manager) AddMachine(ctx context.Context, actor Actor, in MachineInput) (mv MachineView, err error) {
+	defer func() { m.audit(ctx, actor, "machine.add", in.Name, "", err) }()
+	if err := m.require(actor, store.RoleOperator, "adding a machine"); err != nil {
+		return MachineView{}, err
+	}
+	g, err := canonicalGUID(in.GUID)
+	if err != nil {
+		return MachineView{}, err
+	}
+	mc := store.Machine{Name: in.Name, GUID: g, Group: in.Group, Tags: in.Tags, Role: in.Role, Spare: in.Spare,
+		Enclosure: in.Enclosure, Slot: in.Slot, Registering: g == ""}
+	var acct *store.Account
+	if in.Account != nil {
+		a, err := accountFrom(store.Account{}, *in.Account)
+		if err != nil {
+			return MachineView{}, err
+		}
+		acct = &a
+	}
+	if err := validate(mc, acct); err != nil {
+		return MachineView{}, err
+	}
+	if err := m.Store.AddMachine(ctx, &mc); err != nil {
+		return MachineView{}, err
+	}
+	if acct != nil {
+		acct.MachineID = mc.ID
+		if err := m.Store.AddAccount(ctx, acct); err != nil {
+			_ = m.Store.DeleteMachine(context.WithoutCancel(ctx), mc.Name)
+			return MachineView{}, err
+		}
+		if err := m.Monitor.Refresh(ctx, acct.ID); err != nil {
+			return MachineView{}, err
+		}
+	}
+	return m.Machine(ctx, mc.Name)
+}
+
+func accountFrom(a store.Account, in AccountInput) (store.Account, error) {
+	if in.Protocol != "" {
+		a.Protocol = strings.ToLower(in.Protocol)
+	}
+	if a.Protocol == "" {
+		a.Protocol = inventory.ProtocolIPMI
+	}
+	if in.Address != "" {
+		a.Address = in.Address
+	}
+	if in.Port != 0 {
+		a.Port = in.Port
+	}
+	if a.Port == 0 {
+		a.Port = inventory.DefaultPort
+		if a.Protocol == inventory.ProtocolRedfish {
+			a.Port = 443
+		}
+	}
+	if in.User != nil {
+		a.User = *in.User
+	}
+	if in.Password != nil {
+		if len(*in.Password) > 20 && a.Protocol == inventory.ProtocolIPMI {
+			return a, fieldErr("password", "IPMI 2.0 passwords are at most 20 bytes")
+		}
+		a.Password = []byte(*in.Password)
+	}
+	if in.Privilege != "" {
+		p := strings.ToLower(in.Privilege)
+		if p == "admin" {
+			p = "administrator"
+		}
+		if p != "user" && p != "operator" && p != "administrator" {
+			return a, fieldErr("privilege", fmt.Sprintf("%q is not user, operator or administrator", in.Privilege))
+		}
+		a.Privilege = p
+	}
+	if a.Privilege == "" {
+		a.Privilege = "administrator"
+	}
+	if in.CipherSuite != nil {
+		a.CipherSuite = *in.CipherSuite
+	}
+	if a.Address == "" {
+		return a, fieldErr("address", "required")
+	}
+	return a, nil
+}
+
+// MachinePatch edits a machine; nil fields keep their value.
+type MachinePatch struct {
+	Group     *string   `json:"group,omitempty"`
+	Tags      *[]string `json:"tags,omitempty"`
+	Role      *string   `json:"role,omitempty"`
+	Spare     *bool     `json:"spare,omitempty"`
+	Enclosure *string   `json:"enclosure,omitempty"`
+	Slot      *int      `json:"slot,omitempty"`
+}
+
+// UpdateMachine edits a machine's grouping. Its GUID changes only through
+// Adopt (admin).
+func (m *Manager) UpdateMachine(ctx context.Context, actor Actor, name string, p MachinePatch) (mv MachineView, err error) {
+	defer func() { m.audit(ctx, actor, "machine.update", name, "", err) }()
+	if err := m.require(actor, store.RoleOperator, "editing a machine"); err != nil {
+		return MachineView{}, err
+	}
+	mc, err := m.Store.Machine(ctx, name)
+	if err != nil {
+		return MachineView{}, err
+	}
+	if p.Group != nil {
+		mc.Group = *p.Group
+	}
+	if p.Tags != nil {
+		mc.Tags = *p.Tags
+	}
+	if p.Role != nil {
+		mc.Role = *p.Role
+	}
+	if p.Spare != nil {
+		mc.Spare = *p.Spare
+	}
+	if p.Enclosure != nil {
+		mc.Enclosure = *p.Enclosure
+	}
+	if p.Slot != nil {
+		mc.Slot = *p.Slot
+	}
+	if err := validate(mc, nil); err != nil {
+		return MachineView{}, err
+	}
+	if err := m.Store.UpdateMachine(ctx, &mc); err != nil {
+		return MachineView{}, err
+	}
+	return m.Machine(ctx, name)
+}
+
+// DeleteMachine removes a machine, its accounts and their history (admin).
+func (m *Manager) DeleteMachine(ctx context.Context, actor Actor, name string) (err error) {
+	defer func() { m.audit(ctx, actor, "machine.delete", name, "", err) }()
+	if err := m.require(actor, store.RoleAdmin, "deleting a machine"); err != nil {
+		return err
+	}
+	mc, err := m.Store.Machine(ctx, name)
+	if err != nil {
+		return err
+	}
+	accts, err := m.Store.AccountsOf(ctx, mc.ID)
+	if err != nil {
+		return err
+	}
+	if err := m.Store.DeleteMachine(ctx, name); err != nil {
+		return err
+	}
+	for _, a := range accts {
+		m.Monitor.Remove(a.ID)
+	}
+	return nil
+}
+
+// AddAccount adds an OOB account to a machine and checks it at once.
+func (m *Manager) AddAccount(ctx context.Context, actor Actor, in AccountInput) (a store.Account, err error) {
+	defer func() { m.audit(ctx, actor, "account.add", in.Machine, in.Address, err) }()
+	if err := m.require(actor, store.RoleOperator, "adding an account"); err != nil {
+		return store.Account{}, err
+	}
+	if in.Machine == "" {
+		return store.Account{}, fieldErr("machine", "required")
+	}
+	mc, err := m.Store.Machine(ctx, in.Machine)
+	if err != nil {
+		return store.Account{}, &store.FieldError{Field: "machine", Reason: fmt.Sprintf("no machine named %q", in.Machine), Err: store.ErrNotFound}
+	}
+	a, err = accountFrom(store.Account{MachineID: mc.ID}, in)
+	if err != nil {
+		return a, err
+	}
+	if err := validate(mc, &a); err != nil {
+		return store.Account{}, err
+	}
+	if err := m.Store.AddAccount(ctx, &a); err != nil {
+		return store.Account{}, err
+	}
+	a.Password = nil
+	return a, m.Monitor.Refresh(ctx, a.ID)
+}
+
+// UpdateAccount edits an account. A changed user or password makes the
+// monitor retry a refused account at once.
+func (m *Manager) UpdateAccount(ctx context.Context, actor Actor, id int64, in AccountInput) (a store.Account, err error) {
+	detail := []string{}
+	defer func() { m.audit(ctx, actor, "account.update", a.Machine, strings.Join(detail, ", "), err) }()
+	if err := m.require(actor, store.RoleOperator, "editing an account"); err != nil {
+		return store.Account{}, err
+	}
+	old, err := m.Store.Account(ctx, id)
+	if err != nil {
+		return store.Account{}, err
+	}
+	a, err = accountFrom(old, in)
+	if err != nil {
+		return a, err
+	}
+	mc, err := m.Store.MachineByID(ctx, a.MachineID)
+	if err != nil {
+		return store.Account{}, err
+	}
+	if err := validate(mc, &a); err != nil {
+		return store.Account{}, err
+	}
+	if old.Address != a.Address || old.Port != a.Port {
+		detail = append(detail, fmt.Sprintf("address %s:%d → %s:%d", old.Address, old.Port, a.Address, a.Port))
+	}
+	if old.User != a.User {
+		detail = append(detail, fmt.Sprintf("user %q → %q", old.User, a.User))
+	}
+	if !slices.Equal(old.Password, a.Password) {
+		detail = append(detail, "password changed")
+	}
+	if in.User != nil || in.Password != nil {
+		// Re-entering the same credentials (after fixing the BMC side)
+		// is an edit too: the monitor retries a refused account at once.
+		a.CredentialsChangedAt = time.Now()
+	}
+	if err := m.Store.UpdateAccount(ctx, &a); err != nil {
+		return store.Account{}, err
+	}
+	a.Password = nil
+	return a, m.Monitor.Refresh(ctx, id)
+}
+
+// DeleteAccount removes an account and its history (admin).
+func (m *Manager) DeleteAccount(ctx context.Context, actor Actor, id int64) (err error) {
+	target := fmt.Sprint("account ", id)
+	defer func() { m.audit(ctx, actor, "account.delete", target, "", err) }()
+	if err := m.require(actor, store.RoleAdmin, "deleting an account"); err != nil {
+		return err
+	}
+	if a, err := m.Store.Account(ctx, id); err == nil {
+		target = a.Machine
+	}
+	if err := m.Store.DeleteAccount(ctx, id); err != nil {
+		return err
+	}
+	m.Monitor.Remove(id)
+	return nil
+}
+
+// accountsFor resolves machine names and/or a group to their accounts.
+func (m *Manager) resolve(ctx context.Context, names []string, group string) ([]store.Machine, error) {
+	if len(names) == 0 && group == "" {
+		return nil, fieldErr("machines", "name at least one machine or a group")
+	}
+	var out []store.Machine
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		mc, err := m.Store.Machine(ctx, n)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, &store.FieldError{Field: "machines", Reason: fmt.Sprintf("no machine named %q", n), Err: store.ErrNotFound}
+			}
+			return nil, err
+		}
+		out = append(out, mc)
+	}
+	if group != "" {
+		ms, err := m.Store.Machines(ctx, store.MachineFilter{Group: group}, store.Page{})
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) == 0 {
+			return nil, &store.FieldError{Field: "group", Reason: fmt.Sprintf("no machine in group %q", group), Err: store.ErrNotFound}
+		}
+		for _, mc := range ms {
+			if !seen[mc.Name] {
+				seen[mc.Name] = true
+				out = append(out, mc)
+			}
+		}
+	}
+	return out, nil
+}
+
+// CheckResult is a fresh check of one machine's channel.
+type CheckResult struct {
+	Machine string `json:"machine"`
+	ChannelView
+	Skipped string `json:"skipped,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// CheckNow checks the named machines (and/or a group) now and returns the
+// fresh states (the seed's "connection check" button).
+func (m *Manager) CheckNow(ctx context.Context, actor Actor, names []string, group string) ([]CheckResult, error) {
+	if err := m.require(actor, store.RoleOperator, "check now"); err != nil {
+		return nil, err
+	}
+	ms, err := m.resolve(ctx, names, group)
+	if err != nil {
+		return nil, err
+	}
+	var out []CheckResult
+	var ids []int64
+	var accts []store.Account
+	for _, mc := range ms {
+		as, err := m.Store.AccountsOf(ctx, mc.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(as) == 0 {
+			out = append(out, CheckResult{Machine: mc.Name, Error: "no OOB account: add one (lightsout accounts add)"})
+		}
+		for _, a := range as {
+			ids = append(ids, a.ID)
+			accts = append(accts, a)
+		}
+	}
+	res, _ := m.Monitor.CheckNow(ctx, ids)
+	for i, r := range res {
+		cr := CheckResult{Machine: accts[i].Machine, ChannelView: m.channelView(accts[i], r.State), Skipped: r.Skipped}
+		if stored, err := m.Store.State(ctx, accts[i].ID); err == nil {
+			cr.State.Evidence = stored.Evidence
+		}
+		out = append(out, cr)
+	}
+	return out, nil
+}
+
+// PowerRequest is a bulk power or identify operation.
+type PowerRequest struct {
+	Action   power.Action `json:"action"`
+	Machines []string     `json:"machines,omitempty"`
+	Group    string       `json:"group,omitempty"`
+	Stagger  power.Stagger
+}
+
+// Power runs a power action on machines in staggered batches, calling
+// progress with each machine's result as it completes. Each machine is
+// refused (not attempted) unless its OOB channel is Connectable; the
+// refusal says the state, since when and the remedy. Every machine's
+// operation is audited.
+func (m *Manager) Power(ctx context.Context, actor Actor, req PowerRequest, progress func(power.Result)) ([]power.Result, error) {
+	need := store.RoleOperator
+	if req.Action.ReadOnly() {
+		need = store.RoleViewer
+	}
+	if err := m.require(actor, need, "power "+string(req.Action)); err != nil {
+		return nil, err
+	}
+	ms, err := m.resolve(ctx, req.Machines, req.Group)
+	if err != nil {
+		return nil, err
+	}
+	return m.power(ctx, actor, req.Action, ms, req.Stagger, "power."+string(req.Action), progress), nil
+}
+
+func (m *Manager) power(ctx context.Context, actor Actor, a power.Action, ms []store.Machine, s power.Stagger, action string, progress func(power.Result)) []power.Result {
+	items := make([]power.Item, len(ms))
+	for i, mc := range ms {
+		items[i] = power.Item{Machine: mc.Name, Do: func(ctx context.Context) (p string, err error) {
+			defer func() {
+				detail := ""
+				if p != "" {
+					detail = "power " + p
+				}
+				m.audit(ctx, actor, action, mc.Name, detail, err)
+			}()
+			ch, err := m.channelFor(ctx, mc)
+			if err != nil {
+				return "", err
+			}
+			octx, cancel := context.WithTimeout(ctx, m.OpTimeout)
+			defer cancel()
+			return power.Do(octx, ch, a)
+		}}
+	}
+	return power.Run(ctx, a, items, s, progress)
+}
+
+// channelFor picks the machine's usable OOB channel, or refuses.
+func (m *Manager) channelFor(ctx context.Context, mc store.Machine) (power.Channel, error) {
+	accts, err := m.Store.AccountsOf(ctx, mc.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(accts) == 0 {
+		return nil, &power.RefusedError{Machine: mc.Name, Detail: "the machine has no OOB account; add one (lightsout accounts add)"}
+	}
+	var refusal error
+	for _, a := range accts {
+		cs, _ := m.Monitor.Get(a.ID)
+		if err := power.Gate(mc.Name, cs); err != nil {
+			if refusal == nil {
+				refusal = err
+			}
+			continue
+		}
+		switch a.Protocol {
+		case inventory.ProtocolIPMI:
+			addr, err := probe.Resolve(ctx, a.Address, a.Port)
+			if err != nil {
+				return nil, err
+			}
+			return power.IPMI{Engine: m.Engine, Addr: netip.AddrPortFrom(addr.Addr(), addr.Port()), Creds: ipmi.Credentials{
+				User: a.User, Password: a.Password, Privilege: privilege(a.Privilege), Suites: suites(a.CipherSuite)}}, nil
+		default:
+			refusal = &power.RefusedError{Machine: mc.Name, Detail: fmt.Sprintf("power over %s is not supported yet", a.Protocol)}
+		}
+	}
+	return nil, refusal
+}
+
+func privilege(s string) ipmi.Privilege {
+	if p, err := ipmi.ParsePrivilege(s); err == nil && s != "" {
+		return p
+	}
+	return ipmi.PrivilegeAdministrator
+}
+
+func suites(n int) []ipmi.CipherSuite {
+	if n == 0 {
+		return nil
+	}
+	return []ipmi.CipherSuite{ipmi.CipherSuite(n)}
+}

@@ -1,0 +1,654 @@
+// Package monitor checks every OOB channel continuously and keeps its
+// declared state. It owns the I/O around the pure parts: state.Schedule says
+// when to check, state.Channel says what an observation means, probe.Prober
+// does the checking, store.Store keeps the result.
+//
+// Gentleness: one check of a channel at a time (and the engine admits one
+// session and one request per BMC for the whole process), jitter on every
+// interval, doubling back-off for NotResponding, and a refused account is
+// retried at most once per Schedule.AuthRetry unless its credentials were
+// edited.
+package monitor
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// Config tunes the monitor. Zero fields take the defaults.
+type Config struct {
+	Schedule state.Schedule // default state.DefaultSchedule
+	Damping  state.Damping  // default state.DefaultDamping
+	// Timeout is the silence limit of one check (probe.DefaultTimeout).
+	Timeout time.Duration
+	// Parallel bounds checks in flight (default 4096).
+	Parallel int
+	// Probers by protocol ("ipmi", "redfish"); a channel whose protocol
+	// has none is never checked.
+	Probers map[string]probe.Prober
+	Logger  *slog.Logger
+	// OnChange, when set, is called after a declared transition is stored
+	// (for events and live views). It must not block.
+	OnChange func(store.Transition)
+}
+
+// ErrUnknownChannel: no channel with that account ID is monitored.
+var ErrUnknownChannel = errors.New("monitor: unknown channel")
+
+// Monitor schedules and runs checks. Create with New, fill with Load, run
+// with Run.
+type Monitor struct {
+	cfg Config
+	st  store.Store
+	log *slog.Logger
+	met *metrics
+
+	mu    sync.Mutex
+	chans map[int64]*channel
+	queue queue
+	wake  chan struct{}
+	sem   chan struct{}
+	rng   *rand.Rand
+	wg    sync.WaitGroup
+}
+
+// channel is the monitor's memory of one OOB channel. It is kept small:
+// evidence lives in the store, not here.
+type channel struct {
+	acct      store.Account
+	machineID int64
+	machine   string
+	expected  guid.GUID
+	register  bool // pin the GUID on the first Connectable check
+
+	known
+	dirty bool // the last save failed; save again on the next check
+
+	due     time.Time
+	index   int // in queue; -1 when not queued
+	running chan struct{}
+}
+
+// known is what the monitor knows of a channel's state. A check works on a
+// copy and publishes it only once the store has it, so readers never see a
+// state the store does not hold.
+type known struct {
+	ch          state.Channel
+	power       string
+	seenGUID    string
+	message     string
+	checkedAt   time.Time
+	lastRefused time.Time
+}
+
+// New returns a monitor over st.
+func New(st store.Store, cfg Config) *Monitor {
+	if cfg.Schedule.Interval <= 0 {
+		cfg.Schedule = state.DefaultSchedule
+	}
+	if cfg.Damping.Consecutive == 0 {
+		cfg.Damping = state.DefaultDamping
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = probe.DefaultTimeout
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Monitor{
+		cfg: cfg, st: st, log: cfg.Logger,
+		chans: map[int64]*channel{},
+		wake:  make(chan struct{}, 1),
+		sem:   make(chan struct{}, cfg.Parallel),
+		rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+	m.met = newMetrics(m)
+	return m
+}
+
+// Load reads every account, its machine and its stored state, and schedules
+// the first checks spread evenly at random over one interval, so a fresh
+// import of a large fleet does not burst. Calling it again picks up
+// accounts added since and leaves known channels as they are.
+func (m *Monitor) Load(ctx context.Context) error {
+	accts, err := m.st.Accounts(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return fmt.Errorf("monitor: load accounts: %w", err)
+	}
+	states, err := m.st.States(ctx)
+	if err != nil {
+		return fmt.Errorf("monitor: load states: %w", err)
+	}
+	byAcct := make(map[int64]store.ChannelState, len(states))
+	for _, s := range states {
+		byAcct[s.AccountID] = s
+	}
+	machines := map[int64]store.Machine{}
+	ms, err := m.st.Machines(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return fmt.Errorf("monitor: load machines: %w", err)
+	}
+	for _, mc := range ms {
+		machines[mc.ID] = mc
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, a := range accts {
+		c := &channel{index: -1}
+		m.fill(c, a, machines[a.MachineID])
+		if s, ok := byAcct[a.ID]; ok {
+			c.ch = state.Channel{State: s.State, Reason: s.Reason, Conditions: s.Conditions, Since: s.Since, Streak: 1}
+			c.power, c.seenGUID, c.message, c.checkedAt = s.Power, s.GUID, s.Message, s.CheckedAt
+			if s.State == state.NotAuthenticated {
+				c.lastRefused = s.CheckedAt
+			}
+		}
+		if old, known := m.chans[a.ID]; known {
+			m.fill(old, a, machines[a.MachineID])
+			continue
+		}
+		spread := m.cfg.Schedule.Interval
+		c.due = now.Add(time.Duration(m.rng.Int64N(int64(spread) + 1)))
+		if c.ch.State == state.NotAuthenticated {
+			if ok, next := m.cfg.Schedule.AuthAttempt(c.lastRefused, a.CredentialsChangedAt, now); !ok {
+				c.due = next
+			}
+		}
+		m.chans[a.ID] = c
+		heap.Push(&m.queue, c)
+	}
+	m.poke()
+	return nil
+}
+
+func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
+	c.acct = a
+	c.machineID = mc.ID
+	c.machine = mc.Name
+	c.expected = guid.GUID{}
+	if g, err := guid.Parse(mc.GUID); err == nil {
+		c.expected = g
+	}
+	c.register = mc.Registering && mc.GUID == ""
+}
+
+// Refresh re-reads one account (after an edit) and its machine. When the
+// credentials changed, the channel is checked at once. A deleted account
+// stops being monitored.
+func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
+	a, err := m.st.Account(ctx, accountID)
+	if errors.Is(err, store.ErrNotFound) {
+		m.Remove(accountID)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	mc, err := m.st.MachineByID(ctx, a.MachineID)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.chans[accountID]
+	if !ok {
+		c = &channel{index: -1}
+		m.chans[accountID] = c
+		c.due = time.Now()
+	}
+	credsChanged := ok && (c.acct.User != a.User || !slices.Equal(c.acct.Password, a.Password) ||
+		a.CredentialsChangedAt.After(c.acct.CredentialsChangedAt))
+	addrChanged := ok && (c.acct.Address != a.Address || c.acct.Port != a.Port || c.acct.Protocol != a.Protocol)
+	m.fill(c, a, mc)
+	if credsChanged || addrChanged {
+		c.due = time.Now()
+	}
+	m.reschedule(c)
+	return nil
+}
+
+// RefreshMachine re-reads every account of a machine (after its GUID,
+// group or registration changed).
+func (m *Monitor) RefreshMachine(ctx context.Context, machineID int64) error {
+	accts, err := m.st.AccountsOf(ctx, machineID)
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		if err := m.Refresh(ctx, a.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove stops monitoring a channel.
+func (m *Monitor) Remove(accountID int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.chans[accountID]; ok {
+		if c.index >= 0 {
+			heap.Remove(&m.queue, c.index)
+		}
+		delete(m.chans, accountID)
+	}
+}
+
+// reschedule fixes c's place in the queue; m.mu held.
+func (m *Monitor) reschedule(c *channel) {
+	if c.running != nil {
+		return // requeued when the check ends
+	}
+	if c.index >= 0 {
+		heap.Fix(&m.queue, c.index)
+	} else {
+		heap.Push(&m.queue, c)
+	}
+	m.poke()
+}
+
+func (m *Monitor) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run checks channels as they fall due until ctx ends, then waits for the
+// checks in flight.
+func (m *Monitor) Run(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	defer m.wg.Wait()
+	for {
+		m.mu.Lock()
+		now := time.Now()
+		var next time.Duration = time.Hour
+		for m.queue.Len() > 0 {
+			c := m.queue[0]
+			if wait := c.due.Sub(now); wait > 0 {
+				next = wait
+				break
+			}
+			heap.Pop(&m.queue)
+			m.met.lag.Observe(now.Sub(c.due).Seconds())
+			m.mu.Unlock()
+			select {
+			case m.sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+			m.mu.Lock()
+			if m.chans[c.acct.ID] != c || c.running != nil || c.index >= 0 {
+				<-m.sem // removed, or a check-now took it meanwhile
+				continue
+			}
+			done := make(chan struct{})
+			c.running = done
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				defer func() { <-m.sem }()
+				m.check(ctx, c, done, false)
+			}()
+			now = time.Now()
+		}
+		m.mu.Unlock()
+		timer.Reset(next)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-m.wake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// Result is the outcome of one "check now".
+type Result struct {
+	AccountID int64              `json:"account_id"`
+	Machine   string             `json:"machine"`
+	State     store.ChannelState `json:"state"`
+	// Skipped says why no check was made (the lockout guard), or "".
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// CheckNow checks the channels at once (each waits for a check already in
+// flight on it to end first) and returns their fresh states, in order.
+// A refused account whose credentials have not changed is not retried
+// before Schedule.AuthRetry has passed: its Result says so.
+func (m *Monitor) CheckNow(ctx context.Context, accountIDs []int64) ([]Result, error) {
+	res := make([]Result, len(accountIDs))
+	var wg sync.WaitGroup
+	var firstErr error
+	var emu sync.Mutex
+	for i, id := range accountIDs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := m.checkOne(ctx, id)
+			if err != nil {
+				emu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				emu.Unlock()
+			}
+			res[i] = r
+		}()
+	}
+	wg.Wait()
+	return res, firstErr
+}
+
+func (m *Monitor) checkOne(ctx context.Context, id int64) (Result, error) {
+	for attempt := 0; attempt < 100; attempt++ {
+		m.mu.Lock()
+		c, ok := m.chans[id]
+		if !ok {
+			m.mu.Unlock()
+			return Result{AccountID: id}, fmt.Errorf("%w: account %d", ErrUnknownChannel, id)
+		}
+		if wait := c.running; wait != nil {
+			m.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return Result{AccountID: id}, ctx.Err()
+			}
+		}
+		if c.ch.Observing() == state.NotAuthenticated {
+			if ok, next := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, time.Now()); !ok {
+				r := Result{AccountID: id, Machine: c.machine, State: m.current(c),
+					Skipped: fmt.Sprintf("not retried: the BMC refused this account at %s and its credentials have not changed since; "+
+						"to protect the account from lockout the next attempt is at %s (edit the credentials to retry at once)",
+						c.lastRefused.Format(time.RFC3339), next.Format(time.RFC3339))}
+				m.mu.Unlock()
+				return r, nil
+			}
+		}
+		if c.index >= 0 {
+			heap.Remove(&m.queue, c.index)
+		}
+		done := make(chan struct{})
+		c.running = done
+		m.mu.Unlock()
+		select {
+		case m.sem <- struct{}{}:
+		case <-ctx.Done():
+			m.mu.Lock()
+			c.running = nil
+			m.reschedule(c)
+			m.mu.Unlock()
+			close(done)
+			return Result{AccountID: id}, ctx.Err()
+		}
+		m.check(ctx, c, done, true)
+		<-m.sem
+		m.mu.Lock()
+		r := Result{AccountID: id, Machine: c.machine, State: m.current(c)}
+		m.mu.Unlock()
+		return r, nil
+	}
+	return Result{AccountID: id}, fmt.Errorf("monitor: account %d stayed busy", id)
+}
+
+// current is c's state as the store holds it (evidence excluded); m.mu held.
+func (m *Monitor) current(c *channel) store.ChannelState { return stateOf(c.acct.ID, c.known) }
+
+func stateOf(id int64, k known) store.ChannelState {
+	st := k.ch.State
+	if st == "" {
+		st = state.Unknown
+	}
+	return store.ChannelState{
+		AccountID: id, State: st, Reason: k.ch.Reason, Conditions: k.ch.Conditions,
+		Message: k.message, Since: k.ch.Since, CheckedAt: k.checkedAt, GUID: k.seenGUID, Power: k.power,
+	}
+}
+
+// Snapshot returns every channel's current state (without evidence).
+func (m *Monitor) Snapshot() map[int64]store.ChannelState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[int64]store.ChannelState, len(m.chans))
+	for id, c := range m.chans {
+		out[id] = m.current(c)
+	}
+	return out
+}
+
+// Get returns one channel's current state.
+func (m *Monitor) Get(accountID int64) (store.ChannelState, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.chans[accountID]
+	if !ok {
+		return store.ChannelState{}, false
+	}
+	return m.current(c), true
+}
+
+// check runs one probe of c and records the outcome. c.running is done.
+func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now bool) {
+	defer close(done)
+	m.mu.Lock()
+	a := c.acct
+	t := probe.Target{
+		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
+		Expected: c.expected, CipherSuite: a.CipherSuite, Privilege: privilege(a.Privilege),
+		Timeout: m.cfg.Timeout,
+	}
+	m.mu.Unlock()
+
+	obs := m.observe(ctx, t, a)
+	if ctx.Err() != nil && !now {
+		// Shutting down: a cancelled check says nothing about the BMC.
+		m.mu.Lock()
+		c.running = nil
+		m.mu.Unlock()
+		return
+	}
+	m.met.checks.WithLabelValues(string(obs.State)).Inc()
+	m.met.latency.Observe(obs.ElapsedMS / 1000)
+	m.record(ctx, c, obs)
+}
+
+// observe resolves the address and runs the protocol's prober.
+func (m *Monitor) observe(ctx context.Context, t probe.Target, a store.Account) probe.Observation {
+	p := m.cfg.Probers[a.Protocol]
+	if p == nil {
+		return probe.Observation{Name: t.Name, Host: a.Address, Protocol: a.Protocol, State: state.Unknown,
+			Message: fmt.Sprintf("protocol %q is not supported by this manager", a.Protocol), At: time.Now()}
+	}
+	addr, err := probe.Resolve(ctx, a.Address, a.Port)
+	if err != nil {
+		return probe.Observation{Name: t.Name, Host: a.Address, Protocol: a.Protocol, State: state.NotResponding,
+			Reason: state.ReasonUnreachable, Message: "address does not resolve: " + err.Error(), At: time.Now(),
+			Evidence: probe.Evidence{Error: err.Error()}}
+	}
+	t.Addr = netip.AddrPortFrom(addr.Addr(), addr.Port())
+	return p(ctx, t)
+}
+
+// record feeds obs into c's state machine and stores what changed.
+func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation) {
+	// Registration first, so nobody sees the channel Connectable before
+	// the machine's GUID is pinned.
+	m.mu.Lock()
+	pin := c.register && obs.State == state.Connectable && obs.GUID != ""
+	machineID, machine := c.machineID, c.machine
+	m.mu.Unlock()
+	if pin {
+		m.pin(ctx, machineID, machine, obs.GUID)
+	}
+
+	m.mu.Lock()
+	k := c.known
+	acct := c.acct
+	dirty := c.dirty
+	m.mu.Unlock()
+
+	prev := k.ch
+	next, change, tr := k.ch.Observe(state.Observed{State: obs.State, Reason: obs.Reason, Conditions: obs.Conditions, At: obs.At}, m.cfg.Damping)
+	k.ch = next
+	k.checkedAt = obs.At
+	if obs.State == state.NotAuthenticated {
+		k.lastRefused = obs.At
+	}
+	detailChanged := obs.Evidence.Power != k.power || (obs.GUID != "" && obs.GUID != k.seenGUID)
+	if obs.Evidence.Power != "" {
+		k.power = obs.Evidence.Power
+	}
+	if obs.GUID != "" {
+		k.seenGUID = obs.GUID
+	}
+	if change != state.NoChange || k.message == "" {
+		k.message = obs.Message
+	}
+	save := change != state.NoChange || detailChanged || dirty
+	var st *store.Transition
+	var err error
+	if save {
+		cs := stateOf(acct.ID, k)
+		ev, _ := json.Marshal(obs.Evidence)
+		cs.Evidence = ev
+		if change == state.Declared {
+			st = &store.Transition{AccountID: acct.ID, Machine: machine, At: tr.At, From: prev.State, To: tr.To,
+				Reason: tr.Reason, Conditions: tr.Conditions, Message: obs.Message, Evidence: ev}
+			if st.From == "" {
+				st.From = state.Unknown
+			}
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err = m.st.SaveState(sctx, cs, st)
+		cancel()
+		if err != nil {
+			m.log.Error("save channel state", "machine", machine, "account", acct.ID, "err", err)
+		}
+	}
+
+	m.mu.Lock()
+	c.known = k
+	c.dirty = err != nil
+	c.running = nil
+	if m.chans[acct.ID] == c {
+		c.due = time.Now().Add(m.cfg.Schedule.Next(c.ch, m.rng.Float64()))
+		m.reschedule(c)
+	}
+	m.mu.Unlock()
+
+	if err == nil && st != nil {
+		m.log.Info("state changed", "machine", machine, "from", st.From, "to", st.To, "reason", st.Reason)
+		m.event(ctx, *st)
+		if m.cfg.OnChange != nil {
+			m.cfg.OnChange(*st)
+		}
+	}
+}
+
+// pin records the GUID of a registering machine's first Connectable check.
+func (m *Monitor) pin(ctx context.Context, machineID int64, machine, g string) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	mc, err := m.st.MachineByID(sctx, machineID)
+	if err != nil || mc.GUID != "" || !mc.Registering {
+		return
+	}
+	mc.GUID, mc.Registering = g, false
+	err = m.st.UpdateMachine(sctx, &mc)
+	res, msg := "ok", ""
+	if err != nil {
+		res, msg = "failed", err.Error()
+	}
+	_ = m.st.Audit(sctx, &store.AuditEntry{At: time.Now(), Actor: "monitor", Action: "machine.register",
+		Target: machine, Detail: "pinned System GUID " + g + " from the first Connectable check", Result: res, Error: msg})
+	if err == nil {
+		m.mu.Lock()
+		for _, c := range m.chans {
+			if c.machineID == machineID {
+				c.register = false
+				c.expected, _ = guid.Parse(g)
+			}
+		}
+		m.mu.Unlock()
+	}
+}
+
+// event stores an oob.state_changed event for a declared transition.
+func (m *Monitor) event(ctx context.Context, t store.Transition) {
+	sev := store.SeverityWarning
+	switch t.To {
+	case state.Connectable:
+		sev = store.SeverityInfo
+	case state.Invalid, state.NotAuthenticated:
+		sev = store.SeverityCritical
+	}
+	data, _ := json.Marshal(map[string]any{"account_id": t.AccountID, "from": t.From, "to": t.To, "reason": t.Reason})
+	msg := fmt.Sprintf("%s: %s → %s", t.Machine, t.From, t.To)
+	if t.Reason != "" {
+		msg += " (" + string(t.Reason) + ")"
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := m.st.AddEvent(sctx, &store.Event{At: t.At, Code: "oob.state_changed", Severity: sev,
+		Source: t.Machine, Message: msg, Count: 1, LastAt: t.At, Data: data}, 0); err != nil {
+		m.log.Error("store event", "err", err)
+	}
+}
+
+func privilege(s string) ipmi.Privilege {
+	if p, err := ipmi.ParsePrivilege(s); err == nil && s != "" {
+		return p
+	}
+	return ipmi.PrivilegeAdministrator
+}
+
+// queue is a min-heap of channels by due time.
+type queue []*channel
+
+func (q queue) Len() int           { return len(q) }
+func (q queue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q queue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+func (q *queue) Push(x any) {
+	c := x.(*channel)
+	c.index = len(*q)
+	*q = append(*q, c)
+}
+func (q *queue) Pop() any {
+	old := *q
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	c.index = -1
+	*q = old[:len(old)-1]
+	return c
+}

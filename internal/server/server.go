@@ -1,0 +1,228 @@
+// Package server assembles the management server: data directory, key
+// file, store, IPMI engine, monitor, manager and the HTTP handler (API,
+// metrics). `lightsout server`, the demo and the end-to-end tests all start
+// it through New, so they run the same code.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/monitor"
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/secret"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// Config of a server. Zero values take defaults.
+type Config struct {
+	// DataDir holds the key file, the SQLite database (unless DB is a
+	// PostgreSQL DSN) and the first admin token. Created 0700.
+	DataDir string
+	// DB is a PostgreSQL DSN (postgres://…) or empty for SQLite in DataDir.
+	DB string
+	// KeyFile overrides DataDir/secret.key.
+	KeyFile string
+
+	Schedule state.Schedule
+	Damping  state.Damping
+	Timeout  time.Duration
+	Parallel int
+	// Engine configures the IPMI engine (Sockets, Source).
+	Engine ipmi.Config
+	Logger *slog.Logger
+	// OnChange is called after each declared state change is stored; it
+	// must not block.
+	OnChange func(store.Transition)
+}
+
+// Server is a running management server.
+type Server struct {
+	Config   Config
+	Store    *store.DB
+	Engine   *ipmi.Engine
+	Monitor  *monitor.Monitor
+	Manager  *manager.Manager
+	Registry *prometheus.Registry
+	// AdminTokenFile is where the first admin token was written (on the
+	// first start only; empty otherwise).
+	AdminTokenFile string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New opens everything and starts the monitor. Stop with Close.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: data directory is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+	}
+	keyFile := cfg.KeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, "secret.key")
+	}
+	box, err := secret.LoadOrCreateKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	dsn := cfg.DB
+	if dsn == "" {
+		dsn = filepath.Join(cfg.DataDir, "lightsout.db")
+	}
+	st, err := store.Open(ctx, store.Options{DSN: dsn, Box: box})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Config: cfg, Store: st, done: make(chan struct{})}
+	fail := func(err error) (*Server, error) {
+		s.closeParts()
+		return nil, err
+	}
+	if s.Engine, err = ipmi.New(cfg.Engine); err != nil {
+		return fail(err)
+	}
+	s.Monitor = monitor.New(st, monitor.Config{
+		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel,
+		Probers: map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine)}, Logger: cfg.Logger,
+		OnChange: cfg.OnChange,
+	})
+	if err := s.Monitor.Load(ctx); err != nil {
+		return fail(err)
+	}
+	s.Manager = manager.New(st, s.Monitor, s.Engine, cfg.Logger)
+	s.Registry = prometheus.NewRegistry()
+	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.Registry.MustRegister(s.Monitor.Collectors()...)
+	s.Registry.MustRegister(engineCollector{s.Engine})
+
+	if tokens, err := st.Tokens(ctx); err != nil {
+		return fail(err)
+	} else if len(tokens) == 0 {
+		f := filepath.Join(cfg.DataDir, "admin.token")
+		if _, err := CreateToken(ctx, st, "admin", store.RoleAdmin, f); err != nil {
+			return fail(err)
+		}
+		s.AdminTokenFile = f
+	}
+
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	go func() {
+		defer close(s.done)
+		_ = s.Monitor.Run(mctx)
+	}()
+	return s, nil
+}
+
+// Close stops the monitor (checks in flight end, sessions close) and closes
+// the engine and the store.
+func (s *Server) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	return s.closeParts()
+}
+
+func (s *Server) closeParts() error {
+	var errs []error
+	if s.Engine != nil {
+		errs = append(errs, s.Engine.Close())
+	}
+	if s.Store != nil {
+		errs = append(errs, s.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// TokenPrefix starts every API token, so a leaked one is easy to grep for.
+const TokenPrefix = "lso_"
+
+// NewToken returns a fresh random token and the hash the store keeps.
+func NewToken() (string, []byte) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	t := TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return t, HashToken(t)
+}
+
+// HashToken is the stored form of a token.
+func HashToken(t string) []byte {
+	h := sha256.Sum256([]byte(strings.TrimSpace(t)))
+	return h[:]
+}
+
+// CreateToken stores a new token and writes its secret to file (created
+// 0600, never overwritten); with file empty the secret is returned only.
+func CreateToken(ctx context.Context, st store.Store, name string, role store.Role, file string) (string, error) {
+	secretTok, hash := NewToken()
+	if file != "" {
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return "", fmt.Errorf("token file: %w", err)
+		}
+		if _, err := f.WriteString(secretTok + "\n"); err != nil {
+			f.Close()
+			return "", err
+		}
+		if err := f.Close(); err != nil {
+			return "", err
+		}
+	}
+	if err := st.AddToken(ctx, &store.Token{Name: name, Role: role, Hash: hash}); err != nil {
+		if file != "" {
+			os.Remove(file)
+		}
+		return "", err
+	}
+	return secretTok, nil
+}
+
+// engineCollector exports the engine's session and packet counters.
+type engineCollector struct{ e *ipmi.Engine }
+
+var (
+	descSessionsOpen = prometheus.NewDesc("lightsout_ipmi_sessions_open", "RMCP+ sessions open now.", nil, nil)
+	descPackets      = prometheus.NewDesc("lightsout_ipmi_packets_total", "RMCP+ datagrams by kind.", []string{"kind"}, nil)
+	descSessions     = prometheus.NewDesc("lightsout_ipmi_sessions_total", "RMCP+ sessions opened and closed.", []string{"event"}, nil)
+)
+
+func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descSessionsOpen
+	ch <- descPackets
+	ch <- descSessions
+}
+
+func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.e.Stats()
+	ch <- prometheus.MustNewConstMetric(descSessionsOpen, prometheus.GaugeValue, float64(st.SessionsOpen))
+	for k, v := range map[string]uint64{"sent": st.Sent, "received": st.Received, "retransmitted": st.Retransmits,
+		"malformed": st.Malformed, "bad_auth": st.BadAuth, "unreachable": st.Unreachable} {
+		ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(v), k)
+	}
+	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.CounterValue, float64(st.SessionsOpened), "opened")
+	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.CounterValue, float64(st.SessionsClosed), "closed")
+}

@@ -1,0 +1,41 @@
+package state
+
+// Remedy is the first thing an operator should do about a channel in state s
+// for reason r, in the operator's words. The diagnosis trees go further; this
+// is what a refused operation says.
+func Remedy(s OOB, r Reason) string {
+	switch s {
+	case Connectable:
+		if r == ReasonBusy {
+			return "the BMC has no free session slot: another tool or agent holds its sessions; close them or wait, then retry"
+		}
+		return ""
+	case Unknown:
+		return "the channel has not been checked yet: run a check (lightsout check NAME) and retry"
+	case NotAuthenticated:
+		switch r {
+		case ReasonWrongPassword:
+			return "the BMC refused the password: set the account's password to the one configured on the BMC (lightsout accounts set ID --password-file FILE); it is retried at once after the edit"
+		case ReasonUnknownUser:
+			return "the BMC does not know this user: re-create the BMC user (after a motherboard or BMC replacement it is gone) or fix the account's user name"
+		case ReasonPrivilege:
+			return "the user lacks the privilege asked for: raise the user's privilege on the BMC, or lower the account's privilege setting"
+		}
+		return "the BMC refused the account: check the user name, password and privilege on the BMC and in the account; an account locked after repeated failures unlocks on the BMC"
+	case Invalid:
+		return "another BMC answers at this address (System GUID differs): look for swapped or reused IP addresses; if the motherboard was replaced, adopt the new GUID (lightsout adopt NAME, admin)"
+	case NotResponding:
+		switch r {
+		case ReasonPortRefused:
+			return "the host answered but UDP 623 is closed: enable IPMI over LAN on the BMC (or restart its IPMI service)"
+		case ReasonUnreachable:
+			return "no route to the BMC's address: check the address in the account and the management network's routing"
+		case ReasonStalled, ReasonProtocol:
+			return "the BMC answered, then stopped or sent unusable replies: reset the BMC (cold reset from the host or the enclosure manager) and retry"
+		case ReasonNoCipherSuite, ReasonCipher0Refused:
+			return "no acceptable cipher suite in common: enable cipher suite 17 or 3 on the BMC, or pin a suite it offers in the account"
+		}
+		return "nothing came back: check the BMC's address, its network cable and switch port, that UDP 623 is not filtered, and, for a blade, its enclosure manager (lightsout diag NAME)"
+	}
+	return ""
+}

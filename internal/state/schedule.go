@@ -1,0 +1,77 @@
+package state
+
+import "time"
+
+// Schedule decides when a channel is checked next. It is pure: callers pass
+// the randomness and the clock.
+type Schedule struct {
+	// Interval between checks of a settled channel.
+	Interval time.Duration
+	// Jitter spreads checks: each delay is scaled by a factor drawn from
+	// [1-Jitter, 1+Jitter]. 0.1 means ±10 %.
+	Jitter float64
+	// Confirm is the delay before re-checking a channel whose state seems
+	// to have changed (a pending change), capped by Interval.
+	Confirm time.Duration
+	// MaxBackoff caps the doubling interval of a NotResponding channel.
+	MaxBackoff time.Duration
+	// AuthRetry is the least time between two attempts on an account the
+	// BMC refused, unless its credentials were edited since: BMCs lock
+	// accounts after a few failures.
+	AuthRetry time.Duration
+}
+
+// DefaultSchedule is the monitor's default.
+var DefaultSchedule = Schedule{
+	Interval:   60 * time.Second,
+	Jitter:     0.1,
+	Confirm:    10 * time.Second,
+	MaxBackoff: 15 * time.Minute,
+	AuthRetry:  10 * time.Minute,
+}
+
+// Next is the delay until the next check of c, given r drawn uniformly from
+// [0, 1).
+func (s Schedule) Next(c Channel, r float64) time.Duration {
+	d := s.Interval
+	switch {
+	case c.Observing() == NotAuthenticated:
+		// Never sooner than AuthRetry; jitter only later.
+		return s.AuthRetry + time.Duration(float64(s.AuthRetry)*s.Jitter*r)
+	case c.Pending != "":
+		if s.Confirm > 0 && s.Confirm < d {
+			d = s.Confirm
+		}
+	case c.State == NotResponding:
+		// Back off: the n-th consecutive silent check after the one that
+		// declared it waits 2^n intervals, up to MaxBackoff.
+		for i := 1; i < c.Streak && d < s.MaxBackoff; i++ {
+			d *= 2
+		}
+		if s.MaxBackoff > 0 && d > s.MaxBackoff {
+			d = s.MaxBackoff
+		}
+	}
+	return jitter(d, s.Jitter, r)
+}
+
+func jitter(d time.Duration, j, r float64) time.Duration {
+	if j <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * (1 + j*(2*r-1)))
+}
+
+// AuthAttempt says whether an attempt on an account may be made at now,
+// given when the BMC last refused it (zero: never) and when its credentials
+// were last edited. When not, it returns the earliest allowed time.
+func (s Schedule) AuthAttempt(lastRefused, credentialsChanged, now time.Time) (bool, time.Time) {
+	if lastRefused.IsZero() || credentialsChanged.After(lastRefused) {
+		return true, now
+	}
+	next := lastRefused.Add(s.AuthRetry)
+	if !now.Before(next) {
+		return true, now
+	}
+	return false, next
+}
