@@ -322,7 +322,7 @@ func newPrinter(out, tty io.Writer, format string, progress bool, total int) *pr
 	if format == "json" {
 		p.enc = json.NewEncoder(out)
 	} else {
-		fmt.Fprintf(out, "%-20s %-21s %-16s %-17s %-36s %-5s %8s  %s\n", "NAME", "HOST", "STATE", "REASON", "GUID", "POWER", "MS", "DETAIL")
+		fmt.Fprintf(out, "%-20s %-21s %-17s %-17s %-36s %-5s %8s  %s\n", "NAME", "HOST", "STATE", "REASON", "GUID", "POWER", "MS", "DETAIL")
 	}
 	return p
 }
@@ -355,7 +355,7 @@ func (p *printer) add(o probe.Observation) {
 		if r == "" {
 			r = "-"
 		}
-		fmt.Fprintf(p.out, "%-20s %-21s %-16s %-17s %-36s %-5s %8.1f  %s\n", o.Name, o.Host, st, r, g, pw, o.ElapsedMS, o.Message)
+		fmt.Fprintf(p.out, "%-20s %-21s %-17s %-17s %-36s %-5s %8.1f  %s\n", o.Name, o.Host, st, r, g, pw, o.ElapsedMS, o.Message)
 	}
 	p.drawProgress(false)
 }

@@ -7,16 +7,16 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/lightsout/lightsout/internal/ipmi"
-	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -25,24 +25,26 @@ func newDemoCmd() *cobra.Command {
 		interval time.Duration
 		dir      string
 		basePort int
+		listen   string
 	)
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a simulated fleet with faults of every kind and watch lightsout classify it",
+		Short: "Run the manager on a simulated fleet with faults of every kind, on embedded SQLite",
 		Long: `demo starts a simulated fleet on loopback — two enclosures of 8 blades (one
 enclosure manager dead), and one BMC per fault kind: silent, port closed, wrong
 password, user removed, motherboard swapped (new GUID), two BMCs with swapped
 addresses, session slots full, slow, lossy, timing out, malformed replies,
-insecure settings — plus two BMCs whose faults come and go. It checks the whole
-fleet every --interval and prints what changed.
+insecure settings — plus two BMCs whose faults come and go. It then starts the
+manager (lightsout server) on embedded SQLite in --dir, imports the fleet, and
+prints every state change the monitor declares.
 
-The fleet's inventory and password file are written to --dir, so you can point
-lightsout check, ipmitool or FreeIPMI at it from another terminal while the demo
-runs. As root the BMCs get their own addresses (127.20.x.y, port 623); otherwise
-they share 127.0.0.1 on consecutive ports from --base-port.
+While it runs, use the API and the CLI from another terminal with the admin
+token it prints (lightsout machines list, lightsout power status NAME, ...).
+The fleet's inventory and password file are in --dir too, for lightsout check,
+ipmitool or FreeIPMI. As root the BMCs get their own addresses (127.20.x.y,
+port 623); otherwise they share 127.0.0.1 on consecutive ports from --base-port.
 
-Not there yet: the manager with its SQLite store and the web console (they come
-with the manager and console work); this demo runs the checks itself.`,
+The web console comes with the console work; until then the API is the way in.`,
 		Example: `  go run ./cmd/lightsout demo
   lightsout demo --count 500 --interval 10s --dir /tmp/lightsout-demo`,
 		Args: cobra.NoArgs,
@@ -53,14 +55,23 @@ with the manager and console work); this demo runs the checks itself.`,
 			if interval < time.Second {
 				return usageErr("--interval %v: at least 1s", interval)
 			}
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), count, interval, dir, basePort)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{count, interval, dir, basePort, listen})
 		},
 	}
 	c.Flags().IntVar(&count, "count", 200, "BMCs in the simulated fleet")
-	c.Flags().DurationVar(&interval, "interval", 15*time.Second, "time between check rounds")
-	c.Flags().StringVar(&dir, "dir", "", "where to write the inventory and password (default: a new temporary directory)")
+	c.Flags().DurationVar(&interval, "interval", 15*time.Second, "check interval per BMC")
+	c.Flags().StringVar(&dir, "dir", "", "data directory: database, key, admin token, inventory (default: a new temporary directory)")
 	c.Flags().IntVar(&basePort, "base-port", 30623, "first port when not root (BMCs share 127.0.0.1)")
+	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8623", "API listen address")
 	return c
+}
+
+type demoOptions struct {
+	count    int
+	interval time.Duration
+	dir      string
+	basePort int
+	listen   string
 }
 
 // demoFaults is one BMC per fault kind, after the 16 blades.
@@ -81,9 +92,10 @@ func demoFaults() map[string]sim.Faults {
 	}
 }
 
-func runDemo(parent context.Context, out io.Writer, count int, interval time.Duration, dir string, basePort int) error {
+func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	dir := o.dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "lightsout-demo-")
 		if err != nil {
@@ -92,7 +104,7 @@ func runDemo(parent context.Context, out io.Writer, count int, interval time.Dur
 		dir = d
 	}
 	cfg := sim.Config{
-		Count: count, Seed: 2026,
+		Count: o.count, Seed: 2026,
 		Enclosures: []sim.EnclosureConfig{{Name: "enc-a", Blades: 8}, {Name: "enc-b", Blades: 8}},
 		Faults:     demoFaults(),
 		Swaps:      [][]string{{"bmc-00031", "bmc-00032"}},
@@ -100,7 +112,7 @@ func runDemo(parent context.Context, out io.Writer, count int, interval time.Dur
 	if os.Geteuid() == 0 {
 		cfg.BaseAddr = "127.20.0.1" // clear of a default `lightsout sim` (127.1.0.1 on)
 	} else {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", basePort
+		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", o.basePort
 	}
 	fleet, err := sim.New(cfg)
 	if err != nil {
@@ -122,65 +134,85 @@ func runDemo(parent context.Context, out io.Writer, count int, interval time.Dur
 		return err
 	}
 	defer ctl.Close()
-	fmt.Fprintf(out, "lightsout demo: %d simulated BMCs on %s; control API %s\n", count, fleet.AddrRange(), ctl.URL())
-	fmt.Fprintf(out, "  inventory %s (password in %s)\n", inv, pw)
-	fmt.Fprintf(out, "  try, in another terminal:  lightsout check --inventory %s\n", inv)
-	fmt.Fprintf(out, "  the web console is not built yet; this demo checks the fleet every %v. Ctrl-C stops.\n\n", interval)
 
-	targets, err := buildTargets(ctx, &checkFlags{inventory: inv, timeout: probe.DefaultTimeout}, ipmi.PrivilegeAdministrator)
+	// The manager, on embedded SQLite in dir, printing what it declares.
+	changes := make(chan store.Transition, 1024)
+	sch := state.DefaultSchedule
+	sch.Interval = o.interval
+	sch.AuthRetry = max(10*o.interval, time.Minute)
+	data := filepath.Join(dir, "data")
+	srv, httpSrv, ln, err := startServer(ctx, server.Config{DataDir: data, Schedule: sch,
+		OnChange: func(t store.Transition) {
+			select {
+			case changes <- t:
+			default: // the printer is behind; the store has it all
+			}
+		}}, o.listen)
 	if err != nil {
 		return err
 	}
-	eng, err := ipmi.New(ipmi.Config{})
-	if err != nil {
-		return err
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(sctx)
+		srv.Close()
+	}()
+	if n, err := importDemo(ctx, srv, fleet); err != nil {
+		return fmt.Errorf("import the demo fleet: %w", err)
+	} else {
+		fmt.Fprintf(out, "lightsout demo: %d simulated BMCs on %s (fault control API %s)\n", n, fleet.AddrRange(), ctl.URL())
 	}
-	defer eng.Close()
-	go flapFaults(ctx, fleet, interval)
+	api := "http://" + ln.Addr().String()
+	tok := filepath.Join(data, "admin.token")
+	fmt.Fprintf(out, "  manager: API %s/api/v1 (OpenAPI %s/api/v1/openapi.json), metrics %s/metrics\n", api, api, api)
+	fmt.Fprintf(out, "  data: %s (SQLite, key, admin token %s)\n", data, tok)
+	fmt.Fprintf(out, "  try:  lightsout machines list --server %s --token-file %s\n", api, tok)
+	fmt.Fprintf(out, "        lightsout power status bmc-00001 --server %s --token-file %s\n", api, tok)
+	fmt.Fprintf(out, "  each BMC is checked every %v; state changes follow. Ctrl-C stops.\n\n", o.interval)
+	go flapFaults(ctx, fleet, o.interval)
 
-	last := map[string]string{}
-	for round := 1; ; round++ {
-		start := time.Now()
-		results := make(chan probe.Observation, 256)
-		go runProbes(ctx, probe.IPMI(eng), targets, 4096, results)
-		var obs []probe.Observation
-		counts := map[state.OOB]int{}
-		for o := range results {
-			obs = append(obs, o)
-			counts[o.State]++
-		}
-		if ctx.Err() != nil {
-			fmt.Fprintln(out, "lightsout demo: stopped")
-			return nil
-		}
-		sort.Slice(obs, func(i, j int) bool { return obs[i].Name < obs[j].Name })
-		fmt.Fprintf(out, "round %d · %d BMCs in %.1fs · %d Connectable · %d NotResponding · %d NotAuthenticated · %d Invalid\n",
-			round, len(obs), time.Since(start).Seconds(), counts[state.Connectable], counts[state.NotResponding],
-			counts[state.NotAuthenticated], counts[state.Invalid])
-		for _, o := range obs {
-			label := string(o.State)
-			if o.Reason != "" {
-				label += " (" + string(o.Reason) + ")"
-			}
-			for _, c := range o.Conditions {
-				label += " +" + string(c)
-			}
-			prev, seen := last[o.Name]
-			last[o.Name] = label
-			switch {
-			case !seen && label != string(state.Connectable):
-				fmt.Fprintf(out, "  %-10s %s — %s\n", o.Name, label, o.Message)
-			case seen && prev != label:
-				fmt.Fprintf(out, "  %-10s %s → %s — %s\n", o.Name, prev, label, o.Message)
-			}
-		}
+	tick := time.NewTicker(max(o.interval, 5*time.Second))
+	defer tick.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(out, "lightsout demo: stopped")
 			return nil
-		case <-time.After(interval):
+		case t := <-changes:
+			if t.From == state.Unknown && t.To == state.Connectable && len(t.Conditions) == 0 {
+				continue // the healthy majority: the summary line counts them
+			}
+			label := string(t.To)
+			if t.Reason != "" {
+				label += " (" + string(t.Reason) + ")"
+			}
+			for _, c := range t.Conditions {
+				label += " +" + string(c)
+			}
+			fmt.Fprintf(out, "%s  %-10s %s → %s — %s\n", t.At.Format("15:04:05"), t.Machine, t.From, label, t.Message)
+		case <-tick.C:
+			sum, err := srv.Manager.Summarize(ctx)
+			if err == nil {
+				fmt.Fprintf(out, "%s  fleet: %d Connectable · %d NotResponding · %d NotAuthenticated · %d Invalid · %d Unknown\n",
+					time.Now().Format("15:04:05"), sum.OOB[state.Connectable], sum.OOB[state.NotResponding],
+					sum.OOB[state.NotAuthenticated], sum.OOB[state.Invalid], sum.OOB[state.Unknown])
+			}
 		}
 	}
+}
+
+// importDemo imports the fleet's inventory into the manager, as an admin.
+func importDemo(ctx context.Context, srv *server.Server, fleet *sim.Fleet) (int, error) {
+	inv := fleet.Inventory("")
+	pw := map[string][]byte{}
+	for _, m := range inv.Machines {
+		pw[m.Name] = []byte(fleet.Password())
+	}
+	epw := map[string][]byte{}
+	for _, e := range inv.Enclosures {
+		epw[e.Name] = []byte(fleet.Password())
+	}
+	return srv.Manager.Import(ctx, manager.Actor{Name: "demo", Role: store.RoleAdmin}, inv, pw, epw, false)
 }
 
 // flapFaults makes two BMCs come and go, so the demo shows state changes.

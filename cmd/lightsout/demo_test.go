@@ -11,19 +11,19 @@ import (
 )
 
 func TestDemoRunsARound(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
 	defer cancel()
 	root := newRoot()
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs([]string{"demo", "--count", "40", "--interval", "30s", "--dir", t.TempDir(),
+	root.SetArgs([]string{"demo", "--count", "40", "--interval", "2s", "--dir", t.TempDir(), "--listen", "127.0.0.1:0",
 		"--base-port", strconv.Itoa(31000 + os.Getpid()%20000)})
 	if err := root.ExecuteContext(ctx); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	s := out.String()
-	for _, want := range []string{"round 1 · 40 BMCs", "port_refused", "wrong_password", "unknown_user", "guid_mismatch", "+Busy", "+Insecure", "silent"} {
+	for _, want := range []string{"40 simulated BMCs", "admin.token", "Unknown → NotAuthenticated (wrong_password)", "port_refused", "wrong_password", "unknown_user", "guid_mismatch", "+Busy", "+Insecure", "silent"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}

@@ -34,17 +34,27 @@ func newRoot() *cobra.Command {
 IPMI 2.0 RMCP+ — classifies each as Connectable, NotResponding, NotAuthenticated or
 Invalid, and says why.
 
+It runs as a one-shot checker (check) or as a management server (server) that
+watches every channel continuously, stores each state change with its evidence,
+runs power and lifecycle operations, and serves a REST API and metrics; the
+other commands are the server's CLI.
+
 Start with:
-  lightsout demo                                           # a faulty simulated fleet, checked in rounds
+  lightsout demo                                           # the manager on a faulty simulated fleet
   lightsout sim --count 50 --export-inventory fleet.yaml   # a simulated fleet on loopback
-  lightsout check --inventory fleet.yaml                   # check every BMC in it`,
+  lightsout check --inventory fleet.yaml                   # check every BMC in it, once
+  lightsout server --data DIR                              # the manager; then: lightsout import, machines, power`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newCheckCmd(), newSimCmd(), newDemoCmd())
+	root.AddCommand(newCheckCmd(), newSimCmd(), newDemoCmd(), newServerCmd())
+	// Through the management server's API (client.go).
+	root.AddCommand(newMachinesCmd(), newAccountsCmd(), newEnclosuresCmd(), newImportCmd(), newExportCmd(),
+		newPowerCmd(), newAllocateCmd(), newAdoptCmd(), newReplaceCmd(), newRegisterCmd(),
+		newHistoryCmd(), newEventsCmd(), newAuditCmd(), newTokenCmd())
 	return root
 }
 

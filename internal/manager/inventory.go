@@ -29,6 +29,9 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 	}
 	rows := make([]store.ImportRow, 0, len(inv.Machines))
 	for _, im := range inv.Machines {
+		if im.EffectiveProtocol() == inventory.ProtocolIPMI && len(passwords[im.Name]) > 20 {
+			return 0, &store.FieldError{Line: im.Line, Record: im.Name, Field: "password", Reason: "IPMI 2.0 passwords are at most 20 bytes"}
+		}
 		g, err := canonicalGUID(im.GUID)
 		if err != nil {
 			return 0, &store.FieldError{Line: im.Line, Record: im.Name, Field: "guid", Reason: err.Error()}

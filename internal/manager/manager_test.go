@@ -93,7 +93,6 @@ func waitState(t *testing.T, srv *server.Server, machine string, want state.OOB)
 
 func TestManagerSQLite(t *testing.T) { testManager(t, "", "127.79.0.1") }
 
-
 // testManager drives the manager end to end over real UDP against the
 // simulator: monitor, damping, history, power with refusals, the lockout
 // guard, registration, adoption and replacement, and the one-session rule.

@@ -35,7 +35,7 @@ func Remedy(s OOB, r Reason) string {
 		case ReasonNoCipherSuite, ReasonCipher0Refused:
 			return "no acceptable cipher suite in common: enable cipher suite 17 or 3 on the BMC, or pin a suite it offers in the account"
 		}
-		return "nothing came back: check the BMC's address, its network cable and switch port, that UDP 623 is not filtered, and, for a blade, its enclosure manager (lightsout diag NAME)"
+		return "nothing came back: check the BMC's address, its network cable and switch port, that UDP 623 is not filtered, and, for a blade, its enclosure manager"
 	}
 	return ""
 }

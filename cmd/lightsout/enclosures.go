@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+func newEnclosuresCmd() *cobra.Command {
+	f := &apiFlags{}
+	c := &cobra.Command{
+		Use:   "enclosures",
+		Short: "Manage enclosures: blade chassis and their enclosure managers (EM card / CMC)",
+		Long: `enclosures manages blade chassis. Blades reach their BMC through the
+enclosure's manager, so a dead enclosure manager silences every blade in it;
+machines name their enclosure and slot (lightsout machines add --enclosure E
+--slot N). The enclosure manager's password is never a flag value.
+
+Viewers may list and show, operators add, admins remove.` + serverHelp,
+		Example: `  lightsout enclosures list
+  lightsout enclosures add enc-1 --address 10.0.9.1 --user admin --password-file ~/.cmc-pass --slots 16
+  lightsout enclosures rm enc-1`,
+		Args: cobra.NoArgs,
+	}
+	f.add(c.PersistentFlags(), true)
+	c.AddCommand(newEnclosuresListCmd(f), newEnclosuresShowCmd(f), newEnclosuresAddCmd(f), newEnclosuresRmCmd(f))
+	return c
+}
+
+func printEnclosures(f *apiFlags, cmd *cobra.Command, es ...store.Enclosure) error {
+	out := cmd.OutOrStdout()
+	if f.json() {
+		return jsonLines(out, es...)
+	}
+	tw := newTabWriter(out, "NAME", "ADDRESS", "USER", "SLOTS", "UPDATED")
+	for _, e := range es {
+		tw.row(e.Name, hostPort(e.Address, e.Port), e.User, e.Slots, stamp(e.UpdatedAt))
+	}
+	tw.flush()
+	return nil
+}
+
+func newEnclosuresListCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List enclosures",
+		Long:    `list prints every enclosure manager: name, address, user and number of slots.` + serverHelp,
+		Example: `  lightsout enclosures list -o json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			cl, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			es, err := cl.Enclosures(cmd.Context())
+			if err != nil {
+				return apiErr(err)
+			}
+			return printEnclosures(f, cmd, es...)
+		},
+	}
+}
+
+func newEnclosuresShowCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "show NAME",
+		Short:   "Show one enclosure",
+		Long:    `show prints one enclosure manager (never its password).` + serverHelp,
+		Example: `  lightsout enclosures show enc-1`,
+		Args:    exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			cl, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := cl.Enclosure(cmd.Context(), args[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			return printEnclosures(f, cmd, e)
+		},
+	}
+}
+
+func newEnclosuresAddCmd(f *apiFlags) *cobra.Command {
+	var address, user, passwordFile string
+	var port, slots int
+	c := &cobra.Command{
+		Use:   "add NAME --address ADDR --slots N [--user U --password-file F] [--port N]",
+		Short: "Register an enclosure manager",
+		Long: `add registers a blade chassis' enclosure manager with its address, account and
+number of slots (1-64). With --user, the password comes from --password-file,
+LIGHTSOUT_PASSWORD or a prompt. Needs the operator role.` + serverHelp,
+		Example: `  lightsout enclosures add enc-1 --address 10.0.9.1 --slots 16 --user admin --password-file ~/.cmc-pass`,
+		Args:    exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			if address == "" {
+				return usageErr("--address is required: the enclosure manager's address")
+			}
+			if !cmd.Flags().Changed("slots") {
+				return usageErr("--slots is required: how many blade slots the enclosure has (1-64)")
+			}
+			if err := checkPortSlot(cmd, port, 0, ""); err != nil {
+				return err
+			}
+			in := manager.EnclosureInput{Name: args[0], Address: address, Port: port, Slots: slots}
+			if user != "" {
+				pw, err := readPassword(passwordFile)
+				if err != nil {
+					return err
+				}
+				in.User, in.Password = &user, &pw
+			} else if passwordFile != "" {
+				return usageErr("--password-file goes with --user")
+			}
+			cl, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := cl.AddEnclosure(cmd.Context(), in)
+			if err != nil {
+				return apiErr(err)
+			}
+			if f.json() {
+				return jsonLines(cmd.OutOrStdout(), e)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "added enclosure %s (%d slots)\n", e.Name, e.Slots)
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&address, "address", "", "enclosure manager address (required)")
+	fl.IntVar(&port, "port", 0, "enclosure manager port (default 623)")
+	fl.StringVar(&user, "user", "", "enclosure manager user")
+	fl.StringVar(&passwordFile, "password-file", "", "file holding the enclosure manager's password")
+	fl.IntVar(&slots, "slots", 0, "number of blade slots, 1-64 (required)")
+	return c
+}
+
+func newEnclosuresRmCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NAME",
+		Short:   "Remove an enclosure (admin)",
+		Long:    `rm deletes an enclosure manager. Needs the admin role.` + serverHelp,
+		Example: `  lightsout enclosures rm enc-1`,
+		Args:    exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := cl.DeleteEnclosure(cmd.Context(), args[0]); err != nil {
+				return apiErr(err)
+			}
+			if !f.json() {
+				fmt.Fprintf(cmd.OutOrStdout(), "removed enclosure %s\n", args[0])
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,942 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/inventory"
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/power"
+	"github.com/lightsout/lightsout/internal/server"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the embedded OpenAPI 3.0 document.
+func OpenAPI() []byte { return bytes.Clone(openAPI) }
+
+const (
+	viewer   = store.RoleViewer
+	operator = store.RoleOperator
+	admin    = store.RoleAdmin
+	public   = store.Role("")
+)
+
+// routes is every operation the API serves. The OpenAPI document lists
+// exactly these (a test holds the two together).
+func (a *API) routes() []route {
+	return []route{
+		{"GET", "/api/v1/openapi.json", public, a.openapi},
+		{"GET", "/metrics", public, a.metrics},
+		{"GET", "/healthz", public, func(w http.ResponseWriter, r *http.Request, _ manager.Actor) error { a.healthz(w, r); return nil }},
+
+		{"GET", "/api/v1/whoami", viewer, a.whoami},
+		{"GET", "/api/v1/summary", viewer, a.summary},
+
+		{"GET", "/api/v1/machines", viewer, a.listMachines},
+		{"POST", "/api/v1/machines", operator, a.addMachine},
+		{"GET", "/api/v1/machines/{name}", viewer, a.getMachine},
+		{"PATCH", "/api/v1/machines/{name}", operator, a.patchMachine},
+		{"DELETE", "/api/v1/machines/{name}", admin, a.deleteMachine},
+		{"GET", "/api/v1/machines/{name}/history", viewer, a.history},
+		{"POST", "/api/v1/machines/{name}/adopt", admin, a.adopt},
+		{"POST", "/api/v1/machines/{name}/replace", operator, a.replace},
+		{"POST", "/api/v1/machines/{name}/register", admin, a.register},
+
+		{"GET", "/api/v1/accounts", viewer, a.listAccounts},
+		{"POST", "/api/v1/accounts", operator, a.addAccount},
+		{"GET", "/api/v1/accounts/{id}", viewer, a.getAccount},
+		{"PATCH", "/api/v1/accounts/{id}", operator, a.patchAccount},
+		{"DELETE", "/api/v1/accounts/{id}", admin, a.deleteAccount},
+
+		{"GET", "/api/v1/enclosures", viewer, a.listEnclosures},
+		{"POST", "/api/v1/enclosures", operator, a.addEnclosure},
+		{"GET", "/api/v1/enclosures/{name}", viewer, a.getEnclosure},
+		{"PATCH", "/api/v1/enclosures/{name}", operator, a.patchEnclosure},
+		{"DELETE", "/api/v1/enclosures/{name}", admin, a.deleteEnclosure},
+
+		{"POST", "/api/v1/import", operator, a.importInventory},
+		{"GET", "/api/v1/export", viewer, a.export},
+
+		{"POST", "/api/v1/check", operator, a.check},
+		{"POST", "/api/v1/power", viewer, a.power}, // status is a viewer's; the manager gates the rest
+		{"POST", "/api/v1/allocate", operator, a.allocate},
+
+		{"GET", "/api/v1/events", viewer, a.events},
+		{"GET", "/api/v1/audit", operator, a.auditLog},
+
+		{"GET", "/api/v1/tokens", admin, a.listTokens},
+		{"POST", "/api/v1/tokens", admin, a.createToken},
+		{"DELETE", "/api/v1/tokens/{name}", admin, a.revokeToken},
+	}
+}
+
+func (a *API) openapi(w http.ResponseWriter, _ *http.Request, _ manager.Actor) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(openAPI)
+	return nil
+}
+
+func (a *API) metrics(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	if a.met == nil {
+		return notFound("", "this server exports no metrics")
+	}
+	w.Header().Del("Cache-Control")
+	a.met.ServeHTTP(w, r)
+	return nil
+}
+
+func (a *API) whoami(w http.ResponseWriter, _ *http.Request, actor manager.Actor) error {
+	writeJSON(w, http.StatusOK, wire.WhoAmI{Name: actor.Name, Role: actor.Role})
+	return nil
+}
+
+func (a *API) summary(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	s, err := a.m.Summarize(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s)
+	return nil
+}
+
+// --- query parameters ---
+
+// params checks that the query names only known parameters (a typo is an
+// error, not silently ignored) and returns it.
+func params(r *http.Request, known ...string) (url.Values, error) {
+	q := r.URL.Query()
+	for k := range q {
+		ok := false
+		for _, n := range known {
+			ok = ok || k == n
+		}
+		if !ok {
+			if len(known) == 0 {
+				return nil, invalid(k, "unknown query parameter; this route takes none")
+			}
+			return nil, invalid(k, "unknown query parameter; want %s", strings.Join(known, ", "))
+		}
+	}
+	return q, nil
+}
+
+// intParam reads an optional integer parameter within [lo, hi].
+func intParam(q url.Values, name string, lo, hi int64) (int64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, invalid(name, "%q is not a whole number from %d to %d", s, lo, hi)
+	}
+	return n, nil
+}
+
+func idParam(r *http.Request) (int64, error) {
+	s := r.PathValue("id")
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 {
+		return 0, invalid("id", "%q is not an account ID (a positive whole number)", s)
+	}
+	return n, nil
+}
+
+// decodeOptional is decode, but an empty body is the zero value.
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	err := decode(w, r, MaxBody, v)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.code == wire.CodeBadRequest && strings.Contains(ae.msg, "body is empty") {
+		return nil
+	}
+	return err
+}
+
+// --- machines ---
+
+func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	q, err := params(r, "group", "tag", "limit", "after")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", 1, 100000)
+	if err != nil {
+		return err
+	}
+	after, err := intParam(q, "after", 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	ms, err := a.m.Machines(r.Context(), store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag")},
+		store.Page{After: after, Limit: int(limit)})
+	if err != nil {
+		return err
+	}
+	out := wire.Machines{Machines: ms}
+	if out.Machines == nil {
+		out.Machines = []manager.MachineView{}
+	}
+	if limit > 0 && len(ms) == int(limit) {
+		out.NextAfter = ms[len(ms)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) addMachine(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in manager.MachineInput
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	if in.Name == "" {
+		return invalid("name", "required")
+	}
+	mv, err := a.m.AddMachine(r.Context(), actor, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/machines/"+url.PathEscape(mv.Name))
+	writeJSON(w, http.StatusCreated, mv)
+	return nil
+}
+
+func (a *API) getMachine(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	mv, err := a.m.Machine(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return machineErr(r, err)
+	}
+	writeJSON(w, http.StatusOK, mv)
+	return nil
+}
+
+// machineErr words a bare ErrNotFound for the machine in the path.
+func machineErr(r *http.Request, err error) error {
+	if lookupMissed(err, "machine") {
+		return notFound("name", "no machine named %q", r.PathValue("name"))
+	}
+	return err
+}
+
+// lookupMissed reports whether err is the store not finding the record the
+// path names: a bare ErrNotFound, or one the store attributes to the
+// record kind itself (not to another field of the request).
+func lookupMissed(err error, kind string) bool {
+	if !errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	var fe *store.FieldError
+	return !errors.As(err, &fe) || fe.Field == kind || fe.Field == "name" || fe.Field == "id"
+}
+
+func (a *API) patchMachine(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var p manager.MachinePatch
+	if err := decode(w, r, MaxBody, &p); err != nil {
+		return err
+	}
+	mv, err := a.m.UpdateMachine(r.Context(), actor, r.PathValue("name"), p)
+	if err != nil {
+		return machineErr(r, err)
+	}
+	writeJSON(w, http.StatusOK, mv)
+	return nil
+}
+
+func (a *API) deleteMachine(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	if err := a.m.DeleteMachine(r.Context(), actor, r.PathValue("name")); err != nil {
+		return machineErr(r, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) history(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	q, err := params(r, "before", "limit")
+	if err != nil {
+		return err
+	}
+	before, err := intParam(q, "before", 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", 1, 10000)
+	if err != nil {
+		return err
+	}
+	ts, err := a.m.History(r.Context(), r.PathValue("name"), before, int(limit))
+	if err != nil {
+		return machineErr(r, err)
+	}
+	out := wire.History{Transitions: ts}
+	if out.Transitions == nil {
+		out.Transitions = []store.Transition{}
+	}
+	eff := int(limit)
+	if eff == 0 {
+		eff = 100
+	}
+	if len(ts) == eff {
+		out.NextBefore = ts[len(ts)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) adopt(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in wire.AdoptRequest
+	if err := decodeOptional(w, r, &in); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if err := a.m.Adopt(r.Context(), actor, name, in.GUID); err != nil {
+		return machineErr(r, err)
+	}
+	return a.writeMachine(w, r, name)
+}
+
+func (a *API) writeMachine(w http.ResponseWriter, r *http.Request, name string) error {
+	mv, err := a.m.Machine(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, mv)
+	return nil
+}
+
+func (a *API) replace(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in wire.ReplaceRequest
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	if in.Spare == "" {
+		return invalid("spare", "required: the spare machine that takes this one's place")
+	}
+	old := r.PathValue("name")
+	if err := a.m.Replace(r.Context(), actor, old, in.Spare); err != nil {
+		return machineErr(r, err)
+	}
+	var out wire.ReplaceResponse
+	var err error
+	if out.Old, err = a.m.Machine(r.Context(), old); err != nil {
+		return err
+	}
+	if out.Spare, err = a.m.Machine(r.Context(), in.Spare); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) register(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in struct{}
+	if err := decodeOptional(w, r, &in); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if err := a.m.Register(r.Context(), actor, name); err != nil {
+		return machineErr(r, err)
+	}
+	return a.writeMachine(w, r, name)
+}
+
+// --- accounts ---
+
+// channel is an account with its current state and remedy.
+func (a *API) channel(acct store.Account) manager.ChannelView {
+	acct.Password = nil
+	cs, ok := a.m.Monitor.Get(acct.ID)
+	if !ok || cs.State == "" {
+		cs.State, cs.AccountID = state.Unknown, acct.ID
+	}
+	return manager.ChannelView{Account: acct, State: cs, Remedy: state.Remedy(cs.State, cs.Reason)}
+}
+
+func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	q, err := params(r, "machine")
+	if err != nil {
+		return err
+	}
+	var f store.MachineFilter
+	if m := q.Get("machine"); m != "" {
+		if _, err := a.st.Machine(r.Context(), m); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return notFound("machine", "no machine named %q", m)
+			}
+			return err
+		}
+		f.Names = []string{m}
+	}
+	accts, err := a.st.Accounts(r.Context(), f, store.Page{})
+	if err != nil {
+		return err
+	}
+	out := wire.Accounts{Accounts: make([]manager.ChannelView, 0, len(accts))}
+	for _, acct := range accts {
+		out.Accounts = append(out.Accounts, a.channel(acct))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getAccount(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	acct, err := a.st.Account(r.Context(), id)
+	if err != nil {
+		return accountErr(id, err)
+	}
+	writeJSON(w, http.StatusOK, a.channelCtx(r, acct))
+	return nil
+}
+
+func (a *API) channelCtx(r *http.Request, acct store.Account) manager.ChannelView {
+	v := a.channel(acct)
+	if stored, err := a.st.State(r.Context(), acct.ID); err == nil {
+		v.State.Evidence = stored.Evidence
+	}
+	return v
+}
+
+func accountErr(id int64, err error) error {
+	if lookupMissed(err, "account") {
+		return notFound("id", "no account with ID %d", id)
+	}
+	return err
+}
+
+func (a *API) addAccount(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in manager.AccountInput
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	acct, err := a.m.AddAccount(r.Context(), actor, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", fmt.Sprintf("/api/v1/accounts/%d", acct.ID))
+	writeJSON(w, http.StatusCreated, a.channel(acct))
+	return nil
+}
+
+func (a *API) patchAccount(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	var in manager.AccountInput
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	if in.Machine != "" {
+		return invalid("machine", "an account cannot move to another machine; add a new account there and delete this one")
+	}
+	acct, err := a.m.UpdateAccount(r.Context(), actor, id, in)
+	if err != nil {
+		return accountErr(id, err)
+	}
+	writeJSON(w, http.StatusOK, a.channel(acct))
+	return nil
+}
+
+func (a *API) deleteAccount(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	if err := a.m.DeleteAccount(r.Context(), actor, id); err != nil {
+		return accountErr(id, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// --- enclosures ---
+
+func enclosureErr(r *http.Request, err error) error {
+	if lookupMissed(err, "enclosure") {
+		return notFound("name", "no enclosure named %q", r.PathValue("name"))
+	}
+	return err
+}
+
+func (a *API) listEnclosures(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	es, err := a.st.Enclosures(r.Context())
+	if err != nil {
+		return err
+	}
+	for i := range es {
+		es[i].Password = nil
+	}
+	if es == nil {
+		es = []store.Enclosure{}
+	}
+	writeJSON(w, http.StatusOK, wire.Enclosures{Enclosures: es})
+	return nil
+}
+
+func (a *API) getEnclosure(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	e, err := a.st.Enclosure(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return enclosureErr(r, err)
+	}
+	e.Password = nil
+	writeJSON(w, http.StatusOK, e)
+	return nil
+}
+
+func (a *API) addEnclosure(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in manager.EnclosureInput
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	if in.Name == "" {
+		return invalid("name", "required")
+	}
+	e, err := a.m.AddEnclosure(r.Context(), actor, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/enclosures/"+url.PathEscape(e.Name))
+	writeJSON(w, http.StatusCreated, e)
+	return nil
+}
+
+func (a *API) patchEnclosure(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in manager.EnclosureInput
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if in.Name != "" && in.Name != name {
+		return invalid("name", "an enclosure cannot be renamed")
+	}
+	e, err := a.m.UpdateEnclosure(r.Context(), actor, name, in)
+	if err != nil {
+		return enclosureErr(r, err)
+	}
+	writeJSON(w, http.StatusOK, e)
+	return nil
+}
+
+func (a *API) deleteEnclosure(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	if err := a.m.DeleteEnclosure(r.Context(), actor, r.PathValue("name")); err != nil {
+		return enclosureErr(r, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// --- inventory ---
+
+// maxIPMIPassword is the longest IPMI 2.0 password (RAKP key, 20 bytes).
+const maxIPMIPassword = 20
+
+func (a *API) importInventory(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in wire.ImportRequest
+	if err := decode(w, r, MaxImportBody, &in); err != nil {
+		return err
+	}
+	var format inventory.Format
+	switch strings.ToLower(in.Format) {
+	case "yaml", "yml":
+		format = inventory.YAML
+	case "csv":
+		format = inventory.CSV
+	case "":
+		return invalid("format", "required: yaml or csv")
+	default:
+		return invalid("format", "%q: want yaml or csv", in.Format)
+	}
+	if strings.TrimSpace(in.Content) == "" {
+		return invalid("content", "required: the inventory file's text")
+	}
+	if len(in.Source) > 255 || strings.ContainsAny(in.Source, "\r\n") || !utf8.ValidString(in.Source) {
+		return invalid("source", "must be a file name of at most 255 bytes on one line")
+	}
+	inv, err := inventory.Parse(strings.NewReader(in.Content), format, in.Source)
+	if err != nil {
+		return err
+	}
+	if len(inv.Machines) == 0 && len(inv.Enclosures) == 0 {
+		return invalid("content", "the inventory holds no machine and no enclosure")
+	}
+	// Every machine needs its password; a password for a name the file
+	// does not hold is a typo worth refusing.
+	var probs inventory.Errors
+	pw := make(map[string][]byte, len(in.Passwords))
+	names := map[string]bool{}
+	for _, m := range inv.Machines {
+		names[m.Name] = true
+		p, ok := in.Passwords[m.Name]
+		switch {
+		case !ok || p == "":
+			probs = append(probs, &inventory.FieldError{Source: in.Source, Line: m.Line, Machine: m.Name, Field: "password",
+				Reason: "no password given for this machine (passwords." + m.Name + ")"})
+		case m.EffectiveProtocol() == inventory.ProtocolIPMI && len(p) > maxIPMIPassword:
+			probs = append(probs, &inventory.FieldError{Source: in.Source, Line: m.Line, Machine: m.Name, Field: "password",
+				Reason: fmt.Sprintf("is %d bytes; IPMI 2.0 passwords are at most %d", len(p), maxIPMIPassword)})
+		default:
+			pw[m.Name] = []byte(p)
+		}
+	}
+	for name := range in.Passwords {
+		if !names[name] {
+			probs = append(probs, &inventory.FieldError{Source: in.Source, Field: "passwords",
+				Reason: fmt.Sprintf("a password is given for %q, which the inventory does not hold", name)})
+		}
+	}
+	epw := make(map[string][]byte, len(in.EnclosurePasswords))
+	encNames := map[string]bool{}
+	for _, e := range inv.Enclosures {
+		encNames[e.Name] = true
+		p, ok := in.EnclosurePasswords[e.Name]
+		switch {
+		case (!ok || p == "") && (e.PasswordFile != "" || e.PasswordEnv != ""):
+			probs = append(probs, &inventory.FieldError{Source: in.Source, Line: e.Line, Enclosure: e.Name, Field: "password",
+				Reason: "no password given for this enclosure (enclosure_passwords." + e.Name + ")"})
+		case len(p) > maxIPMIPassword:
+			probs = append(probs, &inventory.FieldError{Source: in.Source, Line: e.Line, Enclosure: e.Name, Field: "password",
+				Reason: fmt.Sprintf("is %d bytes; IPMI 2.0 passwords are at most %d", len(p), maxIPMIPassword)})
+		case ok:
+			epw[e.Name] = []byte(p)
+		}
+	}
+	for name := range in.EnclosurePasswords {
+		if !encNames[name] {
+			probs = append(probs, &inventory.FieldError{Source: in.Source, Field: "enclosure_passwords",
+				Reason: fmt.Sprintf("a password is given for enclosure %q, which the inventory does not hold", name)})
+		}
+	}
+	if len(probs) > 0 {
+		sortProblems(probs)
+		return probs
+	}
+	n, err := a.m.Import(r.Context(), actor, inv, pw, epw, in.Replace)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, wire.ImportResponse{Machines: n, Enclosures: len(inv.Enclosures)})
+	return nil
+}
+
+func sortProblems(es inventory.Errors) {
+	// Insertion sort by line, stable (problems are few).
+	for i := 1; i < len(es); i++ {
+		for j := i; j > 0 && es[j].Line < es[j-1].Line; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+}
+
+func (a *API) export(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	q, err := params(r, "format")
+	if err != nil {
+		return err
+	}
+	format, ctype, ext := inventory.YAML, "application/yaml", "yaml"
+	switch strings.ToLower(q.Get("format")) {
+	case "", "yaml", "yml":
+	case "csv":
+		format, ctype, ext = inventory.CSV, "text/csv", "csv"
+	default:
+		return invalid("format", "%q: want yaml or csv", q.Get("format"))
+	}
+	inv, err := a.m.Export(r.Context())
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := inventory.Write(&buf, format, inv); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", ctype+"; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="fleet.`+ext+`"`)
+	_, _ = w.Write(buf.Bytes())
+	return nil
+}
+
+// --- operations ---
+
+func (a *API) check(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in wire.CheckRequest
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	res, err := a.m.CheckNow(r.Context(), actor, in.Machines, in.Group)
+	if err != nil {
+		return err
+	}
+	if res == nil {
+		res = []manager.CheckResult{}
+	}
+	writeJSON(w, http.StatusOK, wire.CheckResponse{Results: res})
+	return nil
+}
+
+// MaxInterval bounds the rest between two batches of a bulk operation.
+const MaxInterval = time.Hour
+
+func stagger(batch int, interval string) (power.Stagger, error) {
+	var s power.Stagger
+	if batch < 0 {
+		return s, invalid("batch", "%d: must be 0 (all at once) or more", batch)
+	}
+	s.Batch = batch
+	if interval != "" {
+		d, err := time.ParseDuration(interval)
+		if err != nil || d < 0 || d > MaxInterval {
+			return s, invalid("interval", "%q is not a duration from 0s to %v (e.g. \"10s\")", interval, MaxInterval)
+		}
+		if d > 0 && batch == 0 {
+			return s, invalid("interval", "an interval needs a batch size: set batch to how many machines run at once")
+		}
+		s.Interval = d
+	}
+	return s, nil
+}
+
+func (a *API) power(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in wire.PowerRequest
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	if in.Action == "" {
+		return invalid("action", "required: one of %s", actionNames())
+	}
+	act, err := power.ParseAction(in.Action)
+	if err != nil {
+		return invalid("action", "%q: want one of %s", in.Action, actionNames())
+	}
+	s, err := stagger(in.Batch, in.Interval)
+	if err != nil {
+		return err
+	}
+	req := manager.PowerRequest{Action: act, Machines: in.Machines, Group: in.Group, Stagger: s}
+	return a.stream(w, func(progress func(power.Result)) error {
+		_, err := a.m.Power(r.Context(), actor, req, progress)
+		return err
+	})
+}
+
+func actionNames() string {
+	names := make([]string, len(power.Actions))
+	for i, x := range power.Actions {
+		names[i] = string(x)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (a *API) allocate(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in wire.AllocateRequest
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	if in.Group == "" {
+		return invalid("group", "required: the group the machines join")
+	}
+	if len(in.Machines) == 0 {
+		return invalid("machines", "required: name at least one machine")
+	}
+	s, err := stagger(in.Batch, in.Interval)
+	if err != nil {
+		return err
+	}
+	return a.stream(w, func(progress func(power.Result)) error {
+		_, err := a.m.Allocate(r.Context(), actor, in.Group, in.Machines, s, progress)
+		return err
+	})
+}
+
+// stream runs a bulk operation and writes its results as NDJSON, one line
+// per machine as it completes (flushed), then the summary. Errors before
+// the first result (validation, role) are ordinary error replies.
+func (a *API) stream(w http.ResponseWriter, run func(progress func(power.Result)) error) error {
+	rc := http.NewResponseController(w)
+	started := false
+	var sum wire.PowerSummary
+	begin := func() {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.Header().Set("X-Accel-Buffering", "no")
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	line := func(v wire.PowerLine) {
+		b, _ := json.Marshal(v)
+		_, _ = w.Write(append(b, '\n'))
+		_ = rc.Flush()
+	}
+	err := run(func(res power.Result) {
+		begin()
+		sum.Add(res)
+		line(wire.PowerLine{Result: &res})
+	})
+	if err != nil && !started {
+		return err
+	}
+	if err != nil {
+		a.log.Error("api: bulk operation failed after it started", "err", err)
+	}
+	begin()
+	line(wire.PowerLine{Summary: &sum})
+	return nil
+}
+
+// --- events, audit ---
+
+func (a *API) events(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	q, err := params(r, "since", "code", "limit")
+	if err != nil {
+		return err
+	}
+	var since time.Time
+	if s := q.Get("since"); s != "" {
+		if since, err = time.Parse(time.RFC3339, s); err != nil {
+			return invalid("since", "%q is not an RFC 3339 time (e.g. 2025-01-02T15:04:05Z)", s)
+		}
+	}
+	limit, err := intParam(q, "limit", 1, 10000)
+	if err != nil {
+		return err
+	}
+	es, err := a.st.Events(r.Context(), since, q.Get("code"), int(limit))
+	if err != nil {
+		return err
+	}
+	if es == nil {
+		es = []store.Event{}
+	}
+	writeJSON(w, http.StatusOK, wire.Events{Events: es})
+	return nil
+}
+
+func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	q, err := params(r, "target", "limit")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", 1, 10000)
+	if err != nil {
+		return err
+	}
+	if limit == 0 {
+		limit = 100
+	}
+	es, err := a.st.AuditLog(r.Context(), q.Get("target"), int(limit))
+	if err != nil {
+		return err
+	}
+	if es == nil {
+		es = []store.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, wire.Audit{Entries: es})
+	return nil
+}
+
+// --- tokens ---
+
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	ts, err := a.st.Tokens(r.Context())
+	if err != nil {
+		return err
+	}
+	if ts == nil {
+		ts = []store.Token{}
+	}
+	writeJSON(w, http.StatusOK, wire.Tokens{Tokens: ts})
+	return nil
+}
+
+// ValidTokenName reports whether s may name a token: 1-64 letters, digits,
+// '.', '_' or '-', starting with a letter or digit.
+func ValidTokenName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *API) createToken(w http.ResponseWriter, r *http.Request, actor manager.Actor) (err error) {
+	var in wire.TokenRequest
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	if in.Name == "" {
+		return invalid("name", "required")
+	}
+	if !ValidTokenName(in.Name) {
+		return invalid("name", "%q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", in.Name)
+	}
+	if in.Role.Rank() == 0 {
+		return invalid("role", "%q: want viewer, operator or admin", in.Role)
+	}
+	defer func() { a.audit(r, actor, "token.create", in.Name, "role "+string(in.Role), err) }()
+	secret, err := server.CreateToken(r.Context(), a.st, in.Name, in.Role, "")
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return &apiError{status: http.StatusConflict, code: wire.CodeConflict, field: "name",
+				msg: fmt.Sprintf("name: a token named %q already exists (names stay taken after a revocation)", in.Name)}
+		}
+		return err
+	}
+	tok, err := a.st.TokenByHash(r.Context(), server.HashToken(secret))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/tokens/"+url.PathEscape(in.Name))
+	writeJSON(w, http.StatusCreated, wire.TokenResponse{Token: tok, Secret: secret})
+	return nil
+}
+
+func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, actor manager.Actor) (err error) {
+	name := r.PathValue("name")
+	defer func() { a.audit(r, actor, "token.revoke", name, "", err) }()
+	if err := a.st.RevokeToken(r.Context(), name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("name", "no token named %q", name)
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// audit records an operation the API performs itself (tokens), like the
+// manager does for its own.
+func (a *API) audit(r *http.Request, actor manager.Actor, action, target, detail string, err error) {
+	e := store.AuditEntry{At: time.Now(), Actor: actor.Name, Action: action, Target: target, Detail: detail, Result: "ok"}
+	if err != nil {
+		e.Result, e.Error = "failed", err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	if aerr := a.st.Audit(ctx, &e); aerr != nil {
+		a.log.Error("audit", "action", action, "target", target, "err", aerr)
+	}
+	a.ops.WithLabelValues(e.Action, e.Result).Inc()
+}

@@ -1,0 +1,202 @@
+package monitor
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/secret"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// fake is a scripted prober: it answers each call with the next state of
+// its script (the last one repeats) and counts calls and concurrency.
+type fake struct {
+	mu      sync.Mutex
+	script  []state.OOB
+	calls   int
+	running atomic.Int32
+	maxRun  atomic.Int32
+	delay   time.Duration
+}
+
+func (f *fake) probe(ctx context.Context, t probe.Target) probe.Observation {
+	n := f.running.Add(1)
+	defer f.running.Add(-1)
+	for {
+		m := f.maxRun.Load()
+		if n <= m || f.maxRun.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(f.delay)
+	f.mu.Lock()
+	i := min(f.calls, len(f.script)-1)
+	f.calls++
+	s := f.script[i]
+	f.mu.Unlock()
+	o := probe.Observation{Name: t.Name, State: s, At: time.Now(), Message: string(s)}
+	switch s {
+	case state.NotResponding:
+		o.Reason = state.ReasonSilent
+	case state.NotAuthenticated:
+		o.Reason = state.ReasonWrongPassword
+	}
+	return o
+}
+
+func (f *fake) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// setup opens a SQLite store with one machine and account, and a monitor
+// with f as its IPMI prober.
+func setup(t *testing.T, f *fake, sch state.Schedule, d state.Damping) (*Monitor, store.Store, int64) {
+	t.Helper()
+	ctx := context.Background()
+	box, err := secret.NewRandomBox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	mc := store.Machine{Name: "node-1"}
+	if err := st.AddMachine(ctx, &mc); err != nil {
+		t.Fatal(err)
+	}
+	a := store.Account{MachineID: mc.ID, Protocol: "ipmi", Address: "127.0.0.1", Port: 623, User: "admin", Password: []byte("pw")}
+	if err := st.AddAccount(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	m := New(st, Config{Schedule: sch, Damping: d, Probers: map[string]probe.Prober{"ipmi": f.probe}})
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return m, st, a.ID
+}
+
+func run(t *testing.T, m *Monitor) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestNotRespondingBacksOff(t *testing.T) {
+	f := &fake{script: []state.OOB{state.NotResponding}}
+	sch := state.Schedule{Interval: 100 * time.Millisecond, Confirm: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, AuthRetry: time.Hour}
+	m, _, _ := setup(t, f, sch, state.DefaultDamping)
+	run(t, m)
+	time.Sleep(2 * time.Second)
+	// Without back-off: ~20 checks in 2 s. With it: 100, 200, 400, 400… ms.
+	if n := f.count(); n < 3 || n > 9 {
+		t.Fatalf("%d checks of a silent BMC in 2s at a 100ms interval backing off to 400ms", n)
+	}
+}
+
+func TestRefusedAccountWaitsForAnEdit(t *testing.T) {
+	f := &fake{script: []state.OOB{state.NotAuthenticated, state.NotAuthenticated, state.Connectable}}
+	sch := state.Schedule{Interval: 50 * time.Millisecond, Confirm: 20 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
+	m, st, id := setup(t, f, sch, state.DefaultDamping)
+	run(t, m)
+	time.Sleep(500 * time.Millisecond)
+	if n := f.count(); n != 1 {
+		t.Fatalf("%d attempts on a refused account within the retry interval, want 1", n)
+	}
+	res, err := m.CheckNow(context.Background(), []int64{id})
+	if err != nil || res[0].Skipped == "" || f.count() != 1 {
+		t.Fatalf("check now on a refused account: %+v %v (%d attempts)", res, err, f.count())
+	}
+	// Edit the credentials (same user, new password): retried at once.
+	a, _ := st.Account(context.Background(), id)
+	a.Password = []byte("new-pw")
+	if err := st.UpdateAccount(context.Background(), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Refresh(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for f.count() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if f.count() != 2 {
+		t.Fatalf("no retry after the credentials were edited (%d attempts)", f.count())
+	}
+}
+
+func TestOneCheckAtATimePerChannel(t *testing.T) {
+	f := &fake{script: []state.OOB{state.Connectable}, delay: 30 * time.Millisecond}
+	sch := state.Schedule{Interval: 20 * time.Millisecond, Confirm: 10 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
+	m, _, id := setup(t, f, sch, state.DefaultDamping)
+	run(t, m)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := m.CheckNow(context.Background(), []int64{id})
+			if err != nil || res[0].State.State != state.Connectable {
+				t.Errorf("check now: %+v %v", res, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if f.maxRun.Load() != 1 {
+		t.Fatalf("%d checks of one channel ran at once", f.maxRun.Load())
+	}
+	if f.count() < 8 {
+		t.Fatalf("%d checks for 8 check-now calls: each must return a fresh check", f.count())
+	}
+}
+
+func TestFlapsAreDampedInHistory(t *testing.T) {
+	C, NR := state.Connectable, state.NotResponding
+	f := &fake{script: []state.OOB{C, NR, C, NR, C, NR, NR, NR}}
+	sch := state.Schedule{Interval: time.Hour, Confirm: time.Hour, MaxBackoff: time.Hour, AuthRetry: time.Hour}
+	m, st, id := setup(t, f, sch, state.Damping{Consecutive: 2})
+	for i := 0; i < 8; i++ {
+		if _, err := m.CheckNow(context.Background(), []int64{id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := st.History(context.Background(), id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 2 || h[1].From != state.Unknown || h[1].To != C || h[0].From != C || h[0].To != NR {
+		t.Fatalf("history %+v: want Unknown→Connectable, Connectable→NotResponding", h)
+	}
+	cs, _ := st.State(context.Background(), id)
+	if cs.State != NR || !cs.Since.Equal(h[0].At) {
+		t.Fatalf("stored state %+v", cs)
+	}
+	if got, _ := m.Get(id); got.State != NR {
+		t.Fatalf("monitor state %s", got.State)
+	}
+}
+
+func TestRemovedChannelIsNotChecked(t *testing.T) {
+	f := &fake{script: []state.OOB{state.Connectable}}
+	sch := state.Schedule{Interval: 30 * time.Millisecond, Confirm: 10 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
+	m, _, id := setup(t, f, sch, state.DefaultDamping)
+	m.Remove(id)
+	run(t, m)
+	time.Sleep(200 * time.Millisecond)
+	if f.count() != 0 {
+		t.Fatalf("%d checks of a removed channel", f.count())
+	}
+	if _, err := m.CheckNow(context.Background(), []int64{id}); err == nil {
+		t.Fatal("check now of a removed channel did not fail")
+	}
+}
