@@ -45,6 +45,22 @@ type Config struct {
 	// OnChange, when set, is called after a declared transition is stored
 	// (for events and live views). It must not block.
 	OnChange func(store.Transition)
+	// OnObservation, when set, is called with every check's observation
+	// (after the state is published), for detectors that work on rates
+	// and on the whole fleet (floods, correlation). It must not block.
+	OnObservation func(Observed)
+}
+
+// Observed is one check's outcome with what it was about.
+type Observed struct {
+	AccountID int64
+	MachineID int64
+	Machine   string
+	Enclosure string
+	Address   string
+	// Declared is the channel's declared state after this observation.
+	Declared    state.OOB
+	Observation probe.Observation
 }
 
 // ErrUnknownChannel: no channel with that account ID is monitored.
@@ -73,6 +89,7 @@ type channel struct {
 	acct      store.Account
 	machineID int64
 	machine   string
+	enclosure string
 	expected  guid.GUID
 	register  bool // pin the GUID on the first Connectable check
 
@@ -184,6 +201,7 @@ func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	c.acct = a
 	c.machineID = mc.ID
 	c.machine = mc.Name
+	c.enclosure = mc.Enclosure
 	c.expected = guid.GUID{}
 	if g, err := guid.Parse(mc.GUID); err == nil {
 		c.expected = g
@@ -503,7 +521,7 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation)
 	// the machine's GUID is pinned.
 	m.mu.Lock()
 	pin := c.register && obs.State == state.Connectable && obs.GUID != ""
-	machineID, machine := c.machineID, c.machine
+	machineID, machine, enclosure := c.machineID, c.machine, c.enclosure
 	m.mu.Unlock()
 	if pin {
 		m.pin(ctx, machineID, machine, obs.GUID)
@@ -564,6 +582,10 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation)
 	}
 	m.mu.Unlock()
 
+	if m.cfg.OnObservation != nil {
+		m.cfg.OnObservation(Observed{AccountID: acct.ID, MachineID: machineID, Machine: machine, Enclosure: enclosure,
+			Address: acct.Address, Declared: k.ch.State, Observation: obs})
+	}
 	if err == nil && st != nil {
 		m.log.Info("state changed", "machine", machine, "from", st.From, "to", st.To, "reason", st.Reason)
 		m.event(ctx, *st)

@@ -49,6 +49,8 @@ type Config struct {
 	// OnChange is called after each declared state change is stored; it
 	// must not block.
 	OnChange func(store.Transition)
+	// OnObservation is called with every check's outcome; must not block.
+	OnObservation func(monitor.Observed)
 }
 
 // Server is a running management server.
@@ -105,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Monitor = monitor.New(st, monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel,
 		Probers: map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine)}, Logger: cfg.Logger,
-		OnChange: cfg.OnChange,
+		OnChange: cfg.OnChange, OnObservation: cfg.OnObservation,
 	})
 	if err := s.Monitor.Load(ctx); err != nil {
 		return fail(err)
