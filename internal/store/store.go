@@ -86,6 +86,8 @@ type Store interface {
 	// Channel states. SaveState stores the current state and, when
 	// t != nil, appends the transition, in one transaction.
 	SaveState(ctx context.Context, s ChannelState, t *Transition) error
+	// States lists every channel's state without its evidence (State
+	// has one channel's evidence).
 	States(ctx context.Context) ([]ChannelState, error)
 	State(ctx context.Context, accountID int64) (ChannelState, error)
 	// History lists a channel's transitions newest first; before 0 means
@@ -101,6 +103,9 @@ type Store interface {
 	// Events lists newest first; since zero means all; limit 0 means 100.
 	Events(ctx context.Context, since time.Time, code string, limit int) ([]Event, error)
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+	// ListEvents is Events with more filters (source, least severity, a
+	// code family "audit.*", paging by ID).
+	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
 
 	// Audit log.
 	Audit(ctx context.Context, a *AuditEntry) error
