@@ -15,8 +15,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lightsout/lightsout/internal/api"
+	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
 )
 
 type serverFlags struct {
@@ -29,7 +32,16 @@ type serverFlags struct {
 	authRetry  time.Duration
 	maxBackoff time.Duration
 	parallel   int
+	fullEvery  int
 	logLevel   string
+
+	webhooks       []string
+	webhookSecret  string
+	webhookMinSev  string
+	eventRetention time.Duration
+	floodThreshold float64
+
+	auditEvery time.Duration
 }
 
 // defaultListen is the API's default address: loopback only.
@@ -56,7 +68,24 @@ backs off (doubling, up to --max-backoff). A refused account is retried at most
 once per --auth-retry, and at once after its credentials are edited (BMCs lock
 accounts after a few failures). A change of state is declared after --confirm
 consecutive observations (Invalid and NotAuthenticated at once). Never more than
-one session and one request at a time per BMC.
+one session and one request at a time per BMC. A healthy BMC gets a light check
+(session, GUID, power: 6 datagrams) and every --full-every-th time the full one
+(presence ping, auth capabilities, device ID too: 9).
+
+Events (docs/events.md): every state change and problem is an event with a typed
+code and severity; repeats within a code's window are counted, not stored again;
+events older than --event-retention are deleted. A BMC with more than
+--flood-threshold unanswered requests a minute raises oob.timeout_flood; when at
+least half of the BMCs sharing a firmware, enclosure or subnet raise the same code,
+one fleet.correlated event names what they share. Each --webhook URL receives new
+events of at least --webhook-min-severity as a JSON POST, signed with HMAC-SHA256
+when --webhook-secret-file is given (the secret is never a flag value).
+
+Security audit (docs/security-audit.md): every --audit-every (default 24h, 0 turns
+the schedule off) each Connectable BMC is audited once — cipher suite 0, anonymous
+or null user, IPMI 1.5 none/straight/MD2, its vendor's default password — at most 8
+at once, spread with jitter; findings make the channel Insecure, a change between
+two audits is an audit.drift event. 'lightsout security --run' audits on demand.
 
 Example:
   lightsout server --data /var/lib/lightsout
@@ -75,7 +104,14 @@ Example:
 	fl.DurationVar(&f.authRetry, "auth-retry", state.DefaultSchedule.AuthRetry, "least time between attempts on a refused account")
 	fl.DurationVar(&f.maxBackoff, "max-backoff", state.DefaultSchedule.MaxBackoff, "longest interval for a NotResponding channel")
 	fl.IntVar(&f.parallel, "parallel", 4096, "checks in flight at most")
+	fl.IntVar(&f.fullEvery, "full-every", 10, "one check in N of a healthy BMC is full (ping, auth capabilities, device ID); the rest are light")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.DurationVar(&f.auditEvery, "audit-every", 24*time.Hour, "security audit of each BMC at most this often (0: no scheduled audits)")
+	fl.StringArrayVar(&f.webhooks, "webhook", nil, "POST new events to this http(s) URL (repeatable)")
+	fl.StringVar(&f.webhookSecret, "webhook-secret-file", "", "file whose first line keys the webhooks' HMAC-SHA256 signature (mode 0600)")
+	fl.StringVar(&f.webhookMinSev, "webhook-min-severity", "warning", "send webhooks only events at least this severe: info, warning or critical")
+	fl.DurationVar(&f.eventRetention, "event-retention", events.DefaultRetention, "delete events whose last occurrence is older than this")
+	fl.Float64Var(&f.floodThreshold, "flood-threshold", events.DefaultFlood.Threshold, "unanswered requests a minute on one BMC that raise oob.timeout_flood")
 	return c
 }
 
@@ -105,6 +141,9 @@ func (f *serverFlags) config(log *slog.Logger) (server.Config, error) {
 	if f.authRetry < time.Minute {
 		return server.Config{}, usageErr("--auth-retry %v: must be at least 1m (account lockout)", f.authRetry)
 	}
+	if f.fullEvery < 1 {
+		return server.Config{}, usageErr("--full-every %d: must be at least 1", f.fullEvery)
+	}
 	if f.parallel < 1 {
 		return server.Config{}, usageErr("--parallel %d: must be at least 1", f.parallel)
 	}
@@ -116,8 +155,50 @@ func (f *serverFlags) config(log *slog.Logger) (server.Config, error) {
 	if f.maxBackoff > 0 {
 		sch.MaxBackoff = f.maxBackoff
 	}
+	ev, err := f.eventsConfig()
+	if err != nil {
+		return server.Config{}, err
+	}
+	if f.auditEvery != 0 && f.auditEvery < time.Hour {
+		return server.Config{}, usageErr("--audit-every %v: 0 (off) or at least 1h (each audit tries logins that must fail)", f.auditEvery)
+	}
 	return server.Config{DataDir: f.data, DB: f.db, Schedule: sch, Damping: state.Damping{Consecutive: f.confirm},
-		Timeout: f.timeout, Parallel: f.parallel, Logger: log}, nil
+		Timeout: f.timeout, Parallel: f.parallel, Logger: log, Events: ev, Audit: audit.Config{Every: f.auditEvery}}, nil
+}
+
+// eventsConfig validates the event flags and reads the webhook secret.
+func (f *serverFlags) eventsConfig() (events.Config, error) {
+	var c events.Config
+	if f.eventRetention < time.Hour {
+		return c, usageErr("--event-retention %v: must be at least 1h", f.eventRetention)
+	}
+	if f.floodThreshold <= 0 {
+		return c, usageErr("--flood-threshold %g: must be positive", f.floodThreshold)
+	}
+	sev, err := store.ParseSeverity(f.webhookMinSev)
+	if err != nil {
+		return c, usageErr("--webhook-min-severity %v", err)
+	}
+	var secret []byte
+	if f.webhookSecret != "" {
+		if len(f.webhooks) == 0 {
+			return c, usageErr("--webhook-secret-file: no --webhook to sign for")
+		}
+		if secret, err = events.ReadSecretFile(f.webhookSecret); err != nil {
+			return c, usageErr("--webhook-secret-file %v", err)
+		}
+	}
+	for _, u := range f.webhooks {
+		c.Webhooks = append(c.Webhooks, events.WebhookConfig{URL: u, Secret: secret, MinSeverity: sev})
+	}
+	c.Retention = f.eventRetention
+	c.Flood.Threshold = f.floodThreshold
+	for _, w := range c.Webhooks {
+		if err := events.ValidateWebhook(w); err != nil {
+			return c, usageErr("--webhook %v", err)
+		}
+	}
+	return c, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -169,6 +250,7 @@ func startServer(ctx context.Context, cfg server.Config, listen string) (*server
 		return nil, nil, nil, &exitError{code: 1, err: err}
 	}
 	httpSrv := &http.Server{Handler: api.New(srv), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv.RegisterOnShutdown(srv.Events.CloseSubscribers) // end event streams, or Shutdown waits for them
 	go func() {
 		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("http server", "err", err)

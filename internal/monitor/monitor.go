@@ -38,6 +38,10 @@ type Config struct {
 	Timeout time.Duration
 	// Parallel bounds checks in flight (default 4096).
 	Parallel int
+	// FullEvery: one check in FullEvery of a Connectable channel is full
+	// (presence ping, auth capabilities, Get Device ID); the others are
+	// light (probe.Target.Light). Default 10; 1 makes every check full.
+	FullEvery int
 	// Probers by protocol ("ipmi", "redfish"); a channel whose protocol
 	// has none is never checked.
 	Probers map[string]probe.Prober
@@ -49,6 +53,12 @@ type Config struct {
 	// (after the state is published), for detectors that work on rates
 	// and on the whole fleet (floods, correlation). It must not block.
 	OnObservation func(Observed)
+	// Events, when set, receives the events the monitor raises (an
+	// oob.state_changed per declared transition) instead of the monitor
+	// storing them itself; internal/events' Recorder stores, deduplicates
+	// and fans them out. Called on the check's goroutine with a context
+	// bounded to 10 s.
+	Events func(context.Context, store.Event)
 }
 
 // Observed is one check's outcome with what it was about.
@@ -111,6 +121,9 @@ type known struct {
 	message     string
 	checkedAt   time.Time
 	lastRefused time.Time
+	suite       int  // cipher suite of the last session
+	insecure    bool // the last full check found the BMC insecure
+	sinceFull   int  // light checks since the last full one
 }
 
 // New returns a monitor over st.
@@ -126,6 +139,9 @@ func New(st store.Store, cfg Config) *Monitor {
 	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 4096
+	}
+	if cfg.FullEvery <= 0 {
+		cfg.FullEvery = 10
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -483,6 +499,15 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 		Expected: c.expected, CipherSuite: a.CipherSuite, Privilege: privilege(a.Privilege),
 		Timeout: m.cfg.Timeout,
 	}
+	// A BMC that answered last time gets the light re-check, with the
+	// cipher suite it took; every FullEvery-th check (and every check now)
+	// is full.
+	if !now && c.ch.Observing() == state.Connectable && c.sinceFull+1 < m.cfg.FullEvery {
+		t.Light = true
+		if t.CipherSuite == 0 {
+			t.CipherSuite = c.suite
+		}
+	}
 	m.mu.Unlock()
 
 	obs := m.observe(ctx, t, a)
@@ -495,7 +520,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	}
 	m.met.checks.WithLabelValues(string(obs.State)).Inc()
 	m.met.latency.Observe(obs.ElapsedMS / 1000)
-	m.record(ctx, c, obs)
+	m.record(ctx, c, obs, t.Light)
 }
 
 // observe resolves the address and runs the protocol's prober.
@@ -516,7 +541,7 @@ func (m *Monitor) observe(ctx context.Context, t probe.Target, a store.Account) 
 }
 
 // record feeds obs into c's state machine and stores what changed.
-func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation) {
+func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation, light bool) {
 	// Registration first, so nobody sees the channel Connectable before
 	// the machine's GUID is pinned.
 	m.mu.Lock()
@@ -533,6 +558,20 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation)
 	dirty := c.dirty
 	m.mu.Unlock()
 
+	if obs.Evidence.CipherSuite != 0 {
+		k.suite = obs.Evidence.CipherSuite
+	}
+	if light {
+		k.sinceFull++
+		// A light check does not read the auth capabilities: Insecure
+		// stands as the last full check found it.
+		if k.insecure && obs.State == state.Connectable && !slices.Contains(obs.Conditions, state.Insecure) {
+			obs.Conditions = append(obs.Conditions, state.Insecure)
+		}
+	} else {
+		k.sinceFull = 0
+		k.insecure = slices.Contains(obs.Conditions, state.Insecure)
+	}
 	prev := k.ch
 	next, change, tr := k.ch.Observe(state.Observed{State: obs.State, Reason: obs.Reason, Conditions: obs.Conditions, At: obs.At}, m.cfg.Damping)
 	k.ch = next
@@ -639,8 +678,13 @@ func (m *Monitor) event(ctx context.Context, t store.Transition) {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := m.st.AddEvent(sctx, &store.Event{At: t.At, Code: "oob.state_changed", Severity: sev,
-		Source: t.Machine, Message: msg, Count: 1, LastAt: t.At, Data: data}, 0); err != nil {
+	e := store.Event{At: t.At, Code: "oob.state_changed", Severity: sev,
+		Source: t.Machine, Message: msg, Count: 1, LastAt: t.At, Data: data}
+	if m.cfg.Events != nil {
+		m.cfg.Events(sctx, e)
+		return
+	}
+	if err := m.st.AddEvent(sctx, &e, 0); err != nil {
 		m.log.Error("store event", "err", err)
 	}
 }

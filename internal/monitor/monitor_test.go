@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,8 @@ import (
 // its script (the last one repeats) and counts calls and concurrency.
 type fake struct {
 	mu      sync.Mutex
+	lights  []bool // Target.Light of each call
+	suites  []int  // Target.CipherSuite of each call
 	script  []state.OOB
 	calls   int
 	running atomic.Int32
@@ -38,9 +41,15 @@ func (f *fake) probe(ctx context.Context, t probe.Target) probe.Observation {
 	f.mu.Lock()
 	i := min(f.calls, len(f.script)-1)
 	f.calls++
+	f.lights = append(f.lights, t.Light)
+	f.suites = append(f.suites, t.CipherSuite)
 	s := f.script[i]
 	f.mu.Unlock()
 	o := probe.Observation{Name: t.Name, State: s, At: time.Now(), Message: string(s)}
+	o.Evidence.CipherSuite = 3
+	if s == state.Connectable && !t.Light {
+		o.Conditions = []state.Condition{state.Insecure} // auth caps are read by full checks only
+	}
 	switch s {
 	case state.NotResponding:
 		o.Reason = state.ReasonSilent
@@ -198,5 +207,50 @@ func TestRemovedChannelIsNotChecked(t *testing.T) {
 	}
 	if _, err := m.CheckNow(context.Background(), []int64{id}); err == nil {
 		t.Fatal("check now of a removed channel did not fail")
+	}
+}
+
+// TestLightChecksBetweenFullOnes: a Connectable channel gets one full check
+// in FullEvery; light ones reuse the cipher suite and keep Insecure, which
+// only full checks can see, so the channel does not flap.
+func TestLightChecksBetweenFullOnes(t *testing.T) {
+	f := &fake{script: []state.OOB{state.Connectable}}
+	ctx := context.Background()
+	box, _ := secret.NewRandomBox()
+	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	mc := store.Machine{Name: "node-1"}
+	_ = st.AddMachine(ctx, &mc)
+	a := store.Account{MachineID: mc.ID, Protocol: "ipmi", Address: "127.0.0.1", Port: 623, User: "admin", Password: []byte("pw")}
+	_ = st.AddAccount(ctx, &a)
+	sch := state.Schedule{Interval: 20 * time.Millisecond, Confirm: 10 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
+	m := New(st, Config{Schedule: sch, FullEvery: 3, Probers: map[string]probe.Prober{"ipmi": f.probe}})
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run(t, m)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.count() < 7 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.mu.Lock()
+	lights, suites := append([]bool(nil), f.lights[:7]...), append([]int(nil), f.suites[:7]...)
+	f.mu.Unlock()
+	want := []bool{false, true, true, false, true, true, false}
+	for i := range want {
+		if lights[i] != want[i] {
+			t.Fatalf("light pattern %v, want %v", lights, want)
+		}
+		if lights[i] && suites[i] != 3 {
+			t.Fatalf("light check %d used suite %d, want the last session's 3", i, suites[i])
+		}
+	}
+	h, _ := st.History(ctx, a.ID, 0, 0)
+	cs, _ := m.Get(a.ID)
+	if len(h) != 1 || !slices.Contains(cs.Conditions, state.Insecure) {
+		t.Fatalf("history %+v, conditions %v: Insecure must stand through light checks", h, cs.Conditions)
 	}
 }

@@ -49,8 +49,10 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 	// went quiet.
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, timeout) }
 
+	if t.Light {
+		return sessionChecks(ctx, eng, t, o, timeout)
+	}
 	// 1. Presence ping: cheap, credential-free; a third of the budget at
 	// most, since some BMCs disable ASF and we go on without it.
 	pctx, pcancel := context.WithTimeout(rctx, timeout/3)
@@ -75,6 +77,13 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 	o.Evidence.AuthCaps = &caps
 	o.Evidence.Insecure = insecureFindings(caps)
 
+	return sessionChecks(ctx, eng, t, o, timeout)
+}
+
+// sessionChecks opens the session and reads identity and power (Get Device
+// ID unless t.Light).
+func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observation, timeout time.Duration) Observation {
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, timeout) }
 	// 3. Session.
 	cr := ipmi.Credentials{User: t.User, Password: t.Password, Privilege: t.privilege()}
 	if t.CipherSuite != 0 {
@@ -86,24 +95,26 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 	sess, err := eng.Open(sctx, t.Addr, cr)
 	scancel()
 	if err != nil {
-		return fail(o, t, err, true)
+		return fail(o, t, err, !t.Light)
 	}
 	defer sess.Close(ctx)
 	o.Evidence.RTTMS["session"] = ms(time.Since(t0))
 	o.Evidence.CipherSuite = int(sess.Suite())
 
 	// 4. Identity and state.
-	t0 = time.Now()
-	sctx, scancel = step()
-	id, err := sess.GetDeviceID(sctx)
-	scancel()
-	if err == nil {
-		o.Evidence.RTTMS["get_device_id"] = ms(time.Since(t0))
-		o.Evidence.ManufacturerID, o.Evidence.ProductID = id.ManufacturerID, id.ProductID
-		o.Evidence.Manufacturer = Manufacturer(id.ManufacturerID)
-		o.Evidence.Firmware, o.Evidence.IPMIVersion = id.Firmware(), id.IPMIVersion
-	} else if !isCompletion(err) {
-		return fail(o, t, err, true)
+	if !t.Light {
+		t0 = time.Now()
+		sctx, scancel = step()
+		id, err := sess.GetDeviceID(sctx)
+		scancel()
+		if err == nil {
+			o.Evidence.RTTMS["get_device_id"] = ms(time.Since(t0))
+			o.Evidence.ManufacturerID, o.Evidence.ProductID = id.ManufacturerID, id.ProductID
+			o.Evidence.Manufacturer = Manufacturer(id.ManufacturerID)
+			o.Evidence.Firmware, o.Evidence.IPMIVersion = id.Firmware(), id.IPMIVersion
+		} else if !isCompletion(err) {
+			return fail(o, t, err, true)
+		}
 	}
 	t0 = time.Now()
 	sctx, scancel = step()
@@ -232,6 +243,8 @@ func Classify(err error, answered bool) (state.OOB, state.Reason) {
 		return state.NotAuthenticated, state.ReasonUnknownUser
 	case errors.Is(err, ipmi.ErrPrivilege):
 		return state.NotAuthenticated, state.ReasonPrivilege
+	case errors.Is(err, ipmi.ErrLocked):
+		return state.NotAuthenticated, state.ReasonLocked
 	case errors.Is(err, ipmi.ErrAuth), errors.Is(err, ipmi.ErrRejected):
 		return state.NotAuthenticated, state.ReasonAuthRejected
 	case errors.Is(err, ipmi.ErrNoSessionSlot):
@@ -274,6 +287,8 @@ func message(o Observation, t Target, err error) string {
 		return fmt.Sprintf("the BMC does not know user %s: the account was removed or renamed (after a board replacement the BMC user must be re-created)", user)
 	case state.ReasonPrivilege:
 		return fmt.Sprintf("user %s may not log in at %s privilege: raise the user's privilege on the BMC or lower the requested level", user, t.privilege())
+	case state.ReasonLocked:
+		return fmt.Sprintf("the BMC knows user %s but has disabled or locked it (RAKP status 0x09): an account lockout after failed logins, or disabled by an administrator", user)
 	case state.ReasonAuthRejected:
 		return fmt.Sprintf("the BMC refused the login of user %s", user)
 	case state.ReasonBusy:

@@ -34,6 +34,13 @@ type Target struct {
 	CipherSuite int // 0: automatic
 	Privilege   ipmi.Privilege
 	Timeout     time.Duration
+	// Light makes a routine re-check of a BMC that answered last time: no
+	// presence ping, no auth capabilities, no Get Device ID — the session,
+	// its GUID and the chassis status only (6 datagrams instead of 9).
+	// Silence is then noticed by the session set-up, which allows a
+	// timeout per handshake message. The monitor uses it between full
+	// checks; `lightsout check` and diagnosis never do.
+	Light bool
 }
 
 // Observation is the result of one check.

@@ -32,6 +32,7 @@ func TestClassifyTable(t *testing.T) {
 		{wrap(ipmi.ErrWrongPassword), true, state.NotAuthenticated, state.ReasonWrongPassword},
 		{wrap(ipmi.ErrUnknownUser), true, state.NotAuthenticated, state.ReasonUnknownUser},
 		{wrap(ipmi.ErrPrivilege), true, state.NotAuthenticated, state.ReasonPrivilege},
+		{wrap(ipmi.ErrLocked), true, state.NotAuthenticated, state.ReasonLocked},
 		{wrap(ipmi.ErrRejected), true, state.NotAuthenticated, state.ReasonAuthRejected},
 		{wrap(ipmi.ErrNoSessionSlot), true, state.Connectable, state.ReasonBusy},
 		{wrap(ipmi.ErrNoCipherSuite), true, state.NotAuthenticated, state.ReasonNoCipherSuite},
@@ -160,5 +161,49 @@ func TestRefusedPasswordFromAnotherBMCIsInvalid(t *testing.T) {
 	o := check(context.Background(), tg)
 	if o.State != state.Invalid || o.Reason != state.ReasonGUIDMismatch || o.GUID != raw.String() || o.Evidence.GUIDSource != "rakp2" {
 		t.Errorf("other BMC at the address: %s/%s guid %s: %s", o.State, o.Reason, o.GUID, o.Message)
+	}
+}
+
+// TestLightCheck: the monitor's routine re-check skips ping, auth caps and
+// Get Device ID but still verifies identity and reads power; silence and
+// refusals classify as in a full check.
+func TestLightCheck(t *testing.T) {
+	bmc := ipmitest.Start(t, ipmitest.Options{})
+	eng := newEngine(t)
+	check := IPMI(eng)
+	ctx := context.Background()
+	tg := target(bmc.Addr, ipmitest.Password)
+	tg.Light = true
+	tg.Expected = guid.GUID(ipmitest.GUID)
+	before := eng.Stats().Sent
+	o := check(ctx, tg)
+	sent := eng.Stats().Sent - before
+	if o.State != state.Connectable || o.Evidence.Power == "" || o.GUID == "" {
+		t.Fatalf("light check: %+v", o)
+	}
+	if o.Evidence.PingAnswered || o.Evidence.AuthCaps != nil || o.Evidence.Firmware != "" {
+		t.Errorf("light check did the full sequence: %+v", o.Evidence)
+	}
+	if sent != 6 {
+		t.Errorf("light check sent %d datagrams, want 6 (open, RAKP 1, RAKP 3, GUID, chassis status, close)", sent)
+	}
+	tg.Expected, _ = guid.Parse("00000000-1111-2222-3333-444444444444")
+	if o := check(ctx, tg); o.State != state.Invalid {
+		t.Errorf("light mismatch: %s", o.State)
+	}
+	tg = target(bmc.Addr, "not-the-password")
+	tg.Light = true
+	if o := check(ctx, tg); o.State != state.NotAuthenticated || o.Reason != state.ReasonWrongPassword {
+		t.Errorf("light wrong password: %s/%s", o.State, o.Reason)
+	}
+	silent, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	defer silent.Close()
+	tg = target(silent.LocalAddr().(*net.UDPAddr).AddrPort(), "x")
+	tg.Light = true
+	if o := check(ctx, tg); o.State != state.NotResponding || o.Reason != state.ReasonSilent {
+		t.Errorf("light silent: %s/%s", o.State, o.Reason)
+	}
+	if n := bmc.Sessions.Count(); n != 0 {
+		t.Errorf("BMC holds %d sessions after light checks", n)
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/monitor"
@@ -43,6 +45,9 @@ type Config struct {
 	Damping  state.Damping
 	Timeout  time.Duration
 	Parallel int
+	// FullEvery: one check in FullEvery of a Connectable channel is full;
+	// the others are light (monitor.Config.FullEvery).
+	FullEvery int
 	// Engine configures the IPMI engine (Sockets, Source).
 	Engine ipmi.Config
 	Logger *slog.Logger
@@ -51,6 +56,14 @@ type Config struct {
 	OnChange func(store.Transition)
 	// OnObservation is called with every check's outcome; must not block.
 	OnObservation func(monitor.Observed)
+	// Events configures the event recorder (dedup windows, retention,
+	// flood and fleet detection, webhooks); Store and Logger are the
+	// server's.
+	Events events.Config
+	// Audit configures the BMC security audit; Audit.Every 0 (the zero
+	// value) schedules none, on-demand audits still run. Logger, Timeout
+	// and Emit default to the server's.
+	Audit audit.Config
 }
 
 // Server is a running management server.
@@ -64,6 +77,11 @@ type Server struct {
 	// AdminTokenFile is where the first admin token was written (on the
 	// first start only; empty otherwise).
 	AdminTokenFile string
+	// Events records, deduplicates and fans out events; it runs the flood
+	// and fleet detectors over the monitor's checks.
+	Events *events.Recorder
+	// Audit runs the BMC security audit (scheduled and on demand).
+	Audit *audit.Auditor
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -104,19 +122,47 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.Engine, err = ipmi.New(cfg.Engine); err != nil {
 		return fail(err)
 	}
+	ecfg := cfg.Events
+	ecfg.Store, ecfg.Logger = st, cfg.Logger
+	if s.Events, err = events.New(ecfg); err != nil {
+		return fail(err)
+	}
+	onObs := s.Events.Observe
+	if user := cfg.OnObservation; user != nil {
+		onObs = func(o monitor.Observed) { s.Events.Observe(o); user(o) }
+	}
 	s.Monitor = monitor.New(st, monitor.Config{
-		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel,
+		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
 		Probers: map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine)}, Logger: cfg.Logger,
-		OnChange: cfg.OnChange, OnObservation: cfg.OnObservation,
+		OnChange: cfg.OnChange, OnObservation: onObs, Events: s.Events.MonitorEvent,
 	})
 	if err := s.Monitor.Load(ctx); err != nil {
 		return fail(err)
 	}
 	s.Manager = manager.New(st, s.Monitor, s.Engine, cfg.Logger)
+	s.Manager.Diag.Schedule, s.Manager.Diag.Timeout = cfg.Schedule, cfg.Timeout
+	s.Manager.OnAudit = s.Events.Audited
+	acfg := cfg.Audit
+	if acfg.Logger == nil {
+		acfg.Logger = cfg.Logger
+	}
+	if acfg.Timeout <= 0 {
+		acfg.Timeout = cfg.Timeout
+	}
+	if acfg.Emit == nil {
+		acfg.Emit = func(ctx context.Context, e store.Event) error { _, err := s.Events.Record(ctx, e); return err }
+	}
+	s.Audit = audit.New(st, s.Engine, s.Monitor, acfg)
+	if err := s.Audit.Load(ctx); err != nil {
+		return fail(err)
+	}
+	s.Manager.Security = s.Audit
 	s.Registry = prometheus.NewRegistry()
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.Registry.MustRegister(s.Monitor.Collectors()...)
 	s.Registry.MustRegister(engineCollector{s.Engine})
+	s.Registry.MustRegister(s.Events.Collectors()...)
+	s.Registry.MustRegister(s.Audit.Collectors()...)
 
 	if tokens, err := st.Tokens(ctx); err != nil {
 		return fail(err)
@@ -130,9 +176,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	s.Events.Start(mctx)
 	go func() {
 		defer close(s.done)
+		adone := make(chan struct{})
+		go func() { defer close(adone); _ = s.Audit.Run(mctx) }()
 		_ = s.Monitor.Run(mctx)
+		<-adone
 	}()
 	return s, nil
 }
@@ -143,6 +193,9 @@ func (s *Server) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
+	}
+	if s.Events != nil {
+		s.Events.Close() // after the monitor: its last events are stored
 	}
 	return s.closeParts()
 }
