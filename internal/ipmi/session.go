@@ -236,6 +236,12 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 	// success is ours, every other one is aborted while lingering.
 	_, _, err := s.e.exchangeOpt(ctx, s.p, StageOpenSession, func() []byte { return pkt },
 		func(ev event) (bool, error) {
+			if done, err := shortError(ev, payloadOpenSessResp, tag, StageOpenSession); done {
+				if s.bmcID != 0 {
+					return false, nil // a copy's refusal after our success
+				}
+				return true, err
+			}
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadOpenSessResp || ev.d.consoleID != s.consoleID {
 				return false, nil
 			}
@@ -299,6 +305,9 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			if s.orphan(ev) {
 				return false, nil
 			}
+			if done, err := shortError(ev, payloadRAKP2, tag, StageRAKP1); done {
+				return true, err
+			}
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadRAKP2 || ev.d.consoleID != s.consoleID || ev.d.payload[0] != tag {
 				return false, nil
 			}
@@ -349,6 +358,9 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	r4ok := false
 	_, _, err = s.e.exchangeOpt(ctx, s.p, StageRAKP3, func() []byte { return pkt3 },
 		func(ev event) (bool, error) {
+			if done, err := shortError(ev, payloadRAKP4, tag3, StageRAKP3); done && !r4ok {
+				return true, err
+			}
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadRAKP4 || ev.d.consoleID != s.consoleID || ev.d.payload[0] != tag3 {
 				return false, nil
 			}
@@ -362,7 +374,7 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			r4ok = r4.RmcpStatusCode == 0
 			if st := byte(r4.RmcpStatusCode); st != 0 {
 				se := &StageError{Stage: StageRAKP3, Status: st, Err: statusErr(st)}
-				if rakp1Attempts > 1 && !errors.Is(se.Err, ErrPrivilege) && !errors.Is(se.Err, ErrNoSessionSlot) {
+				if rakp1Attempts > 1 && !errors.Is(se.Err, ErrPrivilege) && !errors.Is(se.Err, ErrLocked) && !errors.Is(se.Err, ErrNoSessionSlot) {
 					return true, &retryHandshake{se}
 				}
 				return true, se
@@ -622,6 +634,17 @@ func (s *Session) Close(ctx context.Context) error {
 
 // unpackHandshake decodes a handshake reply with go-ipmi's codecs under
 // guard; it exists so the fuzzer reaches those decoders directly.
+// shortError recognises a handshake error reply cut to tag and status
+// (ipmi_sim sends no console ID with it): when it is of type pt and carries
+// tag, it is the BMC's verdict on our request.
+func shortError(ev event, pt, tag byte, stage Stage) (bool, error) {
+	if !ev.d.shortError || ev.d.class != classIPMI || ev.d.payloadType != pt || ev.d.payload[0] != tag {
+		return false, nil
+	}
+	st := ev.d.payload[1]
+	return true, &StageError{Stage: stage, Status: st, Err: statusErr(st)}
+}
+
 func unpackHandshake(d datagram) error {
 	switch d.payloadType {
 	case payloadOpenSessResp:

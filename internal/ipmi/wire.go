@@ -84,6 +84,8 @@ type datagram struct {
 	// consoleID is the remote console session ID carried inside session-less
 	// RMCP+ handshake replies (open session response, RAKP 2 and 4).
 	consoleID uint32
+	// shortError: a handshake error reply of only tag and status.
+	shortError bool
 	// authEnd is the offset just past the IPMI 2.0 integrity pad/next header,
 	// i.e. where the AuthCode starts (authenticated packets only).
 	authEnd int
@@ -173,6 +175,13 @@ func parseDatagram(b []byte) (datagram, error) {
 	}
 	switch d.payloadType {
 	case payloadOpenSessResp, payloadRAKP2, payloadRAKP4:
+		if n := len(d.payload); n >= 2 && n < 8 && d.payload[1] != 0 {
+			// An error reply cut to tag and status, no console ID (OpenIPMI's
+			// ipmi_sim refusing a cipher suite). Routed by source address;
+			// the waiting handshake matches it by tag.
+			d.shortError = true
+			break
+		}
 		if len(d.payload) < 8 {
 			return d, malformed("handshake reply of %d bytes", len(d.payload))
 		}
