@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
@@ -141,7 +142,10 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 	sch.Interval = o.interval
 	sch.AuthRetry = max(10*o.interval, time.Minute)
 	data := filepath.Join(dir, "data")
+	// The security audit runs within the first minute (FirstSpread), so the
+	// insecure BMC shows its findings soon.
 	srv, httpSrv, ln, err := startServer(ctx, server.Config{DataDir: data, Schedule: sch,
+		Audit: audit.Config{Every: 24 * time.Hour, FirstSpread: time.Minute},
 		OnChange: func(t store.Transition) {
 			select {
 			case changes <- t:

@@ -2,10 +2,16 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lightsout/lightsout/internal/api/client"
+	"github.com/lightsout/lightsout/internal/store"
 )
 
 // parseSince reads --since: a duration back from now (90m, 2h, 7d) or a
@@ -36,17 +42,28 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 func newEventsCmd() *cobra.Command {
 	f := &apiFlags{}
-	var since, code string
+	var since, code, source, severity string
 	var limit int
+	var follow bool
 	c := &cobra.Command{
-		Use:   "events [--since D|TIME] [--code C] [--limit N]",
-		Short: "List events (state changes, floods, ...) newest first",
+		Use:   "events [--since D|TIME] [--code C] [--source S] [--severity S] [--limit N] [--follow]",
+		Short: "List events (state changes, floods, fleet findings, ...) newest first, or follow them live",
 		Long: `events lists what the server noticed: every declared state change
-(oob.state_changed) and the other typed events, with severity, source, how many
-times it repeated, and the message. --since takes a duration back from now
-(30m, 2h, 7d) or a time.` + serverHelp,
+(oob.state_changed), the problem codes (oob.not_responding, oob.auth_refused,
+oob.identity_mismatch, oob.degraded, oob.timeout_flood), fleet findings
+(fleet.correlated: many BMCs sharing a firmware, enclosure or subnet raise the
+same code) and audit findings, with severity, source, how many times it repeated
+within its dedup window, and the message (docs/events.md lists every code).
+
+--since takes a duration back from now (30m, 2h, 7d) or a time. --code takes a
+code or a family (audit.*), --severity the least severity (info, warning,
+critical). --follow keeps the connection open and prints events as they happen,
+oldest first (with --since, the stored ones from then first); a repeat of a
+deduplicated event is printed again with its new count. Stop with Ctrl-C.` + serverHelp,
 		Example: `  lightsout events --since 1h
-  lightsout events --code oob.state_changed --limit 20 -o json`,
+  lightsout events --code oob.state_changed --limit 20 -o json
+  lightsout events --severity warning --follow
+  lightsout events --code fleet.correlated --since 7d -o json | jq .data.members`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.checkOutput(); err != nil {
@@ -59,15 +76,28 @@ times it repeated, and the message. --since takes a duration back from now
 			if limit < 1 || limit > 10000 {
 				return usageErr("--limit %d: from 1 to 10000", limit)
 			}
+			if code != "" && (strings.ContainsAny(code, " \t") || (strings.Contains(code, "*") && !strings.HasSuffix(code, ".*"))) {
+				return usageErr("--code %q: want a code (oob.timeout_flood) or a family (audit.*)", code)
+			}
+			var sev store.Severity
+			if severity != "" {
+				if sev, err = store.ParseSeverity(severity); err != nil {
+					return usageErr("--severity %v", err)
+				}
+			}
+			q := client.EventQuery{Since: t, Code: code, Source: source, Severity: sev, Limit: limit}
 			cl, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
-			evs, err := cl.Events(cmd.Context(), t, code, limit)
+			out := cmd.OutOrStdout()
+			if follow {
+				return followEvents(cmd, cl, q, f.json())
+			}
+			evs, err := cl.ListEvents(cmd.Context(), q)
 			if err != nil {
 				return apiErr(err)
 			}
-			out := cmd.OutOrStdout()
 			if f.json() {
 				return jsonLines(out, evs...)
 			}
@@ -81,9 +111,36 @@ times it repeated, and the message. --since takes a duration back from now
 	}
 	f.add(c.Flags(), true)
 	c.Flags().StringVar(&since, "since", "", "only events since this long ago (30m, 2h, 7d) or this time")
-	c.Flags().StringVar(&code, "code", "", "only events with this code (e.g. oob.state_changed)")
-	c.Flags().IntVar(&limit, "limit", 100, "at most this many events")
+	c.Flags().StringVar(&code, "code", "", "only events with this code (oob.state_changed) or family (audit.*)")
+	c.Flags().StringVar(&source, "source", "", "only events of this source (a machine, an enclosure)")
+	c.Flags().StringVar(&severity, "severity", "", "only events at least this severe: info, warning or critical")
+	c.Flags().IntVar(&limit, "limit", 100, "at most this many events (not with --follow)")
+	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing events as they happen")
 	return c
+}
+
+// followEvents prints the event stream until Ctrl-C or the server ends
+// it. Table rows are printed one at a time, so columns are fixed-width.
+func followEvents(cmd *cobra.Command, cl *client.Client, q client.EventQuery, asJSON bool) error {
+	out := cmd.OutOrStdout()
+	if !asJSON {
+		fmt.Fprintf(out, "%-20s  %-8s  %-26s  %-16s  %5s  %s\n", "LAST", "SEVERITY", "CODE", "SOURCE", "COUNT", "MESSAGE")
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := cl.FollowEvents(ctx, q, func(e store.Event) error {
+		if asJSON {
+			return jsonLines(out, e)
+		}
+		_, err := fmt.Fprintf(out, "%-20s  %-8s  %-26s  %-16s  %5d  %s\n", stamp(e.LastAt), e.Severity, e.Code, e.Source, e.Count, e.Message)
+		return err
+	}, func(n uint64) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "lightsout: this terminal was too slow: %d events not shown so far (see lightsout events)\n", n)
+	})
+	if err != nil {
+		return apiErr(err)
+	}
+	return nil
 }
 
 func newAuditCmd() *cobra.Command {

@@ -54,7 +54,8 @@ Start with:
 	// Through the management server's API (client.go).
 	root.AddCommand(newMachinesCmd(), newAccountsCmd(), newEnclosuresCmd(), newImportCmd(), newExportCmd(),
 		newPowerCmd(), newAllocateCmd(), newAdoptCmd(), newReplaceCmd(), newRegisterCmd(),
-		newHistoryCmd(), newEventsCmd(), newAuditCmd(), newTokenCmd())
+		newHistoryCmd(), newEventsCmd(), newAuditCmd(), newTokenCmd(), newDiagCmd())
+	root.AddCommand(newSecurityCmd())
 	return root
 }
 

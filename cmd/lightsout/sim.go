@@ -48,7 +48,8 @@ control API (loopback HTTP, JSON):
   GET    /v1/bmcs, /v1/bmcs/{name}, /v1/enclosures, /v1/fleet
   PUT    /v1/bmcs/{name}/faults   {"silent":true} {"port_closed":true} {"wrong_password":true}
                                   {"user_removed":true} {"guid_replaced":true} {"slots_full":true}
-                                  {"insecure":true} {"slow":"2s"} {"lossy":0.3}
+                                  {"insecure":true} {"cipher0":true} {"anonymous":true}
+                                  {"weak_auth":true} {"default_password":true} {"slow":"2s"} {"lossy":0.3}
                                   {"timeout_rate":0.2} {"malformed":0.1}
   DELETE /v1/bmcs/{name}/faults
   POST   /v1/swap                 {"a":"bmc-00001","b":"bmc-00002"}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/store"
@@ -35,11 +36,14 @@ type Config struct {
 	Store    store.Store
 	Registry *prometheus.Registry // /metrics; nil: no /metrics
 	Logger   *slog.Logger
+	// Events serves the live event stream; nil: the stream answers 503.
+	Events *events.Recorder
 }
 
 // New returns the API handler of a running server.
 func New(srv *server.Server) http.Handler {
-	return NewHandler(Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger})
+	return NewHandler(Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
+		Events: srv.Events})
 }
 
 // API is the handler. Build it with NewHandler.
@@ -51,12 +55,13 @@ type API struct {
 	ops *prometheus.CounterVec
 	mux *http.ServeMux
 	met http.Handler // /metrics; nil without a registry
+	ev  *events.Recorder
 }
 
 // NewHandler builds the handler. It registers lightsout_operations_total on
 // cfg.Registry and counts every audited operation (cfg.Manager.OnAudit).
 func NewHandler(cfg Config) *API {
-	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux()}
+	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -78,8 +83,13 @@ func NewHandler(cfg Config) *API {
 		a.met = promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
 	}
 	if a.m != nil {
-		ops := a.ops
-		a.m.OnAudit = func(e store.AuditEntry) { ops.WithLabelValues(e.Action, e.Result).Inc() }
+		ops, prev := a.ops, a.m.OnAudit // prev: the server's (power events)
+		a.m.OnAudit = func(e store.AuditEntry) {
+			ops.WithLabelValues(e.Action, e.Result).Inc()
+			if prev != nil {
+				prev(e)
+			}
+		}
 	}
 	for _, rt := range a.routes() {
 		a.mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))

@@ -75,9 +75,15 @@ func (a *API) routes() []route {
 		{"POST", "/api/v1/check", operator, a.check},
 		{"POST", "/api/v1/power", viewer, a.power}, // status is a viewer's; the manager gates the rest
 		{"POST", "/api/v1/allocate", operator, a.allocate},
+		{"POST", "/api/v1/diag", operator, a.diag},
 
 		{"GET", "/api/v1/events", viewer, a.events},
+		{"GET", "/api/v1/events/stream", viewer, a.streamEvents},
+		{"GET", "/api/v1/events/catalogue", viewer, a.eventCatalogue},
 		{"GET", "/api/v1/audit", operator, a.auditLog},
+
+		{"GET", "/api/v1/security", viewer, a.securityReports},
+		{"POST", "/api/v1/audit/security", operator, a.auditSecurity},
 
 		{"GET", "/api/v1/tokens", admin, a.listTokens},
 		{"POST", "/api/v1/tokens", admin, a.createToken},
@@ -803,21 +809,20 @@ func (a *API) stream(w http.ResponseWriter, run func(progress func(power.Result)
 // --- events, audit ---
 
 func (a *API) events(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
-	q, err := params(r, "since", "code", "limit")
+	q, err := params(r, "since", "code", "source", "severity", "limit")
 	if err != nil {
 		return err
 	}
-	var since time.Time
-	if s := q.Get("since"); s != "" {
-		if since, err = time.Parse(time.RFC3339, s); err != nil {
-			return invalid("since", "%q is not an RFC 3339 time (e.g. 2025-01-02T15:04:05Z)", s)
-		}
+	f, err := eventFilter(q)
+	if err != nil {
+		return err
 	}
 	limit, err := intParam(q, "limit", 1, 10000)
 	if err != nil {
 		return err
 	}
-	es, err := a.st.Events(r.Context(), since, q.Get("code"), int(limit))
+	f.Limit = int(limit)
+	es, err := a.st.ListEvents(r.Context(), f)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,11 @@ var (
 	ErrUnknownUser = fmt.Errorf("%w: unknown user", ErrAuth)
 	// ErrPrivilege: the account may not have the requested privilege.
 	ErrPrivilege = fmt.Errorf("%w: privilege level not permitted", ErrAuth)
+	// ErrLocked: the account exists but is disabled or locked out (RAKP
+	// status 0x09 "invalid role": we always request a valid role, and BMCs
+	// such as OpenBMC answer it for a disabled user; an IPMI 2.0 lockout
+	// after bad passwords disables the user for the lockout interval).
+	ErrLocked = fmt.Errorf("%w: account disabled or locked", ErrAuth)
 
 	// ErrNoSessionSlot: the BMC has no free session slot (status 0x01/0x0b).
 	// Not an authentication failure.
@@ -101,7 +106,9 @@ func statusErr(code byte) error {
 	switch code {
 	case 0x01, 0x0b:
 		return ErrNoSessionSlot
-	case 0x09, 0x0a:
+	case 0x09:
+		return ErrLocked
+	case 0x0a:
 		return ErrPrivilege
 	case 0x0d, 0x0c:
 		return ErrUnknownUser

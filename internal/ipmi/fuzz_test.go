@@ -1,6 +1,7 @@
 package ipmi
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -85,5 +86,65 @@ func TestAddrHashSpreads(t *testing.T) {
 	}
 	if n[0] < 400 || n[1] < 400 {
 		t.Errorf("uneven spread over 2 sockets: %v", n)
+	}
+}
+
+// FuzzDiagReplies feeds arbitrary response data to the decoders the
+// diagnosis uses: cipher suite records, session info, user names and the
+// enclosure manager's blade status and identify answers.
+func FuzzDiagReplies(f *testing.F) {
+	f.Add([]byte{0xc0, 0x03, 0x01, 0x41, 0x81, 0xc0, 0x11, 0x03, 0x44, 0x81})
+	f.Add([]byte{0xc1, 0x80, 0x9e, 0x15, 0x00, 0x01, 0x41})
+	f.Add([]byte{0x05, 0x04, 0x02, 0x02, 0x04, 0x11, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x39, 0x30})
+	f.Add([]byte{0x00, 0x04, 0x01})
+	f.Add([]byte("admin\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte{0x03, 0x07})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if ss, err := parseCipherSuiteRecords(b); err == nil && len(ss) > len(b)/2 {
+			t.Fatalf("%d suites from %d bytes", len(ss), len(b))
+		}
+		if si, err := parseSessionInfo(b); err == nil && (si.Slots > 63 || si.Active > 63) {
+			t.Fatalf("session info %+v", si)
+		}
+		if n, err := parseUserName(b); err == nil && len(n) > 16 {
+			t.Fatalf("user name %q", n)
+		}
+		if st, err := parseBladeStatus(b); err == nil && st.PowerOn && !st.BMCAnswers {
+			t.Fatalf("power known without the BMC: %+v", st)
+		}
+		_, _ = parseBladeIdentify(b)
+	})
+}
+
+func TestDiagDecoders(t *testing.T) {
+	ss, err := parseCipherSuiteRecords([]byte{0xc0, 0x03, 0x01, 0x41, 0x81, 0xc1, 0x80, 0x9e, 0x15, 0x00, 0x01, 0xc0, 0x11, 0x03, 0x44, 0x81})
+	if err != nil || len(ss) != 3 || ss[0] != 3 || ss[1] != 0x80 || ss[2] != 17 {
+		t.Errorf("cipher suites %v %v", ss, err)
+	}
+	for _, bad := range [][]byte{{0xc0}, {0x01, 0x02}, {0xc1, 0x01, 0x02}} {
+		if _, err := parseCipherSuiteRecords(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%x: %v", bad, err)
+		}
+	}
+	si, err := parseSessionInfo([]byte{0x05, 0x04, 0x02, 0x02, 0x04, 0x11, 127, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0x39, 0x30})
+	if err != nil || si.Handle != 5 || si.Slots != 4 || si.Active != 2 || si.UserID != 2 || si.Privilege != PrivilegeAdministrator ||
+		!si.IPMI20 || si.Channel != 1 || si.Remote != netip.MustParseAddrPort("127.0.0.2:12345") {
+		t.Errorf("session info %+v %v", si, err)
+	}
+	if si, err := parseSessionInfo([]byte{0, 4, 1}); err != nil || si.Handle != 0 || si.Remote.IsValid() {
+		t.Errorf("empty slot %+v %v", si, err)
+	}
+	if _, err := parseSessionInfo([]byte{1, 2, 3, 4}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("4 bytes: %v", err)
+	}
+	if n, err := parseUserName([]byte("operator\x00\x00\x00\x00\x00\x00\x00\x00")); n != "operator" || err != nil {
+		t.Errorf("user %q %v", n, err)
+	}
+	st, err := parseBladeStatus([]byte{3, 0x05})
+	if err != nil || st.Slot != 3 || !st.Present || st.BMCAnswers || st.PowerOn {
+		t.Errorf("blade status %+v %v", st, err)
+	}
+	if on, err := parseBladeIdentify([]byte{3, 1}); !on || err != nil {
+		t.Errorf("identify %v %v", on, err)
 	}
 }

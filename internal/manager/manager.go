@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
@@ -36,6 +38,11 @@ type Manager struct {
 	// OnAudit, when set, is called with every audit entry the manager
 	// writes (the API counts operations with it). It must not block.
 	OnAudit func(store.AuditEntry)
+	// Security is the BMC security audit (nil: none); its latest findings
+	// count toward a channel's Insecure condition (see security.go).
+	Security *audit.Auditor
+	// Diag tunes the diagnosis (Diagnose, diag.go).
+	Diag DiagConfig
 }
 
 // New returns a manager; the monitor must already be loaded.
@@ -88,6 +95,9 @@ type ChannelView struct {
 	Account store.Account      `json:"account"`
 	State   store.ChannelState `json:"state"`
 	Remedy  string             `json:"remedy,omitempty"`
+	// Security holds the findings of the BMC's latest complete security
+	// audit; any makes the channel Insecure.
+	Security []audit.Finding `json:"security_findings,omitempty"`
 }
 
 // MachineView is a machine with its channels.
@@ -129,6 +139,7 @@ func (m *Manager) channelView(a store.Account, cs store.ChannelState) ChannelVie
 	}
 	v := ChannelView{Account: a, State: cs}
 	v.Remedy = state.Remedy(cs.State, cs.Reason)
+	m.mergeSecurity(&v)
 	return v
 }
 
@@ -431,7 +442,7 @@ func (m *Manager) UpdateAccount(ctx context.Context, actor Actor, id int64, in A
 		return store.Account{}, err
 	}
 	if old.Address != a.Address || old.Port != a.Port {
-		detail = append(detail, fmt.Sprintf("address %s:%d → %s:%d", old.Address, old.Port, a.Address, a.Port))
+		detail = append(detail, diag.AddressChange(hostPort(old.Address, old.Port), hostPort(a.Address, a.Port)))
 	}
 	if old.User != a.User {
 		detail = append(detail, fmt.Sprintf("user %q → %q", old.User, a.User))

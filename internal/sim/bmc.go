@@ -14,7 +14,6 @@ import (
 	"github.com/bougou/go-ipmi/pkg/bmc"
 	"github.com/bougou/go-ipmi/pkg/handlers"
 	"github.com/bougou/go-ipmi/pkg/server"
-	"github.com/bougou/go-ipmi/pkg/types"
 
 	"github.com/lightsout/lightsout/internal/guid"
 )
@@ -36,11 +35,13 @@ const (
 )
 
 // User slots of the accounts (slot 1 is the anonymous user, disabled on
-// the LAN channel).
+// the LAN channel; slot 6 holds the vendor default account under the
+// default_password fault).
 const (
 	adminID    = 2
 	operatorID = 3
 	userID     = 4
+	defaultID  = 6
 )
 
 // serverBufferSize is the go-ipmi server's read buffer: IPMI datagrams are
@@ -166,7 +167,8 @@ type tracking struct {
 	v2        map[uint32]netip.Addr // open RMCP+ sessions by BMC session ID → client IP
 	v15       map[uint32]netip.Addr // open IPMI 1.5 sessions
 	perClient map[netip.Addr]int
-	rakp      map[rakpKey]rakpEntry // RAKP 3 seen, RAKP 4 not yet sent
+	consoles  map[uint32]netip.AddrPort // by session ID: the console's address at session setup
+	rakp      map[rakpKey]rakpEntry     // RAKP 3 seen, RAKP 4 not yet sent
 	pending   map[*net.UDPAddr]time.Time
 }
 
@@ -334,6 +336,7 @@ func (b *BMC) installUsers(m *bmc.BMC) {
 	}
 	if !f.UserRemoved {
 		add(adminID, AdminUser, b.adminPassword(f), bmc.PrivilegeLevelAdministrator)
+		setLocked(m, f.Locked)
 	}
 	if b.f.accounts.Operator {
 		add(operatorID, OperatorUser, []byte(b.f.password), bmc.PrivilegeLevelOperator)
@@ -341,33 +344,8 @@ func (b *BMC) installUsers(m *bmc.BMC) {
 	if b.f.accounts.User {
 		add(userID, PlainUser, []byte(b.f.password), bmc.PrivilegeLevelUser)
 	}
-	applySecurity(m, f.Insecure)
-}
-
-// applySecurity configures the anonymous user, cipher suites and IPMI 1.5
-// authentication types: a sound BMC by default, an audit failure under the
-// insecure fault. Safe on a running BMC.
-func applySecurity(m *bmc.BMC, insecure bool) {
-	_ = m.Users.Update(1, func(u *bmc.User) error {
-		u.Enabled = insecure
-		u.SetPassword(nil)
-		if u.ChannelAccess == nil {
-			u.ChannelAccess = map[uint8]bmc.UserChannelAccess{}
-		}
-		if insecure {
-			u.ChannelAccess[lanChannel] = bmc.UserChannelAccess{MaxPrivilege: bmc.PrivilegeLevelAdministrator, Enabled: true}
-		} else {
-			delete(u.ChannelAccess, lanChannel)
-		}
-		return nil
-	})
-	if insecure {
-		m.SetCipherSuites([]types.CipherSuiteID{types.CipherSuiteID0, types.CipherSuiteID1, types.CipherSuiteID2, types.CipherSuiteID3, types.CipherSuiteID17})
-		bmc.WithV15AuthTypes([]bmc.V15AuthType{bmc.V15AuthTypeNone, bmc.V15AuthTypePassword, bmc.V15AuthTypeMD5})(m)
-	} else {
-		m.SetCipherSuites(nil)
-		bmc.WithV15AuthTypes(nil)(m)
-	}
+	b.applySecurity(m, f)
+	applySuites(m, f)
 }
 
 func fillUser(u *bmc.User, name string, pw []byte, priv bmc.PrivilegeLevel) {
@@ -403,6 +381,9 @@ func (b *BMC) setFaults(nf Faults) error {
 	if err := nf.Validate("faults."); err != nil {
 		return err
 	}
+	if nf.EMLink && (b.kind != KindBMC || b.encl == nil) {
+		return fieldErr("faults.em_link", "%s is not a blade: only a blade's BMC has a link to an enclosure manager", b.name)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.f.closed.Load() {
@@ -428,7 +409,7 @@ func (b *BMC) setFaults(nf Faults) error {
 		if err := b.restart(); err != nil {
 			errs = append(errs, err)
 		}
-	} else if b.core != nil && (nf.WrongPassword != old.WrongPassword || nf.UserRemoved != old.UserRemoved) {
+	} else if b.core != nil && (nf.WrongPassword != old.WrongPassword || nf.UserRemoved != old.UserRemoved || nf.Locked != old.Locked) {
 		users := b.core.bmc.Users
 		if nf.UserRemoved {
 			_ = users.Delete(adminID)
@@ -436,12 +417,14 @@ func (b *BMC) setFaults(nf Faults) error {
 			pw := b.adminPassword(&nf)
 			_ = users.Upsert(adminID, func(u *bmc.User) error {
 				fillUser(u, AdminUser, pw, bmc.PrivilegeLevelAdministrator)
+				u.Enabled = !nf.Locked
 				return nil
 			})
 		}
 	}
-	if nf.Insecure != old.Insecure && b.core != nil && !(nf.GUIDReplaced != old.GUIDReplaced) {
-		applySecurity(b.core.bmc, nf.Insecure)
+	if (nf.security() != old.security() || nf.CipherSuites != old.CipherSuites) && b.core != nil && !(nf.GUIDReplaced != old.GUIDReplaced) {
+		b.applySecurity(b.core.bmc, &nf)
+		applySuites(b.core.bmc, &nf)
 	}
 	if nf.PortClosed != old.PortClosed && b.core != nil {
 		if nf.PortClosed {
@@ -466,7 +449,7 @@ func (b *BMC) setFaults(nf Faults) error {
 func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 	b.ctr.packetsIn.Add(1)
 	f := b.faultSet()
-	if f.Silent || b.enclosureDown() || (f.Lossy > 0 && b.roll(f.Lossy)) {
+	if f.Silent || f.EMLink || b.enclosureDown() || (f.Lossy > 0 && b.roll(f.Lossy)) {
 		b.ctr.droppedIn.Add(1)
 		return false
 	}
@@ -480,6 +463,11 @@ func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 			}
 		case ptRAKP1:
 			b.ctr.authAttempts.Add(1)
+			if reply := b.lockedUser(c.c, pl, f); reply != nil {
+				b.trackInflight(from)
+				_, _ = b.emit(c, reply, from)
+				return false
+			}
 			if reply := b.unknownUser(c.c, pl); reply != nil {
 				b.trackInflight(from)
 				_, _ = b.emit(c, reply, from)
@@ -530,7 +518,7 @@ func (b *BMC) emit(c *udpConn, data []byte, to *net.UDPAddr) (int, error) {
 	n := len(data)
 	data = b.observeOut(c, data, to)
 	f := b.faultSet()
-	if f.Silent || b.enclosureDown() || (f.TimeoutRate > 0 && b.roll(f.TimeoutRate)) {
+	if f.Silent || f.EMLink || b.enclosureDown() || (f.TimeoutRate > 0 && b.roll(f.TimeoutRate)) {
 		b.untrackInflight(to)
 		b.ctr.droppedOut.Add(1)
 		return n, nil
@@ -745,6 +733,10 @@ func (b *BMC) sessionStarted(v2 bool, id uint32, to *net.UDPAddr) {
 		return
 	}
 	(*m)[id] = ip
+	if t.consoles == nil {
+		t.consoles = make(map[uint32]netip.AddrPort, 1)
+	}
+	t.consoles[id] = to.AddrPort()
 	if t.perClient == nil {
 		t.perClient = make(map[netip.Addr]int, 1)
 	}
@@ -780,6 +772,7 @@ func (b *BMC) endLocked(v2 bool, id uint32) {
 		return
 	}
 	delete(m, id)
+	delete(t.consoles, id)
 	if t.perClient[ip] <= 1 {
 		delete(t.perClient, ip)
 	} else {

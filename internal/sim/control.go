@@ -353,7 +353,8 @@ func rateField(raw map[string]json.RawMessage, name string, dst *float64) error 
 func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	var f Faults
 	if err := onlyFields(raw, "silent", "port_closed", "wrong_password", "user_removed", "guid_replaced",
-		"slots_full", "insecure", "slow", "lossy", "timeout_rate", "malformed"); err != nil {
+		"slots_full", "insecure", "locked", "em_link", "cipher_suites", "cipher0", "anonymous", "weak_auth", "default_password",
+		"slow", "lossy", "timeout_rate", "malformed"); err != nil {
 		return f, err
 	}
 	bools := []struct {
@@ -362,7 +363,9 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	}{
 		{"silent", &f.Silent}, {"port_closed", &f.PortClosed}, {"wrong_password", &f.WrongPassword},
 		{"user_removed", &f.UserRemoved}, {"guid_replaced", &f.GUIDReplaced}, {"slots_full", &f.SlotsFull},
-		{"insecure", &f.Insecure},
+		{"locked", &f.Locked}, {"em_link", &f.EMLink},
+		{"insecure", &f.Insecure}, {"cipher0", &f.Cipher0}, {"anonymous", &f.Anonymous},
+		{"weak_auth", &f.WeakAuth}, {"default_password", &f.DefaultPassword},
 	}
 	for _, b := range bools {
 		if err := boolField(raw, b.name, b.dst, false); err != nil {
@@ -381,6 +384,11 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	if v, ok := raw["slow"]; ok {
 		if err := f.Slow.UnmarshalJSON(v); err != nil {
 			return f, fieldErr("slow", "%v", err)
+		}
+	}
+	if v, ok := raw["cipher_suites"]; ok {
+		if err := f.CipherSuites.UnmarshalJSON(v); err != nil {
+			return f, fieldErr("cipher_suites", "%v", err)
 		}
 	}
 	return f, f.Validate("")

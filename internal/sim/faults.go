@@ -34,6 +34,21 @@ type Faults struct {
 	// The BMC restarts: open sessions are lost. Clearing it restores the
 	// registered GUID.
 	GUIDReplaced bool `json:"guid_replaced,omitempty" yaml:"guid_replaced,omitempty"`
+	// Locked disables the admin account as a lockout after failed logins
+	// does: it still exists and the password is right, but RMCP+ RAKP 1
+	// for it is answered with RAKP 2 status 0x09 (invalid role, what
+	// OpenBMC answers for a disabled user); IPMI 1.5 refuses it too.
+	Locked bool `json:"locked,omitempty" yaml:"locked,omitempty"`
+	// EMLink breaks the link between a blade's BMC and its enclosure
+	// manager (only blades have one): the BMC itself runs — its identify
+	// lamp still lights when the enclosure manager drives it — but nothing
+	// reaches it from the network, and the enclosure manager reports it as
+	// not answering.
+	EMLink bool `json:"em_link,omitempty" yaml:"em_link,omitempty"`
+	// CipherSuites, when set, replaces the RMCP+ cipher suites the BMC
+	// offers (default 3 and 17), as a firmware update or a hardening
+	// policy does. Under Insecure, 0, 1 and 2 are offered besides.
+	CipherSuites SuiteSet `json:"cipher_suites,omitempty" yaml:"cipher_suites,omitempty"`
 	// SlotsFull makes every session slot look occupied: RMCP+ Open Session
 	// answers status 0x01 (insufficient resources), IPMI 1.5 Activate
 	// Session completion code 0x81 (no session slot available).
@@ -44,6 +59,19 @@ type Faults struct {
 	// offered, and IPMI 1.5 offers authentication types none and straight
 	// password besides MD5.
 	Insecure bool `json:"insecure,omitempty" yaml:"insecure,omitempty"`
+	// Cipher0 offers RMCP+ cipher suite 0 (no authentication, integrity
+	// or encryption) besides 3 and 17: a session opens for any known user
+	// name with any password. Part of Insecure.
+	Cipher0 bool `json:"cipher0,omitempty" yaml:"cipher0,omitempty"`
+	// Anonymous enables the anonymous (null) user: empty name, empty
+	// password, ADMINISTRATOR on the LAN channel. Part of Insecure.
+	Anonymous bool `json:"anonymous,omitempty" yaml:"anonymous,omitempty"`
+	// WeakAuth makes IPMI 1.5 offer authentication types none and
+	// straight password besides MD5. Part of Insecure.
+	WeakAuth bool `json:"weak_auth,omitempty" yaml:"weak_auth,omitempty"`
+	// DefaultPassword adds an ADMINISTRATOR account with the vendor's
+	// factory default user name and password ([DefaultCredential]).
+	DefaultPassword bool `json:"default_password,omitempty" yaml:"default_password,omitempty"`
 	// Slow delays every reply by this much (at most 60s).
 	Slow Duration `json:"slow,omitempty" yaml:"slow,omitempty"`
 	// Lossy drops this fraction (0..1) of incoming datagrams.
@@ -75,8 +103,17 @@ func (f Faults) Names() []string {
 	add(f.WrongPassword, "wrong_password")
 	add(f.UserRemoved, "user_removed")
 	add(f.GUIDReplaced, "guid_replaced")
+	add(f.Locked, "locked")
+	add(f.EMLink, "em_link")
+	if f.CipherSuites != 0 {
+		out = append(out, "cipher_suites="+f.CipherSuites.String())
+	}
 	add(f.SlotsFull, "slots_full")
 	add(f.Insecure, "insecure")
+	add(f.Cipher0, "cipher0")
+	add(f.Anonymous, "anonymous")
+	add(f.WeakAuth, "weak_auth")
+	add(f.DefaultPassword, "default_password")
 	if f.Slow > 0 {
 		out = append(out, "slow="+time.Duration(f.Slow).String())
 	}
@@ -134,6 +171,11 @@ func (f Faults) Validate(prefix string) error {
 	}
 	if err := rate("malformed", f.Malformed); err != nil {
 		return err
+	}
+	for _, id := range f.CipherSuites.IDs() {
+		if !simSuites[id] {
+			return fieldErr(prefix+"cipher_suites", "%d is not a cipher suite the simulator implements (%s)", id, simSuiteList())
+		}
 	}
 	if f.Slow < 0 || time.Duration(f.Slow) > MaxSlow {
 		return fieldErr(prefix+"slow", "must be a duration between 0 and %s, got %s", MaxSlow, time.Duration(f.Slow))
@@ -205,4 +247,96 @@ func parseDuration(s string) (Duration, error) {
 		return 0, fmt.Errorf("not a duration: %q (want e.g. \"500ms\" or \"2s\")", s)
 	}
 	return Duration(v), nil
+}
+
+// SuiteSet is a set of RMCP+ cipher suite IDs (0-31), written as a list of
+// numbers in JSON and YAML ([3, 17]).
+type SuiteSet uint32
+
+// simSuites are the cipher suites go-ipmi's server implements end to end.
+var simSuites = map[int]bool{0: true, 1: true, 2: true, 3: true, 15: true, 16: true, 17: true}
+
+func simSuiteList() string {
+	var ids []string
+	for i := 0; i < 32; i++ {
+		if simSuites[i] {
+			ids = append(ids, strconv.Itoa(i))
+		}
+	}
+	return strings.Join(ids, ", ")
+}
+
+// IDs lists the suites in the set, in increasing order.
+func (s SuiteSet) IDs() []int {
+	var out []int
+	for i := 0; i < 32; i++ {
+		if s&(1<<i) != 0 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (s SuiteSet) String() string {
+	ids := s.IDs()
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(id)
+	}
+	return strings.Join(parts, ",")
+}
+
+// Suites builds a set from suite IDs (0-31; others are ignored).
+func Suites(ids ...int) SuiteSet {
+	var s SuiteSet
+	for _, id := range ids {
+		if id >= 0 && id < 32 {
+			s |= 1 << id
+		}
+	}
+	return s
+}
+
+func (s *SuiteSet) fromList(ids []int) error {
+	*s = 0
+	for _, id := range ids {
+		if id < 0 || id > 31 {
+			return fmt.Errorf("cipher suite %d is out of range (0-31)", id)
+		}
+		*s |= 1 << id
+	}
+	return nil
+}
+
+// MarshalJSON writes the set as a list of IDs.
+func (s SuiteSet) MarshalJSON() ([]byte, error) {
+	ids := s.IDs()
+	if ids == nil {
+		ids = []int{}
+	}
+	return json.Marshal(ids)
+}
+
+// UnmarshalJSON reads a list of IDs.
+func (s *SuiteSet) UnmarshalJSON(b []byte) error {
+	var ids []int
+	if err := json.Unmarshal(b, &ids); err != nil {
+		return fmt.Errorf("cipher_suites: want a list of cipher suite numbers such as [3, 17]")
+	}
+	return s.fromList(ids)
+}
+
+// MarshalYAML writes the set as a list of IDs.
+func (s SuiteSet) MarshalYAML() (any, error) { return s.IDs(), nil }
+
+// UnmarshalYAML reads a list of IDs.
+func (s *SuiteSet) UnmarshalYAML(n *yaml.Node) error {
+	var ids []int
+	if err := n.Decode(&ids); err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cipher_suites: want a list of cipher suite numbers such as [3, 17]", n.Line)}}
+	}
+	if err := s.fromList(ids); err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	return nil
 }

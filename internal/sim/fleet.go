@@ -365,6 +365,9 @@ func validate(cfg *Config) (addrPlan, error) {
 		if err := fs.Validate("faults." + name + "."); err != nil {
 			return plan, err
 		}
+		if fs.EMLink && !isBlade(name, blades) {
+			return plan, fieldErr("faults."+name+".em_link", "%s is not a blade: only a blade's BMC has a link to an enclosure manager", name)
+		}
 	}
 	swapped := map[string]bool{}
 	for i, p := range cfg.Swaps {
@@ -389,6 +392,16 @@ func validate(cfg *Config) (addrPlan, error) {
 	var err error
 	plan, err = planAddrs(cfg.BaseAddr, cfg.BasePort, n)
 	return plan, err
+}
+
+// isBlade: blades are the first BMCs of the fleet, in order.
+func isBlade(name string, blades int) bool {
+	for i := 0; i < blades; i++ {
+		if bmcName(i) == name {
+			return true
+		}
+	}
+	return false
 }
 
 func validName(s string) bool {

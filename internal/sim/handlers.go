@@ -39,6 +39,11 @@ func newRegistry() *handlers.Registry {
 	r.RegisterFunc(types.CommandGetSELEntry, handleGetSELEntry)
 	r.RegisterFunc(types.CommandGetSELTime, handleGetSELTime)
 	r.RegisterFunc(types.CommandActivateSession, handleActivateSession)
+	r.RegisterFunc(types.CommandGetSessionInfo, handleGetSessionInfo)
+	r.RegisterFunc(types.CommandCloseSession, handleCloseSession)
+	r.RegisterFunc(cmdBladeStatus, handleBladeStatus)
+	r.RegisterFunc(cmdSetBladeIdentify, handleSetBladeIdentify)
+	r.RegisterFunc(cmdBladeIdentify, handleBladeIdentify)
 	return r
 }
 

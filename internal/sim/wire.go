@@ -24,6 +24,7 @@ const (
 const (
 	rmcpInsufficientResources = 0x01
 	rmcpUnauthorizedName      = 0x0D
+	rmcpInvalidRole           = 0x09
 )
 
 // rmcpPlus reports the payload type and payload of an RMCP+ packet.

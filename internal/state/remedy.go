@@ -20,6 +20,8 @@ func Remedy(s OOB, r Reason) string {
 			return "the BMC does not know this user: re-create the BMC user (after a motherboard or BMC replacement it is gone) or fix the account's user name"
 		case ReasonPrivilege:
 			return "the user lacks the privilege asked for: raise the user's privilege on the BMC, or lower the account's privilege setting"
+		case ReasonLocked:
+			return "the BMC has disabled or locked this user (often after repeated failed logins): unlock or re-enable it on the BMC, or wait out its lockout interval; fix the password first if it was wrong"
 		}
 		return "the BMC refused the account: check the user name, password and privilege on the BMC and in the account; an account locked after repeated failures unlocks on the BMC"
 	case Invalid:

@@ -42,7 +42,8 @@ const (
 	ReasonWrongPassword Reason = "wrong_password"
 	ReasonUnknownUser   Reason = "unknown_user"
 	ReasonPrivilege     Reason = "privilege_too_low"
-	ReasonAuthRejected  Reason = "auth_rejected" // refused, cause not distinguishable from the reply
+	ReasonLocked        Reason = "account_locked" // the user exists but is disabled or locked out
+	ReasonAuthRejected  Reason = "auth_rejected"  // refused, cause not distinguishable from the reply
 
 	// ReasonBusy: the BMC answered but has no free session slot (RMCP+
 	// status 0x01). It is not an authentication failure: the state stays

@@ -37,6 +37,9 @@ type Options struct {
 	// Subnet picks the second octet of the fleet's loopback addresses as
 	// root (127.Subnet.n.1), so packages running at once do not collide.
 	Subnet int
+	// Configure, when set, adjusts the server's configuration before it
+	// starts (event thresholds, webhooks, ...).
+	Configure func(*server.Config)
 }
 
 // Env is a running server with its fleet.
@@ -73,13 +76,17 @@ func Start(t testing.TB, o Options) *Env {
 		}
 	}
 	data := filepath.Join(e.Dir, "data")
-	srv, err := server.New(ctx, server.Config{
+	cfg := server.Config{
 		DataDir: data, DB: o.DSN,
 		Schedule: state.Schedule{Interval: 2 * time.Second, Jitter: 0.1, Confirm: time.Second,
 			MaxBackoff: 4 * time.Second, AuthRetry: 10 * time.Minute},
 		Damping: state.Damping{Consecutive: 1},
 		Timeout: time.Second,
-	})
+	}
+	if o.Configure != nil {
+		o.Configure(&cfg)
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -89,6 +96,7 @@ func Start(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: api.New(srv), ReadHeaderTimeout: 10 * time.Second}
+	hs.RegisterOnShutdown(srv.Events.CloseSubscribers)
 	go hs.Serve(ln)
 	e.URL = "http://" + ln.Addr().String()
 	t.Cleanup(func() {

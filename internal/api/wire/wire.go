@@ -200,3 +200,19 @@ type TokenResponse struct {
 	Token  store.Token `json:"token"`
 	Secret string      `json:"secret"`
 }
+
+// EventCatalogue lists every event code the server knows.
+type EventCatalogue struct {
+	Codes []EventKind `json:"codes"`
+}
+
+// EventKind is one event code: default severity, what it means, its
+// default dedup window ("0s": none) and whether the fleet correlator
+// looks at it.
+type EventKind struct {
+	Code      string         `json:"code"`
+	Severity  store.Severity `json:"severity"`
+	Summary   string         `json:"summary"`
+	Dedup     string         `json:"dedup"`
+	Correlate bool           `json:"correlate"`
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lightsout/lightsout/internal/api/client"
+	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/manager"
+)
+
+func newDiagCmd() *cobra.Command {
+	f := &apiFlags{}
+	var req wire.DiagRequest
+	c := &cobra.Command{
+		Use:   "diag (NAME... | --group G | --all) [--autocorrect] [--adopt]",
+		Short: "Say why a machine's management channel is broken, and fix what is safe to fix",
+		Long: `diag walks the decision tree of each machine's OOB channel state and prints, per
+machine, the most likely cause, the evidence for it, the alternatives it ruled
+out and the remedy (docs/diagnosis.md is the guide to every tree):
+
+  NotResponding     port closed, no route, hung BMC, an address edit; for a blade
+                    the enclosure isolation: EM card ping, the sibling blades, the
+                    enclosure manager's view of the blade, then its identify lamp
+                    lit through the enclosure manager and read back
+  NotAuthenticated  wrong password (changed on the BMC, or in the inventory),
+                    unknown user (removed, mistyped, lost with a board swap),
+                    privilege too low, locked account, cipher suites
+  Invalid           whose GUID answered: swapped addresses, a reused address, a
+                    replaced motherboard, or a stranger
+  Busy              who holds the BMC's session slots
+  Degraded          timeout and retry rates, and whether the enclosure, subnet or
+                    firmware is degraded as a whole
+
+It checks each channel afresh (a refused account is not logged in again before
+the lockout guard allows it) and asks only for the facts its tree needs.
+
+--autocorrect applies the safe, reversible fixes and prints each as "changed X
+from A to B because E" (all are in the audit log): swap back the addresses of
+two machines whose BMCs answer with each other's GUID; pin a cipher suite the
+BMC offers and that worked; close sessions this host left open under the
+account's own user; re-check an account whose credentials were edited after its
+refusal. --adopt (admin) also re-pins the System GUID of a machine whose
+motherboard was evidently replaced.
+
+Exit 0 when every diagnosed channel is healthy or was corrected, 1 otherwise, 2
+for bad input. Needs the operator role (it sends packets, and may light an
+identify lamp); --adopt needs admin.` + serverHelp,
+		Example: `  lightsout diag web-1
+  lightsout diag --group rack-7 --autocorrect
+  lightsout diag --all -o json
+  lightsout diag blade-3 --autocorrect --adopt`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			req.Machines = args
+			switch {
+			case req.All && (len(args) > 0 || req.Group != ""):
+				return usageErr("--all diagnoses every machine: give no names and no --group with it")
+			case !req.All && len(args) == 0 && req.Group == "":
+				return usageErr("name machines, or give --group G or --all")
+			}
+			cl, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			return runDiag(cmd, f, cl, req)
+		},
+	}
+	f.add(c.Flags(), true)
+	c.Flags().StringVar(&req.Group, "group", "", "every machine in this group")
+	c.Flags().BoolVar(&req.All, "all", false, "every machine")
+	c.Flags().BoolVar(&req.Autocorrect, "autocorrect", false, "apply the safe, reversible fixes (each printed and audited)")
+	c.Flags().BoolVar(&req.Adopt, "adopt", false, "also adopt the new System GUID of a machine whose motherboard was replaced (admin)")
+	return c
+}
+
+func runDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, req wire.DiagRequest) error {
+	out := cmd.OutOrStdout()
+	progress := isTerminal(os.Stderr) && !f.json()
+	start := time.Now()
+	n := 0
+	sum, err := cl.Diag(cmd.Context(), req, func(r manager.DiagResult) {
+		n++
+		if f.json() {
+			_ = jsonLines(out, r)
+			return
+		}
+		if progress {
+			fmt.Fprint(os.Stderr, "\r\033[K")
+		}
+		printDiag(out, r, req)
+		if progress {
+			fmt.Fprintf(os.Stderr, "diag: %d done, %.1fs", n, time.Since(start).Seconds())
+		}
+	})
+	if progress {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	if err != nil {
+		if n > 0 && err == client.ErrTruncated {
+			return &exitError{code: 1, err: fmt.Errorf("diag: %v (%d results received)", err, n)}
+		}
+		return apiErr(err)
+	}
+	if f.json() {
+		_ = jsonLines(out, wire.DiagLine{Summary: &sum})
+	} else {
+		fmt.Fprintf(out, "diag: %d diagnosed: %d healthy, %d corrected, %d failing (%.1fs)\n",
+			sum.Diagnosed, sum.Healthy, sum.Corrected, sum.Failing, time.Since(start).Seconds())
+	}
+	if sum.Failing > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("diag: %d of %d channels are not healthy", sum.Failing, sum.Diagnosed)}
+	}
+	return nil
+}
+
+// printDiag prints one channel's diagnosis as a block.
+func printDiag(w io.Writer, r manager.DiagResult, req wire.DiagRequest) {
+	head := r.Machine
+	if r.Address != "" {
+		head += " (" + r.Address + ")"
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "%s: %s\n\n", head, r.Error)
+		return
+	}
+	st := string(r.State)
+	if r.Reason != "" {
+		st += "/" + string(r.Reason)
+	}
+	for _, c := range r.Conditions {
+		st += " +" + string(c)
+	}
+	d := r.Diagnosis
+	fmt.Fprintf(w, "%s: %s\n", head, st)
+	fmt.Fprintf(w, "  cause:     %s (%s confidence): %s\n", d.Cause, d.Confidence, d.Summary)
+	if len(d.Evidence) > 0 {
+		fmt.Fprintln(w, "  evidence:")
+		for _, e := range d.Evidence {
+			fmt.Fprintln(w, "    - "+e)
+		}
+	}
+	if len(d.RuledOut) > 0 {
+		fmt.Fprintln(w, "  ruled out:")
+		for _, e := range d.RuledOut {
+			fmt.Fprintln(w, "    - "+e)
+		}
+	}
+	fmt.Fprintln(w, "  remedy:    "+d.Remedy)
+	applied := map[string]bool{}
+	for _, c := range r.Changes {
+		applied[string(c.Kind)] = true
+		switch c.Result {
+		case "ok":
+			fmt.Fprintln(w, "  "+c.Line)
+		case "skipped":
+			fmt.Fprintf(w, "  not applied (%s): %s\n", c.Error, c.Line)
+		default:
+			fmt.Fprintf(w, "  FAILED to apply (%s): %s\n", c.Error, c.Line)
+		}
+	}
+	for _, a := range d.Actions {
+		if applied[string(a.Kind)] {
+			continue
+		}
+		how := "--autocorrect"
+		if a.Kind == diag.ActAdopt {
+			how = "--autocorrect --adopt (admin)"
+		}
+		if a.Kind == diag.ActAdopt && req.Adopt || a.Kind != diag.ActAdopt && req.Autocorrect {
+			continue
+		}
+		fmt.Fprintf(w, "  with %s: would have %s\n", how, a.Line())
+	}
+	if r.After != nil {
+		after := string(r.After.State)
+		if r.After.Reason != "" {
+			after += "/" + string(r.After.Reason)
+		}
+		fmt.Fprintln(w, "  now:       "+after)
+	}
+	fmt.Fprintln(w)
+}

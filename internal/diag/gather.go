@@ -1,0 +1,958 @@
+package diag
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// RateSource gives a channel's timeout and retry figures over a window.
+// internal/events can satisfy it from every observation the monitor makes;
+// without one the executor samples the BMC itself (a few pre-login
+// requests).
+type RateSource interface {
+	ChannelRates(ctx context.Context, accountID int64) (Rates, error)
+}
+
+// FleetSource says how the trouble of a channel spreads over the machines
+// sharing its enclosure, subnet and firmware. internal/events can satisfy
+// it; without one the executor counts the stored states.
+type FleetSource interface {
+	Spread(ctx context.Context, accountID int64) ([]Spread, error)
+}
+
+// Executor gathers the facts the trees ask for: a fresh check, the
+// inventory's history, pings, logins, the enclosure manager's answers. It
+// talks to BMCs through the shared engine (one request in flight and one
+// session per BMC, whoever asks) and respects the lockout guard: a refused
+// account is not logged in again before Schedule.AuthRetry unless its
+// credentials were edited since.
+type Executor struct {
+	Store  store.Store
+	Engine *ipmi.Engine
+	// Prober checks a channel (default probe.IPMI(Engine)).
+	Prober probe.Prober
+	// Current is the monitor's view of a channel's declared state (nil:
+	// the store's).
+	Current func(accountID int64) (store.ChannelState, bool)
+	// Schedule's AuthRetry is the lockout guard (default
+	// state.DefaultSchedule).
+	Schedule state.Schedule
+	// Timeout is the silence limit of each step (default
+	// probe.DefaultTimeout).
+	Timeout time.Duration
+	// Rates and Fleet, when set, replace the executor's own measurements.
+	Rates RateSource
+	Fleet FleetSource
+	// BusyAttempts logins, BusyWait apart, are tried for a session slot
+	// before the table is declared full (default 3, 1 s).
+	BusyAttempts int
+	BusyWait     time.Duration
+	// IdentifyWait is how long the identify lamp is given to light before
+	// it is read back (default 300 ms).
+	IdentifyWait time.Duration
+	// MaxSiblings bounds the sibling blades pinged (default 4).
+	MaxSiblings int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Report is one channel's diagnosis with the facts behind it.
+type Report struct {
+	Facts     Facts     `json:"facts"`
+	Diagnosis Diagnosis `json:"diagnosis"`
+	// Steps are the facts gathered after the base, in order.
+	Steps []Need `json:"steps,omitempty"`
+}
+
+// maxRounds bounds the tree ↔ executor loop (a tree asks for at most a
+// handful of facts).
+const maxRounds = 12
+
+func (x *Executor) now() time.Time {
+	if x.Now != nil {
+		return x.Now()
+	}
+	return time.Now()
+}
+
+func (x *Executor) timeout() time.Duration {
+	if x.Timeout > 0 {
+		return x.Timeout
+	}
+	return probe.DefaultTimeout
+}
+
+func (x *Executor) prober() probe.Prober {
+	if x.Prober != nil {
+		return x.Prober
+	}
+	return probe.IPMI(x.Engine)
+}
+
+// Run diagnoses account a of machine m.
+func (x *Executor) Run(ctx context.Context, m store.Machine, a store.Account) Report {
+	f := x.base(ctx, m, a)
+	var steps []Need
+	for round := 0; round < maxRounds; round++ {
+		r := Decide(f)
+		if r.Diagnosis != nil {
+			return Report{Facts: f, Diagnosis: *r.Diagnosis, Steps: steps}
+		}
+		for _, n := range r.Need {
+			if ctx.Err() != nil {
+				break
+			}
+			x.gather(ctx, n, m, a, &f)
+			steps = append(steps, n)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	why := "the diagnosis did not converge"
+	if ctx.Err() != nil {
+		why = "the diagnosis was cancelled: " + ctx.Err().Error()
+	}
+	return Report{Facts: f, Steps: steps, Diagnosis: Diagnosis{Cause: CauseIncomplete, Confidence: Low,
+		Summary: why, Evidence: []string{fmt.Sprintf("state %s (%s)", f.State, nonEmpty(string(f.Reason), "-"))},
+		Remedy: "run the diagnosis again; " + nonEmpty(state.Remedy(f.State, f.Reason), "check the machine")}}
+}
+
+// target builds the probe target of account a (expected GUID from m).
+func (x *Executor) target(ctx context.Context, m store.Machine, a store.Account) (probe.Target, error) {
+	t := probe.Target{Name: m.Name, Protocol: a.Protocol, User: a.User, Password: a.Password,
+		CipherSuite: a.CipherSuite, Privilege: privilege(a.Privilege), Timeout: x.timeout()}
+	if m.GUID != "" && !m.Registering {
+		if g, err := guid.Parse(m.GUID); err == nil {
+			t.Expected = g
+		}
+	}
+	addr, err := probe.Resolve(ctx, a.Address, a.Port)
+	if err != nil {
+		return t, err
+	}
+	t.Addr = netip.AddrPortFrom(addr.Addr(), addr.Port())
+	return t, nil
+}
+
+func privilege(s string) ipmi.Privilege {
+	if p, err := ipmi.ParsePrivilege(s); err == nil && s != "" {
+		return p
+	}
+	return ipmi.PrivilegeAdministrator
+}
+
+func hostPort(addr string, port int) string {
+	return net.JoinHostPort(addr, strconv.Itoa(port))
+}
+
+// base fills what every tree uses: the account, a fresh observation (or
+// the stored one under the lockout guard), the history, the blade's place.
+func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) Facts {
+	now := x.now()
+	f := Facts{Machine: m.Name, Now: now, Expected: m.GUID,
+		Account: Account{ID: a.ID, Address: hostPort(a.Address, a.Port), User: a.User, Privilege: a.Privilege, CipherSuite: a.CipherSuite}}
+	if m.Registering {
+		f.Expected = ""
+	}
+	var cs store.ChannelState
+	var ok bool
+	if x.Current != nil {
+		cs, ok = x.Current(a.ID)
+	}
+	stored, serr := x.Store.State(ctx, a.ID)
+	if !ok && serr == nil {
+		cs, ok = stored, true
+	}
+	if ok {
+		f.History.Stored, f.History.StoredReason, f.History.StoredConditions = cs.State, cs.Reason, cs.Conditions
+		f.History.StoredSince, f.History.CheckedAt = cs.Since, cs.CheckedAt
+	}
+	x.history(ctx, m, a, cs, &f.History)
+	sched := x.Schedule
+	if sched.AuthRetry <= 0 {
+		sched = state.DefaultSchedule
+	}
+	f.History.EditGrace = min(sched.Interval/2, 30*time.Second)
+	if m.Enclosure != "" {
+		b := &Blade{Enclosure: m.Enclosure, Slot: m.Slot}
+		if e, err := x.Store.Enclosure(ctx, m.Enclosure); err == nil && e.Address != "" {
+			b.EMAddress = hostPort(e.Address, e.Port)
+			b.EMCredentials = e.User != "" && len(e.Password) > 0
+		}
+		f.Blade = b
+	}
+
+	// The lockout guard: a refused account is not tried again before
+	// AuthRetry unless its credentials were edited since.
+	if ok && cs.State == state.NotAuthenticated {
+		if allowed, next := sched.AuthAttempt(cs.CheckedAt, a.CredentialsChangedAt, now); !allowed {
+			f.State, f.Reason, f.Conditions, f.Message, f.GUID = cs.State, cs.Reason, cs.Conditions, cs.Message, cs.GUID
+			if serr == nil && len(stored.Evidence) > 0 {
+				_ = json.Unmarshal(stored.Evidence, &f.Evidence)
+			}
+			f.NotRetried = fmt.Sprintf("the BMC refused this account at %s and its credentials have not changed since; to protect it from lockout it is not tried again before %s",
+				when(cs.CheckedAt), when(next))
+			return f
+		}
+	}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		f.State, f.Reason, f.Fresh = state.NotResponding, state.ReasonUnreachable, true
+		f.Message = "the address does not resolve: " + err.Error()
+		return f
+	}
+	o := x.prober()(ctx, t)
+	f.Fresh = true
+	f.State, f.Reason, f.Conditions, f.Message, f.Evidence, f.GUID = o.State, o.Reason, o.Conditions, o.Message, o.Evidence, o.GUID
+	return f
+}
+
+// history reads the stored transitions and the audit log.
+func (x *Executor) history(ctx context.Context, m store.Machine, a store.Account, cs store.ChannelState, h *History) {
+	if a.CredentialsChangedAt.After(a.CreatedAt.Add(time.Second)) {
+		h.CredentialsChangedAt = a.CredentialsChangedAt
+	}
+	if cs.State == state.Connectable {
+		h.LastConnectable = cs.CheckedAt
+	}
+	ts, _ := x.Store.History(ctx, a.ID, 0, 200)
+	for _, t := range ts { // newest first
+		if h.LastConnectable.IsZero() && t.From == state.Connectable {
+			h.LastConnectable, h.LeftConnectable = t.At, true
+		}
+		if cs.State == state.NotAuthenticated && h.RefusedFirst == "" && t.To == state.NotAuthenticated {
+			h.RefusedFirst = t.Reason
+		}
+		if h.ManufacturerID == 0 && t.To == state.Connectable && len(t.Evidence) > 0 {
+			var ev probe.Evidence
+			if json.Unmarshal(t.Evidence, &ev) == nil {
+				h.ManufacturerID, h.ProductID = ev.ManufacturerID, ev.ProductID
+			}
+		}
+		if t.To == state.Invalid && t.At.After(h.HardwareChangedAt) && h.HardwareChangedAt.IsZero() {
+			h.HardwareChangedAt, h.HardwareChange = t.At, "the BMC reported another System GUID"
+		}
+	}
+	entries, _ := x.Store.AuditLog(ctx, m.Name, 200)
+	cur := hostPort(a.Address, a.Port)
+	addrDone := false
+	for _, e := range entries { // newest first
+		if e.Result != "ok" {
+			continue
+		}
+		switch e.Action {
+		case "account.update":
+			if addrDone {
+				continue
+			}
+			if old, nw, ok := ParseAddressChange(e.Detail); ok && nw == cur {
+				h.AddressChangedAt, h.OldAddress, addrDone = e.At, old, true
+			}
+		case "machine.adopt", "machine.register":
+			if e.At.After(h.HardwareChangedAt) {
+				what := "the System GUID was adopted"
+				if e.Action == "machine.register" {
+					what = "the machine was re-registered"
+				}
+				h.HardwareChangedAt, h.HardwareChange = e.At, what
+			}
+		}
+	}
+}
+
+// AddressChange is the audit detail of an account's address edit; the
+// manager writes it and the diagnosis reads it back.
+func AddressChange(old, new string) string { return "address " + old + " → " + new }
+
+// ParseAddressChange finds an AddressChange in an audit detail (which may
+// list other changes, comma-separated).
+func ParseAddressChange(detail string) (old, new string, ok bool) {
+	for _, part := range strings.Split(detail, ", ") {
+		rest, found := strings.CutPrefix(part, "address ")
+		if !found {
+			continue
+		}
+		if o, n, found := strings.Cut(rest, " → "); found && o != "" && n != "" {
+			return o, n, true
+		}
+	}
+	return "", "", false
+}
+
+// gather fetches one fact into f. It always sets the fact's part, with
+// Err when it could not be had, so a tree never asks twice.
+func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.Account, f *Facts) {
+	switch n {
+	case NeedEM:
+		f.EM = x.ping(ctx, f.Blade.EMAddress)
+	case NeedSiblings:
+		f.Siblings = x.siblings(ctx, m)
+	case NeedBladeView:
+		f.BladeView = x.bladeView(ctx, f.Blade)
+	case NeedIdentify:
+		f.Identify = x.identify(ctx, f.Blade)
+	case NeedOldAddress:
+		f.OldAddress = x.oldAddress(ctx, m, a, f.History.OldAddress)
+	case NeedSubnet:
+		f.Subnet = x.subnet(ctx, a)
+	case NeedOwner:
+		f.Owner = x.owner(ctx, m, f.GUID)
+	case NeedSwapCheck:
+		f.SwapCheck = x.swapCheck(ctx, m, f.Owner)
+	case NeedSuites:
+		f.Suites = x.suites(ctx, m, a)
+	case NeedSuiteTry:
+		f.SuiteTry = x.trySuite(ctx, m, a, SuiteCandidate(*f))
+	case NeedSessions:
+		f.Sessions = x.sessions(ctx, m, a)
+	case NeedRates:
+		f.Rates = x.rates(ctx, m, a)
+	case NeedFleet:
+		f.Fleet = x.fleet(ctx, m, a, *f)
+	}
+}
+
+func (x *Executor) resolve(ctx context.Context, hp string) (netip.AddrPort, error) {
+	return probe.Resolve(ctx, hp, ipmiPort)
+}
+
+const ipmiPort = 623
+
+// ping sends a presence ping to hp.
+func (x *Executor) ping(ctx context.Context, hp string) *Reach {
+	r := &Reach{Address: hp}
+	ap, err := x.resolve(ctx, hp)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	pctx, cancel := context.WithTimeout(ctx, x.timeout())
+	defer cancel()
+	rtt, err := x.Engine.Ping(pctx, ap)
+	if err != nil {
+		r.Err = errText(err)
+		return r
+	}
+	r.Answered, r.RTTMS = true, float64(rtt.Microseconds())/1000
+	return r
+}
+
+func errText(err error) string {
+	switch {
+	case errors.Is(err, ipmi.ErrNoResponse):
+		return "no answer"
+	case errors.Is(err, ipmi.ErrPortUnreachable):
+		return "port unreachable"
+	case errors.Is(err, ipmi.ErrHostUnreachable):
+		return "host unreachable"
+	}
+	return err.Error()
+}
+
+// siblings pings the other blades of m's enclosure (MaxSiblings at most,
+// nearest slots first), all at once.
+func (x *Executor) siblings(ctx context.Context, m store.Machine) *Siblings {
+	s := &Siblings{}
+	ms, err := x.Store.Machines(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return s
+	}
+	var sib []store.Machine
+	for _, o := range ms {
+		if o.Enclosure == m.Enclosure && o.ID != m.ID {
+			sib = append(sib, o)
+		}
+	}
+	dist := func(o store.Machine) int {
+		d := o.Slot - m.Slot
+		if d < 0 {
+			return -d
+		}
+		return d
+	}
+	slices.SortFunc(sib, func(p, q store.Machine) int { return dist(p) - dist(q) })
+	max := x.MaxSiblings
+	if max <= 0 {
+		max = 4
+	}
+	type probeTo struct {
+		name string
+		hp   string
+	}
+	var targets []probeTo
+	for _, o := range sib {
+		if len(targets) == max {
+			break
+		}
+		as, err := x.Store.AccountsOf(ctx, o.ID)
+		if err != nil {
+			continue
+		}
+		for _, oa := range as {
+			if oa.Protocol == "ipmi" {
+				targets = append(targets, probeTo{o.Name, hostPort(oa.Address, oa.Port)})
+				break
+			}
+		}
+	}
+	res := make([]*Reach, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = x.ping(ctx, t.hp)
+		}()
+	}
+	wg.Wait()
+	for i, t := range targets {
+		s.Tried++
+		if res[i].Answered {
+			s.Answered++
+			s.Answers = append(s.Answers, t.name)
+		} else {
+			s.Silent = append(s.Silent, t.name)
+		}
+	}
+	return s
+}
+
+// emSession logs in to the blade's enclosure manager (Operator: enough to
+// drive an identify lamp).
+func (x *Executor) emSession(ctx context.Context, b *Blade) (*ipmi.Session, error) {
+	e, err := x.Store.Enclosure(ctx, b.Enclosure)
+	if err != nil {
+		return nil, fmt.Errorf("enclosure %s: %w", b.Enclosure, err)
+	}
+	if e.User == "" || len(e.Password) == 0 {
+		return nil, fmt.Errorf("the inventory holds no user and password for enclosure %s's manager", b.Enclosure)
+	}
+	ap, err := x.resolve(ctx, hostPort(e.Address, e.Port))
+	if err != nil {
+		return nil, err
+	}
+	octx, cancel := context.WithTimeout(ctx, 3*x.timeout())
+	defer cancel()
+	s, err := x.Engine.Open(octx, ap, ipmi.Credentials{User: e.User, Password: e.Password, Privilege: ipmi.PrivilegeOperator})
+	if err != nil {
+		return nil, fmt.Errorf("logging in to the enclosure manager: %s", errText(err))
+	}
+	return s, nil
+}
+
+func (x *Executor) bladeView(ctx context.Context, b *Blade) *BladeView {
+	v := &BladeView{}
+	s, err := x.emSession(ctx, b)
+	if err != nil {
+		v.Err = err.Error()
+		return v
+	}
+	defer s.Close(ctx)
+	cctx, cancel := context.WithTimeout(ctx, x.timeout())
+	defer cancel()
+	st, err := s.BladeStatus(cctx, b.Slot)
+	if err != nil {
+		v.Err = "the enclosure manager did not report the slot: " + err.Error()
+		return v
+	}
+	v.Status = st
+	return v
+}
+
+// identify lights the blade's identify lamp through the enclosure manager,
+// reads it back, and restores it.
+func (x *Executor) identify(ctx context.Context, b *Blade) *Identify {
+	id := &Identify{}
+	s, err := x.emSession(ctx, b)
+	if err != nil {
+		id.Err = err.Error()
+		return id
+	}
+	defer s.Close(ctx)
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, x.timeout()) }
+	c1, cancel := step()
+	before, err := s.BladeIdentify(c1, b.Slot)
+	cancel()
+	if err != nil {
+		id.Err = "reading the lamp: " + err.Error()
+		return id
+	}
+	c2, cancel := step()
+	err = s.SetBladeIdentify(c2, b.Slot, true)
+	cancel()
+	if err != nil {
+		id.Err = "turning the lamp on: " + err.Error()
+		return id
+	}
+	wait := x.IdentifyWait
+	if wait <= 0 {
+		wait = 300 * time.Millisecond
+	}
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
+	c3, cancel := step()
+	lit, err := s.BladeIdentify(c3, b.Slot)
+	cancel()
+	if !before {
+		c4, cancel := step()
+		_ = s.SetBladeIdentify(c4, b.Slot, false)
+		cancel()
+	}
+	if err != nil {
+		id.Err = "reading the lamp back: " + err.Error()
+		return id
+	}
+	id.Lit = lit
+	return id
+}
+
+func (x *Executor) oldAddress(ctx context.Context, m store.Machine, a store.Account, old string) *OldAddress {
+	o := &OldAddress{Address: old}
+	host, port, err := net.SplitHostPort(old)
+	if err != nil {
+		o.Err = err.Error()
+		return o
+	}
+	p, _ := strconv.Atoi(port)
+	oa := a
+	oa.Address, oa.Port = host, p
+	t, err := x.target(ctx, m, oa)
+	if err != nil {
+		o.Err = err.Error()
+		return o
+	}
+	obs := x.prober()(ctx, t)
+	switch obs.State {
+	case state.Connectable:
+		o.Answered, o.Ours, o.GUID = true, !t.Expected.Zero(), obs.GUID
+	case state.Invalid, state.NotAuthenticated:
+		o.Answered, o.GUID = true, obs.GUID
+	default:
+		o.Answered = obs.Evidence.PingAnswered
+		o.Err = obs.Message
+	}
+	return o
+}
+
+// prefix is the subnet of an address literal: /24 for IPv4, /64 for IPv6.
+func prefix(addr string) (netip.Prefix, bool) {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	bits := 64
+	if ip.Unmap().Is4() {
+		ip, bits = ip.Unmap(), 24
+	}
+	p, err := ip.Prefix(bits)
+	return p, err == nil
+}
+
+func (x *Executor) states(ctx context.Context) map[int64]store.ChannelState {
+	out := map[int64]store.ChannelState{}
+	if sts, err := x.Store.States(ctx); err == nil {
+		for _, s := range sts {
+			out[s.AccountID] = s
+		}
+	}
+	if x.Current != nil {
+		for id, s := range out {
+			if c, ok := x.Current(id); ok {
+				c.Evidence = s.Evidence
+				out[id] = c
+			}
+		}
+	}
+	return out
+}
+
+func (x *Executor) subnet(ctx context.Context, a store.Account) *Subnet {
+	p, ok := prefix(a.Address)
+	if !ok {
+		return &Subnet{Prefix: a.Address}
+	}
+	s := &Subnet{Prefix: p.String()}
+	accts, err := x.Store.Accounts(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return s
+	}
+	sts := x.states(ctx)
+	for _, o := range accts {
+		if o.ID == a.ID {
+			continue
+		}
+		op, ok := prefix(o.Address)
+		if !ok || op != p {
+			continue
+		}
+		st, ok := sts[o.ID]
+		if !ok || st.State == state.Unknown || st.State == "" {
+			continue
+		}
+		s.Peers++
+		if st.State == state.NotResponding {
+			s.NotResponding++
+		}
+	}
+	return s
+}
+
+func (x *Executor) owner(ctx context.Context, m store.Machine, reported string) *Owner {
+	o := &Owner{}
+	g, err := guid.Parse(reported)
+	if err != nil {
+		return o
+	}
+	ms, err := x.Store.Machines(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return o
+	}
+	for _, c := range ms {
+		if c.ID == m.ID || c.GUID == "" {
+			continue
+		}
+		cg, err := guid.Parse(c.GUID)
+		if err != nil || !(cg.Matches(g) || g.Matches(cg)) {
+			continue
+		}
+		o.Name = c.Name
+		if as, err := x.Store.AccountsOf(ctx, c.ID); err == nil {
+			for _, ca := range as {
+				if ca.Protocol == "ipmi" {
+					o.AccountID, o.Address = ca.ID, hostPort(ca.Address, ca.Port)
+					break
+				}
+			}
+		}
+		break
+	}
+	return o
+}
+
+// swapCheck asks what answers at the owner's address, with the owner's
+// account: a swap shows there as this machine's GUID.
+func (x *Executor) swapCheck(ctx context.Context, m store.Machine, o *Owner) *SwapCheck {
+	sc := &SwapCheck{}
+	oa, err := x.Store.Account(ctx, o.AccountID)
+	if err != nil {
+		sc.Err = err.Error()
+		return sc
+	}
+	om, err := x.Store.MachineByID(ctx, oa.MachineID)
+	if err != nil {
+		sc.Err = err.Error()
+		return sc
+	}
+	t, err := x.target(ctx, om, oa)
+	if err != nil {
+		sc.Err = err.Error()
+		return sc
+	}
+	obs := x.prober()(ctx, t)
+	if obs.GUID == "" {
+		if obs.State != state.Connectable {
+			sc.Err = obs.Message
+		}
+		return sc
+	}
+	sc.GUID = obs.GUID
+	mine, err1 := guid.Parse(m.GUID)
+	got, err2 := guid.Parse(obs.GUID)
+	sc.Ours = err1 == nil && err2 == nil && (mine.Matches(got) || got.Matches(mine))
+	return sc
+}
+
+func (x *Executor) suites(ctx context.Context, m store.Machine, a store.Account) *Suites {
+	s := &Suites{}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		s.Err = err.Error()
+		return s
+	}
+	cctx, cancel := context.WithTimeout(ctx, x.timeout())
+	defer cancel()
+	ss, err := x.Engine.CipherSuites(cctx, t.Addr)
+	if err != nil {
+		s.Err = errText(err)
+		return s
+	}
+	for _, c := range ss {
+		s.Offered = append(s.Offered, int(c))
+	}
+	return s
+}
+
+// trySuite logs in once with suite and logs out.
+func (x *Executor) trySuite(ctx context.Context, m store.Machine, a store.Account, suite int) *SuiteTry {
+	st := &SuiteTry{Suite: suite}
+	if err := x.TrySuite(ctx, m, a, suite); err != nil {
+		st.Err = err.Error()
+		return st
+	}
+	st.OK = true
+	return st
+}
+
+// TrySuite logs in to a's BMC with cipher suite suite and logs out again.
+func (x *Executor) TrySuite(ctx context.Context, m store.Machine, a store.Account, suite int) error {
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		return err
+	}
+	octx, cancel := context.WithTimeout(ctx, 3*x.timeout())
+	defer cancel()
+	s, err := x.Engine.Open(octx, t.Addr, ipmi.Credentials{User: a.User, Password: a.Password, Privilege: t.Privilege,
+		Suites: []ipmi.CipherSuite{ipmi.CipherSuite(suite)}})
+	if err != nil {
+		return err
+	}
+	return s.Close(ctx)
+}
+
+// open logs in with a's credentials, trying BusyAttempts times while the
+// BMC has no free slot.
+func (x *Executor) open(ctx context.Context, m store.Machine, a store.Account) (*ipmi.Session, int, time.Duration, error) {
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	attempts := x.BusyAttempts
+	if attempts <= 0 {
+		attempts = 3
+	}
+	wait := x.BusyWait
+	if wait <= 0 {
+		wait = time.Second
+	}
+	cr := ipmi.Credentials{User: a.User, Password: a.Password, Privilege: t.Privilege}
+	if a.CipherSuite != 0 {
+		cr.Suites = []ipmi.CipherSuite{ipmi.CipherSuite(a.CipherSuite)}
+	}
+	start := time.Now()
+	var lastErr error
+	for i := 1; i <= attempts; i++ {
+		octx, cancel := context.WithTimeout(ctx, 3*x.timeout())
+		s, err := x.Engine.Open(octx, t.Addr, cr)
+		cancel()
+		if err == nil {
+			return s, i, time.Since(start), nil
+		}
+		lastErr = err
+		if !errors.Is(err, ipmi.ErrNoSessionSlot) || i == attempts {
+			return nil, i, time.Since(start), err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, i, time.Since(start), ctx.Err()
+		}
+	}
+	return nil, attempts, time.Since(start), lastErr
+}
+
+func (x *Executor) sessions(ctx context.Context, m store.Machine, a store.Account) *SessionsFacts {
+	sf := &SessionsFacts{}
+	s, n, waited, err := x.open(ctx, m, a)
+	sf.Attempts, sf.Waited = n, waited
+	if err != nil {
+		if !errors.Is(err, ipmi.ErrNoSessionSlot) {
+			sf.Err = errText(err)
+		}
+		return sf
+	}
+	defer s.Close(ctx)
+	sf.Got = true
+	cctx, cancel := context.WithTimeout(ctx, 4*x.timeout())
+	defer cancel()
+	self, all, err := s.Sessions(cctx)
+	if err != nil {
+		sf.Err = "reading the session table: " + errText(err)
+		return sf
+	}
+	sf.Slots, sf.Active = self.Slots, self.Active
+	names := map[byte]string{}
+	name := func(id byte) string {
+		if n, ok := names[id]; ok {
+			return n
+		}
+		n, err := s.UserName(cctx, id)
+		if err != nil || n == "" {
+			n = fmt.Sprintf("user %d", id)
+		}
+		names[id] = n
+		return n
+	}
+	held := func(si ipmi.SessionInfo) HeldSession {
+		h := HeldSession{Handle: si.Handle, UserID: si.UserID, User: name(si.UserID), Privilege: si.Privilege.String()}
+		if si.Remote.IsValid() && !si.Remote.Addr().IsUnspecified() {
+			h.Console = si.Remote.String()
+		}
+		h.SameHost = si.Remote.IsValid() && self.Remote.IsValid() && si.Remote.Addr() == self.Remote.Addr()
+		h.SameUser = si.UserID == self.UserID
+		return h
+	}
+	sf.Self = held(self)
+	for _, si := range all {
+		if si.Handle == self.Handle {
+			continue
+		}
+		sf.Others = append(sf.Others, held(si))
+	}
+	return sf
+}
+
+// CloseSessions closes the sessions with the given handles on a's BMC, from
+// a session of a's own (Administrator privilege needed). It returns how
+// many it closed.
+func (x *Executor) CloseSessions(ctx context.Context, m store.Machine, a store.Account, handles []byte) (int, error) {
+	s, _, _, err := x.open(ctx, m, a)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close(ctx)
+	n := 0
+	var errs []error
+	for _, h := range handles {
+		cctx, cancel := context.WithTimeout(ctx, x.timeout())
+		err := s.CloseHandle(cctx, h)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session %d: %w", h, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// sampleRequests is how many pre-login requests measure a BMC's loss rate.
+const sampleRequests = 8
+
+func (x *Executor) rates(ctx context.Context, m store.Machine, a store.Account) *Rates {
+	if x.Rates != nil {
+		r, err := x.Rates.ChannelRates(ctx, a.ID)
+		if err != nil {
+			r.Err = err.Error()
+		}
+		return &r
+	}
+	r := &Rates{Source: fmt.Sprintf("sampled now with %d pre-login requests", sampleRequests)}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	before := x.Engine.PeerCounters(t.Addr)
+	start := time.Now()
+	for i := 0; i < sampleRequests; i++ {
+		cctx, cancel := context.WithTimeout(ctx, x.timeout())
+		_, _, err := x.Engine.AuthCaps(cctx, t.Addr, t.Privilege)
+		cancel()
+		r.Requests++
+		if err != nil && !errors.Is(err, ipmi.ErrNoIPMI20) {
+			r.Timeouts++
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	after := x.Engine.PeerCounters(t.Addr)
+	r.Window = time.Since(start).Round(time.Millisecond)
+	r.Retransmits = int(after.Retransmits - before.Retransmits)
+	return r
+}
+
+func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, f Facts) *Fleet {
+	if x.Fleet != nil {
+		ss, err := x.Fleet.Spread(ctx, a.ID)
+		fl := &Fleet{Spreads: ss}
+		if err != nil {
+			fl.Err = err.Error()
+		}
+		return fl
+	}
+	fl := &Fleet{}
+	accts, err := x.Store.Accounts(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		fl.Err = err.Error()
+		return fl
+	}
+	ms, err := x.Store.Machines(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		fl.Err = err.Error()
+		return fl
+	}
+	encl := map[int64]string{}
+	for _, c := range ms {
+		encl[c.ID] = c.Enclosure
+	}
+	sts := x.states(ctx)
+	firmware := func(ev probe.Evidence) string {
+		if ev.ManufacturerID == 0 || ev.Firmware == "" {
+			return ""
+		}
+		return fmt.Sprintf("%s %s", nonEmpty(ev.Manufacturer, fmt.Sprint(ev.ManufacturerID)), ev.Firmware)
+	}
+	myFW := firmware(f.Evidence)
+	myNet, netOK := prefix(a.Address)
+	dims := []*Spread{
+		{Dimension: "enclosure", Value: m.Enclosure},
+		{Dimension: "subnet"},
+		{Dimension: "firmware", Value: myFW},
+	}
+	if netOK {
+		dims[1].Value = myNet.String()
+	}
+	for _, o := range accts {
+		if o.ID == a.ID {
+			continue
+		}
+		st, ok := sts[o.ID]
+		if !ok || st.State == "" || st.State == state.Unknown {
+			continue
+		}
+		troubled := st.State == state.NotResponding || has(st.Conditions, state.Degraded)
+		count := func(d *Spread) {
+			d.Peers++
+			if troubled {
+				d.Affected++
+			}
+		}
+		if m.Enclosure != "" && encl[o.MachineID] == m.Enclosure {
+			count(dims[0])
+		}
+		if p, ok := prefix(o.Address); netOK && ok && p == myNet {
+			count(dims[1])
+		}
+		if myFW != "" && len(st.Evidence) > 0 {
+			var ev probe.Evidence
+			if json.Unmarshal(st.Evidence, &ev) == nil && firmware(ev) == myFW {
+				count(dims[2])
+			}
+		}
+	}
+	for _, d := range dims {
+		if d.Value != "" && d.Peers > 0 {
+			fl.Spreads = append(fl.Spreads, *d)
+		}
+	}
+	return fl
+}

@@ -1,0 +1,180 @@
+package diag
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/secret"
+	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// The executor against a real store (SQLite) and simulated BMCs over real
+// UDP: what it reads from the history, what it may not do (log in to a
+// refused account), and its own measurements when no RateSource or
+// FleetSource is given. The trees' branches end to end are in
+// internal/api (diag_test.go).
+
+type env struct {
+	st    *store.DB
+	fleet *sim.Fleet
+	eng   *ipmi.Engine
+	x     *Executor
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	box, err := secret.NewRandomBox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "l.db"), Box: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := sim.Config{Count: 4, Seed: 9, Password: "gather-pass"}
+	var f *sim.Fleet
+	for attempt := 0; ; attempt++ {
+		if os.Geteuid() == 0 {
+			cfg.BaseAddr = netip.AddrFrom4([4]byte{127, 78, byte(os.Getpid()%200 + attempt + 1), 1}).String()
+		} else {
+			cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 23000+(os.Getpid()*7+attempt*11)%20000
+		}
+		if f, err = sim.New(cfg); err == nil || attempt > 10 {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	eng, err := ipmi.New(ipmi.Config{Sockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	for _, m := range f.Inventory("").Machines {
+		mc := store.Machine{Name: m.Name, GUID: m.GUID}
+		if err := st.AddMachine(ctx, &mc); err != nil {
+			t.Fatal(err)
+		}
+		a := store.Account{MachineID: mc.ID, Protocol: "ipmi", Address: m.Address, Port: m.Port, User: m.User, Password: []byte("gather-pass")}
+		if err := st.AddAccount(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &env{st: st, fleet: f, eng: eng, x: &Executor{Store: st, Engine: eng, Timeout: time.Second}}
+}
+
+func (e *env) machine(t *testing.T, name string) (store.Machine, store.Account) {
+	t.Helper()
+	m, err := e.st.Machine(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := e.st.AccountsOf(context.Background(), m.ID)
+	if err != nil || len(as) != 1 {
+		t.Fatal(err)
+	}
+	return m, as[0]
+}
+
+func TestExecutorLockoutGuard(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.fleet.SetFaults("bmc-00001", sim.Faults{WrongPassword: true})
+	m, a := e.machine(t, "bmc-00001")
+	ev, _ := json.Marshal(probe.Evidence{RMCPStatus: 0, FailedStage: "rakp1_2"})
+	refused := time.Now() // after the account was created: its credentials have not changed since
+	if err := e.st.SaveState(ctx, store.ChannelState{AccountID: a.ID, State: state.NotAuthenticated, Reason: state.ReasonWrongPassword,
+		Message: "refused", Since: refused, CheckedAt: refused, Evidence: ev}, &store.Transition{From: state.Connectable, At: refused}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := e.fleet.BMC("bmc-00001")
+	before := b.Counters().AuthAttempts
+	rep := e.x.Run(ctx, m, a)
+	if rep.Facts.Fresh || !strings.Contains(rep.Facts.NotRetried, "not tried again before") || rep.Diagnosis.Cause != CausePasswordChanged {
+		t.Fatalf("guarded run: fresh %v %q → %s", rep.Facts.Fresh, rep.Facts.NotRetried, rep.Diagnosis.Cause)
+	}
+	if n := b.Counters().AuthAttempts; n != before {
+		t.Errorf("%d login attempts on a refused account", n-before)
+	}
+	if !rep.Facts.History.LeftConnectable || !rep.Facts.History.LastConnectable.Equal(refused.UTC().Round(0)) && !rep.Facts.History.LastConnectable.Equal(refused) {
+		t.Errorf("history %+v", rep.Facts.History)
+	}
+	// After an edit of the credentials the account is tried again.
+	time.Sleep(1100 * time.Millisecond) // an edit counts from a second after the creation
+	a.CredentialsChangedAt = time.Now()
+	if err := e.st.UpdateAccount(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	rep = e.x.Run(ctx, m, a)
+	if !rep.Facts.Fresh || b.Counters().AuthAttempts == before || rep.Diagnosis.Cause != CausePasswordEditWrong {
+		t.Errorf("after the edit: fresh %v → %s", rep.Facts.Fresh, rep.Diagnosis.Cause)
+	}
+}
+
+func TestExecutorHistoryFromAudit(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	m, a := e.machine(t, "bmc-00002")
+	at := time.Now().Add(-time.Hour)
+	for _, en := range []store.AuditEntry{
+		{At: at, Actor: "ops", Action: "account.update", Target: m.Name, Detail: `user "a" → "admin", ` + AddressChange("10.9.9.9:623", hostPort(a.Address, a.Port)), Result: "ok"},
+		{At: at.Add(time.Minute), Actor: "ops", Action: "account.update", Target: m.Name, Detail: AddressChange("10.1.1.1:623", "10.2.2.2:623"), Result: "failed"},
+		{At: at.Add(2 * time.Minute), Actor: "ops", Action: "machine.adopt", Target: m.Name, Detail: "System GUID a → b", Result: "ok"},
+	} {
+		if err := e.st.Audit(ctx, &en); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var h History
+	e.x.history(ctx, m, a, store.ChannelState{State: state.Connectable, CheckedAt: at.Add(time.Hour)}, &h)
+	if h.OldAddress != "10.9.9.9:623" || !h.AddressChangedAt.Equal(at.UTC().Round(0)) && !h.AddressChangedAt.Equal(at) ||
+		h.HardwareChange != "the System GUID was adopted" || h.LastConnectable.IsZero() || h.LeftConnectable || !h.CredentialsChangedAt.IsZero() {
+		t.Errorf("history %+v", h)
+	}
+}
+
+func TestExecutorOwnMeasurements(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.fleet.SetFaults("bmc-00003", sim.Faults{Lossy: 0.3})
+	m, a := e.machine(t, "bmc-00003")
+	r := e.x.rates(ctx, m, a)
+	if r.Err != "" || r.Requests != sampleRequests || !strings.Contains(r.Source, "sampled now") || r.Retransmits == 0 {
+		t.Errorf("sampled rates %+v", r)
+	}
+	// Fleet spread from the stored states: the other three channels, one
+	// of them NotResponding, share the subnet.
+	var f Facts
+	f.Evidence.ManufacturerID, f.Evidence.Firmware = 674, "4.40"
+	for i, name := range []string{"bmc-00001", "bmc-00002", "bmc-00004"} {
+		_, oa := e.machine(t, name)
+		st := store.ChannelState{AccountID: oa.ID, State: state.Connectable, Since: time.Now(), CheckedAt: time.Now()}
+		if i == 0 {
+			st.State = state.NotResponding
+		}
+		if err := e.st.SaveState(ctx, st, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fl := e.x.fleet(ctx, m, a, f)
+	if fl.Err != "" || len(fl.Spreads) != 1 || fl.Spreads[0].Dimension != "subnet" || fl.Spreads[0].Peers != 3 || fl.Spreads[0].Affected != 1 {
+		t.Errorf("fleet %+v", fl)
+	}
+	if s := e.x.subnet(ctx, a); s.Peers != 3 || s.NotResponding != 1 {
+		t.Errorf("subnet %+v", s)
+	}
+}

@@ -1,0 +1,874 @@
+package diag
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+// Decide runs the tree for f's state. It is pure: the same facts give the
+// same result. When a fact the tree needs is missing (its part of Facts is
+// nil) it returns the Need instead of a diagnosis.
+func Decide(f Facts) Result {
+	var r Result
+	switch f.State {
+	case state.NotResponding:
+		r = notResponding(f)
+	case state.NotAuthenticated:
+		r = notAuthenticated(f)
+	case state.Invalid:
+		r = invalid(f)
+	case state.Connectable:
+		switch {
+		case has(f.Conditions, state.Busy) || storedConnectable(f) && has(f.History.StoredConditions, state.Busy):
+			r = busy(f)
+		case has(f.Conditions, state.Degraded) || storedConnectable(f) && has(f.History.StoredConditions, state.Degraded):
+			r = degraded(f)
+		default:
+			r = healthy(f)
+		}
+	default:
+		r = done(&Diagnosis{Cause: CauseNotChecked, Confidence: Low,
+			Summary:  "the channel could not be checked",
+			Evidence: []string{nonEmpty(f.Message, "no check result")},
+			Remedy:   "make sure the account's protocol is one this manager checks (ipmi) and its address resolves, then run the diagnosis again"})
+	}
+	if r.Diagnosis != nil {
+		r.Diagnosis.Evidence = append(notes(f), r.Diagnosis.Evidence...)
+	}
+	return r
+}
+
+// notes are evidence lines every diagnosis of f starts with.
+func notes(f Facts) []string {
+	var out []string
+	if !f.Fresh && f.NotRetried != "" {
+		out = append(out, "not logged in again: "+f.NotRetried)
+	}
+	return out
+}
+
+func done(d *Diagnosis) Result { return Result{Diagnosis: d} }
+
+func nonEmptyLines(ls ...string) []string {
+	var out []string
+	for _, l := range ls {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+func need(n ...Need) Result { return Result{Need: n} }
+
+func has(cs []state.Condition, c state.Condition) bool { return slices.Contains(cs, c) }
+
+func storedConnectable(f Facts) bool { return f.History.Stored == state.Connectable }
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// when renders a time for the operator (UTC, to the second).
+func when(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+// after reports whether a is set and later than b (b zero counts as
+// "never", so any set a is after it).
+func after(a, b time.Time) bool { return !a.IsZero() && (b.IsZero() || a.After(b)) }
+
+// beforeFailure reports whether a change at t can explain the channel's
+// failure: it came after the channel last worked, or just before the check
+// that first failed (the monitor checks at once after an edit, so that
+// check is the first the change could fail).
+func (h History) beforeFailure(t time.Time) bool {
+	if after(t, h.LastConnectable) {
+		return true
+	}
+	return !t.IsZero() && h.LeftConnectable && h.LastConnectable.Sub(t) <= h.EditGrace
+}
+
+// ---------------------------------------------------------------------------
+// Connectable
+
+func healthy(f Facts) Result {
+	h := f.History
+	switch {
+	case h.Stored == state.NotAuthenticated && after(h.CredentialsChangedAt, h.CheckedAt):
+		return done(&Diagnosis{Cause: CauseCredentialsFixed, Confidence: High,
+			Summary: "the account works again since its credentials were edited",
+			Evidence: []string{
+				fmt.Sprintf("the monitor still holds NotAuthenticated (%s) from the refusal at %s", nonEmpty(string(h.StoredReason), "refused"), when(h.CheckedAt)),
+				fmt.Sprintf("the credentials were edited at %s, after that refusal", when(h.CredentialsChangedAt)),
+				"a login now succeeds: " + f.Message,
+			},
+			Remedy: "nothing to fix on the BMC; re-check the channel once (autocorrect does) so its declared state follows",
+			Actions: []Action{{Kind: ActRecheck, AccountID: f.Account.ID,
+				What: "the declared state of " + f.Machine, From: string(state.NotAuthenticated), To: "a fresh check",
+				Because: fmt.Sprintf("its credentials were edited at %s, after the last refusal at %s", when(h.CredentialsChangedAt), when(h.CheckedAt))}},
+		})
+	case h.Stored != "" && h.Stored != state.Connectable && h.Stored != state.Unknown:
+		return done(&Diagnosis{Cause: CauseRecovered, Confidence: High,
+			Summary: fmt.Sprintf("the channel works now; the monitor declared it %s at %s", h.Stored, when(h.StoredSince)),
+			Evidence: []string{"a check now succeeds: " + f.Message,
+				fmt.Sprintf("declared %s (%s) since %s", h.Stored, nonEmpty(string(h.StoredReason), "-"), when(h.StoredSince))},
+			Remedy: "nothing to do: the monitor declares the channel Connectable after its next confirming check; if it keeps flapping, look at its history (lightsout history " + f.Machine + ")",
+		})
+	}
+	d := &Diagnosis{Cause: CauseHealthy, Confidence: High,
+		Summary:  "the channel is Connectable: a session opens and the identity matches",
+		Evidence: []string{nonEmpty(f.Message, "session opened")},
+		Remedy:   "nothing to do",
+	}
+	if has(f.Conditions, state.Insecure) {
+		d.Evidence = append(d.Evidence, "the BMC accepts insecure logins ("+strings.Join(f.Evidence.Insecure, "; ")+"): see the security audit")
+	}
+	return done(d)
+}
+
+// ---------------------------------------------------------------------------
+// NotResponding
+
+func notResponding(f Facts) Result {
+	addr := f.Account.Address
+	switch f.Reason {
+	case state.ReasonPortRefused:
+		d := &Diagnosis{Cause: CausePortClosed, Confidence: High,
+			Summary:  fmt.Sprintf("something at %s is up but no IPMI service listens on its port", hostOf(addr)),
+			Evidence: []string{fmt.Sprintf("%s answered with ICMP port unreachable", addr)},
+			RuledOut: []string{"a network path problem or a dead BMC: the host answered (ICMP), so the path and the device are up"},
+			Remedy:   "enable IPMI over LAN on the BMC (or restart its IPMI service / cold-reset the BMC); if the address now belongs to another device, correct the account's address",
+		}
+		if f.History.beforeFailure(f.History.AddressChangedAt) {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("the account's address was edited at %s (from %s): it may point at another device", when(f.History.AddressChangedAt), f.History.OldAddress))
+			d.Confidence = Medium
+		}
+		return done(d)
+	case state.ReasonUnreachable:
+		if strings.Contains(f.Message, "does not resolve") {
+			return done(&Diagnosis{Cause: CauseNoRoute, Confidence: High,
+				Summary:  fmt.Sprintf("the account's address %s does not resolve", hostOf(addr)),
+				Evidence: []string{f.Message},
+				Remedy:   "correct the account's address, or make the name resolve from the manager (DNS, /etc/hosts)",
+			})
+		}
+		return done(&Diagnosis{Cause: CauseNoRoute, Confidence: High,
+			Summary:  fmt.Sprintf("the manager has no route to %s", hostOf(addr)),
+			Evidence: []string{nonEmpty(f.Message, "ICMP host or network unreachable")},
+			RuledOut: []string{"the BMC itself: packets never reach its network"},
+			Remedy:   "check the address in the account, the manager's routes to the management network, and the management VLAN; a host name must resolve from the manager",
+		})
+	case state.ReasonStalled, state.ReasonProtocol:
+		d := &Diagnosis{Cause: CauseBMCHung, Confidence: Medium,
+			Summary:  "the BMC answers, but its IPMI service stalls or sends unusable replies",
+			Evidence: []string{nonEmpty(f.Message, string(f.Reason))},
+			RuledOut: []string{"the network path and the BMC's power: it answered at first"},
+			Remedy:   "cold-reset the BMC (from the host with ipmitool mc reset cold, or through the enclosure manager for a blade); if it recurs, update its firmware",
+		}
+		if f.Evidence.PingAnswered {
+			d.Evidence = append(d.Evidence, "it answers presence pings (the network side of the BMC is alive)")
+			d.Confidence = High
+		}
+		if f.Evidence.FailedStage != "" {
+			d.Evidence = append(d.Evidence, "it stopped during "+f.Evidence.FailedStage)
+		}
+		return done(d)
+	}
+
+	// Silent.
+	base := []string{fmt.Sprintf("no reply from %s (no ICMP error either)", addr)}
+	if f.Evidence.Attempts > 1 {
+		base[0] += fmt.Sprintf(", %d attempts", f.Evidence.Attempts)
+	}
+	var ruled []string
+	h := f.History
+	if h.OldAddress != "" && h.beforeFailure(h.AddressChangedAt) {
+		if f.OldAddress == nil {
+			return need(NeedOldAddress)
+		}
+		o := f.OldAddress
+		edit := fmt.Sprintf("the account's address was edited at %s from %s to %s", when(h.AddressChangedAt), h.OldAddress, addr)
+		switch {
+		case o.Answered && o.Ours:
+			return done(&Diagnosis{Cause: CauseAddressChanged, Confidence: High,
+				Summary:  fmt.Sprintf("the BMC is still at its previous address %s; nothing answers at the new one", h.OldAddress),
+				Evidence: append(base, edit, fmt.Sprintf("%s answers with this machine's System GUID", h.OldAddress)),
+				RuledOut: []string{"a dead BMC or a broken path: the BMC answers at its old address"},
+				Remedy:   fmt.Sprintf("set the account's address back to %s, or finish moving the BMC to %s (change its LAN settings) first", h.OldAddress, hostOf(addr)),
+			})
+		case o.Answered:
+			return done(&Diagnosis{Cause: CauseAddressChanged, Confidence: Medium,
+				Summary:  fmt.Sprintf("nothing answers at the new address, and the previous address %s now belongs to another BMC", h.OldAddress),
+				Evidence: append(base, edit, fmt.Sprintf("%s answers with System GUID %s, not this machine's", h.OldAddress, nonEmpty(o.GUID, "(unknown)"))),
+				Remedy:   "find the address the BMC really has now (its LAN settings, DHCP leases, the switch's ARP table) and correct the account",
+			})
+		}
+		ruled = append(ruled, fmt.Sprintf("a wrong address edit: the previous address %s is silent too", h.OldAddress))
+	}
+	if f.Blade != nil {
+		return bladeSilent(f, base, ruled)
+	}
+	if f.Subnet == nil {
+		return need(NeedSubnet)
+	}
+	s := f.Subnet
+	if s.Peers >= 3 && s.NotResponding*2 > s.Peers {
+		return done(&Diagnosis{Cause: CauseNetworkSegment, Confidence: High,
+			Summary:  fmt.Sprintf("most of subnet %s is silent: a switch, VLAN or uplink problem rather than this BMC", s.Prefix),
+			Evidence: append(base, fmt.Sprintf("%d of the %d other channels on %s are NotResponding too", s.NotResponding, s.Peers, s.Prefix)),
+			RuledOut: append(ruled, "this BMC alone: its neighbours are silent as well"),
+			Remedy:   fmt.Sprintf("check the management switch and VLAN serving %s, its uplink, and any firewall between the manager and it (UDP 623)", s.Prefix),
+		})
+	}
+	if s.Peers > 0 {
+		ruled = append(ruled, fmt.Sprintf("the management network: %d of the %d other channels on %s answer", s.Peers-s.NotResponding, s.Peers, s.Prefix))
+	}
+	d := &Diagnosis{Cause: CauseBMCUnreachable, Confidence: Medium,
+		Summary:  "this BMC does not answer at all: powered off, dead, unplugged, or UDP 623 filtered on its path",
+		Evidence: base,
+		RuledOut: ruled,
+		Remedy:   "check that the server has standby power, the BMC's network cable and switch port (link light, VLAN), and that no firewall drops UDP 623 to it; if all is fine, the BMC is dead: reset it from the host (ipmitool mc reset cold) or call the vendor",
+	}
+	if s.Peers == 0 {
+		d.Confidence = Low
+		d.Evidence = append(d.Evidence, "no other channel on "+s.Prefix+" to compare with")
+	}
+	return done(d)
+}
+
+// bladeSilent is the enclosure isolation: the EM card first, then the
+// sibling blades, then the enclosure manager's view of this blade and its
+// identify lamp.
+func bladeSilent(f Facts, base, ruled []string) Result {
+	b := f.Blade
+	enc := "enclosure " + b.Enclosure
+	if b.EMAddress == "" {
+		// The enclosure is not in the inventory: compare with the siblings only.
+		if f.Siblings == nil {
+			return need(NeedSiblings)
+		}
+		s := f.Siblings
+		if s.Tried > 0 && s.Answered == 0 {
+			return done(&Diagnosis{Cause: CauseEnclosureDown, Confidence: Medium,
+				Summary:  fmt.Sprintf("every blade of %s is silent: its EM card or enclosure path", enc),
+				Evidence: append(base, siblingLine(s, enc), "the enclosure manager is not in the inventory, so it could not be asked"),
+				RuledOut: ruled,
+				Remedy:   fmt.Sprintf("add %s's enclosure manager to the inventory (lightsout enclosures add) so the diagnosis can check it; meanwhile check the enclosure's power, EM card and uplink", enc),
+			})
+		}
+		return done(&Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
+			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer", b.Slot, enc),
+			Evidence: append(base, siblingLine(s, enc), "the enclosure manager is not in the inventory, so the blade could not be checked through it"),
+			RuledOut: append(ruled, siblingRuledOut(s, enc)...),
+			Remedy:   fmt.Sprintf("add %s's enclosure manager to the inventory and run the diagnosis again, or check the blade's BMC from the enclosure manager's console", enc),
+		})
+	}
+	if f.EM == nil {
+		return need(NeedEM)
+	}
+	emLine := fmt.Sprintf("the enclosure manager (EM card) at %s answers a ping", b.EMAddress)
+	if !f.EM.Answered {
+		emLine = fmt.Sprintf("the enclosure manager (EM card) at %s does not answer a ping", b.EMAddress)
+		if f.Siblings == nil {
+			return need(NeedSiblings)
+		}
+		s := f.Siblings
+		if s.Tried == 0 || s.Answered == 0 {
+			d := &Diagnosis{Cause: CauseEnclosureDown, Confidence: High,
+				Summary:  fmt.Sprintf("the EM card of %s and the blades behind it are silent: the EM card or the enclosure tray failed", enc),
+				Evidence: append(base, emLine, siblingLine(s, enc)),
+				RuledOut: append(ruled, "this blade alone: its enclosure manager is silent too"),
+				Remedy:   fmt.Sprintf("check %s: its power, the EM card (status LEDs, reseat it) and the enclosure's uplink switch; then call the enclosure's support with these results", enc),
+			}
+			if s.Tried == 0 {
+				d.Confidence = Medium
+			}
+			return done(d)
+		}
+		return done(&Diagnosis{Cause: CauseEMCard, Confidence: Medium,
+			Summary:  fmt.Sprintf("the EM card of %s does not answer, while other blades do: the EM card itself is failing, and this blade's BMC with it", enc),
+			Evidence: append(base, emLine, siblingLine(s, enc)),
+			RuledOut: append(ruled, "the enclosure tray's network path: other blades behind it answer"),
+			Remedy:   fmt.Sprintf("reset or reseat the EM card of %s (from its serial console or front panel); if this blade stays silent afterwards, reseat the blade; call the enclosure's support with these results", enc),
+		})
+	}
+	if f.Siblings == nil {
+		return need(NeedSiblings)
+	}
+	s := f.Siblings
+	if s.Tried > 0 && s.Answered*2 < s.Tried {
+		conf := High
+		if s.Answered > 0 {
+			conf = Medium
+		}
+		return done(&Diagnosis{Cause: CauseEnclosureTray, Confidence: conf,
+			Summary:  fmt.Sprintf("the EM card of %s answers but the blades behind it do not: the enclosure tray (the path from the EM card to the blades)", enc),
+			Evidence: append(base, emLine, siblingLine(s, enc)),
+			RuledOut: append(ruled, "the EM card itself: it answers", "this blade alone: most of its siblings are silent too"),
+			Remedy:   fmt.Sprintf("check %s's tray: its internal switch module and midplane; reseating the EM card resets the path on most enclosures; then call the enclosure's support with these results", enc),
+		})
+	}
+	ruled = append(ruled, "the EM card: it answers")
+	ruled = append(ruled, siblingRuledOut(s, enc)...)
+	ev := append(base, emLine, siblingLine(s, enc))
+	if f.BladeView == nil {
+		return need(NeedBladeView)
+	}
+	if f.BladeView.Err != "" {
+		return done(&Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
+			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer; its enclosure manager could not be asked about it", b.Slot, enc),
+			Evidence: append(ev, "asking the enclosure manager failed: "+f.BladeView.Err),
+			RuledOut: ruled,
+			Remedy:   fmt.Sprintf("check the enclosure manager's account in the inventory (lightsout enclosures set %s), or look at slot %d on the enclosure manager's console: if its power lamp shows unknown, press its identify button — lit means the EM↔BMC link, dark means the BMC", b.Enclosure, b.Slot),
+		})
+	}
+	v := f.BladeView.Status
+	if !v.Present {
+		return done(&Diagnosis{Cause: CauseBladeBMC, Confidence: Medium,
+			Summary:  fmt.Sprintf("the enclosure manager sees no blade in slot %d of %s", b.Slot, enc),
+			Evidence: append(ev, fmt.Sprintf("the enclosure manager reports slot %d empty", b.Slot)),
+			RuledOut: ruled,
+			Remedy:   fmt.Sprintf("check that the blade is seated in slot %d (or correct the machine's slot in the inventory)", b.Slot),
+		})
+	}
+	if v.BMCAnswers {
+		power := "off"
+		if v.PowerOn {
+			power = "on"
+		}
+		return done(&Diagnosis{Cause: CauseBladeLAN, Confidence: High,
+			Summary:  "the enclosure manager talks to this blade's BMC fine, but the BMC is not reachable on the management network",
+			Evidence: append(ev, fmt.Sprintf("the enclosure manager reports the BMC in slot %d answering (power %s)", b.Slot, power)),
+			RuledOut: append(ruled, "a dead BMC: it answers the enclosure manager", "the EM↔BMC link: it works"),
+			Remedy:   "check the BMC's LAN settings from the enclosure manager's console (IP address, netmask, VLAN, IPMI over LAN enabled) against the account's address, and the enclosure switch port it maps to",
+		})
+	}
+	ev = append(ev, fmt.Sprintf("the enclosure manager gets no answer from the BMC in slot %d (its power state is unknown to it)", b.Slot))
+	if f.Identify == nil {
+		return need(NeedIdentify)
+	}
+	if f.Identify.Err != "" {
+		return done(&Diagnosis{Cause: CauseBladeBMC, Confidence: Medium,
+			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) answers neither the network nor the enclosure manager", b.Slot, enc),
+			Evidence: append(ev, "the identify-lamp test through the enclosure manager failed: "+f.Identify.Err),
+			RuledOut: ruled,
+			Remedy:   fmt.Sprintf("press the identify button of slot %d on the enclosure manager's console: lit means the EM↔BMC link is at fault (reseat the blade), dark means the BMC failed (cold-reset it through the enclosure manager, or replace the board)", b.Slot),
+		})
+	}
+	if f.Identify.Lit {
+		return done(&Diagnosis{Cause: CauseEMBMCPath, Confidence: High,
+			Summary:  fmt.Sprintf("the link between the enclosure manager and this blade's BMC (slot %d) is broken; the BMC itself runs", b.Slot),
+			Evidence: append(ev, "its identify lamp lit when the enclosure manager drove it, and was read back on (then turned off again)"),
+			RuledOut: append(ruled, "a dead BMC: it lit its identify lamp"),
+			Remedy:   fmt.Sprintf("reseat the blade in slot %d (the midplane connector); if the link stays down, call the enclosure's support with these results", b.Slot),
+		})
+	}
+	return done(&Diagnosis{Cause: CauseBMCFailed, Confidence: High,
+		Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) has failed", b.Slot, enc),
+		Evidence: append(ev, "its identify lamp stayed dark when the enclosure manager drove it"),
+		RuledOut: append(ruled, "the EM↔BMC link alone: the BMC did not even light its lamp"),
+		Remedy:   "cold-reset the BMC through the enclosure manager (or pull the blade to drain its standby power); if it stays dark, the board needs replacing: call the server's support",
+	})
+}
+
+func siblingLine(s *Siblings, enc string) string {
+	if s == nil || s.Tried == 0 {
+		return "no other blade of " + enc + " is in the inventory to compare with"
+	}
+	return fmt.Sprintf("%d of the %d other blades of %s answer a ping", s.Answered, s.Tried, enc)
+}
+
+func siblingRuledOut(s *Siblings, enc string) []string {
+	if s == nil || s.Answered == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("the enclosure tray: the other blades of %s answer", enc)}
+}
+
+func hostOf(addr string) string {
+	if i := strings.LastIndex(addr, ":"); i > 0 && !strings.HasSuffix(addr, "]") {
+		h := addr[:i]
+		return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	}
+	return addr
+}
+
+// ---------------------------------------------------------------------------
+// NotAuthenticated
+
+// strongSuites are the cipher suites autocorrect may pin: authenticated,
+// integrity-protected and encrypted, in order of preference.
+var strongSuites = []int{17, 3}
+
+// SuiteCandidate is the cipher suite worth a login: the first strong suite
+// the BMC offers that is not the pinned one; 0 if none.
+func SuiteCandidate(f Facts) int {
+	if f.Suites == nil {
+		return 0
+	}
+	for _, s := range strongSuites {
+		if s != f.Account.CipherSuite && slices.Contains(f.Suites.Offered, s) {
+			return s
+		}
+	}
+	return 0
+}
+
+func suiteList(ss []int) string {
+	if len(ss) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = fmt.Sprint(s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func notAuthenticated(f Facts) Result {
+	h := f.History
+	refused := nonEmpty(f.Message, "the BMC refused the account")
+	ev := []string{refused}
+	if f.Evidence.RMCPStatus != 0 {
+		ev = append(ev, fmt.Sprintf("RMCP+ status %#02x during %s", f.Evidence.RMCPStatus, nonEmpty(f.Evidence.FailedStage, "the login")))
+	}
+	lastOK := "it has never logged in"
+	if !h.LastConnectable.IsZero() {
+		lastOK = "it last logged in at " + when(h.LastConnectable)
+	}
+	switch f.Reason {
+	case state.ReasonNoCipherSuite:
+		return cipherTree(f, ev)
+	case state.ReasonCipher0Refused:
+		return done(&Diagnosis{Cause: CauseCipher0Only, Confidence: High,
+			Summary:  "the BMC would only accept cipher suite 0 (no authentication), which lightsout refuses",
+			Evidence: ev,
+			Remedy:   "enable cipher suite 17 (or 3) on the BMC and disable suite 0: suite 0 lets anyone in with any password",
+		})
+	case state.ReasonLocked:
+		d := &Diagnosis{Cause: CauseAccountLocked, Confidence: High,
+			Summary:  fmt.Sprintf("the BMC knows user %s but has disabled or locked it", f.Account.User),
+			Evidence: append(ev, lastOK),
+			RuledOut: []string{"an unknown user: the BMC answers with a disabled account's status, not an unknown name", "a wrong password: the BMC refused before checking it"},
+			Remedy:   fmt.Sprintf("unlock or re-enable user %s on the BMC (its web console, or ipmitool user enable from the host), or wait out its lockout interval; lightsout does not retry the account before then unless its credentials are edited", f.Account.User),
+		}
+		if h.RefusedFirst == state.ReasonWrongPassword {
+			d.Summary += " — after it refused a wrong password"
+			d.Evidence = append(d.Evidence, fmt.Sprintf("the refusals began with a wrong password (since %s): failed logins locked the account", when(h.StoredSince)))
+			d.Remedy = fmt.Sprintf("first set the account's password to the BMC's (lightsout accounts set %d --password-file FILE), then unlock user %s on the BMC or wait out its lockout interval", f.Account.ID, f.Account.User)
+		}
+		return done(d)
+	case state.ReasonPrivilege:
+		return done(&Diagnosis{Cause: CausePrivilegeTooLow, Confidence: High,
+			Summary:  fmt.Sprintf("user %s may not log in at %s privilege", f.Account.User, nonEmpty(f.Account.Privilege, "administrator")),
+			Evidence: ev,
+			RuledOut: []string{"the password and the user name: the BMC refused the privilege before checking the password"},
+			Remedy:   fmt.Sprintf("raise user %s's privilege limit on the BMC's LAN channel, or lower the account's privilege (lightsout accounts set %d --privilege operator: enough for power and identify)", f.Account.User, f.Account.ID),
+		})
+	case state.ReasonUnknownUser:
+		switch {
+		case h.beforeFailure(h.HardwareChangedAt) && !h.LastConnectable.IsZero():
+			return done(&Diagnosis{Cause: CauseUserMissingAfterSwap, Confidence: High,
+				Summary:  fmt.Sprintf("the BMC does not know user %s since the hardware was changed (%s at %s)", f.Account.User, h.HardwareChange, when(h.HardwareChangedAt)),
+				Evidence: append(ev, lastOK, fmt.Sprintf("%s at %s", h.HardwareChange, when(h.HardwareChangedAt))),
+				RuledOut: []string{"a mistyped user name: the same name worked before the hardware change"},
+				Remedy:   fmt.Sprintf("re-create user %s on the new BMC with the same password and privilege as before", f.Account.User),
+			})
+		case h.beforeFailure(h.CredentialsChangedAt):
+			return done(&Diagnosis{Cause: CauseUserNameWrong, Confidence: High,
+				Summary:  fmt.Sprintf("the BMC does not know user %s, set in the account at %s", f.Account.User, when(h.CredentialsChangedAt)),
+				Evidence: append(ev, lastOK, "the account's credentials were edited at "+when(h.CredentialsChangedAt)),
+				Remedy:   fmt.Sprintf("correct the user name (lightsout accounts set %d --user NAME) to one the BMC has", f.Account.ID),
+			})
+		case h.LastConnectable.IsZero():
+			return done(&Diagnosis{Cause: CauseUserNameWrong, Confidence: Medium,
+				Summary:  fmt.Sprintf("the BMC does not know user %s, and this account never logged in", f.Account.User),
+				Evidence: append(ev, lastOK),
+				Remedy:   fmt.Sprintf("correct the user name (lightsout accounts set %d --user NAME), or create user %s on the BMC", f.Account.ID, f.Account.User),
+			})
+		}
+		return done(&Diagnosis{Cause: CauseUserRemoved, Confidence: Medium,
+			Summary:  fmt.Sprintf("user %s was removed or renamed on the BMC", f.Account.User),
+			Evidence: append(ev, lastOK, "neither the account nor the hardware was changed in the inventory since"),
+			RuledOut: []string{"a mistyped user name: the same name worked before"},
+			Remedy:   fmt.Sprintf("re-create user %s on the BMC (or a BMC reset to factory settings lost it); some BMCs also report a locked-out user as unknown: check its lockout state", f.Account.User),
+		})
+	case state.ReasonWrongPassword:
+		ev = append(ev, lastOK)
+		sameBMC := "another BMC at the address: its RAKP 2 names the registered System GUID"
+		if f.Expected == "" {
+			sameBMC = ""
+		}
+		switch {
+		case h.beforeFailure(h.CredentialsChangedAt) && !h.LastConnectable.IsZero():
+			return done(&Diagnosis{Cause: CausePasswordEditWrong, Confidence: High,
+				Summary:  fmt.Sprintf("the password set in the account at %s is not the BMC's", when(h.CredentialsChangedAt)),
+				Evidence: append(ev, "the account's credentials were edited at "+when(h.CredentialsChangedAt)+", after its last login"),
+				RuledOut: []string{"a password change on the BMC alone: the refusals follow the edit in the inventory"},
+				Remedy:   fmt.Sprintf("set the account's password back to the BMC's (lightsout accounts set %d --password-file FILE); it is retried at once after the edit", f.Account.ID),
+			})
+		case h.beforeFailure(h.HardwareChangedAt) && !h.LastConnectable.IsZero():
+			return done(&Diagnosis{Cause: CauseReplacedCredentials, Confidence: High,
+				Summary:  fmt.Sprintf("since the hardware was changed (%s at %s) the BMC has other credentials", h.HardwareChange, when(h.HardwareChangedAt)),
+				Evidence: append(ev, fmt.Sprintf("%s at %s", h.HardwareChange, when(h.HardwareChangedAt))),
+				Remedy:   fmt.Sprintf("set user %s's password on the new BMC to the one in the account (a new board comes with factory credentials), or update the account", f.Account.User),
+			})
+		case h.LastConnectable.IsZero():
+			return done(&Diagnosis{Cause: CausePasswordNeverWorked, Confidence: Medium,
+				Summary:  fmt.Sprintf("the BMC refuses the password of user %s, and this account never logged in", f.Account.User),
+				Evidence: ev,
+				Remedy:   fmt.Sprintf("set the account's password to the BMC's (lightsout accounts set %d --password-file FILE)", f.Account.ID),
+			})
+		}
+		return done(&Diagnosis{Cause: CausePasswordChanged, Confidence: High,
+			Summary:  fmt.Sprintf("the password of user %s was changed on the BMC", f.Account.User),
+			Evidence: append(ev, "neither the account nor the hardware was changed in the inventory since"),
+			RuledOut: nonEmptyLines("a mistyped password in the inventory: the same password worked before", sameBMC),
+			Remedy:   fmt.Sprintf("find who changed it (the BMC's event log, other tools' configuration) and set the account's password to the new one (lightsout accounts set %d --password-file FILE); lightsout retries at once after the edit", f.Account.ID),
+		})
+	}
+	return done(&Diagnosis{Cause: CauseAuthRejected, Confidence: Low,
+		Summary:  fmt.Sprintf("the BMC refused the login of user %s without saying why", f.Account.User),
+		Evidence: append(ev, lastOK),
+		Remedy:   fmt.Sprintf("check user %s on the BMC: that it exists, is enabled for IPMI over LAN, has the account's privilege, and that the password matches", f.Account.User),
+	})
+}
+
+func cipherTree(f Facts, ev []string) Result {
+	pinned := "automatic (17, then 3)"
+	if f.Account.CipherSuite != 0 {
+		pinned = fmt.Sprint(f.Account.CipherSuite)
+	}
+	ev = append(ev, "the account's cipher suite: "+pinned)
+	if f.Suites == nil {
+		return need(NeedSuites)
+	}
+	if f.Suites.Err != "" {
+		return done(&Diagnosis{Cause: CauseNoCommonSuite, Confidence: Low,
+			Summary:  "the BMC accepts none of the cipher suites asked for, and did not say which it offers",
+			Evidence: append(ev, "listing its cipher suites failed: "+f.Suites.Err),
+			Remedy:   "look up the cipher suites enabled on the BMC (ipmitool channel getciphers ipmi) and enable 17 or 3, or pin one it offers in the account",
+		})
+	}
+	ev = append(ev, "the BMC offers cipher suites "+suiteList(f.Suites.Offered))
+	cand := SuiteCandidate(f)
+	if cand == 0 {
+		return done(&Diagnosis{Cause: CauseNoCommonSuite, Confidence: High,
+			Summary:  "the BMC offers no cipher suite that both authenticates and encrypts",
+			Evidence: ev,
+			RuledOut: []string{"the credentials: the BMC refused before they were checked"},
+			Remedy:   "enable cipher suite 17 (or 3) on the BMC (its LAN security settings, or ipmitool lan set 1 cipher_privs); lightsout does not fall back to weaker suites by itself",
+		})
+	}
+	if f.SuiteTry == nil {
+		return need(NeedSuiteTry)
+	}
+	if !f.SuiteTry.OK {
+		return done(&Diagnosis{Cause: CauseNoCommonSuite, Confidence: Medium,
+			Summary:  fmt.Sprintf("the BMC offers cipher suite %d, but a login with it failed too", cand),
+			Evidence: append(ev, fmt.Sprintf("a login with suite %d: %s", cand, nonEmpty(f.SuiteTry.Err, "refused"))),
+			Remedy:   fmt.Sprintf("fix what the login with suite %d reports, then pin suite %d in the account (lightsout accounts set %d --cipher-suite %d)", cand, cand, f.Account.ID, cand),
+		})
+	}
+	return done(&Diagnosis{Cause: CauseSuiteMismatch, Confidence: High,
+		Summary:  fmt.Sprintf("the BMC no longer offers the account's cipher suite %s; suite %d, which it offers, works", pinned, cand),
+		Evidence: append(ev, fmt.Sprintf("a login with suite %d succeeded", cand)),
+		RuledOut: []string{"the credentials: they work with suite " + fmt.Sprint(cand)},
+		Remedy:   fmt.Sprintf("pin cipher suite %d in the account (autocorrect does; or lightsout accounts set %d --cipher-suite %d)", cand, f.Account.ID, cand),
+		Actions: []Action{{Kind: ActCipherSuite, AccountID: f.Account.ID, Suite: cand,
+			What: fmt.Sprintf("the cipher suite of %s's account %d", f.Machine, f.Account.ID), From: pinned, To: fmt.Sprint(cand),
+			Because: fmt.Sprintf("the BMC offers only %s and a login with %d succeeded", suiteList(f.Suites.Offered), cand)}},
+	})
+}
+
+// ---------------------------------------------------------------------------
+// Invalid
+
+func invalid(f Facts) Result {
+	reported := nonEmpty(f.GUID, "(unknown)")
+	ev := []string{fmt.Sprintf("%s answers with System GUID %s; %s is registered with %s", f.Account.Address, reported, f.Machine, nonEmpty(f.Expected, "(none)"))}
+	if f.GUID == "" {
+		return done(&Diagnosis{Cause: CauseIdentityUnverifiable, Confidence: Low,
+			Summary:  "the identity check failed but the BMC's GUID is not known",
+			Evidence: ev,
+			Remedy:   "check the machine again (lightsout check " + f.Machine + ") and run the diagnosis on the fresh result",
+		})
+	}
+	if f.Owner == nil {
+		return need(NeedOwner)
+	}
+	if f.Owner.Name != "" {
+		o := f.Owner
+		ev = append(ev, fmt.Sprintf("that GUID is registered to %s, whose account is at %s", o.Name, nonEmpty(o.Address, "(no account)")))
+		if o.Address != "" {
+			if f.SwapCheck == nil {
+				return need(NeedSwapCheck)
+			}
+			sc := f.SwapCheck
+			if sc.Ours {
+				return done(&Diagnosis{Cause: CauseAddressesSwapped, Confidence: High,
+					Summary:  fmt.Sprintf("the addresses of %s and %s are swapped: each BMC answers at the other's address", f.Machine, o.Name),
+					Evidence: append(ev, fmt.Sprintf("%s answers with %s's GUID %s", o.Address, f.Machine, f.Expected)),
+					RuledOut: []string{"a motherboard replacement: both GUIDs are registered, just at each other's address"},
+					Remedy:   "swap the two accounts' addresses (autocorrect does), or swap the BMCs' LAN settings back if they were meant to stay",
+					Actions: []Action{{Kind: ActSwapAddresses, AccountID: f.Account.ID, OtherAccountID: o.AccountID,
+						What: fmt.Sprintf("the addresses of %s and %s", f.Machine, o.Name),
+						From: fmt.Sprintf("%s and %s", f.Account.Address, o.Address), To: fmt.Sprintf("%s and %s", o.Address, f.Account.Address),
+						Because: fmt.Sprintf("%s answers with %s's System GUID and %s with %s's", f.Account.Address, o.Name, o.Address, f.Machine)}},
+				})
+			}
+			what := "is silent"
+			if sc.Err != "" {
+				what = "could not be checked: " + sc.Err
+			}
+			if sc.GUID != "" {
+				what = "answers with System GUID " + sc.GUID
+			}
+			ev = append(ev, fmt.Sprintf("%s's own address %s %s", o.Name, o.Address, what))
+		}
+		return done(&Diagnosis{Cause: CauseAddressReused, Confidence: High,
+			Summary:  fmt.Sprintf("%s's BMC now answers at %s's address", o.Name, f.Machine),
+			Evidence: ev,
+			RuledOut: []string{"a motherboard replacement: the GUID belongs to another registered machine", "a simple swap: " + o.Name + "'s own address does not answer as " + f.Machine},
+			Remedy:   fmt.Sprintf("find where %s's BMC went: correct %s's account to %s's real address, or give %s's BMC back its own address; then look for %s's BMC", o.Name, o.Name, o.Name, o.Name, f.Machine),
+		})
+	}
+	ev = append(ev, "no machine in the inventory is registered with that GUID")
+	credsOK := f.Evidence.GUIDSource == "get_system_guid"
+	vendor := ""
+	if f.Evidence.ManufacturerID != 0 {
+		vendor = fmt.Sprintf("%s product %d firmware %s", nonEmpty(f.Evidence.Manufacturer, fmt.Sprint(f.Evidence.ManufacturerID)), f.Evidence.ProductID, f.Evidence.Firmware)
+	}
+	sameModel := f.History.ManufacturerID == 0 || f.Evidence.ManufacturerID == 0 ||
+		(f.History.ManufacturerID == f.Evidence.ManufacturerID && f.History.ProductID == f.Evidence.ProductID)
+	if credsOK && sameModel {
+		if vendor != "" {
+			ev = append(ev, "it is a "+vendor+", the same model as before")
+		}
+		ev = append(ev, "it accepts this machine's credentials")
+		return done(&Diagnosis{Cause: CauseMotherboardReplaced, Confidence: Medium,
+			Summary:  fmt.Sprintf("%s's motherboard (or BMC) was most likely replaced: same model, same credentials, new GUID", f.Machine),
+			Evidence: ev,
+			RuledOut: []string{"a swapped or reused address: no registered machine has this GUID"},
+			Remedy:   fmt.Sprintf("confirm the board swap, then adopt the new GUID (lightsout adopt %s, admin; or diag --autocorrect --adopt)", f.Machine),
+			Actions: []Action{{Kind: ActAdopt, NeedsAdopt: true, AccountID: f.Account.ID, GUID: f.GUID,
+				What: "the System GUID of " + f.Machine, From: nonEmpty(f.Expected, "(none)"), To: f.GUID,
+				Because: "its BMC answers with a GUID no machine owns, accepts its credentials and is the same model (motherboard replaced)"}},
+		})
+	}
+	d := &Diagnosis{Cause: CauseUnknownBMC, Confidence: Medium,
+		Summary:  fmt.Sprintf("a BMC that is not in the inventory answers at %s's address", f.Machine),
+		Evidence: ev,
+		RuledOut: []string{"a swap with a registered machine: nobody registered owns this GUID"},
+		Remedy:   fmt.Sprintf("find which device has %s now (the switch's ARP table, DHCP leases) and where %s's BMC went; correct the account's address", hostOf(f.Account.Address), f.Machine),
+	}
+	if !credsOK {
+		d.Evidence = append(d.Evidence, "it refuses this machine's credentials")
+		d.RuledOut = append(d.RuledOut, "a motherboard replacement: the new board would normally be set up with the same credentials")
+	} else if !sameModel {
+		d.Evidence = append(d.Evidence, fmt.Sprintf("it is a %s, not the model %s had (manufacturer %d product %d)", vendor, f.Machine, f.History.ManufacturerID, f.History.ProductID))
+		d.RuledOut = append(d.RuledOut, "a motherboard replacement by the same model")
+	}
+	return done(d)
+}
+
+// ---------------------------------------------------------------------------
+// Busy
+
+func busy(f Facts) Result {
+	ev := []string{}
+	if has(f.Conditions, state.Busy) {
+		ev = append(ev, "the BMC refused a new session: no free session slot (RMCP+ status 0x01)")
+	} else {
+		ev = append(ev, fmt.Sprintf("the monitor saw the BMC without a free session slot (declared %s)", when(f.History.CheckedAt)))
+	}
+	if f.Sessions == nil {
+		return need(NeedSessions)
+	}
+	s := f.Sessions
+	if !s.Got {
+		return done(&Diagnosis{Cause: CauseSessionTableFull, Confidence: Medium,
+			Summary:  "every session slot of the BMC is held, and who holds them cannot be read without a slot",
+			Evidence: append(ev, fmt.Sprintf("%d login attempts over %s were all refused for want of a slot%s", s.Attempts, s.Waited.Round(time.Millisecond), errSuffix(s.Err))),
+			RuledOut: []string{"an authentication problem: the BMC refuses before any password is checked"},
+			Remedy:   "sessions are freed when their holders close them or after the BMC's idle timeout (often 60 s to 30 min): look for tools that log in and never log out (scripts killed mid-session, monitoring agents, other managers), list the sessions from the host (ipmitool session info all) or the BMC's web console, or cold-reset the BMC to clear the table",
+		})
+	}
+	table := fmt.Sprintf("%d of the BMC's %d session slots are in use (ours included)", s.Active, s.Slots)
+	ev = append(ev, table)
+	var stale, other []HeldSession
+	for _, o := range s.Others {
+		switch {
+		case o.SameHost && o.SameUser:
+			stale = append(stale, o)
+		case !o.SameHost:
+			other = append(other, o)
+		}
+	}
+	if len(stale) > 0 {
+		var hs []byte
+		for _, o := range stale {
+			hs = append(hs, o.Handle)
+		}
+		return done(&Diagnosis{Cause: CauseStaleOwnSessions, Confidence: High,
+			Summary:  fmt.Sprintf("%d session(s) left open by this host under %s's own user hold the BMC's slots", len(stale), f.Machine),
+			Evidence: append(ev, heldLines("left open by this host as "+f.Account.User, stale)...),
+			RuledOut: []string{"another console or agent alone: these sessions come from this host, as this account's user"},
+			Remedy:   "close them (autocorrect does: Close Session by handle); they come from an earlier run killed before it logged out, or from a tool on this host using the same account",
+			Actions: []Action{{Kind: ActCloseSessions, AccountID: f.Account.ID, Handles: hs,
+				What: fmt.Sprintf("the sessions this host left open on %s's BMC (handles %s)", f.Machine, handleList(hs)), From: "open", To: "closed",
+				Because: fmt.Sprintf("they hold %d of its %d session slots, from this host as user %s, and none is ours", len(stale), s.Slots, f.Account.User)}},
+		})
+	}
+	if len(other) > 0 {
+		return done(&Diagnosis{Cause: CauseCompetingConsoles, Confidence: High,
+			Summary:  fmt.Sprintf("other consoles hold %d of the BMC's %d session slots", len(other), s.Slots),
+			Evidence: append(ev, heldLines("held by another console", other)...),
+			RuledOut: []string{"sessions of this host: the holders come from other addresses"},
+			Remedy:   "find the tools at " + consoles(other) + " (another manager, a monitoring agent, an operator's ipmitool loop): have them log out after each use or poll less often; raise the BMC's session limit if it allows",
+		})
+	}
+	return done(&Diagnosis{Cause: CauseBusyCleared, Confidence: Medium,
+		Summary:  "the BMC had no free session slot, but slots are free again now",
+		Evidence: ev,
+		Remedy:   "nothing to do now; if it recurs, diagnose again while it is busy to see who holds the slots",
+	})
+}
+
+func errSuffix(e string) string {
+	if e == "" {
+		return ""
+	}
+	return " (" + e + ")"
+}
+
+func heldLines(what string, hs []HeldSession) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		who := nonEmpty(h.User, fmt.Sprintf("user %d", h.UserID))
+		out[i] = fmt.Sprintf("session %d %s: user %s, %s privilege, from %s", h.Handle, what, who, nonEmpty(h.Privilege, "?"), nonEmpty(h.Console, "an unreported address"))
+	}
+	return out
+}
+
+func handleList(hs []byte) string {
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = fmt.Sprint(h)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func consoles(hs []HeldSession) string {
+	var out []string
+	for _, h := range hs {
+		c := hostOf(nonEmpty(h.Console, "?"))
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// ---------------------------------------------------------------------------
+// Degraded
+
+// Thresholds of the Degraded tree.
+const (
+	// A condition shared by at least this share of at least minPeers peers
+	// is the group's, not the machine's.
+	spreadShare = 0.5
+	minPeers    = 2
+	// A timeout rate or a retry rate at or above these is an overloaded
+	// BMC; below, occasional retries.
+	highTimeoutRate = 0.1
+	highRetryRate   = 0.5
+)
+
+func degraded(f Facts) Result {
+	ev := []string{}
+	if has(f.Conditions, state.Degraded) {
+		ev = append(ev, fmt.Sprintf("the BMC answers only after retries (%d retransmissions in this check)", f.Evidence.Retransmits))
+	} else {
+		ev = append(ev, "the monitor declared the channel Degraded (answers only after retries)")
+	}
+	if f.Rates == nil {
+		return need(NeedRates)
+	}
+	if f.Fleet == nil {
+		return need(NeedFleet)
+	}
+	r := f.Rates
+	if r.Err == "" {
+		ev = append(ev, fmt.Sprintf("%s: %d requests, %d timeouts (%.0f%%), %d retransmissions", r.Source, r.Requests, r.Timeouts, 100*r.TimeoutRate(), r.Retransmits))
+	} else {
+		ev = append(ev, "the timeout rate could not be measured: "+r.Err)
+	}
+	var ruled []string
+	order := []struct {
+		dim    string
+		cause  Cause
+		remedy string
+	}{
+		{"enclosure", CauseEnclosureWide, "the enclosure's EM card or internal switch is congested or failing: check its uplink and error counters, update the EM card's firmware"},
+		{"subnet", CauseSubnetWide, "the management network serving that subnet drops or delays packets: check the switch and uplink (errors, congestion, a port in half duplex)"},
+		{"firmware", CauseFirmwareWide, "BMCs running that firmware answer slowly (a firmware bug or memory leak): update or roll back the firmware, cold-reset the BMCs meanwhile"},
+	}
+	for _, o := range order {
+		for _, s := range f.Fleet.Spreads {
+			if s.Dimension != o.dim {
+				continue
+			}
+			if s.Peers >= minPeers && float64(s.Affected) >= spreadShare*float64(s.Peers) {
+				return done(&Diagnosis{Cause: o.cause, Confidence: High,
+					Summary:  fmt.Sprintf("the whole %s %s is degraded, not just this BMC", s.Dimension, s.Value),
+					Evidence: append(ev, fmt.Sprintf("%d of the %d other machines in %s %s are degraded or not responding too", s.Affected, s.Peers, s.Dimension, s.Value)),
+					RuledOut: ruled,
+					Remedy:   o.remedy,
+				})
+			}
+			if s.Peers > 0 {
+				ruled = append(ruled, fmt.Sprintf("the %s %s as a whole: %d of its %d other machines are affected", s.Dimension, s.Value, s.Affected, s.Peers))
+			}
+		}
+	}
+	if f.Sessions == nil {
+		return need(NeedSessions)
+	}
+	var other []HeldSession
+	for _, o := range f.Sessions.Others {
+		if !o.SameHost || !o.SameUser {
+			other = append(other, o)
+		}
+	}
+	if len(other) > 0 {
+		return done(&Diagnosis{Cause: CauseCompetingPollers, Confidence: Medium,
+			Summary:  "other consoles are logged in to the BMC at the same time: competing pollers slow it down",
+			Evidence: append(ev, heldLines("held by another console", other)...),
+			RuledOut: ruled,
+			Remedy:   "find the tools at " + consoles(other) + " (a second monitoring agent, another manager) and have one of them poll less often; BMCs answer slowly when several pollers query sensors at once",
+		})
+	}
+	if f.Sessions.Got {
+		ruled = append(ruled, "competing pollers: no other session is open on the BMC")
+	}
+	if r.Err == "" && (r.TimeoutRate() >= highTimeoutRate || r.RetryRate() >= highRetryRate) {
+		return done(&Diagnosis{Cause: CauseBMCOverloaded, Confidence: Medium,
+			Summary:  "this BMC alone loses or delays many requests: it is overloaded or its firmware is sick",
+			Evidence: ev,
+			RuledOut: ruled,
+			Remedy:   "cold-reset the BMC (a memory leak in its firmware is a common cause, and comes back: update the firmware); if the host runs an agent that polls the BMC in-band, check it does not flood it",
+		})
+	}
+	return done(&Diagnosis{Cause: CauseOccasionalRetry, Confidence: Medium,
+		Summary:  "the BMC answers, with occasional retries",
+		Evidence: ev,
+		RuledOut: ruled,
+		Remedy:   "nothing urgent: occasional losses are absorbed by retries; if the rate grows, diagnose again (a rising rate on one BMC points at its firmware)",
+	})
+}

@@ -1,0 +1,542 @@
+package diag
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+
+const (
+	ourGUID   = "11111111-2222-3333-4444-555555555555"
+	otherGUID = "99999999-8888-7777-6666-555555555555"
+)
+
+// base returns the facts of a channel in state s for reason r, as the
+// executor fills them before any tree asks for more.
+func base(s state.OOB, r state.Reason, conds ...state.Condition) Facts {
+	return Facts{Machine: "web-1", Now: t0, State: s, Reason: r, Conditions: conds, Fresh: true,
+		Message:  "observed " + string(s),
+		Expected: ourGUID,
+		Account:  Account{ID: 7, Address: "10.0.4.17:623", User: "admin", Privilege: "administrator"},
+		History:  History{Stored: s, StoredReason: r, StoredSince: t0.Add(-time.Hour), CheckedAt: t0.Add(-time.Minute)},
+	}
+}
+
+// world answers every Need with each of its variants: walking the trees
+// with it reaches every branch.
+var world = map[Need][]func(*Facts){
+	NeedEM: {
+		func(f *Facts) { f.EM = &Reach{Address: "10.0.9.1:623", Answered: true} },
+		func(f *Facts) { f.EM = &Reach{Address: "10.0.9.1:623", Err: "no answer"} },
+	},
+	NeedSiblings: {
+		func(f *Facts) { f.Siblings = &Siblings{} },
+		func(f *Facts) { f.Siblings = &Siblings{Tried: 3, Silent: []string{"a", "b", "c"}} },
+		func(f *Facts) {
+			f.Siblings = &Siblings{Tried: 3, Answered: 1, Answers: []string{"a"}, Silent: []string{"b", "c"}}
+		},
+		func(f *Facts) { f.Siblings = &Siblings{Tried: 3, Answered: 3, Answers: []string{"a", "b", "c"}} },
+	},
+	NeedBladeView: {
+		func(f *Facts) { f.BladeView = &BladeView{Err: "no credentials"} },
+		func(f *Facts) { f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3}} },
+		func(f *Facts) {
+			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true, BMCAnswers: true, PowerOn: true}}
+		},
+		func(f *Facts) { f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true}} },
+	},
+	NeedIdentify: {
+		func(f *Facts) { f.Identify = &Identify{Err: "refused"} },
+		func(f *Facts) { f.Identify = &Identify{Lit: true} },
+		func(f *Facts) { f.Identify = &Identify{} },
+	},
+	NeedOldAddress: {
+		func(f *Facts) {
+			f.OldAddress = &OldAddress{Address: "10.0.4.16:623", Answered: true, Ours: true, GUID: ourGUID}
+		},
+		func(f *Facts) { f.OldAddress = &OldAddress{Address: "10.0.4.16:623", Answered: true, GUID: otherGUID} },
+		func(f *Facts) { f.OldAddress = &OldAddress{Address: "10.0.4.16:623", Err: "silent"} },
+	},
+	NeedSubnet: {
+		func(f *Facts) { f.Subnet = &Subnet{Prefix: "10.0.4.0/24"} },
+		func(f *Facts) { f.Subnet = &Subnet{Prefix: "10.0.4.0/24", Peers: 4, NotResponding: 3} },
+		func(f *Facts) { f.Subnet = &Subnet{Prefix: "10.0.4.0/24", Peers: 4, NotResponding: 1} },
+	},
+	NeedOwner: {
+		func(f *Facts) { f.Owner = &Owner{} },
+		func(f *Facts) { f.Owner = &Owner{Name: "web-2", AccountID: 8, Address: "10.0.4.18:623"} },
+		func(f *Facts) { f.Owner = &Owner{Name: "web-2"} },
+	},
+	NeedSwapCheck: {
+		func(f *Facts) { f.SwapCheck = &SwapCheck{GUID: ourGUID, Ours: true} },
+		func(f *Facts) { f.SwapCheck = &SwapCheck{GUID: "22222222-2222-2222-2222-222222222222"} },
+		func(f *Facts) { f.SwapCheck = &SwapCheck{Err: "silent"} },
+		func(f *Facts) { f.SwapCheck = &SwapCheck{} },
+	},
+	NeedSuites: {
+		func(f *Facts) { f.Suites = &Suites{Err: "no answer"} },
+		func(f *Facts) { f.Suites = &Suites{Offered: []int{3, 17}} },
+		func(f *Facts) { f.Suites = &Suites{Offered: []int{17}} },
+		func(f *Facts) { f.Suites = &Suites{Offered: []int{1, 2}} },
+	},
+	NeedSuiteTry: {
+		func(f *Facts) { f.SuiteTry = &SuiteTry{Suite: SuiteCandidate(*f), OK: true} },
+		func(f *Facts) { f.SuiteTry = &SuiteTry{Suite: SuiteCandidate(*f), Err: "wrong password"} },
+	},
+	NeedSessions: {
+		func(f *Facts) { f.Sessions = &SessionsFacts{Attempts: 3, Waited: 2 * time.Second} },
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 1, Slots: 4, Active: 4,
+				Self: HeldSession{Handle: 4, UserID: 2, User: "admin", Console: "10.0.0.5:40000", SameHost: true, SameUser: true},
+				Others: []HeldSession{
+					{Handle: 1, UserID: 2, User: "admin", Console: "10.0.0.5:39000", SameHost: true, SameUser: true},
+					{Handle: 2, UserID: 2, User: "admin", Console: "10.0.0.5:39001", SameHost: true, SameUser: true},
+					{Handle: 3, UserID: 3, User: "monitor", Console: "10.0.7.7:623"}}}
+		},
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 2, Slots: 4, Active: 3,
+				Self:   HeldSession{Handle: 4, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true},
+				Others: []HeldSession{{Handle: 1, UserID: 3, Console: "10.0.7.7:623"}, {Handle: 2, UserID: 3, Console: "10.0.7.8:623"}}}
+		},
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 1, Slots: 4, Active: 1,
+				Self: HeldSession{Handle: 4, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true}}
+		},
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 1, Slots: 4, Active: 2,
+				Self:   HeldSession{Handle: 4, UserID: 2, SameHost: true, SameUser: true},
+				Others: []HeldSession{{Handle: 1, UserID: 5, SameHost: true}}} // this host, another user: an operator's tool
+		},
+	},
+	NeedRates: {
+		func(f *Facts) { f.Rates = &Rates{Err: "address does not resolve"} },
+		func(f *Facts) { f.Rates = &Rates{Requests: 8, Timeouts: 3, Retransmits: 9, Source: "sampled"} },
+		func(f *Facts) { f.Rates = &Rates{Requests: 8, Retransmits: 1, Source: "sampled"} },
+	},
+	NeedFleet: {
+		func(f *Facts) {
+			f.Fleet = &Fleet{Spreads: []Spread{{"enclosure", "enc-1", 4, 3}, {"subnet", "10.0.4.0/24", 9, 3}}}
+		},
+		func(f *Facts) {
+			f.Fleet = &Fleet{Spreads: []Spread{{"enclosure", "enc-1", 4, 1}, {"subnet", "10.0.4.0/24", 9, 6}}}
+		},
+		func(f *Facts) {
+			f.Fleet = &Fleet{Spreads: []Spread{{"subnet", "10.0.4.0/24", 9, 1}, {"firmware", "Dell 4.40", 5, 4}}}
+		},
+		func(f *Facts) { f.Fleet = &Fleet{Spreads: []Spread{{"subnet", "10.0.4.0/24", 9, 0}}} },
+		func(f *Facts) { f.Fleet = &Fleet{Err: "store down"} },
+	},
+}
+
+// present reports whether f already holds the fact n.
+func present(f Facts, n Need) bool {
+	switch n {
+	case NeedEM:
+		return f.EM != nil
+	case NeedSiblings:
+		return f.Siblings != nil
+	case NeedBladeView:
+		return f.BladeView != nil
+	case NeedIdentify:
+		return f.Identify != nil
+	case NeedOldAddress:
+		return f.OldAddress != nil
+	case NeedSubnet:
+		return f.Subnet != nil
+	case NeedOwner:
+		return f.Owner != nil
+	case NeedSwapCheck:
+		return f.SwapCheck != nil
+	case NeedSuites:
+		return f.Suites != nil
+	case NeedSuiteTry:
+		return f.SuiteTry != nil
+	case NeedSessions:
+		return f.Sessions != nil
+	case NeedRates:
+		return f.Rates != nil
+	case NeedFleet:
+		return f.Fleet != nil
+	}
+	return false
+}
+
+// bases are the starting points: every state, reason and condition, and
+// the history and placement variants the trees look at.
+func bases() []Facts {
+	var out []Facts
+	add := func(f Facts) { out = append(out, f) }
+	blade := func(f Facts, em, creds bool) Facts {
+		f.Blade = &Blade{Enclosure: "enc-1", Slot: 3}
+		if em {
+			f.Blade.EMAddress = "10.0.9.1:623"
+		}
+		f.Blade.EMCredentials = creds
+		return f
+	}
+	// Connectable.
+	for _, conds := range [][]state.Condition{nil, {state.Busy}, {state.Degraded}, {state.Insecure}, {state.Busy, state.Degraded}} {
+		add(base(state.Connectable, "", conds...))
+		f := base(state.Connectable, "", conds...)
+		f.Evidence.Retransmits = 3
+		add(f)
+	}
+	for _, h := range []History{
+		{Stored: state.NotAuthenticated, StoredReason: state.ReasonWrongPassword, CheckedAt: t0.Add(-time.Hour), CredentialsChangedAt: t0.Add(-time.Minute)},
+		{Stored: state.NotAuthenticated, StoredReason: state.ReasonWrongPassword, CheckedAt: t0.Add(-time.Minute), CredentialsChangedAt: t0.Add(-time.Hour)},
+		{Stored: state.NotResponding, StoredReason: state.ReasonSilent, StoredSince: t0.Add(-time.Hour)},
+		{Stored: state.Connectable, StoredConditions: []state.Condition{state.Busy}},
+		{Stored: state.Connectable, StoredConditions: []state.Condition{state.Degraded}},
+		{Stored: state.Unknown},
+		{},
+	} {
+		f := base(state.Connectable, "")
+		f.History = h
+		add(f)
+	}
+	// NotResponding.
+	for _, r := range []state.Reason{state.ReasonSilent, state.ReasonPortRefused, state.ReasonUnreachable, state.ReasonStalled, state.ReasonProtocol} {
+		for _, addrEdit := range []bool{false, true} {
+			f := base(state.NotResponding, r)
+			f.Evidence.Attempts = 4
+			if addrEdit {
+				f.History.OldAddress, f.History.AddressChangedAt = "10.0.4.16:623", t0.Add(-10*time.Minute)
+				f.History.LastConnectable = t0.Add(-time.Hour)
+			}
+			if r == state.ReasonStalled {
+				f.Evidence.PingAnswered, f.Evidence.FailedStage = true, "rakp1_2"
+			}
+			add(f)
+			add(blade(f, true, true))
+			add(blade(f, true, false))
+			add(blade(f, false, false))
+		}
+	}
+	// NotAuthenticated.
+	reasons := []state.Reason{state.ReasonWrongPassword, state.ReasonUnknownUser, state.ReasonPrivilege, state.ReasonLocked,
+		state.ReasonAuthRejected, state.ReasonNoCipherSuite, state.ReasonCipher0Refused}
+	histories := []History{
+		{}, // never logged in
+		{LastConnectable: t0.Add(-time.Hour)},
+		{LastConnectable: t0.Add(-time.Hour), CredentialsChangedAt: t0.Add(-30 * time.Minute)},
+		{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-30 * time.Minute), HardwareChange: "the System GUID was adopted"},
+		{LastConnectable: t0.Add(-time.Hour), RefusedFirst: state.ReasonWrongPassword},
+	}
+	for _, r := range reasons {
+		for _, h := range histories {
+			for _, fresh := range []bool{true, false} {
+				f := base(state.NotAuthenticated, r)
+				h.Stored, h.StoredReason, h.StoredSince, h.CheckedAt = state.NotAuthenticated, r, t0.Add(-20*time.Minute), t0.Add(-time.Minute)
+				f.History = h
+				f.Evidence.RMCPStatus = 0x0d
+				if !fresh {
+					f.Fresh, f.NotRetried = false, "refused a minute ago"
+				}
+				add(f)
+				g := f
+				g.Account.CipherSuite = 3
+				add(g)
+				g.Expected = ""
+				add(g)
+			}
+		}
+	}
+	// Invalid.
+	for _, g := range []string{"", otherGUID} {
+		for _, src := range []string{"get_system_guid", "rakp2"} {
+			for _, model := range []uint32{0, 674, 11} {
+				f := base(state.Invalid, state.ReasonGUIDMismatch)
+				f.GUID, f.Evidence.GUIDSource = g, src
+				f.History.ManufacturerID, f.History.ProductID = 674, 256
+				if model != 0 {
+					f.Evidence.ManufacturerID, f.Evidence.ProductID, f.Evidence.Manufacturer, f.Evidence.Firmware = model, 256, "X", "1.00"
+				}
+				add(f)
+			}
+		}
+	}
+	add(base(state.Unknown, ""))
+	add(base("", ""))
+	return out
+}
+
+// walk explores every path through the trees from f, answering each Need
+// with each variant, and calls leaf with every diagnosis reached and the
+// needs asked on the way.
+func walk(t *testing.T, f Facts, path []Need, leaf func(Facts, Diagnosis, []Need)) {
+	t.Helper()
+	if len(path) > maxRounds {
+		t.Fatalf("path too long: %v", path)
+	}
+	r := Decide(f)
+	if r.Diagnosis != nil {
+		if len(r.Need) != 0 {
+			t.Fatalf("%v: both a diagnosis and needs", path)
+		}
+		leaf(f, *r.Diagnosis, path)
+		return
+	}
+	if len(r.Need) == 0 {
+		t.Fatalf("%s/%s after %v: neither a diagnosis nor a need", f.State, f.Reason, path)
+	}
+	// The first need is branched over; the others are asked again later
+	// if still needed.
+	n := r.Need[0]
+	if present(f, n) {
+		t.Fatalf("%s/%s: asked again for %s (path %v)", f.State, f.Reason, n, path)
+	}
+	vs := world[n]
+	if len(vs) == 0 {
+		t.Fatalf("no variants for %s", n)
+	}
+	for _, v := range vs {
+		g := f
+		v(&g)
+		walk(t, g, append(slices.Clone(path), n), leaf)
+	}
+}
+
+// TestTreesExhaustive walks every tree from every base over every answer
+// to every need: each leaf is a complete diagnosis, actions are sound, and
+// every cause is reachable.
+func TestTreesExhaustive(t *testing.T) {
+	reached := map[Cause]int{}
+	leaves := 0
+	for _, b := range bases() {
+		walk(t, b, nil, func(f Facts, d Diagnosis, path []Need) {
+			leaves++
+			reached[d.Cause]++
+			where := fmt.Sprintf("%s/%s via %v → %s", f.State, f.Reason, path, d.Cause)
+			if d.Cause == "" || d.Summary == "" || d.Remedy == "" || len(d.Evidence) == 0 {
+				t.Fatalf("%s: incomplete diagnosis %+v", where, d)
+			}
+			switch d.Confidence {
+			case High, Medium, Low:
+			default:
+				t.Fatalf("%s: confidence %q", where, d.Confidence)
+			}
+			for _, l := range append(append([]string{d.Summary, d.Remedy}, d.Evidence...), d.RuledOut...) {
+				if l == "" || strings.Contains(l, "%!") || strings.Contains(l, "<nil>") {
+					t.Fatalf("%s: bad line %q", where, l)
+				}
+			}
+			if !f.Fresh && !strings.Contains(d.Evidence[0], "not logged in again") {
+				t.Fatalf("%s: a stored observation is not said so: %v", where, d.Evidence)
+			}
+			for _, a := range d.Actions {
+				line := a.Line()
+				if a.What == "" || a.From == "" || a.To == "" || a.Because == "" || a.AccountID != f.Account.ID {
+					t.Fatalf("%s: action %+v", where, a)
+				}
+				if !strings.HasPrefix(line, "changed ") || !strings.Contains(line, " because ") {
+					t.Fatalf("%s: action line %q", where, line)
+				}
+				switch a.Kind {
+				case ActSwapAddresses:
+					if d.Cause != CauseAddressesSwapped || a.OtherAccountID == 0 || f.SwapCheck == nil || !f.SwapCheck.Ours {
+						t.Fatalf("%s: swap without a verified swap: %+v", where, a)
+					}
+				case ActCipherSuite:
+					if f.SuiteTry == nil || !f.SuiteTry.OK || !slices.Contains(strongSuites, a.Suite) || !slices.Contains(f.Suites.Offered, a.Suite) {
+						t.Fatalf("%s: suite change not proven: %+v", where, a)
+					}
+				case ActCloseSessions:
+					if len(a.Handles) == 0 {
+						t.Fatalf("%s: close nothing", where)
+					}
+					for _, h := range a.Handles {
+						for _, o := range f.Sessions.Others {
+							if o.Handle == h && (!o.SameHost || !o.SameUser) {
+								t.Fatalf("%s: would close another console's session %+v", where, o)
+							}
+						}
+						if h == f.Sessions.Self.Handle {
+							t.Fatalf("%s: would close its own session", where)
+						}
+					}
+				case ActRecheck:
+					if f.State != state.Connectable {
+						t.Fatalf("%s: recheck of a failing channel", where)
+					}
+				case ActAdopt:
+					if !a.NeedsAdopt || a.GUID != f.GUID || f.Owner == nil || f.Owner.Name != "" {
+						t.Fatalf("%s: adopt %+v", where, a)
+					}
+				default:
+					t.Fatalf("%s: unknown action %q", where, a.Kind)
+				}
+			}
+			if d.Healthy() && f.State != state.Connectable {
+				t.Fatalf("%s: healthy while %s", where, f.State)
+			}
+		})
+	}
+	all := []Cause{CauseHealthy, CauseRecovered, CauseCredentialsFixed, CauseNotChecked,
+		CausePortClosed, CauseNoRoute, CauseBMCHung, CauseAddressChanged, CauseEnclosureDown, CauseEMCard,
+		CauseEnclosureTray, CauseBladeLAN, CauseEMBMCPath, CauseBMCFailed, CauseBladeBMC, CauseNetworkSegment,
+		CauseBMCUnreachable, CauseNoCommonSuite, CauseSuiteMismatch, CauseCipher0Only,
+		CausePasswordChanged, CausePasswordEditWrong, CausePasswordNeverWorked, CauseReplacedCredentials,
+		CauseUserRemoved, CauseUserNameWrong, CauseUserMissingAfterSwap, CausePrivilegeTooLow, CauseAccountLocked, CauseAuthRejected,
+		CauseAddressesSwapped, CauseAddressReused, CauseMotherboardReplaced, CauseUnknownBMC, CauseIdentityUnverifiable,
+		CauseSessionTableFull, CauseStaleOwnSessions, CauseCompetingConsoles, CauseBusyCleared,
+		CauseEnclosureWide, CauseSubnetWide, CauseFirmwareWide, CauseCompetingPollers, CauseBMCOverloaded, CauseOccasionalRetry}
+	for _, c := range all {
+		if reached[c] == 0 {
+			t.Errorf("cause %s is never reached", c)
+		}
+	}
+	if len(reached) != len(all) {
+		t.Errorf("reached %d causes, listed %d: %v", len(reached), len(all), reached)
+	}
+	t.Logf("%d leaves over %d bases, %d causes", leaves, len(bases()), len(reached))
+}
+
+// fill answers needs with the given variant index per need.
+func fill(f Facts, pick map[Need]int) (Diagnosis, []Need) {
+	var path []Need
+	for i := 0; i < maxRounds; i++ {
+		r := Decide(f)
+		if r.Diagnosis != nil {
+			return *r.Diagnosis, path
+		}
+		n := r.Need[0]
+		world[n][pick[n]](&f)
+		path = append(path, n)
+	}
+	return Diagnosis{}, path
+}
+
+// TestTreeBranches pins the important branches to their cause and the
+// steps taken, in the seed's order for enclosures.
+func TestTreeBranches(t *testing.T) {
+	silentBlade := func() Facts {
+		f := base(state.NotResponding, state.ReasonSilent)
+		f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true}
+		return f
+	}
+	addrEdited := func() Facts {
+		f := base(state.NotResponding, state.ReasonSilent)
+		f.History.OldAddress, f.History.AddressChangedAt, f.History.LastConnectable = "10.0.4.16:623", t0.Add(-5*time.Minute), t0.Add(-time.Hour)
+		return f
+	}
+	notAuth := func(r state.Reason, h History) Facts {
+		f := base(state.NotAuthenticated, r)
+		h.Stored, h.StoredReason, h.CheckedAt = state.NotAuthenticated, r, t0.Add(-time.Minute)
+		f.History = h
+		return f
+	}
+	credsFixed := base(state.Connectable, "")
+	credsFixed.History = History{Stored: state.NotAuthenticated, StoredReason: state.ReasonWrongPassword, CheckedAt: t0.Add(-time.Hour), CredentialsChangedAt: t0.Add(-time.Minute)}
+	invalid := func(src string, model uint32) Facts {
+		f := base(state.Invalid, state.ReasonGUIDMismatch)
+		f.GUID, f.Evidence.GUIDSource = otherGUID, src
+		f.History.ManufacturerID, f.History.ProductID = 674, 256
+		f.Evidence.ManufacturerID, f.Evidence.ProductID = model, 256
+		return f
+	}
+	tests := []struct {
+		name  string
+		f     Facts
+		pick  map[Need]int
+		cause Cause
+		path  []Need
+	}{
+		{"EM silent, siblings silent", silentBlade(), map[Need]int{NeedEM: 1, NeedSiblings: 1}, CauseEnclosureDown, []Need{NeedEM, NeedSiblings}},
+		{"EM silent, siblings answer", silentBlade(), map[Need]int{NeedEM: 1, NeedSiblings: 3}, CauseEMCard, []Need{NeedEM, NeedSiblings}},
+		{"EM answers, siblings silent", silentBlade(), map[Need]int{NeedSiblings: 1}, CauseEnclosureTray, []Need{NeedEM, NeedSiblings}},
+		{"EM sees the BMC", silentBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 2}, CauseBladeLAN, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"lamp lights", silentBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 3, NeedIdentify: 1}, CauseEMBMCPath,
+			[]Need{NeedEM, NeedSiblings, NeedBladeView, NeedIdentify}},
+		{"lamp dark", silentBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 3, NeedIdentify: 2}, CauseBMCFailed,
+			[]Need{NeedEM, NeedSiblings, NeedBladeView, NeedIdentify}},
+		{"no sibling in the inventory", silentBlade(), map[Need]int{NeedSiblings: 0, NeedBladeView: 3, NeedIdentify: 2}, CauseBMCFailed,
+			[]Need{NeedEM, NeedSiblings, NeedBladeView, NeedIdentify}},
+		{"EM refuses", silentBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 0}, CauseBladeBMC, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"port refused", base(state.NotResponding, state.ReasonPortRefused), nil, CausePortClosed, nil},
+		{"stalled", base(state.NotResponding, state.ReasonStalled), nil, CauseBMCHung, nil},
+		{"rack silent, neighbours fine", base(state.NotResponding, state.ReasonSilent), map[Need]int{NeedSubnet: 2}, CauseBMCUnreachable, []Need{NeedSubnet}},
+		{"rack silent, subnet silent", base(state.NotResponding, state.ReasonSilent), map[Need]int{NeedSubnet: 1}, CauseNetworkSegment, []Need{NeedSubnet}},
+		{"still at the old address", addrEdited(), nil, CauseAddressChanged, []Need{NeedOldAddress}},
+		{"old address silent too", addrEdited(), map[Need]int{NeedOldAddress: 2, NeedSubnet: 2}, CauseBMCUnreachable, []Need{NeedOldAddress, NeedSubnet}},
+		{"password changed on the BMC", notAuth(state.ReasonWrongPassword, History{LastConnectable: t0.Add(-time.Hour)}), nil, CausePasswordChanged, nil},
+		{"password edited wrong", notAuth(state.ReasonWrongPassword, History{LastConnectable: t0.Add(-time.Hour), CredentialsChangedAt: t0.Add(-10 * time.Minute)}), nil, CausePasswordEditWrong, nil},
+		{"password edited just before the first refusal", notAuth(state.ReasonWrongPassword, History{LastConnectable: t0.Add(-time.Hour), LeftConnectable: true,
+			EditGrace: 30 * time.Second, CredentialsChangedAt: t0.Add(-time.Hour - 2*time.Second)}), nil, CausePasswordEditWrong, nil},
+		{"password edited long before the first refusal", notAuth(state.ReasonWrongPassword, History{LastConnectable: t0.Add(-time.Hour), LeftConnectable: true,
+			EditGrace: 30 * time.Second, CredentialsChangedAt: t0.Add(-2 * time.Hour)}), nil, CausePasswordChanged, nil},
+		{"user gone after a board swap", notAuth(state.ReasonUnknownUser, History{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-10 * time.Minute)}), nil, CauseUserMissingAfterSwap, nil},
+		{"user removed", notAuth(state.ReasonUnknownUser, History{LastConnectable: t0.Add(-time.Hour)}), nil, CauseUserRemoved, nil},
+		{"locked", notAuth(state.ReasonLocked, History{LastConnectable: t0.Add(-time.Hour)}), nil, CauseAccountLocked, nil},
+		{"privilege", notAuth(state.ReasonPrivilege, History{}), nil, CausePrivilegeTooLow, nil},
+		{"suite gone, 17 works", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 2}, CauseSuiteMismatch, []Need{NeedSuites, NeedSuiteTry}},
+		{"only weak suites", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 3}, CauseNoCommonSuite, []Need{NeedSuites}},
+		{"credentials fixed", credsFixed, nil, CauseCredentialsFixed, nil},
+		{"swapped", invalid("get_system_guid", 674), map[Need]int{NeedOwner: 1}, CauseAddressesSwapped, []Need{NeedOwner, NeedSwapCheck}},
+		{"reused", invalid("get_system_guid", 674), map[Need]int{NeedOwner: 1, NeedSwapCheck: 2}, CauseAddressReused, []Need{NeedOwner, NeedSwapCheck}},
+		{"board replaced", invalid("get_system_guid", 674), nil, CauseMotherboardReplaced, []Need{NeedOwner}},
+		{"stranger refuses our password", invalid("rakp2", 674), nil, CauseUnknownBMC, []Need{NeedOwner}},
+		{"stranger of another make", invalid("get_system_guid", 11), nil, CauseUnknownBMC, []Need{NeedOwner}},
+		{"busy, no slot", base(state.Connectable, state.ReasonBusy, state.Busy), nil, CauseSessionTableFull, []Need{NeedSessions}},
+		{"busy, our leftovers", base(state.Connectable, state.ReasonBusy, state.Busy), map[Need]int{NeedSessions: 1}, CauseStaleOwnSessions, []Need{NeedSessions}},
+		{"busy, other consoles", base(state.Connectable, state.ReasonBusy, state.Busy), map[Need]int{NeedSessions: 2}, CauseCompetingConsoles, []Need{NeedSessions}},
+		{"busy cleared", base(state.Connectable, state.ReasonBusy, state.Busy), map[Need]int{NeedSessions: 3}, CauseBusyCleared, []Need{NeedSessions}},
+		{"degraded enclosure", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 1}, CauseEnclosureWide, []Need{NeedRates, NeedFleet}},
+		{"degraded firmware", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 1, NeedFleet: 2}, CauseFirmwareWide, []Need{NeedRates, NeedFleet}},
+		{"degraded alone, high rate", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 1, NeedFleet: 3, NeedSessions: 3}, CauseBMCOverloaded,
+			[]Need{NeedRates, NeedFleet, NeedSessions}},
+		{"degraded, pollers", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 2, NeedFleet: 3, NeedSessions: 2}, CauseCompetingPollers,
+			[]Need{NeedRates, NeedFleet, NeedSessions}},
+		{"degraded, occasional", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 2, NeedFleet: 3, NeedSessions: 3}, CauseOccasionalRetry,
+			[]Need{NeedRates, NeedFleet, NeedSessions}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, path := fill(tt.f, tt.pick)
+			if d.Cause != tt.cause || !slices.Equal(path, tt.path) {
+				t.Fatalf("cause %s via %v, want %s via %v\n%s", d.Cause, path, tt.cause, tt.path, strings.Join(d.Evidence, "\n"))
+			}
+		})
+	}
+}
+
+func TestParseAddressChange(t *testing.T) {
+	for _, tt := range []struct {
+		detail, old, new string
+		ok               bool
+	}{
+		{AddressChange("10.0.0.1:623", "10.0.0.2:623"), "10.0.0.1:623", "10.0.0.2:623", true},
+		{`user "a" → "b", ` + AddressChange("[::1]:623", "[::2]:623") + ", password changed", "[::1]:623", "[::2]:623", true},
+		{"password changed", "", "", false},
+		{"address  → x", "", "", false},
+	} {
+		old, nw, ok := ParseAddressChange(tt.detail)
+		if old != tt.old || nw != tt.new || ok != tt.ok {
+			t.Errorf("%q: %q %q %v", tt.detail, old, nw, ok)
+		}
+	}
+}
+
+func TestActionLineAndHealthy(t *testing.T) {
+	a := Action{What: "the cipher suite of web-1's account 7", From: "3", To: "17", Because: "the BMC offers only 17"}
+	if a.Line() != "changed the cipher suite of web-1's account 7 from 3 to 17 because the BMC offers only 17" {
+		t.Errorf("%q", a.Line())
+	}
+	for c, want := range map[Cause]bool{CauseHealthy: true, CauseBusyCleared: true, CauseBMCFailed: false, CauseAddressesSwapped: false} {
+		if (Diagnosis{Cause: c}).Healthy() != want {
+			t.Errorf("%s healthy %v", c, !want)
+		}
+	}
+	var r Rates
+	if r.TimeoutRate() != 0 || r.RetryRate() != 0 {
+		t.Error("rates of nothing")
+	}
+	_ = probe.Evidence{}
+}

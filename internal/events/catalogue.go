@@ -1,0 +1,126 @@
+// Package events turns what lightsout notices into typed, deduplicated
+// events: a catalogue of codes with severities, the Recorder (dedup windows
+// over store.AddEvent, retention, live subscribers, webhooks), and the
+// detectors that work on rates and on the whole fleet: timeout floods per
+// source (Flood) and fleet correlation by firmware, enclosure and subnet
+// (Correlator). The detectors are pure (an injected clock, no I/O); the
+// Recorder is the thin I/O around them. See docs/events.md.
+package events
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// Event codes. Other packages emit them through a Recorder (the audit
+// engine imports the audit.* ones); docs/events.md lists them all.
+const (
+	// OOB channel (manager → BMC).
+	OOBStateChanged        = "oob.state_changed"
+	OOBNotResponding       = "oob.not_responding"
+	OOBAuthRefused         = "oob.auth_refused"
+	OOBIdentityMismatch    = "oob.identity_mismatch"
+	OOBDegraded            = "oob.degraded"
+	OOBTimeoutFlood        = "oob.timeout_flood"
+	OOBTimeoutFloodCleared = "oob.timeout_flood_cleared"
+
+	// Fleet findings.
+	FleetCorrelated = "fleet.correlated"
+
+	// BMC security audit (internal/audit).
+	AuditCipher0Enabled  = "audit.cipher0_enabled"
+	AuditAnonymousLogin  = "audit.anonymous_login"
+	AuditWeakAuth        = "audit.weak_auth"
+	AuditDefaultPassword = "audit.default_password"
+	AuditDrift           = "audit.drift"
+
+	// Power operations.
+	PowerFailed  = "power.failed"
+	PowerRefused = "power.refused"
+)
+
+// Kind describes one code.
+type Kind struct {
+	Code     string         `json:"code"`
+	Severity store.Severity `json:"severity"` // the default; an emitter may set another
+	// Summary is the one-line operator description.
+	Summary string `json:"summary"`
+	// Dedup is the default window: an event with the same code and source
+	// whose last occurrence is within it is counted, not stored again.
+	// 0 stores every occurrence.
+	Dedup time.Duration `json:"dedup"`
+	// Correlate: the fleet correlator looks for a common factor among the
+	// sources raising this code.
+	Correlate bool `json:"correlate,omitempty"`
+}
+
+var catalogue = []Kind{
+	{OOBStateChanged, store.SeverityInfo,
+		"a channel's declared state changed (the channel's log; the problem codes below carry the alert)", 0, false},
+	{OOBNotResponding, store.SeverityWarning,
+		"nothing usable came back from the BMC: address, cable/switch, UDP 623 blocked, BMC or enclosure manager down", 10 * time.Minute, true},
+	{OOBAuthRefused, store.SeverityCritical,
+		"the BMC answered and refused the account: password or user changed, user not re-created after a replacement, privilege, lockout", 10 * time.Minute, true},
+	{OOBIdentityMismatch, store.SeverityCritical,
+		"another BMC answers at the address (System GUID differs): reused IP, swapped cabling, replaced motherboard", 10 * time.Minute, true},
+	{OOBDegraded, store.SeverityWarning,
+		"the BMC answers, but only after retransmissions", time.Hour, true},
+	{OOBTimeoutFlood, store.SeverityWarning,
+		"timeouts per minute on one BMC over the threshold: competing agents, a leaking BMC firmware, a congested management network", time.Hour, true},
+	{OOBTimeoutFloodCleared, store.SeverityInfo,
+		"a timeout flood ended: the rate fell below half the threshold", 0, false},
+	{FleetCorrelated, store.SeverityWarning,
+		"a share of the BMCs with one firmware revision, enclosure or subnet raise the same code: look at what they share", time.Hour, false},
+	{AuditCipher0Enabled, store.SeverityCritical,
+		"the BMC accepts IPMI cipher suite 0: anyone on the management network can log in without a password", 24 * time.Hour, true},
+	{AuditAnonymousLogin, store.SeverityCritical,
+		"the BMC has an anonymous or null user enabled", 24 * time.Hour, true},
+	{AuditWeakAuth, store.SeverityWarning,
+		"the BMC offers IPMI 1.5 authentication none, straight password or MD2", 24 * time.Hour, true},
+	{AuditDefaultPassword, store.SeverityCritical,
+		"an account on the BMC still has a vendor default password", 24 * time.Hour, true},
+	{AuditDrift, store.SeverityWarning,
+		"a BMC security setting changed since the last audit", time.Hour, false},
+	{PowerFailed, store.SeverityWarning,
+		"a power or identify operation was attempted and failed", 10 * time.Minute, false},
+	{PowerRefused, store.SeverityInfo,
+		"a power operation was refused because the OOB channel is not Connectable", 10 * time.Minute, false},
+}
+
+var byCode = func() map[string]Kind {
+	m := make(map[string]Kind, len(catalogue))
+	for _, k := range catalogue {
+		m[k.Code] = k
+	}
+	return m
+}()
+
+// Catalogue returns every known code, sorted.
+func Catalogue() []Kind {
+	out := append([]Kind(nil), catalogue...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Code < out[j].Code })
+	return out
+}
+
+// Lookup returns the kind of code. Unknown codes are allowed (a newer
+// emitter): they get info severity, no dedup, no correlation.
+func Lookup(code string) (Kind, bool) {
+	k, ok := byCode[code]
+	if !ok {
+		return Kind{Code: code, Severity: store.SeverityInfo}, false
+	}
+	return k, true
+}
+
+// fleetSource is the Source of fleet findings: "fleet:" + the correlated
+// code + ":" + the primary factor, so two codes on one group stay two
+// events.
+func fleetSource(code string, f Factor, value string) string {
+	return "fleet:" + code + ":" + string(f) + "=" + value
+}
+
+// IsFleetSource reports whether source names a fleet finding.
+func IsFleetSource(source string) bool { return strings.HasPrefix(source, "fleet:") }

@@ -1,0 +1,434 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// Factor is what a group of sources has in common.
+type Factor string
+
+// The factors the correlator groups by, in the order a finding names them.
+const (
+	FactorFirmware  Factor = "firmware"  // manufacturer and firmware revision
+	FactorEnclosure Factor = "enclosure" // the enclosure (chassis) of blades
+	FactorSubnet    Factor = "subnet"    // the BMC address's /24 (IPv4) or /64 (IPv6)
+)
+
+var factors = []Factor{FactorFirmware, FactorEnclosure, FactorSubnet}
+
+// Member is what the correlator knows of one source: its group in every
+// factor ("" when unknown).
+type Member struct {
+	Firmware  string `json:"firmware,omitempty"`
+	Enclosure string `json:"enclosure,omitempty"`
+	Subnet    string `json:"subnet,omitempty"`
+}
+
+func (m Member) value(f Factor) string {
+	switch f {
+	case FactorFirmware:
+		return m.Firmware
+	case FactorEnclosure:
+		return m.Enclosure
+	case FactorSubnet:
+		return m.Subnet
+	}
+	return ""
+}
+
+// FirmwareOf names a firmware revision with its manufacturer ("Dell 4.40");
+// "" when the revision is unknown.
+func FirmwareOf(manufacturer, firmware string) string {
+	if firmware == "" {
+		return ""
+	}
+	if manufacturer == "" {
+		return firmware
+	}
+	return manufacturer + " " + firmware
+}
+
+// SubnetOf is the /24 (IPv4) or /64 (IPv6) prefix of an address (an IP,
+// or IP:port); "" for a host name.
+func SubnetOf(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		ap, err2 := netip.ParseAddrPort(addr)
+		if err2 != nil {
+			return ""
+		}
+		a = ap.Addr()
+	}
+	a = a.Unmap().WithZone("")
+	bits := 64
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	return p.String()
+}
+
+// CorrelateConfig tunes fleet correlation. Zero fields take defaults.
+type CorrelateConfig struct {
+	// Share of a group that must raise the same code (default 0.5).
+	Share float64 `json:"share"`
+	// MinGroup is the least group size looked at (default 3): two
+	// machines sharing a firmware are not a fleet pattern.
+	MinGroup int `json:"min_group"`
+	// MinMembers is the least number of sources raising the code
+	// (default 2).
+	MinMembers int `json:"min_members"`
+	// Window: a one-shot event (an audit finding) counts for this long
+	// after it was raised (default 30m). Conditions the monitor observes
+	// (not responding, degraded, flood, ...) count while they hold.
+	Window time.Duration `json:"window"`
+	// MemberTTL forgets a source not observed for this long (default 2h,
+	// longer than the monitor's longest back-off), so deleted machines
+	// leave their groups.
+	MemberTTL time.Duration `json:"member_ttl"`
+}
+
+// DefaultCorrelate is the default correlation configuration.
+var DefaultCorrelate = CorrelateConfig{Share: 0.5, MinGroup: 3, MinMembers: 2, Window: 30 * time.Minute, MemberTTL: 2 * time.Hour}
+
+func (c CorrelateConfig) withDefaults() CorrelateConfig {
+	if c.Share <= 0 || c.Share > 1 {
+		c.Share = DefaultCorrelate.Share
+	}
+	if c.MinGroup <= 0 {
+		c.MinGroup = DefaultCorrelate.MinGroup
+	}
+	if c.MinMembers <= 0 {
+		c.MinMembers = DefaultCorrelate.MinMembers
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultCorrelate.Window
+	}
+	if c.MemberTTL <= 0 {
+		c.MemberTTL = DefaultCorrelate.MemberTTL
+	}
+	return c
+}
+
+// Correlator finds fleet patterns: when at least Share of a group of at
+// least MinGroup sources (same firmware, enclosure or subnet) raise the
+// same code, it reports one fleet.correlated event naming the factor and
+// the members. Groups count every known source, failing or not, so it
+// needs every source's membership (SetMember), not only the failing ones'.
+// It is pure: time comes in with every call. Not safe for concurrent use.
+type Correlator struct {
+	cfg     CorrelateConfig
+	members map[string]*memberState
+	sizes   map[Factor]map[string]int
+	raised  map[string]map[string]raise // code → source
+	active  map[string]finding          // fleet source → what was reported
+}
+
+type memberState struct {
+	m    Member
+	seen time.Time
+}
+
+type raise struct {
+	at   time.Time
+	held bool // a condition: holds until released, not for Window
+}
+
+type finding struct {
+	code     string
+	members  []string
+	reported time.Time
+}
+
+// A finding that grows is reported again at once while it is small or
+// when it grew by a quarter; otherwise at most once a minute (on a Tick),
+// so a fleet-wide outage updates its finding a few dozen times, not once
+// per BMC.
+const (
+	regrowSmall    = 10
+	regrowInterval = time.Minute
+)
+
+// NewCorrelator returns a correlator.
+func NewCorrelator(cfg CorrelateConfig) *Correlator {
+	c := &Correlator{cfg: cfg.withDefaults(), members: map[string]*memberState{},
+		sizes: map[Factor]map[string]int{}, raised: map[string]map[string]raise{}, active: map[string]finding{}}
+	for _, f := range factors {
+		c.sizes[f] = map[string]int{}
+	}
+	return c
+}
+
+// Config is the effective configuration.
+func (c *Correlator) Config() CorrelateConfig { return c.cfg }
+
+// SetMember records source's groups as of at. An empty Firmware keeps the
+// one known before (a BMC that stopped answering still runs the firmware
+// it last reported).
+func (c *Correlator) SetMember(source string, m Member, at time.Time) {
+	old := c.members[source]
+	if old != nil {
+		if m.Firmware == "" {
+			m.Firmware = old.m.Firmware
+		}
+		if old.m == m {
+			if at.After(old.seen) {
+				old.seen = at
+			}
+			return
+		}
+		c.count(old.m, -1)
+	}
+	c.members[source] = &memberState{m: m, seen: at}
+	c.count(m, +1)
+}
+
+func (c *Correlator) count(m Member, d int) {
+	for _, f := range factors {
+		if v := m.value(f); v != "" {
+			c.sizes[f][v] += d
+			if c.sizes[f][v] <= 0 {
+				delete(c.sizes[f], v)
+			}
+		}
+	}
+}
+
+// Members is the number of known sources.
+func (c *Correlator) Members() int { return len(c.members) }
+
+// Raise records a one-shot occurrence of code on source (it counts for
+// Window) and returns any finding it completes.
+func (c *Correlator) Raise(code, source string, at time.Time) []store.Event {
+	rs := c.raisedOf(code)
+	if r, ok := rs[source]; ok && (r.held || !at.After(r.at)) {
+		return nil
+	}
+	_, had := rs[source]
+	rs[source] = raise{at: at}
+	if had {
+		return nil // already counted; only its expiry moved
+	}
+	return c.evaluate(code, at)
+}
+
+// Hold sets whether the condition code holds on source now (the monitor's
+// view of it at its latest check), and returns findings it completes.
+func (c *Correlator) Hold(code, source string, held bool, at time.Time) []store.Event {
+	rs := c.raisedOf(code)
+	r, had := rs[source]
+	switch {
+	case held && had && r.held:
+		rs[source] = raise{at: at, held: true}
+		return nil
+	case held:
+		rs[source] = raise{at: at, held: true}
+	case had && r.held:
+		delete(rs, source)
+	default:
+		return nil
+	}
+	return c.evaluate(code, at)
+}
+
+func (c *Correlator) raisedOf(code string) map[string]raise {
+	rs := c.raised[code]
+	if rs == nil {
+		rs = map[string]raise{}
+		c.raised[code] = rs
+	}
+	return rs
+}
+
+// Tick expires one-shot raises older than Window and sources not seen for
+// MemberTTL, and re-evaluates every code.
+func (c *Correlator) Tick(now time.Time) []store.Event {
+	for name, ms := range c.members {
+		if now.Sub(ms.seen) > c.cfg.MemberTTL {
+			c.count(ms.m, -1)
+			delete(c.members, name)
+			for _, rs := range c.raised {
+				delete(rs, name)
+			}
+		}
+	}
+	codes := make([]string, 0, len(c.raised))
+	for code := range c.raised {
+		codes = append(codes, code)
+	}
+	for _, f := range c.active {
+		if _, ok := c.raised[f.code]; !ok {
+			codes = append(codes, f.code)
+		}
+	}
+	sort.Strings(codes)
+	var out []store.Event
+	for _, code := range codes {
+		out = append(out, c.evaluate(code, now)...)
+	}
+	return out
+}
+
+// candidate is one group where the code is common.
+type candidate struct {
+	factor  Factor
+	value   string
+	size    int
+	members []string
+}
+
+// evaluate recomputes code's findings at now; it reports findings that
+// are new or have gained members, and forgets those that no longer hold.
+func (c *Correlator) evaluate(code string, now time.Time) []store.Event {
+	rs := c.raised[code]
+	for src, r := range rs {
+		if !r.held && now.Sub(r.at) > c.cfg.Window {
+			delete(rs, src)
+		}
+	}
+	if len(rs) == 0 {
+		delete(c.raised, code)
+	}
+	byGroup := map[Factor]map[string][]string{}
+	for src := range rs {
+		ms := c.members[src]
+		if ms == nil {
+			continue
+		}
+		for _, f := range factors {
+			if v := ms.m.value(f); v != "" {
+				if byGroup[f] == nil {
+					byGroup[f] = map[string][]string{}
+				}
+				byGroup[f][v] = append(byGroup[f][v], src)
+			}
+		}
+	}
+	var cands []candidate
+	for _, f := range factors {
+		for v, srcs := range byGroup[f] {
+			size := c.sizes[f][v]
+			if size < c.cfg.MinGroup || len(srcs) < c.cfg.MinMembers || float64(len(srcs)) < c.cfg.Share*float64(size)-1e-9 {
+				continue
+			}
+			sort.Strings(srcs)
+			cands = append(cands, candidate{f, v, size, srcs})
+		}
+	}
+	// One finding per set of members: when the same sources share a
+	// firmware and an enclosure, both factors are named in one event.
+	sort.Slice(cands, func(i, j int) bool {
+		if fi, fj := factorRank(cands[i].factor), factorRank(cands[j].factor); fi != fj {
+			return fi < fj
+		}
+		return cands[i].value < cands[j].value
+	})
+	groups := map[string][]candidate{}
+	var keys []string
+	for _, cd := range cands {
+		k := strings.Join(cd.members, "\x00")
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], cd)
+	}
+	var out []store.Event
+	current := map[string]bool{}
+	for _, k := range keys {
+		g := groups[k]
+		src := fleetSource(code, g[0].factor, g[0].value)
+		current[src] = true
+		prev, ok := c.active[src]
+		if ok && subset(g[0].members, prev.members) {
+			continue
+		}
+		if ok && len(prev.members) >= regrowSmall && len(g[0].members)*4 < len(prev.members)*5 &&
+			now.Sub(prev.reported) < regrowInterval {
+			continue // reported later, by a Tick
+		}
+		c.active[src] = finding{code: code, members: g[0].members, reported: now}
+		out = append(out, c.event(code, src, g, now))
+	}
+	for src, f := range c.active {
+		if f.code == code && !current[src] {
+			delete(c.active, src)
+		}
+	}
+	return out
+}
+
+func factorRank(f Factor) int {
+	for i, x := range factors {
+		if x == f {
+			return i
+		}
+	}
+	return len(factors)
+}
+
+// subset reports whether every element of a (sorted) is in b (sorted).
+func subset(a, b []string) bool {
+	j := 0
+	for _, x := range a {
+		for j < len(b) && b[j] < x {
+			j++
+		}
+		if j == len(b) || b[j] != x {
+			return false
+		}
+	}
+	return true
+}
+
+// FactorValue is one common factor of a finding.
+type FactorValue struct {
+	Factor    Factor `json:"factor"`
+	Value     string `json:"value"`
+	GroupSize int    `json:"group_size"`
+}
+
+// Finding is the data of a fleet.correlated event.
+type Finding struct {
+	Code    string        `json:"code"`
+	Factor  Factor        `json:"factor"`
+	Value   string        `json:"value"`
+	Factors []FactorValue `json:"factors"`
+	Members []string      `json:"members"`
+	// GroupSize is the size of the primary factor's group; Share is
+	// len(Members)/GroupSize.
+	GroupSize int     `json:"group_size"`
+	Share     float64 `json:"share"`
+}
+
+func (c *Correlator) event(code, src string, g []candidate, now time.Time) store.Event {
+	f := Finding{Code: code, Factor: g[0].factor, Value: g[0].value, Members: g[0].members, GroupSize: g[0].size}
+	f.Share = float64(len(f.Members)) / float64(f.GroupSize)
+	var names []string
+	for _, cd := range g {
+		f.Factors = append(f.Factors, FactorValue{cd.factor, cd.value, cd.size})
+		names = append(names, fmt.Sprintf("%s %s (%d of %d)", cd.factor, cd.value, len(cd.members), cd.size))
+	}
+	data, _ := json.Marshal(f)
+	sev := store.SeverityWarning
+	if k, _ := Lookup(code); k.Severity == store.SeverityCritical {
+		sev = store.SeverityCritical
+	}
+	list := f.Members
+	more := ""
+	if len(list) > 10 {
+		list, more = list[:10], fmt.Sprintf(" and %d more", len(f.Members)-10)
+	}
+	return store.Event{At: now, Code: FleetCorrelated, Severity: sev, Source: src, Data: data,
+		Message: fmt.Sprintf("%s on %d BMCs sharing %s: %s%s; look at what they share before treating them one by one",
+			code, len(f.Members), strings.Join(names, ", "), strings.Join(list, ", "), more)}
+}

@@ -1,0 +1,224 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// FloodConfig tunes timeout-flood detection. Zero fields take defaults.
+type FloodConfig struct {
+	// Window is the sliding window the rate is measured over (default
+	// 5m). The rate is always given per minute.
+	Window time.Duration `json:"window"`
+	// Threshold is the rate (unanswered requests a minute) that starts a
+	// flood (default 10). A flood ends when the rate falls below half of
+	// it, so a rate hovering at the threshold does not flap.
+	Threshold float64 `json:"threshold"`
+	// Refresh: while a flood lasts it is reported again (the stored event
+	// is counted up, with the current rate) at most this often (default:
+	// Window).
+	Refresh time.Duration `json:"refresh"`
+}
+
+// DefaultFlood is the default flood configuration.
+var DefaultFlood = FloodConfig{Window: 5 * time.Minute, Threshold: 10, Refresh: 5 * time.Minute}
+
+func (c FloodConfig) withDefaults() FloodConfig {
+	if c.Window <= 0 {
+		c.Window = DefaultFlood.Window
+	}
+	if c.Threshold <= 0 {
+		c.Threshold = DefaultFlood.Threshold
+	}
+	if c.Refresh <= 0 {
+		c.Refresh = c.Window
+	}
+	return c
+}
+
+// Lost is how many requests of one check went unanswered: every
+// retransmission was preceded by a request that timed out, every exchange
+// that gave up ended with one; a NotResponding check counts at least one
+// (one failed check, however many retries it took, as a host driver would
+// log one timeout per failed operation). A refused port or a name that does
+// not resolve is not a timeout.
+func Lost(o probe.Observation) int {
+	n := int(o.Evidence.Retransmits) + int(o.Evidence.Timeouts)
+	if o.State == state.NotResponding {
+		switch o.Reason {
+		case state.ReasonPortRefused, state.ReasonUnreachable:
+			return 0
+		}
+		// One failed check is one timeout from the operator's point of
+		// view: its internal retries are how we were gentle, not how
+		// often the BMC failed.
+		return 1
+	}
+	return n
+}
+
+// Flood detects timeout floods per source. It is pure: time comes in with
+// every call. Not safe for concurrent use.
+type Flood struct {
+	cfg FloodConfig
+	src map[string]*floodSource
+}
+
+type floodSource struct {
+	samples    []floodSample // oldest first, only non-zero ones
+	seen       time.Time
+	flooding   bool
+	since      time.Time
+	peak       float64
+	lastReport time.Time
+}
+
+type floodSample struct {
+	at time.Time
+	n  int
+}
+
+// NewFlood returns a detector.
+func NewFlood(cfg FloodConfig) *Flood {
+	return &Flood{cfg: cfg.withDefaults(), src: map[string]*floodSource{}}
+}
+
+// Config is the detector's effective configuration.
+func (f *Flood) Config() FloodConfig { return f.cfg }
+
+// Observe records lost unanswered requests on source at at, and returns
+// the events this causes: oob.timeout_flood when the rate reaches the
+// threshold (again every Refresh while it lasts), oob.timeout_flood_cleared
+// when it falls below half of it.
+func (f *Flood) Observe(source string, at time.Time, lost int) []store.Event {
+	s := f.src[source]
+	if s == nil {
+		s = &floodSource{}
+		f.src[source] = s
+	}
+	if at.After(s.seen) {
+		s.seen = at
+	}
+	if lost > 0 {
+		// Keep samples in time order even if observations arrive a
+		// little out of order.
+		i := len(s.samples)
+		for i > 0 && s.samples[i-1].at.After(at) {
+			i--
+		}
+		s.samples = append(s.samples, floodSample{})
+		copy(s.samples[i+1:], s.samples[i:])
+		s.samples[i] = floodSample{at, lost}
+	}
+	return f.step(source, s, at, true)
+}
+
+// Tick ages every source's window to now: floods on sources that went
+// quiet (or stopped being checked) end, and idle sources are forgotten.
+func (f *Flood) Tick(now time.Time) []store.Event {
+	var out []store.Event
+	for name, s := range f.src {
+		out = append(out, f.step(name, s, now, false)...)
+		if !s.flooding && len(s.samples) == 0 && now.Sub(s.seen) > f.cfg.Window {
+			delete(f.src, name)
+		}
+	}
+	return out
+}
+
+// Flooding reports whether source is in a flood now.
+func (f *Flood) Flooding(source string) bool {
+	s := f.src[source]
+	return s != nil && s.flooding
+}
+
+// Rate is source's rate (per minute) over the window ending at now.
+func (f *Flood) Rate(source string, now time.Time) float64 {
+	s := f.src[source]
+	if s == nil {
+		return 0
+	}
+	f.prune(s, now)
+	return f.rate(s)
+}
+
+func (f *Flood) prune(s *floodSource, now time.Time) {
+	cut := now.Add(-f.cfg.Window)
+	i := 0
+	for i < len(s.samples) && !s.samples[i].at.After(cut) {
+		i++
+	}
+	if i > 0 {
+		s.samples = append(s.samples[:0], s.samples[i:]...)
+	}
+}
+
+func (f *Flood) rate(s *floodSource) float64 {
+	n := 0
+	for _, x := range s.samples {
+		n += x.n
+	}
+	return float64(n) * float64(time.Minute) / float64(f.cfg.Window)
+}
+
+func (f *Flood) lostInWindow(s *floodSource) int {
+	n := 0
+	for _, x := range s.samples {
+		n += x.n
+	}
+	return n
+}
+
+// step re-evaluates s at now; observed says a new check came in (only
+// those refresh an ongoing flood's report: a tick brings no news).
+func (f *Flood) step(source string, s *floodSource, now time.Time, observed bool) []store.Event {
+	f.prune(s, now)
+	rate := f.rate(s)
+	switch {
+	case !s.flooding && rate >= f.cfg.Threshold:
+		s.flooding, s.since, s.peak, s.lastReport = true, now, rate, now
+		return []store.Event{f.floodEvent(source, s, now, rate)}
+	case s.flooding && rate < f.cfg.Threshold/2:
+		ev := f.clearedEvent(source, s, now, rate)
+		s.flooding, s.peak = false, 0
+		return []store.Event{ev}
+	case s.flooding:
+		if rate > s.peak {
+			s.peak = rate
+		}
+		if observed && now.Sub(s.lastReport) >= f.cfg.Refresh {
+			s.lastReport = now
+			return []store.Event{f.floodEvent(source, s, now, rate)}
+		}
+	}
+	return nil
+}
+
+func (f *Flood) floodEvent(source string, s *floodSource, now time.Time, rate float64) store.Event {
+	data, _ := json.Marshal(map[string]any{
+		"rate_per_minute": round1(rate), "threshold": f.cfg.Threshold, "window": f.cfg.Window.String(),
+		"unanswered": f.lostInWindow(s), "since": s.since, "peak_per_minute": round1(s.peak),
+	})
+	return store.Event{At: now, Code: OOBTimeoutFlood, Severity: store.SeverityWarning, Source: source, Data: data,
+		Message: fmt.Sprintf("%s: %.1f unanswered requests a minute over the last %s (threshold %g) since %s: "+
+			"the BMC answers only after retries; look for other agents polling it, a leaking BMC firmware "+
+			"(other BMCs with the same firmware: see fleet.correlated) or a congested management network",
+			source, rate, f.cfg.Window, f.cfg.Threshold, s.since.UTC().Format(time.RFC3339))}
+}
+
+func (f *Flood) clearedEvent(source string, s *floodSource, now time.Time, rate float64) store.Event {
+	data, _ := json.Marshal(map[string]any{
+		"rate_per_minute": round1(rate), "threshold": f.cfg.Threshold, "window": f.cfg.Window.String(),
+		"since": s.since, "duration": now.Sub(s.since).Round(time.Second).String(), "peak_per_minute": round1(s.peak),
+	})
+	return store.Event{At: now, Code: OOBTimeoutFloodCleared, Severity: store.SeverityInfo, Source: source, Data: data,
+		Message: fmt.Sprintf("%s: timeout flood over after %s (peak %.1f a minute, now %.1f)",
+			source, now.Sub(s.since).Round(time.Second), s.peak, rate)}
+}
+
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }

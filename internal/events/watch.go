@@ -1,0 +1,128 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/monitor"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// Sample is what the detectors need of one check.
+type Sample struct {
+	Source    string // machine name
+	Enclosure string
+	Address   string // BMC address (IP or IP:port; host names give no subnet)
+	At        time.Time
+	// Declared is the channel's declared state after the check; Observed
+	// the check's own verdict and its conditions.
+	Declared   state.OOB
+	Observed   state.OOB
+	Conditions []state.Condition
+	// Lost is how many requests went unanswered (see Lost).
+	Lost     int
+	Firmware string // FirmwareOf(manufacturer, revision), "" if not seen
+}
+
+// SampleOf turns the monitor's report of one check into a Sample.
+func SampleOf(o monitor.Observed) Sample {
+	addr := o.Observation.Host
+	if SubnetOf(addr) == "" {
+		addr = o.Address
+	}
+	at := o.Observation.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return Sample{
+		Source: o.Machine, Enclosure: o.Enclosure, Address: addr, At: at,
+		Declared: o.Declared, Observed: o.Observation.State, Conditions: o.Observation.Conditions,
+		Lost:     Lost(o.Observation),
+		Firmware: FirmwareOf(o.Observation.Evidence.Manufacturer, o.Observation.Evidence.Firmware),
+	}
+}
+
+// heldCodes are the codes whose holding the Watcher follows from checks;
+// recorded events of these codes do not also count as one-shot raises.
+var heldCodes = []string{OOBNotResponding, OOBAuthRefused, OOBIdentityMismatch, OOBDegraded, OOBTimeoutFlood}
+
+// Watcher runs the detectors over checks and recorded events: flood
+// detection, Degraded edges and fleet correlation. It is pure (time comes
+// in with the samples); not safe for concurrent use.
+type Watcher struct {
+	Flood     *Flood
+	Correlate *Correlator
+	degraded  map[string]bool
+}
+
+// NewWatcher returns a watcher.
+func NewWatcher(fc FloodConfig, cc CorrelateConfig) *Watcher {
+	return &Watcher{Flood: NewFlood(fc), Correlate: NewCorrelator(cc), degraded: map[string]bool{}}
+}
+
+// Observe feeds one check and returns the events it causes.
+func (w *Watcher) Observe(s Sample) []store.Event {
+	if s.Source == "" {
+		return nil
+	}
+	w.Correlate.SetMember(s.Source, Member{Firmware: s.Firmware, Enclosure: s.Enclosure, Subnet: SubnetOf(s.Address)}, s.At)
+	out := w.Flood.Observe(s.Source, s.At, s.Lost)
+
+	deg := s.Observed == state.Connectable && slices.Contains(s.Conditions, state.Degraded)
+	if deg && !w.degraded[s.Source] {
+		data, _ := json.Marshal(map[string]any{"unanswered": s.Lost})
+		out = append(out, store.Event{At: s.At, Code: OOBDegraded, Severity: store.SeverityWarning, Source: s.Source, Data: data,
+			Message: fmt.Sprintf("%s: the BMC answers, but only after retransmissions (%d unanswered requests in one check); "+
+				"if it persists look for competing agents, BMC firmware or network trouble", s.Source, s.Lost)})
+	}
+	if deg {
+		w.degraded[s.Source] = true
+	} else if s.Observed == state.Connectable {
+		delete(w.degraded, s.Source)
+	}
+
+	hold := map[string]bool{
+		OOBNotResponding:    s.Declared == state.NotResponding,
+		OOBAuthRefused:      s.Declared == state.NotAuthenticated,
+		OOBIdentityMismatch: s.Declared == state.Invalid,
+		OOBDegraded:         w.degraded[s.Source],
+		OOBTimeoutFlood:     w.Flood.Flooding(s.Source),
+	}
+	for _, code := range heldCodes {
+		out = append(out, w.Correlate.Hold(code, s.Source, hold[code], s.At)...)
+	}
+	return out
+}
+
+// Recorded feeds an event that was stored: one-shot correlated codes
+// (audit findings) count for the correlation window.
+func (w *Watcher) Recorded(e store.Event) []store.Event {
+	k, _ := Lookup(e.Code)
+	if !k.Correlate || e.Source == "" || IsFleetSource(e.Source) || slices.Contains(heldCodes, e.Code) {
+		return nil
+	}
+	at := e.LastAt
+	if at.IsZero() {
+		at = e.At
+	}
+	return w.Correlate.Raise(e.Code, e.Source, at)
+}
+
+// Tick ages the detectors to now.
+func (w *Watcher) Tick(now time.Time) []store.Event {
+	out := w.Flood.Tick(now)
+	for _, e := range out {
+		if e.Code == OOBTimeoutFloodCleared {
+			out = append(out, w.Correlate.Hold(OOBTimeoutFlood, e.Source, false, now)...)
+		}
+	}
+	for src := range w.degraded {
+		if _, ok := w.Correlate.members[src]; !ok {
+			delete(w.degraded, src)
+		}
+	}
+	return append(out, w.Correlate.Tick(now)...)
+}

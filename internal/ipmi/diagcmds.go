@@ -1,0 +1,300 @@
+package ipmi
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Commands the diagnosis uses: what cipher suites a BMC offers, who holds
+// its sessions (and closing one of them), user names, and the enclosure
+// manager's view of a blade. Every decoder here is bounds-checked and
+// fuzzed (fuzz_test.go).
+
+// Sessionless sends one IPMI request outside any session (IPMI 1.5
+// framing, as consoles send Get Channel Authentication Capabilities) and
+// returns the response data after the completion code. A non-zero
+// completion code is a *CompletionError. Only commands a BMC serves before
+// login make sense here.
+func (e *Engine) Sessionless(ctx context.Context, addr netip.AddrPort, netFn, cmd byte, data []byte) ([]byte, time.Duration, error) {
+	p, err := e.peer(addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	rqSeq := randomTag() & 0x3f
+	pkt := buildV15(buildRequest(netFn, cmd, rqSeq, data))
+	var out []byte
+	var cc byte
+	_, rtt, err := e.exchange(ctx, p, StageCommand, func() []byte { return pkt }, func(ev event) (bool, error) {
+		if ev.d.class != classIPMI || ev.d.sessionID != 0 {
+			return false, nil
+		}
+		if ev.d.authType == authTypeRMCPP && ev.d.payloadType != payloadIPMI {
+			return false, nil
+		}
+		r, err := parseResponse(ev.d.payload)
+		if err != nil {
+			e.c.malformed.Add(1)
+			return false, errBadReply
+		}
+		if r.cmd != cmd || r.rqSeq != rqSeq || r.netFn != netFn|1 {
+			return false, nil
+		}
+		cc, out = r.cc, append([]byte(nil), r.data...)
+		return true, nil
+	})
+	if err != nil {
+		return nil, rtt, err
+	}
+	if cc != 0 {
+		return out, rtt, &CompletionError{NetFn: netFn, Cmd: cmd, Code: cc}
+	}
+	return out, rtt, nil
+}
+
+// CipherSuites lists the cipher suites the BMC offers on the current LAN
+// channel (Get Channel Cipher Suites, App 0x54, before login), in the
+// BMC's order.
+func (e *Engine) CipherSuites(ctx context.Context, addr netip.AddrPort) ([]CipherSuite, error) {
+	var records []byte
+	// 16 bytes of records per answer; a short answer is the last. 64
+	// records at most (the index has 6 bits); a BMC that never sends a
+	// short answer is cut off there.
+	for index := byte(0); index < 0x40; index++ {
+		b, _, err := e.Sessionless(ctx, addr, 0x06, 0x54, []byte{0x0e, 0x00, 0x80 | index})
+		if err != nil {
+			return nil, err
+		}
+		if len(b) < 1 {
+			return nil, malformed("cipher suite answer of %d bytes", len(b))
+		}
+		records = append(records, b[1:]...)
+		if len(b)-1 < 16 {
+			break
+		}
+	}
+	return parseCipherSuiteRecords(records)
+}
+
+// parseCipherSuiteRecords reads the cipher suite records of Get Channel
+// Cipher Suites (IPMI 2.0 table 22-19): C0h id algs… (standard) or C1h id
+// IANA(3) algs… (OEM). Algorithm bytes have their top two bits 00, 01 or
+// 10; anything else starts the next record.
+func parseCipherSuiteRecords(b []byte) ([]CipherSuite, error) {
+	var out []CipherSuite
+	for i := 0; i < len(b); {
+		var id byte
+		switch b[i] {
+		case 0xc0:
+			if i+1 >= len(b) {
+				return out, malformed("cipher suite record truncated at byte %d", i)
+			}
+			id = b[i+1]
+			i += 2
+		case 0xc1:
+			if i+4 >= len(b) {
+				return out, malformed("OEM cipher suite record truncated at byte %d", i)
+			}
+			id = b[i+1]
+			i += 5
+		default:
+			return out, malformed("cipher suite record starts with %#02x", b[i])
+		}
+		for i < len(b) && b[i]&0xc0 != 0xc0 {
+			i++
+		}
+		out = append(out, CipherSuite(id))
+	}
+	return out, nil
+}
+
+// SessionInfo is one answer of Get Session Info (App 0x3d): a session in
+// the BMC's session table, and the table's size and occupancy.
+type SessionInfo struct {
+	// Handle identifies the session in the table (0: no such session).
+	Handle byte `json:"handle"`
+	// Slots is the table's size; Active how many sessions are open.
+	Slots  int `json:"slots"`
+	Active int `json:"active"`
+	// UserID is the BMC user slot the session logged in with.
+	UserID    byte      `json:"user_id"`
+	Privilege Privilege `json:"privilege"`
+	Channel   byte      `json:"channel"`
+	// IPMI20 is set for an RMCP+ session (IPMI 1.5 otherwise).
+	IPMI20 bool `json:"ipmi20"`
+	// Remote is the console's address, when the BMC reports it (LAN
+	// channels).
+	Remote netip.AddrPort `json:"remote,omitzero"`
+}
+
+// parseSessionInfo decodes Get Session Info's response data (IPMI 2.0
+// table 22-26). Three bytes mean "no active session at that index".
+func parseSessionInfo(b []byte) (SessionInfo, error) {
+	var s SessionInfo
+	if len(b) < 3 {
+		return s, malformed("session info of %d bytes", len(b))
+	}
+	s.Handle, s.Slots, s.Active = b[0], int(b[1]&0x3f), int(b[2]&0x3f)
+	if len(b) == 3 {
+		return s, nil
+	}
+	if len(b) < 6 {
+		return s, malformed("session info of %d bytes", len(b))
+	}
+	s.UserID, s.Privilege = b[3]&0x3f, Privilege(b[4]&0x0f)
+	s.IPMI20, s.Channel = b[5]>>4 == 1, b[5]&0x0f
+	if len(b) >= 18 {
+		ip := netip.AddrFrom4([4]byte(b[6:10]))
+		s.Remote = netip.AddrPortFrom(ip, binary.LittleEndian.Uint16(b[16:18]))
+	}
+	return s, nil
+}
+
+// SessionInfo runs Get Session Info for index (0: this session; n: the
+// n-th active session).
+func (s *Session) SessionInfo(ctx context.Context, index byte) (SessionInfo, error) {
+	b, err := s.Do(ctx, 0x06, 0x3d, []byte{index})
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	return parseSessionInfo(b)
+}
+
+// Sessions reads the BMC's whole session table: this session first, then
+// every active session (this one included again, by its handle).
+func (s *Session) Sessions(ctx context.Context) (self SessionInfo, all []SessionInfo, err error) {
+	if self, err = s.SessionInfo(ctx, 0); err != nil {
+		return self, nil, err
+	}
+	n := self.Active
+	if self.Slots > 0 && n > self.Slots {
+		n = self.Slots
+	}
+	for i := 1; i <= n && i < 0x3f; i++ {
+		si, err := s.SessionInfo(ctx, byte(i))
+		if err != nil {
+			return self, all, err
+		}
+		if si.Handle == 0 {
+			break // the table changed under us: fewer sessions now
+		}
+		all = append(all, si)
+	}
+	return self, all, nil
+}
+
+// CloseHandle closes another session of the BMC by its handle (Close
+// Session with session ID 0 and the handle, IPMI 2.0 §22.19). BMCs allow it
+// to an Administrator session.
+func (s *Session) CloseHandle(ctx context.Context, handle byte) error {
+	_, err := s.Do(ctx, 0x06, 0x3c, []byte{0, 0, 0, 0, handle})
+	return err
+}
+
+// UserName reads the name of user slot id (Get User Name, App 0x46;
+// Operator privilege).
+func (s *Session) UserName(ctx context.Context, id byte) (string, error) {
+	b, err := s.Do(ctx, 0x06, 0x46, []byte{id & 0x3f})
+	if err != nil {
+		return "", err
+	}
+	return parseUserName(b)
+}
+
+func parseUserName(b []byte) (string, error) {
+	if len(b) < 16 {
+		return "", malformed("user name of %d bytes", len(b))
+	}
+	n := 0
+	for n < 16 && b[n] != 0 {
+		n++
+	}
+	return string(b[:n]), nil
+}
+
+// Enclosure manager OEM commands (lightsout's enclosure protocol, NetFn
+// 0x30; see docs/simulator.md). An enclosure manager answers them about
+// the blades in its slots: whether a blade's BMC answers the manager over
+// the enclosure's internal link, and its identify lamp, which the manager
+// drives and senses directly.
+const (
+	NetFnEnclosure      = 0x30
+	CmdBladeStatus      = 0x01
+	CmdSetBladeIdentify = 0x02
+	CmdBladeIdentify    = 0x03
+)
+
+// BladeStatus is an enclosure manager's view of one slot.
+type BladeStatus struct {
+	Slot    int  `json:"slot"`
+	Present bool `json:"present"`
+	// BMCAnswers: the blade's BMC answers the enclosure manager over the
+	// enclosure's internal link. When false, the power state is unknown
+	// (the manager's console shows the blade's power lamp as unknown).
+	BMCAnswers bool `json:"bmc_answers"`
+	PowerOn    bool `json:"power_on"`
+}
+
+func parseBladeStatus(b []byte) (BladeStatus, error) {
+	if len(b) < 2 {
+		return BladeStatus{}, malformed("blade status of %d bytes", len(b))
+	}
+	st := BladeStatus{Slot: int(b[0]), Present: b[1]&0x01 != 0, BMCAnswers: b[1]&0x02 != 0}
+	st.PowerOn = st.BMCAnswers && b[1]&0x04 != 0
+	return st, nil
+}
+
+// BladeStatus asks an enclosure manager about the blade in slot.
+func (s *Session) BladeStatus(ctx context.Context, slot int) (BladeStatus, error) {
+	b, err := s.Do(ctx, NetFnEnclosure, CmdBladeStatus, []byte{byte(slot)})
+	if err != nil {
+		return BladeStatus{}, err
+	}
+	return parseBladeStatus(b)
+}
+
+// SetBladeIdentify has an enclosure manager turn the identify lamp of the
+// blade in slot on or off (Operator privilege).
+func (s *Session) SetBladeIdentify(ctx context.Context, slot int, on bool) error {
+	v := byte(0)
+	if on {
+		v = 1
+	}
+	_, err := s.Do(ctx, NetFnEnclosure, CmdSetBladeIdentify, []byte{byte(slot), v})
+	return err
+}
+
+func parseBladeIdentify(b []byte) (bool, error) {
+	if len(b) < 2 {
+		return false, malformed("blade identify of %d bytes", len(b))
+	}
+	return b[1]&0x01 != 0, nil
+}
+
+// BladeIdentify reads back whether the identify lamp of the blade in slot
+// is lit, as the enclosure manager senses it.
+func (s *Session) BladeIdentify(ctx context.Context, slot int) (bool, error) {
+	b, err := s.Do(ctx, NetFnEnclosure, CmdBladeIdentify, []byte{byte(slot)})
+	if err != nil {
+		return false, err
+	}
+	return parseBladeIdentify(b)
+}
+
+// BMCSessionID is the session's ID on the BMC side.
+func (s *Session) BMCSessionID() uint32 { return s.bmcID }
+
+// LocalPorts are the UDP ports of the engine's IPv4 sockets: a BMC's session
+// table names the console's address and port, and these tell the engine's
+// own sessions from other tools on the same host.
+func (e *Engine) LocalPorts() []uint16 {
+	var out []uint16
+	for _, s := range e.v4 {
+		if a, ok := s.c.LocalAddr().(*net.UDPAddr); ok {
+			out = append(out, uint16(a.Port))
+		}
+	}
+	return out
+}
