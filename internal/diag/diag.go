@@ -152,11 +152,12 @@ type Action struct {
 	// NeedsAdopt: applied only with --adopt by an admin.
 	NeedsAdopt bool `json:"needs_adopt,omitempty"`
 
-	AccountID      int64  `json:"account_id,omitempty"`
-	OtherAccountID int64  `json:"other_account_id,omitempty"`
-	Suite          int    `json:"suite,omitempty"`
-	Handles        []byte `json:"handles,omitempty"`
-	GUID           string `json:"guid,omitempty"`
+	AccountID      int64 `json:"account_id,omitempty"`
+	OtherAccountID int64 `json:"other_account_id,omitempty"`
+	Suite          int   `json:"suite,omitempty"`
+	Handles        []int `json:"handles,omitempty"` // session handles
+
+	GUID string `json:"guid,omitempty"`
 }
 
 // Line says what the fix changes, in the autocorrect's words.

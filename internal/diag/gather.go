@@ -161,6 +161,17 @@ func hostPort(addr string, port int) string {
 	return net.JoinHostPort(addr, strconv.Itoa(port))
 }
 
+// Check observes a's channel afresh (no lockout guard: for re-checking a
+// channel after a fix).
+func (x *Executor) Check(ctx context.Context, m store.Machine, a store.Account) probe.Observation {
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		return probe.Observation{Name: m.Name, State: state.NotResponding, Reason: state.ReasonUnreachable,
+			Message: "the address does not resolve: " + err.Error(), At: x.now()}
+	}
+	return x.prober()(ctx, t)
+}
+
 // base fills what every tree uses: the account, a fresh observation (or
 // the stored one under the lockout guard), the history, the blade's place.
 func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) Facts {
@@ -566,6 +577,8 @@ func prefix(addr string) (netip.Prefix, bool) {
 	return p, err == nil
 }
 
+// states are every channel's declared state (the monitor's when known),
+// without evidence.
 func (x *Executor) states(ctx context.Context) map[int64]store.ChannelState {
 	out := map[int64]store.ChannelState{}
 	if sts, err := x.Store.States(ctx); err == nil {
@@ -576,8 +589,9 @@ func (x *Executor) states(ctx context.Context) map[int64]store.ChannelState {
 	if x.Current != nil {
 		for id, s := range out {
 			if c, ok := x.Current(id); ok {
-				c.Evidence = s.Evidence
 				out[id] = c
+			} else {
+				out[id] = s
 			}
 		}
 	}
@@ -822,7 +836,7 @@ func (x *Executor) sessions(ctx context.Context, m store.Machine, a store.Accoun
 // CloseSessions closes the sessions with the given handles on a's BMC, from
 // a session of a's own (Administrator privilege needed). It returns how
 // many it closed.
-func (x *Executor) CloseSessions(ctx context.Context, m store.Machine, a store.Account, handles []byte) (int, error) {
+func (x *Executor) CloseSessions(ctx context.Context, m store.Machine, a store.Account, handles []int) (int, error) {
 	s, _, _, err := x.open(ctx, m, a)
 	if err != nil {
 		return 0, err
@@ -831,8 +845,12 @@ func (x *Executor) CloseSessions(ctx context.Context, m store.Machine, a store.A
 	n := 0
 	var errs []error
 	for _, h := range handles {
+		if h < 1 || h > 0xfe {
+			errs = append(errs, fmt.Errorf("session handle %d is out of range", h))
+			continue
+		}
 		cctx, cancel := context.WithTimeout(ctx, x.timeout())
-		err := s.CloseHandle(cctx, h)
+		err := s.CloseHandle(cctx, byte(h))
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("session %d: %w", h, err))
@@ -880,7 +898,7 @@ func (x *Executor) rates(ctx context.Context, m store.Machine, a store.Account) 
 	return r
 }
 
-func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, f Facts) *Fleet {
+func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, _ Facts) *Fleet {
 	if x.Fleet != nil {
 		ss, err := x.Fleet.Spread(ctx, a.ID)
 		fl := &Fleet{Spreads: ss}
@@ -889,6 +907,9 @@ func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, 
 		}
 		return fl
 	}
+	// Without a fleet source: the enclosure and the subnet, from the
+	// stored states (which carry no evidence, so no firmware: the event
+	// detectors' correlator knows it).
 	fl := &Fleet{}
 	accts, err := x.Store.Accounts(ctx, store.MachineFilter{}, store.Page{})
 	if err != nil {
@@ -905,19 +926,8 @@ func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, 
 		encl[c.ID] = c.Enclosure
 	}
 	sts := x.states(ctx)
-	firmware := func(ev probe.Evidence) string {
-		if ev.ManufacturerID == 0 || ev.Firmware == "" {
-			return ""
-		}
-		return fmt.Sprintf("%s %s", nonEmpty(ev.Manufacturer, fmt.Sprint(ev.ManufacturerID)), ev.Firmware)
-	}
-	myFW := firmware(f.Evidence)
 	myNet, netOK := prefix(a.Address)
-	dims := []*Spread{
-		{Dimension: "enclosure", Value: m.Enclosure},
-		{Dimension: "subnet"},
-		{Dimension: "firmware", Value: myFW},
-	}
+	dims := []*Spread{{Dimension: "enclosure", Value: m.Enclosure}, {Dimension: "subnet"}}
 	if netOK {
 		dims[1].Value = myNet.String()
 	}
@@ -941,12 +951,6 @@ func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, 
 		}
 		if p, ok := prefix(o.Address); netOK && ok && p == myNet {
 			count(dims[1])
-		}
-		if myFW != "" && len(st.Evidence) > 0 {
-			var ev probe.Evidence
-			if json.Unmarshal(st.Evidence, &ev) == nil && firmware(ev) == myFW {
-				count(dims[2])
-			}
 		}
 	}
 	for _, d := range dims {

@@ -159,7 +159,6 @@ func TestExecutorOwnMeasurements(t *testing.T) {
 	// Fleet spread from the stored states: the other three channels, one
 	// of them NotResponding, share the subnet.
 	var f Facts
-	f.Evidence.ManufacturerID, f.Evidence.Firmware = 674, "4.40"
 	for i, name := range []string{"bmc-00001", "bmc-00002", "bmc-00004"} {
 		_, oa := e.machine(t, name)
 		st := store.ChannelState{AccountID: oa.ID, State: state.Connectable, Since: time.Now(), CheckedAt: time.Now()}

@@ -711,9 +711,9 @@ func busy(f Facts) Result {
 		}
 	}
 	if len(stale) > 0 {
-		var hs []byte
+		var hs []int
 		for _, o := range stale {
-			hs = append(hs, o.Handle)
+			hs = append(hs, int(o.Handle))
 		}
 		return done(&Diagnosis{Cause: CauseStaleOwnSessions, Confidence: High,
 			Summary:  fmt.Sprintf("%d session(s) left open by this host under %s's own user hold the BMC's slots", len(stale), f.Machine),
@@ -756,7 +756,7 @@ func heldLines(what string, hs []HeldSession) []string {
 	return out
 }
 
-func handleList(hs []byte) string {
+func handleList(hs []int) string {
 	parts := make([]string, len(hs))
 	for i, h := range hs {
 		parts[i] = fmt.Sprint(h)

@@ -220,6 +220,9 @@ func bases() []Facts {
 			add(blade(f, false, false))
 		}
 	}
+	dns := base(state.NotResponding, state.ReasonUnreachable)
+	dns.Message = "the address does not resolve: \"bmc-7.example\" does not resolve"
+	add(dns)
 	// NotAuthenticated.
 	reasons := []state.Reason{state.ReasonWrongPassword, state.ReasonUnknownUser, state.ReasonPrivilege, state.ReasonLocked,
 		state.ReasonAuthRejected, state.ReasonNoCipherSuite, state.ReasonCipher0Refused}
@@ -354,11 +357,11 @@ func TestTreesExhaustive(t *testing.T) {
 					}
 					for _, h := range a.Handles {
 						for _, o := range f.Sessions.Others {
-							if o.Handle == h && (!o.SameHost || !o.SameUser) {
+							if int(o.Handle) == h && (!o.SameHost || !o.SameUser) {
 								t.Fatalf("%s: would close another console's session %+v", where, o)
 							}
 						}
-						if h == f.Sessions.Self.Handle {
+						if h == int(f.Sessions.Self.Handle) {
 							t.Fatalf("%s: would close its own session", where)
 						}
 					}

@@ -3,6 +3,7 @@ package ipmi
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -163,7 +164,9 @@ func (s *Session) SessionInfo(ctx context.Context, index byte) (SessionInfo, err
 }
 
 // Sessions reads the BMC's whole session table: this session first, then
-// every active session (this one included again, by its handle).
+// every active session (this one included again, by its handle). An index
+// past the last session ends the walk, whether the BMC answers it with
+// handle 0 or with completion code 0xCB/0xCC.
 func (s *Session) Sessions(ctx context.Context) (self SessionInfo, all []SessionInfo, err error) {
 	if self, err = s.SessionInfo(ctx, 0); err != nil {
 		return self, nil, err
@@ -174,6 +177,10 @@ func (s *Session) Sessions(ctx context.Context) (self SessionInfo, all []Session
 	}
 	for i := 1; i <= n && i < 0x3f; i++ {
 		si, err := s.SessionInfo(ctx, byte(i))
+		var ce *CompletionError
+		if errors.As(err, &ce) && (ce.Code == 0xcb || ce.Code == 0xcc) {
+			break // past the last active session (the table changed under us)
+		}
 		if err != nil {
 			return self, all, err
 		}

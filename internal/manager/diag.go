@@ -254,10 +254,18 @@ func (r *diagRun) one(ctx context.Context, mc store.Machine, a store.Account) Di
 		applied = false
 	}
 	if applied {
-		if cs, ok := r.m.Monitor.Get(a.ID); ok {
-			res.After = &cs
-			res.Corrected = cs.State == state.Connectable && !hasCond(cs.Conditions, state.Busy)
+		// A fresh check says whether the fixes worked (the monitor's
+		// declared state may wait for a confirming check).
+		if cur, err := r.m.Store.Account(ctx, a.ID); err == nil {
+			a = cur
 		}
+		if m, err := r.m.Store.MachineByID(ctx, a.MachineID); err == nil {
+			mc = m
+		}
+		o := r.x.Check(ctx, mc, a)
+		res.After = &store.ChannelState{AccountID: a.ID, State: o.State, Reason: o.Reason, Conditions: o.Conditions,
+			Message: o.Message, CheckedAt: o.At, GUID: o.GUID, Power: o.Evidence.Power}
+		res.Corrected = o.State == state.Connectable && !hasCond(o.Conditions, state.Busy)
 	}
 	return res
 }

@@ -22,7 +22,7 @@ func newMetrics(m *Monitor) *metrics {
 		}, []string{"state"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "lightsout_check_duration_seconds", Help: "Duration of one channel check.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: []float64{.001, .002, .003, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "lightsout_monitor_lag_seconds", Help: "How late a check started after it fell due.",

@@ -38,6 +38,11 @@ type Config struct {
 	Timeout time.Duration
 	// Parallel bounds checks in flight (default 4096).
 	Parallel int
+	// FirstRate bounds first checks of never-checked channels after Load
+	// (default 300 a second): each declares a state, a store write, so a
+	// fresh import of 50,000 is spread over about three minutes instead
+	// of overrunning the store in one interval.
+	FirstRate int
 	// FullEvery: one check in FullEvery of a Connectable channel is full
 	// (presence ping, auth capabilities, Get Device ID); the others are
 	// light (probe.Target.Light). Default 10; 1 makes every check full.
@@ -99,6 +104,7 @@ type channel struct {
 	acct      store.Account
 	machineID int64
 	machine   string
+	addr      netip.AddrPort // parsed acct.Address when it is literal
 	enclosure string
 	expected  guid.GUID
 	register  bool // pin the GUID on the first Connectable check
@@ -139,6 +145,9 @@ func New(st store.Store, cfg Config) *Monitor {
 	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 4096
+	}
+	if cfg.FirstRate <= 0 {
+		cfg.FirstRate = 300
 	}
 	if cfg.FullEvery <= 0 {
 		cfg.FullEvery = 10
@@ -200,6 +209,11 @@ func (m *Monitor) Load(ctx context.Context) error {
 			continue
 		}
 		spread := m.cfg.Schedule.Interval
+		if c.ch.State == "" || c.ch.State == state.Unknown {
+			// A first check declares a state (a store write): a large
+			// import is spread so those stay under FirstRate a second.
+			spread = max(spread, time.Duration(float64(len(accts))/float64(m.cfg.FirstRate)*float64(time.Second)))
+		}
 		c.due = now.Add(time.Duration(m.rng.Int64N(int64(spread) + 1)))
 		if c.ch.State == state.NotAuthenticated {
 			if ok, next := m.cfg.Schedule.AuthAttempt(c.lastRefused, a.CredentialsChangedAt, now); !ok {
@@ -215,6 +229,11 @@ func (m *Monitor) Load(ctx context.Context) error {
 
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	c.acct = a
+	// A literal address is parsed once; a host name resolves per check.
+	c.addr = netip.AddrPort{}
+	if ip, err := netip.ParseAddr(a.Address); err == nil && a.Port > 0 && a.Port < 65536 {
+		c.addr = netip.AddrPortFrom(ip.Unmap(), uint16(a.Port))
+	}
 	c.machineID = mc.ID
 	c.machine = mc.Name
 	c.enclosure = mc.Enclosure
@@ -497,7 +516,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	t := probe.Target{
 		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
 		Expected: c.expected, CipherSuite: a.CipherSuite, Privilege: privilege(a.Privilege),
-		Timeout: m.cfg.Timeout,
+		Timeout: m.cfg.Timeout, Addr: c.addr,
 	}
 	// A BMC that answered last time gets the light re-check, with the
 	// cipher suite it took; every FullEvery-th check (and every check now)
@@ -529,6 +548,9 @@ func (m *Monitor) observe(ctx context.Context, t probe.Target, a store.Account) 
 	if p == nil {
 		return probe.Observation{Name: t.Name, Host: a.Address, Protocol: a.Protocol, State: state.Unknown,
 			Message: fmt.Sprintf("protocol %q is not supported by this manager", a.Protocol), At: time.Now()}
+	}
+	if t.Addr.IsValid() {
+		return p(ctx, t)
 	}
 	addr, err := probe.Resolve(ctx, a.Address, a.Port)
 	if err != nil {

@@ -119,7 +119,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeParts()
 		return nil, err
 	}
-	if s.Engine, err = ipmi.New(cfg.Engine); err != nil {
+	engCfg := cfg.Engine
+	if engCfg.ReadCoalesce == 0 {
+		engCfg.ReadCoalesce = time.Millisecond // see ipmi.Config.ReadCoalesce
+	}
+	if s.Engine, err = ipmi.New(engCfg); err != nil {
 		return fail(err)
 	}
 	ecfg := cfg.Events

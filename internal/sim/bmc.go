@@ -382,7 +382,7 @@ func (b *BMC) setFaults(nf Faults) error {
 		return err
 	}
 	if nf.EMLink && (b.kind != KindBMC || b.encl == nil) {
-		return fieldErr("faults.em_link", "%s is not a blade: only a blade's BMC has a link to an enclosure manager", b.name)
+		return fieldErr("em_link", "%s is not a blade: only a blade's BMC has a link to an enclosure manager", b.name)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -203,6 +203,8 @@ func handleGetSessionInfo(_ context.Context, hctx *handlers.HandlerContext, req 
 		return nil, ccInvalidField, nil
 	}
 	if e == nil {
+		// No such session: the table's size and occupancy only, which
+		// ipmitool's "session info all" prints as an empty slot.
 		return head, ccOK, nil
 	}
 	aux := byte(0x00)
