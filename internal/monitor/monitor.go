@@ -96,7 +96,13 @@ type Monitor struct {
 	sem   chan struct{}
 	rng   *rand.Rand
 	wg    sync.WaitGroup
+	// epoch is the origin of channel due times.
+	epoch time.Time
 }
+
+// at is t as a due time: nanoseconds since m.epoch, from the monotonic
+// clock.
+func (m *Monitor) at(t time.Time) int64 { return int64(t.Sub(m.epoch)) }
 
 // channel is the monitor's memory of one OOB channel. It is kept small:
 // evidence lives in the store, not here.
@@ -112,8 +118,8 @@ type channel struct {
 	known
 	dirty bool // the last save failed; save again on the next check
 
-	due     time.Time
-	index   int // in queue; -1 when not queued
+	due     int64 // nanoseconds since Monitor.epoch (monotonic; cheap to compare)
+	index   int   // in queue; -1 when not queued
 	running chan struct{}
 }
 
@@ -161,6 +167,7 @@ func New(st store.Store, cfg Config) *Monitor {
 		wake:  make(chan struct{}, 1),
 		sem:   make(chan struct{}, cfg.Parallel),
 		rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		epoch: time.Now(),
 	}
 	m.met = newMetrics(m)
 	return m
@@ -214,10 +221,10 @@ func (m *Monitor) Load(ctx context.Context) error {
 			// import is spread so those stay under FirstRate a second.
 			spread = max(spread, time.Duration(float64(len(accts))/float64(m.cfg.FirstRate)*float64(time.Second)))
 		}
-		c.due = now.Add(time.Duration(m.rng.Int64N(int64(spread) + 1)))
+		c.due = m.at(now) + m.rng.Int64N(int64(spread)+1)
 		if c.ch.State == state.NotAuthenticated {
 			if ok, next := m.cfg.Schedule.AuthAttempt(c.lastRefused, a.CredentialsChangedAt, now); !ok {
-				c.due = next
+				c.due = m.at(next)
 			}
 		}
 		m.chans[a.ID] = c
@@ -266,14 +273,14 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 	if !ok {
 		c = &channel{index: -1}
 		m.chans[accountID] = c
-		c.due = time.Now()
+		c.due = m.at(time.Now())
 	}
 	credsChanged := ok && (c.acct.User != a.User || !slices.Equal(c.acct.Password, a.Password) ||
 		a.CredentialsChangedAt.After(c.acct.CredentialsChangedAt))
 	addrChanged := ok && (c.acct.Address != a.Address || c.acct.Port != a.Port || c.acct.Protocol != a.Protocol)
 	m.fill(c, a, mc)
 	if credsChanged || addrChanged {
-		c.due = time.Now()
+		c.due = m.at(time.Now())
 	}
 	m.reschedule(c)
 	return nil
@@ -338,12 +345,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 		var next time.Duration = time.Hour
 		for m.queue.Len() > 0 {
 			c := m.queue[0]
-			if wait := c.due.Sub(now); wait > 0 {
+			if wait := time.Duration(c.due - m.at(now)); wait > 0 {
 				next = wait
 				break
 			}
 			heap.Pop(&m.queue)
-			m.met.lag.Observe(now.Sub(c.due).Seconds())
+			m.met.lag.Observe(time.Duration(m.at(now) - c.due).Seconds())
 			m.mu.Unlock()
 			select {
 			case m.sem <- struct{}{}:
@@ -638,7 +645,7 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 	c.dirty = err != nil
 	c.running = nil
 	if m.chans[acct.ID] == c {
-		c.due = time.Now().Add(m.cfg.Schedule.Next(c.ch, m.rng.Float64()))
+		c.due = m.at(time.Now()) + int64(m.cfg.Schedule.Next(c.ch, m.rng.Float64()))
 		m.reschedule(c)
 	}
 	m.mu.Unlock()
@@ -722,7 +729,7 @@ func privilege(s string) ipmi.Privilege {
 type queue []*channel
 
 func (q queue) Len() int           { return len(q) }
-func (q queue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q queue) Less(i, j int) bool { return q[i].due < q[j].due }
 func (q queue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
 	q[i].index, q[j].index = i, j
