@@ -13,7 +13,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"debug/buildinfo"
 	"errors"
 	"flag"
@@ -21,7 +20,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -30,6 +28,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	simfleet "github.com/lightsout/lightsout/bench/internal/fleet"
+	"github.com/lightsout/lightsout/bench/internal/gobuild"
+	"github.com/lightsout/lightsout/bench/internal/markdown"
+	"github.com/lightsout/lightsout/bench/internal/proc"
+	"github.com/lightsout/lightsout/bench/internal/progress"
+	"github.com/lightsout/lightsout/bench/internal/scratch"
 )
 
 type config struct {
@@ -58,7 +63,7 @@ func main() {
 	flag.DurationVar(&c.faultTimeout, "fault-timeout", 3*time.Second, "lightsout check --timeout in the fault run")
 	flag.BoolVar(&c.strict, "strict", false, "exit 1 when a target is missed")
 	flag.IntVar(&c.parallel, "parallel", 10000, "lightsout check --parallel")
-	flag.BoolVar(&pinCPUs, "pin", runtime.NumCPU() >= 2, "pin the simulator to CPU 0 and every client to CPU 1 (taskset), so clients are measured on one core each and the simulator does not compete with them; --pin=false measures client and simulator sharing all CPUs")
+	flag.BoolVar(&pin.On, "pin", runtime.NumCPU() >= 2, "pin the simulator to CPU 0 and every client to CPU 1 (taskset), so clients are measured on one core each and the simulator does not compete with them; --pin=false measures client and simulator sharing all CPUs")
 	flag.IntVar(&c.fanout, "fanout", 1024, "bmc-info -F (FreeIPMI's maximum is 1024)")
 	flag.DurationVar(&c.procTimeout, "proc-timeout", 10*time.Minute, "kill a client still running after this long")
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for the simulator's ready line")
@@ -85,17 +90,7 @@ func main() {
 	}
 
 	b := &bench{cfg: c}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sig
-		logf("%v: stopping", s)
-		b.cleanup()
-		os.Exit(130)
-	}()
-	code := b.run()
-	b.cleanup()
-	os.Exit(code)
+	proc.RunAndExit(b.run, b.cleanup)
 }
 
 type bench struct {
@@ -104,12 +99,12 @@ type bench struct {
 	root    string // module root
 	lsBin   string
 	goBin   string
-	report  strings.Builder
+	report  markdown.Report
 	env     envInfo
 	targets []string
 	failed  bool
 	cleanMu sync.Once
-	sim     *simProc
+	sim     *simfleet.Sim
 	simMu   sync.Mutex
 }
 
@@ -134,23 +129,15 @@ func (b *bench) cleanup() {
 		s := b.sim
 		b.simMu.Unlock()
 		if s != nil {
-			s.stop()
+			s.Stop()
 		}
 		// Kill whatever is still running; from now on nothing new starts.
-		if running.killAll(syscall.SIGKILL) > 0 {
-			time.Sleep(200 * time.Millisecond)
-		}
-		if b.tmp != "" {
-			if b.cfg.keep {
-				logf("scratch directory kept: %s", b.tmp)
-			} else {
-				_ = os.RemoveAll(b.tmp)
-			}
-		}
+		running.Shutdown()
+		scratch.Remove(b.tmp, b.cfg.keep)
 	})
 }
 
-func (b *bench) setSim(s *simProc) {
+func (b *bench) setSim(s *simfleet.Sim) {
 	b.simMu.Lock()
 	b.sim = s
 	b.simMu.Unlock()
@@ -158,9 +145,7 @@ func (b *bench) setSim(s *simProc) {
 
 // emit prints a report section and keeps it for --out.
 func (b *bench) emit(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
-	fmt.Print(s)
-	b.report.WriteString(s)
+	b.report.Printf(format, args...)
 }
 
 func (b *bench) run() int {
@@ -168,11 +153,11 @@ func (b *bench) run() int {
 		fmt.Fprintln(os.Stderr, "bench/check needs root: the simulated fleet binds one loopback address per BMC on port 623 (127.1.x.y:623), and ports below 1024 need root.\nRun it as: sudo go run ./bench/check --sizes 1000,10000 --out bench/results.md")
 		return 2
 	}
-	if err := raiseNofile(); err != nil {
-		logf("warning: raising RLIMIT_NOFILE: %v", err)
+	if _, err := proc.RaiseNofile(0); err != nil {
+		progress.Logf("warning: raising RLIMIT_NOFILE: %v", err)
 	}
 	var err error
-	if b.tmp, err = os.MkdirTemp("", "lightsout-bench-"); err != nil {
+	if b.tmp, err = scratch.New("lightsout-bench-"); err != nil {
 		fatalf(1, "%v", err)
 	}
 	if err := b.build(); err != nil {
@@ -210,12 +195,9 @@ func (b *bench) run() int {
 	for _, t := range b.targets {
 		b.emit("    %s\n", t)
 	}
-	if b.cfg.out != "" {
-		if err := os.WriteFile(b.cfg.out, []byte(b.report.String()), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "bench/check: --out:", err)
-			return 1
-		}
-		logf("report written to %s", b.cfg.out)
+	if err := b.report.WriteFile(b.cfg.out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/check: --out:", err)
+		return 1
 	}
 	if b.failed && b.cfg.strict {
 		return 1
@@ -223,61 +205,23 @@ func (b *bench) run() int {
 	return 0
 }
 
-// raiseNofile sets the soft RLIMIT_NOFILE to the hard limit. Calling
-// Setrlimit ourselves also makes Go pass the raised limit on to children
-// (it otherwise restores the original soft limit in every child).
-func raiseNofile() error {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return err
-	}
-	rl.Cur = rl.Max
-	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
-}
-
-func nofile() uint64 {
-	var rl syscall.Rlimit
-	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
-	return rl.Cur
-}
-
 // build compiles lightsout and the go-ipmi baseline into the scratch dir.
 func (b *bench) build() error {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return fmt.Errorf("run it inside the lightsout module (go env GOMOD: %q, %v)", gomod, err)
+	var bins []string
+	var err error
+	if b.root, bins, err = gobuild.Build(b.tmp, "./cmd/lightsout", "./bench/check/goipmi"); err != nil {
+		return err
 	}
-	root := filepath.Dir(gomod)
-	b.root = root
-	b.lsBin = filepath.Join(b.tmp, "lightsout")
-	b.goBin = filepath.Join(b.tmp, "goipmi")
-	for _, t := range [][2]string{{b.lsBin, "./cmd/lightsout"}, {b.goBin, "./bench/check/goipmi"}} {
-		logf("go build -o %s %s", t[0], t[1])
-		cmd := exec.Command("go", "build", "-o", t[0], t[1])
-		cmd.Dir = root
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build %s: %v", t[1], err)
-		}
-	}
+	b.lsBin, b.goBin = bins[0], bins[1]
 	return nil
 }
 
 func (b *bench) probeEnv() {
 	e := &b.env
 	e.nproc = runtime.NumCPU()
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				e.cpu = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
-				break
-			}
-		}
-	}
-	var u syscall.Utsname
-	if syscall.Uname(&u) == nil {
-		e.kernel = utsString(u.Sysname[:]) + " " + utsString(u.Release[:]) + " " + utsString(u.Machine[:])
+	e.cpu = proc.CPUModel()
+	if sys, rel, hw, ok := proc.Uname(); ok {
+		e.kernel = sys + " " + rel + " " + hw
 	}
 	if out, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
 		e.goVersion = strings.TrimSpace(string(out))
@@ -285,36 +229,7 @@ func (b *bench) probeEnv() {
 	var rl syscall.Rlimit
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
 	e.nofile = fmt.Sprintf("%d (hard %d)", rl.Cur, rl.Max)
-	e.lsVersion = "unknown"
-	if bi, err := buildinfo.ReadFile(b.lsBin); err == nil {
-		var rev, mod string
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				mod = s.Value
-			}
-		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev != "" {
-			e.lsVersion = "commit " + rev
-			if mod == "true" {
-				e.lsVersion += " + uncommitted changes"
-			}
-		}
-		if rev == "" { // built with -buildvcs=false (GOFLAGS): ask git
-			if out, err := exec.Command("git", "-C", b.root, "rev-parse", "--short=12", "HEAD").Output(); err == nil {
-				e.lsVersion = "commit " + strings.TrimSpace(string(out))
-				if st, err := exec.Command("git", "-C", b.root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
-					e.lsVersion += fmt.Sprintf(" + uncommitted changes in %d tracked files", len(strings.Split(strings.TrimSpace(string(st)), "\n")))
-				}
-			}
-		}
-		e.lsVersion += ", built with " + bi.GoVersion
-	}
+	e.lsVersion = gobuild.Describe(b.lsBin, b.root, true)
 	e.goipmiVer = "go-ipmi (version unknown)"
 	if bi, err := buildinfo.ReadFile(b.goBin); err == nil {
 		for _, d := range bi.Deps {
@@ -335,17 +250,6 @@ func (b *bench) probeEnv() {
 	}
 }
 
-func utsString(a []int8) string {
-	var s []byte
-	for _, c := range a {
-		if c == 0 {
-			break
-		}
-		s = append(s, byte(c))
-	}
-	return string(s)
-}
-
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
@@ -363,7 +267,7 @@ func (b *bench) header() {
 		b.emit(", %s", e.cpu)
 	}
 	b.emit("; kernel %s; %s; RLIMIT_NOFILE %s\n", e.kernel, e.goVersion, e.nofile)
-	if pinCPUs {
+	if pin.On {
 		b.emit("- CPU pinning (--pin): the simulator (`lightsout sim`, a separate process) runs on CPU %s, every client on CPU %s (taskset) — each client gets one core, and the simulator does not compete with it; ipmipower split over several processes shares that one core too\n", simCPU, clientCPU)
 	} else {
 		b.emit("- no CPU pinning: the simulator (`lightsout sim`, a separate process) shares all CPUs with the client under test, so wall times measure client + simulator\n")
@@ -384,42 +288,17 @@ func (b *bench) header() {
 
 // childEnv is our environment without LIGHTSOUT_PASSWORD, plus extra.
 func childEnv(extra []string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "LIGHTSOUT_PASSWORD=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
-// randomPassword is 16 letters and digits: IPMI 1.5 (FreeIPMI's default
-// driver) takes at most 16 bytes.
-func randomPassword() (string, error) {
-	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-	buf := make([]byte, 16)
-	if _, err := rand.Read(buf); err != nil {
-		return "", err
-	}
-	for i := range buf {
-		buf[i] = alphabet[int(buf[i])%len(alphabet)]
-	}
-	return string(buf), nil
+	return proc.Env([]string{"LIGHTSOUT_PASSWORD"}, extra...)
 }
 
 // newFleet starts a simulator of n BMCs (with an optional fleet file body)
 // in a fresh scratch directory.
-func (b *bench) newFleet(tag string, n int, fleetYAML string) (*simProc, *fleet, error) {
+func (b *bench) newFleet(tag string, n int, fleetYAML string) (*simfleet.Sim, *fleet, error) {
 	dir := filepath.Join(b.tmp, tag)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	pw, err := randomPassword()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte(pw+"\n"), 0o600); err != nil {
+	if _, err := simfleet.WritePassword(filepath.Join(dir, "pw")); err != nil {
 		return nil, nil, err
 	}
 	fleetFile := ""
@@ -429,25 +308,29 @@ func (b *bench) newFleet(tag string, n int, fleetYAML string) (*simProc, *fleet,
 			return nil, nil, err
 		}
 	}
-	s, err := startSim(b.lsBin, dir, n, fleetFile, b.cfg.readyTimeout)
+	s, err := simfleet.Start(simfleet.Options{
+		Bin: b.lsBin, Dir: dir, Count: n,
+		Inventory: dir + "/fleet.yaml", PasswordFile: dir + "/pw", FleetFile: fleetFile,
+		CPU: pin.CPU(simCPU), Env: childEnv(nil), Procs: running, ReadyTimeout: b.cfg.readyTimeout,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
 	b.setSim(s)
 	f, err := loadFleet(dir)
 	if err != nil {
-		s.stop()
+		s.Stop()
 		b.setSim(nil)
 		return nil, nil, fmt.Errorf("reading the exported inventory: %v", err)
 	}
 	if len(f.Hosts) != n {
-		logf("warning: inventory lists %d BMCs, asked for %d", len(f.Hosts), n)
+		progress.Logf("warning: inventory lists %d BMCs, asked for %d", len(f.Hosts), n)
 	}
 	return s, f, nil
 }
 
-func (b *bench) stopFleet(s *simProc) {
-	s.stop()
+func (b *bench) stopFleet(s *simfleet.Sim) {
+	s.Stop()
 	b.setSim(nil)
 }
 
@@ -472,7 +355,7 @@ const fdsPerHost = 2
 // ipmipowerShards splits hosts so each ipmipower process fits in
 // RLIMIT_NOFILE.
 func ipmipowerShards(hosts []string, max int) [][]string {
-	limit := int(nofile())
+	limit := int(proc.Nofile())
 	per := (limit - 64) / fdsPerHost
 	if max > 0 && max < per {
 		per = max
@@ -527,8 +410,8 @@ func (b *bench) clients() []client {
 			}
 			note := ""
 			if len(argvs) > 1 {
-				why := fmt.Sprintf("one process opens %d sockets per host and %d hosts would exceed RLIMIT_NOFILE %d", fdsPerHost, len(f.Hosts), nofile())
-				if b.cfg.ippPerProc > 0 && len(f.Hosts)*fdsPerHost+64 <= int(nofile()) {
+				why := fmt.Sprintf("one process opens %d sockets per host and %d hosts would exceed RLIMIT_NOFILE %d", fdsPerHost, len(f.Hosts), proc.Nofile())
+				if b.cfg.ippPerProc > 0 && len(f.Hosts)*fdsPerHost+64 <= int(proc.Nofile()) {
 					why = fmt.Sprintf("--ipmipower-hosts-per-process %d", b.cfg.ippPerProc)
 				}
 				note = fmt.Sprintf("run as %d concurrent ipmipower processes of ≤%d hosts (%s); wall = first start to last exit, CPU and peak RSS summed",
@@ -584,7 +467,7 @@ type row struct {
 	out    *outcome
 	note   []string
 	simCPU float64
-	sim    simCounters
+	sim    simfleet.Totals
 	simErr error
 	cmd    string
 }
@@ -625,9 +508,12 @@ func (sr *sizeResult) get(key string) *row {
 	return nil
 }
 
+// simAPITimeout bounds one read of the simulator's counters.
+const simAPITimeout = 60 * time.Second
+
 // runClient runs one client against a fleet (repeat times), and reads the
 // simulator's CPU time and counters around the run.
-func (b *bench) runClient(c client, s *simProc, f *fleet, tag string) *row {
+func (b *bench) runClient(c client, s *simfleet.Sim, f *fleet, tag string) *row {
 	r := &row{c: c, n: len(f.Hosts)}
 	if c.skip != "" {
 		return r
@@ -641,31 +527,31 @@ func (b *bench) runClient(c client, s *simProc, f *fleet, tag string) *row {
 		res    procResult
 		out    *outcome
 		simCPU float64
-		sim    simCounters
+		sim    simfleet.Totals
 		simErr error
 	}
 	var runs []attempt
 	for i := 0; i < b.cfg.repeat; i++ {
-		if !s.alive() {
-			r.note = append(r.note, "the simulator exited: "+s.stderrTail())
+		if !s.Alive() {
+			r.note = append(r.note, "the simulator exited: "+s.StderrTail())
 			break
 		}
-		before, berr := s.counters()
+		before, berr := s.Totals(simAPITimeout)
 		time.Sleep(b.cfg.settle)
-		cpu0 := s.cpuSeconds()
-		logf("running %s on %d BMCs%s", c.label, len(f.Hosts), map[bool]string{true: fmt.Sprintf(" (run %d/%d)", i+1, b.cfg.repeat), false: ""}[b.cfg.repeat > 1])
+		cpu0 := s.CPUSeconds()
+		progress.Logf("running %s on %d BMCs%s", c.label, len(f.Hosts), map[bool]string{true: fmt.Sprintf(" (run %d/%d)", i+1, b.cfg.repeat), false: ""}[b.cfg.repeat > 1])
 		res := runProcs(argvs, c.env(f), filepath.Join(f.Dir, fmt.Sprintf("%s-%s-%d", tag, c.key, i)), b.cfg.procTimeout)
-		cpu1 := s.cpuSeconds()
+		cpu1 := s.CPUSeconds()
 		out := c.parse(res, f)
 		a := attempt{res: res, out: out, simCPU: cpu1 - cpu0}
 		time.Sleep(b.cfg.settle) // let sessions close and the simulator go idle
-		after, aerr := s.counters()
+		after, aerr := s.Totals(simAPITimeout)
 		if berr == nil && aerr == nil {
-			a.sim = after.sub(before)
+			a.sim = after.Sub(before)
 		} else {
 			a.simErr = errors.Join(berr, aerr)
 		}
-		logf("  %s: %d/%d ok, wall %.2fs, CPU %.2fs, peak RSS %.1f MiB, exit %v%s", c.key, out.OK, len(f.Hosts), res.Wall.Seconds(), res.CPU().Seconds(), float64(res.MaxRSSKiB)/1024, res.ExitCodes, map[bool]string{true: " TIMED OUT", false: ""}[res.TimedOut])
+		progress.Logf("  %s: %d/%d ok, wall %.2fs, CPU %.2fs, peak RSS %.1f MiB, exit %v%s", c.key, out.OK, len(f.Hosts), res.Wall.Seconds(), res.CPU().Seconds(), float64(res.MaxRSSKiB)/1024, res.ExitCodes, map[bool]string{true: " TIMED OUT", false: ""}[res.TimedOut])
 		runs = append(runs, a)
 	}
 	if len(runs) == 0 {
@@ -726,7 +612,7 @@ func (b *bench) detectDefaultDriver(f *fleet) {
 	default:
 		b.env.ippDriver = "unknown"
 	}
-	logf("ipmipower's default driver, from --debug on one host: %s", b.env.ippDriver)
+	progress.Logf("ipmipower's default driver, from --debug on one host: %s", b.env.ippDriver)
 }
 
 // smokeTest checks every client against a small fleet before scaling up.
@@ -768,10 +654,10 @@ func (b *bench) measureSize(n int) (*sizeResult, error) {
 		b.detectDefaultDriver(f)
 	}
 	if b.cfg.warmup {
-		logf("warm-up: untimed lightsout check over %d BMCs", n)
+		progress.Logf("warm-up: untimed lightsout check over %d BMCs", n)
 		res := runProcs([][]string{{b.lsBin, "check", "--inventory", f.Inventory, "-o", "json", "--parallel", strconv.Itoa(b.cfg.parallel)}},
 			childEnv(nil), filepath.Join(f.Dir, "warmup"), b.cfg.procTimeout)
-		logf("  warm-up: %d/%d Connectable in %.2fs", parseLightsout(res, f).OK, n, res.Wall.Seconds())
+		progress.Logf("  warm-up: %d/%d Connectable in %.2fs", parseLightsout(res, f).OK, n, res.Wall.Seconds())
 	}
 	sr := &sizeResult{n: n}
 	for _, c := range b.clients() {
@@ -840,7 +726,7 @@ func (b *bench) sizeTable(sr *sizeResult, f *fleet) {
 			fmt.Sprintf("%.2f", r.simCPU),
 		})
 	}
-	b.emit("%s", markdownTable(hdr, rows, []bool{false, true, true, true, true, true, true, true, true}))
+	b.emit("%s", markdown.Table(hdr, rows, []bool{false, true, true, true, true, true, true, true, true}))
 	if len(notes) > 0 {
 		b.emit("\n")
 		for _, n := range notes {
@@ -867,7 +753,7 @@ func (b *bench) sizeTable(sr *sizeResult, f *fleet) {
 			strconv.FormatInt(r.sim.SessionsRefused, 10),
 			strconv.FormatInt(r.sim.SessionsOpen, 10)})
 	}
-	b.emit("%s", markdownTable(hdr2, rows2, []bool{false, true, true, true, true, true, true}))
+	b.emit("%s", markdown.Table(hdr2, rows2, []bool{false, true, true, true, true, true, true}))
 	b.emit("\nCommands (DIR is the fleet's scratch directory):\n\n")
 	for _, r := range sr.rows {
 		if r.cmd != "" {
@@ -981,7 +867,7 @@ func (b *bench) faultRunAt(n int) error {
 	for _, k := range keys {
 		crow = append(crow, []string{k, strconv.Itoa(r.out.Counts[k])})
 	}
-	b.emit("%s\n", markdownTable([]string{"state/reason", "BMCs"}, crow, []bool{false, true}))
+	b.emit("%s\n", markdown.Table([]string{"state/reason", "BMCs"}, crow, []bool{false, true}))
 	// Expectation, per BMC.
 	var wrong []string
 	missing := 0
@@ -1049,65 +935,6 @@ func (b *bench) faultRunAt(n int) error {
 		}
 	}
 	return nil
-}
-
-// ---- output helpers ----
-
-// markdownTable renders an aligned Markdown table.
-func markdownTable(hdr []string, rows [][]string, right []bool) string {
-	w := make([]int, len(hdr))
-	width := func(s string) int { return len([]rune(s)) }
-	for i, h := range hdr {
-		w[i] = width(h)
-	}
-	for _, r := range rows {
-		for i, c := range r {
-			if width(c) > w[i] {
-				w[i] = width(c)
-			}
-		}
-	}
-	pad := func(s string, i int) string {
-		p := strings.Repeat(" ", w[i]-width(s))
-		if right[i] {
-			return p + s
-		}
-		return s + p
-	}
-	var sb strings.Builder
-	line := func(cells []string) {
-		sb.WriteString("|")
-		for i := range hdr {
-			c := ""
-			if i < len(cells) {
-				c = cells[i]
-			}
-			sb.WriteString(" " + pad(c, i) + " |")
-		}
-		sb.WriteString("\n")
-	}
-	line(hdr)
-	sb.WriteString("|")
-	for i := range hdr {
-		d := strings.Repeat("-", w[i])
-		if right[i] {
-			d = d[:len(d)-1] + ":"
-		}
-		sb.WriteString(" " + d + " |")
-	}
-	sb.WriteString("\n")
-	for _, r := range rows {
-		line(r)
-	}
-	return sb.String()
-}
-
-var logMu sync.Mutex
-
-func logf(format string, args ...any) {
-	logMu.Lock()
-	defer logMu.Unlock()
-	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
 func fatalf(code int, format string, args ...any) {

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lightsout/lightsout/bench/internal/proc"
+	"github.com/lightsout/lightsout/bench/internal/progress"
 )
 
 // procResult is one measured run of a client: one process, or several
@@ -27,49 +29,9 @@ type procResult struct {
 
 func (r procResult) CPU() time.Duration { return r.User + r.Sys }
 
-// procs tracks the process groups this program started, so that a timeout,
-// an error or Ctrl-C kills exactly those and nothing else.
-type procTable struct {
-	mu     sync.Mutex
-	groups map[int]string
-	closed bool // after killAll: whatever starts now is killed at once
-}
-
-var running = &procTable{groups: map[int]string{}}
-
-func (p *procTable) add(pid int, what string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		return
-	}
-	p.groups[pid] = what
-}
-
-func (p *procTable) remove(pid int) {
-	p.mu.Lock()
-	delete(p.groups, pid)
-	p.mu.Unlock()
-}
-
-// killAll sends sig to every process group still registered, and makes
-// add kill any process started afterwards. It returns how many it signalled.
-func (p *procTable) killAll(sig syscall.Signal) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	pids := make([]int, 0, len(p.groups))
-	for pid := range p.groups {
-		pids = append(pids, pid)
-	}
-	sort.Ints(pids)
-	for _, pid := range pids {
-		logf("killing %s (process group %d) with %v", p.groups[pid], pid, sig)
-		_ = syscall.Kill(-pid, sig)
-	}
-	return len(pids)
-}
+// running is the table of the process groups this program started, so
+// that a timeout, an error or Ctrl-C kills exactly those and nothing else.
+var running = proc.NewTable()
 
 // runProcs starts every argv at once (each in its own process group, stdout
 // and stderr to files), waits for all, and sums their resource usage. Each
@@ -107,7 +69,7 @@ func runProcs(argvs [][]string, env []string, outPrefix string, timeout time.Dur
 				return
 			}
 			defer fe.Close()
-			argv = pinned(clientCPU, argv)
+			argv = proc.Pinned(pin.CPU(clientCPU), argv)
 			cmd := exec.Command(argv[0], argv[1:]...)
 			cmd.Env = env
 			cmd.Stdin = nil
@@ -120,20 +82,20 @@ func runProcs(argvs [][]string, env []string, outPrefix string, timeout time.Dur
 				return
 			}
 			pid := cmd.Process.Pid
-			running.add(pid, shortName(argv[0]))
+			running.Add(pid, shortName(argv[0]))
 			var timedOut bool
 			var tmu sync.Mutex
 			timer := time.AfterFunc(timeout, func() {
 				tmu.Lock()
 				timedOut = true
 				tmu.Unlock()
-				logf("%s (pid %d) still running after %v: killing its process group", shortName(argv[0]), pid, timeout)
+				progress.Logf("%s (pid %d) still running after %v: killing its process group", shortName(argv[0]), pid, timeout)
 				_ = syscall.Kill(-pid, syscall.SIGKILL)
 			})
 			werr := cmd.Wait()
 			r.end = time.Now()
 			timer.Stop()
-			running.remove(pid)
+			running.Remove(pid)
 			tmu.Lock()
 			r.timedOut = timedOut
 			tmu.Unlock()
@@ -190,11 +152,11 @@ func runQuick(argv []string, env []string, timeout time.Duration) (string, error
 		return "", err
 	}
 	pid := cmd.Process.Pid
-	running.add(pid, shortName(argv[0]))
+	running.Add(pid, shortName(argv[0]))
 	timer := time.AfterFunc(timeout, func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
 	err := cmd.Wait()
 	timer.Stop()
-	running.remove(pid)
+	running.Remove(pid)
 	return b.String(), err
 }
 
@@ -205,19 +167,10 @@ func shortName(path string) string {
 	return path
 }
 
-// pinCPUs: run the simulator on simCPU and every client on clientCPU.
-var pinCPUs bool
+// pin: run the simulator on simCPU and every client on clientCPU.
+var pin proc.Pinning
 
 const (
 	simCPU    = "0"
 	clientCPU = "1"
 )
-
-// pinned prefixes argv with taskset when pinning is on. taskset execs the
-// program in place, so the child's rusage is the program's own.
-func pinned(cpu string, argv []string) []string {
-	if !pinCPUs {
-		return argv
-	}
-	return append([]string{"taskset", "-c", cpu}, argv...)
-}

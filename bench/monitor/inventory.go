@@ -45,12 +45,12 @@ func (f fleetNames) global(s *simShard, local string) string {
 func mergeInventories(shards []*simShard, names fleetNames, pwFile, path string) (*inventory.Inventory, error) {
 	merged := &inventory.Inventory{}
 	for _, s := range shards {
-		inv, err := inventory.Load(s.inventory)
+		inv, err := inventory.Load(s.Inventory)
 		if err != nil {
 			return nil, fmt.Errorf("simulator shard %d inventory: %v", s.index, err)
 		}
-		if len(inv.Machines) != s.count {
-			return nil, fmt.Errorf("simulator shard %d inventory: %d machines, %d expected", s.index, len(inv.Machines), s.count)
+		if len(inv.Machines) != s.Count {
+			return nil, fmt.Errorf("simulator shard %d inventory: %d machines, %d expected", s.index, len(inv.Machines), s.Count)
 		}
 		for _, m := range inv.Machines {
 			m.Name = names.global(s, m.Name)

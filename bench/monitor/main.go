@@ -16,22 +16,24 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"debug/buildinfo"
 	"flag"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/lightsout/lightsout/bench/internal/fleet"
+	"github.com/lightsout/lightsout/bench/internal/gobuild"
+	"github.com/lightsout/lightsout/bench/internal/markdown"
+	"github.com/lightsout/lightsout/bench/internal/proc"
+	"github.com/lightsout/lightsout/bench/internal/progress"
+	"github.com/lightsout/lightsout/bench/internal/scratch"
 	"github.com/lightsout/lightsout/internal/state"
 )
 
@@ -69,7 +71,7 @@ func main() {
 	flag.DurationVar(&c.sample, "sample", 10*time.Second, "CPU and RSS sampling period during the run")
 	flag.IntVar(&c.shardMax, "sim-shard-max", 0, "BMCs per simulator process at most (0: what RLIMIT_NOFILE allows, minus 512)")
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 3*time.Minute, "wait this long for a simulator's or the server's ready line")
-	flag.BoolVar(&pinCPUs, "pin", runtime.NumCPU() >= 2, "pin the simulator to CPU 0 and the server to CPU 1 (taskset): the server is measured on one core")
+	flag.BoolVar(&pin.On, "pin", runtime.NumCPU() >= 2, "pin the simulator to CPU 0 and the server to CPU 1 (taskset): the server is measured on one core")
 	flag.StringVar(&c.profile, "profile", "", "write the server's CPU profile of the full run here (LIGHTSOUT_CPUPROFILE; from its start to SIGTERM)")
 	flag.StringVar(&c.out, "out", "", "also write the report as Markdown to this file")
 	flag.BoolVar(&c.strict, "strict", false, "exit 1 when any target is missed (a BMC that saw two concurrent sessions, or a leaked session, always fails)")
@@ -103,17 +105,7 @@ func main() {
 	}
 
 	b := &bench{cfg: c}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sig
-		logf("%v: stopping", s)
-		b.cleanup()
-		os.Exit(130)
-	}()
-	code := b.run()
-	b.cleanup()
-	os.Exit(code)
+	proc.RunAndExit(b.run, b.cleanup)
 }
 
 // autoWarmup covers the start-up transient: the monitor spreads the first
@@ -139,7 +131,7 @@ type bench struct {
 	pwFile  string
 	names   fleetNames
 	nofile  uint64
-	report  strings.Builder
+	report  markdown.Report
 	cleanMu sync.Once
 	mu      sync.Mutex
 	shards  []*simShard
@@ -159,25 +151,15 @@ func (b *bench) cleanup() {
 			srv.stop(30 * time.Second)
 		}
 		for _, s := range shards {
-			s.stop()
+			s.Stop()
 		}
-		if running.killAll(syscall.SIGKILL) > 0 {
-			time.Sleep(200 * time.Millisecond)
-		}
-		if b.tmp != "" {
-			if b.cfg.keep {
-				logf("scratch directory kept: %s", b.tmp)
-			} else {
-				_ = os.RemoveAll(b.tmp)
-			}
-		}
+		running.Shutdown()
+		scratch.Remove(b.tmp, b.cfg.keep)
 	})
 }
 
 func (b *bench) emit(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
-	fmt.Print(s)
-	b.report.WriteString(s)
+	b.report.Printf(format, args...)
 }
 
 func (b *bench) run() int {
@@ -186,7 +168,10 @@ func (b *bench) run() int {
 		return 2
 	}
 	c := b.cfg
-	b.nofile = raiseNofile(uint64(c.count) + 1024)
+	var err error
+	if b.nofile, err = proc.RaiseNofile(uint64(c.count) + 1024); err != nil {
+		progress.Logf("warning: raising RLIMIT_NOFILE: %v", err)
+	}
 	perShard := c.shardMax
 	if perShard == 0 {
 		perShard = min(int(b.nofile)-512, 65000)
@@ -195,8 +180,7 @@ func (b *bench) run() int {
 		fmt.Fprintf(os.Stderr, "bench/monitor: RLIMIT_NOFILE %d leaves no room for simulated BMCs\n", b.nofile)
 		return 1
 	}
-	var err error
-	if b.tmp, err = os.MkdirTemp("", "lightsout-bench-monitor-"); err != nil {
+	if b.tmp, err = scratch.New("lightsout-bench-monitor-"); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/monitor:", err)
 		return 1
 	}
@@ -208,12 +192,9 @@ func (b *bench) run() int {
 		fmt.Fprintln(os.Stderr, "bench/monitor:", err)
 		return 1
 	}
-	if c.out != "" {
-		if err := os.WriteFile(c.out, []byte(b.report.String()), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "bench/monitor: --out:", err)
-			return 1
-		}
-		logf("report written to %s", c.out)
+	if err := b.report.WriteFile(c.out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/monitor: --out:", err)
+		return 1
 	}
 	if b.hard || (b.failed && c.strict) {
 		return 1
@@ -222,20 +203,11 @@ func (b *bench) run() int {
 }
 
 func (b *bench) build() error {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return fmt.Errorf("run it inside the lightsout module (go env GOMOD: %q, %v)", gomod, err)
+	root, bins, err := gobuild.Build(b.tmp, "./cmd/lightsout")
+	if err != nil {
+		return err
 	}
-	b.root = filepath.Dir(gomod)
-	b.lsBin = filepath.Join(b.tmp, "lightsout")
-	logf("go build -o %s ./cmd/lightsout", b.lsBin)
-	cmd := exec.Command("go", "build", "-o", b.lsBin, "./cmd/lightsout")
-	cmd.Dir = b.root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/lightsout: %v", err)
-	}
+	b.root, b.lsBin = root, bins[0]
 	// The server subcommand must exist.
 	help, _ := exec.Command(b.lsBin, "server", "--help").CombinedOutput()
 	if !strings.Contains(string(help), "--interval") {
@@ -250,12 +222,8 @@ func (b *bench) measure(perShard int) error {
 	b.names = newFleetNames(c.count)
 
 	// 1. The simulated fleet.
-	pw, err := randomPassword()
-	if err != nil {
-		return err
-	}
 	b.pwFile = filepath.Join(b.tmp, "fleet.password")
-	if err := os.WriteFile(b.pwFile, []byte(pw+"\n"), 0o600); err != nil {
+	if _, err := fleet.WritePassword(b.pwFile); err != nil {
 		return err
 	}
 	nShards := (c.count + perShard - 1) / perShard
@@ -280,10 +248,10 @@ func (b *bench) measure(perShard int) error {
 	simReady := time.Since(simStart)
 	var simRSS int64
 	for _, s := range b.shards {
-		m, _ := readMem(s.pid)
+		m, _ := proc.ReadMem(s.PID)
 		simRSS += m.RSS
 	}
-	logf("%d simulated BMCs in %d process(es), ready in %v, %.0f MiB resident", c.count, nShards, simReady.Round(time.Millisecond), float64(simRSS)/1024)
+	progress.Logf("%d simulated BMCs in %d process(es), ready in %v, %.0f MiB resident", c.count, nShards, simReady.Round(time.Millisecond), float64(simRSS)/1024)
 
 	// 2. Baseline: a server with an empty inventory.
 	emptyDir := filepath.Join(b.tmp, "data-empty")
@@ -292,22 +260,22 @@ func (b *bench) measure(perShard int) error {
 		return err
 	}
 	b.setServer(srv)
-	logf("empty server: settling %v", c.settle)
+	progress.Logf("empty server: settling %v", c.settle)
 	time.Sleep(c.settle)
-	if !srv.alive() {
-		return fmt.Errorf("the empty server exited (%s): %s", srv.exitStatus, tail(srv.errPath))
+	if !srv.Alive() {
+		return fmt.Errorf("the empty server exited (%s): %s", srv.ExitStatus(), srv.StderrTail())
 	}
-	cpuE0, _ := cpuSeconds(srv.pid)
+	cpuE0, _ := proc.CPUSeconds(srv.PID)
 	time.Sleep(5 * time.Second)
-	cpuE1, _ := cpuSeconds(srv.pid)
-	memEmpty, err := readMem(srv.pid)
+	cpuE1, _ := proc.CPUSeconds(srv.PID)
+	memEmpty, err := proc.ReadMem(srv.PID)
 	if err != nil {
 		return err
 	}
 	metEmpty, errMetEmpty := srv.scrape()
 	srv.stop(30 * time.Second)
 	b.setServer(nil)
-	logf("empty server: RSS %.1f MiB, idle CPU %.1f%%", float64(memEmpty.RSS)/1024, (cpuE1-cpuE0)/5*100)
+	progress.Logf("empty server: RSS %.1f MiB, idle CPU %.1f%%", float64(memEmpty.RSS)/1024, (cpuE1-cpuE0)/5*100)
 
 	// 3. The inventory, imported before the server starts on it.
 	inv, err := mergeInventories(b.shards, b.names, b.pwFile, filepath.Join(b.tmp, "fleet.yaml"))
@@ -315,23 +283,23 @@ func (b *bench) measure(perShard int) error {
 		return err
 	}
 	dataDir := filepath.Join(b.tmp, "data")
-	logf("importing %d machines into %s", len(inv.Machines), dataDir)
+	progress.Logf("importing %d machines into %s", len(inv.Machines), dataDir)
 	importTime, err := importInventory(ctx, dataDir, inv)
 	if err != nil {
 		return err
 	}
-	logf("imported in %v", importTime.Round(time.Millisecond))
+	progress.Logf("imported in %v", importTime.Round(time.Millisecond))
 	inv = nil
 	var seedTime time.Duration
 	if !c.fresh {
-		logf("storing every channel's state as Connectable (a restart on an established fleet; --fresh skips this)")
+		progress.Logf("storing every channel's state as Connectable (a restart on an established fleet; --fresh skips this)")
 		t := time.Now()
 		n, err := seedStates(ctx, dataDir, b.shards, b.names)
 		if err != nil {
 			return fmt.Errorf("seeding channel states: %v", err)
 		}
 		seedTime = time.Since(t)
-		logf("%d channel states stored in %v", n, seedTime.Round(time.Millisecond))
+		progress.Logf("%d channel states stored in %v", n, seedTime.Round(time.Millisecond))
 	}
 	dbSize, dbFiles := dataDirSize(dataDir)
 
@@ -345,11 +313,11 @@ func (b *bench) measure(perShard int) error {
 		return err
 	}
 	b.setServer(srv)
-	startCPU, _ := cpuSeconds(srv.pid)
-	memStart, _ := readMem(srv.pid)
+	startCPU, _ := proc.CPUSeconds(srv.PID)
+	memStart, _ := proc.ReadMem(srv.PID)
 	minEnd := srv.ready.Add(c.warmup)
 	maxEnd := srv.ready.Add(max(c.maxWarmup, c.warmup))
-	logf("warm-up at least %v (at most %v, until the monitor is steady), then a %v window", c.warmup, max(c.maxWarmup, c.warmup), c.window)
+	progress.Logf("warm-up at least %v (at most %v, until the monitor is steady), then a %v window", c.warmup, max(c.maxWarmup, c.warmup), c.window)
 
 	smp := &sampler{srv: srv, shards: b.shards}
 	prev, err := smp.take()
@@ -368,9 +336,9 @@ func (b *bench) measure(perShard int) error {
 		sl := makeSlice(prev, tk, srv.ready)
 		slices = append(slices, sl)
 		prev = tk
-		logf("warm-up %s", sl)
+		progress.Logf("warm-up %s", sl)
 		if sl.logLast != "" {
-			logf("  server logged: %s", trimTo(sl.logLast, 200))
+			progress.Logf("  server logged: %s", trimTo(sl.logLast, 200))
 		}
 		if sl.steady() {
 			good++
@@ -397,15 +365,15 @@ func (b *bench) measure(perShard int) error {
 	// /metrics scrape each, as Prometheus would).
 	first := prev
 	m0, errM0 := first.met, first.metErr
-	var sim0, sim1 simTotals
+	var sim0, sim1 fleet.Totals
 	var errSim0, errSim1 error
 	if errM0 != nil {
-		logf("no /metrics (%v): counting checks from the simulator's counters instead", errM0)
+		progress.Logf("no /metrics (%v): counting checks from the simulator's counters instead", errM0)
 		sim0, errSim0 = totals(b.shards)
 	}
 	simCPU0 := first.simCPU
 	winEnd := first.at.Add(c.window)
-	logf("window: %v from %s", c.window, first.at.Format("15:04:05"))
+	progress.Logf("window: %v from %s", c.window, first.at.Format("15:04:05"))
 	winFrom := len(slices)
 	winTicks := []tick{first}
 	for time.Until(winEnd) > 0 {
@@ -419,9 +387,9 @@ func (b *bench) measure(perShard int) error {
 		slices = append(slices, sl)
 		winTicks = append(winTicks, tk)
 		prev = tk
-		logf("window  %s", sl)
+		progress.Logf("window  %s", sl)
 		if sl.logLast != "" {
-			logf("  server logged: %s", trimTo(sl.logLast, 200))
+			progress.Logf("  server logged: %s", trimTo(sl.logLast, 200))
 		}
 	}
 	last := prev
@@ -441,9 +409,9 @@ func (b *bench) measure(perShard int) error {
 
 	// 5. Stop the server (it closes its sessions), then audit the fleet.
 	stopTime := srv.stop(60 * time.Second)
-	exitStatus := srv.exitStatus
+	exitStatus := srv.ExitStatus()
 	b.setServer(nil)
-	logf("server stopped in %v (%s); reading every BMC's counters", stopTime.Round(time.Millisecond), exitStatus)
+	progress.Logf("server stopped in %v (%s); reading every BMC's counters", stopTime.Round(time.Millisecond), exitStatus)
 	aud, err := audit(b.shards, b.names.global)
 	if err != nil {
 		return err
@@ -460,7 +428,7 @@ func (b *bench) measure(perShard int) error {
 	if steadyAt >= 0 {
 		b.info("warm-up: ready to steady (every channel declared, no store errors logged, checks on time)", steadyAt.Round(time.Second).String())
 	}
-	b.info("server CPU from start to the window (load, first checks, declarations)", fmt.Sprintf("%.1f s in %.0f s (%.1f%%)", cpu0-startCPU, t0.Sub(srv.started).Seconds(), (cpu0-startCPU)/t0.Sub(srv.started).Seconds()*100))
+	b.info("server CPU from start to the window (load, first checks, declarations)", fmt.Sprintf("%.1f s in %.0f s (%.1f%%)", cpu0-startCPU, t0.Sub(srv.Started).Seconds(), (cpu0-startCPU)/t0.Sub(srv.Started).Seconds()*100))
 	b.target("problems the server logged in the window (ERROR/WARN: failed store writes and the like)", fmt.Sprintf("%d", winLogErrs), "0", winLogErrs == 0, false)
 
 	// Memory: the window's highest VmRSS sample (the Go heap saw-tooths
@@ -610,7 +578,7 @@ func (b *bench) measure(perShard int) error {
 	if len(aud.WithRefusedSession) > 0 {
 		b.note("BMCs that refused a session for want of a slot: " + someNames(aud.WithRefusedSession, 10))
 	}
-	b.info("server start to ready (opens the store, loads every channel)", fmt.Sprintf("%v (RSS %.1f MiB then)", srv.ready.Sub(srv.started).Round(time.Millisecond), float64(memStart.RSS)/1024))
+	b.info("server start to ready (opens the store, loads every channel)", fmt.Sprintf("%v (RSS %.1f MiB then)", srv.ready.Sub(srv.Started).Round(time.Millisecond), float64(memStart.RSS)/1024))
 	b.info("server stop (SIGTERM to exit)", fmt.Sprintf("%v, %s", stopTime.Round(time.Millisecond), exitStatus))
 	b.info("import of the inventory (manager.Import, before the server starts)", fmt.Sprintf("%v; data directory %.1f MiB (%s)", importTime.Round(time.Millisecond), float64(dbSize)/(1<<20), dbFiles))
 	if !c.fresh {
@@ -618,7 +586,7 @@ func (b *bench) measure(perShard int) error {
 	}
 
 	b.emit("\n## Results\n\n")
-	b.emit("%s", markdownTable([]string{"figure", "value", "target", "result"}, b.rows, []bool{false, true, false, false}))
+	b.emit("%s", markdown.Table([]string{"figure", "value", "target", "result"}, b.rows, []bool{false, true, false, false}))
 	if len(b.notes) > 0 {
 		b.emit("\n")
 		for i, n := range b.notes {
@@ -630,7 +598,7 @@ func (b *bench) measure(perShard int) error {
 		"and whatever the Go heap holds above its live data (GOGC=100). The target row counts only the growth of the Go runtime's memory "+
 		"(go_memstats_sys_bytes − go_memstats_heap_released_bytes from /metrics); the rest of the growth is outside the Go runtime: the store's own.\n", c.settle)
 	b.emit("\n## Timeline\n\nEvery %v, from the server's ready line: its CPU (share of one core) and RSS; from /metrics the checks, observations other than Connectable, IPMI retransmissions, the share of checks that started more than 1 s after they fell due (lightsout_monitor_lag_seconds), check latency, channels never declared (Unknown); and ERROR/WARN lines in the server's log.\n\n", c.sample)
-	b.emit("%s", markdownTable(timelineHeader, timelineRows(slices), timelineRight))
+	b.emit("%s", markdown.Table(timelineHeader, timelineRows(slices), timelineRight))
 	if c.profile != "" {
 		b.emit("\nCPU profile of the server's whole run (start to SIGTERM, warm-up included): `%s` — `go tool pprof -top %s %s`\n", c.profile, b.lsBin, c.profile)
 	}
@@ -725,24 +693,15 @@ func (b *bench) header(nShards, perShard int, simReady time.Duration, simRSS int
 	b.emit("- command: `%s`\n", commandLine())
 	b.emit("- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	cpu := ""
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				cpu = ", " + strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
-				break
-			}
-		}
+	if m := proc.CPUModel(); m != "" {
+		cpu = ", " + m
 	}
-	var u syscall.Utsname
-	kernel := ""
-	if syscall.Uname(&u) == nil {
-		kernel = utsString(u.Release[:])
-	}
+	_, kernel, _, _ := proc.Uname()
 	b.emit("- machine: %d CPUs%s; kernel %s; %s; RLIMIT_NOFILE %d\n", runtime.NumCPU(), cpu, kernel, runtime.Version(), b.nofile)
-	b.emit("- lightsout: %s\n", b.version())
+	b.emit("- lightsout: %s\n", gobuild.Describe(b.lsBin, b.root, false))
 	b.emit("- fleet: %d simulated BMCs (`lightsout sim`), all healthy, in %d process(es) of at most %d (one UDP socket per BMC; RLIMIT_NOFILE %d), addresses 127.%d.0.1 upwards, one 127.x.0.0/16 per process; ready in %v, %.0f MiB resident in all\n",
 		c.count, nShards, perShard, b.nofile, firstOctet, simReady.Round(100*time.Millisecond), float64(simRSS)/1024)
-	if pinCPUs {
+	if pin.On {
 		b.emit("- CPU pinning: simulator on CPU %s, server on CPU %s (taskset; the server's Go runtime sees one CPU)\n", simCPU, serverCPU)
 	} else {
 		b.emit("- no CPU pinning: simulator and server share every CPU\n")
@@ -757,38 +716,6 @@ func (b *bench) header(nShards, perShard int, simReady time.Duration, simRSS int
 		c.warmup, c.sample, max(c.maxWarmup, c.warmup), c.window, c.sample)
 }
 
-func (b *bench) version() string {
-	v := "unknown"
-	bi, err := buildinfo.ReadFile(b.lsBin)
-	if err != nil {
-		return v
-	}
-	var rev, mod string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			mod = s.Value
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev != "" {
-		v = "commit " + rev
-		if mod == "true" {
-			v += " + uncommitted changes"
-		}
-	} else if out, err := exec.Command("git", "-C", b.root, "rev-parse", "--short=12", "HEAD").Output(); err == nil {
-		v = "commit " + strings.TrimSpace(string(out))
-		if st, err := exec.Command("git", "-C", b.root, "status", "--porcelain").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
-			v += " + uncommitted changes"
-		}
-	}
-	return v + ", built with " + bi.GoVersion
-}
-
 // commandLine is how this run was started, as a go run command line.
 func commandLine() string {
 	args := []string{"go", "run", "./bench/monitor"}
@@ -801,91 +728,12 @@ func commandLine() string {
 	return strings.Join(args, " ")
 }
 
-func utsString(a []int8) string {
-	var s []byte
-	for _, c := range a {
-		if c == 0 {
-			break
-		}
-		s = append(s, byte(c))
-	}
-	return string(s)
-}
-
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
 	return s
-}
-
-// randomPassword is 16 letters and digits.
-func randomPassword() (string, error) {
-	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-	buf := make([]byte, 16)
-	if _, err := rand.Read(buf); err != nil {
-		return "", err
-	}
-	for i := range buf {
-		buf[i] = alphabet[int(buf[i])%len(alphabet)]
-	}
-	return string(buf), nil
-}
-
-// markdownTable renders an aligned Markdown table.
-func markdownTable(hdr []string, rows [][]string, right []bool) string {
-	w := make([]int, len(hdr))
-	width := func(s string) int { return len([]rune(s)) }
-	for i, h := range hdr {
-		w[i] = width(h)
-	}
-	for _, r := range rows {
-		for i, c := range r {
-			w[i] = max(w[i], width(c))
-		}
-	}
-	pad := func(s string, i int) string {
-		p := strings.Repeat(" ", w[i]-width(s))
-		if right[i] {
-			return p + s
-		}
-		return s + p
-	}
-	var sb strings.Builder
-	line := func(cells []string) {
-		sb.WriteString("|")
-		for i := range hdr {
-			c := ""
-			if i < len(cells) {
-				c = cells[i]
-			}
-			sb.WriteString(" " + pad(c, i) + " |")
-		}
-		sb.WriteString("\n")
-	}
-	line(hdr)
-	sb.WriteString("|")
-	for i := range hdr {
-		d := strings.Repeat("-", w[i])
-		if right[i] {
-			d = d[:len(d)-1] + ":"
-		}
-		sb.WriteString(" " + d + " |")
-	}
-	sb.WriteString("\n")
-	for _, r := range rows {
-		line(r)
-	}
-	return sb.String()
-}
-
-var logMu sync.Mutex
-
-func logf(format string, args ...any) {
-	logMu.Lock()
-	defer logMu.Unlock()
-	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
 func fatalf(code int, format string, args ...any) {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/lightsout/lightsout/bench/internal/proc"
 )
 
 // tick is one reading of the running server: its CPU and memory from /proc,
@@ -18,7 +20,7 @@ type tick struct {
 	cpu     float64
 	simCPU  float64 // all simulator shards
 	busy    float64 // every CPU of the machine
-	mem     memInfo
+	mem     proc.MemInfo
 	met     metrics // nil when the scrape failed
 	metErr  error
 	logErrs int // ERROR and WARN lines
@@ -33,27 +35,26 @@ type sampler struct {
 }
 
 func (s *sampler) take() (tick, error) {
-	if !s.srv.alive() {
-		return tick{}, fmt.Errorf("the server exited during the run (%s): %s", s.srv.exitStatus, tail(s.srv.errPath))
+	if !s.srv.Alive() {
+		return tick{}, fmt.Errorf("the server exited during the run (%s): %s", s.srv.ExitStatus(), s.srv.StderrTail())
 	}
 	for _, sh := range s.shards {
-		if !sh.alive() {
-			return tick{}, fmt.Errorf("simulator shard %d exited during the run: %s", sh.index, sh.stderrTail())
+		if !sh.Alive() {
+			return tick{}, fmt.Errorf("simulator shard %d exited during the run: %s", sh.index, sh.StderrTail())
 		}
 	}
 	t := tick{at: time.Now()}
 	var err error
-	if t.cpu, err = cpuSeconds(s.srv.pid); err != nil {
+	if t.cpu, err = proc.CPUSeconds(s.srv.PID); err != nil {
 		return t, err
 	}
-	if t.mem, err = readMem(s.srv.pid); err != nil {
+	if t.mem, err = proc.ReadMem(s.srv.PID); err != nil {
 		return t, err
 	}
 	for _, sh := range s.shards {
-		v, _ := cpuSeconds(sh.pid)
-		t.simCPU += v
+		t.simCPU += sh.CPUSeconds()
 	}
-	t.busy = machineBusy()
+	t.busy = proc.MachineBusy()
 	t.met, t.metErr = s.srv.scrape()
 	t.logErrs, t.logLast = s.logProblems()
 	return t, nil

@@ -7,29 +7,25 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/lightsout/lightsout/bench/internal/proc"
+	"github.com/lightsout/lightsout/bench/internal/progress"
 )
 
 // serverProc is a running `lightsout server`, a separate process in its own
 // process group.
 type serverProc struct {
-	cmd        *exec.Cmd
-	pid        int
-	base       string // http://127.0.0.1:PORT
-	readyLine  string
-	started    time.Time // process start
-	ready      time.Time // ready line seen (the monitor runs from here)
-	exited     chan struct{}
-	errPath    string
-	outPath    string
-	exitStatus string
+	*proc.Child
+	base      string // http://127.0.0.1:PORT
+	readyLine string
+	ready     time.Time // ready line seen (the monitor runs from here)
+	errPath   string
 }
 
 var listenRE = regexp.MustCompile(`metrics on (http://\S+)/metrics`)
@@ -38,120 +34,48 @@ var listenRE = regexp.MustCompile(`metrics on (http://\S+)/metrics`)
 // 127.0.0.1:0 --interval interval` and waits for its ready line.
 func startServer(bin, dataDir, logPrefix string, interval time.Duration, extraEnv []string, readyTimeout time.Duration) (*serverProc, error) {
 	argv := []string{bin, "server", "--data", dataDir, "--listen", "127.0.0.1:0", "--interval", interval.String()}
-	logf("starting server: %s", strings.Join(argv[1:], " "))
-	argv = pinned(serverCPU, argv)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = childEnv(extraEnv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
+	progress.Logf("starting server: %s", strings.Join(argv[1:], " "))
+	p := &serverProc{errPath: logPrefix + ".stderr"}
+	c, err := running.Start(proc.Spec{
+		Argv: proc.Pinned(pin.CPU(serverCPU), argv), Env: childEnv(extraEnv...),
+		Name: "lightsout server", Desc: "the server",
+		Stdout: logPrefix + ".stdout", Stderr: p.errPath,
+		Ready: "metrics on http://",
+	})
 	if err != nil {
 		return nil, err
 	}
-	p := &serverProc{cmd: cmd, exited: make(chan struct{}), errPath: logPrefix + ".stderr", outPath: logPrefix + ".stdout"}
-	fe, err := os.Create(p.errPath)
+	p.Child = c
+	line, err := c.WaitReady(readyTimeout, "the server", func() { p.stop(15 * time.Second) })
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = fe
-	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		fe.Close()
-		return nil, fmt.Errorf("starting the server: %v", err)
-	}
-	fe.Close()
-	p.pid = cmd.Process.Pid
-	running.add(p.pid, "lightsout server")
-	ready := make(chan string, 1)
-	log, _ := os.Create(p.outPath)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if log != nil {
-				fmt.Fprintln(log, line)
-			}
-			if strings.Contains(line, "metrics on http://") {
-				select {
-				case ready <- line:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		if log != nil {
-			log.Close()
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		if cmd.ProcessState != nil {
-			p.exitStatus = cmd.ProcessState.String()
-		}
-		running.remove(p.pid)
-		close(p.exited)
-	}()
-	select {
-	case line := <-ready:
-		p.ready = time.Now()
-		p.readyLine = line
-		if m := listenRE.FindStringSubmatch(line); m != nil {
-			p.base = m[1]
-		}
-	case <-p.exited:
-		return nil, fmt.Errorf("the server exited before it was ready (%v): %s", cmd.ProcessState, tail(p.errPath))
-	case <-time.After(readyTimeout):
-		p.stop(15 * time.Second)
-		return nil, fmt.Errorf("the server was not ready after %v: %s", readyTimeout, tail(p.errPath))
+	p.ready = time.Now()
+	p.readyLine = line
+	if m := listenRE.FindStringSubmatch(line); m != nil {
+		p.base = m[1]
 	}
 	if p.base == "" {
 		p.stop(15 * time.Second)
 		return nil, fmt.Errorf("the server's ready line names no metrics address: %q", p.readyLine)
 	}
-	logf("server ready in %v (pid %d): %s", p.ready.Sub(p.started).Round(time.Millisecond), p.pid, p.readyLine)
+	progress.Logf("server ready in %v (pid %d): %s", p.ready.Sub(p.Started).Round(time.Millisecond), p.PID, p.readyLine)
 	return p, nil
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	t := strings.TrimSpace(string(b))
-	if len(t) > 2000 {
-		t = "…" + t[len(t)-2000:]
-	}
-	if t == "" {
-		t = "(no output on stderr)"
-	}
-	return t
 }
 
 // stop sends SIGTERM to the server's process group (it closes its sessions
 // and writes a CPU profile when asked to), and SIGKILL after grace. It
 // returns how long the server took to exit.
 func (p *serverProc) stop(grace time.Duration) time.Duration {
-	select {
-	case <-p.exited:
+	if !p.Alive() {
 		return 0
-	default:
 	}
-	logf("stopping server (pid %d)", p.pid)
+	progress.Logf("stopping server (pid %d)", p.PID)
 	t := time.Now()
-	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(grace):
-		logf("server (pid %d) still running %v after SIGTERM: killing its process group", p.pid, grace)
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		<-p.exited
-	}
+	p.Stop(grace, func() {
+		progress.Logf("server (pid %d) still running %v after SIGTERM: killing its process group", p.PID, grace)
+	})
 	return time.Since(t)
-}
-
-func (p *serverProc) alive() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
 }
 
 // metrics is one scrape of /metrics: every sample by its full series name

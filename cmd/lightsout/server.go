@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -218,6 +219,13 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	cfg, err := f.config(log)
 	if err != nil {
 		return err
+	}
+	// A long-running server holding tens of thousands of small channel
+	// records: collect at 50 % heap growth (the default is 100 %), which
+	// keeps RSS per channel near the live data for a few % more GC CPU
+	// (bench/monitor). GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -28,6 +28,9 @@ type Config struct {
 	Every time.Duration
 	// Parallel bounds audits in flight (default 8).
 	Parallel int
+	// Rate bounds scheduled audits started per second (default 2: a
+	// 50,000-BMC fleet in about 7 hours, well within a day).
+	Rate float64
 	// FirstSpread spreads the first audits of BMCs never audited over
 	// this long after they are first seen Connectable (default the
 	// smaller of Every and 10 minutes), so a fresh fleet does not burst.
@@ -110,6 +113,9 @@ type entry struct {
 func New(st Store, eng *ipmi.Engine, states States, cfg Config) *Auditor {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = DefaultParallel
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 2
 	}
 	if cfg.FirstSpread <= 0 {
 		cfg.FirstSpread = min(cfg.Every, maxFirstSpread)
@@ -244,6 +250,8 @@ func (a *Auditor) scan(ctx context.Context) error {
 	}
 	now := time.Now()
 	a.prune(accts)
+	budget := max(1, int(a.cfg.Tick.Seconds()*a.cfg.Rate))
+	started := 0
 	for _, acct := range accts {
 		if a.usable(acct) != "" {
 			continue
@@ -263,11 +271,24 @@ func (a *Auditor) scan(ctx context.Context) error {
 			a.mu.Unlock()
 			continue
 		}
+		if started >= budget {
+			a.mu.Unlock()
+			return nil // the rest stay due for the next tick
+		}
+		a.mu.Unlock()
+		// Wait for room (Parallel in flight); a tick starts at most
+		// budget audits, so a large fleet is worked through at Rate.
 		select {
 		case a.sem <- struct{}{}:
-		default:
+		case <-ctx.Done():
+			return nil
+		}
+		started++
+		a.mu.Lock()
+		if e.running { // an on-demand audit took it meanwhile
 			a.mu.Unlock()
-			return nil // full: the rest stay due for the next tick
+			<-a.sem
+			continue
 		}
 		e.running, e.attempted = true, now
 		a.mu.Unlock()
