@@ -35,6 +35,12 @@ type FleetSource interface {
 	Spread(ctx context.Context, accountID int64) ([]Spread, error)
 }
 
+// ErrNoFigures is what a RateSource or FleetSource returns (wrapped or
+// not) when it knows nothing of the channel yet — the monitor has not
+// checked it since the server started, or not within the source's window:
+// the executor then measures it itself, as without a source.
+var ErrNoFigures = errors.New("diag: no figures for this channel")
+
 // Executor gathers the facts the trees ask for: a fresh check, the
 // inventory's history, pings, logins, the enclosure manager's answers. It
 // talks to BMCs through the shared engine (one request in flight and one
@@ -867,10 +873,12 @@ const sampleRequests = 8
 func (x *Executor) rates(ctx context.Context, m store.Machine, a store.Account) *Rates {
 	if x.Rates != nil {
 		r, err := x.Rates.ChannelRates(ctx, a.ID)
-		if err != nil {
-			r.Err = err.Error()
+		if !errors.Is(err, ErrNoFigures) {
+			if err != nil {
+				r.Err = err.Error()
+			}
+			return &r
 		}
-		return &r
 	}
 	r := &Rates{Source: fmt.Sprintf("sampled now with %d pre-login requests", sampleRequests)}
 	t, err := x.target(ctx, m, a)
@@ -901,13 +909,16 @@ func (x *Executor) rates(ctx context.Context, m store.Machine, a store.Account) 
 func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, _ Facts) *Fleet {
 	if x.Fleet != nil {
 		ss, err := x.Fleet.Spread(ctx, a.ID)
-		fl := &Fleet{Spreads: ss}
-		if err != nil {
-			fl.Err = err.Error()
+		if !errors.Is(err, ErrNoFigures) {
+			fl := &Fleet{Spreads: ss}
+			if err != nil {
+				fl.Err = err.Error()
+			}
+			return fl
 		}
-		return fl
 	}
-	// Without a fleet source: the enclosure and the subnet, from the
+	// Without a fleet source (or one that does not know the channel): the
+	// enclosure and the subnet, from the
 	// stored states (which carry no evidence, so no firmware: the event
 	// detectors' correlator knows it).
 	fl := &Fleet{}

@@ -3,6 +3,8 @@ package diag
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -33,6 +35,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, sim.Config{Count: 4, Seed: 9, Password: "gather-pass"})
+}
+
+// newEnvWith starts cfg's fleet (its password must be gather-pass) and
+// stores its machines, enclosures and accounts.
+func newEnvWith(t *testing.T, cfg sim.Config) *env {
+	t.Helper()
 	box, err := secret.NewRandomBox()
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +52,6 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cfg := sim.Config{Count: 4, Seed: 9, Password: "gather-pass"}
 	var f *sim.Fleet
 	for attempt := 0; ; attempt++ {
 		if os.Geteuid() == 0 {
@@ -64,8 +72,15 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	for _, m := range f.Inventory("").Machines {
-		mc := store.Machine{Name: m.Name, GUID: m.GUID}
+	inv := f.Inventory("")
+	for _, en := range inv.Enclosures {
+		se := store.Enclosure{Name: en.Name, Address: en.Address, Port: en.Port, User: en.User, Password: []byte("gather-pass"), Slots: en.Slots}
+		if err := st.AddEnclosure(ctx, &se); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range inv.Machines {
+		mc := store.Machine{Name: m.Name, GUID: m.GUID, Enclosure: m.Enclosure, Slot: m.Slot}
 		if err := st.AddMachine(ctx, &mc); err != nil {
 			t.Fatal(err)
 		}
@@ -175,5 +190,80 @@ func TestExecutorOwnMeasurements(t *testing.T) {
 	}
 	if s := e.x.subnet(ctx, a); s.Peers != 3 || s.NotResponding != 1 {
 		t.Errorf("subnet %+v", s)
+	}
+}
+
+// stubRates and stubFleet are sources that know nothing of the channel.
+type stubRates struct{}
+
+func (stubRates) ChannelRates(context.Context, int64) (Rates, error) {
+	return Rates{}, fmt.Errorf("%w: not checked yet", ErrNoFigures)
+}
+
+type stubFleet struct{ err error }
+
+func (s stubFleet) Spread(context.Context, int64) ([]Spread, error) { return nil, s.err }
+
+// TestExecutorSourceFallback: a source that has no figures for a channel
+// (diag.ErrNoFigures) leaves the measurement to the executor; any other
+// error is reported as the fact's error.
+func TestExecutorSourceFallback(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	m, a := e.machine(t, "bmc-00001")
+	e.x.Rates, e.x.Fleet = stubRates{}, stubFleet{fmt.Errorf("wrapped: %w", ErrNoFigures)}
+	if r := e.x.rates(ctx, m, a); r.Err != "" || r.Requests != sampleRequests || !strings.Contains(r.Source, "sampled now") {
+		t.Errorf("rates without figures: %+v", r)
+	}
+	_, oa := e.machine(t, "bmc-00002")
+	if err := e.st.SaveState(ctx, store.ChannelState{AccountID: oa.ID, State: state.NotResponding, Since: time.Now(), CheckedAt: time.Now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fl := e.x.fleet(ctx, m, a, Facts{}); fl.Err != "" || len(fl.Spreads) != 1 || fl.Spreads[0].Dimension != "subnet" || fl.Spreads[0].Affected != 1 {
+		t.Errorf("fleet without figures: %+v", fl)
+	}
+	e.x.Fleet = stubFleet{errors.New("the correlator is away")}
+	if fl := e.x.fleet(ctx, m, a, Facts{}); fl.Err != "the correlator is away" || len(fl.Spreads) != 0 {
+		t.Errorf("fleet error: %+v", fl)
+	}
+}
+
+// hiddenEnclosures is a store whose enclosures cannot be read: the
+// executor then sees blades whose enclosure manager is not in the
+// inventory. (Through the API every blade's enclosure is stored with an
+// address, so this is the only way to reach that branch end to end.)
+type hiddenEnclosures struct{ store.Store }
+
+func (hiddenEnclosures) Enclosure(_ context.Context, name string) (store.Enclosure, error) {
+	return store.Enclosure{}, fmt.Errorf("enclosure %q: %w", name, store.ErrNotFound)
+}
+
+// TestExecutorEnclosureNotInInventory: a silent blade whose enclosure
+// manager the inventory does not hold is compared with its siblings only,
+// pinged over real UDP.
+func TestExecutorEnclosureNotInInventory(t *testing.T) {
+	e := newEnvWith(t, sim.Config{Count: 4, Seed: 9, Password: "gather-pass", Enclosures: []sim.EnclosureConfig{{Name: "enc-h", Blades: 3}}})
+	ctx := context.Background()
+	e.x.Store = hiddenEnclosures{e.st}
+	m, a := e.machine(t, "bmc-00001")
+	e.fleet.SetFaults("bmc-00001", sim.Faults{Silent: true})
+	rep := e.x.Run(ctx, m, a)
+	d := rep.Diagnosis
+	text := strings.Join(append(append([]string{d.Summary, d.Remedy}, d.Evidence...), d.RuledOut...), "\n")
+	if d.Cause != CauseBladeBMC || d.Confidence != Low || rep.Facts.Blade == nil || rep.Facts.Blade.EMAddress != "" ||
+		!strings.Contains(text, "2 of the 2 other blades of enclosure enc-h answer a ping") ||
+		!strings.Contains(text, "not in the inventory") || !strings.Contains(text, "add enclosure enc-h's enclosure manager to the inventory") {
+		t.Fatalf("one silent blade: %s (%s), steps %v\n%s", d.Cause, d.Confidence, rep.Steps, text)
+	}
+	// Every blade silent: the enclosure, with medium confidence (its
+	// manager could not be asked).
+	e.fleet.SetFaults("bmc-00002", sim.Faults{Silent: true})
+	e.fleet.SetFaults("bmc-00003", sim.Faults{Silent: true})
+	rep = e.x.Run(ctx, m, a)
+	d = rep.Diagnosis
+	text = strings.Join(append(append([]string{d.Summary, d.Remedy}, d.Evidence...), d.RuledOut...), "\n")
+	if d.Cause != CauseEnclosureDown || d.Confidence != Medium || len(rep.Steps) != 1 || rep.Steps[0] != NeedSiblings ||
+		!strings.Contains(text, "0 of the 2 other blades of enclosure enc-h answer a ping") || !strings.Contains(text, "lightsout enclosures add") {
+		t.Fatalf("every blade silent: %s (%s), steps %v\n%s", d.Cause, d.Confidence, rep.Steps, text)
 	}
 }

@@ -445,11 +445,7 @@ func notAuthenticated(f Facts) Result {
 	case state.ReasonNoCipherSuite:
 		return cipherTree(f, ev)
 	case state.ReasonCipher0Refused:
-		return done(&Diagnosis{Cause: CauseCipher0Only, Confidence: High,
-			Summary:  "the BMC would only accept cipher suite 0 (no authentication), which lightsout refuses",
-			Evidence: ev,
-			Remedy:   "enable cipher suite 17 (or 3) on the BMC and disable suite 0: suite 0 lets anyone in with any password",
-		})
+		return done(cipher0Only(ev))
 	case state.ReasonLocked:
 		d := &Diagnosis{Cause: CauseAccountLocked, Confidence: High,
 			Summary:  fmt.Sprintf("the BMC knows user %s but has disabled or locked it", f.Account.User),
@@ -539,6 +535,16 @@ func notAuthenticated(f Facts) Result {
 	})
 }
 
+// cipher0Only: the BMC would let a session in only with cipher suite 0.
+func cipher0Only(ev []string) *Diagnosis {
+	return &Diagnosis{Cause: CauseCipher0Only, Confidence: High,
+		Summary:  "the BMC would only accept cipher suite 0 (no authentication), which lightsout refuses",
+		Evidence: ev,
+		RuledOut: []string{"the credentials: the BMC refused before they were checked"},
+		Remedy:   "enable cipher suite 17 (or 3) on the BMC and disable suite 0: suite 0 lets anyone in with any password",
+	}
+}
+
 func cipherTree(f Facts, ev []string) Result {
 	pinned := "automatic (17, then 3)"
 	if f.Account.CipherSuite != 0 {
@@ -557,6 +563,9 @@ func cipherTree(f Facts, ev []string) Result {
 	}
 	ev = append(ev, "the BMC offers cipher suites "+suiteList(f.Suites.Offered))
 	cand := SuiteCandidate(f)
+	if cand == 0 && len(f.Suites.Offered) > 0 && !slices.ContainsFunc(f.Suites.Offered, func(s int) bool { return s != 0 }) {
+		return done(cipher0Only(ev))
+	}
 	if cand == 0 {
 		return done(&Diagnosis{Cause: CauseNoCommonSuite, Confidence: High,
 			Summary:  "the BMC offers no cipher suite that both authenticates and encrypts",

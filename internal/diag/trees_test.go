@@ -86,6 +86,7 @@ var world = map[Need][]func(*Facts){
 		func(f *Facts) { f.Suites = &Suites{Offered: []int{3, 17}} },
 		func(f *Facts) { f.Suites = &Suites{Offered: []int{17}} },
 		func(f *Facts) { f.Suites = &Suites{Offered: []int{1, 2}} },
+		func(f *Facts) { f.Suites = &Suites{Offered: []int{0}} },
 	},
 	NeedSuiteTry: {
 		func(f *Facts) { f.SuiteTry = &SuiteTry{Suite: SuiteCandidate(*f), OK: true} },
@@ -481,6 +482,8 @@ func TestTreeBranches(t *testing.T) {
 		{"privilege", notAuth(state.ReasonPrivilege, History{}), nil, CausePrivilegeTooLow, nil},
 		{"suite gone, 17 works", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 2}, CauseSuiteMismatch, []Need{NeedSuites, NeedSuiteTry}},
 		{"only weak suites", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 3}, CauseNoCommonSuite, []Need{NeedSuites}},
+		{"only suite 0 offered", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 4}, CauseCipher0Only, []Need{NeedSuites}},
+		{"only suite 0 would do", notAuth(state.ReasonCipher0Refused, History{}), nil, CauseCipher0Only, nil},
 		{"credentials fixed", credsFixed, nil, CauseCredentialsFixed, nil},
 		{"swapped", invalid("get_system_guid", 674), map[Need]int{NeedOwner: 1}, CauseAddressesSwapped, []Need{NeedOwner, NeedSwapCheck}},
 		{"reused", invalid("get_system_guid", 674), map[Need]int{NeedOwner: 1, NeedSwapCheck: 2}, CauseAddressReused, []Need{NeedOwner, NeedSwapCheck}},

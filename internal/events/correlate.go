@@ -207,6 +207,50 @@ func (c *Correlator) count(m Member, d int) {
 // Members is the number of known sources.
 func (c *Correlator) Members() int { return len(c.members) }
 
+// GroupSpread is, for one group a source belongs to, how many of the
+// group's other members raise some codes.
+type GroupSpread struct {
+	Factor Factor `json:"factor"`
+	Value  string `json:"value"`
+	// Peers are the group's other members; Affected those of them that
+	// raise one of the codes asked about (sorted).
+	Peers    int      `json:"peers"`
+	Affected []string `json:"affected,omitempty"`
+}
+
+// Spread compares source with its groups at now: for each factor it has a
+// group in, with at least one other member, how many of those other
+// members hold (or raised within Window) any of codes. ok is false when
+// source is not a known member.
+func (c *Correlator) Spread(source string, codes []string, now time.Time) (out []GroupSpread, ok bool) {
+	ms := c.members[source]
+	if ms == nil {
+		return nil, false
+	}
+	for _, f := range factors {
+		v := ms.m.value(f)
+		if v == "" || c.sizes[f][v] <= 1 {
+			continue
+		}
+		g := GroupSpread{Factor: f, Value: v, Peers: c.sizes[f][v] - 1}
+		seen := map[string]bool{}
+		for _, code := range codes {
+			for src, r := range c.raised[code] {
+				if src == source || seen[src] || !r.held && now.Sub(r.at) > c.cfg.Window {
+					continue
+				}
+				if om := c.members[src]; om != nil && om.m.value(f) == v {
+					seen[src] = true
+					g.Affected = append(g.Affected, src)
+				}
+			}
+		}
+		sort.Strings(g.Affected)
+		out = append(out, g)
+	}
+	return out, true
+}
+
 // Raise records a one-shot occurrence of code on source (it counts for
 // Window) and returns any finding it completes.
 func (c *Correlator) Raise(code, source string, at time.Time) []store.Event {

@@ -64,13 +64,18 @@ func Lost(o probe.Observation) int {
 
 // Flood detects timeout floods per source. It is pure: time comes in with
 // every call. Not safe for concurrent use.
+//
+// Besides the unanswered requests it keeps, per check, the exchanges it
+// made, their retransmissions and the exchanges that gave up, so that a
+// source's loss over the window can be read back (Totals: the diagnosis's
+// rates).
 type Flood struct {
 	cfg FloodConfig
 	src map[string]*floodSource
 }
 
 type floodSource struct {
-	samples    []floodSample // oldest first, only non-zero ones
+	samples    []floodSample // oldest first; checks that made requests or lost some
 	seen       time.Time
 	flooding   bool
 	since      time.Time
@@ -78,10 +83,23 @@ type floodSource struct {
 	lastReport time.Time
 }
 
+// floodSample is one check: 24 bytes, about five of them per source with
+// the default window and the monitor's default interval.
 type floodSample struct {
-	at time.Time
-	n  int
+	at                                int64 // Unix nanoseconds
+	lost, requests, retrans, timeouts int32
 }
+
+// Check is what one check of a source contributes to its window.
+type Check struct {
+	// Lost: its unanswered requests (see Lost); what the flood rate counts.
+	Lost int
+	// Requests, Retransmits and Timeouts: the engine's counters over the
+	// check (probe.Evidence).
+	Requests, Retransmits, Timeouts int
+}
+
+func (c Check) zero() bool { return c == Check{} }
 
 // NewFlood returns a detector.
 func NewFlood(cfg FloodConfig) *Flood {
@@ -96,6 +114,12 @@ func (f *Flood) Config() FloodConfig { return f.cfg }
 // threshold (again every Refresh while it lasts), oob.timeout_flood_cleared
 // when it falls below half of it.
 func (f *Flood) Observe(source string, at time.Time, lost int) []store.Event {
+	return f.ObserveCheck(source, at, Check{Lost: lost})
+}
+
+// ObserveCheck is Observe with the check's request counters, which Totals
+// reads back.
+func (f *Flood) ObserveCheck(source string, at time.Time, c Check) []store.Event {
 	s := f.src[source]
 	if s == nil {
 		s = &floodSource{}
@@ -104,18 +128,30 @@ func (f *Flood) Observe(source string, at time.Time, lost int) []store.Event {
 	if at.After(s.seen) {
 		s.seen = at
 	}
-	if lost > 0 {
+	if !c.zero() {
 		// Keep samples in time order even if observations arrive a
 		// little out of order.
+		ns := at.UnixNano()
 		i := len(s.samples)
-		for i > 0 && s.samples[i-1].at.After(at) {
+		for i > 0 && s.samples[i-1].at > ns {
 			i--
 		}
 		s.samples = append(s.samples, floodSample{})
 		copy(s.samples[i+1:], s.samples[i:])
-		s.samples[i] = floodSample{at, lost}
+		s.samples[i] = floodSample{at: ns, lost: clamp32(c.Lost), requests: clamp32(c.Requests),
+			retrans: clamp32(c.Retransmits), timeouts: clamp32(c.Timeouts)}
 	}
 	return f.step(source, s, at, true)
+}
+
+func clamp32(n int) int32 {
+	switch {
+	case n < 0:
+		return 0
+	case n > 1<<31-1:
+		return 1<<31 - 1
+	}
+	return int32(n)
 }
 
 // Tick ages every source's window to now: floods on sources that went
@@ -147,10 +183,43 @@ func (f *Flood) Rate(source string, now time.Time) float64 {
 	return f.rate(s)
 }
 
+// Totals are a source's checks summed over the window ending at now.
+type Totals struct {
+	Window time.Duration
+	// Checks counted (those that made requests or lost some).
+	Checks int
+	// Lost and Rate: unanswered requests, and per minute (the flood rate).
+	Lost int
+	Rate float64
+	// The engine's counters summed over the checks.
+	Requests, Retransmits, Timeouts int
+	Flooding                        bool
+}
+
+// Totals sums source's checks over the window ending at now; ok is false
+// for a source the detector does not know (never observed, or forgotten).
+func (f *Flood) Totals(source string, now time.Time) (t Totals, ok bool) {
+	t.Window = f.cfg.Window
+	s := f.src[source]
+	if s == nil {
+		return t, false
+	}
+	f.prune(s, now)
+	for _, x := range s.samples {
+		t.Checks++
+		t.Lost += int(x.lost)
+		t.Requests += int(x.requests)
+		t.Retransmits += int(x.retrans)
+		t.Timeouts += int(x.timeouts)
+	}
+	t.Rate, t.Flooding = f.rate(s), s.flooding
+	return t, true
+}
+
 func (f *Flood) prune(s *floodSource, now time.Time) {
-	cut := now.Add(-f.cfg.Window)
+	cut := now.Add(-f.cfg.Window).UnixNano()
 	i := 0
-	for i < len(s.samples) && !s.samples[i].at.After(cut) {
+	for i < len(s.samples) && s.samples[i].at <= cut {
 		i++
 	}
 	if i > 0 {
@@ -159,17 +228,13 @@ func (f *Flood) prune(s *floodSource, now time.Time) {
 }
 
 func (f *Flood) rate(s *floodSource) float64 {
-	n := 0
-	for _, x := range s.samples {
-		n += x.n
-	}
-	return float64(n) * float64(time.Minute) / float64(f.cfg.Window)
+	return float64(f.lostInWindow(s)) * float64(time.Minute) / float64(f.cfg.Window)
 }
 
 func (f *Flood) lostInWindow(s *floodSource) int {
 	n := 0
 	for _, x := range s.samples {
-		n += x.n
+		n += int(x.lost)
 	}
 	return n
 }

@@ -14,6 +14,7 @@ import (
 // Sample is what the detectors need of one check.
 type Sample struct {
 	Source    string // machine name
+	AccountID int64  // the channel checked (0: unknown)
 	Enclosure string
 	Address   string // BMC address (IP or IP:port; host names give no subnet)
 	At        time.Time
@@ -23,8 +24,12 @@ type Sample struct {
 	Observed   state.OOB
 	Conditions []state.Condition
 	// Lost is how many requests went unanswered (see Lost).
-	Lost     int
-	Firmware string // FirmwareOf(manufacturer, revision), "" if not seen
+	Lost int
+	// Requests, Retransmits and Timeouts are the engine's counters over
+	// the check (probe.Evidence).
+	Requests, Retransmits, Timeouts int
+	// Firmware is FirmwareOf(manufacturer, revision), "" if not seen.
+	Firmware string
 }
 
 // SampleOf turns the monitor's report of one check into a Sample.
@@ -37,11 +42,13 @@ func SampleOf(o monitor.Observed) Sample {
 	if at.IsZero() {
 		at = time.Now()
 	}
+	ev := o.Observation.Evidence
 	return Sample{
-		Source: o.Machine, Enclosure: o.Enclosure, Address: addr, At: at,
+		Source: o.Machine, AccountID: o.AccountID, Enclosure: o.Enclosure, Address: addr, At: at,
 		Declared: o.Declared, Observed: o.Observation.State, Conditions: o.Observation.Conditions,
 		Lost:     Lost(o.Observation),
-		Firmware: FirmwareOf(o.Observation.Evidence.Manufacturer, o.Observation.Evidence.Firmware),
+		Requests: int(ev.Requests), Retransmits: int(ev.Retransmits), Timeouts: int(ev.Timeouts),
+		Firmware: FirmwareOf(ev.Manufacturer, ev.Firmware),
 	}
 }
 
@@ -56,11 +63,21 @@ type Watcher struct {
 	Flood     *Flood
 	Correlate *Correlator
 	degraded  map[string]bool
+	// accounts maps a checked channel (account ID) to its source, for the
+	// diagnosis, which asks by account.
+	accounts map[int64]string
 }
 
 // NewWatcher returns a watcher.
 func NewWatcher(fc FloodConfig, cc CorrelateConfig) *Watcher {
-	return &Watcher{Flood: NewFlood(fc), Correlate: NewCorrelator(cc), degraded: map[string]bool{}}
+	return &Watcher{Flood: NewFlood(fc), Correlate: NewCorrelator(cc), degraded: map[string]bool{}, accounts: map[int64]string{}}
+}
+
+// SourceOf is the source whose checks of account accountID the watcher
+// has seen ("", false: none yet, or forgotten).
+func (w *Watcher) SourceOf(accountID int64) (string, bool) {
+	s, ok := w.accounts[accountID]
+	return s, ok
 }
 
 // Observe feeds one check and returns the events it causes.
@@ -68,8 +85,11 @@ func (w *Watcher) Observe(s Sample) []store.Event {
 	if s.Source == "" {
 		return nil
 	}
+	if s.AccountID != 0 {
+		w.accounts[s.AccountID] = s.Source
+	}
 	w.Correlate.SetMember(s.Source, Member{Firmware: s.Firmware, Enclosure: s.Enclosure, Subnet: SubnetOf(s.Address)}, s.At)
-	out := w.Flood.Observe(s.Source, s.At, s.Lost)
+	out := w.Flood.ObserveCheck(s.Source, s.At, Check{Lost: s.Lost, Requests: s.Requests, Retransmits: s.Retransmits, Timeouts: s.Timeouts})
 
 	deg := s.Observed == state.Connectable && slices.Contains(s.Conditions, state.Degraded)
 	if deg && !w.degraded[s.Source] {
@@ -119,10 +139,16 @@ func (w *Watcher) Tick(now time.Time) []store.Event {
 			out = append(out, w.Correlate.Hold(OOBTimeoutFlood, e.Source, false, now)...)
 		}
 	}
+	out = append(out, w.Correlate.Tick(now)...)
 	for src := range w.degraded {
 		if _, ok := w.Correlate.members[src]; !ok {
 			delete(w.degraded, src)
 		}
 	}
-	return append(out, w.Correlate.Tick(now)...)
+	for id, src := range w.accounts {
+		if _, ok := w.Correlate.members[src]; !ok {
+			delete(w.accounts, id)
+		}
+	}
+	return out
 }

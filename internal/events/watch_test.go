@@ -22,13 +22,14 @@ func codes(evs []store.Event) string {
 }
 
 func TestSampleOf(t *testing.T) {
-	o := monitor.Observed{Machine: "web-1", Enclosure: "encl-1", Address: "bmc-web-1.example", Declared: state.Connectable,
+	o := monitor.Observed{AccountID: 12, Machine: "web-1", Enclosure: "encl-1", Address: "bmc-web-1.example", Declared: state.Connectable,
 		Observation: probe.Observation{Host: "10.0.4.17:623", State: state.Connectable, At: t0,
 			Conditions: []state.Condition{state.Degraded},
-			Evidence:   probe.Evidence{Manufacturer: "Dell", Firmware: "4.40", Retransmits: 3}}}
+			Evidence:   probe.Evidence{Manufacturer: "Dell", Firmware: "4.40", Requests: 9, Retransmits: 3}}}
 	s := SampleOf(o)
-	if s.Source != "web-1" || s.Enclosure != "encl-1" || s.Address != "10.0.4.17:623" || !s.At.Equal(t0) ||
-		s.Lost != 3 || s.Firmware != "Dell 4.40" || s.Declared != state.Connectable || len(s.Conditions) != 1 {
+	if s.Source != "web-1" || s.AccountID != 12 || s.Enclosure != "encl-1" || s.Address != "10.0.4.17:623" || !s.At.Equal(t0) ||
+		s.Lost != 3 || s.Requests != 9 || s.Retransmits != 3 || s.Timeouts != 0 ||
+		s.Firmware != "Dell 4.40" || s.Declared != state.Connectable || len(s.Conditions) != 1 {
 		t.Fatalf("sample %+v", s)
 	}
 	// Without a resolved host, the account's address.

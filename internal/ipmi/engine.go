@@ -119,7 +119,10 @@ type peer struct {
 
 	suite atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
 
-	retrans, timeouts atomic.Uint32 // lifetime counters for this BMC
+	// Lifetime counters for this BMC: exchanges started (requests, not
+	// counting their retransmissions), retransmissions, and exchanges that
+	// gave up.
+	requests, retrans, timeouts atomic.Uint32
 
 	// srtt is the smoothed round-trip time (ns) from clean samples;
 	// backoff is the retransmission timeout that last worked after a loss
@@ -169,8 +172,11 @@ func (e *Engine) rto(p *peer) time.Duration {
 }
 
 // PeerCounters are lifetime counters for one BMC: the raw material of the
-// Degraded condition (a BMC that answers, but only after retries).
+// Degraded condition (a BMC that answers, but only after retries) and of
+// its loss rate. Requests counts exchanges (a retransmission is not a new
+// request); Timeouts the exchanges that gave up.
 type PeerCounters struct {
+	Requests    uint32 `json:"requests"`
 	Retransmits uint32 `json:"retransmits"`
 	Timeouts    uint32 `json:"timeouts"`
 }
@@ -181,7 +187,7 @@ func (e *Engine) PeerCounters(addr netip.AddrPort) PeerCounters {
 	if p == nil {
 		return PeerCounters{}
 	}
-	return PeerCounters{Retransmits: p.retrans.Load(), Timeouts: p.timeouts.Load()}
+	return PeerCounters{Requests: p.requests.Load(), Retransmits: p.retrans.Load(), Timeouts: p.timeouts.Load()}
 }
 
 type waiter struct{ ch chan event }
@@ -487,6 +493,7 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 		return 0, 0, &StageError{Stage: stage, Err: ctxErr(ctx)}
 	}
 	defer func() { <-p.slot }()
+	p.requests.Add(1)
 
 	// The waiter and the timer come from pools: an idle BMC holds neither
 	// (together about 1 KiB), and at most one exchange per BMC runs.

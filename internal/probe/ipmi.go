@@ -35,6 +35,7 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 	before := eng.PeerCounters(t.Addr)
 	defer func() {
 		after := eng.PeerCounters(t.Addr)
+		o.Evidence.Requests = after.Requests - before.Requests
 		o.Evidence.Retransmits = after.Retransmits - before.Retransmits
 		o.Evidence.Timeouts = after.Timeouts - before.Timeouts
 		if o.State == state.Connectable && o.Evidence.Retransmits >= degradedRetransmits {

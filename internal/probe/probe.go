@@ -88,6 +88,12 @@ type Evidence struct {
 	GUIDSource     string              `json:"guid_source,omitempty"` // get_system_guid | rakp2
 	Expected       *guid.Renderings    `json:"expected,omitempty"`
 
+	// Requests are the exchanges the check made (a retransmission is not
+	// a new request), Retransmits their retransmissions, Timeouts the
+	// exchanges that gave up (the engine's per-BMC counters over the
+	// check; another user of the engine on the same BMC meanwhile counts
+	// too).
+	Requests    uint32 `json:"requests,omitempty"`
 	Retransmits uint32 `json:"retransmits,omitempty"`
 	Timeouts    uint32 `json:"timeouts,omitempty"`
 }

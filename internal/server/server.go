@@ -145,6 +145,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Manager = manager.New(st, s.Monitor, s.Engine, cfg.Logger)
 	s.Manager.Diag.Schedule, s.Manager.Diag.Timeout = cfg.Schedule, cfg.Timeout
+	// The Degraded tree's rates and fleet comparison come from the event
+	// detectors, which see every check the monitor makes; for a channel
+	// they know nothing of yet the executor measures it itself.
+	s.Manager.Diag.Rates, s.Manager.Diag.Fleet = s.Events, s.Events
 	s.Manager.OnAudit = s.Events.Audited
 	acfg := cfg.Audit
 	if acfg.Logger == nil {
