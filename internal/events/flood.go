@@ -83,11 +83,11 @@ type floodSource struct {
 	lastReport time.Time
 }
 
-// floodSample is one check: 24 bytes, about five of them per source with
+// floodSample is one check: 16 bytes, about five of them per source with
 // the default window and the monitor's default interval.
 type floodSample struct {
 	at                                int64 // Unix nanoseconds
-	lost, requests, retrans, timeouts int32
+	lost, requests, retrans, timeouts uint16
 }
 
 // Check is what one check of a source contributes to its window.
@@ -138,20 +138,22 @@ func (f *Flood) ObserveCheck(source string, at time.Time, c Check) []store.Event
 		}
 		s.samples = append(s.samples, floodSample{})
 		copy(s.samples[i+1:], s.samples[i:])
-		s.samples[i] = floodSample{at: ns, lost: clamp32(c.Lost), requests: clamp32(c.Requests),
-			retrans: clamp32(c.Retransmits), timeouts: clamp32(c.Timeouts)}
+		s.samples[i] = floodSample{at: ns, lost: clamp16(c.Lost), requests: clamp16(c.Requests),
+			retrans: clamp16(c.Retransmits), timeouts: clamp16(c.Timeouts)}
 	}
 	return f.step(source, s, at, true)
 }
 
-func clamp32(n int) int32 {
+// clamp16 fits a per-check count in 16 bits (a check makes a handful of
+// requests; 65,535 is saturation, not a realistic figure).
+func clamp16(n int) uint16 {
 	switch {
 	case n < 0:
 		return 0
-	case n > 1<<31-1:
-		return 1<<31 - 1
+	case n > 1<<16-1:
+		return 1<<16 - 1
 	}
-	return int32(n)
+	return uint16(n)
 }
 
 // Tick ages every source's window to now: floods on sources that went

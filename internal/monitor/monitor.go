@@ -107,7 +107,7 @@ func (m *Monitor) at(t time.Time) int64 { return int64(t.Sub(m.epoch)) }
 // channel is the monitor's memory of one OOB channel. It is kept small:
 // evidence lives in the store, not here.
 type channel struct {
-	acct      store.Account
+	acct      account
 	machineID int64
 	machine   string
 	addr      netip.AddrPort // parsed acct.Address when it is literal
@@ -121,6 +121,16 @@ type channel struct {
 	due     int64 // nanoseconds since Monitor.epoch (monotonic; cheap to compare)
 	index   int   // in queue; -1 when not queued
 	running chan struct{}
+}
+
+// account is what the monitor keeps of an OOB account: what a check needs
+// (store.Account's timestamps and machine name stay in the store).
+type account struct {
+	ID                                 int64
+	Protocol, Address, User, Privilege string
+	Port, CipherSuite                  int
+	Password                           []byte
+	CredentialsChangedAt               time.Time
 }
 
 // known is what the monitor knows of a channel's state. A check works on a
@@ -235,7 +245,8 @@ func (m *Monitor) Load(ctx context.Context) error {
 }
 
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
-	c.acct = a
+	c.acct = account{ID: a.ID, Protocol: a.Protocol, Address: a.Address, User: a.User, Privilege: a.Privilege,
+		Port: a.Port, CipherSuite: a.CipherSuite, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt}
 	// A literal address is parsed once; a host name resolves per check.
 	c.addr = netip.AddrPort{}
 	if ip, err := netip.ParseAddr(a.Address); err == nil && a.Port > 0 && a.Port < 65536 {
@@ -550,7 +561,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 }
 
 // observe resolves the address and runs the protocol's prober.
-func (m *Monitor) observe(ctx context.Context, t probe.Target, a store.Account) probe.Observation {
+func (m *Monitor) observe(ctx context.Context, t probe.Target, a account) probe.Observation {
 	p := m.cfg.Probers[a.Protocol]
 	if p == nil {
 		return probe.Observation{Name: t.Name, Host: a.Address, Protocol: a.Protocol, State: state.Unknown,
