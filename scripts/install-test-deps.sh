@@ -7,6 +7,8 @@ need=()
 command -v ipmi_sim  >/dev/null 2>&1 || need+=(openipmi)
 command -v ipmitool  >/dev/null 2>&1 || need+=(ipmitool)
 command -v ipmipower >/dev/null 2>&1 || need+=(freeipmi-tools)
+# The web console's browser tests drive headless Chromium (chromedp).
+command -v chromium  >/dev/null 2>&1 || need+=(chromium)
 # The store tests run a throwaway PostgreSQL cluster from the package's
 # binaries (internal/store/pgtest); LIGHTSOUT_TEST_POSTGRES overrides.
 if [ -z "${LIGHTSOUT_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \

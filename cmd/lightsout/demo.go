@@ -45,7 +45,8 @@ The fleet's inventory and password file are in --dir too, for lightsout check,
 ipmitool or FreeIPMI. As root the BMCs get their own addresses (127.20.x.y,
 port 623); otherwise they share 127.0.0.1 on consecutive ports from --base-port.
 
-The web console comes with the console work; until then the API is the way in.`,
+The web console is at http://ADDRESS/ (the --listen address): log in by pasting
+the admin token (the file it prints) or any API token; roles are the API's.`,
 		Example: `  go run ./cmd/lightsout demo
   lightsout demo --count 500 --interval 10s --dir /tmp/lightsout-demo`,
 		Args: cobra.NoArgs,
@@ -170,6 +171,7 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 	tok := filepath.Join(data, "admin.token")
 	fmt.Fprintf(out, "  manager: API %s/api/v1 (OpenAPI %s/api/v1/openapi.json), metrics %s/metrics\n", api, api, api)
 	fmt.Fprintf(out, "  data: %s (SQLite, key, admin token %s)\n", data, tok)
+	fmt.Fprintf(out, "  console: %s/ — log in by pasting the admin token from %s\n", api, tok)
 	fmt.Fprintf(out, "  try:  lightsout machines list --server %s --token-file %s\n", api, tok)
 	fmt.Fprintf(out, "        lightsout power status bmc-00001 --server %s --token-file %s\n", api, tok)
 	fmt.Fprintf(out, "  each BMC is checked every %v; state changes follow. Ctrl-C stops.\n\n", o.interval)

@@ -238,6 +238,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if srv.AdminTokenFile != "" {
 		fmt.Fprintf(out, "first start: admin API token written to %s (mode 0600); use it with --token-file\n", srv.AdminTokenFile)
 	}
+	fmt.Fprintf(out, "lightsout server: web console on http://%s/ (log in with an API token)\n", ln.Addr())
 	<-ctx.Done()
 	fmt.Fprintln(out, "lightsout server: stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

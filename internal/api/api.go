@@ -4,6 +4,7 @@
 // each route by role, decodes strictly (unknown fields are refused), and
 // maps errors to stable codes (see docs/api.md). Every route is listed in
 // one table (routes), which the embedded OpenAPI document must match.
+// Every other path is the web console's (internal/web).
 package api
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/web"
 )
 
 // Body limits.
@@ -38,12 +40,14 @@ type Config struct {
 	Logger   *slog.Logger
 	// Events serves the live event stream; nil: the stream answers 503.
 	Events *events.Recorder
+	// Console serves the web console (internal/web) at "/".
+	Console bool
 }
 
 // New returns the API handler of a running server.
 func New(srv *server.Server) http.Handler {
 	return NewHandler(Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
-		Events: srv.Events})
+		Events: srv.Events, Console: true})
 }
 
 // API is the handler. Build it with NewHandler.
@@ -94,8 +98,34 @@ func NewHandler(cfg Config) *API {
 	for _, rt := range a.routes() {
 		a.mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
 	}
-	a.mux.HandleFunc("/", a.notFound)
+	if cfg.Console {
+		console := web.New(web.Config{Manager: a.m, Store: a.st, Events: a.ev, Logger: a.log})
+		a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if a.isAPIPath(r.URL.Path) {
+				a.notFound(w, r)
+				return
+			}
+			console.ServeHTTP(w, r)
+		})
+	} else {
+		a.mux.HandleFunc("/", a.notFound)
+	}
 	return a
+}
+
+// isAPIPath reports whether path is the API's (under /api/, or a route's
+// path with another method): those answer in the API's error format, the
+// rest belongs to the web console.
+func (a *API) isAPIPath(path string) bool {
+	if path == "/api" || strings.HasPrefix(path, "/api/") {
+		return true
+	}
+	for _, rt := range a.routes() {
+		if matchPath(rt.Path, path) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,623 @@
+package web
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/power"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// States is the order the console shows OOB states in.
+var States = []state.OOB{state.Connectable, state.NotResponding, state.NotAuthenticated, state.Invalid, state.Unknown}
+
+// stateRank orders states worst first for sorting.
+func stateRank(s state.OOB) int {
+	switch s {
+	case state.Invalid:
+		return 0
+	case state.NotAuthenticated:
+		return 1
+	case state.NotResponding:
+		return 2
+	case state.Unknown:
+		return 3
+	case state.Connectable:
+		return 4
+	}
+	return 5 // no channel
+}
+
+// --- overview ---
+
+type stateCount struct {
+	State state.OOB
+	N     int
+}
+
+type overviewData struct {
+	Summary manager.Summary
+	Counts  []stateCount
+}
+
+func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) error {
+	sum, err := c.m.Summarize(r.Context())
+	if err != nil {
+		return err
+	}
+	d := overviewData{Summary: sum}
+	for _, st := range States {
+		d.Counts = append(d.Counts, stateCount{st, sum.OOB[st]})
+	}
+	c.render(w, http.StatusOK, "overview", pageData{Title: "Fleet", Nav: "overview", S: s, Data: d})
+	return nil
+}
+
+// --- machine table ---
+
+// row is one machine in the table: its worst channel's state.
+type row struct {
+	Name, Group, Enclosure string
+	Slot                   int
+	State                  state.OOB // "" without a channel
+	Reason                 state.Reason
+	Since                  time.Time
+	Power                  string
+	Channels               int
+	states                 []state.OOB
+	search                 string
+}
+
+type rowSet struct {
+	at     time.Time
+	rows   []row
+	groups []string
+}
+
+// rowsNow returns the table's rows, rebuilt from the manager when older
+// than RowsTTL.
+func (c *Console) rowsNow(r *http.Request) (*rowSet, error) {
+	c.rowsMu.Lock()
+	defer c.rowsMu.Unlock()
+	if c.rows != nil && time.Since(c.rows.at) < RowsTTL {
+		return c.rows, nil
+	}
+	ms, err := c.m.Machines(r.Context(), store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	rs := &rowSet{at: time.Now(), rows: make([]row, 0, len(ms))}
+	groups := map[string]bool{}
+	for _, mv := range ms {
+		rw := row{Name: mv.Name, Group: mv.Group, Enclosure: mv.Enclosure, Slot: mv.Slot, Channels: len(mv.Channels)}
+		for i, ch := range mv.Channels {
+			rw.states = append(rw.states, ch.State.State)
+			if i == 0 || stateRank(ch.State.State) < stateRank(rw.State) {
+				rw.State, rw.Reason, rw.Since = ch.State.State, ch.State.Reason, ch.State.Since
+			}
+			if ch.State.Power != "" {
+				rw.Power = ch.State.Power
+			}
+		}
+		var sb strings.Builder
+		sb.WriteString(strings.ToLower(mv.Name + " " + mv.Group + " " + mv.Enclosure + " " + mv.Role + " " + strings.Join(mv.Tags, " ")))
+		for _, ch := range mv.Channels {
+			sb.WriteString(" " + strings.ToLower(ch.Account.Address))
+		}
+		rw.search = sb.String()
+		if mv.Group != "" {
+			groups[mv.Group] = true
+		}
+		rs.rows = append(rs.rows, rw)
+	}
+	for g := range groups {
+		rs.groups = append(rs.groups, g)
+	}
+	slices.Sort(rs.groups)
+	c.rows = rs
+	return rs, nil
+}
+
+type sortLink struct {
+	Label, Href string
+	Active      string // "↑", "↓" or ""
+}
+
+type machinesData struct {
+	Rows                []row
+	Total, Page, Pages  int
+	First, Last         int
+	State, Q, Group     string
+	Sort                string
+	Prev, Next          string
+	Groups              []string
+	States              []state.OOB
+	SortName, SortState sortLink
+	SortSince           sortLink
+}
+
+func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) error {
+	q := r.URL.Query()
+	d := machinesData{State: q.Get("state"), Q: strings.TrimSpace(q.Get("q")), Group: q.Get("group"), Sort: q.Get("sort"), States: States}
+	if d.State != "" && !slices.Contains(States, state.OOB(d.State)) {
+		return &httpError{http.StatusBadRequest, fmt.Sprintf("%q is not a state (Connectable, NotResponding, NotAuthenticated, Invalid, Unknown)", d.State)}
+	}
+	switch d.Sort {
+	case "", "name", "-name", "state", "-state", "since", "-since":
+	default:
+		return &httpError{http.StatusBadRequest, fmt.Sprintf("%q is not a sort order (name, state, since; - before one reverses it)", d.Sort)}
+	}
+	d.Page, _ = strconv.Atoi(q.Get("page"))
+	d.Page = max(d.Page, 1)
+	rs, err := c.rowsNow(r)
+	if err != nil {
+		return err
+	}
+	d.Groups = rs.groups
+	needle := strings.ToLower(d.Q)
+	var sel []row
+	for _, rw := range rs.rows {
+		if d.State != "" && !slices.Contains(rw.states, state.OOB(d.State)) {
+			continue
+		}
+		if d.Group != "" && rw.Group != d.Group {
+			continue
+		}
+		if needle != "" && !strings.Contains(rw.search, needle) {
+			continue
+		}
+		sel = append(sel, rw)
+	}
+	key, desc := strings.CutPrefix(d.Sort, "-")
+	switch key {
+	case "state":
+		slices.SortStableFunc(sel, func(a, b row) int {
+			return cmp.Or(cmp.Compare(stateRank(a.State), stateRank(b.State)), strings.Compare(a.Name, b.Name))
+		})
+	case "since":
+		slices.SortStableFunc(sel, func(a, b row) int {
+			return cmp.Or(b.Since.Compare(a.Since), strings.Compare(a.Name, b.Name)) // newest first
+		})
+	default:
+		slices.SortStableFunc(sel, func(a, b row) int { return strings.Compare(a.Name, b.Name) })
+	}
+	if desc {
+		slices.Reverse(sel)
+	}
+	d.Total = len(sel)
+	d.Pages = max((d.Total+PageSize-1)/PageSize, 1)
+	d.Page = min(d.Page, d.Pages)
+	from := (d.Page - 1) * PageSize
+	to := min(from+PageSize, d.Total)
+	d.Rows = sel[from:to]
+	d.First, d.Last = from+1, to
+	if d.Total == 0 {
+		d.First = 0
+	}
+	link := func(page int, sort string) string {
+		v := url.Values{}
+		for k, x := range map[string]string{"state": d.State, "q": d.Q, "group": d.Group, "sort": sort} {
+			if x != "" {
+				v.Set(k, x)
+			}
+		}
+		if page > 1 {
+			v.Set("page", strconv.Itoa(page))
+		}
+		if len(v) == 0 {
+			return "/machines"
+		}
+		return "/machines?" + v.Encode()
+	}
+	if d.Page > 1 {
+		d.Prev = link(d.Page-1, d.Sort)
+	}
+	if d.Page < d.Pages {
+		d.Next = link(d.Page+1, d.Sort)
+	}
+	sl := func(label, k string) sortLink {
+		l := sortLink{Label: label, Href: link(1, k)}
+		if key == k || (key == "" && k == "name") {
+			l.Active = "↑"
+			if desc {
+				l.Active = "↓"
+			} else {
+				l.Href = link(1, "-"+k)
+			}
+		}
+		return l
+	}
+	d.SortName, d.SortState, d.SortSince = sl("Name", "name"), sl("State", "state"), sl("Since", "since")
+	c.render(w, http.StatusOK, "machines", pageData{Title: "Machines", Nav: "machines", S: s, Data: d})
+	return nil
+}
+
+// --- one machine ---
+
+type machineData struct {
+	M         manager.MachineView
+	History   []store.Transition
+	Checks    []manager.CheckResult
+	Power     []power.Result
+	Diag      []manager.DiagResult
+	Confirm   string // a power action awaiting confirmation
+	Actions   []powerAction
+	Autofixed bool
+}
+
+type powerAction struct {
+	Action power.Action
+	Label  string
+	Danger bool
+}
+
+var powerActions = []powerAction{
+	{power.On, "Power on", false},
+	{power.Off, "Power off", true},
+	{power.Cycle, "Power cycle", true},
+	{power.Reset, "Reset", true},
+	{power.SoftOff, "Soft off (ACPI)", true},
+	{power.IdentifyOn, "Identify on", false},
+	{power.IdentifyOff, "Identify off", false},
+}
+
+func (c *Console) machineData(r *http.Request) (machineData, error) {
+	name := r.PathValue("name")
+	mv, err := c.m.Machine(r.Context(), name)
+	if err != nil {
+		return machineData{}, err
+	}
+	h, err := c.m.History(r.Context(), name, 0, 50)
+	if err != nil {
+		return machineData{}, err
+	}
+	return machineData{M: mv, History: h, Actions: powerActions}, nil
+}
+
+func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session) error {
+	d, err := c.machineData(r)
+	if err != nil {
+		return err
+	}
+	c.render(w, http.StatusOK, "machine", pageData{Title: d.M.Name, Nav: "machines", S: s, Data: d})
+	return nil
+}
+
+func (c *Console) checkNow(w http.ResponseWriter, r *http.Request, s *session) error {
+	ctx, cancel := ctxTimeout(r, 2*time.Minute)
+	defer cancel()
+	res, err := c.m.CheckNow(ctx, s.actor(), []string{r.PathValue("name")}, "")
+	if err != nil {
+		return err
+	}
+	d, err := c.machineData(r)
+	if err != nil {
+		return err
+	}
+	d.Checks = res
+	c.invalidateRows()
+	c.render(w, http.StatusOK, "machine", pageData{Title: d.M.Name, Nav: "machines", S: s, Notice: "Checked now.", Data: d})
+	return nil
+}
+
+func parseAction(s string) (power.Action, error) {
+	for _, a := range powerActions {
+		if string(a.Action) == s {
+			return a.Action, nil
+		}
+	}
+	return "", &httpError{http.StatusBadRequest, fmt.Sprintf("%q is not a power action (on, off, cycle, reset, soft, identify-on, identify-off)", s)}
+}
+
+func (c *Console) powerConfirm(w http.ResponseWriter, r *http.Request, s *session) error {
+	a, err := parseAction(r.URL.Query().Get("action"))
+	if err != nil {
+		return err
+	}
+	d, err := c.machineData(r)
+	if err != nil {
+		return err
+	}
+	d.Confirm = string(a)
+	c.render(w, http.StatusOK, "machine", pageData{Title: d.M.Name, Nav: "machines", S: s, Data: d})
+	return nil
+}
+
+func (c *Console) power(w http.ResponseWriter, r *http.Request, s *session) error {
+	a, err := parseAction(r.PostForm.Get("action"))
+	if err != nil {
+		return err
+	}
+	if r.PostForm.Get("confirm") != "yes" {
+		return &httpError{http.StatusBadRequest, "Power actions need confirmation: use the machine page's buttons."}
+	}
+	ctx, cancel := ctxTimeout(r, 2*time.Minute)
+	defer cancel()
+	res, err := c.m.Power(ctx, s.actor(), manager.PowerRequest{Action: a, Machines: []string{r.PathValue("name")}}, nil)
+	if err != nil {
+		return err
+	}
+	d, err := c.machineData(r)
+	if err != nil {
+		return err
+	}
+	d.Power = res
+	c.render(w, http.StatusOK, "machine", pageData{Title: d.M.Name, Nav: "machines", S: s, Data: d})
+	return nil
+}
+
+func (c *Console) diagnose(w http.ResponseWriter, r *http.Request, s *session) error {
+	auto := r.PostForm.Get("autocorrect") == "yes"
+	if auto && !s.Admin() {
+		return &httpError{http.StatusForbidden, "Autocorrect from the console needs role admin; you are " + s.Name + " (" + string(s.Role) + ")."}
+	}
+	ctx, cancel := ctxTimeout(r, 5*time.Minute)
+	defer cancel()
+	res, err := c.m.Diagnose(ctx, s.actor(), manager.DiagRequest{Machines: []string{r.PathValue("name")}, Autocorrect: auto}, nil)
+	if err != nil {
+		return err
+	}
+	d, err := c.machineData(r)
+	if err != nil {
+		return err
+	}
+	d.Diag, d.Autofixed = res, auto
+	if auto {
+		c.invalidateRows()
+	}
+	c.render(w, http.StatusOK, "machine", pageData{Title: d.M.Name, Nav: "machines", S: s, Data: d})
+	return nil
+}
+
+func (c *Console) invalidateRows() {
+	c.rowsMu.Lock()
+	c.rows = nil
+	c.rowsMu.Unlock()
+}
+
+// --- events ---
+
+func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session) error {
+	evs, err := c.st.ListEvents(r.Context(), store.EventFilter{Limit: 100})
+	if err != nil {
+		return err
+	}
+	c.render(w, http.StatusOK, "events", pageData{Title: "Events", Nav: "events", S: s, Data: struct {
+		Events []store.Event
+		Live   bool
+	}{evs, c.ev != nil}})
+	return nil
+}
+
+// SSEKeepalive is how often an idle event stream sends a comment.
+var SSEKeepalive = 15 * time.Second
+
+// eventStream serves GET /events/stream: the live events as Server-Sent
+// Events, one JSON Event per message (the API stream's format), for the
+// events page's script, authenticated by the session cookie.
+func (c *Console) eventStream(w http.ResponseWriter, r *http.Request, _ *session) error {
+	if c.ev == nil {
+		return &httpError{http.StatusServiceUnavailable, "This server has no live event stream."}
+	}
+	sub := c.ev.Subscribe(store.EventFilter{}, 0)
+	defer sub.Close()
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if _, err := fmt.Fprint(w, "retry: 3000\n: lightsout console events\n\n"); err != nil || rc.Flush() != nil {
+		return nil
+	}
+	keep := time.NewTicker(SSEKeepalive)
+	defer keep.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-keep.C:
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
+				return nil
+			}
+		case e, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				return nil
+			}
+			if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.ID, b); err != nil || rc.Flush() != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// --- enclosures ---
+
+func (c *Console) enclosures(w http.ResponseWriter, r *http.Request, s *session) error {
+	es, err := c.st.Enclosures(r.Context())
+	if err != nil {
+		return err
+	}
+	for i := range es {
+		es[i].Password = nil
+	}
+	c.render(w, http.StatusOK, "enclosures", pageData{Title: "Enclosures", Nav: "enclosures", S: s, Data: es})
+	return nil
+}
+
+type slotCell struct {
+	Slot     int
+	Machines []row
+}
+
+func (c *Console) enclosure(w http.ResponseWriter, r *http.Request, s *session) error {
+	e, err := c.st.Enclosure(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	e.Password = nil
+	rs, err := c.rowsNow(r)
+	if err != nil {
+		return err
+	}
+	n := e.Slots
+	var loose []row
+	bySlot := map[int][]row{}
+	for _, rw := range rs.rows {
+		if rw.Enclosure != e.Name {
+			continue
+		}
+		if rw.Slot >= 1 && (n == 0 || rw.Slot <= n) {
+			bySlot[rw.Slot] = append(bySlot[rw.Slot], rw)
+			n = max(n, rw.Slot)
+		} else {
+			loose = append(loose, rw)
+		}
+	}
+	cells := make([]slotCell, 0, n)
+	for i := 1; i <= n; i++ {
+		cells = append(cells, slotCell{Slot: i, Machines: bySlot[i]})
+	}
+	c.render(w, http.StatusOK, "enclosure", pageData{Title: e.Name, Nav: "enclosures", S: s, Data: struct {
+		E     store.Enclosure
+		Cells []slotCell
+		Loose []row
+	}{e, cells, loose}})
+	return nil
+}
+
+// --- template functions ---
+
+func compactJSON(b json.RawMessage) string {
+	if len(b) == 0 {
+		return ""
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return string(b)
+	}
+	return buf.String()
+}
+
+func prettyJSON(b json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Indent(&buf, b, "", "  ") != nil {
+		return string(b)
+	}
+	return buf.String()
+}
+
+var funcs = map[string]any{
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		d := time.Since(t).Round(time.Second)
+		switch {
+		case d < time.Minute:
+			return fmt.Sprintf("%ds ago", int(d.Seconds()))
+		case d < time.Hour:
+			return fmt.Sprintf("%dm ago", int(d.Minutes()))
+		case d < 48*time.Hour:
+			return fmt.Sprintf("%dh%02dm ago", int(d.Hours()), int(d.Minutes())%60)
+		}
+		return t.Local().Format("2006-01-02 15:04")
+	},
+	"ts": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	},
+	"compact": func(b json.RawMessage) string {
+		s := compactJSON(b)
+		if len(s) > 160 {
+			s = s[:157] + "…"
+		}
+		return s
+	},
+	"pretty":  prettyJSON,
+	"hasJSON": func(b json.RawMessage) bool { return len(b) > 0 && string(b) != "null" },
+	"slot": func(enc string, slot int) string {
+		if enc == "" {
+			return "—"
+		}
+		if slot == 0 {
+			return enc
+		}
+		return enc + " / " + strconv.Itoa(slot)
+	},
+	"list": func() []string { return []string{audit.StatusInsecure, audit.StatusClean, audit.StatusNotAudited} },
+	"stateOr": func(s state.OOB) string {
+		if s == "" {
+			return "none"
+		}
+		return string(s)
+	},
+}
+
+// --- security audit ---
+
+type securityData struct {
+	Status      string
+	Counts      map[string]int
+	Views       []audit.View
+	Total, Page int
+	Pages       int
+	Prev, Next  string
+}
+
+func (c *Console) security(w http.ResponseWriter, r *http.Request, s *session) error {
+	q := r.URL.Query()
+	d := securityData{Status: q.Get("status"), Counts: map[string]int{}}
+	switch d.Status {
+	case "":
+		d.Status = audit.StatusInsecure
+	case audit.StatusInsecure, audit.StatusClean, audit.StatusNotAudited, "all":
+	default:
+		return &httpError{http.StatusBadRequest, fmt.Sprintf("%q is not a status (insecure, clean, not_audited, all)", d.Status)}
+	}
+	views, err := c.m.SecurityReports(r.Context(), nil, "", 0)
+	if err != nil {
+		return err
+	}
+	var sel []audit.View
+	for _, v := range views {
+		d.Counts[v.Status]++
+		if d.Status == "all" || v.Status == d.Status {
+			v.Report = nil
+			sel = append(sel, v)
+		}
+	}
+	slices.SortStableFunc(sel, func(a, b audit.View) int { return strings.Compare(a.Machine, b.Machine) })
+	d.Page, _ = strconv.Atoi(q.Get("page"))
+	d.Total = len(sel)
+	d.Pages = max((d.Total+PageSize-1)/PageSize, 1)
+	d.Page = min(max(d.Page, 1), d.Pages)
+	from := (d.Page - 1) * PageSize
+	d.Views = sel[from:min(from+PageSize, d.Total)]
+	link := func(p int) string { return fmt.Sprintf("/security?status=%s&page=%d", url.QueryEscape(d.Status), p) }
+	if d.Page > 1 {
+		d.Prev = link(d.Page - 1)
+	}
+	if d.Page < d.Pages {
+		d.Next = link(d.Page + 1)
+	}
+	c.render(w, http.StatusOK, "security", pageData{Title: "Security audit", Nav: "security", S: s, Data: d})
+	return nil
+}

@@ -1,0 +1,426 @@
+package web_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/api/apitest"
+	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/web"
+)
+
+func init() { web.RowsTTL = 0 }
+
+// browser is a cookie-keeping HTTP client that does not follow redirects.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 2 * time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (b *browser) do(method, path string, form url.Values) (int, string, *http.Response) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.base+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if m := csrfRE.FindSubmatch(out); m != nil {
+		b.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(out), resp
+}
+
+func (b *browser) get(path string) (int, string) {
+	code, body, _ := b.do("GET", path, nil)
+	return code, body
+}
+
+func login(t *testing.T, e *apitest.Env, r store.Role) *browser {
+	t.Helper()
+	b := newBrowser(t, e.URL)
+	code, body, resp := b.do("POST", "/login", url.Values{"token": {e.Tokens[r]}, "next": {"/"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("login as %s: %d %s", r, code, body)
+	}
+	var ck *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == web.CookieName {
+			ck = c
+		}
+	}
+	if ck == nil {
+		t.Fatalf("login as %s set no session cookie", r)
+	}
+	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Value == "" || strings.Contains(ck.Value, e.Tokens[r]) {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, a random ID (not the token)", ck)
+	}
+	if code, body := b.get("/"); code != http.StatusOK || !strings.Contains(body, "<h1>Fleet</h1>") {
+		t.Fatalf("GET / after login: %d %s", code, body)
+	}
+	return b
+}
+
+// start runs a server with a 4-BMC fleet (bmc-00004 with a wrong password)
+// plus extra machines without an account, and waits for the fleet's states.
+func start(t *testing.T, extra int) *apitest.Env {
+	t.Helper()
+	e := apitest.Start(t, apitest.Options{Subnet: 97, Fleet: sim.Config{Count: 4,
+		Faults: map[string]sim.Faults{"bmc-00004": {WrongPassword: true}}}})
+	e.ImportFleet(t)
+	ctx := context.Background()
+	for i := 1; i <= extra; i++ {
+		g := "odd"
+		if i%2 == 0 {
+			g = "even"
+		}
+		if err := e.Server.Store.AddMachine(ctx, &store.Machine{Name: fmt.Sprintf("extra-%04d", i), Group: g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := e.Server.Manager.Summarize(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.OOB[state.Connectable] == 3 && s.OOB[state.NotAuthenticated] == 1 {
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fleet did not settle: %+v", s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestLoginLogout(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{})
+	anon := newBrowser(t, e.URL)
+	code, _, resp := anon.do("GET", "/machines?q=x", nil)
+	if code != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login?next=") {
+		t.Fatalf("GET /machines without a session: %d %s", code, resp.Header.Get("Location"))
+	}
+	if code, body := anon.get("/login"); code != http.StatusOK || !strings.Contains(body, `name="token"`) {
+		t.Fatalf("GET /login: %d %s", code, body)
+	}
+	if code, _, _ := anon.do("POST", "/login", url.Values{"token": {"not-a-token"}}); code != http.StatusUnauthorized {
+		t.Fatalf("login with a wrong token: %d, want 401", code)
+	}
+	// The API keeps its own 404s under /api/.
+	if code, body := anon.get("/api/v1/nope"); code != http.StatusNotFound || !strings.Contains(body, `"code"`) {
+		t.Fatalf("GET /api/v1/nope: %d %s", code, body)
+	}
+
+	b := login(t, e, store.RoleAdmin)
+	if code, _, _ := b.do("POST", "/logout", url.Values{}); code != http.StatusForbidden {
+		t.Fatalf("logout without CSRF: %d, want 403", code)
+	}
+	if code, _, _ := b.do("POST", "/logout", url.Values{"csrf": {b.csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", code)
+	}
+	if code, _ := b.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("GET / after logout: %d, want a redirect to the login page", code)
+	}
+}
+
+func TestRevokedTokenEndsSession(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{})
+	b := login(t, e, store.RoleViewer)
+	if err := e.Client(t, store.RoleAdmin).RevokeToken(context.Background(), "viewer"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := b.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("GET / after the token's revocation: %d, want a redirect to the login page", code)
+	}
+}
+
+func TestRolesAndPower(t *testing.T) {
+	e := start(t, 0)
+	viewer := login(t, e, store.RoleViewer)
+	code, body := viewer.get("/machines/bmc-00001")
+	if code != http.StatusOK || !strings.Contains(body, "Connectable") {
+		t.Fatalf("viewer GET machine: %d %s", code, body)
+	}
+	for _, s := range []string{"power-action", "/power?action=", "Check now", "Diagnose"} {
+		if strings.Contains(body, s) {
+			t.Errorf("the viewer's machine page shows %q", s)
+		}
+	}
+	if code, _, _ := viewer.do("POST", "/machines/bmc-00001/power", url.Values{"csrf": {viewer.csrf}, "action": {"off"}, "confirm": {"yes"}}); code != http.StatusForbidden {
+		t.Errorf("viewer power POST: %d, want 403", code)
+	}
+
+	op := login(t, e, store.RoleOperator)
+	_, body = op.get("/machines/bmc-00001")
+	for _, a := range []string{"on", "off", "cycle", "reset", "soft", "identify-on", "identify-off"} {
+		if !strings.Contains(body, "/machines/bmc-00001/power?action="+a+`"`) {
+			t.Errorf("the operator's machine page has no power %s button", a)
+		}
+	}
+	if !strings.Contains(body, "Check now") || strings.Contains(body, "autocorrect") {
+		t.Errorf("operator: want Check now and no autocorrect button")
+	}
+	// The confirmation step.
+	code, body = op.get("/machines/bmc-00001/power?action=off")
+	if code != http.StatusOK || !strings.Contains(body, `name="confirm" value="yes"`) {
+		t.Fatalf("power confirmation page: %d %s", code, body)
+	}
+	for name, form := range map[string]url.Values{
+		"no csrf":    {"action": {"off"}, "confirm": {"yes"}},
+		"wrong csrf": {"csrf": {"x" + op.csrf}, "action": {"off"}, "confirm": {"yes"}},
+	} {
+		if code, _, _ := op.do("POST", "/machines/bmc-00001/power", form); code != http.StatusForbidden {
+			t.Errorf("power POST with %s: %d, want 403", name, code)
+		}
+	}
+	if code, _, _ := op.do("POST", "/machines/bmc-00001/power", url.Values{"csrf": {op.csrf}, "action": {"off"}}); code != http.StatusBadRequest {
+		t.Errorf("power POST without confirmation: %d, want 400", code)
+	}
+	code, body, _ = op.do("POST", "/machines/bmc-00001/power", url.Values{"csrf": {op.csrf}, "action": {"off"}, "confirm": {"yes"}})
+	if code != http.StatusOK || !strings.Contains(body, "power off: ok") {
+		t.Fatalf("power off: %d %s", code, body)
+	}
+	if log, err := e.Server.Store.AuditLog(context.Background(), "bmc-00001", 100); err == nil {
+		found := false
+		for _, a := range log {
+			found = found || (a.Action == "power.off" && a.Actor == "operator" && a.Target == "bmc-00001")
+		}
+		if !found {
+			t.Errorf("no audit entry for the console's power off: %+v", log)
+		}
+	}
+	code, body, _ = op.do("POST", "/machines/bmc-00001/check", url.Values{"csrf": {op.csrf}})
+	if code != http.StatusOK || !strings.Contains(body, "check: Connectable") {
+		t.Fatalf("check now: %d %s", code, body)
+	}
+	code, body, _ = op.do("POST", "/machines/bmc-00004/diagnose", url.Values{"csrf": {op.csrf}})
+	if code != http.StatusOK || !strings.Contains(body, "<h2>Diagnosis") {
+		t.Fatalf("diagnose: %d %s", code, body)
+	}
+	if code, _, _ := op.do("POST", "/machines/bmc-00004/diagnose", url.Values{"csrf": {op.csrf}, "autocorrect": {"yes"}}); code != http.StatusForbidden {
+		t.Errorf("operator autocorrect: %d, want 403", code)
+	}
+	admin := login(t, e, store.RoleAdmin)
+	if _, body := admin.get("/machines/bmc-00004"); !strings.Contains(body, `name="autocorrect" value="yes"`) {
+		t.Errorf("the admin's machine page has no autocorrect button")
+	}
+	if code, _ := admin.get("/machines/nope"); code != http.StatusNotFound {
+		t.Errorf("GET an unknown machine: %d, want 404", code)
+	}
+}
+
+var rowRE = regexp.MustCompile(`<tr class="machine"><td><a href="/machines/([^"]+)">`)
+
+func rows(body string) []string {
+	var out []string
+	for _, m := range rowRE.FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func total(t *testing.T, body string) int {
+	t.Helper()
+	m := regexp.MustCompile(`<span id="total">(\d+)</span>`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no total in %s", body)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func TestMachineTable(t *testing.T) {
+	e := start(t, 246)
+	b := login(t, e, store.RoleViewer)
+	check := func(path string, wantTotal int, wantRows []string, wantLen int) []string {
+		t.Helper()
+		code, body := b.get(path)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, code, body)
+		}
+		got := rows(body)
+		if n := total(t, body); n != wantTotal {
+			t.Errorf("GET %s: total %d, want %d", path, n, wantTotal)
+		}
+		if len(got) != wantLen {
+			t.Errorf("GET %s: %d rows, want %d", path, len(got), wantLen)
+		}
+		if wantRows != nil && strings.Join(got, ",") != strings.Join(wantRows, ",") {
+			t.Errorf("GET %s: rows %v, want %v", path, got, wantRows)
+		}
+		return got
+	}
+	p1 := check("/machines", 250, nil, 100)
+	if p1[0] != "bmc-00001" || p1[99] != "extra-0096" {
+		t.Errorf("page 1: %s … %s", p1[0], p1[99])
+	}
+	p3 := check("/machines?page=3", 250, nil, 50)
+	if p3[49] != "extra-0246" {
+		t.Errorf("page 3 ends with %s", p3[49])
+	}
+	check("/machines?page=99", 250, nil, 50) // past the end: the last page
+	check("/machines?state=Connectable", 3, []string{"bmc-00001", "bmc-00002", "bmc-00003"}, 3)
+	check("/machines?state=NotAuthenticated", 1, []string{"bmc-00004"}, 1)
+	check("/machines?state=Connectable&sort=-name", 3, []string{"bmc-00003", "bmc-00002", "bmc-00001"}, 3)
+	check("/machines?q=EXTRA-000", 9, nil, 9)
+	check("/machines?group=even&q=extra-001", 5, []string{"extra-0010", "extra-0012", "extra-0014", "extra-0016", "extra-0018"}, 5)
+	got := check("/machines?sort=state", 250, nil, 100)
+	if got[0] != "bmc-00004" {
+		t.Errorf("sorted by state, the worst first: got %s first", got[0])
+	}
+	if code, _ := b.get("/machines?state=Bogus"); code != http.StatusBadRequest {
+		t.Errorf("an unknown state: %d, want 400", code)
+	}
+	// Links keep the filters.
+	_, body := b.get("/machines?group=odd")
+	if !strings.Contains(body, `href="/machines?group=odd&amp;page=2"`) {
+		t.Errorf("page 1 of group odd has no next link keeping the filter")
+	}
+}
+
+var countRE = regexp.MustCompile(`data-state="(\w+)" href="[^"]*"><span class="n">(\d+)</span>`)
+
+func TestOverviewMatchesSummarize(t *testing.T) {
+	e := start(t, 3)
+	b := login(t, e, store.RoleViewer)
+	_, body := b.get("/")
+	sum, err := e.Server.Manager.Summarize(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, m := range countRE.FindAllStringSubmatch(body, -1) {
+		got[m[1]], _ = strconv.Atoi(m[2])
+	}
+	if len(got) != 5 {
+		t.Fatalf("overview shows %d state counts, want 5: %s", len(got), body)
+	}
+	for _, s := range web.States {
+		if got[string(s)] != sum.OOB[s] {
+			t.Errorf("%s: overview %d, Summarize %d", s, got[string(s)], sum.OOB[s])
+		}
+	}
+	if !strings.Contains(body, fmt.Sprintf("%d machines, %d OOB channels", sum.Machines, sum.Channels)) {
+		t.Errorf("overview totals differ from %+v", sum)
+	}
+	if !strings.Contains(body, `href="/machines?state=NotAuthenticated"`) {
+		t.Errorf("the counts do not link to the filtered table")
+	}
+}
+
+func TestEventsLive(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{})
+	b := login(t, e, store.RoleViewer)
+	if code, body := b.get("/events"); code != http.StatusOK || !strings.Contains(body, "/static/events.js") {
+		t.Fatalf("GET /events: %d %s", code, body)
+	}
+	if code, body := b.get("/static/events.js"); code != http.StatusOK || !strings.Contains(body, "EventSource") {
+		t.Fatalf("GET /static/events.js: %d", code)
+	}
+	req, _ := http.NewRequest("GET", e.URL+"/events/stream", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := b.c.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("GET /events/stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		_, _ = e.Server.Events.Record(context.Background(), store.Event{At: time.Now(), Code: "audit.token_created",
+			Severity: store.SeverityInfo, Source: "console-test", Message: "hello from the test"})
+	}()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data:") && strings.Contains(sc.Text(), "hello from the test") {
+			return
+		}
+	}
+	t.Fatalf("the stream ended without the event: %v", sc.Err())
+}
+
+func TestStreamNeedsSession(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{})
+	if code, _ := newBrowser(t, e.URL).get("/events/stream"); code != http.StatusSeeOther {
+		t.Fatalf("GET /events/stream without a session: %d", code)
+	}
+}
+
+func TestEnclosureAndSecurityPages(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{Subnet: 97, Fleet: sim.Config{Count: 5, Enclosures: []sim.EnclosureConfig{{Name: "enc-a", Blades: 3}}}})
+	e.ImportFleet(t)
+	b := login(t, e, store.RoleViewer)
+	if code, body := b.get("/enclosures"); code != http.StatusOK || !strings.Contains(body, `href="/enclosures/enc-a"`) {
+		t.Fatalf("GET /enclosures: %d %s", code, body)
+	}
+	code, body := b.get("/enclosures/enc-a")
+	if code != http.StatusOK || strings.Count(body, `class="blade st-`) != 3 {
+		t.Fatalf("GET /enclosures/enc-a: %d, want 3 blades in the slot grid:\n%s", code, body)
+	}
+	if code, _ := b.get("/enclosures/nope"); code != http.StatusNotFound {
+		t.Errorf("GET an unknown enclosure: %d, want 404", code)
+	}
+	code, body = b.get("/security?status=all")
+	if code != http.StatusOK {
+		t.Fatalf("GET /security: %d %s", code, body)
+	}
+	sum, _ := e.Server.Manager.Summarize(context.Background())
+	if n := total(t, body); n != sum.Channels {
+		t.Errorf("security view lists %d channels, want %d", n, sum.Channels)
+	}
+	if code, _ := b.get("/security?status=bogus"); code != http.StatusBadRequest {
+		t.Errorf("GET /security?status=bogus: %d, want 400", code)
+	}
+}
+
+func TestCrossOriginPostRefused(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{})
+	req, _ := http.NewRequest("POST", e.URL+"/login", strings.NewReader(url.Values{"token": {e.Tokens[store.RoleAdmin]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://evil.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+		t.Fatalf("cross-origin login: %d %v, want 403 and no cookie", resp.StatusCode, resp.Cookies())
+	}
+}
