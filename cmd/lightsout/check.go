@@ -28,6 +28,7 @@ import (
 
 type checkFlags struct {
 	host, user, passwordFile, guid, name string
+	protocol                             string // with --host: ipmi or redfish
 	inventory                            string
 	timeout                              time.Duration
 	output                               string
@@ -57,6 +58,10 @@ Status, Close Session — and classifies it:
   NotAuthenticated  the BMC answered and refused the account (wrong_password,
                     unknown_user, privilege_too_low, ...)
   Invalid           a session opened but the System GUID is not the registered one
+
+Machines with protocol redfish (or --host with --protocol redfish) are checked
+over HTTPS instead: service root, certificate, session login, Systems/1 (UUID,
+PowerState), logout (docs/redfish.md). Certificates are pinned for the run only.
 
 Results stream as they arrive: a dead BMC never delays the healthy ones. The
 exit status is 0 only if every BMC is Connectable, 1 otherwise, 2 for bad input.
@@ -93,6 +98,7 @@ from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.`,
 	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the BMC password (with --host)")
 	fl.StringVar(&f.guid, "guid", "", "expected System GUID, any layout (with --host)")
 	fl.StringVar(&f.name, "name", "", "name to report for --host (default: the address)")
+	fl.StringVar(&f.protocol, "protocol", "ipmi", "protocol for --host: ipmi (UDP 623) or redfish (HTTPS, default port 443)")
 	fl.StringVar(&f.inventory, "inventory", "", "check every machine in this inventory (.yaml, .yml or .csv; see docs/inventory.md)")
 	fl.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "declare a BMC NotResponding after this long without a usable reply")
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json (one object per BMC per line)")
@@ -148,7 +154,13 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	progress := term.IsTerminal(int(os.Stderr.Fd())) && len(targets) > 1
 	p := newPrinter(out, os.Stderr, f.output, progress, len(targets))
 	results := make(chan probe.Observation, 256)
-	go runProbes(ctx, probe.IPMI(eng), targets, f.parallel, results)
+	// Redfish: one shared transport; certificates are pinned for this run
+	// only (the server keeps pins in its store).
+	rf := probe.NewRedfishTransport()
+	defer rf.CloseIdleConnections()
+	byProto := map[string]probe.Prober{"ipmi": probe.IPMI(eng), "redfish": probe.Redfish(rf, &probe.MemPins{})}
+	dispatch := func(ctx context.Context, t probe.Target) probe.Observation { return byProto[t.Protocol](ctx, t) }
+	go runProbes(ctx, dispatch, targets, f.parallel, results)
 	for o := range results {
 		p.add(o)
 	}
@@ -198,7 +210,15 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if f.user == "" {
 			return nil, errors.New("--user is required with --host")
 		}
-		addr, err := probe.Resolve(ctx, f.host, inventory.DefaultPort)
+		defPort := inventory.DefaultPort
+		switch f.protocol {
+		case inventory.ProtocolIPMI:
+		case inventory.ProtocolRedfish:
+			defPort = redfishPort
+		default:
+			return nil, fmt.Errorf("--protocol %q: want ipmi or redfish", f.protocol)
+		}
+		addr, err := probe.Resolve(ctx, f.host, defPort)
 		if err != nil {
 			return nil, fmt.Errorf("--host: %v", err)
 		}
@@ -211,7 +231,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		} else if pass, err = prompt.get(); err != nil {
 			return nil, err
 		}
-		t := probe.Target{Name: f.name, Protocol: "ipmi", Addr: addr, User: f.user, Password: pass,
+		t := probe.Target{Name: f.name, Protocol: f.protocol, Addr: addr, User: f.user, Password: pass,
 			CipherSuite: f.cipherSuite, Privilege: priv, Timeout: f.timeout}
 		if t.Name == "" {
 			t.Name = f.host
@@ -236,10 +256,14 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 	targets := make([]probe.Target, 0, len(inv.Machines))
 	passwords := &inventory.Passwords{Dir: inv.Dir}
 	for _, m := range inv.Machines {
-		if p := m.EffectiveProtocol(); p != "ipmi" {
-			return nil, fmt.Errorf("%s:%d: machine %q: protocol %q is not supported by check yet (ipmi only)", f.inventory, m.Line, m.Name, p)
+		proto, port := m.EffectiveProtocol(), m.EffectivePort()
+		if proto != inventory.ProtocolIPMI && proto != inventory.ProtocolRedfish {
+			return nil, fmt.Errorf("%s:%d: machine %q: protocol %q is not supported by check (ipmi or redfish)", f.inventory, m.Line, m.Name, proto)
 		}
-		addr, err := probe.Resolve(ctx, m.Address, m.EffectivePort())
+		if proto == inventory.ProtocolRedfish && m.Port == 0 {
+			port = redfishPort
+		}
+		addr, err := probe.Resolve(ctx, m.Address, port)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: machine %q: field \"address\": %v", f.inventory, m.Line, m.Name, err)
 		}
@@ -250,7 +274,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if err != nil { // the error names the machine and the file or variable
 			return nil, fmt.Errorf("%s:%d: %v", f.inventory, m.Line, err)
 		}
-		t := probe.Target{Name: m.Name, Protocol: "ipmi", Addr: addr, User: m.User, Password: pass,
+		t := probe.Target{Name: m.Name, Protocol: proto, Addr: addr, User: m.User, Password: pass,
 			CipherSuite: m.CipherSuite, Privilege: priv, Timeout: f.timeout}
 		if f.cipherSuite != 0 {
 			t.CipherSuite = f.cipherSuite
@@ -265,6 +289,9 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 	}
 	return targets, nil
 }
+
+// redfishPort is the HTTPS port of a Redfish account without a port.
+const redfishPort = 443
 
 // passwordSource supplies the shared password: LIGHTSOUT_PASSWORD, or one
 // prompt on the terminal.

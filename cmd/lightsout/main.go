@@ -56,6 +56,7 @@ Start with:
 		newPowerCmd(), newAllocateCmd(), newAdoptCmd(), newReplaceCmd(), newRegisterCmd(),
 		newHistoryCmd(), newEventsCmd(), newAuditCmd(), newTokenCmd(), newDiagCmd())
 	root.AddCommand(newSecurityCmd())
+	root.AddCommand(newAgentCmd(), newDomainCmd())
 	return root
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/events"
@@ -43,6 +44,9 @@ type serverFlags struct {
 	floodThreshold float64
 
 	auditEvery time.Duration
+
+	agentListen   string
+	agentInterval time.Duration
 }
 
 // defaultListen is the API's default address: loopback only.
@@ -107,6 +111,8 @@ Example:
 	fl.IntVar(&f.parallel, "parallel", 4096, "checks in flight at most")
 	fl.IntVar(&f.fullEvery, "full-every", 10, "one check in N of a healthy BMC is full (ping, auth capabilities, device ID); the rest are light")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.agentListen, "agent-listen", "", "agents' mutual-TLS listen address, e.g. 127.0.0.1:8624 (empty: no agent listener)")
+	fl.DurationVar(&f.agentInterval, "agent-interval", 10*time.Second, "agents' heartbeat interval; an agent is Down after 3 missed")
 	fl.DurationVar(&f.auditEvery, "audit-every", 24*time.Hour, "security audit of each BMC at most this often (0: no scheduled audits)")
 	fl.StringArrayVar(&f.webhooks, "webhook", nil, "POST new events to this http(s) URL (repeatable)")
 	fl.StringVar(&f.webhookSecret, "webhook-secret-file", "", "file whose first line keys the webhooks' HMAC-SHA256 signature (mode 0600)")
@@ -163,8 +169,12 @@ func (f *serverFlags) config(log *slog.Logger) (server.Config, error) {
 	if f.auditEvery != 0 && f.auditEvery < time.Hour {
 		return server.Config{}, usageErr("--audit-every %v: 0 (off) or at least 1h (each audit tries logins that must fail)", f.auditEvery)
 	}
+	if f.agentInterval < 100*time.Millisecond || f.agentInterval > 10*time.Minute {
+		return server.Config{}, usageErr("--agent-interval %v: from 100ms to 10m", f.agentInterval)
+	}
 	return server.Config{DataDir: f.data, DB: f.db, Schedule: sch, Damping: state.Damping{Consecutive: f.confirm},
-		Timeout: f.timeout, Parallel: f.parallel, Logger: log, Events: ev, Audit: audit.Config{Every: f.auditEvery}}, nil
+		Timeout: f.timeout, Parallel: f.parallel, Logger: log, Events: ev, Audit: audit.Config{Every: f.auditEvery},
+		AgentListen: f.agentListen, Agents: agent.HubConfig{Interval: f.agentInterval}}, nil
 }
 
 // eventsConfig validates the event flags and reads the webhook secret.
@@ -239,6 +249,9 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		fmt.Fprintf(out, "first start: admin API token written to %s (mode 0600); use it with --token-file\n", srv.AdminTokenFile)
 	}
 	fmt.Fprintf(out, "lightsout server: web console on http://%s/ (log in with an API token)\n", ln.Addr())
+	if srv.AgentAddr != nil {
+		fmt.Fprintf(out, "lightsout server: agents on %s (mutual TLS), CA fingerprint %s\n", srv.AgentAddr, srv.CA.Fingerprint)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "lightsout server: stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -23,6 +23,7 @@ type simFlags struct {
 	control      string
 	seed         uint64
 	slots        int
+	redfish      bool
 }
 
 func newSimCmd() *cobra.Command {
@@ -85,6 +86,7 @@ sim runs until interrupted (Ctrl-C, SIGTERM).`,
 	fl.StringVar(&f.control, "control", "127.0.0.1:0", "control API address (loopback only; port 0 picks a free port, printed when ready; \"\" disables it)")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed for GUIDs, vendors, sensors, SEL and the random faults (same seed, same fleet)")
 	fl.IntVar(&f.slots, "session-slots", sim.DefaultSessionSlots, "session slots per BMC")
+	fl.BoolVar(&f.redfish, "redfish", false, "every BMC also serves Redfish over HTTPS (port 443 per address, or the TCP port numbered like its IPMI port); the exported inventory then has redfish accounts")
 	return c
 }
 
@@ -114,6 +116,9 @@ func runSim(cmd *cobra.Command, f *simFlags) error {
 		cfg.BaseAddr = f.baseAddr
 	case cfg.BaseAddr == "" && cfg.BasePort == 0:
 		cfg.BaseAddr = f.baseAddr
+	}
+	if changed("redfish") {
+		cfg.Redfish = f.redfish
 	}
 	if changed("session-slots") || cfg.SessionSlots == 0 {
 		cfg.SessionSlots = f.slots

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/manager"
@@ -42,12 +43,14 @@ type Config struct {
 	Events *events.Recorder
 	// Console serves the web console (internal/web) at "/".
 	Console bool
+	// Agents serves /api/v1/agents; nil: those routes answer 503.
+	Agents *agent.Hub
 }
 
 // New returns the API handler of a running server.
 func New(srv *server.Server) http.Handler {
 	return NewHandler(Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
-		Events: srv.Events, Console: true})
+		Events: srv.Events, Console: true, Agents: srv.Agents})
 }
 
 // API is the handler. Build it with NewHandler.
@@ -60,12 +63,14 @@ type API struct {
 	mux *http.ServeMux
 	met http.Handler // /metrics; nil without a registry
 	ev  *events.Recorder
+	// agents is the agent hub (nil: 503).
+	agents *agent.Hub
 }
 
 // NewHandler builds the handler. It registers lightsout_operations_total on
 // cfg.Registry and counts every audited operation (cfg.Manager.OnAudit).
 func NewHandler(cfg Config) *API {
-	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events}
+	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events, agents: cfg.Agents}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -1,12 +1,14 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/probe"
@@ -816,5 +819,317 @@ func TestDiagnosisFromStoredState(t *testing.T) {
 			t.Errorf("confidence %s, steps %v", r.Diagnosis.Confidence, r.Steps)
 		}
 	})
+	t.Cleanup(func() { t.Logf("%s", time.Since(began).Round(time.Millisecond)) })
+}
+
+// importFleetExcept imports the fleet's inventory without the named BMCs:
+// they are racked and answer, but nobody has added them yet.
+func importFleetExcept(t *testing.T, e *apitest.Env, skip ...string) {
+	t.Helper()
+	inv := e.Fleet.Inventory("fleet.password")
+	inv.Machines = slices.DeleteFunc(inv.Machines, func(m inventory.Machine) bool { return slices.Contains(skip, m.Name) })
+	var buf bytes.Buffer
+	if err := inventory.WriteYAML(&buf, inv); err != nil {
+		t.Fatal(err)
+	}
+	req := wire.ImportRequest{Format: "yaml", Content: buf.String(), Source: "fleet.yaml",
+		Passwords: map[string]string{}, EnclosurePasswords: map[string]string{}}
+	for _, m := range inv.Machines {
+		req.Passwords[m.Name] = e.Fleet.Password()
+	}
+	if _, err := e.Client(t, store.RoleAdmin).Import(ctx(t), req); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+}
+
+// TestDiagnosisInventoryHistory: the NotAuthenticated causes decided by the
+// inventory's history, each produced for real. A machine added with a
+// wrong password (password_never_worked) or a user name the BMC does not
+// have (user_name_wrong, never logged in); a working account whose user is
+// edited to a misspelt one (user_name_wrong, after the edit); a board swap
+// whose new BMC refuses the password, adopted from the asset sheet
+// (credentials_after_replacement); and a BMC that refuses without a
+// telling status: a BMC key (K_G) the manager does not have makes RAKP 4's
+// integrity check fail after the password verified (auth_rejected).
+func TestDiagnosisInventoryHistory(t *testing.T) {
+	t.Parallel()
+	began := time.Now()
+	e := apitest.Start(t, apitest.Options{Subnet: 90, Fleet: sim.Config{Count: 5, Seed: 41}})
+	f := e.Fleet
+	importFleetExcept(t, e, "bmc-00004", "bmc-00005")
+	adm, op := e.Client(t, store.RoleAdmin), e.Client(t, store.RoleOperator)
+	for _, n := range []string{"bmc-00001", "bmc-00002", "bmc-00003"} {
+		waitState(t, op, n, func(s store.ChannelState) bool { return s.State == state.Connectable })
+	}
+	one := func(t *testing.T, name string) manager.DiagResult {
+		t.Helper()
+		res, _ := diagnose(t, op, wire.DiagRequest{Machines: []string{name}})
+		return res[name]
+	}
+	refused := func(reason state.Reason) func(store.ChannelState) bool {
+		return func(s store.ChannelState) bool { return s.State == state.NotAuthenticated && s.Reason == reason }
+	}
+	// add registers a racked BMC under a new name, as an operator would.
+	add := func(t *testing.T, name, bmc, user, password string) {
+		t.Helper()
+		b, _ := f.BMC(bmc)
+		a := b.Addr()
+		if _, err := adm.AddMachine(ctx(t), manager.MachineInput{Name: name, Account: &manager.AccountInput{
+			Protocol: "ipmi", Address: a.Addr().String(), Port: int(a.Port()), User: &user, Password: &password}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	confidence := func(t *testing.T, r manager.DiagResult, c diag.Confidence) {
+		t.Helper()
+		if r.Diagnosis.Confidence != c {
+			t.Errorf("%s: confidence %s, want %s", r.Machine, r.Diagnosis.Confidence, c)
+		}
+	}
+
+	// The subtests share the fleet but not its machines; each is short, so
+	// they run in turn.
+	t.Run("PasswordNeverWorked", func(t *testing.T) {
+		add(t, "rack-04", "bmc-00004", sim.AdminUser, "not-the-bmc-password")
+		waitState(t, op, "rack-04", refused(state.ReasonWrongPassword))
+		r := one(t, "rack-04")
+		want(t, r, diag.CausePasswordNeverWorked, "refuses the password of user admin, and this account never logged in",
+			"it has never logged in", "set the account's password to the BMC's")
+		confidence(t, r, diag.Medium)
+	})
+	t.Run("UserNameWrongNeverWorked", func(t *testing.T) {
+		// The vendor's usual name typed for a BMC whose user is admin.
+		add(t, "rack-05", "bmc-00005", "ADMIN", f.Password())
+		waitState(t, op, "rack-05", refused(state.ReasonUnknownUser))
+		r := one(t, "rack-05")
+		want(t, r, diag.CauseUserNameWrong, "does not know user ADMIN, and this account never logged in",
+			"it has never logged in", "or create user ADMIN on the BMC")
+		confidence(t, r, diag.Medium)
+	})
+	t.Run("UserNameWrongAfterEdit", func(t *testing.T) {
+		mv, err := op.Machine(ctx(t), "bmc-00001")
+		if err != nil || len(mv.Channels) == 0 {
+			t.Fatalf("bmc-00001: %v", err)
+		}
+		user := "admn"
+		if _, err := op.UpdateAccount(ctx(t), mv.Channels[0].Account.ID, manager.AccountInput{User: &user}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, op, "bmc-00001", refused(state.ReasonUnknownUser))
+		r := one(t, "bmc-00001")
+		want(t, r, diag.CauseUserNameWrong, "does not know user admn, set in the account at", "it last logged in at",
+			"the account's credentials were edited at", "correct the user name")
+		confidence(t, r, diag.High)
+	})
+	t.Run("CredentialsAfterReplacement", func(t *testing.T) {
+		// The board is swapped and the new BMC came with other credentials:
+		// the address answers with a GUID nobody owns and refuses the
+		// password, which cannot be told from a stranger at the address
+		// until the swap is confirmed.
+		f.SetFaults("bmc-00002", sim.Faults{GUIDReplaced: true, WrongPassword: true})
+		waitState(t, op, "bmc-00002", func(s store.ChannelState) bool { return s.State == state.Invalid })
+		want(t, one(t, "bmc-00002"), diag.CauseUnknownBMC, "refuses this machine's credentials")
+		// The operator adopts the new GUID from the asset sheet.
+		b, _ := f.BMC("bmc-00002")
+		if _, err := adm.Adopt(ctx(t), "bmc-00002", b.GUID().String()); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, op, "bmc-00002", refused(state.ReasonWrongPassword))
+		r := one(t, "bmc-00002")
+		want(t, r, diag.CauseReplacedCredentials, "since the hardware was changed (the System GUID was adopted at",
+			"the BMC has other credentials", "set user admin's password on the new BMC")
+		confidence(t, r, diag.High)
+	})
+	t.Run("AuthRejected", func(t *testing.T) {
+		f.SetFaults("bmc-00003", sim.Faults{BMCKey: true})
+		waitState(t, op, "bmc-00003", refused(state.ReasonAuthRejected))
+		r := one(t, "bmc-00003")
+		want(t, r, diag.CauseAuthRejected, "refused the login of user admin without saying why", "it last logged in at",
+			"check user admin on the BMC")
+		confidence(t, r, diag.Low)
+	})
+	t.Cleanup(func() { t.Logf("%s", time.Since(began).Round(time.Millisecond)) })
+}
+
+// degradedTree are the Degraded tree's causes.
+var degradedTree = map[diag.Cause]bool{diag.CauseEnclosureWide: true, diag.CauseSubnetWide: true, diag.CauseFirmwareWide: true,
+	diag.CauseCompetingPollers: true, diag.CauseBMCOverloaded: true, diag.CauseOccasionalRetry: true}
+
+// diagnoseDegraded diagnoses lossy BMCs, all at once, until each went
+// down the Degraded tree (bounded): its fresh check, or the monitor's last
+// one, needed retries; otherwise the check was clean (or, rarely,
+// stalled), and it is diagnosed again.
+func diagnoseDegraded(t *testing.T, c *client.Client, names ...string) map[string]manager.DiagResult {
+	t.Helper()
+	out := map[string]manager.DiagResult{}
+	pending := slices.Clone(names)
+	for i := 1; len(pending) > 0; i++ {
+		res, _ := diagnose(t, c, wire.DiagRequest{Machines: pending})
+		var again []string
+		for _, n := range pending {
+			out[n] = res[n]
+			if !degradedTree[res[n].Diagnosis.Cause] && i < 12 {
+				again = append(again, n)
+			}
+		}
+		if len(again) < len(pending) {
+			t.Logf("%d diagnoses: %d of %v Degraded", i, len(names)-len(again), names)
+		}
+		pending = again
+	}
+	return out
+}
+
+// degradedConfig checks every second (a lossy BMC's retries show quickly)
+// with a silence limit above the handshake's 1 s retransmission, so a
+// lossy BMC is Degraded rather than stalled.
+func degradedConfig(c *server.Config) {
+	c.Schedule = state.Schedule{Interval: time.Second, Jitter: 0.1, Confirm: 500 * time.Millisecond, MaxBackoff: 2 * time.Second, AuthRetry: 10 * time.Minute}
+	c.Timeout = 2500 * time.Millisecond
+}
+
+// poller is another console polling a BMC: its own engine bound to
+// source, logged in as user, reading the chassis status every 100 ms until
+// the test ends. It returns the number of polls answered so far.
+func poller(t *testing.T, addr netip.AddrPort, source, user, password string) func() int64 {
+	t.Helper()
+	eng, err := ipmi.New(ipmi.Config{Sockets: 1, Source: netip.MustParseAddr(source)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := eng.Open(ctx(t), addr, ipmi.Credentials{User: user, Password: []byte(password), Privilege: ipmi.PrivilegeOperator})
+	if err != nil {
+		eng.Close()
+		t.Fatalf("poller at %s: %v", source, err)
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var polls atomic.Int64
+	go func() {
+		defer close(done)
+		for pctx.Err() == nil {
+			cctx, stop := context.WithTimeout(pctx, 2*time.Second)
+			if _, err := s.ChassisStatus(cctx); err == nil {
+				polls.Add(1)
+			}
+			stop()
+			select {
+			case <-pctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		s.Close(context.Background())
+		eng.Close()
+	})
+	return polls.Load
+}
+
+// TestDiagnosisDegradedAlone: a Degraded BMC whose neighbours are fine (one
+// firmware, one subnet, no enclosure), with the server's own rate and
+// fleet sources. One is polled by another console at the same time — a
+// second manager on 127.0.0.2 logged in as operator (competing_pollers);
+// the other only loses a few packets (occasional_retries: the monitor's
+// figures stay below the overload thresholds). The loss stands in for the
+// slowness of an overloaded BMC: the simulator answers as fast with two
+// pollers as with one.
+func TestDiagnosisDegradedAlone(t *testing.T) {
+	t.Parallel()
+	began := time.Now()
+	e := apitest.Start(t, apitest.Options{Subnet: 89,
+		Fleet: sim.Config{Count: 6, Seed: 43, Accounts: sim.Accounts{Operator: true},
+			Vendors: []sim.Vendor{{Name: "dell", ManufacturerID: 674, ProductID: 0x0100, Firmware: "4.40"}}},
+		Configure: degradedConfig})
+	e.ImportFleet(t)
+	op := e.Client(t, store.RoleOperator)
+	f := e.Fleet
+	for _, n := range []string{"bmc-00001", "bmc-00002", "bmc-00003", "bmc-00004", "bmc-00005", "bmc-00006"} {
+		waitState(t, op, n, func(s store.ChannelState) bool { return s.State == state.Connectable })
+	}
+
+	// Both are diagnosed in the same runs (they share no group that could
+	// be blamed: one of the five peers of each is degraded).
+	b, _ := f.BMC("bmc-00002")
+	polls := poller(t, b.Addr(), "127.0.0.2", sim.OperatorUser, f.Password())
+	f.SetFaults("bmc-00002", sim.Faults{Lossy: 0.15})
+	f.SetFaults("bmc-00004", sim.Faults{Lossy: 0.15})
+	res := diagnoseDegraded(t, op, "bmc-00002", "bmc-00004")
+
+	t.Run("CompetingPollers", func(t *testing.T) {
+		r := res["bmc-00002"]
+		want(t, r, diag.CauseCompetingPollers, "other consoles are logged in to the BMC at the same time",
+			"held by another console: user operator, operator privilege, from 127.0.0.2:",
+			"find the tools at 127.0.0.2", "poll less often", "the monitor's checks over the last")
+		if !slices.Equal(r.Steps, []diag.Need{diag.NeedRates, diag.NeedFleet, diag.NeedSessions}) {
+			t.Errorf("steps %v", r.Steps)
+		}
+		if polls() == 0 {
+			t.Errorf("the other console never polled")
+		}
+	})
+	t.Run("OccasionalRetries", func(t *testing.T) {
+		want(t, res["bmc-00004"], diag.CauseOccasionalRetry, "the BMC answers, with occasional retries", "nothing urgent",
+			"the monitor's checks over the last", "competing pollers: no other session is open on the BMC",
+			"the subnet ", "the firmware Dell 4.40 as a whole")
+	})
+	t.Cleanup(func() { t.Logf("%s", time.Since(began).Round(time.Millisecond)) })
+}
+
+// TestDiagnosisDegradedSubnet: most BMCs of one /24 lose packets (the
+// switch serving it), two stay clean: a lossy rack server's diagnosis
+// blames the subnet, with the monitor's figures through the event
+// detectors. (The test fleet is one /24 — apitest lays the BMCs out from
+// 127.S.N.1, or on 127.0.0.1's ports without root.)
+func TestDiagnosisDegradedSubnet(t *testing.T) {
+	t.Parallel()
+	began := time.Now()
+	e := apitest.Start(t, apitest.Options{Subnet: 88, Fleet: sim.Config{Count: 6, Seed: 47},
+		Configure: func(c *server.Config) {
+			degradedConfig(c)
+			// A short flood window: a lossy BMC floods at its first lost
+			// request and stays flooding.
+			c.Events.Flood = events.FloodConfig{Window: 10 * time.Second, Threshold: 6}
+		}})
+	e.ImportFleet(t)
+	op := e.Client(t, store.RoleOperator)
+	f := e.Fleet
+	lossy := []string{"bmc-00001", "bmc-00002", "bmc-00003", "bmc-00004"}
+	for _, n := range lossy {
+		waitState(t, op, n, func(s store.ChannelState) bool { return s.State == state.Connectable })
+	}
+	for _, n := range lossy {
+		f.SetFaults(n, sim.Faults{Lossy: 0.2})
+	}
+	target, _ := f.BMC("bmc-00001")
+	subnet := events.SubnetOf(target.Addr().String())
+	mv, err := op.Machine(ctx(t), "bmc-00001")
+	if err != nil || len(mv.Channels) == 0 {
+		t.Fatalf("bmc-00001: %v", err)
+	}
+	// Bounded wait: the detectors see the three other lossy BMCs degraded,
+	// flooding or not responding.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ss, err := e.Server.Events.Spread(ctx(t), mv.Channels[0].Account.ID)
+		if i := slices.IndexFunc(ss, func(s diag.Spread) bool { return s.Dimension == "subnet" }); i >= 0 && ss[i].Affected >= 3 {
+			if ss[i].Value != subnet || ss[i].Peers != 5 {
+				t.Fatalf("spread %+v, want subnet %s of 5 peers", ss[i], subnet)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the subnet spread never reached 3 affected: %+v %v", ss, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r := diagnoseDegraded(t, op, "bmc-00001")["bmc-00001"]
+	want(t, r, diag.CauseSubnetWide, "the whole subnet "+subnet+" is degraded",
+		fmt.Sprintf("of the 5 other machines in subnet %s are degraded or not responding too", subnet),
+		"the monitor's checks over the last 10s", "the management network serving that subnet")
+	if !slices.Equal(r.Steps, []diag.Need{diag.NeedRates, diag.NeedFleet}) {
+		t.Errorf("steps %v", r.Steps)
+	}
 	t.Cleanup(func() { t.Logf("%s", time.Since(began).Round(time.Millisecond)) })
 }

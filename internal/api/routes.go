@@ -85,6 +85,10 @@ func (a *API) routes() []route {
 		{"GET", "/api/v1/security", viewer, a.securityReports},
 		{"POST", "/api/v1/audit/security", operator, a.auditSecurity},
 
+		{"GET", "/api/v1/agents", viewer, a.listAgents},
+		{"POST", "/api/v1/agents/tokens", admin, a.createJoinToken},
+		{"POST", "/api/v1/agents/{id}/revoke", admin, a.revokeAgent},
+
 		{"GET", "/api/v1/tokens", admin, a.listTokens},
 		{"POST", "/api/v1/tokens", admin, a.createToken},
 		{"DELETE", "/api/v1/tokens/{name}", admin, a.revokeToken},

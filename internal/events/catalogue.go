@@ -40,6 +40,7 @@ const (
 	// Power operations.
 	PowerFailed  = "power.failed"
 	PowerRefused = "power.refused"
+	PowerDone    = "power.done"
 )
 
 // Kind describes one code.
@@ -88,6 +89,8 @@ var catalogue = []Kind{
 		"a power or identify operation was attempted and failed", 10 * time.Minute, false},
 	{PowerRefused, store.SeverityInfo,
 		"a power operation was refused because the OOB channel is not Connectable", 10 * time.Minute, false},
+	{PowerDone, store.SeverityInfo,
+		"a power or identify operation succeeded (the console's machine page follows it live)", 0, false},
 }
 
 var byCode = func() map[string]Kind {

@@ -471,20 +471,27 @@ func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Audited turns the manager's audit entries of power operations that did
-// not succeed into power.failed / power.refused events (the
-// manager.Manager.OnAudit hook). It never blocks.
+// Audited turns the manager's audit entries of power operations into
+// events (the manager.Manager.OnAudit hook): power.failed / power.refused,
+// and power.done (info) for a change that succeeded, so live views follow
+// it; status reads raise nothing. It never blocks.
 func (r *Recorder) Audited(a store.AuditEntry) {
-	if !strings.HasPrefix(a.Action, "power.") || a.Result == "ok" {
+	if !strings.HasPrefix(a.Action, "power.") || a.Action == "power.status" {
 		return
 	}
 	code := PowerFailed
-	if a.Result == "refused" {
+	switch a.Result {
+	case "ok":
+		code = PowerDone
+	case "refused":
 		code = PowerRefused
 	}
 	msg := a.Target + ": " + a.Action + " " + a.Result
 	if a.Error != "" {
 		msg += ": " + a.Error
+	}
+	if a.Detail != "" {
+		msg += " (" + a.Detail + ")"
 	}
 	data, _ := json.Marshal(map[string]any{"action": a.Action, "actor": a.Actor, "result": a.Result})
 	r.enqueue(store.Event{At: a.At, Code: code, Source: a.Target, Message: msg, Data: data})

@@ -325,6 +325,9 @@ func TestObserveAndEnqueue(t *testing.T) {
 	if e := want(PowerFailed); e.Source != "web-9" || !strings.Contains(e.Message, "power.off failed: timeout") {
 		t.Fatalf("power %+v", e)
 	}
+	if e := want(PowerDone); e.Source != "web-8" || e.Severity != store.SeverityInfo {
+		t.Fatalf("power.done %+v", e)
+	}
 	// Ticks age the detectors: the flood clears on the clock.
 	clk.Set(t0.Add(2 * time.Minute))
 	r.Tick()

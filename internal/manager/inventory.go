@@ -39,7 +39,7 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 		rows = append(rows, store.ImportRow{Line: im.Line,
 			Machine: store.Machine{Name: im.Name, GUID: g, Group: im.Group, Tags: im.Tags, Role: im.Role, Spare: im.Spare,
 				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == ""},
-			Account: store.Account{Protocol: im.EffectiveProtocol(), Address: im.Address, Port: im.EffectivePort(),
+			Account: store.Account{Protocol: im.EffectiveProtocol(), Address: im.Address, Port: im.Port, // 0: the protocol's default (store.DefaultPort)
 				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite},
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -43,6 +44,9 @@ type Manager struct {
 	Security *audit.Auditor
 	// Diag tunes the diagnosis (Diagnose, diag.go).
 	Diag DiagConfig
+	// Redfish is the shared transport of power operations over Redfish
+	// (New gives it a transport of its own; the server shares its one).
+	Redfish http.RoundTripper
 }
 
 // New returns a manager; the monitor must already be loaded.
@@ -50,7 +54,7 @@ func New(st store.Store, mon *monitor.Monitor, eng *ipmi.Engine, log *slog.Logge
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{Store: st, Monitor: mon, Engine: eng, Log: log, OpTimeout: 30 * time.Second}
+	return &Manager{Store: st, Monitor: mon, Engine: eng, Log: log, OpTimeout: 30 * time.Second, Redfish: probe.NewRedfishTransport()}
 }
 
 // Actor is who asks for an operation: an API token's name and role.
@@ -602,13 +606,19 @@ func (m *Manager) power(ctx context.Context, actor Actor, a power.Action, ms []s
 				}
 				m.audit(ctx, actor, action, mc.Name, detail, err)
 			}()
-			ch, err := m.channelFor(ctx, mc)
+			ch, acct, err := m.channelOf(ctx, mc)
 			if err != nil {
 				return "", err
 			}
 			octx, cancel := context.WithTimeout(ctx, m.OpTimeout)
 			defer cancel()
-			return power.Do(octx, ch, a)
+			p, err = power.Do(octx, ch, a)
+			if err == nil && m.Monitor != nil {
+				// Before the audit entry (and its power.done event), so
+				// whoever reacts to the event reads the new power.
+				m.Monitor.NotePower(acct, p)
+			}
+			return p, err
 		}}
 	}
 	return power.Run(ctx, a, items, s, progress)
@@ -616,12 +626,18 @@ func (m *Manager) power(ctx context.Context, actor Actor, a power.Action, ms []s
 
 // channelFor picks the machine's usable OOB channel, or refuses.
 func (m *Manager) channelFor(ctx context.Context, mc store.Machine) (power.Channel, error) {
+	ch, _, err := m.channelOf(ctx, mc)
+	return ch, err
+}
+
+// channelOf is channelFor with the ID of the channel's account.
+func (m *Manager) channelOf(ctx context.Context, mc store.Machine) (power.Channel, int64, error) {
 	accts, err := m.Store.AccountsOf(ctx, mc.ID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(accts) == 0 {
-		return nil, &power.RefusedError{Machine: mc.Name, Detail: "the machine has no OOB account; add one (lightsout accounts add)"}
+		return nil, 0, &power.RefusedError{Machine: mc.Name, Detail: "the machine has no OOB account; add one (lightsout accounts add)"}
 	}
 	var refusal error
 	for _, a := range accts {
@@ -636,15 +652,22 @@ func (m *Manager) channelFor(ctx context.Context, mc store.Machine) (power.Chann
 		case inventory.ProtocolIPMI:
 			addr, err := probe.Resolve(ctx, a.Address, a.Port)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			return power.IPMI{Engine: m.Engine, Addr: netip.AddrPortFrom(addr.Addr(), addr.Port()), Creds: ipmi.Credentials{
-				User: a.User, Password: a.Password, Privilege: privilege(a.Privilege), Suites: suites(a.CipherSuite)}}, nil
+				User: a.User, Password: a.Password, Privilege: privilege(a.Privilege), Suites: suites(a.CipherSuite)}}, a.ID, nil
+		case inventory.ProtocolRedfish:
+			addr, err := probe.Resolve(ctx, a.Address, a.Port)
+			if err != nil {
+				return nil, 0, err
+			}
+			return power.Redfish{Transport: m.Redfish, Addr: netip.AddrPortFrom(addr.Addr(), addr.Port()),
+				User: a.User, Password: a.Password}, a.ID, nil
 		default:
 			refusal = &power.RefusedError{Machine: mc.Name, Detail: fmt.Sprintf("power over %s is not supported yet", a.Protocol)}
 		}
 	}
-	return nil, refusal
+	return nil, 0, refusal
 }
 
 func privilege(s string) ipmi.Privilege {

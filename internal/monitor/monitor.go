@@ -526,6 +526,22 @@ func (m *Monitor) Get(accountID int64) (store.ChannelState, bool) {
 	return m.current(c), true
 }
 
+// NotePower records a power state read outside the monitor (the manager's
+// power operations read it back), so the channel's power is current before
+// the next check; the next check saves it. Unknown channels and "" are
+// ignored.
+func (m *Monitor) NotePower(accountID int64, p string) {
+	if p == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.chans[accountID]; ok && c.known.power != p {
+		c.known.power = p
+		c.dirty = true
+	}
+}
+
 // check runs one probe of c and records the outcome. c.running is done.
 func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now bool) {
 	defer close(done)
@@ -557,6 +573,23 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	}
 	m.met.checks.WithLabelValues(string(obs.State)).Inc()
 	m.met.latency.Observe(obs.ElapsedMS / 1000)
+	// An account edited while the check was in flight: the observation
+	// was made with the old user, password or address and says nothing
+	// about the account as it is now. Drop it and check again at once.
+	m.mu.Lock()
+	stale := !c.acct.CredentialsChangedAt.Equal(a.CredentialsChangedAt) || c.acct.User != a.User ||
+		c.acct.Address != a.Address || c.acct.Port != a.Port
+	if stale {
+		c.running = nil
+		if m.chans[c.acct.ID] == c {
+			c.due = m.at(time.Now())
+			m.reschedule(c)
+		}
+	}
+	m.mu.Unlock()
+	if stale {
+		return
+	}
 	m.record(ctx, c, obs, t.Light)
 }
 

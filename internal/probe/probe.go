@@ -96,6 +96,9 @@ type Evidence struct {
 	Requests    uint32 `json:"requests,omitempty"`
 	Retransmits uint32 `json:"retransmits,omitempty"`
 	Timeouts    uint32 `json:"timeouts,omitempty"`
+
+	// Redfish is what a Redfish check saw (nil for IPMI).
+	Redfish *RedfishEvidence `json:"redfish,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,11 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/monitor"
+	"github.com/lightsout/lightsout/internal/pki"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
@@ -64,6 +68,12 @@ type Config struct {
 	// value) schedules none, on-demand audits still run. Logger, Timeout
 	// and Emit default to the server's.
 	Audit audit.Config
+	// AgentListen is the agent listener's address (mutual TLS, separate
+	// from the API); empty: no listener (join tokens can still be made).
+	AgentListen string
+	// Agents configures the agent hub (heartbeat interval, misses, clock
+	// skew, version); Store, CA and Logger are the server's.
+	Agents agent.HubConfig
 }
 
 // Server is a running management server.
@@ -82,6 +92,15 @@ type Server struct {
 	Events *events.Recorder
 	// Audit runs the BMC security audit (scheduled and on demand).
 	Audit *audit.Auditor
+	// CA is the agent channel's certificate authority (DataDir/agent-ca.*).
+	CA *pki.CA
+	// Agents tracks the host agents; AgentAddr is its listener's address
+	// (nil without Config.AgentListen).
+	Agents    *agent.Hub
+	AgentAddr net.Addr
+	// Redfish is the one HTTP transport of every Redfish check and
+	// operation (one connection per BMC at most).
+	Redfish *http.Transport
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -114,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Config: cfg, Store: st, done: make(chan struct{})}
+	s := &Server{Config: cfg, Store: st, done: make(chan struct{}), Redfish: probe.NewRedfishTransport()}
 	fail := func(err error) (*Server, error) {
 		s.closeParts()
 		return nil, err
@@ -137,13 +156,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Monitor = monitor.New(st, monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
-		Probers: map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine)}, Logger: cfg.Logger,
+		Probers: map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine), "redfish": probe.Redfish(s.Redfish, st)}, Logger: cfg.Logger,
 		OnChange: cfg.OnChange, OnObservation: onObs, Events: s.Events.MonitorEvent,
 	})
 	if err := s.Monitor.Load(ctx); err != nil {
 		return fail(err)
 	}
 	s.Manager = manager.New(st, s.Monitor, s.Engine, cfg.Logger)
+	s.Manager.Redfish = s.Redfish
 	s.Manager.Diag.Schedule, s.Manager.Diag.Timeout = cfg.Schedule, cfg.Timeout
 	// The Degraded tree's rates and fleet comparison come from the event
 	// detectors, which see every check the monitor makes; for a channel
@@ -182,6 +202,30 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.AdminTokenFile = f
 	}
 
+	if s.CA, err = pki.LoadOrCreateCA(cfg.DataDir); err != nil {
+		return fail(err)
+	}
+	hcfg := cfg.Agents
+	hcfg.Store, hcfg.CA = st, s.CA
+	if hcfg.Logger == nil {
+		hcfg.Logger = cfg.Logger
+	}
+	if s.Agents, err = agent.NewHub(ctx, hcfg); err != nil {
+		return fail(err)
+	}
+	if cfg.AgentListen != "" {
+		ln, err := net.Listen("tcp", cfg.AgentListen)
+		if err != nil {
+			return fail(fmt.Errorf("agent listener %s: %w", cfg.AgentListen, err))
+		}
+		s.AgentAddr = ln.Addr()
+		go func() {
+			if err := s.Agents.Serve(ln); err != nil {
+				cfg.Logger.Error("agent listener", "err", err)
+			}
+		}()
+	}
+
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.Events.Start(mctx)
@@ -210,6 +254,9 @@ func (s *Server) Close() error {
 
 func (s *Server) closeParts() error {
 	var errs []error
+	if s.Agents != nil {
+		errs = append(errs, s.Agents.Close())
+	}
 	if s.Engine != nil {
 		errs = append(errs, s.Engine.Close())
 	}

@@ -91,6 +91,8 @@ type BMC struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 	rngN  uint64
+
+	rf *rfService // Redfish service (nil unless Config.Redfish)
 }
 
 // core is one run of the BMC firmware: go-ipmi state, server and transport.
@@ -158,7 +160,7 @@ type Counters struct {
 	// MaxInFlight is the most requests ever waiting for an answer at the
 	// same time (a request nobody answers retires after 2s).
 	MaxInFlight int64 `json:"max_in_flight"`
-	// Restarts counts BMC restarts (GUID changes).
+	// Restarts counts BMC restarts (GUID changes, a BMC key dropped).
 	Restarts uint64 `json:"restarts"`
 }
 
@@ -283,6 +285,9 @@ func (b *BMC) startCore(sock *net.UDPConn) {
 		b.sessionEnded(true, id)
 	})
 	b.installUsers(m)
+	if b.faultSet().BMCKey {
+		bmc.WithKG(b.bmcKey())(m)
+	}
 	co.conn = newUDPConn(b, sock)
 	co.conn.c = co
 	co.srv = server.NewServer(m, co.conn,
@@ -373,6 +378,18 @@ func (b *BMC) adminPassword(f *Faults) []byte {
 	return []byte(pw)
 }
 
+// bmcKey is the BMC key (K_G) the bmc_key fault sets: 20 bytes nobody
+// was told, fixed by the fleet seed and the BMC.
+func (b *BMC) bmcKey() []byte {
+	k := make([]byte, 20)
+	for i := 0; i < len(k); i += 8 {
+		var w [8]byte
+		binary.BigEndian.PutUint64(w[:], mix(b.f.seed, uint64(b.index), saltBMCKey+uint64(i)))
+		copy(k[i:], w[:])
+	}
+	return k
+}
+
 // SetFaults replaces the BMC's faults (see [Fleet.SetFaults]).
 func (b *BMC) SetFaults(f Faults) error { return b.setFaults(f) }
 
@@ -405,7 +422,11 @@ func (b *BMC) setFaults(nf Faults) error {
 		} else {
 			b.curGUID = b.origGUID
 		}
-		// A motherboard swap reboots the BMC: new identity, sessions lost.
+	}
+	// A motherboard swap reboots the BMC: new identity, sessions lost. So
+	// does dropping the BMC key, which go-ipmi sets only at start.
+	restarted := nf.GUIDReplaced != old.GUIDReplaced || old.BMCKey && !nf.BMCKey
+	if restarted {
 		if err := b.restart(); err != nil {
 			errs = append(errs, err)
 		}
@@ -422,9 +443,15 @@ func (b *BMC) setFaults(nf Faults) error {
 			})
 		}
 	}
-	if (nf.security() != old.security() || nf.CipherSuites != old.CipherSuites) && b.core != nil && !(nf.GUIDReplaced != old.GUIDReplaced) {
+	if (nf.security() != old.security() || nf.CipherSuites != old.CipherSuites) && b.core != nil && !restarted {
 		b.applySecurity(b.core.bmc, &nf)
 		applySuites(b.core.bmc, &nf)
+	}
+	if nf.BMCKey && !old.BMCKey && b.core != nil && !restarted {
+		bmc.WithKG(b.bmcKey())(b.core.bmc)
+	}
+	if b.rf != nil {
+		b.rf.faultsChanged(old, nf)
 	}
 	if nf.PortClosed != old.PortClosed && b.core != nil {
 		if nf.PortClosed {

@@ -353,7 +353,7 @@ func rateField(raw map[string]json.RawMessage, name string, dst *float64) error 
 func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	var f Faults
 	if err := onlyFields(raw, "silent", "port_closed", "wrong_password", "user_removed", "guid_replaced",
-		"slots_full", "insecure", "locked", "em_link", "cipher_suites", "cipher0", "anonymous", "weak_auth", "default_password",
+		"slots_full", "insecure", "locked", "em_link", "bmc_key", "cipher_suites", "cipher0", "anonymous", "weak_auth", "default_password",
 		"slow", "lossy", "timeout_rate", "malformed"); err != nil {
 		return f, err
 	}
@@ -363,7 +363,7 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	}{
 		{"silent", &f.Silent}, {"port_closed", &f.PortClosed}, {"wrong_password", &f.WrongPassword},
 		{"user_removed", &f.UserRemoved}, {"guid_replaced", &f.GUIDReplaced}, {"slots_full", &f.SlotsFull},
-		{"locked", &f.Locked}, {"em_link", &f.EMLink},
+		{"locked", &f.Locked}, {"em_link", &f.EMLink}, {"bmc_key", &f.BMCKey},
 		{"insecure", &f.Insecure}, {"cipher0", &f.Cipher0}, {"anonymous", &f.Anonymous},
 		{"weak_auth", &f.WeakAuth}, {"default_password", &f.DefaultPassword},
 	}

@@ -45,6 +45,16 @@ type Faults struct {
 	// reaches it from the network, and the enclosure manager reports it as
 	// not answering.
 	EMLink bool `json:"em_link,omitempty" yaml:"em_link,omitempty"`
+	// BMCKey sets a BMC key (K_G, the second key of an IPMI 2.0 "two-key"
+	// login) that nobody was told, as "ipmitool channel setkg" does on a
+	// real BMC: RAKP 2 and 3 still verify with the user's password, but
+	// the session keys derive from K_G, so a console without it finds the
+	// integrity check value of RAKP 4 wrong and cannot use the session
+	// (ipmitool: "RAKP 4 message has invalid integrity check value"). Get
+	// Channel Authentication Capabilities reports K_G set. Clearing it
+	// restarts the BMC's IPMI service (go-ipmi cannot drop a key at run
+	// time): open sessions are lost.
+	BMCKey bool `json:"bmc_key,omitempty" yaml:"bmc_key,omitempty"`
 	// CipherSuites, when set, replaces the RMCP+ cipher suites the BMC
 	// offers (default 3 and 17), as a firmware update or a hardening
 	// policy does. Under Insecure, 0, 1 and 2 are offered besides.
@@ -72,6 +82,13 @@ type Faults struct {
 	// DefaultPassword adds an ADMINISTRATOR account with the vendor's
 	// factory default user name and password ([DefaultCredential]).
 	DefaultPassword bool `json:"default_password,omitempty" yaml:"default_password,omitempty"`
+	// CertReplaced makes the BMC's Redfish service present a different
+	// self-signed certificate (a BMC replaced, reset to factory, or a
+	// man in the middle). Redfish only.
+	CertReplaced bool `json:"cert_replaced,omitempty" yaml:"cert_replaced,omitempty"`
+	// Busy503 makes the BMC's Redfish service answer every request with
+	// HTTP 503 Service Unavailable (out of sessions or busy). Redfish only.
+	Busy503 bool `json:"busy_503,omitempty" yaml:"busy_503,omitempty"`
 	// Slow delays every reply by this much (at most 60s).
 	Slow Duration `json:"slow,omitempty" yaml:"slow,omitempty"`
 	// Lossy drops this fraction (0..1) of incoming datagrams.
@@ -105,6 +122,7 @@ func (f Faults) Names() []string {
 	add(f.GUIDReplaced, "guid_replaced")
 	add(f.Locked, "locked")
 	add(f.EMLink, "em_link")
+	add(f.BMCKey, "bmc_key")
 	if f.CipherSuites != 0 {
 		out = append(out, "cipher_suites="+f.CipherSuites.String())
 	}
@@ -114,6 +132,8 @@ func (f Faults) Names() []string {
 	add(f.Anonymous, "anonymous")
 	add(f.WeakAuth, "weak_auth")
 	add(f.DefaultPassword, "default_password")
+	add(f.CertReplaced, "cert_replaced")
+	add(f.Busy503, "busy_503")
 	if f.Slow > 0 {
 		out = append(out, "slow="+time.Duration(f.Slow).String())
 	}

@@ -85,6 +85,14 @@ type Config struct {
 	Faults map[string]Faults `json:"faults,omitempty" yaml:"faults,omitempty"`
 	// Swaps lists pairs of BMCs that start with their addresses swapped.
 	Swaps [][]string `json:"swaps,omitempty" yaml:"swaps,omitempty"`
+	// Redfish makes every server BMC (not the enclosure managers) also
+	// serve Redfish over HTTPS on its registered address: TCP 443 with one
+	// address per BMC, else the TCP port of the same number as its IPMI
+	// UDP port (or RedfishBasePort + index). See docs/redfish.md.
+	Redfish bool `json:"redfish,omitempty" yaml:"redfish,omitempty"`
+	// RedfishBasePort, with Redfish, puts the Redfish services on
+	// consecutive TCP ports from it instead.
+	RedfishBasePort int `json:"redfish_base_port,omitempty" yaml:"redfish_base_port,omitempty"`
 }
 
 // Fleet is a running set of simulated BMCs and enclosure managers in one
@@ -109,6 +117,8 @@ type Fleet struct {
 
 	swapMu sync.Mutex
 	closed atomic.Bool
+
+	redfish bool
 }
 
 // Enclosure is a chassis of blades behind an enclosure manager.
@@ -224,6 +234,22 @@ func New(cfg Config) (*Fleet, error) {
 		b.mu.Lock()
 		b.startCore(sock)
 		b.mu.Unlock()
+	}
+	if cfg.Redfish {
+		f.redfish = true
+		for i, b := range f.servers {
+			port := 443
+			switch {
+			case cfg.RedfishBasePort > 0:
+				port = cfg.RedfishBasePort + i
+			case !plan.perAddr:
+				port = int(b.home.Port())
+			}
+			if err := b.startRedfish(netip.AddrPortFrom(b.home.Addr(), uint16(port))); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: redfish: %w", b.name, err)
+			}
+		}
 	}
 	return f, nil
 }
@@ -471,6 +497,9 @@ func (f *Fleet) Close() error {
 		b.mu.Lock()
 		b.stopCore()
 		b.mu.Unlock()
+		if b.rf != nil {
+			b.rf.close()
+		}
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ const (
 	saltSensors      = 0x7365_6e73 << 32
 	saltSEL          = 0x7365_6c00 << 32
 	saltPassword     = 0x7061_7373 << 32
+	saltBMCKey       = 0x6b67_6b65 << 32
 )
 
 // mix is a SplitMix64-style hash of (seed, index, salt): the fleet's

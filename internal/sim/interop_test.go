@@ -11,6 +11,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -314,6 +315,27 @@ func TestInteropFaults(t *testing.T) {
 		clear(b.Name())
 		out, _, _ = quick(b, pw, "mc", "guid")
 		guidIn(t, "ipmitool mc guid", out, ipmitoolGUID, b.RegisteredGUID())
+	})
+	t.Run("bmc_key", func(t *testing.T) {
+		b := bmcs[5]
+		before := b.Counters().Restarts
+		set(b.Name(), Faults{BMCKey: true})
+		// Without the key the password still verifies (RAKP 2), the
+		// session keys do not (RAKP 4); with it (-y, hex) the login works.
+		out, _, err := quick(b, pw, "-v", "chassis", "power", "status")
+		if err == nil || !strings.Contains(strings.ToLower(out), "rakp 4") {
+			t.Errorf("bmc_key without the key: %v\n%s", err, out)
+		}
+		if out, _, err := quick(b, pw, "-y", hex.EncodeToString(b.bmcKey()), "chassis", "power", "status"); err != nil {
+			t.Errorf("bmc_key with the key: %v\n%s", err, out)
+		}
+		if b.Counters().Restarts != before {
+			t.Errorf("setting a BMC key restarted the BMC")
+		}
+		clear(b.Name())
+		if out, _, err := quick(b, pw, "chassis", "power", "status"); err != nil {
+			t.Errorf("after clear: %v\n%s", err, out)
+		}
 	})
 	t.Run("slots_full", func(t *testing.T) {
 		b := bmcs[5]

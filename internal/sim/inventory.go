@@ -35,13 +35,18 @@ func (f *Fleet) Inventory(passwordFile string) *inventory.Inventory {
 		})
 	}
 	for _, b := range f.servers {
+		// With Redfish, the machines' accounts are Redfish ones.
+		port, proto := int(b.home.Port()), inventory.ProtocolIPMI
+		if b.rf != nil {
+			port, proto = int(b.rf.addr.Port()), inventory.ProtocolRedfish
+		}
 		inv.Machines = append(inv.Machines, inventory.Machine{
 			Name:         b.name,
 			GUID:         b.origGUID.String(),
 			Address:      b.home.Addr().String(),
-			Port:         int(b.home.Port()),
+			Port:         port,
 			User:         AdminUser,
-			Protocol:     inventory.ProtocolIPMI,
+			Protocol:     proto,
 			PasswordFile: passwordFile,
 			Enclosure:    b.Enclosure(),
 			Slot:         b.slot,

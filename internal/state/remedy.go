@@ -25,6 +25,9 @@ func Remedy(s OOB, r Reason) string {
 		}
 		return "the BMC refused the account: check the user name, password and privilege on the BMC and in the account; an account locked after repeated failures unlocks on the BMC"
 	case Invalid:
+		if r == ReasonCertChanged {
+			return "the BMC presents another TLS certificate than the pinned one (BMC replaced or reset, certificate regenerated, or interception): verify it at the BMC, then have an admin accept the new certificate; no credentials are sent meanwhile"
+		}
 		return "another BMC answers at this address (System GUID differs): look for swapped or reused IP addresses; if the motherboard was replaced, adopt the new GUID (lightsout adopt NAME, admin)"
 	case NotResponding:
 		switch r {
@@ -34,6 +37,8 @@ func Remedy(s OOB, r Reason) string {
 			return "no route to the BMC's address: check the address in the account and the management network's routing"
 		case ReasonStalled, ReasonProtocol:
 			return "the BMC answered, then stopped or sent unusable replies: reset the BMC (cold reset from the host or the enclosure manager) and retry"
+		case ReasonTLS:
+			return "the TLS handshake with the BMC's Redfish service failed: check its certificate and TLS settings (an expired or broken certificate, TLS below 1.2), or regenerate the certificate on the BMC"
 		case ReasonNoCipherSuite, ReasonCipher0Refused:
 			return "no acceptable cipher suite in common: enable cipher suite 17 or 3 on the BMC, or pin a suite it offers in the account"
 		}

@@ -37,6 +37,7 @@ const (
 	ReasonProtocol       Reason = "protocol_error"  // answered with nothing we can use (malformed, no IPMI 2.0)
 	ReasonNoCipherSuite  Reason = "no_cipher_suite" // no acceptable cipher suite in common
 	ReasonCipher0Refused Reason = "cipher0_refused" // only cipher suite 0 offered, and it is not allowed
+	ReasonTLS            Reason = "tls_error"       // Redfish: the TLS handshake failed
 
 	// NotAuthenticated sub-reasons.
 	ReasonWrongPassword Reason = "wrong_password"
@@ -52,6 +53,9 @@ const (
 
 	// Invalid sub-reasons.
 	ReasonGUIDMismatch Reason = "guid_mismatch"
+	// ReasonCertChanged: Redfish; the BMC presents another certificate
+	// than the one pinned on first contact.
+	ReasonCertChanged Reason = "cert_changed"
 )
 
 // Condition is an orthogonal flag on a Connectable channel.

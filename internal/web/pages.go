@@ -294,6 +294,51 @@ func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session) er
 	return nil
 }
 
+// liveChannel is one channel's state as the machine page's script updates
+// it in place.
+type liveChannel struct {
+	AccountID int64     `json:"account_id"`
+	State     state.OOB `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	Power     string    `json:"power"`
+	Since     string    `json:"since"`
+	Checked   string    `json:"checked"`
+}
+
+// machineLive serves GET /machines/{name}/live: the machine's channel
+// states as JSON, which the machine page fetches on each live event about
+// the machine (authenticated by the session cookie, like the page).
+func (c *Console) machineLive(w http.ResponseWriter, r *http.Request, _ *session) error {
+	mv, err := c.m.Machine(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Machine  string        `json:"machine"`
+		Channels []liveChannel `json:"channels"`
+	}{Machine: mv.Name, Channels: []liveChannel{}}
+	for _, ch := range mv.Channels {
+		out.Channels = append(out.Channels, liveChannel{AccountID: ch.Account.ID, State: ch.State.State,
+			Reason: string(ch.State.Reason), Power: powerOr(ch.State.Power),
+			Since: ts(ch.State.Since), Checked: ago(ch.State.CheckedAt)})
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+	return nil
+}
+
+func powerOr(p string) string {
+	if p == "" {
+		return "unknown"
+	}
+	return p
+}
+
 func (c *Console) checkNow(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx, cancel := ctxTimeout(r, 2*time.Minute)
 	defer cancel()
@@ -406,11 +451,13 @@ var SSEKeepalive = 15 * time.Second
 // eventStream serves GET /events/stream: the live events as Server-Sent
 // Events, one JSON Event per message (the API stream's format), for the
 // events page's script, authenticated by the session cookie.
+//
+// ?source=NAME keeps one source's events (the machine page's).
 func (c *Console) eventStream(w http.ResponseWriter, r *http.Request, _ *session) error {
 	if c.ev == nil {
 		return &httpError{http.StatusServiceUnavailable, "This server has no live event stream."}
 	}
-	sub := c.ev.Subscribe(store.EventFilter{}, 0)
+	sub := c.ev.Subscribe(store.EventFilter{Source: r.URL.Query().Get("source")}, 0)
 	defer sub.Close()
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -522,28 +569,34 @@ func prettyJSON(b json.RawMessage) string {
 	return buf.String()
 }
 
+// ago is how long ago t was, for people ("—" for never).
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm ago", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}
+
+// ts is t as a local timestamp ("" for never).
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
 var funcs = map[string]any{
-	"ago": func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		d := time.Since(t).Round(time.Second)
-		switch {
-		case d < time.Minute:
-			return fmt.Sprintf("%ds ago", int(d.Seconds()))
-		case d < time.Hour:
-			return fmt.Sprintf("%dm ago", int(d.Minutes()))
-		case d < 48*time.Hour:
-			return fmt.Sprintf("%dh%02dm ago", int(d.Hours()), int(d.Minutes())%60)
-		}
-		return t.Local().Format("2006-01-02 15:04")
-	},
-	"ts": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.Local().Format("2006-01-02 15:04:05")
-	},
+	"ago": ago,
+	"ts":  ts,
 	"compact": func(b json.RawMessage) string {
 		s := compactJSON(b)
 		if len(s) > 160 {
@@ -562,7 +615,8 @@ var funcs = map[string]any{
 		}
 		return enc + " / " + strconv.Itoa(slot)
 	},
-	"list": func() []string { return []string{audit.StatusInsecure, audit.StatusClean, audit.StatusNotAudited} },
+	"list":    func() []string { return []string{audit.StatusInsecure, audit.StatusClean, audit.StatusNotAudited} },
+	"powerOr": powerOr,
 	"stateOr": func(s state.OOB) string {
 		if s == "" {
 			return "none"

@@ -114,6 +114,7 @@ func New(cfg Config) *Console {
 	c.mux.Handle("GET /{$}", c.auth(store.RoleViewer, c.overview))
 	c.mux.Handle("GET /machines", c.auth(store.RoleViewer, c.machines))
 	c.mux.Handle("GET /machines/{name}", c.auth(store.RoleViewer, c.machine))
+	c.mux.Handle("GET /machines/{name}/live", c.auth(store.RoleViewer, c.machineLive))
 	c.mux.Handle("POST /machines/{name}/check", c.auth(store.RoleOperator, c.checkNow))
 	c.mux.Handle("GET /machines/{name}/power", c.auth(store.RoleOperator, c.powerConfirm))
 	c.mux.Handle("POST /machines/{name}/power", c.auth(store.RoleOperator, c.power))

@@ -223,6 +223,24 @@ func TestRolesAndPower(t *testing.T) {
 			t.Errorf("no audit entry for the console's power off: %+v", log)
 		}
 	}
+	// The machine page's live endpoint shows the power the operation read
+	// back, before the monitor's next check; the power.done event tells the
+	// page's script to fetch it.
+	if code, body := op.get("/machines/bmc-00001/live"); code != http.StatusOK ||
+		!regexp.MustCompile(`"state":"Connectable".*"power":"off"`).MatchString(body) {
+		t.Errorf("GET /machines/bmc-00001/live after power off: %d %s", code, body)
+	}
+	if code, _ := viewer.get("/machines/bmc-00001/live"); code != http.StatusOK {
+		t.Errorf("viewer GET live: %d", code)
+	}
+	if evs, err := e.Server.Store.ListEvents(context.Background(), store.EventFilter{Code: "power.done", Source: "bmc-00001"}); err != nil {
+		t.Error(err)
+	} else if len(evs) == 0 {
+		time.Sleep(500 * time.Millisecond) // the recorder stores asynchronously
+		if evs, _ = e.Server.Store.ListEvents(context.Background(), store.EventFilter{Code: "power.done", Source: "bmc-00001"}); len(evs) == 0 {
+			t.Error("no power.done event for the console's power off")
+		}
+	}
 	code, body, _ = op.do("POST", "/machines/bmc-00001/check", url.Values{"csrf": {op.csrf}})
 	if code != http.StatusOK || !strings.Contains(body, "check: Connectable") {
 		t.Fatalf("check now: %d %s", code, body)
@@ -334,7 +352,7 @@ func TestOverviewMatchesSummarize(t *testing.T) {
 			t.Errorf("%s: overview %d, Summarize %d", s, got[string(s)], sum.OOB[s])
 		}
 	}
-	if !strings.Contains(body, fmt.Sprintf("%d machines, %d OOB channels", sum.Machines, sum.Channels)) {
+	if !strings.Contains(body, fmt.Sprintf(`<span id="n-machines">%d</span> machines, <span id="n-channels">%d</span> OOB channels`, sum.Machines, sum.Channels)) {
 		t.Errorf("overview totals differ from %+v", sum)
 	}
 	if !strings.Contains(body, `href="/machines?state=NotAuthenticated"`) {

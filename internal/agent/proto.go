@@ -1,0 +1,100 @@
+// Package agent is the agent channel: the manager's side (Hub: enrollment
+// with one-time join tokens, the mutually authenticated TLS listener, the
+// per-agent Up / Down / PendingUp state) and the host's side (Run: enroll
+// once, then keep one TLS connection open and send heartbeats). The wire
+// is one TLS connection carrying JSON lines; see docs/agent.md.
+package agent
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// States of an agent (the RMC heartbeat states).
+const (
+	Up        = "Up"
+	Down      = "Down"
+	PendingUp = "PendingUp"
+)
+
+// Reasons of a PendingUp.
+const (
+	ReasonRevoked     = "certificate revoked"
+	ReasonUnknownCert = "unknown certificate"
+	ReasonNoCert      = "no client certificate"
+	ReasonExpired     = "certificate expired"
+	ReasonClockSkew   = "clock skew"
+)
+
+// Version of this build's agent and manager: an agent reporting another is
+// flagged (version skew).
+var Version = "0.5.0"
+
+// Capabilities an agent of this version reports.
+var DefaultCapabilities = []string{"heartbeat"}
+
+// msg is one JSON line, either way.
+type msg struct {
+	Type string `json:"type"` // enroll, hello, heartbeat; enrolled, welcome, ack, refused
+
+	// enroll
+	Token string `json:"token,omitempty"`
+	CSR   []byte `json:"csr,omitempty"`
+	Name  string `json:"name,omitempty"`
+
+	// hello, heartbeat (agent → manager)
+	Version      string    `json:"version,omitempty"`
+	Capabilities []string  `json:"capabilities,omitempty"`
+	Time         time.Time `json:"time,omitzero"`
+	Seq          uint64    `json:"seq,omitempty"`
+
+	// enrolled, welcome, ack, refused (manager → agent)
+	Cert     []byte `json:"cert,omitempty"`     // PEM
+	CA       []byte `json:"ca,omitempty"`       // PEM
+	ID       int64  `json:"id,omitempty"`       // node ID
+	Interval string `json:"interval,omitempty"` // heartbeat interval the manager wants
+	Reason   string `json:"reason,omitempty"`
+}
+
+// JoinTokenPrefix starts every join token.
+const JoinTokenPrefix = "lsj_"
+
+// NewJoinToken returns a token "lsj_SECRET.CAFINGERPRINT" and the hash of
+// its secret part. The fingerprint lets the agent pin the manager's CA.
+func NewJoinToken(caFingerprint string) (string, string) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	s := JoinTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return s + "." + caFingerprint, s
+}
+
+// ParseJoinToken splits a token into its secret and CA fingerprint (empty
+// when the token carries none).
+func ParseJoinToken(t string) (secretPart, fingerprint string, err error) {
+	t = strings.TrimSpace(t)
+	if !strings.HasPrefix(t, JoinTokenPrefix) {
+		return "", "", fmt.Errorf("join token: must start with %s", JoinTokenPrefix)
+	}
+	secretPart, fingerprint, _ = strings.Cut(t, ".")
+	if fingerprint != "" {
+		if err := checkFingerprint(fingerprint); err != nil {
+			return "", "", err
+		}
+	}
+	return secretPart, fingerprint, nil
+}
+
+func checkFingerprint(fp string) error {
+	b, err := hex.DecodeString(fp)
+	if err != nil || len(b) != 32 {
+		return errors.New("CA fingerprint: must be 64 hex digits (SHA-256)")
+	}
+	return nil
+}

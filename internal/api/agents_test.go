@@ -1,0 +1,73 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/api/apitest"
+	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/server"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// TestAgentsAPI: join token (admin only), an agent enrolls with it and is
+// Up in GET /api/v1/agents (viewer), revoke (admin) → PendingUp.
+func TestAgentsAPI(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) {
+		c.AgentListen = "127.0.0.1:0"
+		c.Agents.Interval = 100 * time.Millisecond
+	}})
+	for _, r := range []store.Role{store.RoleViewer, store.RoleOperator} {
+		st, body := raw(t, e, r, "POST", "/api/v1/agents/tokens", "")
+		wantError(t, "join token as "+string(r), st, body, http.StatusForbidden, wire.CodeForbidden, "")
+	}
+	st, body := raw(t, e, store.RoleAdmin, "POST", "/api/v1/agents/tokens", `{"ttl":"forever"}`)
+	wantError(t, "bad ttl", st, body, http.StatusBadRequest, wire.CodeInvalidField, "ttl")
+
+	jt, err := e.Client(t, store.RoleAdmin).CreateJoinToken(ctx(t), "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jt.CAFingerprint != e.Server.CA.Fingerprint || !strings.HasSuffix(jt.Token, "."+jt.CAFingerprint) {
+		t.Fatalf("%+v", jt)
+	}
+	actx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		agent.Run(actx, agent.Config{Manager: e.Server.AgentAddr.String(), DataDir: filepath.Join(e.Dir, "agent"),
+			JoinToken: jt.Token, Name: "web-1", MinBackoff: 20 * time.Millisecond})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	viewer := e.Client(t, store.RoleViewer)
+	var as wire.Agents
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if as, err = viewer.Agents(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if len(as.Agents) == 1 && as.Agents[0].State == agent.Up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agents: %+v", as)
+		}
+	}
+	st, body = raw(t, e, store.RoleOperator, "POST", "/api/v1/agents/1/revoke", "")
+	wantError(t, "revoke as operator", st, body, http.StatusForbidden, wire.CodeForbidden, "")
+	st, body = raw(t, e, store.RoleAdmin, "POST", "/api/v1/agents/99/revoke", "")
+	wantError(t, "revoke unknown", st, body, http.StatusNotFound, wire.CodeNotFound, "id")
+	st, body = raw(t, e, store.RoleAdmin, "POST", "/api/v1/agents/x/revoke", "")
+	wantError(t, "revoke bad id", st, body, http.StatusBadRequest, wire.CodeInvalidField, "id")
+	st, body = raw(t, e, store.RoleAdmin, "POST", "/api/v1/agents/1/revoke", "")
+	var s agent.Status
+	if err := json.Unmarshal(body, &s); st != http.StatusOK || err != nil || s.State != agent.PendingUp || s.Reason != agent.ReasonRevoked {
+		t.Fatalf("revoke: %d %s", st, body)
+	}
+}

@@ -1,0 +1,27 @@
+package client
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/api/wire"
+)
+
+// Agents lists the agents and their states.
+func (c *Client) Agents(ctx context.Context) (wire.Agents, error) {
+	var out wire.Agents
+	return out, c.call(ctx, "GET", "/api/v1/agents", nil, nil, &out)
+}
+
+// CreateJoinToken makes a one-time agent join token (ttl "" = default).
+func (c *Client) CreateJoinToken(ctx context.Context, ttl string) (wire.JoinToken, error) {
+	var out wire.JoinToken
+	return out, c.call(ctx, "POST", "/api/v1/agents/tokens", nil, wire.JoinTokenRequest{TTL: ttl}, &out)
+}
+
+// RevokeAgent revokes an agent's certificates.
+func (c *Client) RevokeAgent(ctx context.Context, id int64) (agent.Status, error) {
+	var out agent.Status
+	return out, c.call(ctx, "POST", "/api/v1/agents/"+strconv.FormatInt(id, 10)+"/revoke", nil, nil, &out)
+}

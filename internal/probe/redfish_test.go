@@ -1,0 +1,125 @@
+package probe
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+const rfPass = "redfish-test-pw1"
+
+// rfFleet starts n simulated BMCs serving Redfish over HTTPS on loopback.
+func rfFleet(t *testing.T, n int) *sim.Fleet {
+	t.Helper()
+	cfg := sim.Config{Count: n, Seed: 11, Password: rfPass, Redfish: true}
+	if os.Geteuid() == 0 {
+		cfg.BaseAddr = "127.77.0.1"
+	} else {
+		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 21000+os.Getpid()%20000
+	}
+	f, err := sim.New(cfg)
+	if err != nil {
+		t.Fatalf("simulator: %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func rfTarget(b *sim.BMC, pw string) Target {
+	return Target{Name: b.Name(), Protocol: "redfish", Addr: b.RedfishAddr(), User: sim.AdminUser,
+		Password: []byte(pw), Expected: b.RegisteredGUID(), Timeout: 700 * time.Millisecond}
+}
+
+func TestRedfishSim(t *testing.T) {
+	f := rfFleet(t, 8)
+	tr := NewRedfishTransport()
+	defer tr.CloseIdleConnections()
+	pins := &MemPins{}
+	check := Redfish(tr, pins)
+	ctx := context.Background()
+	bmcs := f.BMCs()
+
+	want := func(t *testing.T, o Observation, st state.OOB, r state.Reason) {
+		t.Helper()
+		if o.State != st || o.Reason != r {
+			t.Fatalf("state %s/%s, want %s/%s: %s (evidence %+v)", o.State, o.Reason, st, r, o.Message, o.Evidence.Redfish)
+		}
+	}
+
+	t.Run("connectable", func(t *testing.T) {
+		b := bmcs[0]
+		o := check(ctx, rfTarget(b, rfPass))
+		want(t, o, state.Connectable, state.ReasonOK)
+		ev := o.Evidence.Redfish
+		if ev.CertSHA256 == "" || ev.TLSVersion == "" || ev.UUID == "" || ev.PowerState == "" || !ev.LoggedOut {
+			t.Fatalf("evidence incomplete: %+v", ev)
+		}
+		c := b.RedfishCounters()
+		if c.SessionsOpened != 1 || c.SessionsClosed != 1 || c.SessionsOpen != 0 {
+			t.Fatalf("sessions not logged out: %+v", c)
+		}
+	})
+	t.Run("wrong_password", func(t *testing.T) {
+		o := check(ctx, rfTarget(bmcs[1], "not-the-password"))
+		want(t, o, state.NotAuthenticated, state.ReasonAuthRejected)
+		if err := f.SetFaults(bmcs[1].Name(), sim.Faults{UserRemoved: true}); err != nil {
+			t.Fatal(err)
+		}
+		o = check(ctx, rfTarget(bmcs[1], rfPass))
+		want(t, o, state.NotAuthenticated, state.ReasonAuthRejected)
+	})
+	t.Run("silent", func(t *testing.T) {
+		f.SetFaults(bmcs[2].Name(), sim.Faults{Silent: true})
+		o := check(ctx, rfTarget(bmcs[2], rfPass))
+		want(t, o, state.NotResponding, state.ReasonSilent)
+	})
+	t.Run("port_closed", func(t *testing.T) {
+		f.SetFaults(bmcs[3].Name(), sim.Faults{PortClosed: true})
+		o := check(ctx, rfTarget(bmcs[3], rfPass))
+		want(t, o, state.NotResponding, state.ReasonPortRefused)
+		f.ClearFaults(bmcs[3].Name())
+		want(t, check(ctx, rfTarget(bmcs[3], rfPass)), state.Connectable, state.ReasonOK)
+	})
+	t.Run("guid_replaced", func(t *testing.T) {
+		f.SetFaults(bmcs[4].Name(), sim.Faults{GUIDReplaced: true})
+		o := check(ctx, rfTarget(bmcs[4], rfPass))
+		want(t, o, state.Invalid, state.ReasonGUIDMismatch)
+		if c := bmcs[4].RedfishCounters(); c.SessionsOpen != 0 {
+			t.Fatalf("session left open: %+v", c)
+		}
+	})
+	t.Run("cert_replaced", func(t *testing.T) {
+		b := bmcs[5]
+		want(t, check(ctx, rfTarget(b, rfPass)), state.Connectable, state.ReasonOK)
+		before := b.RedfishCounters().SessionsOpened
+		f.SetFaults(b.Name(), sim.Faults{CertReplaced: true})
+		o := check(ctx, rfTarget(b, rfPass))
+		want(t, o, state.Invalid, state.ReasonCertChanged)
+		if !strings.Contains(o.Message, "certificate changed") || o.Evidence.Redfish.PinnedSHA256 == "" {
+			t.Fatalf("message %q evidence %+v", o.Message, o.Evidence.Redfish)
+		}
+		if b.RedfishCounters().SessionsOpened != before {
+			t.Fatal("credentials were sent to a BMC with a changed certificate")
+		}
+	})
+	t.Run("busy_503", func(t *testing.T) {
+		f.SetFaults(bmcs[6].Name(), sim.Faults{Busy503: true})
+		o := check(ctx, rfTarget(bmcs[6], rfPass))
+		want(t, o, state.Connectable, state.ReasonBusy)
+		if len(o.Conditions) != 1 || o.Conditions[0] != state.Busy {
+			t.Fatalf("conditions %v", o.Conditions)
+		}
+	})
+	t.Run("basic_auth_and_logout_count", func(t *testing.T) {
+		for _, b := range bmcs {
+			if c := b.RedfishCounters(); c.SessionsOpen != 0 {
+				t.Fatalf("%s: %d sessions left open", b.Name(), c.SessionsOpen)
+			}
+		}
+	})
+}

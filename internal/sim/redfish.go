@@ -1,0 +1,502 @@
+package sim
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// rfService is one BMC's Redfish service: HTTPS on its own address with a
+// self-signed certificate, resources in the shape of the DMTF mockups
+// (written here, not copied).
+type rfService struct {
+	b    *BMC
+	addr netip.AddrPort
+
+	mu     sync.Mutex
+	ln     net.Listener // raw TCP listener; nil while port_closed
+	srv    *http.Server
+	conns  map[net.Conn]struct{} // live connections (served and held)
+	certs  [2]*tls.Certificate   // original, replaced (made on first use)
+	tokens map[string]string     // X-Auth-Token → session id
+	nextID int
+	closed bool
+
+	opened, closedN, requests, unauthorized, busy atomic.Uint64
+}
+
+// RedfishCounters are a BMC's Redfish statistics since the fleet started.
+type RedfishCounters struct {
+	Requests       uint64 `json:"requests"`
+	SessionsOpened uint64 `json:"sessions_opened"`
+	SessionsClosed uint64 `json:"sessions_closed"`
+	SessionsOpen   int    `json:"sessions_open"`
+	Unauthorized   uint64 `json:"unauthorized"`
+	Busy           uint64 `json:"busy"`
+}
+
+// RedfishAddr is where the BMC serves Redfish (invalid when the fleet has
+// no Redfish).
+func (b *BMC) RedfishAddr() netip.AddrPort {
+	if b.rf == nil {
+		return netip.AddrPort{}
+	}
+	return b.rf.addr
+}
+
+// RedfishCounters reports the BMC's Redfish statistics (zero without
+// Redfish).
+func (b *BMC) RedfishCounters() RedfishCounters {
+	s := b.rf
+	if s == nil {
+		return RedfishCounters{}
+	}
+	s.mu.Lock()
+	open := len(s.tokens)
+	s.mu.Unlock()
+	return RedfishCounters{Requests: s.requests.Load(), SessionsOpened: s.opened.Load(),
+		SessionsClosed: s.closedN.Load(), SessionsOpen: open, Unauthorized: s.unauthorized.Load(), Busy: s.busy.Load()}
+}
+
+// RedfishCertificate is the DER leaf certificate the Redfish service
+// presents now (cert_replaced switches it).
+func (b *BMC) RedfishCertificate() []byte {
+	if b.rf == nil {
+		return nil
+	}
+	c, err := b.rf.cert(b.faultSet().CertReplaced)
+	if err != nil {
+		return nil
+	}
+	return c.Certificate[0]
+}
+
+func (b *BMC) startRedfish(addr netip.AddrPort) error {
+	s := &rfService{b: b, addr: addr, conns: map[net.Conn]struct{}{}, tokens: map[string]string{}}
+	if _, err := s.cert(false); err != nil {
+		return err
+	}
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateClosed || st == http.StateHijacked {
+				s.forget(c)
+			}
+		},
+	}
+	b.rf = s
+	if b.faultSet().PortClosed {
+		return nil
+	}
+	return s.listen()
+}
+
+// listen binds the TCP port and serves it. s.mu must not be held.
+func (s *rfService) listen() error {
+	ln, err := net.Listen("tcp", s.addr.String())
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ln.Close()
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	tl := tls.NewListener(&rfListener{s: s, Listener: ln}, &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cert(s.b.faultSet().CertReplaced)
+		},
+	})
+	go s.srv.Serve(tl) //nolint:errcheck // ends when the listener closes
+	return nil
+}
+
+// rfListener tracks connections and holds those a silent BMC accepts but
+// never answers.
+type rfListener struct {
+	s *rfService
+	net.Listener
+}
+
+func (l *rfListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.s.mu.Lock()
+		l.s.conns[c] = struct{}{}
+		l.s.mu.Unlock()
+		if l.s.silent() {
+			continue // held open, never read: the client times out
+		}
+		return c, nil
+	}
+}
+
+func (s *rfService) silent() bool {
+	f := s.b.faultSet()
+	return f.Silent || f.EMLink || s.b.enclosureDown()
+}
+
+func (s *rfService) forget(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// faultsChanged applies a new fault set: connections are dropped (a BMC
+// reconfiguring its web server), the port closed or bound again, and a new
+// identity ends the sessions.
+func (s *rfService) faultsChanged(old, nf Faults) {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+		delete(s.conns, c)
+	}
+	if nf.GUIDReplaced != old.GUIDReplaced || nf.CertReplaced != old.CertReplaced {
+		s.tokens = map[string]string{} // the BMC restarted
+	}
+	ln := s.ln
+	if nf.PortClosed && ln != nil {
+		s.ln = nil
+	}
+	s.mu.Unlock()
+	switch {
+	case nf.PortClosed && ln != nil:
+		ln.Close()
+	case !nf.PortClosed && ln == nil:
+		_ = s.listen()
+	}
+}
+
+func (s *rfService) close() {
+	s.mu.Lock()
+	s.closed = true
+	ln := s.ln
+	s.ln = nil
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	s.srv.Close()
+}
+
+// cert returns the original or the replaced certificate, making it on
+// first use: ECDSA P-256, self-signed, valid 10 years, the BMC's name and
+// address in it.
+func (s *rfService) cert(replaced bool) (*tls.Certificate, error) {
+	i := 0
+	if replaced {
+		i = 1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.certs[i]; c != nil {
+		return c, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: s.b.name, Organization: []string{"lightsout simulator " + s.b.vendor.Name}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{s.b.name},
+		IPAddresses:  []net.IP{s.addr.Addr().AsSlice()},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	c := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	s.certs[i] = c
+	return c, nil
+}
+
+// ---------------------------------------------------------------------------
+// Resources
+
+const (
+	rfRoot     = "/redfish/v1"
+	rfSessions = rfRoot + "/SessionService/Sessions"
+	rfSystem   = rfRoot + "/Systems/1"
+	rfManager  = rfRoot + "/Managers/1"
+	rfReset    = rfSystem + "/Actions/ComputerSystem.Reset"
+)
+
+// rfResetTypes are the reset types the simulated systems allow.
+var rfResetTypes = []string{"On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "PowerCycle", "Nmi"}
+
+type obj = map[string]any
+
+func (s *rfService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	f := s.b.faultSet()
+	if f.Slow > 0 {
+		select {
+		case <-time.After(time.Duration(f.Slow)):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	w.Header().Set("OData-Version", "4.0")
+	if f.Busy503 {
+		s.busy.Add(1)
+		w.Header().Set("Retry-After", "5")
+		rfError(w, http.StatusServiceUnavailable, "Base.1.8.ServiceTemporarilyUnavailable", "The service is temporarily unavailable.")
+		return
+	}
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	switch {
+	case path == "/redfish" && r.Method == http.MethodGet:
+		rfJSON(w, http.StatusOK, obj{"v1": rfRoot + "/"})
+		return
+	case path == rfRoot && r.Method == http.MethodGet:
+		rfJSON(w, http.StatusOK, s.serviceRoot())
+		return
+	case path == rfSessions && r.Method == http.MethodPost:
+		s.login(w, r)
+		return
+	}
+	sid, ok := s.authorize(r)
+	if !ok {
+		s.unauthorized.Add(1)
+		w.Header().Set("WWW-Authenticate", `Basic realm="Redfish"`)
+		rfError(w, http.StatusUnauthorized, "Base.1.8.NoValidSession", "There is no valid session established with the implementation.")
+		return
+	}
+	_ = sid
+	switch {
+	case path == rfRoot+"/SessionService" && r.Method == http.MethodGet:
+		rfJSON(w, http.StatusOK, obj{"@odata.id": rfRoot + "/SessionService", "@odata.type": "#SessionService.v1_1_8.SessionService",
+			"Id": "SessionService", "Name": "Session Service", "ServiceEnabled": true, "SessionTimeout": 1800,
+			"Sessions": obj{"@odata.id": rfSessions}})
+	case path == rfSessions && r.Method == http.MethodGet:
+		s.mu.Lock()
+		var members []any
+		for _, id := range s.tokens {
+			members = append(members, obj{"@odata.id": rfSessions + "/" + id})
+		}
+		s.mu.Unlock()
+		rfJSON(w, http.StatusOK, collection(rfSessions, "#SessionCollection.SessionCollection", "Session Collection", members))
+	case strings.HasPrefix(path, rfSessions+"/") && r.Method == http.MethodDelete:
+		id := strings.TrimPrefix(path, rfSessions+"/")
+		if !s.logout(id) {
+			rfError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "No such session.")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case strings.HasPrefix(path, rfSessions+"/") && r.Method == http.MethodGet:
+		id := strings.TrimPrefix(path, rfSessions+"/")
+		rfJSON(w, http.StatusOK, obj{"@odata.id": path, "@odata.type": "#Session.v1_3_0.Session", "Id": id, "Name": "User Session", "UserName": AdminUser})
+	case path == rfRoot+"/Systems" && r.Method == http.MethodGet:
+		rfJSON(w, http.StatusOK, collection(path, "#ComputerSystemCollection.ComputerSystemCollection", "Computer System Collection", []any{obj{"@odata.id": rfSystem}}))
+	case path == rfSystem && r.Method == http.MethodGet:
+		rfJSON(w, http.StatusOK, s.system())
+	case path == rfSystem && r.Method == http.MethodPatch:
+		s.patchSystem(w, r)
+	case path == rfReset && r.Method == http.MethodPost:
+		s.reset(w, r)
+	case path == rfRoot+"/Managers" && r.Method == http.MethodGet:
+		rfJSON(w, http.StatusOK, collection(path, "#ManagerCollection.ManagerCollection", "Manager Collection", []any{obj{"@odata.id": rfManager}}))
+	case path == rfManager && r.Method == http.MethodGet:
+		rfJSON(w, http.StatusOK, obj{"@odata.id": rfManager, "@odata.type": "#Manager.v1_10_0.Manager", "Id": "1", "Name": "Manager",
+			"ManagerType": "BMC", "FirmwareVersion": s.b.vendor.Firmware, "Status": obj{"State": "Enabled", "Health": "OK"}})
+	default:
+		rfError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "The resource at the URI "+r.URL.Path+" was not found.")
+	}
+}
+
+func (s *rfService) serviceRoot() obj {
+	return obj{
+		"@odata.id": rfRoot, "@odata.type": "#ServiceRoot.v1_11_0.ServiceRoot", "Id": "RootService", "Name": "Root Service",
+		"RedfishVersion": "1.11.0", "UUID": s.b.GUID().String(),
+		"Vendor":         s.b.vendor.Name,
+		"Systems":        obj{"@odata.id": rfRoot + "/Systems"},
+		"Managers":       obj{"@odata.id": rfRoot + "/Managers"},
+		"SessionService": obj{"@odata.id": rfRoot + "/SessionService"},
+		"Links":          obj{"Sessions": obj{"@odata.id": rfSessions}},
+	}
+}
+
+func (s *rfService) system() obj {
+	b := s.b
+	power := "Off"
+	if b.power.Load() {
+		power = "On"
+	}
+	led := [...]string{"Off", "Blinking", "Lit"}[b.identifyState()]
+	return obj{
+		"@odata.id": rfSystem, "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem", "Id": "1", "Name": b.name,
+		"SystemType": "Physical", "Manufacturer": b.vendor.Name, "Model": fmt.Sprintf("Simulated %s 0x%04x", b.vendor.Name, b.vendor.ProductID),
+		"SerialNumber": fmt.Sprintf("SIM%08X", uint32(mix(b.f.seed, uint64(b.index), saltGUID))),
+		"UUID":         b.GUID().String(), "PowerState": power, "BiosVersion": "SIM-" + b.vendor.Firmware,
+		"IndicatorLED": led, "LocationIndicatorActive": led != "Off",
+		"Status":  obj{"State": "Enabled", "Health": "OK"},
+		"Actions": obj{"#ComputerSystem.Reset": obj{"target": rfReset, "ResetType@Redfish.AllowableValues": rfResetTypes}},
+		"Links":   obj{"ManagedBy": []any{obj{"@odata.id": rfManager}}},
+	}
+}
+
+func (s *rfService) patchSystem(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		IndicatorLED            *string
+		LocationIndicatorActive *bool
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		rfError(w, http.StatusBadRequest, "Base.1.8.MalformedJSON", "The request body is not valid JSON.")
+		return
+	}
+	switch {
+	case body.LocationIndicatorActive != nil:
+		s.b.setIdentify(map[bool]uint8{true: 0xFF, false: 0}[*body.LocationIndicatorActive])
+	case body.IndicatorLED != nil:
+		switch *body.IndicatorLED {
+		case "Off":
+			s.b.setIdentify(0)
+		case "Lit", "Blinking":
+			s.b.setIdentify(0xFF)
+		default:
+			rfError(w, http.StatusBadRequest, "Base.1.8.PropertyValueNotInList", "IndicatorLED must be Off, Lit or Blinking.")
+			return
+		}
+	}
+	rfJSON(w, http.StatusOK, s.system())
+}
+
+func (s *rfService) reset(w http.ResponseWriter, r *http.Request) {
+	var body struct{ ResetType string }
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		rfError(w, http.StatusBadRequest, "Base.1.8.MalformedJSON", "The request body is not valid JSON.")
+		return
+	}
+	p := &s.b.power
+	switch body.ResetType {
+	case "On":
+		p.Store(true)
+	case "ForceOff", "GracefulShutdown":
+		p.Store(false)
+	case "PowerCycle":
+		p.Store(true)
+	case "GracefulRestart", "ForceRestart", "Nmi", "":
+		// the host reboots (or gets an NMI): power stays as it is
+	default:
+		rfError(w, http.StatusBadRequest, "Base.1.8.ActionParameterNotSupported",
+			fmt.Sprintf("ResetType %q is not one of %s.", body.ResetType, strings.Join(rfResetTypes, ", ")))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// credentialsOK checks the admin account as the IPMI side has it.
+func (s *rfService) credentialsOK(user, pw string) bool {
+	f := s.b.faultSet()
+	if f.UserRemoved || f.Locked || user != AdminUser {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(pw), s.b.adminPassword(f)) == 1
+}
+
+func (s *rfService) login(w http.ResponseWriter, r *http.Request) {
+	var body struct{ UserName, Password string }
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		rfError(w, http.StatusBadRequest, "Base.1.8.MalformedJSON", "The request body is not valid JSON.")
+		return
+	}
+	if !s.credentialsOK(body.UserName, body.Password) {
+		s.unauthorized.Add(1)
+		rfError(w, http.StatusUnauthorized, "Base.1.8.InsufficientPrivilege", "Invalid user name or password.")
+		return
+	}
+	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+	s.mu.Lock()
+	s.nextID++
+	id := fmt.Sprintf("%d", s.nextID)
+	s.tokens[token] = id
+	s.mu.Unlock()
+	s.opened.Add(1)
+	loc := rfSessions + "/" + id
+	w.Header().Set("X-Auth-Token", token)
+	w.Header().Set("Location", loc)
+	rfJSON(w, http.StatusCreated, obj{"@odata.id": loc, "@odata.type": "#Session.v1_3_0.Session", "Id": id, "Name": "User Session", "UserName": body.UserName})
+}
+
+func (s *rfService) logout(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tok, sid := range s.tokens {
+		if sid == id {
+			delete(s.tokens, tok)
+			s.closedN.Add(1)
+			return true
+		}
+	}
+	return false
+}
+
+// authorize accepts a session token or basic authentication.
+func (s *rfService) authorize(r *http.Request) (string, bool) {
+	if tok := r.Header.Get("X-Auth-Token"); tok != "" {
+		s.mu.Lock()
+		id, ok := s.tokens[tok]
+		s.mu.Unlock()
+		return id, ok
+	}
+	if u, p, ok := r.BasicAuth(); ok && s.credentialsOK(u, p) {
+		return "", true
+	}
+	return "", false
+}
+
+func collection(id, typ, name string, members []any) obj {
+	if members == nil {
+		members = []any{}
+	}
+	return obj{"@odata.id": id, "@odata.type": typ, "Name": name, "Members@odata.count": len(members), "Members": members}
+}
+
+func rfJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func rfError(w http.ResponseWriter, code int, id, msg string) {
+	rfJSON(w, code, obj{"error": obj{"code": id, "message": msg,
+		"@Message.ExtendedInfo": []any{obj{"MessageId": id, "Message": msg, "Severity": "Critical"}}}})
+}
