@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/server"
@@ -146,7 +147,8 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 	// The security audit runs within the first minute (FirstSpread), so the
 	// insecure BMC shows its findings soon.
 	srv, httpSrv, ln, err := startServer(ctx, server.Config{DataDir: data, Schedule: sch,
-		Audit: audit.Config{Every: 24 * time.Hour, FirstSpread: time.Minute},
+		Audit:       audit.Config{Every: 24 * time.Hour, FirstSpread: time.Minute},
+		AgentListen: "127.0.0.1:0",
 		OnChange: func(t store.Transition) {
 			select {
 			case changes <- t:
@@ -176,6 +178,10 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 	fmt.Fprintf(out, "        lightsout power status bmc-00001 --server %s --token-file %s\n", api, tok)
 	fmt.Fprintf(out, "  each BMC is checked every %v; state changes follow. Ctrl-C stops.\n\n", o.interval)
 	go flapFaults(ctx, fleet, o.interval)
+	if srv.AgentAddr != nil {
+		n := startDemoAgents(ctx, srv, filepath.Join(dir, "agents"))
+		fmt.Fprintf(out, "  agents: %d host agents enrolled (one stops after a minute): lightsout domain status --server %s --token-file %s\n\n", n, api, tok)
+	}
 
 	tick := time.NewTicker(max(o.interval, 5*time.Second))
 	defer tick.Stop()
@@ -241,4 +247,28 @@ func flapFaults(ctx context.Context, fleet *sim.Fleet, interval time.Duration) {
 			_ = fleet.ClearFaults("bmc-00041")
 		}
 	}
+}
+
+// startDemoAgents enrolls a few host agents with one-time join tokens and
+// runs them in-process against the manager's agent listener; host-d stops
+// after a minute, so the domain shows an agent going Down.
+func startDemoAgents(ctx context.Context, srv *server.Server, dir string) int {
+	names := []string{"host-a", "host-b", "host-c", "host-d"}
+	started := 0
+	for _, name := range names {
+		tok, _, err := srv.Agents.CreateJoinToken(ctx, 0)
+		if err != nil {
+			continue
+		}
+		actx := ctx
+		if name == "host-d" {
+			var cancel context.CancelFunc
+			actx, cancel = context.WithTimeout(ctx, time.Minute)
+			_ = cancel // ends with the timeout or the demo
+		}
+		cfg := agent.Config{Manager: srv.AgentAddr.String(), DataDir: filepath.Join(dir, name), JoinToken: tok, Name: name}
+		go func() { _ = agent.Run(actx, cfg) }()
+		started++
+	}
+	return started
 }
