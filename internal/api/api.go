@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -45,12 +46,15 @@ type Config struct {
 	Console bool
 	// Agents serves /api/v1/agents; nil: those routes answer 503.
 	Agents *agent.Hub
+	// AgentAddr is the agent listener's address (nil: none); the
+	// console's agents page says agents are not enabled without one.
+	AgentAddr net.Addr
 }
 
 // New returns the API handler of a running server.
 func New(srv *server.Server) http.Handler {
 	return NewHandler(Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
-		Events: srv.Events, Console: true, Agents: srv.Agents})
+		Events: srv.Events, Console: true, Agents: srv.Agents, AgentAddr: srv.AgentAddr})
 }
 
 // API is the handler. Build it with NewHandler.
@@ -64,13 +68,14 @@ type API struct {
 	met http.Handler // /metrics; nil without a registry
 	ev  *events.Recorder
 	// agents is the agent hub (nil: 503).
-	agents *agent.Hub
+	agents    *agent.Hub
+	agentAddr net.Addr
 }
 
 // NewHandler builds the handler. It registers lightsout_operations_total on
 // cfg.Registry and counts every audited operation (cfg.Manager.OnAudit).
 func NewHandler(cfg Config) *API {
-	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events, agents: cfg.Agents}
+	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events, agents: cfg.Agents, agentAddr: cfg.AgentAddr}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,7 +109,7 @@ func NewHandler(cfg Config) *API {
 		a.mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
 	}
 	if cfg.Console {
-		console := web.New(web.Config{Manager: a.m, Store: a.st, Events: a.ev, Logger: a.log})
+		console := web.New(web.Config{Manager: a.m, Store: a.st, Events: a.ev, Agents: a.agents, AgentAddr: a.agentAddr, Logger: a.log})
 		a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			if a.isAPIPath(r.URL.Path) {
 				a.notFound(w, r)

@@ -270,6 +270,9 @@ func TestBrowserConsole(t *testing.T) {
 	shot("enclosures")
 	do("security", 10*time.Second, chromedp.Navigate(e.URL+"/security"), chromedp.WaitVisible(css(`h1`)))
 	shot("security")
+	enrollAgent(t, e, "host-1")
+	do("agents", 10*time.Second, chromedp.Navigate(e.URL+"/agents"), chromedp.WaitVisible(css(`tr.agent`)))
+	shot("agents")
 
 	// A viewer gets the machine page without power (or other) actions.
 	do("log out", 10*time.Second, chromedp.Click(css(`form.who button`)), chromedp.WaitVisible(css(`#token`)))

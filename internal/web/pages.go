@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
@@ -540,11 +541,17 @@ func (c *Console) enclosure(w http.ResponseWriter, r *http.Request, s *session) 
 	for i := 1; i <= n; i++ {
 		cells = append(cells, slotCell{Slot: i, Machines: bySlot[i]})
 	}
+	var blades []row
+	for _, cell := range cells {
+		blades = append(blades, cell.Machines...)
+	}
+	blades = append(blades, loose...)
 	c.render(w, http.StatusOK, "enclosure", pageData{Title: e.Name, Nav: "enclosures", S: s, Data: struct {
-		E     store.Enclosure
-		Cells []slotCell
-		Loose []row
-	}{e, cells, loose}})
+		E       store.Enclosure
+		Cells   []slotCell
+		Loose   []row
+		Verdict Verdict
+	}{e, cells, loose, isolate(blades)}})
 	return nil
 }
 
@@ -673,5 +680,41 @@ func (c *Console) security(w http.ResponseWriter, r *http.Request, s *session) e
 		d.Next = link(d.Page + 1)
 	}
 	c.render(w, http.StatusOK, "security", pageData{Title: "Security audit", Nav: "security", S: s, Data: d})
+	return nil
+}
+
+// --- agents (the management domain) ---
+
+type agentCount struct {
+	State string
+	N     int
+}
+
+type agentsData struct {
+	Enabled  bool   // the server has an agent listener
+	Listen   string // its address
+	Counts   []agentCount
+	Agents   []agent.Status
+	Interval time.Duration
+}
+
+// agents: GET /agents, the agent domain like 'lightsout domain status'.
+func (c *Console) agents(w http.ResponseWriter, r *http.Request, s *session) error {
+	d := agentsData{Enabled: c.hub != nil && c.agAddr != nil}
+	if d.Enabled {
+		d.Listen = c.agAddr.String()
+	}
+	if c.hub != nil {
+		d.Agents = c.hub.List()
+		d.Interval = c.hub.Interval()
+		n := map[string]int{}
+		for _, a := range d.Agents {
+			n[a.State]++
+		}
+		for _, st := range []string{agent.Up, agent.PendingUp, agent.Down} {
+			d.Counts = append(d.Counts, agentCount{st, n[st]})
+		}
+	}
+	c.render(w, http.StatusOK, "agents", pageData{Title: "Agents", Nav: "agents", S: s, Data: d})
 	return nil
 }

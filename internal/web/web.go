@@ -18,12 +18,14 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/server"
@@ -54,17 +56,23 @@ type Config struct {
 	Manager *manager.Manager
 	Store   store.Store
 	Events  *events.Recorder // nil: no live events
-	Logger  *slog.Logger
+	Agents  *agent.Hub       // nil: no agent hub
+	// AgentAddr is the agent listener's address; nil: none (the agents
+	// page says agents are not enabled).
+	AgentAddr net.Addr
+	Logger    *slog.Logger
 }
 
 // Console is the web console's handler. Build it with New.
 type Console struct {
-	m     *manager.Manager
-	st    store.Store
-	ev    *events.Recorder
-	log   *slog.Logger
-	mux   *http.ServeMux
-	pages map[string]*template.Template
+	m      *manager.Manager
+	st     store.Store
+	ev     *events.Recorder
+	hub    *agent.Hub
+	agAddr net.Addr
+	log    *slog.Logger
+	mux    *http.ServeMux
+	pages  map[string]*template.Template
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -90,7 +98,7 @@ func (s *session) Admin() bool { return s.Role.Rank() >= store.RoleAdmin.Rank() 
 
 // New builds the console.
 func New(cfg Config) *Console {
-	c := &Console{m: cfg.Manager, st: cfg.Store, ev: cfg.Events, log: cfg.Logger, mux: http.NewServeMux(),
+	c := &Console{m: cfg.Manager, st: cfg.Store, ev: cfg.Events, hub: cfg.Agents, agAddr: cfg.AgentAddr, log: cfg.Logger, mux: http.NewServeMux(),
 		sessions: map[string]*session{}, pages: map[string]*template.Template{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -124,6 +132,7 @@ func New(cfg Config) *Console {
 	c.mux.Handle("GET /security", c.auth(store.RoleViewer, c.security))
 	c.mux.Handle("GET /enclosures", c.auth(store.RoleViewer, c.enclosures))
 	c.mux.Handle("GET /enclosures/{name}", c.auth(store.RoleViewer, c.enclosure))
+	c.mux.Handle("GET /agents", c.auth(store.RoleViewer, c.agents))
 	c.mux.Handle("/", c.auth(store.RoleViewer, func(w http.ResponseWriter, r *http.Request, s *session) error {
 		return &httpError{http.StatusNotFound, "No such page: " + r.URL.Path}
 	}))

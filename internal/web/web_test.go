@@ -8,13 +8,16 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/apitest"
+	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -99,7 +102,11 @@ func login(t *testing.T, e *apitest.Env, r store.Role) *browser {
 func start(t *testing.T, extra int) *apitest.Env {
 	t.Helper()
 	e := apitest.Start(t, apitest.Options{Subnet: 97, Fleet: sim.Config{Count: 4,
-		Faults: map[string]sim.Faults{"bmc-00004": {WrongPassword: true}}}})
+		Faults: map[string]sim.Faults{"bmc-00004": {WrongPassword: true}}},
+		Configure: func(c *server.Config) { // an agent listener (cheap) for /agents
+			c.AgentListen = "127.0.0.1:0"
+			c.Agents.Interval = 100 * time.Millisecond
+		}})
 	e.ImportFleet(t)
 	ctx := context.Background()
 	for i := 1; i <= extra; i++ {
@@ -412,6 +419,9 @@ func TestEnclosureAndSecurityPages(t *testing.T) {
 	if code != http.StatusOK || strings.Count(body, `class="blade st-`) != 3 {
 		t.Fatalf("GET /enclosures/enc-a: %d, want 3 blades in the slot grid:\n%s", code, body)
 	}
+	if !strings.Contains(body, `class="verdict verdict-`) || !strings.Contains(body, "Isolation:") {
+		t.Errorf("enclosure page has no isolation verdict:\n%s", body)
+	}
 	if code, _ := b.get("/enclosures/nope"); code != http.StatusNotFound {
 		t.Errorf("GET an unknown enclosure: %d, want 404", code)
 	}
@@ -440,5 +450,65 @@ func TestCrossOriginPostRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
 		t.Fatalf("cross-origin login: %d %v, want 403 and no cookie", resp.StatusCode, resp.Cookies())
+	}
+}
+
+// enrollAgent runs a host agent named name against e's agent listener
+// (stopped at the test's end) and waits until the hub has it Up.
+func enrollAgent(t *testing.T, e *apitest.Env, name string) {
+	t.Helper()
+	tok, _, err := e.Server.Agents.CreateJoinToken(context.Background(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		agent.Run(ctx, agent.Config{Manager: e.Server.AgentAddr.String(), DataDir: filepath.Join(e.Dir, "agent-"+name),
+			JoinToken: tok, Name: name, MinBackoff: 20 * time.Millisecond})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		as := e.Server.Agents.List()
+		if len(as) == 1 && as[0].State == agent.Up && as[0].Name == name {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %s did not come Up: %+v", name, as)
+		}
+	}
+}
+
+// TestAgentsPage: /agents lists an enrolled agent as Up (a viewer sees
+// it); a server without an agent listener says agents are not enabled.
+func TestAgentsPage(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) {
+		c.AgentListen = "127.0.0.1:0"
+		c.Agents.Interval = 100 * time.Millisecond
+	}})
+	enrollAgent(t, e, "web-1")
+	b := login(t, e, store.RoleViewer)
+	code, body := b.get("/agents")
+	if code != http.StatusOK {
+		t.Fatalf("GET /agents: %d %s", code, body)
+	}
+	for _, want := range []string{`<a href="/agents" class="on">Agents</a>`, `<tr class="agent" data-state="Up">`,
+		`<span class="badge ag-Up">Up</span>`, `<td>0x0001</td>`, `<td>web-1</td>`, `s ago</td>`,
+		`<span class="count ag-Up" data-state="Up"><span class="n">1</span>`,
+		`<span class="count ag-Down" data-state="Down"><span class="n">0</span>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET /agents: no %q in\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "not enabled") {
+		t.Errorf("GET /agents with a listener says agents are not enabled")
+	}
+
+	plain := apitest.Start(t, apitest.Options{})
+	code, body = login(t, plain, store.RoleViewer).get("/agents")
+	if code != http.StatusOK || !strings.Contains(body, "Agents are not enabled") || !strings.Contains(body, "--agent-listen") ||
+		strings.Contains(body, `<table class="agents">`) {
+		t.Fatalf("GET /agents without a listener: %d %s", code, body)
 	}
 }
