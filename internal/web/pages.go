@@ -439,10 +439,16 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session)
 	if err != nil {
 		return err
 	}
+	// Fleet findings of the last day: one line per common factor.
+	findings, err := c.st.ListEvents(r.Context(), store.EventFilter{Code: "fleet.*", Since: time.Now().Add(-24 * time.Hour), Limit: 20})
+	if err != nil {
+		return err
+	}
 	c.render(w, http.StatusOK, "events", pageData{Title: "Events", Nav: "events", S: s, Data: struct {
-		Events []store.Event
-		Live   bool
-	}{evs, c.ev != nil}})
+		Events   []store.Event
+		Findings []store.Event
+		Live     bool
+	}{evs, findings, c.ev != nil}})
 	return nil
 }
 

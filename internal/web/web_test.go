@@ -512,3 +512,25 @@ func TestAgentsPage(t *testing.T) {
 		t.Fatalf("GET /agents without a listener: %d %s", code, body)
 	}
 }
+
+// TestFleetFindingsOnEventsPage: a fleet finding is listed in its own
+// section above the events; without one, the page says there is none.
+func TestFleetFindingsOnEventsPage(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{})
+	b := login(t, e, store.RoleViewer)
+	if _, body := b.get("/events"); !strings.Contains(body, `id="no-findings"`) {
+		t.Fatalf("no 'no findings' note on a quiet fleet:\n%s", body)
+	}
+	if _, err := e.Server.Events.Record(context.Background(), store.Event{At: time.Now(), Code: "fleet.correlated",
+		Severity: store.SeverityWarning, Source: "fleet:oob.degraded:firmware=Dell 4.40",
+		Message: "3 of 4 BMCs with firmware Dell 4.40 are degraded: bmc-1, bmc-2, bmc-3"}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := b.get("/events")
+	i := strings.Index(body, "Fleet findings")
+	j := strings.Index(body, "All events")
+	k := strings.Index(body, "3 of 4 BMCs with firmware Dell 4.40")
+	if i < 0 || j < 0 || k < i || k > j || strings.Contains(body, `id="no-findings"`) {
+		t.Fatalf("fleet finding not listed in its section (%d %d %d):\n%s", i, j, k, body)
+	}
+}
