@@ -53,6 +53,7 @@ type config struct {
 	warmup       bool
 	keep         bool
 	ippPerProc   int
+	redfish      bool // the Redfish row: fleets start with Redfish too
 }
 
 func main() {
@@ -72,6 +73,7 @@ func main() {
 	flag.IntVar(&c.smoke, "smoke", 100, "first check every client against a fleet of this many BMCs (0: skip)")
 	flag.BoolVar(&c.warmup, "warmup", true, "before the timed runs of a size, one untimed lightsout check pass over the fleet")
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory (outputs of every run)")
+	noRedfish := flag.Bool("no-redfish", false, "skip the Redfish row (lightsout check over Redfish; the fleets then serve IPMI only)")
 	flag.IntVar(&c.ippPerProc, "ipmipower-hosts-per-process", 0, "split ipmipower's hosts over concurrent processes of at most this many (0: as many as RLIMIT_NOFILE allows, 2 sockets per host)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -85,6 +87,7 @@ func main() {
 		c.sizes = append(c.sizes, n)
 	}
 	sort.Ints(c.sizes)
+	c.redfish = !*noRedfish
 	if c.repeat < 1 || c.parallel < 1 || c.fanout < 1 {
 		fatalf(2, "--repeat, --parallel and --fanout must be at least 1")
 	}
@@ -292,8 +295,13 @@ func childEnv(extra []string) []string {
 }
 
 // newFleet starts a simulator of n BMCs (with an optional fleet file body)
-// in a fresh scratch directory.
-func (b *bench) newFleet(tag string, n int, fleetYAML string) (*simfleet.Sim, *fleet, error) {
+// in a fresh scratch directory. With redfish (and no fleet file body) every
+// BMC serves Redfish over HTTPS as well as IPMI (`redfish: true` in a fleet
+// file, the same as `lightsout sim --redfish`); the exported inventory, which
+// then lists Redfish accounts, becomes DIR/fleet-redfish.yaml, and
+// DIR/fleet.yaml is the same fleet with IPMI accounts (port 623) for the
+// IPMI clients.
+func (b *bench) newFleet(tag string, n int, fleetYAML string, redfish bool) (*simfleet.Sim, *fleet, error) {
 	dir := filepath.Join(b.tmp, tag)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
@@ -302,7 +310,14 @@ func (b *bench) newFleet(tag string, n int, fleetYAML string) (*simfleet.Sim, *f
 		return nil, nil, err
 	}
 	fleetFile := ""
-	if fleetYAML != "" {
+	redfish = redfish && fleetYAML == ""
+	if redfish {
+		fleetYAML = fmt.Sprintf("# lightsout bench: every BMC serves IPMI and Redfish\ncount: %d\nredfish: true\n", n)
+		fleetFile = filepath.Join(dir, "sim.yaml")
+		if err := os.WriteFile(fleetFile, []byte(fleetYAML), 0o600); err != nil {
+			return nil, nil, err
+		}
+	} else if fleetYAML != "" {
 		fleetFile = filepath.Join(dir, "faults.yaml")
 		if err := os.WriteFile(fleetFile, []byte(fleetYAML), 0o600); err != nil {
 			return nil, nil, err
@@ -317,11 +332,21 @@ func (b *bench) newFleet(tag string, n int, fleetYAML string) (*simfleet.Sim, *f
 		return nil, nil, err
 	}
 	b.setSim(s)
+	if redfish {
+		if err := splitInventory(dir); err != nil {
+			s.Stop()
+			b.setSim(nil)
+			return nil, nil, fmt.Errorf("the Redfish inventory: %v", err)
+		}
+	}
 	f, err := loadFleet(dir)
 	if err != nil {
 		s.Stop()
 		b.setSim(nil)
 		return nil, nil, fmt.Errorf("reading the exported inventory: %v", err)
+	}
+	if redfish {
+		f.RedfishInventory = filepath.Join(dir, "fleet-redfish.yaml")
 	}
 	if len(f.Hosts) != n {
 		progress.Logf("warning: inventory lists %d BMCs, asked for %d", len(f.Hosts), n)
@@ -346,6 +371,7 @@ type client struct {
 	env   func(f *fleet) []string
 	parse func(procResult, *fleet) *outcome
 	show  func(f *fleet) string // command line for the report
+	noSim bool                  // the simulator's counters (IPMI only) do not see this client
 }
 
 // fdsPerHost is what one ipmipower process needs per host: it opens an IPMI
@@ -394,6 +420,22 @@ func (b *bench) clients() []client {
 			return fmt.Sprintf("lightsout check --inventory DIR/fleet.yaml -o json --parallel %d", b.cfg.parallel)
 		},
 	})
+	if b.cfg.redfish {
+		rf := client{
+			key:   "lightsout-redfish",
+			label: "lightsout check (Redfish, HTTPS)",
+			env:   func(*fleet) []string { return childEnv(nil) },
+			parse: parseLightsout,
+			show: func(f *fleet) string {
+				return fmt.Sprintf("lightsout check --inventory DIR/fleet-redfish.yaml -o json --parallel %d", b.cfg.parallel)
+			},
+			noSim: true,
+		}
+		rf.argvs = func(f *fleet) ([][]string, string) {
+			return [][]string{{b.lsBin, "check", "--inventory", f.RedfishInventory, "-o", "json", "--parallel", strconv.Itoa(b.cfg.parallel)}}, ""
+		}
+		cs = append(cs, rf)
+	}
 	ipp := func(driver []string, label, key string, ref bool) client {
 		c := client{key: key, label: label, ref: ref, parse: parseIpmipower,
 			env: func(*fleet) []string { return childEnv([]string{"LC_ALL=C"}) }}
@@ -515,6 +557,10 @@ const simAPITimeout = 60 * time.Second
 // simulator's CPU time and counters around the run.
 func (b *bench) runClient(c client, s *simfleet.Sim, f *fleet, tag string) *row {
 	r := &row{c: c, n: len(f.Hosts)}
+	if c.skip == "" && c.key == "lightsout-redfish" && f.RedfishInventory == "" {
+		c.skip = "this fleet serves no Redfish"
+		r.c = c
+	}
 	if c.skip != "" {
 		return r
 	}
@@ -593,7 +639,7 @@ func (b *bench) runClient(c client, s *simfleet.Sim, f *fleet, tag string) *row 
 		}
 		r.note = append(r.note, lost)
 	}
-	if r.sim.SessionsOpen > 0 {
+	if r.sim.SessionsOpen > 0 && !c.noSim {
 		r.note = append(r.note, fmt.Sprintf("%d sessions still open in the simulator %v after the run", r.sim.SessionsOpen, b.cfg.settle))
 	}
 	return r
@@ -617,7 +663,7 @@ func (b *bench) detectDefaultDriver(f *fleet) {
 
 // smokeTest checks every client against a small fleet before scaling up.
 func (b *bench) smokeTest(n int) error {
-	s, f, err := b.newFleet("smoke", n, "")
+	s, f, err := b.newFleet("smoke", n, "", b.cfg.redfish)
 	if err != nil {
 		return err
 	}
@@ -645,7 +691,7 @@ func (b *bench) smokeTest(n int) error {
 
 func (b *bench) measureSize(n int) (*sizeResult, error) {
 	tag := fmt.Sprintf("n%d", n)
-	s, f, err := b.newFleet(tag, n, "")
+	s, f, err := b.newFleet(tag, n, "", b.cfg.redfish)
 	if err != nil {
 		return nil, err
 	}
@@ -658,6 +704,12 @@ func (b *bench) measureSize(n int) (*sizeResult, error) {
 		res := runProcs([][]string{{b.lsBin, "check", "--inventory", f.Inventory, "-o", "json", "--parallel", strconv.Itoa(b.cfg.parallel)}},
 			childEnv(nil), filepath.Join(f.Dir, "warmup"), b.cfg.procTimeout)
 		progress.Logf("  warm-up: %d/%d Connectable in %.2fs", parseLightsout(res, f).OK, n, res.Wall.Seconds())
+		if f.RedfishInventory != "" {
+			progress.Logf("warm-up: untimed lightsout check over Redfish, %d BMCs", n)
+			res := runProcs([][]string{{b.lsBin, "check", "--inventory", f.RedfishInventory, "-o", "json", "--parallel", strconv.Itoa(b.cfg.parallel)}},
+				childEnv(nil), filepath.Join(f.Dir, "warmup-redfish"), b.cfg.procTimeout)
+			progress.Logf("  warm-up (Redfish): %d/%d Connectable in %.2fs", parseLightsout(res, f).OK, n, res.Wall.Seconds())
+		}
 	}
 	sr := &sizeResult{n: n}
 	for _, c := range b.clients() {
@@ -739,6 +791,10 @@ func (b *bench) sizeTable(sr *sizeResult, f *fleet) {
 	var rows2 [][]string
 	for _, r := range sr.rows {
 		if r.c.skip != "" || r.out == nil {
+			continue
+		}
+		if r.c.noSim {
+			rows2 = append(rows2, []string{r.c.label, "n/a: HTTPS, not counted by the simulator's control API", "", "", "", "", ""})
 			continue
 		}
 		if r.simErr != nil {
@@ -824,7 +880,7 @@ func faultFleetYAML(n int) (string, map[string]string) {
 
 func (b *bench) faultRunAt(n int) error {
 	body, want := faultFleetYAML(n)
-	s, f, err := b.newFleet(fmt.Sprintf("fault%d", n), n, body)
+	s, f, err := b.newFleet(fmt.Sprintf("fault%d", n), n, body, false)
 	if err != nil {
 		return err
 	}

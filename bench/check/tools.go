@@ -23,6 +23,31 @@ type fleet struct {
 	Names     []string // BMC names, same order
 	User      string
 	Password  string
+	// RedfishInventory is the exported inventory with Redfish accounts
+	// (HTTPS, port 443), "" when the fleet serves no Redfish.
+	RedfishInventory string
+}
+
+// splitInventory turns the inventory a --redfish simulator exported (Redfish
+// accounts) into two: DIR/fleet-redfish.yaml, as exported, and
+// DIR/fleet.yaml, the same machines with IPMI accounts on port 623, which
+// the same simulator serves too.
+func splitInventory(dir string) error {
+	src := dir + "/fleet.yaml"
+	inv, err := inventory.Load(src)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(src, dir+"/fleet-redfish.yaml"); err != nil {
+		return err
+	}
+	for i := range inv.Machines {
+		m := &inv.Machines[i]
+		if m.EffectiveProtocol() == inventory.ProtocolRedfish {
+			m.Protocol, m.Port = inventory.ProtocolIPMI, 623
+		}
+	}
+	return inventory.Save(src, inv)
 }
 
 // loadFleet reads the exported inventory and writes the FreeIPMI config
