@@ -56,6 +56,53 @@ Do not adopt blindly: Invalid also means another BMC answers at this address
 	return c
 }
 
+func newAcceptCertCmd() *cobra.Command {
+	f := &apiFlags{}
+	var fp string
+	c := &cobra.Command{
+		Use:   "accept-cert NAME [--fingerprint SHA256]",
+		Short: "Accept a Redfish BMC's changed TLS certificate (admin)",
+		Long: `accept-cert re-pins the TLS certificate of a machine's Redfish BMC. The
+certificate is pinned on first contact; when the BMC later presents another
+one the channel turns Invalid / cert_changed and no credentials are sent to
+it. Once you have verified the new fingerprint out of band (the BMC's web UI
+or console; lightsout machines show NAME prints the one presented), accept-cert
+pins the certificate the BMC presented at its last check (or --fingerprint,
+hex SHA-256, colons allowed, whatever the channel's state) and the server
+re-checks the machine at once.
+
+Do not accept blindly: a changed certificate also means something may
+intercept the connection. Needs the admin role; the change is audited.` + serverHelp,
+		Example: `  lightsout accept-cert web-1
+  lightsout accept-cert web-1 --fingerprint 3f9a…(64 hex digits)`,
+		Args: exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			cl, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			m, err := cl.AcceptCertificate(cmd.Context(), args[0], fp)
+			if err != nil {
+				return apiErr(err)
+			}
+			if f.json() {
+				return jsonLines(cmd.OutOrStdout(), m)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: certificate accepted\n", m.Name)
+			for _, ch := range m.Channels {
+				printChannel(cmd.OutOrStdout(), ch)
+			}
+			return nil
+		},
+	}
+	f.add(c.Flags(), true)
+	c.Flags().StringVar(&fp, "fingerprint", "", "the certificate's SHA-256 to pin (default: the one the BMC presented at its last check)")
+	return c
+}
+
 func newReplaceCmd() *cobra.Command {
 	f := &apiFlags{}
 	var spare string

@@ -53,7 +53,7 @@ Start with:
 	root.AddCommand(newCheckCmd(), newSimCmd(), newDemoCmd(), newServerCmd())
 	// Through the management server's API (client.go).
 	root.AddCommand(newMachinesCmd(), newAccountsCmd(), newEnclosuresCmd(), newImportCmd(), newExportCmd(),
-		newPowerCmd(), newAllocateCmd(), newAdoptCmd(), newReplaceCmd(), newRegisterCmd(),
+		newPowerCmd(), newAllocateCmd(), newAdoptCmd(), newAcceptCertCmd(), newReplaceCmd(), newRegisterCmd(),
 		newHistoryCmd(), newEventsCmd(), newAuditCmd(), newTokenCmd(), newDiagCmd())
 	root.AddCommand(newSecurityCmd())
 	root.AddCommand(newAgentCmd(), newDomainCmd())

@@ -54,6 +54,7 @@ func (a *API) routes() []route {
 		{"DELETE", "/api/v1/machines/{name}", admin, a.deleteMachine},
 		{"GET", "/api/v1/machines/{name}/history", viewer, a.history},
 		{"POST", "/api/v1/machines/{name}/adopt", admin, a.adopt},
+		{"POST", "/api/v1/machines/{name}/accept-certificate", admin, a.acceptCertificate},
 		{"POST", "/api/v1/machines/{name}/replace", operator, a.replace},
 		{"POST", "/api/v1/machines/{name}/register", admin, a.register},
 
@@ -314,6 +315,18 @@ func (a *API) adopt(w http.ResponseWriter, r *http.Request, actor manager.Actor)
 	}
 	name := r.PathValue("name")
 	if err := a.m.Adopt(r.Context(), actor, name, in.GUID); err != nil {
+		return machineErr(r, err)
+	}
+	return a.writeMachine(w, r, name)
+}
+
+func (a *API) acceptCertificate(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	var in wire.AcceptCertificateRequest
+	if err := decodeOptional(w, r, &in); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if err := a.m.AcceptCertificate(r.Context(), actor, name, in.Fingerprint); err != nil {
 		return machineErr(r, err)
 	}
 	return a.writeMachine(w, r, name)

@@ -49,6 +49,7 @@ const (
 	CauseNoCommonSuite  Cause = "no_common_suite"     // no acceptable cipher suite offered
 	CauseSuiteMismatch  Cause = "cipher_suite_pinned" // the pinned suite is gone, another strong one works
 	CauseCipher0Only    Cause = "cipher0_only"        // only cipher suite 0 would work
+	CauseTLSError       Cause = "tls_error"           // Redfish: the TLS handshake failed
 
 	// NotAuthenticated.
 	CausePasswordChanged      Cause = "password_changed_on_bmc"
@@ -68,6 +69,7 @@ const (
 	CauseMotherboardReplaced  Cause = "motherboard_replaced"
 	CauseUnknownBMC           Cause = "unknown_bmc"
 	CauseIdentityUnverifiable Cause = "identity_unverifiable"
+	CauseCertChanged          Cause = "cert_changed" // Redfish: the BMC's certificate differs from the pinned one
 
 	// Busy.
 	CauseSessionTableFull  Cause = "session_table_full"

@@ -163,6 +163,8 @@ func notResponding(f Facts) Result {
 			RuledOut: []string{"the BMC itself: packets never reach its network"},
 			Remedy:   "check the address in the account, the manager's routes to the management network, and the management VLAN; a host name must resolve from the manager",
 		})
+	case state.ReasonTLS:
+		return done(tlsError(f))
 	case state.ReasonStalled, state.ReasonProtocol:
 		d := &Diagnosis{Cause: CauseBMCHung, Confidence: Medium,
 			Summary:  "the BMC answers, but its IPMI service stalls or sends unusable replies",
@@ -599,6 +601,9 @@ func cipherTree(f Facts, ev []string) Result {
 // Invalid
 
 func invalid(f Facts) Result {
+	if f.Reason == state.ReasonCertChanged {
+		return done(certChanged(f))
+	}
 	reported := nonEmpty(f.GUID, "(unknown)")
 	ev := []string{fmt.Sprintf("%s answers with System GUID %s; %s is registered with %s", f.Account.Address, reported, f.Machine, nonEmpty(f.Expected, "(none)"))}
 	if f.GUID == "" {
@@ -880,4 +885,54 @@ func degraded(f Facts) Result {
 		RuledOut: ruled,
 		Remedy:   "nothing urgent: occasional losses are absorbed by retries; if the rate grows, diagnose again (a rising rate on one BMC points at its firmware)",
 	})
+}
+
+// tlsError: the Redfish service's TLS handshake failed (the TCP port
+// answered, so the path and the service are up).
+func tlsError(f Facts) *Diagnosis {
+	d := &Diagnosis{Cause: CauseTLSError, Confidence: Medium,
+		Summary:  fmt.Sprintf("the TLS handshake with the Redfish service at %s failed: a protocol or cipher mismatch, or a broken or expired certificate", f.Account.Address),
+		Evidence: []string{nonEmpty(f.Message, "TLS handshake failed")},
+		RuledOut: []string{"a network path problem or a dead BMC: the HTTPS port accepted the connection"},
+		Remedy:   "check the BMC's TLS settings (the manager needs TLS 1.2 or later and a common cipher) and its certificate's validity; update the firmware or regenerate the certificate on the BMC, then check again (a new certificate must then be accepted: lightsout accept-cert " + f.Machine + ", admin)",
+	}
+	if rf := f.Evidence.Redfish; rf != nil {
+		if rf.TLSVersion != "" {
+			d.Evidence = append(d.Evidence, "negotiated "+rf.TLSVersion)
+		}
+		if rf.CertExpires != "" {
+			if exp, err := time.Parse(time.RFC3339, rf.CertExpires); err == nil && !f.Now.IsZero() && exp.Before(f.Now) {
+				d.Evidence = append(d.Evidence, "the BMC's certificate expired at "+when(exp))
+				d.Summary = fmt.Sprintf("the TLS handshake with the Redfish service at %s failed and its certificate has expired", f.Account.Address)
+				d.Confidence = High
+			}
+		}
+	}
+	return d
+}
+
+// certChanged: the BMC presents another TLS certificate than the one
+// pinned on first contact; no credentials were sent to it.
+func certChanged(f Facts) *Diagnosis {
+	presented, pinned := "(unknown)", "(unknown)"
+	var more []string
+	if rf := f.Evidence.Redfish; rf != nil {
+		presented, pinned = nonEmpty(rf.CertSHA256, presented), nonEmpty(rf.PinnedSHA256, pinned)
+		if rf.CertSubject != "" {
+			more = append(more, "the new certificate's subject: "+rf.CertSubject)
+		}
+		if rf.CertExpires != "" {
+			more = append(more, "it expires at "+rf.CertExpires)
+		}
+	}
+	d := &Diagnosis{Cause: CauseCertChanged, Confidence: High,
+		Summary: "the BMC presents a different TLS certificate than the one pinned on first contact: a replaced BMC/board, a regenerated certificate after a firmware update, or a man in the middle",
+		Evidence: append([]string{fmt.Sprintf("%s presents a certificate with SHA-256 %s; %s was pinned", f.Account.Address, presented, pinned),
+			"no credentials were sent to it"}, more...),
+		Remedy: fmt.Sprintf("verify the new fingerprint out of band (the BMC's console or web UI) and accept it (lightsout accept-cert %s, admin)", f.Machine),
+	}
+	if h := f.History; h.beforeFailure(h.HardwareChangedAt) {
+		d.Evidence = append(d.Evidence, fmt.Sprintf("the hardware changed at %s (%s): a new BMC brings a new certificate", when(h.HardwareChangedAt), nonEmpty(h.HardwareChange, "hardware change")))
+	}
+	return d
 }

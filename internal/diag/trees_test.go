@@ -267,6 +267,18 @@ func bases() []Facts {
 			}
 		}
 	}
+	// Redfish: a changed certificate, a failed TLS handshake.
+	for _, ev := range []*probe.RedfishEvidence{nil, {CertSHA256: strings.Repeat("ab", 32), PinnedSHA256: strings.Repeat("cd", 32),
+		CertSubject: "CN=bmc", CertExpires: "2030-01-01T00:00:00Z", TLSVersion: "TLS 1.3"}, {CertExpires: "2020-01-01T00:00:00Z"}} {
+		f := base(state.Invalid, state.ReasonCertChanged)
+		f.Evidence.Redfish = ev
+		add(f)
+		f.History.HardwareChangedAt, f.History.HardwareChange, f.History.LastConnectable = t0.Add(-10*time.Minute), "the System GUID was adopted", t0.Add(-time.Hour)
+		add(f)
+		g := base(state.NotResponding, state.ReasonTLS)
+		g.Evidence.Redfish = ev
+		add(g)
+	}
 	add(base(state.Unknown, ""))
 	add(base("", ""))
 	return out
@@ -390,6 +402,7 @@ func TestTreesExhaustive(t *testing.T) {
 		CausePasswordChanged, CausePasswordEditWrong, CausePasswordNeverWorked, CauseReplacedCredentials,
 		CauseUserRemoved, CauseUserNameWrong, CauseUserMissingAfterSwap, CausePrivilegeTooLow, CauseAccountLocked, CauseAuthRejected,
 		CauseAddressesSwapped, CauseAddressReused, CauseMotherboardReplaced, CauseUnknownBMC, CauseIdentityUnverifiable,
+		CauseCertChanged, CauseTLSError,
 		CauseSessionTableFull, CauseStaleOwnSessions, CauseCompetingConsoles, CauseBusyCleared,
 		CauseEnclosureWide, CauseSubnetWide, CauseFirmwareWide, CauseCompetingPollers, CauseBMCOverloaded, CauseOccasionalRetry}
 	for _, c := range all {
@@ -490,6 +503,8 @@ func TestTreeBranches(t *testing.T) {
 		{"board replaced", invalid("get_system_guid", 674), nil, CauseMotherboardReplaced, []Need{NeedOwner}},
 		{"stranger refuses our password", invalid("rakp2", 674), nil, CauseUnknownBMC, []Need{NeedOwner}},
 		{"stranger of another make", invalid("get_system_guid", 11), nil, CauseUnknownBMC, []Need{NeedOwner}},
+		{"certificate changed", base(state.Invalid, state.ReasonCertChanged), nil, CauseCertChanged, nil},
+		{"TLS handshake failed", base(state.NotResponding, state.ReasonTLS), nil, CauseTLSError, nil},
 		{"busy, no slot", base(state.Connectable, state.ReasonBusy, state.Busy), nil, CauseSessionTableFull, []Need{NeedSessions}},
 		{"busy, our leftovers", base(state.Connectable, state.ReasonBusy, state.Busy), map[Need]int{NeedSessions: 1}, CauseStaleOwnSessions, []Need{NeedSessions}},
 		{"busy, other consoles", base(state.Connectable, state.ReasonBusy, state.Busy), map[Need]int{NeedSessions: 2}, CauseCompetingConsoles, []Need{NeedSessions}},

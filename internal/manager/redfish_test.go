@@ -2,7 +2,9 @@ package manager_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/lightsout/lightsout/internal/manager"
@@ -50,6 +52,19 @@ func TestManagerRedfish(t *testing.T) {
 	cv := waitState(t, srv, f.BMCs()[1].Name(), state.Invalid)
 	if cv.State.Reason != state.ReasonCertChanged {
 		t.Fatalf("%+v", cv.State)
+	}
+	// Accepting the new certificate is an admin's (audited) decision.
+	name := f.BMCs()[1].Name()
+	if err := srv.Manager.AcceptCertificate(ctx, operator, name, ""); !errors.Is(err, manager.ErrForbidden) {
+		t.Fatalf("operator accept: %v", err)
+	}
+	if err := srv.Manager.AcceptCertificate(ctx, admin, name, ""); err != nil {
+		t.Fatalf("admin accept: %v", err)
+	}
+	waitState(t, srv, name, state.Connectable)
+	if log, err := srv.Store.AuditLog(ctx, name, 5); err != nil || len(log) == 0 || log[0].Action != "machine.accept_certificate" ||
+		log[0].Result != "ok" || !strings.Contains(log[0].Detail, "because an admin accepted it") {
+		t.Fatalf("audit: %+v %v", log, err)
 	}
 	if err := f.SetFaults(f.BMCs()[2].Name(), sim.Faults{Silent: true}); err != nil {
 		t.Fatal(err)

@@ -107,6 +107,11 @@ type Store interface {
 	// code family "audit.*", paging by ID).
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
 
+	// Redfish certificate pins (trust on first use). CertPin is "" when
+	// none is pinned; PinCert replaces any pin (hex SHA-256).
+	CertPin(ctx context.Context, machine string) (string, error)
+	PinCert(ctx context.Context, machine, fingerprint string) error
+
 	// Audit log.
 	Audit(ctx context.Context, a *AuditEntry) error
 	AuditLog(ctx context.Context, target string, limit int) ([]AuditEntry, error) // newest first

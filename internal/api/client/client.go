@@ -281,6 +281,13 @@ func (c *Client) History(ctx context.Context, name string, before int64, limit i
 	return out, c.call(ctx, "GET", "/api/v1/machines/"+esc(name)+"/history", v, nil, &out)
 }
 
+// AcceptCertificate re-pins a Redfish BMC's certificate (empty: the one
+// it presented at its last check).
+func (c *Client) AcceptCertificate(ctx context.Context, name, fingerprint string) (manager.MachineView, error) {
+	var out manager.MachineView
+	return out, c.call(ctx, "POST", "/api/v1/machines/"+esc(name)+"/accept-certificate", nil, wire.AcceptCertificateRequest{Fingerprint: fingerprint}, &out)
+}
+
 // Adopt re-pins a machine's GUID (empty: the one its BMC reports).
 func (c *Client) Adopt(ctx context.Context, name, guid string) (manager.MachineView, error) {
 	var out manager.MachineView

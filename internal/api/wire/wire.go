@@ -77,6 +77,12 @@ type AdoptRequest struct {
 	GUID string `json:"guid"`
 }
 
+// AcceptCertificateRequest re-pins a Redfish BMC's certificate; empty
+// accepts the one the BMC presented at its last check.
+type AcceptCertificateRequest struct {
+	Fingerprint string `json:"fingerprint"`
+}
+
 // ReplaceRequest names the spare that takes the machine's place.
 type ReplaceRequest struct {
 	Spare string `json:"spare"`
