@@ -33,23 +33,24 @@ const (
 	CauseIncomplete       Cause = "incomplete"        // the facts could not be gathered
 
 	// NotResponding.
-	CausePortClosed     Cause = "ipmi_service_down"   // ICMP port unreachable: host up, IPMI-over-LAN off
-	CauseNoRoute        Cause = "no_route"            // ICMP host/net unreachable
-	CauseBMCHung        Cause = "bmc_hung"            // answered, then stalled or sent garbage
-	CauseAddressChanged Cause = "address_changed"     // silent since its address was edited
-	CauseEnclosureDown  Cause = "enclosure_down"      // EM card and every blade silent: EM card / enclosure path
-	CauseEMCard         Cause = "em_card"             // EM card silent, the other blades answer
-	CauseEnclosureTray  Cause = "enclosure_tray"      // EM answers, the blades behind it do not
-	CauseBladeLAN       Cause = "blade_lan"           // the EM sees the BMC fine; the network does not
-	CauseEMBMCPath      Cause = "em_bmc_path"         // the EM cannot reach the BMC, but its identify lamp lights
-	CauseBMCFailed      Cause = "bmc_failed"          // the EM cannot reach the BMC, and its lamp stays dark
-	CauseBladeBMC       Cause = "blade_bmc"           // this blade's BMC, not confirmed through the EM
-	CauseNetworkSegment Cause = "network_segment"     // most of its subnet is silent
-	CauseBMCUnreachable Cause = "bmc_unreachable"     // an isolated silent rack server
-	CauseNoCommonSuite  Cause = "no_common_suite"     // no acceptable cipher suite offered
-	CauseSuiteMismatch  Cause = "cipher_suite_pinned" // the pinned suite is gone, another strong one works
-	CauseCipher0Only    Cause = "cipher0_only"        // only cipher suite 0 would work
-	CauseTLSError       Cause = "tls_error"           // Redfish: the TLS handshake failed
+	CausePortClosed     Cause = "ipmi_service_down"    // ICMP port unreachable: host up, IPMI-over-LAN off
+	CauseNoRoute        Cause = "no_route"             // ICMP host/net unreachable
+	CauseBMCHung        Cause = "bmc_hung"             // answered, then stalled or sent garbage
+	CauseAddressChanged Cause = "address_changed"      // silent since its address was edited
+	CauseEnclosureDown  Cause = "enclosure_down"       // EM card and every blade silent: EM card / enclosure path
+	CauseEMCard         Cause = "em_card"              // EM card silent, the other blades answer
+	CauseEnclosureTray  Cause = "enclosure_tray"       // EM answers, the blades behind it do not
+	CauseBladeLAN       Cause = "blade_lan"            // the EM sees the BMC fine; the network does not
+	CauseEMBMCPath      Cause = "em_bmc_path"          // the EM cannot reach the BMC, but its identify lamp lights
+	CauseBMCFailed      Cause = "bmc_failed"           // the EM cannot reach the BMC, and its lamp stays dark
+	CauseBladeBMC       Cause = "blade_bmc"            // this blade's BMC, not confirmed through the EM
+	CauseNetworkSegment Cause = "network_segment"      // most of its subnet is silent
+	CauseBMCUnreachable Cause = "bmc_unreachable"      // an isolated silent rack server
+	CauseNoCommonSuite  Cause = "no_common_suite"      // no acceptable cipher suite offered
+	CauseSuiteMismatch  Cause = "cipher_suite_pinned"  // the pinned suite is gone, another strong one works
+	CauseCipher0Only    Cause = "cipher0_only"         // only cipher suite 0 would work
+	CauseTLSError       Cause = "tls_error"            // Redfish: the TLS handshake failed
+	CauseRedfishDown    Cause = "redfish_service_down" // Redfish: TCP refused: host up, no HTTPS service
 
 	// NotAuthenticated.
 	CausePasswordChanged      Cause = "password_changed_on_bmc"
@@ -240,6 +241,22 @@ type Account struct {
 	User        string `json:"user"`
 	Privilege   string `json:"privilege"`
 	CipherSuite int    `json:"cipher_suite"` // 0: automatic
+	// Protocol is the account's protocol ("ipmi", "redfish"; "" counts as
+	// ipmi).
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// Redfish reports whether the channel is a Redfish one: the IPMI-only
+// steps (presence pings, the enclosure manager, cipher suites, the session
+// table, sampled pre-login requests) do not apply to it.
+func (a Account) Redfish() bool { return a.Protocol == "redfish" }
+
+// service names the channel's management service for the operator.
+func (a Account) service() string {
+	if a.Redfish() {
+		return "Redfish (HTTPS)"
+	}
+	return "IPMI"
 }
 
 // History is what the inventory and the stored states say about the

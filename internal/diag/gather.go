@@ -50,8 +50,12 @@ var ErrNoFigures = errors.New("diag: no figures for this channel")
 type Executor struct {
 	Store  store.Store
 	Engine *ipmi.Engine
-	// Prober checks a channel (default probe.IPMI(Engine)).
+	// Prober checks an IPMI channel (default probe.IPMI(Engine)).
 	Prober probe.Prober
+	// Probers check a channel by its account's protocol ("ipmi",
+	// "redfish": the monitor's); Prober and the IPMI default fill in for
+	// "ipmi".
+	Probers map[string]probe.Prober
 	// Current is the monitor's view of a channel's declared state (nil:
 	// the store's).
 	Current func(accountID int64) (store.ChannelState, bool)
@@ -103,11 +107,35 @@ func (x *Executor) timeout() time.Duration {
 	return probe.DefaultTimeout
 }
 
-func (x *Executor) prober() probe.Prober {
+// proberFor is the prober of protocol ("" counts as ipmi); nil when none
+// checks it.
+func (x *Executor) proberFor(protocol string) probe.Prober {
+	if protocol == "" {
+		protocol = "ipmi"
+	}
+	if p := x.Probers[protocol]; p != nil {
+		return p
+	}
+	if protocol != "ipmi" {
+		return nil
+	}
 	if x.Prober != nil {
 		return x.Prober
 	}
 	return probe.IPMI(x.Engine)
+}
+
+// Supports reports whether the executor can check channels of protocol.
+func (x *Executor) Supports(protocol string) bool { return x.proberFor(protocol) != nil }
+
+// observe checks target t with the prober of its protocol.
+func (x *Executor) observe(ctx context.Context, t probe.Target) probe.Observation {
+	p := x.proberFor(t.Protocol)
+	if p == nil {
+		return probe.Observation{Name: t.Name, Protocol: t.Protocol, At: x.now(),
+			Message: fmt.Sprintf("no prober checks protocol %q", t.Protocol)}
+	}
+	return p(ctx, t)
 }
 
 // Run diagnoses account a of machine m.
@@ -175,7 +203,7 @@ func (x *Executor) Check(ctx context.Context, m store.Machine, a store.Account) 
 		return probe.Observation{Name: m.Name, State: state.NotResponding, Reason: state.ReasonUnreachable,
 			Message: "the address does not resolve: " + err.Error(), At: x.now()}
 	}
-	return x.prober()(ctx, t)
+	return x.observe(ctx, t)
 }
 
 // base fills what every tree uses: the account, a fresh observation (or
@@ -183,7 +211,7 @@ func (x *Executor) Check(ctx context.Context, m store.Machine, a store.Account) 
 func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) Facts {
 	now := x.now()
 	f := Facts{Machine: m.Name, Now: now, Expected: m.GUID,
-		Account: Account{ID: a.ID, Address: hostPort(a.Address, a.Port), User: a.User, Privilege: a.Privilege, CipherSuite: a.CipherSuite}}
+		Account: Account{ID: a.ID, Address: hostPort(a.Address, a.Port), User: a.User, Privilege: a.Privilege, CipherSuite: a.CipherSuite, Protocol: a.Protocol}}
 	if m.Registering {
 		f.Expected = ""
 	}
@@ -234,7 +262,7 @@ func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) F
 		f.Message = "the address does not resolve: " + err.Error()
 		return f
 	}
-	o := x.prober()(ctx, t)
+	o := x.observe(ctx, t)
 	f.Fresh = true
 	f.State, f.Reason, f.Conditions, f.Message, f.Evidence, f.GUID = o.State, o.Reason, o.Conditions, o.Message, o.Evidence, o.GUID
 	return f
@@ -315,6 +343,9 @@ func ParseAddressChange(detail string) (old, new string, ok bool) {
 // gather fetches one fact into f. It always sets the fact's part, with
 // Err when it could not be had, so a tree never asks twice.
 func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.Account, f *Facts) {
+	if f.Account.Redfish() && x.ipmiOnly(ctx, n, a, f) {
+		return
+	}
 	switch n {
 	case NeedEM:
 		f.EM = x.ping(ctx, f.Blade.EMAddress)
@@ -329,7 +360,7 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 	case NeedSubnet:
 		f.Subnet = x.subnet(ctx, a)
 	case NeedOwner:
-		f.Owner = x.owner(ctx, m, f.GUID)
+		f.Owner = x.owner(ctx, m, a.Protocol, f.GUID)
 	case NeedSwapCheck:
 		f.SwapCheck = x.swapCheck(ctx, m, f.Owner)
 	case NeedSuites:
@@ -343,6 +374,46 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 	case NeedFleet:
 		f.Fleet = x.fleet(ctx, m, a, *f)
 	}
+}
+
+// notApplicable is the error of an IPMI-only step asked for a Redfish
+// channel.
+const notApplicable = "not applicable to a Redfish channel (an IPMI-only step)"
+
+// ipmiOnly marks an IPMI-only fact not applicable to a Redfish channel
+// (the trees do not ask for them; this keeps a Redfish BMC from being
+// sent IPMI packets if one did). It reports whether n was one.
+func (x *Executor) ipmiOnly(ctx context.Context, n Need, a store.Account, f *Facts) bool {
+	switch n {
+	case NeedEM:
+		f.EM = &Reach{Err: notApplicable}
+	case NeedSiblings:
+		f.Siblings = &Siblings{}
+	case NeedBladeView:
+		f.BladeView = &BladeView{Err: notApplicable}
+	case NeedIdentify:
+		f.Identify = &Identify{Err: notApplicable}
+	case NeedSuites:
+		f.Suites = &Suites{Err: notApplicable}
+	case NeedSuiteTry:
+		f.SuiteTry = &SuiteTry{Err: notApplicable}
+	case NeedSessions:
+		f.Sessions = &SessionsFacts{Err: notApplicable}
+	case NeedRates:
+		if x.Rates != nil {
+			if r, err := x.Rates.ChannelRates(ctx, a.ID); !errors.Is(err, ErrNoFigures) {
+				if err != nil {
+					r.Err = err.Error()
+				}
+				f.Rates = &r
+				return true
+			}
+		}
+		f.Rates = &Rates{Err: "sampling " + notApplicable}
+	default:
+		return false
+	}
+	return true
 }
 
 func (x *Executor) resolve(ctx context.Context, hp string) (netip.AddrPort, error) {
@@ -556,7 +627,7 @@ func (x *Executor) oldAddress(ctx context.Context, m store.Machine, a store.Acco
 		o.Err = err.Error()
 		return o
 	}
-	obs := x.prober()(ctx, t)
+	obs := x.observe(ctx, t)
 	switch obs.State {
 	case state.Connectable:
 		o.Answered, o.Ours, o.GUID = true, !t.Expected.Zero(), obs.GUID
@@ -635,7 +706,7 @@ func (x *Executor) subnet(ctx context.Context, a store.Account) *Subnet {
 	return s
 }
 
-func (x *Executor) owner(ctx context.Context, m store.Machine, reported string) *Owner {
+func (x *Executor) owner(ctx context.Context, m store.Machine, protocol, reported string) *Owner {
 	o := &Owner{}
 	g, err := guid.Parse(reported)
 	if err != nil {
@@ -655,11 +726,20 @@ func (x *Executor) owner(ctx context.Context, m store.Machine, reported string) 
 		}
 		o.Name = c.Name
 		if as, err := x.Store.AccountsOf(ctx, c.ID); err == nil {
-			for _, ca := range as {
-				if ca.Protocol == "ipmi" {
-					o.AccountID, o.Address = ca.ID, hostPort(ca.Address, ca.Port)
+			// The owner's account of the same protocol (the swap check
+			// compares like with like), else any it can check.
+			var pick *store.Account
+			for i, ca := range as {
+				if ca.Protocol == protocol {
+					pick = &as[i]
 					break
 				}
+				if pick == nil && x.Supports(ca.Protocol) {
+					pick = &as[i]
+				}
+			}
+			if pick != nil {
+				o.AccountID, o.Address = pick.ID, hostPort(pick.Address, pick.Port)
 			}
 		}
 		break
@@ -686,7 +766,7 @@ func (x *Executor) swapCheck(ctx context.Context, m store.Machine, o *Owner) *Sw
 		sc.Err = err.Error()
 		return sc
 	}
-	obs := x.prober()(ctx, t)
+	obs := x.observe(ctx, t)
 	if obs.GUID == "" {
 		if obs.State != state.Connectable {
 			sc.Err = obs.Message

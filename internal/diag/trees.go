@@ -2,6 +2,7 @@ package diag
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -34,7 +35,7 @@ func Decide(f Facts) Result {
 		r = done(&Diagnosis{Cause: CauseNotChecked, Confidence: Low,
 			Summary:  "the channel could not be checked",
 			Evidence: []string{nonEmpty(f.Message, "no check result")},
-			Remedy:   "make sure the account's protocol is one this manager checks (ipmi) and its address resolves, then run the diagnosis again"})
+			Remedy:   "make sure the account's protocol is one this manager checks (ipmi or redfish) and its address resolves, then run the diagnosis again"})
 	}
 	if r.Diagnosis != nil {
 		r.Diagnosis.Evidence = append(notes(f), r.Diagnosis.Evidence...)
@@ -138,6 +139,19 @@ func notResponding(f Facts) Result {
 	addr := f.Account.Address
 	switch f.Reason {
 	case state.ReasonPortRefused:
+		if f.Account.Redfish() {
+			d := &Diagnosis{Cause: CauseRedfishDown, Confidence: High,
+				Summary:  fmt.Sprintf("something at %s is up but no Redfish (HTTPS) service listens on its port", hostOf(addr)),
+				Evidence: []string{fmt.Sprintf("%s refused the TCP connection", addr)},
+				RuledOut: []string{"a network path problem or a dead BMC: the host answered (TCP reset), so the path and the device are up"},
+				Remedy:   "enable the Redfish / HTTPS service on the BMC (or restart its web server / cold-reset the BMC); if the BMC serves HTTPS on another port, or the address now belongs to another device, correct the account's address and port",
+			}
+			if f.History.beforeFailure(f.History.AddressChangedAt) {
+				d.Evidence = append(d.Evidence, fmt.Sprintf("the account's address was edited at %s (from %s): it may point at another device", when(f.History.AddressChangedAt), f.History.OldAddress))
+				d.Confidence = Medium
+			}
+			return done(d)
+		}
 		d := &Diagnosis{Cause: CausePortClosed, Confidence: High,
 			Summary:  fmt.Sprintf("something at %s is up but no IPMI service listens on its port", hostOf(addr)),
 			Evidence: []string{fmt.Sprintf("%s answered with ICMP port unreachable", addr)},
@@ -167,7 +181,7 @@ func notResponding(f Facts) Result {
 		return done(tlsError(f))
 	case state.ReasonStalled, state.ReasonProtocol:
 		d := &Diagnosis{Cause: CauseBMCHung, Confidence: Medium,
-			Summary:  "the BMC answers, but its IPMI service stalls or sends unusable replies",
+			Summary:  fmt.Sprintf("the BMC answers, but its %s service stalls or sends unusable replies", f.Account.service()),
 			Evidence: []string{nonEmpty(f.Message, string(f.Reason))},
 			RuledOut: []string{"the network path and the BMC's power: it answered at first"},
 			Remedy:   "cold-reset the BMC (from the host with ipmitool mc reset cold, or through the enclosure manager for a blade); if it recurs, update its firmware",
@@ -184,6 +198,11 @@ func notResponding(f Facts) Result {
 
 	// Silent.
 	base := []string{fmt.Sprintf("no reply from %s (no ICMP error either)", addr)}
+	filtered := "UDP 623"
+	if f.Account.Redfish() {
+		base[0] = fmt.Sprintf("no answer from %s over HTTPS (no connection refusal either)", addr)
+		filtered = "TCP " + portOf(addr)
+	}
 	if f.Evidence.Attempts > 1 {
 		base[0] += fmt.Sprintf(", %d attempts", f.Evidence.Attempts)
 	}
@@ -212,7 +231,9 @@ func notResponding(f Facts) Result {
 		}
 		ruled = append(ruled, fmt.Sprintf("a wrong address edit: the previous address %s is silent too", h.OldAddress))
 	}
-	if f.Blade != nil {
+	// The enclosure isolation pings and drives the enclosure manager over
+	// IPMI: it does not apply to a Redfish channel.
+	if f.Blade != nil && !f.Account.Redfish() {
 		return bladeSilent(f, base, ruled)
 	}
 	if f.Subnet == nil {
@@ -224,17 +245,17 @@ func notResponding(f Facts) Result {
 			Summary:  fmt.Sprintf("most of subnet %s is silent: a switch, VLAN or uplink problem rather than this BMC", s.Prefix),
 			Evidence: append(base, fmt.Sprintf("%d of the %d other channels on %s are NotResponding too", s.NotResponding, s.Peers, s.Prefix)),
 			RuledOut: append(ruled, "this BMC alone: its neighbours are silent as well"),
-			Remedy:   fmt.Sprintf("check the management switch and VLAN serving %s, its uplink, and any firewall between the manager and it (UDP 623)", s.Prefix),
+			Remedy:   fmt.Sprintf("check the management switch and VLAN serving %s, its uplink, and any firewall between the manager and it (%s)", s.Prefix, filtered),
 		})
 	}
 	if s.Peers > 0 {
 		ruled = append(ruled, fmt.Sprintf("the management network: %d of the %d other channels on %s answer", s.Peers-s.NotResponding, s.Peers, s.Prefix))
 	}
 	d := &Diagnosis{Cause: CauseBMCUnreachable, Confidence: Medium,
-		Summary:  "this BMC does not answer at all: powered off, dead, unplugged, or UDP 623 filtered on its path",
+		Summary:  fmt.Sprintf("this BMC does not answer at all: powered off, dead, unplugged, or %s filtered on its path", filtered),
 		Evidence: base,
 		RuledOut: ruled,
-		Remedy:   "check that the server has standby power, the BMC's network cable and switch port (link light, VLAN), and that no firewall drops UDP 623 to it; if all is fine, the BMC is dead: reset it from the host (ipmitool mc reset cold) or call the vendor",
+		Remedy:   fmt.Sprintf("check that the server has standby power, the BMC's network cable and switch port (link light, VLAN), and that no firewall drops %s to it; if all is fine, the BMC is dead: reset it from the host (ipmitool mc reset cold) or call the vendor", filtered),
 	}
 	if s.Peers == 0 {
 		d.Confidence = Low
@@ -392,6 +413,14 @@ func siblingRuledOut(s *Siblings, enc string) []string {
 	return []string{fmt.Sprintf("the enclosure tray: the other blades of %s answer", enc)}
 }
 
+// portOf is the port of a host:port ("443" when there is none).
+func portOf(addr string) string {
+	if _, p, err := net.SplitHostPort(addr); err == nil {
+		return p
+	}
+	return "443"
+}
+
 func hostOf(addr string) string {
 	if i := strings.LastIndex(addr, ":"); i > 0 && !strings.HasSuffix(addr, "]") {
 		h := addr[:i]
@@ -530,6 +559,21 @@ func notAuthenticated(f Facts) Result {
 			Remedy:   fmt.Sprintf("find who changed it (the BMC's event log, other tools' configuration) and set the account's password to the new one (lightsout accounts set %d --password-file FILE); lightsout retries at once after the edit", f.Account.ID),
 		})
 	}
+	if f.Account.Redfish() {
+		d := &Diagnosis{Cause: CauseAuthRejected, Confidence: Medium,
+			Summary:  fmt.Sprintf("the Redfish service refused the login of user %s: a wrong password, or the user was removed, disabled or locked", f.Account.User),
+			Evidence: append(ev, lastOK),
+			RuledOut: []string{"the network path and the service: the HTTPS service answered and the certificate matches the pinned one"},
+			Remedy:   fmt.Sprintf("check user %s on the BMC (its web console): that it exists, is enabled and not locked out, may use Redfish, and that its password matches the account's (lightsout accounts set %d --password-file FILE); Redfish answers 401 alike for a wrong password and an unknown user", f.Account.User, f.Account.ID),
+		}
+		switch {
+		case h.beforeFailure(h.CredentialsChangedAt) && !h.LastConnectable.IsZero():
+			d.Evidence = append(d.Evidence, "the account's credentials were edited at "+when(h.CredentialsChangedAt)+", after its last login: the edit is the likely culprit")
+		case h.beforeFailure(h.HardwareChangedAt) && !h.LastConnectable.IsZero():
+			d.Evidence = append(d.Evidence, fmt.Sprintf("%s at %s: a new BMC comes with factory credentials", h.HardwareChange, when(h.HardwareChangedAt)))
+		}
+		return done(d)
+	}
 	return done(&Diagnosis{Cause: CauseAuthRejected, Confidence: Low,
 		Summary:  fmt.Sprintf("the BMC refused the login of user %s without saying why", f.Account.User),
 		Evidence: append(ev, lastOK),
@@ -653,7 +697,9 @@ func invalid(f Facts) Result {
 		})
 	}
 	ev = append(ev, "no machine in the inventory is registered with that GUID")
-	credsOK := f.Evidence.GUIDSource == "get_system_guid"
+	// The GUID came after a login (IPMI Get System GUID in a session, the
+	// Redfish System's UUID): the BMC accepts this machine's credentials.
+	credsOK := f.Evidence.GUIDSource == "get_system_guid" || f.Evidence.GUIDSource == "redfish_system_uuid"
 	vendor := ""
 	if f.Evidence.ManufacturerID != 0 {
 		vendor = fmt.Sprintf("%s product %d firmware %s", nonEmpty(f.Evidence.Manufacturer, fmt.Sprint(f.Evidence.ManufacturerID)), f.Evidence.ProductID, f.Evidence.Firmware)
@@ -700,6 +746,23 @@ func busy(f Facts) Result {
 		ev = append(ev, "the BMC refused a new session: no free session slot (RMCP+ status 0x01)")
 	} else {
 		ev = append(ev, fmt.Sprintf("the monitor saw the BMC without a free session slot (declared %s)", when(f.History.CheckedAt)))
+	}
+	if f.Account.Redfish() {
+		// Redfish has no session table to read before a login succeeds:
+		// the 503 is all there is.
+		if !has(f.Conditions, state.Busy) {
+			return done(&Diagnosis{Cause: CauseBusyCleared, Confidence: Medium,
+				Summary:  "the Redfish service answered HTTP 503 (busy) before, but accepts a session again now",
+				Evidence: append(ev, nonEmpty(f.Message, "a session opened")),
+				Remedy:   "nothing to do now; if it recurs, look for other Redfish clients that open sessions and never delete them",
+			})
+		}
+		return done(&Diagnosis{Cause: CauseSessionTableFull, Confidence: Medium,
+			Summary:  "the Redfish service answers HTTP 503: it is busy or every session is held",
+			Evidence: []string{nonEmpty(f.Message, "HTTP 503")},
+			RuledOut: []string{"an authentication problem: the service refused before checking any password"},
+			Remedy:   "Redfish sessions are freed when their clients delete them or after the service's session timeout: look for clients that log in and never log out (scripts, monitoring agents, other managers), list the sessions in the BMC's web console (SessionService), or reset the BMC",
+		})
 	}
 	if f.Sessions == nil {
 		return need(NeedSessions)
@@ -850,6 +913,10 @@ func degraded(f Facts) Result {
 				ruled = append(ruled, fmt.Sprintf("the %s %s as a whole: %d of its %d other machines are affected", s.Dimension, s.Value, s.Affected, s.Peers))
 			}
 		}
+	}
+	if f.Account.Redfish() {
+		// No session table to read over Redfish: the rates decide.
+		f.Sessions = &SessionsFacts{}
 	}
 	if f.Sessions == nil {
 		return need(NeedSessions)

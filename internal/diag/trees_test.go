@@ -279,9 +279,69 @@ func bases() []Facts {
 		g.Evidence.Redfish = ev
 		add(g)
 	}
+	// Redfish channels: no IPMI-only steps, the state and reason decide.
+	rf := func(s state.OOB, r state.Reason, conds ...state.Condition) Facts {
+		f := base(s, r, conds...)
+		f.Account.Address, f.Account.Protocol = "10.0.4.17:443", "redfish"
+		return f
+	}
+	for _, r := range []state.Reason{state.ReasonPortRefused, state.ReasonSilent, state.ReasonProtocol, state.ReasonTLS} {
+		f := rf(state.NotResponding, r)
+		add(f)
+		f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true}
+		f.History.AddressChangedAt, f.History.OldAddress, f.History.LastConnectable = t0.Add(-2*time.Hour), "10.0.4.18:443", t0.Add(-3*time.Hour)
+		add(f)
+	}
+	for _, h := range []History{{}, {LastConnectable: t0.Add(-time.Hour), CredentialsChangedAt: t0.Add(-30 * time.Minute)},
+		{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-30 * time.Minute), HardwareChange: "the System GUID was adopted"}} {
+		f := rf(state.NotAuthenticated, state.ReasonAuthRejected)
+		f.History = h
+		add(f)
+	}
+	g := rf(state.Invalid, state.ReasonGUIDMismatch)
+	g.GUID, g.Evidence.GUIDSource = otherGUID, "redfish_system_uuid"
+	add(g)
+	add(rf(state.Invalid, state.ReasonCertChanged))
+	add(rf(state.Connectable, state.ReasonBusy, state.Busy))
+	b := rf(state.Connectable, state.ReasonOK)
+	b.History.Stored, b.History.StoredConditions = state.Connectable, []state.Condition{state.Busy}
+	add(b)
+	add(rf(state.Connectable, state.ReasonOK, state.Degraded))
 	add(base(state.Unknown, ""))
 	add(base("", ""))
 	return out
+}
+
+// TestRedfishTrees: a Redfish channel is never asked an IPMI-only step,
+// and its causes are worded for HTTPS.
+func TestRedfishTrees(t *testing.T) {
+	ipmiOnly := []Need{NeedEM, NeedSiblings, NeedBladeView, NeedIdentify, NeedSuites, NeedSuiteTry, NeedSessions}
+	for _, b := range bases() {
+		if !b.Account.Redfish() {
+			continue
+		}
+		walk(t, b, nil, func(f Facts, d Diagnosis, path []Need) {
+			for _, n := range path {
+				if slices.Contains(ipmiOnly, n) {
+					t.Fatalf("%s/%s: Redfish channel asked for %s (%v) → %s", f.State, f.Reason, n, path, d.Cause)
+				}
+			}
+			all := strings.Join(append(append([]string{d.Summary, d.Remedy}, d.Evidence...), d.RuledOut...), "\n")
+			if strings.Contains(all, "UDP 623") || strings.Contains(all, "IPMI service") || strings.Contains(all, "ICMP port unreachable") {
+				t.Fatalf("%s/%s → %s: IPMI wording: %s", f.State, f.Reason, d.Cause, all)
+			}
+			switch f.Reason {
+			case state.ReasonPortRefused:
+				if d.Cause != CauseRedfishDown {
+					t.Fatalf("port refused → %s", d.Cause)
+				}
+			case state.ReasonAuthRejected:
+				if d.Cause != CauseAuthRejected {
+					t.Fatalf("auth rejected → %s", d.Cause)
+				}
+			}
+		})
+	}
 }
 
 // walk explores every path through the trees from f, answering each Need
@@ -402,7 +462,7 @@ func TestTreesExhaustive(t *testing.T) {
 		CausePasswordChanged, CausePasswordEditWrong, CausePasswordNeverWorked, CauseReplacedCredentials,
 		CauseUserRemoved, CauseUserNameWrong, CauseUserMissingAfterSwap, CausePrivilegeTooLow, CauseAccountLocked, CauseAuthRejected,
 		CauseAddressesSwapped, CauseAddressReused, CauseMotherboardReplaced, CauseUnknownBMC, CauseIdentityUnverifiable,
-		CauseCertChanged, CauseTLSError,
+		CauseCertChanged, CauseTLSError, CauseRedfishDown,
 		CauseSessionTableFull, CauseStaleOwnSessions, CauseCompetingConsoles, CauseBusyCleared,
 		CauseEnclosureWide, CauseSubnetWide, CauseFirmwareWide, CauseCompetingPollers, CauseBMCOverloaded, CauseOccasionalRetry}
 	for _, c := range all {

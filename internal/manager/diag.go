@@ -10,6 +10,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/inventory"
+	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -29,6 +30,10 @@ type DiagConfig struct {
 	// Degraded tree (internal/events can provide them).
 	Rates diag.RateSource
 	Fleet diag.FleetSource
+	// Probers check a channel by protocol (the monitor's; the server sets
+	// them). Nil: IPMI through the engine, Redfish through the manager's
+	// Redfish transport with the store's certificate pins.
+	Probers map[string]probe.Prober
 }
 
 // DiagRequest selects the machines to diagnose and what may be changed.
@@ -102,7 +107,14 @@ type addressSwapper interface {
 
 func (m *Manager) executor() *diag.Executor {
 	c := m.Diag
-	return &diag.Executor{Store: m.Store, Engine: m.Engine, Current: m.Monitor.Get, Schedule: c.Schedule,
+	probers := c.Probers
+	if probers == nil {
+		probers = map[string]probe.Prober{inventory.ProtocolIPMI: probe.IPMI(m.Engine)}
+		if m.Redfish != nil {
+			probers[inventory.ProtocolRedfish] = probe.Redfish(m.Redfish, m.Store)
+		}
+	}
+	return &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Schedule: c.Schedule,
 		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}
 }
 
@@ -211,8 +223,8 @@ type fixed struct {
 
 func (r *diagRun) one(ctx context.Context, mc store.Machine, a store.Account) DiagResult {
 	res := DiagResult{Machine: mc.Name, AccountID: a.ID, Address: hostPort(a.Address, a.Port)}
-	if a.Protocol != inventory.ProtocolIPMI {
-		res.Error = fmt.Sprintf("diagnosis over %s is not supported yet", a.Protocol)
+	if !r.x.Supports(a.Protocol) {
+		res.Error = fmt.Sprintf("diagnosis over %s is not supported", a.Protocol)
 		return res
 	}
 	rep := r.x.Run(ctx, mc, a)

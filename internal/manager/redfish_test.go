@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/sim"
@@ -71,6 +72,76 @@ func TestManagerRedfish(t *testing.T) {
 	}
 	waitState(t, srv, f.BMCs()[2].Name(), state.NotResponding)
 	for _, b := range f.BMCs() {
+		if c := b.RedfishCounters(); c.SessionsOpened != c.SessionsClosed {
+			t.Fatalf("%s: sessions leaked: %+v", b.Name(), c)
+		}
+	}
+}
+
+// TestDiagRedfish: the diagnosis checks Redfish channels afresh over real
+// HTTPS with the Redfish prober and the store's pins, and the trees name
+// the cause without any IPMI-only step.
+func TestDiagRedfish(t *testing.T) {
+	ctx := context.Background()
+	cfg := sim.Config{Count: 4, Seed: 11, Password: "diag-redfish-pw1", Redfish: true}
+	if os.Geteuid() == 0 {
+		cfg.BaseAddr = "127.82.0.1"
+	} else {
+		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 24000+os.Getpid()%20000
+	}
+	f, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	srv := fastServer(t, "")
+	importFleet(t, srv, f)
+	bs := f.BMCs()
+	for _, b := range bs {
+		waitState(t, srv, b.Name(), state.Connectable) // certificates pinned
+	}
+	faults := map[string]sim.Faults{bs[1].Name(): {CertReplaced: true}, bs[2].Name(): {WrongPassword: true}, bs[3].Name(): {PortClosed: true}}
+	for n, fl := range faults {
+		if err := f.SetFaults(n, fl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for _, b := range bs {
+		names = append(names, b.Name())
+	}
+	res, err := srv.Manager.Diagnose(ctx, operator, manager.DiagRequest{Machines: names}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]manager.DiagResult{}
+	for _, r := range res {
+		if r.Error != "" {
+			t.Fatalf("%s: %s", r.Machine, r.Error)
+		}
+		for _, s := range r.Steps {
+			switch s {
+			case diag.NeedEM, diag.NeedSiblings, diag.NeedBladeView, diag.NeedIdentify, diag.NeedSuites, diag.NeedSuiteTry, diag.NeedSessions:
+				t.Fatalf("%s: IPMI-only step %s", r.Machine, s)
+			}
+		}
+		by[r.Machine] = r
+	}
+	if r := by[bs[0].Name()]; !r.Healthy || r.Diagnosis.Cause != diag.CauseHealthy {
+		t.Fatalf("healthy: %+v", r)
+	}
+	if r := by[bs[1].Name()]; r.State != state.Invalid || r.Diagnosis.Cause != diag.CauseCertChanged ||
+		!strings.Contains(r.Diagnosis.Remedy, "lightsout accept-cert "+bs[1].Name()) {
+		t.Fatalf("cert replaced: %+v", r)
+	}
+	if r := by[bs[2].Name()]; r.State != state.NotAuthenticated || r.Diagnosis.Cause != diag.CauseAuthRejected {
+		t.Fatalf("wrong password: %+v", r)
+	}
+	if r := by[bs[3].Name()]; r.State != state.NotResponding || r.Reason != state.ReasonPortRefused ||
+		r.Diagnosis.Cause != diag.CauseRedfishDown || !strings.Contains(r.Diagnosis.Summary, "HTTPS") {
+		t.Fatalf("port closed: %+v", r)
+	}
+	for _, b := range bs {
 		if c := b.RedfishCounters(); c.SessionsOpened != c.SessionsClosed {
 			t.Fatalf("%s: sessions leaked: %+v", b.Name(), c)
 		}

@@ -154,9 +154,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if user := cfg.OnObservation; user != nil {
 		onObs = func(o monitor.Observed) { s.Events.Observe(o); user(o) }
 	}
+	// The monitor and the diagnosis check a channel with the same probers.
+	probers := map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine), "redfish": probe.Redfish(s.Redfish, st)}
 	s.Monitor = monitor.New(st, monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
-		Probers: map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine), "redfish": probe.Redfish(s.Redfish, st)}, Logger: cfg.Logger,
+		Probers: probers, Logger: cfg.Logger,
 		OnChange: cfg.OnChange, OnObservation: onObs, Events: s.Events.MonitorEvent,
 	})
 	if err := s.Monitor.Load(ctx); err != nil {
@@ -165,6 +167,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Manager = manager.New(st, s.Monitor, s.Engine, cfg.Logger)
 	s.Manager.Redfish = s.Redfish
 	s.Manager.Diag.Schedule, s.Manager.Diag.Timeout = cfg.Schedule, cfg.Timeout
+	s.Manager.Diag.Probers = probers
 	// The Degraded tree's rates and fleet comparison come from the event
 	// detectors, which see every check the monitor makes; for a channel
 	// they know nothing of yet the executor measures it itself.
