@@ -29,12 +29,12 @@ manager tracks each agent as Up, Down (no heartbeat for 3 intervals) or
 PendingUp (connected, but its certificate is unknown or revoked, or its clock
 is skewed); see 'lightsout domain status' and docs/agent.md.`,
 	}
-	c.AddCommand(newAgentRunCmd(), newAgentTokenCmd(), newAgentRevokeCmd())
+	c.AddCommand(newAgentRunCmd(), newAgentTokenCmd(), newAgentRevokeCmd(), newAgentOpCmd())
 	return c
 }
 
 func newAgentRunCmd() *cobra.Command {
-	var manager, tokenFile, data, fingerprint, name, logLevel string
+	var manager, tokenFile, data, fingerprint, name, logLevel, shutdown string
 	c := &cobra.Command{
 		Use:   "run --manager HOST:PORT --data DIR [--join-token-file F]",
 		Short: "Run the agent: enroll once with a join token, then stay connected",
@@ -59,7 +59,8 @@ sends heartbeats, reconnecting with back-off, until interrupted.`,
 				return usageErr("--log-level %q: debug, info, warn or error", logLevel)
 			}
 			cfg := agent.Config{Manager: manager, DataDir: data, CAFingerprint: fingerprint, Name: name,
-				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))}
+				Logger:          slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
+				ShutdownCommand: strings.Fields(shutdown)}
 			if _, err := os.Stat(filepath.Join(data, agent.KeyFile)); err != nil {
 				if tokenFile == "" {
 					return usageErr("--join-token-file: required until the agent is enrolled (no %s in %s)", agent.KeyFile, data)
@@ -90,6 +91,7 @@ sends heartbeats, reconnecting with back-off, until interrupted.`,
 	fl.StringVar(&fingerprint, "ca-fingerprint", "", "SHA-256 of the manager's CA certificate, if the token carries none")
 	fl.StringVar(&name, "name", "", "name to enroll under (default: the host name)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&shutdown, "shutdown-command", "", "command the os-shutdown op runs, split on spaces and run without a shell (e.g. \"systemctl poweroff\"); empty: the agent does not offer os-shutdown")
 	return c
 }
 
@@ -163,6 +165,62 @@ func newAgentRevokeCmd() *cobra.Command {
 				return jsonLines(cmd.OutOrStdout(), st)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "agent %d (%s): %s, %s\n", st.ID, st.Name, st.State, st.Reason)
+			return nil
+		},
+	}
+	f.add(c.Flags(), true)
+	return c
+}
+
+func newAgentOpCmd() *cobra.Command {
+	f := &apiFlags{}
+	c := &cobra.Command{
+		Use:   "op ID OP",
+		Short: "Run a remote operation through an agent: " + strings.Join(agent.Ops, ", ") + " (operator; os-shutdown admin)",
+		Long: `op asks an Up agent to run one allowlisted operation and prints its answer:
+
+  collect-inventory  hostname, OS, kernel, CPUs, memory
+  bmc-check          whether the in-band IPMI device (/dev/ipmi0) exists
+  os-shutdown        the agent's configured shutdown command (admin)
+  restart-link       acknowledged only (the host link comes later)
+
+It is refused when the agent is not Up (the reason gives its state) or does
+not report the op among its capabilities. Every op is audited.
+Exit status: 0 when the agent ran it, 1 otherwise.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || id < 1 {
+				return usageErr("ID %q: the agent's node ID (as 'domain status' shows it)", args[0])
+			}
+			if !agent.IsOp(args[1]) {
+				return usageErr("OP %q: one of %s", args[1], strings.Join(agent.Ops, ", "))
+			}
+			cl, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := cl.AgentOp(cmd.Context(), id, args[1])
+			if err != nil {
+				return apiErr(err)
+			}
+			if f.json() {
+				if err := jsonLines(cmd.OutOrStdout(), res); err != nil {
+					return err
+				}
+			} else {
+				status := "ok"
+				if !res.OK {
+					status = "failed: " + res.Error
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "agent %d (%s) %s: %s\n", res.AgentID, res.Agent, res.Op, status)
+				if len(res.Result) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\n", res.Result)
+				}
+			}
+			if !res.OK {
+				return errors.New(res.Op + " failed on agent " + res.Agent + ": " + res.Error)
+			}
 			return nil
 		},
 	}

@@ -36,7 +36,9 @@ type HubConfig struct {
 	TokenTTL time.Duration
 	// Version of this manager; an agent reporting another is flagged.
 	Version string
-	Logger  *slog.Logger
+	// OpTimeout bounds how long Do waits for an agent's answer; default 30s.
+	OpTimeout time.Duration
+	Logger    *slog.Logger
 }
 
 // Status is what the manager knows of one agent.
@@ -58,6 +60,7 @@ type Status struct {
 type node struct {
 	st   Status
 	conn net.Conn // the live connection, if any
+	link *link    // its writer and pending ops
 }
 
 // Hub is the manager's side of the agent channel.
@@ -73,6 +76,7 @@ type Hub struct {
 	closed  bool
 	wg      sync.WaitGroup
 	stop    chan struct{}
+	nextOp  uint64
 }
 
 // NewHub loads the enrolled agents (all Down until they connect) and
@@ -98,6 +102,9 @@ func NewHub(ctx context.Context, cfg HubConfig) (*Hub, error) {
 	}
 	if cfg.Version == "" {
 		cfg.Version = Version
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 30 * time.Second
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, nodes: map[int64]*node{}, unknown: map[string]*node{},
 		conns: map[net.Conn]struct{}{}, stop: make(chan struct{})}
@@ -497,6 +504,8 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 		n.conn.Close() // the newer connection wins
 	}
 	n.conn = c
+	l := &link{enc: enc, set: c.SetWriteDeadline, pend: map[uint64]chan msg{}, done: make(chan struct{})}
+	n.link = l
 	n.st.Name = c.ConnectionState().PeerCertificates[0].Subject.CommonName
 	n.st.Version, n.st.Capabilities, n.st.Address, n.st.LastHeartbeat = hello.Version, hello.Capabilities, addr, now
 	n.st.VersionSkew = h.skewed(hello.Version)
@@ -512,7 +521,11 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 	silent := fmt.Sprintf("no heartbeat for %d intervals (%s)", h.cfg.Misses, limit)
 	downReason := "connection closed"
 	defer func() {
+		close(l.done)
 		h.mu.Lock()
+		if n.link == l {
+			n.link = nil
+		}
 		if n.conn == c {
 			n.conn = nil
 			if n.st.State == Up {
@@ -521,12 +534,11 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 		}
 		h.mu.Unlock()
 	}()
-	c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
-	if err := enc.Encode(msg{Type: "welcome", ID: id, Interval: h.cfg.Interval.String(), Version: h.cfg.Version}); err != nil {
+	if err := l.send(msg{Type: "welcome", ID: id, Interval: h.cfg.Interval.String(), Version: h.cfg.Version}); err != nil {
 		return
 	}
 	for {
-		c.SetDeadline(time.Now().Add(limit))
+		c.SetReadDeadline(time.Now().Add(limit))
 		var m msg
 		if err := readMsg(r, &m); err != nil {
 			var ne net.Error
@@ -534,6 +546,10 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 				downReason = silent
 			}
 			return
+		}
+		if m.Type == "op-result" {
+			l.deliver(m)
+			continue
 		}
 		if m.Type != "heartbeat" {
 			continue
@@ -547,7 +563,7 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 				h.setLocked(n, PendingUp, reason)
 			}
 			h.mu.Unlock()
-			enc.Encode(msg{Type: "refused", Reason: reason})
+			l.send(msg{Type: "refused", Reason: reason})
 			return
 		}
 		h.mu.Lock()
@@ -561,7 +577,7 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 		}
 		h.setLocked(n, Up, "")
 		h.mu.Unlock()
-		if err := enc.Encode(msg{Type: "ack", Seq: m.Seq}); err != nil {
+		if err := l.send(msg{Type: "ack", Seq: m.Seq}); err != nil {
 			return
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,7 +41,7 @@ var DefaultCapabilities = []string{"heartbeat"}
 
 // msg is one JSON line, either way.
 type msg struct {
-	Type string `json:"type"` // enroll, hello, heartbeat; enrolled, welcome, ack, refused
+	Type string `json:"type"` // enroll, hello, heartbeat, op-result; enrolled, welcome, ack, refused, op
 
 	// enroll
 	Token string `json:"token,omitempty"`
@@ -59,6 +60,15 @@ type msg struct {
 	ID       int64  `json:"id,omitempty"`       // node ID
 	Interval string `json:"interval,omitempty"` // heartbeat interval the manager wants
 	Reason   string `json:"reason,omitempty"`
+
+	// op (manager → agent) and op-result (agent → manager): a request and
+	// its answer, matched by op_id ("id" on the wire is the node ID of a
+	// welcome). Heartbeat acks are type "ack" with seq: never confused.
+	OpID   uint64          `json:"op_id,omitempty"`
+	Op     string          `json:"op,omitempty"`
+	OK     bool            `json:"ok,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
 }
 
 // JoinTokenPrefix starts every join token.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/pki"
@@ -38,9 +39,14 @@ type Config struct {
 	// carries none (or must agree with the token's).
 	CAFingerprint string
 	// Name the agent enrolls under; default the host name.
-	Name         string
-	Version      string
+	Name    string
+	Version string
+	// Capabilities the agent reports; default heartbeat and every op it
+	// can run. The ops among them are its allowlist.
 	Capabilities []string
+	// ShutdownCommand is what os-shutdown runs (argv, never a shell
+	// string); empty: the agent cannot shut its host down.
+	ShutdownCommand []string
 	// MinBackoff and MaxBackoff bound the reconnection back-off (defaults
 	// 1s and 1m; doubled after each failure, with jitter).
 	MinBackoff, MaxBackoff time.Duration
@@ -77,7 +83,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Version = Version
 	}
 	if cfg.Capabilities == nil {
-		cfg.Capabilities = DefaultCapabilities
+		cfg.Capabilities = defaultCapabilities(cfg)
 	}
 	if cfg.Name == "" {
 		h, err := os.Hostname()
@@ -314,26 +320,67 @@ func connect(ctx context.Context, cfg Config, tc *tls.Config, emit func(string))
 		return false, fmt.Errorf("manager sent heartbeat interval %q", m.Interval)
 	}
 	emit("up")
+	allowed := agentOps(cfg)
+	var wmu sync.Mutex
+	send := func(m msg) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		c.SetWriteDeadline(time.Now().Add(3 * interval))
+		return enc.Encode(m)
+	}
+	// The reader: acks, refusals and ops, interleaved; each op runs on
+	// its own and answers with its op_id.
+	rerr := make(chan error, 1)
+	go func() {
+		for {
+			c.SetReadDeadline(time.Now().Add(3 * interval))
+			var m msg
+			if err := readMsg(r, &m); err != nil {
+				rerr <- err
+				return
+			}
+			switch m.Type {
+			case "refused":
+				rerr <- fmt.Errorf("%w: %s", errRefused, m.Reason)
+				return
+			case "op":
+				go func(m msg) {
+					out := msg{Type: "op-result", OpID: m.OpID, Op: m.Op}
+					res, err := runOp(ctx, cfg, allowed, m.Op)
+					if res != nil {
+						out.Result, _ = json.Marshal(res)
+					}
+					if err != nil {
+						out.Error = err.Error()
+					} else {
+						out.OK = true
+					}
+					cfg.Logger.Info("agent op", "op", m.Op, "id", m.OpID, "ok", out.OK, "err", out.Error)
+					send(out)
+				}(m)
+			}
+		}
+	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for seq := uint64(1); ; seq++ {
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
+		case err := <-rerr:
+			if errors.Is(err, errRefused) {
+				emit("refused: " + strings.TrimPrefix(err.Error(), errRefused.Error()+": "))
+				return true, fmt.Errorf("refused by the manager: %s", strings.TrimPrefix(err.Error(), errRefused.Error()+": "))
+			}
+			emit("lost: " + err.Error())
+			return true, err
 		case <-t.C:
 		}
-		c.SetDeadline(time.Now().Add(3 * interval))
-		if err := enc.Encode(msg{Type: "heartbeat", Seq: seq, Time: cfg.Clock()}); err != nil {
+		if err := send(msg{Type: "heartbeat", Seq: seq, Time: cfg.Clock()}); err != nil {
 			emit("lost: " + err.Error())
 			return true, err
-		}
-		if err := readMsg(r, &m); err != nil {
-			emit("lost: " + err.Error())
-			return true, err
-		}
-		if m.Type == "refused" {
-			emit("refused: " + m.Reason)
-			return true, fmt.Errorf("refused by the manager: %s", m.Reason)
 		}
 	}
 }
+
+var errRefused = errors.New("refused")

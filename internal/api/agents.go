@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/agent"
@@ -74,5 +75,57 @@ func (a *API) revokeAgent(w http.ResponseWriter, r *http.Request, actor manager.
 		return err
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// agentOp: POST /api/v1/agents/{id}/ops {"op":"collect-inventory"}. The
+// route needs operator; os-shutdown needs admin.
+func (a *API) agentOp(w http.ResponseWriter, r *http.Request, actor manager.Actor) (err error) {
+	h, err := a.agentHub()
+	if err != nil {
+		return err
+	}
+	s := r.PathValue("id")
+	id, perr := strconv.ParseInt(s, 10, 64)
+	if perr != nil || id < 1 {
+		return invalid("id", "%q is not an agent ID (a positive whole number)", s)
+	}
+	var in wire.AgentOpRequest
+	if err := decode(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	if !agent.IsOp(in.Op) {
+		return invalid("op", "%q: one of %s", in.Op, strings.Join(agent.Ops, ", "))
+	}
+	if in.Op == agent.OpOSShutdown && actor.Role.Rank() < store.RoleAdmin.Rank() {
+		err = &apiError{status: http.StatusForbidden, code: wire.CodeForbidden,
+			msg: "op os-shutdown needs role admin; token \"" + actor.Name + "\" has " + string(actor.Role)}
+		a.audit(r, actor, "agent.op", s, "op "+in.Op, err)
+		return err
+	}
+	var res agent.Result
+	defer func() {
+		detail := "op " + in.Op
+		if res.Agent != "" {
+			detail += " on " + res.Agent
+		}
+		if err == nil && !res.OK {
+			a.audit(r, actor, "agent.op", s, detail, errors.New(res.Error))
+			return
+		}
+		a.audit(r, actor, "agent.op", s, detail, err)
+	}()
+	res, err = h.Do(r.Context(), s, in.Op)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("id", "no agent %d", id)
+	case errors.Is(err, agent.ErrAgentNotUp), errors.Is(err, agent.ErrNoCapability):
+		return &apiError{status: http.StatusConflict, code: wire.CodeRefused, field: "op", msg: err.Error()}
+	case errors.Is(err, agent.ErrOpTimeout):
+		return &apiError{status: http.StatusGatewayTimeout, code: wire.CodeUnavailable, msg: err.Error()}
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }

@@ -42,7 +42,7 @@ func TestAgentsAPI(t *testing.T) {
 	go func() {
 		defer close(done)
 		agent.Run(actx, agent.Config{Manager: e.Server.AgentAddr.String(), DataDir: filepath.Join(e.Dir, "agent"),
-			JoinToken: jt.Token, Name: "web-1", MinBackoff: 20 * time.Millisecond})
+			JoinToken: jt.Token, Name: "web-1", MinBackoff: 20 * time.Millisecond, ShutdownCommand: []string{"true"}})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
@@ -59,6 +59,28 @@ func TestAgentsAPI(t *testing.T) {
 			t.Fatalf("agents: %+v", as)
 		}
 	}
+	// Remote ops: operator may collect, os-shutdown needs admin, audited.
+	st, body = raw(t, e, store.RoleOperator, "POST", "/api/v1/agents/1/ops", `{"op":"collect-inventory"}`)
+	var res agent.Result
+	if err := json.Unmarshal(body, &res); st != http.StatusOK || err != nil || !res.OK || !strings.Contains(string(res.Result), `"hostname"`) {
+		t.Fatalf("collect-inventory: %d %s", st, body)
+	}
+	st, body = raw(t, e, store.RoleOperator, "POST", "/api/v1/agents/1/ops", `{"op":"os-shutdown"}`)
+	wantError(t, "os-shutdown as operator", st, body, http.StatusForbidden, wire.CodeForbidden, "")
+	st, body = raw(t, e, store.RoleAdmin, "POST", "/api/v1/agents/1/ops", `{"op":"rm"}`)
+	wantError(t, "unknown op", st, body, http.StatusBadRequest, wire.CodeInvalidField, "op")
+	res, err = e.Client(t, store.RoleAdmin).AgentOp(ctx(t), 1, "os-shutdown")
+	if err != nil || !res.OK || res.Agent != "web-1" {
+		t.Fatalf("os-shutdown: %+v %v", res, err)
+	}
+	st, body = raw(t, e, store.RoleAdmin, "GET", "/api/v1/audit?target=1", "")
+	var log wire.Audit
+	json.Unmarshal(body, &log)
+	if st != http.StatusOK || len(log.Entries) < 3 || log.Entries[0].Action != "agent.op" || log.Entries[0].Result != "ok" ||
+		!strings.Contains(log.Entries[0].Detail, "os-shutdown on web-1") || log.Entries[0].Actor == "" {
+		t.Fatalf("audit: %d %s", st, body)
+	}
+
 	st, body = raw(t, e, store.RoleOperator, "POST", "/api/v1/agents/1/revoke", "")
 	wantError(t, "revoke as operator", st, body, http.StatusForbidden, wire.CodeForbidden, "")
 	st, body = raw(t, e, store.RoleAdmin, "POST", "/api/v1/agents/99/revoke", "")
@@ -69,5 +91,10 @@ func TestAgentsAPI(t *testing.T) {
 	var s agent.Status
 	if err := json.Unmarshal(body, &s); st != http.StatusOK || err != nil || s.State != agent.PendingUp || s.Reason != agent.ReasonRevoked {
 		t.Fatalf("revoke: %d %s", st, body)
+	}
+	st, body = raw(t, e, store.RoleOperator, "POST", "/api/v1/agents/1/ops", `{"op":"collect-inventory"}`)
+	wantError(t, "op on a revoked agent", st, body, http.StatusConflict, wire.CodeRefused, "op")
+	if !strings.Contains(string(body), "PendingUp") {
+		t.Fatalf("refusal without the state: %s", body)
 	}
 }

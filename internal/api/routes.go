@@ -89,6 +89,7 @@ func (a *API) routes() []route {
 		{"GET", "/api/v1/agents", viewer, a.listAgents},
 		{"POST", "/api/v1/agents/tokens", admin, a.createJoinToken},
 		{"POST", "/api/v1/agents/{id}/revoke", admin, a.revokeAgent},
+		{"POST", "/api/v1/agents/{id}/ops", operator, a.agentOp},
 
 		{"GET", "/api/v1/tokens", admin, a.listTokens},
 		{"POST", "/api/v1/tokens", admin, a.createToken},

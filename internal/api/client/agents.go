@@ -25,3 +25,9 @@ func (c *Client) RevokeAgent(ctx context.Context, id int64) (agent.Status, error
 	var out agent.Status
 	return out, c.call(ctx, "POST", "/api/v1/agents/"+strconv.FormatInt(id, 10)+"/revoke", nil, nil, &out)
 }
+
+// AgentOp asks an agent to run an allowlisted op.
+func (c *Client) AgentOp(ctx context.Context, id int64, op string) (agent.Result, error) {
+	var out agent.Result
+	return out, c.call(ctx, "POST", "/api/v1/agents/"+strconv.FormatInt(id, 10)+"/ops", nil, wire.AgentOpRequest{Op: op}, &out)
+}

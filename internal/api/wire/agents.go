@@ -25,3 +25,9 @@ type JoinToken struct {
 	ExpiresAt     time.Time `json:"expires_at"`
 	CAFingerprint string    `json:"ca_fingerprint"`
 }
+
+// AgentOpRequest is POST /api/v1/agents/{id}/ops; the reply is an
+// agent.Result.
+type AgentOpRequest struct {
+	Op string `json:"op"` // collect-inventory, bmc-check, os-shutdown (admin), restart-link
+}
