@@ -410,7 +410,7 @@ func (a *Auditor) audit(ctx context.Context, acct store.Account, onDemand bool) 
 	defer a.finished(acct.ID)
 	a.runs.Add(1)
 	t := probe.Target{Name: acct.Machine, Protocol: acct.Protocol, User: acct.User, Password: acct.Password,
-		CipherSuite: acct.CipherSuite, Privilege: privilege(acct.Privilege), Timeout: a.cfg.Timeout}
+		CipherSuite: acct.CipherSuite, Privilege: ipmi.PrivilegeOf(acct.Privilege), Timeout: a.cfg.Timeout}
 	var r Report
 	addr, err := probe.Resolve(ctx, acct.Address, acct.Port)
 	if err != nil {
@@ -533,13 +533,6 @@ func (a *Auditor) events(ctx context.Context, acct store.Account, r Report, d Dr
 		"added": Keys(d.Added), "removed": Keys(d.Removed)})
 	add(store.Event{Code: EventDrift, Severity: sev, Data: data,
 		Message: fmt.Sprintf("%s: BMC security settings changed since the last audit: %s", acct.Machine, d.Summary())})
-}
-
-func privilege(s string) ipmi.Privilege {
-	if p, err := ipmi.ParsePrivilege(s); err == nil && s != "" {
-		return p
-	}
-	return ipmi.PrivilegeAdministrator
 }
 
 // View is one account's latest audit as the API shows it.

@@ -170,7 +170,7 @@ func (x *Executor) Run(ctx context.Context, m store.Machine, a store.Account) Re
 // target builds the probe target of account a (expected GUID from m).
 func (x *Executor) target(ctx context.Context, m store.Machine, a store.Account) (probe.Target, error) {
 	t := probe.Target{Name: m.Name, Protocol: a.Protocol, User: a.User, Password: a.Password,
-		CipherSuite: a.CipherSuite, Privilege: privilege(a.Privilege), Timeout: x.timeout()}
+		CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege), Timeout: x.timeout()}
 	if m.GUID != "" && !m.Registering {
 		if g, err := guid.Parse(m.GUID); err == nil {
 			t.Expected = g
@@ -182,13 +182,6 @@ func (x *Executor) target(ctx context.Context, m store.Machine, a store.Account)
 	}
 	t.Addr = netip.AddrPortFrom(addr.Addr(), addr.Port())
 	return t, nil
-}
-
-func privilege(s string) ipmi.Privilege {
-	if p, err := ipmi.ParsePrivilege(s); err == nil && s != "" {
-		return p
-	}
-	return ipmi.PrivilegeAdministrator
 }
 
 func hostPort(addr string, port int) string {

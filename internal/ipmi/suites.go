@@ -65,6 +65,15 @@ func ParsePrivilege(s string) (Privilege, error) {
 	return 0, fmt.Errorf("privilege %q: want user, operator or administrator", s)
 }
 
+// PrivilegeOf is the privilege a stored account asks for: its name as
+// ParsePrivilege reads it, Administrator when empty or not a level.
+func PrivilegeOf(s string) Privilege {
+	if p, err := ParsePrivilege(s); err == nil {
+		return p
+	}
+	return PrivilegeAdministrator
+}
+
 func (p Privilege) String() string {
 	switch p {
 	case PrivilegeCallback:

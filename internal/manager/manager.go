@@ -655,7 +655,7 @@ func (m *Manager) channelOf(ctx context.Context, mc store.Machine) (power.Channe
 				return nil, 0, err
 			}
 			return power.IPMI{Engine: m.Engine, Addr: netip.AddrPortFrom(addr.Addr(), addr.Port()), Creds: ipmi.Credentials{
-				User: a.User, Password: a.Password, Privilege: privilege(a.Privilege), Suites: suites(a.CipherSuite)}}, a.ID, nil
+				User: a.User, Password: a.Password, Privilege: ipmi.PrivilegeOf(a.Privilege), Suites: suites(a.CipherSuite)}}, a.ID, nil
 		case inventory.ProtocolRedfish:
 			addr, err := probe.Resolve(ctx, a.Address, a.Port)
 			if err != nil {
@@ -668,13 +668,6 @@ func (m *Manager) channelOf(ctx context.Context, mc store.Machine) (power.Channe
 		}
 	}
 	return nil, 0, refusal
-}
-
-func privilege(s string) ipmi.Privilege {
-	if p, err := ipmi.ParsePrivilege(s); err == nil && s != "" {
-		return p
-	}
-	return ipmi.PrivilegeAdministrator
 }
 
 func suites(n int) []ipmi.CipherSuite {

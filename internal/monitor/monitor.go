@@ -549,7 +549,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	a := c.acct
 	t := probe.Target{
 		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
-		Expected: c.expected, CipherSuite: a.CipherSuite, Privilege: privilege(a.Privilege),
+		Expected: c.expected, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
 		Timeout: m.cfg.Timeout, Addr: c.addr,
 	}
 	// A BMC that answered last time gets the light re-check, with the
@@ -760,13 +760,6 @@ func (m *Monitor) event(ctx context.Context, t store.Transition) {
 	if err := m.st.AddEvent(sctx, &e, 0); err != nil {
 		m.log.Error("store event", "err", err)
 	}
-}
-
-func privilege(s string) ipmi.Privilege {
-	if p, err := ipmi.ParsePrivilege(s); err == nil && s != "" {
-		return p
-	}
-	return ipmi.PrivilegeAdministrator
 }
 
 // queue is a min-heap of channels by due time.
