@@ -36,8 +36,8 @@ Invalid, and says why.
 
 It runs as a one-shot checker (check) or as a management server (server) that
 watches every channel continuously, stores each state change with its evidence,
-runs power and lifecycle operations, and serves a REST API and metrics; the
-other commands are the server's CLI.
+runs power and lifecycle operations, and serves a web console, a REST API and
+metrics; the other commands are the server's CLI.
 
 Start with:
   lightsout demo                                           # the manager on a faulty simulated fleet

@@ -59,8 +59,10 @@ func newServerCmd() *cobra.Command {
 		Short: "Run the management server: inventory, continuous monitor, power operations, REST API, metrics",
 		Long: `server is the manager. It keeps the inventory (machines, OOB accounts, enclosures)
 in a database, checks every OOB channel continuously and gently, stores every state
-change with its evidence, runs power and lifecycle operations, and serves the REST
-API (/api/v1, OpenAPI at /api/v1/openapi.json) and Prometheus metrics (/metrics).
+change with its evidence, runs power and lifecycle operations, and serves the web
+console (/, log in with an API token), the REST API (/api/v1, OpenAPI at
+/api/v1/openapi.json) and Prometheus metrics (/metrics). With --agent-listen it
+also accepts host agents over mutual TLS (lightsout agent, domain status).
 
 Storage: embedded SQLite in --data (default), or PostgreSQL with --db. The data
 directory also holds the key that encrypts BMC passwords at rest (secret.key,
