@@ -21,7 +21,7 @@ const hb = 100 * time.Millisecond
 func startServer(t *testing.T, dir, listen string) *server.Server {
 	t.Helper()
 	srv, err := server.New(context.Background(), server.Config{DataDir: dir, AgentListen: listen,
-		Agents: agent.HubConfig{Interval: hb, Version: "1.2.0"}})
+		Agents: agent.HubConfig{Interval: hb, Version: "1.2.0"}, Logger: dbgLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +40,9 @@ func startAgent(t *testing.T, cfg agent.Config) *runningAgent {
 	ctx, cancel := context.WithCancel(context.Background())
 	if cfg.MinBackoff == 0 {
 		cfg.MinBackoff, cfg.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = dbgLogger().With("side", "agent")
 	}
 	a := &runningAgent{name: cfg.Name, cancel: cancel, done: make(chan struct{})}
 	go func() { a.err = agent.Run(ctx, cfg); close(a.done) }()

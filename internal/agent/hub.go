@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +42,30 @@ type HubConfig struct {
 	// OpTimeout bounds how long Do waits for an agent's answer; default 30s.
 	OpTimeout time.Duration
 	Logger    *slog.Logger
+
+	// Allow is the manager's trusted host list: an agent connecting from
+	// another address is refused (enrollment too) and, when it presents a
+	// certificate, listed PendingUp with reason "address A not in the
+	// trusted host list". Empty: any address.
+	Allow []netip.Prefix
+	// Advertise lists the agent listener addresses agents should dial to
+	// reach this manager; they are shared through the store with the other
+	// managers of the same database and handed to agents that rediscover
+	// (default: the listener's own address).
+	Advertise []string
+	// CertLifetime of the certificates issued to agents (default
+	// pki.ClientValidity, a year).
+	CertLifetime time.Duration
+	// Clock (default time.Now) issues and verifies certificates and
+	// measures clock skew; liveness (heartbeat ages) uses the monotonic
+	// clock. Tests inject it to age certificates.
+	Clock func() time.Time
+	// OnEvent, if set, receives the agents' state changes and what they
+	// report (codes agent.*), with source "agent:NAME". It must not block.
+	OnEvent func(store.Event)
+	// OnAudit, if set, receives an audit entry for each certificate issued
+	// and each host link path an agent reports. It must not block.
+	OnAudit func(store.AuditEntry)
 }
 
 // Status is what the manager knows of one agent.
@@ -55,12 +82,76 @@ type Status struct {
 	Address       string    `json:"address,omitempty"`
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
 	Revoked       bool      `json:"revoked"`
+	// CertNotAfter is when the certificate the agent connects with
+	// expires (zero until it has connected).
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
+	// Queued is the number of operations sent and not answered yet.
+	Queued int `json:"queued"`
+	// Link is the agent's last report of its host link (agent ↔ its own
+	// BMC); nil until it reported one.
+	Link *LinkStatus `json:"link,omitempty"`
+}
+
+// Host link states, as an agent reports them (LinkStatus.State).
+const (
+	LinkUp          = "Up"          // a path to the BMC works
+	LinkDown        = "Down"        // every enabled path failed (timeouts, refused, no address)
+	LinkCertExpired = "CertExpired" // the BMC refused the link certificate: it has expired
+	LinkNotTrusted  = "NotTrusted"  // the BMC refused the link certificate for another reason, or its own changed
+	LinkDisabled    = "Disabled"    // every path is disabled in the agent's configuration
+	LinkUnknown     = "Unknown"     // not checked yet
+)
+
+// Host link paths (LinkStatus.Path).
+const (
+	PathInBand = "inband" // /dev/ipmi0
+	PathIPv4   = "ipv4"   // the OS-to-BMC network, IPv4 link-local
+	PathIPv6   = "ipv6"   // the OS-to-BMC network, IPv6 (the fallback)
+)
+
+// LinkStatus is an agent's report of its host link.
+type LinkStatus struct {
+	State   string `json:"state"`
+	Path    string `json:"path,omitempty"`    // the path in use when Up
+	Address string `json:"address,omitempty"` // the BMC address on that path
+	Reason  string `json:"reason,omitempty"`  // why not Up, or why a fallback is in use
+	Remedy  string `json:"remedy,omitempty"`
+	// IPv4Failed: IPv4 was enabled and failed, so IPv6 is in use (some BMC
+	// features need IPv4 on the link).
+	IPv4Failed bool `json:"ipv4_failed,omitempty"`
+	// CertNotAfter is when the link certificate expires.
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
+	// Timeouts counts the link's timed-out requests since the agent
+	// started; TimeoutRate is their rate over the last 5 minutes, a minute.
+	Timeouts    uint64    `json:"timeouts"`
+	TimeoutRate float64   `json:"timeout_rate"`
+	Checked     time.Time `json:"checked,omitzero"`
 }
 
 type node struct {
-	st   Status
-	conn net.Conn // the live connection, if any
-	link *link    // its writer and pending ops
+	st     Status
+	conn   net.Conn // the live connection, if any
+	link   *link    // its writer and pending ops
+	queued int      // what the agent last said it holds unsent
+}
+
+// status is n's Status with Queued filled in. h.mu is held.
+func (n *node) status() Status {
+	st := n.st
+	st.Queued = n.queued
+	if n.link != nil {
+		n.link.mu.Lock()
+		st.Queued += len(n.link.pend)
+		n.link.mu.Unlock()
+	}
+	if st.Link != nil {
+		l := *st.Link
+		st.Link = &l
+	}
+	if st.Capabilities == nil {
+		st.Capabilities = []string{}
+	}
+	return st
 }
 
 // Hub is the manager's side of the agent channel.
@@ -77,6 +168,12 @@ type Hub struct {
 	wg      sync.WaitGroup
 	stop    chan struct{}
 	nextOp  uint64
+
+	advertise []string
+
+	certMu     sync.Mutex
+	serverCert *tls.Certificate
+	certHosts  []string
 }
 
 // NewHub loads the enrolled agents (all Down until they connect) and
@@ -106,6 +203,12 @@ func NewHub(ctx context.Context, cfg HubConfig) (*Hub, error) {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 30 * time.Second
 	}
+	if cfg.CertLifetime <= 0 {
+		cfg.CertLifetime = pki.ClientValidity
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, nodes: map[int64]*node{}, unknown: map[string]*node{},
 		conns: map[net.Conn]struct{}{}, stop: make(chan struct{})}
 	as, err := cfg.Store.Agents(ctx)
@@ -133,6 +236,48 @@ func (h *Hub) Interval() time.Duration { return h.cfg.Interval }
 // CAFingerprint is the fingerprint agents pin.
 func (h *Hub) CAFingerprint() string { return h.cfg.CA.Fingerprint }
 
+func (h *Hub) now() time.Time { return h.cfg.Clock() }
+
+// event hands an event about agent st to OnEvent.
+func (h *Hub) event(at time.Time, code string, sev store.Severity, name, message string, data any) {
+	if h.cfg.OnEvent == nil {
+		return
+	}
+	e := store.Event{At: at, Code: code, Severity: sev, Source: "agent:" + name, Message: message}
+	if data != nil {
+		e.Data, _ = json.Marshal(data)
+	}
+	h.cfg.OnEvent(e)
+}
+
+func (h *Hub) audit(action, target, detail, result string) {
+	if h.cfg.OnAudit == nil {
+		return
+	}
+	h.cfg.OnAudit(store.AuditEntry{At: time.Now(), Actor: "agent:" + target, Action: action, Target: target, Detail: detail, Result: result})
+}
+
+func (h *Hub) allowed(addr string) bool {
+	if len(h.cfg.Allow) == 0 {
+		return true
+	}
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range h.cfg.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ReasonNotTrusted starts the reason of an agent refused by the trusted
+// host list.
+const ReasonNotTrusted = "address not in the trusted host list"
+
 func (h *Hub) skewed(v string) bool { return v != "" && h.cfg.Version != "" && v != h.cfg.Version }
 
 // CreateJoinToken stores a one-time join token valid for ttl (0: the
@@ -146,7 +291,7 @@ func (h *Hub) CreateJoinToken(ctx context.Context, ttl time.Duration) (string, t
 		return "", time.Time{}, &store.FieldError{Record: "join token", Field: "ttl", Reason: "at most 720h"}
 	}
 	tok, secretPart := NewJoinToken(h.cfg.CA.Fingerprint)
-	exp := time.Now().Add(ttl).UTC().Round(0)
+	exp := h.now().Add(ttl).UTC().Round(0)
 	if err := h.cfg.Store.AddJoinToken(ctx, hashSecret(secretPart), exp); err != nil {
 		return "", time.Time{}, err
 	}
@@ -159,22 +304,14 @@ func (h *Hub) List() []Status {
 	defer h.mu.Unlock()
 	out := make([]Status, 0, len(h.nodes)+len(h.unknown))
 	for _, n := range h.nodes {
-		out = append(out, n.st)
+		out = append(out, n.status())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	var unk []Status
 	for _, n := range h.unknown {
-		unk = append(unk, n.st)
+		unk = append(unk, n.status())
 	}
 	sort.Slice(unk, func(i, j int) bool { return unk[i].Address < unk[j].Address })
-	for i := range out {
-		if out[i].Capabilities == nil {
-			out[i].Capabilities = []string{}
-		}
-	}
-	for i := range unk {
-		unk[i].Capabilities = []string{}
-	}
 	return append(out, unk...)
 }
 
@@ -186,7 +323,7 @@ func (h *Hub) Get(id int64) (Status, bool) {
 	if !ok {
 		return Status{}, false
 	}
-	return n.st, true
+	return n.status(), true
 }
 
 // Revoke revokes an agent's certificates: it becomes PendingUp with reason
@@ -207,28 +344,52 @@ func (h *Hub) Revoke(ctx context.Context, id int64) (Status, error) {
 		n.conn.Close()
 		n.conn = nil
 	}
-	return n.st, nil
+	return n.status(), nil
 }
 
 func (h *Hub) setLocked(n *node, state, reason string) {
 	if n.st.State != state || n.st.Reason != reason {
+		from := n.st.State
 		if n.st.State != state {
 			n.st.Since = time.Now()
 		}
 		h.log.Info("agent state", "agent", n.st.Name, "id", n.st.ID, "state", state, "reason", reason)
+		if n.st.ID != 0 && from != state {
+			sev := store.SeverityInfo
+			if state != Up {
+				sev = store.SeverityWarning
+			}
+			msg := fmt.Sprintf("agent %s: %s → %s", n.st.Name, orNone(from), state)
+			if reason != "" {
+				msg += " (" + reason + ")"
+			}
+			h.event(time.Now(), EvStateChanged, sev, n.st.Name, msg, map[string]string{"from": from, "to": state, "reason": reason})
+		}
 	}
 	n.st.State, n.st.Reason = state, reason
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func (h *Hub) sweep() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.cfg.Interval / 4)
 	defer t.Stop()
+	var touched time.Time
 	for {
 		select {
 		case <-h.stop:
 			return
 		case <-t.C:
+		}
+		if time.Since(touched) >= managerTouch {
+			touched = time.Now()
+			h.touch()
 		}
 		limit := time.Duration(h.cfg.Misses) * h.cfg.Interval
 		h.mu.Lock()
@@ -249,16 +410,80 @@ func (h *Hub) sweep() {
 // client certificates are requested and checked after the handshake, so
 // that a refused agent is PendingUp (connected, authentication failing)
 // rather than invisible.
+//
+// The server certificate is renewed once two thirds of its life have
+// passed (by Clock): a manager running longer than its certificate's
+// lifetime keeps serving.
 func (h *Hub) TLSConfig(hosts []string) (*tls.Config, error) {
-	cert, err := h.cfg.CA.ServerCert(hosts, time.Now())
-	if err != nil {
+	h.certMu.Lock()
+	h.certHosts = hosts
+	h.serverCert = nil
+	h.certMu.Unlock()
+	if _, err := h.currentServerCert(); err != nil {
 		return nil, err
 	}
 	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequestClientCert,
-		MinVersion:   tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return h.currentServerCert() },
+		ClientAuth:     tls.RequestClientCert,
+		MinVersion:     tls.VersionTLS13,
 	}, nil
+}
+
+func (h *Hub) currentServerCert() (*tls.Certificate, error) {
+	h.certMu.Lock()
+	defer h.certMu.Unlock()
+	now := h.now()
+	if c := h.serverCert; c != nil {
+		life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
+		if now.After(c.Leaf.NotBefore) && now.Before(c.Leaf.NotBefore.Add(life*2/3)) {
+			return c, nil
+		}
+	}
+	c, err := h.cfg.CA.ServerCert(h.certHosts, now)
+	if err != nil {
+		return nil, err
+	}
+	h.serverCert = &c
+	return &c, nil
+}
+
+// managerTouch is how often a manager refreshes its advertised addresses
+// in the store; an address not refreshed for managerLive is not handed to
+// agents.
+const (
+	managerTouch = time.Minute
+	managerLive  = 3 * managerTouch
+)
+
+func (h *Hub) touch() {
+	h.mu.Lock()
+	adv := slices.Clone(h.advertise)
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	for _, a := range adv {
+		if err := h.cfg.Store.TouchManager(ctx, a, time.Now()); err != nil {
+			h.log.Warn("agent hub: advertising the listener", "address", a, "err", err)
+		}
+	}
+}
+
+// Managers is what an agent rediscovering its managers is told: every
+// live manager's advertised agent listener (this one's first).
+func (h *Hub) Managers(ctx context.Context) []string {
+	h.mu.Lock()
+	out := slices.Clone(h.advertise)
+	h.mu.Unlock()
+	others, err := h.cfg.Store.AgentManagers(ctx, time.Now().Add(-managerLive))
+	if err != nil {
+		h.log.Warn("agent hub: listing managers", "err", err)
+	}
+	for _, a := range others {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Serve accepts agents on ln (a plain TCP listener; the hub does TLS)
@@ -276,7 +501,13 @@ func (h *Hub) Serve(ln net.Listener) error {
 		return net.ErrClosed
 	}
 	h.lns = append(h.lns, ln)
+	if len(h.cfg.Advertise) > 0 {
+		h.advertise = slices.Clone(h.cfg.Advertise)
+	} else if !slices.Contains(h.advertise, ln.Addr().String()) {
+		h.advertise = append(h.advertise, ln.Addr().String())
+	}
 	h.mu.Unlock()
+	h.touch()
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -398,14 +629,18 @@ func (h *Hub) enroll(c *tls.Conn, enc *json.Encoder, m msg) {
 		refuse(err.Error())
 		return
 	}
-	now := time.Now().UTC().Round(0)
-	cert, err := h.cfg.CA.SignClient(m.CSR, m.Name, now)
+	if addr := hostOf(c.RemoteAddr()); !h.allowed(addr) {
+		refuse(fmt.Sprintf("%s: %s", ReasonNotTrusted, addr))
+		return
+	}
+	now := h.now().UTC().Round(0)
+	cert, err := h.cfg.CA.SignClientFor(m.CSR, m.Name, now, h.cfg.CertLifetime)
 	if err != nil {
 		refuse(err.Error())
 		return
 	}
 	a := store.Agent{Name: m.Name, Version: m.Version, Capabilities: m.Capabilities, Address: hostOf(c.RemoteAddr())}
-	ac := store.AgentCert{Serial: cert.SerialNumber.Text(16), Fingerprint: pki.Fingerprint(cert), IssuedAt: now, NotAfter: cert.NotAfter}
+	ac := store.AgentCert{Serial: cert.SerialNumber.Text(16), Fingerprint: pki.Fingerprint(cert), IssuedAt: now, NotAfter: cert.NotAfter, Kind: store.CertAgent}
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
 	if err := h.cfg.Store.EnrollAgent(ctx, hashSecret(secretPart), now, &a, &ac); err != nil {
@@ -420,8 +655,10 @@ func (h *Hub) enroll(c *tls.Conn, enc *json.Encoder, m msg) {
 	}
 	n.st.Revoked, n.st.Version, n.st.Capabilities, n.st.Address = false, a.Version, a.Capabilities, a.Address
 	n.st.VersionSkew = h.skewed(a.Version)
+	n.st.CertNotAfter = cert.NotAfter
 	h.setLocked(n, Down, "enrolled, not connected yet")
 	h.mu.Unlock()
+	h.audit("agent.enroll", a.Name, fmt.Sprintf("node %d from %s, certificate until %s", a.ID, a.Address, cert.NotAfter.Format(time.RFC3339)), "ok")
 	h.log.Info("agent enrolled", "agent", a.Name, "id", a.ID, "remote", c.RemoteAddr().String())
 	enc.Encode(msg{Type: "enrolled", ID: a.ID, Cert: pki.CertPEM(cert), CA: pki.CertPEM(h.cfg.CA.Cert)})
 }
@@ -459,7 +696,7 @@ func (h *Hub) authenticate(ctx context.Context, c *tls.Conn) (int64, string) {
 		inter.AddCert(ic)
 	}
 	_, verr := leaf.Verify(x509.VerifyOptions{Roots: h.cfg.CA.Pool(), Intermediates: inter,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: time.Now()})
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: h.now()})
 	rec, err := h.cfg.Store.AgentCertByFingerprint(ctx, pki.Fingerprint(leaf))
 	switch {
 	case err != nil && errors.Is(err, store.ErrNotFound):
@@ -468,12 +705,17 @@ func (h *Hub) authenticate(ctx context.Context, c *tls.Conn) (int64, string) {
 		return 0, "certificate lookup failed: " + err.Error()
 	case !rec.RevokedAt.IsZero():
 		return rec.AgentID, ReasonRevoked
+	case rec.Kind != store.CertAgent:
+		return rec.AgentID, ReasonUnknownCert + ": a " + rec.Kind + " certificate does not open the agent channel"
 	case verr != nil:
 		var ie x509.CertificateInvalidError
 		if errors.As(verr, &ie) && ie.Reason == x509.Expired {
 			return rec.AgentID, ReasonExpired
 		}
 		return rec.AgentID, ReasonUnknownCert + ": " + verr.Error()
+	}
+	if addr := hostOf(c.RemoteAddr()); !h.allowed(addr) {
+		return rec.AgentID, ReasonNotTrusted + ": " + addr
 	}
 	return rec.AgentID, ""
 }
@@ -484,13 +726,19 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 	cancel()
 	addr := hostOf(c.RemoteAddr())
 	if reason == "" {
-		if skew := hello.Time.Sub(time.Now()); hello.Time.IsZero() || skew.Abs() > h.cfg.MaxSkew {
+		if skew := hello.Time.Sub(h.now()); hello.Time.IsZero() || skew.Abs() > h.cfg.MaxSkew {
 			reason = fmt.Sprintf("%s %s beyond %s", ReasonClockSkew, skew.Round(time.Millisecond), h.cfg.MaxSkew)
 		}
 	}
 	if reason != "" {
 		h.pending(id, c.RemoteAddr().String(), addr, reason)
 		enc.Encode(msg{Type: "refused", Reason: reason})
+		return
+	}
+	// The welcome goes first: nothing else may be sent (an op) before the
+	// agent has it, and the agent is Up (ops allowed) only after.
+	c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	if err := enc.Encode(msg{Type: "welcome", ID: id, Interval: h.cfg.Interval.String(), Version: h.cfg.Version}); err != nil {
 		return
 	}
 	now := time.Now()
@@ -507,6 +755,8 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 	l := &link{enc: enc, set: c.SetWriteDeadline, pend: map[uint64]chan msg{}, done: make(chan struct{})}
 	n.link = l
 	n.st.Name = c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	n.st.CertNotAfter = c.ConnectionState().PeerCertificates[0].NotAfter
+	n.queued = hello.Queued
 	n.st.Version, n.st.Capabilities, n.st.Address, n.st.LastHeartbeat = hello.Version, hello.Capabilities, addr, now
 	n.st.VersionSkew = h.skewed(hello.Version)
 	h.setLocked(n, Up, "")
@@ -534,9 +784,6 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 		}
 		h.mu.Unlock()
 	}()
-	if err := l.send(msg{Type: "welcome", ID: id, Interval: h.cfg.Interval.String(), Version: h.cfg.Version}); err != nil {
-		return
-	}
 	for {
 		c.SetReadDeadline(time.Now().Add(limit))
 		var m msg
@@ -547,15 +794,27 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 			}
 			return
 		}
-		if m.Type == "op-result" {
+		switch m.Type {
+		case "op-result":
 			l.deliver(m)
 			continue
-		}
-		if m.Type != "heartbeat" {
+		case "renew":
+			h.renew(n, l, id, m)
+			continue
+		case "discover":
+			dctx, dcancel := context.WithTimeout(context.Background(), handshakeTimeout)
+			l.send(msg{Type: "managers", Req: m.Req, Managers: h.Managers(dctx)})
+			dcancel()
+			continue
+		case "event":
+			h.agentEvent(n, m.Event)
+			continue
+		case "heartbeat":
+		default:
 			continue
 		}
 		now := time.Now()
-		if skew := m.Time.Sub(now); m.Time.IsZero() || skew.Abs() > h.cfg.MaxSkew {
+		if skew := m.Time.Sub(h.now()); m.Time.IsZero() || skew.Abs() > h.cfg.MaxSkew {
 			reason := fmt.Sprintf("%s %s beyond %s", ReasonClockSkew, skew.Round(time.Millisecond), h.cfg.MaxSkew)
 			h.mu.Lock()
 			if n.conn == c {
@@ -575,6 +834,10 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 		if len(m.Capabilities) > 0 {
 			n.st.Capabilities = m.Capabilities
 		}
+		if m.Link != nil {
+			n.st.Link = m.Link
+		}
+		n.queued = m.Queued
 		h.setLocked(n, Up, "")
 		h.mu.Unlock()
 		if err := l.send(msg{Type: "ack", Seq: m.Seq}); err != nil {
@@ -608,4 +871,73 @@ func (h *Hub) pending(id int64, remote, addr, reason string) {
 func hashSecret(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
+}
+
+// renew signs a renewal CSR from an authenticated agent: a new agent
+// certificate, or its host link certificate.
+func (h *Hub) renew(n *node, l *link, id int64, m msg) {
+	h.mu.Lock()
+	name := n.st.Name
+	h.mu.Unlock()
+	refuse := func(reason string) {
+		h.log.Warn("agent certificate renewal refused", "agent", name, "kind", m.Kind, "reason", reason)
+		h.audit("agent.cert_renew", name, m.Kind+" certificate", "refused: "+reason)
+		l.send(msg{Type: "refused", Req: m.Req, Reason: reason})
+	}
+	if m.Kind != store.CertAgent && m.Kind != store.CertLink {
+		refuse(fmt.Sprintf("certificate kind %q: agent or link", m.Kind))
+		return
+	}
+	now := h.now().UTC().Round(0)
+	cert, err := h.cfg.CA.SignClientFor(m.CSR, name, now, h.cfg.CertLifetime)
+	if err != nil {
+		refuse(err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	ac := store.AgentCert{Serial: cert.SerialNumber.Text(16), AgentID: id, Fingerprint: pki.Fingerprint(cert), IssuedAt: now, NotAfter: cert.NotAfter, Kind: m.Kind}
+	if err := h.cfg.Store.AddAgentCert(ctx, ac); err != nil {
+		refuse(err.Error())
+		return
+	}
+	if m.Kind == store.CertAgent {
+		h.mu.Lock()
+		n.st.CertNotAfter = cert.NotAfter
+		h.mu.Unlock()
+	}
+	detail := fmt.Sprintf("%s certificate %s until %s", m.Kind, ac.Serial, cert.NotAfter.Format(time.RFC3339))
+	h.log.Info("agent certificate renewed", "agent", name, "kind", m.Kind, "not_after", cert.NotAfter)
+	h.audit("agent.cert_renew", name, detail, "ok")
+	h.event(time.Now(), EvCertRenewed, store.SeverityInfo, name, "agent "+name+": "+detail,
+		map[string]any{"kind": m.Kind, "serial": ac.Serial, "not_after": cert.NotAfter})
+	l.send(msg{Type: "renewed", Req: m.Req, Kind: m.Kind, Cert: pki.CertPEM(cert)})
+}
+
+// agentEvent passes on what an agent reported: its events go to OnEvent
+// under its name; the host link's path is audited.
+func (h *Hub) agentEvent(n *node, e *Event) {
+	if e == nil || e.Code == "" || !strings.HasPrefix(e.Code, "agent.") || len(e.Message) > 4096 {
+		return // not an agent's event: dropped, never stored under another code
+	}
+	h.mu.Lock()
+	name := n.st.Name
+	h.mu.Unlock()
+	sev := store.Severity(e.Severity)
+	switch sev {
+	case store.SeverityInfo, store.SeverityWarning, store.SeverityCritical:
+	default:
+		sev = store.SeverityWarning
+	}
+	at := e.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if h.cfg.OnEvent != nil {
+		ev := store.Event{At: at, Code: e.Code, Severity: sev, Source: "agent:" + name, Message: e.Message, Data: e.Data, Count: max(e.Count, 1)}
+		h.cfg.OnEvent(ev)
+	}
+	if e.Code == EvLinkPath {
+		h.audit("agent.link_path", name, e.Message, "ok")
+	}
 }

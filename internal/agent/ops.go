@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
@@ -25,11 +26,15 @@ const (
 	OpBMCCheck         = "bmc-check"
 	OpOSShutdown       = "os-shutdown"
 	OpRestartLink      = "restart-link"
+	// OpRenewCerts: renew the agent's and the link's certificates now.
+	OpRenewCerts = "renew-certs"
+	// OpRefreshTrust: re-read the trusted CA and rediscover the managers now.
+	OpRefreshTrust = "refresh-trust"
 )
 
 // Ops is the allowlist: the manager sends no other op, the agent runs no
 // other.
-var Ops = []string{OpCollectInventory, OpBMCCheck, OpOSShutdown, OpRestartLink}
+var Ops = []string{OpCollectInventory, OpBMCCheck, OpOSShutdown, OpRestartLink, OpRenewCerts, OpRefreshTrust}
 
 // IsOp tells whether op is in the allowlist.
 func IsOp(op string) bool { return slices.Contains(Ops, op) }
@@ -88,6 +93,11 @@ type Result struct {
 	Error   string          `json:"error,omitempty"`
 }
 
+// ReEnrollArgs are the arguments of re-enroll.
+type ReEnrollArgs struct {
+	Token string `json:"token"`
+}
+
 // Inventory is the result of collect-inventory.
 type Inventory struct {
 	Hostname    string `json:"hostname"`
@@ -102,6 +112,9 @@ type Inventory struct {
 type BMCCheck struct {
 	Device  string `json:"device"`
 	Present bool   `json:"present"`
+	// Link is a fresh check of the host link (in-band device first, then
+	// the OS-to-BMC network), when the agent has one configured.
+	Link *hostlink.Observation `json:"link,omitempty"`
 }
 
 // IPMIDevice is the in-band IPMI device bmc-check looks for.
@@ -112,7 +125,7 @@ var IPMIDevice = "/dev/ipmi0"
 func agentOps(cfg Config) []string {
 	var out []string
 	for _, op := range Ops {
-		if op == OpOSShutdown && len(cfg.ShutdownCommand) == 0 {
+		if !canRun(cfg, op) {
 			continue
 		}
 		if slices.Contains(cfg.Capabilities, op) {
@@ -126,16 +139,27 @@ func agentOps(cfg Config) []string {
 func defaultCapabilities(cfg Config) []string {
 	out := slices.Clone(DefaultCapabilities)
 	for _, op := range Ops {
-		if op == OpOSShutdown && len(cfg.ShutdownCommand) == 0 {
-			continue
+		if canRun(cfg, op) {
+			out = append(out, op)
 		}
-		out = append(out, op)
 	}
 	return out
 }
 
+// canRun: os-shutdown needs a command, restart-link a host link.
+func canRun(cfg Config, op string) bool {
+	switch op {
+	case OpOSShutdown:
+		return len(cfg.ShutdownCommand) > 0
+	case OpRestartLink:
+		return cfg.Link != nil
+	}
+	return true
+}
+
 // runOp runs one allowlisted op on the agent's host.
-func runOp(ctx context.Context, cfg Config, allowed []string, op string) (any, error) {
+func (a *agentd) runOp(ctx context.Context, allowed []string, op string) (any, error) {
+	cfg := a.cfg
 	if !slices.Contains(allowed, op) {
 		return nil, fmt.Errorf("op %q not allowed on this agent (it allows %s)", op, strings.Join(allowed, ", "))
 	}
@@ -144,9 +168,51 @@ func runOp(ctx context.Context, cfg Config, allowed []string, op string) (any, e
 		return collectInventory(), nil
 	case OpBMCCheck:
 		_, err := os.Stat(IPMIDevice)
-		return BMCCheck{Device: IPMIDevice, Present: err == nil}, nil
+		res := BMCCheck{Device: IPMIDevice, Present: err == nil}
+		if cfg.Link != nil {
+			o := a.checkLink(ctx)
+			res.Link = &o
+		}
+		return res, nil
 	case OpRestartLink:
-		return map[string]string{"status": "acknowledged"}, nil
+		if cfg.Link == nil {
+			return nil, errors.New("this agent has no host link configured")
+		}
+		// A fresh start: every path tried again in order, IPv4 first.
+		o := a.checkLink(ctx)
+		return map[string]any{"state": o.State, "path": o.Path, "address": o.Address, "reason": o.Reason}, nil
+	case OpRenewCerts:
+		did := a.checkCerts(ctx, true)
+		a.mu.Lock()
+		var views []CertView
+		for _, k := range []string{"agent", "link"} {
+			if v := a.certs[k]; v != nil {
+				views = append(views, *v)
+			}
+		}
+		a.mu.Unlock()
+		res := map[string]any{"renewed": did, "certs": views}
+		if len(did) < 2 {
+			var errs []string
+			for _, v := range views {
+				if v.RenewError != "" {
+					errs = append(errs, v.Kind+": "+v.RenewError)
+				}
+			}
+			if len(errs) > 0 {
+				return res, errors.New(strings.Join(errs, "; "))
+			}
+		}
+		return res, nil
+	case OpRefreshTrust:
+		if _, err := loadIdentity(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("trusted CA: %w", err)
+		}
+		ms, err := a.discover(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("rediscovering managers: %w", err)
+		}
+		return map[string]any{"managers": ms}, nil
 	case OpOSShutdown:
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -231,6 +297,19 @@ func (l *link) deliver(m msg) {
 // NotUpError (ErrAgentNotUp) or a CapabilityError (ErrNoCapability);
 // store.ErrNotFound when no agent has that ID or name.
 func (h *Hub) Do(ctx context.Context, agentRef, op string) (Result, error) {
+	return h.DoArgs(ctx, agentRef, op, nil)
+}
+
+// DoArgs is Do with the op's arguments (re-enroll: ReEnrollArgs).
+func (h *Hub) DoArgs(ctx context.Context, agentRef, op string, args any) (Result, error) {
+	var raw json.RawMessage
+	if args != nil {
+		b, err := json.Marshal(args)
+		if err != nil {
+			return Result{Op: op}, err
+		}
+		raw = b
+	}
 	if !IsOp(op) {
 		return Result{Op: op}, fmt.Errorf("%w %q (one of %s)", ErrUnknownOp, op, strings.Join(Ops, ", "))
 	}
@@ -261,7 +340,7 @@ func (h *Hub) Do(ctx context.Context, agentRef, op string) (Result, error) {
 	l.pend[id] = ch
 	l.mu.Unlock()
 	defer func() { l.mu.Lock(); delete(l.pend, id); l.mu.Unlock() }()
-	if err := l.send(msg{Type: "op", OpID: id, Op: op}); err != nil {
+	if err := l.send(msg{Type: "op", OpID: id, Op: op, Args: raw}); err != nil {
 		return res, fmt.Errorf("sending op to agent %s: %w", res.Agent, err)
 	}
 	t := time.NewTimer(h.cfg.OpTimeout)
@@ -295,3 +374,22 @@ func (h *Hub) findLocked(ref string) *node {
 }
 
 func (n *node) ID() int64 { return n.st.ID }
+
+// RestartSession closes an agent's connection (by node ID or name): the
+// agent reconnects at once with a fresh hello, as after a network blip.
+// It is refused with a NotUpError when the agent has no connection.
+func (h *Hub) RestartSession(ctx context.Context, agentRef string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.findLocked(agentRef)
+	if n == nil {
+		return fmt.Errorf("agent %q: %w", agentRef, store.ErrNotFound)
+	}
+	if n.conn == nil {
+		return &NotUpError{Agent: n.st.Name, ID: n.st.ID, State: n.st.State, Reason: n.st.Reason}
+	}
+	n.conn.Close()
+	n.conn = nil
+	h.setLocked(n, Down, "session restarted by the manager")
+	return nil
+}

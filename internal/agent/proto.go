@@ -69,7 +69,51 @@ type msg struct {
 	OK     bool            `json:"ok,omitempty"`
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
+	// Args of an op (re-enroll: the join token).
+	Args json.RawMessage `json:"args,omitempty"`
+
+	// Requests the agent makes (renew, discover) and their answers
+	// (renewed, managers, refused) carry the agent's req counter.
+	Req  uint64 `json:"req,omitempty"`
+	Kind string `json:"kind,omitempty"` // renew: "agent" or "link"
+	// managers (manager → agent): the agent listeners of every live
+	// manager sharing this one's database.
+	Managers []string `json:"managers,omitempty"`
+
+	// heartbeat extras: the host link's state and the messages the agent
+	// holds for want of a manager.
+	Link   *LinkStatus `json:"link,omitempty"`
+	Queued int         `json:"queued,omitempty"`
+
+	// event (agent → manager): something the agent saw.
+	Event *Event `json:"event,omitempty"`
 }
+
+// Event is something an agent reports to its managers (see the agent.*
+// codes in docs/events.md): a certificate nearing expiry or renewed, the
+// host link's path changing, in-band timeouts.
+type Event struct {
+	At       time.Time       `json:"at"`
+	Code     string          `json:"code"`
+	Severity string          `json:"severity"` // info, warning, critical
+	Message  string          `json:"message"`
+	Data     json.RawMessage `json:"data,omitempty"`
+	// Count of occurrences this event stands for (link timeouts: how many
+	// timed out since the last report); 0 means 1.
+	Count int `json:"count,omitempty"`
+}
+
+// Event codes an agent reports.
+const (
+	EvStateChanged = "agent.state_changed" // the manager's: Up, Down, PendingUp
+	EvCertExpiring = "agent.cert_expiring" // a certificate expires within RenewBefore
+	EvCertRenewed  = "agent.cert_renewed"
+	EvCertExpired  = "agent.cert_expired"
+	EvLinkPath     = "agent.link_path"    // the host link's path changed (audited)
+	EvLinkState    = "agent.link_state"   // the host link's state changed
+	EvLinkTimeout  = "agent.link_timeout" // in-band or link requests timed out (Count)
+	EvReEnrolled   = "agent.re_enrolled"
+)
 
 // JoinTokenPrefix starts every join token.
 const JoinTokenPrefix = "lsj_"

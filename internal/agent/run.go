@@ -9,32 +9,43 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/pki"
 )
 
 // Files in the agent's data directory.
 const (
-	KeyFile  = "agent.key" // 0600
-	CertFile = "agent.pem"
-	CAFile   = "manager-ca.pem"
+	KeyFile      = "agent.key" // 0600
+	CertFile     = "agent.pem"
+	CAFile       = "manager-ca.pem"
+	LinkKeyFile  = "link.key" // 0600: the host link's client key
+	LinkCertFile = "link.pem"
+	StatusFile   = "status.json" // the agent's view, for lightsout agent status
+	AuditFile    = "audit.log"   // JSON lines: what the agent did and decided
 )
 
 // Config of the host's agent.
 type Config struct {
-	// Manager is the manager's agent listener, HOST:PORT.
-	Manager string
-	// DataDir keeps the agent's key, certificate and the manager's CA.
+	// Manager is the manager's agent listener, HOST:PORT: the agent
+	// enrolls there. Managers are more managers to keep a connection to;
+	// the agent also rediscovers the managers sharing its manager's
+	// database.
+	Manager  string
+	Managers []string
+	// DataDir keeps the agent's key, certificates and the manager's CA.
 	DataDir string
 	// JoinToken is needed only until the agent has a certificate.
+	// TokenFile, if set, is read whenever a manager refuses the agent's
+	// certificate (revoked, unknown, expired): a token found there that
+	// was not tried yet enrolls the agent again with a new key.
 	JoinToken string
+	TokenFile string
 	// CAFingerprint pins the manager's CA at enrollment when the token
 	// carries none (or must agree with the token's).
 	CAFingerprint string
@@ -50,19 +61,32 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the reconnection back-off (defaults
 	// 1s and 1m; doubled after each failure, with jitter).
 	MinBackoff, MaxBackoff time.Duration
-	// Clock returns the time put in heartbeats (tests skew it); default
-	// time.Now.
+	// Rediscover is how often the agent asks for the current list of
+	// managers (default 5m; negative: never).
+	Rediscover time.Duration
+	// RenewBefore: a certificate expiring within this is renewed, and
+	// warned about until it is (default 30 days). CertCheck is how often
+	// expiry is looked at (default 1h).
+	RenewBefore, CertCheck time.Duration
+	// Link configures the host link (agent ↔ its own BMC); nil: none.
+	// LinkInterval is how often it is checked (default 1m).
+	Link         *hostlink.Config
+	LinkInterval time.Duration
+	// Clock returns the time put in heartbeats and used for certificate
+	// expiry (tests move it); default time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
 	// OnEvent, if set, is told of each connection outcome: "enrolled",
-	// "up", "refused: REASON", "lost: ERR". It must not block.
+	// "up", "refused: REASON", "lost: ERR", "renewed: KIND". It must not
+	// block.
 	OnEvent func(string)
 }
 
 // ErrEnrollRefused wraps the manager's refusal of a join token or CSR.
 var ErrEnrollRefused = errors.New("enrollment refused")
 
-// Run enrolls (once) and keeps the agent connected until ctx ends.
+// Run enrolls (once) and keeps the agent connected to its managers until
+// ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Manager == "" || cfg.DataDir == "" {
 		return errors.New("agent: manager address and data directory are required")
@@ -72,6 +96,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(time.Minute, cfg.MinBackoff)
+	}
+	if cfg.Rediscover == 0 {
+		cfg.Rediscover = 5 * time.Minute
+	}
+	if cfg.RenewBefore <= 0 {
+		cfg.RenewBefore = 30 * 24 * time.Hour
+	}
+	if cfg.CertCheck <= 0 {
+		cfg.CertCheck = time.Hour
+	}
+	if cfg.LinkInterval <= 0 {
+		cfg.LinkInterval = time.Minute
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -95,56 +131,32 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	emit := func(s string) {
-		if cfg.OnEvent != nil {
-			cfg.OnEvent(s)
-		}
-	}
-	backoff := cfg.MinBackoff
-	wait := func() error {
-		d := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(2*backoff, cfg.MaxBackoff)
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			return nil
-		}
-	}
+	a := newAgentd(cfg)
+	bo := a.newBackoff()
 	for {
-		tc, err := loadIdentity(cfg.DataDir)
-		if errors.Is(err, os.ErrNotExist) {
-			err = enroll(ctx, cfg)
-			if err == nil {
-				emit("enrolled")
-				continue
-			}
-			if errors.Is(err, ErrEnrollRefused) {
-				return err
-			}
-			cfg.Logger.Warn("agent enrollment", "manager", cfg.Manager, "err", err)
-			if werr := wait(); werr != nil {
-				return nil
-			}
-			continue
+		_, err := loadIdentity(cfg.DataDir)
+		if err == nil {
+			break
 		}
-		if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		up, err := connect(ctx, cfg, tc, emit)
-		if ctx.Err() != nil {
-			return nil
+		err = enroll(ctx, cfg, cfg.Manager, cfg.JoinToken)
+		if err == nil {
+			a.emit("enrolled")
+			a.audit("enrolled", "enrolled with the manager at "+cfg.Manager)
+			break
 		}
-		if up {
-			backoff = cfg.MinBackoff
+		if errors.Is(err, ErrEnrollRefused) {
+			return err
 		}
-		cfg.Logger.Warn("agent connection", "manager", cfg.Manager, "err", err)
-		if werr := wait(); werr != nil {
+		cfg.Logger.Warn("agent enrollment", "manager", cfg.Manager, "err", err)
+		if werr := bo.wait(ctx); werr != nil {
 			return nil
 		}
 	}
+	a.run(ctx)
+	return nil
 }
 
 func loadIdentity(dir string) (*tls.Config, error) {
@@ -184,8 +196,8 @@ func dial(ctx context.Context, addr string, tc *tls.Config) (*tls.Conn, error) {
 
 // enroll sends a CSR with the join token, pinning the manager's CA by its
 // fingerprint, and stores the key, the certificate and the CA.
-func enroll(ctx context.Context, cfg Config) error {
-	secretPart, fp, err := ParseJoinToken(cfg.JoinToken)
+func enroll(ctx context.Context, cfg Config, addr, token string) error {
+	secretPart, fp, err := ParseJoinToken(token)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrEnrollRefused, err)
 	}
@@ -210,10 +222,10 @@ func enroll(ctx context.Context, cfg Config) error {
 		MinVersion:         tls.VersionTLS13,
 		InsecureSkipVerify: true, // verified below against the pinned CA
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return verifyPinned(raw, fp)
+			return verifyPinned(raw, fp, cfg.Clock())
 		},
 	}
-	c, err := dial(ctx, cfg.Manager, tc)
+	c, err := dial(ctx, addr, tc)
 	if err != nil {
 		return err
 	}
@@ -256,13 +268,13 @@ func enroll(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("%w: enrolled as node %d but could not store %s: %v", ErrEnrollRefused, m.ID, p, err)
 		}
 	}
-	cfg.Logger.Info("agent enrolled", "manager", cfg.Manager, "id", m.ID)
+	cfg.Logger.Info("agent enrolled", "manager", addr, "id", m.ID)
 	return nil
 }
 
 // verifyPinned checks that the chain contains the pinned CA and that the
 // leaf is signed by it.
-func verifyPinned(raw [][]byte, fp string) error {
+func verifyPinned(raw [][]byte, fp string, now time.Time) error {
 	var certs []*x509.Certificate
 	for _, r := range raw {
 		c, err := x509.ParseCertificate(r)
@@ -280,107 +292,10 @@ func verifyPinned(raw [][]byte, fp string) error {
 		}
 		pool := x509.NewCertPool()
 		pool.AddCert(c)
-		if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool}); err != nil {
+		if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now}); err != nil {
 			return fmt.Errorf("server certificate not signed by the pinned CA: %w", err)
 		}
 		return nil
 	}
 	return fmt.Errorf("the manager's CA is not the pinned one (fingerprint %s)", fp)
 }
-
-// connect runs one connection: hello, then heartbeats. up tells whether
-// the manager accepted us (the back-off restarts).
-func connect(ctx context.Context, cfg Config, tc *tls.Config, emit func(string)) (up bool, err error) {
-	c, err := dial(ctx, cfg.Manager, tc)
-	if err != nil {
-		emit("lost: " + err.Error())
-		return false, err
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	enc := json.NewEncoder(c)
-	r := bufio.NewReader(c)
-	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	if err := enc.Encode(msg{Type: "hello", Name: cfg.Name, Version: cfg.Version, Capabilities: cfg.Capabilities, Time: cfg.Clock()}); err != nil {
-		emit("lost: " + err.Error())
-		return false, err
-	}
-	var m msg
-	if err := readMsg(r, &m); err != nil {
-		emit("lost: " + err.Error())
-		return false, err
-	}
-	if m.Type != "welcome" {
-		emit("refused: " + m.Reason)
-		return false, fmt.Errorf("refused by the manager: %s", m.Reason)
-	}
-	interval, err := time.ParseDuration(m.Interval)
-	if err != nil || interval <= 0 {
-		return false, fmt.Errorf("manager sent heartbeat interval %q", m.Interval)
-	}
-	emit("up")
-	allowed := agentOps(cfg)
-	var wmu sync.Mutex
-	send := func(m msg) error {
-		wmu.Lock()
-		defer wmu.Unlock()
-		c.SetWriteDeadline(time.Now().Add(3 * interval))
-		return enc.Encode(m)
-	}
-	// The reader: acks, refusals and ops, interleaved; each op runs on
-	// its own and answers with its op_id.
-	rerr := make(chan error, 1)
-	go func() {
-		for {
-			c.SetReadDeadline(time.Now().Add(3 * interval))
-			var m msg
-			if err := readMsg(r, &m); err != nil {
-				rerr <- err
-				return
-			}
-			switch m.Type {
-			case "refused":
-				rerr <- fmt.Errorf("%w: %s", errRefused, m.Reason)
-				return
-			case "op":
-				go func(m msg) {
-					out := msg{Type: "op-result", OpID: m.OpID, Op: m.Op}
-					res, err := runOp(ctx, cfg, allowed, m.Op)
-					if res != nil {
-						out.Result, _ = json.Marshal(res)
-					}
-					if err != nil {
-						out.Error = err.Error()
-					} else {
-						out.OK = true
-					}
-					cfg.Logger.Info("agent op", "op", m.Op, "id", m.OpID, "ok", out.OK, "err", out.Error)
-					send(out)
-				}(m)
-			}
-		}
-	}()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for seq := uint64(1); ; seq++ {
-		select {
-		case <-ctx.Done():
-			return true, ctx.Err()
-		case err := <-rerr:
-			if errors.Is(err, errRefused) {
-				emit("refused: " + strings.TrimPrefix(err.Error(), errRefused.Error()+": "))
-				return true, fmt.Errorf("refused by the manager: %s", strings.TrimPrefix(err.Error(), errRefused.Error()+": "))
-			}
-			emit("lost: " + err.Error())
-			return true, err
-		case <-t.C:
-		}
-		if err := send(msg{Type: "heartbeat", Seq: seq, Time: cfg.Clock()}); err != nil {
-			emit("lost: " + err.Error())
-			return true, err
-		}
-	}
-}
-
-var errRefused = errors.New("refused")

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
@@ -91,6 +92,24 @@ var catalogue = []Kind{
 		"a power operation was refused because the OOB channel is not Connectable", 10 * time.Minute, false},
 	{PowerDone, store.SeverityInfo,
 		"a power or identify operation succeeded (the console's machine page follows it live)", 0, false},
+
+	// Host agents (internal/agent): the manager's view and what agents report.
+	{agent.EvStateChanged, store.SeverityInfo,
+		"an agent became Up, Down or PendingUp (the reason says why: no heartbeat, revoked or unknown certificate, clock skew, untrusted address)", 0, false},
+	{agent.EvCertExpiring, store.SeverityWarning,
+		"an agent's certificate or its host link certificate expires within 30 days; the agent is renewing it", 24 * time.Hour, false},
+	{agent.EvCertRenewed, store.SeverityInfo,
+		"the manager issued an agent a renewed certificate (agent channel or host link)", 0, false},
+	{agent.EvCertExpired, store.SeverityCritical,
+		"an agent's certificate expired: its channel (or its host link) fails until it is renewed or the agent enrolls again", 24 * time.Hour, false},
+	{agent.EvLinkPath, store.SeverityInfo,
+		"the path an agent uses to reach its own BMC changed (in-band, IPv4 link-local, IPv6 fallback); audited", 0, false},
+	{agent.EvLinkState, store.SeverityWarning,
+		"an agent's host link (agent ↔ its own BMC) changed state: Up, Down, CertExpired, NotTrusted, Disabled", 0, false},
+	{agent.EvLinkTimeout, store.SeverityWarning,
+		"host link requests timed out (in-band or OS-to-BMC network; the IPMIDRV 1004 case); their rate feeds the flood detector", 10 * time.Minute, true},
+	{agent.EvReEnrolled, store.SeverityInfo,
+		"an agent enrolled again with a new key and a fresh join token", 0, false},
 }
 
 var byCode = func() map[string]Kind {

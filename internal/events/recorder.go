@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -293,6 +294,21 @@ func (r *Recorder) enqueue(evs ...store.Event) bool {
 		}
 	}
 	return ok
+}
+
+// AgentEvent is the agent hub's event sink (agent.HubConfig.OnEvent):
+// the event is queued for recording, and link timeouts (their Count) feed
+// the flood detector under the agent's source, so a host whose in-band
+// path keeps timing out raises oob.timeout_flood like a BMC the manager
+// polls. It never blocks.
+func (r *Recorder) AgentEvent(e store.Event) {
+	var more []store.Event
+	if e.Code == agent.EvLinkTimeout {
+		r.mu.Lock()
+		more = r.w.Flood.Observe(e.Source, r.now(), max(e.Count, 1))
+		r.mu.Unlock()
+	}
+	r.enqueue(append([]store.Event{e}, more...)...)
 }
 
 // Observe feeds one check of the monitor to the detectors (the

@@ -185,6 +185,11 @@ func NewCSR(commonName string) (*ecdsa.PrivateKey, []byte, error) {
 // SignClient issues a client certificate for a CSR (DER), its subject
 // replaced by commonName: the manager names its agents, not the CSR.
 func (ca *CA) SignClient(csrDER []byte, commonName string, now time.Time) (*x509.Certificate, error) {
+	return ca.SignClientFor(csrDER, commonName, now, ClientValidity)
+}
+
+// SignClientFor is SignClient with the certificate's lifetime.
+func (ca *CA) SignClientFor(csrDER []byte, commonName string, now time.Time, validity time.Duration) (*x509.Certificate, error) {
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
 		return nil, fmt.Errorf("CSR: %w", err)
@@ -199,7 +204,7 @@ func (ca *CA) SignClient(csrDER []byte, commonName string, now time.Time) (*x509
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: commonName},
 		NotBefore:    now.Add(-5 * time.Minute),
-		NotAfter:     now.Add(ClientValidity),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}

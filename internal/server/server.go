@@ -213,6 +213,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if hcfg.Logger == nil {
 		hcfg.Logger = cfg.Logger
 	}
+	// What agents report (and their state changes) becomes events, with
+	// link timeouts feeding the flood detector; certificates issued and
+	// link paths are audited. A caller's own hooks still run.
+	if own := hcfg.OnEvent; own != nil {
+		hcfg.OnEvent = func(e store.Event) { s.Events.AgentEvent(e); own(e) }
+	} else {
+		hcfg.OnEvent = s.Events.AgentEvent
+	}
+	if own := hcfg.OnAudit; own != nil {
+		hcfg.OnAudit = func(a store.AuditEntry) { s.auditAgent(a); own(a) }
+	} else {
+		hcfg.OnAudit = s.auditAgent
+	}
 	if s.Agents, err = agent.NewHub(ctx, hcfg); err != nil {
 		return fail(err)
 	}
@@ -338,4 +351,16 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.CounterValue, float64(st.SessionsOpened), "opened")
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.CounterValue, float64(st.SessionsClosed), "closed")
+}
+
+// auditAgent stores an audit entry of the agent hub (a certificate issued,
+// a host link path reported) without holding up the agent's connection.
+func (s *Server) auditAgent(a store.AuditEntry) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Store.Audit(ctx, &a); err != nil {
+			s.Config.Logger.Error("audit", "action", a.Action, "target", a.Target, "err", err)
+		}
+	}()
 }

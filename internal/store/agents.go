@@ -31,7 +31,16 @@ type AgentCert struct {
 	IssuedAt    time.Time
 	NotAfter    time.Time
 	RevokedAt   time.Time
+	// Kind is CertAgent (opens the agent channel) or CertLink (the host
+	// link's client certificate).
+	Kind string
 }
+
+// Kinds of agent certificates.
+const (
+	CertAgent = "agent"
+	CertLink  = "link"
+)
 
 // ErrTokenInvalid: the join token is unknown, used or expired.
 var ErrTokenInvalid = errors.New("join token unknown, already used or expired")
@@ -46,8 +55,9 @@ func (db *DB) AddJoinToken(ctx context.Context, hash []byte, expires time.Time) 
 
 // EnrollAgent spends a join token and records the agent and its first
 // certificate in one transaction. A name already enrolled is a conflict
-// unless that agent is revoked, in which case it is enrolled again (its
-// old certificates stay revoked).
+// unless that agent is revoked or holds no valid agent certificate any
+// more (all expired), in which case it is enrolled again under the same
+// node ID (its old certificates are revoked).
 func (db *DB) EnrollAgent(ctx context.Context, tokenHash []byte, at time.Time, a *Agent, c *AgentCert) error {
 	return db.tx(ctx, func(x q) error {
 		var id, exp, used int64
@@ -59,9 +69,22 @@ func (db *DB) EnrollAgent(ctx context.Context, tokenHash []byte, at time.Time, a
 		}
 		var old, revoked int64
 		err = x.row(ctx, "SELECT id, revoked_at FROM agents WHERE name = ?", a.Name).Scan(&old, &revoked)
+		if err == nil && revoked == 0 {
+			// An agent whose agent certificates have all expired (or
+			// been revoked) may enroll again: it cannot renew them.
+			var valid int
+			if err := x.row(ctx, "SELECT COUNT(*) FROM agent_certs WHERE agent_id = ? AND kind = 'agent' AND revoked_at = 0 AND not_after > ?",
+				old, ts(at)).Scan(&valid); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			if valid > 0 {
+				return fmt.Errorf("agent %q: %w (its certificate is still valid: revoke it first to enroll it again)", a.Name, ErrConflict)
+			}
+			if _, err := x.exec(ctx, "UPDATE agent_certs SET revoked_at = ? WHERE agent_id = ? AND revoked_at = 0", ts(at), old); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+		}
 		switch {
-		case err == nil && revoked == 0:
-			return fmt.Errorf("agent %q: %w (revoke it first to enroll it again)", a.Name, ErrConflict)
 		case err == nil:
 			if _, err := x.exec(ctx, "UPDATE agents SET revoked_at = 0, enrolled_at = ?, version = ?, capabilities = ?, address = ? WHERE id = ?",
 				ts(at), a.Version, strings.Join(a.Capabilities, ","), a.Address, old); err != nil {
@@ -92,8 +115,8 @@ func (db *DB) EnrollAgent(ctx context.Context, tokenHash []byte, at time.Time, a
 func (db *DB) AgentCertByFingerprint(ctx context.Context, fp string) (AgentCert, error) {
 	var c AgentCert
 	var issued, notAfter, revoked int64
-	err := db.read().row(ctx, "SELECT serial, agent_id, fingerprint, issued_at, not_after, revoked_at FROM agent_certs WHERE fingerprint = ?", fp).
-		Scan(&c.Serial, &c.AgentID, &c.Fingerprint, &issued, &notAfter, &revoked)
+	err := db.read().row(ctx, "SELECT serial, agent_id, fingerprint, issued_at, not_after, revoked_at, kind FROM agent_certs WHERE fingerprint = ?", fp).
+		Scan(&c.Serial, &c.AgentID, &c.Fingerprint, &issued, &notAfter, &revoked, &c.Kind)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNotFound
 	} else if err != nil {
@@ -173,4 +196,55 @@ func (db *DB) RevokeAgent(ctx context.Context, id int64, at time.Time) error {
 		_, err = x.exec(ctx, "UPDATE agent_certs SET revoked_at = ? WHERE agent_id = ? AND revoked_at = 0", ts(at), id)
 		return err
 	})
+}
+
+// AddAgentCert records a certificate issued to an enrolled agent (a
+// renewal, or its link certificate). A revoked agent gets none.
+func (db *DB) AddAgentCert(ctx context.Context, c AgentCert) error {
+	if c.Kind != CertAgent && c.Kind != CertLink {
+		return &FieldError{Record: "agent certificate", Field: "kind", Reason: "must be agent or link"}
+	}
+	return db.tx(ctx, func(x q) error {
+		var revoked int64
+		err := x.row(ctx, "SELECT revoked_at FROM agents WHERE id = ?", c.AgentID).Scan(&revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if revoked != 0 {
+			return fmt.Errorf("agent %d is revoked: %w", c.AgentID, ErrConflict)
+		}
+		_, err = x.exec(ctx, "INSERT INTO agent_certs (serial, agent_id, fingerprint, issued_at, not_after, kind) VALUES (?, ?, ?, ?, ?, ?)",
+			c.Serial, c.AgentID, c.Fingerprint, ts(c.IssuedAt), ts(c.NotAfter), c.Kind)
+		return mapErr(err, "agent certificate")
+	})
+}
+
+// TouchManager records that a manager advertising address (its agent
+// listener, as agents should dial it) is alive at at.
+func (db *DB) TouchManager(ctx context.Context, address string, at time.Time) error {
+	return db.tx(ctx, func(x q) error {
+		_, err := x.exec(ctx, `INSERT INTO agent_managers (address, seen) VALUES (?, ?)
+ON CONFLICT (address) DO UPDATE SET seen = excluded.seen`, address, ts(at))
+		return err
+	})
+}
+
+// AgentManagers lists the manager addresses seen at or after since, sorted.
+func (db *DB) AgentManagers(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := db.read().query(ctx, "SELECT address FROM agent_managers WHERE seen >= ? ORDER BY address", ts(since))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }

@@ -1,0 +1,173 @@
+package agent_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/hostlink"
+	"github.com/lightsout/lightsout/internal/server"
+	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// TestTwoManagersRediscovery: two managers share a PostgreSQL database
+// and the agent CA (several instances splitting a fleet). An agent that
+// knows only the first rediscovers the second, keeps a connection to
+// each, and stays Up on the second when the first stops; its own status
+// file says which managers it reaches.
+func TestTwoManagersRediscovery(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	start := func(dir string) *server.Server {
+		srv, err := server.New(context.Background(), server.Config{DataDir: dir, DB: dsn, KeyFile: filepath.Join(dirA, "secret.key"),
+			AgentListen: "127.0.0.1:0", Agents: agent.HubConfig{Interval: hb}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	a := start(dirA)
+	aClosed := false
+	defer func() {
+		if !aClosed {
+			a.Close()
+		}
+	}()
+	for _, f := range []string{"agent-ca.pem", "agent-ca.key"} {
+		b, err := os.ReadFile(filepath.Join(dirA, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dirB, f), b, 0o600)
+	}
+	b := start(dirB)
+	defer b.Close()
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got := a.Agents.Managers(context.Background())
+		if slices.Contains(got, b.AgentAddr.String()) && got[0] == a.AgentAddr.String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("managers listed by A: %v", got)
+		}
+	}
+
+	tok, _, _ := a.Agents.CreateJoinToken(context.Background(), 0)
+	adir := filepath.Join(dirA, "host")
+	startAgent(t, agent.Config{Manager: a.AgentAddr.String(), DataDir: adir, JoinToken: tok, Name: "db-1",
+		Rediscover: 50 * time.Millisecond})
+	waitState(t, a.Agents, "db-1", agent.Up, "", 5*time.Second)
+	waitState(t, b.Agents, "db-1", agent.Up, "", 5*time.Second)
+	if !auditHas(t, adir, "managers rediscovered", b.AgentAddr.String()) {
+		t.Error("the rediscovery is not in the agent's audit log")
+	}
+
+	a.Close()
+	aClosed = true
+	waitState(t, a.Agents, "db-1", agent.Down, "", time.Second)
+	time.Sleep(5 * hb)
+	if st, _ := findStatus(b.Agents, "db-1"); st.State != agent.Up {
+		t.Fatalf("on B after A stopped: %+v", st)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		st := readStatus(t, adir)
+		var up, down []string
+		for _, m := range st.Managers {
+			if m.State == agent.MgrUp {
+				up = append(up, m.Address)
+			} else if m.State == agent.MgrUnreachable {
+				down = append(down, m.Address)
+			}
+		}
+		if slices.Equal(up, []string{b.AgentAddr.String()}) && slices.Equal(down, []string{a.AgentAddr.String()}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent's view of its managers: %+v", st.Managers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestTrustedHostList: a manager whose trusted host list excludes the
+// agent's address refuses it (enrollment too), and lists an enrolled one
+// PendingUp with the reason.
+func TestTrustedHostList(t *testing.T) {
+	dir := t.TempDir()
+	clk, sk := &fakeClock{}, &sink{}
+	srv := startClockedServer(t, dir, "127.0.0.1:0", clk, sk, "127.0.0.0/8")
+	addr := srv.AgentAddr.String()
+	tok, _, _ := srv.Agents.CreateJoinToken(context.Background(), 0)
+	startAgent(t, agent.Config{Manager: addr, DataDir: filepath.Join(dir, "h"), JoinToken: tok, Name: "h"})
+	waitState(t, srv.Agents, "h", agent.Up, "", 5*time.Second)
+	srv.Close()
+
+	srv = startClockedServer(t, dir, addr, clk, sk, "10.0.0.0/8")
+	defer srv.Close()
+	waitState(t, srv.Agents, "h", agent.PendingUp, agent.ReasonNotTrusted+": 127.0.0.1", 5*time.Second)
+	tok, _, _ = srv.Agents.CreateJoinToken(context.Background(), 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := agent.Run(ctx, agent.Config{Manager: addr, DataDir: filepath.Join(dir, "new"), JoinToken: tok, Name: "new"})
+	if err == nil || !strings.Contains(err.Error(), agent.ReasonNotTrusted) {
+		t.Fatalf("enrollment from an untrusted address: %v", err)
+	}
+}
+
+// TestLinkTimeoutsFlood: a BMC whose link endpoint stops answering makes
+// every link check time out; the agent counts each timeout and reports
+// them, and the manager's flood detector raises oob.timeout_flood for the
+// agent — the IPMIDRV 1004 flood seen from the manager.
+func TestLinkTimeoutsFlood(t *testing.T) {
+	dir := t.TempDir()
+	clk, sk := &fakeClock{}, &sink{}
+	srv := startClockedServer(t, dir, "127.0.0.1:0", clk, sk)
+	defer srv.Close()
+	ep := endpoint(t, "127.0.0.1:0", srv, clk)
+	ep.SetFault(hostlink.FaultSilent)
+	tok, _, _ := srv.Agents.CreateJoinToken(context.Background(), 0)
+	adir := filepath.Join(dir, "h")
+	startAgent(t, agent.Config{Manager: srv.AgentAddr.String(), DataDir: adir, JoinToken: tok, Name: "noisy",
+		Link:         &hostlink.Config{DisableInBand: true, DisableIPv6: true, IPv4: ep.Addr(), Timeout: 30 * time.Millisecond, Retries: 2},
+		LinkInterval: 20 * time.Millisecond})
+	waitState(t, srv.Agents, "noisy", agent.Up, "", 5*time.Second)
+	l := waitLink(t, srv.Agents, "noisy", agent.LinkDown, "", 5*time.Second)
+	if !strings.Contains(l.Reason, "timed out") && !strings.Contains(l.Reason, "timeout") {
+		t.Errorf("link down reason: %q", l.Reason)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := srv.Store.ListEvents(context.Background(), store.EventFilter{Source: "agent:noisy", Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flood, timeouts bool
+		for _, e := range evs {
+			flood = flood || e.Code == "oob.timeout_flood"
+			timeouts = timeouts || e.Code == agent.EvLinkTimeout
+		}
+		if flood && timeouts {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no flood raised for the agent (events %+v)", evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st, _ := findStatus(srv.Agents, "noisy")
+	if st.Link == nil || st.Link.Timeouts < 10 || st.Link.TimeoutRate <= 0 {
+		t.Fatalf("timeouts not counted: %+v", st.Link)
+	}
+	if n := sk.count(agent.EvLinkTimeout); n < 10 {
+		t.Fatalf("%d timeouts reported", n)
+	}
+}
