@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,7 +16,9 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/pki"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
@@ -140,6 +144,7 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 
 	// The manager, on embedded SQLite in dir, printing what it declares.
 	changes := make(chan store.Transition, 1024)
+	agentNews := make(chan store.Event, 256)
 	sch := state.DefaultSchedule
 	sch.Interval = o.interval
 	sch.AuthRetry = max(10*o.interval, time.Minute)
@@ -149,6 +154,16 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 	srv, httpSrv, ln, err := startServer(ctx, server.Config{DataDir: data, Schedule: sch,
 		Audit:       audit.Config{Every: 24 * time.Hour, FirstSpread: time.Minute},
 		AgentListen: "127.0.0.1:0",
+		// What the agents report about their host links, printed below.
+		Agents: agent.HubConfig{OnEvent: func(e store.Event) {
+			switch e.Code {
+			case agent.EvLinkPath, agent.EvLinkState:
+				select {
+				case agentNews <- e:
+				default:
+				}
+			}
+		}},
 		OnChange: func(t store.Transition) {
 			select {
 			case changes <- t:
@@ -190,6 +205,8 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 		case <-ctx.Done():
 			fmt.Fprintln(out, "lightsout demo: stopped")
 			return nil
+		case e := <-agentNews:
+			fmt.Fprintf(out, "%s  %s\n", time.Now().Format("15:04:05"), e.Message)
 		case t := <-changes:
 			if t.From == state.Unknown && t.To == state.Connectable && len(t.Conditions) == 0 {
 				continue // the healthy majority: the summary line counts them
@@ -250,23 +267,79 @@ func flapFaults(ctx context.Context, fleet *sim.Fleet, interval time.Duration) {
 }
 
 // startDemoAgents enrolls a few host agents with one-time join tokens and
-// runs them in-process against the manager's agent listener; host-d stops
-// after a minute, so the domain shows an agent going Down.
+// runs them in-process against the manager's agent listener, each with a
+// host link to a simulated BMC link endpoint on loopback:
+//
+//	host-a  link Up over IPv4
+//	host-b  IPv4 refused: link Up over the IPv6 fallback (Down without ::1); an older agent version
+//	host-c  the BMC's link never answers: timeouts counted, a timeout flood
+//	host-d  the BMC trusts another CA: link NotTrusted; the agent stops after a minute (Down)
 func startDemoAgents(ctx context.Context, srv *server.Server, dir string) int {
-	names := []string{"host-a", "host-b", "host-c", "host-d"}
 	started := 0
-	for _, name := range names {
+	endpoint := func(addr string, cas *x509.CertPool) *hostlink.Endpoint {
+		cert, err := hostlink.SelfSigned([]string{"127.0.0.1", "::1"}, time.Now(), 10*365*24*time.Hour)
+		if err != nil {
+			return nil
+		}
+		ep, err := hostlink.NewEndpoint(hostlink.EndpointConfig{Addr: addr, Cert: cert, ClientCAs: cas,
+			UUID: fmt.Sprintf("4c4c4544-0000-1000-8000-%012d", started+1), Firmware: "7.00.00"})
+		if err != nil {
+			return nil
+		}
+		context.AfterFunc(ctx, func() { ep.Close() })
+		return ep
+	}
+	closedPort := func() string { // an address nothing listens on
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "127.0.0.1:9"
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	var otherCA *pki.CA // a CA the agents do not hold certificates of
+	if err := os.MkdirAll(filepath.Join(dir, "other-ca"), 0o700); err == nil {
+		otherCA, _ = pki.LoadOrCreateCA(filepath.Join(dir, "other-ca"))
+	}
+	for _, name := range []string{"host-a", "host-b", "host-c", "host-d"} {
 		tok, _, err := srv.Agents.CreateJoinToken(ctx, 0)
 		if err != nil {
 			continue
 		}
+		link := &hostlink.Config{DisableInBand: true, DisableIPv6: true, Timeout: 2 * time.Second}
+		cfg := agent.Config{Manager: srv.AgentAddr.String(), DataDir: filepath.Join(dir, name), JoinToken: tok, Name: name,
+			Link: link, LinkInterval: 30 * time.Second}
 		actx := ctx
-		if name == "host-d" {
+		switch name {
+		case "host-a":
+			if ep := endpoint("127.0.0.1:0", srv.CA.Pool()); ep != nil {
+				link.IPv4 = ep.Addr()
+			}
+		case "host-b":
+			link.IPv4 = closedPort()
+			if ep := endpoint("[::1]:0", srv.CA.Pool()); ep != nil {
+				link.IPv6, link.DisableIPv6 = ep.Addr(), false
+			}
+			cfg.Version = "0.4.0"
+		case "host-c":
+			if ep := endpoint("127.0.0.1:0", srv.CA.Pool()); ep != nil {
+				ep.SetFault(hostlink.FaultSilent)
+				link.IPv4 = ep.Addr()
+			}
+			link.Timeout, link.Retries, cfg.LinkInterval = 300*time.Millisecond, 2, 5*time.Second
+		case "host-d":
+			if otherCA != nil {
+				if ep := endpoint("127.0.0.1:0", otherCA.Pool()); ep != nil {
+					link.IPv4 = ep.Addr()
+				}
+			}
 			var cancel context.CancelFunc
 			actx, cancel = context.WithTimeout(ctx, time.Minute)
 			_ = cancel // ends with the timeout or the demo
 		}
-		cfg := agent.Config{Manager: srv.AgentAddr.String(), DataDir: filepath.Join(dir, name), JoinToken: tok, Name: name}
+		if link.IPv4 == "" {
+			link.IPv4 = closedPort()
+		}
 		go func() { _ = agent.Run(actx, cfg) }()
 		started++
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -45,8 +46,10 @@ type serverFlags struct {
 
 	auditEvery time.Duration
 
-	agentListen   string
-	agentInterval time.Duration
+	agentListen    string
+	agentInterval  time.Duration
+	agentAllow     []string
+	agentAdvertise []string
 }
 
 // defaultListen is the API's default address: loopback only.
@@ -63,6 +66,12 @@ change with its evidence, runs power and lifecycle operations, and serves the we
 console (/, log in with an API token), the REST API (/api/v1, OpenAPI at
 /api/v1/openapi.json) and Prometheus metrics (/metrics). With --agent-listen it
 also accepts host agents over mutual TLS (lightsout agent, domain status).
+
+Agents (docs/agent.md): --agent-allow is the trusted host list (CIDRs; an agent
+from elsewhere is refused, or PendingUp with that reason). Managers sharing one
+PostgreSQL database and the agent CA (copy DATA/agent-ca.pem and agent-ca.key)
+split the agents between them: each advertises --agent-advertise (default its
+listener's address) and agents rediscover them every 5 minutes.
 
 Storage: embedded SQLite in --data (default), or PostgreSQL with --db. The data
 directory also holds the key that encrypts BMC passwords at rest (secret.key,
@@ -115,6 +124,8 @@ Example:
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.agentListen, "agent-listen", "", "agents' mutual-TLS listen address, e.g. 127.0.0.1:8624 (empty: no agent listener)")
 	fl.DurationVar(&f.agentInterval, "agent-interval", 10*time.Second, "agents' heartbeat interval; an agent is Down after 3 missed")
+	fl.StringSliceVar(&f.agentAllow, "agent-allow", nil, "trusted host list: CIDRs agents may connect from (repeatable or comma-separated; empty: any)")
+	fl.StringSliceVar(&f.agentAdvertise, "agent-advertise", nil, "HOST:PORT agents should dial for this manager, handed to agents that rediscover (default: the --agent-listen address)")
 	fl.DurationVar(&f.auditEvery, "audit-every", 24*time.Hour, "security audit of each BMC at most this often (0: no scheduled audits)")
 	fl.StringArrayVar(&f.webhooks, "webhook", nil, "POST new events to this http(s) URL (repeatable)")
 	fl.StringVar(&f.webhookSecret, "webhook-secret-file", "", "file whose first line keys the webhooks' HMAC-SHA256 signature (mode 0600)")
@@ -174,9 +185,27 @@ func (f *serverFlags) config(log *slog.Logger) (server.Config, error) {
 	if f.agentInterval < 100*time.Millisecond || f.agentInterval > 10*time.Minute {
 		return server.Config{}, usageErr("--agent-interval %v: from 100ms to 10m", f.agentInterval)
 	}
+	hub := agent.HubConfig{Interval: f.agentInterval}
+	for _, a := range f.agentAllow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			if ip, ierr := netip.ParseAddr(a); ierr == nil {
+				p = netip.PrefixFrom(ip, ip.BitLen())
+			} else {
+				return server.Config{}, usageErr("--agent-allow %q: a CIDR (10.0.0.0/8) or an address", a)
+			}
+		}
+		hub.Allow = append(hub.Allow, p.Masked())
+	}
+	for _, a := range f.agentAdvertise {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return server.Config{}, usageErr("--agent-advertise %q: HOST:PORT", a)
+		}
+		hub.Advertise = append(hub.Advertise, a)
+	}
 	return server.Config{DataDir: f.data, DB: f.db, Schedule: sch, Damping: state.Damping{Consecutive: f.confirm},
 		Timeout: f.timeout, Parallel: f.parallel, Logger: log, Events: ev, Audit: audit.Config{Every: f.auditEvery},
-		AgentListen: f.agentListen, Agents: agent.HubConfig{Interval: f.agentInterval}}, nil
+		AgentListen: f.agentListen, Agents: hub}, nil
 }
 
 // eventsConfig validates the event flags and reads the webhook secret.

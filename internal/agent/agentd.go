@@ -682,6 +682,12 @@ func (a *agentd) checkCerts(ctx context.Context, force bool) []string {
 			continue
 		}
 		did = append(did, kind)
+		if c := a.loadCert(kind); c != nil {
+			left := c.NotAfter.Sub(a.cfg.Clock())
+			a.mu.Lock()
+			view.State, view.NotAfter, view.DaysLeft, view.RenewError = CertOK, c.NotAfter, int(left.Hours()/24), ""
+			a.mu.Unlock()
+		}
 	}
 	a.writeStatus(true)
 	return did
@@ -822,7 +828,16 @@ func (a *agentd) linkLoop(ctx context.Context) {
 	t := time.NewTicker(a.cfg.LinkInterval)
 	defer t.Stop()
 	for {
-		a.checkLink(ctx)
+		if a.currentLinkCert() == nil {
+			// Nothing to present yet: the certificate comes from a
+			// manager (its renewal kicks a check). Not a link failure.
+			a.mu.Lock()
+			a.link = &LinkStatus{State: LinkUnknown, Reason: "waiting for the link certificate from a manager", Checked: a.cfg.Clock()}
+			a.mu.Unlock()
+			a.writeStatus(true)
+		} else {
+			a.checkLink(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -892,7 +907,12 @@ func (a *agentd) checkLink(ctx context.Context) hostlink.Observation {
 			sev = "critical"
 		}
 		msg := fmt.Sprintf("agent %s: host link %s", a.cfg.Name, st.State)
-		if st.Reason != "" {
+		switch {
+		case st.State == LinkUp && st.IPv4Failed:
+			msg += fmt.Sprintf(" over %s at %s (IPv4 failed: %s)", st.Path, st.Address, st.Reason)
+		case st.State == LinkUp:
+			msg += fmt.Sprintf(" over %s at %s", st.Path, st.Address)
+		case st.Reason != "":
 			msg += " (" + st.Reason + ")"
 		}
 		if st.Remedy != "" && st.State != LinkUp {

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,7 +17,42 @@ import (
 	"github.com/lightsout/lightsout/internal/store/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	// As a child of TestKilledAgentProcessIsDown: be an agent until killed.
+	if spec := os.Getenv("LIGHTSOUT_TEST_AGENT_CHILD"); spec != "" {
+		manager, dir, _ := strings.Cut(spec, "|")
+		agent.Run(context.Background(), agent.Config{Manager: manager, DataDir: dir, JoinToken: os.Getenv("LIGHTSOUT_TEST_AGENT_TOKEN"),
+			Name: "child", MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+		os.Exit(0)
+	}
+	os.Exit(pgtest.Main(m))
+}
+
+// TestKilledAgentProcessIsDown: an agent process killed with SIGKILL (no
+// goodbye) is Down within 3 heartbeat intervals.
+func TestKilledAgentProcessIsDown(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "127.0.0.1:0")
+	defer srv.Close()
+	tok, _, _ := srv.Agents.CreateJoinToken(context.Background(), 0)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LIGHTSOUT_TEST_AGENT_CHILD="+srv.AgentAddr.String()+"|"+filepath.Join(dir, "child"),
+		"LIGHTSOUT_TEST_AGENT_TOKEN="+tok) // the token is no secret here: a test manager's, one-time
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	waitState(t, srv.Agents, "child", agent.Up, "", 10*time.Second)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	waitState(t, srv.Agents, "child", agent.Down, "", 3*hb)
+	t.Logf("killed agent process Down %s after SIGKILL (3 intervals = %s)", time.Since(killed).Round(time.Millisecond), 3*hb)
+}
 
 // TestTwoManagersRediscovery: two managers share a PostgreSQL database
 // and the agent CA (several instances splitting a fleet). An agent that

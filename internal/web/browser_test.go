@@ -14,7 +14,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/apitest"
+	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/peertest"
 	"github.com/lightsout/lightsout/internal/state"
@@ -270,8 +272,45 @@ func TestBrowserConsole(t *testing.T) {
 	shot("enclosures")
 	do("security", 10*time.Second, chromedp.Navigate(e.URL+"/security"), chromedp.WaitVisible(css(`h1`)))
 	shot("security")
-	enrollAgent(t, e, "host-1")
-	do("agents", 10*time.Second, chromedp.Navigate(e.URL+"/agents"), chromedp.WaitVisible(css(`tr.agent`)))
+	// Agents: one healthy with its host link Up, one whose BMC never
+	// answers (link Down, timeouts), one revoked; the two unhealthy ones
+	// get their diagnosis under them.
+	up := bmcEndpoint(t, e)
+	enrollAgentWith(t, e, agent.Config{Name: "host-1", LinkInterval: time.Hour,
+		Link: &hostlink.Config{DisableInBand: true, DisableIPv6: true, IPv4: up.Addr(), Timeout: 2 * time.Second, Retries: -1}})
+	waitAgent(t, e, "host-1", "host link Up", func(s agent.Status) bool { return s.Link != nil && s.Link.State == agent.LinkUp })
+	silent := bmcEndpoint(t, e)
+	silent.SetFault(hostlink.FaultSilent)
+	enrollAgentWith(t, e, agent.Config{Name: "host-2", LinkInterval: 100 * time.Millisecond,
+		Link: &hostlink.Config{DisableInBand: true, DisableIPv6: true, IPv4: silent.Addr(), Timeout: 100 * time.Millisecond, Retries: -1}})
+	waitAgent(t, e, "host-2", "host link Down with timeouts", func(s agent.Status) bool {
+		return s.Link != nil && s.Link.State == agent.LinkDown && s.Link.TimeoutRate > 0
+	})
+	id3 := enrollAgent(t, e, "host-3")
+	if _, err := e.Server.Agents.Revoke(context.Background(), id3); err != nil {
+		t.Fatal(err)
+	}
+	waitAgent(t, e, "host-3", "PendingUp (revoked)", func(s agent.Status) bool { return s.State == agent.PendingUp })
+	do("agents", 10*time.Second, chromedp.Navigate(e.URL+"/agents"), chromedp.WaitVisible(css(`tr.agent-diag`)))
+	if sum := text(`#agents-summary`); sum != "3 agents: 2 Up, 0 Down, 1 PendingUp; links: 1 Up, 1 not Up; certificates expiring within 30 days: 0." {
+		t.Errorf("agents: summary %q", sum)
+	}
+	if n := eval(`document.querySelectorAll("tr.agent").length`); n != 3 {
+		t.Errorf("agents: %d rows, want 3", n)
+	}
+	if n := eval(`document.querySelectorAll('tr.agent-diag[data-cause="agent_link_down"], tr.agent-diag[data-cause="agent_cert_revoked"]').length`); n != 2 {
+		t.Errorf("agents: %d diagnoses (link down, revoked), want 2", n)
+	}
+	if rm := text(`tr.agent-diag[data-cause="agent_cert_revoked"] p.remedy`); !strings.HasPrefix(rm, "Remedy: if the revocation (lightsout agent revoke) was intended") {
+		t.Errorf("agents: revoked remedy %q", rm)
+	}
+	if lk := text(`tr.agent[data-id="2"] td.link`); !strings.Contains(lk, "Down") || !strings.Contains(lk, "timeout") || !strings.Contains(lk, "/min") {
+		t.Errorf("agents: host-2's link cell %q", lk)
+	}
+	// The layout holds: the table fits the 1280px window.
+	if w := eval(`Math.round(document.querySelector("table.agents").getBoundingClientRect().right)`); w > 1280 {
+		t.Errorf("agents: the table is %dpx wide, past the window", w)
+	}
 	shot("agents")
 
 	// A viewer gets the machine page without power (or other) actions.

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
@@ -630,6 +629,7 @@ var funcs = map[string]any{
 	},
 	"list":    func() []string { return []string{audit.StatusInsecure, audit.StatusClean, audit.StatusNotAudited} },
 	"powerOr": powerOr,
+	"spans":   codeSpans,
 	"stateOr": func(s state.OOB) string {
 		if s == "" {
 			return "none"
@@ -686,41 +686,5 @@ func (c *Console) security(w http.ResponseWriter, r *http.Request, s *session) e
 		d.Next = link(d.Page + 1)
 	}
 	c.render(w, http.StatusOK, "security", pageData{Title: "Security audit", Nav: "security", S: s, Data: d})
-	return nil
-}
-
-// --- agents (the management domain) ---
-
-type agentCount struct {
-	State string
-	N     int
-}
-
-type agentsData struct {
-	Enabled  bool   // the server has an agent listener
-	Listen   string // its address
-	Counts   []agentCount
-	Agents   []agent.Status
-	Interval time.Duration
-}
-
-// agents: GET /agents, the agent domain like 'lightsout domain status'.
-func (c *Console) agents(w http.ResponseWriter, r *http.Request, s *session) error {
-	d := agentsData{Enabled: c.hub != nil && c.agAddr != nil}
-	if d.Enabled {
-		d.Listen = c.agAddr.String()
-	}
-	if c.hub != nil {
-		d.Agents = c.hub.List()
-		d.Interval = c.hub.Interval()
-		n := map[string]int{}
-		for _, a := range d.Agents {
-			n[a.State]++
-		}
-		for _, st := range []string{agent.Up, agent.PendingUp, agent.Down} {
-			d.Counts = append(d.Counts, agentCount{st, n[st]})
-		}
-	}
-	c.render(w, http.StatusOK, "agents", pageData{Title: "Agents", Nav: "agents", S: s, Data: d})
 	return nil
 }

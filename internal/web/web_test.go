@@ -17,6 +17,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/apitest"
+	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
@@ -455,50 +456,149 @@ func TestCrossOriginPostRefused(t *testing.T) {
 
 // enrollAgent runs a host agent named name against e's agent listener
 // (stopped at the test's end) and waits until the hub has it Up.
-func enrollAgent(t *testing.T, e *apitest.Env, name string) {
+func enrollAgent(t *testing.T, e *apitest.Env, name string) int64 {
+	t.Helper()
+	return enrollAgentWith(t, e, agent.Config{Name: name})
+}
+
+// enrollAgentWith is enrollAgent with more of the agent's configuration
+// (a host link); it returns the agent's node ID.
+func enrollAgentWith(t *testing.T, e *apitest.Env, cfg agent.Config) int64 {
 	t.Helper()
 	tok, _, err := e.Server.Agents.CreateJoinToken(context.Background(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Manager, cfg.DataDir, cfg.JoinToken = e.Server.AgentAddr.String(), filepath.Join(e.Dir, "agent-"+cfg.Name), tok
+	cfg.MinBackoff = 20 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		agent.Run(ctx, agent.Config{Manager: e.Server.AgentAddr.String(), DataDir: filepath.Join(e.Dir, "agent-"+name),
-			JoinToken: tok, Name: name, MinBackoff: 20 * time.Millisecond})
+		agent.Run(ctx, cfg)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	st := waitAgent(t, e, cfg.Name, "agent Up", func(s agent.Status) bool { return s.State == agent.Up })
+	return st.ID
+}
+
+// waitAgent waits (10s) until the hub lists agent name as ok says.
+func waitAgent(t *testing.T, e *apitest.Env, name, what string, ok func(agent.Status) bool) agent.Status {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		as := e.Server.Agents.List()
-		if len(as) == 1 && as[0].State == agent.Up && as[0].Name == name {
-			return
+		var last *agent.Status
+		for _, s := range e.Server.Agents.List() {
+			if s.Name == name {
+				last = &s
+				if ok(s) {
+					return s
+				}
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("agent %s did not come Up: %+v", name, as)
+			t.Fatalf("agent %s: no %s: %+v", name, what, last)
 		}
 	}
 }
 
-// TestAgentsPage: /agents lists an enrolled agent as Up (a viewer sees
-// it); a server without an agent listener says agents are not enabled.
+// bmcEndpoint is the BMC side of a host link on loopback, trusting the
+// server's agent CA (which issues the agents' link certificates).
+func bmcEndpoint(t *testing.T, e *apitest.Env) *hostlink.Endpoint {
+	t.Helper()
+	cert, err := hostlink.SelfSigned([]string{"127.0.0.1"}, time.Now(), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := hostlink.NewEndpoint(hostlink.EndpointConfig{Addr: "127.0.0.1:0", Cert: cert, ClientCAs: e.Server.CA.Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
+// TestAgentsPage: /agents lists the enrolled agents (a viewer sees them)
+// with their certificate, host link and queue, a summary line, and the
+// diagnosis (summary and remedy) under each agent that is not healthy: a
+// host link Down with timeouts, a revoked certificate. A server without
+// an agent listener says agents are not enabled.
 func TestAgentsPage(t *testing.T) {
 	e := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) {
 		c.AgentListen = "127.0.0.1:0"
 		c.Agents.Interval = 100 * time.Millisecond
 	}})
 	enrollAgent(t, e, "web-1")
+	w1 := waitAgent(t, e, "web-1", "certificate", func(s agent.Status) bool { return !s.CertNotAfter.IsZero() })
+
+	// web-2: a host link Up over IPv4.
+	up := bmcEndpoint(t, e)
+	enrollAgentWith(t, e, agent.Config{Name: "web-2", LinkInterval: time.Hour,
+		Link: &hostlink.Config{DisableInBand: true, DisableIPv6: true, IPv4: up.Addr(), Timeout: 2 * time.Second, Retries: -1}})
+	waitAgent(t, e, "web-2", "host link Up", func(s agent.Status) bool { return s.Link != nil && s.Link.State == agent.LinkUp })
+
+	// web-3: a BMC that never answers: the link is Down, with timeouts.
+	silent := bmcEndpoint(t, e)
+	silent.SetFault(hostlink.FaultSilent)
+	enrollAgentWith(t, e, agent.Config{Name: "web-3", LinkInterval: 100 * time.Millisecond,
+		Link: &hostlink.Config{DisableInBand: true, DisableIPv6: true, IPv4: silent.Addr(), Timeout: 100 * time.Millisecond, Retries: -1}})
+	down := waitAgent(t, e, "web-3", "host link Down with timeouts", func(s agent.Status) bool {
+		return s.Link != nil && s.Link.State == agent.LinkDown && s.Link.Timeouts > 0 && s.Link.TimeoutRate > 0
+	})
+
+	// web-4: revoked; it keeps connecting with its revoked certificate.
+	id4 := enrollAgent(t, e, "web-4")
+	if _, err := e.Server.Agents.Revoke(context.Background(), id4); err != nil {
+		t.Fatal(err)
+	}
+	waitAgent(t, e, "web-4", "PendingUp (revoked)", func(s agent.Status) bool { return s.State == agent.PendingUp && s.Revoked })
+
 	b := login(t, e, store.RoleViewer)
 	code, body := b.get("/agents")
 	if code != http.StatusOK {
 		t.Fatalf("GET /agents: %d %s", code, body)
 	}
-	for _, want := range []string{`<a href="/agents" class="on">Agents</a>`, `<tr class="agent" data-state="Up">`,
+	// The agents' certificates last a year (pki.ClientValidity).
+	cert1 := fmt.Sprintf(`<td class="agent-cert"><span class="cert cert-ok" title="expires %s">%s <small>(%d days)</small></span></td>`,
+		w1.CertNotAfter.Local().Format("2006-01-02 15:04:05"), w1.CertNotAfter.UTC().Format(time.DateOnly), int(time.Until(w1.CertNotAfter).Hours()/24))
+	for _, want := range []string{`<a href="/agents" class="on">Agents</a>`, `<tr class="agent" data-state="Up" data-id="1">`,
 		`<span class="badge ag-Up">Up</span>`, `<td>0x0001</td>`, `<td>web-1</td>`, `s ago</td>`,
-		`<span class="count ag-Up" data-state="Up"><span class="n">1</span>`,
-		`<span class="count ag-Down" data-state="Down"><span class="n">0</span>`} {
+		`<span class="count ag-Up" data-state="Up"><span class="n">3</span>`,
+		`<span class="count ag-Down" data-state="Down"><span class="n">0</span>`,
+		`<span class="count ag-PendingUp" data-state="PendingUp"><span class="n">1</span>`,
+		// The summary line.
+		`id="agents-summary">4 agents: 3 Up, 0 Down, 1 PendingUp; links: 1 Up, 1 not Up; <span title="agent and host link certificates">certificates expiring within 30 days: 0</span>.</p>`,
+		// Columns: certificate, host link (state, path, address, timeouts, link certificate).
+		`<th>Certificate</th><th>Host link</th><th>Queued</th><th>Last heartbeat</th>`,
+		cert1,
+		`<span class="badge lk-Up">Up</span> <span class="link-path">ipv4</span> <span class="link-addr">` + up.Addr() + `</span><br><small>cert</small> <span class="cert cert-ok"`,
+		`<span class="badge lk-Down">Down</span>`,
+		`<span class="flag">revoked</span>`,
+		// The diagnoses: the link Down, the revoked certificate.
+		`<tr class="agent unwell" data-state="Up" data-id="3">`,
+		`<tr class="agent-diag" data-cause="agent_link_down"><td colspan="10"><p class="diag-summary"><b>agent_link_down:</b> agent web-3 (0x0003)&#39;s host link to its BMC is down: `,
+		`<p class="remedy"><b>Remedy:</b> restart the link: <code>lightsout agent op 3 restart-link</code> (autocorrect does)`,
+		`<tr class="agent unwell" data-state="PendingUp" data-id="4">`,
+		`<tr class="agent-diag" data-cause="agent_cert_revoked"><td colspan="10"><p class="diag-summary"><b>agent_cert_revoked:</b> agent web-4 (0x0004) keeps connecting with a revoked certificate</p>`,
+		`<p class="remedy"><b>Remedy:</b> if the revocation (<code>lightsout agent revoke</code>) was intended, stop <code>lightsout agent run</code> on the host`,
+	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET /agents: no %q in\n%s", want, body)
+		}
+	}
+	// web-3's timeouts: a total and a rate (both grow between the wait and the page).
+	if m := regexp.MustCompile(`<span class="link-timeouts flag">(\d+) timeouts? \((\d+\.\d)/min\)</span>`).FindStringSubmatch(body); m == nil {
+		t.Errorf("GET /agents: no link timeouts with a rate in\n%s", body)
+	} else if n, _ := strconv.ParseUint(m[1], 10, 64); n < down.Link.Timeouts {
+		t.Errorf("GET /agents: %s link timeouts, the hub had %d before", m[1], down.Link.Timeouts)
+	}
+	// Healthy agents (web-1 without a link, web-2 with one Up) get no
+	// diagnosis; the two that are not get one each.
+	if n := strings.Count(body, `<tr class="agent-diag"`); n != 2 {
+		t.Errorf("GET /agents: %d diagnosis rows, want 2", n)
+	}
+	for _, healthy := range []string{`data-id="1"`, `data-id="2"`} {
+		if !strings.Contains(body, `<tr class="agent" data-state="Up" `+healthy+`>`) {
+			t.Errorf("GET /agents: agent %s is not listed as healthy", healthy)
 		}
 	}
 	if strings.Contains(body, "not enabled") {
