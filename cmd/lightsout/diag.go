@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,9 +18,10 @@ import (
 func newDiagCmd() *cobra.Command {
 	f := &apiFlags{}
 	var req wire.DiagRequest
+	var agentRef string
 	c := &cobra.Command{
-		Use:   "diag (NAME... | --group G | --all) [--autocorrect] [--adopt]",
-		Short: "Say why a machine's management channel is broken, and fix what is safe to fix",
+		Use:   "diag (NAME... | --group G | --all | --agent NAME|ID) [--autocorrect] [--adopt]",
+		Short: "Say why a machine's management channel (or a host agent) is broken, and fix what is safe to fix",
 		Long: `diag walks the decision tree of each machine's OOB channel state and prints, per
 machine, the most likely cause, the evidence for it, the alternatives it ruled
 out and the remedy (docs/diagnosis.md is the guide to every tree):
@@ -48,17 +50,46 @@ account's own user; re-check an account whose credentials were edited after its
 refusal. --adopt (admin) also re-pins the System GUID of a machine whose
 motherboard was evidently replaced.
 
-Exit 0 when every diagnosed channel is healthy or was corrected, 1 otherwise, 2
-for bad input. Needs the operator role (it sends packets, and may light an
-identify lamp); --adopt needs admin.` + serverHelp,
+--agent NAME|ID diagnoses a host agent instead, from the manager's view of it
+(what 'lightsout domain status' lists): its trust and certificates (revoked,
+unknown, expired, expiring), its connection (Down, never connected, clock
+skew, untrusted address), its host link to its own BMC (down, certificate,
+trust, timeout floods, IPv6 fallback), version skew and queued ops. It needs
+only the viewer role. With --autocorrect (operator) the agent renews its
+certificates, refreshes its trust or restarts its host link, and the manager
+restarts its session, each printed as "changed X from A to B because E" and
+audited; the agent is then diagnosed again. An agent refused for its
+certificate (revoked, unknown, expired) needs a new enrollment: with
+--autocorrect an admin gets a one-time join token (valid 1h, shown once) to
+write, mode 0600, to the file the agent's --join-token-file names on the
+host; the running agent re-reads it and enrolls again under the same node.
+
+Exit 0 when every diagnosed channel (or the agent) is healthy or was
+corrected, 1 otherwise, 2 for bad input. Needs the operator role (it sends
+packets, and may light an identify lamp); --adopt needs admin.` + serverHelp,
 		Example: `  lightsout diag web-1
   lightsout diag --group rack-7 --autocorrect
   lightsout diag --all -o json
-  lightsout diag blade-3 --autocorrect --adopt`,
+  lightsout diag blade-3 --autocorrect --adopt
+  lightsout diag --agent web-1
+  lightsout diag --agent 3 --autocorrect -o json`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkOutput(); err != nil {
 				return err
+			}
+			if agentRef != "" {
+				switch {
+				case len(args) > 0 || req.Group != "" || req.All:
+					return usageErr("--agent diagnoses one host agent: give no machine names, --group or --all with it")
+				case req.Adopt:
+					return usageErr("--adopt is for machines (a replaced motherboard), not agents")
+				}
+				cl, err := f.client(cmd)
+				if err != nil {
+					return err
+				}
+				return runAgentDiag(cmd, f, cl, agentRef, req.Autocorrect)
 			}
 			req.Machines = args
 			switch {
@@ -79,6 +110,7 @@ identify lamp); --adopt needs admin.` + serverHelp,
 	c.Flags().BoolVar(&req.All, "all", false, "every machine")
 	c.Flags().BoolVar(&req.Autocorrect, "autocorrect", false, "apply the safe, reversible fixes (each printed and audited)")
 	c.Flags().BoolVar(&req.Adopt, "adopt", false, "also adopt the new System GUID of a machine whose motherboard was replaced (admin)")
+	c.Flags().StringVar(&agentRef, "agent", "", "diagnose this host agent (node ID or name) instead of machines")
 	return c
 }
 
@@ -186,6 +218,95 @@ func printDiag(w io.Writer, r manager.DiagResult, req wire.DiagRequest) {
 			after += "/" + string(r.After.Reason)
 		}
 		fmt.Fprintln(w, "  now:       "+after)
+	}
+	fmt.Fprintln(w)
+}
+
+// runAgentDiag diagnoses one agent: exit 0 when it is healthy or was
+// corrected, 1 otherwise.
+func runAgentDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, ref string, autocorrect bool) error {
+	out := cmd.OutOrStdout()
+	rep, err := cl.DiagnoseAgent(cmd.Context(), ref, autocorrect)
+	if err != nil {
+		return apiErr(err)
+	}
+	if f.json() {
+		_ = jsonLines(out, rep)
+	} else {
+		printAgentDiag(out, rep, autocorrect)
+	}
+	switch {
+	case rep.Diagnosis.Healthy():
+		return nil
+	case rep.After != nil && rep.After.Healthy():
+		return nil
+	}
+	return &exitError{code: 1, err: fmt.Errorf("diag: agent %s is not healthy (%s)", rep.Agent, agentCause(rep))}
+}
+
+// agentCause is the cause after autocorrect, when it ran.
+func agentCause(rep diag.AgentReport) diag.Cause {
+	if rep.After != nil {
+		return rep.After.Cause
+	}
+	return rep.Diagnosis.Cause
+}
+
+// printAgentDiag prints an agent's diagnosis as a block, like printDiag.
+func printAgentDiag(w io.Writer, rep diag.AgentReport, autocorrect bool) {
+	d := rep.Diagnosis
+	fmt.Fprintf(w, "agent %s (0x%04x)\n", rep.Agent, rep.ID)
+	fmt.Fprintf(w, "  cause:     %s (%s confidence): %s\n", d.Cause, d.Confidence, d.Summary)
+	if len(d.Evidence) > 0 {
+		fmt.Fprintln(w, "  evidence:")
+		for _, e := range d.Evidence {
+			fmt.Fprintln(w, "    - "+e)
+		}
+	}
+	if len(d.RuledOut) > 0 {
+		fmt.Fprintln(w, "  ruled out:")
+		for _, e := range d.RuledOut {
+			fmt.Fprintln(w, "    - "+e)
+		}
+	}
+	fmt.Fprintln(w, "  remedy:    "+d.Remedy)
+	for _, ap := range rep.Applied {
+		switch {
+		case ap.OK && ap.Error == "":
+			fmt.Fprintln(w, "  "+ap.Action.Line())
+		case ap.OK:
+			fmt.Fprintf(w, "  %s (but: %s)\n", ap.Action.Line(), ap.Error)
+		case strings.HasPrefix(ap.Error, "not applied: "), strings.HasPrefix(ap.Error, "not tried: "):
+			what, why, _ := strings.Cut(ap.Error, ": ")
+			fmt.Fprintf(w, "  %s (%s): %s\n", what, why, ap.Action.Line())
+		default:
+			fmt.Fprintf(w, "  FAILED to apply (%s): %s\n", ap.Error, ap.Action.Line())
+		}
+	}
+	if !autocorrect {
+		for _, a := range d.Actions {
+			how := "--autocorrect"
+			if a.Kind == diag.ActReEnroll {
+				how = "--autocorrect (admin)"
+			}
+			fmt.Fprintf(w, "  with %s: would have %s\n", how, a.Line())
+		}
+	}
+	if rep.After != nil {
+		fmt.Fprintf(w, "  now:       %s: %s\n", rep.After.Cause, rep.After.Summary)
+	}
+	if rep.Token != "" {
+		fmt.Fprintf(w, "  join token (one-time, valid until %s; shown once):\n", rep.TokenExpires.Local().Format(time.DateTime))
+		fmt.Fprintln(w, "    "+rep.Token)
+		fmt.Fprintln(w, "  on the host, write it to a file of mode 0600 (install -m 0600 /dev/null FILE, then paste it in;")
+		fmt.Fprintln(w, "  never as a command-line value): the running agent re-reads the file its --join-token-file names")
+		fmt.Fprintln(w, "  when the manager refuses its certificate, and enrolls again with a new key under the same node.")
+		if rep.Command != "" {
+			fmt.Fprintln(w, "  an agent started without --join-token-file: restart it as")
+			fmt.Fprintln(w, "    "+rep.Command)
+			fmt.Fprintln(w, "  (DIR: its data directory; FILE: the 0600 token file)")
+		}
+		fmt.Fprintln(w, "  `lightsout agent status --data DIR` on the host shows the new enrollment.")
 	}
 	fmt.Fprintln(w)
 }

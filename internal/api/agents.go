@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -128,4 +130,108 @@ func (a *API) agentOp(w http.ResponseWriter, r *http.Request, actor manager.Acto
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
+}
+
+// findAgent resolves an agent by node ID or name, as the hub's ops do: an
+// ID first, then the name (the newest node when a name was enrolled
+// again).
+func findAgent(h *agent.Hub, ref string) (agent.Status, bool) {
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil && id > 0 {
+		if st, ok := h.Get(id); ok {
+			return st, true
+		}
+	}
+	var found agent.Status
+	ok := false
+	for _, st := range h.List() {
+		if st.ID > 0 && st.Name == ref && (!ok || st.ID > found.ID) {
+			found, ok = st, true
+		}
+	}
+	return found, ok
+}
+
+// agentDiag: POST /api/v1/agents/{id}/diag {"autocorrect":false} (id: node
+// ID or name). Diagnosing needs viewer, autocorrect operator; the
+// re-enrollment token is minted for an admin only. Every autocorrect is
+// audited as agent.diag with the fixes it tried.
+func (a *API) agentDiag(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	h, err := a.agentHub()
+	if err != nil {
+		return err
+	}
+	ref := r.PathValue("id")
+	var in wire.AgentDiagRequest
+	if err := decodeOptional(w, r, &in); err != nil {
+		return err
+	}
+	st, ok := findAgent(h, ref)
+	if !ok {
+		return notFound("id", "no agent %q (give its node ID or name; `lightsout domain status` lists them)", ref)
+	}
+	target := strconv.FormatInt(st.ID, 10)
+	if in.Autocorrect && actor.Role.Rank() < store.RoleOperator.Rank() {
+		err := &apiError{status: http.StatusForbidden, code: wire.CodeForbidden,
+			msg: "autocorrect needs role operator; token \"" + actor.Name + "\" has " + string(actor.Role) + " (diagnose without autocorrect)"}
+		a.audit(r, actor, "agent.diag", target, "autocorrect on "+st.Name+": refused", err)
+		return err
+	}
+	facts := diag.AgentFacts{Status: st, Now: time.Now(), ManagerVersion: agent.Version}
+	if a.ev != nil && st.Name != "" {
+		facts.Flooding = a.ev.Flooding("agent:" + st.Name)
+	}
+	rep := diag.DiagnoseAgent(r.Context(), h, facts, in.Autocorrect, actor.Role == store.RoleAdmin)
+	if rep.Command != "" {
+		if addr := a.agentListener(r); addr != "" {
+			rep.Command = strings.Replace(rep.Command, " "+diag.ReEnrollManager+" ", " "+addr+" ", 1)
+		}
+	}
+	if in.Autocorrect {
+		detail := "autocorrect on " + st.Name + ": " + string(rep.Diagnosis.Cause)
+		var lines, fails []string
+		for _, ap := range rep.Applied {
+			lines = append(lines, ap.Action.Line())
+			if !ap.OK {
+				fails = append(fails, string(ap.Action.Kind)+": "+ap.Error)
+			}
+		}
+		if len(lines) == 0 {
+			detail += "; nothing to apply"
+		} else {
+			detail += "; " + strings.Join(lines, "; ")
+		}
+		var aerr error
+		if len(fails) > 0 {
+			aerr = errors.New(strings.Join(fails, "; "))
+		}
+		a.audit(r, actor, "agent.diag", target, detail, aerr)
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// agentListener is the address agents dial, for a re-enrollment command:
+// the agent listener's, or, when it listens on every interface, the host
+// the API was reached at with the listener's port; "" when unknown.
+func (a *API) agentListener(r *http.Request) string {
+	if a.agentAddr == nil {
+		return ""
+	}
+	s := a.agentAddr.String()
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return s
+	}
+	h := r.Host
+	if hh, _, err := net.SplitHostPort(h); err == nil {
+		h = hh
+	}
+	h = strings.Trim(h, "[]")
+	if h == "" {
+		return ""
+	}
+	return net.JoinHostPort(h, port)
 }

@@ -90,6 +90,7 @@ func (a *API) routes() []route {
 		{"POST", "/api/v1/agents/tokens", admin, a.createJoinToken},
 		{"POST", "/api/v1/agents/{id}/revoke", admin, a.revokeAgent},
 		{"POST", "/api/v1/agents/{id}/ops", operator, a.agentOp},
+		{"POST", "/api/v1/agents/{id}/diag", viewer, a.agentDiag}, // autocorrect needs operator, the re-enrollment token admin
 
 		{"GET", "/api/v1/tokens", admin, a.listTokens},
 		{"POST", "/api/v1/tokens", admin, a.createToken},

@@ -40,8 +40,13 @@ type AgentReport struct {
 	// Token and Command: a re-enrollment's fresh join token and the
 	// command to run on the host (ActReEnroll, admin). The token goes into
 	// a file of mode 0600 on the host (never a command-line flag, which
-	// other users and the shell history see); ReEnrollManager, ReEnrollData
-	// and ReEnrollTokenFile in Command are placeholders the CLI replaces.
+	// other users and the shell history see): the file given as the agent's
+	// --join-token-file, which a running agent re-reads whenever a manager
+	// refuses its certificate, enrolling again with a new key under the
+	// same node. Command is for an agent started without that flag;
+	// ReEnrollManager, ReEnrollData and ReEnrollTokenFile in it are
+	// placeholders (the API replaces ReEnrollManager when it knows its
+	// agent listener).
 	Token        string    `json:"token,omitempty"`
 	TokenExpires time.Time `json:"token_expires,omitzero"`
 	Command      string    `json:"command,omitempty"`
@@ -53,8 +58,8 @@ type AgentReport struct {
 // Placeholders in AgentReport.Command.
 const (
 	ReEnrollManager   = "ADDR" // the manager's agent listener, HOST:PORT
-	ReEnrollData      = "DIR"  // an empty data directory (or the old one with agent.key, agent.pem, manager-ca.pem moved aside)
-	ReEnrollTokenFile = "FILE" // the 0600 file holding Token
+	ReEnrollData      = "DIR"  // the agent's data directory (its old key may stay: a refused agent enrolls again with a new key)
+	ReEnrollTokenFile = "FILE" // the 0600 file holding Token: the agent's --join-token-file
 )
 
 // ReEnrollTTL is the validity of a join token minted by ActReEnroll.

@@ -269,7 +269,9 @@ func pendingUp(f AgentFacts) Diagnosis {
 		return []Action{{Kind: ActReEnroll, What: agentsThing(st, "enrollment"), From: nonEmpty(st.Reason, agent.PendingUp),
 			To: "a fresh one-time join token (1h) to enroll with", Because: because}}
 	}
-	const reenrollRemedy = "re-enroll it: `lightsout agent token create --ttl 1h --out join.token` (admin), copy the token to a 0600 file on the host, move the agent's agent.key, agent.pem and manager-ca.pem aside (a token is used only when the data directory has no key) and run `lightsout agent run --manager ADDR --data DIR --join-token-file FILE`"
+	const reenrollRemedy = "re-enroll it: mint a join token (`lightsout agent token create --ttl 1h --out join.token`, admin, or `lightsout diag --agent ID --autocorrect` as admin) and write it, mode 0600, to the file given as the agent's `--join-token-file` on the host; " +
+		"the running agent re-reads that file whenever a manager refuses its certificate and enrolls again with a new key under the same node (no need to move agent.key aside); " +
+		"an agent started without `--join-token-file` must be restarted with `lightsout agent run --manager ADDR --data DIR --join-token-file FILE`; `lightsout agent status --data DIR` on the host shows the manager's refusal and the new enrollment"
 	r := st.Reason
 	switch {
 	case strings.HasPrefix(r, "address not in the trusted host list"):
@@ -296,7 +298,7 @@ func pendingUp(f AgentFacts) Diagnosis {
 		return Diagnosis{Cause: CauseAgentNoClientCert, Confidence: Medium,
 			Summary:  who + " completed TLS without a client certificate",
 			Evidence: []string{"an enrolled agent always presents its certificate; an enrolling one sends a join token instead"},
-			Remedy:   "if it is an agent, its agent.pem is missing or unreadable: re-enroll it with a join token (`lightsout agent token create`, then `lightsout agent run --join-token-file FILE` on the host); otherwise something other than an agent (a scanner, a health check) connects to the agent port"}
+			Remedy:   "if it is an agent, its agent.pem is missing or unreadable: re-enroll it with a join token (`lightsout agent token create`, written, mode 0600, to the file given as its `--join-token-file` on the host; `lightsout agent status --data DIR` there shows its certificates); otherwise something other than an agent (a scanner, a health check) connects to the agent port"}
 	case strings.HasPrefix(r, agent.ReasonClockSkew):
 		return Diagnosis{Cause: CauseAgentClockSkew, Confidence: High,
 			Summary: who + "'s clock differs from the manager's beyond the allowed skew",
@@ -315,7 +317,7 @@ func agentDown(f AgentFacts) Diagnosis {
 	if st.LastHeartbeat.IsZero() && slices.Contains(neverReasons, st.Reason) {
 		return Diagnosis{Cause: CauseAgentNeverConnected, Confidence: High,
 			Summary: who + " has not connected to this manager yet",
-			Remedy:  "on the host, start `lightsout agent run --manager ADDR --data DIR` (as a service); check that the host can reach the manager's agent port (`--agent-listen`, default 8624) through the firewall; `lightsout domain status` shows it Up once it does"}
+			Remedy:  "on the host, start `lightsout agent run --manager ADDR --data DIR` (as a service); `lightsout agent status --data DIR` there shows the agent's view of its managers (Connecting, Refused with the reason, Unreachable), its certificates and host link; check that the host can reach the manager's agent port (`--agent-listen`, default 8624) through the firewall; `lightsout domain status` shows it Up once it does"}
 	}
 	sum := who + " is Down: " + nonEmpty(st.Reason, "the connection is gone")
 	if st.Reason == "session restarted by the manager" {
@@ -324,7 +326,7 @@ func agentDown(f AgentFacts) Diagnosis {
 	return Diagnosis{Cause: CauseAgentDown, Confidence: Medium,
 		Summary:  sum,
 		RuledOut: []string{"trust and certificates: the agent was let in before (it would be PendingUp otherwise)"},
-		Remedy: "nothing can be done through the agent while it is Down: on the host, check the agent service (is `lightsout agent run` running; its output), " +
+		Remedy: "nothing can be done through the agent while it is Down: on the host, check the agent service (is `lightsout agent run` running; its output; `lightsout agent status --data DIR` shows its view of its managers, certificates and host link), " +
 			"the network path and firewall to the manager's agent port, and the host itself — if it does not answer, check the machine's OOB channel and power state (`lightsout diag MACHINE`, `lightsout power status MACHINE`); `lightsout domain status` shows it Up again once it reconnects"}
 }
 

@@ -237,6 +237,15 @@ func (r *Recorder) Tick() {
 	r.enqueue(evs...)
 }
 
+// Flooding reports whether the flood detector holds source ("agent:NAME"
+// for an agent's host link, a machine's source for its OOB channel) in a
+// timeout flood now.
+func (r *Recorder) Flooding(source string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.w.Flood.Flooding(source)
+}
+
 // Record stores one occurrence of e and fans it out. Severity defaults to
 // the catalogue's, At to now; the code's dedup window applies (the
 // returned event then carries the raised Count). It is synchronous: use

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/secret"
@@ -334,5 +335,38 @@ func TestObserveAndEnqueue(t *testing.T) {
 	want(OOBTimeoutFloodCleared)
 	if evs, _ := db.ListEvents(context.Background(), store.EventFilter{Source: "web-7"}); len(evs) != 0 {
 		t.Fatal("non-power audit became an event")
+	}
+}
+
+// TestAgentEventFloods: an agent's link timeouts are recorded and their
+// counts feed the flood detector under the agent's source.
+func TestAgentEventFloods(t *testing.T) {
+	r, db, clk := newRecorder(t, Config{Flood: FloodConfig{Window: time.Minute, Threshold: 6}})
+	r.Start(context.Background())
+	src := "agent:web-1"
+	r.AgentEvent(store.Event{At: t0, Code: agent.EvLinkTimeout, Severity: store.SeverityWarning, Source: src, Message: "3 timed out", Count: 3})
+	if r.Flooding(src) {
+		t.Fatal("3 timeouts a minute is no flood at threshold 6")
+	}
+	clk.Set(t0.Add(10 * time.Second))
+	r.AgentEvent(store.Event{At: t0, Code: agent.EvLinkTimeout, Severity: store.SeverityWarning, Source: src, Message: "4 timed out", Count: 4})
+	if !r.Flooding(src) || r.Flooding("agent:other") {
+		t.Fatal("7 timeouts in a minute must flood web-1 only")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs, _ := db.ListEvents(context.Background(), store.EventFilter{Source: src})
+		var flood, timeout bool
+		for _, e := range evs {
+			flood = flood || e.Code == OOBTimeoutFlood
+			timeout = timeout || e.Code == agent.EvLinkTimeout
+		}
+		if flood && timeout {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events for %s: %+v", src, evs)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

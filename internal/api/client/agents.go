@@ -6,6 +6,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/diag"
 )
 
 // Agents lists the agents and their states.
@@ -30,4 +31,12 @@ func (c *Client) RevokeAgent(ctx context.Context, id int64) (agent.Status, error
 func (c *Client) AgentOp(ctx context.Context, id int64, op string) (agent.Result, error) {
 	var out agent.Result
 	return out, c.call(ctx, "POST", "/api/v1/agents/"+strconv.FormatInt(id, 10)+"/ops", nil, wire.AgentOpRequest{Op: op}, &out)
+}
+
+// DiagnoseAgent diagnoses an agent (by node ID or name) and, with
+// autocorrect (operator), applies the fixes; a re-enrollment token is
+// minted only for an admin.
+func (c *Client) DiagnoseAgent(ctx context.Context, ref string, autocorrect bool) (diag.AgentReport, error) {
+	var out diag.AgentReport
+	return out, c.call(ctx, "POST", "/api/v1/agents/"+esc(ref)+"/diag", nil, wire.AgentDiagRequest{Autocorrect: autocorrect}, &out)
 }

@@ -31,3 +31,11 @@ type JoinToken struct {
 type AgentOpRequest struct {
 	Op string `json:"op"` // collect-inventory, bmc-check, os-shutdown (admin), restart-link
 }
+
+// AgentDiagRequest is POST /api/v1/agents/{id}/diag (body optional); the
+// reply is a diag.AgentReport.
+type AgentDiagRequest struct {
+	// Autocorrect applies the diagnosis's fixes (operator); a re-enrollment
+	// token is minted only for an admin.
+	Autocorrect bool `json:"autocorrect,omitempty"`
+}
