@@ -173,20 +173,7 @@ func printDiag(w io.Writer, r manager.DiagResult, req wire.DiagRequest) {
 	}
 	d := r.Diagnosis
 	fmt.Fprintf(w, "%s: %s\n", head, st)
-	fmt.Fprintf(w, "  cause:     %s (%s confidence): %s\n", d.Cause, d.Confidence, d.Summary)
-	if len(d.Evidence) > 0 {
-		fmt.Fprintln(w, "  evidence:")
-		for _, e := range d.Evidence {
-			fmt.Fprintln(w, "    - "+e)
-		}
-	}
-	if len(d.RuledOut) > 0 {
-		fmt.Fprintln(w, "  ruled out:")
-		for _, e := range d.RuledOut {
-			fmt.Fprintln(w, "    - "+e)
-		}
-	}
-	fmt.Fprintln(w, "  remedy:    "+d.Remedy)
+	printDiagnosis(w, d)
 	applied := map[string]bool{}
 	for _, c := range r.Changes {
 		applied[string(c.Kind)] = true
@@ -252,10 +239,9 @@ func agentCause(rep diag.AgentReport) diag.Cause {
 	return rep.Diagnosis.Cause
 }
 
-// printAgentDiag prints an agent's diagnosis as a block, like printDiag.
-func printAgentDiag(w io.Writer, rep diag.AgentReport, autocorrect bool) {
-	d := rep.Diagnosis
-	fmt.Fprintf(w, "agent %s (0x%04x)\n", rep.Agent, rep.ID)
+// printDiagnosis prints a diagnosis's cause, evidence, ruled-out
+// alternatives and remedy (the middle of a diag block).
+func printDiagnosis(w io.Writer, d diag.Diagnosis) {
 	fmt.Fprintf(w, "  cause:     %s (%s confidence): %s\n", d.Cause, d.Confidence, d.Summary)
 	if len(d.Evidence) > 0 {
 		fmt.Fprintln(w, "  evidence:")
@@ -270,6 +256,13 @@ func printAgentDiag(w io.Writer, rep diag.AgentReport, autocorrect bool) {
 		}
 	}
 	fmt.Fprintln(w, "  remedy:    "+d.Remedy)
+}
+
+// printAgentDiag prints an agent's diagnosis as a block, like printDiag.
+func printAgentDiag(w io.Writer, rep diag.AgentReport, autocorrect bool) {
+	d := rep.Diagnosis
+	fmt.Fprintf(w, "agent %s (0x%04x)\n", rep.Agent, rep.ID)
+	printDiagnosis(w, d)
 	for _, ap := range rep.Applied {
 		switch {
 		case ap.OK && ap.Error == "":
