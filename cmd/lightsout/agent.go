@@ -192,7 +192,8 @@ func newAgentStatusCmd() *cobra.Command {
 		Short: "The agent's own view (run on the host): its managers, certificates, host link",
 		Long: `status reads what the agent running with --data DIR last wrote (DIR/status.json)
 and its audit log: each manager it keeps a connection to (Up, Connecting,
-Refused with the manager's reason, Unreachable), its certificates (days
+Refused with the manager's reason, Untrusted by the pinned CA, Unreachable),
+its certificates (days
 left, renewal errors), the host link (path in use, why IPv4 failed, timeouts)
 and the events it holds while no manager is reachable. It says whether the
 agent process is still running.

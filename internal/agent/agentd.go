@@ -254,7 +254,13 @@ func (a *agentd) connect(ctx context.Context, addr string, tc *tls.Config) (up b
 	c, err := dial(ctx, addr, tc)
 	if err != nil {
 		a.emit("lost: " + err.Error())
-		a.setView(addr, MgrUnreachable, err.Error(), 0)
+		var ve *tls.CertificateVerificationError
+		if errors.As(err, &ve) {
+			// Our trust list (the pinned manager CA) does not cover it.
+			a.setView(addr, MgrUntrusted, "the manager's certificate is not from the trusted CA: "+err.Error(), 0)
+		} else {
+			a.setView(addr, MgrUnreachable, err.Error(), 0)
+		}
 		return false, "", err
 	}
 	defer c.Close()
@@ -950,6 +956,7 @@ const (
 	MgrConnecting  = "Connecting"
 	MgrRefused     = "Refused"     // connected, the manager refused us (reason)
 	MgrUnreachable = "Unreachable" // no connection, or it was lost
+	MgrUntrusted   = "Untrusted"   // its certificate is not from the CA the agent trusts
 )
 
 // ManagerView is one manager as the agent sees it.

@@ -207,3 +207,55 @@ func TestLinkTimeoutsFlood(t *testing.T) {
 		t.Fatalf("%d timeouts reported", n)
 	}
 }
+
+// TestTrustMismatchIsPendingUp: an agent that pins another manager CA
+// refuses this manager's certificate; the manager lists the peer PendingUp
+// by address with the trust-mismatch reason, the agent's own view says it
+// cannot verify the manager.
+func TestTrustMismatchIsPendingUp(t *testing.T) {
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := startServer(t, dirA, "127.0.0.1:0")
+	tok, _, _ := a.Agents.CreateJoinToken(context.Background(), 0)
+	adir := filepath.Join(dirA, "h")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	agent.Run(ctx, agent.Config{Manager: a.AgentAddr.String(), DataDir: adir, JoinToken: tok, Name: "h",
+		OnEvent: func(e string) {
+			if e == "enrolled" {
+				cancel()
+			}
+		}})
+	cancel()
+	a.Close()
+	// Another manager (another CA) at an address the agent is sent to.
+	b := startServer(t, dirB, "127.0.0.1:0")
+	defer b.Close()
+	startAgent(t, agent.Config{Manager: b.AgentAddr.String(), DataDir: adir, Name: "h"})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var found bool
+		for _, s := range b.Agents.List() {
+			if s.ID == 0 && s.State == agent.PendingUp && strings.HasPrefix(s.Reason, agent.ReasonTrustMismatch) && s.Address == "127.0.0.1" {
+				found = true
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no trust-mismatch peer: %+v", b.Agents.List())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		st, err := agent.ReadLocalStatus(adir)
+		if err == nil && len(st.Managers) == 1 && st.Managers[0].State == agent.MgrUntrusted &&
+			strings.Contains(st.Managers[0].Reason, "certificate signed by unknown authority") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent's view: %+v %v", st, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

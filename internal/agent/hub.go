@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/pki"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -273,6 +274,15 @@ func (h *Hub) allowed(addr string) bool {
 	}
 	return false
 }
+
+// ReasonTrustMismatch: the agent refused the manager's certificate during
+// the handshake (it trusts another CA).
+const ReasonTrustMismatch = "trust mismatch: the agent refused this manager's certificate"
+
+// trustAlert: TLS alerts a client sends when it does not trust the
+// server's certificate (bad_certificate, unsupported, certificate_unknown,
+// unknown_ca).
+func trustAlert(code uint8) bool { return code == 42 || code == 43 || code == 46 || code == 48 }
 
 // ReasonNotTrusted starts the reason of an agent refused by the trusted
 // host list.
@@ -575,6 +585,13 @@ func (h *Hub) handle(c *tls.Conn) {
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := c.Handshake(); err != nil {
 		h.log.Debug("agent TLS handshake", "remote", c.RemoteAddr().String(), "err", err)
+		// A peer that refuses our certificate with an alert is an agent
+		// that does not trust this manager (it pins another CA): the
+		// RMC trust-list mismatch, PendingUp by address. Anything else
+		// (a scanner, a network failure) is not listed.
+		if code, ok := hostlink.RemoteAlert(err); ok && trustAlert(code) {
+			h.pending(0, c.RemoteAddr().String(), hostOf(c.RemoteAddr()), ReasonTrustMismatch+" ("+err.Error()+")")
+		}
 		return
 	}
 	r := bufio.NewReaderSize(c, 4096)

@@ -227,6 +227,11 @@ func classify(err error) error {
 	return err
 }
 
+// RemoteAlert returns the TLS alert code the peer sent, if err is the
+// peer's refusal of a handshake (for other packages: the agent hub tells
+// an agent that refused the manager's certificate from a network failure).
+func RemoteAlert(err error) (uint8, bool) { return remoteAlert(err) }
+
 // remoteAlert returns the TLS alert the peer sent. crypto/tls reports a
 // received alert as *net.OpError{Op: "remote error"} around its unexported
 // alert type (a uint8); tls.AlertError (QUIC, and any future wrapping) is
