@@ -193,10 +193,9 @@ func newAgentStatusCmd() *cobra.Command {
 		Long: `status reads what the agent running with --data DIR last wrote (DIR/status.json)
 and its audit log: each manager it keeps a connection to (Up, Connecting,
 Refused with the manager's reason, Untrusted by the pinned CA, Unreachable),
-its certificates (days
-left, renewal errors), the host link (path in use, why IPv4 failed, timeouts)
-and the events it holds while no manager is reachable. It says whether the
-agent process is still running.
+its certificates (days left, renewal errors), the host link (path in use, why
+IPv4 failed, timeouts) and the events it holds while no manager is
+reachable. It says whether the agent process is still running.
 
 Exit status: 0 when the agent runs, every manager is Up and the link is Up
 (or not configured); 1 otherwise; 2 usage.`,

@@ -737,6 +737,10 @@ func stagger(batch int, interval string) (power.Stagger, error) {
 	return s, nil
 }
 
+// MinAgentFallback is the shortest agent_fallback the API accepts (the
+// longest is manager.MaxAgentFallback).
+const MinAgentFallback = time.Second
+
 func (a *API) power(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
 	var in wire.PowerRequest
 	if err := decode(w, r, MaxBody, &in); err != nil {
@@ -754,6 +758,16 @@ func (a *API) power(w http.ResponseWriter, r *http.Request, actor manager.Actor)
 		return err
 	}
 	req := manager.PowerRequest{Action: act, Machines: in.Machines, Group: in.Group, Stagger: s}
+	if in.AgentFallback != "" {
+		d, err := time.ParseDuration(in.AgentFallback)
+		if err != nil || d < MinAgentFallback || d > manager.MaxAgentFallback {
+			return invalid("agent_fallback", "%q is not a duration from %v to %v (e.g. \"2m\")", in.AgentFallback, MinAgentFallback, manager.MaxAgentFallback)
+		}
+		if act != power.SoftOff {
+			return invalid("agent_fallback", "only with action soft, not %q", act)
+		}
+		req.AgentFallback = d
+	}
 	return a.stream(w, func(progress func(power.Result)) error {
 		_, err := a.m.Power(r.Context(), actor, req, progress)
 		return err

@@ -47,6 +47,13 @@ type Manager struct {
 	// Redfish is the shared transport of power operations over Redfish
 	// (New gives it a transport of its own; the server shares its one).
 	Redfish http.RoundTripper
+	// Agents runs ops on host agents (the server sets its agent hub); the
+	// agent fallback of a soft-off asks the agent enrolled under the
+	// machine's name to run os-shutdown (fallback.go). Nil: no agents.
+	Agents AgentOps
+	// FallbackPoll is how often the agent fallback reads the power state
+	// (0: DefaultFallbackPoll, 2 s).
+	FallbackPoll time.Duration
 }
 
 // New returns a manager; the monitor must already be loaded.
@@ -573,6 +580,12 @@ type PowerRequest struct {
 	Machines []string     `json:"machines,omitempty"`
 	Group    string       `json:"group,omitempty"`
 	Stagger  power.Stagger
+	// AgentFallback, with action soft, follows a soft-off up (fallback.go):
+	// if the machine still reads on this long after the BMC accepted it,
+	// the agent enrolled under the machine's name is asked to run
+	// os-shutdown, and the power is watched as long again. 0: off; at most
+	// MaxAgentFallback. Needs the admin role (os-shutdown does).
+	AgentFallback time.Duration `json:"agent_fallback,omitempty"`
 }
 
 // Power runs a power action on machines in staggered batches, calling
@@ -588,9 +601,20 @@ func (m *Manager) Power(ctx context.Context, actor Actor, req PowerRequest, prog
 	if err := m.require(actor, need, "power "+string(req.Action)); err != nil {
 		return nil, err
 	}
+	if err := checkFallback(req); err != nil {
+		return nil, err
+	}
+	if req.AgentFallback > 0 {
+		if err := m.require(actor, store.RoleAdmin, "power soft with an agent fallback (it may run os-shutdown)"); err != nil {
+			return nil, err
+		}
+	}
 	ms, err := m.resolve(ctx, req.Machines, req.Group)
 	if err != nil {
 		return nil, err
+	}
+	if req.AgentFallback > 0 {
+		return m.softOffWithFallback(ctx, actor, ms, req.Stagger, req.AgentFallback, progress), nil
 	}
 	return m.power(ctx, actor, req.Action, ms, req.Stagger, "power."+string(req.Action), progress), nil
 }
@@ -620,6 +644,19 @@ func (m *Manager) power(ctx context.Context, actor Actor, a power.Action, ms []s
 			}
 			return p, err
 		}}
+		if a == power.SoftOff {
+			// Say that a soft-off still reading on was only requested:
+			// the OS decides (agent_fallback follows it up).
+			do := items[i].Do
+			items[i].Op = func(ctx context.Context) (power.Outcome, error) {
+				p, err := do(ctx)
+				o := power.Outcome{Power: p}
+				if err == nil && p == "on" {
+					o.Detail = softOffRequested
+				}
+				return o, err
+			}
+		}
 	}
 	return power.Run(ctx, a, items, s, progress)
 }

@@ -8,6 +8,13 @@ import (
 )
 
 // TestMain stops the throwaway PostgreSQL cluster pgtest may have started.
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// As an agent's shutdown command (fallback_test.go) it powers the
+// simulated host off instead.
+func TestMain(m *testing.M) {
+	if code, ok := simPowerOffChild(); ok {
+		os.Exit(code)
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 func TestManagerPostgres(t *testing.T) { testManager(t, pgtest.DSN(t), "127.79.1.1") }

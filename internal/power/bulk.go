@@ -14,6 +14,13 @@ type Result struct {
 	Result  string `json:"result"` // ok | refused | failed
 	Power   string `json:"power,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Detail says what happened beyond the outcome, e.g. "off after
+	// soft-off (12s)" or how an agent fallback went (empty: nothing to
+	// add).
+	Detail string `json:"detail,omitempty"`
+	// Cause names the kind of failure when the error has one (a Causer),
+	// e.g. "no_agent" or "still_on" for an agent fallback.
+	Cause string `json:"cause,omitempty"`
 	// Batch is the 1-based batch the machine ran in.
 	Batch     int     `json:"batch"`
 	ElapsedMS float64 `json:"elapsed_ms"`
@@ -27,10 +34,32 @@ const (
 )
 
 // Item is one machine's part of a bulk operation: Run calls Do for it (Do
-// does the gating and the I/O).
+// does the gating and the I/O), or Op when it is set.
 type Item struct {
 	Machine string
 	Do      func(ctx context.Context) (power string, err error)
+	// Op is Do with a detail for Result.Detail; it takes precedence.
+	Op func(ctx context.Context) (Outcome, error)
+}
+
+// Outcome is what an Item's Op reports: the power state afterwards ("on",
+// "off" or "") and what happened (Result.Detail).
+type Outcome struct {
+	Power  string
+	Detail string
+}
+
+// Causer is an error that names its kind of failure (Result.Cause).
+type Causer interface {
+	Cause() string
+}
+
+func (it Item) run(ctx context.Context) (Outcome, error) {
+	if it.Op != nil {
+		return it.Op(ctx)
+	}
+	p, err := it.Do(ctx)
+	return Outcome{Power: p}, err
 }
 
 // Stagger bounds a bulk operation: Batch machines at once, then Interval of
@@ -84,9 +113,13 @@ func Run(ctx context.Context, a Action, items []Item, s Stagger, progress func(R
 			go func() {
 				defer wg.Done()
 				t0 := time.Now()
-				p, err := items[i].Do(ctx)
-				r := Result{Machine: items[i].Machine, Action: a, Result: ResultOK, Power: p, Batch: n,
+				o, err := items[i].run(ctx)
+				r := Result{Machine: items[i].Machine, Action: a, Result: ResultOK, Power: o.Power, Detail: o.Detail, Batch: n,
 					ElapsedMS: float64(time.Since(t0).Microseconds()) / 1000}
+				var c Causer
+				if errors.As(err, &c) {
+					r.Cause = c.Cause()
+				}
 				switch {
 				case errors.Is(err, ErrRefused):
 					r.Result, r.Message = ResultRefused, err.Error()

@@ -2,6 +2,7 @@ package power
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -142,5 +143,35 @@ func TestRunCancelStopsLaterBatches(t *testing.T) {
 		if r.Result != ResultFailed || !strings.Contains(r.Message, "not started") {
 			t.Fatalf("%+v", r)
 		}
+	}
+}
+
+type causeErr struct{}
+
+func (causeErr) Error() string { return "soft-off ignored; still on" }
+func (causeErr) Cause() string { return "still_on" }
+
+// An Op's detail reaches the result, and an error that names its cause
+// gives Result.Cause; old results without them marshal as before.
+func TestRunOpDetailAndCause(t *testing.T) {
+	items := []Item{
+		{Machine: "a", Op: func(context.Context) (Outcome, error) {
+			return Outcome{Power: "off", Detail: "off after soft-off (1s)"}, nil
+		}},
+		{Machine: "b", Op: func(context.Context) (Outcome, error) {
+			return Outcome{Power: "on", Detail: "agent os-shutdown sent"}, fmt.Errorf("b: %w", causeErr{})
+		}},
+		{Machine: "c", Do: func(context.Context) (string, error) { return "on", nil }},
+	}
+	res := Run(context.Background(), SoftOff, items, Stagger{}, nil)
+	if r := res[0]; r.Result != ResultOK || r.Power != "off" || r.Detail != "off after soft-off (1s)" || r.Cause != "" {
+		t.Fatalf("a: %+v", r)
+	}
+	if r := res[1]; r.Result != ResultFailed || r.Power != "on" || r.Cause != "still_on" || r.Detail == "" || !strings.Contains(r.Message, "still on") {
+		t.Fatalf("b: %+v", r)
+	}
+	b, _ := json.Marshal(res[2])
+	if strings.Contains(string(b), "detail") || strings.Contains(string(b), "cause") {
+		t.Fatalf("c marshals %s", b)
 	}
 }

@@ -354,7 +354,7 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	var f Faults
 	if err := onlyFields(raw, "silent", "port_closed", "wrong_password", "user_removed", "guid_replaced",
 		"slots_full", "insecure", "locked", "em_link", "bmc_key", "cipher_suites", "cipher0", "anonymous", "weak_auth", "default_password",
-		"slow", "lossy", "timeout_rate", "malformed"); err != nil {
+		"soft_off_ignored", "slow", "lossy", "timeout_rate", "malformed"); err != nil {
 		return f, err
 	}
 	bools := []struct {
@@ -366,6 +366,7 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 		{"locked", &f.Locked}, {"em_link", &f.EMLink}, {"bmc_key", &f.BMCKey},
 		{"insecure", &f.Insecure}, {"cipher0", &f.Cipher0}, {"anonymous", &f.Anonymous},
 		{"weak_auth", &f.WeakAuth}, {"default_password", &f.DefaultPassword},
+		{"soft_off_ignored", &f.SoftOffIgnored},
 	}
 	for _, b := range bools {
 		if err := boolField(raw, b.name, b.dst, false); err != nil {

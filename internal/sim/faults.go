@@ -89,6 +89,12 @@ type Faults struct {
 	// Busy503 makes the BMC's Redfish service answer every request with
 	// HTTP 503 Service Unavailable (out of sessions or busy). Redfish only.
 	Busy503 bool `json:"busy_503,omitempty" yaml:"busy_503,omitempty"`
+	// SoftOffIgnored makes the host ignore a soft shutdown: Chassis
+	// Control soft shutdown (0x05; Redfish GracefulShutdown) is accepted
+	// (completion code OK, HTTP 204) but the power stays on, as with an
+	// OS that ignores the ACPI power button (hung, or configured to do
+	// nothing). Hard power off still works.
+	SoftOffIgnored bool `json:"soft_off_ignored,omitempty" yaml:"soft_off_ignored,omitempty"`
 	// Slow delays every reply by this much (at most 60s).
 	Slow Duration `json:"slow,omitempty" yaml:"slow,omitempty"`
 	// Lossy drops this fraction (0..1) of incoming datagrams.
@@ -134,6 +140,7 @@ func (f Faults) Names() []string {
 	add(f.DefaultPassword, "default_password")
 	add(f.CertReplaced, "cert_replaced")
 	add(f.Busy503, "busy_503")
+	add(f.SoftOffIgnored, "soft_off_ignored")
 	if f.Slow > 0 {
 		out = append(out, "slow="+time.Duration(f.Slow).String())
 	}

@@ -85,7 +85,9 @@ func handleGetChassisStatus(_ context.Context, hctx *handlers.HandlerContext, _ 
 }
 
 // handleChassisControl implements Chassis Control (Chassis 02h). Soft
-// shutdown powers off (go-ipmi maps it to a warm reset).
+// shutdown powers off (go-ipmi maps it to a warm reset), unless the
+// soft_off_ignored fault is set: then it is accepted and nothing happens,
+// as with an OS that ignores the ACPI power button.
 func handleChassisControl(_ context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
 	b := simOf(hctx.BMC.HAL())
 	if b == nil {
@@ -95,8 +97,12 @@ func handleChassisControl(_ context.Context, hctx *handlers.HandlerContext, req 
 		return nil, ccRequestTruncated, nil
 	}
 	switch req[0] & 0x0F {
-	case 0x00, 0x05: // power down, soft shutdown (ACPI)
+	case 0x00: // power down
 		b.power.Store(false)
+	case 0x05: // soft shutdown (ACPI power button): up to the OS
+		if !b.faultSet().SoftOffIgnored {
+			b.power.Store(false)
+		}
 	case 0x01: // power up
 		b.power.Store(true)
 	case 0x02: // power cycle

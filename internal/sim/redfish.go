@@ -407,8 +407,12 @@ func (s *rfService) reset(w http.ResponseWriter, r *http.Request) {
 	switch body.ResetType {
 	case "On":
 		p.Store(true)
-	case "ForceOff", "GracefulShutdown":
+	case "ForceOff":
 		p.Store(false)
+	case "GracefulShutdown":
+		if !s.b.faultSet().SoftOffIgnored { // the OS may ignore the power button
+			p.Store(false)
+		}
 	case "PowerCycle":
 		p.Store(true)
 	case "GracefulRestart", "ForceRestart", "Nmi", "":

@@ -137,13 +137,17 @@ type CheckResponse struct {
 
 // PowerRequest is a bulk power or identify operation: Batch machines at a
 // time (0: all at once), Interval (a Go duration such as "10s") between
-// batches.
+// batches. AgentFallback (a Go duration from 1s to 30m, only with action
+// soft, admin) asks the machine's agent — the one enrolled under the
+// machine's name — to run os-shutdown if the power still reads on that
+// long after the soft-off.
 type PowerRequest struct {
-	Action   string   `json:"action"`
-	Machines []string `json:"machines,omitempty"`
-	Group    string   `json:"group,omitempty"`
-	Batch    int      `json:"batch,omitempty"`
-	Interval string   `json:"interval,omitempty"`
+	Action        string   `json:"action"`
+	Machines      []string `json:"machines,omitempty"`
+	Group         string   `json:"group,omitempty"`
+	Batch         int      `json:"batch,omitempty"`
+	Interval      string   `json:"interval,omitempty"`
+	AgentFallback string   `json:"agent_fallback,omitempty"`
 }
 
 // AllocateRequest assigns machines to a group and powers them on.
