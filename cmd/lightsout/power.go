@@ -14,6 +14,7 @@ import (
 	"github.com/lightsout/lightsout/internal/api"
 	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
 )
 
@@ -59,8 +60,9 @@ func newPowerCmd() *cobra.Command {
 	f := &apiFlags{}
 	s := &staggerFlags{}
 	var group string
+	var fallback time.Duration
 	c := &cobra.Command{
-		Use:   "power ACTION (NAME... | --group G) [--batch N --interval D]",
+		Use:   "power ACTION (NAME... | --group G) [--batch N --interval D] [--agent-fallback D]",
 		Short: "Power machines on, off, soft-off, cycle or reset, read their power state, or blink their ID lamp",
 		Long: `power runs ACTION on the named machines (and/or every machine of --group)
 through the server, --batch machines at a time with --interval between batches,
@@ -74,10 +76,25 @@ touched, and the line says the state, since when, and what to do — never a
 raw timeout. The exit status is 0 only if every machine succeeded, 1 if any
 was refused or failed, 2 for bad input.
 
-status needs the viewer role, every other action operator. Every operation is
-in the audit log (lightsout audit).` + serverHelp,
+A soft-off only asks: the BMC presses the ACPI power button and the OS
+decides. A machine still on right after it says "soft-off requested, power
+still on". --agent-fallback D (soft only, 1s to 30m, admin) follows it up:
+the server reads the power every 2s; if it still reads on after D (an OS
+that ignores the power button), it asks the machine's host agent — the
+agent enrolled under the same name as the machine — to run os-shutdown
+(its --shutdown-command), then watches for D again. MESSAGE ("detail" in
+-o json) says what happened ("off after soft-off (12s)", "soft-off ignored for 2m0s;
+agent os-shutdown sent; off after 8s"); a fallback that did not get the
+machine off fails with its cause: no agent of that name, the agent not Up
+(its state and reason), no shutdown command, the command failed, or still
+on after it.
+
+status needs the viewer role, every other action operator, --agent-fallback
+admin. Every operation is in the audit log (lightsout audit), the agent's
+os-shutdown too (agent.op).` + serverHelp,
 		Example: `  lightsout power status web-1 web-2
   lightsout power off --group lab --batch 5 --interval 10s
+  lightsout power soft db-1 db-2 --agent-fallback 2m
   lightsout power identify-on blade-7 -o json`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -98,11 +115,22 @@ in the audit log (lightsout audit).` + serverHelp,
 			if err := s.check(); err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("agent-fallback") {
+				if act != power.SoftOff {
+					return usageErr("--agent-fallback works only with soft, not %s", act)
+				}
+				if fallback < api.MinAgentFallback || fallback > manager.MaxAgentFallback {
+					return usageErr("--agent-fallback %v: must be from %v to %v", fallback, api.MinAgentFallback, manager.MaxAgentFallback)
+				}
+			}
 			cl, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
 			req := wire.PowerRequest{Action: string(act), Machines: names, Group: group, Batch: s.batch, Interval: s.intervalString()}
+			if fallback > 0 {
+				req.AgentFallback = fallback.String()
+			}
 			return runBulk(cmd, f, "power "+string(act), func(ctx context.Context, each func(power.Result)) (wire.PowerSummary, error) {
 				return cl.Power(ctx, req, each)
 			})
@@ -111,6 +139,7 @@ in the audit log (lightsout audit).` + serverHelp,
 	f.add(c.Flags(), true)
 	s.add(c)
 	c.Flags().StringVar(&group, "group", "", "every machine in this group")
+	c.Flags().DurationVar(&fallback, "agent-fallback", 0, "soft only: if still on after this (e.g. 2m, at most 30m), the host agent named as the machine runs os-shutdown (admin)")
 	return c
 }
 
@@ -180,7 +209,14 @@ func runBulk(cmd *cobra.Command, f *apiFlags, what string, run func(context.Cont
 		if progress {
 			fmt.Fprint(os.Stderr, "\r\033[K")
 		}
-		tw.row(r.Machine, r.Result, r.Power, r.Batch, fmt.Sprintf("%.0f", r.ElapsedMS), r.Message)
+		msg := r.Message
+		switch {
+		case r.Detail != "" && msg == "":
+			msg = r.Detail
+		case r.Cause != "":
+			msg = "[" + r.Cause + "] " + msg
+		}
+		tw.row(r.Machine, r.Result, r.Power, r.Batch, fmt.Sprintf("%.0f", r.ElapsedMS), msg)
 		if progress {
 			fmt.Fprintf(os.Stderr, "%s: %d done, batch %d, %.1fs", what, n, r.Batch, time.Since(start).Seconds())
 		}
