@@ -321,7 +321,8 @@ func (a *agentd) connect(ctx context.Context, addr string, tc *tls.Config) (up b
 			a.requeue(e)
 		}
 	}
-	kick(a.certKick) // a link certificate may be due now that a manager is here
+	kick(a.certKick)     // a link certificate may be due now that a manager is here
+	kick(a.discoverKick) // and the managers sharing its database are worth knowing at once
 	// The reader: acks, refusals, answers to our requests and ops,
 	// interleaved; each op runs on its own and answers with its op_id.
 	rerr := make(chan error, 1)

@@ -25,6 +25,7 @@ const (
 	CauseAgentCertExpired    Cause = "agent_cert_expired"    // PendingUp: its certificate expired
 	CauseAgentNoClientCert   Cause = "agent_no_client_cert"  // PendingUp: TLS without a client certificate
 	CauseAgentClockSkew      Cause = "agent_clock_skew"      // PendingUp: its clock differs from the manager's
+	CauseAgentTrustMismatch  Cause = "agent_trust_mismatch"  // PendingUp: the agent refused this manager's certificate (it pins another CA)
 	CauseAgentUntrustedHost  Cause = "agent_untrusted_host"  // PendingUp: its address is not in --agent-allow
 	CauseAgentPendingUp      Cause = "agent_pending_up"      // PendingUp for a reason this tree does not know
 
@@ -274,7 +275,7 @@ func pendingUp(f AgentFacts) Diagnosis {
 		"an agent started without `--join-token-file` must be restarted with `lightsout agent run --manager ADDR --data DIR --join-token-file FILE`; `lightsout agent status --data DIR` on the host shows the manager's refusal and the new enrollment"
 	r := st.Reason
 	switch {
-	case strings.HasPrefix(r, "address not in the trusted host list"):
+	case strings.HasPrefix(r, agent.ReasonNotTrusted):
 		return Diagnosis{Cause: CauseAgentUntrustedHost, Confidence: High,
 			Summary: who + " connects from an address the manager does not trust",
 			Remedy:  "if the host is yours, add its address (or its network) to the manager's `--agent-allow` and restart the server; if not, find what runs an agent there"}
@@ -283,18 +284,24 @@ func pendingUp(f AgentFacts) Diagnosis {
 			Summary: who + " keeps connecting with a revoked certificate" + unplaced,
 			Remedy:  "if the revocation (`lightsout agent revoke`) was intended, stop `lightsout agent run` on the host; if the host should come back, " + reenrollRemedy,
 			Actions: reenroll("its certificate was revoked: only a new enrollment lets it in again (do not run it if the revocation was intended)")}
-	case r == agent.ReasonUnknownCert:
+	case strings.HasPrefix(r, agent.ReasonTrustMismatch):
+		return Diagnosis{Cause: CauseAgentTrustMismatch, Confidence: High,
+			Summary:  who + " refused this manager's certificate: it trusts another manager CA",
+			Evidence: []string{"the agent aborted the TLS handshake with a certificate alert; it pins the CA it enrolled with (manager-ca.pem in its data directory)"},
+			Remedy:   "if the agent belongs to another manager, point it there (`--manager`); if this manager's CA was replaced, " + reenrollRemedy + " (it then pins this CA; until it holds a token it cannot trust this manager)",
+			Actions:  reenroll("it pins another CA: only a new enrollment with this manager's join token (which carries this CA's fingerprint) makes it trust this manager")}
+	case strings.HasPrefix(r, agent.ReasonUnknownCert):
 		return Diagnosis{Cause: CauseAgentUnknownCert, Confidence: Medium,
 			Summary:  who + " presents a certificate this manager's CA did not issue" + unplaced,
 			Evidence: []string{"either the manager's CA was replaced (agent-ca.pem / agent-ca.key in its data directory) or the agent enrolled with another manager"},
 			Remedy:   "if the agent belongs to another manager, point it there (`--manager`); otherwise " + reenrollRemedy,
 			Actions:  reenroll("the manager's CA did not issue its certificate: a new enrollment gives it one this CA signs")}
-	case r == agent.ReasonExpired:
+	case strings.HasPrefix(r, agent.ReasonExpired):
 		return Diagnosis{Cause: CauseAgentCertExpired, Confidence: High,
 			Summary: who + "'s certificate has expired: the manager no longer accepts it",
 			Remedy:  "an expired certificate cannot be renewed over the channel: " + reenrollRemedy + "; keep agents Up so they renew before expiry (`lightsout agent op ID renew-certs`)",
 			Actions: reenroll("its certificate expired, and renewal needs an authenticated channel")}
-	case r == agent.ReasonNoCert:
+	case strings.HasPrefix(r, agent.ReasonNoCert):
 		return Diagnosis{Cause: CauseAgentNoClientCert, Confidence: Medium,
 			Summary:  who + " completed TLS without a client certificate",
 			Evidence: []string{"an enrolled agent always presents its certificate; an enrolling one sends a join token instead"},

@@ -89,6 +89,15 @@ func agentCases() []agentCase {
 		{name: "no client cert, unplaced peer", f: facts(agent.Status{ID: 0, Name: "?", State: agent.PendingUp, Reason: agent.ReasonNoCert, Address: "10.9.9.8:40000"}),
 			cause: CauseAgentNoClientCert, conf: Medium, summary: "unplaced peer at 10.9.9.8:40000"},
 		{name: "cert expired", f: pending(agent.ReasonExpired), cause: CauseAgentCertExpired, conf: High, actions: []ActionKind{ActReEnroll}},
+		// The reasons exactly as the hub words them (a prefix and details).
+		{name: "unknown cert, hub's wording", f: pending(agent.ReasonUnknownCert + " (not issued by this manager: enroll the agent again with a join token)"),
+			cause: CauseAgentUnknownCert, conf: Medium, actions: []ActionKind{ActReEnroll}},
+		{name: "unknown cert, verification detail", f: pending(agent.ReasonUnknownCert + ": x509: certificate signed by unknown authority"),
+			cause: CauseAgentUnknownCert, conf: Medium, actions: []ActionKind{ActReEnroll}},
+		{name: "untrusted host, hub's wording", f: pending(agent.ReasonNotTrusted + ": 10.0.0.13"), cause: CauseAgentUntrustedHost, conf: High},
+		{name: "trust mismatch", f: facts(agent.Status{ID: 0, Name: "?", State: agent.PendingUp, Address: "10.9.9.7",
+			Reason: agent.ReasonTrustMismatch + " (remote error: tls: bad certificate)"}),
+			cause: CauseAgentTrustMismatch, conf: High, actions: []ActionKind{ActReEnroll}, evidence: []string{"pins the CA it enrolled with"}},
 		{name: "no client cert", f: pending(agent.ReasonNoCert), cause: CauseAgentNoClientCert, conf: Medium},
 		{name: "clock skew", f: pending(agent.ReasonClockSkew + " 45s beyond 30s"), cause: CauseAgentClockSkew, conf: High,
 			evidence: []string{"clock skew 45s beyond 30s"}},
@@ -256,7 +265,7 @@ func TestDecideAgent(t *testing.T) {
 func TestDecideAgentReachesEveryCause(t *testing.T) {
 	all := []Cause{CauseHealthy, CauseNotChecked,
 		CauseAgentDown, CauseAgentNeverConnected, CauseAgentCertRevoked, CauseAgentUnknownCert, CauseAgentCertExpired,
-		CauseAgentNoClientCert, CauseAgentClockSkew, CauseAgentUntrustedHost, CauseAgentPendingUp,
+		CauseAgentNoClientCert, CauseAgentClockSkew, CauseAgentUntrustedHost, CauseAgentTrustMismatch, CauseAgentPendingUp,
 		CauseAgentCertExpiring, CauseAgentLinkCertExpired, CauseAgentLinkCertExpiring, CauseAgentLinkNotTrusted,
 		CauseAgentLinkDown, CauseAgentLinkTimeouts, CauseAgentLinkDisabled, CauseAgentLinkIPv6Fallback,
 		CauseAgentVersionSkew, CauseAgentOpsQueued}
