@@ -311,6 +311,13 @@ func (b *bench) newFleet(tag string, n int, fleetYAML string, redfish bool) (*si
 	}
 	fleetFile := ""
 	redfish = redfish && fleetYAML == ""
+	noRedfish := ""
+	if redfish {
+		if why := redfishFits(n); why != "" {
+			redfish, noRedfish = false, why
+			progress.Logf("%s: no Redfish row: %s", tag, why)
+		}
+	}
 	if redfish {
 		fleetYAML = fmt.Sprintf("# lightsout bench: every BMC serves IPMI and Redfish\ncount: %d\nredfish: true\n", n)
 		fleetFile = filepath.Join(dir, "sim.yaml")
@@ -348,10 +355,23 @@ func (b *bench) newFleet(tag string, n int, fleetYAML string, redfish bool) (*si
 	if redfish {
 		f.RedfishInventory = filepath.Join(dir, "fleet-redfish.yaml")
 	}
+	f.NoRedfish = noRedfish
 	if len(f.Hosts) != n {
 		progress.Logf("warning: inventory lists %d BMCs, asked for %d", len(f.Hosts), n)
 	}
 	return s, f, nil
+}
+
+// redfishFits says why a fleet of n BMCs cannot serve Redfish here ("" when
+// it can): the simulator holds a UDP socket and a TCP listener per BMC and,
+// during the Redfish run, an accepted connection per host checked at once,
+// and the client a connection per host, all under RLIMIT_NOFILE.
+func redfishFits(n int) string {
+	need := uint64(3*n + 1024)
+	if have := proc.Nofile(); need > have {
+		return fmt.Sprintf("at %d BMCs the simulator needs about %d file descriptors with Redfish; RLIMIT_NOFILE is %d", n, need, have)
+	}
+	return ""
 }
 
 func (b *bench) stopFleet(s *simfleet.Sim) {
@@ -559,6 +579,9 @@ func (b *bench) runClient(c client, s *simfleet.Sim, f *fleet, tag string) *row 
 	r := &row{c: c, n: len(f.Hosts)}
 	if c.skip == "" && c.key == "lightsout-redfish" && f.RedfishInventory == "" {
 		c.skip = "this fleet serves no Redfish"
+		if f.NoRedfish != "" {
+			c.skip = f.NoRedfish
+		}
 		r.c = c
 	}
 	if c.skip != "" {

@@ -26,6 +26,8 @@ type fleet struct {
 	// RedfishInventory is the exported inventory with Redfish accounts
 	// (HTTPS, port 443), "" when the fleet serves no Redfish.
 	RedfishInventory string
+	// NoRedfish says why a fleet that should have served Redfish does not.
+	NoRedfish string
 }
 
 // splitInventory turns the inventory a --redfish simulator exported (Redfish

@@ -103,6 +103,14 @@ type Engine struct {
 	wg  sync.WaitGroup
 	c   counters
 	log *slog.Logger
+
+	// qrtt is the engine-wide smoothed round-trip time (ns) of clean
+	// samples from every BMC. It rises when requests queue — on this host
+	// when its CPU is saturated, or at a shared bottleneck — and then
+	// floors every BMC's retransmission timeout: a reply late because of
+	// our own queue is not a loss, and resending it only lengthens the
+	// queue (and would count against the BMC as Degraded).
+	qrtt atomic.Int64
 }
 
 // peer is what the engine remembers about one BMC. It stays small: an idle
@@ -165,10 +173,31 @@ func (e *Engine) rto(p *peer) time.Duration {
 			r = minRTO
 		}
 	}
+	if q := time.Duration(e.qrtt.Load()); q > 0 {
+		if f := min(3*q+20*time.Millisecond, e.cfg.MaxRTO); f > r {
+			r = f
+		}
+	}
 	if b := time.Duration(p.backoff.Load()); b > r {
 		r = b
 	}
 	return r
+}
+
+// observeRTT folds a clean sample into the engine-wide SRTT (weight 1/16:
+// with thousands of exchanges a second it follows a queue building up
+// within a fraction of a second). Concurrent updates may lose a sample;
+// it is an estimate.
+func (e *Engine) observeRTT(rtt time.Duration) {
+	if rtt <= 0 {
+		return
+	}
+	old := e.qrtt.Load()
+	if old == 0 {
+		e.qrtt.Store(int64(rtt))
+		return
+	}
+	e.qrtt.Store(old + (int64(rtt)-old)/16)
 }
 
 // PeerCounters are lifetime counters for one BMC: the raw material of the
@@ -570,6 +599,7 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 				rtt = ev.at.Sub(sentAt)
 				if attempts == 1 {
 					p.observeRTT(rtt)
+					e.observeRTT(rtt)
 				} else {
 					p.backoff.Store(int64(rto))
 					if linger {
