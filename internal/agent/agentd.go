@@ -25,6 +25,9 @@ import (
 // requests in flight, the events not yet delivered, the status file).
 type agentd struct {
 	cfg Config
+	// root is Run's context: every manager's loop is its child, whichever
+	// connection (or op) discovered the manager.
+	root context.Context
 
 	mu         sync.Mutex
 	conns      map[string]*mconn // Up connections by manager address
@@ -96,9 +99,10 @@ func (a *agentd) emit(s string) {
 // run keeps the managers' connections, the certificates and the host link
 // until ctx ends.
 func (a *agentd) run(ctx context.Context) {
+	a.root = ctx
 	a.mu.Lock()
 	for _, m := range a.configured() {
-		a.startLoopLocked(ctx, m, false)
+		a.startLoopLocked(m, false)
 	}
 	a.mu.Unlock()
 	a.writeStatus(true)
@@ -124,11 +128,11 @@ func (a *agentd) configured() []string {
 	return out
 }
 
-func (a *agentd) startLoopLocked(ctx context.Context, addr string, discovered bool) {
-	if _, ok := a.loops[addr]; ok {
-		return
+func (a *agentd) startLoopLocked(addr string, discovered bool) {
+	if _, ok := a.loops[addr]; ok || a.root.Err() != nil {
+		return // known, or shutting down (no new loop while run waits)
 	}
-	lctx, cancel := context.WithCancel(ctx)
+	lctx, cancel := context.WithCancel(a.root)
 	a.loops[addr] = cancel
 	a.discovered[addr] = discovered
 	a.views[addr] = &ManagerView{Address: addr, State: MgrConnecting, Since: time.Now(), Discovered: discovered}
@@ -543,7 +547,7 @@ func (a *agentd) discover(ctx context.Context) ([]string, error) {
 			break // bounded: a manager cannot make us dial the world
 		}
 		if _, ok := a.loops[m]; !ok {
-			a.startLoopLocked(ctx, m, true)
+			a.startLoopLocked(m, true)
 			added = append(added, m)
 		}
 	}
