@@ -45,6 +45,7 @@ type agentd struct {
 	triedToken string
 	lastWrite  time.Time
 
+	statusMu sync.Mutex // the status file
 	idMu     sync.Mutex // certificate files: renewals swap them
 	linkCert *tls.Certificate
 
@@ -1008,6 +1009,11 @@ type LocalStatus struct {
 }
 
 func (a *agentd) writeStatus(force bool) {
+	// One writer at a time, snapshot included: two interleaved into the
+	// same temporary file would leave a status no reader can parse, and an
+	// older snapshot written last would hide the newer one.
+	a.statusMu.Lock()
+	defer a.statusMu.Unlock()
 	a.mu.Lock()
 	if !force && time.Since(a.lastWrite) < 10*time.Second {
 		a.mu.Unlock()

@@ -811,56 +811,64 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 			}
 			return
 		}
-		switch m.Type {
-		case "op-result":
-			l.deliver(m)
-			continue
-		case "renew":
-			h.renew(n, l, id, m)
-			continue
-		case "discover":
-			dctx, dcancel := context.WithTimeout(context.Background(), handshakeTimeout)
-			l.send(msg{Type: "managers", Req: m.Req, Managers: h.Managers(dctx)})
-			dcancel()
-			continue
-		case "event":
-			h.agentEvent(n, m.Event)
-			continue
-		case "heartbeat":
-		default:
-			continue
-		}
-		now := time.Now()
-		if skew := m.Time.Sub(h.now()); m.Time.IsZero() || skew.Abs() > h.cfg.MaxSkew {
-			reason := fmt.Sprintf("%s %s beyond %s", ReasonClockSkew, skew.Round(time.Millisecond), h.cfg.MaxSkew)
-			h.mu.Lock()
-			if n.conn == c {
-				n.conn = nil
-				h.setLocked(n, PendingUp, reason)
-			}
-			h.mu.Unlock()
-			l.send(msg{Type: "refused", Reason: reason})
-			return
-		}
-		h.mu.Lock()
-		if n.conn != c { // revoked or replaced meanwhile
-			h.mu.Unlock()
-			return
-		}
-		n.st.LastHeartbeat = now
-		if len(m.Capabilities) > 0 {
-			n.st.Capabilities = m.Capabilities
-		}
-		if m.Link != nil {
-			n.st.Link = m.Link
-		}
-		n.queued = m.Queued
-		h.setLocked(n, Up, "")
-		h.mu.Unlock()
-		if err := l.send(msg{Type: "ack", Seq: m.Seq}); err != nil {
+		if !h.handleMsg(c, n, l, id, m) {
 			return
 		}
 	}
+}
+
+// handleMsg handles one message of an authenticated agent's session (its
+// connection c, node n, writer l); false ends the session. Everything in m
+// comes from the network: nothing here may trust its fields (fuzzed by
+// FuzzSessionMessages).
+func (h *Hub) handleMsg(c net.Conn, n *node, l *link, id int64, m msg) bool {
+	switch m.Type {
+	case "op-result":
+		l.deliver(m)
+		return true
+	case "renew":
+		h.renew(n, l, id, m)
+		return true
+	case "discover":
+		dctx, dcancel := context.WithTimeout(context.Background(), handshakeTimeout)
+		l.send(msg{Type: "managers", Req: m.Req, Managers: h.Managers(dctx)})
+		dcancel()
+		return true
+	case "event":
+		h.agentEvent(n, m.Event)
+		return true
+	case "heartbeat":
+	default:
+		return true
+	}
+	now := time.Now()
+	if skew := m.Time.Sub(h.now()); m.Time.IsZero() || skew.Abs() > h.cfg.MaxSkew {
+		reason := fmt.Sprintf("%s %s beyond %s", ReasonClockSkew, skew.Round(time.Millisecond), h.cfg.MaxSkew)
+		h.mu.Lock()
+		if n.conn == c {
+			n.conn = nil
+			h.setLocked(n, PendingUp, reason)
+		}
+		h.mu.Unlock()
+		l.send(msg{Type: "refused", Reason: reason})
+		return false
+	}
+	h.mu.Lock()
+	if n.conn != c { // revoked or replaced meanwhile
+		h.mu.Unlock()
+		return false
+	}
+	n.st.LastHeartbeat = now
+	if len(m.Capabilities) > 0 {
+		n.st.Capabilities = m.Capabilities
+	}
+	if m.Link != nil {
+		n.st.Link = m.Link
+	}
+	n.queued = m.Queued
+	h.setLocked(n, Up, "")
+	h.mu.Unlock()
+	return l.send(msg{Type: "ack", Seq: m.Seq}) == nil
 }
 
 func (h *Hub) pending(id int64, remote, addr, reason string) {
