@@ -184,8 +184,7 @@ func (f *linkFlags) config() (*hostlink.Config, error) {
 }
 
 func newAgentStatusCmd() *cobra.Command {
-	var data string
-	var asJSON bool
+	var data, output string
 	var auditLines int
 	c := &cobra.Command{
 		Use:   "status --data DIR",
@@ -206,14 +205,23 @@ Exit status: 0 when the agent runs, every manager is Up and the link is Up
 			if data == "" {
 				return usageErr("--data DIR: required (the agent's data directory)")
 			}
+			if output != "table" && output != "json" {
+				return usageErr("--output %q: want table or json", output)
+			}
 			st, err := agent.ReadLocalStatus(data)
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("no agent status in %s (has the agent run there?): %w", data, err)}
 			}
 			running := processAlive(st.PID)
 			out := cmd.OutOrStdout()
-			if asJSON {
-				return jsonLines(out, map[string]any{"running": running, "status": st})
+			if output == "json" {
+				if err := jsonLines(out, map[string]any{"running": running, "status": st}); err != nil {
+					return err
+				}
+				if bad := printAgentStatus(io.Discard, st, running); bad > 0 {
+					return &exitError{code: 1, err: fmt.Errorf("%d problem(s)", bad)}
+				}
+				return nil
 			}
 			bad := printAgentStatus(out, st, running)
 			if auditLines > 0 {
@@ -232,7 +240,7 @@ Exit status: 0 when the agent runs, every manager is Up and the link is Up
 		},
 	}
 	c.Flags().StringVar(&data, "data", "", "the agent's data directory")
-	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	c.Flags().StringVarP(&output, "output", "o", "table", "output format: table, or json (one object)")
 	c.Flags().IntVar(&auditLines, "audit", 5, "show this many latest audit log lines (0: none)")
 	return c
 }

@@ -127,6 +127,13 @@ func TestCLIAgentRunStatusDomain(t *testing.T) {
 		}
 	}
 
+	out, code, err = runCLI(t, "agent", "status", "--data", data, "-o", "json")
+	if code != 1 || !strings.Contains(out, `"running":true`) || !strings.Contains(out, `"state":"Down"`) {
+		t.Errorf("agent status -o json: exit %d %v\n%s", code, err, out)
+	}
+	out, code, err = runCLI(t, "agent", "status", "--data", data, "-o", "yaml")
+	wantExit(t, "agent status -o yaml", out, code, err, 2, "--output")
+
 	// Not an agent's directory.
 	out, code, err = runCLI(t, "agent", "status", "--data", t.TempDir())
 	wantExit(t, "agent status elsewhere", out, code, err, 1, "no agent status")
