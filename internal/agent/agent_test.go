@@ -58,6 +58,20 @@ func startAgent(t *testing.T, cfg agent.Config) *runningAgent {
 	return a
 }
 
+// enrollOnly runs an agent until it has enrolled (its key, certificate
+// and the manager's CA in dir), then stops it.
+func enrollOnly(t *testing.T, manager, dir, token, name string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return agent.Run(ctx, agent.Config{Manager: manager, DataDir: dir, JoinToken: token, Name: name,
+		OnEvent: func(e string) {
+			if e == "enrolled" {
+				cancel()
+			}
+		}})
+}
+
 // waitState waits until the named agent has state (and a reason
 // containing reason), returning how long it took.
 func waitState(t *testing.T, h *agent.Hub, name, state, reason string, within time.Duration) time.Duration {
@@ -133,19 +147,11 @@ func testFleet(t *testing.T, host string) {
 
 	// A join token is spent by its enrollment.
 	tok, _, _ := srv.Agents.CreateJoinToken(context.Background(), 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	err := agent.Run(ctx, agent.Config{Manager: addr, DataDir: filepath.Join(dir, "again-1"), JoinToken: tok, Name: "again",
-		OnEvent: func(e string) {
-			if e == "enrolled" {
-				cancel()
-			}
-		}})
-	cancel()
-	if err != nil {
+	if err := enrollOnly(t, addr, filepath.Join(dir, "again-1"), tok, "again"); err != nil {
 		t.Fatalf("fresh token: %v", err)
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
-	err = agent.Run(ctx, agent.Config{Manager: addr, DataDir: filepath.Join(dir, "again-2"), JoinToken: tok, Name: "again2"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := agent.Run(ctx, agent.Config{Manager: addr, DataDir: filepath.Join(dir, "again-2"), JoinToken: tok, Name: "again2"})
 	cancel()
 	if err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Fatalf("reused token: %v", err)
@@ -221,16 +227,9 @@ func TestUnknownCertificateIsPendingUp(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a := startServer(t, dirA, "127.0.0.1:0")
 	tok, _, _ := a.Agents.CreateJoinToken(context.Background(), 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if err := agent.Run(ctx, agent.Config{Manager: a.AgentAddr.String(), DataDir: filepath.Join(dirA, "x"), JoinToken: tok, Name: "x",
-		OnEvent: func(e string) {
-			if e == "enrolled" {
-				cancel()
-			}
-		}}); err != nil {
+	if err := enrollOnly(t, a.AgentAddr.String(), filepath.Join(dirA, "x"), tok, "x"); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
 	a.Close()
 	// Another manager (another CA): the agent's TLS fails to verify the
 	// server, so the agent never gets as far as a hello. Its own CA file

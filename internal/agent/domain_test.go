@@ -217,14 +217,9 @@ func TestTrustMismatchIsPendingUp(t *testing.T) {
 	a := startServer(t, dirA, "127.0.0.1:0")
 	tok, _, _ := a.Agents.CreateJoinToken(context.Background(), 0)
 	adir := filepath.Join(dirA, "h")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	agent.Run(ctx, agent.Config{Manager: a.AgentAddr.String(), DataDir: adir, JoinToken: tok, Name: "h",
-		OnEvent: func(e string) {
-			if e == "enrolled" {
-				cancel()
-			}
-		}})
-	cancel()
+	if err := enrollOnly(t, a.AgentAddr.String(), adir, tok, "h"); err != nil {
+		t.Fatal(err)
+	}
 	a.Close()
 	// Another manager (another CA) at an address the agent is sent to.
 	b := startServer(t, dirB, "127.0.0.1:0")

@@ -24,14 +24,9 @@ func TestSilentAgentIsDown(t *testing.T) {
 	defer srv.Close()
 	tok, _, _ := srv.Agents.CreateJoinToken(context.Background(), 0)
 	adir := filepath.Join(dir, "s")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	agent.Run(ctx, agent.Config{Manager: srv.AgentAddr.String(), DataDir: adir, JoinToken: tok, Name: "s",
-		OnEvent: func(e string) {
-			if e == "enrolled" {
-				cancel()
-			}
-		}})
-	cancel()
+	if err := enrollOnly(t, srv.AgentAddr.String(), adir, tok, "s"); err != nil {
+		t.Fatal(err)
+	}
 	pair, err := tls.LoadX509KeyPair(filepath.Join(adir, agent.CertFile), filepath.Join(adir, agent.KeyFile))
 	if err != nil {
 		t.Fatal(err)
