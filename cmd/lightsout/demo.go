@@ -109,6 +109,8 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 			return err
 		}
 		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("--dir: %w", err)
 	}
 	cfg := sim.Config{
 		Count: o.count, Seed: 2026,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +18,8 @@ func TestDemoRunsARound(t *testing.T) {
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs([]string{"demo", "--count", "40", "--interval", "2s", "--dir", t.TempDir(), "--listen", "127.0.0.1:0",
+	// A --dir that does not exist yet is created.
+	root.SetArgs([]string{"demo", "--count", "40", "--interval", "2s", "--dir", filepath.Join(t.TempDir(), "new", "demo"), "--listen", "127.0.0.1:0",
 		"--base-port", strconv.Itoa(31000 + os.Getpid()%20000)})
 	if err := root.ExecuteContext(ctx); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
