@@ -39,6 +39,7 @@ type agentd struct {
 	nextReq    uint64
 	link       *LinkStatus
 	linkRate   []rateSample
+	linkSince  time.Time // the first link check
 	certs      map[string]*CertView
 	warned     map[string]time.Time // kind → last expiry warning
 	expired    map[string]bool
@@ -887,7 +888,14 @@ func (a *agentd) checkLink(ctx context.Context) hostlink.Observation {
 	for _, s := range a.linkRate {
 		n += s.n
 	}
-	st.TimeoutRate = float64(n) / 5
+	// A minute's rate over the last 5 minutes, or over the time the link
+	// has been watched if that is shorter (at least a minute, so one bad
+	// check at start-up does not read as a storm).
+	if a.linkSince.IsZero() {
+		a.linkSince = wall
+	}
+	window := min(max(wall.Sub(a.linkSince), time.Minute), 5*time.Minute)
+	st.TimeoutRate = float64(n) / window.Minutes()
 	a.link = &st
 	a.mu.Unlock()
 

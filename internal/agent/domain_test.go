@@ -203,6 +203,11 @@ func TestLinkTimeoutsFlood(t *testing.T) {
 	if st.Link == nil || st.Link.Timeouts < 10 || st.Link.TimeoutRate <= 0 {
 		t.Fatalf("timeouts not counted: %+v", st.Link)
 	}
+	// Within its first minute the rate is over that minute, not diluted
+	// over five: every timeout so far counts.
+	if st.Link.TimeoutRate != float64(st.Link.Timeouts) {
+		t.Fatalf("rate %.1f/min after %d timeouts in less than a minute", st.Link.TimeoutRate, st.Link.Timeouts)
+	}
 	if n := sk.count(agent.EvLinkTimeout); n < 10 {
 		t.Fatalf("%d timeouts reported", n)
 	}
