@@ -367,7 +367,11 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 			err = errors.New("this store cannot swap addresses in one transaction")
 			return ch
 		}
+		r.m.Monitor.BeginEdit(a.ID)
+		r.m.Monitor.BeginEdit(other.ID)
 		if err = sw.SwapAccountAddresses(ctx, a.ID, other.ID); err != nil {
+			r.m.Monitor.EndEdit(a.ID)
+			r.m.Monitor.EndEdit(other.ID)
 			return ch
 		}
 		recheck(a.ID, other.ID)
@@ -384,7 +388,9 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 			return ch
 		}
 		cur.CipherSuite = act.Suite
+		r.m.Monitor.BeginEdit(a.ID)
 		if err = r.m.Store.UpdateAccount(ctx, &cur); err != nil {
+			r.m.Monitor.EndEdit(a.ID)
 			return ch
 		}
 		recheck(a.ID)

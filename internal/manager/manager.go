@@ -466,7 +466,11 @@ func (m *Manager) UpdateAccount(ctx context.Context, actor Actor, id int64, in A
 		// is an edit too: the monitor retries a refused account at once.
 		a.CredentialsChangedAt = time.Now()
 	}
+	// Fence the channel while the edit is written: no check with the old
+	// account may land after it (Refresh lifts the fence).
+	m.Monitor.BeginEdit(id)
 	if err := m.Store.UpdateAccount(ctx, &a); err != nil {
+		m.Monitor.EndEdit(id)
 		return store.Account{}, err
 	}
 	a.Password = nil

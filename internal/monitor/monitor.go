@@ -121,6 +121,12 @@ type channel struct {
 	due     int64 // nanoseconds since Monitor.epoch (monotonic; cheap to compare)
 	index   int   // in queue; -1 when not queued
 	running chan struct{}
+
+	// editing: an edit of the account is being written (BeginEdit): no
+	// scheduled check starts until Refresh or EndEdit, and one in flight
+	// when it began is dropped (editGen moved on).
+	editing bool
+	editGen uint32
 }
 
 // account is what the monitor keeps of an OOB account: what a check needs
@@ -290,11 +296,38 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 		a.CredentialsChangedAt.After(c.acct.CredentialsChangedAt))
 	addrChanged := ok && (c.acct.Address != a.Address || c.acct.Port != a.Port || c.acct.Protocol != a.Protocol)
 	m.fill(c, a, mc)
+	c.editing = false
 	if credsChanged || addrChanged {
 		c.due = m.at(time.Now())
 	}
 	m.reschedule(c)
 	return nil
+}
+
+// BeginEdit fences a channel before its account is written to the store:
+// a check started before would observe the old user, password or address
+// and could be recorded as if made after the edit (a success with the old
+// user name stamped later than the rename). Until Refresh (or EndEdit, if
+// the write failed) no scheduled check starts, and a check in flight is
+// dropped when it ends.
+func (m *Monitor) BeginEdit(accountID int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.chans[accountID]; ok {
+		c.editing = true
+		c.editGen++
+	}
+}
+
+// EndEdit lifts BeginEdit's fence without re-reading the account (the
+// write failed).
+func (m *Monitor) EndEdit(accountID int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.chans[accountID]; ok && c.editing {
+		c.editing = false
+		m.reschedule(c)
+	}
 }
 
 // RefreshMachine re-reads every account of a machine (after its GUID,
@@ -371,6 +404,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.mu.Lock()
 			if m.chans[c.acct.ID] != c || c.running != nil || c.index >= 0 {
 				<-m.sem // removed, or a check-now took it meanwhile
+				continue
+			}
+			if c.editing { // its account is being written: after Refresh
+				c.due = m.at(time.Now().Add(time.Second))
+				m.reschedule(c)
+				<-m.sem
 				continue
 			}
 			done := make(chan struct{})
@@ -547,6 +586,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	defer close(done)
 	m.mu.Lock()
 	a := c.acct
+	gen := c.editGen
 	t := probe.Target{
 		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
 		Expected: c.expected, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
@@ -577,7 +617,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	// was made with the old user, password or address and says nothing
 	// about the account as it is now. Drop it and check again at once.
 	m.mu.Lock()
-	stale := !c.acct.CredentialsChangedAt.Equal(a.CredentialsChangedAt) || c.acct.User != a.User ||
+	stale := c.editGen != gen || !c.acct.CredentialsChangedAt.Equal(a.CredentialsChangedAt) || c.acct.User != a.User ||
 		c.acct.Address != a.Address || c.acct.Port != a.Port
 	if stale {
 		c.running = nil

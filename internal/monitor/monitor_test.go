@@ -254,3 +254,55 @@ func TestLightChecksBetweenFullOnes(t *testing.T) {
 		t.Fatalf("history %+v, conditions %v: Insecure must stand through light checks", h, cs.Conditions)
 	}
 }
+
+// TestEditFence: BeginEdit drops the check in flight (it used the account
+// as it was) and no check starts until Refresh; then checks resume and
+// record.
+func TestEditFence(t *testing.T) {
+	f := &fake{script: []state.OOB{state.Connectable}, delay: 150 * time.Millisecond}
+	sch := state.Schedule{Interval: 20 * time.Millisecond, Confirm: 10 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
+	m, st, id := setup(t, f, sch, state.DefaultDamping)
+	run(t, m)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.running.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no check started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	m.BeginEdit(id)
+	time.Sleep(400 * time.Millisecond) // the check in flight ends; nothing new starts
+	if n, r := f.count(), f.running.Load(); n != 1 || r != 0 {
+		t.Fatalf("%d checks made, %d running while the account was being edited: want the one in flight only", n, r)
+	}
+	if h, _ := st.History(context.Background(), id, 0, 0); len(h) != 0 {
+		t.Fatalf("the check made with the account before the edit was recorded: %+v", h)
+	}
+	if err := m.Refresh(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if h, _ := st.History(context.Background(), id, 0, 0); len(h) == 1 && h[0].To == state.Connectable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no check recorded after Refresh (%d checks)", f.count())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// EndEdit (a failed write) lifts the fence too.
+	m.BeginEdit(id)
+	time.Sleep(300 * time.Millisecond)
+	n := f.count()
+	time.Sleep(300 * time.Millisecond)
+	if f.count() != n {
+		t.Fatal("a check started while fenced")
+	}
+	m.EndEdit(id)
+	for f.count() == n {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("no check after EndEdit")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
