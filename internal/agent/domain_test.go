@@ -211,6 +211,27 @@ func TestLinkTimeoutsFlood(t *testing.T) {
 	if n := sk.count(agent.EvLinkTimeout); n < 10 {
 		t.Fatalf("%d timeouts reported", n)
 	}
+	// The server's metrics count agents and links by state.
+	mfs, err := srv.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			got[key] = m.GetGauge().GetValue()
+		}
+	}
+	for k, v := range map[string]float64{"lightsout_agents{state=Up}": 1, "lightsout_agents{state=Down}": 0,
+		"lightsout_agent_links{state=Down}": 1, "lightsout_agent_links{state=Up}": 0, "lightsout_agent_certs_expiring": 0} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
 }
 
 // TestTrustMismatchIsPendingUp: an agent that pins another manager CA

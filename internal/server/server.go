@@ -229,6 +229,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.Agents, err = agent.NewHub(ctx, hcfg); err != nil {
 		return fail(err)
 	}
+	s.Registry.MustRegister(s.Agents.Collectors()...)
 	s.Manager.Agents = s.Agents // power soft's agent fallback (os-shutdown)
 	if cfg.AgentListen != "" {
 		ln, err := net.Listen("tcp", cfg.AgentListen)
