@@ -65,8 +65,9 @@ with a new key, under the same node.
 
 Host link (the agent's own path to its BMC): the in-band device
 (/dev/ipmi0) first, then the BMC's link endpoint over IPv4 link-local, then
-IPv6; each can be disabled. Timeouts are retried and counted, and reported
-to the manager (flood detection). The path in use is audited in DIR/audit.log.
+IPv6; each can be disabled (--no-link when the host has no path to its
+BMC). Timeouts are retried and counted, and reported to the manager (flood
+detection). The path in use is audited in DIR/audit.log.
 'lightsout agent status --data DIR' shows the agent's view.`,
 		Example: `  lightsout agent token create --out join.token       # on the manager, admin
   lightsout agent run --manager mgr.example:8624 --join-token-file join.token --data /var/lib/lightsout-agent
