@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -532,6 +533,26 @@ type row struct {
 	sim    simfleet.Totals
 	simErr error
 	cmd    string
+	// rounds are the runs in the order they ran (round i of every client
+	// ran back to back); res and the rest above are the median run's.
+	rounds []attempt
+	argvs  [][]string
+}
+
+// attempt is one run of a client.
+type attempt struct {
+	res    procResult
+	out    *outcome
+	simCPU float64
+	sim    simfleet.Totals
+	simErr error
+}
+
+// as is r with one attempt's figures, for per-round ratios.
+func (r *row) as(a attempt) *row {
+	x := *r
+	x.res, x.out, x.simCPU, x.sim, x.simErr = a.res, a.out, a.simCPU, a.sim, a.simErr
+	return &x
 }
 
 func (r *row) hostsPerSec() float64 {
@@ -576,6 +597,18 @@ const simAPITimeout = 60 * time.Second
 // runClient runs one client against a fleet (repeat times), and reads the
 // simulator's CPU time and counters around the run.
 func (b *bench) runClient(c client, s *simfleet.Sim, f *fleet, tag string) *row {
+	r := b.prepareRow(c, f)
+	for i := 0; i < b.cfg.repeat && r.c.skip == ""; i++ {
+		if !b.runOnce(r, s, f, tag, i) {
+			break
+		}
+	}
+	return b.finishRow(r)
+}
+
+// prepareRow is a client's row before any run: skipped (with why), or
+// with its command lines.
+func (b *bench) prepareRow(c client, f *fleet) *row {
 	r := &row{c: c, n: len(f.Hosts)}
 	if c.skip == "" && c.key == "lightsout-redfish" && f.RedfishInventory == "" {
 		c.skip = "this fleet serves no Redfish"
@@ -592,37 +625,46 @@ func (b *bench) runClient(c client, s *simfleet.Sim, f *fleet, tag string) *row 
 	if note != "" {
 		r.note = append(r.note, note)
 	}
-	type attempt struct {
-		res    procResult
-		out    *outcome
-		simCPU float64
-		sim    simfleet.Totals
-		simErr error
+	r.argvs = argvs
+	return r
+}
+
+// runOnce runs r's client once (run i) and keeps the attempt; false when
+// the simulator is gone.
+func (b *bench) runOnce(r *row, s *simfleet.Sim, f *fleet, tag string, i int) bool {
+	c := r.c
+	if !s.Alive() {
+		r.note = append(r.note, "the simulator exited: "+s.StderrTail())
+		return false
 	}
-	var runs []attempt
-	for i := 0; i < b.cfg.repeat; i++ {
-		if !s.Alive() {
-			r.note = append(r.note, "the simulator exited: "+s.StderrTail())
-			break
-		}
-		before, berr := s.Totals(simAPITimeout)
-		time.Sleep(b.cfg.settle)
-		cpu0 := s.CPUSeconds()
-		progress.Logf("running %s on %d BMCs%s", c.label, len(f.Hosts), map[bool]string{true: fmt.Sprintf(" (run %d/%d)", i+1, b.cfg.repeat), false: ""}[b.cfg.repeat > 1])
-		res := runProcs(argvs, c.env(f), filepath.Join(f.Dir, fmt.Sprintf("%s-%s-%d", tag, c.key, i)), b.cfg.procTimeout)
-		cpu1 := s.CPUSeconds()
-		out := c.parse(res, f)
-		a := attempt{res: res, out: out, simCPU: cpu1 - cpu0}
-		time.Sleep(b.cfg.settle) // let sessions close and the simulator go idle
-		after, aerr := s.Totals(simAPITimeout)
-		if berr == nil && aerr == nil {
-			a.sim = after.Sub(before)
-		} else {
-			a.simErr = errors.Join(berr, aerr)
-		}
-		progress.Logf("  %s: %d/%d ok, wall %.2fs, CPU %.2fs, peak RSS %.1f MiB, exit %v%s", c.key, out.OK, len(f.Hosts), res.Wall.Seconds(), res.CPU().Seconds(), float64(res.MaxRSSKiB)/1024, res.ExitCodes, map[bool]string{true: " TIMED OUT", false: ""}[res.TimedOut])
-		runs = append(runs, a)
+	before, berr := s.Totals(simAPITimeout)
+	time.Sleep(b.cfg.settle)
+	cpu0 := s.CPUSeconds()
+	progress.Logf("running %s on %d BMCs%s", c.label, len(f.Hosts), map[bool]string{true: fmt.Sprintf(" (run %d/%d)", i+1, b.cfg.repeat), false: ""}[b.cfg.repeat > 1])
+	res := runProcs(r.argvs, c.env(f), filepath.Join(f.Dir, fmt.Sprintf("%s-%s-%d", tag, c.key, i)), b.cfg.procTimeout)
+	cpu1 := s.CPUSeconds()
+	out := c.parse(res, f)
+	a := attempt{res: res, out: out, simCPU: cpu1 - cpu0}
+	time.Sleep(b.cfg.settle) // let sessions close and the simulator go idle
+	after, aerr := s.Totals(simAPITimeout)
+	if berr == nil && aerr == nil {
+		a.sim = after.Sub(before)
+	} else {
+		a.simErr = errors.Join(berr, aerr)
 	}
+	progress.Logf("  %s: %d/%d ok, wall %.2fs, CPU %.2fs, peak RSS %.1f MiB, exit %v%s", c.key, out.OK, len(f.Hosts), res.Wall.Seconds(), res.CPU().Seconds(), float64(res.MaxRSSKiB)/1024, res.ExitCodes, map[bool]string{true: " TIMED OUT", false: ""}[res.TimedOut])
+	r.rounds = append(r.rounds, a)
+	return true
+}
+
+// finishRow takes the median run (by wall time) as the row's figures and
+// notes what it saw.
+func (b *bench) finishRow(r *row) *row {
+	c := r.c
+	if c.skip != "" {
+		return r
+	}
+	runs := slices.Clone(r.rounds)
 	if len(runs) == 0 {
 		return r
 	}
@@ -734,9 +776,24 @@ func (b *bench) measureSize(n int) (*sizeResult, error) {
 			progress.Logf("  warm-up (Redfish): %d/%d Connectable in %.2fs", parseLightsout(res, f).OK, n, res.Wall.Seconds())
 		}
 	}
+	// Rounds: every client runs once per round, in turn, so that a drift
+	// of the machine's speed (a shared VM's neighbours) weighs on all of
+	// them alike rather than on whichever ran during it.
 	sr := &sizeResult{n: n}
 	for _, c := range b.clients() {
-		sr.rows = append(sr.rows, b.runClient(c, s, f, tag))
+		sr.rows = append(sr.rows, b.prepareRow(c, f))
+	}
+	alive := true
+	for i := 0; i < b.cfg.repeat && alive; i++ {
+		for _, r := range sr.rows {
+			if r.c.skip == "" && !b.runOnce(r, s, f, tag, i) {
+				alive = false
+				break
+			}
+		}
+	}
+	for _, r := range sr.rows {
+		b.finishRow(r)
 	}
 	b.sizeTable(sr, f)
 	return sr, nil
@@ -874,9 +931,52 @@ func (b *bench) sizeTargets(sr *sizeResult) {
 	b.target(hr >= 3, "lightsout hosts/s ≥ 3× ipmipower -D LAN_2_0 at %d BMCs: %.0f vs %.0f hosts/s%s = %.2f×", sr.n, ls.hostsPerSec(), refRate, how, hr)
 	cr := ls.cpuPerHostUS() / ref.cpuPerHostUS()
 	b.target(cr <= 1.0/3, "lightsout CPU/host ≤ ⅓ of ipmipower -D LAN_2_0 at %d BMCs: %.0f vs %.0f µs = %.2f×", sr.n, ls.cpuPerHostUS(), ref.cpuPerHostUS(), cr)
+	if note := pairedRatios(ls, ref); note != "" {
+		b.targets = append(b.targets, fmt.Sprintf("NOTE  at %d BMCs, %s", sr.n, note))
+	}
 	if ref.out.OK < ref.n && !adj {
 		b.targets = append(b.targets, fmt.Sprintf("NOTE  ipmipower -D LAN_2_0 had %d/%d hosts ok at %d BMCs: its hosts/s counts only those", ref.out.OK, ref.n, sr.n))
 	}
+}
+
+// pairedRatios compares two clients round by round (each round ran both,
+// one after the other): the ratios a drift of the machine affects least.
+// "" with fewer than two common rounds.
+func pairedRatios(ls, ref *row) string {
+	n := min(len(ls.rounds), len(ref.rounds))
+	if n < 2 {
+		return ""
+	}
+	var hr, cr []float64
+	for i := 0; i < n; i++ {
+		l, r := ls.as(ls.rounds[i]), ref.as(ref.rounds[i])
+		rate, _ := r.refHostsPerSec()
+		if rate <= 0 || r.cpuPerHostUS() <= 0 {
+			continue
+		}
+		hr = append(hr, l.hostsPerSec()/rate)
+		cr = append(cr, l.cpuPerHostUS()/r.cpuPerHostUS())
+	}
+	if len(hr) < 2 {
+		return ""
+	}
+	list := func(xs []float64) string {
+		var ss []string
+		for _, x := range xs {
+			ss = append(ss, fmtRatio(x))
+		}
+		return strings.Join(ss, ", ")
+	}
+	med := func(xs []float64) float64 {
+		ys := slices.Clone(xs)
+		slices.Sort(ys)
+		if len(ys)%2 == 0 {
+			return (ys[len(ys)/2-1] + ys[len(ys)/2]) / 2
+		}
+		return ys[len(ys)/2]
+	}
+	return fmt.Sprintf("paired by round (lightsout and ipmipower -D LAN_2_0 back to back): hosts/s ratios %s (median %s); CPU/host ratios %s (median %s)",
+		list(hr), fmtRatio(med(hr)), list(cr), fmtRatio(med(cr)))
 }
 
 // ---- fault run ----
