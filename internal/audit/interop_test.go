@@ -2,13 +2,8 @@ package audit
 
 import (
 	"context"
-	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -47,19 +42,7 @@ func TestInteropOpenIPMISim(t *testing.T) {
 // PID when the test ends) and returns its address and an engine.
 func startIPMISimForTest(t *testing.T) (netip.AddrPort, *ipmi.Engine) {
 	t.Helper()
-	bin := peertest.Need(t, "ipmi_sim")[0]
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := c.LocalAddr().(*net.UDPAddr).AddrPort()
-	c.Close()
-	dir := t.TempDir()
-	conf := `name "lightsout-audit"
-set_working_mc 0x20
-  startlan 1
-    addr 127.0.0.1 ` + strconv.Itoa(int(addr.Port())) + `
-    priv_limit admin
+	lan := `    priv_limit admin
     allowed_auths_callback none md5 straight
     allowed_auths_user none md5 straight
     allowed_auths_operator none md5 straight
@@ -70,26 +53,12 @@ set_working_mc 0x20
   user 3 true "ADMIN" "ADMIN" admin 10 md5
 `
 	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n"
-	os.WriteFile(filepath.Join(dir, "lan.conf"), []byte(conf), 0o600)
-	os.WriteFile(filepath.Join(dir, "sim.emu"), []byte(emu), 0o600)
-	os.MkdirAll(filepath.Join(dir, "state"), 0o700)
-	cmd := exec.Command(bin, "-n", "-c", "lan.conf", "-f", "sim.emu", "-s", filepath.Join(dir, "state"))
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	eng := newEngine(t)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	sim := peertest.StartIPMISim(t, "lightsout-audit", lan, emu, func(addr netip.AddrPort) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
 		_, err := eng.Ping(ctx, addr)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ipmi_sim did not answer within 5s")
-		}
-	}
-	return addr, eng
+		return err == nil
+	})
+	return sim.Addr, eng
 }

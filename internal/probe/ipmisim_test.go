@@ -2,16 +2,14 @@ package probe
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/peertest"
 	"github.com/lightsout/lightsout/internal/state"
 )
@@ -26,20 +24,7 @@ const ipmiSimPass = "interop-pw-1"
 // it (by PID) when the test ends.
 func startIPMISim(t *testing.T) (netip.AddrPort, *os.Process) {
 	t.Helper()
-	bin := peertest.Need(t, "ipmi_sim")[0]
-	// A free UDP port: bind, note, close.
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := c.LocalAddr().(*net.UDPAddr).AddrPort()
-	c.Close()
-	dir := t.TempDir()
-	conf := `name "lightsout-interop"
-set_working_mc 0x20
-  startlan 1
-    addr 127.0.0.1 ` + itoa(uint32(addr.Port())) + `
-    priv_limit admin
+	lan := `    priv_limit admin
     allowed_auths_callback md5
     allowed_auths_user md5
     allowed_auths_operator md5
@@ -49,31 +34,18 @@ set_working_mc 0x20
   user 2 true "admin" "` + ipmiSimPass + `" admin 10 md5
 `
 	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n"
-	os.WriteFile(filepath.Join(dir, "lan.conf"), []byte(conf), 0o600)
-	os.WriteFile(filepath.Join(dir, "sim.emu"), []byte(emu), 0o600)
-	os.MkdirAll(filepath.Join(dir, "state"), 0o700)
-	cmd := exec.Command(bin, "-n", "-c", "lan.conf", "-f", "sim.emu", "-s", filepath.Join(dir, "state"))
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGCONT)
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	// Ready when it answers a presence ping (bounded: 5 s).
-	eng := newEngine(t)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	sim := peertest.StartIPMISim(t, "lightsout-interop", lan, emu, pingable(newEngine(t)))
+	return sim.Addr, sim.Process
+}
+
+// pingable is a readiness probe: addr answers a presence ping.
+func pingable(eng *ipmi.Engine) func(netip.AddrPort) bool {
+	return func(addr netip.AddrPort) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
 		_, err := eng.Ping(ctx, addr)
-		cancel()
-		if err == nil {
-			return addr, cmd.Process
-		}
+		return err == nil
 	}
-	t.Fatalf("ipmi_sim did not answer a presence ping on %v within 5s", addr)
-	return addr, nil
 }
 
 func TestInteropOpenIPMISim(t *testing.T) {
