@@ -541,7 +541,6 @@ func (a *agentd) discover(ctx context.Context) ([]string, error) {
 		return nil, errors.New("the manager listed no managers")
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	conf := a.configured()
 	var added []string
 	for _, m := range r.Managers {
@@ -563,10 +562,11 @@ func (a *agentd) discover(ctx context.Context) ([]string, error) {
 			removed = append(removed, addr)
 		}
 	}
+	a.mu.Unlock()
 	if len(added)+len(removed) > 0 {
-		a.auditLocked("managers rediscovered", fmt.Sprintf("added %v, removed %v", added, removed))
+		a.audit("managers rediscovered", fmt.Sprintf("added %v, removed %v", added, removed))
 	}
-	return slices.Clone(r.Managers), nil
+	return r.Managers, nil
 }
 
 // acked notes a heartbeat's acknowledgement.
@@ -1102,8 +1102,6 @@ func (a *agentd) audit(action, detail string) {
 	f.Write(append(b, '\n'))
 }
 
-// auditLocked is audit called with a.mu held (the file has its own lock).
-func (a *agentd) auditLocked(action, detail string) { a.audit(action, detail) }
 
 // ReadAudit returns the last n records of the agent's audit log in dir.
 func ReadAudit(dir string, n int) ([]AuditRecord, error) {

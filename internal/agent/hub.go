@@ -170,7 +170,9 @@ type Hub struct {
 	stop    chan struct{}
 	nextOp  uint64
 
-	advertise []string
+	advertise  []string
+	managers   []string // Managers' last list, read at managersAt
+	managersAt time.Time
 
 	certMu     sync.Mutex
 	serverCert *tls.Certificate
@@ -480,8 +482,17 @@ func (h *Hub) touch() {
 
 // Managers is what an agent rediscovering its managers is told: every
 // live manager's advertised agent listener (this one's first).
+//
+// The list changes at most once a managerTouch: it is read from the store
+// at most every managerListTTL, so agents reconnecting at once after a
+// restart do not each cost a query.
 func (h *Hub) Managers(ctx context.Context) []string {
 	h.mu.Lock()
+	if time.Since(h.managersAt) < managerListTTL && h.managers != nil {
+		out := slices.Clone(h.managers)
+		h.mu.Unlock()
+		return out
+	}
 	out := slices.Clone(h.advertise)
 	h.mu.Unlock()
 	others, err := h.cfg.Store.AgentManagers(ctx, time.Now().Add(-managerLive))
@@ -493,8 +504,16 @@ func (h *Hub) Managers(ctx context.Context) []string {
 			out = append(out, a)
 		}
 	}
+	if err == nil {
+		h.mu.Lock()
+		h.managers, h.managersAt = slices.Clone(out), time.Now()
+		h.mu.Unlock()
+	}
 	return out
 }
+
+// managerListTTL is how long Managers reuses the list it read.
+const managerListTTL = time.Second
 
 // Serve accepts agents on ln (a plain TCP listener; the hub does TLS)
 // until Close.
@@ -590,7 +609,7 @@ func (h *Hub) handle(c *tls.Conn) {
 		// RMC trust-list mismatch, PendingUp by address. Anything else
 		// (a scanner, a network failure) is not listed.
 		if code, ok := hostlink.RemoteAlert(err); ok && trustAlert(code) {
-			h.pending(0, c.RemoteAddr().String(), hostOf(c.RemoteAddr()), ReasonTrustMismatch+" ("+err.Error()+")")
+			h.pending(0, hostOf(c.RemoteAddr()), ReasonTrustMismatch+" ("+err.Error()+")")
 		}
 		return
 	}
@@ -748,7 +767,7 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 		}
 	}
 	if reason != "" {
-		h.pending(id, c.RemoteAddr().String(), addr, reason)
+		h.pending(id, addr, reason)
 		enc.Encode(msg{Type: "refused", Reason: reason})
 		return
 	}
@@ -871,7 +890,7 @@ func (h *Hub) handleMsg(c net.Conn, n *node, l *link, id int64, m msg) bool {
 	return l.send(msg{Type: "ack", Seq: m.Seq}) == nil
 }
 
-func (h *Hub) pending(id int64, remote, addr, reason string) {
+func (h *Hub) pending(id int64, addr, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if n, ok := h.nodes[id]; ok && id != 0 {
@@ -889,7 +908,6 @@ func (h *Hub) pending(id int64, remote, addr, reason string) {
 	}
 	n.st.LastHeartbeat = time.Now()
 	h.setLocked(n, PendingUp, reason)
-	_ = remote
 }
 
 // hashSecret is the stored form of a join token's secret.
