@@ -124,16 +124,21 @@ func testManager(t *testing.T, db, base string) {
 		if h[len(h)-1].From != state.Unknown {
 			t.Fatalf("oldest transition %+v", h[len(h)-1])
 		}
-		evs, err := srv.Store.Events(ctx, time.Time{}, "oob.state_changed", 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, e := range evs {
-			found = found || (e.Source == "bmc-00002" && strings.Contains(e.Message, "NotResponding"))
+		// The monitor stores the state first and records its event just
+		// after, so the event may trail the state waitState saw.
+		found, n := false, 0
+		for deadline := time.Now().Add(5 * time.Second); !found && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			evs, err := srv.Store.Events(ctx, time.Time{}, "oob.state_changed", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n = len(evs)
+			for _, e := range evs {
+				found = found || (e.Source == "bmc-00002" && strings.Contains(e.Message, "NotResponding"))
+			}
 		}
 		if !found {
-			t.Fatalf("no state_changed event for bmc-00002 in %d events", len(evs))
+			t.Fatalf("no state_changed event for bmc-00002 in %d events", n)
 		}
 	})
 
