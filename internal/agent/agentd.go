@@ -1102,7 +1102,6 @@ func (a *agentd) audit(action, detail string) {
 	f.Write(append(b, '\n'))
 }
 
-
 // ReadAudit returns the last n records of the agent's audit log in dir.
 func ReadAudit(dir string, n int) ([]AuditRecord, error) {
 	f, err := os.Open(filepath.Join(dir, AuditFile))
