@@ -516,10 +516,9 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 	if ctx.Err() != nil { // select picks at random among ready cases: check first
 		return 0, 0, &StageError{Stage: stage, Err: ctxErr(ctx)}
 	}
-	select {
-	case p.slot <- struct{}{}:
-	case <-ctx.Done():
-		return 0, 0, &StageError{Stage: stage, Err: ctxErr(ctx)}
+	limit := requestTimeout(ctx)
+	if err := acquire(ctx, p.slot, limit); err != nil {
+		return 0, 0, &StageError{Stage: stage, Err: err}
 	}
 	defer func() { <-p.slot }()
 	p.requests.Add(1)
@@ -546,6 +545,10 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 	}()
 
 	start := time.Now()
+	var giveUp time.Time // the request's own limit (WithRequestTimeout)
+	if limit > 0 {
+		giveUp = start.Add(limit)
+	}
 	rto := e.rto(p)
 	if linger && rto < handshakeMinRTO {
 		// Handshake messages are not idempotent on a BMC (each copy of
@@ -577,7 +580,16 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 			p.retrans.Add(1)
 			e.log.Debug("retransmit", "bmc", p.addr, "stage", stage, "attempt", attempts, "rto", rto)
 		}
-		timer.Reset(rto)
+		// One timer serves both the retransmission and the request's limit:
+		// it fires at whichever comes first.
+		last := false
+		next := rto
+		if limit > 0 {
+			if left := time.Until(giveUp); left <= next {
+				next, last = left, true
+			}
+		}
+		timer.Reset(next)
 	wait:
 		for {
 			select {
@@ -616,6 +628,10 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 				}
 				return attempts, rtt, nil
 			case <-timer.C:
+				if last {
+					p.timeouts.Add(1)
+					return fail(ErrNoResponse)
+				}
 				break wait
 			case <-ctx.Done():
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -632,6 +648,51 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 		if limit := max(e.cfg.MaxRTO, 2*time.Duration(p.srtt.Load())); rto > limit {
 			rto = limit
 		}
+	}
+}
+
+// requestTimeoutKey carries WithRequestTimeout's limit in a context.
+type requestTimeoutKey struct{}
+
+// WithRequestTimeout returns ctx carrying a limit for each request made
+// with it: a request (with its retransmissions) that has no accepted reply
+// d after it was first sent fails with ErrNoResponse, as if its own
+// context.WithTimeout had expired — but without a timer context per
+// request: the engine folds the limit into the retransmission timer it
+// runs anyway. A check of thousands of BMCs makes several requests per BMC;
+// a timer context each was about a tenth of its CPU. It bounds each
+// request, not their sum; ctx's own deadline still applies.
+func WithRequestTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, requestTimeoutKey{}, d)
+}
+
+func requestTimeout(ctx context.Context) time.Duration {
+	d, _ := ctx.Value(requestTimeoutKey{}).(time.Duration)
+	return d
+}
+
+// acquire takes a token of sem (a per-BMC semaphore), waiting at most
+// limit (0: until ctx is done). The usual case — free at once — costs no
+// timer.
+func acquire(ctx context.Context, sem chan struct{}, limit time.Duration) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	var expired <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	case <-expired:
+		return ErrNoResponse
 	}
 }
 

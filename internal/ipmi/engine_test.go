@@ -376,3 +376,58 @@ func TestICMPErrorGoesToItsOwnBMC(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestRequestTimeout: WithRequestTimeout bounds each request (with its
+// retransmissions) on a context without a deadline, counts the give-up
+// against the BMC, and also bounds the wait for a session held by another
+// caller.
+func TestRequestTimeout(t *testing.T) {
+	e := newEngine(t, Config{InitialRTO: 50 * time.Millisecond, MaxRTO: 100 * time.Millisecond, MaxAttempts: 100})
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	addr := silent.LocalAddr().(*net.UDPAddr).AddrPort()
+	ctx := WithRequestTimeout(context.Background(), 400*time.Millisecond)
+	start := time.Now()
+	_, err = e.Ping(ctx, addr)
+	el := time.Since(start)
+	if !errors.Is(err, ErrNoResponse) {
+		t.Fatalf("silent with a 400ms limit: %v", err)
+	}
+	var se *StageError
+	if !errors.As(err, &se) || se.Attempts < 3 {
+		t.Errorf("want retransmissions within the limit, got %+v", se)
+	}
+	if el < 400*time.Millisecond || el > 3*time.Second { // upper bound generous under load
+		t.Errorf("gave up after %v, limit 400ms", el)
+	}
+	if c := e.PeerCounters(addr); c.Timeouts != 1 || c.Requests != 1 {
+		t.Errorf("counters %+v, want 1 request, 1 timeout", c)
+	}
+	// Each request gets the limit afresh: a second one also runs ~400ms.
+	start = time.Now()
+	if _, _, err := e.AuthCaps(ctx, addr, PrivilegeAdministrator); !errors.Is(err, ErrNoResponse) {
+		t.Fatalf("auth caps: %v", err)
+	}
+	if el := time.Since(start); el < 400*time.Millisecond {
+		t.Errorf("second request gave up after %v", el)
+	}
+
+	// A session held by another caller: Open waits at most the limit.
+	tb := startBMC(t)
+	held, err := e.Open(context.Background(), tb.Addr, creds(testPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close(context.Background())
+	start = time.Now()
+	_, err = e.Open(WithRequestTimeout(context.Background(), 200*time.Millisecond), tb.Addr, creds(testPass))
+	if !errors.Is(err, ErrNoResponse) || !errors.As(err, &se) || se.Stage != StageOpenSession {
+		t.Fatalf("open while held: %v", err)
+	}
+	if el := time.Since(start); el < 200*time.Millisecond || el > 3*time.Second {
+		t.Errorf("open while held gave up after %v, limit 200ms", el)
+	}
+}

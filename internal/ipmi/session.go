@@ -127,10 +127,8 @@ func (e *Engine) Open(ctx context.Context, addr netip.AddrPort, cr Credentials) 
 		suiteList = preferFirst(suiteList, CipherSuite(last-1))
 	}
 
-	select {
-	case p.sess <- struct{}{}:
-	case <-ctx.Done():
-		return nil, &StageError{Stage: StageOpenSession, Err: ctxErr(ctx)}
+	if err := acquire(ctx, p.sess, requestTimeout(ctx)); err != nil {
+		return nil, &StageError{Stage: StageOpenSession, Err: err}
 	}
 	s := &Session{e: e, p: p, Privilege: cr.Privilege}
 	if s.consoleID, err = e.newConsoleID(s); err != nil {
@@ -617,8 +615,7 @@ func (s *Session) Close(ctx context.Context) error {
 	if s.state != sessActive {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.e.cfg.CloseTimeout)
-	defer cancel()
+	cctx := WithRequestTimeout(context.WithoutCancel(ctx), s.e.cfg.CloseTimeout)
 	var id [4]byte
 	binary.LittleEndian.PutUint32(id[:], s.bmcID)
 	_, err := s.do(cctx, StageClose, 0x06, 0x3c, id[:])

@@ -47,18 +47,14 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 	// is NotResponding. Once the BMC has answered, every later step gets
 	// the timeout again, so a BMC that is slow but answering finishes its
 	// check, and one that stops answering is "stalled" a timeout after it
-	// went quiet.
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-
+	// went quiet. The limits are the engine's per-request ones
+	// (ipmi.WithRequestTimeout), not a timer context per step.
 	if t.Light {
 		return sessionChecks(ctx, eng, t, o, timeout)
 	}
 	// 1. Presence ping: cheap, credential-free; a third of the budget at
 	// most, since some BMCs disable ASF and we go on without it.
-	pctx, pcancel := context.WithTimeout(rctx, timeout/3)
-	rtt, err := eng.Ping(pctx, t.Addr)
-	pcancel()
+	rtt, err := eng.Ping(ipmi.WithRequestTimeout(ctx, timeout/3), t.Addr)
 	switch {
 	case err == nil:
 		o.Evidence.PingAnswered = true
@@ -70,7 +66,16 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 	}
 
 	// 2. What the BMC offers before login (and whether it is insecure).
-	caps, rtt, err := eng.AuthCaps(rctx, t.Addr, t.privilege())
+	// What is left of the first contact's budget (all of it once the
+	// ping was answered: the BMC has spoken).
+	left := timeout
+	if !o.Evidence.PingAnswered {
+		left = timeout - time.Since(start)
+	}
+	if left <= 0 {
+		return fail(o, t, &ipmi.StageError{Stage: ipmi.StageAuthCaps, Err: ipmi.ErrNoResponse}, false)
+	}
+	caps, rtt, err := eng.AuthCaps(ipmi.WithRequestTimeout(ctx, left), t.Addr, t.privilege())
 	if err != nil {
 		return fail(o, t, err, o.Evidence.PingAnswered)
 	}
@@ -84,7 +89,8 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 // sessionChecks opens the session and reads identity and power (Get Device
 // ID unless t.Light).
 func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observation, timeout time.Duration) Observation {
-	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, timeout) }
+	// Every request of the session: a timeout of silence each.
+	sctx := ipmi.WithRequestTimeout(ctx, timeout)
 	// 3. Session.
 	cr := ipmi.Credentials{User: t.User, Password: t.Password, Privilege: t.privilege()}
 	if t.CipherSuite != 0 {
@@ -92,9 +98,7 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observatio
 	}
 	t0 := time.Now()
 	// Open Session, RAKP 1 and RAKP 3: a timeout of silence for each.
-	sctx, scancel := context.WithTimeout(ctx, 3*timeout)
 	sess, err := eng.Open(sctx, t.Addr, cr)
-	scancel()
 	if err != nil {
 		return fail(o, t, err, !t.Light)
 	}
@@ -105,9 +109,7 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observatio
 	// 4. Identity and state.
 	if !t.Light {
 		t0 = time.Now()
-		sctx, scancel = step()
 		id, err := sess.GetDeviceID(sctx)
-		scancel()
 		if err == nil {
 			o.Evidence.RTTMS["get_device_id"] = ms(time.Since(t0))
 			o.Evidence.ManufacturerID, o.Evidence.ProductID = id.ManufacturerID, id.ProductID
@@ -118,9 +120,7 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observatio
 		}
 	}
 	t0 = time.Now()
-	sctx, scancel = step()
 	raw, err := sess.GetSystemGUID(sctx)
-	scancel()
 	var g guid.GUID
 	switch {
 	case err == nil:
@@ -133,9 +133,7 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observatio
 		return fail(o, t, err, true)
 	}
 	t0 = time.Now()
-	sctx, scancel = step()
 	cs, err := sess.ChassisStatus(sctx)
-	scancel()
 	if err == nil {
 		o.Evidence.RTTMS["chassis_status"] = ms(time.Since(t0))
 		o.Evidence.Chassis = &cs
