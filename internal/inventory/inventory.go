@@ -269,6 +269,13 @@ func Parse(r io.Reader, format Format, source string) (*Inventory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory %s: %w", source, err)
 	}
+	return parseData(data, format, source, true)
+}
+
+// parseData is Parse on data already read. fast enables parseYAMLFast for
+// YAML in the simple shape it reads (falling back to parseYAML otherwise);
+// tests turn it off to compare the two.
+func parseData(data []byte, format Format, source string, fast bool) (*Inventory, error) {
 	c := &collector{source: source}
 	var (
 		entries []*entry
@@ -284,7 +291,13 @@ func Parse(r io.Reader, format Format, source string) (*Inventory, error) {
 			}
 		}()
 		if format == YAML {
-			entries, encs = parseYAML(c, data)
+			var ok bool
+			if fast {
+				entries, encs, ok = parseYAMLFast(data)
+			}
+			if !ok {
+				entries, encs = parseYAML(c, data)
+			}
 		} else {
 			entries = parseCSV(c, data)
 		}

@@ -158,6 +158,9 @@ func firstBadYAMLChar(data []byte) int {
 	return -1
 }
 
+// parseYAML reads a YAML inventory of any shape into entries, reporting
+// problems to c. Parse tries parseYAMLFast (yamlfast.go) first, which
+// must produce exactly what this does on the inputs it accepts.
 func parseYAML(c *collector, data []byte) ([]*entry, []*encEntry) {
 	p := &yamlParser{c: c, reported: map[*yaml.Node]bool{}}
 	var doc yaml.Node
