@@ -17,13 +17,19 @@ import (
 // Status, Close Session. The session is closed whatever happens.
 func IPMI(eng *ipmi.Engine) Prober {
 	return func(ctx context.Context, t Target) Observation {
-		return checkIPMI(ctx, eng, t)
+		// The observation lives on the heap and is filled through a
+		// pointer: copies of it (448 bytes) in every frame made each
+		// check's goroutine grow its stack to 16 KiB — three stack copies
+		// per BMC, 160 MiB at 10,000 BMCs in flight.
+		o := new(Observation)
+		checkIPMI(ctx, eng, &t, o)
+		return *o
 	}
 }
 
-func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) {
+func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation) {
 	start := time.Now()
-	o = Observation{Name: t.Name, Host: t.Addr.String(), Protocol: "ipmi", At: start}
+	*o = Observation{Name: t.Name, Host: t.Addr.String(), Protocol: "ipmi", At: start}
 	o.Evidence.RTTMS = map[string]float64{}
 	if !t.Expected.Zero() {
 		o.Expected = t.Expected.String()
@@ -50,7 +56,8 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 	// went quiet. The limits are the engine's per-request ones
 	// (ipmi.WithRequestTimeout), not a timer context per step.
 	if t.Light {
-		return sessionChecks(ctx, eng, t, o, timeout)
+		sessionChecks(ctx, eng, t, o, timeout)
+		return
 	}
 	// 1. Presence ping: cheap, credential-free; a third of the budget at
 	// most, since some BMCs disable ASF and we go on without it.
@@ -60,9 +67,11 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 		o.Evidence.PingAnswered = true
 		o.Evidence.PingRTTMS = ms(rtt)
 	case errors.Is(err, ipmi.ErrPortUnreachable), errors.Is(err, ipmi.ErrHostUnreachable):
-		return fail(o, t, err, false)
+		fail(o, t, err, false)
+		return
 	case ctx.Err() != nil:
-		return fail(o, t, err, false)
+		fail(o, t, err, false)
+		return
 	}
 
 	// 2. What the BMC offers before login (and whether it is insecure).
@@ -73,22 +82,24 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t Target) (o Observation) 
 		left = timeout - time.Since(start)
 	}
 	if left <= 0 {
-		return fail(o, t, &ipmi.StageError{Stage: ipmi.StageAuthCaps, Err: ipmi.ErrNoResponse}, false)
+		fail(o, t, &ipmi.StageError{Stage: ipmi.StageAuthCaps, Err: ipmi.ErrNoResponse}, false)
+		return
 	}
 	caps, rtt, err := eng.AuthCaps(ipmi.WithRequestTimeout(ctx, left), t.Addr, t.privilege())
 	if err != nil {
-		return fail(o, t, err, o.Evidence.PingAnswered)
+		fail(o, t, err, o.Evidence.PingAnswered)
+		return
 	}
 	o.Evidence.RTTMS[string(ipmi.StageAuthCaps)] = ms(rtt)
 	o.Evidence.AuthCaps = &caps
 	o.Evidence.Insecure = insecureFindings(caps)
 
-	return sessionChecks(ctx, eng, t, o, timeout)
+	sessionChecks(ctx, eng, t, o, timeout)
 }
 
 // sessionChecks opens the session and reads identity and power (Get Device
 // ID unless t.Light).
-func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observation, timeout time.Duration) Observation {
+func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration) {
 	// Every request of the session: a timeout of silence each.
 	sctx := ipmi.WithRequestTimeout(ctx, timeout)
 	// 3. Session.
@@ -100,7 +111,8 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observatio
 	// Open Session, RAKP 1 and RAKP 3: a timeout of silence for each.
 	sess, err := eng.Open(sctx, t.Addr, cr)
 	if err != nil {
-		return fail(o, t, err, !t.Light)
+		fail(o, t, err, !t.Light)
+		return
 	}
 	defer sess.Close(ctx)
 	o.Evidence.RTTMS["session"] = ms(time.Since(t0))
@@ -116,7 +128,8 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observatio
 			o.Evidence.Manufacturer = Manufacturer(id.ManufacturerID)
 			o.Evidence.Firmware, o.Evidence.IPMIVersion = id.Firmware(), id.IPMIVersion
 		} else if !isCompletion(err) {
-			return fail(o, t, err, true)
+			fail(o, t, err, true)
+			return
 		}
 	}
 	t0 = time.Now()
@@ -130,18 +143,31 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observatio
 		// No Get System GUID: RAKP 2 carried the managed system GUID.
 		g, o.Evidence.GUIDSource = guid.GUID(sess.RAKPGUID), "rakp2"
 	default:
-		return fail(o, t, err, true)
+		fail(o, t, err, true)
+		return
 	}
 	t0 = time.Now()
 	cs, err := sess.ChassisStatus(sctx)
 	if err == nil {
 		o.Evidence.RTTMS["chassis_status"] = ms(time.Since(t0))
 		o.Evidence.Chassis = &cs
-		o.Evidence.Power = map[bool]string{true: "on", false: "off"}[cs.PowerOn]
+		o.Evidence.Power = "off"
+		if cs.PowerOn {
+			o.Evidence.Power = "on"
+		}
 	} else if !isCompletion(err) {
-		return fail(o, t, err, true)
+		fail(o, t, err, true)
+		return
 	}
 
+	identify(o, t, g, sess.Suite())
+}
+
+// identify compares the GUID the BMC gave with the registered one and
+// gives the verdict of a session that worked. (Its own function: its
+// locals stay out of sessionChecks' frame, which is on the stack through
+// the whole handshake.)
+func identify(o *Observation, t *Target, g guid.GUID, suite ipmi.CipherSuite) {
 	r := g.Renderings()
 	o.Evidence.GUID = &r
 	o.GUID = g.String()
@@ -154,21 +180,20 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t Target, o Observatio
 		o.State, o.Reason = state.Invalid, state.ReasonGUIDMismatch
 		o.Message = fmt.Sprintf("the BMC at %s answers with System GUID %s, but %q is registered with %s: the address now belongs to another BMC, or the motherboard was replaced",
 			t.Addr, g, t.Name, t.Expected.String())
-		return o
+		return
 	}
 	o.State = state.Connectable
-	o.Message = fmt.Sprintf("session opened with %v, identity confirmed", sess.Suite())
+	o.Message = fmt.Sprintf("session opened with %v, identity confirmed", suite)
 	if t.Expected.Zero() {
-		o.Message = fmt.Sprintf("session opened with %v (no GUID registered to compare)", sess.Suite())
+		o.Message = fmt.Sprintf("session opened with %v (no GUID registered to compare)", suite)
 	}
-	return o
 }
 
 // degradedRetransmits is how many retransmissions within one check mark a
 // Connectable BMC Degraded: it answers, but only after retries.
 const degradedRetransmits = 2
 
-func (t Target) privilege() ipmi.Privilege {
+func (t *Target) privilege() ipmi.Privilege {
 	if t.Privilege == 0 {
 		return ipmi.PrivilegeAdministrator
 	}
@@ -182,7 +207,7 @@ func isCompletion(err error) bool {
 
 // fail fills o from err. answered says whether the BMC has said anything
 // usable during this check (so silence now means it stalled).
-func fail(o Observation, t Target, err error, answered bool) Observation {
+func fail(o *Observation, t *Target, err error, answered bool) {
 	o.Err = err
 	o.Evidence.Error = err.Error()
 	var se *ipmi.StageError
@@ -202,19 +227,18 @@ func fail(o Observation, t Target, err error, answered bool) Observation {
 			o.State, o.Reason = state.Invalid, state.ReasonGUIDMismatch
 			o.Message = fmt.Sprintf("the BMC at %s refuses the password and names System GUID %s in RAKP 2, but %q is registered with %s: the address now belongs to another BMC (addresses swapped or reused), or the motherboard was replaced",
 				t.Addr, g, t.Name, t.Expected.String())
-			return o
+			return
 		}
 	}
 	if o.Reason == state.ReasonBusy {
 		o.Conditions = append(o.Conditions, state.Busy)
 	}
 	o.Message = message(o, t, err)
-	return o
 }
 
 // slowRTT is the typical reply time seen in this check, in ms, when it is
 // slow enough to explain a budget running out (≥ 100 ms); else 0.
-func slowRTT(o Observation) float64 {
+func slowRTT(o *Observation) float64 {
 	r := o.Evidence.PingRTTMS
 	if a, ok := o.Evidence.RTTMS[string(ipmi.StageAuthCaps)]; ok && a > r {
 		r = a
@@ -261,7 +285,7 @@ func Classify(err error, answered bool) (state.OOB, state.Reason) {
 	}
 }
 
-func message(o Observation, t Target, err error) string {
+func message(o *Observation, t *Target, err error) string {
 	user := fmt.Sprintf("%q", t.User)
 	switch o.Reason {
 	case state.ReasonSilent:
@@ -308,7 +332,7 @@ func stageOf(err error) string {
 	return "the session"
 }
 
-func (t Target) timeout() time.Duration {
+func (t *Target) timeout() time.Duration {
 	if t.Timeout <= 0 {
 		return DefaultTimeout
 	}
