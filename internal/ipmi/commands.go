@@ -20,15 +20,15 @@ type AuthCaps struct {
 	AuthStraight bool `json:"auth_straight_password"`
 	AuthOEM      bool `json:"auth_oem"`
 	// Login status.
-	KGNonZero       bool `json:"kg_set"`
-	PerMsgAuthOff   bool `json:"per_message_auth_disabled"`
-	UserLevelAuthOf bool `json:"user_level_auth_disabled"`
-	NonNullUsers    bool `json:"non_null_users"`
-	NullUsers       bool `json:"null_users"`
-	Anonymous       bool `json:"anonymous_login"`
-	IPMI15          bool `json:"ipmi15"`
-	IPMI20          bool `json:"ipmi20"`
-	OEMID           uint32
+	KGNonZero       bool   `json:"kg_set"`
+	PerMsgAuthOff   bool   `json:"per_message_auth_disabled"`
+	UserLevelAuthOf bool   `json:"user_level_auth_disabled"`
+	NonNullUsers    bool   `json:"non_null_users"`
+	NullUsers       bool   `json:"null_users"`
+	Anonymous       bool   `json:"anonymous_login"`
+	IPMI15          bool   `json:"ipmi15"`
+	IPMI20          bool   `json:"ipmi20"`
+	OEMID           uint32 `json:"oem_id"`
 }
 
 // parseAuthCaps decodes the response data (after the completion code).
