@@ -127,7 +127,10 @@ func (e *Engine) Open(ctx context.Context, addr netip.AddrPort, cr Credentials) 
 		suiteList = preferFirst(suiteList, CipherSuite(last-1))
 	}
 
-	if err := acquire(ctx, p.sess, requestTimeout(ctx)); err != nil {
+	// The BMC's session may be held by another of our operations (power,
+	// diagnosis) for a few exchanges: wait up to three request limits for
+	// it, as long as the three handshake messages may take.
+	if err := acquire(ctx, p.sess, 3*requestTimeout(ctx)); err != nil {
 		return nil, &StageError{Stage: StageOpenSession, Err: err}
 	}
 	s := &Session{e: e, p: p, Privilege: cr.Privilege}
