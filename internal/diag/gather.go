@@ -263,7 +263,9 @@ func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) F
 
 // history reads the stored transitions and the audit log.
 func (x *Executor) history(ctx context.Context, m store.Machine, a store.Account, cs store.ChannelState, h *History) {
-	if a.CredentialsChangedAt.After(a.CreatedAt.Add(time.Second)) {
+	// The store sets both to the same instant when the account is created:
+	// any later credentials time is an edit, however soon after.
+	if a.CredentialsChangedAt.After(a.CreatedAt) {
 		h.CredentialsChangedAt = a.CredentialsChangedAt
 	}
 	if cs.State == state.Connectable {

@@ -128,8 +128,8 @@ func TestExecutorLockoutGuard(t *testing.T) {
 	if !rep.Facts.History.LeftConnectable || !rep.Facts.History.LastConnectable.Equal(refused.UTC().Round(0)) && !rep.Facts.History.LastConnectable.Equal(refused) {
 		t.Errorf("history %+v", rep.Facts.History)
 	}
-	// After an edit of the credentials the account is tried again.
-	time.Sleep(1100 * time.Millisecond) // an edit counts from a second after the creation
+	// After an edit of the credentials the account is tried again — an
+	// edit right after the account was created counts too.
 	a.CredentialsChangedAt = time.Now()
 	if err := e.st.UpdateAccount(ctx, &a); err != nil {
 		t.Fatal(err)
