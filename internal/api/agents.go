@@ -63,11 +63,11 @@ func (a *API) revokeAgent(w http.ResponseWriter, r *http.Request, actor manager.
 	if err != nil {
 		return err
 	}
-	s := r.PathValue("id")
-	id, perr := strconv.ParseInt(s, 10, 64)
-	if perr != nil || id < 1 {
-		return invalid("id", "%q is not an agent ID (a positive whole number)", s)
+	id, err := idParam(r, "agent")
+	if err != nil {
+		return err
 	}
+	s := r.PathValue("id")
 	defer func() { a.audit(r, actor, "agent.revoke", s, "", err) }()
 	st, err := h.Revoke(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -87,11 +87,11 @@ func (a *API) agentOp(w http.ResponseWriter, r *http.Request, actor manager.Acto
 	if err != nil {
 		return err
 	}
-	s := r.PathValue("id")
-	id, perr := strconv.ParseInt(s, 10, 64)
-	if perr != nil || id < 1 {
-		return invalid("id", "%q is not an agent ID (a positive whole number)", s)
+	id, err := idParam(r, "agent")
+	if err != nil {
+		return err
 	}
+	s := r.PathValue("id")
 	var in wire.AgentOpRequest
 	if err := decode(w, r, MaxBody, &in); err != nil {
 		return err

@@ -162,11 +162,12 @@ func intParam(q url.Values, name string, lo, hi int64) (int64, error) {
 	return n, nil
 }
 
-func idParam(r *http.Request) (int64, error) {
+// idParam reads the path's {id}, the ID of a what ("account", "agent").
+func idParam(r *http.Request, what string) (int64, error) {
 	s := r.PathValue("id")
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 1 {
-		return 0, invalid("id", "%q is not an account ID (a positive whole number)", s)
+		return 0, invalid("id", "%q is not an %s ID (a positive whole number)", s, what)
 	}
 	return n, nil
 }
@@ -419,7 +420,7 @@ func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, _ manager.Act
 }
 
 func (a *API) getAccount(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
-	id, err := idParam(r)
+	id, err := idParam(r, "account")
 	if err != nil {
 		return err
 	}
@@ -461,7 +462,7 @@ func (a *API) addAccount(w http.ResponseWriter, r *http.Request, actor manager.A
 }
 
 func (a *API) patchAccount(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
-	id, err := idParam(r)
+	id, err := idParam(r, "account")
 	if err != nil {
 		return err
 	}
@@ -481,7 +482,7 @@ func (a *API) patchAccount(w http.ResponseWriter, r *http.Request, actor manager
 }
 
 func (a *API) deleteAccount(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
-	id, err := idParam(r)
+	id, err := idParam(r, "account")
 	if err != nil {
 		return err
 	}
