@@ -90,69 +90,43 @@ const (
 	listKind
 )
 
-// machineField is the kind of a machine's field name and a bit of its
-// own, or unknownField; it must agree with fieldNames and Machine's record
-// methods.
-func machineField(name string) (fieldKind, uint32) {
-	switch name {
-	case "name":
-		return textKind, 1 << 0
-	case "guid":
-		return textKind, 1 << 1
-	case "address":
-		return textKind, 1 << 2
-	case "port":
-		return intKind, 1 << 3
-	case "user":
-		return textKind, 1 << 4
-	case "protocol":
-		return textKind, 1 << 5
-	case "password_file":
-		return textKind, 1 << 6
-	case "password_env":
-		return textKind, 1 << 7
-	case "cipher_suite":
-		return intKind, 1 << 8
-	case "privilege":
-		return textKind, 1 << 9
-	case "enclosure":
-		return textKind, 1 << 10
-	case "slot":
-		return intKind, 1 << 11
-	case "group":
-		return textKind, 1 << 12
-	case "role":
-		return textKind, 1 << 13
-	case "tags":
-		return listKind, 1 << 14
-	case "spare":
-		return boolKind, 1 << 15
-	}
-	return unknownField, 0
-}
+// machineField and enclosureField give a field name's kind and a bit of
+// its own (unknownField, 0 for a name that is not a field), derived from
+// fieldNames, enclosureFieldNames and the record methods.
+var (
+	machineField   = fieldTable(fieldNames, &Machine{})
+	enclosureField = fieldTable(enclosureFieldNames, &Enclosure{})
+)
 
-// enclosureField is machineField for an enclosure's fields; it must agree
-// with enclosureFieldNames and Enclosure's record methods.
-func enclosureField(name string) (fieldKind, uint32) {
-	switch name {
-	case "name":
-		return textKind, 1 << 0
-	case "address":
-		return textKind, 1 << 1
-	case "port":
-		return intKind, 1 << 2
-	case "user":
-		return textKind, 1 << 3
-	case "protocol":
-		return textKind, 1 << 4
-	case "password_file":
-		return textKind, 1 << 5
-	case "password_env":
-		return textKind, 1 << 6
-	case "slots":
-		return intKind, 1 << 7
+// fieldTable derives the kind of each of names from r's record methods,
+// and gives each name the bit of its place in names (at most 32).
+func fieldTable(names []string, r record) func(string) (fieldKind, uint32) {
+	type spec struct {
+		kind fieldKind
+		bit  uint32
 	}
-	return unknownField, 0
+	t := make(map[string]spec, len(names))
+	for i, name := range names {
+		k := unknownField
+		switch {
+		case r.textField(name) != nil:
+			k = textKind
+		case r.intField(name) != nil:
+			k = intKind
+		case r.boolField(name) != nil:
+			k = boolKind
+		case r.listField(name) != nil:
+			k = listKind
+		}
+		t[name] = spec{k, 1 << i}
+	}
+	return func(name string) (fieldKind, uint32) {
+		s, ok := t[name]
+		if !ok {
+			return unknownField, 0
+		}
+		return s.kind, s.bit
+	}
 }
 
 // fastParser reads src a line at a time.
