@@ -716,7 +716,7 @@ func (x *Executor) owner(ctx context.Context, m store.Machine, protocol, reporte
 			continue
 		}
 		cg, err := guid.Parse(c.GUID)
-		if err != nil || !(cg.Matches(g) || g.Matches(cg)) {
+		if err != nil || !guid.Same(cg, g) {
 			continue
 		}
 		o.Name = c.Name
@@ -771,7 +771,7 @@ func (x *Executor) swapCheck(ctx context.Context, m store.Machine, o *Owner) *Sw
 	sc.GUID = obs.GUID
 	mine, err1 := guid.Parse(m.GUID)
 	got, err2 := guid.Parse(obs.GUID)
-	sc.Ours = err1 == nil && err2 == nil && (mine.Matches(got) || got.Matches(mine))
+	sc.Ours = err1 == nil && err2 == nil && guid.Same(mine, got)
 	return sc
 }
 

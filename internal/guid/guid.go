@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -138,8 +139,74 @@ func (g GUID) String() string { return g.In(g.Layout()) }
 // Matches reports whether spelled (as returned by [Parse]) names the raw
 // GUID g in any of the three layouts.
 func (g GUID) Matches(spelled GUID) bool {
-	return g == FromRFC4122(spelled) || g == FromSMBIOS(spelled) || g == FromIPMI(spelled)
+	_, ok := g.MatchLayout(spelled)
+	return ok
 }
+
+// layouts are the three readings, in the order [GUID.Layout] tries them.
+var layouts = [...]Layout{LayoutIPMI, LayoutSMBIOS, LayoutRFC4122}
+
+// MatchLayout reports the layout in which spelled names the raw GUID g —
+// the layout the operator wrote it in — and whether there is one. Where
+// several fit (a GUID symmetric under a swap), g's detected layout wins, so
+// the choice is the same wherever it is made.
+func (g GUID) MatchLayout(spelled GUID) (Layout, bool) {
+	if d := g.Layout(); g.In(d) == format(spelled) {
+		return d, true
+	}
+	for _, l := range layouts {
+		if g.in(l) == spelled {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+// Same reports whether two spellings (as returned by [Parse], each in any
+// layout) can name one raw GUID: the comparison for two GUIDs an operator
+// or a tool wrote down, such as a new registration against a stored one.
+func Same(a, b GUID) bool {
+	rb := b.Raws()
+	for _, ra := range a.Raws() {
+		if slices.Contains(rb[:], ra) {
+			return true
+		}
+	}
+	return false
+}
+
+// Raws is every raw GUID the spelling could name, one per layout: two
+// spellings are [Same] exactly when their Raws share one, so an index keyed
+// by Raws finds duplicates in one pass.
+func (g GUID) Raws() [3]GUID {
+	return [3]GUID{from(layouts[0], g), from(layouts[1], g), from(layouts[2], g)}
+}
+
+// from is the raw GUID whose rendering in layout l is spelled.
+func from(l Layout, spelled GUID) GUID {
+	switch l {
+	case LayoutIPMI:
+		return FromIPMI(spelled)
+	case LayoutSMBIOS:
+		return FromSMBIOS(spelled)
+	}
+	return FromRFC4122(spelled)
+}
+
+// in is g's bytes as rendered in layout l (the inverse of from).
+func (g GUID) in(l Layout) GUID {
+	switch l {
+	case LayoutIPMI:
+		return reverse(g)
+	case LayoutSMBIOS:
+		return smbiosSwap(g)
+	}
+	return g
+}
+
+// Spelling is the text of a spelled GUID in the canonical form the store
+// keeps (lower case, dashed 8-4-4-4-12): what the operator registered.
+func (g GUID) Spelling() string { return format(g) }
 
 // Renderings is the GUID in every layout, for evidence and JSON output.
 type Renderings struct {

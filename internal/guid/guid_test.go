@@ -81,3 +81,64 @@ func TestLayoutDetection(t *testing.T) {
 		t.Error("matching must not depend on detection")
 	}
 }
+
+// Every spelling of one GUID matches in the layout it was written in, and
+// the raw GUID rendered in that layout reads exactly as spelled.
+func TestMatchLayoutPrintsAsSpelled(t *testing.T) {
+	// The first field of a pyghmi-style GUID: random bytes in RFC 4122
+	// order, whose detected layout is not RFC 4122.
+	raws := []GUID{
+		{0x7d, 0x44, 0x48, 0x40, 0x9d, 0xc0, 0x4b, 0x46, 0xa0, 0x6f, 0x9f, 0x26, 0xa8, 0xd1, 0xb0, 0xe4},
+		{0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10},
+		FromIPMI(GUID{0x7d, 0x44, 0x48, 0x40, 0x9d, 0xc0, 0x4b, 0x46, 0xa0, 0x6f, 0x9f, 0x26, 0xa8, 0xd1, 0xb0, 0xe4}),
+	}
+	for _, raw := range raws {
+		for _, l := range layouts {
+			spelled, err := Parse(strings.ToUpper(raw.In(l)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := raw.MatchLayout(spelled)
+			if !ok || raw.In(got) != spelled.Spelling() {
+				t.Errorf("raw %s spelled in %s: matched %v in %q, renders %s, registered %s", raw.Hex(), l, ok, got, raw.In(got), spelled.Spelling())
+			}
+		}
+		other := raw
+		other[3] ^= 1
+		if _, ok := raw.MatchLayout(other); ok {
+			t.Errorf("raw %s matched another GUID", raw.Hex())
+		}
+	}
+	// A symmetric GUID fits several layouts: the detected one wins.
+	sym, _ := Parse("00000000-0000-4000-8000-000000000000")
+	if l, ok := sym.MatchLayout(sym); !ok || l != sym.Layout() {
+		t.Errorf("symmetric: %s %v, detected %s", l, ok, sym.Layout())
+	}
+}
+
+// Two spellings of one GUID in different layouts are the same GUID — the
+// case the old pairwise check (a.Matches(b) || b.Matches(a)) missed: one
+// copied from dmidecode (SMBIOS), one from an IPMI-layout tool.
+func TestSameAcrossLayouts(t *testing.T) {
+	raw := GUID{0x7d, 0x44, 0x48, 0x40, 0x9d, 0xc0, 0x4b, 0x46, 0xa0, 0x6f, 0x9f, 0x26, 0xa8, 0xd1, 0xb0, 0xe4}
+	for _, a := range layouts {
+		for _, b := range layouts {
+			sa, _ := Parse(raw.In(a))
+			sb, _ := Parse(raw.In(b))
+			if !Same(sa, sb) {
+				t.Errorf("%s spelling and %s spelling of one GUID are not Same", a, b)
+			}
+		}
+	}
+	smb, _ := Parse(raw.SMBIOS())
+	ipm, _ := Parse(raw.IPMI())
+	if smb.Matches(ipm) || ipm.Matches(smb) {
+		t.Fatal("premise: the pairwise check was to miss SMBIOS vs IPMI spellings")
+	}
+	other := raw
+	other[0] ^= 0x80
+	so, _ := Parse(other.RFC4122())
+	if Same(so, smb) {
+		t.Error("a different GUID is Same")
+	}
+}

@@ -76,7 +76,7 @@ func (m *Manager) Adopt(ctx context.Context, actor Actor, name, g string) (err e
 		return err
 	}
 	if cur, perr := guid.Parse(mc.GUID); perr == nil {
-		if ng, _ := guid.Parse(canon); cur.Matches(ng) || ng.Matches(cur) {
+		if ng, _ := guid.Parse(canon); guid.Same(cur, ng) {
 			return fieldErr("guid", "the machine already has this GUID")
 		}
 	}

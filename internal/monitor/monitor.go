@@ -152,6 +152,9 @@ type known struct {
 	suite       int  // cipher suite of the last session
 	insecure    bool // the last full check found the BMC insecure
 	sinceFull   int  // light checks since the last full one
+	// layout is the layout the registered GUID last matched in, so that a
+	// mismatch shows the stranger's GUID the way the operator writes GUIDs.
+	layout guid.Layout
 }
 
 // New returns a monitor over st.
@@ -261,9 +264,8 @@ func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	c.machineID = mc.ID
 	c.machine = mc.Name
 	c.enclosure = mc.Enclosure
-	c.expected = guid.GUID{}
-	if g, err := guid.Parse(mc.GUID); err == nil {
-		c.expected = g
+	if g, err := guid.Parse(mc.GUID); err != nil || g != c.expected {
+		c.expected, c.layout = g, ""
 	}
 	c.register = mc.Registering && mc.GUID == ""
 }
@@ -589,7 +591,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	gen := c.editGen
 	t := probe.Target{
 		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
-		Expected: c.expected, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
+		Expected: c.expected, ExpectedLayout: c.layout, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
 		Timeout: m.cfg.Timeout, Addr: c.addr,
 	}
 	// A BMC that answered last time gets the light re-check, with the
@@ -696,6 +698,9 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 	if obs.Evidence.Power != "" {
 		k.power = obs.Evidence.Power
 	}
+	if m := obs.Evidence.GUIDMatch; m != nil && *m {
+		k.layout = obs.Evidence.GUIDLayout
+	}
 	if obs.GUID != "" {
 		k.seenGUID = obs.GUID
 	}
@@ -769,6 +774,7 @@ func (m *Monitor) pin(ctx context.Context, machineID int64, machine, g string) {
 			if c.machineID == machineID {
 				c.register = false
 				c.expected, _ = guid.Parse(g)
+				c.layout = ""
 			}
 		}
 		m.mu.Unlock()

@@ -51,7 +51,7 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 	*o = Observation{Name: t.Name, Host: t.Addr.String(), Protocol: "ipmi", At: start}
 	o.Evidence.RTTMS = map[string]float64{}
 	if !t.Expected.Zero() {
-		o.Expected = t.Expected.String()
+		o.Expected = t.Expected.Spelling()
 	}
 	timeout := t.Timeout
 	if timeout <= 0 {
@@ -187,18 +187,11 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 // locals stay out of sessionChecks' frame, which is on the stack through
 // the whole handshake.)
 func identify(o *Observation, t *Target, g guid.GUID, suite ipmi.CipherSuite) {
-	r := g.Renderings()
-	o.Evidence.GUID = &r
-	o.GUID = g.String()
 	if len(o.Evidence.Insecure) > 0 {
 		o.Conditions = append(o.Conditions, state.Insecure)
 	}
-	if !t.Expected.Zero() && !g.Matches(t.Expected) {
-		er := t.Expected.Renderings()
-		o.Evidence.Expected = &er
-		o.State, o.Reason = state.Invalid, state.ReasonGUIDMismatch
-		o.Message = fmt.Sprintf("the BMC at %s answers with System GUID %s, but %q is registered with %s: the address now belongs to another BMC, or the motherboard was replaced",
-			t.Addr, g, t.Name, t.Expected.String())
+	if !identity(o, t, g, g.Renderings()) {
+		mismatch(o, t, "answers with System GUID")
 		return
 	}
 	o.State = state.Connectable
@@ -239,15 +232,13 @@ func fail(o *Observation, t *Target, err error, answered bool) {
 	// A refused password from a BMC that names another GUID in RAKP 2: the
 	// address answers as a different BMC (addresses swapped or reused).
 	if se != nil && se.BMCGUID != ([16]byte{}) && !t.Expected.Zero() && errors.Is(err, ipmi.ErrAuth) {
-		if g := guid.GUID(se.BMCGUID); !g.Matches(t.Expected) {
-			r, er := g.Renderings(), t.Expected.Renderings()
-			o.Evidence.GUID, o.Evidence.Expected, o.Evidence.GUIDSource = &r, &er, "rakp2"
-			o.GUID = g.String()
-			o.State, o.Reason = state.Invalid, state.ReasonGUIDMismatch
-			o.Message = fmt.Sprintf("the BMC at %s refuses the password and names System GUID %s in RAKP 2, but %q is registered with %s: the address now belongs to another BMC (addresses swapped or reused), or the motherboard was replaced",
-				t.Addr, g, t.Name, t.Expected.String())
+		if g := guid.GUID(se.BMCGUID); !identity(o, t, g, g.Renderings()) {
+			o.Evidence.GUIDSource = "rakp2"
+			mismatch(o, t, "refuses the password and names in RAKP 2 System GUID")
 			return
 		}
+		// The same GUID: the password is what was refused.
+		o.GUID, o.Evidence.GUID, o.Evidence.GUIDLayout, o.Evidence.GUIDMatch = "", nil, "", nil
 	}
 	if o.Reason == state.ReasonBusy {
 		o.Conditions = append(o.Conditions, state.Busy)

@@ -5,6 +5,7 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -30,10 +31,14 @@ type Target struct {
 	Password []byte
 	// Expected is the registered System GUID as spelled (any layout); the
 	// zero GUID means none registered.
-	Expected    guid.GUID
-	CipherSuite int // 0: automatic
-	Privilege   ipmi.Privilege
-	Timeout     time.Duration
+	Expected guid.GUID
+	// ExpectedLayout is the layout Expected was last seen to match in, if
+	// known (the monitor remembers it): a mismatch then shows the GUID the
+	// BMC gave in the operator's layout, not only in the BMC's.
+	ExpectedLayout guid.Layout
+	CipherSuite    int // 0: automatic
+	Privilege      ipmi.Privilege
+	Timeout        time.Duration
 	// Light makes a routine re-check of a BMC that answered last time: no
 	// presence ping, no auth capabilities, no Get Device ID — the session,
 	// its GUID and the chassis status only (6 datagrams instead of 9).
@@ -52,8 +57,12 @@ type Observation struct {
 	Reason     state.Reason      `json:"reason,omitempty"`
 	Conditions []state.Condition `json:"conditions,omitempty"`
 	// Message says what happened in the operator's words.
-	Message   string    `json:"message"`
-	GUID      string    `json:"guid,omitempty"` // SMBIOS rendering of what the BMC reported
+	Message string `json:"message"`
+	// GUID is what the BMC reported, rendered in the layout the registered
+	// GUID is written in when they match (so equal GUIDs print equal), else
+	// in the operator's last-seen layout or the BMC's own (Evidence.GUIDLayout).
+	GUID string `json:"guid,omitempty"`
+	// Expected is the registered GUID as the operator registered it.
 	Expected  string    `json:"expected_guid,omitempty"`
 	ElapsedMS float64   `json:"elapsed_ms"`
 	At        time.Time `json:"at"`
@@ -85,8 +94,13 @@ type Evidence struct {
 	Chassis        *ipmi.ChassisStatus `json:"chassis,omitempty"`
 	Power          string              `json:"power,omitempty"` // on | off
 	GUID           *guid.Renderings    `json:"guid,omitempty"`
-	GUIDSource     string              `json:"guid_source,omitempty"` // get_system_guid | rakp2
-	Expected       *guid.Renderings    `json:"expected,omitempty"`
+	GUIDSource     string              `json:"guid_source,omitempty"` // get_system_guid | rakp2 | redfish_system_uuid
+	// GUIDLayout is the layout Observation.GUID is rendered in; the BMC's
+	// own layout is GUID.Layout (detected_layout).
+	GUIDLayout guid.Layout `json:"guid_layout,omitempty"`
+	// GUIDMatch says whether the reported GUID is the registered one
+	// (absent when none is registered).
+	GUIDMatch *bool `json:"guid_match,omitempty"`
 
 	// Requests are the exchanges the check made (a retransmission is not
 	// a new request), Retransmits their retransmissions, Timeouts the
@@ -99,6 +113,37 @@ type Evidence struct {
 
 	// Redfish is what a Redfish check saw (nil for IPMI).
 	Redfish *RedfishEvidence `json:"redfish,omitempty"`
+}
+
+// identity compares the raw GUID g the BMC reported with the registered
+// one — the one comparison every check makes — and fills the observation's
+// GUID fields; it reports whether they match (true when none is
+// registered). r is g's renderings, with detected_layout already decided by
+// the caller.
+func identity(o *Observation, t *Target, g guid.GUID, r guid.Renderings) bool {
+	o.Evidence.GUID = &r
+	if t.Expected.Zero() {
+		o.GUID, o.Evidence.GUIDLayout = g.In(r.Layout), r.Layout
+		return true
+	}
+	l, ok := g.MatchLayout(t.Expected)
+	if !ok {
+		l = t.ExpectedLayout
+		if l == "" {
+			l = r.Layout
+		}
+	}
+	o.GUID, o.Evidence.GUIDLayout = g.In(l), l
+	o.Evidence.GUIDMatch = &ok
+	return ok
+}
+
+// mismatch is the Invalid verdict's words: what the BMC said, in which
+// layout, and what is registered, as registered.
+func mismatch(o *Observation, t *Target, says string) {
+	o.State, o.Reason = state.Invalid, state.ReasonGUIDMismatch
+	o.Message = fmt.Sprintf("the BMC at %s %s %s (%s layout), but %q is registered with %s: the address now belongs to another BMC (addresses swapped or reused), or the motherboard was replaced",
+		t.Addr, says, o.GUID, o.Evidence.GUIDLayout, t.Name, o.Expected)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,18 +86,34 @@ func TestCheckAgainstRealUDP(t *testing.T) {
 		}
 	}
 
-	// Expected GUID in each of the three layouts matches; another does not.
-	for _, spelled := range []string{raw.RFC4122(), raw.SMBIOS(), raw.IPMI()} {
+	// Expected GUID in each of the three layouts matches, and the GUID the
+	// BMC gave prints exactly as registered (the layout it used is separate
+	// evidence); another GUID does not match.
+	for _, spelled := range []string{raw.RFC4122(), raw.SMBIOS(), raw.IPMI(), "{" + strings.ToUpper(raw.Hex()) + "}"} {
 		tg := target(bmc.Addr, ipmitest.Password)
 		tg.Expected, _ = guid.Parse(spelled)
-		if o := check(ctx, tg); o.State != state.Connectable {
-			t.Errorf("expected %s: %s %s", spelled, o.State, o.Message)
+		o := check(ctx, tg)
+		if o.State != state.Connectable || o.GUID != o.Expected || o.Expected != tg.Expected.Spelling() {
+			t.Errorf("expected %s: %s %s: guid %s, expected_guid %s", spelled, o.State, o.Message, o.GUID, o.Expected)
+		}
+		if o.Evidence.GUID.Layout != raw.Layout() || o.Evidence.GUIDMatch == nil || !*o.Evidence.GUIDMatch {
+			t.Errorf("expected %s: evidence %+v", spelled, o.Evidence)
 		}
 	}
 	tg := target(bmc.Addr, ipmitest.Password)
 	tg.Expected, _ = guid.Parse("00000000-1111-2222-3333-444444444444")
-	if o := check(ctx, tg); o.State != state.Invalid || o.Reason != state.ReasonGUIDMismatch || o.Evidence.Expected == nil {
+	o = check(ctx, tg)
+	if o.State != state.Invalid || o.Reason != state.ReasonGUIDMismatch || o.Evidence.GUIDMatch == nil || *o.Evidence.GUIDMatch {
 		t.Errorf("mismatch: %+v", o)
+	}
+	if o.Expected != "00000000-1111-2222-3333-444444444444" || !strings.Contains(o.Message, o.Expected) || !strings.Contains(o.Message, raw.String()) {
+		t.Errorf("mismatch names %q / %q: %s", o.Expected, o.GUID, o.Message)
+	}
+	// Where the registered GUID was last seen in another layout, the
+	// stranger's GUID is shown in that one.
+	tg.ExpectedLayout = guid.LayoutRFC4122
+	if o = check(ctx, tg); o.GUID != raw.RFC4122() || o.Evidence.GUIDLayout != guid.LayoutRFC4122 || !strings.Contains(o.Message, raw.RFC4122()) {
+		t.Errorf("mismatch in the operator's layout: %s (%s): %s", o.GUID, o.Evidence.GUIDLayout, o.Message)
 	}
 
 	o = check(ctx, target(bmc.Addr, "not-the-password"))

@@ -139,7 +139,7 @@ func checkRedfish(ctx context.Context, tr http.RoundTripper, pins CertPins, t Ta
 	ev := &RedfishEvidence{}
 	o.Evidence.Redfish = ev
 	if !t.Expected.Zero() {
-		o.Expected = t.Expected.String()
+		o.Expected = t.Expected.Spelling()
 	}
 	timeout := t.timeout()
 	defer func() { o.ElapsedMS = ms(time.Since(start)) }()
@@ -233,14 +233,9 @@ func checkRedfish(ctx context.Context, tr http.RoundTripper, pins CertPins, t Ta
 	// Redfish spells the UUID as text (RFC 4122 layout): no guessing.
 	r := g.Renderings()
 	r.Layout = guid.LayoutRFC4122
-	o.Evidence.GUID, o.Evidence.GUIDSource = &r, "redfish_system_uuid"
-	o.GUID = g.RFC4122()
-	if !t.Expected.Zero() && !g.Matches(t.Expected) {
-		er := t.Expected.Renderings()
-		o.Evidence.Expected = &er
-		o.State, o.Reason = state.Invalid, state.ReasonGUIDMismatch
-		o.Message = fmt.Sprintf("the BMC at %s reports System UUID %s, but %q is registered with %s: the address now belongs to another BMC, or the motherboard was replaced",
-			t.Addr, g.RFC4122(), t.Name, t.Expected.String())
+	o.Evidence.GUIDSource = "redfish_system_uuid"
+	if !identity(&o, &t, g, r) {
+		mismatch(&o, &t, "reports System UUID")
 		return o
 	}
 	o.State = state.Connectable
