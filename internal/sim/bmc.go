@@ -111,6 +111,7 @@ type counters struct {
 	droppedIn, droppedOut atomic.Uint64
 	corrupted             atomic.Uint64
 	opened, closed        atomic.Uint64
+	closedByClient        atomic.Uint64
 	refused, authFailures atomic.Uint64
 	authAttempts          atomic.Uint64
 	open, maxOpen         atomic.Int64
@@ -138,6 +139,9 @@ type Counters struct {
 	// SessionsClosed counts sessions that ended: Close Session, inactivity
 	// timeout, or a BMC restart.
 	SessionsClosed uint64 `json:"sessions_closed"`
+	// SessionsClosedByClient counts sessions ended by a Close Session
+	// request: opened minus these is what consoles left to expire.
+	SessionsClosedByClient uint64 `json:"sessions_closed_by_client"`
 	// SessionsOpen is the number of sessions open now.
 	SessionsOpen int64 `json:"sessions_open"`
 	// MaxSessionsOpen is the most sessions ever open at the same time.
@@ -244,22 +248,23 @@ func (b *BMC) Counters() Counters {
 	b.reconcile()
 	c := &b.ctr
 	return Counters{
-		PacketsIn:            c.packetsIn.Load(),
-		PacketsOut:           c.packetsOut.Load(),
-		DroppedIn:            c.droppedIn.Load(),
-		DroppedOut:           c.droppedOut.Load(),
-		Corrupted:            c.corrupted.Load(),
-		SessionsOpened:       c.opened.Load(),
-		SessionsClosed:       c.closed.Load(),
-		SessionsOpen:         c.open.Load(),
-		MaxSessionsOpen:      c.maxOpen.Load(),
-		MaxSessionsPerClient: c.maxPerClient.Load(),
-		SessionsRefused:      c.refused.Load(),
-		AuthAttempts:         c.authAttempts.Load(),
-		AuthFailures:         c.authFailures.Load(),
-		InFlight:             c.inflight.Load(),
-		MaxInFlight:          c.maxInflight.Load(),
-		Restarts:             c.restarts.Load(),
+		PacketsIn:              c.packetsIn.Load(),
+		PacketsOut:             c.packetsOut.Load(),
+		DroppedIn:              c.droppedIn.Load(),
+		DroppedOut:             c.droppedOut.Load(),
+		Corrupted:              c.corrupted.Load(),
+		SessionsOpened:         c.opened.Load(),
+		SessionsClosed:         c.closed.Load(),
+		SessionsClosedByClient: c.closedByClient.Load(),
+		SessionsOpen:           c.open.Load(),
+		MaxSessionsOpen:        c.maxOpen.Load(),
+		MaxSessionsPerClient:   c.maxPerClient.Load(),
+		SessionsRefused:        c.refused.Load(),
+		AuthAttempts:           c.authAttempts.Load(),
+		AuthFailures:           c.authFailures.Load(),
+		InFlight:               c.inflight.Load(),
+		MaxInFlight:            c.maxInflight.Load(),
+		Restarts:               c.restarts.Load(),
 	}
 }
 

@@ -48,14 +48,18 @@ func newRegistry() *handlers.Registry {
 	return r
 }
 
-// trackSessionClose notices IPMI 1.5 sessions ending by Close Session
-// (RMCP+ sessions are followed through the session table's removal hook).
+// trackSessionClose counts sessions ended by a Close Session request (not
+// by expiry), and notices IPMI 1.5 sessions ending so (RMCP+ sessions are
+// followed through the session table's removal hook).
 func trackSessionClose(next handlers.Handler) handlers.Handler {
 	return handlers.HandlerFunc(func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
 		rsp, cc, err := next.Handle(ctx, hctx, req)
-		if cc == ccOK && hctx != nil && hctx.V15Session != nil &&
-			hctx.Command.NetFn == types.NetFnAppRequest && hctx.Command.ID == types.CommandCloseSession.ID && len(req) >= 4 {
-			if b := simOf(hctx.BMC.HAL()); b != nil {
+		if cc != ccOK || hctx == nil || hctx.Command.NetFn != types.NetFnAppRequest || hctx.Command.ID != types.CommandCloseSession.ID || len(req) < 4 {
+			return rsp, cc, err
+		}
+		if b := simOf(hctx.BMC.HAL()); b != nil {
+			b.ctr.closedByClient.Add(1)
+			if hctx.V15Session != nil {
 				b.sessionEnded(false, binary.LittleEndian.Uint32(req[0:4]))
 			}
 		}

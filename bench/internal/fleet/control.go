@@ -13,6 +13,7 @@ type Counters struct {
 	PacketsIn            int64 `json:"packets_in"`
 	SessionsOpened       int64 `json:"sessions_opened"`
 	SessionsClosed       int64 `json:"sessions_closed"`
+	ClosedByClient       int64 `json:"sessions_closed_by_client"`
 	SessionsOpen         int64 `json:"sessions_open"`
 	MaxSessionsOpen      int64 `json:"max_sessions_open"`
 	MaxSessionsPerClient int64 `json:"max_sessions_per_client"`
@@ -67,13 +68,21 @@ func (s *Sim) List(timeout time.Duration) (Listing, error) {
 type Totals struct {
 	PacketsIn, SessionsOpened, SessionsClosed, SessionsOpen int64
 	SessionsRefused, AuthAttempts, AuthFailures             int64
+	ClosedByClient                                          int64
 }
+
+// LeftOpen is, over an interval (a Sub), the sessions opened in it that
+// no Close Session ended: what the client that ran then left behind to
+// expire, whatever earlier clients left (SessionsOpen, a level, counts
+// those too).
+func (t Totals) LeftOpen() int64 { return max(0, t.SessionsOpened-t.ClosedByClient) }
 
 // Add adds one BMC's counters.
 func (t *Totals) Add(c Counters) {
 	t.PacketsIn += c.PacketsIn
 	t.SessionsOpened += c.SessionsOpened
 	t.SessionsClosed += c.SessionsClosed
+	t.ClosedByClient += c.ClosedByClient
 	t.SessionsOpen += c.SessionsOpen
 	t.SessionsRefused += c.SessionsRefused
 	t.AuthAttempts += c.AuthAttempts
@@ -87,6 +96,7 @@ func (t Totals) Sub(o Totals) Totals {
 		PacketsIn:       t.PacketsIn - o.PacketsIn,
 		SessionsOpened:  t.SessionsOpened - o.SessionsOpened,
 		SessionsClosed:  t.SessionsClosed - o.SessionsClosed,
+		ClosedByClient:  t.ClosedByClient - o.ClosedByClient,
 		SessionsOpen:    t.SessionsOpen,
 		SessionsRefused: t.SessionsRefused - o.SessionsRefused,
 		AuthAttempts:    t.AuthAttempts - o.AuthAttempts,

@@ -33,6 +33,12 @@ func TestTotals(t *testing.T) {
 	if d := got.Sub(Totals{PacketsIn: 10, SessionsOpened: 3, SessionsOpen: 5}); d.PacketsIn != 6 || d.SessionsOpened != 0 || d.SessionsOpen != 1 || d.AuthFailures != 1 {
 		t.Errorf("Sub = %+v", d)
 	}
+	// Sessions a run opened and did not close itself; an earlier run's
+	// leftovers (the level SessionsOpen) do not count.
+	run := Totals{SessionsOpened: 10, ClosedByClient: 7, SessionsOpen: 12}.Sub(Totals{SessionsOpen: 9})
+	if run.LeftOpen() != 3 || (Totals{SessionsOpened: 1, ClosedByClient: 2}).LeftOpen() != 0 {
+		t.Errorf("LeftOpen = %d", run.LeftOpen())
+	}
 	if _, err := (&Sim{}).List(time.Second); err == nil {
 		t.Error("List without a control API: no error")
 	}
