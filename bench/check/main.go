@@ -55,6 +55,7 @@ type config struct {
 	keep         bool
 	ippPerProc   int
 	redfish      bool // the Redfish row: fleets start with Redfish too
+	peer         string // "" (lightsout sim) or "ipmi_sim": who serves the BMCs
 }
 
 func main() {
@@ -75,6 +76,7 @@ func main() {
 	flag.BoolVar(&c.warmup, "warmup", true, "before the timed runs of a size, one untimed lightsout check pass over the fleet")
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory (outputs of every run)")
 	noRedfish := flag.Bool("no-redfish", false, "skip the Redfish row (lightsout check over Redfish; the fleets then serve IPMI only)")
+	flag.StringVar(&c.peer, "bmcs", "lightsout-sim", "who serves the BMCs: lightsout-sim (our simulator, one process) or ipmi_sim (one OpenIPMI ipmi_sim process per BMC on 127.2.x.y:623: a server nobody here wrote; no Redfish row, no fault run, no session counters)")
 	flag.IntVar(&c.ippPerProc, "ipmipower-hosts-per-process", 0, "split ipmipower's hosts over concurrent processes of at most this many (0: as many as RLIMIT_NOFILE allows, 2 sockets per host)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -89,6 +91,14 @@ func main() {
 	}
 	sort.Ints(c.sizes)
 	c.redfish = !*noRedfish
+	switch c.peer {
+	case "lightsout-sim":
+		c.peer = ""
+	case "ipmi_sim":
+		c.redfish, c.faultRun = false, false
+	default:
+		fatalf(2, "--bmcs: %q is neither lightsout-sim nor ipmi_sim", c.peer)
+	}
 	if c.repeat < 1 || c.parallel < 1 || c.fanout < 1 {
 		fatalf(2, "--repeat, --parallel and --fanout must be at least 1")
 	}
@@ -108,7 +118,7 @@ type bench struct {
 	targets []string
 	failed  bool
 	cleanMu sync.Once
-	sim     *simfleet.Sim
+	sim     server
 	simMu   sync.Mutex
 }
 
@@ -141,7 +151,7 @@ func (b *bench) cleanup() {
 	})
 }
 
-func (b *bench) setSim(s *simfleet.Sim) {
+func (b *bench) setSim(s server) {
 	b.simMu.Lock()
 	b.sim = s
 	b.simMu.Unlock()
@@ -271,8 +281,12 @@ func (b *bench) header() {
 		b.emit(", %s", e.cpu)
 	}
 	b.emit("; kernel %s; %s; RLIMIT_NOFILE %s\n", e.kernel, e.goVersion, e.nofile)
+	if b.cfg.peer == "ipmi_sim" {
+		v, _ := runQuick([]string{"dpkg-query", "-W", "-f", "${Version}", "openipmi"}, childEnv(nil), 10*time.Second)
+		b.emit("- BMCs: one OpenIPMI `ipmi_sim` process per BMC (openipmi %s) on 127.2.x.y:623 — a server nobody here wrote; \"simulator\" below means these processes, and \"sim CPU s\" their CPU time summed\n", strings.TrimSpace(v))
+	}
 	if pin.On {
-		b.emit("- CPU pinning (--pin): the simulator (`lightsout sim`, a separate process) runs on CPU %s, every client on CPU %s (taskset) — each client gets one core, and the simulator does not compete with it; ipmipower split over several processes shares that one core too\n", simCPU, clientCPU)
+		b.emit("- CPU pinning (--pin): the simulator (a separate process or processes) runs on CPU %s, every client on CPU %s (taskset) — each client gets one core, and the simulator does not compete with it; ipmipower split over several processes shares that one core too\n", simCPU, clientCPU)
 	} else {
 		b.emit("- no CPU pinning: the simulator (`lightsout sim`, a separate process) shares all CPUs with the client under test, so wall times measure client + simulator\n")
 	}
@@ -302,10 +316,13 @@ func childEnv(extra []string) []string {
 // then lists Redfish accounts, becomes DIR/fleet-redfish.yaml, and
 // DIR/fleet.yaml is the same fleet with IPMI accounts (port 623) for the
 // IPMI clients.
-func (b *bench) newFleet(tag string, n int, fleetYAML string, redfish bool) (*simfleet.Sim, *fleet, error) {
+func (b *bench) newFleet(tag string, n int, fleetYAML string, redfish bool) (server, *fleet, error) {
 	dir := filepath.Join(b.tmp, tag)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
+	}
+	if b.cfg.peer == "ipmi_sim" {
+		return b.newIPMISimFleet(dir, n)
 	}
 	if _, err := simfleet.WritePassword(filepath.Join(dir, "pw")); err != nil {
 		return nil, nil, err
@@ -375,7 +392,46 @@ func redfishFits(n int) string {
 	return ""
 }
 
-func (b *bench) stopFleet(s *simfleet.Sim) {
+// newIPMISimFleet starts n ipmi_sim processes in dir.
+func (b *bench) newIPMISimFleet(dir string, n int) (server, *fleet, error) {
+	bin, err := exec.LookPath("ipmi_sim")
+	if err != nil {
+		return nil, nil, fmt.Errorf("--bmcs ipmi_sim: ipmi_sim is not installed (Debian package openipmi)")
+	}
+	s, err := startIPMISimFleet(bin, dir, n, b.cfg.readyTimeout)
+	if s != nil {
+		b.setSim(s)
+	}
+	if err != nil {
+		if s != nil {
+			b.stopFleet(s)
+		}
+		return nil, nil, err
+	}
+	f, err := loadFleet(dir)
+	if err != nil {
+		b.stopFleet(s)
+		return nil, nil, fmt.Errorf("reading the written inventory: %v", err)
+	}
+	f.NoRedfish = "ipmi_sim serves no Redfish"
+	// ipmi_sim derives its session keys from the privilege in Open Session
+	// (FreeIPMI's opensesspriv quirk, ipmi-quirks.md): FreeIPMI's tools
+	// need the workaround set by hand, as an operator would, or every
+	// session fails "privilege level cannot be obtained for this user".
+	// lightsout needs no flag.
+	cf, err := os.OpenFile(f.Conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = cf.WriteString("workaround-flags opensesspriv\n")
+		cf.Close()
+	}
+	if err != nil {
+		b.stopFleet(s)
+		return nil, nil, err
+	}
+	return s, f, nil
+}
+
+func (b *bench) stopFleet(s server) {
 	s.Stop()
 	b.setSim(nil)
 }
@@ -596,7 +652,7 @@ const simAPITimeout = 60 * time.Second
 
 // runClient runs one client against a fleet (repeat times), and reads the
 // simulator's CPU time and counters around the run.
-func (b *bench) runClient(c client, s *simfleet.Sim, f *fleet, tag string) *row {
+func (b *bench) runClient(c client, s server, f *fleet, tag string) *row {
 	r := b.prepareRow(c, f)
 	for i := 0; i < b.cfg.repeat && r.c.skip == ""; i++ {
 		if !b.runOnce(r, s, f, tag, i) {
@@ -631,7 +687,7 @@ func (b *bench) prepareRow(c client, f *fleet) *row {
 
 // runOnce runs r's client once (run i) and keeps the attempt; false when
 // the simulator is gone.
-func (b *bench) runOnce(r *row, s *simfleet.Sim, f *fleet, tag string, i int) bool {
+func (b *bench) runOnce(r *row, s server, f *fleet, tag string, i int) bool {
 	c := r.c
 	if !s.Alive() {
 		r.note = append(r.note, "the simulator exited: "+s.StderrTail())
@@ -866,6 +922,11 @@ func (b *bench) sizeTable(sr *sizeResult, f *fleet) {
 		}
 	}
 	// What the simulator saw.
+	if b.cfg.peer == "ipmi_sim" {
+		b.emit("\nipmi_sim keeps no session counters the benchmark can read: no datagram or session table for this fleet. FreeIPMI's tools ran with `workaround-flags opensesspriv` in their config file (ipmi_sim derives session keys from the Open Session privilege); lightsout and go-ipmi ran without any flag.\n")
+		b.emitCommands(sr)
+		return
+	}
 	b.emit("\nAs the simulator saw each run (sums over all BMCs):\n\n")
 	hdr2 := []string{"tool", "datagrams in", "per host", "sessions opened", "auth attempts", "sessions refused", "left open"}
 	var rows2 [][]string
@@ -890,6 +951,10 @@ func (b *bench) sizeTable(sr *sizeResult, f *fleet) {
 			strconv.FormatInt(r.sim.LeftOpen(), 10)})
 	}
 	b.emit("%s", markdown.Table(hdr2, rows2, []bool{false, true, true, true, true, true, true}))
+	b.emitCommands(sr)
+}
+
+func (b *bench) emitCommands(sr *sizeResult) {
 	b.emit("\nCommands (DIR is the fleet's scratch directory):\n\n")
 	for _, r := range sr.rows {
 		if r.cmd != "" {
