@@ -54,7 +54,7 @@ type config struct {
 	warmup       bool
 	keep         bool
 	ippPerProc   int
-	redfish      bool // the Redfish row: fleets start with Redfish too
+	redfish      bool   // the Redfish row: fleets start with Redfish too
 	peer         string // "" (lightsout sim) or "ipmi_sim": who serves the BMCs
 }
 
