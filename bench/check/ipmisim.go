@@ -28,6 +28,8 @@ type server interface {
 	Alive() bool
 	StderrTail() string
 	// CPUSeconds is the server side's CPU time so far (all its processes).
+	// ipmi_sim's is time on a CPU from schedstat: each of hundreds of
+	// processes runs for less than the 10 ms tick /proc/PID/stat counts in.
 	CPUSeconds() float64
 	// Totals are the server's session counters; an error where it keeps
 	// none.
@@ -182,7 +184,7 @@ func (f *ipmiSimFleet) StderrTail() string {
 func (f *ipmiSimFleet) CPUSeconds() float64 {
 	var s float64
 	for _, c := range f.procs {
-		v, _ := proc.CPUSeconds(c.Process.Pid)
+		v, _ := proc.RunSeconds(c.Process.Pid)
 		s += v
 	}
 	return s

@@ -2,6 +2,7 @@ package proc
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -121,6 +122,26 @@ func TestEnv(t *testing.T) {
 func TestReadings(t *testing.T) {
 	if _, err := CPUSeconds(os.Getpid()); err != nil {
 		t.Error(err)
+	}
+	// A child that works briefly, then blocks reading its stdin: its run
+	// time is the work, though under a tick.
+	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; read x")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { in.Close(); cmd.Wait() }()
+	var run float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if run, err = RunSeconds(cmd.Process.Pid); err != nil || run > 0.001 {
+			break
+		}
+	}
+	if err != nil || run <= 0.001 {
+		t.Errorf("RunSeconds of a working child = %v, %v", run, err)
 	}
 	m, err := ReadMem(os.Getpid())
 	if err != nil || m.RSS <= 0 || m.HWM < m.RSS || m.Threads < 1 || m.FDs < 3 {

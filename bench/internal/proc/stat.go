@@ -79,3 +79,32 @@ func ReadMem(pid int) (MemInfo, error) {
 	}
 	return m, sc.Err()
 }
+
+// RunSeconds is a process's time on a CPU so far, summed over its threads
+// (/proc/PID/task/*/schedstat, in nanoseconds): unlike CPUSeconds, not
+// rounded to USER_HZ ticks, so it can be summed over hundreds of processes
+// that each run for less than a tick.
+func RunSeconds(pid int) (float64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var ns float64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s/%s/schedstat: %q", dir, t.Name(), f[0])
+		}
+		ns += v
+	}
+	return ns / 1e9, nil
+}
