@@ -69,7 +69,8 @@ also accepts host agents over mutual TLS (lightsout agent, domain status).
 
 Agents (docs/agent.md): --agent-allow is the trusted host list (CIDRs; an agent
 from elsewhere is refused, or PendingUp with that reason). Managers sharing one
-PostgreSQL database and the agent CA (copy DATA/agent-ca.pem and agent-ca.key)
+PostgreSQL database need the same password key (copy DATA/secret.key from the
+first) and the same agent CA (copy DATA/agent-ca.pem and agent-ca.key); they
 split the agents between them: each advertises --agent-advertise (default its
 listener's address) and agents rediscover them every 5 minutes.
 

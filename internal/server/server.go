@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -121,6 +122,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if keyFile == "" {
 		keyFile = filepath.Join(cfg.DataDir, "secret.key")
 	}
+	_, statErr := os.Stat(keyFile)
+	newKey := errors.Is(statErr, fs.ErrNotExist)
 	box, err := secret.LoadOrCreateKey(keyFile)
 	if err != nil {
 		return nil, err
@@ -130,6 +133,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		dsn = filepath.Join(cfg.DataDir, "lightsout.db")
 	}
 	st, err := store.Open(ctx, store.Options{DSN: dsn, Box: box})
+	if errors.Is(err, secret.ErrDecrypt) {
+		// Another server made this database (several managers share one
+		// PostgreSQL): its passwords are sealed with that server's key.
+		// A key made just now is of no use; leave room for the right one.
+		if newKey {
+			_ = os.Remove(keyFile)
+		}
+		return nil, fmt.Errorf("%w\nremedy: every server sharing a database needs the same key: copy secret.key from the data directory of the server that first used this database to %s (mode 0600), then start again", err, keyFile)
+	}
 	if err != nil {
 		return nil, err
 	}
