@@ -46,8 +46,15 @@ func ParseAction(s string) (Action, error) {
 		}
 	}
 	names := make([]string, len(Actions))
+	var near []string // "identify" → identify-on, identify-off
 	for i, a := range Actions {
 		names[i] = string(a)
+		if len(s) >= 2 && strings.HasPrefix(string(a), strings.ToLower(s)) {
+			near = append(near, string(a))
+		}
+	}
+	if len(near) > 0 {
+		return "", fmt.Errorf("unknown power action %q: did you mean %s?", s, strings.Join(near, " or "))
 	}
 	return "", fmt.Errorf("unknown power action %q; want one of %s", s, strings.Join(names, ", "))
 }

@@ -25,6 +25,10 @@ func TestParseAction(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "identify-off") {
 		t.Fatalf("bad action error should list the actions: %v", err)
 	}
+	// ipmitool's word: the error names the two actions it could mean.
+	if _, err := ParseAction("identify"); err == nil || !strings.Contains(err.Error(), "did you mean identify-on or identify-off?") {
+		t.Errorf("identify: %v", err)
+	}
 }
 
 func TestGate(t *testing.T) {
