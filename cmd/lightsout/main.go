@@ -31,13 +31,16 @@ func newRoot() *cobra.Command {
 		Use:   "lightsout",
 		Short: "Keep a fleet's management channels (BMC, agent, host link) alive, and say why one broke",
 		Long: `lightsout checks the management channels of physical servers — manager → BMC over
-IPMI 2.0 RMCP+ — classifies each as Connectable, NotResponding, NotAuthenticated or
-Invalid, and says why.
+IPMI 2.0 RMCP+ or Redfish (HTTPS), manager ↔ host agent over mutual TLS, and each
+agent's own path to its BMC — classifies each as Connectable, NotResponding,
+NotAuthenticated or Invalid, and says why and what to do.
 
 It runs as a one-shot checker (check) or as a management server (server) that
 watches every channel continuously, stores each state change with its evidence,
-runs power and lifecycle operations, and serves a web console, a REST API and
-metrics; the other commands are the server's CLI.
+diagnoses failures (diag), runs power and lifecycle operations, and serves a web
+console, a REST API and metrics; most other commands are the server's CLI
+(--server, default http://127.0.0.1:8623). Host agents: agent (on each host),
+domain status (from the manager).
 
 Start with:
   lightsout demo                                           # the manager on a faulty simulated fleet

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
@@ -124,7 +125,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the lightsout server at %s: %w", c.base, unwrapURL(err))
+		err = unwrapURL(err)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("cannot reach the lightsout server at %s: %w (is it running? start it with 'lightsout server', or point --server or $LIGHTSOUT_SERVER at one)", c.base, err)
+		}
+		return nil, fmt.Errorf("cannot reach the lightsout server at %s: %w", c.base, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp, nil

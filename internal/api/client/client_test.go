@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
@@ -75,5 +76,23 @@ func TestNewRefusesBadURLs(t *testing.T) {
 	}
 	if _, err := New("http://h", "a\nb"); err == nil {
 		t.Error("a token with a line break was accepted")
+	}
+}
+
+// Nothing listening: the error says what to do.
+func TestRefusedSaysStartTheServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c, err := New("http://"+addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Machines(context.Background(), MachineQuery{})
+	if err == nil || !strings.Contains(err.Error(), "lightsout server") || !strings.Contains(err.Error(), "--server") {
+		t.Errorf("refused: %v", err)
 	}
 }
