@@ -113,6 +113,9 @@ func TestCLIThroughServer(t *testing.T) {
 	e.Fleet.SetPower("bmc-00003", true)
 	out, code, err = as(t, e, viewer, "power", "off", "bmc-00003")
 	wantExit(t, "viewer power off", out, code, err, 1, "needs role operator")
+	if strings.Contains(out, "MACHINE") {
+		t.Errorf("a refused power off printed the table header:\n%s", out)
+	}
 	out, code, err = as(t, e, operator, "power", "off", "bmc-00003", "bmc-00004")
 	wantExit(t, "power off", out, code, err, 1, "bmc-00003", "ok", "refused", "NotResponding", "1 ok, 1 refused")
 	if bmc3.PowerOn() {

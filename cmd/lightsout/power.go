@@ -248,19 +248,22 @@ func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 type streamTable struct {
 	w      io.Writer
 	widths []int
+	header []any // printed before the first row: a request refused outright prints no empty table
 }
 
 func newStreamTable(w io.Writer, widths []int, header ...string) *streamTable {
 	t := &streamTable{w: w, widths: widths}
-	cells := make([]any, len(header))
-	for i, h := range header {
-		cells[i] = h
+	for _, h := range header {
+		t.header = append(t.header, h)
 	}
-	t.row(cells...)
 	return t
 }
 
 func (t *streamTable) row(cells ...any) {
+	if h := t.header; h != nil {
+		t.header = nil
+		t.row(h...)
+	}
 	var b strings.Builder
 	for i, c := range cells {
 		s := fmt.Sprint(c)
