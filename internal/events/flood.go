@@ -271,11 +271,28 @@ func (f *Flood) floodEvent(source string, s *floodSource, now time.Time, rate fl
 		"rate_per_minute": round1(rate), "threshold": f.cfg.Threshold, "window": f.cfg.Window.String(),
 		"unanswered": f.lostInWindow(s), "since": s.since, "peak_per_minute": round1(s.peak),
 	})
+	level := fmt.Sprintf("threshold %g", f.cfg.Threshold)
+	if rate < f.cfg.Threshold {
+		// Still a flood until the rate falls below half the threshold.
+		level = fmt.Sprintf("peak %.1f; a flood starts at %g and ends below %g", s.peak, f.cfg.Threshold, f.cfg.Threshold/2)
+	}
 	return store.Event{At: now, Code: OOBTimeoutFlood, Severity: store.SeverityWarning, Source: source, Data: data,
-		Message: fmt.Sprintf("%s: %.1f unanswered requests a minute over the last %s (threshold %g) since %s: "+
-			"the BMC answers only after retries; look for other agents polling it, a leaking BMC firmware "+
-			"(other BMCs with the same firmware: see fleet.correlated) or a congested management network",
-			source, rate, f.cfg.Window, f.cfg.Threshold, s.since.UTC().Format(time.RFC3339))}
+		Message: fmt.Sprintf("%s: %.1f unanswered requests a minute over the last %s (%s) since %s: %s",
+			source, rate, f.cfg.Window, level, s.since.UTC().Format(time.RFC3339), floodCause(s))}
+}
+
+// floodCause reads the window's exchanges: a BMC that answered none of
+// them is down or cut off, not slow.
+func floodCause(s *floodSource) string {
+	var req, timeouts int
+	for _, x := range s.samples {
+		req, timeouts = req+int(x.requests), timeouts+int(x.timeouts)
+	}
+	if req > 0 && timeouts >= req {
+		return "none of the requests in that time was answered: the BMC or the path to it is down (see the channel's state and diagnosis)"
+	}
+	return "the BMC answers only after retries; look for other agents polling it, a leaking BMC firmware " +
+		"(other BMCs with the same firmware: see fleet.correlated) or a congested management network"
 }
 
 func (f *Flood) clearedEvent(source string, s *floodSource, now time.Time, rate float64) store.Event {

@@ -157,3 +157,26 @@ func TestFloodDefaults(t *testing.T) {
 		t.Fatalf("refresh defaults to the window: %+v", c)
 	}
 }
+
+// A flood reported again while its rate has eased below the threshold
+// (but not below half of it) does not read as under its threshold; a BMC
+// that answered nothing is not said to answer after retries.
+func TestFloodEventWords(t *testing.T) {
+	f := NewFlood(FloodConfig{Window: time.Minute, Threshold: 10, Refresh: 10 * time.Second})
+	evs := f.ObserveCheck("bmc-1", t0, Check{Lost: 12, Requests: 3, Retransmits: 9, Timeouts: 3})
+	if len(evs) != 1 || !strings.Contains(evs[0].Message, "none of the requests") || strings.Contains(evs[0].Message, "after retries") {
+		t.Fatalf("dead BMC: %v", evs)
+	}
+	f = NewFlood(FloodConfig{Window: time.Minute, Threshold: 10, Refresh: 10 * time.Second})
+	f.ObserveCheck("bmc-2", t0, Check{Lost: 12, Requests: 9, Retransmits: 12, Timeouts: 1})
+	// 61 s later the first check has left the window: 9 a minute, still a
+	// flood (it ends below 5).
+	evs = f.ObserveCheck("bmc-2", sec(61), Check{Lost: 9, Requests: 9, Retransmits: 9})
+	if len(evs) != 1 || evs[0].Code != OOBTimeoutFlood {
+		t.Fatalf("refresh: %v", evs)
+	}
+	m := evs[0].Message
+	if !strings.Contains(m, "9.0 unanswered") || strings.Contains(m, "(threshold 10)") || !strings.Contains(m, "peak 12.0; a flood starts at 10 and ends below 5") || !strings.Contains(m, "after retries") {
+		t.Errorf("eased flood: %s", m)
+	}
+}
