@@ -288,8 +288,14 @@ func floodCause(s *floodSource) string {
 	for _, x := range s.samples {
 		req, timeouts = req+int(x.requests), timeouts+int(x.timeouts)
 	}
-	if req > 0 && timeouts >= req {
+	switch {
+	case req > 0 && timeouts >= req:
 		return "none of the requests in that time was answered: the BMC or the path to it is down (see the channel's state and diagnosis)"
+	case req == 0:
+		// Timeouts a host agent reported for its own link: no counts of
+		// what did answer.
+		return "requests time out: if this is a host agent's link to its BMC, see 'lightsout domain status' and the agent's diagnosis; " +
+			"otherwise look for other agents polling the BMC or a congested management network"
 	}
 	return "the BMC answers only after retries; look for other agents polling it, a leaking BMC firmware " +
 		"(other BMCs with the same firmware: see fleet.correlated) or a congested management network"
