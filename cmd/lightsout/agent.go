@@ -558,7 +558,8 @@ func printDomain(out io.Writer, asJSON bool, as []agent.Status) (notUp int) {
 		_ = jsonLines(out, as...)
 		return notUp
 	}
-	fmt.Fprintln(out, "Management Domain Status: Agents")
+	fmt.Fprintln(out, "Management Domain Status: Agents (S: I Up, O Down, i PendingUp; V: A the manager's version, a another)")
+	fmt.Fprintf(out, "%s %s %-6s %-10s %-15s %-12s %-9s %-18s %s\n", "S", "V", "NODE", "VERSION", "ADDRESS", "NAME", "HEARTBEAT", "LINK", "CERT")
 	for _, a := range as {
 		flag := "A"
 		if a.VersionSkew {

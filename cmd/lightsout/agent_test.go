@@ -84,7 +84,8 @@ func TestCLIAgentRunStatusDomain(t *testing.T) {
 			t.Fatalf("domain status: exit %d %v\n%s\nagent output:\n%s", code, err, dom, agentOut.String())
 		}
 	}
-	if !strings.Contains(dom, "I A 0x0001") || !strings.Contains(dom, "web-1") || !strings.Contains(dom, "cert:36") {
+	if !strings.Contains(dom, "I A 0x0001") || !strings.Contains(dom, "web-1") || !strings.Contains(dom, "cert:36") ||
+		!strings.Contains(dom, "S V NODE") || !strings.Contains(dom, "I Up, O Down") {
 		t.Fatalf("domain status:\n%s", dom)
 	}
 

@@ -144,9 +144,11 @@ const (
 	RemedyNotTrusted  = "the BMC does not trust the link certificate: give the BMC's link endpoint the manager's agent CA, or renew the link certificate (`lightsout agent op NAME renew-certs`)"
 	RemedyNoCert      = "the agent has no link certificate yet: let it enroll with its manager, or renew its certificates (`lightsout agent op NAME renew-certs`)"
 	RemedyPinChanged  = "if the BMC's link certificate was replaced on purpose (BMC reset or firmware update), pin the new fingerprint (clear BMCFingerprint to learn it again); otherwise something else answers on the host link: find it before trusting it"
-	RemedyDown        = "check the BMC's OS-to-BMC pass-through (iDRAC: OS to iDRAC Pass-through, USB NIC) is enabled and the host's interface towards it is up with its link-local address, the link endpoint runs on the BMC, and, for the in-band path, the IPMI driver is loaded (modprobe ipmi_si ipmi_devintf)"
-	RemedyDisabled    = "every host link path is disabled: enable one (DisableInBand, DisableIPv4, DisableIPv6 in the host link configuration)"
-	RemedyIPv4Failed  = "the link works over IPv6; to restore IPv4 check the host's IPv4 link-local address towards the BMC and the BMC's IPv4 pass-through address"
+	RemedyDown        = "check the BMC's OS-to-BMC pass-through (iDRAC: OS to iDRAC Pass-through, USB NIC) is enabled and the host's interface towards it is up with its link-local address, and the link endpoint runs on the BMC"
+	// RemedyDownInBand is RemedyDown when the in-band path was tried too.
+	RemedyDownInBand = RemedyDown + "; for the in-band path, the IPMI driver is loaded (modprobe ipmi_si ipmi_devintf)"
+	RemedyDisabled   = "every host link path is disabled: enable one (DisableInBand, DisableIPv4, DisableIPv6 in the host link configuration)"
+	RemedyIPv4Failed = "the link works over IPv6; to restore IPv4 check the host's IPv4 link-local address towards the BMC and the BMC's IPv4 pass-through address"
 )
 
 func (c Config) withDefaults() Config {
@@ -197,7 +199,7 @@ func Check(ctx context.Context, cfg Config) Observation {
 		}
 	}
 	if cfg.DisableIPv4 && cfg.DisableIPv6 {
-		return finishDown(o)
+		return finishDown(o, !cfg.DisableInBand)
 	}
 
 	// The network paths need a valid client certificate.
@@ -249,7 +251,7 @@ func Check(ctx context.Context, cfg Config) Observation {
 			break
 		}
 	}
-	return finishDown(o)
+	return finishDown(o, !cfg.DisableInBand)
 }
 
 type netPath struct{ path, addr string }
@@ -267,8 +269,13 @@ func networkPaths(cfg Config) []netPath {
 
 // finishDown sets the state from the failed attempts: a certificate cause
 // wins over a plain failure, since it names what the operator must do.
-func finishDown(o Observation) Observation {
+func finishDown(o Observation, inBand bool) Observation {
 	o.State, o.Remedy = StateDown, RemedyDown
+	// The in-band driver is worth naming only when in-band is in use
+	// (not with --no-inband).
+	if inBand {
+		o.Remedy = RemedyDownInBand
+	}
 	var reasons []string
 	for _, a := range o.Attempts {
 		reasons = append(reasons, a.Path+" "+a.Address+": "+a.Err)

@@ -401,3 +401,18 @@ func TestAlertDetectedByType(t *testing.T) {
 		t.Errorf("text fallback: %d %v", code, ok)
 	}
 }
+
+// The in-band driver is named in the remedy only when in-band is in use.
+func TestDownRemedyNamesInBandOnlyWhenUsed(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config(f.closedAddr(t), "")
+	cfg.DisableIPv6 = true
+	if o := check(t, cfg); o.State != StateDown || strings.Contains(o.Remedy, "modprobe") {
+		t.Errorf("--no-inband: %s, remedy %q", o.State, o.Remedy)
+	}
+	cfg.DisableInBand = false
+	cfg.Opener = func(string) (Device, error) { return nil, ErrNoDevice }
+	if o := check(t, cfg); o.State != StateDown || o.Remedy != RemedyDownInBand {
+		t.Errorf("in-band without a device: %s, remedy %q", o.State, o.Remedy)
+	}
+}
