@@ -389,7 +389,7 @@ func (a *API) channel(acct store.Account) manager.ChannelView {
 	if !ok || cs.State == "" {
 		cs.State, cs.AccountID = state.Unknown, acct.ID
 	}
-	return manager.ChannelView{Account: acct, State: cs, Remedy: state.Remedy(cs.State, cs.Reason)}
+	return manager.ChannelView{Account: acct, State: cs, Remedy: state.RemedyFor(cs.State, cs.Reason, "", acct.ID)}
 }
 
 func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {

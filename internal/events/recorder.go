@@ -342,9 +342,10 @@ func (r *Recorder) MonitorEvent(ctx context.Context, e store.Event) {
 		return
 	}
 	var d struct {
-		To     state.OOB    `json:"to"`
-		From   state.OOB    `json:"from"`
-		Reason state.Reason `json:"reason"`
+		Account int64        `json:"account_id"`
+		To      state.OOB    `json:"to"`
+		From    state.OOB    `json:"from"`
+		Reason  state.Reason `json:"reason"`
 	}
 	_ = json.Unmarshal(e.Data, &d)
 	specific := ""
@@ -368,7 +369,7 @@ func (r *Recorder) MonitorEvent(ctx context.Context, e store.Event) {
 	if d.Reason != "" {
 		msg += " (" + string(d.Reason) + ")"
 	}
-	if rem := state.Remedy(d.To, d.Reason); rem != "" {
+	if rem := state.RemedyFor(d.To, d.Reason, e.Source, d.Account); rem != "" {
 		msg += ": " + rem
 	}
 	_, _ = r.Record(ctx, store.Event{At: e.At, Code: specific, Severity: k.Severity, Source: e.Source, Message: msg, Data: e.Data})

@@ -136,20 +136,20 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 	for _, mc := range ms {
 		v := MachineView{Machine: mc, Channels: []ChannelView{}}
 		for _, a := range byMachine[mc.ID] {
-			v.Channels = append(v.Channels, m.channelView(a, snap[a.ID]))
+			v.Channels = append(v.Channels, m.channelView(mc.Name, a, snap[a.ID]))
 		}
 		out = append(out, v)
 	}
 	return out, nil
 }
 
-func (m *Manager) channelView(a store.Account, cs store.ChannelState) ChannelView {
+func (m *Manager) channelView(machine string, a store.Account, cs store.ChannelState) ChannelView {
 	a.Password = nil
 	if cs.State == "" {
 		cs.State, cs.AccountID = state.Unknown, a.ID
 	}
 	v := ChannelView{Account: a, State: cs}
-	v.Remedy = state.Remedy(cs.State, cs.Reason)
+	v.Remedy = state.RemedyFor(cs.State, cs.Reason, machine, a.ID)
 	m.mergeSecurity(&v)
 	return v
 }
@@ -170,7 +170,7 @@ func (m *Manager) Machine(ctx context.Context, name string) (MachineView, error)
 		if stored, err := m.Store.State(ctx, a.ID); err == nil {
 			cs.Evidence = stored.Evidence
 		}
-		v.Channels = append(v.Channels, m.channelView(a, cs))
+		v.Channels = append(v.Channels, m.channelView(mc.Name, a, cs))
 	}
 	return v, nil
 }
@@ -569,7 +569,7 @@ func (m *Manager) CheckNow(ctx context.Context, actor Actor, names []string, gro
 	}
 	res, _ := m.Monitor.CheckNow(ctx, ids)
 	for i, r := range res {
-		cr := CheckResult{Machine: accts[i].Machine, ChannelView: m.channelView(accts[i], r.State), Skipped: r.Skipped}
+		cr := CheckResult{Machine: accts[i].Machine, ChannelView: m.channelView(accts[i].Machine, accts[i], r.State), Skipped: r.Skipped}
 		if stored, err := m.Store.State(ctx, accts[i].ID); err == nil {
 			cr.State.Evidence = stored.Evidence
 		}

@@ -125,7 +125,7 @@ func Gate(machine string, cs store.ChannelState) error {
 	if st == state.Connectable && cs.Reason != state.ReasonBusy {
 		return nil
 	}
-	return &RefusedError{Machine: machine, State: st, Reason: cs.Reason, Since: cs.Since, Remedy: state.Remedy(st, cs.Reason)}
+	return &RefusedError{Machine: machine, State: st, Reason: cs.Reason, Since: cs.Since, Remedy: state.RemedyFor(st, cs.Reason, machine, cs.AccountID)}
 }
 
 // Channel is everything power needs from one machine's channel.

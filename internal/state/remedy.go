@@ -1,5 +1,27 @@
 package state
 
+import (
+	"strconv"
+	"strings"
+)
+
+// RemedyFor is Remedy with the commands it names filled in for machine
+// and account (the account's ID in lightsout accounts set, the machine's
+// name in adopt, accept-cert and check), where they are known (non-empty,
+// non-zero).
+func RemedyFor(s OOB, r Reason, machine string, account int64) string {
+	rem := Remedy(s, r)
+	if account > 0 {
+		rem = strings.ReplaceAll(rem, "lightsout accounts set ID ", "lightsout accounts set "+strconv.FormatInt(account, 10)+" ")
+	}
+	if machine != "" {
+		for _, cmd := range []string{"adopt", "accept-cert", "check"} {
+			rem = strings.ReplaceAll(rem, "lightsout "+cmd+" NAME", "lightsout "+cmd+" "+machine)
+		}
+	}
+	return rem
+}
+
 // Remedy is the first thing an operator should do about a channel in state s
 // for reason r, in the operator's words. The diagnosis trees go further; this
 // is what a refused operation says.
@@ -26,7 +48,7 @@ func Remedy(s OOB, r Reason) string {
 		return "the BMC refused the account: check the user name, password and privilege on the BMC and in the account; an account locked after repeated failures unlocks on the BMC"
 	case Invalid:
 		if r == ReasonCertChanged {
-			return "the BMC presents another TLS certificate than the pinned one (BMC replaced or reset, certificate regenerated, or interception): verify it at the BMC, then have an admin accept the new certificate; no credentials are sent meanwhile"
+			return "the BMC presents another TLS certificate than the pinned one (BMC replaced or reset, certificate regenerated, or interception): verify it at the BMC, then have an admin accept the new certificate (lightsout accept-cert NAME); no credentials are sent meanwhile"
 		}
 		return "another BMC answers at this address (System GUID differs): look for swapped or reused IP addresses; if the motherboard was replaced, adopt the new GUID (lightsout adopt NAME, admin)"
 	case NotResponding:
