@@ -197,7 +197,8 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 	go flapFaults(ctx, fleet, o.interval)
 	if srv.AgentAddr != nil {
 		n := startDemoAgents(ctx, srv, filepath.Join(dir, "agents"))
-		fmt.Fprintf(out, "  agents: %d host agents enrolled (one stops after a minute): lightsout domain status --server %s --token-file %s\n\n", n, api, tok)
+		fmt.Fprintf(out, "  agents: %d host agents enrolled (one stops after a minute): lightsout domain status --server %s --token-file %s\n", n, api, tok)
+		fmt.Fprintf(out, "  agent listener: %s (a join token: lightsout agent token create --out FILE; then on a host: lightsout agent run --manager %s --data DIR --join-token-file FILE; docs/agent.md)\n\n", srv.AgentAddr, srv.AgentAddr)
 	}
 
 	tick := time.NewTicker(max(o.interval, 5*time.Second))
@@ -220,7 +221,9 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 			for _, c := range t.Conditions {
 				label += " +" + string(c)
 			}
-			fmt.Fprintf(out, "%s  %-10s %s → %s — %s\n", t.At.Format("15:04:05"), t.Machine, t.From, label, t.Message)
+			// Stamped when declared: the observation's own time is when its
+			// check began, and slow checks (timeouts) end after quick ones.
+			fmt.Fprintf(out, "%s  %-10s %s → %s — %s\n", time.Now().Format("15:04:05"), t.Machine, t.From, label, t.Message)
 		case <-tick.C:
 			sum, err := srv.Manager.Summarize(ctx)
 			if err == nil {

@@ -25,7 +25,7 @@ func TestDemoRunsARound(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	s := out.String()
-	for _, want := range []string{"40 simulated BMCs", "admin.token", "4 host agents enrolled", "console: http://127.0.0.1:", "Unknown → NotAuthenticated (wrong_password)", "port_refused", "wrong_password", "unknown_user", "guid_mismatch", "+Busy", "+Insecure", "silent",
+	for _, want := range []string{"40 simulated BMCs", "admin.token", "4 host agents enrolled", "agent listener: 127.0.0.1:", "console: http://127.0.0.1:", "Unknown → NotAuthenticated (wrong_password)", "port_refused", "wrong_password", "unknown_user", "guid_mismatch", "+Busy", "+Insecure", "silent",
 		"host-a: host link uses ipv4", "host-d: host link NotTrusted", "host-c: host link Down"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
