@@ -270,6 +270,11 @@ func testManager(t *testing.T, db, base string) {
 		if err := m.Adopt(ctx, admin, "bmc-00007", ""); err != nil {
 			t.Fatal(err)
 		}
+		// Adopt's re-check is declared at once: when it returns the
+		// machine no longer reads Invalid (no confirming check needed).
+		if mv, err := m.Machine(ctx, "bmc-00007"); err != nil || len(mv.Channels) == 0 || mv.Channels[0].State.State != state.Connectable {
+			t.Fatalf("right after adopt: %+v %v", mv.Channels, err)
+		}
 		waitState(t, srv, "bmc-00007", state.Connectable)
 		b, _ := f.BMC("bmc-00007")
 		got, _ := srv.Store.Machine(ctx, "bmc-00007")

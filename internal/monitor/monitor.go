@@ -116,7 +116,8 @@ type channel struct {
 	register  bool // pin the GUID on the first Connectable check
 
 	known
-	dirty bool // the last save failed; save again on the next check
+	dirty   bool // the last save failed; save again on the next check
+	rejudge bool // declare the next observation at once (the expected GUID changed)
 
 	due     int64 // nanoseconds since Monitor.epoch (monotonic; cheap to compare)
 	index   int   // in queue; -1 when not queued
@@ -254,6 +255,7 @@ func (m *Monitor) Load(ctx context.Context) error {
 }
 
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
+	refresh := c.acct.ID != 0
 	c.acct = account{ID: a.ID, Protocol: a.Protocol, Address: a.Address, User: a.User, Privilege: a.Privilege,
 		Port: a.Port, CipherSuite: a.CipherSuite, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt}
 	// A literal address is parsed once; a host name resolves per check.
@@ -266,6 +268,9 @@ func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	c.enclosure = mc.Enclosure
 	if g, err := guid.Parse(mc.GUID); err != nil || g != c.expected {
 		c.expected, c.layout = g, ""
+		// A re-pinned GUID (adopt, register) changes what the last verdict
+		// was about: the next one is declared at once, not confirmed.
+		c.rejudge = refresh
 	}
 	c.register = mc.Registering && mc.GUID == ""
 }
@@ -671,6 +676,10 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 	k := c.known
 	acct := c.acct
 	dirty := c.dirty
+	damping := m.cfg.Damping
+	if c.rejudge {
+		damping, c.rejudge = state.Damping{Consecutive: 1}, false
+	}
 	m.mu.Unlock()
 
 	if obs.Evidence.CipherSuite != 0 {
@@ -688,7 +697,7 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 		k.insecure = slices.Contains(obs.Conditions, state.Insecure)
 	}
 	prev := k.ch
-	next, change, tr := k.ch.Observe(state.Observed{State: obs.State, Reason: obs.Reason, Conditions: obs.Conditions, At: obs.At}, m.cfg.Damping)
+	next, change, tr := k.ch.Observe(state.Observed{State: obs.State, Reason: obs.Reason, Conditions: obs.Conditions, At: obs.At}, damping)
 	k.ch = next
 	k.checkedAt = obs.At
 	if obs.State == state.NotAuthenticated {
