@@ -226,6 +226,8 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("bmc-00003 power before: %q, want on", p)
 	}
 	eval(`window.notReloaded = 1`)
+	// The "(… ago)" beside since is rewritten by each live update too.
+	eval(`document.querySelector("section.channel .ch-since-ago").textContent = "stale"; 1`)
 	t0 := time.Now()
 	apiDo(t, e, store.RoleOperator, "POST", "/api/v1/power", `{"action":"off","machines":["bmc-00003"]}`, nil)
 	do("the power cell did not turn off live", 10*time.Second, chromedp.WaitVisible(css(`section.channel .ch-power.pw-off`)))
@@ -235,6 +237,9 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	if eval(`window.notReloaded || 0`) != 1 {
 		t.Error("the machine page reloaded")
+	}
+	if ago := text(`section.channel .ch-since-ago`); !strings.HasSuffix(ago, " ago") {
+		t.Errorf("bmc-00003 since (ago) after a live update: %q", ago)
 	}
 	if st := text(`section.channel .ch-state`); st != "Connectable" {
 		t.Errorf("bmc-00003 state after power off: %q", st)

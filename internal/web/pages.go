@@ -302,6 +302,7 @@ type liveChannel struct {
 	Reason    string    `json:"reason,omitempty"`
 	Power     string    `json:"power"`
 	Since     string    `json:"since"`
+	SinceAgo  string    `json:"since_ago"`
 	Checked   string    `json:"checked"`
 }
 
@@ -320,7 +321,7 @@ func (c *Console) machineLive(w http.ResponseWriter, r *http.Request, _ *session
 	for _, ch := range mv.Channels {
 		out.Channels = append(out.Channels, liveChannel{AccountID: ch.Account.ID, State: ch.State.State,
 			Reason: string(ch.State.Reason), Power: powerOr(ch.State.Power),
-			Since: ts(ch.State.Since), Checked: ago(ch.State.CheckedAt)})
+			Since: ts(ch.State.Since), SinceAgo: ago(ch.State.Since), Checked: ago(ch.State.CheckedAt)})
 	}
 	b, err := json.Marshal(out)
 	if err != nil {

@@ -235,7 +235,7 @@ func TestRolesAndPower(t *testing.T) {
 	// back, before the monitor's next check; the power.done event tells the
 	// page's script to fetch it.
 	if code, body := op.get("/machines/bmc-00001/live"); code != http.StatusOK ||
-		!regexp.MustCompile(`"state":"Connectable".*"power":"off"`).MatchString(body) {
+		!regexp.MustCompile(`"state":"Connectable".*"power":"off".*"since_ago":"[0-9hms]+ ago"`).MatchString(body) {
 		t.Errorf("GET /machines/bmc-00001/live after power off: %d %s", code, body)
 	}
 	if code, _ := viewer.get("/machines/bmc-00001/live"); code != http.StatusOK {

@@ -25,6 +25,7 @@
           var pw = set(sec, "ch-power", c.power);
           if (pw) pw.className = "power ch-power pw-" + c.power;
           set(sec, "ch-since", c.since);
+          set(sec, "ch-since-ago", c.since_ago);
           set(sec, "ch-checked", c.checked);
         });
         live.setAttribute("data-updated", String(Date.now()));
