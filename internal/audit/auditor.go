@@ -103,6 +103,7 @@ type entry struct {
 	findings  []Finding            // of the last complete audit
 	audited   bool                 // a complete audit exists
 	attempted time.Time            // last audit started
+	ended     time.Time            // last audit ended (in this process)
 	firstSeen time.Time            // first seen Connectable by the scheduler (never audited)
 	offset    time.Duration        // first audit this long after firstSeen
 	jitter    time.Duration        // added to Every for this account
@@ -172,6 +173,16 @@ func (a *Auditor) Load(ctx context.Context) error {
 }
 
 // entry returns (creating) an account's entry; a.mu held.
+// lastActive is when the BMC was last being audited: the on-demand gap
+// runs from the end of an audit, whose failed logins may take a while
+// (each refusal waits out its reply window), not only from its start.
+func (e *entry) lastActive() time.Time {
+	if e.ended.After(e.attempted) {
+		return e.ended
+	}
+	return e.attempted
+}
+
 func (a *Auditor) entry(id int64) *entry {
 	e, ok := a.accts[id]
 	if !ok {
@@ -349,9 +360,9 @@ func (a *Auditor) AuditNow(ctx context.Context, accts []store.Account) []Result 
 		switch {
 		case e.running:
 			out[i].Skipped = "an audit of this BMC is running"
-		case a.cfg.OnDemandGap > 0 && !e.attempted.IsZero() && now.Sub(e.attempted) < a.cfg.OnDemandGap:
+		case a.cfg.OnDemandGap > 0 && !e.attempted.IsZero() && now.Sub(e.lastActive()) < a.cfg.OnDemandGap:
 			out[i].Skipped = fmt.Sprintf("audited %s ago; on demand at most once per %s per BMC (each audit tries logins that must fail): see the latest report",
-				roundAgo(now.Sub(e.attempted)), a.cfg.OnDemandGap)
+				roundAgo(now.Sub(e.lastActive())), a.cfg.OnDemandGap)
 		default:
 			e.running, e.attempted = true, now
 		}
@@ -391,7 +402,7 @@ func roundAgo(d time.Duration) time.Duration {
 func (a *Auditor) finished(id int64) {
 	a.mu.Lock()
 	if e, ok := a.accts[id]; ok {
-		e.running = false
+		e.running, e.ended = false, time.Now()
 	}
 	a.mu.Unlock()
 }

@@ -27,6 +27,7 @@ const (
 	OOBDegraded            = "oob.degraded"
 	OOBTimeoutFlood        = "oob.timeout_flood"
 	OOBTimeoutFloodCleared = "oob.timeout_flood_cleared"
+	OOBConflictingReplies  = "oob.conflicting_replies"
 
 	// Fleet findings.
 	FleetCorrelated = "fleet.correlated"
@@ -74,6 +75,8 @@ var catalogue = []Kind{
 		"timeouts per minute on one BMC over the threshold: competing agents, a leaking BMC firmware, a congested management network", time.Hour, true},
 	{OOBTimeoutFloodCleared, store.SeverityInfo,
 		"a timeout flood ended: the rate fell below half the threshold", 0, false},
+	{OOBConflictingReplies, store.SeverityCritical,
+		"security: a login step drew an unauthenticated refusal and a verified answer to the same request (the verified one was taken): a forger on the management network, or a device mangling replies", time.Hour, false},
 	{FleetCorrelated, store.SeverityWarning,
 		"a share of the BMCs with one firmware revision, enclosure or subnet raise the same code: look at what they share", time.Hour, false},
 	{AuditCipher0Enabled, store.SeverityCritical,

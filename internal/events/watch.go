@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -30,6 +32,9 @@ type Sample struct {
 	Requests, Retransmits, Timeouts int
 	// Firmware is FirmwareOf(manufacturer, revision), "" if not seen.
 	Firmware string
+	// Conflicts are login steps that drew an unauthenticated refusal and a
+	// verified answer (probe.Evidence.ConflictingReplies).
+	Conflicts []ipmi.Conflict
 }
 
 // SampleOf turns the monitor's report of one check into a Sample.
@@ -48,7 +53,8 @@ func SampleOf(o monitor.Observed) Sample {
 		Declared: o.Declared, Observed: o.Observation.State, Conditions: o.Observation.Conditions,
 		Lost:     Lost(o.Observation),
 		Requests: int(ev.Requests), Retransmits: int(ev.Retransmits), Timeouts: int(ev.Timeouts),
-		Firmware: FirmwareOf(ev.Manufacturer, ev.Firmware),
+		Firmware:  FirmwareOf(ev.Manufacturer, ev.Firmware),
+		Conflicts: ev.ConflictingReplies,
 	}
 }
 
@@ -91,6 +97,10 @@ func (w *Watcher) Observe(s Sample) []store.Event {
 	w.Correlate.SetMember(s.Source, Member{Firmware: s.Firmware, Enclosure: s.Enclosure, Subnet: SubnetOf(s.Address)}, s.At)
 	out := w.Flood.ObserveCheck(s.Source, s.At, Check{Lost: s.Lost, Requests: s.Requests, Retransmits: s.Retransmits, Timeouts: s.Timeouts})
 
+	if len(s.Conflicts) > 0 {
+		out = append(out, conflictEvent(s))
+	}
+
 	deg := s.Observed == state.Connectable && slices.Contains(s.Conditions, state.Degraded)
 	if deg && !w.degraded[s.Source] {
 		data, _ := json.Marshal(map[string]any{"unanswered": s.Lost})
@@ -115,6 +125,20 @@ func (w *Watcher) Observe(s Sample) []store.Event {
 		out = append(out, w.Correlate.Hold(code, s.Source, hold[code], s.At)...)
 	}
 	return out
+}
+
+// conflictEvent reports forged-looking handshake replies, with where each
+// came from.
+func conflictEvent(s Sample) store.Event {
+	var parts []string
+	for _, c := range s.Conflicts {
+		parts = append(parts, fmt.Sprintf("%s: %q from %v, verified answer from %v", c.Stage, c.Refusal, c.From, c.Verified))
+	}
+	data, _ := json.Marshal(map[string]any{"conflicts": s.Conflicts})
+	return store.Event{At: s.At, Code: OOBConflictingReplies, Severity: store.SeverityCritical, Source: s.Source, Data: data,
+		Message: fmt.Sprintf("%s: a login step drew an unauthenticated refusal and a verified answer to the same request (%s); "+
+			"the verified answer was taken. Someone on the management network may be forging BMC replies, or a device is mangling them: "+
+			"capture the traffic to the BMC (UDP 623) and look for a second sender", s.Source, strings.Join(parts, "; "))}
 }
 
 // Recorded feeds an event that was stored: one-shot correlated codes

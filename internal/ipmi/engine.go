@@ -238,6 +238,27 @@ type event struct {
 	err     error
 	garbage bool // a datagram from this BMC that did not parse
 	at      time.Time
+	src     netip.AddrPort
+}
+
+// tentative wraps what an accept func returns (with done=true) for an
+// unauthenticated negative reply: an error status in a handshake message,
+// or a handshake reply whose proof does not verify. Anyone who sees the
+// console session ID on the path can forge one, so exchangeOpt does not
+// take it on sight: it keeps listening until the reply window closes
+// (without retransmitting: the BMC has answered), and a verified reply to
+// the same request wins. The last tentative reply stands otherwise.
+type tentative struct{ err error }
+
+func (t *tentative) Error() string { return t.err.Error() }
+func (t *tentative) Unwrap() error { return t.err }
+
+// untentative is err without its tentative wrapper.
+func untentative(err error) error {
+	if t, ok := err.(*tentative); ok {
+		return t.err
+	}
+	return err
 }
 
 // errBadReply is what an accept func returns (with done=false) for a
@@ -437,7 +458,7 @@ func (e *Engine) route(b []byte, src netip.AddrPort) {
 		e.c.foreign.Add(1)
 		return
 	}
-	e.deliverTo(p, event{pkt: pkt, d: d, at: time.Now()})
+	e.deliverTo(p, event{pkt: pkt, d: d, at: time.Now(), src: src})
 }
 
 // routeErrors drains s's ICMP error queue, delivering each error to the
@@ -569,6 +590,18 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 		}
 		return attempts, 0, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: err}
 	}
+	// held is an unauthenticated negative answer (tentative) waiting for
+	// the reply window to close; heldRTT its reply time.
+	var held error
+	var heldRTT time.Duration
+	verdict := func(aerr error) (int, time.Duration, error) {
+		var se *StageError
+		if errors.As(aerr, &se) {
+			se.Attempts, se.Elapsed = attempts, time.Since(start)
+			return attempts, rtt, aerr // keep any wrapper (retryHandshake)
+		}
+		return attempts, rtt, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: aerr}
+	}
 	for attempts = 1; ; attempts++ {
 		pkt := build()
 		sentAt = time.Now()
@@ -590,11 +623,15 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 			}
 		}
 		timer.Reset(next)
+		timerAt := sentAt.Add(next)
 	wait:
 		for {
 			select {
 			case ev := <-w.ch:
 				if ev.err != nil {
+					if held != nil {
+						continue // an answer is in hand; keep waiting for a verified one
+					}
 					return fail(ev.err)
 				}
 				if ev.garbage {
@@ -608,6 +645,21 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 					}
 					continue
 				}
+				if t, ok := aerr.(*tentative); ok {
+					if held == nil {
+						// The window: long enough for the BMC's own reply to
+						// arrive behind a forger's (4 of this reply's times,
+						// at least the BMC's retransmission timeout), never
+						// past the next retransmission.
+						heldRTT = ev.at.Sub(sentAt)
+						if end := sentAt.Add(max(4*heldRTT, e.rto(p))); end.Before(timerAt) {
+							timer.Reset(time.Until(end))
+							timerAt = end
+						}
+					}
+					held = t.err
+					continue
+				}
 				rtt = ev.at.Sub(sentAt)
 				if attempts == 1 {
 					p.observeRTT(rtt)
@@ -619,21 +671,27 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 					}
 				}
 				if aerr != nil {
-					var se *StageError
-					if errors.As(aerr, &se) {
-						se.Attempts, se.Elapsed = attempts, time.Since(start)
-						return attempts, rtt, aerr // keep any wrapper (retryHandshake)
-					}
-					return attempts, rtt, &StageError{Stage: stage, Attempts: attempts, Elapsed: time.Since(start), Err: aerr}
+					return verdict(untentative(aerr))
 				}
 				return attempts, rtt, nil
 			case <-timer.C:
+				if held != nil {
+					// The window closed with no verified reply: the
+					// unauthenticated answer stands (it was an answer, so
+					// no RTT sample and no retransmission).
+					rtt = heldRTT
+					return verdict(held)
+				}
 				if last {
 					p.timeouts.Add(1)
 					return fail(ErrNoResponse)
 				}
 				break wait
 			case <-ctx.Done():
+				if held != nil {
+					rtt = heldRTT
+					return verdict(held)
+				}
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 					p.timeouts.Add(1)
 				}
@@ -708,6 +766,12 @@ func (e *Engine) linger(ctx context.Context, w *waiter, until time.Time, accept 
 				continue
 			}
 			if done, err := accept(ev); done {
+				if t, ok := err.(*tentative); ok {
+					if last == nil {
+						continue // an unverified refusal never overrides a verified answer
+					}
+					err = t.err
+				}
 				last = err
 			}
 		case <-t.C:

@@ -55,12 +55,55 @@ type Session struct {
 	rqSeq  byte
 
 	// RAKP2 told us the managed system's GUID and the privilege granted.
-	RAKPGUID  [16]byte
+	RAKPGUID [16]byte
+	// Conflicts are handshake steps that drew both an unauthenticated
+	// refusal and a verified answer (the verified one won): a sign of a
+	// forger on the path.
+	Conflicts []Conflict
 	Privilege Privilege
 	Opened    time.Time
 
 	state sessState
 	tag   byte // last message tag used; see nextTag
+}
+
+// Conflict is a handshake request that drew an unauthenticated refusal
+// (an error status, or a proof that did not verify) and a verified answer:
+// one of them was forged, or mangled on the way. The verified one is taken.
+type Conflict struct {
+	Stage Stage `json:"stage"`
+	// Refusal is what the unverified reply said.
+	Refusal string `json:"refusal"`
+	// From is the unverified reply's source, Verified the verified one's
+	// (the same address when the forger spoofs the BMC's).
+	From     netip.AddrPort `json:"from"`
+	Verified netip.AddrPort `json:"verified_from"`
+}
+
+// refusals remembers the last unauthenticated refusal of one handshake
+// request, to report it as a Conflict if a verified answer follows.
+type refusals struct {
+	s     *Session
+	stage Stage
+	last  *Conflict
+}
+
+// refuse notes an unauthenticated refusal and returns it as tentative.
+func (r *refusals) refuse(ev event, err error) (bool, error) {
+	r.last = &Conflict{Stage: r.stage, Refusal: err.Error(), From: ev.src}
+	return true, &tentative{err}
+}
+
+// verified notes a verified answer: a refusal before it was a conflict.
+func (r *refusals) verified(ev event) {
+	if r.last != nil {
+		c := *r.last
+		c.Verified = ev.src
+		r.s.Conflicts = append(r.s.Conflicts, c)
+		r.s.e.log.Warn("conflicting handshake replies: an unauthenticated refusal, then a verified answer", "bmc", r.s.p.addr,
+			"stage", c.Stage, "refusal", c.Refusal, "from", c.From, "verified_from", c.Verified)
+		r.last = nil
+	}
 }
 
 // nextTag is a message tag unique within this session (a counter from a
@@ -234,14 +277,16 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 	var resp rmcpplus.OpenSessionResponse
 	s.bmcID = 0
 	// After a retransmission the BMC may open a session per copy: the first
-	// success is ours, every other one is aborted while lingering.
+	// success is ours, every other one is aborted while lingering. A
+	// refusal is unauthenticated: tentative until the window closes.
+	ref := refusals{s: s, stage: StageOpenSession}
 	_, _, err := s.e.exchangeOpt(ctx, s.p, StageOpenSession, func() []byte { return pkt },
 		func(ev event) (bool, error) {
 			if done, err := shortError(ev, payloadOpenSessResp, tag, StageOpenSession); done {
 				if s.bmcID != 0 {
 					return false, nil // a copy's refusal after our success
 				}
-				return true, err
+				return ref.refuse(ev, err)
 			}
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadOpenSessResp || ev.d.consoleID != s.consoleID {
 				return false, nil
@@ -258,7 +303,7 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 				return false, errBadReply
 			}
 			if resp.RmcpStatusCode != 0 {
-				return true, &StageError{Stage: StageOpenSession, Status: byte(resp.RmcpStatusCode), Err: statusErr(byte(resp.RmcpStatusCode))}
+				return ref.refuse(ev, &StageError{Stage: StageOpenSession, Status: byte(resp.RmcpStatusCode), Err: statusErr(byte(resp.RmcpStatusCode))})
 			}
 			// A success that names other algorithms than we proposed, or
 			// session ID 0, violates the protocol: garbage, not a verdict.
@@ -268,6 +313,7 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 				return false, errBadReply
 			}
 			s.bmcID = resp.ManagedSystemSessionID
+			ref.verified(ev)
 			return true, nil
 		}, true)
 	if err != nil {
@@ -298,16 +344,20 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	pkt1 := buildRMCPPlus(payloadRAKP1, 0, 0, 0, r1.Pack(), nil)
 	kuid := crypto.PadPassword20(cr.Password)
 	var r2 rmcpplus.RAKPMessage2
-	// Every RAKP 2 that answers one of our copies is decoded; the last one
-	// wins (exchangeOpt lingers after a retransmission): a BMC draws a new
-	// random number for each copy of RAKP 1, and only the last counts.
+	// Every RAKP 2 that answers one of our copies is decoded and its
+	// key-exchange code verified here; the last verified one wins
+	// (exchangeOpt lingers after a retransmission): a BMC draws a new
+	// random number for each copy of RAKP 1, and only the last counts. An
+	// error status or a code that does not verify (a wrong password, or a
+	// forgery) is tentative: a verified RAKP 2 in the window wins.
+	ref := refusals{s: s, stage: StageRAKP1}
 	rakp1Attempts, _, err := s.e.exchangeOpt(ctx, s.p, StageRAKP1, func() []byte { return pkt1 },
 		func(ev event) (bool, error) {
 			if s.orphan(ev) {
 				return false, nil
 			}
 			if done, err := shortError(ev, payloadRAKP2, tag, StageRAKP1); done {
-				return true, err
+				return ref.refuse(ev, err)
 			}
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadRAKP2 || ev.d.consoleID != s.consoleID || ev.d.payload[0] != tag {
 				return false, nil
@@ -318,28 +368,33 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 				return false, errBadReply
 			}
 			if m.RmcpStatusCode != 0 {
-				return true, &StageError{Stage: StageRAKP1, Status: byte(m.RmcpStatusCode), Err: statusErr(byte(m.RmcpStatusCode))}
+				return ref.refuse(ev, &StageError{Stage: StageRAKP1, Status: byte(m.RmcpStatusCode), Err: statusErr(byte(m.RmcpStatusCode))})
+			}
+			want, err := crypto.RAKP2AuthCode(s.algs.auth, s.consoleID, s.bmcID, consoleRand[:], m.ManagedSystemRandomNumber[:],
+				m.ManagedSystemGUID[:], role, cr.User, kuid)
+			if err != nil {
+				return true, err
+			}
+			if !crypto.Equal(want, m.KeyExchangeAuthenticationCode) {
+				return ref.refuse(ev, &StageError{Stage: StageRAKP1, Err: ErrWrongPassword, BMCGUID: m.ManagedSystemGUID})
 			}
 			r2 = m
+			ref.verified(ev)
 			return true, nil
 		}, true)
 	if err != nil {
-		if ctx.Err() != nil {
+		// No RAKP 3 proof after a RAKP 2 that did not verify: only an
+		// abort carrying status 0x0F, as ipmitool sends.
+		switch {
+		case errors.Is(err, ErrWrongPassword):
+			s.abort(0x0f)
+		case ctx.Err() != nil:
 			s.abort(0x01)
 		}
 		return err
 	}
 	s.RAKPGUID = r2.ManagedSystemGUID
-	want, err := crypto.RAKP2AuthCode(s.algs.auth, s.consoleID, s.bmcID, consoleRand[:], r2.ManagedSystemRandomNumber[:],
-		r2.ManagedSystemGUID[:], role, cr.User, kuid)
-	if err != nil {
-		return err
-	}
 	s.e.log.Debug("rakp2", "bmc", s.p.addr, "bmc_session", s.bmcID, "attempts", rakp1Attempts, "status", r2.RmcpStatusCode)
-	if !crypto.Equal(want, r2.KeyExchangeAuthenticationCode) {
-		s.abort(0x0f)
-		return &StageError{Stage: StageRAKP1, Err: ErrWrongPassword, BMCGUID: r2.ManagedSystemGUID}
-	}
 	sik, k1, k2, err := crypto.DeriveSessionKeys(s.algs.auth, consoleRand[:], r2.ManagedSystemRandomNumber[:], role, cr.User, kuid)
 	if err != nil {
 		return err
@@ -355,12 +410,18 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	// After a retransmitted RAKP 3 the BMC may answer one copy with success
 	// and the other with an error (the session is already active): a
 	// success, whenever it comes while lingering, wins.
-	r4 := rmcpplus.RAKPMessage4{AuthAlg: s.algs.auth}
+	icv, err := crypto.RAKP4ICV(s.algs.auth, consoleRand[:], s.bmcID, r2.ManagedSystemGUID[:], sik)
+	if err != nil {
+		return err
+	}
+	// An error status, or an integrity check value that does not verify,
+	// is tentative: a verified RAKP 4 in the window wins.
+	ref = refusals{s: s, stage: StageRAKP3}
 	r4ok := false
 	_, _, err = s.e.exchangeOpt(ctx, s.p, StageRAKP3, func() []byte { return pkt3 },
 		func(ev event) (bool, error) {
 			if done, err := shortError(ev, payloadRAKP4, tag3, StageRAKP3); done && !r4ok {
-				return true, err
+				return ref.refuse(ev, err)
 			}
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadRAKP4 || ev.d.consoleID != s.consoleID || ev.d.payload[0] != tag3 {
 				return false, nil
@@ -368,18 +429,29 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			if r4ok {
 				return true, nil // a duplicate after the success: keep the success
 			}
+			r4 := rmcpplus.RAKPMessage4{AuthAlg: s.algs.auth}
 			if err := guard("RAKP 4", func() error { return r4.Unpack(ev.d.payload) }); err != nil {
 				s.e.c.malformed.Add(1)
 				return false, errBadReply
 			}
-			r4ok = r4.RmcpStatusCode == 0
+			var se *StageError
 			if st := byte(r4.RmcpStatusCode); st != 0 {
-				se := &StageError{Stage: StageRAKP3, Status: st, Err: statusErr(st)}
+				se = &StageError{Stage: StageRAKP3, Status: st, Err: statusErr(st)}
 				if rakp1Attempts > 1 && !errors.Is(se.Err, ErrPrivilege) && !errors.Is(se.Err, ErrLocked) && !errors.Is(se.Err, ErrNoSessionSlot) {
-					return true, &retryHandshake{se}
+					return ref.refuse(ev, &retryHandshake{se})
 				}
-				return true, se
+				return ref.refuse(ev, se)
 			}
+			if s.algs.auth != types.AuthAlg_None && (len(r4.IntegrityCheckValue) < len(icv) || !crypto.Equal(icv, r4.IntegrityCheckValue[:len(icv)])) {
+				s.e.c.badAuth.Add(1)
+				se = &StageError{Stage: StageRAKP3, Err: fmt.Errorf("%w: RAKP 4 integrity check value does not verify", ErrRejected)}
+				if rakp1Attempts > 1 {
+					return ref.refuse(ev, &retryHandshake{se})
+				}
+				return ref.refuse(ev, se)
+			}
+			r4ok = true
+			ref.verified(ev)
 			return true, nil
 		}, true)
 	if err != nil {
@@ -387,18 +459,6 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			s.abort(0x01)
 		}
 		return err
-	}
-	icv, err := crypto.RAKP4ICV(s.algs.auth, consoleRand[:], s.bmcID, r2.ManagedSystemGUID[:], sik)
-	if err != nil {
-		return err
-	}
-	if s.algs.auth != types.AuthAlg_None && (len(r4.IntegrityCheckValue) < len(icv) || !crypto.Equal(icv, r4.IntegrityCheckValue[:len(icv)])) {
-		s.e.c.badAuth.Add(1)
-		se := &StageError{Stage: StageRAKP3, Err: fmt.Errorf("%w: RAKP 4 integrity check value does not verify", ErrRejected)}
-		if rakp1Attempts > 1 {
-			return &retryHandshake{se}
-		}
-		return se
 	}
 	return nil
 }

@@ -136,6 +136,7 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 	defer sess.Close(ctx)
 	o.Evidence.RTTMS["session"] = ms(time.Since(t0))
 	o.Evidence.CipherSuite = int(sess.Suite())
+	o.Evidence.ConflictingReplies = sess.Conflicts
 
 	// 4. Identity and state.
 	if !t.Light {

@@ -111,6 +111,11 @@ type Evidence struct {
 	Retransmits uint32 `json:"retransmits,omitempty"`
 	Timeouts    uint32 `json:"timeouts,omitempty"`
 
+	// ConflictingReplies are login steps that drew an unauthenticated
+	// refusal and a verified answer (the verified one was taken): a sign
+	// of a forger on the path (event oob.conflicting_replies).
+	ConflictingReplies []ipmi.Conflict `json:"conflicting_replies,omitempty"`
+
 	// Redfish is what a Redfish check saw (nil for IPMI).
 	Redfish *RedfishEvidence `json:"redfish,omitempty"`
 }
