@@ -832,7 +832,9 @@ func (a *API) stream(w http.ResponseWriter, run func(progress func(power.Result)
 	if err != nil && !started {
 		return err
 	}
-	if err != nil {
+	if err != nil && errors.Is(err, context.Canceled) {
+		a.log.Debug("api: bulk operation failed after it started: client gone", "err", err)
+	} else if err != nil {
 		a.log.Error("api: bulk operation failed after it started", "err", err)
 	}
 	begin()

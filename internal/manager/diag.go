@@ -102,7 +102,7 @@ func (s *DiagSummary) Add(r DiagResult) {
 
 // addressSwapper is the store's transactional address swap.
 type addressSwapper interface {
-	SwapAccountAddresses(ctx context.Context, a, b int64) error
+	SwapAccountAddresses(ctx context.Context, a, b int64, atA, atB store.Endpoint) error
 }
 
 func (m *Manager) executor() *diag.Executor {
@@ -114,7 +114,7 @@ func (m *Manager) executor() *diag.Executor {
 			probers[inventory.ProtocolRedfish] = probe.Redfish(m.Redfish, m.Store)
 		}
 	}
-	return &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Schedule: c.Schedule,
+	return &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
 		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}
 }
 
@@ -355,6 +355,12 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 			err = oerr
 			return ch
 		}
+		// The swap moves passwords: only between the two endpoints the
+		// diagnosis just verified, for the account it diagnosed.
+		if act.AccountID != a.ID || act.At == (store.Endpoint{}) || act.OtherAt == (store.Endpoint{}) {
+			err = errors.New("refused: the swap does not name the two endpoints the diagnosis verified")
+			return ch
+		}
 		targets = append(targets, other.Machine)
 		prev, release, ok := r.claim(mc.Name, ch.Line, a.ID, other.ID)
 		if !ok {
@@ -369,7 +375,7 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 		}
 		r.m.Monitor.BeginEdit(a.ID)
 		r.m.Monitor.BeginEdit(other.ID)
-		if err = sw.SwapAccountAddresses(ctx, a.ID, other.ID); err != nil {
+		if err = sw.SwapAccountAddresses(ctx, a.ID, other.ID, act.At, act.OtherAt); err != nil {
 			r.m.Monitor.EndEdit(a.ID)
 			r.m.Monitor.EndEdit(other.ID)
 			return ch

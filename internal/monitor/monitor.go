@@ -104,6 +104,9 @@ type Monitor struct {
 // clock.
 func (m *Monitor) at(t time.Time) int64 { return int64(t.Sub(m.epoch)) }
 
+// wall is the time of a due value.
+func (m *Monitor) wall(due int64) time.Time { return m.epoch.Add(time.Duration(due)) }
+
 // channel is the monitor's memory of one OOB channel. It is kept small:
 // evidence lives in the store, not here.
 type channel struct {
@@ -127,6 +130,12 @@ type channel struct {
 	// when it began is dropped (editGen moved on).
 	editing bool
 	editGen uint32
+
+	// lastEditRetry: when an edit of the credentials last earned an
+	// immediate login (at most one per Schedule.AuthRetry: the lockout
+	// guard counts edits too); editHeld: when the next login is, after
+	// an edit that did not earn one (zero: none held back).
+	lastEditRetry, editHeld time.Time
 }
 
 // account is what the monitor keeps of an OOB account: what a check needs
@@ -239,8 +248,10 @@ func (m *Monitor) Load(ctx context.Context) error {
 		}
 		c.due = m.at(now) + m.rng.Int64N(int64(spread)+1)
 		if c.ch.State == state.NotAuthenticated {
-			if ok, next := m.cfg.Schedule.AuthAttempt(c.lastRefused, a.CredentialsChangedAt, now); !ok {
+			if ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, a.CredentialsChangedAt, time.Time{}, now); !ok {
 				c.due = m.at(next)
+			} else if edit {
+				c.lastEditRetry = now
 			}
 		}
 		m.chans[a.ID] = c
@@ -297,11 +308,59 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 	addrChanged := ok && (c.acct.Address != a.Address || c.acct.Port != a.Port || c.acct.Protocol != a.Protocol)
 	m.fill(c, a, mc)
 	c.editing = false
-	if credsChanged || addrChanged {
-		c.due = m.at(time.Now())
+	now := time.Now()
+	switch {
+	case addrChanged:
+		// Another BMC: checked at once.
+		c.due, c.editHeld = m.at(now), time.Time{}
+	case credsChanged:
+		// The lockout guard counts edits: at most one immediate login
+		// per AuthRetry, however many edits change the credentials.
+		if ok, next := m.cfg.Schedule.EditRetry(c.lastEditRetry, now); ok {
+			c.due, c.lastEditRetry, c.editHeld = m.at(now), now, time.Time{}
+		} else {
+			c.editHeld = next
+			if m.at(next) < c.due {
+				c.due = m.at(next)
+			}
+		}
 	}
 	m.reschedule(c)
 	return nil
+}
+
+// AuthGuard applies the lockout guard to a refused account for another
+// prober (the diagnosis): may it be tried at now, else when. An attempt
+// allowed only because of an edit is recorded as that edit's one
+// immediate attempt. An account that is not refused may be tried.
+func (m *Monitor) AuthGuard(accountID int64, now time.Time) (bool, time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.chans[accountID]
+	if !ok || c.ch.Observing() != state.NotAuthenticated {
+		return true, now
+	}
+	ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, c.lastEditRetry, now)
+	if ok && edit {
+		c.lastEditRetry = now
+	}
+	return ok, next
+}
+
+// EditHeld returns when the next login of an account is, when an edit of
+// its credentials did not earn an immediate one (the lockout guard allows
+// one per Schedule.AuthRetry); ok is false when nothing is held back.
+func (m *Monitor) EditHeld(accountID int64) (next time.Time, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, found := m.chans[accountID]
+	if !found || c.editHeld.IsZero() || !time.Now().Before(c.editHeld) {
+		return time.Time{}, false
+	}
+	if due := m.wall(c.due); due.After(c.editHeld) {
+		return due, true
+	}
+	return c.editHeld, true
 }
 
 // BeginEdit fences a channel before its account is written to the store:
@@ -494,13 +553,22 @@ func (m *Monitor) checkOne(ctx context.Context, id int64) (Result, error) {
 			}
 		}
 		if c.ch.Observing() == state.NotAuthenticated {
-			if ok, next := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, time.Now()); !ok {
+			now := time.Now()
+			ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, c.lastEditRetry, now)
+			if !ok {
+				why := "its credentials have not changed since"
+				if c.acct.CredentialsChangedAt.After(c.lastRefused) {
+					why = fmt.Sprintf("an edit of its credentials already earned an immediate attempt at %s", c.lastEditRetry.Format(time.RFC3339))
+				}
 				r := Result{AccountID: id, Machine: c.machine, State: m.current(c),
-					Skipped: fmt.Sprintf("not retried: the BMC refused this account at %s and its credentials have not changed since; "+
-						"to protect the account from lockout the next attempt is at %s (edit the credentials to retry at once)",
-						c.lastRefused.Format(time.RFC3339), next.Format(time.RFC3339))}
+					Skipped: fmt.Sprintf("not retried: the BMC refused this account at %s and %s; "+
+						"to protect the account from lockout the next attempt is at %s (an edit of the credentials retries at once, once per %s)",
+						c.lastRefused.Format(time.RFC3339), why, next.Format(time.RFC3339), m.cfg.Schedule.AuthRetry)}
 				m.mu.Unlock()
 				return r, nil
+			}
+			if edit {
+				c.lastEditRetry = now
 			}
 		}
 		if c.index >= 0 {
