@@ -477,7 +477,11 @@ func (a *API) patchAccount(w http.ResponseWriter, r *http.Request, actor manager
 	if err != nil {
 		return accountErr(id, err)
 	}
-	writeJSON(w, http.StatusOK, a.channel(acct))
+	v := a.channel(acct)
+	if next, held := a.m.Monitor.EditHeld(id); held {
+		v.NextAttempt = &next
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

@@ -63,7 +63,7 @@ type Executor struct {
 	// the schedule's rule from the stored refusal and edit times): may it
 	// be tried now, else when. An attempt it allows only because of an
 	// edit counts as that edit's one immediate attempt.
-	Guard func(accountID int64, now time.Time) (bool, time.Time)
+	Guard func(accountID int64, credentialsChanged, now time.Time) (bool, time.Time)
 	// Schedule's AuthRetry is the lockout guard (default
 	// state.DefaultSchedule).
 	Schedule state.Schedule
@@ -247,7 +247,7 @@ func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) F
 	if ok && cs.State == state.NotAuthenticated {
 		allowed, next, _ := sched.AuthAttempt(cs.CheckedAt, a.CredentialsChangedAt, time.Time{}, now)
 		if x.Guard != nil {
-			allowed, next = x.Guard(a.ID, now)
+			allowed, next = x.Guard(a.ID, a.CredentialsChangedAt, now)
 		}
 		if !allowed {
 			f.State, f.Reason, f.Conditions, f.Message, f.GUID = cs.State, cs.Reason, cs.Conditions, cs.Message, cs.GUID

@@ -7,6 +7,7 @@ package manager
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -109,6 +110,10 @@ type ChannelView struct {
 	// Security holds the findings of the BMC's latest complete security
 	// audit; any makes the channel Insecure.
 	Security []audit.Finding `json:"security_findings,omitempty"`
+	// NextAttempt, after an edit of the credentials that did not earn an
+	// immediate login (the lockout guard allows one per interval), is
+	// when the next login is.
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
 }
 
 // MachineView is a machine with its channels.
@@ -639,6 +644,20 @@ type CheckResult struct {
 	ChannelView
 	Skipped string `json:"skipped,omitempty"`
 	Error   string `json:"error,omitempty"`
+}
+
+// MarshalJSON leaves out the channel of a machine without an OOB account
+// (there is none: no account, no state).
+func (c CheckResult) MarshalJSON() ([]byte, error) {
+	if c.Account.ID == 0 {
+		return json.Marshal(struct {
+			Machine string `json:"machine"`
+			Skipped string `json:"skipped,omitempty"`
+			Error   string `json:"error,omitempty"`
+		}{c.Machine, c.Skipped, c.Error})
+	}
+	type plain CheckResult
+	return json.Marshal(plain(c))
 }
 
 // CheckNow checks the named machines (and/or a group) now and returns the

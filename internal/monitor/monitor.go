@@ -330,20 +330,22 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 }
 
 // AuthGuard applies the lockout guard to a refused account for another
-// prober (the diagnosis): may it be tried at now, else when. An attempt
-// allowed only because of an edit is recorded as that edit's one
-// immediate attempt. An account that is not refused may be tried.
-func (m *Monitor) AuthGuard(accountID int64, now time.Time) (bool, time.Time) {
+// prober (the diagnosis), given the stored credentials edit time: may it be
+// tried at now, else when. It does not spend the edit's immediate
+// attempt (the diagnosis is asked for, and its re-check goes through the
+// monitor). An account that is not refused may be tried.
+func (m *Monitor) AuthGuard(accountID int64, credentialsChanged, now time.Time) (bool, time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.chans[accountID]
 	if !ok || c.ch.Observing() != state.NotAuthenticated {
 		return true, now
 	}
-	ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, c.lastEditRetry, now)
-	if ok && edit {
-		c.lastEditRetry = now
+	// The store's edit time may be newer than the monitor's copy.
+	if c.acct.CredentialsChangedAt.After(credentialsChanged) {
+		credentialsChanged = c.acct.CredentialsChangedAt
 	}
+	ok, next, _ := m.cfg.Schedule.AuthAttempt(c.lastRefused, credentialsChanged, c.lastEditRetry, now)
 	return ok, next
 }
 

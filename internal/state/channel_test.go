@@ -229,6 +229,8 @@ func TestAuthAttempt(t *testing.T) {
 		// An edit already earned its immediate attempt (which was
 		// refused): the next edit waits for the guard interval.
 		{"second edit within the interval", refused, t0.Add(time.Second), t0.Add(-time.Second), t0.Add(2 * time.Second), false, t0.Add(10*time.Minute - time.Second), false},
+		// The attempt an edit earned is not refused yet: this is it.
+		{"the edit's attempt itself", refused, t0.Add(time.Second), t0.Add(time.Second), t0.Add(2 * time.Second), true, t0.Add(2 * time.Second), true},
 		{"edit after the edit interval", t0.Add(9 * time.Minute), t0.Add(10 * time.Minute), t0, t0.Add(10*time.Minute + time.Second), true, t0.Add(10*time.Minute + time.Second), true},
 	}
 	for _, tt := range tests {

@@ -66,8 +66,9 @@ func jitter(d time.Duration, j, r float64) time.Duration {
 // given when the BMC last refused it (zero: never), when its credentials
 // were last edited, and when an edit last earned an immediate attempt
 // (lastEditRetry; zero: never). When not, it returns the earliest allowed
-// time. edit reports that the attempt is allowed only because the
-// credentials were edited since the refusal: the caller records now as the
+// time. An edit's attempt is spent once refused. edit reports that the
+// attempt is allowed only because the credentials were edited since the
+// refusal: the caller records now as the
 // new lastEditRetry, so that edits earn at most one immediate attempt per
 // AuthRetry, however many there are.
 func (s Schedule) AuthAttempt(lastRefused, credentialsChanged, lastEditRetry, now time.Time) (ok bool, next time.Time, edit bool) {
@@ -79,7 +80,9 @@ func (s Schedule) AuthAttempt(lastRefused, credentialsChanged, lastEditRetry, no
 		return true, now, false
 	}
 	if credentialsChanged.After(lastRefused) {
-		if lastEditRetry.IsZero() || !now.Before(lastEditRetry.Add(s.AuthRetry)) {
+		// Allowed: no edit earned an attempt yet, or the one it earned
+		// has not been refused yet (this is it), or that was AuthRetry ago.
+		if lastEditRetry.IsZero() || lastRefused.Before(lastEditRetry) || !now.Before(lastEditRetry.Add(s.AuthRetry)) {
 			return true, now, true
 		}
 		if n := lastEditRetry.Add(s.AuthRetry); n.Before(next) {
