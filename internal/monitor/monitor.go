@@ -329,6 +329,21 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 	return nil
 }
 
+// mayLogin is the lockout guard for one of the monitor's own checks of c
+// (m.mu held): after a refusal (lastRefused, cleared by a successful
+// login) no login before AuthRetry, except one per AuthRetry after an
+// edit of the credentials, which it records.
+func (m *Monitor) mayLogin(c *channel, now time.Time) (bool, time.Time) {
+	if c.lastRefused.IsZero() {
+		return true, now
+	}
+	ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, c.lastEditRetry, now)
+	if ok && edit {
+		c.lastEditRetry = now
+	}
+	return ok, next
+}
+
 // AuthGuard applies the lockout guard to a refused account for another
 // prober (the diagnosis), given the stored credentials edit time: may it be
 // tried at now, else when. It does not spend the edit's immediate
@@ -338,7 +353,7 @@ func (m *Monitor) AuthGuard(accountID int64, credentialsChanged, now time.Time) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.chans[accountID]
-	if !ok || c.ch.Observing() != state.NotAuthenticated {
+	if !ok || c.lastRefused.IsZero() {
 		return true, now
 	}
 	// The store's edit time may be newer than the monitor's copy.
@@ -473,6 +488,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 				<-m.sem
 				continue
 			}
+			if ok, next := m.mayLogin(c, time.Now()); !ok {
+				c.due = m.at(next)
+				m.reschedule(c)
+				<-m.sem
+				continue
+			}
 			done := make(chan struct{})
 			c.running = done
 			m.wg.Add(1)
@@ -554,9 +575,9 @@ func (m *Monitor) checkOne(ctx context.Context, id int64) (Result, error) {
 				return Result{AccountID: id}, ctx.Err()
 			}
 		}
-		if c.ch.Observing() == state.NotAuthenticated {
+		if !c.lastRefused.IsZero() {
 			now := time.Now()
-			ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, c.lastEditRetry, now)
+			ok, next := m.mayLogin(c, now)
 			if !ok {
 				why := "its credentials have not changed since"
 				if c.acct.CredentialsChangedAt.After(c.lastRefused) {
@@ -568,9 +589,6 @@ func (m *Monitor) checkOne(ctx context.Context, id int64) (Result, error) {
 						c.lastRefused.Format(time.RFC3339), why, next.Format(time.RFC3339), m.cfg.Schedule.AuthRetry)}
 				m.mu.Unlock()
 				return r, nil
-			}
-			if edit {
-				c.lastEditRetry = now
 			}
 		}
 		if c.index >= 0 {
@@ -691,6 +709,11 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 		c.acct.Address != a.Address || c.acct.Port != a.Port
 	if stale {
 		c.running = nil
+		if obs.State == state.NotAuthenticated {
+			// The BMC refused a login all the same, and may count it:
+			// the lockout guard does (mayLogin).
+			c.lastRefused = obs.At
+		}
 		if m.chans[c.acct.ID] == c {
 			c.due = m.at(time.Now())
 			m.reschedule(c)
@@ -759,8 +782,11 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 	next, change, tr := k.ch.Observe(state.Observed{State: obs.State, Reason: obs.Reason, Conditions: obs.Conditions, At: obs.At}, m.cfg.Damping)
 	k.ch = next
 	k.checkedAt = obs.At
-	if obs.State == state.NotAuthenticated {
+	switch obs.State {
+	case state.NotAuthenticated:
 		k.lastRefused = obs.At
+	case state.Connectable:
+		k.lastRefused = time.Time{} // the credentials work
 	}
 	detailChanged := obs.Evidence.Power != k.power || (obs.GUID != "" && obs.GUID != k.seenGUID)
 	if obs.Evidence.Power != "" {
