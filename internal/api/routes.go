@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/lightsout/lightsout/internal/inventory"
@@ -597,8 +596,10 @@ func (a *API) importInventory(w http.ResponseWriter, r *http.Request, actor mana
 	if strings.TrimSpace(in.Content) == "" {
 		return invalid("content", "required: the inventory file's text")
 	}
-	if len(in.Source) > 255 || strings.ContainsAny(in.Source, "\r\n") || !utf8.ValidString(in.Source) {
-		return invalid("source", "must be a file name of at most 255 bytes on one line")
+	if in.Source != "" {
+		if reason := inventory.CheckText(in.Source); reason != "" {
+			return invalid("source", "%s", reason)
+		}
 	}
 	inv, err := inventory.Parse(strings.NewReader(in.Content), format, in.Source)
 	if err != nil {

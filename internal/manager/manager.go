@@ -101,6 +101,15 @@ func (m *Manager) audit(ctx context.Context, a Actor, action, target, detail str
 
 func fieldErr(field, reason string) error { return &store.FieldError{Field: field, Reason: reason} }
 
+// checkName refuses, as a bad request, a name that no machine, enclosure or
+// group can have (the inventory's rule): it is not looked up.
+func checkName(field, name string) error {
+	if r := inventory.CheckName(name); r != "" {
+		return fieldErr(field, fmt.Sprintf("%q %s", name, r))
+	}
+	return nil
+}
+
 // ChannelView is one OOB channel as the API shows it: the account (never the
 // password), its state and, when it is not Connectable, the remedy.
 type ChannelView struct {
@@ -264,6 +273,9 @@ func (m *Manager) AddMachine(ctx context.Context, actor Actor, in MachineInput) 
 		Enclosure: in.Enclosure, Slot: in.Slot, Registering: g == ""}
 	var acct *store.Account
 	if in.Account != nil {
+		if in.Account.Machine != "" {
+			return MachineView{}, fieldErr("account.machine", "not allowed here: the account belongs to the machine being created")
+		}
 		if in.Account.KeepPassword {
 			return MachineView{}, fieldErr("account.keep_password", "only an edit that moves an account keeps its password")
 		}
@@ -421,6 +433,9 @@ func (m *Manager) AddAccount(ctx context.Context, actor Actor, in AccountInput) 
 	}
 	if in.Machine == "" {
 		return store.Account{}, fieldErr("machine", "required")
+	}
+	if err := checkName("machine", in.Machine); err != nil {
+		return store.Account{}, err
 	}
 	mc, err := m.Store.Machine(ctx, in.Machine)
 	if err != nil {
@@ -603,6 +618,16 @@ func (m *Manager) DeleteAccount(ctx context.Context, actor Actor, id int64) (err
 func (m *Manager) resolve(ctx context.Context, names []string, group string) ([]store.Machine, error) {
 	if len(names) == 0 && group == "" {
 		return nil, fieldErr("machines", "name at least one machine or a group")
+	}
+	for _, n := range names {
+		if err := checkName("machines", n); err != nil {
+			return nil, err
+		}
+	}
+	if group != "" {
+		if err := checkName("group", group); err != nil {
+			return nil, err
+		}
 	}
 	var out []store.Machine
 	seen := map[string]bool{}
