@@ -213,3 +213,54 @@ func TestEditsDoNotLockAccounts(t *testing.T) {
 		t.Errorf("the last PATCH does not say when the next attempt is: %+v", last.NextAttempt)
 	}
 }
+
+// TestAuthFailuresThrottled: failed bearer authentications and console
+// logins from one address share a budget (10); then 429 with Retry-After,
+// before any token is looked up (a valid token from that address too),
+// and every failure is counted in lightsout_auth_failures_total.
+func TestAuthFailuresThrottled(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{})
+	bearer := func(tok string) (int, http.Header, []byte) {
+		req, _ := http.NewRequest("GET", e.URL+"/api/v1/whoami", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, b
+	}
+	login := func(tok string) (int, http.Header) {
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.PostForm(e.URL+"/login", map[string][]string{"token": {tok}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	for i := range 5 {
+		if st, _, b := bearer(fmt.Sprintf("lso_wrong-%d", i)); st != 401 {
+			t.Fatalf("bad token %d: %d %s", i, st, b)
+		}
+		if st, _ := login(fmt.Sprintf("lso_wrong-login-%d", i)); st != 401 {
+			t.Fatalf("bad login %d: %d", i, st)
+		}
+	}
+	st, h, b := bearer(e.Tokens[store.RoleAdmin])
+	wantError(t, "after 10 failures", st, b, 429, "rate_limited", "")
+	if h.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if st, h := login("lso_wrong-again"); st != 429 || h.Get("Retry-After") == "" {
+		t.Errorf("console login after 10 failures: %d, Retry-After %q", st, h.Get("Retry-After"))
+	}
+	_, mb := raw(t, e, "", "GET", "/metrics", "")
+	for _, w := range []string{`lightsout_auth_failures_total{kind="bearer"} 5`, `lightsout_auth_failures_total{kind="login"} 5`} {
+		if !strings.Contains(string(mb), w) {
+			t.Errorf("/metrics lacks %s", w)
+		}
+	}
+}
