@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -156,6 +158,16 @@ func TestPasswordBoundToEndpoint(t *testing.T) {
 	}
 	if l := evil.leaked(pw); len(l) > 0 {
 		t.Fatalf("credentials sent to a moved account's new address before its certificate was accepted: %q", l)
+	}
+
+	// An admin accepts the new certificate it presented (after checking
+	// it): pinned, audited.
+	if _, err := adm.AcceptCertificate(ctx(t), "bmc-00001", ""); err != nil {
+		t.Fatalf("accept-cert after the move: %v", err)
+	}
+	sum := sha256.Sum256(evil.srv.Certificate().Raw)
+	if pin, err := e.Server.Store.CertPin(ctx(t), "bmc-00001"); err != nil || pin != hex.EncodeToString(sum[:]) {
+		t.Fatalf("pin after accept-cert: %q %v", pin, err)
 	}
 
 	// Moved back with the password given again (an operator may).

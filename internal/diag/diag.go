@@ -165,6 +165,9 @@ type Action struct {
 	// other account's machine, the one at OtherAt as this one's): the swap
 	// moves the accounts (and their passwords) only between these two.
 	At, OtherAt store.Endpoint `json:"-"`
+	// GUIDAt and GUIDOther are the System GUIDs the BMCs at At and
+	// OtherAt reported: the other account's machine's and this one's.
+	GUIDAt, GUIDOther string `json:"-"`
 
 	GUID string `json:"guid,omitempty"`
 }

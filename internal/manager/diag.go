@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
@@ -361,6 +362,13 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 			err = errors.New("refused: the swap does not name the two endpoints the diagnosis verified")
 			return ch
 		}
+		// … and only between the two machines whose GUIDs answered
+		// there: the other's at this account's address, this one's at
+		// the other's.
+		if !registeredAs(ctx, r.m.Store, other.MachineID, act.GUIDAt) || !registeredAs(ctx, r.m.Store, a.MachineID, act.GUIDOther) {
+			err = fmt.Errorf("refused: %s and %s did not answer with the GUIDs of %s and %s", act.At, act.OtherAt, other.Machine, mc.Name)
+			return ch
+		}
 		targets = append(targets, other.Machine)
 		prev, release, ok := r.claim(mc.Name, ch.Line, a.ID, other.ID)
 		if !ok {
@@ -432,6 +440,18 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 		err = fmt.Errorf("unknown fix %q", act.Kind)
 	}
 	return ch
+}
+
+// registeredAs reports whether machine id is registered with the System
+// GUID seen (in any layout).
+func registeredAs(ctx context.Context, st store.Store, id int64, seen string) bool {
+	mc, err := st.MachineByID(ctx, id)
+	if err != nil || mc.GUID == "" || seen == "" {
+		return false
+	}
+	reg, err1 := guid.Parse(mc.GUID)
+	got, err2 := guid.Parse(seen)
+	return err1 == nil && err2 == nil && (reg.Matches(got) || got.Matches(reg))
 }
 
 func hostPort(addr string, port int) string {
