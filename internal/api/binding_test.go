@@ -276,3 +276,57 @@ func TestAuthFailuresThrottled(t *testing.T) {
 		}
 	}
 }
+
+// TestMovesOtherWaysIn: an enclosure manager's password is bound like an
+// account's (operator: refused without it; admin: keep_password, audited),
+// and an import with replace that moves a machine audits the move with its
+// old and new address.
+func TestMovesOtherWaysIn(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Subnet: 81, Fleet: sim.Config{Count: 2, Seed: 23}})
+	e.ImportFleet(t)
+	adm := e.Client(t, store.RoleAdmin)
+	if st, b := raw(t, e, store.RoleOperator, "POST", "/api/v1/enclosures", `{"name":"enc-m","address":"127.0.0.5","user":"root","password":"em-pw","slots":4}`); st != 201 {
+		t.Fatalf("add enclosure: %d %s", st, b)
+	}
+	st, b := raw(t, e, store.RoleOperator, "PATCH", "/api/v1/enclosures/enc-m", `{"address":"127.0.0.6"}`)
+	wantError(t, "enclosure moved without its password", st, b, 400, "invalid_field", "password")
+	st, b = raw(t, e, store.RoleOperator, "PATCH", "/api/v1/enclosures/enc-m", `{"address":"127.0.0.6","keep_password":true}`)
+	wantError(t, "operator keep_password on an enclosure", st, b, 403, "forbidden", "keep_password")
+	if en, err := e.Server.Store.Enclosure(ctx(t), "enc-m"); err != nil || en.Address != "127.0.0.5" || string(en.Password) != "em-pw" {
+		t.Fatalf("refused edits changed the enclosure: %+v %v", en, err)
+	}
+	if st, b := raw(t, e, store.RoleAdmin, "PATCH", "/api/v1/enclosures/enc-m", `{"address":"127.0.0.6","keep_password":true}`); st != 200 {
+		t.Fatalf("admin keep_password: %d %s", st, b)
+	}
+	if en, err := e.Server.Store.Enclosure(ctx(t), "enc-m"); err != nil || en.Address != "127.0.0.6" || string(en.Password) != "em-pw" {
+		t.Fatalf("after the admin's move: %+v %v", en, err)
+	}
+	log, err := adm.Audit(ctx(t), "enc-m", 5)
+	if err != nil || len(log) == 0 || !strings.Contains(log[0].Detail, "address 127.0.0.5:623 → 127.0.0.6:623") ||
+		!strings.Contains(log[0].Detail, "keep_password, by an admin") {
+		t.Fatalf("enclosure move audit: %+v %v", log, err)
+	}
+
+	// Import with replace moving bmc-00001 to another port.
+	req := e.FleetImport(t)
+	req.Replace = true
+	accts, _ := adm.Accounts(ctx(t), "bmc-00001")
+	old := accts[0].Account
+	req.Content = strings.Replace(req.Content, fmt.Sprintf("port: %d", old.Port), fmt.Sprintf("port: %d", old.Port+1000), 1)
+	if !strings.Contains(req.Content, fmt.Sprintf("port: %d", old.Port+1000)) {
+		t.Skipf("the fleet's inventory does not spell bmc-00001's port as expected:\n%s", req.Content)
+	}
+	if _, err := adm.Import(ctx(t), req); err != nil {
+		t.Fatalf("import with replace: %v", err)
+	}
+	log, err = adm.Audit(ctx(t), "bmc-00001", 5)
+	found := false
+	for _, a := range log {
+		found = found || a.Action == "account.update" && strings.Contains(a.Detail, fmt.Sprintf(":%d → ", old.Port)) &&
+			!strings.Contains(a.Detail, "password changed") && strings.Contains(a.Detail, "inventory import with replace")
+	}
+	if err != nil || !found {
+		t.Fatalf("the import's move is not audited: %+v %v", log, err)
+	}
+}
