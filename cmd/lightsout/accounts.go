@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -117,6 +118,7 @@ remedy.` + serverHelp,
 type accountFlags struct {
 	machine, protocol, address, user, passwordFile, privilege string
 	port, cipherSuite                                         int
+	keepPassword                                              bool
 }
 
 func (a *accountFlags) add(c *cobra.Command, forAdd bool) {
@@ -124,6 +126,9 @@ func (a *accountFlags) add(c *cobra.Command, forAdd bool) {
 	if forAdd {
 		fl.StringVar(&a.machine, "machine", "", "the machine the account belongs to (required)")
 		fl.StringVar(&a.protocol, "protocol", "", "ipmi (default) or redfish")
+	} else {
+		fl.StringVar(&a.protocol, "protocol", "", "ipmi or redfish")
+		fl.BoolVar(&a.keepPassword, "keep-password", false, "admin: keep the stored password when --protocol, --address or --port change (audited); without it give --password-file again")
 	}
 	fl.StringVar(&a.address, "address", "", "BMC address: IPv4, IPv6 or host name")
 	fl.IntVar(&a.port, "port", 0, "BMC port (default 623)")
@@ -190,14 +195,23 @@ role.` + serverHelp,
 func newAccountsSetCmd(f *apiFlags) *cobra.Command {
 	a := &accountFlags{}
 	c := &cobra.Command{
-		Use:   "set ID [--address A] [--port N] [--user U] [--password-file F] [--privilege P] [--cipher-suite N]",
-		Short: "Edit an OOB account (a new user or password is retried at once)",
+		Use:   "set ID [--protocol P] [--address A] [--port N] [--user U] [--password-file F] [--keep-password] [--privilege P] [--cipher-suite N]",
+		Short: "Edit an OOB account (a changed user or password is retried at once, once per lockout-guard interval)",
 		Long: `set changes only the fields given. After the BMC's password or user changed
 (the NotAuthenticated state), set the new one here: the server retries the
-account at once instead of waiting out its lockout guard. Needs the operator
+account at once instead of waiting out its lockout guard — once per guard
+interval (10 min): further edits wait, and set says until when. Setting the
+same user and password again is no change and makes no login.
+
+The stored password is bound to the account's protocol, address and port
+(docs/security.md): changing any of them needs the password again
+(--password-file), or an admin's --keep-password (audited). A Redfish
+account that moved must have its new certificate accepted
+(lightsout accept-cert) before credentials are sent. Needs the operator
 role.` + serverHelp,
 		Example: `  lightsout accounts set 12 --password-file ~/.new-bmc-pass
-  lightsout accounts set 12 --address 10.0.4.18 --port 623`,
+  lightsout accounts set 12 --address 10.0.4.18 --port 623 --password-file ~/.bmc-pass
+  lightsout accounts set 12 --address 10.0.4.18 --keep-password     # admin`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkOutput(); err != nil {
@@ -213,11 +227,20 @@ role.` + serverHelp,
 			}
 			var in manager.AccountInput
 			changed := false
+			if fl.Changed("protocol") {
+				in.Protocol, changed = a.protocol, true
+			}
 			if fl.Changed("address") {
 				if a.address == "" {
 					return usageErr("--address: must not be empty")
 				}
 				in.Address, changed = a.address, true
+			}
+			if a.keepPassword {
+				if fl.Changed("password-file") {
+					return usageErr("--keep-password: give either it or --password-file")
+				}
+				in.KeepPassword = true
 			}
 			if fl.Changed("port") {
 				in.Port, changed = a.port, true
@@ -239,7 +262,7 @@ role.` + serverHelp,
 				in.CipherSuite, changed = &a.cipherSuite, true
 			}
 			if !changed {
-				return usageErr("nothing to change: give --address, --port, --user, --password-file, --privilege or --cipher-suite")
+				return usageErr("nothing to change: give --protocol, --address, --port, --user, --password-file, --privilege or --cipher-suite")
 			}
 			cl, err := f.client(cmd)
 			if err != nil {
@@ -253,6 +276,10 @@ role.` + serverHelp,
 				return jsonLines(cmd.OutOrStdout(), v)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "updated account %d of %s\n", v.Account.ID, v.Account.Machine)
+			if v.NextAttempt != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "the lockout guard holds the login with the new credentials until %s (one immediate retry per guard interval)\n",
+					v.NextAttempt.Local().Format(time.RFC3339))
+			}
 			return nil
 		},
 	}

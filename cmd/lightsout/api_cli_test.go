@@ -163,6 +163,16 @@ func TestCLIThroughServer(t *testing.T) {
 	wantExit(t, "accounts show abc", out, code, err, 2, "account ID")
 	out, code, err = as(t, e, operator, "accounts", "set", id)
 	wantExit(t, "accounts set nothing", out, code, err, 2, "nothing to change")
+	// The password is bound to the address: moving needs it again, or
+	// an admin's --keep-password.
+	out, code, err = as(t, e, operator, "accounts", "set", id, "--port", "10")
+	wantExit(t, "accounts set --port without the password", out, code, err, 2, "password")
+	out, code, err = as(t, e, operator, "accounts", "set", id, "--port", "10", "--keep-password")
+	wantExit(t, "operator --keep-password", out, code, err, 1, "keep_password")
+	out, code, err = as(t, e, admin, "accounts", "set", id, "--port", "10", "--keep-password")
+	wantExit(t, "admin --keep-password", out, code, err, 0, "updated account")
+	out, code, err = as(t, e, operator, "accounts", "set", id, "--port", "11", "--password-file", pw)
+	wantExit(t, "accounts set --port with the password", out, code, err, 0, "updated account")
 	out, code, err = as(t, e, operator, "machines", "rm", "extra")
 	wantExit(t, "operator rm", out, code, err, 1, "needs role admin")
 	out, code, err = as(t, e, admin, "machines", "rm", "extra")

@@ -82,8 +82,10 @@ cannot be read.
 
 Monitoring: each channel every --interval (±10% jitter). A NotResponding channel
 backs off (doubling, up to --max-backoff). A refused account is retried at most
-once per --auth-retry, and at once after its credentials are edited (BMCs lock
-accounts after a few failures). A change of state is declared after --confirm
+once per --auth-retry, and at once after its credentials are changed — once per
+--auth-retry however many edits; the same credentials re-sent are no change (BMCs
+lock accounts after a few failures). Stored passwords are bound to their
+account's protocol, address and port (docs/security.md). A change of state is declared after --confirm
 consecutive observations (Invalid and NotAuthenticated at once). Never more than
 one session and one request at a time per BMC. A healthy BMC gets a light check
 (session, GUID, power: 6 datagrams) and every --full-every-th time the full one

@@ -21,6 +21,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/authlimit"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/server"
@@ -70,6 +71,10 @@ type API struct {
 	// agents is the agent hub (nil: 503).
 	agents    *agent.Hub
 	agentAddr net.Addr
+	// lim throttles failed authentications per source address and
+	// counts them (lightsout_auth_failures_total), for the API and the
+	// console's login.
+	lim *authlimit.Limiter
 }
 
 // NewHandler builds the handler. It registers lightsout_operations_total on
@@ -94,7 +99,10 @@ func NewHandler(cfg Config) *API {
 		}
 	}
 	if a.reg != nil {
+		a.lim = authlimit.New(a.reg)
 		a.met = promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
+	} else {
+		a.lim = authlimit.New(nil)
 	}
 	if a.m != nil {
 		ops, prev := a.ops, a.m.OnAudit // prev: the server's (power events)
@@ -109,7 +117,7 @@ func NewHandler(cfg Config) *API {
 		a.mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
 	}
 	if cfg.Console {
-		console := web.New(web.Config{Manager: a.m, Store: a.st, Events: a.ev, Agents: a.agents, AgentAddr: a.agentAddr, Logger: a.log})
+		console := web.New(web.Config{Manager: a.m, Store: a.st, Events: a.ev, Agents: a.agents, AgentAddr: a.agentAddr, Logger: a.log, Limiter: a.lim})
 		a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			if a.isAPIPath(r.URL.Path) {
 				a.notFound(w, r)
@@ -165,8 +173,18 @@ func (a *API) wrap(rt route) http.Handler {
 		var actor manager.Actor
 		err := func() error {
 			if rt.Role != "" {
+				src := authlimit.Source(r)
+				if ok, wait := a.lim.Allow(src, time.Now()); !ok {
+					sw.Header().Set("Retry-After", authlimit.RetryAfter(wait))
+					return &apiError{status: http.StatusTooManyRequests, code: wire.CodeRateLimited,
+						msg: "too many failed authentications from " + src.String() + "; try again in " + authlimit.RetryAfter(wait) + " s"}
+				}
 				var err error
 				if actor, err = a.authenticate(r); err != nil {
+					var ae *apiError
+					if errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
+						a.lim.Fail("bearer", src, time.Now())
+					}
 					return err
 				}
 				if actor.Role.Rank() < rt.Role.Rank() {

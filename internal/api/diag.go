@@ -40,7 +40,9 @@ func (a *API) diag(w http.ResponseWriter, r *http.Request, actor manager.Actor) 
 	if err != nil && !started {
 		return err
 	}
-	if err != nil {
+	if err != nil && clientGone(r, err) {
+		a.log.Debug("api: diagnosis failed after it started: client gone", "err", err)
+	} else if err != nil {
 		a.log.Error("api: diagnosis failed after it started", "err", err)
 	}
 	begin()

@@ -431,7 +431,8 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.SetFaults("bmc-00031", sim.Faults{Silent: true})
-			if _, err := op.UpdateAccount(ctx(t), acct("bmc-00030").ID, manager.AccountInput{Address: spare.Address, Port: spare.Port}); err != nil {
+			pw := f.Password() // a moved account's password is given again
+			if _, err := op.UpdateAccount(ctx(t), acct("bmc-00030").ID, manager.AccountInput{Address: spare.Address, Port: spare.Port, Password: &pw}); err != nil {
 				t.Fatal(err)
 			}
 			r := one(t, op, "bmc-00030", false)

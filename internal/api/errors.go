@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +50,12 @@ func classify(err error) (int, wire.ErrorBody) {
 			Message: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)}
 	}
 	if errors.Is(err, manager.ErrForbidden) {
-		return http.StatusForbidden, wire.ErrorBody{Code: wire.CodeForbidden, Message: err.Error()}
+		b := wire.ErrorBody{Code: wire.CodeForbidden, Message: err.Error()}
+		var fe *store.FieldError
+		if errors.As(err, &fe) {
+			b.Field = fe.Field
+		}
+		return http.StatusForbidden, b
 	}
 	var ies inventory.Errors
 	if errors.As(err, &ies) && len(ies) > 0 {
@@ -114,6 +120,12 @@ func plural(n int, one, many string) string {
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := classify(err)
+	if status >= 500 && clientGone(r, err) {
+		// The client went away (disconnect, its own timeout): nothing is
+		// wrong here, and nobody reads the reply.
+		a.log.Debug("api: client gone", "method", r.Method, "path", r.URL.Path, "err", err)
+		return
+	}
 	if status >= 500 {
 		a.log.Error("api: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -204,4 +216,10 @@ func jsonKind(k string) string {
 		return "a value"
 	}
 	return k
+}
+
+// clientGone reports whether err comes from the request's own context
+// ending: the client disconnected (or gave up) while the request ran.
+func clientGone(r *http.Request, err error) bool {
+	return r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/lightsout/lightsout/internal/inventory"
@@ -477,7 +476,11 @@ func (a *API) patchAccount(w http.ResponseWriter, r *http.Request, actor manager
 	if err != nil {
 		return accountErr(id, err)
 	}
-	writeJSON(w, http.StatusOK, a.channel(acct))
+	v := a.channel(acct)
+	if next, held := a.m.Monitor.EditHeld(id); held {
+		v.NextAttempt = &next
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -593,8 +596,10 @@ func (a *API) importInventory(w http.ResponseWriter, r *http.Request, actor mana
 	if strings.TrimSpace(in.Content) == "" {
 		return invalid("content", "required: the inventory file's text")
 	}
-	if len(in.Source) > 255 || strings.ContainsAny(in.Source, "\r\n") || !utf8.ValidString(in.Source) {
-		return invalid("source", "must be a file name of at most 255 bytes on one line")
+	if in.Source != "" {
+		if reason := inventory.CheckText(in.Source); reason != "" {
+			return invalid("source", "%s", reason)
+		}
 	}
 	inv, err := inventory.Parse(strings.NewReader(in.Content), format, in.Source)
 	if err != nil {
@@ -832,7 +837,9 @@ func (a *API) stream(w http.ResponseWriter, run func(progress func(power.Result)
 	if err != nil && !started {
 		return err
 	}
-	if err != nil {
+	if err != nil && errors.Is(err, context.Canceled) {
+		a.log.Debug("api: bulk operation failed after it started: client gone", "err", err)
+	} else if err != nil {
 		a.log.Error("api: bulk operation failed after it started", "err", err)
 	}
 	begin()

@@ -17,6 +17,7 @@ import (
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
 )
 
 // Cause is a diagnosis's stable code: what went wrong, for machines and
@@ -159,6 +160,14 @@ type Action struct {
 	OtherAccountID int64 `json:"other_account_id,omitempty"`
 	Suite          int   `json:"suite,omitempty"`
 	Handles        []int `json:"handles,omitempty"` // session handles
+	// At and OtherAt, for a swap, are the two endpoints whose BMCs'
+	// GUIDs the diagnosis just verified (the one at At answers as the
+	// other account's machine, the one at OtherAt as this one's): the swap
+	// moves the accounts (and their passwords) only between these two.
+	At, OtherAt store.Endpoint `json:"-"`
+	// GUIDAt and GUIDOther are the System GUIDs the BMCs at At and
+	// OtherAt reported: the other account's machine's and this one's.
+	GUIDAt, GUIDOther string `json:"-"`
 
 	GUID string `json:"guid,omitempty"`
 }
@@ -244,6 +253,8 @@ type Account struct {
 	// Protocol is the account's protocol ("ipmi", "redfish"; "" counts as
 	// ipmi).
 	Protocol string `json:"protocol,omitempty"`
+	// Endpoint is where the check was sent.
+	Endpoint store.Endpoint `json:"-"`
 }
 
 // Redfish reports whether the channel is a Redfish one: the IPMI-only
@@ -365,6 +376,8 @@ type Owner struct {
 // SwapCheck is what answers at the owner's address.
 type SwapCheck struct {
 	GUID string `json:"guid,omitempty"`
+	// At is the owner's account's endpoint that was checked.
+	At store.Endpoint `json:"-"`
 	// Ours: the owner's address answers with this machine's GUID.
 	Ours bool   `json:"ours"`
 	Err  string `json:"error,omitempty"`

@@ -59,6 +59,11 @@ type Executor struct {
 	// Current is the monitor's view of a channel's declared state (nil:
 	// the store's).
 	Current func(accountID int64) (store.ChannelState, bool)
+	// Guard is the monitor's lockout guard for a refused account (nil:
+	// the schedule's rule from the stored refusal and edit times): may it
+	// be tried now, else when. An attempt it allows only because of an
+	// edit counts as that edit's one immediate attempt.
+	Guard func(accountID int64, credentialsChanged, now time.Time) (bool, time.Time)
 	// Schedule's AuthRetry is the lockout guard (default
 	// state.DefaultSchedule).
 	Schedule state.Schedule
@@ -204,7 +209,8 @@ func (x *Executor) Check(ctx context.Context, m store.Machine, a store.Account) 
 func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) Facts {
 	now := x.now()
 	f := Facts{Machine: m.Name, Now: now, Expected: m.GUID,
-		Account: Account{ID: a.ID, Address: hostPort(a.Address, a.Port), User: a.User, Privilege: a.Privilege, CipherSuite: a.CipherSuite, Protocol: a.Protocol}}
+		Account: Account{ID: a.ID, Address: hostPort(a.Address, a.Port), User: a.User, Privilege: a.Privilege, CipherSuite: a.CipherSuite, Protocol: a.Protocol,
+			Endpoint: store.EndpointOf(a)}}
 	if m.Registering {
 		f.Expected = ""
 	}
@@ -239,12 +245,16 @@ func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) F
 	// The lockout guard: a refused account is not tried again before
 	// AuthRetry unless its credentials were edited since.
 	if ok && cs.State == state.NotAuthenticated {
-		if allowed, next := sched.AuthAttempt(cs.CheckedAt, a.CredentialsChangedAt, now); !allowed {
+		allowed, next, _ := sched.AuthAttempt(cs.CheckedAt, a.CredentialsChangedAt, time.Time{}, now)
+		if x.Guard != nil {
+			allowed, next = x.Guard(a.ID, a.CredentialsChangedAt, now)
+		}
+		if !allowed {
 			f.State, f.Reason, f.Conditions, f.Message, f.GUID = cs.State, cs.Reason, cs.Conditions, cs.Message, cs.GUID
 			if serr == nil && len(stored.Evidence) > 0 {
 				_ = json.Unmarshal(stored.Evidence, &f.Evidence)
 			}
-			f.NotRetried = fmt.Sprintf("the BMC refused this account at %s and its credentials have not changed since; to protect it from lockout it is not tried again before %s",
+			f.NotRetried = fmt.Sprintf("the BMC refused this account at %s and its credentials have not changed since (or an edit already earned its one immediate attempt); to protect it from lockout it is not tried again before %s",
 				when(cs.CheckedAt), when(next))
 			return f
 		}
@@ -751,6 +761,7 @@ func (x *Executor) swapCheck(ctx context.Context, m store.Machine, o *Owner) *Sw
 		sc.Err = err.Error()
 		return sc
 	}
+	sc.At = store.EndpointOf(oa)
 	om, err := x.Store.MachineByID(ctx, oa.MachineID)
 	if err != nil {
 		sc.Err = err.Error()

@@ -669,16 +669,24 @@ func invalid(f Facts) Result {
 			}
 			sc := f.SwapCheck
 			if sc.Ours {
-				return done(&Diagnosis{Cause: CauseAddressesSwapped, Confidence: High,
+				d := &Diagnosis{Cause: CauseAddressesSwapped, Confidence: High,
 					Summary:  fmt.Sprintf("the addresses of %s and %s are swapped: each BMC answers at the other's address", f.Machine, o.Name),
 					Evidence: append(ev, fmt.Sprintf("%s answers with %s's GUID %s", o.Address, f.Machine, f.Expected)),
 					RuledOut: []string{"a motherboard replacement: both GUIDs are registered, just at each other's address"},
 					Remedy:   "swap the two accounts' addresses (autocorrect does), or swap the BMCs' LAN settings back if they were meant to stay",
-					Actions: []Action{{Kind: ActSwapAddresses, AccountID: f.Account.ID, OtherAccountID: o.AccountID,
+					Actions: []Action{{Kind: ActSwapAddresses, AccountID: f.Account.ID, OtherAccountID: o.AccountID, At: f.Account.Endpoint, OtherAt: sc.At, GUIDAt: f.GUID, GUIDOther: sc.GUID,
 						What: fmt.Sprintf("the addresses of %s and %s", f.Machine, o.Name),
 						From: fmt.Sprintf("%s and %s", f.Account.Address, o.Address), To: fmt.Sprintf("%s and %s", o.Address, f.Account.Address),
 						Because: fmt.Sprintf("%s answers with %s's System GUID and %s with %s's", f.Account.Address, o.Name, o.Address, f.Machine)}},
-				})
+				}
+				// Autocorrect swaps only between the two addresses whose
+				// BMCs both just answered (a fresh check here, the swap
+				// check there), never on a remembered observation.
+				if !f.Fresh {
+					d.Actions = nil
+					d.Remedy = "check the machine again (lightsout check " + f.Machine + "), then " + d.Remedy
+				}
+				return done(d)
 			}
 			what := "is silent"
 			if sc.Err != "" {

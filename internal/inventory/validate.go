@@ -491,19 +491,44 @@ func checkDefaultable(field string, m *Machine) string {
 	return ""
 }
 
-// checkText is the rule every text field obeys: valid UTF-8, no control
-// characters, no leading or trailing white space.
+// MaxText is the longest text field, in bytes.
+const MaxText = 255
+
+// CheckText is the rule every text field obeys — in an inventory file and
+// in every API request: valid UTF-8, at most MaxText bytes, printable (no
+// control or format characters such as a right-to-left override), no
+// leading or trailing white space. It returns what is wrong, or "".
+func CheckText(s string) string { return checkText(s) }
+
 func checkText(s string) string {
 	if !utf8.ValidString(s) {
 		return "is not valid UTF-8"
+	}
+	if len(s) > MaxText {
+		return fmt.Sprintf("is %d bytes long (at most %d)", len(s), MaxText)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
 			return "contains a control character"
 		}
+		if !unicode.IsPrint(r) && r != '\u00a0' {
+			return fmt.Sprintf("contains a non-printable character (U+%04X)", r)
+		}
 	}
 	if strings.TrimSpace(s) != s {
 		return "has leading or trailing white space"
+	}
+	return ""
+}
+
+// CheckName says what is wrong with a machine, enclosure or group name
+// ("" when nothing): the inventory's rule, for every way in.
+func CheckName(s string) string {
+	if r := checkText(s); r != "" {
+		return r
+	}
+	if !validName(s) {
+		return "may contain only letters, digits, '.', '_' and '-'"
 	}
 	return ""
 }

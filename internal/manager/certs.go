@@ -64,6 +64,9 @@ func (m *Manager) AcceptCertificate(ctx context.Context, actor Actor, name, fing
 	if err != nil {
 		return err
 	}
+	if old == probe.AwaitingPin {
+		old = "" // cleared by an address change
+	}
 	if strings.EqualFold(old, fp) {
 		return fieldErr("fingerprint", "this certificate is already pinned")
 	}

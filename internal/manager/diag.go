@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
@@ -102,7 +103,7 @@ func (s *DiagSummary) Add(r DiagResult) {
 
 // addressSwapper is the store's transactional address swap.
 type addressSwapper interface {
-	SwapAccountAddresses(ctx context.Context, a, b int64) error
+	SwapAccountAddresses(ctx context.Context, a, b int64, atA, atB store.Endpoint) error
 }
 
 func (m *Manager) executor() *diag.Executor {
@@ -114,7 +115,7 @@ func (m *Manager) executor() *diag.Executor {
 			probers[inventory.ProtocolRedfish] = probe.Redfish(m.Redfish, m.Store)
 		}
 	}
-	return &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Schedule: c.Schedule,
+	return &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
 		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}
 }
 
@@ -355,6 +356,19 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 			err = oerr
 			return ch
 		}
+		// The swap moves passwords: only between the two endpoints the
+		// diagnosis just verified, for the account it diagnosed.
+		if act.AccountID != a.ID || act.At == (store.Endpoint{}) || act.OtherAt == (store.Endpoint{}) {
+			err = errors.New("refused: the swap does not name the two endpoints the diagnosis verified")
+			return ch
+		}
+		// … and only between the two machines whose GUIDs answered
+		// there: the other's at this account's address, this one's at
+		// the other's.
+		if !registeredAs(ctx, r.m.Store, other.MachineID, act.GUIDAt) || !registeredAs(ctx, r.m.Store, a.MachineID, act.GUIDOther) {
+			err = fmt.Errorf("refused: %s and %s did not answer with the GUIDs of %s and %s", act.At, act.OtherAt, other.Machine, mc.Name)
+			return ch
+		}
 		targets = append(targets, other.Machine)
 		prev, release, ok := r.claim(mc.Name, ch.Line, a.ID, other.ID)
 		if !ok {
@@ -369,7 +383,7 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 		}
 		r.m.Monitor.BeginEdit(a.ID)
 		r.m.Monitor.BeginEdit(other.ID)
-		if err = sw.SwapAccountAddresses(ctx, a.ID, other.ID); err != nil {
+		if err = sw.SwapAccountAddresses(ctx, a.ID, other.ID, act.At, act.OtherAt); err != nil {
 			r.m.Monitor.EndEdit(a.ID)
 			r.m.Monitor.EndEdit(other.ID)
 			return ch
@@ -426,6 +440,18 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 		err = fmt.Errorf("unknown fix %q", act.Kind)
 	}
 	return ch
+}
+
+// registeredAs reports whether machine id is registered with the System
+// GUID seen (in any layout).
+func registeredAs(ctx context.Context, st store.Store, id int64, seen string) bool {
+	mc, err := st.MachineByID(ctx, id)
+	if err != nil || mc.GUID == "" || seen == "" {
+		return false
+	}
+	reg, err1 := guid.Parse(mc.GUID)
+	got, err2 := guid.Parse(seen)
+	return err1 == nil && err2 == nil && (reg.Matches(got) || got.Matches(reg))
 }
 
 func hostPort(addr string, port int) string {

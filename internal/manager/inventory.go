@@ -2,7 +2,9 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/store"
@@ -56,13 +58,80 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 		encs = append(encs, store.Enclosure{Name: e.Name, Protocol: proto, Address: e.Address, Port: port,
 			User: e.User, Password: enclosurePasswords[e.Name], Slots: e.Slots})
 	}
+	moves, err := m.importMoves(ctx, rows, replace)
+	if err != nil {
+		return 0, err
+	}
 	if err := m.Store.Import(ctx, rows, encs, replace); err != nil {
 		return 0, err
+	}
+	for _, mv := range moves {
+		m.audit(ctx, actor, "account.update", mv.machine, strings.Join(mv.changes, ", ")+" (inventory import with replace)", nil)
 	}
 	if err := m.Monitor.Load(ctx); err != nil {
 		return len(rows), err
 	}
 	return len(rows), nil
+}
+
+type importMove struct {
+	machine string
+	changes []string
+}
+
+// importMoves applies the password binding to an import with replace: a
+// row that moves an existing machine's account (protocol, address or port)
+// must give its password (the stored one is bound to the old endpoint).
+// It returns every changed account's changes, for the audit log.
+func (m *Manager) importMoves(ctx context.Context, rows []store.ImportRow, replace bool) ([]importMove, error) {
+	if !replace {
+		return nil, nil // existing machines are refused
+	}
+	var out []importMove
+	for _, r := range rows {
+		mc, err := m.Store.Machine(ctx, r.Machine.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		accts, err := m.Store.AccountsOf(ctx, mc.ID)
+		if err != nil {
+			return nil, err
+		}
+		na := r.Account
+		if na.Port == 0 {
+			na.Port = store.DefaultPort(na.Protocol)
+		}
+		// The account the import updates: same endpoint, else the only
+		// one of the protocol (store.Import's rule).
+		var old *store.Account
+		same := 0
+		for i, a := range accts {
+			if store.EndpointOf(a) == store.EndpointOf(na) {
+				old = &accts[i]
+				same = -1
+				break
+			}
+			if a.Protocol == na.Protocol {
+				same++
+				old = &accts[i]
+			}
+		}
+		if same > 1 || old == nil {
+			continue // a new account
+		}
+		moved := movedFrom(*old, na)
+		if moved != "" && len(old.Password) > 0 && len(na.Password) == 0 {
+			return nil, &store.FieldError{Line: r.Line, Record: r.Machine.Name, Field: "password",
+				Reason: fmt.Sprintf("required: the import changes the account's %s and the stored password is bound to the old one", moved), Err: ErrPasswordBound}
+		}
+		if ch := accountChanges(*old, na); len(ch) > 0 {
+			out = append(out, importMove{r.Machine.Name, ch})
+		}
+	}
+	return out, nil
 }
 
 func privilegeName(p string) string {
@@ -123,6 +192,9 @@ type EnclosureInput struct {
 	User     *string `json:"user,omitempty"`
 	Password *string `json:"password,omitempty"`
 	Slots    int     `json:"slots,omitempty"`
+	// KeepPassword (admin, edits only): keep the stored password when the
+	// address or port changes, without giving it again.
+	KeepPassword bool `json:"keep_password,omitempty"`
 }
 
 func (m *Manager) enclosure(e store.Enclosure, in EnclosureInput) (store.Enclosure, error) {
@@ -174,7 +246,8 @@ func (m *Manager) AddEnclosure(ctx context.Context, actor Actor, in EnclosureInp
 
 // UpdateEnclosure edits an enclosure manager.
 func (m *Manager) UpdateEnclosure(ctx context.Context, actor Actor, name string, in EnclosureInput) (e store.Enclosure, err error) {
-	defer func() { m.audit(ctx, actor, "enclosure.update", name, "", err) }()
+	var detail []string
+	defer func() { m.audit(ctx, actor, "enclosure.update", name, strings.Join(detail, ", "), err) }()
 	if err := m.require(actor, store.RoleOperator, "editing an enclosure"); err != nil {
 		return e, err
 	}
@@ -183,9 +256,27 @@ func (m *Manager) UpdateEnclosure(ctx context.Context, actor Actor, name string,
 		return e, err
 	}
 	in.Name = name
+	if in.KeepPassword && in.Password != nil {
+		return e, fieldErr("keep_password", "give either a password or keep_password, not both")
+	}
 	e, err = m.enclosure(old, in)
 	if err != nil {
 		return e, err
+	}
+	// The password is bound to the enclosure manager's endpoint, as an
+	// account's is.
+	oa := store.Account{Protocol: old.Protocol, Address: old.Address, Port: old.Port, User: old.User, Password: old.Password}
+	na := store.Account{Protocol: e.Protocol, Address: e.Address, Port: e.Port, User: e.User, Password: e.Password}
+	moved := movedFrom(oa, na)
+	if err := passwordMayMove(actor, oa, moved, in.Password != nil, in.KeepPassword); err != nil {
+		return e, err
+	}
+	detail = accountChanges(oa, na)
+	if in.Slots != 0 && in.Slots != old.Slots {
+		detail = append(detail, fmt.Sprintf("slots %d → %d", old.Slots, in.Slots))
+	}
+	if moved != "" && len(old.Password) > 0 && in.Password == nil {
+		detail = append(detail, "password kept for the new "+moved+" (keep_password, by an admin)")
 	}
 	if err := m.Store.UpdateEnclosure(ctx, &e); err != nil {
 		return store.Enclosure{}, err

@@ -24,6 +24,9 @@ func (m *Manager) Replace(ctx context.Context, actor Actor, old, spare string) (
 	if old == spare {
 		return fieldErr("spare", "a machine cannot replace itself")
 	}
+	if err := checkName("spare", spare); err != nil {
+		return err
+	}
 	if _, err := m.Store.Machine(ctx, old); err != nil {
 		return err
 	}
@@ -134,6 +137,10 @@ func (m *Manager) Allocate(ctx context.Context, actor Actor, group string, names
 	}
 	if group == "" {
 		return nil, fieldErr("group", "required")
+	}
+	// The group is stored: the inventory file's rules, as every way in.
+	if err := validate(store.Machine{Name: "allocate", Group: group}, nil); err != nil {
+		return nil, err
 	}
 	ms, err := m.resolve(ctx, names, "")
 	if err != nil {

@@ -7,6 +7,7 @@ package manager
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,6 +101,15 @@ func (m *Manager) audit(ctx context.Context, a Actor, action, target, detail str
 
 func fieldErr(field, reason string) error { return &store.FieldError{Field: field, Reason: reason} }
 
+// checkName refuses, as a bad request, a name that no machine, enclosure or
+// group can have (the inventory's rule): it is not looked up.
+func checkName(field, name string) error {
+	if r := inventory.CheckName(name); r != "" {
+		return fieldErr(field, fmt.Sprintf("%q %s", name, r))
+	}
+	return nil
+}
+
 // ChannelView is one OOB channel as the API shows it: the account (never the
 // password), its state and, when it is not Connectable, the remedy.
 type ChannelView struct {
@@ -109,6 +119,10 @@ type ChannelView struct {
 	// Security holds the findings of the BMC's latest complete security
 	// audit; any makes the channel Insecure.
 	Security []audit.Finding `json:"security_findings,omitempty"`
+	// NextAttempt, after an edit of the credentials that did not earn an
+	// immediate login (the lockout guard allows one per interval), is
+	// when the next login is.
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
 }
 
 // MachineView is a machine with its channels.
@@ -202,6 +216,9 @@ type AccountInput struct {
 	Password    *string `json:"password,omitempty"`
 	Privilege   string  `json:"privilege,omitempty"`
 	CipherSuite *int    `json:"cipher_suite,omitempty"`
+	// KeepPassword (admin, edits only): keep the stored password when the
+	// protocol, address or port changes, without giving it again.
+	KeepPassword bool `json:"keep_password,omitempty"`
 }
 
 // validate checks a machine (and its account) with the inventory file's
@@ -256,6 +273,12 @@ func (m *Manager) AddMachine(ctx context.Context, actor Actor, in MachineInput) 
 		Enclosure: in.Enclosure, Slot: in.Slot, Registering: g == ""}
 	var acct *store.Account
 	if in.Account != nil {
+		if in.Account.Machine != "" {
+			return MachineView{}, fieldErr("account.machine", "not allowed here: the account belongs to the machine being created")
+		}
+		if in.Account.KeepPassword {
+			return MachineView{}, fieldErr("account.keep_password", "only an edit that moves an account keeps its password")
+		}
 		a, err := accountFrom(store.Account{}, *in.Account)
 		if err != nil {
 			return MachineView{}, err
@@ -411,9 +434,15 @@ func (m *Manager) AddAccount(ctx context.Context, actor Actor, in AccountInput) 
 	if in.Machine == "" {
 		return store.Account{}, fieldErr("machine", "required")
 	}
+	if err := checkName("machine", in.Machine); err != nil {
+		return store.Account{}, err
+	}
 	mc, err := m.Store.Machine(ctx, in.Machine)
 	if err != nil {
 		return store.Account{}, &store.FieldError{Field: "machine", Reason: fmt.Sprintf("no machine named %q", in.Machine), Err: store.ErrNotFound}
+	}
+	if in.KeepPassword {
+		return store.Account{}, fieldErr("keep_password", "only an edit that moves an account keeps its password")
 	}
 	a, err = accountFrom(store.Account{MachineID: mc.ID}, in)
 	if err != nil {
@@ -429,8 +458,13 @@ func (m *Manager) AddAccount(ctx context.Context, actor Actor, in AccountInput) 
 	return a, m.Monitor.Refresh(ctx, a.ID)
 }
 
-// UpdateAccount edits an account. A changed user or password makes the
-// monitor retry a refused account at once.
+// UpdateAccount edits an account. The password is bound to where it is
+// sent (docs/security.md): a change of protocol, address or port of an
+// account that holds a password needs the password again in the same
+// request, or an admin and KeepPassword. Every changed field is audited
+// with its old and new value (never the password). A changed user or
+// password makes one immediate login at most per lockout-guard interval;
+// an edit that changes neither makes none.
 func (m *Manager) UpdateAccount(ctx context.Context, actor Actor, id int64, in AccountInput) (a store.Account, err error) {
 	detail := []string{}
 	defer func() { m.audit(ctx, actor, "account.update", a.Machine, strings.Join(detail, ", "), err) }()
@@ -441,40 +475,126 @@ func (m *Manager) UpdateAccount(ctx context.Context, actor Actor, id int64, in A
 	if err != nil {
 		return store.Account{}, err
 	}
-	a, err = accountFrom(old, in)
-	if err != nil {
-		return a, err
+	a.Machine = old.Machine
+	if err := checkAccountInput(in); err != nil {
+		return store.Account{}, err
 	}
-	mc, err := m.Store.MachineByID(ctx, a.MachineID)
+	na, err := accountFrom(old, in)
 	if err != nil {
 		return store.Account{}, err
 	}
-	if err := validate(mc, &a); err != nil {
+	mc, err := m.Store.MachineByID(ctx, na.MachineID)
+	if err != nil {
 		return store.Account{}, err
 	}
-	if old.Address != a.Address || old.Port != a.Port {
-		detail = append(detail, diag.AddressChange(hostPort(old.Address, old.Port), hostPort(a.Address, a.Port)))
+	if err := validate(mc, &na); err != nil {
+		return store.Account{}, err
 	}
-	if old.User != a.User {
-		detail = append(detail, fmt.Sprintf("user %q → %q", old.User, a.User))
+	moved := movedFrom(old, na)
+	if err := passwordMayMove(actor, old, moved, in.Password != nil, in.KeepPassword); err != nil {
+		return store.Account{}, err
 	}
-	if !slices.Equal(old.Password, a.Password) {
-		detail = append(detail, "password changed")
-	}
-	if in.User != nil || in.Password != nil {
-		// Re-entering the same credentials (after fixing the BMC side)
-		// is an edit too: the monitor retries a refused account at once.
-		a.CredentialsChangedAt = time.Now()
+	detail = accountChanges(old, na)
+	if moved != "" && len(old.Password) > 0 && in.Password == nil {
+		detail = append(detail, "password kept for the new "+moved+" (keep_password, by an admin)")
 	}
 	// Fence the channel while the edit is written: no check with the old
 	// account may land after it (Refresh lifts the fence).
 	m.Monitor.BeginEdit(id)
-	if err := m.Store.UpdateAccount(ctx, &a); err != nil {
+	if err := m.Store.UpdateAccount(ctx, &na); err != nil {
 		m.Monitor.EndEdit(id)
 		return store.Account{}, err
 	}
-	a.Password = nil
-	return a, m.Monitor.Refresh(ctx, id)
+	if moved != "" && na.Protocol == inventory.ProtocolRedfish {
+		// A new address's certificate is never trusted on first use:
+		// the channel shows it (Invalid / cert_changed) until an admin
+		// accepts it.
+		if err := m.Store.PinCert(ctx, na.Machine, probe.AwaitingPin); err != nil {
+			m.Monitor.EndEdit(id)
+			return store.Account{}, err
+		}
+		detail = append(detail, "certificate pin cleared: the new address's certificate must be accepted (accept-cert)")
+	}
+	na.Password = nil
+	return na, m.Monitor.Refresh(ctx, id)
+}
+
+// checkAccountInput refuses contradictory or hostile account input before
+// anything is read.
+func checkAccountInput(in AccountInput) error {
+	if in.KeepPassword && in.Password != nil {
+		return fieldErr("keep_password", "give either a password or keep_password, not both")
+	}
+	if in.Password != nil && strings.IndexFunc(*in.Password, func(r rune) bool { return r == 0 }) >= 0 {
+		return fieldErr("password", "contains a NUL character")
+	}
+	return nil
+}
+
+// movedFrom names what of the endpoint a password is bound to changed
+// ("" when nothing did): protocol, address, port.
+func movedFrom(old, na store.Account) string {
+	var parts []string
+	if old.Protocol != na.Protocol {
+		parts = append(parts, "protocol")
+	}
+	if old.Address != na.Address {
+		parts = append(parts, "address")
+	}
+	if old.Port != na.Port {
+		parts = append(parts, "port")
+	}
+	return strings.Join(parts, " and ")
+}
+
+// ErrPasswordBound: an edit would send a stored password somewhere else
+// without it being given again.
+var ErrPasswordBound = errors.New("the stored password is bound to the account's protocol, address and port")
+
+// passwordMayMove is the binding rule: the stored password follows a new
+// protocol, address or port only when given again in the same request, or
+// when an admin asks to keep it (keep_password).
+func passwordMayMove(actor Actor, old store.Account, moved string, given, keep bool) error {
+	if moved == "" {
+		return nil
+	}
+	if len(old.Password) == 0 || given {
+		return nil
+	}
+	if keep {
+		if err := (&Manager{}).require(actor, store.RoleAdmin, "keeping the stored password for a new "+moved+" (keep_password)"); err != nil {
+			return &store.FieldError{Field: "keep_password", Reason: err.Error(), Err: ErrForbidden}
+		}
+		return nil
+	}
+	return &store.FieldError{Field: "password",
+		Reason: fmt.Sprintf("required: the %s changes and the stored password is bound to the old one; give the password again (or, as an admin, keep_password: true)", moved),
+		Err:    ErrPasswordBound}
+}
+
+// accountChanges lists every changed field of an account with its old and
+// new value, the password only as "changed".
+func accountChanges(old, na store.Account) []string {
+	var d []string
+	if old.Protocol != na.Protocol {
+		d = append(d, fmt.Sprintf("protocol %s → %s", old.Protocol, na.Protocol))
+	}
+	if old.Address != na.Address || old.Port != na.Port {
+		d = append(d, diag.AddressChange(hostPort(old.Address, old.Port), hostPort(na.Address, na.Port)))
+	}
+	if old.User != na.User {
+		d = append(d, fmt.Sprintf("user %q → %q", old.User, na.User))
+	}
+	if !slices.Equal(old.Password, na.Password) {
+		d = append(d, "password changed")
+	}
+	if old.Privilege != na.Privilege {
+		d = append(d, fmt.Sprintf("privilege %s → %s", old.Privilege, na.Privilege))
+	}
+	if old.CipherSuite != na.CipherSuite {
+		d = append(d, fmt.Sprintf("cipher suite %d → %d", old.CipherSuite, na.CipherSuite))
+	}
+	return d
 }
 
 // DeleteAccount removes an account and its history (admin).
@@ -498,6 +618,16 @@ func (m *Manager) DeleteAccount(ctx context.Context, actor Actor, id int64) (err
 func (m *Manager) resolve(ctx context.Context, names []string, group string) ([]store.Machine, error) {
 	if len(names) == 0 && group == "" {
 		return nil, fieldErr("machines", "name at least one machine or a group")
+	}
+	for _, n := range names {
+		if err := checkName("machines", n); err != nil {
+			return nil, err
+		}
+	}
+	if group != "" {
+		if err := checkName("group", group); err != nil {
+			return nil, err
+		}
 	}
 	var out []store.Machine
 	seen := map[string]bool{}
@@ -539,6 +669,20 @@ type CheckResult struct {
 	ChannelView
 	Skipped string `json:"skipped,omitempty"`
 	Error   string `json:"error,omitempty"`
+}
+
+// MarshalJSON leaves out the channel of a machine without an OOB account
+// (there is none: no account, no state).
+func (c CheckResult) MarshalJSON() ([]byte, error) {
+	if c.Account.ID == 0 {
+		return json.Marshal(struct {
+			Machine string `json:"machine"`
+			Skipped string `json:"skipped,omitempty"`
+			Error   string `json:"error,omitempty"`
+		}{c.Machine, c.Skipped, c.Error})
+	}
+	type plain CheckResult
+	return json.Marshal(plain(c))
 }
 
 // CheckNow checks the named machines (and/or a group) now and returns the

@@ -203,7 +203,8 @@ func testManager(t *testing.T, db, base string) {
 		if n := b.Counters().AuthAttempts; n != attempts {
 			t.Fatalf("%d more authentication attempts on a refused account", n-attempts)
 		}
-		// Fix the BMC, edit the credentials: retried at once.
+		// Fix the BMC; re-entering the same credentials is no change:
+		// no login (the lockout guard counts edits).
 		if err := f.ClearFaults("bmc-00004"); err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +212,25 @@ func testManager(t *testing.T, db, base string) {
 		if _, err := m.UpdateAccount(ctx, operator, cv.Account.ID, manager.AccountInput{Password: &pw}); err != nil {
 			t.Fatal(err)
 		}
-		waitState(t, srv, "bmc-00004", state.Connectable)
+		if res, _ := m.CheckNow(ctx, operator, []string{"bmc-00004"}, ""); len(res) != 1 || res[0].Skipped == "" {
+			t.Fatalf("check now after an edit that changed nothing: %+v", res)
+		}
+		if n := b.Counters().AuthAttempts; n != attempts {
+			t.Fatalf("%d authentication attempts after an edit that changed nothing", n-attempts)
+		}
+		// A changed password is tried at once.
+		wrong, right := "not-"+pw, pw
+		if _, err := m.UpdateAccount(ctx, operator, cv.Account.ID, manager.AccountInput{Password: &wrong}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return b.Counters().AuthAttempts > attempts })
+		// … once per guard interval: the next change waits, and says so.
+		if _, err := m.UpdateAccount(ctx, operator, cv.Account.ID, manager.AccountInput{Password: &right}); err != nil {
+			t.Fatal(err)
+		}
+		if next, held := m.Monitor.EditHeld(cv.Account.ID); !held || next.Before(time.Now().Add(time.Minute)) {
+			t.Fatalf("second credentials edit: held %v until %v, want held for the guard interval", held, next)
+		}
 	})
 
 	t.Run("registration pins the GUID of the first Connectable check", func(t *testing.T) {
@@ -407,5 +426,17 @@ func TestRestartKeepsStates(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := b.Counters().AuthAttempts; n != attempts {
 		t.Fatalf("restart retried a refused account (%d attempts): the lockout guard must survive restarts", n-attempts)
+	}
+}
+
+// waitFor waits (bounded) until cond holds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -104,6 +104,9 @@ type Monitor struct {
 // clock.
 func (m *Monitor) at(t time.Time) int64 { return int64(t.Sub(m.epoch)) }
 
+// wall is the time of a due value.
+func (m *Monitor) wall(due int64) time.Time { return m.epoch.Add(time.Duration(due)) }
+
 // channel is the monitor's memory of one OOB channel. It is kept small:
 // evidence lives in the store, not here.
 type channel struct {
@@ -128,6 +131,12 @@ type channel struct {
 	// when it began is dropped (editGen moved on).
 	editing bool
 	editGen uint32
+
+	// lastEditRetry: when an edit of the credentials last earned an
+	// immediate login (at most one per Schedule.AuthRetry: the lockout
+	// guard counts edits too); editHeld: when the next login is, after
+	// an edit that did not earn one (zero: none held back).
+	lastEditRetry, editHeld time.Time
 }
 
 // account is what the monitor keeps of an OOB account: what a check needs
@@ -243,8 +252,10 @@ func (m *Monitor) Load(ctx context.Context) error {
 		}
 		c.due = m.at(now) + m.rng.Int64N(int64(spread)+1)
 		if c.ch.State == state.NotAuthenticated {
-			if ok, next := m.cfg.Schedule.AuthAttempt(c.lastRefused, a.CredentialsChangedAt, now); !ok {
+			if ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, a.CredentialsChangedAt, time.Time{}, now); !ok {
 				c.due = m.at(next)
+			} else if edit {
+				c.lastEditRetry = now
 			}
 		}
 		m.chans[a.ID] = c
@@ -304,11 +315,76 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 	addrChanged := ok && (c.acct.Address != a.Address || c.acct.Port != a.Port || c.acct.Protocol != a.Protocol)
 	m.fill(c, a, mc)
 	c.editing = false
-	if credsChanged || addrChanged {
-		c.due = m.at(time.Now())
+	now := time.Now()
+	switch {
+	case addrChanged:
+		// Another BMC: checked at once.
+		c.due, c.editHeld = m.at(now), time.Time{}
+	case credsChanged:
+		// The lockout guard counts edits: at most one immediate login
+		// per AuthRetry, however many edits change the credentials.
+		if ok, next := m.cfg.Schedule.EditRetry(c.lastEditRetry, now); ok {
+			c.due, c.lastEditRetry, c.editHeld = m.at(now), now, time.Time{}
+		} else {
+			c.editHeld = next
+			if m.at(next) < c.due {
+				c.due = m.at(next)
+			}
+		}
 	}
 	m.reschedule(c)
 	return nil
+}
+
+// mayLogin is the lockout guard for one of the monitor's own checks of c
+// (m.mu held): after a refusal (lastRefused, cleared by a successful
+// login) no login before AuthRetry, except one per AuthRetry after an
+// edit of the credentials, which it records.
+func (m *Monitor) mayLogin(c *channel, now time.Time) (bool, time.Time) {
+	if c.lastRefused.IsZero() {
+		return true, now
+	}
+	ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, c.lastEditRetry, now)
+	if ok && edit {
+		c.lastEditRetry = now
+	}
+	return ok, next
+}
+
+// AuthGuard applies the lockout guard to a refused account for another
+// prober (the diagnosis), given the stored credentials edit time: may it be
+// tried at now, else when. It does not spend the edit's immediate
+// attempt (the diagnosis is asked for, and its re-check goes through the
+// monitor). An account that is not refused may be tried.
+func (m *Monitor) AuthGuard(accountID int64, credentialsChanged, now time.Time) (bool, time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.chans[accountID]
+	if !ok || c.lastRefused.IsZero() {
+		return true, now
+	}
+	// The store's edit time may be newer than the monitor's copy.
+	if c.acct.CredentialsChangedAt.After(credentialsChanged) {
+		credentialsChanged = c.acct.CredentialsChangedAt
+	}
+	ok, next, _ := m.cfg.Schedule.AuthAttempt(c.lastRefused, credentialsChanged, c.lastEditRetry, now)
+	return ok, next
+}
+
+// EditHeld returns when the next login of an account is, when an edit of
+// its credentials did not earn an immediate one (the lockout guard allows
+// one per Schedule.AuthRetry); ok is false when nothing is held back.
+func (m *Monitor) EditHeld(accountID int64) (next time.Time, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, found := m.chans[accountID]
+	if !found || c.editHeld.IsZero() || !time.Now().Before(c.editHeld) {
+		return time.Time{}, false
+	}
+	if due := m.wall(c.due); due.After(c.editHeld) {
+		return due, true
+	}
+	return c.editHeld, true
 }
 
 // BeginEdit fences a channel before its account is written to the store:
@@ -419,6 +495,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 				<-m.sem
 				continue
 			}
+			if ok, next := m.mayLogin(c, time.Now()); !ok {
+				c.due = m.at(next)
+				m.reschedule(c)
+				<-m.sem
+				continue
+			}
 			done := make(chan struct{})
 			c.running = done
 			m.wg.Add(1)
@@ -500,12 +582,18 @@ func (m *Monitor) checkOne(ctx context.Context, id int64) (Result, error) {
 				return Result{AccountID: id}, ctx.Err()
 			}
 		}
-		if c.ch.Observing() == state.NotAuthenticated {
-			if ok, next := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, time.Now()); !ok {
+		if !c.lastRefused.IsZero() {
+			now := time.Now()
+			ok, next := m.mayLogin(c, now)
+			if !ok {
+				why := "its credentials have not changed since"
+				if c.acct.CredentialsChangedAt.After(c.lastRefused) {
+					why = fmt.Sprintf("an edit of its credentials already earned an immediate attempt at %s", c.lastEditRetry.Format(time.RFC3339))
+				}
 				r := Result{AccountID: id, Machine: c.machine, State: m.current(c),
-					Skipped: fmt.Sprintf("not retried: the BMC refused this account at %s and its credentials have not changed since; "+
-						"to protect the account from lockout the next attempt is at %s (edit the credentials to retry at once)",
-						c.lastRefused.Format(time.RFC3339), next.Format(time.RFC3339))}
+					Skipped: fmt.Sprintf("not retried: the BMC refused this account at %s and %s; "+
+						"to protect the account from lockout the next attempt is at %s (an edit of the credentials retries at once, once per %s)",
+						c.lastRefused.Format(time.RFC3339), why, next.Format(time.RFC3339), m.cfg.Schedule.AuthRetry)}
 				m.mu.Unlock()
 				return r, nil
 			}
@@ -628,6 +716,11 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 		c.acct.Address != a.Address || c.acct.Port != a.Port
 	if stale {
 		c.running = nil
+		if obs.State == state.NotAuthenticated {
+			// The BMC refused a login all the same, and may count it:
+			// the lockout guard does (mayLogin).
+			c.lastRefused = obs.At
+		}
 		if m.chans[c.acct.ID] == c {
 			c.due = m.at(time.Now())
 			m.reschedule(c)
@@ -700,8 +793,11 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 	next, change, tr := k.ch.Observe(state.Observed{State: obs.State, Reason: obs.Reason, Conditions: obs.Conditions, At: obs.At}, damping)
 	k.ch = next
 	k.checkedAt = obs.At
-	if obs.State == state.NotAuthenticated {
+	switch obs.State {
+	case state.NotAuthenticated:
 		k.lastRefused = obs.At
+	case state.Connectable:
+		k.lastRefused = time.Time{} // the credentials work
 	}
 	detailChanged := obs.Evidence.Power != k.power || (obs.GUID != "" && obs.GUID != k.seenGUID)
 	if obs.Evidence.Power != "" {

@@ -31,6 +31,13 @@ type CertPins interface {
 	PinCert(ctx context.Context, name, fingerprint string) error
 }
 
+// AwaitingPin is the pin of a machine whose Redfish address (or protocol)
+// was changed: no certificate matches it, so the first contact at the new
+// address is Invalid / cert_changed, and no credentials are sent, until an
+// admin accepts the certificate it presents (trust on first use applies to
+// a new machine, never to a moved one).
+const AwaitingPin = "0000000000000000000000000000000000000000000000000000000000000000"
+
 // MemPins is an in-memory CertPins (for `lightsout check` and tests).
 type MemPins struct {
 	mu sync.Mutex
@@ -179,6 +186,11 @@ func checkRedfish(ctx context.Context, tr http.RoundTripper, pins CertPins, t Ta
 			o.Evidence.Error = "certificate pin unavailable: " + err.Error()
 		case pinned == "":
 			_ = pins.PinCert(ctx, t.Name, ev.CertSHA256)
+		case pinned == AwaitingPin:
+			o.State, o.Reason = state.Invalid, state.ReasonCertChanged
+			o.Message = fmt.Sprintf("new address: the BMC at %s presents a certificate with SHA-256 %s; the account's address was changed, so its certificate is not trusted on first use and no credentials were sent. An admin accepts it once verified (lightsout accept-cert)",
+				t.Addr, short(ev.CertSHA256))
+			return o
 		case !strings.EqualFold(pinned, ev.CertSHA256):
 			ev.PinnedSHA256 = pinned
 			o.State, o.Reason = state.Invalid, state.ReasonCertChanged

@@ -2,10 +2,14 @@
 // (kept in a key file readable by its owner only) and seals values with
 // AES-256-GCM. A sealed value is
 //
-//	version (1 byte, 0x01) | nonce (12 random bytes) | ciphertext | GCM tag (16 bytes)
+//	version (1 byte) | nonce (12 random bytes) | ciphertext | GCM tag (16 bytes)
 //
-// with the version byte authenticated as additional data. Opening a value
-// with the wrong key, or a value that was altered, fails with [ErrDecrypt].
+// Version 1 ([Box.Seal]) authenticates the version byte as additional data.
+// Version 2 ([Box.SealBound]) also authenticates a binding: what the value
+// is for (for a BMC password, the account's protocol, address and port), so
+// the value opens only for that same binding ([Box.OpenBound]). Opening a
+// value with the wrong key, the wrong binding, or a value that was altered
+// fails with [ErrDecrypt].
 package secret
 
 import (
@@ -23,8 +27,12 @@ import (
 // KeySize is the length of a key in bytes (AES-256).
 const KeySize = 32
 
-// version1 marks AES-256-GCM with a 12-byte random nonce.
-const version1 byte = 1
+// version1 marks AES-256-GCM with a 12-byte random nonce; version2 the same
+// with a binding in the additional data.
+const (
+	version1 byte = 1
+	version2 byte = 2
+)
 
 const nonceSize = 12
 
@@ -32,8 +40,13 @@ const nonceSize = 12
 const Overhead = 1 + nonceSize + 16
 
 // ErrDecrypt: a sealed value cannot be opened — the key is not the one that
-// sealed it, or the value was altered or truncated.
+// sealed it, the binding is not the one it was sealed for, or the value was
+// altered or truncated.
 var ErrDecrypt = errors.New("cannot decrypt: wrong key or corrupted value")
+
+// ErrUnbound: OpenBound was given a version 1 value, sealed before values
+// were bound; the caller may open it with Open and seal it again bound.
+var ErrUnbound = errors.New("sealed value is not bound (version 1)")
 
 // Box seals and opens values with one key. It is safe for concurrent use.
 type Box struct {
@@ -182,8 +195,57 @@ func (b *Box) Seal(plaintext []byte) ([]byte, error) {
 	return b.aead.Seal(out, out[1:1+nonceSize], plaintext, out[:1]), nil
 }
 
+// SealBound encrypts plaintext bound to binding: OpenBound opens it only
+// with the same binding. The binding is authenticated, not encrypted or
+// stored: the caller keeps it (e.g. the account's endpoint columns).
+func (b *Box) SealBound(plaintext, binding []byte) ([]byte, error) {
+	out := make([]byte, 1+nonceSize, Overhead+len(plaintext))
+	out[0] = version2
+	if _, err := io.ReadFull(rand.Reader, out[1:]); err != nil {
+		return nil, fmt.Errorf("secret: generating nonce: %w", err)
+	}
+	return b.aead.Seal(out, out[1:1+nonceSize], plaintext, boundAD(out[0], binding)), nil
+}
+
+// boundAD is the additional data of a version 2 value: the version byte,
+// then the binding.
+func boundAD(version byte, binding []byte) []byte {
+	ad := make([]byte, 0, 1+len(binding))
+	ad = append(ad, version)
+	return append(ad, binding...)
+}
+
+// OpenBound decrypts a value made by SealBound with the same binding. A
+// value sealed for another binding fails with ErrDecrypt; a version 1 value
+// (made by Seal) fails with ErrUnbound, so that the caller decides whether
+// to accept and re-seal it.
+func (b *Box) OpenBound(ciphertext, binding []byte) ([]byte, error) {
+	if len(ciphertext) < Overhead {
+		return nil, fmt.Errorf("secret: sealed value is %d bytes, shorter than the %d-byte minimum: %w", len(ciphertext), Overhead, ErrDecrypt)
+	}
+	switch ciphertext[0] {
+	case version2:
+	case version1:
+		return nil, fmt.Errorf("secret: %w", ErrUnbound)
+	default:
+		return nil, fmt.Errorf("secret: unknown sealed-value version %d: %w", ciphertext[0], ErrDecrypt)
+	}
+	pt, err := b.aead.Open(nil, ciphertext[1:1+nonceSize], ciphertext[1+nonceSize:], boundAD(ciphertext[0], binding))
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w (the key, or what the value is bound to, is not the one it was sealed with)", ErrDecrypt)
+	}
+	if pt == nil {
+		pt = []byte{}
+	}
+	return pt, nil
+}
+
+// Bound reports whether a sealed value is bound (version 2).
+func Bound(ciphertext []byte) bool { return len(ciphertext) > 0 && ciphertext[0] == version2 }
+
 // Open decrypts a value made by Seal. It fails with ErrDecrypt when the key
-// is wrong or the value was altered.
+// is wrong or the value was altered, or when the value is bound (made by
+// SealBound: only OpenBound opens it).
 func (b *Box) Open(ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) < Overhead {
 		return nil, fmt.Errorf("secret: sealed value is %d bytes, shorter than the %d-byte minimum: %w", len(ciphertext), Overhead, ErrDecrypt)

@@ -198,3 +198,44 @@ func TestNewBoxKeySize(t *testing.T) {
 		t.Fatal("accepted a 16-byte key")
 	}
 }
+
+// TestBound: a bound value opens only with its binding; Open refuses it; a
+// version 1 value is ErrUnbound to OpenBound, so the caller can re-seal it.
+func TestBound(t *testing.T) {
+	b, err := NewRandomBox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := []byte("ipmi\x00192.0.2.7\x00623")
+	ct, err := b.SealBound([]byte("hunter2"), bind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Bound(ct) {
+		t.Error("Bound(SealBound(…)) = false")
+	}
+	got, err := b.OpenBound(ct, bind)
+	if err != nil || string(got) != "hunter2" {
+		t.Fatalf("OpenBound = %q, %v", got, err)
+	}
+	for _, other := range []string{"redfish\x00192.0.2.7\x00623", "ipmi\x00192.0.2.8\x00623", "ipmi\x00192.0.2.7\x00624", ""} {
+		if _, err := b.OpenBound(ct, []byte(other)); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("OpenBound with binding %q: %v, want ErrDecrypt", other, err)
+		}
+	}
+	if _, err := b.Open(ct); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("Open(bound value): %v, want ErrDecrypt", err)
+	}
+	// Changing the version byte to 1 does not turn it into an unbound value.
+	forged := append([]byte{version1}, ct[1:]...)
+	if _, err := b.Open(forged); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("Open(bound value relabelled version 1): %v, want ErrDecrypt", err)
+	}
+	v1, _ := b.Seal([]byte("old"))
+	if _, err := b.OpenBound(v1, bind); !errors.Is(err, ErrUnbound) {
+		t.Errorf("OpenBound(version 1): %v, want ErrUnbound", err)
+	}
+	if Bound(v1) {
+		t.Error("Bound(Seal(…)) = true")
+	}
+}

@@ -212,23 +212,37 @@ func TestScheduleJitterBounds(t *testing.T) {
 func TestAuthAttempt(t *testing.T) {
 	s := DefaultSchedule
 	refused := t0
+	var zero time.Time
 	tests := []struct {
-		name          string
-		refused, cred time.Time
-		now           time.Time
-		ok            bool
-		next          time.Time
+		name                   string
+		refused, cred, editTry time.Time
+		now                    time.Time
+		ok                     bool
+		next                   time.Time
+		edit                   bool
 	}{
-		{"never refused", time.Time{}, time.Time{}, t0, true, t0},
-		{"just refused", refused, time.Time{}, t0.Add(time.Minute), false, t0.Add(10 * time.Minute)},
-		{"credentials edited after", refused, t0.Add(time.Second), t0.Add(2 * time.Second), true, t0.Add(2 * time.Second)},
-		{"credentials edited before", refused, t0.Add(-time.Hour), t0.Add(time.Minute), false, t0.Add(10 * time.Minute)},
-		{"after the retry interval", refused, time.Time{}, t0.Add(10 * time.Minute), true, t0.Add(10 * time.Minute)},
+		{"never refused", zero, zero, zero, t0, true, t0, false},
+		{"just refused", refused, zero, zero, t0.Add(time.Minute), false, t0.Add(10 * time.Minute), false},
+		{"credentials edited after", refused, t0.Add(time.Second), zero, t0.Add(2 * time.Second), true, t0.Add(2 * time.Second), true},
+		{"edited before", refused, t0.Add(-time.Second), zero, t0.Add(time.Minute), false, t0.Add(10 * time.Minute), false},
+		{"after the retry interval", refused, zero, zero, t0.Add(10 * time.Minute), true, t0.Add(10 * time.Minute), false},
+		// An edit already earned its immediate attempt (which was
+		// refused): the next edit waits for the guard interval.
+		{"second edit within the interval", refused, t0.Add(time.Second), t0.Add(-time.Second), t0.Add(2 * time.Second), false, t0.Add(10*time.Minute - time.Second), false},
+		// The attempt an edit earned is not refused yet: this is it.
+		{"the edit's attempt itself", refused, t0.Add(time.Second), t0.Add(time.Second), t0.Add(2 * time.Second), true, t0.Add(2 * time.Second), true},
+		{"edit after the edit interval", t0.Add(9 * time.Minute), t0.Add(10 * time.Minute), t0, t0.Add(10*time.Minute + time.Second), true, t0.Add(10*time.Minute + time.Second), true},
 	}
 	for _, tt := range tests {
-		ok, next := s.AuthAttempt(tt.refused, tt.cred, tt.now)
-		if ok != tt.ok || !next.Equal(tt.next) {
-			t.Errorf("%s: %v %v, want %v %v", tt.name, ok, next, tt.ok, tt.next)
+		ok, next, edit := s.AuthAttempt(tt.refused, tt.cred, tt.editTry, tt.now)
+		if ok != tt.ok || !next.Equal(tt.next) || edit != tt.edit {
+			t.Errorf("%s: %v %v %v, want %v %v %v", tt.name, ok, next, edit, tt.ok, tt.next, tt.edit)
 		}
+	}
+	if ok, next := s.EditRetry(time.Time{}, t0); !ok || !next.Equal(t0) {
+		t.Errorf("first edit: %v %v", ok, next)
+	}
+	if ok, next := s.EditRetry(t0, t0.Add(time.Minute)); ok || !next.Equal(t0.Add(10*time.Minute)) {
+		t.Errorf("edit a minute after an edit's attempt: %v %v", ok, next)
 	}
 }

@@ -63,15 +63,41 @@ func jitter(d time.Duration, j, r float64) time.Duration {
 }
 
 // AuthAttempt says whether an attempt on an account may be made at now,
-// given when the BMC last refused it (zero: never) and when its credentials
-// were last edited. When not, it returns the earliest allowed time.
-func (s Schedule) AuthAttempt(lastRefused, credentialsChanged, now time.Time) (bool, time.Time) {
-	if lastRefused.IsZero() || credentialsChanged.After(lastRefused) {
-		return true, now
+// given when the BMC last refused it (zero: never), when its credentials
+// were last edited, and when an edit last earned an immediate attempt
+// (lastEditRetry; zero: never). When not, it returns the earliest allowed
+// time. An edit's attempt is spent once refused. edit reports that the
+// attempt is allowed only because the credentials were edited since the
+// refusal: the caller records now as the
+// new lastEditRetry, so that edits earn at most one immediate attempt per
+// AuthRetry, however many there are.
+func (s Schedule) AuthAttempt(lastRefused, credentialsChanged, lastEditRetry, now time.Time) (ok bool, next time.Time, edit bool) {
+	if lastRefused.IsZero() {
+		return true, now, false
 	}
-	next := lastRefused.Add(s.AuthRetry)
+	next = lastRefused.Add(s.AuthRetry)
 	if !now.Before(next) {
+		return true, now, false
+	}
+	if credentialsChanged.After(lastRefused) {
+		// Allowed: no edit earned an attempt yet, or the one it earned
+		// has not been refused yet (this is it), or that was AuthRetry ago.
+		if lastEditRetry.IsZero() || lastRefused.Before(lastEditRetry) || !now.Before(lastEditRetry.Add(s.AuthRetry)) {
+			return true, now, true
+		}
+		if n := lastEditRetry.Add(s.AuthRetry); n.Before(next) {
+			next = n
+		}
+	}
+	return false, next, false
+}
+
+// EditRetry says whether an edit of an account's credentials at now may
+// make an immediate attempt, given when an edit last did (zero: never):
+// at most one per AuthRetry. When not, it returns when the next may be.
+func (s Schedule) EditRetry(lastEditRetry, now time.Time) (bool, time.Time) {
+	if lastEditRetry.IsZero() || !now.Before(lastEditRetry.Add(s.AuthRetry)) {
 		return true, now
 	}
-	return false, next
+	return false, lastEditRetry.Add(s.AuthRetry)
 }

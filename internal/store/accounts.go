@@ -85,7 +85,7 @@ func (db *DB) scanAccount(s scanner) (Account, error) {
 		return a, err
 	}
 	var err error
-	if a.Password, err = db.unseal(fmt.Sprintf("machine %q, account %d", a.Machine, a.ID), pw); err != nil {
+	if a.Password, err = db.unseal(fmt.Sprintf("machine %q, account %d", a.Machine, a.ID), pw, accountBinding(a.Protocol, a.Address, a.Port)); err != nil {
 		return a, err
 	}
 	a.CredentialsChangedAt, a.CreatedAt, a.UpdatedAt = fromTS(changed), fromTS(created), fromTS(updated)
@@ -133,7 +133,7 @@ func (db *DB) insertAccount(ctx context.Context, x q, record string, a *Account)
 	if err := checkAddress(ctx, x, record, a); err != nil {
 		return err
 	}
-	pw, err := db.seal("machine "+name, a.Password)
+	pw, err := db.seal("machine "+name, a.Password, accountBinding(a.Protocol, a.Address, a.Port))
 	if err != nil {
 		return err
 	}
@@ -155,11 +155,12 @@ func (db *DB) updateAccount(ctx context.Context, x q, record string, a *Account)
 	if fe := normalizeAccount(record, a); fe != nil {
 		return fe
 	}
-	var oldUser string
+	var oldUser, oldProto, oldAddr string
+	var oldPort int
 	var oldPW []byte
 	var changed, created int64
-	err := x.row(ctx, "SELECT username, password, credentials_changed_at, created_at FROM accounts WHERE id = ?", a.ID).
-		Scan(&oldUser, &oldPW, &changed, &created)
+	err := x.row(ctx, "SELECT username, password, protocol, address, port, credentials_changed_at, created_at FROM accounts WHERE id = ?", a.ID).
+		Scan(&oldUser, &oldPW, &oldProto, &oldAddr, &oldPort, &changed, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return &FieldError{Record: record, Field: "id", Reason: fmt.Sprintf("no account with ID %d", a.ID), Err: ErrNotFound}
 	}
@@ -179,15 +180,24 @@ func (db *DB) updateAccount(ctx context.Context, x q, record string, a *Account)
 	t := now()
 	pw := oldPW
 	// An old password that does not decrypt counts as changed: this is how
-	// an operator repairs it.
-	old, err := db.unseal("", oldPW)
+	// an operator repairs it. A password that stays is sealed again when
+	// the endpoint it is bound to moved (the manager decides whether it may).
+	bind := accountBinding(a.Protocol, a.Address, a.Port)
+	old, err := db.unseal("", oldPW, accountBinding(oldProto, oldAddr, oldPort))
 	if err != nil || !bytes.Equal(old, a.Password) {
-		if pw, err = db.seal("machine "+name, a.Password); err != nil {
+		if pw, err = db.seal("machine "+name, a.Password, bind); err != nil {
 			return err
 		}
 		changed = ts(t)
-	} else if oldUser != a.User {
-		changed = ts(t)
+	} else {
+		if oldProto != a.Protocol || oldAddr != a.Address || oldPort != a.Port {
+			if pw, err = db.seal("machine "+name, a.Password, bind); err != nil {
+				return err
+			}
+		}
+		if oldUser != a.User {
+			changed = ts(t)
+		}
 	}
 	// The caller may mark the credentials edited (re-entered unchanged).
 	if a.CredentialsChangedAt.After(fromTS(changed)) {

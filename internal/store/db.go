@@ -147,6 +147,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := db.bindPasswords(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
@@ -404,29 +408,109 @@ func b2i(b bool) int {
 }
 
 // Passwords.
+//
+// A stored password is sealed bound to where it is to be sent: the
+// account's (or enclosure's) protocol, address and port are the additional
+// data of its AEAD seal (secret.SealBound). A row whose endpoint was changed
+// behind the manager's back no longer opens; the manager re-seals a
+// password only when its rules let the password move (manager.UpdateAccount).
 
-func (db *DB) seal(what string, pw []byte) ([]byte, error) {
+// accountBinding is what an account's password is bound to.
+func accountBinding(protocol, address string, port int) []byte {
+	return []byte("account\x00" + protocol + "\x00" + address + "\x00" + strconv.Itoa(port))
+}
+
+// enclosureBinding is what an enclosure manager's password is bound to.
+func enclosureBinding(protocol, address string, port int) []byte {
+	return []byte("enclosure\x00" + protocol + "\x00" + address + "\x00" + strconv.Itoa(port))
+}
+
+func (db *DB) seal(what string, pw, binding []byte) ([]byte, error) {
 	if len(pw) == 0 {
 		return []byte{}, nil
 	}
 	if db.box == nil {
 		return nil, fmt.Errorf("store: %s: cannot store a password without a secret key", what)
 	}
-	return db.box.Seal(pw)
+	return db.box.SealBound(pw, binding)
 }
 
-func (db *DB) unseal(what string, ct []byte) ([]byte, error) {
+func (db *DB) unseal(what string, ct, binding []byte) ([]byte, error) {
 	if len(ct) == 0 {
 		return nil, nil
 	}
 	if db.box == nil {
 		return nil, fmt.Errorf("store: %s: cannot read the stored password without the secret key", what)
 	}
-	pt, err := db.box.Open(ct)
+	pt, err := db.box.OpenBound(ct, binding)
 	if err != nil {
-		return nil, fmt.Errorf("store: %s: stored password: %w (is this the key file the database was created with?)", what, err)
+		return nil, fmt.Errorf("store: %s: stored password: %w (sealed for another endpoint, or is this not the key file the database was created with?)", what, err)
 	}
 	return pt, nil
+}
+
+// bindPasswords re-seals, bound to their endpoint, the passwords sealed
+// before passwords were bound (version 1), in one transaction, once: meta
+// 'passwords_bound' records that it was done.
+func (db *DB) bindPasswords(ctx context.Context) error {
+	if db.box == nil {
+		return nil
+	}
+	var v []byte
+	err := db.read().row(ctx, `SELECT value FROM meta WHERE key = 'passwords_bound'`).Scan(&v)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: reading meta: %w", err)
+	}
+	return db.tx(ctx, func(x q) error {
+		for _, t := range []struct {
+			table string
+			bind  func(string, string, int) []byte
+		}{{"accounts", accountBinding}, {"enclosures", enclosureBinding}} {
+			type row struct {
+				id          int64
+				proto, addr string
+				port        int
+				pw          []byte
+			}
+			rows, err := x.query(ctx, "SELECT id, protocol, address, port, password FROM "+t.table)
+			if err != nil {
+				return fmt.Errorf("store: binding passwords: %w", err)
+			}
+			var old []row
+			for rows.Next() {
+				var r row
+				if err := rows.Scan(&r.id, &r.proto, &r.addr, &r.port, &r.pw); err != nil {
+					rows.Close()
+					return fmt.Errorf("store: binding passwords: %w", err)
+				}
+				if len(r.pw) > 0 && !secret.Bound(r.pw) {
+					old = append(old, r)
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("store: binding passwords: %w", err)
+			}
+			for _, r := range old {
+				pt, err := db.box.Open(r.pw)
+				if err != nil {
+					return fmt.Errorf("store: binding passwords: %s %d: %w", t.table, r.id, err)
+				}
+				ct, err := db.box.SealBound(pt, t.bind(r.proto, r.addr, r.port))
+				if err != nil {
+					return err
+				}
+				if _, err := x.exec(ctx, "UPDATE "+t.table+" SET password = ? WHERE id = ?", ct, r.id); err != nil {
+					return fmt.Errorf("store: binding passwords: %w", err)
+				}
+			}
+		}
+		_, err := x.exec(ctx, `INSERT INTO meta (key, value) VALUES ('passwords_bound', ?) ON CONFLICT (key) DO NOTHING`, []byte("1"))
+		return err
+	})
 }
 
 const keyCheckPlaintext = "lightsout key check"

@@ -18,7 +18,7 @@ func (db *DB) scanEnclosure(s scanner) (Enclosure, error) {
 		return e, err
 	}
 	var err error
-	if e.Password, err = db.unseal(fmt.Sprintf("enclosure %q", e.Name), pw); err != nil {
+	if e.Password, err = db.unseal(fmt.Sprintf("enclosure %q", e.Name), pw, enclosureBinding(e.Protocol, e.Address, e.Port)); err != nil {
 		return e, err
 	}
 	e.CreatedAt, e.UpdatedAt = fromTS(created), fromTS(updated)
@@ -80,7 +80,7 @@ func (db *DB) insertEnclosure(ctx context.Context, x q, e *Enclosure) error {
 	if err := checkEnclosureUnique(ctx, x, e); err != nil {
 		return err
 	}
-	pw, err := db.seal("enclosure "+e.Name, e.Password)
+	pw, err := db.seal("enclosure "+e.Name, e.Password, enclosureBinding(e.Protocol, e.Address, e.Port))
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (db *DB) updateEnclosure(ctx context.Context, x q, e *Enclosure) error {
 	if err := checkEnclosureUnique(ctx, x, e); err != nil {
 		return err
 	}
-	pw, err := db.seal("enclosure "+e.Name, e.Password)
+	pw, err := db.seal("enclosure "+e.Name, e.Password, enclosureBinding(e.Protocol, e.Address, e.Port))
 	if err != nil {
 		return err
 	}

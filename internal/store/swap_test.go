@@ -16,7 +16,13 @@ func TestSwapAccountAddresses(t *testing.T) {
 			mustNil(t, db.AddAccount(ctx, &a))
 			ids = append(ids, a.ID)
 		}
-		mustNil(t, db.SwapAccountAddresses(ctx, ids[0], ids[1]))
+		e1 := Endpoint{"ipmi", "10.0.0.1", 623}
+		e2 := Endpoint{"ipmi", "10.0.0.2", 624}
+		// Not at the verified addresses (someone moved one since): refused.
+		if err := db.SwapAccountAddresses(ctx, ids[0], ids[1], e1, Endpoint{"ipmi", "192.0.2.66", 623}); !errors.Is(err, ErrConflict) {
+			t.Fatalf("swap with a stale verified address: %v, want ErrConflict", err)
+		}
+		mustNil(t, db.SwapAccountAddresses(ctx, ids[0], ids[1], e1, e2))
 		a, _ := db.Account(ctx, ids[0])
 		b, _ := db.Account(ctx, ids[1])
 		if a.Address != "10.0.0.2" || a.Port != 624 || b.Address != "10.0.0.1" || b.Port != 623 || string(a.Password) != "pw" ||
@@ -24,14 +30,14 @@ func TestSwapAccountAddresses(t *testing.T) {
 			t.Fatalf("after the swap: %+v %+v", a, b)
 		}
 		// Swapping again restores them.
-		mustNil(t, db.SwapAccountAddresses(ctx, ids[1], ids[0]))
-		if a, _ = db.Account(ctx, ids[0]); a.Address != "10.0.0.1" || a.Port != 623 {
+		mustNil(t, db.SwapAccountAddresses(ctx, ids[1], ids[0], e1, e2))
+		if a, _ = db.Account(ctx, ids[0]); a.Address != "10.0.0.1" || a.Port != 623 || string(a.Password) != "pw" {
 			t.Fatalf("after swapping back: %+v", a)
 		}
-		if err := db.SwapAccountAddresses(ctx, ids[0], 9999); !errors.Is(err, ErrNotFound) {
+		if err := db.SwapAccountAddresses(ctx, ids[0], 9999, e1, e2); !errors.Is(err, ErrNotFound) {
 			t.Errorf("unknown account: %v", err)
 		}
-		if err := db.SwapAccountAddresses(ctx, ids[0], ids[0]); err == nil {
+		if err := db.SwapAccountAddresses(ctx, ids[0], ids[0], e1, e1); err == nil {
 			t.Error("swapped with itself")
 		}
 		if a, _ = db.Account(ctx, ids[0]); a.Address != "10.0.0.1" {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/authlimit"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/server"
@@ -61,6 +62,9 @@ type Config struct {
 	// page says agents are not enabled).
 	AgentAddr net.Addr
 	Logger    *slog.Logger
+	// Limiter throttles failed logins per source address and counts
+	// them (nil: a limiter of its own, not registered).
+	Limiter *authlimit.Limiter
 }
 
 // Console is the web console's handler. Build it with New.
@@ -79,6 +83,8 @@ type Console struct {
 
 	rowsMu sync.Mutex
 	rows   *rowSet
+
+	lim *authlimit.Limiter
 }
 
 type session struct {
@@ -99,7 +105,10 @@ func (s *session) Admin() bool { return s.Role.Rank() >= store.RoleAdmin.Rank() 
 // New builds the console.
 func New(cfg Config) *Console {
 	c := &Console{m: cfg.Manager, st: cfg.Store, ev: cfg.Events, hub: cfg.Agents, agAddr: cfg.AgentAddr, log: cfg.Logger, mux: http.NewServeMux(),
-		sessions: map[string]*session{}, pages: map[string]*template.Template{}}
+		sessions: map[string]*session{}, pages: map[string]*template.Template{}, lim: cfg.Limiter}
+	if c.lim == nil {
+		c.lim = authlimit.New(nil)
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -337,8 +346,17 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		bad(http.StatusBadRequest, "Paste an API token.")
 		return
 	}
+	src := authlimit.Source(r)
+	if ok, wait := c.lim.Allow(src, time.Now()); !ok {
+		w.Header().Set("Retry-After", authlimit.RetryAfter(wait))
+		bad(http.StatusTooManyRequests, "Too many failed logins from your address: try again in "+authlimit.RetryAfter(wait)+" s.")
+		return
+	}
 	hash := server.HashToken(tok)
 	t, err := c.st.TokenByHash(r.Context(), hash)
+	if errors.Is(err, store.ErrNotFound) || err == nil && t.Revoked {
+		c.lim.Fail("login", src, time.Now())
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		bad(http.StatusUnauthorized, "Unknown API token.")

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -95,10 +96,15 @@ func Start(t testing.TB, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: api.New(srv), ReadHeaderTimeout: 10 * time.Second}
+	e.URL = "http://" + ln.Addr().String()
+	// Every response is validated against the served OpenAPI document;
+	// mismatches fail the test once the server has stopped (this cleanup
+	// runs after the one below).
+	var ct contract
+	t.Cleanup(func() { ct.report(t) })
+	hs := &http.Server{Handler: ct.wrap(e.URL, api.New(srv)), ReadHeaderTimeout: 10 * time.Second}
 	hs.RegisterOnShutdown(srv.Events.CloseSubscribers)
 	go hs.Serve(ln)
-	e.URL = "http://" + ln.Addr().String()
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -106,6 +112,9 @@ func Start(t testing.TB, o Options) *Env {
 		_ = srv.Close()
 	})
 
+	if err := loadContract(&ct, e.URL); err != nil {
+		t.Fatal(err)
+	}
 	if srv.AdminTokenFile == "" {
 		t.Fatal("the server wrote no admin token file on its first start")
 	}
@@ -193,4 +202,21 @@ func (e *Env) FleetImport(t testing.TB) wire.ImportRequest {
 		req.EnclosurePasswords[en.Name] = e.Fleet.Password()
 	}
 	return req
+}
+
+// loadContract fetches the served OpenAPI document for ct.
+func loadContract(ct *contract, base string) error {
+	resp, err := http.Get(base + "/api/v1/openapi.json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /api/v1/openapi.json: %s", resp.Status)
+	}
+	return ct.load(base, b)
 }

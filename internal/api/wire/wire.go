@@ -20,6 +20,7 @@ const (
 	CodeInvalidField     = "invalid_field"      // 400: a field's value is wrong; Field names it
 	CodeBadRequest       = "bad_request"        // 400: the body is not the JSON expected
 	CodeTooLarge         = "too_large"          // 413: the body exceeds the limit
+	CodeRateLimited      = "rate_limited"       // 429: too many failed authentications from the address (Retry-After)
 	CodeInternal         = "internal"           // 500: logged on the server, not detailed here
 	CodeUnavailable      = "unavailable"        // 503: the database does not answer (healthz)
 )
