@@ -306,7 +306,18 @@ type Blade struct {
 	EMAddress string `json:"em_address,omitempty"`
 	// EMCredentials: the inventory holds a user and password for it.
 	EMCredentials bool `json:"em_credentials"`
+	// Kind is how the enclosure manager is asked about the blade: "ipmb"
+	// (standard IPMI bridging to the blade's controller at IPMB) or "oem"
+	// (lightsout's NetFn 0x30 enclosure commands).
+	Kind string `json:"kind,omitempty"`
+	// IPMB is the blade's controller's IPMB address (kind ipmb; 0 with
+	// IPMBErr when the enclosure's rule gives none for the slot).
+	IPMB    byte   `json:"ipmb,omitempty"`
+	IPMBErr string `json:"ipmb_error,omitempty"`
 }
+
+// ipmb reports whether the blade is asked about by standard bridging.
+func (b *Blade) ipmb() bool { return b != nil && b.Kind == "ipmb" }
 
 // Reach is whether something answered a presence ping.
 type Reach struct {
@@ -328,6 +339,26 @@ type Siblings struct {
 type BladeView struct {
 	Status ipmi.BladeStatus `json:"status"`
 	Err    string           `json:"error,omitempty"`
+
+	// Through standard bridging (kind ipmb): PowerKnown says whether
+	// Status.PowerOn was read (only a controller that is a chassis device
+	// answers Get Chassis Status); Device describes the controller that
+	// answered Get Device ID.
+	PowerKnown bool   `json:"power_known,omitempty"`
+	Device     string `json:"device,omitempty"`
+	// Refused: the enclosure manager logged us in but refused the request
+	// (Send Message: not supported, invalid channel, insufficient
+	// privilege); it names the request and the completion code. A finding
+	// about that request, not about the account.
+	Refused     string `json:"refused,omitempty"`
+	RefusedCode byte   `json:"refused_code,omitempty"`
+	// Silence says how the controller did not answer: a NAK on the IPMB
+	// (nothing acknowledged its address), a bus error, or no answer.
+	Silence string `json:"silence,omitempty"`
+	// SiblingsTried and SiblingsAnswered: the other blades' controllers
+	// asked over the same IPMB when this one did not answer.
+	SiblingsTried    int `json:"siblings_tried,omitempty"`
+	SiblingsAnswered int `json:"siblings_answered,omitempty"`
 }
 
 // Identify is the identify-lamp step: lit through the enclosure manager,

@@ -232,6 +232,16 @@ func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) F
 		if e, err := x.Store.Enclosure(ctx, m.Enclosure); err == nil && e.Address != "" {
 			b.EMAddress = hostPort(e.Address, e.Port)
 			b.EMCredentials = e.User != "" && len(e.Password) > 0
+			b.Kind = e.Kind
+			if e.Kind == "ipmb" {
+				r, err := ipmi.ParseIPMBRule(e.IPMB)
+				if err == nil {
+					b.IPMB, err = r.Address(m.Slot)
+				}
+				if err != nil {
+					b.IPMBErr = err.Error()
+				}
+			}
 		}
 		f.Blade = b
 	}
@@ -347,7 +357,7 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 	case NeedSiblings:
 		f.Siblings = x.siblings(ctx, m)
 	case NeedBladeView:
-		f.BladeView = x.bladeView(ctx, f.Blade)
+		f.BladeView = x.bladeView(ctx, m, f.Blade)
 	case NeedIdentify:
 		f.Identify = x.identify(ctx, f.Blade)
 	case NeedOldAddress:
@@ -536,17 +546,32 @@ func (x *Executor) emSession(ctx context.Context, b *Blade) (*ipmi.Session, erro
 	if err != nil {
 		return nil, fmt.Errorf("logging in to the enclosure manager: %s", errText(err))
 	}
+	// An RMCP+ session starts at User privilege: raise it to Operator,
+	// which bridged LED and chassis requests need on standard enclosure
+	// managers. One that refuses is left at User (the requests then say
+	// what they lack).
+	pctx, cancel := context.WithTimeout(ctx, x.timeout())
+	_ = s.SetPrivilege(pctx, ipmi.PrivilegeOperator)
+	cancel()
 	return s, nil
 }
 
-func (x *Executor) bladeView(ctx context.Context, b *Blade) *BladeView {
+func (x *Executor) bladeView(ctx context.Context, m store.Machine, b *Blade) *BladeView {
 	v := &BladeView{}
+	if b.ipmb() && b.IPMBErr != "" {
+		v.Err = b.IPMBErr
+		return v
+	}
 	s, err := x.emSession(ctx, b)
 	if err != nil {
 		v.Err = err.Error()
 		return v
 	}
 	defer s.Close(ctx)
+	if b.ipmb() {
+		x.bridgedView(ctx, s, m, b, v)
+		return v
+	}
 	cctx, cancel := context.WithTimeout(ctx, x.timeout())
 	defer cancel()
 	st, err := s.BladeStatus(cctx, b.Slot)
@@ -556,6 +581,105 @@ func (x *Executor) bladeView(ctx context.Context, b *Blade) *BladeView {
 	}
 	v.Status = st
 	return v
+}
+
+// bridgedView asks the enclosure manager, by standard bridging, whether
+// the blade's controller answers at its IPMB address (Get Device ID), and
+// its power where the controller is a chassis device. When it does not
+// answer, up to two other blades' controllers are asked over the same IPMB:
+// they tell the enclosure manager's path from this blade.
+func (x *Executor) bridgedView(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade, v *BladeView) {
+	v.Status.Slot = b.Slot
+	br := ipmi.Bridge{Target: b.IPMB}
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, x.timeout()) }
+	c, cancel := step()
+	d, err := s.BridgedDeviceID(c, br)
+	cancel()
+	if err != nil {
+		var be *ipmi.BridgeError
+		switch {
+		case errors.As(err, &be) && be.Refused():
+			v.Refused = fmt.Sprintf("Send Message to IPMB address %#02x (Get Device ID) with completion code %#02x (%s)", b.IPMB, be.Code, be.Reason())
+			v.RefusedCode = be.Code
+			return
+		case errors.As(err, &be):
+			v.Silence = fmt.Sprintf("completion code %#02x (%s)", be.Code, be.Reason())
+		case errors.Is(err, ipmi.ErrBridgedNoAnswer):
+			v.Silence = "the enclosure manager accepted the request; no answer came back"
+		default:
+			var ce *ipmi.CompletionError
+			if !errors.As(err, &ce) {
+				v.Err = "the enclosure manager did not carry the request: " + errText(err)
+				return
+			}
+			// The controller answered, with an error: it is alive.
+			v.Status.Present, v.Status.BMCAnswers = true, true
+			v.Device = fmt.Sprintf("it answers with completion code %#02x", ce.Code)
+			return
+		}
+		v.Status.Present = true // unknown; the trees read BMCAnswers
+		v.SiblingsTried, v.SiblingsAnswered = x.bridgedSiblings(ctx, s, m, b)
+		return
+	}
+	v.Status.Present, v.Status.BMCAnswers = true, true
+	v.Device = fmt.Sprintf("device %d, firmware %s, manufacturer %d, product %#04x", d.DeviceID.DeviceID, d.Firmware(), d.ManufacturerID, d.ProductID)
+	if d.Chassis {
+		c, cancel := step()
+		cs, err := s.BridgedChassisStatus(c, br)
+		cancel()
+		if err == nil {
+			v.PowerKnown, v.Status.PowerOn = true, cs.PowerOn
+		}
+	}
+}
+
+// bridgedSiblings asks up to two other blades' controllers of m's
+// enclosure, nearest slots first, for their device ID over the enclosure
+// manager's IPMB.
+func (x *Executor) bridgedSiblings(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade) (tried, answered int) {
+	e, err := x.Store.Enclosure(ctx, b.Enclosure)
+	if err != nil {
+		return 0, 0
+	}
+	rule, err := ipmi.ParseIPMBRule(e.IPMB)
+	if err != nil {
+		return 0, 0
+	}
+	ms, err := x.Store.Machines(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return 0, 0
+	}
+	var slots []int
+	for _, o := range ms {
+		if o.Enclosure == m.Enclosure && o.ID != m.ID && o.Slot > 0 {
+			slots = append(slots, o.Slot)
+		}
+	}
+	dist := func(a int) int {
+		if a < b.Slot {
+			return b.Slot - a
+		}
+		return a - b.Slot
+	}
+	slices.SortFunc(slots, func(p, q int) int { return dist(p) - dist(q) })
+	for _, sl := range slots {
+		if tried == 2 {
+			break
+		}
+		a, err := rule.Address(sl)
+		if err != nil {
+			continue
+		}
+		tried++
+		c, cancel := context.WithTimeout(ctx, x.timeout())
+		_, err = s.BridgedDeviceID(c, ipmi.Bridge{Target: a})
+		cancel()
+		var ce *ipmi.CompletionError
+		if err == nil || errors.As(err, &ce) {
+			answered++
+		}
+	}
+	return tried, answered
 }
 
 // identify lights the blade's identify lamp through the enclosure manager,

@@ -342,6 +342,17 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 	if f.BladeView == nil {
 		return need(NeedBladeView)
 	}
+	if b.ipmb() && b.IPMBErr != "" {
+		return done(&Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
+			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer; the inventory gives no IPMB address to ask its enclosure manager about it", b.Slot, enc),
+			Evidence: append(ev, "the enclosure's ipmb rule: "+b.IPMBErr),
+			RuledOut: ruled,
+			Remedy:   fmt.Sprintf("correct the ipmb rule of %s (\"0x82+2\", or one address per slot \"0x82,0x84,…\"; ipmitool -b 0 -t ADDR mc info on the enclosure manager finds them), then run the diagnosis again", enc),
+		})
+	}
+	if f.BladeView.Refused != "" {
+		return done(bladeRefused(f, ev, ruled))
+	}
 	if f.BladeView.Err != "" {
 		return done(&Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
 			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer; its enclosure manager could not be asked about it", b.Slot, enc),
@@ -364,12 +375,22 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 		if v.PowerOn {
 			power = "on"
 		}
+		seen := fmt.Sprintf("the enclosure manager reports the BMC in slot %d answering (power %s)", b.Slot, power)
+		if b.ipmb() {
+			if !f.BladeView.PowerKnown {
+				power = "not reported: the controller is not a chassis device"
+			}
+			seen = fmt.Sprintf("through the enclosure manager (Send Message to IPMB address %#02x) the blade's controller answers Get Device ID: %s (power %s)", b.IPMB, nonEmpty(f.BladeView.Device, "a controller"), power)
+		}
 		return done(&Diagnosis{Cause: CauseBladeLAN, Confidence: High,
 			Summary:  "the enclosure manager talks to this blade's BMC fine, but the BMC is not reachable on the management network",
-			Evidence: append(ev, fmt.Sprintf("the enclosure manager reports the BMC in slot %d answering (power %s)", b.Slot, power)),
+			Evidence: append(ev, seen),
 			RuledOut: append(ruled, "a dead BMC: it answers the enclosure manager", "the EM↔BMC link: it works"),
 			Remedy:   "check the BMC's LAN settings from the enclosure manager's console (IP address, netmask, VLAN, IPMI over LAN enabled) against the account's address, and the enclosure switch port it maps to",
 		})
+	}
+	if b.ipmb() {
+		return done(bladeIPMBSilent(f, ev, ruled))
 	}
 	ev = append(ev, fmt.Sprintf("the enclosure manager gets no answer from the BMC in slot %d (its power state is unknown to it)", b.Slot))
 	if f.Identify == nil {
@@ -397,6 +418,61 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 		RuledOut: append(ruled, "the EM↔BMC link alone: the BMC did not even light its lamp"),
 		Remedy:   "cold-reset the BMC through the enclosure manager (or pull the blade to drain its standby power); if it stays dark, the board needs replacing: call the server's support",
 	})
+}
+
+// bladeRefused: the enclosure manager logged in and refused to ask the
+// blade (Send Message not supported, invalid channel, not at this
+// privilege) — a finding about that request, not about its account.
+func bladeRefused(f Facts, ev, ruled []string) *Diagnosis {
+	b, v := f.Blade, f.BladeView
+	enc := "enclosure " + b.Enclosure
+	remedy := "the enclosure manager's account logged in, so its credentials are fine: the request itself is refused. "
+	switch {
+	case v.RefusedCode == 0xd4:
+		remedy += fmt.Sprintf("Give the account of %s a privilege that may bridge to the blades (operator or administrator on the enclosure manager; some allow Send Message to administrators only), ", enc)
+	case v.RefusedCode == 0xc1:
+		remedy += "This enclosure manager does not bridge to its blades with Send Message: if it speaks lightsout's enclosure commands (lightsout sim), set the enclosure's kind to oem; "
+	default:
+		remedy += "Check the enclosure's ipmb rule and channel (ipmitool -b 0 -t ADDR mc info on the enclosure manager shows which addresses answer), "
+	}
+	remedy += fmt.Sprintf("and meanwhile look at slot %d on the enclosure manager's console: if its power lamp shows unknown, press its identify button — lit means the EM↔BMC link, dark means the BMC", b.Slot)
+	return &Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
+		Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer, and its enclosure manager refused to ask it", b.Slot, enc),
+		Evidence: append(ev, "the enclosure manager refused "+v.Refused+" (its account logged in: this is about the request, not the account)"),
+		RuledOut: ruled,
+		Remedy:   remedy,
+	}
+}
+
+// bladeIPMBSilent: over standard bridging the blade's controller does not
+// answer its IPMB address either. The other blades' controllers on the
+// same IPMB tell the enclosure manager's path from this blade.
+func bladeIPMBSilent(f Facts, ev, ruled []string) *Diagnosis {
+	b, v := f.Blade, f.BladeView
+	enc := "enclosure " + b.Enclosure
+	ev = append(ev, fmt.Sprintf("through the enclosure manager (Send Message to IPMB address %#02x) the blade's controller does not answer Get Device ID: %s", b.IPMB, nonEmpty(v.Silence, "no answer")))
+	switch {
+	case v.SiblingsTried > 0 && v.SiblingsAnswered > 0:
+		return &Diagnosis{Cause: CauseBMCFailed, Confidence: Medium,
+			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) answers neither the network nor the enclosure manager, which reaches the other blades' controllers: the BMC has failed or is unseated", b.Slot, enc),
+			Evidence: append(ev, fmt.Sprintf("%d of the %d other blades' controllers answer the enclosure manager over the same IPMB", v.SiblingsAnswered, v.SiblingsTried)),
+			RuledOut: append(ruled, "the enclosure manager's IPMB: it reaches the other blades' controllers"),
+			Remedy:   fmt.Sprintf("reseat the blade in slot %d (that drains its standby power and reseats its IPMB connector); if its controller still does not answer at IPMB %#02x (ipmitool -b 0 -t %#02x mc info on the enclosure manager), the BMC has failed: replace the board or call the server's support. A standard enclosure manager cannot light the lamp of a controller that does not answer: its identify button on the console tells a dead BMC (dark) from a broken connector (lit)", b.Slot, b.IPMB, b.IPMB),
+		}
+	case v.SiblingsTried > 0:
+		return &Diagnosis{Cause: CauseEMBMCPath, Confidence: Medium,
+			Summary:  fmt.Sprintf("the enclosure manager of %s reaches none of its blades' controllers over its IPMB, though the other blades answer on the network: the link between the enclosure manager and the blades is broken", enc),
+			Evidence: append(ev, fmt.Sprintf("none of the %d other blades' controllers answers the enclosure manager over the IPMB, while they answer on the management network", v.SiblingsTried)),
+			RuledOut: append(ruled, "the other blades' BMCs: they answer on the network, so only their path from the enclosure manager fails"),
+			Remedy:   fmt.Sprintf("reseat the enclosure manager of %s (its IPMB connector to the midplane) or reset it; then, if slot %d stays silent on the network, reseat that blade; call the enclosure's support with these results", enc, b.Slot),
+		}
+	}
+	return &Diagnosis{Cause: CauseBladeBMC, Confidence: Medium,
+		Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) answers neither the network nor the enclosure manager", b.Slot, enc),
+		Evidence: append(ev, "no other blade of "+enc+" could be asked over the IPMB to compare with"),
+		RuledOut: ruled,
+		Remedy:   fmt.Sprintf("press the identify button of slot %d on the enclosure manager's console: lit means the EM↔BMC link is at fault (reseat the blade), dark means the BMC failed (reseat the blade to drain its standby power, or replace the board)", b.Slot),
+	}
 }
 
 func siblingLine(s *Siblings, enc string) string {

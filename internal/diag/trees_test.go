@@ -52,6 +52,30 @@ var world = map[Need][]func(*Facts){
 			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true, BMCAnswers: true, PowerOn: true}}
 		},
 		func(f *Facts) { f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true}} },
+		// Standard bridging (kind ipmb): refusals, a silent controller
+		// with the other blades' controllers answering, silent, not
+		// asked, and a controller that answers without power.
+		func(f *Facts) {
+			f.BladeView = &BladeView{Refused: "Send Message to IPMB address 0x86 (Get Device ID) with completion code 0xd4 (insufficient privilege)", RefusedCode: 0xd4}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Refused: "Send Message to IPMB address 0x86 (Get Device ID) with completion code 0xc1 (invalid command)", RefusedCode: 0xc1}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Refused: "Send Message to IPMB address 0x86 (Get Device ID) with completion code 0xcc (invalid data field)", RefusedCode: 0xcc}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true}, Silence: "completion code 0x83 (NAK on write)", SiblingsTried: 2, SiblingsAnswered: 2}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true}, Silence: "completion code 0x83 (NAK on write)", SiblingsTried: 2}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true}, Silence: "no answer came back"}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true, BMCAnswers: true}, Device: "device 3, firmware 2.03"}
+		},
 	},
 	NeedIdentify: {
 		func(f *Facts) { f.Identify = &Identify{Err: "refused"} },
@@ -219,6 +243,12 @@ func bases() []Facts {
 			add(blade(f, true, true))
 			add(blade(f, true, false))
 			add(blade(f, false, false))
+			ib := blade(f, true, true)
+			ib.Blade.Kind, ib.Blade.IPMB = "ipmb", 0x86
+			add(ib)
+			ib = blade(f, true, true)
+			ib.Blade.Kind, ib.Blade.IPMBErr = "ipmb", "slot 3: the rule lists 2 addresses"
+			add(ib)
 		}
 	}
 	dns := base(state.NotResponding, state.ReasonUnreachable)
@@ -499,6 +529,11 @@ func TestTreeBranches(t *testing.T) {
 		f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true}
 		return f
 	}
+	ipmbBlade := func() Facts {
+		f := silentBlade()
+		f.Blade.Kind, f.Blade.IPMB = "ipmb", 0x86
+		return f
+	}
 	addrEdited := func() Facts {
 		f := base(state.NotResponding, state.ReasonSilent)
 		f.History.OldAddress, f.History.AddressChangedAt, f.History.LastConnectable = "10.0.4.16:623", t0.Add(-5*time.Minute), t0.Add(-time.Hour)
@@ -537,6 +572,11 @@ func TestTreeBranches(t *testing.T) {
 		{"no sibling in the inventory", silentBlade(), map[Need]int{NeedSiblings: 0, NeedBladeView: 3, NeedIdentify: 2}, CauseBMCFailed,
 			[]Need{NeedEM, NeedSiblings, NeedBladeView, NeedIdentify}},
 		{"EM refuses", silentBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 0}, CauseBladeBMC, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: the controller answers through the EM", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 10}, CauseBladeLAN, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: the controller NAKs, its siblings answer", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 7}, CauseBMCFailed, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: no controller answers the EM", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 8}, CauseEMBMCPath, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: nothing to compare with", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 9}, CauseBladeBMC, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: the EM refuses the request", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 4}, CauseBladeBMC, []Need{NeedEM, NeedSiblings, NeedBladeView}},
 		{"port refused", base(state.NotResponding, state.ReasonPortRefused), nil, CausePortClosed, nil},
 		{"stalled", base(state.NotResponding, state.ReasonStalled), nil, CauseBMCHung, nil},
 		{"rack silent, neighbours fine", base(state.NotResponding, state.ReasonSilent), map[Need]int{NeedSubnet: 2}, CauseBMCUnreachable, []Need{NeedSubnet}},
@@ -620,4 +660,23 @@ func TestActionLineAndHealthy(t *testing.T) {
 		t.Error("rates of nothing")
 	}
 	_ = probe.Evidence{}
+}
+
+// TestBladeRefusedIsNotTheAccount: an enclosure manager that logs the
+// diagnosis in and then refuses the bridged request is a finding about the
+// request — the remedy never sends the operator to the EM's account.
+func TestBladeRefusedIsNotTheAccount(t *testing.T) {
+	for code, want := range map[byte]string{0xd4: "privilege that may bridge", 0xc1: "set the enclosure's kind to oem", 0xcc: "ipmb rule and channel"} {
+		f := base(state.NotResponding, state.ReasonSilent)
+		f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true, Kind: "ipmb", IPMB: 0x86}
+		f.EM = &Reach{Address: "10.0.9.1:623", Answered: true}
+		f.Siblings = &Siblings{Tried: 2, Answered: 2}
+		f.BladeView = &BladeView{Refused: fmt.Sprintf("Send Message to IPMB address 0x86 (Get Device ID) with completion code %#02x", code), RefusedCode: code}
+		d := Decide(f).Diagnosis
+		text := strings.Join(append([]string{d.Summary, d.Remedy}, d.Evidence...), "\n")
+		if d.Cause != CauseBladeBMC || d.Confidence != Low || !strings.Contains(d.Remedy, want) || !strings.Contains(d.Remedy, "credentials are fine") ||
+			strings.Contains(text, "lightsout enclosures set") || !strings.Contains(text, "not the account") {
+			t.Errorf("%#02x: %s (%s)\n%s", code, d.Cause, d.Confidence, text)
+		}
+	}
 }

@@ -40,6 +40,9 @@ func (e *BridgeError) Error() string {
 	return fmt.Sprintf("ipmi: send message to %s: completion code %#02x (%s)", e.Bridge, e.Code, bridgeCodeText(e.Code))
 }
 
+// Reason says what the completion code means.
+func (e *BridgeError) Reason() string { return bridgeCodeText(e.Code) }
+
 // NAK reports whether no controller acknowledged the target address on the
 // bus (0x83): the bus works, nothing answers at that address.
 func (e *BridgeError) NAK() bool { return e.Code == 0x83 }

@@ -2,6 +2,7 @@ package ipmi
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -66,5 +67,34 @@ func TestBridgeDecoders(t *testing.T) {
 	be := &BridgeError{Bridge: Bridge{Target: 0x82}, Code: 0xd4}
 	if !be.Refused() || be.NAK() || be.Bus() {
 		t.Errorf("0xD4 is a refusal: %+v", be)
+	}
+}
+
+func TestIPMBRule(t *testing.T) {
+	for _, c := range []struct {
+		rule string
+		slot int
+		want byte
+	}{{"", 1, 0x82}, {"", 3, 0x86}, {"0x82+2", 2, 0x84}, {"0xa0 + 4", 3, 0xa8}, {"0x82,0x84,0x8a", 3, 0x8a}, {"130", 1, 0x82}} {
+		r, err := ParseIPMBRule(c.rule)
+		if err != nil {
+			t.Fatalf("%q: %v", c.rule, err)
+		}
+		if a, err := r.Address(c.slot); err != nil || a != c.want {
+			t.Errorf("%q slot %d: %#x %v, want %#x", c.rule, c.slot, a, err, c.want)
+		}
+	}
+	for _, bad := range []string{"0x83+2", "0x82+0", "0x82+3", "x", "0x82,,0x84", "0x100"} {
+		if _, err := ParseIPMBRule(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	r, _ := ParseIPMBRule("0x82,0x84")
+	if _, err := r.Address(3); err == nil || !strings.Contains(err.Error(), "lists 2 addresses") {
+		t.Errorf("slot past the list: %v", err)
+	}
+	r, _ = ParseIPMBRule("0xf0+8")
+	if _, err := r.Address(3); err == nil {
+		t.Errorf("past 0xfe accepted")
 	}
 }
