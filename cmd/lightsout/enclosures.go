@@ -92,16 +92,22 @@ func newEnclosuresShowCmd(f *apiFlags) *cobra.Command {
 }
 
 func newEnclosuresAddCmd(f *apiFlags) *cobra.Command {
-	var address, user, passwordFile string
+	var address, user, passwordFile, kind, ipmb string
 	var port, slots int
 	c := &cobra.Command{
-		Use:   "add NAME --address ADDR --slots N [--user U --password-file F] [--port N]",
+		Use:   "add NAME --address ADDR --slots N [--user U --password-file F] [--port N] [--kind ipmb [--ipmb RULE]]",
 		Short: "Register an enclosure manager",
 		Long: `add registers a blade chassis' enclosure manager with its address, account and
 number of slots (1-64). With --user, the password comes from --password-file,
-LIGHTSOUT_PASSWORD or a prompt. Needs the operator role.` + serverHelp,
-		Example: `  lightsout enclosures add enc-1 --address 10.0.9.1 --slots 16 --user admin --password-file ~/.cmc-pass`,
-		Args:    exactName,
+LIGHTSOUT_PASSWORD or a prompt. --kind says how the diagnosis asks the
+enclosure manager about a blade: ipmb (standard IPMI bridging to the blade's
+controller on the manager's IPMB, as ATCA shelf managers and ipmi_sim answer;
+--ipmb gives each slot's address: "0x82+2", the default, or "0x82,0x84,…")
+or oem (lightsout's own enclosure commands, as lightsout sim speaks; the
+default). Needs the operator role.` + serverHelp,
+		Example: `  lightsout enclosures add enc-1 --address 10.0.9.1 --slots 16 --user admin --password-file ~/.cmc-pass
+  lightsout enclosures add shelf-1 --address 10.0.9.2 --slots 14 --user admin --kind ipmb --ipmb 0x82+2`,
+		Args: exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkOutput(); err != nil {
 				return err
@@ -116,6 +122,12 @@ LIGHTSOUT_PASSWORD or a prompt. Needs the operator role.` + serverHelp,
 				return err
 			}
 			in := manager.EnclosureInput{Name: args[0], Address: address, Port: port, Slots: slots}
+			if kind != "" {
+				in.Kind = &kind
+			}
+			if ipmb != "" {
+				in.IPMB = &ipmb
+			}
 			if user != "" {
 				pw, err := readPassword(passwordFile)
 				if err != nil {
@@ -146,6 +158,8 @@ LIGHTSOUT_PASSWORD or a prompt. Needs the operator role.` + serverHelp,
 	fl.StringVar(&user, "user", "", "enclosure manager user")
 	fl.StringVar(&passwordFile, "password-file", "", "file holding the enclosure manager's password")
 	fl.IntVar(&slots, "slots", 0, "number of blade slots, 1-64 (required)")
+	fl.StringVar(&kind, "kind", "", "how blades are asked about: ipmb (standard IPMI bridging) or oem (default)")
+	fl.StringVar(&ipmb, "ipmb", "", `kind ipmb: each slot's IPMB address, "0x82+2" (default) or "0x82,0x84,…"`)
 	return c
 }
 
