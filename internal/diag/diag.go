@@ -27,6 +27,7 @@ type Cause string
 const (
 	// Healthy or not (yet) diagnosable.
 	CauseHealthy          Cause = "healthy"           // Connectable, nothing to fix
+	CauseInsecure         Cause = "insecure"          // Connectable, but the BMC accepts insecure logins
 	CauseRecovered        Cause = "recovered"         // works now; the declared state is older
 	CauseCredentialsFixed Cause = "credentials_fixed" // refused before, works after the credentials were edited
 	CauseNotChecked       Cause = "not_checked"       // no check could be made
@@ -216,6 +217,10 @@ type Facts struct {
 	NotRetried string            `json:"not_retried,omitempty"`
 
 	History History `json:"history"`
+	// Security are the BMC's insecure settings: the latest security
+	// audit's findings (Executor.Security), else what the check's
+	// authentication capabilities showed.
+	Security []SecurityFinding `json:"security,omitempty"`
 	// Blade is set for a machine in an enclosure slot.
 	Blade *Blade `json:"blade,omitempty"`
 
@@ -232,6 +237,19 @@ type Facts struct {
 	Sessions   *SessionsFacts `json:"sessions,omitempty"`
 	Rates      *Rates         `json:"rates,omitempty"`
 	Fleet      *Fleet         `json:"fleet,omitempty"`
+}
+
+// SecurityFinding is one insecure setting of the BMC, with its remedy in
+// the BMC's own terms (internal/audit's findings; see
+// docs/security-audit.md).
+type SecurityFinding struct {
+	Code    string `json:"code"`
+	Subject string `json:"subject,omitempty"`
+	Message string `json:"message"`
+	Remedy  string `json:"remedy"`
+	// Source: "audit" (the latest security audit) or "check" (the fresh
+	// check's authentication capabilities).
+	Source string `json:"source"`
 }
 
 // Account is the OOB account diagnosed (never its password).

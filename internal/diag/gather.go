@@ -75,6 +75,9 @@ type Executor struct {
 	// IdentifyWait is how long the identify lamp is given to light before
 	// it is read back (default 300 ms).
 	IdentifyWait time.Duration
+	// Security, when set, gives the latest security audit's findings on
+	// an account's BMC (the manager's audit.Auditor).
+	Security func(accountID int64) []SecurityFinding
 	// MaxSiblings bounds the sibling blades pinged (default 4).
 	MaxSiblings int
 	// Now is the clock (default time.Now).
@@ -222,6 +225,9 @@ func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) F
 		f.History.StoredSince, f.History.CheckedAt = cs.Since, cs.CheckedAt
 	}
 	x.history(ctx, m, a, cs, &f.History)
+	if x.Security != nil {
+		f.Security = x.Security(a.ID)
+	}
 	sched := x.Schedule
 	if sched.AuthRetry <= 0 {
 		sched = state.DefaultSchedule

@@ -121,15 +121,86 @@ func healthy(f Facts) Result {
 			Remedy: "nothing to do: the monitor declares the channel Connectable after its next confirming check; if it keeps flapping, look at its history (lightsout history " + f.Machine + ")",
 		})
 	}
-	d := &Diagnosis{Cause: CauseHealthy, Confidence: High,
+	if has(f.Conditions, state.Insecure) || len(f.Security) > 0 {
+		return done(insecure(f))
+	}
+	return done(&Diagnosis{Cause: CauseHealthy, Confidence: High,
 		Summary:  "the channel is Connectable: a session opens and the identity matches",
 		Evidence: []string{nonEmpty(f.Message, "session opened")},
 		Remedy:   "nothing to do",
+	})
+}
+
+// insecure: the channel works, and the BMC lets others in too. Each
+// finding is named with its remedy in the BMC's terms.
+func insecure(f Facts) *Diagnosis {
+	fs := f.Security
+	if len(fs) == 0 {
+		fs = CheckFindings(f.Evidence.Insecure, f.Account.Redfish())
 	}
-	if has(f.Conditions, state.Insecure) {
-		d.Evidence = append(d.Evidence, "the BMC accepts insecure logins ("+strings.Join(f.Evidence.Insecure, "; ")+"): see the security audit")
+	d := &Diagnosis{Cause: CauseInsecure, Confidence: High,
+		Evidence: []string{nonEmpty(f.Message, "session opened")},
+		RuledOut: []string{"a broken channel: a session opens and the identity matches"},
 	}
-	return done(d)
+	if len(fs) == 0 {
+		d.Confidence = Medium
+		d.Summary = "the channel works, but it is marked insecure and the findings are not at hand"
+		d.Remedy = "run the security audit on the BMC (lightsout security " + f.Machine + " --run) to see each finding and its fix"
+		return d
+	}
+	var codes, steps []string
+	for i, s := range fs {
+		if !slices.Contains(codes, s.Code) {
+			codes = append(codes, s.Code)
+		}
+		src := "found by the security audit"
+		if s.Source == "check" {
+			src = "seen by this check"
+		}
+		line := s.Code
+		if s.Subject != "" {
+			line += " (" + s.Subject + ")"
+		}
+		d.Evidence = append(d.Evidence, fmt.Sprintf("%s: %s — %s", line, s.Message, src))
+		if !slices.ContainsFunc(fs[:i], func(o SecurityFinding) bool { return o.Remedy == s.Remedy }) {
+			steps = append(steps, fmt.Sprintf("%d) %s: %s", len(steps)+1, line, s.Remedy))
+		}
+	}
+	d.Summary = fmt.Sprintf("the channel works, but the BMC accepts insecure logins (%s): anyone who reaches its %s may get in", strings.Join(codes, ", "), f.Account.service())
+	d.Remedy = strings.Join(steps, "; ") + "; then re-run the security audit (lightsout security " + f.Machine + " --run)"
+	return d
+}
+
+// CheckFindings turns a check's insecure authentication capabilities
+// (probe.Evidence.Insecure) into findings with the audit's remedies, for a
+// BMC the security audit has not reported on.
+func CheckFindings(seen []string, redfish bool) []SecurityFinding {
+	var out []SecurityFinding
+	for _, s := range seen {
+		f := SecurityFinding{Message: s, Source: "check"}
+		switch {
+		case strings.Contains(s, "anonymous") || strings.Contains(s, "null user"):
+			f.Code = "anonymous_login"
+			f.Remedy = "disable the null user (user ID 1) on the LAN channel: ipmitool user disable 1; ipmitool channel setaccess 1 1 ipmi=off; and give every enabled user a name and a password (vendor UIs: disable anonymous login)"
+		case strings.Contains(s, "IPMI 1.5"):
+			f.Code = "weak_auth"
+			f.Remedy = "allow only MD5 for IPMI 1.5 at every privilege level — ipmitool lan set 1 auth ADMIN MD5 (and CALLBACK, USER, OPERATOR) — or better, disable IPMI 1.5 and use RMCP+ (IPMI 2.0) only"
+		case strings.Contains(s, "cipher suite 0"):
+			f.Code = "cipher0_enabled"
+			f.Remedy = "disable cipher suite 0 on the BMC — ipmitool lan set 1 cipher_privs with X as the first character (suite 0), e.g. Xaaaaaaaaaaaaaa, or in the vendor's IPMI over LAN settings"
+		case strings.Contains(s, "default password"):
+			f.Code = "default_password"
+			f.Remedy = "change the user's password on the BMC (ipmitool user set password ID), or disable the user (ipmitool user disable ID)"
+			if redfish {
+				f.Remedy = "change the account's password in the BMC's Redfish AccountService (PATCH /redfish/v1/AccountService/Accounts/ID {\"Password\": …}), or disable it ({\"Enabled\": false})"
+			}
+		default:
+			f.Code = "insecure"
+			f.Remedy = "run the security audit on the BMC for the exact fix"
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // ---------------------------------------------------------------------------

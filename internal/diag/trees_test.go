@@ -485,7 +485,7 @@ func TestTreesExhaustive(t *testing.T) {
 			}
 		})
 	}
-	all := []Cause{CauseHealthy, CauseRecovered, CauseCredentialsFixed, CauseNotChecked,
+	all := []Cause{CauseHealthy, CauseInsecure, CauseRecovered, CauseCredentialsFixed, CauseNotChecked,
 		CausePortClosed, CauseNoRoute, CauseBMCHung, CauseAddressChanged, CauseEnclosureDown, CauseEMCard,
 		CauseEnclosureTray, CauseBladeLAN, CauseEMBMCPath, CauseBMCFailed, CauseBladeBMC, CauseNetworkSegment,
 		CauseBMCUnreachable, CauseNoCommonSuite, CauseSuiteMismatch, CauseCipher0Only,
@@ -678,5 +678,42 @@ func TestBladeRefusedIsNotTheAccount(t *testing.T) {
 			strings.Contains(text, "lightsout enclosures set") || !strings.Contains(text, "not the account") {
 			t.Errorf("%#02x: %s (%s)\n%s", code, d.Cause, d.Confidence, text)
 		}
+	}
+}
+
+// TestInsecureNamesEachFinding: a working channel on an insecure BMC is
+// not "healthy, nothing to do": every finding is an evidence line and a
+// numbered remedy step in the BMC's terms, from the audit when it has
+// reported, else from the check's authentication capabilities.
+func TestInsecureNamesEachFinding(t *testing.T) {
+	f := base(state.Connectable, "", state.Insecure)
+	f.Evidence.Insecure = []string{"anonymous login enabled", "IPMI 1.5 straight password authentication offered", "IPMI 1.5 MD2 authentication offered"}
+	d := Decide(f).Diagnosis
+	if d.Cause != CauseInsecure || d.Healthy() || d.Confidence != High ||
+		!strings.Contains(d.Summary, "anonymous_login, weak_auth") ||
+		!strings.Contains(d.Remedy, "1) anonymous_login: disable the null user (user ID 1)") || !strings.Contains(d.Remedy, "ipmitool user disable 1") ||
+		!strings.Contains(d.Remedy, "2) weak_auth: allow only MD5") || strings.Contains(d.Remedy, "3)") || len(d.Evidence) != 4 {
+		t.Fatalf("from the check: %s (%s)\n%s\n%s", d.Cause, d.Confidence, d.Remedy, strings.Join(d.Evidence, "\n"))
+	}
+	// The audit's findings win: cipher suite 0 and a default password
+	// are seen only by it.
+	f.Security = []SecurityFinding{
+		{Code: "cipher0_enabled", Message: "the BMC accepts RMCP+ cipher suite 0", Remedy: "disable cipher suite 0 on the BMC — ipmitool lan set 1 cipher_privs Xaaaaaaaaaaaaaa", Source: "audit"},
+		{Code: "default_password", Subject: "ADMIN", Message: `user "ADMIN" logs in with the Supermicro factory default password`, Remedy: `change the password of "ADMIN" on the BMC (ipmitool user set password ID)`, Source: "audit"},
+	}
+	d = Decide(f).Diagnosis
+	if d.Cause != CauseInsecure || !strings.Contains(d.Remedy, "1) cipher0_enabled: disable cipher suite 0 on the BMC — ipmitool lan set 1 cipher_privs") ||
+		!strings.Contains(d.Remedy, "2) default_password (ADMIN): change the password") || !strings.Contains(strings.Join(d.Evidence, "\n"), "found by the security audit") {
+		t.Fatalf("from the audit: %s\n%s\n%s", d.Cause, d.Remedy, strings.Join(d.Evidence, "\n"))
+	}
+	// Redfish: the default password is changed in the AccountService.
+	rf := CheckFindings([]string{"default password of root"}, true)
+	if len(rf) != 1 || !strings.Contains(rf[0].Remedy, "/redfish/v1/AccountService/Accounts/") {
+		t.Fatalf("redfish: %+v", rf)
+	}
+	// Marked insecure with nothing at hand: medium, and the audit to run.
+	g := base(state.Connectable, "", state.Insecure)
+	if d := Decide(g).Diagnosis; d.Cause != CauseInsecure || d.Confidence != Medium || !strings.Contains(d.Remedy, "lightsout security web-1 --run") {
+		t.Fatalf("no findings: %+v", d)
 	}
 }
