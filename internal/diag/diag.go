@@ -187,6 +187,7 @@ const (
 	NeedSessions   Need = "sessions"      // the BMC's session table
 	NeedRates      Need = "rates"         // timeout and retry rates
 	NeedFleet      Need = "fleet"         // how the condition spreads over the fleet
+	NeedPrivilege  Need = "privilege"     // the highest privilege a login gets, below the one refused
 )
 
 // Result is what Decide returns: a diagnosis, or the facts still needed.
@@ -237,6 +238,17 @@ type Facts struct {
 	Sessions   *SessionsFacts `json:"sessions,omitempty"`
 	Rates      *Rates         `json:"rates,omitempty"`
 	Fleet      *Fleet         `json:"fleet,omitempty"`
+	Privilege  *Privilege     `json:"privilege,omitempty"`
+}
+
+// Privilege is what the BMC grants the account's user: the privilege it
+// refused (Asked) and the highest below it a login got (Granted; "" when
+// none did), each such login closed at once.
+type Privilege struct {
+	Asked   string   `json:"asked"`
+	Granted string   `json:"granted,omitempty"`
+	Refused []string `json:"refused,omitempty"` // the levels tried below Asked that were refused too
+	Err     string   `json:"error,omitempty"`
 }
 
 // SecurityFinding is one insecure setting of the BMC, with its remedy in

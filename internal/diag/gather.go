@@ -384,6 +384,8 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 		f.Rates = x.rates(ctx, m, a)
 	case NeedFleet:
 		f.Fleet = x.fleet(ctx, m, a, *f)
+	case NeedPrivilege:
+		f.Privilege = x.privilege(ctx, m, a)
 	}
 }
 
@@ -410,6 +412,8 @@ func (x *Executor) ipmiOnly(ctx context.Context, n Need, a store.Account, f *Fac
 		f.SuiteTry = &SuiteTry{Err: notApplicable}
 	case NeedSessions:
 		f.Sessions = &SessionsFacts{Err: notApplicable}
+	case NeedPrivilege:
+		f.Privilege = &Privilege{Asked: a.Privilege, Err: notApplicable}
 	case NeedRates:
 		if x.Rates != nil {
 			if r, err := x.Rates.ChannelRates(ctx, a.ID); !errors.Is(err, ErrNoFigures) {
@@ -950,6 +954,44 @@ func (x *Executor) TrySuite(ctx context.Context, m store.Machine, a store.Accoun
 		return err
 	}
 	return s.Close(ctx)
+}
+
+// privilege logs in at each privilege below the one the BMC refused, from
+// the highest, until one is granted; each session is closed at once. The
+// refusal came before any password check, and a wrong password is caught
+// in RAKP 2 (the engine then aborts without proving anything): these
+// logins cannot count against the account.
+func (x *Executor) privilege(ctx context.Context, m store.Machine, a store.Account) *Privilege {
+	asked := ipmi.PrivilegeOf(a.Privilege)
+	p := &Privilege{Asked: asked.String()}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		p.Err = err.Error()
+		return p
+	}
+	for _, lvl := range []ipmi.Privilege{ipmi.PrivilegeAdministrator, ipmi.PrivilegeOperator, ipmi.PrivilegeUser} {
+		if lvl >= asked {
+			continue
+		}
+		cr := ipmi.Credentials{User: a.User, Password: a.Password, Privilege: lvl}
+		if a.CipherSuite != 0 {
+			cr.Suites = []ipmi.CipherSuite{ipmi.CipherSuite(a.CipherSuite)}
+		}
+		octx, cancel := context.WithTimeout(ctx, 3*x.timeout())
+		s, err := x.Engine.Open(octx, t.Addr, cr)
+		cancel()
+		if err == nil {
+			s.Close(ctx)
+			p.Granted = lvl.String()
+			return p
+		}
+		if !errors.Is(err, ipmi.ErrPrivilege) && !errors.Is(err, ipmi.ErrLocked) {
+			p.Err = fmt.Sprintf("a login at %s privilege: %s", lvl, errText(err))
+			return p
+		}
+		p.Refused = append(p.Refused, lvl.String())
+	}
+	return p
 }
 
 // open logs in with a's credentials, trying BusyAttempts times while the

@@ -267,3 +267,30 @@ func TestExecutorEnclosureNotInInventory(t *testing.T) {
 		t.Fatalf("every blade silent: %s (%s), steps %v\n%s", d.Cause, d.Confidence, rep.Steps, text)
 	}
 }
+
+// TestExecutorPrivilegeGranted: an account asking for administrator
+// privilege for a user the BMC limits to operator is refused; the
+// diagnosis logs in at operator (closed at once) and says which privilege
+// the BMC grants, with the account edit that fixes it.
+func TestExecutorPrivilegeGranted(t *testing.T) {
+	e := newEnvWith(t, sim.Config{Count: 2, Seed: 9, Password: "gather-pass", Accounts: sim.Accounts{Operator: true}})
+	ctx := context.Background()
+	m, a := e.machine(t, "bmc-00001")
+	a.User, a.Privilege = sim.OperatorUser, "administrator"
+	if err := e.st.UpdateAccount(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := e.fleet.BMC("bmc-00001")
+	rep := e.x.Run(ctx, m, a)
+	d := rep.Diagnosis
+	text := strings.Join(append(append([]string{d.Summary, d.Remedy}, d.Evidence...), d.RuledOut...), "\n")
+	if d.Cause != CausePrivilegeTooLow || d.Confidence != High || rep.Facts.Privilege == nil || rep.Facts.Privilege.Granted != "operator" ||
+		!strings.Contains(d.Summary, "grants user operator operator privilege, not the administrator") ||
+		!strings.Contains(d.Remedy, fmt.Sprintf("lightsout accounts set %d --privilege operator", a.ID)) ||
+		!strings.Contains(text, "asked for administrator: refused") || !strings.Contains(text, "asked for operator: granted") {
+		t.Fatalf("%s (%s) %+v\n%s", d.Cause, d.Confidence, rep.Facts.Privilege, text)
+	}
+	if c := b.Counters(); c.SessionsOpen != 0 {
+		t.Errorf("%d sessions left open", c.SessionsOpen)
+	}
+}

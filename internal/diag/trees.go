@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/state"
 )
 
@@ -638,12 +639,7 @@ func notAuthenticated(f Facts) Result {
 		}
 		return done(d)
 	case state.ReasonPrivilege:
-		return done(&Diagnosis{Cause: CausePrivilegeTooLow, Confidence: High,
-			Summary:  fmt.Sprintf("user %s may not log in at %s privilege", f.Account.User, nonEmpty(f.Account.Privilege, "administrator")),
-			Evidence: ev,
-			RuledOut: []string{"the password and the user name: the BMC refused the privilege before checking the password"},
-			Remedy:   fmt.Sprintf("raise user %s's privilege limit on the BMC's LAN channel, or lower the account's privilege (lightsout accounts set %d --privilege operator: enough for power and identify)", f.Account.User, f.Account.ID),
-		})
+		return privilegeTooLow(f, ev)
 	case state.ReasonUnknownUser:
 		switch {
 		case h.beforeFailure(h.HardwareChangedAt) && !h.LastConnectable.IsZero():
@@ -726,6 +722,53 @@ func notAuthenticated(f Facts) Result {
 		Evidence: append(ev, lastOK),
 		Remedy:   fmt.Sprintf("check user %s on the BMC: that it exists, is enabled for IPMI over LAN, has the account's privilege, and that the password matches", f.Account.User),
 	})
+}
+
+// privilegeTooLow: the BMC refused the privilege asked for. A login at
+// each lower level (closed at once) says which one it grants.
+func privilegeTooLow(f Facts, ev []string) Result {
+	asked := nonEmpty(f.Account.Privilege, "administrator")
+	d := &Diagnosis{Cause: CausePrivilegeTooLow, Confidence: High,
+		Summary:  fmt.Sprintf("user %s may not log in at %s privilege", f.Account.User, asked),
+		Evidence: ev,
+		RuledOut: []string{"the password and the user name: the BMC refused the privilege before checking the password"},
+		Remedy:   fmt.Sprintf("raise user %s's privilege limit on the BMC's LAN channel, or lower the account's privilege (lightsout accounts set %d --privilege operator: enough for power and identify)", f.Account.User, f.Account.ID),
+	}
+	if f.Account.Redfish() || !f.Fresh {
+		return done(d)
+	}
+	if f.Privilege == nil {
+		return need(NeedPrivilege)
+	}
+	p := f.Privilege
+	switch {
+	case p.Err != "":
+		d.Evidence = append(d.Evidence, "which privilege it grants could not be found: "+p.Err)
+	case p.Granted != "":
+		d.Summary = fmt.Sprintf("the BMC grants user %s %s privilege, not the %s the account asks for", f.Account.User, p.Granted, asked)
+		d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: refused", asked))
+		for _, r := range p.Refused {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: refused", r))
+		}
+		d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: granted (a login with the account's password succeeded, and was closed)", p.Granted))
+		d.RuledOut = append(d.RuledOut, "a disabled user or a wrong password: a login at "+p.Granted+" privilege works")
+		fix := "lightsout accounts set " + fmt.Sprint(f.Account.ID) + " --privilege " + p.Granted
+		if p.Granted == "user" {
+			fix += " (enough to monitor; power and identify need operator)"
+		} else {
+			fix += " (operator is enough for power and identify)"
+		}
+		d.Remedy = fmt.Sprintf("lower the account's privilege to what the BMC grants: %s; or raise user %s's limit on the BMC to %s (ipmitool channel setaccess 1 ID privilege=%d, ID being the user's number in ipmitool user list 1)", fix, f.Account.User, asked, ipmi.PrivilegeOf(asked))
+	default:
+		d.Confidence = Medium
+		d.Summary = fmt.Sprintf("user %s may not log in at %s privilege, nor at any lower one", f.Account.User, asked)
+		d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: refused", asked))
+		for _, r := range p.Refused {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: refused", r))
+		}
+		d.Remedy = fmt.Sprintf("user %s has no IPMI over LAN access at any privilege: enable it on the LAN channel (ipmitool channel setaccess 1 ID ipmi=on privilege=%d) or check that the user is enabled (ipmitool user enable ID)", f.Account.User, ipmi.PrivilegeOf(asked))
+	}
+	return done(d)
 }
 
 // cipher0Only: the BMC would let a session in only with cipher suite 0.

@@ -159,6 +159,12 @@ var world = map[Need][]func(*Facts){
 		func(f *Facts) { f.Fleet = &Fleet{Spreads: []Spread{{"subnet", "10.0.4.0/24", 9, 0}}} },
 		func(f *Facts) { f.Fleet = &Fleet{Err: "store down"} },
 	},
+	NeedPrivilege: {
+		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Granted: "operator"} },
+		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Refused: []string{"operator"}, Granted: "user"} },
+		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Refused: []string{"operator", "user"}} },
+		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Err: "a login at operator privilege: no answer"} },
+	},
 }
 
 // present reports whether f already holds the fact n.
@@ -170,6 +176,8 @@ func present(f Facts, n Need) bool {
 		return f.Siblings != nil
 	case NeedBladeView:
 		return f.BladeView != nil
+	case NeedPrivilege:
+		return f.Privilege != nil
 	case NeedIdentify:
 		return f.Identify != nil
 	case NeedOldAddress:
@@ -592,7 +600,8 @@ func TestTreeBranches(t *testing.T) {
 		{"user gone after a board swap", notAuth(state.ReasonUnknownUser, History{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-10 * time.Minute)}), nil, CauseUserMissingAfterSwap, nil},
 		{"user removed", notAuth(state.ReasonUnknownUser, History{LastConnectable: t0.Add(-time.Hour)}), nil, CauseUserRemoved, nil},
 		{"locked", notAuth(state.ReasonLocked, History{LastConnectable: t0.Add(-time.Hour)}), nil, CauseAccountLocked, nil},
-		{"privilege", notAuth(state.ReasonPrivilege, History{}), nil, CausePrivilegeTooLow, nil},
+		{"privilege, operator granted", notAuth(state.ReasonPrivilege, History{}), nil, CausePrivilegeTooLow, []Need{NeedPrivilege}},
+		{"privilege, none granted", notAuth(state.ReasonPrivilege, History{}), map[Need]int{NeedPrivilege: 2}, CausePrivilegeTooLow, []Need{NeedPrivilege}},
 		{"suite gone, 17 works", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 2}, CauseSuiteMismatch, []Need{NeedSuites, NeedSuiteTry}},
 		{"only weak suites", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 3}, CauseNoCommonSuite, []Need{NeedSuites}},
 		{"only suite 0 offered", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 4}, CauseCipher0Only, []Need{NeedSuites}},
