@@ -161,9 +161,15 @@ var world = map[Need][]func(*Facts){
 	},
 	NeedPrivilege: {
 		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Granted: "operator"} },
-		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Refused: []string{"operator"}, Granted: "user"} },
-		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Refused: []string{"operator", "user"}} },
-		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Err: "a login at operator privilege: no answer"} },
+		func(f *Facts) {
+			f.Privilege = &Privilege{Asked: "administrator", Refused: []string{"operator"}, Granted: "user"}
+		},
+		func(f *Facts) {
+			f.Privilege = &Privilege{Asked: "administrator", Refused: []string{"operator", "user"}}
+		},
+		func(f *Facts) {
+			f.Privilege = &Privilege{Asked: "administrator", Err: "a login at operator privilege: no answer"}
+		},
 	},
 }
 
