@@ -37,6 +37,7 @@ const (
 	CausePortClosed     Cause = "ipmi_service_down"    // ICMP port unreachable: host up, IPMI-over-LAN off
 	CauseNoRoute        Cause = "no_route"             // ICMP host/net unreachable
 	CauseBMCHung        Cause = "bmc_hung"             // answered, then stalled or sent garbage
+	CausePacketLoss     Cause = "packet_loss"          // the path loses session-less requests too, at a measured rate
 	CauseAddressChanged Cause = "address_changed"      // silent since its address was edited
 	CauseEnclosureDown  Cause = "enclosure_down"       // EM card and every blade silent: EM card / enclosure path
 	CauseEMCard         Cause = "em_card"              // EM card silent, the other blades answer
@@ -188,6 +189,7 @@ const (
 	NeedRates      Need = "rates"         // timeout and retry rates
 	NeedFleet      Need = "fleet"         // how the condition spreads over the fleet
 	NeedPrivilege  Need = "privilege"     // the highest privilege a login gets, below the one refused
+	NeedLoss       Need = "loss"          // the loss rate of session-less requests, sampled now
 )
 
 // Result is what Decide returns: a diagnosis, or the facts still needed.
@@ -239,6 +241,29 @@ type Facts struct {
 	Rates      *Rates         `json:"rates,omitempty"`
 	Fleet      *Fleet         `json:"fleet,omitempty"`
 	Privilege  *Privilege     `json:"privilege,omitempty"`
+	Loss       *Loss          `json:"loss,omitempty"`
+}
+
+// Loss is the path's loss measured with session-less requests (Get
+// Channel Authentication Capabilities, before any login): a hung BMC
+// answers them promptly while it stalls in session; a lossy path loses
+// them as it loses everything else. Every retransmission is an attempt
+// lost (the request or its reply); an exchange that gave up lost all its
+// attempts.
+type Loss struct {
+	Requests int    `json:"requests"`
+	Attempts int    `json:"attempts"`
+	Lost     int    `json:"lost"`
+	Answered int    `json:"answered"`
+	Err      string `json:"error,omitempty"`
+}
+
+// Rate is the share of attempts lost (0 with none made).
+func (l Loss) Rate() float64 {
+	if l.Attempts == 0 {
+		return 0
+	}
+	return float64(l.Lost) / float64(l.Attempts)
 }
 
 // Privilege is what the BMC grants the account's user: the privilege it

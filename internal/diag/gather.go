@@ -386,6 +386,8 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 		f.Fleet = x.fleet(ctx, m, a, *f)
 	case NeedPrivilege:
 		f.Privilege = x.privilege(ctx, m, a)
+	case NeedLoss:
+		f.Loss = x.loss(ctx, m, a)
 	}
 }
 
@@ -414,6 +416,8 @@ func (x *Executor) ipmiOnly(ctx context.Context, n Need, a store.Account, f *Fac
 		f.Sessions = &SessionsFacts{Err: notApplicable}
 	case NeedPrivilege:
 		f.Privilege = &Privilege{Asked: a.Privilege, Err: notApplicable}
+	case NeedLoss:
+		f.Loss = &Loss{Err: notApplicable}
 	case NeedRates:
 		if x.Rates != nil {
 			if r, err := x.Rates.ChannelRates(ctx, a.ID); !errors.Is(err, ErrNoFigures) {
@@ -1151,6 +1155,50 @@ func (x *Executor) rates(ctx context.Context, m store.Machine, a store.Account) 
 	r.Window = time.Since(start).Round(time.Millisecond)
 	r.Retransmits = int(after.Retransmits - before.Retransmits)
 	return r
+}
+
+// lossRequests is how many session-less requests measure a path's loss.
+const lossRequests = 12
+
+// loss sends lossRequests session-less requests (Get Channel
+// Authentication Capabilities) one after the other and counts the
+// attempts the engine made and lost for them.
+func (x *Executor) loss(ctx context.Context, m store.Machine, a store.Account) *Loss {
+	l := &Loss{}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		l.Err = err.Error()
+		return l
+	}
+	before := x.Engine.PeerCounters(t.Addr)
+	garbage := 0
+	for i := 0; i < lossRequests && ctx.Err() == nil; i++ {
+		cctx, cancel := context.WithTimeout(ctx, x.timeout())
+		_, _, err := x.Engine.AuthCaps(cctx, t.Addr, t.Privilege)
+		cancel()
+		l.Requests++
+		switch {
+		case err == nil || errors.Is(err, ipmi.ErrNoIPMI20):
+			l.Answered++
+		case errors.Is(err, ipmi.ErrMalformed):
+			garbage++
+		}
+		if garbage > 0 {
+			break // garbage decides: no need to wait out more of it
+		}
+	}
+	if garbage > 0 {
+		// Garbage is not loss: the BMC answers, unusably.
+		l.Err = fmt.Sprintf("%d of the %d session-less requests drew malformed replies (the BMC answers, with garbage)", garbage, l.Requests)
+	}
+	after := x.Engine.PeerCounters(t.Addr)
+	retrans, timeouts := int(after.Retransmits-before.Retransmits), int(after.Timeouts-before.Timeouts)
+	l.Attempts = l.Requests + retrans
+	l.Lost = retrans + timeouts
+	if l.Lost > l.Attempts {
+		l.Lost = l.Attempts // another user of the engine on this BMC meanwhile
+	}
+	return l
 }
 
 func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, _ Facts) *Fleet {

@@ -294,3 +294,50 @@ func TestExecutorPrivilegeGranted(t *testing.T) {
 		t.Errorf("%d sessions left open", c.SessionsOpen)
 	}
 }
+
+// TestExecutorLossIsLoss: the path's loss, measured with session-less
+// requests, over real UDP: none on a clean BMC, about the fault's rate on
+// a lossy one; and a check of the lossy BMC that stalls is diagnosed
+// packet_loss with the rate (medium), never a hung BMC with high
+// confidence.
+func TestExecutorLossIsLoss(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	m1, a1 := e.machine(t, "bmc-00001")
+	if l := e.x.loss(ctx, m1, a1); l.Err != "" || l.Lost != 0 || l.Answered != lossRequests || l.Attempts != lossRequests {
+		t.Fatalf("clean path: %+v", l)
+	}
+	if err := e.fleet.SetFaults("bmc-00002", sim.Faults{Lossy: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	m2, a2 := e.machine(t, "bmc-00002")
+	if l := e.x.loss(ctx, m2, a2); l.Err != "" || l.Rate() < 0.2 || l.Rate() > 0.8 {
+		t.Fatalf("half the datagrams lost: %+v (rate %.2f)", l, l.Rate())
+	}
+	// Garbage is not loss.
+	if err := e.fleet.SetFaults("bmc-00003", sim.Faults{Malformed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m3, a3 := e.machine(t, "bmc-00003")
+	if l := e.x.loss(ctx, m3, a3); !strings.Contains(l.Err, "malformed replies") {
+		t.Fatalf("garbage: %+v", l)
+	}
+	// The fresh check of a lossy BMC ends in several ways (Degraded,
+	// stalled, silent when even the first contact is lost): diagnose
+	// until one stalls (bounded).
+	for i := 0; ; i++ {
+		rep := e.x.Run(ctx, m2, a2)
+		if rep.Facts.Reason != state.ReasonStalled {
+			if i == 15 {
+				t.Fatalf("no check stalled in %d tries (last %s/%s)", i+1, rep.Facts.State, rep.Facts.Reason)
+			}
+			continue
+		}
+		d := rep.Diagnosis
+		if d.Cause != CausePacketLoss || d.Confidence != Medium || !strings.Contains(d.Summary, "% of packets") || !strings.Contains(d.Remedy, "duplex") {
+			t.Fatalf("stalled on a lossy path: %s (%s): %s\n%s", d.Cause, d.Confidence, d.Summary, strings.Join(d.Evidence, "\n"))
+		}
+		t.Logf("try %d: %s", i+1, d.Summary)
+		break
+	}
+}

@@ -252,6 +252,14 @@ func notResponding(f Facts) Result {
 	case state.ReasonTLS:
 		return done(tlsError(f))
 	case state.ReasonStalled, state.ReasonProtocol:
+		if f.Reason == state.ReasonStalled && !f.Account.Redfish() {
+			if f.Loss == nil {
+				return need(NeedLoss)
+			}
+			if l := f.Loss; l.Err == "" && l.Attempts > 0 && l.Rate() >= lossyRate {
+				return done(packetLoss(f))
+			}
+		}
 		d := &Diagnosis{Cause: CauseBMCHung, Confidence: Medium,
 			Summary:  fmt.Sprintf("the BMC answers, but its %s service stalls or sends unusable replies", f.Account.service()),
 			Evidence: []string{nonEmpty(f.Message, string(f.Reason))},
@@ -264,6 +272,21 @@ func notResponding(f Facts) Result {
 		}
 		if f.Evidence.FailedStage != "" {
 			d.Evidence = append(d.Evidence, "it stopped during "+f.Evidence.FailedStage)
+		}
+		if l := f.Loss; l != nil {
+			switch {
+			case l.Err != "":
+				// The path could not be measured: loss stays possible.
+				d.Evidence = append(d.Evidence, "the path's loss could not be measured: "+l.Err)
+				d.Confidence = Medium
+			case l.Lost > 0:
+				// Some loss, below the lossy threshold: a live alternative.
+				d.Evidence = append(d.Evidence, lossLine(l)+": some packet loss on the path is a live alternative")
+				d.Confidence = Medium
+			default:
+				d.Evidence = append(d.Evidence, lossLine(l)+": the path is clean, the controller stalls in session")
+				d.RuledOut = append(d.RuledOut, "packet loss on the path: every session-less request was answered at its first attempt")
+			}
 		}
 		return done(d)
 	}
@@ -334,6 +357,27 @@ func notResponding(f Facts) Result {
 		d.Evidence = append(d.Evidence, "no other channel on "+s.Prefix+" to compare with")
 	}
 	return done(d)
+}
+
+// lossyRate: a path that loses this share of session-less attempts or more
+// is lossy, whatever the BMC does in session.
+const lossyRate = 0.1
+
+func lossLine(l *Loss) string {
+	return fmt.Sprintf("%d session-less requests sampled now: %d of %d attempts lost (%.0f%%), %d answered", l.Requests, l.Lost, l.Attempts, 100*l.Rate(), l.Answered)
+}
+
+// packetLoss: the check stalled, and session-less requests — which a
+// hung controller answers promptly — are lost too: the path.
+func packetLoss(f Facts) *Diagnosis {
+	l := f.Loss
+	return &Diagnosis{Cause: CausePacketLoss, Confidence: Medium,
+		Summary: fmt.Sprintf("the path to the BMC loses about %.0f%% of packets: a lossy network, not a hung BMC", 100*l.Rate()),
+		Evidence: []string{nonEmpty(f.Message, string(f.Reason)), lossLine(l),
+			"a hung BMC answers session-less requests promptly and stalls only in session; these are lost as well"},
+		RuledOut: []string{"a dead BMC or a broken path: it answers most requests"},
+		Remedy:   fmt.Sprintf("find where %s loses packets: the switch port's error counters and duplex (a duplex mismatch loses about a third), the cable, congestion or rate limits on the management VLAN, a firewall dropping UDP 623 now and then; lightsout's retries absorb it meanwhile. If the path is clean, the BMC's own network stack drops them: cold-reset it", hostOf(f.Account.Address)),
+	}
 }
 
 // bladeSilent is the enclosure isolation: the EM card first, then the

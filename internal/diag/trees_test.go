@@ -159,6 +159,12 @@ var world = map[Need][]func(*Facts){
 		func(f *Facts) { f.Fleet = &Fleet{Spreads: []Spread{{"subnet", "10.0.4.0/24", 9, 0}}} },
 		func(f *Facts) { f.Fleet = &Fleet{Err: "store down"} },
 	},
+	NeedLoss: {
+		func(f *Facts) { f.Loss = &Loss{Requests: 12, Attempts: 12, Answered: 12} },
+		func(f *Facts) { f.Loss = &Loss{Requests: 12, Attempts: 18, Lost: 6, Answered: 12} },
+		func(f *Facts) { f.Loss = &Loss{Requests: 12, Attempts: 13, Lost: 1, Answered: 12} },
+		func(f *Facts) { f.Loss = &Loss{Err: "address does not resolve"} },
+	},
 	NeedPrivilege: {
 		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Granted: "operator"} },
 		func(f *Facts) {
@@ -184,6 +190,8 @@ func present(f Facts, n Need) bool {
 		return f.BladeView != nil
 	case NeedPrivilege:
 		return f.Privilege != nil
+	case NeedLoss:
+		return f.Loss != nil
 	case NeedIdentify:
 		return f.Identify != nil
 	case NeedOldAddress:
@@ -448,6 +456,9 @@ func TestTreesExhaustive(t *testing.T) {
 					t.Fatalf("%s: bad line %q", where, l)
 				}
 			}
+			if d.Confidence == High && strings.Contains(strings.Join(d.Evidence, "\n"), "live alternative") {
+				t.Fatalf("%s: high confidence while the evidence lists a live alternative: %v", where, d.Evidence)
+			}
 			if !f.Fresh && !strings.Contains(d.Evidence[0], "not logged in again") {
 				t.Fatalf("%s: a stored observation is not said so: %v", where, d.Evidence)
 			}
@@ -500,7 +511,7 @@ func TestTreesExhaustive(t *testing.T) {
 		})
 	}
 	all := []Cause{CauseHealthy, CauseInsecure, CauseRecovered, CauseCredentialsFixed, CauseNotChecked,
-		CausePortClosed, CauseNoRoute, CauseBMCHung, CauseAddressChanged, CauseEnclosureDown, CauseEMCard,
+		CausePortClosed, CauseNoRoute, CauseBMCHung, CausePacketLoss, CauseAddressChanged, CauseEnclosureDown, CauseEMCard,
 		CauseEnclosureTray, CauseBladeLAN, CauseEMBMCPath, CauseBMCFailed, CauseBladeBMC, CauseNetworkSegment,
 		CauseBMCUnreachable, CauseNoCommonSuite, CauseSuiteMismatch, CauseCipher0Only,
 		CausePasswordChanged, CausePasswordEditWrong, CausePasswordNeverWorked, CauseReplacedCredentials,
@@ -592,7 +603,9 @@ func TestTreeBranches(t *testing.T) {
 		{"ipmb: nothing to compare with", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 9}, CauseBladeBMC, []Need{NeedEM, NeedSiblings, NeedBladeView}},
 		{"ipmb: the EM refuses the request", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 4}, CauseBladeBMC, []Need{NeedEM, NeedSiblings, NeedBladeView}},
 		{"port refused", base(state.NotResponding, state.ReasonPortRefused), nil, CausePortClosed, nil},
-		{"stalled", base(state.NotResponding, state.ReasonStalled), nil, CauseBMCHung, nil},
+		{"stalled, clean path", base(state.NotResponding, state.ReasonStalled), nil, CauseBMCHung, []Need{NeedLoss}},
+		{"stalled, lossy path", base(state.NotResponding, state.ReasonStalled), map[Need]int{NeedLoss: 1}, CausePacketLoss, []Need{NeedLoss}},
+		{"stalled, a little loss", base(state.NotResponding, state.ReasonStalled), map[Need]int{NeedLoss: 2}, CauseBMCHung, []Need{NeedLoss}},
 		{"rack silent, neighbours fine", base(state.NotResponding, state.ReasonSilent), map[Need]int{NeedSubnet: 2}, CauseBMCUnreachable, []Need{NeedSubnet}},
 		{"rack silent, subnet silent", base(state.NotResponding, state.ReasonSilent), map[Need]int{NeedSubnet: 1}, CauseNetworkSegment, []Need{NeedSubnet}},
 		{"still at the old address", addrEdited(), nil, CauseAddressChanged, []Need{NeedOldAddress}},
