@@ -494,6 +494,23 @@ type HeldSession struct {
 	// logged in as the account's user.
 	SameHost bool `json:"same_host"`
 	SameUser bool `json:"same_user"`
+	// Ours: from one of this manager's own sockets (address and port) —
+	// the diagnosis's own session or one our retransmitted handshakes
+	// left half-open.
+	Ours bool `json:"ours,omitempty"`
+}
+
+// foreign reports whether h is another console's: not from this
+// manager's sockets, and either from another address or, when the BMC
+// does not report the address, under another user.
+func (h HeldSession) foreign() bool {
+	if h.Ours {
+		return false
+	}
+	if h.Console == "" {
+		return !h.SameUser
+	}
+	return !h.SameHost || !h.SameUser
 }
 
 // Rates are a channel's timeout and retry figures over a window. The

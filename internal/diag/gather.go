@@ -1059,14 +1059,15 @@ func (x *Executor) sessions(ctx context.Context, m store.Machine, a store.Accoun
 		return sf
 	}
 	sf.Slots, sf.Active = self.Slots, self.Active
+	ours := x.Engine.LocalPorts()
 	names := map[byte]string{}
 	name := func(id byte) string {
 		if n, ok := names[id]; ok {
 			return n
 		}
 		n, err := s.UserName(cctx, id)
-		if err != nil || n == "" {
-			n = fmt.Sprintf("user %d", id)
+		if err != nil {
+			n = "" // heldLines says "with user ID N"
 		}
 		names[id] = n
 		return n
@@ -1078,6 +1079,7 @@ func (x *Executor) sessions(ctx context.Context, m store.Machine, a store.Accoun
 		}
 		h.SameHost = si.Remote.IsValid() && self.Remote.IsValid() && si.Remote.Addr() == self.Remote.Addr()
 		h.SameUser = si.UserID == self.UserID
+		h.Ours = h.SameHost && slices.Contains(ours, si.Remote.Port())
 		return h
 	}
 	sf.Self = held(self)

@@ -341,3 +341,34 @@ func TestExecutorLossIsLoss(t *testing.T) {
 		break
 	}
 }
+
+// TestExecutorSessionCensus: the session table read through Get Session
+// Info tells the diagnosis's own session (this manager's socket: address
+// and port) from another tool on the same host under the same user, and
+// names users. (The engine holds one session per BMC: a second session of
+// ours exists only as a handshake left half-open, which the trees' tables
+// cover.)
+func TestExecutorSessionCensus(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	m, a := e.machine(t, "bmc-00001")
+	b, _ := e.fleet.BMC("bmc-00001")
+	other, err := ipmi.New(ipmi.Config{Sockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	theirs, err := other.Open(ctx, b.Addr(), ipmi.Credentials{User: a.User, Password: a.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer theirs.Close(ctx)
+	sf := e.x.sessions(ctx, m, a)
+	if !sf.Got || len(sf.Others) != 1 || !sf.Self.Ours || sf.Self.User != a.User {
+		t.Fatalf("census %+v", sf)
+	}
+	o := sf.Others[0]
+	if o.User != a.User || !o.SameHost || !o.SameUser || o.Ours || o.foreign() {
+		t.Errorf("another tool of this host as the same user: %+v", o)
+	}
+}

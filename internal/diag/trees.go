@@ -1017,7 +1017,7 @@ func busy(f Facts) Result {
 		switch {
 		case o.SameHost && o.SameUser:
 			stale = append(stale, o)
-		case !o.SameHost:
+		case o.foreign() && !o.SameHost:
 			other = append(other, o)
 		}
 	}
@@ -1061,10 +1061,21 @@ func errSuffix(e string) string {
 func heldLines(what string, hs []HeldSession) []string {
 	out := make([]string, len(hs))
 	for i, h := range hs {
-		who := nonEmpty(h.User, fmt.Sprintf("user %d", h.UserID))
-		out[i] = fmt.Sprintf("session %d %s: user %s, %s privilege, from %s", h.Handle, what, who, nonEmpty(h.Privilege, "?"), nonEmpty(h.Console, "an unreported address"))
+		who := nonEmpty(h.User, fmt.Sprintf("with user ID %d", h.UserID))
+		if h.User != "" {
+			who = "user " + h.User
+		}
+		out[i] = fmt.Sprintf("session %d %s: %s, %s privilege, from %s", h.Handle, what, who, nonEmpty(h.Privilege, "unknown"), nonEmpty(h.Console, "an address the BMC does not report"))
 	}
 	return out
+}
+
+func handleListOf(hs []HeldSession) string {
+	ids := make([]int, len(hs))
+	for i, h := range hs {
+		ids[i] = int(h.Handle)
+	}
+	return "handles " + handleList(ids)
 }
 
 func handleList(hs []int) string {
@@ -1077,13 +1088,25 @@ func handleList(hs []int) string {
 
 func consoles(hs []HeldSession) string {
 	var out []string
+	unknown := 0
 	for _, h := range hs {
-		c := hostOf(nonEmpty(h.Console, "?"))
+		if h.Console == "" {
+			unknown++
+			continue
+		}
+		c := hostOf(h.Console)
 		if !slices.Contains(out, c) {
 			out = append(out, c)
 		}
 	}
-	return strings.Join(out, ", ")
+	s := strings.Join(out, ", ")
+	switch {
+	case unknown > 0 && s == "":
+		s = "addresses the BMC does not report (list them on its console)"
+	case unknown > 0:
+		s += fmt.Sprintf(" (and %d session(s) whose address the BMC does not report)", unknown)
+	}
+	return s
 }
 
 // ---------------------------------------------------------------------------
@@ -1155,11 +1178,16 @@ func degraded(f Facts) Result {
 	if f.Sessions == nil {
 		return need(NeedSessions)
 	}
-	var other []HeldSession
+	var other, mine []HeldSession
 	for _, o := range f.Sessions.Others {
-		if !o.SameHost || !o.SameUser {
+		if o.foreign() {
 			other = append(other, o)
+		} else {
+			mine = append(mine, o)
 		}
+	}
+	if len(mine) > 0 {
+		ev = append(ev, fmt.Sprintf("%d other session(s) are this manager's or its user's, not another console's (handshakes our retransmissions left half-open, or another of our operations): %s", len(mine), handleListOf(mine)))
 	}
 	if len(other) > 0 {
 		return done(&Diagnosis{Cause: CauseCompetingPollers, Confidence: Medium,

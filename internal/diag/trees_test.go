@@ -140,6 +140,13 @@ var world = map[Need][]func(*Facts){
 				Self:   HeldSession{Handle: 4, UserID: 2, SameHost: true, SameUser: true},
 				Others: []HeldSession{{Handle: 1, UserID: 5, SameHost: true}}} // this host, another user: an operator's tool
 		},
+		func(f *Facts) {
+			// Half-open sessions our retransmitted handshakes left: our
+			// user, no address reported, or from our own sockets.
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 1, Slots: 4, Active: 3,
+				Self:   HeldSession{Handle: 4, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true, Ours: true},
+				Others: []HeldSession{{Handle: 1, UserID: 2, SameUser: true}, {Handle: 2, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true, Ours: true}}}
+		},
 	},
 	NeedRates: {
 		func(f *Facts) { f.Rates = &Rates{Err: "address does not resolve"} },
@@ -645,6 +652,8 @@ func TestTreeBranches(t *testing.T) {
 			[]Need{NeedRates, NeedFleet, NeedSessions}},
 		{"degraded, occasional", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 2, NeedFleet: 3, NeedSessions: 3}, CauseOccasionalRetry,
 			[]Need{NeedRates, NeedFleet, NeedSessions}},
+		{"degraded, our own half-open sessions are not pollers", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 2, NeedFleet: 3, NeedSessions: 5}, CauseOccasionalRetry,
+			[]Need{NeedRates, NeedFleet, NeedSessions}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -743,5 +752,21 @@ func TestInsecureNamesEachFinding(t *testing.T) {
 	g := base(state.Connectable, "", state.Insecure)
 	if d := Decide(g).Diagnosis; d.Cause != CauseInsecure || d.Confidence != Medium || !strings.Contains(d.Remedy, "lightsout security web-1 --run") {
 		t.Fatalf("no findings: %+v", d)
+	}
+}
+
+// TestSessionWording: an unnamed user is "with user ID N", never "user
+// user N"; an unreported console address is said so, never "?".
+func TestSessionWording(t *testing.T) {
+	f := base(state.Connectable, "", state.Degraded)
+	f.Rates, f.Fleet = &Rates{Requests: 8, Retransmits: 1, Source: "sampled"}, &Fleet{}
+	f.Sessions = &SessionsFacts{Got: true, Slots: 4, Active: 3, Self: HeldSession{Handle: 4, UserID: 2, SameHost: true, SameUser: true},
+		Others: []HeldSession{{Handle: 1, UserID: 3}, {Handle: 2, UserID: 5, User: "nagios", Console: "10.0.7.7:623"}}}
+	d := Decide(f).Diagnosis
+	text := strings.Join(append([]string{d.Summary, d.Remedy}, d.Evidence...), "\n")
+	if d.Cause != CauseCompetingPollers || strings.Contains(text, "user user") || strings.Contains(text, "?") ||
+		!strings.Contains(text, "with user ID 3") || !strings.Contains(text, "user nagios") ||
+		!strings.Contains(d.Remedy, "10.0.7.7 (and 1 session(s) whose address the BMC does not report)") {
+		t.Fatalf("%s\n%s", d.Cause, text)
 	}
 }
