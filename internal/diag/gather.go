@@ -1101,6 +1101,14 @@ func (x *Executor) CloseSessions(ctx context.Context, m store.Machine, a store.A
 		return 0, err
 	}
 	defer s.Close(ctx)
+	// An RMCP+ session starts at User privilege (ipmi_sim shows it in its
+	// session table); closing another session needs Administrator.
+	pctx, cancel := context.WithTimeout(ctx, x.timeout())
+	perr := s.SetPrivilege(pctx, ipmi.PrivilegeOf(a.Privilege))
+	cancel()
+	if perr != nil {
+		return 0, fmt.Errorf("raising the session to %s privilege to close sessions: %w", ipmi.PrivilegeOf(a.Privilege), perr)
+	}
 	n := 0
 	var errs []error
 	for _, h := range handles {
