@@ -140,41 +140,60 @@ func TestExecutorEnclosureIPMISim(t *testing.T) {
 	run("bmc-00002", CauseEnclosureTray, High, "answers a ping")
 }
 
-// TestExecutorEnclosureRefusesBridging: an enclosure manager that logs the
-// diagnosis in and refuses Send Message — the simulator's, which speaks
-// only lightsout's OEM enclosure commands, recorded as kind ipmb by
-// mistake — is a finding about that request: the remedy names the kind,
-// never the enclosure manager's account. Set back to oem, the OEM path
-// finds the cause.
-func TestExecutorEnclosureRefusesBridging(t *testing.T) {
+// TestExecutorEnclosureBridgingSim: the simulator's enclosure manager
+// recorded as kind ipmb answers standard bridging inside its Send Message
+// response (the other form BMCs use; ipmi_sim sends a second message):
+// blade_lan with the blade's power (its controller is a chassis device),
+// bmc_failed when the blade's BMC is dead. An "enclosure manager" that is
+// a plain BMC logs in and refuses Send Message (0xC1): a finding about
+// the request, naming the kind, never the account.
+func TestExecutorEnclosureBridgingSim(t *testing.T) {
 	e := newEnvWith(t, sim.Config{Count: 4, Seed: 9, Password: "gather-pass", Enclosures: []sim.EnclosureConfig{{Name: "enc-r", Blades: 3}}})
 	ctx := context.Background()
 	enc, err := e.st.Enclosure(ctx, "enc-r")
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc.Kind = "ipmb"
+	enc.Kind, enc.IPMB = "ipmb", "0x82+2"
 	if err := e.st.UpdateEnclosure(ctx, &enc); err != nil {
 		t.Fatal(err)
+	}
+	m, a := e.machine(t, "bmc-00002")
+	run := func(cause Cause, conf Confidence, words ...string) Report {
+		t.Helper()
+		rep := e.x.Run(ctx, m, a)
+		d := rep.Diagnosis
+		text := strings.Join(append(append([]string{d.Summary, d.Remedy}, d.Evidence...), d.RuledOut...), "\n")
+		if d.Cause != cause || d.Confidence != conf {
+			t.Fatalf("%s (%s) via %v %+v, want %s (%s)\n%s", d.Cause, d.Confidence, rep.Steps, rep.Facts.BladeView, cause, conf, text)
+		}
+		for _, w := range words {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s lacks %q\n%s", cause, w, text)
+			}
+		}
+		return rep
 	}
 	if err := e.fleet.SetFaults("bmc-00002", sim.Faults{Lossy: 1}); err != nil {
 		t.Fatal(err)
 	}
-	m, a := e.machine(t, "bmc-00002")
-	rep := e.x.Run(ctx, m, a)
-	d := rep.Diagnosis
-	text := strings.Join(append([]string{d.Summary, d.Remedy}, d.Evidence...), "\n")
-	if d.Cause != CauseBladeBMC || d.Confidence != Low || rep.Facts.BladeView == nil || rep.Facts.BladeView.RefusedCode == 0 ||
-		!strings.Contains(text, "refused Send Message to IPMB address 0x84") || !strings.Contains(text, "not the account") ||
-		strings.Contains(text, "lightsout enclosures set") {
-		t.Fatalf("kind ipmb on an OEM enclosure manager: %s (%s) %+v\n%s", d.Cause, d.Confidence, rep.Facts.BladeView, text)
+	rep := run(CauseBladeLAN, High, "Send Message to IPMB address 0x84", "device 2", "(power on)")
+	if !rep.Facts.BladeView.PowerKnown {
+		t.Errorf("power not read from a chassis device: %+v", rep.Facts.BladeView)
 	}
-	t.Logf("refused with %#02x: %s", rep.Facts.BladeView.RefusedCode, d.Remedy)
-	enc.Kind = "oem"
+	if err := e.fleet.SetFaults("bmc-00002", sim.Faults{Silent: true}); err != nil {
+		t.Fatal(err)
+	}
+	run(CauseBMCFailed, Medium, "completion code 0x83", "2 of the 2 other blades' controllers answer")
+
+	// The enclosure's address points at a plain BMC (bmc-00004's).
+	_, other := e.machine(t, "bmc-00004")
+	enc.Address, enc.Port = other.Address, other.Port
 	if err := e.st.UpdateEnclosure(ctx, &enc); err != nil {
 		t.Fatal(err)
 	}
-	if d := e.x.Run(ctx, m, a).Diagnosis; d.Cause != CauseBladeLAN {
-		t.Fatalf("kind oem: %s: %s", d.Cause, d.Summary)
+	rep = run(CauseBladeBMC, Low, "refused Send Message to IPMB address 0x84", "not the account", "set the enclosure's kind to oem")
+	if rep.Facts.BladeView.RefusedCode != 0xc1 || strings.Contains(rep.Diagnosis.Remedy, "lightsout enclosures set") {
+		t.Errorf("refusal: %+v\n%s", rep.Facts.BladeView, rep.Diagnosis.Remedy)
 	}
 }
