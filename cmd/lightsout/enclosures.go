@@ -35,9 +35,17 @@ func printEnclosures(f *apiFlags, cmd *cobra.Command, es ...store.Enclosure) err
 	if f.json() {
 		return jsonLines(out, es...)
 	}
-	tw := newTabWriter(out, "NAME", "ADDRESS", "USER", "SLOTS", "UPDATED")
+	tw := newTabWriter(out, "NAME", "ADDRESS", "USER", "SLOTS", "KIND", "UPDATED")
 	for _, e := range es {
-		tw.row(e.Name, hostPort(e.Address, e.Port), e.User, e.Slots, stamp(e.UpdatedAt))
+		kind := e.Kind
+		if kind == "ipmb" {
+			ipmb := e.IPMB
+			if ipmb == "" {
+				ipmb = "0x82+2"
+			}
+			kind += " " + ipmb
+		}
+		tw.row(e.Name, hostPort(e.Address, e.Port), e.User, e.Slots, kind, stamp(e.UpdatedAt))
 	}
 	tw.flush()
 	return nil
@@ -47,7 +55,7 @@ func newEnclosuresListCmd(f *apiFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",
 		Short:   "List enclosures",
-		Long:    `list prints every enclosure manager: name, address, user and number of slots.` + serverHelp,
+		Long:    `list prints every enclosure manager: name, address, user, number of slots and kind (ipmb with its slot-to-address rule, or oem).` + serverHelp,
 		Example: `  lightsout enclosures list -o json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
