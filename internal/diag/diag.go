@@ -402,9 +402,13 @@ type BladeView struct {
 	PowerKnown bool   `json:"power_known,omitempty"`
 	Device     string `json:"device,omitempty"`
 	// Refused: the enclosure manager logged us in but refused the request
-	// (Send Message: not supported, invalid channel, insufficient
-	// privilege); it names the request and the completion code. A finding
-	// about that request, not about the account.
+	// (Send Message, or an OEM enclosure command: not supported, invalid
+	// data or channel, insufficient privilege); it names the request and
+	// the completion code. A finding about that request, not about the
+	// account.
+	// LoggedIn: the enclosure manager accepted its account (what failed
+	// after that is not about the account).
+	LoggedIn    bool   `json:"logged_in,omitempty"`
 	Refused     string `json:"refused,omitempty"`
 	RefusedCode byte   `json:"refused_code,omitempty"`
 	// Silence says how the controller did not answer: a NAK on the IPMB

@@ -95,12 +95,28 @@ func TestExecutorEnclosureIPMISim(t *testing.T) {
 		return rep
 	}
 
-	// blade_lan: slot 2's network side is silent, its controller answers
-	// the enclosure manager over the IPMB.
+	// The case: a standard enclosure manager asked with
+	// lightsout's own OEM commands (kind oem) refuses them; that is about
+	// the request, and the remedy is the ipmb kind — not its account.
 	if err := e.fleet.SetFaults("bmc-00002", sim.Faults{Silent: true}); err != nil {
 		t.Fatal(err)
 	}
-	rep := run("bmc-00002", CauseBladeLAN, High, "Send Message to IPMB address 0x84", "device 2, firmware 2.03", "not a chassis device", "LAN settings")
+	enc.Kind = "oem"
+	if err := e.st.UpdateEnclosure(ctx, &enc); err != nil {
+		t.Fatal(err)
+	}
+	rep := run("bmc-00002", CauseBladeBMC, Low, "refused lightsout's Get Blade Status (NetFn 0x30)", "not the account", "set the enclosure's kind to ipmb")
+	if strings.Contains(rep.Diagnosis.Remedy, "lightsout enclosures set") {
+		t.Errorf("the remedy blames the account: %s", rep.Diagnosis.Remedy)
+	}
+	enc.Kind, enc.IPMB = "ipmb", "0x82+2"
+	if err := e.st.UpdateEnclosure(ctx, &enc); err != nil {
+		t.Fatal(err)
+	}
+
+	// blade_lan: slot 2's network side is silent, its controller answers
+	// the enclosure manager over the IPMB.
+	rep = run("bmc-00002", CauseBladeLAN, High, "Send Message to IPMB address 0x84", "device 2, firmware 2.03", "not a chassis device", "LAN settings")
 	if v := rep.Facts.BladeView; v == nil || !v.Status.BMCAnswers || v.PowerKnown {
 		t.Errorf("blade view %+v", v)
 	}

@@ -582,6 +582,7 @@ func (x *Executor) bladeView(ctx context.Context, m store.Machine, b *Blade) *Bl
 		return v
 	}
 	defer s.Close(ctx)
+	v.LoggedIn = true
 	if b.ipmb() {
 		x.bridgedView(ctx, s, m, b, v)
 		return v
@@ -589,6 +590,12 @@ func (x *Executor) bladeView(ctx context.Context, m store.Machine, b *Blade) *Bl
 	cctx, cancel := context.WithTimeout(ctx, x.timeout())
 	defer cancel()
 	st, err := s.BladeStatus(cctx, b.Slot)
+	var ce *ipmi.CompletionError
+	if errors.As(err, &ce) && (ce.Code == 0xc1 || ce.Code == 0xcc || ce.Code == 0xd4 || ce.Code == 0xd5) {
+		v.Refused = fmt.Sprintf("lightsout's Get Blade Status (NetFn 0x30) for slot %d with completion code %#02x", b.Slot, ce.Code)
+		v.RefusedCode = ce.Code
+		return v
+	}
 	if err != nil {
 		v.Err = "the enclosure manager did not report the slot: " + err.Error()
 		return v

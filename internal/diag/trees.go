@@ -470,12 +470,16 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 		return done(bladeRefused(f, ev, ruled))
 	}
 	if f.BladeView.Err != "" {
-		return done(&Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
+		d := &Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
 			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer; its enclosure manager could not be asked about it", b.Slot, enc),
 			Evidence: append(ev, "asking the enclosure manager failed: "+f.BladeView.Err),
 			RuledOut: ruled,
 			Remedy:   fmt.Sprintf("check the enclosure manager's account in the inventory (lightsout enclosures set %s), or look at slot %d on the enclosure manager's console: if its power lamp shows unknown, press its identify button — lit means the EM↔BMC link, dark means the BMC", b.Enclosure, b.Slot),
-		})
+		}
+		if f.BladeView.LoggedIn {
+			d.Remedy = fmt.Sprintf("the enclosure manager's account works (it logged in); the request about the blade failed: reset the enclosure manager if it keeps failing, and look at slot %d on its console: if its power lamp shows unknown, press its identify button — lit means the EM↔BMC link, dark means the BMC", b.Slot)
+		}
+		return done(d)
 	}
 	v := f.BladeView.Status
 	if !v.Present {
@@ -544,8 +548,13 @@ func bladeRefused(f Facts, ev, ruled []string) *Diagnosis {
 	enc := "enclosure " + b.Enclosure
 	remedy := "the enclosure manager's account logged in, so its credentials are fine: the request itself is refused. "
 	switch {
-	case v.RefusedCode == 0xd4:
-		remedy += fmt.Sprintf("Give the account of %s a privilege that may bridge to the blades (operator or administrator on the enclosure manager; some allow Send Message to administrators only), ", enc)
+	case !b.ipmb():
+		remedy += "This enclosure manager does not take lightsout's enclosure commands (NetFn 0x30, which only lightsout sim speaks; a standard one refuses them, 0xD4 from ipmi_sim as from real shelf managers): set the enclosure's kind to ipmb, so it is asked by standard IPMI bridging (ipmitool -b 0 -t ADDR mc info on it shows which IPMB addresses answer; give them as its ipmb rule); "
+		if v.RefusedCode == 0xd4 || v.RefusedCode == 0xd5 {
+			remedy += "if it is a lightsout sim enclosure manager, its account needs operator privilege; "
+		}
+	case v.RefusedCode == 0xd4 || v.RefusedCode == 0xd5:
+		remedy += fmt.Sprintf("Give the account of %s a privilege that may ask about the blades (operator or administrator on the enclosure manager; some allow Send Message to administrators only), ", enc)
 	case v.RefusedCode == 0xc1:
 		remedy += "This enclosure manager does not bridge to its blades with Send Message: if it speaks lightsout's enclosure commands (lightsout sim), set the enclosure's kind to oem; "
 	default:

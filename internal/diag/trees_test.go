@@ -703,7 +703,7 @@ func TestActionLineAndHealthy(t *testing.T) {
 // diagnosis in and then refuses the bridged request is a finding about the
 // request — the remedy never sends the operator to the EM's account.
 func TestBladeRefusedIsNotTheAccount(t *testing.T) {
-	for code, want := range map[byte]string{0xd4: "privilege that may bridge", 0xc1: "set the enclosure's kind to oem", 0xcc: "ipmb rule and channel"} {
+	for code, want := range map[byte]string{0xd4: "privilege that may ask about the blades", 0xc1: "set the enclosure's kind to oem", 0xcc: "ipmb rule and channel"} {
 		f := base(state.NotResponding, state.ReasonSilent)
 		f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true, Kind: "ipmb", IPMB: 0x86}
 		f.EM = &Reach{Address: "10.0.9.1:623", Answered: true}
@@ -715,6 +715,15 @@ func TestBladeRefusedIsNotTheAccount(t *testing.T) {
 			strings.Contains(text, "lightsout enclosures set") || !strings.Contains(text, "not the account") {
 			t.Errorf("%#02x: %s (%s)\n%s", code, d.Cause, d.Confidence, text)
 		}
+	}
+	// An OEM-kind enclosure manager that does not know lightsout's
+	// commands: the remedy is the ipmb kind.
+	f := base(state.NotResponding, state.ReasonSilent)
+	f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true, Kind: "oem"}
+	f.EM, f.Siblings = &Reach{Address: "10.0.9.1:623", Answered: true}, &Siblings{Tried: 2, Answered: 2}
+	f.BladeView = &BladeView{LoggedIn: true, Refused: "lightsout's Get Blade Status (NetFn 0x30) for slot 3 with completion code 0xc1", RefusedCode: 0xc1}
+	if d := Decide(f).Diagnosis; d.Cause != CauseBladeBMC || !strings.Contains(d.Remedy, "set the enclosure's kind to ipmb") || strings.Contains(d.Remedy, "lightsout enclosures set") {
+		t.Errorf("oem refused: %s\n%s", d.Cause, d.Remedy)
 	}
 }
 
