@@ -369,6 +369,11 @@ type Blade struct {
 	// IPMBErr when the enclosure's rule gives none for the slot).
 	IPMB    byte   `json:"ipmb,omitempty"`
 	IPMBErr string `json:"ipmb_error,omitempty"`
+	// Guessed: the enclosure is recorded as oem, its manager refused
+	// lightsout's commands (Refused says how), and standard bridging at the
+	// default rule reached its blades' controllers: the blade was asked
+	// that way instead.
+	Guessed string `json:"guessed,omitempty"`
 }
 
 // ipmb reports whether the blade is asked about by standard bridging.

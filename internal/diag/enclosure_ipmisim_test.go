@@ -72,12 +72,6 @@ func TestExecutorEnclosureIPMISim(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mcCmd := func(cmd string) {
-		t.Helper()
-		if out, err := peertest.IPMISimCommand(console, cmd); err != nil {
-			t.Fatalf("ipmi_sim %s: %v %q", cmd, err, out)
-		}
-	}
 	run := func(name string, cause Cause, conf Confidence, words ...string) Report {
 		t.Helper()
 		m, a := e.machine(t, name)
@@ -95,19 +89,35 @@ func TestExecutorEnclosureIPMISim(t *testing.T) {
 		return rep
 	}
 
-	// The case: a standard enclosure manager asked with
-	// lightsout's own OEM commands (kind oem) refuses them; that is about
-	// the request, and the remedy is the ipmb kind — not its account.
+	mcCmd := func(cmd string) {
+		t.Helper()
+		if out, err := peertest.IPMISimCommand(console, cmd); err != nil {
+			t.Fatalf("ipmi_sim %s: %v %q", cmd, err, out)
+		}
+	}
+	// The case: a standard enclosure manager recorded as kind oem
+	// (the default) refuses lightsout's own commands (ipmi_sim: 0xD4).
+	// Standard bridging at the default addresses reaches its blades, so
+	// the blade is asked that way, and the evidence says to set the kind.
 	if err := e.fleet.SetFaults("bmc-00002", sim.Faults{Silent: true}); err != nil {
 		t.Fatal(err)
 	}
-	enc.Kind = "oem"
+	enc.Kind, enc.IPMB = "oem", ""
 	if err := e.st.UpdateEnclosure(ctx, &enc); err != nil {
 		t.Fatal(err)
 	}
-	rep := run("bmc-00002", CauseBladeBMC, Low, "refused lightsout's Get Blade Status (NetFn 0x30)", "not the account", "set the enclosure's kind to ipmb")
+	rep := run("bmc-00002", CauseBladeLAN, High, "refused lightsout's Get Blade Status (NetFn 0x30) for slot 2 with completion code 0xd4", "asked instead by standard IPMI bridging", "set the enclosure's kind to ipmb")
+	// No controller answers that way either: the refusal stands, about
+	// the request — the remedy is the kind, not the account.
+	for _, a := range []string{"0x82", "0x84", "0x86"} {
+		mcCmd("mc_disable " + a)
+	}
+	rep = run("bmc-00002", CauseBladeBMC, Low, "refused lightsout's Get Blade Status (NetFn 0x30)", "not the account", "set the enclosure's kind to ipmb")
 	if strings.Contains(rep.Diagnosis.Remedy, "lightsout enclosures set") {
 		t.Errorf("the remedy blames the account: %s", rep.Diagnosis.Remedy)
+	}
+	for _, a := range []string{"0x82", "0x84", "0x86"} {
+		mcCmd("mc_enable " + a)
 	}
 	enc.Kind, enc.IPMB = "ipmb", "0x82+2"
 	if err := e.st.UpdateEnclosure(ctx, &enc); err != nil {

@@ -594,6 +594,7 @@ func (x *Executor) bladeView(ctx context.Context, m store.Machine, b *Blade) *Bl
 	if errors.As(err, &ce) && (ce.Code == 0xc1 || ce.Code == 0xcc || ce.Code == 0xd4 || ce.Code == 0xd5) {
 		v.Refused = fmt.Sprintf("lightsout's Get Blade Status (NetFn 0x30) for slot %d with completion code %#02x", b.Slot, ce.Code)
 		v.RefusedCode = ce.Code
+		x.guessIPMB(ctx, s, m, b, v)
 		return v
 	}
 	if err != nil {
@@ -610,6 +611,20 @@ func (x *Executor) bladeView(ctx context.Context, m store.Machine, b *Blade) *Bl
 // answer, up to two other blades' controllers are asked over the same IPMB:
 // they tell the enclosure manager's path from this blade.
 func (x *Executor) bridgedView(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade, v *BladeView) {
+	e, err := x.Store.Enclosure(ctx, b.Enclosure)
+	if err != nil {
+		v.Err = err.Error()
+		return
+	}
+	rule, err := ipmi.ParseIPMBRule(e.IPMB)
+	if err != nil {
+		v.Err = err.Error()
+		return
+	}
+	x.bridgedViewRule(ctx, s, m, b, v, rule)
+}
+
+func (x *Executor) bridgedViewRule(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade, v *BladeView, rule ipmi.IPMBRule) {
 	v.Status.Slot = b.Slot
 	br := ipmi.Bridge{Target: b.IPMB}
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, x.timeout()) }
@@ -639,7 +654,7 @@ func (x *Executor) bridgedView(ctx context.Context, s *ipmi.Session, m store.Mac
 			return
 		}
 		v.Status.Present = true // unknown; the trees read BMCAnswers
-		v.SiblingsTried, v.SiblingsAnswered = x.bridgedSiblings(ctx, s, m, b)
+		v.SiblingsTried, v.SiblingsAnswered = x.bridgedSiblings(ctx, s, m, b, rule)
 		return
 	}
 	v.Status.Present, v.Status.BMCAnswers = true, true
@@ -654,18 +669,33 @@ func (x *Executor) bridgedView(ctx context.Context, s *ipmi.Session, m store.Mac
 	}
 }
 
+// guessIPMB: an enclosure recorded as oem whose manager refused
+// lightsout's commands is asked by standard bridging at the default rule
+// (ipmi.DefaultIPMBRule). The result stands only if some blade controller
+// answered that way (this one, or a sibling): then the blade becomes an
+// ipmb blade with Guessed set, and v the bridged view. Otherwise v keeps
+// the refusal.
+func (x *Executor) guessIPMB(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade, v *BladeView) {
+	rule, _ := ipmi.ParseIPMBRule(ipmi.DefaultIPMBRule)
+	addr, err := rule.Address(b.Slot)
+	if err != nil {
+		return
+	}
+	g := *b
+	g.Kind, g.IPMB = "ipmb", addr
+	gv := &BladeView{LoggedIn: true}
+	x.bridgedViewRule(ctx, s, m, &g, gv, rule)
+	if gv.Refused != "" || gv.Err != "" || !gv.Status.BMCAnswers && gv.SiblingsAnswered == 0 {
+		return
+	}
+	g.Guessed = v.Refused
+	*b, *v = g, *gv
+}
+
 // bridgedSiblings asks up to two other blades' controllers of m's
 // enclosure, nearest slots first, for their device ID over the enclosure
 // manager's IPMB.
-func (x *Executor) bridgedSiblings(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade) (tried, answered int) {
-	e, err := x.Store.Enclosure(ctx, b.Enclosure)
-	if err != nil {
-		return 0, 0
-	}
-	rule, err := ipmi.ParseIPMBRule(e.IPMB)
-	if err != nil {
-		return 0, 0
-	}
+func (x *Executor) bridgedSiblings(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade, rule ipmi.IPMBRule) (tried, answered int) {
 	ms, err := x.Store.Machines(ctx, store.MachineFilter{}, store.Page{})
 	if err != nil {
 		return 0, 0

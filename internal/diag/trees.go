@@ -469,6 +469,9 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 	if f.BladeView.Refused != "" {
 		return done(bladeRefused(f, ev, ruled))
 	}
+	if b.Guessed != "" {
+		ev = append(ev, fmt.Sprintf("the enclosure manager refused %s; asked instead by standard IPMI bridging at the default IPMB addresses (%s) — set the enclosure's kind to ipmb (lightsout enclosures, the inventory's kind: ipmb) to ask it that way directly", b.Guessed, ipmi.DefaultIPMBRule))
+	}
 	if f.BladeView.Err != "" {
 		d := &Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
 			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer; its enclosure manager could not be asked about it", b.Slot, enc),

@@ -725,6 +725,15 @@ func TestBladeRefusedIsNotTheAccount(t *testing.T) {
 	if d := Decide(f).Diagnosis; d.Cause != CauseBladeBMC || !strings.Contains(d.Remedy, "set the enclosure's kind to ipmb") || strings.Contains(d.Remedy, "lightsout enclosures set") {
 		t.Errorf("oem refused: %s\n%s", d.Cause, d.Remedy)
 	}
+	// ... and when standard bridging at the default addresses answered
+	// instead, its result stands, and the evidence says to set the kind.
+	f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true, Kind: "ipmb", IPMB: 0x86,
+		Guessed: "lightsout's Get Blade Status (NetFn 0x30) for slot 3 with completion code 0xd4"}
+	f.BladeView = &BladeView{LoggedIn: true, Status: ipmi.BladeStatus{Slot: 3, Present: true, BMCAnswers: true}, Device: "device 3"}
+	d := Decide(f).Diagnosis
+	if text := strings.Join(d.Evidence, "\n"); d.Cause != CauseBladeLAN || !strings.Contains(text, "asked instead by standard IPMI bridging at the default IPMB addresses (0x82+2)") {
+		t.Errorf("guessed: %s\n%s", d.Cause, text)
+	}
 }
 
 // TestInsecureNamesEachFinding: a working channel on an insecure BMC is
