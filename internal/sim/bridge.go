@@ -29,6 +29,29 @@ func ipmbChecksum(b []byte) byte {
 	return -s
 }
 
+// ipmbRequest is the IPMB request frame a Send Message carries.
+type ipmbRequest struct {
+	target, netFn, rqSA, rqSeq, cmd byte
+	data                            []byte
+}
+
+// parseSendMessage reads Send Message's request data: [channel and
+// tracking bits, rsSA, netFn/rsLUN, checksum, rqSA, rqSeq/rqLUN, cmd,
+// data…, checksum], on the primary IPMB (channel 0) only.
+func parseSendMessage(req []byte) (ipmbRequest, types.CompletionCode) {
+	if len(req) < 8 {
+		return ipmbRequest{}, ccRequestTruncated
+	}
+	if req[0]&0x0f != 0 {
+		return ipmbRequest{}, ccInvalidField
+	}
+	f := req[1:]
+	if ipmbChecksum(f[0:2]) != f[2] || ipmbChecksum(f[3:len(f)-1]) != f[len(f)-1] {
+		return ipmbRequest{}, ccInvalidField
+	}
+	return ipmbRequest{target: f[0], netFn: f[1] >> 2, rqSA: f[3], rqSeq: f[4] >> 2, cmd: f[5], data: f[6 : len(f)-1]}, ccOK
+}
+
 // handleSendMessage: request [channel | tracking bits, IPMB request frame];
 // response the blade's IPMB response frame.
 func handleSendMessage(_ context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
@@ -36,17 +59,11 @@ func handleSendMessage(_ context.Context, hctx *handlers.HandlerContext, req []b
 	if em == nil || em.kind != KindEnclosureManager || em.encl == nil {
 		return nil, ccInvalidCommand, nil
 	}
-	if len(req) < 8 {
-		return nil, ccRequestTruncated, nil
+	r, rc := parseSendMessage(req)
+	if rc != ccOK {
+		return nil, rc, nil
 	}
-	if req[0]&0x0f != 0 { // the primary IPMB only
-		return nil, ccInvalidField, nil
-	}
-	f := req[1:]
-	if ipmbChecksum(f[0:2]) != f[2] || ipmbChecksum(f[3:len(f)-1]) != f[len(f)-1] {
-		return nil, ccInvalidField, nil
-	}
-	target, netFn, rqSA, rqSeq, cmd := f[0], f[1]>>2, f[3], f[4]>>2, f[5]
+	target, netFn, rqSA, rqSeq, cmd := r.target, r.netFn, r.rqSA, r.rqSeq, r.cmd
 	slot := (int(target) - 0x80) / 2
 	if target&1 != 0 || slot < 1 || slot > len(em.encl.blades) {
 		return nil, ccNAKOnWrite, nil
