@@ -185,6 +185,14 @@ func TestCLIThroughServer(t *testing.T) {
 	wantExit(t, "enclosures list", out, code, err, 0, "enc-a")
 	out, code, err = as(t, e, operator, "enclosures", "add", "enc-b", "--address", "127.0.0.1", "--slots", "99")
 	wantExit(t, "enclosure 99 slots", out, code, err, 2, "slots")
+	out, code, err = as(t, e, operator, "enclosures", "add", "shelf-b", "--address", "127.0.0.9", "--slots", "4", "--kind", "ipmb", "--ipmb", "0x83+2")
+	wantExit(t, "enclosure with an odd IPMB address", out, code, err, 2, "ipmb", "not an IPMB slave address")
+	out, code, err = as(t, e, operator, "enclosures", "add", "shelf-b", "--address", "127.0.0.9", "--slots", "4", "--kind", "ipmb")
+	wantExit(t, "ipmb enclosure", out, code, err, 0, "added enclosure shelf-b")
+	out, code, err = as(t, e, viewer, "enclosures", "list")
+	wantExit(t, "enclosures list with kinds", out, code, err, 0, "KIND", "ipmb 0x82+2", "oem")
+	out, code, err = as(t, e, admin, "enclosures", "rm", "shelf-b")
+	wantExit(t, "rm ipmb enclosure", out, code, err, 0, "removed enclosure shelf-b")
 
 	// Lifecycle.
 	as(t, e, operator, "machines", "set", "bmc-00008", "--spare")

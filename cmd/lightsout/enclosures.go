@@ -35,9 +35,17 @@ func printEnclosures(f *apiFlags, cmd *cobra.Command, es ...store.Enclosure) err
 	if f.json() {
 		return jsonLines(out, es...)
 	}
-	tw := newTabWriter(out, "NAME", "ADDRESS", "USER", "SLOTS", "UPDATED")
+	tw := newTabWriter(out, "NAME", "ADDRESS", "USER", "SLOTS", "KIND", "UPDATED")
 	for _, e := range es {
-		tw.row(e.Name, hostPort(e.Address, e.Port), e.User, e.Slots, stamp(e.UpdatedAt))
+		kind := e.Kind
+		if kind == "ipmb" {
+			ipmb := e.IPMB
+			if ipmb == "" {
+				ipmb = "0x82+2"
+			}
+			kind += " " + ipmb
+		}
+		tw.row(e.Name, hostPort(e.Address, e.Port), e.User, e.Slots, kind, stamp(e.UpdatedAt))
 	}
 	tw.flush()
 	return nil
@@ -47,7 +55,7 @@ func newEnclosuresListCmd(f *apiFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",
 		Short:   "List enclosures",
-		Long:    `list prints every enclosure manager: name, address, user and number of slots.` + serverHelp,
+		Long:    `list prints every enclosure manager: name, address, user, number of slots and kind (ipmb with its slot-to-address rule, or oem).` + serverHelp,
 		Example: `  lightsout enclosures list -o json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -92,16 +100,22 @@ func newEnclosuresShowCmd(f *apiFlags) *cobra.Command {
 }
 
 func newEnclosuresAddCmd(f *apiFlags) *cobra.Command {
-	var address, user, passwordFile string
+	var address, user, passwordFile, kind, ipmb string
 	var port, slots int
 	c := &cobra.Command{
-		Use:   "add NAME --address ADDR --slots N [--user U --password-file F] [--port N]",
+		Use:   "add NAME --address ADDR --slots N [--user U --password-file F] [--port N] [--kind ipmb [--ipmb RULE]]",
 		Short: "Register an enclosure manager",
 		Long: `add registers a blade chassis' enclosure manager with its address, account and
 number of slots (1-64). With --user, the password comes from --password-file,
-LIGHTSOUT_PASSWORD or a prompt. Needs the operator role.` + serverHelp,
-		Example: `  lightsout enclosures add enc-1 --address 10.0.9.1 --slots 16 --user admin --password-file ~/.cmc-pass`,
-		Args:    exactName,
+LIGHTSOUT_PASSWORD or a prompt. --kind says how the diagnosis asks the
+enclosure manager about a blade: ipmb (standard IPMI bridging to the blade's
+controller on the manager's IPMB, as ATCA shelf managers and ipmi_sim answer;
+--ipmb gives each slot's address: "0x82+2", the default, or "0x82,0x84,…")
+or oem (lightsout's own enclosure commands, as lightsout sim speaks; the
+default). Needs the operator role.` + serverHelp,
+		Example: `  lightsout enclosures add enc-1 --address 10.0.9.1 --slots 16 --user admin --password-file ~/.cmc-pass
+  lightsout enclosures add shelf-1 --address 10.0.9.2 --slots 14 --user admin --kind ipmb --ipmb 0x82+2`,
+		Args: exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkOutput(); err != nil {
 				return err
@@ -116,6 +130,12 @@ LIGHTSOUT_PASSWORD or a prompt. Needs the operator role.` + serverHelp,
 				return err
 			}
 			in := manager.EnclosureInput{Name: args[0], Address: address, Port: port, Slots: slots}
+			if kind != "" {
+				in.Kind = &kind
+			}
+			if ipmb != "" {
+				in.IPMB = &ipmb
+			}
 			if user != "" {
 				pw, err := readPassword(passwordFile)
 				if err != nil {
@@ -146,6 +166,8 @@ LIGHTSOUT_PASSWORD or a prompt. Needs the operator role.` + serverHelp,
 	fl.StringVar(&user, "user", "", "enclosure manager user")
 	fl.StringVar(&passwordFile, "password-file", "", "file holding the enclosure manager's password")
 	fl.IntVar(&slots, "slots", 0, "number of blade slots, 1-64 (required)")
+	fl.StringVar(&kind, "kind", "", "how blades are asked about: ipmb (standard IPMI bridging) or oem (default)")
+	fl.StringVar(&ipmb, "ipmb", "", `kind ipmb: each slot's IPMB address, "0x82+2" (default) or "0x82,0x84,…"`)
 	return c
 }
 

@@ -518,6 +518,19 @@ func suite(t *testing.T, dsn string) {
 		if err := adm.DeleteEnclosure(ctx(t), "enc-b"); err != nil {
 			t.Errorf("delete enclosure: %v", err)
 		}
+		// An enclosure asked about its blades by standard IPMI bridging:
+		// kind ipmb with its slot-to-address rule, refused when the rule
+		// is not one.
+		ipmbKind, badRule, rule := "ipmb", "0x83+2", "0x82,0x84,0x88,0x8a"
+		if _, err := op.AddEnclosure(ctx(t), manager.EnclosureInput{Name: "shelf-c", Address: "127.0.0.3", Slots: 4, Kind: &ipmbKind, IPMB: &badRule}); !errors.As(err, &ce) || ce.Field != "ipmb" {
+			t.Errorf("odd IPMB address: %#v", err)
+		}
+		if en, err := op.AddEnclosure(ctx(t), manager.EnclosureInput{Name: "shelf-c", Address: "127.0.0.3", Slots: 4, Kind: &ipmbKind, IPMB: &rule}); err != nil || en.Kind != "ipmb" || en.IPMB != rule {
+			t.Errorf("add an ipmb enclosure: %+v %v", en, err)
+		}
+		if err := adm.DeleteEnclosure(ctx(t), "shelf-c"); err != nil {
+			t.Errorf("delete enclosure: %v", err)
+		}
 		// Export has no password and parses back.
 		out, err := view.Export(ctx(t), "csv")
 		if err != nil || !strings.Contains(string(out), "bmc-00001") || strings.Contains(string(out), e.Fleet.Password()) {

@@ -307,7 +307,7 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 			if _, err := op.UpdateAccount(ctx(t), acct("bmc-00036").ID, manager.AccountInput{User: &user}); err != nil {
 				t.Fatal(err)
 			}
-			want(t, one(t, op, "bmc-00036", false), diag.CausePrivilegeTooLow, "may not log in at administrator privilege", "--privilege operator")
+			want(t, one(t, op, "bmc-00036", false), diag.CausePrivilegeTooLow, "grants user operator operator privilege, not the administrator", "asked for operator: granted", "--privilege operator")
 		})
 		t.Run("PasswordEditWrong", func(t *testing.T) {
 			t.Parallel()

@@ -28,6 +28,7 @@ type Cause string
 const (
 	// Healthy or not (yet) diagnosable.
 	CauseHealthy          Cause = "healthy"           // Connectable, nothing to fix
+	CauseInsecure         Cause = "insecure"          // Connectable, but the BMC accepts insecure logins
 	CauseRecovered        Cause = "recovered"         // works now; the declared state is older
 	CauseCredentialsFixed Cause = "credentials_fixed" // refused before, works after the credentials were edited
 	CauseNotChecked       Cause = "not_checked"       // no check could be made
@@ -37,6 +38,7 @@ const (
 	CausePortClosed     Cause = "ipmi_service_down"    // ICMP port unreachable: host up, IPMI-over-LAN off
 	CauseNoRoute        Cause = "no_route"             // ICMP host/net unreachable
 	CauseBMCHung        Cause = "bmc_hung"             // answered, then stalled or sent garbage
+	CausePacketLoss     Cause = "packet_loss"          // the path loses session-less requests too, at a measured rate
 	CauseAddressChanged Cause = "address_changed"      // silent since its address was edited
 	CauseEnclosureDown  Cause = "enclosure_down"       // EM card and every blade silent: EM card / enclosure path
 	CauseEMCard         Cause = "em_card"              // EM card silent, the other blades answer
@@ -195,6 +197,8 @@ const (
 	NeedSessions   Need = "sessions"      // the BMC's session table
 	NeedRates      Need = "rates"         // timeout and retry rates
 	NeedFleet      Need = "fleet"         // how the condition spreads over the fleet
+	NeedPrivilege  Need = "privilege"     // the highest privilege a login gets, below the one refused
+	NeedLoss       Need = "loss"          // the loss rate of session-less requests, sampled now
 )
 
 // Result is what Decide returns: a diagnosis, or the facts still needed.
@@ -225,6 +229,10 @@ type Facts struct {
 	NotRetried string            `json:"not_retried,omitempty"`
 
 	History History `json:"history"`
+	// Security are the BMC's insecure settings: the latest security
+	// audit's findings (Executor.Security), else what the check's
+	// authentication capabilities showed.
+	Security []SecurityFinding `json:"security,omitempty"`
 	// Blade is set for a machine in an enclosure slot.
 	Blade *Blade `json:"blade,omitempty"`
 
@@ -241,6 +249,53 @@ type Facts struct {
 	Sessions   *SessionsFacts `json:"sessions,omitempty"`
 	Rates      *Rates         `json:"rates,omitempty"`
 	Fleet      *Fleet         `json:"fleet,omitempty"`
+	Privilege  *Privilege     `json:"privilege,omitempty"`
+	Loss       *Loss          `json:"loss,omitempty"`
+}
+
+// Loss is the path's loss measured with session-less requests (Get
+// Channel Authentication Capabilities, before any login): a hung BMC
+// answers them promptly while it stalls in session; a lossy path loses
+// them as it loses everything else. Every retransmission is an attempt
+// lost (the request or its reply); an exchange that gave up lost all its
+// attempts.
+type Loss struct {
+	Requests int    `json:"requests"`
+	Attempts int    `json:"attempts"`
+	Lost     int    `json:"lost"`
+	Answered int    `json:"answered"`
+	Err      string `json:"error,omitempty"`
+}
+
+// Rate is the share of attempts lost (0 with none made).
+func (l Loss) Rate() float64 {
+	if l.Attempts == 0 {
+		return 0
+	}
+	return float64(l.Lost) / float64(l.Attempts)
+}
+
+// Privilege is what the BMC grants the account's user: the privilege it
+// refused (Asked) and the highest below it a login got (Granted; "" when
+// none did), each such login closed at once.
+type Privilege struct {
+	Asked   string   `json:"asked"`
+	Granted string   `json:"granted,omitempty"`
+	Refused []string `json:"refused,omitempty"` // the levels tried below Asked that were refused too
+	Err     string   `json:"error,omitempty"`
+}
+
+// SecurityFinding is one insecure setting of the BMC, with its remedy in
+// the BMC's own terms (internal/audit's findings; see
+// docs/security-audit.md).
+type SecurityFinding struct {
+	Code    string `json:"code"`
+	Subject string `json:"subject,omitempty"`
+	Message string `json:"message"`
+	Remedy  string `json:"remedy"`
+	// Source: "audit" (the latest security audit) or "check" (the fresh
+	// check's authentication capabilities).
+	Source string `json:"source"`
 }
 
 // Account is the OOB account diagnosed (never its password).
@@ -317,7 +372,23 @@ type Blade struct {
 	EMAddress string `json:"em_address,omitempty"`
 	// EMCredentials: the inventory holds a user and password for it.
 	EMCredentials bool `json:"em_credentials"`
+	// Kind is how the enclosure manager is asked about the blade: "ipmb"
+	// (standard IPMI bridging to the blade's controller at IPMB) or "oem"
+	// (lightsout's NetFn 0x30 enclosure commands).
+	Kind string `json:"kind,omitempty"`
+	// IPMB is the blade's controller's IPMB address (kind ipmb; 0 with
+	// IPMBErr when the enclosure's rule gives none for the slot).
+	IPMB    byte   `json:"ipmb,omitempty"`
+	IPMBErr string `json:"ipmb_error,omitempty"`
+	// Guessed: the enclosure is recorded as oem, its manager refused
+	// lightsout's commands (Refused says how), and standard bridging at the
+	// default rule reached its blades' controllers: the blade was asked
+	// that way instead.
+	Guessed string `json:"guessed,omitempty"`
 }
+
+// ipmb reports whether the blade is asked about by standard bridging.
+func (b *Blade) ipmb() bool { return b != nil && b.Kind == "ipmb" }
 
 // Reach is whether something answered a presence ping.
 type Reach struct {
@@ -339,6 +410,30 @@ type Siblings struct {
 type BladeView struct {
 	Status ipmi.BladeStatus `json:"status"`
 	Err    string           `json:"error,omitempty"`
+
+	// Through standard bridging (kind ipmb): PowerKnown says whether
+	// Status.PowerOn was read (only a controller that is a chassis device
+	// answers Get Chassis Status); Device describes the controller that
+	// answered Get Device ID.
+	PowerKnown bool   `json:"power_known,omitempty"`
+	Device     string `json:"device,omitempty"`
+	// Refused: the enclosure manager logged us in but refused the request
+	// (Send Message, or an OEM enclosure command: not supported, invalid
+	// data or channel, insufficient privilege); it names the request and
+	// the completion code. A finding about that request, not about the
+	// account.
+	// LoggedIn: the enclosure manager accepted its account (what failed
+	// after that is not about the account).
+	LoggedIn    bool   `json:"logged_in,omitempty"`
+	Refused     string `json:"refused,omitempty"`
+	RefusedCode byte   `json:"refused_code,omitempty"`
+	// Silence says how the controller did not answer: a NAK on the IPMB
+	// (nothing acknowledged its address), a bus error, or no answer.
+	Silence string `json:"silence,omitempty"`
+	// SiblingsTried and SiblingsAnswered: the other blades' controllers
+	// asked over the same IPMB when this one did not answer.
+	SiblingsTried    int `json:"siblings_tried,omitempty"`
+	SiblingsAnswered int `json:"siblings_answered,omitempty"`
 }
 
 // Identify is the identify-lamp step: lit through the enclosure manager,
@@ -421,6 +516,23 @@ type HeldSession struct {
 	// logged in as the account's user.
 	SameHost bool `json:"same_host"`
 	SameUser bool `json:"same_user"`
+	// Ours: from one of this manager's own sockets (address and port) —
+	// the diagnosis's own session or one our retransmitted handshakes
+	// left half-open.
+	Ours bool `json:"ours,omitempty"`
+}
+
+// foreign reports whether h is another console's: not from this
+// manager's sockets, and either from another address or, when the BMC
+// does not report the address, under another user.
+func (h HeldSession) foreign() bool {
+	if h.Ours {
+		return false
+	}
+	if h.Console == "" {
+		return !h.SameUser
+	}
+	return !h.SameHost || !h.SameUser
 }
 
 // Rates are a channel's timeout and retry figures over a window. The

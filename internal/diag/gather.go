@@ -80,6 +80,9 @@ type Executor struct {
 	// IdentifyWait is how long the identify lamp is given to light before
 	// it is read back (default 300 ms).
 	IdentifyWait time.Duration
+	// Security, when set, gives the latest security audit's findings on
+	// an account's BMC (the manager's audit.Auditor).
+	Security func(accountID int64) []SecurityFinding
 	// MaxSiblings bounds the sibling blades pinged (default 4).
 	MaxSiblings int
 	// Now is the clock (default time.Now).
@@ -228,6 +231,9 @@ func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) F
 		f.History.StoredSince, f.History.CheckedAt = cs.Since, cs.CheckedAt
 	}
 	x.history(ctx, m, a, cs, &f.History)
+	if x.Security != nil {
+		f.Security = x.Security(a.ID)
+	}
 	sched := x.Schedule
 	if sched.AuthRetry <= 0 {
 		sched = state.DefaultSchedule
@@ -238,6 +244,16 @@ func (x *Executor) base(ctx context.Context, m store.Machine, a store.Account) F
 		if e, err := x.Store.Enclosure(ctx, m.Enclosure); err == nil && e.Address != "" {
 			b.EMAddress = hostPort(e.Address, e.Port)
 			b.EMCredentials = e.User != "" && len(e.Password) > 0
+			b.Kind = e.Kind
+			if e.Kind == "ipmb" {
+				r, err := ipmi.ParseIPMBRule(e.IPMB)
+				if err == nil {
+					b.IPMB, err = r.Address(m.Slot)
+				}
+				if err != nil {
+					b.IPMBErr = err.Error()
+				}
+			}
 		}
 		f.Blade = b
 	}
@@ -357,7 +373,7 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 	case NeedSiblings:
 		f.Siblings = x.siblings(ctx, m)
 	case NeedBladeView:
-		f.BladeView = x.bladeView(ctx, f.Blade)
+		f.BladeView = x.bladeView(ctx, m, f.Blade)
 	case NeedIdentify:
 		f.Identify = x.identify(ctx, f.Blade)
 	case NeedOldAddress:
@@ -378,6 +394,10 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 		f.Rates = x.rates(ctx, m, a)
 	case NeedFleet:
 		f.Fleet = x.fleet(ctx, m, a, *f)
+	case NeedPrivilege:
+		f.Privilege = x.privilege(ctx, m, a)
+	case NeedLoss:
+		f.Loss = x.loss(ctx, m, a)
 	}
 }
 
@@ -404,6 +424,10 @@ func (x *Executor) ipmiOnly(ctx context.Context, n Need, a store.Account, f *Fac
 		f.SuiteTry = &SuiteTry{Err: notApplicable}
 	case NeedSessions:
 		f.Sessions = &SessionsFacts{Err: notApplicable}
+	case NeedPrivilege:
+		f.Privilege = &Privilege{Asked: a.Privilege, Err: notApplicable}
+	case NeedLoss:
+		f.Loss = &Loss{Err: notApplicable}
 	case NeedRates:
 		if x.Rates != nil {
 			if r, err := x.Rates.ChannelRates(ctx, a.ID); !errors.Is(err, ErrNoFigures) {
@@ -546,26 +570,177 @@ func (x *Executor) emSession(ctx context.Context, b *Blade) (*ipmi.Session, erro
 	if err != nil {
 		return nil, fmt.Errorf("logging in to the enclosure manager: %s", errText(err))
 	}
+	// An RMCP+ session starts at User privilege: raise it to Operator,
+	// which bridged LED and chassis requests need on standard enclosure
+	// managers. One that refuses is left at User (the requests then say
+	// what they lack).
+	pctx, cancel := context.WithTimeout(ctx, x.timeout())
+	_ = s.SetPrivilege(pctx, ipmi.PrivilegeOperator)
+	cancel()
 	return s, nil
 }
 
-func (x *Executor) bladeView(ctx context.Context, b *Blade) *BladeView {
+func (x *Executor) bladeView(ctx context.Context, m store.Machine, b *Blade) *BladeView {
 	v := &BladeView{}
+	if b.ipmb() && b.IPMBErr != "" {
+		v.Err = b.IPMBErr
+		return v
+	}
 	s, err := x.emSession(ctx, b)
 	if err != nil {
 		v.Err = err.Error()
 		return v
 	}
 	defer s.Close(ctx)
+	v.LoggedIn = true
+	if b.ipmb() {
+		x.bridgedView(ctx, s, m, b, v)
+		return v
+	}
 	cctx, cancel := context.WithTimeout(ctx, x.timeout())
 	defer cancel()
 	st, err := s.BladeStatus(cctx, b.Slot)
+	var ce *ipmi.CompletionError
+	if errors.As(err, &ce) && (ce.Code == 0xc1 || ce.Code == 0xcc || ce.Code == 0xd4 || ce.Code == 0xd5) {
+		v.Refused = fmt.Sprintf("lightsout's Get Blade Status (NetFn 0x30) for slot %d with completion code %#02x", b.Slot, ce.Code)
+		v.RefusedCode = ce.Code
+		x.guessIPMB(ctx, s, m, b, v)
+		return v
+	}
 	if err != nil {
 		v.Err = "the enclosure manager did not report the slot: " + err.Error()
 		return v
 	}
 	v.Status = st
 	return v
+}
+
+// bridgedView asks the enclosure manager, by standard bridging, whether
+// the blade's controller answers at its IPMB address (Get Device ID), and
+// its power where the controller is a chassis device. When it does not
+// answer, up to two other blades' controllers are asked over the same IPMB:
+// they tell the enclosure manager's path from this blade.
+func (x *Executor) bridgedView(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade, v *BladeView) {
+	e, err := x.Store.Enclosure(ctx, b.Enclosure)
+	if err != nil {
+		v.Err = err.Error()
+		return
+	}
+	rule, err := ipmi.ParseIPMBRule(e.IPMB)
+	if err != nil {
+		v.Err = err.Error()
+		return
+	}
+	x.bridgedViewRule(ctx, s, m, b, v, rule)
+}
+
+func (x *Executor) bridgedViewRule(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade, v *BladeView, rule ipmi.IPMBRule) {
+	v.Status.Slot = b.Slot
+	br := ipmi.Bridge{Target: b.IPMB}
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, x.timeout()) }
+	c, cancel := step()
+	d, err := s.BridgedDeviceID(c, br)
+	cancel()
+	if err != nil {
+		var be *ipmi.BridgeError
+		switch {
+		case errors.As(err, &be) && be.Refused():
+			v.Refused = fmt.Sprintf("Send Message to IPMB address %#02x (Get Device ID) with completion code %#02x (%s)", b.IPMB, be.Code, be.Reason())
+			v.RefusedCode = be.Code
+			return
+		case errors.As(err, &be):
+			v.Silence = fmt.Sprintf("completion code %#02x (%s)", be.Code, be.Reason())
+		case errors.Is(err, ipmi.ErrBridgedNoAnswer):
+			v.Silence = "the enclosure manager accepted the request; no answer came back"
+		default:
+			var ce *ipmi.CompletionError
+			if !errors.As(err, &ce) {
+				v.Err = "the enclosure manager did not carry the request: " + errText(err)
+				return
+			}
+			// The controller answered, with an error: it is alive.
+			v.Status.Present, v.Status.BMCAnswers = true, true
+			v.Device = fmt.Sprintf("it answers with completion code %#02x", ce.Code)
+			return
+		}
+		v.Status.Present = true // unknown; the trees read BMCAnswers
+		v.SiblingsTried, v.SiblingsAnswered = x.bridgedSiblings(ctx, s, m, b, rule)
+		return
+	}
+	v.Status.Present, v.Status.BMCAnswers = true, true
+	v.Device = fmt.Sprintf("device %d, firmware %s, manufacturer %d, product %#04x", d.DeviceID.DeviceID, d.Firmware(), d.ManufacturerID, d.ProductID)
+	if d.Chassis {
+		c, cancel := step()
+		cs, err := s.BridgedChassisStatus(c, br)
+		cancel()
+		if err == nil {
+			v.PowerKnown, v.Status.PowerOn = true, cs.PowerOn
+		}
+	}
+}
+
+// guessIPMB: an enclosure recorded as oem whose manager refused
+// lightsout's commands is asked by standard bridging at the default rule
+// (ipmi.DefaultIPMBRule). The result stands only if some blade controller
+// answered that way (this one, or a sibling): then the blade becomes an
+// ipmb blade with Guessed set, and v the bridged view. Otherwise v keeps
+// the refusal.
+func (x *Executor) guessIPMB(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade, v *BladeView) {
+	rule, _ := ipmi.ParseIPMBRule(ipmi.DefaultIPMBRule)
+	addr, err := rule.Address(b.Slot)
+	if err != nil {
+		return
+	}
+	g := *b
+	g.Kind, g.IPMB = "ipmb", addr
+	gv := &BladeView{LoggedIn: true}
+	x.bridgedViewRule(ctx, s, m, &g, gv, rule)
+	if gv.Refused != "" || gv.Err != "" || !gv.Status.BMCAnswers && gv.SiblingsAnswered == 0 {
+		return
+	}
+	g.Guessed = v.Refused
+	*b, *v = g, *gv
+}
+
+// bridgedSiblings asks up to two other blades' controllers of m's
+// enclosure, nearest slots first, for their device ID over the enclosure
+// manager's IPMB.
+func (x *Executor) bridgedSiblings(ctx context.Context, s *ipmi.Session, m store.Machine, b *Blade, rule ipmi.IPMBRule) (tried, answered int) {
+	ms, err := x.Store.Machines(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return 0, 0
+	}
+	var slots []int
+	for _, o := range ms {
+		if o.Enclosure == m.Enclosure && o.ID != m.ID && o.Slot > 0 {
+			slots = append(slots, o.Slot)
+		}
+	}
+	dist := func(a int) int {
+		if a < b.Slot {
+			return b.Slot - a
+		}
+		return a - b.Slot
+	}
+	slices.SortFunc(slots, func(p, q int) int { return dist(p) - dist(q) })
+	for _, sl := range slots {
+		if tried == 2 {
+			break
+		}
+		a, err := rule.Address(sl)
+		if err != nil {
+			continue
+		}
+		tried++
+		c, cancel := context.WithTimeout(ctx, x.timeout())
+		_, err = s.BridgedDeviceID(c, ipmi.Bridge{Target: a})
+		cancel()
+		var ce *ipmi.CompletionError
+		if err == nil || errors.As(err, &ce) {
+			answered++
+		}
+	}
+	return tried, answered
 }
 
 // identify lights the blade's identify lamp through the enclosure manager,
@@ -833,6 +1008,44 @@ func (x *Executor) TrySuite(ctx context.Context, m store.Machine, a store.Accoun
 	return s.Close(ctx)
 }
 
+// privilege logs in at each privilege below the one the BMC refused, from
+// the highest, until one is granted; each session is closed at once. The
+// refusal came before any password check, and a wrong password is caught
+// in RAKP 2 (the engine then aborts without proving anything): these
+// logins cannot count against the account.
+func (x *Executor) privilege(ctx context.Context, m store.Machine, a store.Account) *Privilege {
+	asked := ipmi.PrivilegeOf(a.Privilege)
+	p := &Privilege{Asked: asked.String()}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		p.Err = err.Error()
+		return p
+	}
+	for _, lvl := range []ipmi.Privilege{ipmi.PrivilegeAdministrator, ipmi.PrivilegeOperator, ipmi.PrivilegeUser} {
+		if lvl >= asked {
+			continue
+		}
+		cr := ipmi.Credentials{User: a.User, Password: a.Password, Privilege: lvl}
+		if a.CipherSuite != 0 {
+			cr.Suites = []ipmi.CipherSuite{ipmi.CipherSuite(a.CipherSuite)}
+		}
+		octx, cancel := context.WithTimeout(ctx, 3*x.timeout())
+		s, err := x.Engine.Open(octx, t.Addr, cr)
+		cancel()
+		if err == nil {
+			s.Close(ctx)
+			p.Granted = lvl.String()
+			return p
+		}
+		if !errors.Is(err, ipmi.ErrPrivilege) && !errors.Is(err, ipmi.ErrLocked) {
+			p.Err = fmt.Sprintf("a login at %s privilege: %s", lvl, errText(err))
+			return p
+		}
+		p.Refused = append(p.Refused, lvl.String())
+	}
+	return p
+}
+
 // open logs in with a's credentials, trying BusyAttempts times while the
 // BMC has no free slot.
 func (x *Executor) open(ctx context.Context, m store.Machine, a store.Account) (*ipmi.Session, int, time.Duration, error) {
@@ -894,14 +1107,15 @@ func (x *Executor) sessions(ctx context.Context, m store.Machine, a store.Accoun
 		return sf
 	}
 	sf.Slots, sf.Active = self.Slots, self.Active
+	ours := x.Engine.LocalPorts()
 	names := map[byte]string{}
 	name := func(id byte) string {
 		if n, ok := names[id]; ok {
 			return n
 		}
 		n, err := s.UserName(cctx, id)
-		if err != nil || n == "" {
-			n = fmt.Sprintf("user %d", id)
+		if err != nil {
+			n = "" // heldLines says "with user ID N"
 		}
 		names[id] = n
 		return n
@@ -913,6 +1127,7 @@ func (x *Executor) sessions(ctx context.Context, m store.Machine, a store.Accoun
 		}
 		h.SameHost = si.Remote.IsValid() && self.Remote.IsValid() && si.Remote.Addr() == self.Remote.Addr()
 		h.SameUser = si.UserID == self.UserID
+		h.Ours = h.SameHost && slices.Contains(ours, si.Remote.Port())
 		return h
 	}
 	sf.Self = held(self)
@@ -934,6 +1149,14 @@ func (x *Executor) CloseSessions(ctx context.Context, m store.Machine, a store.A
 		return 0, err
 	}
 	defer s.Close(ctx)
+	// An RMCP+ session starts at User privilege (ipmi_sim shows it in its
+	// session table); closing another session needs Administrator.
+	pctx, cancel := context.WithTimeout(ctx, x.timeout())
+	perr := s.SetPrivilege(pctx, ipmi.PrivilegeOf(a.Privilege))
+	cancel()
+	if perr != nil {
+		return 0, fmt.Errorf("raising the session to %s privilege to close sessions: %w", ipmi.PrivilegeOf(a.Privilege), perr)
+	}
 	n := 0
 	var errs []error
 	for _, h := range handles {
@@ -990,6 +1213,50 @@ func (x *Executor) rates(ctx context.Context, m store.Machine, a store.Account) 
 	r.Window = time.Since(start).Round(time.Millisecond)
 	r.Retransmits = int(after.Retransmits - before.Retransmits)
 	return r
+}
+
+// lossRequests is how many session-less requests measure a path's loss.
+const lossRequests = 12
+
+// loss sends lossRequests session-less requests (Get Channel
+// Authentication Capabilities) one after the other and counts the
+// attempts the engine made and lost for them.
+func (x *Executor) loss(ctx context.Context, m store.Machine, a store.Account) *Loss {
+	l := &Loss{}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		l.Err = err.Error()
+		return l
+	}
+	before := x.Engine.PeerCounters(t.Addr)
+	garbage := 0
+	for i := 0; i < lossRequests && ctx.Err() == nil; i++ {
+		cctx, cancel := context.WithTimeout(ctx, x.timeout())
+		_, _, err := x.Engine.AuthCaps(cctx, t.Addr, t.Privilege)
+		cancel()
+		l.Requests++
+		switch {
+		case err == nil || errors.Is(err, ipmi.ErrNoIPMI20):
+			l.Answered++
+		case errors.Is(err, ipmi.ErrMalformed):
+			garbage++
+		}
+		if garbage > 0 {
+			break // garbage decides: no need to wait out more of it
+		}
+	}
+	if garbage > 0 {
+		// Garbage is not loss: the BMC answers, unusably.
+		l.Err = fmt.Sprintf("%d of the %d session-less requests drew malformed replies (the BMC answers, with garbage)", garbage, l.Requests)
+	}
+	after := x.Engine.PeerCounters(t.Addr)
+	retrans, timeouts := int(after.Retransmits-before.Retransmits), int(after.Timeouts-before.Timeouts)
+	l.Attempts = l.Requests + retrans
+	l.Lost = retrans + timeouts
+	if l.Lost > l.Attempts {
+		l.Lost = l.Attempts // another user of the engine on this BMC meanwhile
+	}
+	return l
 }
 
 func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, _ Facts) *Fleet {

@@ -267,3 +267,108 @@ func TestExecutorEnclosureNotInInventory(t *testing.T) {
 		t.Fatalf("every blade silent: %s (%s), steps %v\n%s", d.Cause, d.Confidence, rep.Steps, text)
 	}
 }
+
+// TestExecutorPrivilegeGranted: an account asking for administrator
+// privilege for a user the BMC limits to operator is refused; the
+// diagnosis logs in at operator (closed at once) and says which privilege
+// the BMC grants, with the account edit that fixes it.
+func TestExecutorPrivilegeGranted(t *testing.T) {
+	e := newEnvWith(t, sim.Config{Count: 2, Seed: 9, Password: "gather-pass", Accounts: sim.Accounts{Operator: true}})
+	ctx := context.Background()
+	m, a := e.machine(t, "bmc-00001")
+	a.User, a.Privilege = sim.OperatorUser, "administrator"
+	if err := e.st.UpdateAccount(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := e.fleet.BMC("bmc-00001")
+	rep := e.x.Run(ctx, m, a)
+	d := rep.Diagnosis
+	text := strings.Join(append(append([]string{d.Summary, d.Remedy}, d.Evidence...), d.RuledOut...), "\n")
+	if d.Cause != CausePrivilegeTooLow || d.Confidence != High || rep.Facts.Privilege == nil || rep.Facts.Privilege.Granted != "operator" ||
+		!strings.Contains(d.Summary, "grants user operator operator privilege, not the administrator") ||
+		!strings.Contains(d.Remedy, fmt.Sprintf("lightsout accounts set %d --privilege operator", a.ID)) ||
+		!strings.Contains(text, "asked for administrator: refused") || !strings.Contains(text, "asked for operator: granted") {
+		t.Fatalf("%s (%s) %+v\n%s", d.Cause, d.Confidence, rep.Facts.Privilege, text)
+	}
+	if c := b.Counters(); c.SessionsOpen != 0 {
+		t.Errorf("%d sessions left open", c.SessionsOpen)
+	}
+}
+
+// TestExecutorLossIsLoss: the path's loss, measured with session-less
+// requests, over real UDP: none on a clean BMC, about the fault's rate on
+// a lossy one; and a check of the lossy BMC that stalls is diagnosed
+// packet_loss with the rate (medium), never a hung BMC with high
+// confidence.
+func TestExecutorLossIsLoss(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	m1, a1 := e.machine(t, "bmc-00001")
+	if l := e.x.loss(ctx, m1, a1); l.Err != "" || l.Lost != 0 || l.Answered != lossRequests || l.Attempts != lossRequests {
+		t.Fatalf("clean path: %+v", l)
+	}
+	if err := e.fleet.SetFaults("bmc-00002", sim.Faults{Lossy: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	m2, a2 := e.machine(t, "bmc-00002")
+	if l := e.x.loss(ctx, m2, a2); l.Err != "" || l.Rate() < 0.2 || l.Rate() > 0.8 {
+		t.Fatalf("half the datagrams lost: %+v (rate %.2f)", l, l.Rate())
+	}
+	// Garbage is not loss.
+	if err := e.fleet.SetFaults("bmc-00003", sim.Faults{Malformed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m3, a3 := e.machine(t, "bmc-00003")
+	if l := e.x.loss(ctx, m3, a3); !strings.Contains(l.Err, "malformed replies") {
+		t.Fatalf("garbage: %+v", l)
+	}
+	// The fresh check of a lossy BMC ends in several ways (Degraded,
+	// stalled, silent when even the first contact is lost): diagnose
+	// until one stalls (bounded).
+	for i := 0; ; i++ {
+		rep := e.x.Run(ctx, m2, a2)
+		if rep.Facts.Reason != state.ReasonStalled {
+			if i == 15 {
+				t.Fatalf("no check stalled in %d tries (last %s/%s)", i+1, rep.Facts.State, rep.Facts.Reason)
+			}
+			continue
+		}
+		d := rep.Diagnosis
+		if d.Cause != CausePacketLoss || d.Confidence != Medium || !strings.Contains(d.Summary, "% of packets") || !strings.Contains(d.Remedy, "duplex") {
+			t.Fatalf("stalled on a lossy path: %s (%s): %s\n%s", d.Cause, d.Confidence, d.Summary, strings.Join(d.Evidence, "\n"))
+		}
+		t.Logf("try %d: %s", i+1, d.Summary)
+		break
+	}
+}
+
+// TestExecutorSessionCensus: the session table read through Get Session
+// Info tells the diagnosis's own session (this manager's socket: address
+// and port) from another tool on the same host under the same user, and
+// names users. (The engine holds one session per BMC: a second session of
+// ours exists only as a handshake left half-open, which the trees' tables
+// cover.)
+func TestExecutorSessionCensus(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	m, a := e.machine(t, "bmc-00001")
+	b, _ := e.fleet.BMC("bmc-00001")
+	other, err := ipmi.New(ipmi.Config{Sockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	theirs, err := other.Open(ctx, b.Addr(), ipmi.Credentials{User: a.User, Password: a.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer theirs.Close(ctx)
+	sf := e.x.sessions(ctx, m, a)
+	if !sf.Got || len(sf.Others) != 1 || !sf.Self.Ours || sf.Self.User != a.User {
+		t.Fatalf("census %+v", sf)
+	}
+	o := sf.Others[0]
+	if o.User != a.User || !o.SameHost || !o.SameUser || o.Ours || o.foreign() {
+		t.Errorf("another tool of this host as the same user: %+v", o)
+	}
+}

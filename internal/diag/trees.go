@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/state"
 )
 
@@ -121,15 +122,86 @@ func healthy(f Facts) Result {
 			Remedy: "nothing to do: the monitor declares the channel Connectable after its next confirming check; if it keeps flapping, look at its history (lightsout history " + f.Machine + ")",
 		})
 	}
-	d := &Diagnosis{Cause: CauseHealthy, Confidence: High,
+	if has(f.Conditions, state.Insecure) || len(f.Security) > 0 {
+		return done(insecure(f))
+	}
+	return done(&Diagnosis{Cause: CauseHealthy, Confidence: High,
 		Summary:  "the channel is Connectable: a session opens and the identity matches",
 		Evidence: []string{nonEmpty(f.Message, "session opened")},
 		Remedy:   "nothing to do",
+	})
+}
+
+// insecure: the channel works, and the BMC lets others in too. Each
+// finding is named with its remedy in the BMC's terms.
+func insecure(f Facts) *Diagnosis {
+	fs := f.Security
+	if len(fs) == 0 {
+		fs = CheckFindings(f.Evidence.Insecure, f.Account.Redfish())
 	}
-	if has(f.Conditions, state.Insecure) {
-		d.Evidence = append(d.Evidence, "the BMC accepts insecure logins ("+strings.Join(f.Evidence.Insecure, "; ")+"): see the security audit")
+	d := &Diagnosis{Cause: CauseInsecure, Confidence: High,
+		Evidence: []string{nonEmpty(f.Message, "session opened")},
+		RuledOut: []string{"a broken channel: a session opens and the identity matches"},
 	}
-	return done(d)
+	if len(fs) == 0 {
+		d.Confidence = Medium
+		d.Summary = "the channel works, but it is marked insecure and the findings are not at hand"
+		d.Remedy = "run the security audit on the BMC (lightsout security " + f.Machine + " --run) to see each finding and its fix"
+		return d
+	}
+	var codes, steps []string
+	for i, s := range fs {
+		if !slices.Contains(codes, s.Code) {
+			codes = append(codes, s.Code)
+		}
+		src := "found by the security audit"
+		if s.Source == "check" {
+			src = "seen by this check"
+		}
+		line := s.Code
+		if s.Subject != "" {
+			line += " (" + s.Subject + ")"
+		}
+		d.Evidence = append(d.Evidence, fmt.Sprintf("%s: %s — %s", line, s.Message, src))
+		if !slices.ContainsFunc(fs[:i], func(o SecurityFinding) bool { return o.Remedy == s.Remedy }) {
+			steps = append(steps, fmt.Sprintf("%d) %s: %s", len(steps)+1, line, s.Remedy))
+		}
+	}
+	d.Summary = fmt.Sprintf("the channel works, but the BMC accepts insecure logins (%s): anyone who reaches its %s may get in", strings.Join(codes, ", "), f.Account.service())
+	d.Remedy = strings.Join(steps, "; ") + "; then re-run the security audit (lightsout security " + f.Machine + " --run)"
+	return d
+}
+
+// CheckFindings turns a check's insecure authentication capabilities
+// (probe.Evidence.Insecure) into findings with the audit's remedies, for a
+// BMC the security audit has not reported on.
+func CheckFindings(seen []string, redfish bool) []SecurityFinding {
+	var out []SecurityFinding
+	for _, s := range seen {
+		f := SecurityFinding{Message: s, Source: "check"}
+		switch {
+		case strings.Contains(s, "anonymous") || strings.Contains(s, "null user"):
+			f.Code = "anonymous_login"
+			f.Remedy = "disable the null user (user ID 1) on the LAN channel: ipmitool user disable 1; ipmitool channel setaccess 1 1 ipmi=off; and give every enabled user a name and a password (vendor UIs: disable anonymous login)"
+		case strings.Contains(s, "IPMI 1.5"):
+			f.Code = "weak_auth"
+			f.Remedy = "allow only MD5 for IPMI 1.5 at every privilege level — ipmitool lan set 1 auth ADMIN MD5 (and CALLBACK, USER, OPERATOR) — or better, disable IPMI 1.5 and use RMCP+ (IPMI 2.0) only"
+		case strings.Contains(s, "cipher suite 0"):
+			f.Code = "cipher0_enabled"
+			f.Remedy = "disable cipher suite 0 on the BMC — ipmitool lan set 1 cipher_privs with X as the first character (suite 0), e.g. Xaaaaaaaaaaaaaa, or in the vendor's IPMI over LAN settings"
+		case strings.Contains(s, "default password"):
+			f.Code = "default_password"
+			f.Remedy = "change the user's password on the BMC (ipmitool user set password ID), or disable the user (ipmitool user disable ID)"
+			if redfish {
+				f.Remedy = "change the account's password in the BMC's Redfish AccountService (PATCH /redfish/v1/AccountService/Accounts/ID {\"Password\": …}), or disable it ({\"Enabled\": false})"
+			}
+		default:
+			f.Code = "insecure"
+			f.Remedy = "run the security audit on the BMC for the exact fix"
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // ---------------------------------------------------------------------------
@@ -180,6 +252,14 @@ func notResponding(f Facts) Result {
 	case state.ReasonTLS:
 		return done(tlsError(f))
 	case state.ReasonStalled, state.ReasonProtocol:
+		if f.Reason == state.ReasonStalled && !f.Account.Redfish() {
+			if f.Loss == nil {
+				return need(NeedLoss)
+			}
+			if l := f.Loss; l.Err == "" && l.Attempts > 0 && l.Rate() >= lossyRate {
+				return done(packetLoss(f))
+			}
+		}
 		d := &Diagnosis{Cause: CauseBMCHung, Confidence: Medium,
 			Summary:  fmt.Sprintf("the BMC answers, but its %s service stalls or sends unusable replies", f.Account.service()),
 			Evidence: []string{nonEmpty(f.Message, string(f.Reason))},
@@ -192,6 +272,21 @@ func notResponding(f Facts) Result {
 		}
 		if f.Evidence.FailedStage != "" {
 			d.Evidence = append(d.Evidence, "it stopped during "+f.Evidence.FailedStage)
+		}
+		if l := f.Loss; l != nil {
+			switch {
+			case l.Err != "":
+				// The path could not be measured: loss stays possible.
+				d.Evidence = append(d.Evidence, "the path's loss could not be measured: "+l.Err)
+				d.Confidence = Medium
+			case l.Lost > 0:
+				// Some loss, below the lossy threshold: a live alternative.
+				d.Evidence = append(d.Evidence, lossLine(l)+": some packet loss on the path is a live alternative")
+				d.Confidence = Medium
+			default:
+				d.Evidence = append(d.Evidence, lossLine(l)+": the path is clean, the controller stalls in session")
+				d.RuledOut = append(d.RuledOut, "packet loss on the path: every session-less request was answered at its first attempt")
+			}
 		}
 		return done(d)
 	}
@@ -262,6 +357,27 @@ func notResponding(f Facts) Result {
 		d.Evidence = append(d.Evidence, "no other channel on "+s.Prefix+" to compare with")
 	}
 	return done(d)
+}
+
+// lossyRate: a path that loses this share of session-less attempts or more
+// is lossy, whatever the BMC does in session.
+const lossyRate = 0.1
+
+func lossLine(l *Loss) string {
+	return fmt.Sprintf("%d session-less requests sampled now: %d of %d attempts lost (%.0f%%), %d answered", l.Requests, l.Lost, l.Attempts, 100*l.Rate(), l.Answered)
+}
+
+// packetLoss: the check stalled, and session-less requests — which a
+// hung controller answers promptly — are lost too: the path.
+func packetLoss(f Facts) *Diagnosis {
+	l := f.Loss
+	return &Diagnosis{Cause: CausePacketLoss, Confidence: Medium,
+		Summary: fmt.Sprintf("the path to the BMC loses about %.0f%% of packets: a lossy network, not a hung BMC", 100*l.Rate()),
+		Evidence: []string{nonEmpty(f.Message, string(f.Reason)), lossLine(l),
+			"a hung BMC answers session-less requests promptly and stalls only in session; these are lost as well"},
+		RuledOut: []string{"a dead BMC or a broken path: it answers most requests"},
+		Remedy:   fmt.Sprintf("find where %s loses packets: the switch port's error counters and duplex (a duplex mismatch loses about a third), the cable, congestion or rate limits on the management VLAN, a firewall dropping UDP 623 now and then; lightsout's retries absorb it meanwhile. If the path is clean, the BMC's own network stack drops them: cold-reset it", hostOf(f.Account.Address)),
+	}
 }
 
 // bladeSilent is the enclosure isolation: the EM card first, then the
@@ -342,13 +458,31 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 	if f.BladeView == nil {
 		return need(NeedBladeView)
 	}
-	if f.BladeView.Err != "" {
+	if b.ipmb() && b.IPMBErr != "" {
 		return done(&Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
+			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer; the inventory gives no IPMB address to ask its enclosure manager about it", b.Slot, enc),
+			Evidence: append(ev, "the enclosure's ipmb rule: "+b.IPMBErr),
+			RuledOut: ruled,
+			Remedy:   fmt.Sprintf("correct the ipmb rule of %s (\"0x82+2\", or one address per slot \"0x82,0x84,…\"; ipmitool -b 0 -t ADDR mc info on the enclosure manager finds them), then run the diagnosis again", enc),
+		})
+	}
+	if f.BladeView.Refused != "" {
+		return done(bladeRefused(f, ev, ruled))
+	}
+	if b.Guessed != "" {
+		ev = append(ev, fmt.Sprintf("the enclosure manager refused %s; asked instead by standard IPMI bridging at the default IPMB addresses (%s) — set the enclosure's kind to ipmb (lightsout enclosures, the inventory's kind: ipmb) to ask it that way directly", b.Guessed, ipmi.DefaultIPMBRule))
+	}
+	if f.BladeView.Err != "" {
+		d := &Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
 			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer; its enclosure manager could not be asked about it", b.Slot, enc),
 			Evidence: append(ev, "asking the enclosure manager failed: "+f.BladeView.Err),
 			RuledOut: ruled,
 			Remedy:   fmt.Sprintf("check the enclosure manager's account in the inventory (lightsout enclosures set %s), or look at slot %d on the enclosure manager's console: if its power lamp shows unknown, press its identify button — lit means the EM↔BMC link, dark means the BMC", b.Enclosure, b.Slot),
-		})
+		}
+		if f.BladeView.LoggedIn {
+			d.Remedy = fmt.Sprintf("the enclosure manager's account works (it logged in); the request about the blade failed: reset the enclosure manager if it keeps failing, and look at slot %d on its console: if its power lamp shows unknown, press its identify button — lit means the EM↔BMC link, dark means the BMC", b.Slot)
+		}
+		return done(d)
 	}
 	v := f.BladeView.Status
 	if !v.Present {
@@ -364,12 +498,22 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 		if v.PowerOn {
 			power = "on"
 		}
+		seen := fmt.Sprintf("the enclosure manager reports the BMC in slot %d answering (power %s)", b.Slot, power)
+		if b.ipmb() {
+			if !f.BladeView.PowerKnown {
+				power = "not reported: the controller is not a chassis device"
+			}
+			seen = fmt.Sprintf("through the enclosure manager (Send Message to IPMB address %#02x) the blade's controller answers Get Device ID: %s (power %s)", b.IPMB, nonEmpty(f.BladeView.Device, "a controller"), power)
+		}
 		return done(&Diagnosis{Cause: CauseBladeLAN, Confidence: High,
 			Summary:  "the enclosure manager talks to this blade's BMC fine, but the BMC is not reachable on the management network",
-			Evidence: append(ev, fmt.Sprintf("the enclosure manager reports the BMC in slot %d answering (power %s)", b.Slot, power)),
+			Evidence: append(ev, seen),
 			RuledOut: append(ruled, "a dead BMC: it answers the enclosure manager", "the EM↔BMC link: it works"),
 			Remedy:   "check the BMC's LAN settings from the enclosure manager's console (IP address, netmask, VLAN, IPMI over LAN enabled) against the account's address, and the enclosure switch port it maps to",
 		})
+	}
+	if b.ipmb() {
+		return done(bladeIPMBSilent(f, ev, ruled))
 	}
 	ev = append(ev, fmt.Sprintf("the enclosure manager gets no answer from the BMC in slot %d (its power state is unknown to it)", b.Slot))
 	if f.Identify == nil {
@@ -397,6 +541,66 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 		RuledOut: append(ruled, "the EM↔BMC link alone: the BMC did not even light its lamp"),
 		Remedy:   "cold-reset the BMC through the enclosure manager (or pull the blade to drain its standby power); if it stays dark, the board needs replacing: call the server's support",
 	})
+}
+
+// bladeRefused: the enclosure manager logged in and refused to ask the
+// blade (Send Message not supported, invalid channel, not at this
+// privilege) — a finding about that request, not about its account.
+func bladeRefused(f Facts, ev, ruled []string) *Diagnosis {
+	b, v := f.Blade, f.BladeView
+	enc := "enclosure " + b.Enclosure
+	remedy := "the enclosure manager's account logged in, so its credentials are fine: the request itself is refused. "
+	switch {
+	case !b.ipmb():
+		remedy += "This enclosure manager does not take lightsout's enclosure commands (NetFn 0x30, which only lightsout sim speaks; a standard one refuses them, 0xD4 from ipmi_sim as from real shelf managers): set the enclosure's kind to ipmb, so it is asked by standard IPMI bridging (ipmitool -b 0 -t ADDR mc info on it shows which IPMB addresses answer; give them as its ipmb rule); "
+		if v.RefusedCode == 0xd4 || v.RefusedCode == 0xd5 {
+			remedy += "if it is a lightsout sim enclosure manager, its account needs operator privilege; "
+		}
+	case v.RefusedCode == 0xd4 || v.RefusedCode == 0xd5:
+		remedy += fmt.Sprintf("Give the account of %s a privilege that may ask about the blades (operator or administrator on the enclosure manager; some allow Send Message to administrators only), ", enc)
+	case v.RefusedCode == 0xc1:
+		remedy += "This enclosure manager does not bridge to its blades with Send Message: if it speaks lightsout's enclosure commands (lightsout sim), set the enclosure's kind to oem; "
+	default:
+		remedy += "Check the enclosure's ipmb rule and channel (ipmitool -b 0 -t ADDR mc info on the enclosure manager shows which addresses answer), "
+	}
+	remedy += fmt.Sprintf("and meanwhile look at slot %d on the enclosure manager's console: if its power lamp shows unknown, press its identify button — lit means the EM↔BMC link, dark means the BMC", b.Slot)
+	return &Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
+		Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) does not answer, and its enclosure manager refused to ask it", b.Slot, enc),
+		Evidence: append(ev, "the enclosure manager refused "+v.Refused+" (its account logged in: this is about the request, not the account)"),
+		RuledOut: ruled,
+		Remedy:   remedy,
+	}
+}
+
+// bladeIPMBSilent: over standard bridging the blade's controller does not
+// answer its IPMB address either. The other blades' controllers on the
+// same IPMB tell the enclosure manager's path from this blade.
+func bladeIPMBSilent(f Facts, ev, ruled []string) *Diagnosis {
+	b, v := f.Blade, f.BladeView
+	enc := "enclosure " + b.Enclosure
+	ev = append(ev, fmt.Sprintf("through the enclosure manager (Send Message to IPMB address %#02x) the blade's controller does not answer Get Device ID: %s", b.IPMB, nonEmpty(v.Silence, "no answer")))
+	switch {
+	case v.SiblingsTried > 0 && v.SiblingsAnswered > 0:
+		return &Diagnosis{Cause: CauseBMCFailed, Confidence: Medium,
+			Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) answers neither the network nor the enclosure manager, which reaches the other blades' controllers: the BMC has failed or is unseated", b.Slot, enc),
+			Evidence: append(ev, fmt.Sprintf("%d of the %d other blades' controllers answer the enclosure manager over the same IPMB", v.SiblingsAnswered, v.SiblingsTried)),
+			RuledOut: append(ruled, "the enclosure manager's IPMB: it reaches the other blades' controllers"),
+			Remedy:   fmt.Sprintf("reseat the blade in slot %d (that drains its standby power and reseats its IPMB connector); if its controller still does not answer at IPMB %#02x (ipmitool -b 0 -t %#02x mc info on the enclosure manager), the BMC has failed: replace the board or call the server's support. A standard enclosure manager cannot light the lamp of a controller that does not answer: its identify button on the console tells a dead BMC (dark) from a broken connector (lit)", b.Slot, b.IPMB, b.IPMB),
+		}
+	case v.SiblingsTried > 0:
+		return &Diagnosis{Cause: CauseEMBMCPath, Confidence: Medium,
+			Summary:  fmt.Sprintf("the enclosure manager of %s reaches none of its blades' controllers over its IPMB, though the other blades answer on the network: the link between the enclosure manager and the blades is broken", enc),
+			Evidence: append(ev, fmt.Sprintf("none of the %d other blades' controllers answers the enclosure manager over the IPMB, while they answer on the management network", v.SiblingsTried)),
+			RuledOut: append(ruled, "the other blades' BMCs: they answer on the network, so only their path from the enclosure manager fails"),
+			Remedy:   fmt.Sprintf("reseat the enclosure manager of %s (its IPMB connector to the midplane) or reset it; then, if slot %d stays silent on the network, reseat that blade; call the enclosure's support with these results", enc, b.Slot),
+		}
+	}
+	return &Diagnosis{Cause: CauseBladeBMC, Confidence: Medium,
+		Summary:  fmt.Sprintf("this blade's BMC (slot %d of %s) answers neither the network nor the enclosure manager", b.Slot, enc),
+		Evidence: append(ev, "no other blade of "+enc+" could be asked over the IPMB to compare with"),
+		RuledOut: ruled,
+		Remedy:   fmt.Sprintf("press the identify button of slot %d on the enclosure manager's console: lit means the EM↔BMC link is at fault (reseat the blade), dark means the BMC failed (reseat the blade to drain its standby power, or replace the board)", b.Slot),
+	}
 }
 
 func siblingLine(s *Siblings, enc string) string {
@@ -491,12 +695,7 @@ func notAuthenticated(f Facts) Result {
 		}
 		return done(d)
 	case state.ReasonPrivilege:
-		return done(&Diagnosis{Cause: CausePrivilegeTooLow, Confidence: High,
-			Summary:  fmt.Sprintf("user %s may not log in at %s privilege", f.Account.User, nonEmpty(f.Account.Privilege, "administrator")),
-			Evidence: ev,
-			RuledOut: []string{"the password and the user name: the BMC refused the privilege before checking the password"},
-			Remedy:   fmt.Sprintf("raise user %s's privilege limit on the BMC's LAN channel, or lower the account's privilege (lightsout accounts set %d --privilege operator: enough for power and identify)", f.Account.User, f.Account.ID),
-		})
+		return privilegeTooLow(f, ev)
 	case state.ReasonUnknownUser:
 		switch {
 		case h.beforeFailure(h.HardwareChangedAt) && !h.LastConnectable.IsZero():
@@ -579,6 +778,53 @@ func notAuthenticated(f Facts) Result {
 		Evidence: append(ev, lastOK),
 		Remedy:   fmt.Sprintf("check user %s on the BMC: that it exists, is enabled for IPMI over LAN, has the account's privilege, and that the password matches", f.Account.User),
 	})
+}
+
+// privilegeTooLow: the BMC refused the privilege asked for. A login at
+// each lower level (closed at once) says which one it grants.
+func privilegeTooLow(f Facts, ev []string) Result {
+	asked := nonEmpty(f.Account.Privilege, "administrator")
+	d := &Diagnosis{Cause: CausePrivilegeTooLow, Confidence: High,
+		Summary:  fmt.Sprintf("user %s may not log in at %s privilege", f.Account.User, asked),
+		Evidence: ev,
+		RuledOut: []string{"the password and the user name: the BMC refused the privilege before checking the password"},
+		Remedy:   fmt.Sprintf("raise user %s's privilege limit on the BMC's LAN channel, or lower the account's privilege (lightsout accounts set %d --privilege operator: enough for power and identify)", f.Account.User, f.Account.ID),
+	}
+	if f.Account.Redfish() || !f.Fresh {
+		return done(d)
+	}
+	if f.Privilege == nil {
+		return need(NeedPrivilege)
+	}
+	p := f.Privilege
+	switch {
+	case p.Err != "":
+		d.Evidence = append(d.Evidence, "which privilege it grants could not be found: "+p.Err)
+	case p.Granted != "":
+		d.Summary = fmt.Sprintf("the BMC grants user %s %s privilege, not the %s the account asks for", f.Account.User, p.Granted, asked)
+		d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: refused", asked))
+		for _, r := range p.Refused {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: refused", r))
+		}
+		d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: granted (a login with the account's password succeeded, and was closed)", p.Granted))
+		d.RuledOut = append(d.RuledOut, "a disabled user or a wrong password: a login at "+p.Granted+" privilege works")
+		fix := "lightsout accounts set " + fmt.Sprint(f.Account.ID) + " --privilege " + p.Granted
+		if p.Granted == "user" {
+			fix += " (enough to monitor; power and identify need operator)"
+		} else {
+			fix += " (operator is enough for power and identify)"
+		}
+		d.Remedy = fmt.Sprintf("lower the account's privilege to what the BMC grants: %s; or raise user %s's limit on the BMC to %s (ipmitool channel setaccess 1 ID privilege=%d, ID being the user's number in ipmitool user list 1)", fix, f.Account.User, asked, ipmi.PrivilegeOf(asked))
+	default:
+		d.Confidence = Medium
+		d.Summary = fmt.Sprintf("user %s may not log in at %s privilege, nor at any lower one", f.Account.User, asked)
+		d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: refused", asked))
+		for _, r := range p.Refused {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: refused", r))
+		}
+		d.Remedy = fmt.Sprintf("user %s has no IPMI over LAN access at any privilege: enable it on the LAN channel (ipmitool channel setaccess 1 ID ipmi=on privilege=%d) or check that the user is enabled (ipmitool user enable ID)", f.Account.User, ipmi.PrivilegeOf(asked))
+	}
+	return done(d)
 }
 
 // cipher0Only: the BMC would let a session in only with cipher suite 0.
@@ -791,7 +1037,7 @@ func busy(f Facts) Result {
 		switch {
 		case o.SameHost && o.SameUser:
 			stale = append(stale, o)
-		case !o.SameHost:
+		case o.foreign() && !o.SameHost:
 			other = append(other, o)
 		}
 	}
@@ -835,10 +1081,21 @@ func errSuffix(e string) string {
 func heldLines(what string, hs []HeldSession) []string {
 	out := make([]string, len(hs))
 	for i, h := range hs {
-		who := nonEmpty(h.User, fmt.Sprintf("user %d", h.UserID))
-		out[i] = fmt.Sprintf("session %d %s: user %s, %s privilege, from %s", h.Handle, what, who, nonEmpty(h.Privilege, "?"), nonEmpty(h.Console, "an unreported address"))
+		who := nonEmpty(h.User, fmt.Sprintf("with user ID %d", h.UserID))
+		if h.User != "" {
+			who = "user " + h.User
+		}
+		out[i] = fmt.Sprintf("session %d %s: %s, %s privilege, from %s", h.Handle, what, who, nonEmpty(h.Privilege, "unknown"), nonEmpty(h.Console, "an address the BMC does not report"))
 	}
 	return out
+}
+
+func handleListOf(hs []HeldSession) string {
+	ids := make([]int, len(hs))
+	for i, h := range hs {
+		ids[i] = int(h.Handle)
+	}
+	return "handles " + handleList(ids)
 }
 
 func handleList(hs []int) string {
@@ -851,13 +1108,25 @@ func handleList(hs []int) string {
 
 func consoles(hs []HeldSession) string {
 	var out []string
+	unknown := 0
 	for _, h := range hs {
-		c := hostOf(nonEmpty(h.Console, "?"))
+		if h.Console == "" {
+			unknown++
+			continue
+		}
+		c := hostOf(h.Console)
 		if !slices.Contains(out, c) {
 			out = append(out, c)
 		}
 	}
-	return strings.Join(out, ", ")
+	s := strings.Join(out, ", ")
+	switch {
+	case unknown > 0 && s == "":
+		s = "addresses the BMC does not report (list them on its console)"
+	case unknown > 0:
+		s += fmt.Sprintf(" (and %d session(s) whose address the BMC does not report)", unknown)
+	}
+	return s
 }
 
 // ---------------------------------------------------------------------------
@@ -929,11 +1198,16 @@ func degraded(f Facts) Result {
 	if f.Sessions == nil {
 		return need(NeedSessions)
 	}
-	var other []HeldSession
+	var other, mine []HeldSession
 	for _, o := range f.Sessions.Others {
-		if !o.SameHost || !o.SameUser {
+		if o.foreign() {
 			other = append(other, o)
+		} else {
+			mine = append(mine, o)
 		}
+	}
+	if len(mine) > 0 {
+		ev = append(ev, fmt.Sprintf("%d other session(s) are this manager's or its user's, not another console's (handshakes our retransmissions left half-open, or another of our operations): %s", len(mine), handleListOf(mine)))
 	}
 	if len(other) > 0 {
 		return done(&Diagnosis{Cause: CauseCompetingPollers, Confidence: Medium,

@@ -52,6 +52,30 @@ var world = map[Need][]func(*Facts){
 			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true, BMCAnswers: true, PowerOn: true}}
 		},
 		func(f *Facts) { f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true}} },
+		// Standard bridging (kind ipmb): refusals, a silent controller
+		// with the other blades' controllers answering, silent, not
+		// asked, and a controller that answers without power.
+		func(f *Facts) {
+			f.BladeView = &BladeView{Refused: "Send Message to IPMB address 0x86 (Get Device ID) with completion code 0xd4 (insufficient privilege)", RefusedCode: 0xd4}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Refused: "Send Message to IPMB address 0x86 (Get Device ID) with completion code 0xc1 (invalid command)", RefusedCode: 0xc1}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Refused: "Send Message to IPMB address 0x86 (Get Device ID) with completion code 0xcc (invalid data field)", RefusedCode: 0xcc}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true}, Silence: "completion code 0x83 (NAK on write)", SiblingsTried: 2, SiblingsAnswered: 2}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true}, Silence: "completion code 0x83 (NAK on write)", SiblingsTried: 2}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true}, Silence: "no answer came back"}
+		},
+		func(f *Facts) {
+			f.BladeView = &BladeView{Status: ipmi.BladeStatus{Slot: 3, Present: true, BMCAnswers: true}, Device: "device 3, firmware 2.03"}
+		},
 	},
 	NeedIdentify: {
 		func(f *Facts) { f.Identify = &Identify{Err: "refused"} },
@@ -116,6 +140,13 @@ var world = map[Need][]func(*Facts){
 				Self:   HeldSession{Handle: 4, UserID: 2, SameHost: true, SameUser: true},
 				Others: []HeldSession{{Handle: 1, UserID: 5, SameHost: true}}} // this host, another user: an operator's tool
 		},
+		func(f *Facts) {
+			// Half-open sessions our retransmitted handshakes left: our
+			// user, no address reported, or from our own sockets.
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 1, Slots: 4, Active: 3,
+				Self:   HeldSession{Handle: 4, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true, Ours: true},
+				Others: []HeldSession{{Handle: 1, UserID: 2, SameUser: true}, {Handle: 2, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true, Ours: true}}}
+		},
 	},
 	NeedRates: {
 		func(f *Facts) { f.Rates = &Rates{Err: "address does not resolve"} },
@@ -135,6 +166,24 @@ var world = map[Need][]func(*Facts){
 		func(f *Facts) { f.Fleet = &Fleet{Spreads: []Spread{{"subnet", "10.0.4.0/24", 9, 0}}} },
 		func(f *Facts) { f.Fleet = &Fleet{Err: "store down"} },
 	},
+	NeedLoss: {
+		func(f *Facts) { f.Loss = &Loss{Requests: 12, Attempts: 12, Answered: 12} },
+		func(f *Facts) { f.Loss = &Loss{Requests: 12, Attempts: 18, Lost: 6, Answered: 12} },
+		func(f *Facts) { f.Loss = &Loss{Requests: 12, Attempts: 13, Lost: 1, Answered: 12} },
+		func(f *Facts) { f.Loss = &Loss{Err: "address does not resolve"} },
+	},
+	NeedPrivilege: {
+		func(f *Facts) { f.Privilege = &Privilege{Asked: "administrator", Granted: "operator"} },
+		func(f *Facts) {
+			f.Privilege = &Privilege{Asked: "administrator", Refused: []string{"operator"}, Granted: "user"}
+		},
+		func(f *Facts) {
+			f.Privilege = &Privilege{Asked: "administrator", Refused: []string{"operator", "user"}}
+		},
+		func(f *Facts) {
+			f.Privilege = &Privilege{Asked: "administrator", Err: "a login at operator privilege: no answer"}
+		},
+	},
 }
 
 // present reports whether f already holds the fact n.
@@ -146,6 +195,10 @@ func present(f Facts, n Need) bool {
 		return f.Siblings != nil
 	case NeedBladeView:
 		return f.BladeView != nil
+	case NeedPrivilege:
+		return f.Privilege != nil
+	case NeedLoss:
+		return f.Loss != nil
 	case NeedIdentify:
 		return f.Identify != nil
 	case NeedOldAddress:
@@ -219,6 +272,12 @@ func bases() []Facts {
 			add(blade(f, true, true))
 			add(blade(f, true, false))
 			add(blade(f, false, false))
+			ib := blade(f, true, true)
+			ib.Blade.Kind, ib.Blade.IPMB = "ipmb", 0x86
+			add(ib)
+			ib = blade(f, true, true)
+			ib.Blade.Kind, ib.Blade.IPMBErr = "ipmb", "slot 3: the rule lists 2 addresses"
+			add(ib)
 		}
 	}
 	dns := base(state.NotResponding, state.ReasonUnreachable)
@@ -404,6 +463,9 @@ func TestTreesExhaustive(t *testing.T) {
 					t.Fatalf("%s: bad line %q", where, l)
 				}
 			}
+			if d.Confidence == High && strings.Contains(strings.Join(d.Evidence, "\n"), "live alternative") {
+				t.Fatalf("%s: high confidence while the evidence lists a live alternative: %v", where, d.Evidence)
+			}
 			if !f.Fresh && !strings.Contains(d.Evidence[0], "not logged in again") {
 				t.Fatalf("%s: a stored observation is not said so: %v", where, d.Evidence)
 			}
@@ -455,8 +517,8 @@ func TestTreesExhaustive(t *testing.T) {
 			}
 		})
 	}
-	all := []Cause{CauseHealthy, CauseRecovered, CauseCredentialsFixed, CauseNotChecked,
-		CausePortClosed, CauseNoRoute, CauseBMCHung, CauseAddressChanged, CauseEnclosureDown, CauseEMCard,
+	all := []Cause{CauseHealthy, CauseInsecure, CauseRecovered, CauseCredentialsFixed, CauseNotChecked,
+		CausePortClosed, CauseNoRoute, CauseBMCHung, CausePacketLoss, CauseAddressChanged, CauseEnclosureDown, CauseEMCard,
 		CauseEnclosureTray, CauseBladeLAN, CauseEMBMCPath, CauseBMCFailed, CauseBladeBMC, CauseNetworkSegment,
 		CauseBMCUnreachable, CauseNoCommonSuite, CauseSuiteMismatch, CauseCipher0Only,
 		CausePasswordChanged, CausePasswordEditWrong, CausePasswordNeverWorked, CauseReplacedCredentials,
@@ -499,6 +561,11 @@ func TestTreeBranches(t *testing.T) {
 		f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true}
 		return f
 	}
+	ipmbBlade := func() Facts {
+		f := silentBlade()
+		f.Blade.Kind, f.Blade.IPMB = "ipmb", 0x86
+		return f
+	}
 	addrEdited := func() Facts {
 		f := base(state.NotResponding, state.ReasonSilent)
 		f.History.OldAddress, f.History.AddressChangedAt, f.History.LastConnectable = "10.0.4.16:623", t0.Add(-5*time.Minute), t0.Add(-time.Hour)
@@ -537,8 +604,15 @@ func TestTreeBranches(t *testing.T) {
 		{"no sibling in the inventory", silentBlade(), map[Need]int{NeedSiblings: 0, NeedBladeView: 3, NeedIdentify: 2}, CauseBMCFailed,
 			[]Need{NeedEM, NeedSiblings, NeedBladeView, NeedIdentify}},
 		{"EM refuses", silentBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 0}, CauseBladeBMC, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: the controller answers through the EM", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 10}, CauseBladeLAN, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: the controller NAKs, its siblings answer", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 7}, CauseBMCFailed, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: no controller answers the EM", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 8}, CauseEMBMCPath, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: nothing to compare with", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 9}, CauseBladeBMC, []Need{NeedEM, NeedSiblings, NeedBladeView}},
+		{"ipmb: the EM refuses the request", ipmbBlade(), map[Need]int{NeedSiblings: 3, NeedBladeView: 4}, CauseBladeBMC, []Need{NeedEM, NeedSiblings, NeedBladeView}},
 		{"port refused", base(state.NotResponding, state.ReasonPortRefused), nil, CausePortClosed, nil},
-		{"stalled", base(state.NotResponding, state.ReasonStalled), nil, CauseBMCHung, nil},
+		{"stalled, clean path", base(state.NotResponding, state.ReasonStalled), nil, CauseBMCHung, []Need{NeedLoss}},
+		{"stalled, lossy path", base(state.NotResponding, state.ReasonStalled), map[Need]int{NeedLoss: 1}, CausePacketLoss, []Need{NeedLoss}},
+		{"stalled, a little loss", base(state.NotResponding, state.ReasonStalled), map[Need]int{NeedLoss: 2}, CauseBMCHung, []Need{NeedLoss}},
 		{"rack silent, neighbours fine", base(state.NotResponding, state.ReasonSilent), map[Need]int{NeedSubnet: 2}, CauseBMCUnreachable, []Need{NeedSubnet}},
 		{"rack silent, subnet silent", base(state.NotResponding, state.ReasonSilent), map[Need]int{NeedSubnet: 1}, CauseNetworkSegment, []Need{NeedSubnet}},
 		{"still at the old address", addrEdited(), nil, CauseAddressChanged, []Need{NeedOldAddress}},
@@ -552,7 +626,8 @@ func TestTreeBranches(t *testing.T) {
 		{"user gone after a board swap", notAuth(state.ReasonUnknownUser, History{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-10 * time.Minute)}), nil, CauseUserMissingAfterSwap, nil},
 		{"user removed", notAuth(state.ReasonUnknownUser, History{LastConnectable: t0.Add(-time.Hour)}), nil, CauseUserRemoved, nil},
 		{"locked", notAuth(state.ReasonLocked, History{LastConnectable: t0.Add(-time.Hour)}), nil, CauseAccountLocked, nil},
-		{"privilege", notAuth(state.ReasonPrivilege, History{}), nil, CausePrivilegeTooLow, nil},
+		{"privilege, operator granted", notAuth(state.ReasonPrivilege, History{}), nil, CausePrivilegeTooLow, []Need{NeedPrivilege}},
+		{"privilege, none granted", notAuth(state.ReasonPrivilege, History{}), map[Need]int{NeedPrivilege: 2}, CausePrivilegeTooLow, []Need{NeedPrivilege}},
 		{"suite gone, 17 works", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 2}, CauseSuiteMismatch, []Need{NeedSuites, NeedSuiteTry}},
 		{"only weak suites", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 3}, CauseNoCommonSuite, []Need{NeedSuites}},
 		{"only suite 0 offered", notAuth(state.ReasonNoCipherSuite, History{}), map[Need]int{NeedSuites: 4}, CauseCipher0Only, []Need{NeedSuites}},
@@ -576,6 +651,8 @@ func TestTreeBranches(t *testing.T) {
 		{"degraded, pollers", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 2, NeedFleet: 3, NeedSessions: 2}, CauseCompetingPollers,
 			[]Need{NeedRates, NeedFleet, NeedSessions}},
 		{"degraded, occasional", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 2, NeedFleet: 3, NeedSessions: 3}, CauseOccasionalRetry,
+			[]Need{NeedRates, NeedFleet, NeedSessions}},
+		{"degraded, our own half-open sessions are not pollers", base(state.Connectable, "", state.Degraded), map[Need]int{NeedRates: 2, NeedFleet: 3, NeedSessions: 5}, CauseOccasionalRetry,
 			[]Need{NeedRates, NeedFleet, NeedSessions}},
 	}
 	for _, tt := range tests {
@@ -620,4 +697,94 @@ func TestActionLineAndHealthy(t *testing.T) {
 		t.Error("rates of nothing")
 	}
 	_ = probe.Evidence{}
+}
+
+// TestBladeRefusedIsNotTheAccount: an enclosure manager that logs the
+// diagnosis in and then refuses the bridged request is a finding about the
+// request — the remedy never sends the operator to the EM's account.
+func TestBladeRefusedIsNotTheAccount(t *testing.T) {
+	for code, want := range map[byte]string{0xd4: "privilege that may ask about the blades", 0xc1: "set the enclosure's kind to oem", 0xcc: "ipmb rule and channel"} {
+		f := base(state.NotResponding, state.ReasonSilent)
+		f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true, Kind: "ipmb", IPMB: 0x86}
+		f.EM = &Reach{Address: "10.0.9.1:623", Answered: true}
+		f.Siblings = &Siblings{Tried: 2, Answered: 2}
+		f.BladeView = &BladeView{Refused: fmt.Sprintf("Send Message to IPMB address 0x86 (Get Device ID) with completion code %#02x", code), RefusedCode: code}
+		d := Decide(f).Diagnosis
+		text := strings.Join(append([]string{d.Summary, d.Remedy}, d.Evidence...), "\n")
+		if d.Cause != CauseBladeBMC || d.Confidence != Low || !strings.Contains(d.Remedy, want) || !strings.Contains(d.Remedy, "credentials are fine") ||
+			strings.Contains(text, "lightsout enclosures set") || !strings.Contains(text, "not the account") {
+			t.Errorf("%#02x: %s (%s)\n%s", code, d.Cause, d.Confidence, text)
+		}
+	}
+	// An OEM-kind enclosure manager that does not know lightsout's
+	// commands: the remedy is the ipmb kind.
+	f := base(state.NotResponding, state.ReasonSilent)
+	f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true, Kind: "oem"}
+	f.EM, f.Siblings = &Reach{Address: "10.0.9.1:623", Answered: true}, &Siblings{Tried: 2, Answered: 2}
+	f.BladeView = &BladeView{LoggedIn: true, Refused: "lightsout's Get Blade Status (NetFn 0x30) for slot 3 with completion code 0xc1", RefusedCode: 0xc1}
+	if d := Decide(f).Diagnosis; d.Cause != CauseBladeBMC || !strings.Contains(d.Remedy, "set the enclosure's kind to ipmb") || strings.Contains(d.Remedy, "lightsout enclosures set") {
+		t.Errorf("oem refused: %s\n%s", d.Cause, d.Remedy)
+	}
+	// ... and when standard bridging at the default addresses answered
+	// instead, its result stands, and the evidence says to set the kind.
+	f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true, Kind: "ipmb", IPMB: 0x86,
+		Guessed: "lightsout's Get Blade Status (NetFn 0x30) for slot 3 with completion code 0xd4"}
+	f.BladeView = &BladeView{LoggedIn: true, Status: ipmi.BladeStatus{Slot: 3, Present: true, BMCAnswers: true}, Device: "device 3"}
+	d := Decide(f).Diagnosis
+	if text := strings.Join(d.Evidence, "\n"); d.Cause != CauseBladeLAN || !strings.Contains(text, "asked instead by standard IPMI bridging at the default IPMB addresses (0x82+2)") {
+		t.Errorf("guessed: %s\n%s", d.Cause, text)
+	}
+}
+
+// TestInsecureNamesEachFinding: a working channel on an insecure BMC is
+// not "healthy, nothing to do": every finding is an evidence line and a
+// numbered remedy step in the BMC's terms, from the audit when it has
+// reported, else from the check's authentication capabilities.
+func TestInsecureNamesEachFinding(t *testing.T) {
+	f := base(state.Connectable, "", state.Insecure)
+	f.Evidence.Insecure = []string{"anonymous login enabled", "IPMI 1.5 straight password authentication offered", "IPMI 1.5 MD2 authentication offered"}
+	d := Decide(f).Diagnosis
+	if d.Cause != CauseInsecure || d.Healthy() || d.Confidence != High ||
+		!strings.Contains(d.Summary, "anonymous_login, weak_auth") ||
+		!strings.Contains(d.Remedy, "1) anonymous_login: disable the null user (user ID 1)") || !strings.Contains(d.Remedy, "ipmitool user disable 1") ||
+		!strings.Contains(d.Remedy, "2) weak_auth: allow only MD5") || strings.Contains(d.Remedy, "3)") || len(d.Evidence) != 4 {
+		t.Fatalf("from the check: %s (%s)\n%s\n%s", d.Cause, d.Confidence, d.Remedy, strings.Join(d.Evidence, "\n"))
+	}
+	// The audit's findings win: cipher suite 0 and a default password
+	// are seen only by it.
+	f.Security = []SecurityFinding{
+		{Code: "cipher0_enabled", Message: "the BMC accepts RMCP+ cipher suite 0", Remedy: "disable cipher suite 0 on the BMC — ipmitool lan set 1 cipher_privs Xaaaaaaaaaaaaaa", Source: "audit"},
+		{Code: "default_password", Subject: "ADMIN", Message: `user "ADMIN" logs in with the Supermicro factory default password`, Remedy: `change the password of "ADMIN" on the BMC (ipmitool user set password ID)`, Source: "audit"},
+	}
+	d = Decide(f).Diagnosis
+	if d.Cause != CauseInsecure || !strings.Contains(d.Remedy, "1) cipher0_enabled: disable cipher suite 0 on the BMC — ipmitool lan set 1 cipher_privs") ||
+		!strings.Contains(d.Remedy, "2) default_password (ADMIN): change the password") || !strings.Contains(strings.Join(d.Evidence, "\n"), "found by the security audit") {
+		t.Fatalf("from the audit: %s\n%s\n%s", d.Cause, d.Remedy, strings.Join(d.Evidence, "\n"))
+	}
+	// Redfish: the default password is changed in the AccountService.
+	rf := CheckFindings([]string{"default password of root"}, true)
+	if len(rf) != 1 || !strings.Contains(rf[0].Remedy, "/redfish/v1/AccountService/Accounts/") {
+		t.Fatalf("redfish: %+v", rf)
+	}
+	// Marked insecure with nothing at hand: medium, and the audit to run.
+	g := base(state.Connectable, "", state.Insecure)
+	if d := Decide(g).Diagnosis; d.Cause != CauseInsecure || d.Confidence != Medium || !strings.Contains(d.Remedy, "lightsout security web-1 --run") {
+		t.Fatalf("no findings: %+v", d)
+	}
+}
+
+// TestSessionWording: an unnamed user is "with user ID N", never "user
+// user N"; an unreported console address is said so, never "?".
+func TestSessionWording(t *testing.T) {
+	f := base(state.Connectable, "", state.Degraded)
+	f.Rates, f.Fleet = &Rates{Requests: 8, Retransmits: 1, Source: "sampled"}, &Fleet{}
+	f.Sessions = &SessionsFacts{Got: true, Slots: 4, Active: 3, Self: HeldSession{Handle: 4, UserID: 2, SameHost: true, SameUser: true},
+		Others: []HeldSession{{Handle: 1, UserID: 3}, {Handle: 2, UserID: 5, User: "nagios", Console: "10.0.7.7:623"}}}
+	d := Decide(f).Diagnosis
+	text := strings.Join(append([]string{d.Summary, d.Remedy}, d.Evidence...), "\n")
+	if d.Cause != CauseCompetingPollers || strings.Contains(text, "user user") || strings.Contains(text, "?") ||
+		!strings.Contains(text, "with user ID 3") || !strings.Contains(text, "user nagios") ||
+		!strings.Contains(d.Remedy, "10.0.7.7 (and 1 session(s) whose address the BMC does not report)") {
+		t.Fatalf("%s\n%s", d.Cause, text)
+	}
 }

@@ -89,8 +89,12 @@ func TestEnclosureRules(t *testing.T) {
 		{"slots negative", withEnc(v("slots", "-2")), "slots", "-2", "not a number of slots"},
 		{"slots not a number", withEnc(v("slots", "many")), "slots", "many", "not a whole number"},
 		{"slots a list", withEnc(kv{"slots", "[1, 2]", ""}), "slots", "", "single value"},
-		{"unknown field", withEnc(v("blades", "16")), "blades", "", "unknown field (known: name, address, port, user, protocol, password_file, password_env, slots)"},
+		{"unknown field", withEnc(v("blades", "16")), "blades", "", "unknown field (known: name, address, port, user, protocol, password_file, password_env, slots, kind, ipmb)"},
 		{"machine field", withEnc(v("guid", "0102030405060708090a0b0c0d0e0f10")), "guid", "", "unknown field"},
+		{"kind unknown", withEnc(v("kind", "redfish")), "kind", "redfish", `want "ipmb" for standard IPMI bridging, or "oem"`},
+		{"ipmb without kind ipmb", withEnc(v("ipmb", `"0x82+2"`)), "ipmb", "0x82+2", `applies to an enclosure of kind "ipmb" only`},
+		{"ipmb odd address", withEnc(v("kind", "ipmb"), v("ipmb", `"0x83+2"`)), "ipmb", "0x83+2", "not an IPMB slave address"},
+		{"ipmb list too short", withEnc(v("kind", "ipmb"), v("ipmb", `"0x82,0x84"`)), "ipmb", "0x82,0x84", "gives no address for slot"},
 	}
 	for _, tc := range bad {
 		if tc.field == "" {
@@ -493,5 +497,24 @@ func TestFieldErrorEnclosureMessage(t *testing.T) {
 	fe := &FieldError{Source: "fleet.yaml", Line: 4, Enclosure: "chassis-1", Field: "slots", Value: "65", Reason: "is not a number of slots (1-64)"}
 	if got, want := fe.Error(), `fleet.yaml:4: enclosure "chassis-1": field "slots": "65" is not a number of slots (1-64)`; got != want {
 		t.Errorf("Error() = %s\nwant      %s", got, want)
+	}
+}
+
+// TestEnclosureKind: an enclosure of kind ipmb with its slot-to-address
+// rule reads back as written (the fast YAML path and yaml.v3 alike).
+func TestEnclosureKind(t *testing.T) {
+	src := encYAML([]kv{v("name", "shelf-1"), v("address", "10.0.9.7"), v("slots", "3"), v("kind", "ipmb"), v("ipmb", `"0x82,0x84,0x8a"`)})
+	inv, err := parseString(t, YAML, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *Enclosure
+	for i := range inv.Enclosures {
+		if inv.Enclosures[i].Name == "shelf-1" {
+			e = &inv.Enclosures[i]
+		}
+	}
+	if e == nil || e.Kind != KindIPMB || e.IPMB != "0x82,0x84,0x8a" {
+		t.Fatalf("enclosure %+v", e)
 	}
 }

@@ -71,6 +71,16 @@ type Enclosure struct {
 	// Slots is the number of blade slots, 1..MaxSlots; machines in the
 	// enclosure use slots 1..Slots.
 	Slots int `yaml:"slots" json:"slots"`
+	// Kind is how the diagnosis asks the enclosure manager about a blade:
+	// "ipmb" — standard IPMI bridging (Send Message) to the blade's
+	// controller on the manager's IPMB, as ATCA shelf managers and
+	// OpenIPMI's ipmi_sim answer — or "oem" (the default): lightsout's own
+	// NetFn 0x30 enclosure commands, which `lightsout sim` speaks.
+	Kind string `yaml:"kind,omitempty" json:"kind,omitempty"`
+	// IPMB is a kind-ipmb enclosure's slot-to-address rule: "0x82+2"
+	// (slot 1 at 0x82, each next slot 2 further; the default) or one
+	// address per slot from slot 1, "0x82,0x84,0x8a".
+	IPMB string `yaml:"ipmb,omitempty" json:"ipmb,omitempty"`
 
 	// Line is where the enclosure was defined in its source file (1-based);
 	// 0 when built in code.
@@ -96,6 +106,13 @@ const DefaultPort = 623
 const (
 	ProtocolIPMI    = "ipmi"
 	ProtocolRedfish = "redfish"
+)
+
+// Enclosure kinds: how the diagnosis asks an enclosure manager about a
+// blade (Enclosure.Kind).
+const (
+	KindOEM  = "oem"
+	KindIPMB = "ipmb"
 )
 
 // Privilege levels, in the canonical spelling Machine.Privilege holds.

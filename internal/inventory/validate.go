@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/ipmi"
 )
 
 // Field (and CSV column) names, in the order WriteCSV writes them (the
@@ -30,7 +31,7 @@ var defaultNames = []string{
 // enclosureFieldNames are the fields of an entry in enclosures:, in the
 // order of the Enclosure struct.
 var enclosureFieldNames = []string{
-	"name", "address", "port", "user", "protocol", "password_file", "password_env", "slots",
+	"name", "address", "port", "user", "protocol", "password_file", "password_env", "slots", "kind", "ipmb",
 }
 
 // record is a Machine or an Enclosure seen as named fields, for the
@@ -135,6 +136,10 @@ func (e *Enclosure) textField(name string) *string {
 		return &e.PasswordFile
 	case "password_env":
 		return &e.PasswordEnv
+	case "kind":
+		return &e.Kind
+	case "ipmb":
+		return &e.IPMB
 	}
 	return nil
 }
@@ -388,6 +393,24 @@ func validateEnclosure(c *collector, e *encEntry, seen map[string]*encEntry) {
 	}
 	if en.PasswordFile != "" && en.PasswordEnv != "" {
 		report("password_env", en.PasswordEnv, "is set together with password_file (give only one)")
+	}
+	if check("kind") {
+		switch en.Kind {
+		case "", KindOEM, KindIPMB:
+		default:
+			report("kind", en.Kind, `is not an enclosure kind (want "ipmb" for standard IPMI bridging, or "oem")`)
+		}
+	}
+	if check("ipmb") && en.IPMB != "" {
+		if en.Kind != KindIPMB {
+			report("ipmb", en.IPMB, `applies to an enclosure of kind "ipmb" only`)
+		} else if r, err := ipmi.ParseIPMBRule(en.IPMB); err != nil {
+			report("ipmb", en.IPMB, err.Error())
+		} else if en.Slots >= 1 {
+			if _, err := r.Address(en.Slots); err != nil {
+				report("ipmb", en.IPMB, "gives no address for "+err.Error())
+			}
+		}
 	}
 	if check("slots") {
 		switch {

@@ -115,8 +115,18 @@ func (m *Manager) executor() *diag.Executor {
 			probers[inventory.ProtocolRedfish] = probe.Redfish(m.Redfish, m.Store)
 		}
 	}
-	return &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
+	x := &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
 		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}
+	if m.Security != nil {
+		x.Security = func(accountID int64) []diag.SecurityFinding {
+			var out []diag.SecurityFinding
+			for _, f := range m.Security.Findings(accountID) {
+				out = append(out, diag.SecurityFinding{Code: string(f.Code), Subject: f.Subject, Message: f.Message, Remedy: f.Remedy, Source: "audit"})
+			}
+			return out
+		}
+	}
+	return x
 }
 
 // Diagnose diagnoses the machines' OOB channels (operator: it sends

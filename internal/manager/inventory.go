@@ -56,7 +56,7 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 			proto = inventory.ProtocolIPMI
 		}
 		encs = append(encs, store.Enclosure{Name: e.Name, Protocol: proto, Address: e.Address, Port: port,
-			User: e.User, Password: enclosurePasswords[e.Name], Slots: e.Slots})
+			User: e.User, Password: enclosurePasswords[e.Name], Slots: e.Slots, Kind: e.Kind, IPMB: e.IPMB})
 	}
 	moves, err := m.importMoves(ctx, rows, replace)
 	if err != nil {
@@ -164,8 +164,12 @@ func (m *Manager) Export(ctx context.Context) (*inventory.Inventory, error) {
 		return nil, err
 	}
 	for _, e := range encs {
-		inv.Enclosures = append(inv.Enclosures, inventory.Enclosure{Name: e.Name, Address: e.Address, Port: e.Port,
-			User: e.User, Protocol: e.Protocol, Slots: e.Slots})
+		ie := inventory.Enclosure{Name: e.Name, Address: e.Address, Port: e.Port,
+			User: e.User, Protocol: e.Protocol, Slots: e.Slots}
+		if e.Kind == inventory.KindIPMB { // oem is the default: exports stay as they were
+			ie.Kind, ie.IPMB = e.Kind, e.IPMB
+		}
+		inv.Enclosures = append(inv.Enclosures, ie)
 	}
 	for _, mc := range ms {
 		a, ok := first[mc.ID]
@@ -195,6 +199,10 @@ type EnclosureInput struct {
 	// KeepPassword (admin, edits only): keep the stored password when the
 	// address or port changes, without giving it again.
 	KeepPassword bool `json:"keep_password,omitempty"`
+	// Kind ("ipmb" or "oem") and IPMB (kind ipmb's slot-to-address rule);
+	// see inventory.Enclosure.
+	Kind *string `json:"kind,omitempty"`
+	IPMB *string `json:"ipmb,omitempty"`
 }
 
 func (m *Manager) enclosure(e store.Enclosure, in EnclosureInput) (store.Enclosure, error) {
@@ -216,8 +224,20 @@ func (m *Manager) enclosure(e store.Enclosure, in EnclosureInput) (store.Enclosu
 	if in.Slots != 0 {
 		e.Slots = in.Slots
 	}
+	if in.Kind != nil {
+		e.Kind = *in.Kind
+	}
+	if in.IPMB != nil {
+		e.IPMB = *in.IPMB
+	}
+	if e.Kind == inventory.KindOEM {
+		e.IPMB = "" // the rule belongs to kind ipmb only
+		if in.IPMB != nil && *in.IPMB != "" {
+			e.IPMB = *in.IPMB // and is refused below
+		}
+	}
 	e.Protocol = inventory.ProtocolIPMI
-	ie := inventory.Enclosure{Name: e.Name, Address: e.Address, Port: e.Port, User: e.User, Slots: e.Slots}
+	ie := inventory.Enclosure{Name: e.Name, Address: e.Address, Port: e.Port, User: e.User, Slots: e.Slots, Kind: e.Kind, IPMB: e.IPMB}
 	if err := (&inventory.Inventory{Enclosures: []inventory.Enclosure{ie}}).Validate(); err != nil {
 		if es, ok := err.(inventory.Errors); ok && len(es) > 0 {
 			return e, &store.FieldError{Record: e.Name, Field: es[0].Field, Reason: reasonWithValue(es[0])}

@@ -83,6 +83,14 @@ func (m *Manager) Adopt(ctx context.Context, actor Actor, name, g string) (err e
 			return fieldErr("guid", "the machine already has this GUID")
 		}
 	}
+	// One BMC, one machine: a GUID another machine is registered with (in
+	// any layout) is that machine's identity — a swapped or reused
+	// address, not a new board.
+	if owner, err := m.guidOwner(ctx, mc.ID, canon); err != nil {
+		return err
+	} else if owner != "" {
+		return fieldErr("guid", fmt.Sprintf("%s is registered to machine %s: adopting it would give two machines one BMC (a swapped or reused address, not a replaced board: lightsout diag %s)", canon, owner, name))
+	}
 	detail = fmt.Sprintf("System GUID %s → %s", orNone(mc.GUID), canon)
 	mc.GUID, mc.Registering = canon, false
 	if err := m.Store.UpdateMachine(ctx, &mc); err != nil {
@@ -100,6 +108,28 @@ func (m *Manager) Adopt(ctx context.Context, actor Actor, name, g string) (err e
 		_, _ = m.Monitor.CheckNow(ctx, ids)
 	}
 	return nil
+}
+
+// guidOwner is the name of the machine other than id registered with GUID g
+// in any layout ("" if none).
+func (m *Manager) guidOwner(ctx context.Context, id int64, g string) (string, error) {
+	want, err := guid.Parse(g)
+	if err != nil {
+		return "", nil
+	}
+	ms, err := m.Store.Machines(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return "", err
+	}
+	for _, o := range ms {
+		if o.ID == id || o.GUID == "" {
+			continue
+		}
+		if og, err := guid.Parse(o.GUID); err == nil && guid.Same(og, want) {
+			return o.Name, nil
+		}
+	}
+	return "", nil
 }
 
 func orNone(s string) string {

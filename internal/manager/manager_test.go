@@ -307,6 +307,23 @@ func testManager(t *testing.T, db, base string) {
 		}
 	})
 
+	t.Run("adopt never gives one machine another's identity, whatever the layout", func(t *testing.T) {
+		other, _ := f.BMC("bmc-00002")
+		raw := other.RegisteredGUID()
+		before, _ := srv.Store.Machine(ctx, "bmc-00003")
+		for _, spelled := range []string{raw.RFC4122(), raw.SMBIOS(), strings.ToUpper(strings.ReplaceAll(raw.IPMI(), "-", "")), "{" + raw.IPMI() + "}"} {
+			err := m.Adopt(ctx, admin, "bmc-00003", spelled)
+			var fe *store.FieldError
+			if !errors.As(err, &fe) || fe.Field != "guid" || !strings.Contains(fe.Reason, "registered to machine bmc-00002") {
+				t.Fatalf("adopting bmc-00002's GUID spelled %s: %v", spelled, err)
+			}
+		}
+		after, _ := srv.Store.Machine(ctx, "bmc-00003")
+		if after.GUID != before.GUID {
+			t.Fatalf("GUID changed from %s to %s", before.GUID, after.GUID)
+		}
+	})
+
 	t.Run("a spare replaces a machine and takes its role", func(t *testing.T) {
 		web := "web"
 		role := "frontend-1"

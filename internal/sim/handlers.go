@@ -45,6 +45,7 @@ func newRegistry() *handlers.Registry {
 	r.RegisterFunc(cmdBladeStatus, handleBladeStatus)
 	r.RegisterFunc(cmdSetBladeIdentify, handleSetBladeIdentify)
 	r.RegisterFunc(cmdBladeIdentify, handleBladeIdentify)
+	r.RegisterFunc(types.CommandSendMessage, handleSendMessage)
 	return r
 }
 

@@ -6,15 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/lightsout/lightsout/internal/ipmi"
 )
 
-const enclosureCols = `id, name, protocol, address, port, username, password, slots, created_at, updated_at`
+const enclosureCols = `id, name, protocol, address, port, username, password, slots, kind, ipmb, created_at, updated_at`
 
 func (db *DB) scanEnclosure(s scanner) (Enclosure, error) {
 	var e Enclosure
 	var pw []byte
 	var created, updated int64
-	if err := s.Scan(&e.ID, &e.Name, &e.Protocol, &e.Address, &e.Port, &e.User, &pw, &e.Slots, &created, &updated); err != nil {
+	if err := s.Scan(&e.ID, &e.Name, &e.Protocol, &e.Address, &e.Port, &e.User, &pw, &e.Slots, &e.Kind, &e.IPMB, &created, &updated); err != nil {
 		return e, err
 	}
 	var err error
@@ -37,6 +39,17 @@ func normalizeEnclosure(e *Enclosure) *FieldError {
 	}
 	if e.Slots < 0 {
 		return &FieldError{Record: e.Name, Field: "slots", Reason: fmt.Sprintf("%d is negative", e.Slots)}
+	}
+	switch e.Kind {
+	case "":
+		e.Kind = "oem"
+	case "oem":
+	case "ipmb":
+		if _, err := ipmi.ParseIPMBRule(e.IPMB); err != nil {
+			return &FieldError{Record: e.Name, Field: "ipmb", Reason: err.Error()}
+		}
+	default:
+		return &FieldError{Record: e.Name, Field: "kind", Reason: fmt.Sprintf("%q is not an enclosure kind (ipmb or oem)", e.Kind)}
 	}
 	return nil
 }
@@ -85,9 +98,9 @@ func (db *DB) insertEnclosure(ctx context.Context, x q, e *Enclosure) error {
 		return err
 	}
 	t := now()
-	err = x.row(ctx, `INSERT INTO enclosures (name, protocol, address, port, username, password, slots, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		e.Name, e.Protocol, e.Address, e.Port, e.User, pw, e.Slots, ts(t), ts(t)).Scan(&e.ID)
+	err = x.row(ctx, `INSERT INTO enclosures (name, protocol, address, port, username, password, slots, kind, ipmb, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.Name, e.Protocol, e.Address, e.Port, e.User, pw, e.Slots, e.Kind, e.IPMB, ts(t), ts(t)).Scan(&e.ID)
 	if err != nil {
 		return mapErr(err, e.Name)
 	}
@@ -109,8 +122,8 @@ func (db *DB) updateEnclosure(ctx context.Context, x q, e *Enclosure) error {
 	t := now()
 	var created int64
 	err = x.row(ctx, `UPDATE enclosures SET name = ?, protocol = ?, address = ?, port = ?, username = ?, password = ?, slots = ?,
-  updated_at = ? WHERE id = ? RETURNING created_at`,
-		e.Name, e.Protocol, e.Address, e.Port, e.User, pw, e.Slots, ts(t), e.ID).Scan(&created)
+  kind = ?, ipmb = ?, updated_at = ? WHERE id = ? RETURNING created_at`,
+		e.Name, e.Protocol, e.Address, e.Port, e.User, pw, e.Slots, e.Kind, e.IPMB, ts(t), e.ID).Scan(&created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return &FieldError{Record: e.Name, Field: "id", Reason: fmt.Sprintf("no enclosure with ID %d", e.ID), Err: ErrNotFound}
 	}

@@ -64,14 +64,23 @@ type Account struct {
 
 // Enclosure is a blade chassis and its enclosure manager (EM card / CMC).
 type Enclosure struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	Protocol  string    `json:"protocol"` // ipmi
-	Address   string    `json:"address"`
-	Port      int       `json:"port"`
-	User      string    `json:"user,omitempty"`
-	Password  []byte    `json:"-"`
-	Slots     int       `json:"slots"`
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	Protocol string `json:"protocol"` // ipmi
+	Address  string `json:"address"`
+	Port     int    `json:"port"`
+	User     string `json:"user,omitempty"`
+	Password []byte `json:"-"`
+	Slots    int    `json:"slots"`
+	// Kind is how the diagnosis asks the enclosure manager about a blade:
+	// "ipmb" (standard IPMI bridging to the blade's controller on the
+	// manager's IPMB) or "oem" (lightsout's NetFn 0x30 enclosure commands,
+	// as `lightsout sim` speaks them; the default).
+	Kind string `json:"kind"`
+	// IPMB is an ipmb enclosure's slot-to-address rule: "0x82+2" (slot 1
+	// at 0x82, each next slot 2 further) or "0x82,0x84,0x8a" (one address
+	// per slot from 1); see inventory.ParseIPMB.
+	IPMB      string    `json:"ipmb,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
