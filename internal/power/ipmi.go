@@ -35,13 +35,32 @@ func (c IPMI) with(ctx context.Context, f func(*ipmi.Session) error) (err error)
 	return f(s)
 }
 
-// SetPower runs Chassis Control.
+// raise asks for the account's privilege before a command that needs more
+// than User. An RMCP+ session starts at the lower of User and the
+// privilege asked in RAKP 1 (IPMI 2.0 section 13.x: ipmi_sim and strict
+// BMCs answer Chassis Control 0xD4 until raised), as ipmitool and FreeIPMI
+// raise it after every login. A BMC without the command (0xC1) or one
+// that refuses it still gets the command: its own answer is the verdict.
+func (c IPMI) raise(ctx context.Context, s *ipmi.Session) {
+	p := c.Creds.Privilege
+	if p == 0 {
+		p = ipmi.PrivilegeAdministrator
+	}
+	if p > ipmi.PrivilegeUser {
+		_ = s.SetPrivilege(ctx, p)
+	}
+}
+
+// SetPower runs Chassis Control at the account's privilege.
 func (c IPMI) SetPower(ctx context.Context, a Action) error {
 	ca, ok := chassis[a]
 	if !ok {
 		return fmt.Errorf("power action %q: %w", a, ErrUnsupported)
 	}
-	return c.with(ctx, func(s *ipmi.Session) error { return s.ChassisControl(ctx, ca) })
+	return c.with(ctx, func(s *ipmi.Session) error {
+		c.raise(ctx, s)
+		return s.ChassisControl(ctx, ca)
+	})
 }
 
 // PowerState reads Get Chassis Status.
@@ -63,5 +82,8 @@ func (c IPMI) PowerState(ctx context.Context) (string, error) {
 
 // Identify turns the chassis identify LED on (until turned off) or off.
 func (c IPMI) Identify(ctx context.Context, on bool) error {
-	return c.with(ctx, func(s *ipmi.Session) error { return s.Identify(ctx, 0, on) })
+	return c.with(ctx, func(s *ipmi.Session) error {
+		c.raise(ctx, s)
+		return s.Identify(ctx, 0, on)
+	})
 }
