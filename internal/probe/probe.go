@@ -10,6 +10,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 )
 
@@ -41,6 +42,9 @@ type Target struct {
 	// timeout per handshake message. The monitor uses it between full
 	// checks; `lightsout check` and diagnosis never do.
 	Light bool
+	// RedfishAuth forces the Redfish authentication (session or basic);
+	// "" or auto lets the prober choose as the service offers.
+	RedfishAuth redfish.Auth
 }
 
 // Observation is the result of one check.

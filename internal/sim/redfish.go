@@ -124,10 +124,28 @@ func (s *rfService) listen() error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
+	// One TLS configuration per certificate, each with its own session
+	// ticket keys: a replaced BMC cannot resume a session of the old one.
+	var confs [2]*tls.Config
+	for i := range confs {
+		replaced := i == 1
+		confs[i] = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return s.cert(replaced)
+			},
+		}
+		var key [32]byte
+		_, _ = rand.Read(key[:])
+		confs[i].SetSessionTicketKeys([][32]byte{key})
+	}
 	tl := tls.NewListener(&rfListener{s: s, Listener: ln}, &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return s.cert(s.b.faultSet().CertReplaced)
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			if s.b.faultSet().CertReplaced {
+				return confs[1], nil
+			}
+			return confs[0], nil
 		},
 	})
 	go s.srv.Serve(tl) //nolint:errcheck // ends when the listener closes
