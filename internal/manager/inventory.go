@@ -32,6 +32,13 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 		if im.EffectiveProtocol() == inventory.ProtocolIPMI && len(passwords[im.Name]) > 20 {
 			return 0, &store.FieldError{Line: im.Line, Record: im.Name, Field: "password", Reason: "IPMI 2.0 passwords are at most 20 bytes"}
 		}
+		if im.RedfishAuth != "" && im.RedfishAuth != "auto" {
+			// The server does not store a forced Redfish authentication yet:
+			// refuse rather than drop it (its monitor chooses as the service
+			// offers, which `lightsout check` does for auto too).
+			return 0, &store.FieldError{Line: im.Line, Record: im.Name, Field: "redfish_auth",
+				Reason: fmt.Sprintf("%q is not supported by the server yet (only auto: a session when the service offers one, else HTTP Basic); `lightsout check --inventory` honours it", im.RedfishAuth)}
+		}
 		g, err := canonicalGUID(im.GUID)
 		if err != nil {
 			return 0, &store.FieldError{Line: im.Line, Record: im.Name, Field: "guid", Reason: err.Error()}
