@@ -198,6 +198,11 @@ func (s *rfService) faultsChanged(old, nf Faults) {
 	if nf.GUIDReplaced != old.GUIDReplaced || nf.CertReplaced != old.CertReplaced {
 		s.tokens = map[string]string{} // the BMC restarted
 	}
+	if (nf.WrongPassword && !old.WrongPassword) || (nf.UserRemoved && !old.UserRemoved) || (nf.Locked && !old.Locked) {
+		// A changed password, a removed or locked user ends the user's
+		// sessions (as OpenBMC's bmcweb does).
+		s.tokens = map[string]string{}
+	}
 	ln := s.ln
 	if nf.PortClosed && ln != nil {
 		s.ln = nil
