@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 )
@@ -36,7 +37,7 @@ func rfTarget(b *sim.BMC, pw string) Target {
 }
 
 func TestRedfishSim(t *testing.T) {
-	f := rfFleet(t, 8)
+	f := rfFleet(t, 10)
 	tr := NewRedfishTransport()
 	defer tr.CloseIdleConnections()
 	pins := &MemPins{}
@@ -114,6 +115,33 @@ func TestRedfishSim(t *testing.T) {
 		if len(o.Conditions) != 1 || o.Conditions[0] != state.Busy {
 			t.Fatalf("conditions %v", o.Conditions)
 		}
+	})
+	t.Run("no_sessions_basic", func(t *testing.T) {
+		b := bmcs[7]
+		f.SetFaults(b.Name(), sim.Faults{RedfishNoSessions: true})
+		o := check(ctx, rfTarget(b, rfPass))
+		want(t, o, state.Connectable, state.ReasonOK)
+		if ev := o.Evidence.Redfish; ev.Auth != "basic" || ev.AuthWhy != "service root links no SessionService" {
+			t.Fatalf("evidence %+v", ev)
+		}
+		tg := rfTarget(b, rfPass)
+		tg.RedfishAuth = redfish.AuthSession
+		want(t, check(ctx, tg), state.NotResponding, state.ReasonProtocol)
+		if c := b.RedfishCounters(); c.SessionsOpened != 0 {
+			t.Fatalf("a session was opened on a service without sessions: %+v", c)
+		}
+	})
+	t.Run("no_basic_session", func(t *testing.T) {
+		b := bmcs[8]
+		f.SetFaults(b.Name(), sim.Faults{RedfishNoBasic: true})
+		o := check(ctx, rfTarget(b, rfPass))
+		want(t, o, state.Connectable, state.ReasonOK)
+		if o.Evidence.Redfish.Auth != "session" {
+			t.Fatalf("evidence %+v", o.Evidence.Redfish)
+		}
+		tg := rfTarget(b, rfPass)
+		tg.RedfishAuth = redfish.AuthBasic
+		want(t, check(ctx, tg), state.NotAuthenticated, state.ReasonAuthRejected)
 	})
 	t.Run("basic_auth_and_logout_count", func(t *testing.T) {
 		for _, b := range bmcs {
