@@ -118,7 +118,24 @@ func TestServerRedfishPeer(t *testing.T) {
 		t.Fatalf("%s: want %s/%s, have %+v", what, st, r, last)
 		return manager.CheckResult{}
 	}
-	waitCheck("first check", state.Connectable, state.ReasonOK)
+	first := waitCheck("first check", state.Connectable, state.ReasonOK)
+
+	// redfish_auth through the API: forcing a session on a service that
+	// has none is a protocol error naming the fix; auto again works.
+	id := itoa(int(first.Account.ID))
+	out, code, err = as(t, e, store.RoleOperator, "accounts", "set", id, "--redfish-auth", "session")
+	wantExit(t, "set session", out, code, err, 0)
+	r := waitCheck("forced session", state.NotResponding, state.ReasonProtocol)
+	if r.Account.RedfishAuth != "session" {
+		t.Fatalf("account %+v", r.Account)
+	}
+	out, code, err = as(t, e, store.RoleAdmin, "export")
+	wantExit(t, "export", out, code, err, 0, "redfish_auth: session")
+	out, code, err = as(t, e, store.RoleOperator, "accounts", "set", id, "--redfish-auth", "digest")
+	wantExit(t, "set digest", out, code, err, 2, "redfish_auth", "not auto, session or basic")
+	out, code, err = as(t, e, store.RoleOperator, "accounts", "set", id, "--redfish-auth", "auto")
+	wantExit(t, "set auto", out, code, err, 0)
+	waitCheck("auto again", state.Connectable, state.ReasonOK)
 
 	out, code, err = as(t, e, store.RoleViewer, "power", "status", "sushy-1")
 	wantExit(t, "power status", out, code, err, 0, "on")

@@ -32,13 +32,6 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 		if im.EffectiveProtocol() == inventory.ProtocolIPMI && len(passwords[im.Name]) > 20 {
 			return 0, &store.FieldError{Line: im.Line, Record: im.Name, Field: "password", Reason: "IPMI 2.0 passwords are at most 20 bytes"}
 		}
-		if im.RedfishAuth != "" && im.RedfishAuth != "auto" {
-			// The server does not store a forced Redfish authentication yet:
-			// refuse rather than drop it (its monitor chooses as the service
-			// offers, which `lightsout check` does for auto too).
-			return 0, &store.FieldError{Line: im.Line, Record: im.Name, Field: "redfish_auth",
-				Reason: fmt.Sprintf("%q is not supported by the server yet (only auto: a session when the service offers one, else HTTP Basic); `lightsout check --inventory` honours it", im.RedfishAuth)}
-		}
 		g, err := canonicalGUID(im.GUID)
 		if err != nil {
 			return 0, &store.FieldError{Line: im.Line, Record: im.Name, Field: "guid", Reason: err.Error()}
@@ -47,7 +40,8 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 			Machine: store.Machine{Name: im.Name, GUID: g, Group: im.Group, Tags: im.Tags, Role: im.Role, Spare: im.Spare,
 				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == ""},
 			Account: store.Account{Protocol: im.EffectiveProtocol(), Address: im.Address, Port: im.Port, // 0: the protocol's default (store.DefaultPort)
-				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite},
+				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite,
+				RedfishAuth: im.RedfishAuth},
 		})
 	}
 	encs := make([]store.Enclosure, 0, len(inv.Enclosures))
@@ -111,7 +105,7 @@ func (m *Manager) Export(ctx context.Context) (*inventory.Inventory, error) {
 			continue // an inventory row needs an address
 		}
 		im := inventory.Machine{Name: mc.Name, GUID: mc.GUID, Address: a.Address, Port: a.Port, User: a.User,
-			Protocol: a.Protocol, CipherSuite: a.CipherSuite, Enclosure: mc.Enclosure, Slot: mc.Slot,
+			Protocol: a.Protocol, CipherSuite: a.CipherSuite, RedfishAuth: a.RedfishAuth, Enclosure: mc.Enclosure, Slot: mc.Slot,
 			Group: mc.Group, Role: mc.Role, Tags: mc.Tags, Spare: mc.Spare}
 		if a.Privilege != "administrator" {
 			im.Privilege = a.Privilege

@@ -26,6 +26,7 @@ import (
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -134,6 +135,7 @@ type channel struct {
 type account struct {
 	ID                                 int64
 	Protocol, Address, User, Privilege string
+	RedfishAuth                        string
 	Port, CipherSuite                  int
 	Password                           []byte
 	CredentialsChangedAt               time.Time
@@ -252,7 +254,8 @@ func (m *Monitor) Load(ctx context.Context) error {
 
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	c.acct = account{ID: a.ID, Protocol: a.Protocol, Address: a.Address, User: a.User, Privilege: a.Privilege,
-		Port: a.Port, CipherSuite: a.CipherSuite, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt}
+		Port: a.Port, CipherSuite: a.CipherSuite, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt,
+		RedfishAuth: a.RedfishAuth}
 	// A literal address is parsed once; a host name resolves per check.
 	c.addr = netip.AddrPort{}
 	if ip, err := netip.ParseAddr(a.Address); err == nil && a.Port > 0 && a.Port < 65536 {
@@ -590,7 +593,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	t := probe.Target{
 		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
 		Expected: c.expected, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
-		Timeout: m.cfg.Timeout, Addr: c.addr,
+		Timeout: m.cfg.Timeout, Addr: c.addr, RedfishAuth: redfish.Auth(a.RedfishAuth),
 	}
 	// A BMC that answered last time gets the light re-check, with the
 	// cipher suite it took; every FullEvery-th check (and every check now)
