@@ -233,3 +233,27 @@ func TestRedfishSessionKept(t *testing.T) {
 		t.Fatalf("learned %q kept after a refusal", pr.Learned("fake"))
 	}
 }
+
+// TestRedfishTLSResumed: a connection closed between checks is opened
+// again with a resumed TLS session (no full handshake), and the
+// certificate seen is still the service's.
+func TestRedfishTLSResumed(t *testing.T) {
+	_, addr := startFake(t, &fakeService{})
+	tr := NewRedfishTransport()
+	defer tr.CloseIdleConnections()
+	pr := NewRedfishProber(tr, &MemPins{})
+	pr.KeepSessions = true
+	ctx := context.Background()
+	o := pr.Check(ctx, fakeTarget(addr))
+	wantObs(t, o, state.Connectable, state.ReasonOK)
+	if o.Evidence.Redfish.TLSResumed {
+		t.Fatal("first contact resumed a TLS session")
+	}
+	fp := o.Evidence.Redfish.CertSHA256
+	tr.CloseIdleConnections()
+	o = pr.Check(ctx, fakeTarget(addr))
+	wantObs(t, o, state.Connectable, state.ReasonOK)
+	if ev := o.Evidence.Redfish; !ev.TLSResumed || ev.CertSHA256 != fp || !ev.SessionReused {
+		t.Fatalf("second check: %+v", ev)
+	}
+}
