@@ -46,6 +46,11 @@ func TestCLICheckRedfishPeers(t *testing.T) {
 	out, code, err = check(sushy, good, sushy.UUIDs[0], "--redfish-auth", "digest")
 	wantExit(t, "bad --redfish-auth", out, code, err, 2, "--redfish-auth", "not auto, session or basic")
 
+	// sushy-tools as Ironic's CI starts it by default: no authentication.
+	open := peertest.StartSushy(t, peertest.SushyOptions{})
+	out, code, err = check(open, good, open.UUIDs[0])
+	wantExit(t, "default sushy-tools", out, code, err, 0, `"state":"Connectable"`)
+
 	out, code, err = check(mock, good, mock.UUIDs[0])
 	wantExit(t, "mockup", out, code, err, 0, `"state":"Connectable"`, `"auth":"session"`, `"logged_out":true`)
 	out, code, err = check(mock, good, otherUUIDForTest)
