@@ -310,7 +310,7 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	}
 	rootAuth := false // the root itself wants credentials (not per DSP0266, but seen)
 	if err != nil {
-		if st := statusOf(err); (st == http.StatusUnauthorized || st == http.StatusForbidden) && want != redfish.AuthSession {
+		if st := statusOf(err); st == http.StatusUnauthorized || st == http.StatusForbidden {
 			rootAuth = true
 		} else {
 			return rfFail(o, t, "service_root", err)
@@ -342,15 +342,27 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		use, why = mem.learned, "learned from an earlier check"
 	}
 	if rootAuth {
-		// The root wants credentials: Basic is the only way to read it.
-		c.UseBasic()
-		use, why = redfish.AuthBasic, "the service root answered HTTP 401 without credentials"
+		// The root wants credentials: read it with Basic, or with a session
+		// opened at the standard URI when the account forces sessions.
+		if want == redfish.AuthSession {
+			// (A kept session is not reused here: it is ended first.)
+			_ = p.logout(ctx, mem)
+			if err := c.Login(ctx, redfish.DefaultSessions); err != nil {
+				return rfFail(o, t, "login", err)
+			}
+		} else {
+			c.UseBasic()
+			use, why = redfish.AuthBasic, "the service root answered HTTP 401 without credentials"
+		}
 		if root, _, err = c.GetRoot(ctx); err != nil {
 			mem.learned = ""
+			_ = c.Logout(context.WithoutCancel(ctx))
 			return rfFail(o, t, "service_root", err)
 		}
 	}
 	switch {
+	case rootAuth && want == redfish.AuthSession:
+		// Logged in above.
 	case use == redfish.AuthBasic:
 		c.UseBasic()
 	case use == redfish.AuthSession && mem.sess != nil:

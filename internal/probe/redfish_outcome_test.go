@@ -257,3 +257,26 @@ func TestRedfishTLSResumed(t *testing.T) {
 		t.Fatalf("second check: %+v", ev)
 	}
 }
+
+// TestRedfishRootNeedsAuthSession: with sessions forced, a service root
+// that wants credentials is read with a session opened at the standard URI.
+func TestRedfishRootNeedsAuthSession(t *testing.T) {
+	f := &fakeService{}
+	f.root = func(w http.ResponseWriter, r *http.Request) {
+		if tok, _ := f.token.Load().(string); tok == "" || r.Header.Get("X-Auth-Token") != tok {
+			body(401, ``)(w, r)
+			return
+		}
+		body(200, `{"Systems":{"@odata.id":"/redfish/v1/Systems"},"Links":{"Sessions":{"@odata.id":"/redfish/v1/SessionService/Sessions"}}}`)(w, r)
+	}
+	_, addr := startFake(t, f)
+	tr := NewRedfishTransport()
+	defer tr.CloseIdleConnections()
+	tg := fakeTarget(addr)
+	tg.RedfishAuth = "session"
+	o := Redfish(tr, &MemPins{})(context.Background(), tg)
+	wantObs(t, o, state.Connectable, state.ReasonOK)
+	if ev := o.Evidence.Redfish; ev.Auth != "session" || ev.SessionReused || f.logins.Load() != 1 || f.logouts.Load() != 1 {
+		t.Fatalf("evidence %+v, %d logins, %d logouts", o.Evidence.Redfish, f.logins.Load(), f.logouts.Load())
+	}
+}

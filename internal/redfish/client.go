@@ -252,6 +252,10 @@ func (r *Root) SessionsPath() string {
 // ServiceRoot is the service root's path.
 const ServiceRoot = "/redfish/v1/"
 
+// DefaultSessions is the sessions collection DSP0266 names, for a service
+// whose root cannot be read before logging in.
+const DefaultSessions = "/redfish/v1/SessionService/Sessions"
+
 // GetRoot reads the service root with the client's current credentials
 // (none before Authenticate). The Response has the TLS state of the same
 // answer.
