@@ -151,14 +151,26 @@ type RedfishProber struct {
 }
 
 type rfMemory struct {
-	mu      sync.Mutex // one check of a BMC at a time
-	account string     // what the session and the learning are for
+	mu sync.Mutex // one check of a BMC at a time
+	// pinOK is the fingerprint found equal to the pin at pinOKAt: the
+	// same certificate within PinRecheck is not compared with the store
+	// again.
+	pinOK   string
+	pinOKAt time.Time
+
+	account string // what the session and the learning are for
 	base    string
 	user    string
 	pw      []byte
 	learned redfish.Auth // auto accounts: what worked last
 	sess    *redfish.Session
 }
+
+// PinRecheck is how long a certificate found equal to its pin is trusted
+// without reading the pin again (a BMC that presents another certificate
+// is compared at once). An admin's new pin for a BMC whose certificate did
+// not change takes effect within this long.
+const PinRecheck = 5 * time.Minute
 
 // NewRedfishProber returns a prober over the shared transport tr. pins may
 // be nil (no pinning).
@@ -316,15 +328,21 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 			return rfFail(o, t, "service_root", err)
 		}
 	}
-	if pins := p.pins; pins != nil && ev.CertSHA256 != "" {
+	if pins := p.pins; pins != nil && ev.CertSHA256 != "" &&
+		!(mem.pinOK == ev.CertSHA256 && time.Since(mem.pinOKAt) < PinRecheck) {
 		pinned, err := pins.CertPin(ctx, t.Name)
 		switch {
 		case err != nil:
 			// Cannot compare: go on, say so.
 			o.Evidence.Error = "certificate pin unavailable: " + err.Error()
 		case pinned == "":
-			_ = pins.PinCert(ctx, t.Name, ev.CertSHA256)
-		case !strings.EqualFold(pinned, ev.CertSHA256):
+			if pins.PinCert(ctx, t.Name, ev.CertSHA256) == nil {
+				mem.pinOK, mem.pinOKAt = ev.CertSHA256, time.Now()
+			}
+		case strings.EqualFold(pinned, ev.CertSHA256):
+			mem.pinOK, mem.pinOKAt = ev.CertSHA256, time.Now()
+		default:
+			mem.pinOK = ""
 			ev.PinnedSHA256 = pinned
 			o.State, o.Reason = state.Invalid, state.ReasonCertChanged
 			o.Message = fmt.Sprintf("certificate changed: the BMC at %s presents a certificate with SHA-256 %s, but %s was pinned on first contact: the BMC was replaced or reset, its certificate regenerated, or something intercepts the connection; no credentials were sent. An admin accepts the new certificate once verified",

@@ -151,3 +151,47 @@ func TestRedfishSim(t *testing.T) {
 		}
 	})
 }
+
+// countingPins counts the pin reads.
+type countingPins struct {
+	MemPins
+	reads int
+}
+
+func (c *countingPins) CertPin(ctx context.Context, name string) (string, error) {
+	c.reads++
+	return c.MemPins.CertPin(ctx, name)
+}
+
+// TestRedfishPinReads: the store's pin is read at first contact and when
+// the certificate changes, not at every check of an unchanged one.
+func TestRedfishPinReads(t *testing.T) {
+	f := rfFleet(t, 1)
+	b := f.BMCs()[0]
+	tr := NewRedfishTransport()
+	defer tr.CloseIdleConnections()
+	pins := &countingPins{}
+	pr := NewRedfishProber(tr, pins)
+	pr.KeepSessions = true
+	defer pr.Close(context.Background())
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		if o := pr.Check(ctx, rfTarget(b, rfPass)); o.State != state.Connectable {
+			t.Fatalf("check %d: %s/%s %s", i, o.State, o.Reason, o.Message)
+		}
+	}
+	if pins.reads != 1 {
+		t.Fatalf("%d pin reads for 4 checks of one certificate, want 1", pins.reads)
+	}
+	if err := f.SetFaults(b.Name(), sim.Faults{CertReplaced: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if o := pr.Check(ctx, rfTarget(b, rfPass)); o.State != state.Invalid || o.Reason != state.ReasonCertChanged {
+			t.Fatalf("replaced certificate, check %d: %s/%s", i, o.State, o.Reason)
+		}
+	}
+	if pins.reads != 3 {
+		t.Fatalf("%d pin reads, want 3: a changed certificate is compared with the store every time", pins.reads)
+	}
+}
