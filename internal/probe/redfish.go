@@ -104,6 +104,9 @@ type RedfishEvidence struct {
 	HTTPStatus int      `json:"http_status,omitempty"`
 	MessageIDs []string `json:"message_ids,omitempty"`
 	RetryAfter string   `json:"retry_after,omitempty"`
+	// NoSessions: a session login was required (redfish_auth: session)
+	// but the service offers none.
+	NoSessions bool `json:"no_sessions,omitempty"`
 
 	UUID        string `json:"uuid,omitempty"` // as the service reported it
 	PowerState  string `json:"power_state,omitempty"`
@@ -597,6 +600,7 @@ func rfFail(o Observation, t Target, stage string, err error) Observation {
 	if errors.As(err, &he) {
 		ev.FailedURL, ev.HTTPStatus, ev.MessageIDs, ev.RetryAfter = he.URL, he.Status, he.MessageIDs, he.RetryAfter
 	}
+	ev.NoSessions = errors.Is(err, redfish.ErrNoSessionService)
 	o.State, o.Reason = ClassifyRedfish(err)
 	user := fmt.Sprintf("%q", t.User)
 	said := ""
