@@ -155,11 +155,9 @@ type RedfishProber struct {
 
 type rfMemory struct {
 	mu sync.Mutex // one check of a BMC at a time
-	// pinOK is the fingerprint found equal to the pin at pinOKAt: the
-	// same certificate within PinRecheck is not compared with the store
-	// again.
-	pinOK   string
-	pinOKAt time.Time
+	// pinOK is the fingerprint last found equal to the pin: a light
+	// check (Target.Light) that sees it again does not read the store.
+	pinOK string
 
 	account string // what the session and the learning are for
 	base    string
@@ -168,12 +166,6 @@ type rfMemory struct {
 	learned redfish.Auth // auto accounts: what worked last
 	sess    *redfish.Session
 }
-
-// PinRecheck is how long a certificate found equal to its pin is trusted
-// without reading the pin again (a BMC that presents another certificate
-// is compared at once). An admin's new pin for a BMC whose certificate did
-// not change takes effect within this long.
-const PinRecheck = 5 * time.Minute
 
 // NewRedfishProber returns a prober over the shared transport tr. pins may
 // be nil (no pinning).
@@ -331,8 +323,7 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 			return rfFail(o, t, "service_root", err)
 		}
 	}
-	if pins := p.pins; pins != nil && ev.CertSHA256 != "" &&
-		!(mem.pinOK == ev.CertSHA256 && time.Since(mem.pinOKAt) < PinRecheck) {
+	if pins := p.pins; pins != nil && ev.CertSHA256 != "" && !(t.Light && mem.pinOK == ev.CertSHA256) {
 		pinned, err := pins.CertPin(ctx, t.Name)
 		switch {
 		case err != nil:
@@ -340,10 +331,10 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 			o.Evidence.Error = "certificate pin unavailable: " + err.Error()
 		case pinned == "":
 			if pins.PinCert(ctx, t.Name, ev.CertSHA256) == nil {
-				mem.pinOK, mem.pinOKAt = ev.CertSHA256, time.Now()
+				mem.pinOK = ev.CertSHA256
 			}
 		case strings.EqualFold(pinned, ev.CertSHA256):
-			mem.pinOK, mem.pinOKAt = ev.CertSHA256, time.Now()
+			mem.pinOK = ev.CertSHA256
 		default:
 			mem.pinOK = ""
 			ev.PinnedSHA256 = pinned

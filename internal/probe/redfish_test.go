@@ -175,19 +175,35 @@ func TestRedfishPinReads(t *testing.T) {
 	pr.KeepSessions = true
 	defer pr.Close(context.Background())
 	ctx := context.Background()
+	light := rfTarget(b, rfPass)
+	light.Light = true
 	for i := 0; i < 4; i++ {
-		if o := pr.Check(ctx, rfTarget(b, rfPass)); o.State != state.Connectable {
+		if o := pr.Check(ctx, light); o.State != state.Connectable {
 			t.Fatalf("check %d: %s/%s %s", i, o.State, o.Reason, o.Message)
 		}
 	}
 	if pins.reads != 1 {
-		t.Fatalf("%d pin reads for 4 checks of one certificate, want 1", pins.reads)
+		t.Fatalf("%d pin reads for 4 light checks of one certificate, want 1", pins.reads)
 	}
+	// A full check reads it (an admin may have pinned another one).
+	if o := pr.Check(ctx, rfTarget(b, rfPass)); o.State != state.Connectable || pins.reads != 2 {
+		t.Fatalf("full check: %s, %d pin reads", o.State, pins.reads)
+	}
+	orig, _ := pins.MemPins.CertPin(ctx, b.Name())
+	_ = pins.PinCert(ctx, b.Name(), strings.Repeat("ab", 32))
+	if o := pr.Check(ctx, rfTarget(b, rfPass)); o.Reason != state.ReasonCertChanged {
+		t.Fatalf("another pin, full check: %s/%s", o.State, o.Reason)
+	}
+	_ = pins.PinCert(ctx, b.Name(), orig)
+	if o := pr.Check(ctx, light); o.State != state.Connectable {
+		t.Fatalf("pin restored: %s/%s", o.State, o.Reason)
+	}
+	pins.reads = 1
 	if err := f.SetFaults(b.Name(), sim.Faults{CertReplaced: true}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		if o := pr.Check(ctx, rfTarget(b, rfPass)); o.State != state.Invalid || o.Reason != state.ReasonCertChanged {
+		if o := pr.Check(ctx, light); o.State != state.Invalid || o.Reason != state.ReasonCertChanged {
 			t.Fatalf("replaced certificate, check %d: %s/%s", i, o.State, o.Reason)
 		}
 	}
