@@ -10,7 +10,7 @@
 #   IPMI=1 N=2000 INTERVAL=10s bench/redfish-monitor.sh
 set -euo pipefail
 N=${N:-2000} INTERVAL=${INTERVAL:-10s} WARMUP=${WARMUP:-45} WINDOW=${WINDOW:-60}
-BASE=${BASE:-127.9.0.1} LISTEN=${LISTEN:-127.0.0.1:19899}
+BASE=${BASE:-127.180.0.1} LISTEN=${LISTEN:-127.0.0.1:19899}
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d "${TMPDIR:-/tmp}/redfish-monitor.XXXXXX")
 trap 'kill ${SRV:-} ${SIM:-} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
