@@ -15,6 +15,16 @@ if [ -z "${LIGHTSOUT_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initd
    && ! command -v initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
+# The Redfish peers ($LIGHTSOUT_PEERS_DIR, default ../shared/peers: sushy-tools,
+# DMTF's mockup server and protocol validator) run from source on Debian's
+# Python modules.
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in python3 openssl curl ca-certificates procps \
+    python3-flask python3-werkzeug python3-requests python3-tenacity python3-bcrypt python3-webob \
+    python3-urllib3 python3-colorama python3-pyasn1 python3-pyasn1-modules; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || need+=("$p")
+  done
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "install-test-deps: missing ${need[*]} (not root or no apt-get): those tests will skip" >&2

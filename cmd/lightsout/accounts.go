@@ -117,6 +117,7 @@ remedy.` + serverHelp,
 
 type accountFlags struct {
 	machine, protocol, address, user, passwordFile, privilege string
+	redfishAuth                                               string
 	port, cipherSuite                                         int
 	keepPassword                                              bool
 }
@@ -136,6 +137,7 @@ func (a *accountFlags) add(c *cobra.Command, forAdd bool) {
 	fl.StringVar(&a.passwordFile, "password-file", "", "file holding the BMC password")
 	fl.StringVar(&a.privilege, "privilege", "", "IPMI privilege to request: user, operator or administrator")
 	fl.IntVar(&a.cipherSuite, "cipher-suite", 0, "pin an RMCP+ cipher suite: 3 or 17 (0: automatic)")
+	fl.StringVar(&a.redfishAuth, "redfish-auth", "", "Redfish login: auto (a session when the service offers one, else HTTP Basic), session or basic")
 }
 
 func newAccountsAddCmd(f *apiFlags) *cobra.Command {
@@ -173,6 +175,9 @@ role.` + serverHelp,
 			if cmd.Flags().Changed("cipher-suite") {
 				in.CipherSuite = &a.cipherSuite
 			}
+			if cmd.Flags().Changed("redfish-auth") {
+				in.RedfishAuth = &a.redfishAuth
+			}
 			cl, err := f.client(cmd)
 			if err != nil {
 				return err
@@ -195,7 +200,7 @@ role.` + serverHelp,
 func newAccountsSetCmd(f *apiFlags) *cobra.Command {
 	a := &accountFlags{}
 	c := &cobra.Command{
-		Use:   "set ID [--protocol P] [--address A] [--port N] [--user U] [--password-file F] [--keep-password] [--privilege P] [--cipher-suite N]",
+		Use:   "set ID [--protocol P] [--address A] [--port N] [--user U] [--password-file F] [--keep-password] [--privilege P] [--cipher-suite N] [--redfish-auth auto|session|basic]",
 		Short: "Edit an OOB account (a changed user or password is retried at once, once per lockout-guard interval)",
 		Long: `set changes only the fields given. After the BMC's password or user changed
 (the NotAuthenticated state), set the new one here: the server retries the
@@ -261,8 +266,11 @@ role.` + serverHelp,
 			if fl.Changed("cipher-suite") {
 				in.CipherSuite, changed = &a.cipherSuite, true
 			}
+			if fl.Changed("redfish-auth") {
+				in.RedfishAuth, changed = &a.redfishAuth, true
+			}
 			if !changed {
-				return usageErr("nothing to change: give --protocol, --address, --port, --user, --password-file, --privilege or --cipher-suite")
+				return usageErr("nothing to change: give --protocol, --address, --port, --user, --password-file, --privilege, --cipher-suite or --redfish-auth")
 			}
 			cl, err := f.client(cmd)
 			if err != nil {

@@ -23,12 +23,14 @@ import (
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 )
 
 type checkFlags struct {
 	host, user, passwordFile, guid, name string
 	protocol                             string // with --host: ipmi or redfish
+	redfishAuth                          string // with --host: auto, session or basic
 	inventory                            string
 	timeout                              time.Duration
 	output                               string
@@ -60,8 +62,11 @@ Status, Close Session — and classifies it:
   Invalid           a session opened but the System GUID is not the registered one
 
 Machines with protocol redfish (or --host with --protocol redfish) are checked
-over HTTPS instead: service root, certificate, session login, Systems/1 (UUID,
-PowerState), logout (docs/redfish.md). Certificates are pinned for the run only.
+over HTTPS instead: service root (certificate, and whether it offers sessions),
+a session login or HTTP Basic as the service offers (redfish_auth in the
+inventory, --redfish-auth with --host, forces one), Systems and the first
+System (UUID, PowerState), logout (docs/redfish.md). Certificates are pinned
+for the run only.
 
 Results stream as they arrive: a dead BMC never delays the healthy ones. The
 exit status is 0 only if every BMC is Connectable, 1 otherwise, 2 for bad input.
@@ -99,6 +104,7 @@ from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.`,
 	fl.StringVar(&f.guid, "guid", "", "expected System GUID, any layout (with --host)")
 	fl.StringVar(&f.name, "name", "", "name to report for --host (default: the address)")
 	fl.StringVar(&f.protocol, "protocol", "ipmi", "protocol for --host: ipmi (UDP 623) or redfish (HTTPS, default port 443)")
+	fl.StringVar(&f.redfishAuth, "redfish-auth", "auto", "Redfish authentication for --host: auto (a session when the service offers one, else HTTP Basic), session or basic")
 	fl.StringVar(&f.inventory, "inventory", "", "check every machine in this inventory (.yaml, .yml or .csv; see docs/inventory.md)")
 	fl.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "declare a BMC NotResponding after this long without a usable reply")
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json (one object per BMC per line)")
@@ -129,6 +135,9 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	}
 	if f.cipherSuite != 0 && !ipmi.CipherSuite(f.cipherSuite).Supported() {
 		return usageErr("--cipher-suite %d: not supported (use 3 or 17)", f.cipherSuite)
+	}
+	if _, err := redfish.ParseAuth(f.redfishAuth); err != nil {
+		return usageErr("--redfish-auth: %v", err)
 	}
 	targets, err := buildTargets(cmd.Context(), f, priv)
 	if err != nil {
@@ -233,6 +242,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		}
 		t := probe.Target{Name: f.name, Protocol: f.protocol, Addr: addr, User: f.user, Password: pass,
 			CipherSuite: f.cipherSuite, Privilege: priv, Timeout: f.timeout}
+		t.RedfishAuth, _ = redfish.ParseAuth(f.redfishAuth) // checked in runCheck
 		if t.Name == "" {
 			t.Name = f.host
 		}
@@ -276,6 +286,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		}
 		t := probe.Target{Name: m.Name, Protocol: proto, Addr: addr, User: m.User, Password: pass,
 			CipherSuite: m.CipherSuite, Privilege: priv, Timeout: f.timeout}
+		t.RedfishAuth, _ = redfish.ParseAuth(m.RedfishAuth) // validated by Load
 		if f.cipherSuite != 0 {
 			t.CipherSuite = f.cipherSuite
 		}

@@ -179,6 +179,9 @@ func printChannel(w io.Writer, ch manager.ChannelView) {
 	if a.CipherSuite != 0 {
 		fmt.Fprintf(w, " cipher suite %d", a.CipherSuite)
 	}
+	if a.RedfishAuth != "" {
+		fmt.Fprintf(w, " redfish_auth %s", a.RedfishAuth)
+	}
 	fmt.Fprintln(w)
 	kv := newKV(w)
 	s := ch.State

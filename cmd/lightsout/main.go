@@ -31,9 +31,10 @@ func newRoot() *cobra.Command {
 		Use:   "lightsout",
 		Short: "Keep a fleet's management channels (BMC, agent, host link) alive, and say why one broke",
 		Long: `lightsout checks the management channels of physical servers — manager → BMC over
-IPMI 2.0 RMCP+ or Redfish (HTTPS), manager ↔ host agent over mutual TLS, and each
-agent's own path to its BMC — classifies each as Connectable, NotResponding,
-NotAuthenticated or Invalid, and says why and what to do.
+IPMI 2.0 RMCP+ or Redfish (HTTPS; a session or HTTP Basic, as the BMC offers),
+manager ↔ host agent over mutual TLS, and each agent's own path to its BMC —
+classifies each as Connectable, NotResponding, NotAuthenticated or Invalid, and
+says why and what to do.
 
 It runs as a one-shot checker (check) or as a management server (server) that
 watches every channel continuously, stores each state change with its evidence,

@@ -52,6 +52,8 @@ control API (loopback HTTP, JSON):
                                   {"insecure":true} {"cipher0":true} {"anonymous":true}
                                   {"weak_auth":true} {"default_password":true} {"slow":"2s"} {"lossy":0.3}
                                   {"timeout_rate":0.2} {"malformed":0.1}
+                                  Redfish: {"cert_replaced":true} {"busy_503":true}
+                                  {"redfish_no_sessions":true} {"redfish_no_basic":true}
   DELETE /v1/bmcs/{name}/faults
   POST   /v1/swap                 {"a":"bmc-00001","b":"bmc-00002"}
   PUT    /v1/enclosures/{name}    {"down":true}

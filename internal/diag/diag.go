@@ -54,6 +54,7 @@ const (
 	CauseCipher0Only    Cause = "cipher0_only"         // only cipher suite 0 would work
 	CauseTLSError       Cause = "tls_error"            // Redfish: the TLS handshake failed
 	CauseRedfishDown    Cause = "redfish_service_down" // Redfish: TCP refused: host up, no HTTPS service
+	CauseNoSessions     Cause = "redfish_no_sessions"  // Redfish: the account forces session login, the service offers none
 
 	// NotAuthenticated.
 	CausePasswordChanged      Cause = "password_changed_on_bmc"

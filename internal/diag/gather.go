@@ -16,6 +16,7 @@ import (
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -178,7 +179,7 @@ func (x *Executor) Run(ctx context.Context, m store.Machine, a store.Account) Re
 // target builds the probe target of account a (expected GUID from m).
 func (x *Executor) target(ctx context.Context, m store.Machine, a store.Account) (probe.Target, error) {
 	t := probe.Target{Name: m.Name, Protocol: a.Protocol, User: a.User, Password: a.Password,
-		CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege), Timeout: x.timeout()}
+		CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege), Timeout: x.timeout(), RedfishAuth: redfish.Auth(a.RedfishAuth)}
 	if m.GUID != "" && !m.Registering {
 		if g, err := guid.Parse(m.GUID); err == nil {
 			t.Expected = g

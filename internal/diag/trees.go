@@ -252,6 +252,14 @@ func notResponding(f Facts) Result {
 	case state.ReasonTLS:
 		return done(tlsError(f))
 	case state.ReasonStalled, state.ReasonProtocol:
+		if rf := f.Evidence.Redfish; f.Account.Redfish() && rf != nil && rf.NoSessions {
+			return done(&Diagnosis{Cause: CauseNoSessions, Confidence: High,
+				Summary:  "the account forces a Redfish session login, and the service offers no sessions (no SessionService, or session creation refused)",
+				Evidence: []string{nonEmpty(f.Message, string(f.Reason))},
+				RuledOut: []string{"the network path and the service: it answered", "the BMC's health: it answered as it was built to"},
+				Remedy:   fmt.Sprintf("let lightsout choose (lightsout accounts set %d --redfish-auth auto: HTTP Basic when the service offers no sessions), or force basic", f.Account.ID),
+			})
+		}
 		if f.Reason == state.ReasonStalled && !f.Account.Redfish() {
 			if f.Loss == nil {
 				return need(NeedLoss)

@@ -351,6 +351,10 @@ func bases() []Facts {
 		f.History.AddressChangedAt, f.History.OldAddress, f.History.LastConnectable = t0.Add(-2*time.Hour), "10.0.4.18:443", t0.Add(-3*time.Hour)
 		add(f)
 	}
+	// A forced session login on a service without sessions.
+	ns := rf(state.NotResponding, state.ReasonProtocol)
+	ns.Evidence.Redfish = &probe.RedfishEvidence{NoSessions: true, Auth: "session"}
+	add(ns)
 	for _, h := range []History{{}, {LastConnectable: t0.Add(-time.Hour), CredentialsChangedAt: t0.Add(-30 * time.Minute)},
 		{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-30 * time.Minute), HardwareChange: "the System GUID was adopted"}} {
 		f := rf(state.NotAuthenticated, state.ReasonAuthRejected)
@@ -397,6 +401,14 @@ func TestRedfishTrees(t *testing.T) {
 			case state.ReasonAuthRejected:
 				if d.Cause != CauseAuthRejected {
 					t.Fatalf("auth rejected → %s", d.Cause)
+				}
+			case state.ReasonProtocol:
+				if rf := f.Evidence.Redfish; rf != nil && rf.NoSessions {
+					if d.Cause != CauseNoSessions || !strings.Contains(d.Remedy, "--redfish-auth auto") {
+						t.Fatalf("forced session, none offered → %s: %s", d.Cause, d.Remedy)
+					}
+				} else if d.Cause != CauseBMCHung {
+					t.Fatalf("protocol error → %s", d.Cause)
 				}
 			}
 		})
@@ -524,7 +536,7 @@ func TestTreesExhaustive(t *testing.T) {
 		CausePasswordChanged, CausePasswordEditWrong, CausePasswordNeverWorked, CauseReplacedCredentials,
 		CauseUserRemoved, CauseUserNameWrong, CauseUserMissingAfterSwap, CausePrivilegeTooLow, CauseAccountLocked, CauseAuthRejected,
 		CauseAddressesSwapped, CauseAddressReused, CauseMotherboardReplaced, CauseUnknownBMC, CauseIdentityUnverifiable,
-		CauseCertChanged, CauseTLSError, CauseRedfishDown,
+		CauseCertChanged, CauseTLSError, CauseRedfishDown, CauseNoSessions,
 		CauseSessionTableFull, CauseStaleOwnSessions, CauseCompetingConsoles, CauseBusyCleared,
 		CauseEnclosureWide, CauseSubnetWide, CauseFirmwareWide, CauseCompetingPollers, CauseBMCOverloaded, CauseOccasionalRetry}
 	for _, c := range all {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/lightsout/lightsout/internal/redfish"
 )
 
 // Machine is one managed server's out-of-band entry.
@@ -36,6 +38,12 @@ type Machine struct {
 	// administrator (see EffectivePrivilege). Parse stores the canonical
 	// lowercase spelling whatever the file wrote (ADMIN, Operator, ...).
 	Privilege string `yaml:"privilege,omitempty" json:"privilege,omitempty"`
+	// RedfishAuth forces how a Redfish BMC is logged in to: "session"
+	// (X-Auth-Token) or "basic" (HTTP Basic on every request); empty or
+	// "auto" lets lightsout choose as the service offers (a session when
+	// the service root links a SessionService, else Basic). Parse stores
+	// it lowercase. Ignored for IPMI.
+	RedfishAuth string `yaml:"redfish_auth,omitempty" json:"redfish_auth,omitempty"`
 	// Enclosure names the chassis or rack; when it equals the name of one
 	// of Inventory.Enclosures, Slot is checked against that enclosure.
 	Enclosure string `yaml:"enclosure,omitempty" json:"enclosure,omitempty"`
@@ -333,12 +341,18 @@ func parseData(data []byte, format Format, source string, fast bool) (*Inventory
 	return inv, nil
 }
 
-// canonical is m with Privilege in its canonical spelling and no empty
+// canonical is m with Privilege and RedfishAuth in their canonical
+// spelling and no empty
 // Tags slice, as Parse returns machines and the writers write them.
 func canonical(m Machine) Machine {
 	if m.Privilege != "" {
 		if p, ok := ParsePrivilege(m.Privilege); ok {
 			m.Privilege = p
+		}
+	}
+	if m.RedfishAuth != "" {
+		if a, err := redfish.ParseAuth(m.RedfishAuth); err == nil {
+			m.RedfishAuth = string(a)
 		}
 	}
 	if len(m.Tags) == 0 {

@@ -11,13 +11,14 @@ import (
 
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/redfish"
 )
 
 // Field (and CSV column) names, in the order WriteCSV writes them (the
 // order of the Machine struct, which WriteYAML follows).
 var fieldNames = []string{
 	"name", "guid", "address", "port", "user", "protocol",
-	"password_file", "password_env", "cipher_suite", "privilege",
+	"password_file", "password_env", "cipher_suite", "privilege", "redfish_auth",
 	"enclosure", "slot", "group", "role", "tags", "spare",
 }
 
@@ -25,7 +26,7 @@ var fieldNames = []string{
 // but a machine's identity and place (name, guid, address, enclosure, slot).
 var defaultNames = []string{
 	"port", "user", "protocol", "password_file", "password_env", "cipher_suite",
-	"privilege", "group", "role", "tags", "spare",
+	"privilege", "redfish_auth", "group", "role", "tags", "spare",
 }
 
 // enclosureFieldNames are the fields of an entry in enclosures:, in the
@@ -63,6 +64,8 @@ func (m *Machine) textField(name string) *string {
 		return &m.PasswordEnv
 	case "privilege":
 		return &m.Privilege
+	case "redfish_auth":
+		return &m.RedfishAuth
 	case "enclosure":
 		return &m.Enclosure
 	case "group":
@@ -311,7 +314,7 @@ func validateEntry(c *collector, e *entry, seen map[string]*entry) {
 			report("guid", m.GUID, "is not a GUID (want 32 hex digits, optionally dashed 8-4-4-4-12, optionally in braces)")
 		}
 	}
-	for _, f := range []string{"port", "protocol", "password_env", "cipher_suite", "privilege", "group"} {
+	for _, f := range []string{"port", "protocol", "password_env", "cipher_suite", "privilege", "redfish_auth", "group"} {
 		if check(f) {
 			if r := checkDefaultable(f, m); r != "" {
 				report(f, m.fieldValue(f), r)
@@ -505,6 +508,10 @@ func checkDefaultable(field string, m *Machine) string {
 	case "privilege":
 		if _, ok := ParsePrivilege(m.Privilege); !ok {
 			return "is not a privilege level (want user, operator or administrator; any case; admin also works)"
+		}
+	case "redfish_auth":
+		if _, err := redfish.ParseAuth(m.RedfishAuth); err != nil || strings.TrimSpace(m.RedfishAuth) != m.RedfishAuth {
+			return "is not a Redfish authentication (want auto, session or basic; empty means auto)"
 		}
 	case "group":
 		if m.Group != "" && !validName(m.Group) {

@@ -42,7 +42,8 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 			Machine: store.Machine{Name: im.Name, GUID: g, Group: im.Group, Tags: im.Tags, Role: im.Role, Spare: im.Spare,
 				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == ""},
 			Account: store.Account{Protocol: im.EffectiveProtocol(), Address: im.Address, Port: im.Port, // 0: the protocol's default (store.DefaultPort)
-				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite},
+				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite,
+				RedfishAuth: im.RedfishAuth},
 		})
 	}
 	encs := make([]store.Enclosure, 0, len(inv.Enclosures))
@@ -177,7 +178,7 @@ func (m *Manager) Export(ctx context.Context) (*inventory.Inventory, error) {
 			continue // an inventory row needs an address
 		}
 		im := inventory.Machine{Name: mc.Name, GUID: mc.GUID, Address: a.Address, Port: a.Port, User: a.User,
-			Protocol: a.Protocol, CipherSuite: a.CipherSuite, Enclosure: mc.Enclosure, Slot: mc.Slot,
+			Protocol: a.Protocol, CipherSuite: a.CipherSuite, RedfishAuth: a.RedfishAuth, Enclosure: mc.Enclosure, Slot: mc.Slot,
 			Group: mc.Group, Role: mc.Role, Tags: mc.Tags, Spare: mc.Spare}
 		if a.Privilege != "administrator" {
 			im.Privilege = a.Privilege

@@ -25,6 +25,7 @@ import (
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -219,6 +220,8 @@ type AccountInput struct {
 	// KeepPassword (admin, edits only): keep the stored password when the
 	// protocol, address or port changes, without giving it again.
 	KeepPassword bool `json:"keep_password,omitempty"`
+	// RedfishAuth: auto (""), session or basic.
+	RedfishAuth *string `json:"redfish_auth,omitempty"`
 }
 
 // validate checks a machine (and its account) with the inventory file's
@@ -228,6 +231,7 @@ func validate(mc store.Machine, a *store.Account) error {
 		Group: mc.Group, Tags: mc.Tags, Role: mc.Role}
 	if a != nil {
 		im.Address, im.Port, im.User, im.Protocol, im.CipherSuite, im.Privilege = a.Address, a.Port, a.User, a.Protocol, a.CipherSuite, a.Privilege
+		im.RedfishAuth = a.RedfishAuth
 	}
 	err := (&inventory.Inventory{Machines: []inventory.Machine{im}}).Validate()
 	var es inventory.Errors
@@ -347,6 +351,16 @@ func accountFrom(a store.Account, in AccountInput) (store.Account, error) {
 	}
 	if in.CipherSuite != nil {
 		a.CipherSuite = *in.CipherSuite
+	}
+	if in.RedfishAuth != nil {
+		ra, err := redfish.ParseAuth(*in.RedfishAuth)
+		if err != nil {
+			return a, fieldErr("redfish_auth", err.Error())
+		}
+		a.RedfishAuth = string(ra)
+		if ra == redfish.AuthAuto {
+			a.RedfishAuth = ""
+		}
 	}
 	if a.Address == "" {
 		return a, fieldErr("address", "required")
@@ -847,7 +861,7 @@ func (m *Manager) channelOf(ctx context.Context, mc store.Machine) (power.Channe
 				return nil, 0, err
 			}
 			return power.Redfish{Transport: m.Redfish, Addr: netip.AddrPortFrom(addr.Addr(), addr.Port()),
-				User: a.User, Password: a.Password}, a.ID, nil
+				User: a.User, Password: a.Password, Auth: redfish.Auth(a.RedfishAuth)}, a.ID, nil
 		default:
 			refusal = &power.RefusedError{Machine: mc.Name, Detail: fmt.Sprintf("power over %s is not supported yet", a.Protocol)}
 		}

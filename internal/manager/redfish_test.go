@@ -6,10 +6,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
+	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 )
@@ -71,9 +73,63 @@ func TestManagerRedfish(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, srv, f.BMCs()[2].Name(), state.NotResponding)
+	// The monitor keeps one session per BMC between checks, no more.
 	for _, b := range f.BMCs() {
-		if c := b.RedfishCounters(); c.SessionsOpened != c.SessionsClosed {
-			t.Fatalf("%s: sessions leaked: %+v", b.Name(), c)
+		if c := b.RedfishCounters(); c.SessionsOpen > 1 {
+			t.Fatalf("%s: %d sessions open: %+v", b.Name(), c.SessionsOpen, c)
+		}
+	}
+}
+
+// TestRedfishSessionsKept: a monitor checking every 300 ms logs in once
+// per BMC, not once per check, and the server logs out when it stops.
+func TestRedfishSessionsKept(t *testing.T) {
+	cfg := sim.Config{Count: 3, Seed: 19, Password: "mgr-redfish-pw2", Redfish: true}
+	if os.Geteuid() == 0 {
+		cfg.BaseAddr = "127.83.0.1"
+	} else {
+		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 25000+os.Getpid()%20000
+	}
+	f, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sch := state.Schedule{Interval: 100 * time.Millisecond, Jitter: 0.1, Confirm: 100 * time.Millisecond,
+		MaxBackoff: time.Second, AuthRetry: time.Hour}
+	srv, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), Schedule: sch,
+		Damping: state.Damping{Consecutive: 2}, Timeout: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	importFleet(t, srv, f)
+	// Wait (bounded) until every BMC has answered at least 8 requests:
+	// several checks each.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		done := true
+		for _, b := range f.BMCs() {
+			if b.RedfishCounters().Requests < 8*3 {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the monitor did not check the BMCs repeatedly within 15 s")
+		}
+	}
+	for _, b := range f.BMCs() {
+		if c := b.RedfishCounters(); c.SessionsOpened != 1 || c.SessionsOpen != 1 {
+			t.Fatalf("%s: want one session kept over several checks: %+v", b.Name(), c)
+		}
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range f.BMCs() {
+		if c := b.RedfishCounters(); c.SessionsOpen != 0 || c.SessionsClosed != 1 {
+			t.Fatalf("%s: sessions not logged out at shutdown: %+v", b.Name(), c)
 		}
 	}
 }
@@ -141,9 +197,11 @@ func TestDiagRedfish(t *testing.T) {
 		r.Diagnosis.Cause != diag.CauseRedfishDown || !strings.Contains(r.Diagnosis.Summary, "HTTPS") {
 		t.Fatalf("port closed: %+v", r)
 	}
+	// The monitor and the diagnosis share the prober: one session kept
+	// per BMC at most.
 	for _, b := range bs {
-		if c := b.RedfishCounters(); c.SessionsOpened != c.SessionsClosed {
-			t.Fatalf("%s: sessions leaked: %+v", b.Name(), c)
+		if c := b.RedfishCounters(); c.SessionsOpen > 1 {
+			t.Fatalf("%s: %d sessions open: %+v", b.Name(), c.SessionsOpen, c)
 		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -144,6 +145,7 @@ type channel struct {
 type account struct {
 	ID                                 int64
 	Protocol, Address, User, Privilege string
+	RedfishAuth                        string
 	Port, CipherSuite                  int
 	Password                           []byte
 	CredentialsChangedAt               time.Time
@@ -268,7 +270,8 @@ func (m *Monitor) Load(ctx context.Context) error {
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	refresh := c.acct.ID != 0
 	c.acct = account{ID: a.ID, Protocol: a.Protocol, Address: a.Address, User: a.User, Privilege: a.Privilege,
-		Port: a.Port, CipherSuite: a.CipherSuite, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt}
+		Port: a.Port, CipherSuite: a.CipherSuite, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt,
+		RedfishAuth: a.RedfishAuth}
 	// A literal address is parsed once; a host name resolves per check.
 	c.addr = netip.AddrPort{}
 	if ip, err := netip.ParseAddr(a.Address); err == nil && a.Port > 0 && a.Port < 65536 {
@@ -685,7 +688,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	t := probe.Target{
 		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
 		Expected: c.expected, ExpectedLayout: c.layout, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
-		Timeout: m.cfg.Timeout, Addr: c.addr,
+		Timeout: m.cfg.Timeout, Addr: c.addr, RedfishAuth: redfish.Auth(a.RedfishAuth),
 	}
 	// A BMC that answered last time gets the light re-check, with the
 	// cipher suite it took; every FullEvery-th check (and every check now)

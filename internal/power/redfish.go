@@ -9,18 +9,23 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stmcginnis/gofish"
 	"github.com/stmcginnis/gofish/schemas"
+
+	"github.com/lightsout/lightsout/internal/redfish"
 )
 
 // Redfish is a Channel over Redfish (HTTPS) through the fleet's shared
-// transport. Each call logs in (session), acts on the first ComputerSystem
-// and logs out.
+// transport. Each call reads the service root, authenticates as Auth says
+// (auto: a session when the service offers one, else HTTP Basic), acts on
+// the first ComputerSystem through gofish's typed resources, and logs out.
 type Redfish struct {
 	Transport http.RoundTripper
 	Addr      netip.AddrPort
 	User      string
 	Password  []byte
+	// Auth forces session or basic authentication ("" or auto: as the
+	// service offers).
+	Auth redfish.Auth
 	// Timeout bounds each HTTP request (default 10s).
 	Timeout time.Duration
 }
@@ -60,57 +65,47 @@ func ResetTypeFor(a Action, allowed []schemas.ResetType) (schemas.ResetType, err
 	return "", fmt.Errorf("power action %q: the BMC allows ResetType %s only: %w", a, strings.Join(names, ", "), ErrUnsupported)
 }
 
-// noIdleClose hides CloseIdleConnections from gofish's Logout, which would
-// otherwise close the whole fleet's idle connections.
-type noIdleClose struct {
-	rt      http.RoundTripper
-	timeout time.Duration
-}
-
-func (n noIdleClose) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), n.timeout)
-	resp, err := n.rt.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	resp.Body = &cancelOnClose{resp.Body, cancel}
-	return resp, nil
-}
-
-type cancelOnClose struct {
-	rc interface {
-		Read([]byte) (int, error)
-		Close() error
-	}
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnClose) Read(p []byte) (int, error) { return c.rc.Read(p) }
-func (c *cancelOnClose) Close() error               { err := c.rc.Close(); c.cancel(); return err }
-
 func (c Redfish) with(ctx context.Context, f func(*schemas.ComputerSystem) error) error {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	client := &http.Client{Transport: noIdleClose{c.Transport, timeout}}
-	api, err := gofish.ConnectContext(ctx, gofish.ClientConfig{
-		Endpoint: "https://" + c.Addr.String(), Username: c.User, Password: string(c.Password),
-		HTTPClient: client, NoModifyTransport: true, ReuseConnections: true, Insecure: true,
-	})
+	cl := &redfish.Client{HTTP: &http.Client{Transport: c.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		Base: "https://" + c.Addr.String(), User: c.User, Password: c.Password, Timeout: timeout}
+	auth := c.Auth
+	if auth == "" {
+		auth = redfish.AuthAuto
+	}
+	root, _, err := cl.GetRoot(ctx)
+	if he := (*redfish.HTTPError)(nil); errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) && auth != redfish.AuthSession {
+		// A service root that wants credentials: only Basic can read it.
+		cl.UseBasic()
+		auth = redfish.AuthBasic
+		root, _, err = cl.GetRoot(ctx)
+	}
 	if err != nil {
+		return fmt.Errorf("redfish service root at %s: %w", c.Addr, err)
+	}
+	if _, err := cl.Authenticate(ctx, root, auth); err != nil {
 		return fmt.Errorf("redfish login at %s: %w", c.Addr, err)
 	}
-	defer api.Logout()
-	systems, err := api.Service.Systems()
-	if err != nil {
+	defer cl.Logout(context.WithoutCancel(ctx)) //nolint:errcheck // the session expires on the BMC anyway
+	systems := root.Systems.ID
+	if systems == "" {
+		systems = "/redfish/v1/Systems"
+	}
+	var coll struct{ Members []redfish.Link }
+	if err := cl.Get(ctx, systems, "ComputerSystemCollection", &coll); err != nil {
 		return fmt.Errorf("redfish systems at %s: %w", c.Addr, err)
 	}
-	if len(systems) == 0 {
+	if len(coll.Members) == 0 || coll.Members[0].ID == "" {
 		return errors.New("the Redfish service lists no ComputerSystem")
 	}
-	return f(systems[0])
+	sys, err := schemas.GetObject[schemas.ComputerSystem](cl.Gofish(ctx), coll.Members[0].ID)
+	if err != nil {
+		return fmt.Errorf("redfish system at %s: %w", c.Addr, err)
+	}
+	return f(sys)
 }
 
 // SetPower posts ComputerSystem.Reset with the ResetType the BMC allows

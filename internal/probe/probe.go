@@ -11,6 +11,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 )
 
@@ -44,8 +45,13 @@ type Target struct {
 	// its GUID and the chassis status only (6 datagrams instead of 9).
 	// Silence is then noticed by the session set-up, which allows a
 	// timeout per handshake message. The monitor uses it between full
-	// checks; `lightsout check` and diagnosis never do.
+	// checks; `lightsout check` and diagnosis never do. Redfish: a light
+	// check does not read the certificate pin from the store when the
+	// BMC presents the certificate last found equal to it.
 	Light bool
+	// RedfishAuth forces the Redfish authentication (session or basic);
+	// "" or auto lets the prober choose as the service offers.
+	RedfishAuth redfish.Auth
 }
 
 // Observation is the result of one check.

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -15,10 +14,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stmcginnis/gofish"
 	"github.com/stmcginnis/gofish/schemas"
 
 	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 )
 
@@ -60,18 +59,32 @@ func (p *MemPins) PinCert(_ context.Context, name, fp string) error {
 	return nil
 }
 
+// MaxIdleRedfishConns bounds the idle (kept-alive) connections of the
+// shared transport across the fleet; a BMC beyond it reconnects, resuming
+// its TLS session.
+const MaxIdleRedfishConns = 2048
+
 // NewRedfishTransport is the one HTTP transport a fleet's Redfish checks
-// share: one connection per BMC at most, kept alive between checks. The
-// certificate chain is not verified (BMCs present self-signed
-// certificates); the probe pins the leaf instead.
+// share: one connection per BMC at most (so open connections ≤ checks in
+// flight + MaxIdleRedfishConns idle), kept alive between checks (90 s, more
+// than the monitor's default interval), TLS sessions resumed from a cache
+// of MaxIdleRedfishConns entries. The certificate chain is not verified
+// (BMCs present self-signed certificates); the probe pins the leaf instead.
 func NewRedfishTransport() *http.Transport {
 	return &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: DefaultTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // pinned by the probe
+		DialContext: (&net.Dialer{Timeout: DefaultTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, //nolint:gosec // pinned by the probe
+			ClientSessionCache: tls.NewLRUClientSessionCache(MaxIdleRedfishConns),
+			// The key exchanges BMCs speak. Go's default also offers the
+			// hybrid X25519MLKEM768, whose key share costs the client about
+			// 150 µs per handshake that BMC firmware (OpenSSL 1.1/3.0 era)
+			// never takes.
+			CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}},
 		TLSHandshakeTimeout: DefaultTimeout,
+		MaxIdleConns:        MaxIdleRedfishConns,
 		MaxIdleConnsPerHost: 1,
 		MaxConnsPerHost:     1,
-		IdleConnTimeout:     time.Minute,
+		IdleConnTimeout:     90 * time.Second,
 	}
 }
 
@@ -80,66 +93,197 @@ type RedfishEvidence struct {
 	// Statuses are the HTTP status codes, in order ("GET /redfish/v1 200").
 	Statuses     []string `json:"statuses,omitempty"`
 	TLSVersion   string   `json:"tls_version,omitempty"`
+	TLSResumed   bool     `json:"tls_resumed,omitempty"`
 	CertSHA256   string   `json:"cert_sha256,omitempty"`
 	PinnedSHA256 string   `json:"pinned_sha256,omitempty"`
 	CertSubject  string   `json:"cert_subject,omitempty"`
 	CertExpires  string   `json:"cert_expires,omitempty"`
-	UUID         string   `json:"uuid,omitempty"` // as the service reported it
-	PowerState   string   `json:"power_state,omitempty"`
-	Model        string   `json:"model,omitempty"`
-	BIOSVersion  string   `json:"bios_version,omitempty"`
-	LoggedOut    bool     `json:"logged_out,omitempty"`
+	// Auth is how the check authenticated (session, basic) and AuthWhy
+	// why: forced by the account, learned from an earlier check, what the
+	// service root links, or a session creation refused with 404/405/501.
+	Auth          string `json:"auth,omitempty"`
+	AuthWhy       string `json:"auth_why,omitempty"`
+	SessionReused bool   `json:"session_reused,omitempty"`
+	// SessionExpired: a kept session was refused, and a new one opened.
+	SessionExpired bool `json:"session_expired,omitempty"`
+	// The failed request, and what the service said.
+	FailedURL  string   `json:"failed_url,omitempty"`
+	HTTPStatus int      `json:"http_status,omitempty"`
+	MessageIDs []string `json:"message_ids,omitempty"`
+	RetryAfter string   `json:"retry_after,omitempty"`
+	// NoSessions: a session login was required (redfish_auth: session)
+	// but the service offers none.
+	NoSessions bool `json:"no_sessions,omitempty"`
+
+	UUID        string `json:"uuid,omitempty"` // as the service reported it
+	PowerState  string `json:"power_state,omitempty"`
+	Model       string `json:"model,omitempty"`
+	BIOSVersion string `json:"bios_version,omitempty"`
+	LoggedOut   bool   `json:"logged_out,omitempty"`
 }
 
-// recorder wraps the shared transport for one check: per-request
-// deadlines, status codes and the TLS state of the first response. It does
-// not pass CloseIdleConnections on (gofish's Logout would close the whole
-// fleet's idle connections).
+// recorder wraps the shared transport for one check: it notes each
+// request's status. It does not pass CloseIdleConnections on.
 type recorder struct {
-	rt      http.RoundTripper
-	timeout time.Duration
-	mu      sync.Mutex
-	tls     *tls.ConnectionState
-	ev      *RedfishEvidence
+	rt http.RoundTripper
+	mu sync.Mutex
+	ev *RedfishEvidence
 }
-
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b cancelBody) Close() error { err := b.ReadCloser.Close(); b.cancel(); return err }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), r.timeout)
-	resp, err := r.rt.RoundTrip(req.WithContext(ctx))
+	resp, err := r.rt.RoundTrip(req)
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	resp.Body = cancelBody{resp.Body, cancel}
 	r.mu.Lock()
-	if r.tls == nil && resp.TLS != nil {
-		st := *resp.TLS
-		r.tls = &st
-	}
 	r.ev.Statuses = append(r.ev.Statuses, fmt.Sprintf("%s %s %d", req.Method, req.URL.Path, resp.StatusCode))
 	r.mu.Unlock()
 	return resp, nil
 }
 
-// Redfish returns a Prober that checks a BMC over Redfish through the
-// shared transport tr: GET the service root without credentials (TLS,
-// certificate pin), log in (session), read Systems/1 (UUID, PowerState),
-// log out. Credentials are never sent to a BMC whose certificate differs
-// from the pinned one. pins may be nil (no pinning).
-func Redfish(tr http.RoundTripper, pins CertPins) Prober {
-	return func(ctx context.Context, t Target) Observation {
-		return checkRedfish(ctx, tr, pins, t)
-	}
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// RedfishProber checks BMCs over Redfish through the shared transport,
+// and remembers per BMC (by target name) the authentication that worked
+// (auto accounts) and, with KeepSessions, the open session, so that a
+// monitor re-checking every minute logs in once, not 1,440 times a day.
+// A change of address, user, password or forced authentication ends the
+// remembered session and what was learned. Close deletes the sessions.
+type RedfishProber struct {
+	tr   http.RoundTripper
+	pins CertPins
+	// KeepSessions keeps a session open between checks (at most one per
+	// BMC); without it each check logs out.
+	KeepSessions bool
+
+	mu   sync.Mutex
+	bmcs map[string]*rfMemory
 }
 
-func checkRedfish(ctx context.Context, tr http.RoundTripper, pins CertPins, t Target) (o Observation) {
+type rfMemory struct {
+	mu sync.Mutex // one check of a BMC at a time
+	// pinOK is the fingerprint last found equal to the pin: a light
+	// check (Target.Light) that sees it again does not read the store.
+	pinOK string
+
+	account string // what the session and the learning are for
+	base    string
+	user    string
+	pw      []byte
+	learned redfish.Auth // auto accounts: what worked last
+	sess    *redfish.Session
+}
+
+// NewRedfishProber returns a prober over the shared transport tr. pins may
+// be nil (no pinning).
+func NewRedfishProber(tr http.RoundTripper, pins CertPins) *RedfishProber {
+	return &RedfishProber{tr: tr, pins: pins, bmcs: map[string]*rfMemory{}}
+}
+
+// Redfish returns a Prober that checks a BMC over Redfish and logs out
+// after each check (see RedfishProber for one that keeps sessions).
+func Redfish(tr http.RoundTripper, pins CertPins) Prober {
+	return NewRedfishProber(tr, pins).Check
+}
+
+// Sessions is how many sessions the prober keeps open.
+func (p *RedfishProber) Sessions() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, m := range p.bmcs {
+		m.mu.Lock()
+		if m.sess != nil {
+			n++
+		}
+		m.mu.Unlock()
+	}
+	return n
+}
+
+// Learned is the authentication learned for the BMC named name ("" none).
+func (p *RedfishProber) Learned(name string) redfish.Auth {
+	p.mu.Lock()
+	m := p.bmcs[name]
+	p.mu.Unlock()
+	if m == nil {
+		return ""
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.learned
+}
+
+// Close deletes every session the prober keeps (each on its own deadline
+// of DefaultTimeout, at most 8 at once) and forgets them.
+func (p *RedfishProber) Close(ctx context.Context) error {
+	p.mu.Lock()
+	mems := make([]*rfMemory, 0, len(p.bmcs))
+	for _, m := range p.bmcs {
+		mems = append(mems, m)
+	}
+	p.mu.Unlock()
+	var (
+		wg   sync.WaitGroup
+		emu  sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 8)
+	)
+	for _, m := range mems {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(m *rfMemory) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := p.logout(ctx, m); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}(m)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// logout deletes m's session, if any. m.mu is held.
+func (p *RedfishProber) logout(ctx context.Context, m *rfMemory) error {
+	if m.sess == nil {
+		return nil
+	}
+	c := &redfish.Client{HTTP: &http.Client{Transport: p.tr, CheckRedirect: noRedirect}, Base: m.base,
+		User: m.user, Password: m.pw, Timeout: DefaultTimeout}
+	c.UseSession(*m.sess)
+	m.sess = nil
+	return c.Logout(context.WithoutCancel(ctx))
+}
+
+func (p *RedfishProber) memory(name string) *rfMemory {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.bmcs[name]
+	if m == nil {
+		m = &rfMemory{}
+		p.bmcs[name] = m
+	}
+	return m
+}
+
+func accountKey(t Target, auth redfish.Auth) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", t.Addr, t.User, auth)
+	h.Write(t.Password)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Check checks one BMC: GET the service root without credentials (TLS,
+// certificate pin, what authentication it offers — one answer for all
+// three), authenticate as the account says or the service offers, read
+// Systems and the first System (UUID, PowerState). Credentials are never
+// sent to a BMC whose certificate differs from the pinned one.
+func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	start := time.Now()
 	o = Observation{Name: t.Name, Host: t.Addr.String(), Protocol: "redfish", At: start}
 	o.Evidence.RTTMS = map[string]float64{}
@@ -148,50 +292,64 @@ func checkRedfish(ctx context.Context, tr http.RoundTripper, pins CertPins, t Ta
 	if !t.Expected.Zero() {
 		o.Expected = t.Expected.Spelling()
 	}
-	timeout := t.timeout()
 	defer func() { o.ElapsedMS = ms(time.Since(start)) }()
-	rec := &recorder{rt: tr, timeout: timeout, ev: ev}
-	client := &http.Client{Transport: rec, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	base := "https://" + t.Addr.String()
-
-	// 1. Service root, no credentials: reachability, TLS, certificate.
-	t0 := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/redfish/v1/", nil)
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return rfFail(o, t, err, 0)
+	want := t.RedfishAuth
+	if want == "" {
+		want = redfish.AuthAuto
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
+
+	mem := p.memory(t.Name)
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	if key := accountKey(t, want); mem.account != key {
+		// Another account (or a first check): the old session is the old
+		// account's, and what was learned may not hold.
+		_ = p.logout(ctx, mem)
+		mem.account, mem.learned = key, ""
+	}
+	base := "https://" + t.Addr.String()
+	mem.base, mem.user, mem.pw = base, t.User, t.Password
+
+	rec := &recorder{rt: p.tr, ev: ev}
+	c := &redfish.Client{HTTP: &http.Client{Transport: rec, CheckRedirect: noRedirect}, Base: base,
+		User: t.User, Password: t.Password, Timeout: t.timeout()}
+
+	// 1. Service root, no credentials: reachability, TLS, certificate,
+	// and whether sessions are offered, from one answer.
+	t0 := time.Now()
+	root, resp, err := c.GetRoot(ctx)
 	o.Evidence.RTTMS["service_root"] = ms(time.Since(t0))
-	if st := rec.tls; st != nil {
-		ev.TLSVersion = tls.VersionName(st.Version)
-		if len(st.PeerCertificates) > 0 {
-			leaf := st.PeerCertificates[0]
-			sum := sha256.Sum256(leaf.Raw)
-			ev.CertSHA256 = hex.EncodeToString(sum[:])
-			ev.CertSubject = leaf.Subject.String()
-			ev.CertExpires = leaf.NotAfter.UTC().Format(time.RFC3339)
+	if resp != nil && resp.TLS != nil {
+		noteTLS(ev, resp.TLS)
+	}
+	rootAuth := false // the root itself wants credentials (not per DSP0266, but seen)
+	if err != nil {
+		if st := statusOf(err); st == http.StatusUnauthorized || st == http.StatusForbidden {
+			rootAuth = true
+		} else {
+			return rfFail(o, t, "service_root", err)
 		}
 	}
-	if resp.StatusCode == http.StatusServiceUnavailable {
-		return rfFail(o, t, &schemas.Error{HTTPReturnedStatusCode: 503}, 503)
-	}
-	if pins != nil && ev.CertSHA256 != "" {
+	if pins := p.pins; pins != nil && ev.CertSHA256 != "" && !(t.Light && mem.pinOK == ev.CertSHA256) {
 		pinned, err := pins.CertPin(ctx, t.Name)
 		switch {
 		case err != nil:
 			// Cannot compare: go on, say so.
 			o.Evidence.Error = "certificate pin unavailable: " + err.Error()
 		case pinned == "":
-			_ = pins.PinCert(ctx, t.Name, ev.CertSHA256)
+			if pins.PinCert(ctx, t.Name, ev.CertSHA256) == nil {
+				mem.pinOK = ev.CertSHA256
+			}
+		case strings.EqualFold(pinned, ev.CertSHA256):
+			mem.pinOK = ev.CertSHA256
 		case pinned == AwaitingPin:
+			mem.pinOK = ""
 			o.State, o.Reason = state.Invalid, state.ReasonCertChanged
 			o.Message = fmt.Sprintf("new address: the BMC at %s presents a certificate with SHA-256 %s; the account's address was changed, so its certificate is not trusted on first use and no credentials were sent. An admin accepts it once verified (lightsout accept-cert)",
 				t.Addr, short(ev.CertSHA256))
 			return o
-		case !strings.EqualFold(pinned, ev.CertSHA256):
+		default:
+			mem.pinOK = ""
 			ev.PinnedSHA256 = pinned
 			o.State, o.Reason = state.Invalid, state.ReasonCertChanged
 			o.Message = fmt.Sprintf("certificate changed: the BMC at %s presents a certificate with SHA-256 %s, but %s was pinned on first contact: the BMC was replaced or reset, its certificate regenerated, or something intercepts the connection; no credentials were sent. An admin accepts the new certificate once verified",
@@ -200,47 +358,126 @@ func checkRedfish(ctx context.Context, tr http.RoundTripper, pins CertPins, t Ta
 		}
 	}
 
-	// 2. Session.
+	// 2. Authentication: what the account forces, else what worked last
+	// time, else what the service root offers.
 	t0 = time.Now()
-	c, err := gofish.ConnectContext(ctx, gofish.ClientConfig{
-		Endpoint: base, Username: t.User, Password: string(t.Password),
-		HTTPClient: client, NoModifyTransport: true, ReuseConnections: true, Insecure: true,
-	})
-	if err != nil {
-		return rfFail(o, t, err, statusOf(err))
+	use := want
+	why := "forced by the account"
+	if want == redfish.AuthAuto && mem.learned != "" {
+		use, why = mem.learned, "learned from an earlier check"
 	}
-	defer func() {
-		c.Logout()
-		for _, s := range ev.Statuses {
-			if strings.HasPrefix(s, "DELETE ") && (strings.HasSuffix(s, " 204") || strings.HasSuffix(s, " 200")) {
-				ev.LoggedOut = true
+	if rootAuth {
+		// The root wants credentials: read it with Basic, or with a session
+		// opened at the standard URI when the account forces sessions.
+		if want == redfish.AuthSession {
+			// (A kept session is not reused here: it is ended first.)
+			_ = p.logout(ctx, mem)
+			if err := c.Login(ctx, redfish.DefaultSessions); err != nil {
+				return rfFail(o, t, "login", err)
 			}
+		} else {
+			c.UseBasic()
+			use, why = redfish.AuthBasic, "the service root answered HTTP 401 without credentials"
+		}
+		if root, _, err = c.GetRoot(ctx); err != nil {
+			mem.learned = ""
+			_ = c.Logout(context.WithoutCancel(ctx))
+			return rfFail(o, t, "service_root", err)
+		}
+	}
+	switch {
+	case rootAuth && want == redfish.AuthSession:
+		// Logged in above.
+	case use == redfish.AuthBasic:
+		c.UseBasic()
+	case use == redfish.AuthSession && mem.sess != nil:
+		c.UseSession(*mem.sess)
+		ev.SessionReused = true
+	default:
+		if want == redfish.AuthAuto {
+			use = redfish.AuthAuto // a learned session: the service root decides again
+		}
+		ch, err := c.Authenticate(ctx, root, use)
+		if use == redfish.AuthAuto {
+			why = ch.Why
+		}
+		use = ch.Auth
+		ev.Auth, ev.AuthWhy = string(use), why
+		if err != nil {
+			mem.learned = "" // re-learned at the next check
+			return rfFail(o, t, "login", err)
+		}
+		o.Evidence.RTTMS["login"] = ms(time.Since(t0))
+	}
+	ev.Auth, ev.AuthWhy = string(use), why
+	if want == redfish.AuthAuto {
+		mem.learned = use
+	}
+	mem.sess = nil // kept again below if still good
+	defer func() {
+		if s := c.Session(); s != nil {
+			if p.KeepSessions {
+				mem.sess = s
+				return
+			}
+			ev.LoggedOut = c.Logout(context.WithoutCancel(ctx)) == nil
 		}
 	}()
-	o.Evidence.RTTMS["session"] = ms(time.Since(t0))
 
-	// 3. Identity and power.
+	// 3. Identity and power: Systems, then the first System.
 	t0 = time.Now()
-	systems, err := c.Service.Systems()
+	systems := root.Systems.ID
+	if systems == "" {
+		systems = "/redfish/v1/Systems"
+	}
+	var coll struct {
+		Members []redfish.Link
+	}
+	err = c.Get(ctx, systems, "ComputerSystemCollection", &coll)
+	if ev.SessionReused && statusOf(err) == http.StatusUnauthorized {
+		// The kept session expired (or the BMC restarted): log in again.
+		ev.SessionExpired, ev.SessionReused = true, false
+		if err = c.Login(ctx, root.SessionsPath()); err != nil {
+			mem.learned = ""
+			return rfFail(o, t, "login", err)
+		}
+		err = c.Get(ctx, systems, "ComputerSystemCollection", &coll)
+	}
 	if err != nil {
-		return rfFail(o, t, err, statusOf(err))
+		if st := statusOf(err); st == http.StatusUnauthorized || st == http.StatusForbidden {
+			mem.learned = ""
+		}
+		return rfFail(o, t, "systems", err)
 	}
-	if len(systems) == 0 {
-		return rfFail(o, t, errors.New("the service lists no ComputerSystem"), 0)
+	if len(coll.Members) == 0 || coll.Members[0].ID == "" {
+		return rfFail(o, t, "systems", &redfish.BodyError{Resource: "ComputerSystemCollection", URL: systems, Err: errors.New("lists no ComputerSystem")})
 	}
-	sys := systems[0]
+	var sys struct {
+		UUID         string
+		PowerState   string
+		Manufacturer string
+		Model        string
+		BiosVersion  string
+	}
+	sysURL := coll.Members[0].ID
+	if err := c.Get(ctx, sysURL, "ComputerSystem", &sys); err != nil {
+		return rfFail(o, t, "system", err)
+	}
 	o.Evidence.RTTMS["system"] = ms(time.Since(t0))
-	ev.UUID, ev.PowerState, ev.Model, ev.BIOSVersion = sys.UUID, string(sys.PowerState), sys.Model, sys.BiosVersion
+	ev.UUID, ev.PowerState, ev.Model, ev.BIOSVersion = sys.UUID, sys.PowerState, sys.Model, sys.BiosVersion
 	o.Evidence.Manufacturer, o.Evidence.Firmware = sys.Manufacturer, sys.BiosVersion
 	switch sys.PowerState {
-	case schemas.OnPowerState:
+	case "On":
 		o.Evidence.Power = "on"
-	case schemas.OffPowerState:
+	case "Off":
 		o.Evidence.Power = "off"
+	}
+	if sys.UUID == "" {
+		return rfFail(o, t, "system", &redfish.BodyError{Resource: "ComputerSystem", URL: sysURL, Err: errors.New("has no UUID")})
 	}
 	g, perr := guid.Parse(sys.UUID)
 	if perr != nil {
-		return rfFail(o, t, fmt.Errorf("system UUID %q: %w", sys.UUID, perr), 0)
+		return rfFail(o, t, "system", &redfish.BodyError{Resource: "ComputerSystem", URL: sysURL, Err: fmt.Errorf("UUID %q: %w", sys.UUID, perr)})
 	}
 	// Redfish spells the UUID as text (RFC 4122 layout): no guessing.
 	r := g.Renderings()
@@ -251,11 +488,27 @@ func checkRedfish(ctx context.Context, tr http.RoundTripper, pins CertPins, t Ta
 		return o
 	}
 	o.State = state.Connectable
-	o.Message = fmt.Sprintf("Redfish session opened over %s, identity confirmed", ev.TLSVersion)
+	how := "Redfish session"
+	if use == redfish.AuthBasic {
+		how = "Redfish HTTP Basic login"
+	}
+	o.Message = fmt.Sprintf("%s accepted over %s, identity confirmed", how, ev.TLSVersion)
 	if t.Expected.Zero() {
-		o.Message = fmt.Sprintf("Redfish session opened over %s (no GUID registered to compare)", ev.TLSVersion)
+		o.Message = fmt.Sprintf("%s accepted over %s (no GUID registered to compare)", how, ev.TLSVersion)
 	}
 	return o
+}
+
+func noteTLS(ev *RedfishEvidence, st *tls.ConnectionState) {
+	ev.TLSVersion = tls.VersionName(st.Version)
+	ev.TLSResumed = st.DidResume
+	if len(st.PeerCertificates) > 0 {
+		leaf := st.PeerCertificates[0]
+		sum := sha256.Sum256(leaf.Raw)
+		ev.CertSHA256 = hex.EncodeToString(sum[:])
+		ev.CertSubject = leaf.Subject.String()
+		ev.CertExpires = leaf.NotAfter.UTC().Format(time.RFC3339)
+	}
 }
 
 func short(fp string) string {
@@ -266,6 +519,10 @@ func short(fp string) string {
 }
 
 func statusOf(err error) int {
+	var he *redfish.HTTPError
+	if errors.As(err, &he) {
+		return he.Status
+	}
 	var re *schemas.Error
 	if errors.As(err, &re) {
 		return re.HTTPReturnedStatusCode
@@ -273,62 +530,139 @@ func statusOf(err error) int {
 	return 0
 }
 
-// ClassifyRedfish maps a Redfish check error (and the HTTP status, when
-// one came back) to a state and reason.
-func ClassifyRedfish(err error, status int) (state.OOB, state.Reason) {
-	var te *tls.RecordHeaderError
-	var ae tls.AlertError
-	var ne net.Error
+// ClassifyRedfish maps the outcome of a Redfish exchange to a state and
+// reason (pure). An answer is never silence: any HTTP status, TLS alert,
+// refusal or unusable body names what answered; silent is only a request
+// nothing answered (not even a TLS handshake).
+func ClassifyRedfish(err error) (state.OOB, state.Reason) {
+	var (
+		he *redfish.HTTPError
+		be *redfish.BodyError
+		nr *redfish.NoReplyError
+		re *schemas.Error
+		te *tls.RecordHeaderError
+		ae tls.AlertError
+		ce *tls.CertificateVerificationError
+	)
+	if !errors.As(err, &he) && errors.As(err, &re) {
+		// gofish's error (power): only the status is known.
+		he = &redfish.HTTPError{Status: re.HTTPReturnedStatusCode}
+	}
 	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return state.NotAuthenticated, state.ReasonAuthRejected
-	case status == http.StatusServiceUnavailable:
-		return state.Connectable, state.ReasonBusy
-	case status != 0:
+	case err == nil:
+		return state.Connectable, state.ReasonOK
+	case he != nil:
+		switch {
+		case he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden:
+			switch he.Cause() {
+			case redfish.CauseWrongPassword:
+				return state.NotAuthenticated, state.ReasonWrongPassword
+			case redfish.CauseUnknownUser:
+				return state.NotAuthenticated, state.ReasonUnknownUser
+			case redfish.CauseLocked:
+				return state.NotAuthenticated, state.ReasonLocked
+			}
+			return state.NotAuthenticated, state.ReasonAuthRejected
+		case he.Status == http.StatusServiceUnavailable,
+			he.Status == http.StatusTooManyRequests && he.RetryAfter != "":
+			return state.Connectable, state.ReasonBusy
+		}
 		return state.NotResponding, state.ReasonProtocol
+	case errors.Is(err, redfish.ErrNoSessionService), errors.As(err, &be):
+		return state.NotResponding, state.ReasonProtocol
+	case errors.As(err, &nr):
+		if nr.Answered {
+			return state.NotResponding, state.ReasonStalled
+		}
+		return state.NotResponding, state.ReasonSilent
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return state.NotResponding, state.ReasonPortRefused
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return state.NotResponding, state.ReasonUnreachable
-	case errors.As(err, &te), errors.As(err, &ae), strings.Contains(fmt.Sprint(err), "tls: "):
-		if errors.As(err, &ne) && ne.Timeout() {
-			return state.NotResponding, state.ReasonSilent
-		}
+	case errors.As(err, &te), errors.As(err, &ae), errors.As(err, &ce), strings.Contains(err.Error(), "tls: "):
 		return state.NotResponding, state.ReasonTLS
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return state.NotResponding, state.ReasonProtocol
-	default:
+	case errors.Is(err, context.Canceled):
+		return state.NotResponding, state.ReasonSilent
+	case errors.Is(err, context.DeadlineExceeded):
 		return state.NotResponding, state.ReasonSilent
 	}
+	// Reset, closed or not HTTP: something answered, with nothing usable.
+	return state.NotResponding, state.ReasonProtocol
 }
 
-func rfFail(o Observation, t Target, err error, status int) Observation {
+func rfFail(o Observation, t Target, stage string, err error) Observation {
 	o.Err = err
 	o.Evidence.Error = err.Error()
-	o.State, o.Reason = ClassifyRedfish(err, status)
+	o.Evidence.FailedStage = stage
+	ev := o.Evidence.Redfish
+	var he *redfish.HTTPError
+	if errors.As(err, &he) {
+		ev.FailedURL, ev.HTTPStatus, ev.MessageIDs, ev.RetryAfter = he.URL, he.Status, he.MessageIDs, he.RetryAfter
+	}
+	ev.NoSessions = errors.Is(err, redfish.ErrNoSessionService)
+	o.State, o.Reason = ClassifyRedfish(err)
 	user := fmt.Sprintf("%q", t.User)
+	said := ""
+	if he != nil && he.Detail() != "" {
+		said = fmt.Sprintf(" (the service says: %s)", he.Detail())
+	}
+	var nr *redfish.NoReplyError
 	switch o.Reason {
 	case state.ReasonBusy:
 		o.Conditions = append(o.Conditions, state.Busy)
-		o.Message = "the Redfish service answers HTTP 503 (busy or out of sessions); identity not verified"
+		o.Message = fmt.Sprintf("the Redfish service answers HTTP %d to %s %s (busy or out of sessions", he.Status, he.Method, he.URL)
+		if he.RetryAfter != "" {
+			o.Message += "; Retry-After " + he.RetryAfter
+		}
+		o.Message += "); identity not verified"
+	case state.ReasonWrongPassword:
+		o.Message = fmt.Sprintf("the BMC refused the password of user %s (HTTP %d to %s %s)%s", user, he.Status, he.Method, he.URL, said)
+	case state.ReasonUnknownUser:
+		o.Message = fmt.Sprintf("the BMC does not know user %s (HTTP %d to %s %s)%s", user, he.Status, he.Method, he.URL, said)
+	case state.ReasonLocked:
+		o.Message = fmt.Sprintf("the BMC has locked or disabled user %s (HTTP %d to %s %s)%s", user, he.Status, he.Method, he.URL, said)
 	case state.ReasonAuthRejected:
-		o.Message = fmt.Sprintf("the BMC refused the Redfish login of user %s (HTTP %d): wrong password, or the user was removed or locked", user, status)
+		o.Message = fmt.Sprintf("the BMC refused the Redfish %s login of user %s (HTTP %d to %s %s): wrong password, or the user was removed or locked%s",
+			nonEmpty(ev.Auth, "session"), user, he.Status, he.Method, he.URL, said)
 	case state.ReasonPortRefused:
 		o.Message = fmt.Sprintf("%s refused TCP %d: a host is at that address but no Redfish (HTTPS) service listens", t.Addr.Addr(), t.Addr.Port())
 	case state.ReasonUnreachable:
 		o.Message = fmt.Sprintf("%s is unreachable: check routing and the management VLAN", t.Addr.Addr())
 	case state.ReasonTLS:
 		o.Message = fmt.Sprintf("the TLS handshake with %s failed: %v", t.Addr, err)
+	case state.ReasonStalled:
+		errors.As(err, &nr)
+		o.Message = fmt.Sprintf("the Redfish service at %s answered, then sent nothing for %v (%s %s): its web service hangs", t.Addr, t.timeout(), nr.Method, nr.URL)
 	case state.ReasonSilent:
-		if errors.Is(err, context.Canceled) {
+		switch {
+		case errors.Is(err, context.Canceled):
 			o.Message = "check cancelled before the BMC answered"
-		} else {
+		case errors.As(err, &nr) && nr.Connected:
+			o.Message = fmt.Sprintf("no answer from %s within %v: TCP %d accepted the connection, but no TLS handshake or HTTP answer came (a hung BMC web server, or a proxy in the path)", t.Addr, t.timeout(), t.Addr.Port())
+		default:
 			o.Message = fmt.Sprintf("no answer from %s within %v: check the address, the network path (TCP %d filtering) and that the BMC is powered", t.Addr, t.timeout(), t.Addr.Port())
 		}
 	case state.ReasonProtocol:
-		o.Message = fmt.Sprintf("the Redfish service at %s answered with nothing usable: %v", t.Addr, err)
+		var be *redfish.BodyError
+		switch {
+		case errors.Is(err, redfish.ErrNoSessionService):
+			o.Message = fmt.Sprintf("the account forces session login (redfish_auth: session) but the service at %s offers none: %v; set redfish_auth to auto or basic", t.Addr, err)
+		case he != nil:
+			o.Message = fmt.Sprintf("the Redfish service at %s answered HTTP %d to %s %s%s", t.Addr, he.Status, he.Method, he.URL, said)
+		case errors.As(err, &be):
+			o.Message = fmt.Sprintf("the Redfish service at %s answered with an unusable %s: %v", t.Addr, be.Resource, err)
+		default:
+			o.Message = fmt.Sprintf("the Redfish service at %s answered with nothing usable: %v", t.Addr, err)
+		}
 	default:
 		o.Message = err.Error()
 	}
 	return o
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 )
@@ -36,7 +37,7 @@ func rfTarget(b *sim.BMC, pw string) Target {
 }
 
 func TestRedfishSim(t *testing.T) {
-	f := rfFleet(t, 8)
+	f := rfFleet(t, 10)
 	tr := NewRedfishTransport()
 	defer tr.CloseIdleConnections()
 	pins := &MemPins{}
@@ -115,6 +116,33 @@ func TestRedfishSim(t *testing.T) {
 			t.Fatalf("conditions %v", o.Conditions)
 		}
 	})
+	t.Run("no_sessions_basic", func(t *testing.T) {
+		b := bmcs[7]
+		f.SetFaults(b.Name(), sim.Faults{RedfishNoSessions: true})
+		o := check(ctx, rfTarget(b, rfPass))
+		want(t, o, state.Connectable, state.ReasonOK)
+		if ev := o.Evidence.Redfish; ev.Auth != "basic" || ev.AuthWhy != "service root links no SessionService" {
+			t.Fatalf("evidence %+v", ev)
+		}
+		tg := rfTarget(b, rfPass)
+		tg.RedfishAuth = redfish.AuthSession
+		want(t, check(ctx, tg), state.NotResponding, state.ReasonProtocol)
+		if c := b.RedfishCounters(); c.SessionsOpened != 0 {
+			t.Fatalf("a session was opened on a service without sessions: %+v", c)
+		}
+	})
+	t.Run("no_basic_session", func(t *testing.T) {
+		b := bmcs[8]
+		f.SetFaults(b.Name(), sim.Faults{RedfishNoBasic: true})
+		o := check(ctx, rfTarget(b, rfPass))
+		want(t, o, state.Connectable, state.ReasonOK)
+		if o.Evidence.Redfish.Auth != "session" {
+			t.Fatalf("evidence %+v", o.Evidence.Redfish)
+		}
+		tg := rfTarget(b, rfPass)
+		tg.RedfishAuth = redfish.AuthBasic
+		want(t, check(ctx, tg), state.NotAuthenticated, state.ReasonAuthRejected)
+	})
 	t.Run("basic_auth_and_logout_count", func(t *testing.T) {
 		for _, b := range bmcs {
 			if c := b.RedfishCounters(); c.SessionsOpen != 0 {
@@ -122,4 +150,64 @@ func TestRedfishSim(t *testing.T) {
 			}
 		}
 	})
+}
+
+// countingPins counts the pin reads.
+type countingPins struct {
+	MemPins
+	reads int
+}
+
+func (c *countingPins) CertPin(ctx context.Context, name string) (string, error) {
+	c.reads++
+	return c.MemPins.CertPin(ctx, name)
+}
+
+// TestRedfishPinReads: the store's pin is read at first contact and when
+// the certificate changes, not at every check of an unchanged one.
+func TestRedfishPinReads(t *testing.T) {
+	f := rfFleet(t, 1)
+	b := f.BMCs()[0]
+	tr := NewRedfishTransport()
+	defer tr.CloseIdleConnections()
+	pins := &countingPins{}
+	pr := NewRedfishProber(tr, pins)
+	pr.KeepSessions = true
+	defer pr.Close(context.Background())
+	ctx := context.Background()
+	light := rfTarget(b, rfPass)
+	light.Light = true
+	for i := 0; i < 4; i++ {
+		if o := pr.Check(ctx, light); o.State != state.Connectable {
+			t.Fatalf("check %d: %s/%s %s", i, o.State, o.Reason, o.Message)
+		}
+	}
+	if pins.reads != 1 {
+		t.Fatalf("%d pin reads for 4 light checks of one certificate, want 1", pins.reads)
+	}
+	// A full check reads it (an admin may have pinned another one).
+	if o := pr.Check(ctx, rfTarget(b, rfPass)); o.State != state.Connectable || pins.reads != 2 {
+		t.Fatalf("full check: %s, %d pin reads", o.State, pins.reads)
+	}
+	orig, _ := pins.MemPins.CertPin(ctx, b.Name())
+	_ = pins.PinCert(ctx, b.Name(), strings.Repeat("ab", 32))
+	if o := pr.Check(ctx, rfTarget(b, rfPass)); o.Reason != state.ReasonCertChanged {
+		t.Fatalf("another pin, full check: %s/%s", o.State, o.Reason)
+	}
+	_ = pins.PinCert(ctx, b.Name(), orig)
+	if o := pr.Check(ctx, light); o.State != state.Connectable {
+		t.Fatalf("pin restored: %s/%s", o.State, o.Reason)
+	}
+	pins.reads = 1
+	if err := f.SetFaults(b.Name(), sim.Faults{CertReplaced: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if o := pr.Check(ctx, light); o.State != state.Invalid || o.Reason != state.ReasonCertChanged {
+			t.Fatalf("replaced certificate, check %d: %s/%s", i, o.State, o.Reason)
+		}
+	}
+	if pins.reads != 3 {
+		t.Fatalf("%d pin reads, want 3: a changed certificate is compared with the store every time", pins.reads)
+	}
 }

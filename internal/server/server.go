@@ -102,6 +102,9 @@ type Server struct {
 	// Redfish is the one HTTP transport of every Redfish check and
 	// operation (one connection per BMC at most).
 	Redfish *http.Transport
+	// RedfishProber checks Redfish channels for the monitor and the
+	// diagnosis, keeping their sessions.
+	RedfishProber *probe.RedfishProber
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -167,7 +170,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		onObs = func(o monitor.Observed) { s.Events.Observe(o); user(o) }
 	}
 	// The monitor and the diagnosis check a channel with the same probers.
-	probers := map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine), "redfish": probe.Redfish(s.Redfish, st)}
+	// The Redfish prober keeps one session per BMC between checks (deleted
+	// by Close).
+	s.RedfishProber = probe.NewRedfishProber(s.Redfish, st)
+	s.RedfishProber.KeepSessions = true
+	probers := map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine), "redfish": s.RedfishProber.Check}
 	s.Monitor = monitor.New(st, monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
 		Probers: probers, Logger: cfg.Logger,
@@ -284,6 +291,14 @@ func (s *Server) Close() error {
 
 func (s *Server) closeParts() error {
 	var errs []error
+	if s.RedfishProber != nil {
+		// Log out of the BMCs (the monitor has stopped).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*probe.DefaultTimeout)
+		if err := s.RedfishProber.Close(ctx); err != nil {
+			s.Config.Logger.Warn("redfish logout at shutdown", "err", err)
+		}
+		cancel()
+	}
 	if s.Agents != nil {
 		errs = append(errs, s.Agents.Close())
 	}

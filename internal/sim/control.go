@@ -354,7 +354,8 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	var f Faults
 	if err := onlyFields(raw, "silent", "port_closed", "wrong_password", "user_removed", "guid_replaced",
 		"slots_full", "insecure", "locked", "em_link", "bmc_key", "cipher_suites", "cipher0", "anonymous", "weak_auth", "default_password",
-		"soft_off_ignored", "slow", "lossy", "timeout_rate", "malformed"); err != nil {
+		"soft_off_ignored", "cert_replaced", "busy_503", "redfish_no_sessions", "redfish_no_basic",
+		"slow", "lossy", "timeout_rate", "malformed"); err != nil {
 		return f, err
 	}
 	bools := []struct {
@@ -367,6 +368,8 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 		{"insecure", &f.Insecure}, {"cipher0", &f.Cipher0}, {"anonymous", &f.Anonymous},
 		{"weak_auth", &f.WeakAuth}, {"default_password", &f.DefaultPassword},
 		{"soft_off_ignored", &f.SoftOffIgnored},
+		{"cert_replaced", &f.CertReplaced}, {"busy_503", &f.Busy503},
+		{"redfish_no_sessions", &f.RedfishNoSessions}, {"redfish_no_basic", &f.RedfishNoBasic},
 	}
 	for _, b := range bools {
 		if err := boolField(raw, b.name, b.dst, false); err != nil {

@@ -39,6 +39,12 @@ func TestControlAPI(t *testing.T) {
 	if err != nil || st.Faults.Lossy != 0.1 || !st.Faults.SlotsFull || b.Faults().Slow != Duration(2e8) {
 		t.Fatalf("set faults: %+v %v", st.Faults, err)
 	}
+	// The Redfish faults go through the control API too (they were
+	// refused as unknown fields).
+	rf := Faults{CertReplaced: true, Busy503: true, RedfishNoSessions: true, RedfishNoBasic: true}
+	if st, err = api.SetFaults(ctx, b.Name(), rf); err != nil || st.Faults != rf {
+		t.Fatalf("Redfish faults: %+v %v", st.Faults, err)
+	}
 	if st, err = api.ClearFaults(ctx, b.Name()); err != nil || !st.Faults.Zero() {
 		t.Fatalf("clear: %+v %v", st.Faults, err)
 	}

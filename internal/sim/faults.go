@@ -89,6 +89,13 @@ type Faults struct {
 	// Busy503 makes the BMC's Redfish service answer every request with
 	// HTTP 503 Service Unavailable (out of sessions or busy). Redfish only.
 	Busy503 bool `json:"busy_503,omitempty" yaml:"busy_503,omitempty"`
+	// RedfishNoSessions makes the Redfish service offer no sessions: no
+	// SessionService in the service root, session creation answered 405
+	// (as sushy-tools). Redfish only.
+	RedfishNoSessions bool `json:"redfish_no_sessions,omitempty" yaml:"redfish_no_sessions,omitempty"`
+	// RedfishNoBasic makes the Redfish service refuse HTTP Basic
+	// authentication (sessions only). Redfish only.
+	RedfishNoBasic bool `json:"redfish_no_basic,omitempty" yaml:"redfish_no_basic,omitempty"`
 	// SoftOffIgnored makes the host ignore a soft shutdown: Chassis
 	// Control soft shutdown (0x05; Redfish GracefulShutdown) is accepted
 	// (completion code OK, HTTP 204) but the power stays on, as with an
@@ -140,6 +147,8 @@ func (f Faults) Names() []string {
 	add(f.DefaultPassword, "default_password")
 	add(f.CertReplaced, "cert_replaced")
 	add(f.Busy503, "busy_503")
+	add(f.RedfishNoSessions, "redfish_no_sessions")
+	add(f.RedfishNoBasic, "redfish_no_basic")
 	add(f.SoftOffIgnored, "soft_off_ignored")
 	if f.Slow > 0 {
 		out = append(out, "slow="+time.Duration(f.Slow).String())

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
@@ -124,10 +125,28 @@ func (s *rfService) listen() error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
+	// One TLS configuration per certificate, each with its own session
+	// ticket keys: a replaced BMC cannot resume a session of the old one.
+	var confs [2]*tls.Config
+	for i := range confs {
+		replaced := i == 1
+		confs[i] = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return s.cert(replaced)
+			},
+		}
+		var key [32]byte
+		_, _ = rand.Read(key[:])
+		confs[i].SetSessionTicketKeys([][32]byte{key})
+	}
 	tl := tls.NewListener(&rfListener{s: s, Listener: ln}, &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return s.cert(s.b.faultSet().CertReplaced)
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			if s.b.faultSet().CertReplaced {
+				return confs[1], nil
+			}
+			return confs[0], nil
 		},
 	})
 	go s.srv.Serve(tl) //nolint:errcheck // ends when the listener closes
@@ -179,6 +198,11 @@ func (s *rfService) faultsChanged(old, nf Faults) {
 	}
 	if nf.GUIDReplaced != old.GUIDReplaced || nf.CertReplaced != old.CertReplaced {
 		s.tokens = map[string]string{} // the BMC restarted
+	}
+	if (nf.WrongPassword && !old.WrongPassword) || (nf.UserRemoved && !old.UserRemoved) || (nf.Locked && !old.Locked) {
+		// A changed password, a removed or locked user ends the user's
+		// sessions (as OpenBMC's bmcweb does).
+		s.tokens = map[string]string{}
 	}
 	ln := s.ln
 	if nf.PortClosed && ln != nil {
@@ -262,6 +286,42 @@ var rfResetTypes = []string{"On", "ForceOff", "GracefulShutdown", "GracefulResta
 
 type obj = map[string]any
 
+// rfAllow is the Allow header of each resource (GET implies HEAD); ""
+// for a path the service does not have.
+func rfAllow(path string) string {
+	switch {
+	case path == "/redfish", path == rfRoot, path == rfRoot+"/odata", path == rfRoot+"/$metadata",
+		path == rfRoot+"/SessionService", path == rfRoot+"/Systems", path == rfRoot+"/Managers", path == rfManager,
+		path == rfAccountService, path == rfAccounts, path == rfRoles, rfRoleName(path) != "":
+		return "GET, HEAD"
+	case path == rfSessions:
+		return "GET, HEAD, POST"
+	case path == rfSessions+"/Members":
+		return "POST"
+	case strings.HasPrefix(path, rfSessions+"/"):
+		return "GET, HEAD, DELETE"
+	case path == rfSystem:
+		return "GET, HEAD, PATCH"
+	case path == rfReset:
+		return "POST"
+	case path == rfAdminAccount:
+		return "GET, HEAD"
+	}
+	return ""
+}
+
+// rfOpen are the resources readable without authentication (DSP0266: the
+// service root, the OData service document and $metadata) and the login.
+func rfOpen(path, method string) bool {
+	switch path {
+	case "/redfish", rfRoot, rfRoot + "/odata", rfRoot + "/$metadata":
+		return method == http.MethodGet || method == http.MethodHead
+	case rfSessions, rfSessions + "/Members":
+		return method == http.MethodPost
+	}
+	return false
+}
+
 func (s *rfService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	f := s.b.faultSet()
@@ -272,39 +332,79 @@ func (s *rfService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Header().Set("OData-Version", "4.0")
+	h := w.Header()
+	h.Set("OData-Version", "4.0")
+	h.Set("Cache-Control", "no-cache")
 	if f.Busy503 {
 		s.busy.Add(1)
-		w.Header().Set("Retry-After", "5")
+		h.Set("Retry-After", "5")
 		rfError(w, http.StatusServiceUnavailable, "Base.1.8.ServiceTemporarilyUnavailable", "The service is temporarily unavailable.")
 		return
 	}
+	if v := r.Header.Get("OData-Version"); v != "" && v != "4.0" {
+		rfError(w, http.StatusPreconditionFailed, "Base.1.8.HeaderInvalid", "OData-Version "+v+" is not supported (4.0 is).")
+		return
+	}
 	path := strings.TrimSuffix(r.URL.Path, "/")
+	if path == "" {
+		path = "/"
+	}
+	allow := rfAllow(path)
+	if allow == "" {
+		rfError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "The resource at the URI "+r.URL.Path+" was not found.")
+		return
+	}
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet // the server sends no body for HEAD
+	}
+	allowed := false
+	for _, m := range strings.Split(allow, ", ") {
+		allowed = allowed || m == method
+	}
+	if method == http.MethodGet {
+		h.Set("Allow", allow)
+	}
+	if !allowed {
+		h.Set("Allow", allow)
+		rfError(w, http.StatusMethodNotAllowed, "Base.1.8.OperationNotAllowed", fmt.Sprintf("%s is not allowed on %s (allowed: %s).", r.Method, r.URL.Path, allow))
+		return
+	}
+	if !rfOpen(path, method) {
+		if _, ok := s.authorize(r); !ok {
+			s.unauthorized.Add(1)
+			if !f.RedfishNoBasic {
+				h.Set("WWW-Authenticate", `Basic realm="Redfish"`)
+			}
+			rfError(w, http.StatusUnauthorized, "Base.1.8.NoValidSession", "There is no valid session established with the implementation.")
+			return
+		}
+	}
 	switch {
-	case path == "/redfish" && r.Method == http.MethodGet:
+	case path == "/redfish":
 		rfJSON(w, http.StatusOK, obj{"v1": rfRoot + "/"})
-		return
-	case path == rfRoot && r.Method == http.MethodGet:
+	case path == rfRoot:
 		rfJSON(w, http.StatusOK, s.serviceRoot())
-		return
-	case path == rfSessions && r.Method == http.MethodPost:
+	case path == rfRoot+"/odata":
+		rfJSON(w, http.StatusOK, s.odata())
+	case path == rfRoot+"/$metadata":
+		h.Set("Content-Type", "application/xml")
+		h.Del("Allow")
+		h.Set("Allow", allow)
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, rfMetadata)
+	case (path == rfSessions || path == rfSessions+"/Members") && method == http.MethodPost:
+		if f.RedfishNoSessions {
+			h.Set("Allow", "GET, HEAD")
+			rfError(w, http.StatusMethodNotAllowed, "Base.1.8.OperationNotAllowed", "This service offers no sessions; use HTTP Basic authentication.")
+			return
+		}
 		s.login(w, r)
-		return
-	}
-	sid, ok := s.authorize(r)
-	if !ok {
-		s.unauthorized.Add(1)
-		w.Header().Set("WWW-Authenticate", `Basic realm="Redfish"`)
-		rfError(w, http.StatusUnauthorized, "Base.1.8.NoValidSession", "There is no valid session established with the implementation.")
-		return
-	}
-	_ = sid
-	switch {
-	case path == rfRoot+"/SessionService" && r.Method == http.MethodGet:
+	case path == rfRoot+"/SessionService":
 		rfJSON(w, http.StatusOK, obj{"@odata.id": rfRoot + "/SessionService", "@odata.type": "#SessionService.v1_1_8.SessionService",
-			"Id": "SessionService", "Name": "Session Service", "ServiceEnabled": true, "SessionTimeout": 1800,
+			"Id": "SessionService", "Name": "Session Service", "ServiceEnabled": !f.RedfishNoSessions, "SessionTimeout": 1800,
 			"Sessions": obj{"@odata.id": rfSessions}})
-	case path == rfSessions && r.Method == http.MethodGet:
+	case path == rfSessions:
 		s.mu.Lock()
 		var members []any
 		for _, id := range s.tokens {
@@ -312,44 +412,147 @@ func (s *rfService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 		rfJSON(w, http.StatusOK, collection(rfSessions, "#SessionCollection.SessionCollection", "Session Collection", members))
-	case strings.HasPrefix(path, rfSessions+"/") && r.Method == http.MethodDelete:
+	case strings.HasPrefix(path, rfSessions+"/") && method == http.MethodDelete:
 		id := strings.TrimPrefix(path, rfSessions+"/")
 		if !s.logout(id) {
 			rfError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "No such session.")
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-	case strings.HasPrefix(path, rfSessions+"/") && r.Method == http.MethodGet:
+	case strings.HasPrefix(path, rfSessions+"/"):
 		id := strings.TrimPrefix(path, rfSessions+"/")
+		if !s.hasSession(id) {
+			rfError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "No such session.")
+			return
+		}
 		rfJSON(w, http.StatusOK, obj{"@odata.id": path, "@odata.type": "#Session.v1_3_0.Session", "Id": id, "Name": "User Session", "UserName": AdminUser})
-	case path == rfRoot+"/Systems" && r.Method == http.MethodGet:
+	case path == rfRoot+"/Systems":
 		rfJSON(w, http.StatusOK, collection(path, "#ComputerSystemCollection.ComputerSystemCollection", "Computer System Collection", []any{obj{"@odata.id": rfSystem}}))
-	case path == rfSystem && r.Method == http.MethodGet:
+	case path == rfSystem && method == http.MethodGet:
 		rfJSON(w, http.StatusOK, s.system())
-	case path == rfSystem && r.Method == http.MethodPatch:
+	case path == rfSystem:
 		s.patchSystem(w, r)
-	case path == rfReset && r.Method == http.MethodPost:
+	case path == rfReset:
 		s.reset(w, r)
-	case path == rfRoot+"/Managers" && r.Method == http.MethodGet:
+	case path == rfRoot+"/Managers":
 		rfJSON(w, http.StatusOK, collection(path, "#ManagerCollection.ManagerCollection", "Manager Collection", []any{obj{"@odata.id": rfManager}}))
-	case path == rfManager && r.Method == http.MethodGet:
+	case path == rfManager:
 		rfJSON(w, http.StatusOK, obj{"@odata.id": rfManager, "@odata.type": "#Manager.v1_10_0.Manager", "Id": "1", "Name": "Manager",
 			"ManagerType": "BMC", "FirmwareVersion": s.b.vendor.Firmware, "Status": obj{"State": "Enabled", "Health": "OK"}})
+	case path == rfAccountService:
+		rfJSON(w, http.StatusOK, obj{"@odata.id": rfAccountService, "@odata.type": "#AccountService.v1_10_0.AccountService",
+			"Id": "AccountService", "Name": "Account Service", "ServiceEnabled": true,
+			"MinPasswordLength": 8, "MaxPasswordLength": 20,
+			"Accounts": obj{"@odata.id": rfAccounts}, "Roles": obj{"@odata.id": rfRoles}})
+	case path == rfAccounts:
+		rfJSON(w, http.StatusOK, collection(path, "#ManagerAccountCollection.ManagerAccountCollection", "Accounts Collection", []any{obj{"@odata.id": rfAdminAccount}}))
+	case path == rfAdminAccount:
+		rfJSON(w, http.StatusOK, obj{"@odata.id": rfAdminAccount, "@odata.type": "#ManagerAccount.v1_8_0.ManagerAccount",
+			"Id": "1", "Name": "User Account", "UserName": AdminUser, "RoleId": "Administrator", "Enabled": true,
+			"Locked": f.Locked, "Password": nil, "Links": obj{"Role": obj{"@odata.id": rfRoles + "/Administrator"}}})
+	case path == rfRoles:
+		var members []any
+		for _, r := range rfRoleNames {
+			members = append(members, obj{"@odata.id": rfRoles + "/" + r})
+		}
+		rfJSON(w, http.StatusOK, collection(path, "#RoleCollection.RoleCollection", "Roles Collection", members))
+	case rfRoleName(path) != "":
+		name := rfRoleName(path)
+		rfJSON(w, http.StatusOK, obj{"@odata.id": path, "@odata.type": "#Role.v1_3_1.Role", "Id": name, "Name": name + " Role",
+			"RoleId": name, "IsPredefined": true, "AssignedPrivileges": rfRolePrivileges[name]})
 	default:
 		rfError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "The resource at the URI "+r.URL.Path+" was not found.")
 	}
 }
 
+const (
+	rfAccountService = rfRoot + "/AccountService"
+	rfAccounts       = rfAccountService + "/Accounts"
+	rfAdminAccount   = rfAccounts + "/1"
+	rfRoles          = rfAccountService + "/Roles"
+)
+
+// The predefined roles of DSP0266 and their privileges.
+var (
+	rfRoleNames      = []string{"Administrator", "Operator", "ReadOnly"}
+	rfRolePrivileges = map[string][]string{
+		"Administrator": {"Login", "ConfigureManager", "ConfigureUsers", "ConfigureSelf", "ConfigureComponents"},
+		"Operator":      {"Login", "ConfigureSelf", "ConfigureComponents"},
+		"ReadOnly":      {"Login", "ConfigureSelf"},
+	}
+)
+
+func rfRoleName(path string) string {
+	name, ok := strings.CutPrefix(path, rfRoles+"/")
+	if !ok {
+		return ""
+	}
+	if _, ok := rfRolePrivileges[name]; ok {
+		return name
+	}
+	return ""
+}
+
+func (s *rfService) hasSession(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sid := range s.tokens {
+		if sid == id {
+			return true
+		}
+	}
+	return false
+}
+
+// odata is the OData service document (/redfish/v1/odata).
+func (s *rfService) odata() obj {
+	var v []any
+	for _, e := range [][2]string{{"Service", rfRoot + "/"}, {"Systems", rfRoot + "/Systems"}, {"Managers", rfRoot + "/Managers"},
+		{"SessionService", rfRoot + "/SessionService"}, {"AccountService", rfAccountService}, {"Sessions", rfSessions}} {
+		v = append(v, obj{"name": e[0], "kind": "Singleton", "url": e[1]})
+	}
+	return obj{"@odata.context": rfRoot + "/$metadata", "value": v}
+}
+
+// rfMetadata is the CSDL of the resources the simulator serves.
+var rfMetadata = func() string {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
+<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">
+`)
+	for _, r := range [][2]string{{"ServiceRoot", "v1_11_0"}, {"SessionService", "v1_1_8"}, {"Session", "v1_3_0"}, {"SessionCollection", ""},
+		{"ComputerSystem", "v1_13_0"}, {"ComputerSystemCollection", ""}, {"Manager", "v1_10_0"}, {"ManagerCollection", ""},
+		{"AccountService", "v1_10_0"}, {"ManagerAccount", "v1_8_0"}, {"ManagerAccountCollection", ""}, {"Role", "v1_3_1"}, {"RoleCollection", ""}} {
+		fmt.Fprintf(&b, "  <edmx:Reference Uri=\"http://redfish.dmtf.org/schemas/v1/%s_v1.xml\">\n    <edmx:Include Namespace=\"%s\"/>\n", r[0], r[0])
+		if r[1] != "" {
+			fmt.Fprintf(&b, "    <edmx:Include Namespace=\"%s.%s\"/>\n", r[0], r[1])
+		}
+		b.WriteString("  </edmx:Reference>\n")
+	}
+	b.WriteString(`  <edmx:DataServices>
+    <Schema xmlns="http://docs.oasis-open.org/odata/ns/edm" Namespace="Service">
+      <EntityContainer Name="Service" Extends="ServiceRoot.v1_11_0.ServiceContainer"/>
+    </Schema>
+  </edmx:DataServices>
+</edmx:Edmx>
+`)
+	return b.String()
+}()
+
 func (s *rfService) serviceRoot() obj {
-	return obj{
+	root := obj{
 		"@odata.id": rfRoot, "@odata.type": "#ServiceRoot.v1_11_0.ServiceRoot", "Id": "RootService", "Name": "Root Service",
 		"RedfishVersion": "1.11.0", "UUID": s.b.GUID().String(),
 		"Vendor":         s.b.vendor.Name,
 		"Systems":        obj{"@odata.id": rfRoot + "/Systems"},
 		"Managers":       obj{"@odata.id": rfRoot + "/Managers"},
-		"SessionService": obj{"@odata.id": rfRoot + "/SessionService"},
-		"Links":          obj{"Sessions": obj{"@odata.id": rfSessions}},
+		"AccountService": obj{"@odata.id": rfAccountService},
 	}
+	if !s.b.faultSet().RedfishNoSessions {
+		root["SessionService"] = obj{"@odata.id": rfRoot + "/SessionService"}
+		root["Links"] = obj{"Sessions": obj{"@odata.id": rfSessions}}
+	}
+	return root
 }
 
 func (s *rfService) system() obj {
@@ -481,7 +684,7 @@ func (s *rfService) authorize(r *http.Request) (string, bool) {
 		s.mu.Unlock()
 		return id, ok
 	}
-	if u, p, ok := r.BasicAuth(); ok && s.credentialsOK(u, p) {
+	if u, p, ok := r.BasicAuth(); ok && !s.b.faultSet().RedfishNoBasic && s.credentialsOK(u, p) {
 		return "", true
 	}
 	return "", false
@@ -494,10 +697,32 @@ func collection(id, typ, name string, members []any) obj {
 	return obj{"@odata.id": id, "@odata.type": typ, "Name": name, "Members@odata.count": len(members), "Members": members}
 }
 
+// rfJSON writes v as JSON with the headers DSP0266 asks of a resource: a
+// Link to its schema (rel=describedby, the version of its @odata.type) and
+// an ETag of its representation.
 func rfJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{}`)
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	if o, ok := v.(obj); ok && code < 300 {
+		if t, _ := o["@odata.type"].(string); t != "" {
+			// "#ComputerSystem.v1_13_0.ComputerSystem" → ComputerSystem.v1_13_0.json
+			parts := strings.Split(strings.TrimPrefix(t, "#"), ".")
+			name := parts[0]
+			if len(parts) == 3 {
+				name += "." + parts[1]
+			}
+			h.Set("Link", "<https://redfish.dmtf.org/schemas/v1/"+name+".json>; rel=describedby")
+		}
+		sum := sha256.Sum256(b)
+		h.Set("ETag", `W/"`+hex.EncodeToString(sum[:8])+`"`)
+	}
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(b)
 }
 
 func rfError(w http.ResponseWriter, code int, id, msg string) {

@@ -62,6 +62,14 @@ func normalizeAccount(record string, a *Account) *FieldError {
 	default:
 		return &FieldError{Record: record, Field: "privilege", Reason: fmt.Sprintf("%q is not user, operator or administrator", a.Privilege)}
 	}
+	a.RedfishAuth = strings.ToLower(strings.TrimSpace(a.RedfishAuth))
+	switch a.RedfishAuth {
+	case "auto":
+		a.RedfishAuth = ""
+	case "", "session", "basic":
+	default:
+		return &FieldError{Record: record, Field: "redfish_auth", Reason: fmt.Sprintf("%q is not auto, session or basic", a.RedfishAuth)}
+	}
 	if a.CipherSuite < 0 || a.CipherSuite > 255 {
 		return &FieldError{Record: record, Field: "cipher_suite", Reason: fmt.Sprintf("%d is not in 0..255", a.CipherSuite)}
 	}
@@ -72,7 +80,7 @@ func normalizeAccount(record string, a *Account) *FieldError {
 }
 
 const accountCols = `a.id, a.machine_id, m.name, a.protocol, a.address, a.port, a.username, a.password,
-  a.privilege, a.cipher_suite, a.credentials_changed_at, a.created_at, a.updated_at`
+  a.privilege, a.cipher_suite, a.redfish_auth, a.credentials_changed_at, a.created_at, a.updated_at`
 
 const accountFrom = ` FROM accounts a JOIN machines m ON m.id = a.machine_id`
 
@@ -81,7 +89,7 @@ func (db *DB) scanAccount(s scanner) (Account, error) {
 	var pw []byte
 	var changed, created, updated int64
 	if err := s.Scan(&a.ID, &a.MachineID, &a.Machine, &a.Protocol, &a.Address, &a.Port, &a.User, &pw,
-		&a.Privilege, &a.CipherSuite, &changed, &created, &updated); err != nil {
+		&a.Privilege, &a.CipherSuite, &a.RedfishAuth, &changed, &created, &updated); err != nil {
 		return a, err
 	}
 	var err error
@@ -139,8 +147,8 @@ func (db *DB) insertAccount(ctx context.Context, x q, record string, a *Account)
 	}
 	t := now()
 	err = x.row(ctx, `INSERT INTO accounts (machine_id, protocol, address, port, username, password, privilege, cipher_suite,
-  credentials_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		a.MachineID, a.Protocol, a.Address, a.Port, a.User, pw, a.Privilege, a.CipherSuite, ts(t), ts(t), ts(t)).Scan(&a.ID)
+  redfish_auth, credentials_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		a.MachineID, a.Protocol, a.Address, a.Port, a.User, pw, a.Privilege, a.CipherSuite, a.RedfishAuth, ts(t), ts(t), ts(t)).Scan(&a.ID)
 	if err != nil {
 		return mapErr(err, record)
 	}
@@ -204,8 +212,8 @@ func (db *DB) updateAccount(ctx context.Context, x q, record string, a *Account)
 		changed = ts(a.CredentialsChangedAt)
 	}
 	_, err = x.exec(ctx, `UPDATE accounts SET machine_id = ?, protocol = ?, address = ?, port = ?, username = ?, password = ?,
-  privilege = ?, cipher_suite = ?, credentials_changed_at = ?, updated_at = ? WHERE id = ?`,
-		a.MachineID, a.Protocol, a.Address, a.Port, a.User, pw, a.Privilege, a.CipherSuite, changed, ts(t), a.ID)
+  privilege = ?, cipher_suite = ?, redfish_auth = ?, credentials_changed_at = ?, updated_at = ? WHERE id = ?`,
+		a.MachineID, a.Protocol, a.Address, a.Port, a.User, pw, a.Privilege, a.CipherSuite, a.RedfishAuth, changed, ts(t), a.ID)
 	if err != nil {
 		return mapErr(err, record)
 	}

@@ -55,6 +55,9 @@ type Account struct {
 	Password    []byte `json:"-"`
 	Privilege   string `json:"privilege"`    // user | operator | administrator
 	CipherSuite int    `json:"cipher_suite"` // 0: automatic
+	// RedfishAuth forces the Redfish login: "session" or "basic"; ""
+	// lets the prober choose as the service offers (auto).
+	RedfishAuth string `json:"redfish_auth,omitempty"`
 	// CredentialsChangedAt is when user or password last changed: the
 	// monitor retries a NotAuthenticated account at once after an edit.
 	CredentialsChangedAt time.Time `json:"credentials_changed_at"`

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/api/apitest"
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/peertest"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// The CLI and the server against Redfish services nobody here wrote:
+// OpenStack's sushy-tools (HTTP Basic only) and DMTF's mockup server
+// (sessions; any credentials accepted).
+
+const sushyPass = "sushy-cli-pw-1"
+
+// TestCLICheckRedfishPeers: `lightsout check` gives every verdict each
+// peer can produce.
+func TestCLICheckRedfishPeers(t *testing.T) {
+	t.Setenv("LIGHTSOUT_PASSWORD", "")
+	sushy := peertest.StartSushy(t, peertest.SushyOptions{User: "admin", Password: sushyPass})
+	mock := peertest.StartMockup(t)
+	good := writeFile(t, "good", sushyPass+"\n")
+	bad := writeFile(t, "bad", "not-the-password\n")
+	check := func(p *peertest.RedfishPeer, pwFile, uuid string, extra ...string) (string, int, error) {
+		return runCLI(t, append([]string{"check", "--host", p.Addr.String(), "--protocol", "redfish", "--user", "admin",
+			"--password-file", pwFile, "--guid", uuid, "-o", "json"}, extra...)...)
+	}
+	out, code, err := check(sushy, good, sushy.UUIDs[0])
+	wantExit(t, "sushy right password", out, code, err, 0, `"state":"Connectable"`, `"auth":"basic"`, `"auth_why":"service root links no SessionService"`)
+	out, code, err = check(sushy, bad, sushy.UUIDs[0])
+	wantExit(t, "sushy wrong password", out, code, err, 1, `"state":"NotAuthenticated"`, `"reason":"auth_rejected"`, "HTTP 401", "Incorrect username or password")
+	out, code, err = check(sushy, good, otherUUIDForTest)
+	wantExit(t, "sushy wrong UUID", out, code, err, 1, `"state":"Invalid"`, `"reason":"guid_mismatch"`, sushy.UUIDs[0])
+	out, code, err = check(sushy, good, sushy.UUIDs[0], "--redfish-auth", "session")
+	wantExit(t, "sushy forced session", out, code, err, 1, `"reason":"protocol_error"`, "offers none")
+	out, code, err = check(sushy, good, sushy.UUIDs[0], "--redfish-auth", "digest")
+	wantExit(t, "bad --redfish-auth", out, code, err, 2, "--redfish-auth", "not auto, session or basic")
+
+	// sushy-tools as Ironic's CI starts it by default: no authentication.
+	open := peertest.StartSushy(t, peertest.SushyOptions{})
+	out, code, err = check(open, good, open.UUIDs[0])
+	wantExit(t, "default sushy-tools", out, code, err, 0, `"state":"Connectable"`)
+
+	out, code, err = check(mock, good, mock.UUIDs[0])
+	wantExit(t, "mockup", out, code, err, 0, `"state":"Connectable"`, `"auth":"session"`, `"logged_out":true`)
+	out, code, err = check(mock, good, otherUUIDForTest)
+	wantExit(t, "mockup wrong UUID", out, code, err, 1, `"state":"Invalid"`)
+
+	// An inventory: redfish_auth forces Basic on the mockup.
+	inv := writeFile(t, "fleet.yaml", fmt.Sprintf(`machines:
+  - name: sushy-1
+    address: 127.0.0.1
+    port: %d
+    protocol: redfish
+    user: admin
+    password_file: %s
+    guid: %s
+  - name: mock-1
+    address: 127.0.0.1
+    port: %d
+    protocol: redfish
+    redfish_auth: basic
+    user: admin
+    password_file: %s
+    guid: %s
+`, sushy.Addr.Port(), good, sushy.UUIDs[0], mock.Addr.Port(), good, mock.UUIDs[0]))
+	out, code, err = runCLI(t, "check", "--inventory", inv, "-o", "json")
+	wantExit(t, "inventory", out, code, err, 0, `"name":"sushy-1"`, `"name":"mock-1"`, `"auth_why":"forced by the account"`)
+
+	sushy.Stop()
+	mock.Stop()
+	out, code, err = check(sushy, good, sushy.UUIDs[0])
+	wantExit(t, "sushy stopped", out, code, err, 1, `"state":"NotResponding"`, `"reason":"port_refused"`)
+	out, code, err = check(mock, good, mock.UUIDs[0])
+	wantExit(t, "mockup stopped", out, code, err, 1, `"state":"NotResponding"`, `"reason":"port_refused"`)
+}
+
+const otherUUIDForTest = "0b8c5a2e-4f4d-4a53-9d8e-2c1f6a7b9e10"
+
+// TestServerRedfishPeer: the server monitors a sushy-tools BMC, powers it
+// through `lightsout power`, and refuses its replaced certificate until an
+// admin runs `lightsout accept-cert`.
+func TestServerRedfishPeer(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("LIGHTSOUT_SERVER", "")
+	t.Setenv("LIGHTSOUT_TOKEN", "")
+	t.Setenv("LIGHTSOUT_PASSWORD", "")
+	sushy := peertest.StartSushy(t, peertest.SushyOptions{User: "admin", Password: sushyPass})
+	e := apitest.Start(t, apitest.Options{})
+	good := writeFile(t, "good", sushyPass+"\n")
+	inv := writeFile(t, "fleet.yaml", fmt.Sprintf(`machines:
+  - name: sushy-1
+    address: 127.0.0.1
+    port: %d
+    protocol: redfish
+    user: admin
+    password_file: %s
+    guid: %s
+`, sushy.Addr.Port(), good, sushy.UUIDs[0]))
+	out, code, err := as(t, e, store.RoleAdmin, "import", inv)
+	wantExit(t, "import", out, code, err, 0)
+	adm := e.Client(t, store.RoleAdmin)
+	waitCheck := func(what string, st state.OOB, r state.Reason) manager.CheckResult {
+		t.Helper()
+		var last []manager.CheckResult
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			res, err := adm.Check(context.Background(), []string{"sushy-1"}, "")
+			if err == nil && len(res) == 1 && res[0].State.State == st && res[0].State.Reason == r {
+				return res[0]
+			}
+			last = res
+		}
+		t.Fatalf("%s: want %s/%s, have %+v", what, st, r, last)
+		return manager.CheckResult{}
+	}
+	first := waitCheck("first check", state.Connectable, state.ReasonOK)
+
+	// redfish_auth through the API: forcing a session on a service that
+	// has none is a protocol error naming the fix; auto again works.
+	id := itoa(int(first.Account.ID))
+	out, code, err = as(t, e, store.RoleOperator, "accounts", "set", id, "--redfish-auth", "session")
+	wantExit(t, "set session", out, code, err, 0)
+	r := waitCheck("forced session", state.NotResponding, state.ReasonProtocol)
+	if r.Account.RedfishAuth != "session" {
+		t.Fatalf("account %+v", r.Account)
+	}
+	out, code, err = as(t, e, store.RoleAdmin, "export")
+	wantExit(t, "export", out, code, err, 0, "redfish_auth: session")
+	out, code, err = as(t, e, store.RoleOperator, "accounts", "set", id, "--redfish-auth", "digest")
+	wantExit(t, "set digest", out, code, err, 2, "redfish_auth", "not auto, session or basic")
+	out, code, err = as(t, e, store.RoleOperator, "accounts", "set", id, "--redfish-auth", "auto")
+	wantExit(t, "set auto", out, code, err, 0)
+	waitCheck("auto again", state.Connectable, state.ReasonOK)
+
+	out, code, err = as(t, e, store.RoleViewer, "power", "status", "sushy-1")
+	wantExit(t, "power status", out, code, err, 0, "on")
+	out, code, err = as(t, e, store.RoleOperator, "power", "off", "sushy-1")
+	wantExit(t, "power off", out, code, err, 0, "1 ok")
+	// sushy-tools applies a reset 1-11 s after accepting it, as hardware does.
+	waitSushyPower(t, sushy, "Off")
+	waitCheck("after off", state.Connectable, state.ReasonOK)
+	out, code, err = as(t, e, store.RoleOperator, "power", "on", "sushy-1")
+	wantExit(t, "power on", out, code, err, 0, "1 ok")
+	waitSushyPower(t, sushy, "On")
+	out, code, err = as(t, e, store.RoleViewer, "power", "status", "sushy-1", "-o", "json")
+	wantExit(t, "power status json", out, code, err, 0, `"on"`)
+
+	// A new certificate: refused, no credentials sent, until accepted.
+	sushy.Restart()
+	cr := waitCheck("replaced certificate", state.Invalid, state.ReasonCertChanged)
+	if !strings.Contains(cr.Remedy, "accept") {
+		t.Errorf("remedy %q", cr.Remedy)
+	}
+	out, code, err = as(t, e, store.RoleOperator, "power", "status", "sushy-1")
+	wantExit(t, "power refused", out, code, err, 1, "Invalid")
+	out, code, err = as(t, e, store.RoleAdmin, "accept-cert", "sushy-1")
+	wantExit(t, "accept-cert", out, code, err, 0)
+	waitCheck("accepted", state.Connectable, state.ReasonOK)
+
+	sushy.Stop()
+	waitCheck("stopped", state.NotResponding, state.ReasonPortRefused)
+}
+
+// waitSushyPower waits up to 15 s for sushy-tools to read want.
+func waitSushyPower(t *testing.T, p *peertest.RedfishPeer, want string) {
+	t.Helper()
+	var have string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if have = sushyPower(t, p); have == want {
+			return
+		}
+	}
+	t.Fatalf("sushy-tools reads PowerState %q, want %q", have, want)
+}
+
+// sushyPower reads the first system's PowerState from sushy-tools itself.
+func sushyPower(t *testing.T, p *peertest.RedfishPeer) string {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a throwaway test peer
+	req, _ := http.NewRequest(http.MethodGet, p.URL+p.Systems[0], nil)
+	req.SetBasicAuth("admin", sushyPass)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s struct{ PowerState string }
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s.PowerState
+}
