@@ -125,7 +125,8 @@ type peer struct {
 	mu   sync.Mutex
 	wait *waiter // the request in flight, if any
 
-	suite atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
+	suite  atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
+	quirks atomic.Uint32 // Quirk bits learned
 
 	// Lifetime counters for this BMC: exchanges started (requests, not
 	// counting their retransmissions), retransmissions, and exchanges that

@@ -31,7 +31,14 @@ type Target struct {
 	// Expected is the registered System GUID as spelled (any layout); the
 	// zero GUID means none registered.
 	Expected    guid.GUID
-	CipherSuite int // 0: automatic
+	CipherSuite int // a pinned suite; 0: negotiate from Suites
+	// Suites is the allow-list of cipher suites in order of preference
+	// (nil: ipmi.DefaultSuites, 17 then 3). Suite 0 is never allowed.
+	Suites []ipmi.CipherSuite
+	// Profile is what an earlier run learned about this BMC (the store's
+	// copy; nil: nothing). The engine's own knowledge wins when it has
+	// some.
+	Profile *ipmi.Profile
 	Privilege   ipmi.Privilege
 	Timeout     time.Duration
 	// Light makes a routine re-check of a BMC that answered last time: no
@@ -73,8 +80,21 @@ type Evidence struct {
 	Attempts     int                `json:"attempts,omitempty"`
 	Error        string             `json:"error,omitempty"`
 
+	// PingSkipped: the BMC is known not to answer the presence ping
+	// (learned profile), so none was sent.
+	PingSkipped bool `json:"ping_skipped,omitempty"`
+
 	AuthCaps    *ipmi.AuthCaps `json:"auth_caps,omitempty"`
 	CipherSuite int            `json:"cipher_suite,omitempty"`
+	// SuiteWhy says why CipherSuite was used (or, on failure, what was
+	// offered and tried); Negotiation has the details.
+	SuiteWhy    string            `json:"cipher_suite_why,omitempty"`
+	Negotiation *ipmi.Negotiation `json:"negotiation,omitempty"`
+	// Profile is what is known about the BMC after this check: the suite
+	// that works and the quirks seen (kept in the store by the monitor).
+	Profile *ipmi.Profile `json:"profile,omitempty"`
+	// Quirks names the BMC quirks this check met and worked around.
+	Quirks []string `json:"quirks,omitempty"`
 	Insecure    []string       `json:"insecure,omitempty"`
 
 	Manufacturer   string              `json:"manufacturer,omitempty"`

@@ -175,9 +175,21 @@ func TestLightCheck(t *testing.T) {
 	tg := target(bmc.Addr, ipmitest.Password)
 	tg.Light = true
 	tg.Expected = guid.GUID(ipmitest.GUID)
+	// First contact negotiates the suite (Get Channel Cipher Suites: two
+	// requests for go-ipmi's six suites); the steady state does not.
 	before := eng.Stats().Sent
+	if o := check(ctx, tg); o.State != state.Connectable || o.Evidence.Negotiation == nil || !o.Evidence.Negotiation.Asked {
+		t.Fatalf("first light check: %+v", o)
+	}
+	if sent := eng.Stats().Sent - before; sent != 8 {
+		t.Errorf("first light check sent %d datagrams, want 8 (2 × Get Channel Cipher Suites, then the 6 of a light check)", sent)
+	}
+	before = eng.Stats().Sent
 	o := check(ctx, tg)
 	sent := eng.Stats().Sent - before
+	if n := o.Evidence.Negotiation; n == nil || !n.Learned || n.Asked {
+		t.Errorf("second light check did not use the learned suite: %+v", n)
+	}
 	if o.State != state.Connectable || o.Evidence.Power == "" || o.GUID == "" {
 		t.Fatalf("light check: %+v", o)
 	}
@@ -185,7 +197,7 @@ func TestLightCheck(t *testing.T) {
 		t.Errorf("light check did the full sequence: %+v", o.Evidence)
 	}
 	if sent != 6 {
-		t.Errorf("light check sent %d datagrams, want 6 (open, RAKP 1, RAKP 3, GUID, chassis status, close)", sent)
+		t.Errorf("light check sent %d datagrams, want 6 (open, RAKP 1, RAKP 3, GUID, chassis status, close): %+v", sent, o.Evidence.Negotiation)
 	}
 	tg.Expected, _ = guid.Parse("00000000-1111-2222-3333-444444444444")
 	if o := check(ctx, tg); o.State != state.Invalid {
