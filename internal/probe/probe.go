@@ -38,9 +38,9 @@ type Target struct {
 	// Profile is what an earlier run learned about this BMC (the store's
 	// copy; nil: nothing). The engine's own knowledge wins when it has
 	// some.
-	Profile *ipmi.Profile
-	Privilege   ipmi.Privilege
-	Timeout     time.Duration
+	Profile   *ipmi.Profile
+	Privilege ipmi.Privilege
+	Timeout   time.Duration
 	// Light makes a routine re-check of a BMC that answered last time: no
 	// presence ping, no auth capabilities, no Get Device ID — the session,
 	// its GUID and the chassis status only (6 datagrams instead of 9).
@@ -94,8 +94,8 @@ type Evidence struct {
 	// that works and the quirks seen (kept in the store by the monitor).
 	Profile *ipmi.Profile `json:"profile,omitempty"`
 	// Quirks names the BMC quirks this check met and worked around.
-	Quirks []string `json:"quirks,omitempty"`
-	Insecure    []string       `json:"insecure,omitempty"`
+	Quirks   []string `json:"quirks,omitempty"`
+	Insecure []string `json:"insecure,omitempty"`
 
 	Manufacturer   string              `json:"manufacturer,omitempty"`
 	ManufacturerID uint32              `json:"manufacturer_id,omitempty"`

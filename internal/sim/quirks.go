@@ -157,7 +157,9 @@ func quirkOpenSession(q QuirkSet, pl []byte) []byte {
 	return nil
 }
 
-func leUint32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func leUint32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 
 // isPresencePing reports an RMCP ASF Presence Ping.
 func isPresencePing(pkt []byte) bool {
