@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +39,10 @@ func TestControlAPI(t *testing.T) {
 	st, err = api.SetFaults(ctx, b.Name(), Faults{Lossy: 0.1, Slow: Duration(2e8), SlotsFull: true})
 	if err != nil || st.Faults.Lossy != 0.1 || !st.Faults.SlotsFull || b.Faults().Slow != Duration(2e8) {
 		t.Fatalf("set faults: %+v %v", st.Faults, err)
+	}
+	st, err = api.SetFaults(ctx, b.Name(), Faults{Quirk: QuirkNoPing | QuirkOpenSess01})
+	if err != nil || st.Faults.Quirk != QuirkNoPing|QuirkOpenSess01 || !slices.Contains(st.Faults.Names(), "quirk=no_ping,opensess_0x01") {
+		t.Fatalf("set quirk: %+v %v", st.Faults, err)
 	}
 	if st, err = api.ClearFaults(ctx, b.Name()); err != nil || !st.Faults.Zero() {
 		t.Fatalf("clear: %+v %v", st.Faults, err)

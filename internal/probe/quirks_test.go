@@ -1,0 +1,185 @@
+package probe
+
+import (
+	"context"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+const quirkPass = "quirk-pass-1"
+
+// quirkFleet starts n simulated BMCs with the given quirks (by index) on
+// loopback: one address each when root, else consecutive free ports.
+func quirkFleet(t *testing.T, quirks ...sim.QuirkSet) *sim.Fleet {
+	t.Helper()
+	cfg := sim.Config{Count: len(quirks), Seed: 12, Password: quirkPass, Faults: map[string]sim.Faults{}}
+	for attempt := 0; ; attempt++ {
+		if os.Geteuid() == 0 {
+			cfg.BaseAddr = "127.79." + itoa(uint32(os.Getpid()%200+attempt)) + ".1"
+		} else {
+			// A free port from the kernel; the next ones are very likely
+			// free too (retried when not).
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.BaseAddr, cfg.BasePort = "127.0.0.1", c.LocalAddr().(*net.UDPAddr).Port
+			c.Close()
+		}
+		f, err := sim.New(cfg)
+		if err != nil && strings.Contains(err.Error(), "in use") && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("simulator: %v", err)
+		}
+		t.Cleanup(func() { f.Close() })
+		for i, b := range f.BMCs() {
+			if quirks[i] != 0 {
+				if err := f.SetFaults(b.Name(), sim.Faults{Quirk: quirks[i]}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return f
+	}
+}
+
+func quirkTarget(b *sim.BMC) Target {
+	return Target{Name: b.Name(), Addr: b.Addr(), User: sim.AdminUser, Password: []byte(quirkPass),
+		Expected: b.RegisteredGUID(), Timeout: time.Second}
+}
+
+func hasQuirk(o Observation, name string) bool { return slices.Contains(o.Evidence.Quirks, name) }
+
+// TestQuirkNoPing: a BMC that never answers the presence ping (ipmiping:
+// Intel M50FCP, Windmill, pyghmi) is Connectable and not Degraded on first
+// contact; it is learned as "no ping", and later checks send no ping.
+func TestQuirkNoPing(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkNoPing)
+	b := f.BMCs()[0]
+	eng := newEngine(t)
+	check := IPMI(eng)
+	ctx := context.Background()
+	o := check(ctx, quirkTarget(b))
+	if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || o.Evidence.PingAnswered {
+		t.Fatalf("first check: %s/%s %v ping %v: %s", o.State, o.Reason, o.Conditions, o.Evidence.PingAnswered, o.Message)
+	}
+	if !hasQuirk(o, "no_presence_ping") || o.Evidence.Profile == nil || !o.Evidence.Profile.NoPing() {
+		t.Fatalf("not learned as no ping: %+v", o.Evidence.Profile)
+	}
+	// The profile alone (as the store gives it to a restarted monitor)
+	// makes a fresh engine skip the ping too.
+	eng2 := newEngine(t)
+	tg := quirkTarget(b)
+	tg.Profile = o.Evidence.Profile
+	for i, e := range []*ipmi.Engine{eng, eng2} {
+		before := e.Stats().Sent
+		o := IPMI(e)(ctx, tg)
+		if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || !o.Evidence.PingSkipped {
+			t.Errorf("check %d: %s %v skipped %v: %s", i, o.State, o.Conditions, o.Evidence.PingSkipped, o.Message)
+		}
+		if _, ok := o.Evidence.RTTMS[string(ipmi.StagePing)]; ok || o.Evidence.Retransmits != 0 {
+			t.Errorf("check %d pinged: %+v", i, o.Evidence)
+		}
+		// auth caps, open, RAKP 1, RAKP 3, device ID, GUID, chassis, close:
+		// no ping, and no Get Channel Cipher Suites (the profile names the
+		// suite that worked).
+		want := uint64(8)
+		if sent := e.Stats().Sent - before; sent != want {
+			t.Errorf("check %d sent %d datagrams, want %d (no ping)", i, sent, want)
+		}
+	}
+	// A silent BMC learned as "no ping" is still NotResponding/silent.
+	f.SetFaults(b.Name(), sim.Faults{Quirk: sim.QuirkNoPing, Silent: true})
+	if o := check(ctx, quirkTarget(b)); o.State != state.NotResponding || o.Reason != state.ReasonSilent {
+		t.Errorf("silent no-ping BMC: %s/%s", o.State, o.Reason)
+	}
+}
+
+// TestQuirkSuite3Only: a BMC that lists only suite 3 and answers suite 3's
+// algorithms to a suite 17 proposal (pyghmi) is Connectable with suite 3,
+// whether negotiated from its list or met with a stale learned profile
+// naming 17; an allow-list without 3 is NotAuthenticated/no_cipher_suite
+// naming what the BMC offers.
+func TestQuirkSuite3Only(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkSuite3Only)
+	b := f.BMCs()[0]
+	ctx := context.Background()
+
+	o := IPMI(newEngine(t))(ctx, quirkTarget(b))
+	n := o.Evidence.Negotiation
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || !slices.Equal(n.Offered, []ipmi.CipherSuite{3}) {
+		t.Fatalf("negotiated: %s/%s suite %d %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+	}
+	if !strings.Contains(o.Evidence.SuiteWhy, "offers [3]") {
+		t.Errorf("why: %q", o.Evidence.SuiteWhy)
+	}
+
+	// A profile that says 17 (the BMC was downgraded since): 17 is
+	// proposed, the BMC answers suite 3's algorithms, 3 is allowed: the
+	// session goes on with 3 and the profile is re-learned.
+	tg := quirkTarget(b)
+	tg.Profile = &ipmi.Profile{Suite: 17, Known: true}
+	eng := newEngine(t)
+	o = IPMI(eng)(ctx, tg)
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || !hasQuirk(o, "counter_proposal") {
+		t.Fatalf("counter-proposal: %s/%s suite %d quirks %v: %s", o.State, o.Reason, o.Evidence.CipherSuite, o.Evidence.Quirks, o.Message)
+	}
+	if p := eng.Profile(b.Addr()); !p.Known || p.Suite != 3 {
+		t.Errorf("re-learned profile: %v", p)
+	}
+
+	// Only 17 allowed: no suite in common, with the offer and the remedy.
+	tg = quirkTarget(b)
+	tg.Suites = []ipmi.CipherSuite{17, 16}
+	o = IPMI(newEngine(t))(ctx, tg)
+	if o.State != state.NotAuthenticated || o.Reason != state.ReasonNoCipherSuite {
+		t.Fatalf("allow 17,16: %s/%s: %s", o.State, o.Reason, o.Message)
+	}
+	if !strings.Contains(o.Message, "offers cipher suites 3, none of the allowed 17, 16") || !strings.Contains(o.Message, "enable suite 17") {
+		t.Errorf("message: %s", o.Message)
+	}
+	if n := o.Evidence.Negotiation; n == nil || !slices.Equal(n.Offered, []ipmi.CipherSuite{3}) {
+		t.Errorf("evidence: %+v", n)
+	}
+	if n := b.Counters().SessionsOpen; n != 0 {
+		t.Errorf("BMC holds %d sessions", n)
+	}
+}
+
+// TestQuirkOpenSession01: a BMC that answers Open Session status 0x01
+// ("insufficient resources") for every suite but 17 (Intel M50CYP, LAN Auth
+// #28) is not Busy: with an allow-list that tries 3 first, 3 is refused,
+// 17 is tried and works. Busy only when every allowed suite said 0x01.
+func TestQuirkOpenSession01(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkOpenSess01)
+	b := f.BMCs()[0]
+	ctx := context.Background()
+	if o := IPMI(newEngine(t))(ctx, quirkTarget(b)); o.State != state.Connectable || o.Evidence.CipherSuite != 17 {
+		t.Fatalf("default: %s/%s suite %d: %s", o.State, o.Reason, o.Evidence.CipherSuite, o.Message)
+	}
+	tg := quirkTarget(b)
+	tg.Suites = []ipmi.CipherSuite{3, 17}
+	o := IPMI(newEngine(t))(ctx, tg)
+	if o.State != state.Connectable || slices.Contains(o.Conditions, state.Busy) || o.Evidence.CipherSuite != 17 {
+		t.Fatalf("allow 3,17: %s/%s %v suite %d: %s", o.State, o.Reason, o.Conditions, o.Evidence.CipherSuite, o.Message)
+	}
+	n := o.Evidence.Negotiation
+	if n == nil || len(n.Tried) != 1 || n.Tried[0].Suite != 3 || n.Tried[0].Status != 0x01 || !hasQuirk(o, "open_session_0x01_for_suite") {
+		t.Errorf("evidence: %+v quirks %v", n, o.Evidence.Quirks)
+	}
+	tg.Suites = []ipmi.CipherSuite{3}
+	o = IPMI(newEngine(t))(ctx, tg)
+	if o.State != state.Connectable || o.Reason != state.ReasonBusy {
+		t.Errorf("allow 3 only (every allowed suite said 0x01): %s/%s", o.State, o.Reason)
+	}
+}
