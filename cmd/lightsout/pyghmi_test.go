@@ -1,12 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/lightsout/lightsout/internal/api/apitest"
 	"github.com/lightsout/lightsout/internal/peertest"
+	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
 )
 
 // Interop with pyghmi's BMC (pyghmi.ipmi.bmc.Bmc, the IPMI server inside
@@ -91,5 +100,71 @@ func TestCheckPyghmi(t *testing.T) {
 	bmc.Process.Wait()
 	if o, code, out := checkJSON(t, host, pw, pyghmiGUID); code != 1 || verdict(o) != "NotResponding/port_refused" {
 		t.Errorf("killed: exit %d: %s", code, out)
+	}
+}
+
+// TestServerPyghmi: the server's monitor classifies a default pyghmi BMC
+// Connectable (not Degraded, learned: suite 3, no ping), and `lightsout
+// power` status / off / on through the server change pyghmi's power state.
+func TestServerPyghmi(t *testing.T) {
+	bmc := peertest.StartPyghmi(t, pyghmiUser, pyghmiPass, pyghmiGUID)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("LIGHTSOUT_SERVER", "")
+	t.Setenv("LIGHTSOUT_TOKEN", "")
+	t.Setenv("LIGHTSOUT_PASSWORD", "")
+	e := apitest.Start(t, apitest.Options{Subnet: 71})
+	dir := t.TempDir()
+	writeAt(t, filepath.Join(dir, "pw"), pyghmiPass+"\n")
+	inv := filepath.Join(dir, "pyghmi.yaml")
+	writeAt(t, inv, fmt.Sprintf(`machines:
+  - name: pyg-1
+    address: 127.0.0.1
+    port: %d
+    user: %s
+    password_file: pw
+    guid: %s
+`, bmc.Addr.Port(), pyghmiUser, pyghmiGUID))
+	out, code, err := as(t, e, store.RoleOperator, "import", inv)
+	wantExit(t, "import", out, code, err, 0, "imported 1 machines")
+
+	adm := e.Client(t, store.RoleAdmin)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		res, err := adm.Check(context.Background(), []string{"pyg-1"}, "")
+		if err == nil && len(res) == 1 && res[0].State.State == state.Connectable {
+			if slices.Contains(res[0].State.Conditions, state.Degraded) {
+				t.Errorf("pyghmi Degraded: %+v", res[0].State)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pyg-1 not Connectable: %+v %v", res, err)
+		}
+	}
+	out, code, err = as(t, e, store.RoleViewer, "machines", "show", "pyg-1")
+	wantExit(t, "show", out, code, err, 0, "Connectable")
+	if strings.Contains(out, "Degraded") {
+		t.Errorf("machines show: Degraded:\n%s", out)
+	}
+
+	out, code, err = as(t, e, store.RoleViewer, "power", "status", "pyg-1")
+	wantExit(t, "power status", out, code, err, 0, "pyg-1", "on")
+	out, code, err = as(t, e, store.RoleOperator, "power", "off", "pyg-1")
+	wantExit(t, "power off", out, code, err, 0, "pyg-1", "1 ok")
+	if p, err := bmc.Power(); p != "off" {
+		t.Errorf("pyghmi power after off: %q %v", p, err)
+	}
+	out, code, err = as(t, e, store.RoleViewer, "power", "status", "pyg-1")
+	wantExit(t, "power status after off", out, code, err, 0, "off")
+	out, code, err = as(t, e, store.RoleOperator, "power", "on", "pyg-1")
+	wantExit(t, "power on", out, code, err, 0, "pyg-1", "1 ok")
+	if p, err := bmc.Power(); p != "on" {
+		t.Errorf("pyghmi power after on: %q %v", p, err)
+	}
+}
+
+func writeAt(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -47,6 +47,12 @@ const (
 	// QuirkNoSystemGUID: Get System GUID is not implemented (completion
 	// code); the GUID comes from RAKP 2 (pyghmi).
 	QuirkNoSystemGUID
+	// QuirkStaleSession: the BMC keeps a closed session for the console's
+	// UDP port and answers the next Open Session inside it (encrypted with
+	// the old keys, pyghmi); a sessionless request (Get Channel
+	// Authentication Capabilities, as ipmitool always sends first) resets
+	// it. Learned: every Open on this BMC sends it first.
+	QuirkStaleSession
 	quirkEnd
 )
 
@@ -59,6 +65,7 @@ var quirkNames = []struct {
 	{QuirkStatus01, "open_session_0x01_for_suite"},
 	{QuirkNoSuiteList, "no_cipher_suite_list"},
 	{QuirkNoSystemGUID, "no_get_system_guid"},
+	{QuirkStaleSession, "stale_session_per_port"},
 }
 
 // Names lists the quirks in q by their stable names.
@@ -398,9 +405,34 @@ func listSuites(l []CipherSuite) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
+// errStaleSession: the BMC answered Open Session inside an old session of
+// our source port (QuirkStaleSession).
+var errStaleSession = fmt.Errorf("%w: Open Session answered inside a closed session of this console port", ErrMalformed)
+
+// resetPort sends a sessionless Get Channel Authentication Capabilities,
+// which makes a BMC that keeps sessions per console port
+// (QuirkStaleSession) drop the old one.
+func (s *Session) resetPort(ctx context.Context, cr Credentials) error {
+	_, _, err := s.e.AuthCaps(ctx, s.p.addr, cr.Privilege)
+	return err
+}
+
 // try runs the whole handshake with one suite.
 func (s *Session) try(ctx context.Context, cr Credentials, suite CipherSuite, allow []CipherSuite, n *Negotiation) error {
+	if Quirk(s.p.quirks.Load())&QuirkStaleSession != 0 {
+		if err := s.resetPort(ctx, cr); err != nil {
+			return err
+		}
+	}
 	err := s.openSession(ctx, cr, suite, allow, n)
+	if errors.Is(err, errStaleSession) {
+		s.e.log.Debug("stale session for our port; resetting with Get Channel Authentication Capabilities", "bmc", s.p.addr)
+		n.Quirks |= QuirkStaleSession
+		s.p.quirks.Or(uint32(QuirkStaleSession))
+		if err = s.resetPort(ctx, cr); err == nil {
+			err = s.openSession(ctx, cr, suite, allow, n)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -205,6 +205,16 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 	// success is ours, every other one is aborted while lingering.
 	_, _, err := s.e.exchangeOpt(ctx, s.p, StageOpenSession, func() []byte { return pkt },
 		func(ev event) (bool, error) {
+			if ev.garbage {
+				// An Open Session Response inside a session we no longer
+				// have: the BMC kept our previous session for this source
+				// port and answers within it (pyghmi). Only a sessionless
+				// request resets it (see negotiate.go).
+				if ev.stalePT == payloadOpenSessResp && s.bmcID == 0 {
+					return true, &StageError{Stage: StageOpenSession, Err: errStaleSession}
+				}
+				return false, nil
+			}
 			if done, err := shortError(ev, payloadOpenSessResp, tag, StageOpenSession); done {
 				if s.bmcID != 0 {
 					return false, nil // a copy's refusal after our success
