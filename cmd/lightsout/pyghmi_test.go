@@ -74,6 +74,13 @@ func TestCheckPyghmi(t *testing.T) {
 		t.Errorf("table (exit %d): %s", code, tab)
 	}
 
+	// An allow-list without suite 3: nothing in common, with the offer and
+	// the remedy.
+	if o, code, out := checkJSON(t, host, pw, pyghmiGUID, "--cipher-suites", "17"); code != 1 || verdict(o) != "NotAuthenticated/no_cipher_suite" ||
+		!strings.Contains(str(o["message"]), "offers cipher suites 3, none of the allowed 17") {
+		t.Errorf("--cipher-suites 17: exit %d: %s", code, out)
+	}
+
 	bad := writeFile(t, "bad", "not-the-password\n")
 	if o, code, out := checkJSON(t, host, bad, pyghmiGUID); code != 1 || verdict(o) != "NotAuthenticated/wrong_password" {
 		t.Errorf("wrong password: exit %d: %s", code, out)

@@ -2,7 +2,6 @@ package ipmi
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -317,6 +316,22 @@ func (s *Session) negotiate(ctx context.Context, cr Credentials, allow []CipherS
 			}
 			return n, err
 		}
+		// Refused: what does the BMC offer? (For the evidence and the
+		// remedy.)
+		if offered, err := s.e.offeredSuites(WithRequestTimeout(ctx, suiteListTimeout(ctx)), p); err == nil {
+			n.Asked, n.Offered = true, offered
+		}
+		var se *StageError
+		if errors.As(lastErr, &se) {
+			se.Negotiation = n
+			if n.Offered != nil && !slices.Contains(n.Offered, allow[0]) && !errors.Is(se.Err, ErrNoCipherSuite) && se.Status != 0x01 {
+				se.Err = fmt.Errorf("%w: the BMC offers %s (%v)", ErrNoCipherSuite, listSuites(n.Offered), se.Err)
+			}
+		}
+		n.Why = fmt.Sprintf("%v, the only suite allowed, was refused", allow[0])
+		if n.Offered != nil {
+			n.Why += fmt.Sprintf("; the BMC offers %s", listSuites(n.Offered))
+		}
 		return n, lastErr
 	}
 	list := allow
@@ -473,15 +488,4 @@ func counterSuite(allow []CipherSuite, auth, integ, conf uint8, cipher0 bool) (C
 		}
 	}
 	return 0, false
-}
-
-// dropBMCSession tells the BMC to drop a session it opened for a proposal
-// we refuse (a RAKP 3 with status 0x02, as for an orphan); no answer is
-// awaited.
-func (s *Session) dropBMCSession(id uint32) {
-	msg := make([]byte, 8)
-	msg[0] = s.nextTag()
-	msg[1] = 0x02
-	binary.LittleEndian.PutUint32(msg[4:8], id)
-	_ = s.e.send(s.p, buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil))
 }

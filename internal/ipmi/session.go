@@ -246,12 +246,13 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 			s.bmcID = resp.ManagedSystemSessionID
 			// A success naming other algorithms than proposed is the BMC's
 			// counter-proposal (pyghmi answers suite 3's to anything): take
-			// it when it is an allowed suite, else refuse it and drop the
-			// session the BMC opened for it.
+			// it when it is an allowed suite, else refuse it. The half-open
+			// session is left to the BMC's timeout, as ipmitool leaves it:
+			// a RAKP 3 abort for a session that saw no RAKP 1 crashes
+			// pyghmi's BMC.
 			if resp.AuthAlg != uint8(algs.auth) || resp.IntegrityAlg != uint8(algs.integ) || resp.CryptAlg != uint8(algs.conf) {
 				alt, ok := counterSuite(allow, resp.AuthAlg, resp.IntegrityAlg, resp.CryptAlg, s.cipher0)
 				if !ok {
-					s.dropBMCSession(resp.ManagedSystemSessionID)
 					s.bmcID = 0
 					return true, &StageError{Stage: StageOpenSession, Err: fmt.Errorf("%w: proposed %v, the BMC answered with algorithms %d/%d/%d (authentication/integrity/confidentiality), no allowed suite",
 						ErrNoCipherSuite, suite, resp.AuthAlg, resp.IntegrityAlg, resp.CryptAlg)}
