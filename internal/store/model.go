@@ -55,6 +55,9 @@ type Account struct {
 	Password    []byte `json:"-"`
 	Privilege   string `json:"privilege"`    // user | operator | administrator
 	CipherSuite int    `json:"cipher_suite"` // 0: automatic
+	// CipherSuites is the account's allow-list, strongest first (nil: the
+	// server's default, 17 then 3). Never suite 0.
+	CipherSuites []int `json:"cipher_suites,omitempty"`
 	// CredentialsChangedAt is when user or password last changed: the
 	// monitor retries a NotAuthenticated account at once after an edit.
 	CredentialsChangedAt time.Time `json:"credentials_changed_at"`
