@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -489,6 +490,20 @@ func suite(t *testing.T, dsn string) {
 		long := strings.Repeat("p", 21)
 		if _, err := op.UpdateAccount(ctx(t), id, manager.AccountInput{Password: &long}); !errors.As(err, &ce) || ce.Field != "password" {
 			t.Errorf("long password: %#v", err)
+		}
+		// A cipher suite allow-list: kept; suite 0 or an unknown suite is
+		// refused naming the field, and the account keeps its list.
+		allow := []int{17, 3}
+		if cv, err := op.UpdateAccount(ctx(t), id, manager.AccountInput{CipherSuites: &allow}); err != nil || !slices.Equal(cv.Account.CipherSuites, allow) {
+			t.Errorf("cipher_suites: %+v %v", cv.Account, err)
+		}
+		for _, bad := range [][]int{{17, 0}, {17, 4}} {
+			if _, err := op.UpdateAccount(ctx(t), id, manager.AccountInput{CipherSuites: &bad}); !errors.As(err, &ce) || ce.Field != "cipher_suites" {
+				t.Errorf("cipher_suites %v: %#v", bad, err)
+			}
+		}
+		if cv, err := op.Account(ctx(t), id); err != nil || !slices.Equal(cv.Account.CipherSuites, allow) {
+			t.Errorf("after refused edits: %+v %v", cv.Account, err)
 		}
 		if err := op.DeleteMachine(ctx(t), "extra-1"); !errors.As(err, &ce) || ce.Status != 403 {
 			t.Errorf("operator delete: %v", err)

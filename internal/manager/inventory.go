@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/store"
@@ -40,7 +41,8 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 			Machine: store.Machine{Name: im.Name, GUID: g, Group: im.Group, Tags: im.Tags, Role: im.Role, Spare: im.Spare,
 				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == ""},
 			Account: store.Account{Protocol: im.EffectiveProtocol(), Address: im.Address, Port: im.Port, // 0: the protocol's default (store.DefaultPort)
-				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite},
+				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite,
+				CipherSuites: suiteList(im.CipherSuites)},
 		})
 	}
 	encs := make([]store.Enclosure, 0, len(inv.Enclosures))
@@ -108,6 +110,9 @@ func (m *Manager) Export(ctx context.Context) (*inventory.Inventory, error) {
 			Group: mc.Group, Role: mc.Role, Tags: mc.Tags, Spare: mc.Spare}
 		if a.Privilege != "administrator" {
 			im.Privilege = a.Privilege
+		}
+		for _, n := range a.CipherSuites {
+			im.CipherSuites = append(im.CipherSuites, strconv.Itoa(n))
 		}
 		inv.Machines = append(inv.Machines, im)
 	}
@@ -201,4 +206,10 @@ func (m *Manager) DeleteEnclosure(ctx context.Context, actor Actor, name string)
 		return err
 	}
 	return m.Store.DeleteEnclosure(ctx, name)
+}
+
+// suiteList reads a validated inventory allow-list (nil: the default).
+func suiteList(items []string) []int {
+	l, _ := inventory.ParseSuiteList(items) // validated by the inventory's rules
+	return l
 }
