@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -117,6 +118,7 @@ remedy.` + serverHelp,
 type accountFlags struct {
 	machine, protocol, address, user, passwordFile, privilege string
 	port, cipherSuite                                         int
+	cipherSuites                                              string
 }
 
 func (a *accountFlags) add(c *cobra.Command, forAdd bool) {
@@ -130,7 +132,25 @@ func (a *accountFlags) add(c *cobra.Command, forAdd bool) {
 	fl.StringVar(&a.user, "user", "", "BMC user")
 	fl.StringVar(&a.passwordFile, "password-file", "", "file holding the BMC password")
 	fl.StringVar(&a.privilege, "privilege", "", "IPMI privilege to request: user, operator or administrator")
-	fl.IntVar(&a.cipherSuite, "cipher-suite", 0, "pin an RMCP+ cipher suite: 3 or 17 (0: automatic)")
+	fl.IntVar(&a.cipherSuite, "cipher-suite", 0, "pin an RMCP+ cipher suite: 3 or 17 (0: negotiate from --cipher-suites)")
+	fl.StringVar(&a.cipherSuites, "cipher-suites", "", "cipher suites allowed, strongest first, e.g. 17,3 (never 0; \"default\": the server's --cipher-suites)")
+}
+
+// suiteInput reads --cipher-suites for the API; the server validates it
+// (suite 0 and unknown suites are refused naming the field).
+func (a *accountFlags) suiteInput() (*[]int, error) {
+	l := []int{}
+	if a.cipherSuites == "default" {
+		return &l, nil
+	}
+	for _, f := range strings.Split(a.cipherSuites, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, usageErr("--cipher-suites %q: %q is not a cipher suite number (want e.g. 17,3)", a.cipherSuites, f)
+		}
+		l = append(l, n)
+	}
+	return &l, nil
 }
 
 func newAccountsAddCmd(f *apiFlags) *cobra.Command {
@@ -168,6 +188,11 @@ role.` + serverHelp,
 			if cmd.Flags().Changed("cipher-suite") {
 				in.CipherSuite = &a.cipherSuite
 			}
+			if cmd.Flags().Changed("cipher-suites") {
+				if in.CipherSuites, err = a.suiteInput(); err != nil {
+					return err
+				}
+			}
 			cl, err := f.client(cmd)
 			if err != nil {
 				return err
@@ -190,7 +215,7 @@ role.` + serverHelp,
 func newAccountsSetCmd(f *apiFlags) *cobra.Command {
 	a := &accountFlags{}
 	c := &cobra.Command{
-		Use:   "set ID [--address A] [--port N] [--user U] [--password-file F] [--privilege P] [--cipher-suite N]",
+		Use:   "set ID [--address A] [--port N] [--user U] [--password-file F] [--privilege P] [--cipher-suite N] [--cipher-suites L]",
 		Short: "Edit an OOB account (a new user or password is retried at once)",
 		Long: `set changes only the fields given. After the BMC's password or user changed
 (the NotAuthenticated state), set the new one here: the server retries the
@@ -238,8 +263,14 @@ role.` + serverHelp,
 			if fl.Changed("cipher-suite") {
 				in.CipherSuite, changed = &a.cipherSuite, true
 			}
+			if fl.Changed("cipher-suites") {
+				if in.CipherSuites, err = a.suiteInput(); err != nil {
+					return err
+				}
+				changed = true
+			}
 			if !changed {
-				return usageErr("nothing to change: give --address, --port, --user, --password-file, --privilege or --cipher-suite")
+				return usageErr("nothing to change: give --address, --port, --user, --password-file, --privilege, --cipher-suite or --cipher-suites")
 			}
 			cl, err := f.client(cmd)
 			if err != nil {
