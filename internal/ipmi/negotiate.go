@@ -334,6 +334,20 @@ func (s *Session) negotiate(ctx context.Context, cr Credentials, allow []CipherS
 		}
 		return n, lastErr
 	}
+	// First contact: propose the strongest allowed suite at once. A BMC
+	// that accepts it offers it, so the outcome is the one asking first
+	// would give, without the extra round trip for every healthy BMC (a
+	// fresh `lightsout check` is first contact for the whole fleet).
+	if !tried[allow[0]] {
+		if done, err := attempt(allow[0]); done {
+			if err == nil {
+				n.Why = why(n, allow[0])
+			}
+			return n, err
+		}
+	}
+	// Refused: ask what the BMC offers, as ipmitool does, and go on with
+	// the allowed suites it offers.
 	list := allow
 	offered, err := s.e.offeredSuites(WithRequestTimeout(ctx, suiteListTimeout(ctx)), p)
 	n.Asked = true
@@ -389,6 +403,8 @@ func why(n *Negotiation, suite CipherSuite) string {
 		fmt.Fprintf(&b, "the BMC offers %s; %v is the strongest of them in the allow-list %s", listSuites(n.Offered), n.Suite, listSuites(n.Allowed))
 	case n.Quirks&QuirkNoSuiteList != 0:
 		fmt.Fprintf(&b, "the BMC did not list its cipher suites; %v is the first of the allow-list %s that worked", n.Suite, listSuites(n.Allowed))
+	case len(n.Tried) == 0 && n.Suite == suite:
+		fmt.Fprintf(&b, "%v is the strongest of the allow-list %s, and the BMC accepted it", n.Suite, listSuites(n.Allowed))
 	default:
 		fmt.Fprintf(&b, "%v from the allow-list %s", n.Suite, listSuites(n.Allowed))
 	}

@@ -162,7 +162,12 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 	o.Evidence.RTTMS["session"] = ms(time.Since(t0))
 	o.Evidence.CipherSuite = int(sess.Suite())
 	if n := sess.Negotiation; n != nil {
-		o.Evidence.Negotiation, o.Evidence.SuiteWhy = n, n.Why
+		o.Evidence.SuiteWhy = n.Why
+		// The details only when there is more to them than the reason
+		// (the check's JSON stays small for the usual BMC).
+		if n.Asked || len(n.Tried) > 0 || n.Quirks != 0 {
+			o.Evidence.Negotiation = n
+		}
 	}
 
 	// 4. Identity and state.

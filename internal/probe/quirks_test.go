@@ -115,12 +115,13 @@ func TestQuirkSuite3Only(t *testing.T) {
 	b := f.BMCs()[0]
 	ctx := context.Background()
 
+	// First contact: 17 proposed, suite 3's algorithms answered, 3 is
+	// allowed: the session goes on with 3, no extra round trip.
 	o := IPMI(newEngine(t))(ctx, quirkTarget(b))
-	n := o.Evidence.Negotiation
-	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || !slices.Equal(n.Offered, []ipmi.CipherSuite{3}) {
-		t.Fatalf("negotiated: %s/%s suite %d %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || !hasQuirk(o, "counter_proposal") {
+		t.Fatalf("first contact: %s/%s suite %d quirks %v: %s", o.State, o.Reason, o.Evidence.CipherSuite, o.Evidence.Quirks, o.Message)
 	}
-	if !strings.Contains(o.Evidence.SuiteWhy, "offers [3]") {
+	if !strings.Contains(o.Evidence.SuiteWhy, "proposed cipher suite 17, the BMC answered with cipher suite 3's algorithms") {
 		t.Errorf("why: %q", o.Evidence.SuiteWhy)
 	}
 
@@ -153,6 +154,37 @@ func TestQuirkSuite3Only(t *testing.T) {
 	}
 	if n := b.Counters().SessionsOpen; n != 0 {
 		t.Errorf("BMC holds %d sessions", n)
+	}
+}
+
+// TestRefusedProposalAsksTheBMC: a BMC that refuses suite 17 (go-ipmi's
+// BMC answers RMCP+ status 0x04 when it offers only suite 3) is asked for its cipher suites
+// after the refusal, and suite 3 is used; the evidence says what it offers
+// and what was refused. The next check proposes 3 at once.
+func TestRefusedProposalAsksTheBMC(t *testing.T) {
+	f := quirkFleet(t, 0)
+	b := f.BMCs()[0]
+	if err := f.SetFaults(b.Name(), sim.Faults{CipherSuites: sim.Suites(3)}); err != nil {
+		t.Fatal(err)
+	}
+	eng := newEngine(t)
+	ctx := context.Background()
+	o := IPMI(eng)(ctx, quirkTarget(b))
+	n := o.Evidence.Negotiation
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || !n.Asked || !slices.Equal(n.Offered, []ipmi.CipherSuite{3}) ||
+		len(n.Tried) != 1 || n.Tried[0].Suite != 17 || n.Tried[0].Status != 0x04 {
+		t.Fatalf("%s/%s suite %d negotiation %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+	}
+	if !strings.Contains(o.Evidence.SuiteWhy, "the BMC offers [3]; cipher suite 3 is the strongest of them in the allow-list [17, 3]; refused before: 17 (status 0x04)") {
+		t.Errorf("why: %q", o.Evidence.SuiteWhy)
+	}
+	before := eng.Stats().Sent
+	o = IPMI(eng)(ctx, quirkTarget(b))
+	if o.State != state.Connectable || o.Evidence.Negotiation != nil || !strings.Contains(o.Evidence.SuiteWhy, "worked last time") {
+		t.Errorf("second check: %s why %q %+v", o.State, o.Evidence.SuiteWhy, o.Evidence.Negotiation)
+	}
+	if sent := eng.Stats().Sent - before; sent != 9 {
+		t.Errorf("second check sent %d datagrams, want the 9 of a full check", sent)
 	}
 }
 
