@@ -65,18 +65,19 @@ Machines with protocol redfish (or --host with --protocol redfish) are checked
 over HTTPS instead: service root, certificate, session login, Systems/1 (UUID,
 PowerState), logout (docs/redfish.md). Certificates are pinned for the run only.
 
-The cipher suite is negotiated as a careful human does with ipmitool: on first
-contact check asks the BMC which suites it offers (Get Channel Cipher Suites)
-and proposes the strongest one of the allow-list (--cipher-suites, or
-cipher_suites in the inventory; default 17, then 3; suite 0 never), falling
-back in order when the BMC refuses one — with an RMCP+ status, with 0x01
-(which is not Busy until every allowed suite was tried) or by answering with
-another suite's algorithms. The JSON evidence says which suite was used and
-why (cipher_suite_why, negotiation). A BMC that offers none of the allowed
+The cipher suite is negotiated from an allow-list (--cipher-suites, or
+cipher_suites in the inventory; default 17, then 3; suite 0 never): the
+strongest allowed suite is proposed first; when the BMC refuses it — with an
+RMCP+ status, with 0x01 (which is not Busy until every allowed suite was
+tried) — check asks the BMC which suites it offers (Get Channel Cipher
+Suites, as ipmitool does) and falls back in order; a BMC that answers with
+another allowed suite's algorithms (pyghmi) goes on with that suite. The
+JSON evidence says which suite was used and why (cipher_suite_why, and
+negotiation when more happened). A BMC that offers none of the allowed
 suites is NotAuthenticated/no_cipher_suite, with what it offers. A BMC that
-never answers the presence ping is checked through Get Channel Authentication
-Capabilities and is not Degraded for it; quirks met are listed in the
-evidence (docs/interop.md).
+never answers the presence ping is checked through Get Channel
+Authentication Capabilities and is not Degraded for it; quirks met are
+listed in the evidence (docs/interop.md).
 
 Results stream as they arrive: a dead BMC never delays the healthy ones. The
 exit status is 0 only if every BMC is Connectable, 1 otherwise, 2 for bad input.
