@@ -324,7 +324,9 @@ func (s *Session) negotiate(ctx context.Context, cr Credentials, allow []CipherS
 		var se *StageError
 		if errors.As(lastErr, &se) {
 			se.Negotiation = n
-			if n.Offered != nil && !slices.Contains(n.Offered, allow[0]) && !errors.Is(se.Err, ErrNoCipherSuite) && se.Status != 0x01 {
+			// Refused, and not offered: not our suite — whatever the
+			// status said (0x01 included, LAN Auth #28).
+			if n.Offered != nil && !slices.Contains(n.Offered, allow[0]) && !errors.Is(se.Err, ErrNoCipherSuite) {
 				se.Err = fmt.Errorf("%w: the BMC offers %s (%v)", ErrNoCipherSuite, listSuites(n.Offered), se.Err)
 			}
 		}
@@ -346,8 +348,25 @@ func (s *Session) negotiate(ctx context.Context, cr Credentials, allow []CipherS
 			return n, err
 		}
 	}
-	// Refused: ask what the BMC offers, as ipmitool does, and go on with
-	// the allowed suites it offers.
+	// Refused. With one allowed suite left, propose it: one extra round
+	// trip, no more (the default list, 17 then 3).
+	var rest []CipherSuite
+	for _, a := range allow {
+		if !tried[a] {
+			rest = append(rest, a)
+		}
+	}
+	if len(rest) == 1 {
+		if done, err := attempt(rest[0]); done {
+			if err == nil {
+				n.Why = why(n, rest[0])
+			}
+			return n, err
+		}
+	}
+	// Otherwise (and for the evidence when that was refused too) ask what
+	// the BMC offers, as ipmitool does, and go on with the allowed suites
+	// it offers.
 	list := allow
 	offered, err := s.e.offeredSuites(WithRequestTimeout(ctx, suiteListTimeout(ctx)), p)
 	n.Asked = true
@@ -387,9 +406,20 @@ func (s *Session) negotiate(ctx context.Context, cr Credentials, allow []CipherS
 	if errors.As(lastErr, &se) {
 		se.Negotiation = n
 		// Status 0x01 is "no free session slot" only once every suite that
-		// could work has been tried.
-		if busy && !errors.Is(se.Err, ErrNoSessionSlot) {
+		// could work has been tried, and only from a suite the BMC offers
+		// (or when its offer is unknown): for a suite it does not offer,
+		// 0x01 means "not this suite" (LAN Auth #28).
+		slot := false
+		for _, t := range n.Tried {
+			if t.Status == 0x01 && (n.Offered == nil || slices.Contains(n.Offered, t.Suite)) {
+				slot = true
+			}
+		}
+		switch {
+		case slot && !errors.Is(se.Err, ErrNoSessionSlot):
 			se.Status, se.Err = 0x01, ErrNoSessionSlot
+		case !slot && errors.Is(se.Err, ErrNoSessionSlot):
+			se.Err = fmt.Errorf("%w: status 0x01 only for suites the BMC does not offer", ErrNoCipherSuite)
 		}
 	}
 	n.Why = fmt.Sprintf("no allowed suite worked (tried %s)", triedList(n.Tried))

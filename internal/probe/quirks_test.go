@@ -157,34 +157,49 @@ func TestQuirkSuite3Only(t *testing.T) {
 	}
 }
 
-// TestRefusedProposalAsksTheBMC: a BMC that refuses suite 17 (go-ipmi's
-// BMC answers RMCP+ status 0x04 when it offers only suite 3) is asked for its cipher suites
-// after the refusal, and suite 3 is used; the evidence says what it offers
-// and what was refused. The next check proposes 3 at once.
-func TestRefusedProposalAsksTheBMC(t *testing.T) {
+// TestRefusedProposal: a BMC that refuses suite 17 (go-ipmi's BMC answers
+// RMCP+ status 0x04 when it offers only suite 3). With the default list
+// (17, 3) suite 3 is proposed next: one extra round trip. With a longer
+// list the BMC is asked what it offers (Get Channel Cipher Suites) and the
+// strongest allowed suite offered is used; the evidence says what was
+// offered and refused. The next check proposes 3 at once.
+func TestRefusedProposal(t *testing.T) {
 	f := quirkFleet(t, 0)
 	b := f.BMCs()[0]
 	if err := f.SetFaults(b.Name(), sim.Faults{CipherSuites: sim.Suites(3)}); err != nil {
 		t.Fatal(err)
 	}
-	eng := newEngine(t)
 	ctx := context.Background()
+
+	eng := newEngine(t)
+	before := eng.Stats().Sent
 	o := IPMI(eng)(ctx, quirkTarget(b))
 	n := o.Evidence.Negotiation
-	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || !n.Asked || !slices.Equal(n.Offered, []ipmi.CipherSuite{3}) ||
-		len(n.Tried) != 1 || n.Tried[0].Suite != 17 || n.Tried[0].Status != 0x04 {
-		t.Fatalf("%s/%s suite %d negotiation %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || n.Asked || len(n.Tried) != 1 || n.Tried[0].Suite != 17 || n.Tried[0].Status != 0x04 {
+		t.Fatalf("default list: %s/%s suite %d negotiation %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
 	}
-	if !strings.Contains(o.Evidence.SuiteWhy, "the BMC offers [3]; cipher suite 3 is the strongest of them in the allow-list [17, 3]; refused before: 17 (status 0x04)") {
-		t.Errorf("why: %q", o.Evidence.SuiteWhy)
+	if sent := eng.Stats().Sent - before; sent != 10 {
+		t.Errorf("first check sent %d datagrams, want 10 (a full check's 9 and the refused Open Session)", sent)
 	}
-	before := eng.Stats().Sent
+	before = eng.Stats().Sent
 	o = IPMI(eng)(ctx, quirkTarget(b))
 	if o.State != state.Connectable || o.Evidence.Negotiation != nil || !strings.Contains(o.Evidence.SuiteWhy, "worked last time") {
 		t.Errorf("second check: %s why %q %+v", o.State, o.Evidence.SuiteWhy, o.Evidence.Negotiation)
 	}
 	if sent := eng.Stats().Sent - before; sent != 9 {
 		t.Errorf("second check sent %d datagrams, want the 9 of a full check", sent)
+	}
+
+	tg := quirkTarget(b)
+	tg.Suites = []ipmi.CipherSuite{17, 16, 3}
+	o = IPMI(newEngine(t))(ctx, tg)
+	n = o.Evidence.Negotiation
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || !n.Asked || !slices.Equal(n.Offered, []ipmi.CipherSuite{3}) ||
+		len(n.Tried) != 1 || n.Tried[0].Suite != 17 {
+		t.Fatalf("list 17, 16, 3: %s/%s suite %d negotiation %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+	}
+	if !strings.Contains(o.Evidence.SuiteWhy, "the BMC offers [3]; cipher suite 3 is the strongest of them in the allow-list [17, 16, 3]; refused before: 17 (status 0x04)") {
+		t.Errorf("why: %q", o.Evidence.SuiteWhy)
 	}
 }
 
@@ -212,6 +227,18 @@ func TestQuirkOpenSession01(t *testing.T) {
 	tg.Suites = []ipmi.CipherSuite{3}
 	o = IPMI(newEngine(t))(ctx, tg)
 	if o.State != state.Connectable || o.Reason != state.ReasonBusy {
-		t.Errorf("allow 3 only (every allowed suite said 0x01): %s/%s", o.State, o.Reason)
+		t.Errorf("allow 3 only, offered (every allowed suite said 0x01): %s/%s", o.State, o.Reason)
+	}
+	// The same BMC listing only suite 17: its 0x01 to suite 3 means "not
+	// this suite", whatever the allow-list.
+	if err := f.SetFaults(b.Name(), sim.Faults{Quirk: sim.QuirkOpenSess01, CipherSuites: sim.Suites(17)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, allow := range [][]ipmi.CipherSuite{{3}, {3, 2}} {
+		tg.Suites = allow
+		o = IPMI(newEngine(t))(ctx, tg)
+		if o.State != state.NotAuthenticated || o.Reason != state.ReasonNoCipherSuite || !strings.Contains(o.Message, "offers cipher suites 17") {
+			t.Errorf("allow %v, BMC offers 17: %s/%s: %s", allow, o.State, o.Reason, o.Message)
+		}
 	}
 }
