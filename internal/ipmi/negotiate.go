@@ -264,18 +264,51 @@ func negotiable(err error) bool {
 	return errors.Is(err, ErrMalformed) // an answer we could not use
 }
 
-// negotiate sets up the session's suite: the learned one first, else (or
-// when it fails with a negotiable error) the BMC's offer intersected with
-// allow, in allow's order.
+// negotiate sets up the session's suite: the learned one first, else the
+// strongest allowed; when that fails with a negotiable error, the rest
+// (negotiateMore). The usual case — the first proposal works — keeps this
+// frame small: it is on the stack through the whole handshake, and a
+// check's goroutine stack must stay within 8 KiB (see probe.presize).
 func (s *Session) negotiate(ctx context.Context, cr Credentials, allow []CipherSuite) (*Negotiation, error) {
-	p := s.p
 	n := &Negotiation{Allowed: allow}
+	first, learned := allow[0], false
+	if last := s.p.suite.Load(); last != 0 && slices.Contains(allow, CipherSuite(last-1)) {
+		first, learned = CipherSuite(last-1), true
+	}
+	err := s.try(ctx, cr, first, allow, n)
+	if err == nil {
+		n.Suite, n.Learned = s.suite, learned
+		n.Why = firstWhy(n, first, learned)
+		return n, nil
+	}
+	return s.negotiateMore(ctx, cr, allow, n, first, learned, err)
+}
+
+//go:noinline
+func firstWhy(n *Negotiation, proposed CipherSuite, learned bool) string {
+	switch {
+	case learned:
+		return fmt.Sprintf("%v worked last time", proposed)
+	case len(n.Allowed) == 1:
+		return fmt.Sprintf("%v is the only suite allowed", n.Suite)
+	}
+	return why(n, proposed)
+}
+
+// negotiateMore goes on after the first proposal, first, failed with
+// firstErr: the learned suite is forgotten, the strongest allowed suite
+// proposed, the one allowed suite left proposed, or the BMC asked what it
+// offers and the allowed suites it offers tried in order.
+//
+//go:noinline
+func (s *Session) negotiateMore(ctx context.Context, cr Credentials, allow []CipherSuite, n *Negotiation, first CipherSuite, learned bool, firstErr error) (*Negotiation, error) {
+	p := s.p
+	n.Learned = learned
 	tried := map[CipherSuite]bool{}
 	var lastErr error
 	busy := false
-	attempt := func(suite CipherSuite) (bool, error) {
+	record := func(suite CipherSuite, err error) (bool, error) {
 		tried[suite] = true
-		err := s.try(ctx, cr, suite, allow, n)
 		if err == nil {
 			n.Suite = s.suite
 			if busy {
@@ -295,27 +328,19 @@ func (s *Session) negotiate(ctx context.Context, cr Credentials, allow []CipherS
 		lastErr = err
 		return false, nil
 	}
-	if last := p.suite.Load(); last != 0 && slices.Contains(allow, CipherSuite(last-1)) {
-		learned := CipherSuite(last - 1)
-		n.Learned = true
-		if done, err := attempt(learned); done {
-			if err == nil {
-				n.Why = fmt.Sprintf("%v worked last time", learned)
-			}
-			return n, err
-		}
+	attempt := func(suite CipherSuite) (bool, error) {
+		return record(suite, s.try(ctx, cr, suite, allow, n))
+	}
+	if done, err := record(first, firstErr); done {
+		return n, err
+	}
+	if learned {
 		// The learned suite stopped working: forget it and negotiate.
 		p.suite.Store(0)
 	}
 	if len(allow) == 1 {
-		// Nothing to choose: propose it (an explicit pin, or an audit
+		// Nothing to choose: it was proposed (an explicit pin, or an audit
 		// trying one suite whatever the BMC lists, LAN Auth #15).
-		if done, err := attempt(allow[0]); done {
-			if err == nil {
-				n.Why = fmt.Sprintf("%v is the only suite allowed", n.Suite)
-			}
-			return n, err
-		}
 		// Refused: what does the BMC offer? (For the evidence and the
 		// remedy.)
 		if offered, err := s.e.offeredSuites(WithRequestTimeout(ctx, suiteListTimeout(ctx)), p); err == nil {
@@ -478,28 +503,50 @@ func (s *Session) resetPort(ctx context.Context, cr Credentials) error {
 	return err
 }
 
-// try runs the whole handshake with one suite.
+// try runs the whole handshake with one suite. The rare paths are
+// functions of their own, so this frame stays small: it is on the stack
+// through the handshake (see negotiate).
 func (s *Session) try(ctx context.Context, cr Credentials, suite CipherSuite, allow []CipherSuite, n *Negotiation) error {
 	if Quirk(s.p.quirks.Load())&QuirkStaleSession != 0 {
 		if err := s.resetPort(ctx, cr); err != nil {
 			return err
 		}
 	}
-	err := s.openSession(ctx, cr, suite, allow, n)
-	if errors.Is(err, errStaleSession) {
-		s.e.log.Debug("stale session for our port; resetting with Get Channel Authentication Capabilities", "bmc", s.p.addr)
-		n.Quirks |= QuirkStaleSession
-		s.p.quirks.Or(uint32(QuirkStaleSession))
-		if err = s.resetPort(ctx, cr); err == nil {
-			err = s.openSession(ctx, cr, suite, allow, n)
+	if err := s.openSession(ctx, cr, suite, allow, n); err != nil {
+		if !errors.Is(err, errStaleSession) {
+			return err
+		}
+		if err := s.reopenStale(ctx, cr, suite, allow, n); err != nil {
+			return err
 		}
 	}
-	if err != nil {
+	if err := s.rakp(ctx, cr); err != nil {
+		return s.afterRAKP(ctx, cr, allow, n, err)
+	}
+	return nil
+}
+
+// reopenStale resets a BMC that answered Open Session inside an old
+// session of our port (QuirkStaleSession), learns that, and opens again.
+//
+//go:noinline
+func (s *Session) reopenStale(ctx context.Context, cr Credentials, suite CipherSuite, allow []CipherSuite, n *Negotiation) error {
+	s.e.log.Debug("stale session for our port; resetting with Get Channel Authentication Capabilities", "bmc", s.p.addr)
+	n.Quirks |= QuirkStaleSession
+	s.p.quirks.Or(uint32(QuirkStaleSession))
+	if err := s.resetPort(ctx, cr); err != nil {
 		return err
 	}
-	err = s.rakp(ctx, cr)
-	// The BMC answered a retransmitted RAKP 1 twice and moved on to a
-	// random number we did not use: start over cleanly (twice at most).
+	return s.openSession(ctx, cr, suite, allow, n)
+}
+
+// afterRAKP handles a failed RAKP exchange: the BMC answered a
+// retransmitted RAKP 1 twice and moved on to a random number we did not
+// use, so start over cleanly (twice at most); otherwise the error as the
+// account's verdict.
+//
+//go:noinline
+func (s *Session) afterRAKP(ctx context.Context, cr Credentials, allow []CipherSuite, n *Negotiation, err error) error {
 	for restarts := 0; restarts < 2 && errors.Is(err, errRetryHandshake); restarts++ {
 		s.e.log.Debug("handshake restart", "bmc", s.p.addr, "err", err)
 		if err = s.openSession(ctx, cr, s.suite, allow, n); err == nil {

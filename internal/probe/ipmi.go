@@ -90,6 +90,19 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 		sessionChecks(ctx, eng, t, o, timeout)
 		return
 	}
+	if !firstContact(ctx, eng, t, o, timeout, start, prof, &pingRetrans) {
+		return
+	}
+	sessionChecks(ctx, eng, t, o, timeout)
+}
+
+// firstContact is a full check's presence ping and Get Channel
+// Authentication Capabilities; false when the check ended there (o
+// holds the verdict). Its own function, so its locals are off the stack
+// during the session handshake.
+//
+//go:noinline
+func firstContact(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration, start time.Time, prof ipmi.Profile, pingRetrans *uint32) bool {
 	// 1. Presence ping: cheap, credential-free; a third of the budget at
 	// most, since some BMCs disable ASF and we go on without it. A BMC
 	// learned not to answer it (ipmiping quirk: Intel M50FCP, Windmill,
@@ -105,12 +118,12 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 			o.Evidence.PingRTTMS = ms(rtt)
 		case errors.Is(err, ipmi.ErrPortUnreachable), errors.Is(err, ipmi.ErrHostUnreachable):
 			fail(o, t, err, false)
-			return
+			return false
 		case ctx.Err() != nil:
 			fail(o, t, err, false)
-			return
+			return false
 		default:
-			pingRetrans = eng.PeerCounters(t.Addr).Retransmits - c0.Retransmits
+			*pingRetrans = eng.PeerCounters(t.Addr).Retransmits - c0.Retransmits
 		}
 	} else {
 		o.Evidence.PingSkipped = true
@@ -125,12 +138,12 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 	}
 	if left <= 0 {
 		fail(o, t, &ipmi.StageError{Stage: ipmi.StageAuthCaps, Err: ipmi.ErrNoResponse}, false)
-		return
+		return false
 	}
 	caps, rtt, err := eng.AuthCaps(ipmi.WithRequestTimeout(ctx, left), t.Addr, t.privilege())
 	if err != nil {
 		fail(o, t, err, o.Evidence.PingAnswered)
-		return
+		return false
 	}
 	o.Evidence.RTTMS[string(ipmi.StageAuthCaps)] = ms(rtt)
 	o.Evidence.AuthCaps = &caps
@@ -141,7 +154,7 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 	}
 	o.Evidence.Insecure = insecureFindings(caps)
 
-	sessionChecks(ctx, eng, t, o, timeout)
+	return true
 }
 
 // sessionChecks opens the session and reads identity and power (Get Device
