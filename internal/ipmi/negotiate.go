@@ -229,7 +229,7 @@ type Negotiation struct {
 	// Quirks seen on the way.
 	Quirks Quirk `json:"-"`
 	// Why says in words how Suite was chosen.
-	Why string `json:"why"`
+	Why string `json:"-"` // Evidence.SuiteWhy carries it
 }
 
 // suiteListTimeout bounds Get Channel Cipher Suites: a BMC that answered
