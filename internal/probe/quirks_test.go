@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
@@ -240,5 +241,34 @@ func TestQuirkOpenSession01(t *testing.T) {
 		if o.State != state.NotAuthenticated || o.Reason != state.ReasonNoCipherSuite || !strings.Contains(o.Message, "offers cipher suites 17") {
 			t.Errorf("allow %v, BMC offers 17: %s/%s: %s", allow, o.State, o.Reason, o.Message)
 		}
+	}
+}
+
+// TestQuirkOptionalCommand0xD4: a BMC that answers Get System GUID with
+// 0xD4 (insufficient privilege) whatever the privilege — Supermicro and
+// Windmill do so for optional commands (FreeIPMI bugs doc Misc #2/#5/#6) —
+// is Connectable, not NotAuthenticated: the GUID comes from RAKP 2 and is
+// still compared, and the quirk is named and learned (the next check does
+// not ask again).
+func TestQuirkOptionalCommand0xD4(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkGUID0xD4)
+	b := f.BMCs()[0]
+	eng := newEngine(t)
+	ctx := context.Background()
+	o := IPMI(eng)(ctx, quirkTarget(b))
+	if o.State != state.Connectable || o.Evidence.GUIDSource != "rakp2" || !hasQuirk(o, "no_get_system_guid") || o.GUID != b.RegisteredGUID().String() {
+		t.Fatalf("%s/%s guid %s (%s) quirks %v: %s", o.State, o.Reason, o.GUID, o.Evidence.GUIDSource, o.Evidence.Quirks, o.Message)
+	}
+	before := eng.Stats().Sent
+	if o := IPMI(eng)(ctx, quirkTarget(b)); o.State != state.Connectable || o.Evidence.GUIDSource != "rakp2" {
+		t.Errorf("second check: %s (%s)", o.State, o.Evidence.GUIDSource)
+	}
+	if sent := eng.Stats().Sent - before; sent != 8 {
+		t.Errorf("second check sent %d datagrams, want 8 (no Get System GUID)", sent)
+	}
+	tg := quirkTarget(b)
+	tg.Expected, _ = guid.Parse("11111111-2222-3333-4444-555555555555")
+	if o := IPMI(eng)(ctx, tg); o.State != state.Invalid {
+		t.Errorf("another GUID registered: %s/%s", o.State, o.Reason)
 	}
 }

@@ -96,7 +96,7 @@ type Faults struct {
 	// nothing). Hard power off still works.
 	SoftOffIgnored bool `json:"soft_off_ignored,omitempty" yaml:"soft_off_ignored,omitempty"`
 	// Quirk makes the BMC imitate vendor quirks of real BMCs (see
-	// QuirkSet): no_ping, suite3_only, opensess_0x01.
+	// QuirkSet): no_ping, suite3_only, opensess_0x01, guid_0xd4.
 	Quirk QuirkSet `json:"quirk,omitempty" yaml:"quirk,omitempty"`
 	// Slow delays every reply by this much (at most 60s).
 	Slow Duration `json:"slow,omitempty" yaml:"slow,omitempty"`

@@ -29,6 +29,11 @@ const (
 	// resources) for every proposal but suite 17's, as Intel M50CYP does
 	// (FreeIPMI bugs doc LAN Auth #28).
 	QuirkOpenSess01
+	// QuirkGUID0xD4 answers Get System GUID with completion code 0xD4
+	// (insufficient privilege) whatever the session's privilege, as
+	// Supermicro X8DTL/X9DRFR and Windmill answer optional commands
+	// (FreeIPMI bugs doc Misc #2/#5/#6).
+	QuirkGUID0xD4
 	quirkEnd
 )
 
@@ -40,6 +45,7 @@ var quirkNames = []struct {
 	{QuirkNoPing, "no_ping", "no RMCP presence pong (Intel M50FCP, Windmill, pyghmi)"},
 	{QuirkSuite3Only, "suite3_only", "lists only suite 3 and answers suite 3's algorithms to any proposal (pyghmi)"},
 	{QuirkOpenSess01, "opensess_0x01", "Open Session status 0x01 for every suite but 17 (Intel M50CYP, LAN Auth #28)"},
+	{QuirkGUID0xD4, "guid_0xd4", "Get System GUID answered 0xD4 whatever the privilege (Supermicro, Windmill; Misc #2/#5/#6)"},
 }
 
 // QuirkNames lists the quirk names the simulator knows.
