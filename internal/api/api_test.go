@@ -479,6 +479,9 @@ func suite(t *testing.T, dsn string) {
 		wantError(t, "unknown machine", st, b, 404, "not_found", "machines")
 		st, b = raw(t, e, store.RoleOperator, "POST", "/api/v1/import", `{"format":"xml","content":"x"}`)
 		wantError(t, "bad format", st, b, 400, "invalid_field", "format")
+		st, b = raw(t, e, store.RoleOperator, "POST", "/api/v1/import",
+			`{"format":"yaml","content":"machines:\n  - {name: zero-suite, address: 10.9.9.9, cipher_suites: [17, 0]}\n"}`)
+		wantError(t, "import with suite 0 allowed", st, b, 400, "invalid_field", "cipher_suites")
 
 		// Operator edits, admin deletes.
 		id := mv.Channels[0].Account.ID
