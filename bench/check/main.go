@@ -156,7 +156,7 @@ func (b *bench) emit(format string, args ...any) {
 
 func (b *bench) run() int {
 	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench/check needs root: the simulated fleet binds one loopback address per BMC on port 623 (127.1.x.y:623), and ports below 1024 need root.\nRun it as: sudo go run ./bench/check --sizes 1000,10000 --out bench/results.md")
+		fmt.Fprintln(os.Stderr, "bench/check needs root: the simulated fleet binds one loopback address per BMC on port 623 (127.9.x.y:623), and ports below 1024 need root.\nRun it as: sudo go run ./bench/check --sizes 1000,10000 --out bench/results.md")
 		return 2
 	}
 	if _, err := proc.RaiseNofile(0); err != nil {
@@ -344,7 +344,7 @@ func (b *bench) newFleet(tag string, n int, fleetYAML string, redfish bool) (*si
 		}
 	}
 	s, err := simfleet.Start(simfleet.Options{
-		Bin: b.lsBin, Dir: dir, Count: n,
+		Bin: b.lsBin, Dir: dir, Count: n, BaseAddr: simBaseAddr,
 		Inventory: dir + "/fleet.yaml", PasswordFile: dir + "/pw", FleetFile: fleetFile,
 		CPU: pin.CPU(simCPU), Env: childEnv(nil), Procs: running, ReadyTimeout: b.cfg.readyTimeout,
 	})
@@ -602,6 +602,13 @@ func (sr *sizeResult) get(key string) *row {
 	}
 	return nil
 }
+
+// simBaseAddr is the first BMC's address: away from 127.1.x.y, where
+// `lightsout sim`, the demo and tests that keep the default put fleets,
+// so that a test running on the same machine cannot bind the bench's
+// addresses (seen: every client 0/10000 while another suite ran). As long
+// as 127.1.x.y, so ipmipower's host list keeps its length.
+const simBaseAddr = "127.9.0.1"
 
 // simAPITimeout bounds one read of the simulator's counters.
 const simAPITimeout = 60 * time.Second
