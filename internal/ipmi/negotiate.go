@@ -361,10 +361,11 @@ func (s *Session) negotiateMore(ctx context.Context, cr Credentials, allow []Cip
 		}
 		return n, lastErr
 	}
-	// First contact: propose the strongest allowed suite at once. A BMC
-	// that accepts it offers it, so the outcome is the one asking first
-	// would give, without the extra round trip for every healthy BMC (a
-	// fresh `lightsout check` is first contact for the whole fleet).
+	// The learned suite failed: propose the strongest allowed suite, as
+	// on first contact (negotiate). A BMC that accepts it offers it, so
+	// the outcome is the one asking first would give, without the extra
+	// round trip for every healthy BMC (a fresh `lightsout check` is first
+	// contact for the whole fleet).
 	if !tried[allow[0]] {
 		if done, err := attempt(allow[0]); done {
 			if err == nil {
