@@ -155,7 +155,6 @@ type known struct {
 	message     string
 	checkedAt   time.Time
 	lastRefused time.Time
-	suite       int // cipher suite of the last session
 	// profile is what was learned about the BMC (suite, quirks), as the
 	// store holds it: the check starts from it, and a change is saved.
 	profile   *ipmi.Profile
@@ -617,14 +616,13 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 			t.Suites[i] = ipmi.CipherSuite(n)
 		}
 	}
-	// A BMC that answered last time gets the light re-check, with the
-	// cipher suite it took; every FullEvery-th check (and every check now)
-	// is full.
+	// A BMC that answered last time gets the light re-check; every
+	// FullEvery-th check (and every check now) is full. The suite it took
+	// is proposed first from the learned profile (t.Profile and the
+	// engine's), not pinned: a BMC that dropped it is negotiated again
+	// within its allow-list instead of being declared no_cipher_suite.
 	if !now && c.ch.Observing() == state.Connectable && c.sinceFull+1 < m.cfg.FullEvery {
 		t.Light = true
-		if t.CipherSuite == 0 {
-			t.CipherSuite = c.suite
-		}
 	}
 	m.mu.Unlock()
 
@@ -696,9 +694,6 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 	dirty := c.dirty
 	m.mu.Unlock()
 
-	if obs.Evidence.CipherSuite != 0 {
-		k.suite = obs.Evidence.CipherSuite
-	}
 	// What the check learned about the BMC is kept (a write only when it
 	// changed: the steady state writes nothing).
 	if p := obs.Evidence.Profile; p != nil && (k.profile == nil || *k.profile != *p) {

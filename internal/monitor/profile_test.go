@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,5 +100,93 @@ func mustOK(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLightCheckRenegotiates: the monitor's light re-checks propose the
+// learned suite first but do not pin it: when the BMC drops suite 17 (a
+// hardening policy leaves only 3), the next light check negotiates suite 3
+// within the allow-list and the channel stays Connectable — it is never
+// declared NotAuthenticated/no_cipher_suite (which the lockout guard
+// would then hold for AuthRetry).
+func TestLightCheckRenegotiates(t *testing.T) {
+	ctx := context.Background()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	c.Close()
+	fleet, err := sim.New(sim.Config{Count: 1, Seed: 4, Password: "mon-pass-2", BaseAddr: "127.0.0.1", BasePort: port})
+	if err != nil {
+		t.Skipf("simulator: %v", err) // the free port was taken meanwhile
+	}
+	defer fleet.Close()
+	b := fleet.BMCs()[0]
+	box, _ := secret.NewRandomBox()
+	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	mc := store.Machine{Name: "hardened", GUID: b.RegisteredGUID().String()}
+	mustOK(t, st.AddMachine(ctx, &mc))
+	a := store.Account{MachineID: mc.ID, Protocol: "ipmi", Address: "127.0.0.1", Port: int(b.Addr().Port()), User: sim.AdminUser, Password: []byte("mon-pass-2")}
+	mustOK(t, st.AddAccount(ctx, &a))
+	eng, err := ipmi.New(ipmi.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+
+	var mu sync.Mutex
+	var seen []probe.Observation
+	prober := probe.IPMI(eng)
+	sch := state.Schedule{Interval: 30 * time.Millisecond, Confirm: 10 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
+	m := New(st, Config{Schedule: sch, FullEvery: 1000, Timeout: time.Second, Probers: map[string]probe.Prober{"ipmi": func(ctx context.Context, tg probe.Target) probe.Observation {
+		o := prober(ctx, tg)
+		mu.Lock()
+		seen = append(seen, o)
+		mu.Unlock()
+		return o
+	}}})
+	mustOK(t, m.Load(ctx))
+	run(t, m)
+	waitFor := func(what string, ok func([]probe.Observation) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			done := ok(seen)
+			mu.Unlock()
+			if done {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+		}
+	}
+	light17 := func(o probe.Observation) bool {
+		return o.State == state.Connectable && o.Evidence.AuthCaps == nil && o.Evidence.CipherSuite == 17
+	}
+	waitFor("a light check with suite 17", func(s []probe.Observation) bool { return slices.ContainsFunc(s, light17) })
+	mustOK(t, fleet.SetFaults(b.Name(), sim.Faults{CipherSuites: sim.Suites(3)}))
+	mu.Lock()
+	from := len(seen)
+	mu.Unlock()
+	waitFor("a light check with suite 3", func(s []probe.Observation) bool {
+		return slices.ContainsFunc(s[from:], func(o probe.Observation) bool {
+			return o.State == state.Connectable && o.Evidence.AuthCaps == nil && o.Evidence.CipherSuite == 3
+		})
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, o := range seen[from:] {
+		if o.State != state.Connectable {
+			t.Errorf("after the BMC dropped suite 17: %s/%s: %s", o.State, o.Reason, o.Message)
+		}
+	}
+	if cs, _ := m.Get(a.ID); cs.State != state.Connectable {
+		t.Errorf("declared %s/%s", cs.State, cs.Reason)
 	}
 }
