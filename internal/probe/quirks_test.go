@@ -24,7 +24,7 @@ func quirkFleet(t *testing.T, quirks ...sim.QuirkSet) *sim.Fleet {
 	cfg := sim.Config{Count: len(quirks), Seed: 12, Password: quirkPass, Faults: map[string]sim.Faults{}}
 	for attempt := 0; ; attempt++ {
 		if os.Geteuid() == 0 {
-			cfg.BaseAddr = "127.79." + itoa(uint32(os.Getpid()%200+attempt)) + ".1"
+			cfg.BaseAddr = "127.63." + itoa(uint32(os.Getpid()%200+attempt)) + ".1" // 127.63: no other package's range
 		} else {
 			// A free port from the kernel; the next ones are very likely
 			// free too (retried when not).
