@@ -7,6 +7,9 @@ need=()
 command -v ipmi_sim  >/dev/null 2>&1 || need+=(openipmi)
 command -v ipmitool  >/dev/null 2>&1 || need+=(ipmitool)
 command -v ipmipower >/dev/null 2>&1 || need+=(freeipmi-tools)
+# pyghmi's BMC (the IPMI server inside OpenStack virtualbmc), run by Debian's
+# /usr/bin/python3 (internal/peertest.StartPyghmi).
+/usr/bin/python3 -c 'import pyghmi.ipmi.bmc' >/dev/null 2>&1 || need+=(python3-pyghmi)
 # The web console's browser tests drive headless Chromium (chromedp).
 command -v chromium  >/dev/null 2>&1 || need+=(chromium)
 # The store tests run a throwaway PostgreSQL cluster from the package's

@@ -182,12 +182,13 @@ func newOutcome() *outcome {
 }
 
 type lsObs struct {
-	Name      string  `json:"name"`
-	Host      string  `json:"host"`
-	State     string  `json:"state"`
-	Reason    string  `json:"reason"`
-	Message   string  `json:"message"`
-	ElapsedMS float64 `json:"elapsed_ms"`
+	Name       string   `json:"name"`
+	Host       string   `json:"host"`
+	State      string   `json:"state"`
+	Reason     string   `json:"reason"`
+	Conditions []string `json:"conditions"`
+	Message    string   `json:"message"`
+	ElapsedMS  float64  `json:"elapsed_ms"`
 }
 
 func eachLine(paths []string, fn func(string)) error {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -120,6 +121,7 @@ type accountFlags struct {
 	redfishAuth                                               string
 	port, cipherSuite                                         int
 	keepPassword                                              bool
+	cipherSuites                                              string
 }
 
 func (a *accountFlags) add(c *cobra.Command, forAdd bool) {
@@ -136,8 +138,26 @@ func (a *accountFlags) add(c *cobra.Command, forAdd bool) {
 	fl.StringVar(&a.user, "user", "", "BMC user")
 	fl.StringVar(&a.passwordFile, "password-file", "", "file holding the BMC password")
 	fl.StringVar(&a.privilege, "privilege", "", "IPMI privilege to request: user, operator or administrator")
-	fl.IntVar(&a.cipherSuite, "cipher-suite", 0, "pin an RMCP+ cipher suite: 3 or 17 (0: automatic)")
+	fl.IntVar(&a.cipherSuite, "cipher-suite", 0, "pin an RMCP+ cipher suite: 3 or 17 (0: negotiate from --cipher-suites)")
+	fl.StringVar(&a.cipherSuites, "cipher-suites", "", "cipher suites allowed, strongest first, e.g. 17,3 (never 0; \"default\": the server's --cipher-suites)")
 	fl.StringVar(&a.redfishAuth, "redfish-auth", "", "Redfish login: auto (a session when the service offers one, else HTTP Basic), session or basic")
+}
+
+// suiteInput reads --cipher-suites for the API; the server validates it
+// (suite 0 and unknown suites are refused naming the field).
+func (a *accountFlags) suiteInput() (*[]int, error) {
+	l := []int{}
+	if a.cipherSuites == "default" {
+		return &l, nil
+	}
+	for _, f := range strings.Split(a.cipherSuites, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, usageErr("--cipher-suites %q: %q is not a cipher suite number (want e.g. 17,3)", a.cipherSuites, f)
+		}
+		l = append(l, n)
+	}
+	return &l, nil
 }
 
 func newAccountsAddCmd(f *apiFlags) *cobra.Command {
@@ -178,6 +198,11 @@ role.` + serverHelp,
 			if cmd.Flags().Changed("redfish-auth") {
 				in.RedfishAuth = &a.redfishAuth
 			}
+			if cmd.Flags().Changed("cipher-suites") {
+				if in.CipherSuites, err = a.suiteInput(); err != nil {
+					return err
+				}
+			}
 			cl, err := f.client(cmd)
 			if err != nil {
 				return err
@@ -200,7 +225,7 @@ role.` + serverHelp,
 func newAccountsSetCmd(f *apiFlags) *cobra.Command {
 	a := &accountFlags{}
 	c := &cobra.Command{
-		Use:   "set ID [--protocol P] [--address A] [--port N] [--user U] [--password-file F] [--keep-password] [--privilege P] [--cipher-suite N] [--redfish-auth auto|session|basic]",
+		Use:   "set ID [--protocol P] [--address A] [--port N] [--user U] [--password-file F] [--keep-password] [--privilege P] [--cipher-suite N] [--cipher-suites L] [--redfish-auth auto|session|basic]",
 		Short: "Edit an OOB account (a changed user or password is retried at once, once per lockout-guard interval)",
 		Long: `set changes only the fields given. After the BMC's password or user changed
 (the NotAuthenticated state), set the new one here: the server retries the
@@ -269,8 +294,14 @@ role.` + serverHelp,
 			if fl.Changed("redfish-auth") {
 				in.RedfishAuth, changed = &a.redfishAuth, true
 			}
+			if fl.Changed("cipher-suites") {
+				if in.CipherSuites, err = a.suiteInput(); err != nil {
+					return err
+				}
+				changed = true
+			}
 			if !changed {
-				return usageErr("nothing to change: give --protocol, --address, --port, --user, --password-file, --privilege, --cipher-suite or --redfish-auth")
+				return usageErr("nothing to change: give --protocol, --address, --port, --user, --password-file, --privilege, --cipher-suite, --cipher-suites or --redfish-auth")
 			}
 			cl, err := f.client(cmd)
 			if err != nil {

@@ -36,6 +36,8 @@ type checkFlags struct {
 	output                               string
 	parallel                             int
 	cipherSuite                          int
+	cipherSuites                         string
+	suites                               []ipmi.CipherSuite // parsed --cipher-suites
 	privilege                            string
 	privilegeSet                         bool // --privilege given: overrides the inventory's
 	sockets                              int
@@ -67,6 +69,20 @@ a session login or HTTP Basic as the service offers (redfish_auth in the
 inventory, --redfish-auth with --host, forces one), Systems and the first
 System (UUID, PowerState), logout (docs/redfish.md). Certificates are pinned
 for the run only.
+
+The cipher suite is negotiated from an allow-list (--cipher-suites, or
+cipher_suites in the inventory; default 17, then 3; suite 0 never): the
+strongest allowed suite is proposed first; when the BMC refuses it — with an
+RMCP+ status, with 0x01 (which is not Busy until every allowed suite was
+tried) — check asks the BMC which suites it offers (Get Channel Cipher
+Suites, as ipmitool does) and falls back in order; a BMC that answers with
+another allowed suite's algorithms (pyghmi) goes on with that suite. The
+JSON evidence says which suite was used and why (cipher_suite_why, and
+negotiation when more happened). A BMC that offers none of the allowed
+suites is NotAuthenticated/no_cipher_suite, with what it offers. A BMC that
+never answers the presence ping is checked through Get Channel
+Authentication Capabilities and is not Degraded for it; quirks met are
+listed in the evidence (docs/interop.md).
 
 Results stream as they arrive: a dead BMC never delays the healthy ones. The
 exit status is 0 only if every BMC is Connectable, 1 otherwise, 2 for bad input.
@@ -109,7 +125,8 @@ from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.`,
 	fl.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "declare a BMC NotResponding after this long without a usable reply")
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json (one object per BMC per line)")
 	fl.IntVar(&f.parallel, "parallel", 10000, "BMCs checked at once (each BMC still sees one request at a time); a silent BMC holds its slot for --timeout")
-	fl.IntVar(&f.cipherSuite, "cipher-suite", 0, "pin an RMCP+ cipher suite (default: 17, then 3)")
+	fl.IntVar(&f.cipherSuite, "cipher-suite", 0, "pin one RMCP+ cipher suite (no negotiation)")
+	fl.StringVar(&f.cipherSuites, "cipher-suites", "", "cipher suites allowed, strongest first, e.g. 17,3 (default 17,3; never 0): the strongest the BMC offers is used (overrides the inventory's cipher_suites)")
 	fl.StringVar(&f.privilege, "privilege", "administrator", "privilege level to request: user, operator or administrator")
 	fl.IntVar(&f.sockets, "sockets", 2, "UDP sockets the engine spreads BMCs over")
 	fl.BoolVar(&f.debug, "debug", false, "log every retransmission and handshake step to stderr (never credentials)")
@@ -138,6 +155,13 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	}
 	if _, err := redfish.ParseAuth(f.redfishAuth); err != nil {
 		return usageErr("--redfish-auth: %v", err)
+	}
+	if f.cipherSuites != "" {
+		l, err := inventory.ParseSuiteList(strings.Split(f.cipherSuites, ","))
+		if err != nil {
+			return usageErr("--cipher-suites %q: %v", f.cipherSuites, err)
+		}
+		f.suites = toSuites(l)
 	}
 	targets, err := buildTargets(cmd.Context(), f, priv)
 	if err != nil {
@@ -241,7 +265,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 			return nil, err
 		}
 		t := probe.Target{Name: f.name, Protocol: f.protocol, Addr: addr, User: f.user, Password: pass,
-			CipherSuite: f.cipherSuite, Privilege: priv, Timeout: f.timeout}
+			CipherSuite: f.cipherSuite, Suites: f.suites, Privilege: priv, Timeout: f.timeout}
 		t.RedfishAuth, _ = redfish.ParseAuth(f.redfishAuth) // checked in runCheck
 		if t.Name == "" {
 			t.Name = f.host
@@ -290,6 +314,12 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if f.cipherSuite != 0 {
 			t.CipherSuite = f.cipherSuite
 		}
+		if l, _ := inventory.ParseSuiteList(m.CipherSuites); l != nil { // validated by Load
+			t.Suites = toSuites(l)
+		}
+		if f.suites != nil {
+			t.Suites = f.suites
+		}
 		if m.Privilege != "" && !f.privilegeSet {
 			t.Privilege, _ = ipmi.ParsePrivilege(m.Privilege) // validated by Load
 		}
@@ -299,6 +329,17 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		targets = append(targets, t)
 	}
 	return targets, nil
+}
+
+func toSuites(l []int) []ipmi.CipherSuite {
+	if l == nil {
+		return nil
+	}
+	out := make([]ipmi.CipherSuite, len(l))
+	for i, n := range l {
+		out[i] = ipmi.CipherSuite(n)
+	}
+	return out
 }
 
 // redfishPort is the HTTPS port of a Redfish account without a port.

@@ -127,6 +127,9 @@ func TestCheckBadInputExit2(t *testing.T) {
 		{[]string{"check", "--inventory", badInv}, "port"},
 		{[]string{"check", "--host", "127.0.0.1", "--user", "a", "--password-file", pw, "-o", "xml"}, "--output"},
 		{[]string{"check", "--host", "127.0.0.1", "--password-file", pw}, "--user"},
+		{[]string{"check", "--host", "127.0.0.1", "--user", "a", "--password-file", pw, "--cipher-suites", "17,0"}, `--cipher-suites "17,0": names suite 0`},
+		{[]string{"check", "--host", "127.0.0.1", "--user", "a", "--password-file", pw, "--cipher-suites", "17,5"}, "suite 5, which is not supported"},
+		{[]string{"check", "--inventory", writeFile(t, "inv.yaml", "machines:\n  - {name: n1, address: 127.0.0.1, cipher_suites: [3, 0]}\n")}, `field "cipher_suites"`},
 	}
 	for _, c := range cases {
 		_, code, err := runCLI(t, c.args...)

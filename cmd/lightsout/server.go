@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/lightsout/lightsout/internal/api"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -36,6 +38,7 @@ type serverFlags struct {
 	maxBackoff time.Duration
 	parallel   int
 	fullEvery  int
+	suites     string
 	logLevel   string
 
 	webhooks       []string
@@ -124,6 +127,7 @@ Example:
 	fl.DurationVar(&f.maxBackoff, "max-backoff", state.DefaultSchedule.MaxBackoff, "longest interval for a NotResponding channel")
 	fl.IntVar(&f.parallel, "parallel", 4096, "checks in flight at most")
 	fl.IntVar(&f.fullEvery, "full-every", 10, "one check in N of a healthy BMC is full (ping, auth capabilities, device ID); the rest are light")
+	fl.StringVar(&f.suites, "cipher-suites", "17,3", "fleet-wide RMCP+ cipher suite allow-list, strongest first (never 0); an account's cipher_suites overrides it")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.agentListen, "agent-listen", "", "agents' mutual-TLS listen address, e.g. 127.0.0.1:8624 (empty: no agent listener)")
 	fl.DurationVar(&f.agentInterval, "agent-interval", 10*time.Second, "agents' heartbeat interval; an agent is Down after 3 missed")
@@ -170,6 +174,13 @@ func (f *serverFlags) config(log *slog.Logger) (server.Config, error) {
 	if f.parallel < 1 {
 		return server.Config{}, usageErr("--parallel %d: must be at least 1", f.parallel)
 	}
+	suites, err := inventory.ParseSuiteList(strings.Split(f.suites, ","))
+	if err != nil || len(suites) == 0 {
+		if err == nil {
+			err = errors.New("is empty")
+		}
+		return server.Config{}, usageErr("--cipher-suites %q: %v", f.suites, err)
+	}
 	if f.data == "" {
 		return server.Config{}, usageErr("--data: required")
 	}
@@ -208,7 +219,7 @@ func (f *serverFlags) config(log *slog.Logger) (server.Config, error) {
 	}
 	return server.Config{DataDir: f.data, DB: f.db, Schedule: sch, Damping: state.Damping{Consecutive: f.confirm},
 		Timeout: f.timeout, Parallel: f.parallel, Logger: log, Events: ev, Audit: audit.Config{Every: f.auditEvery},
-		AgentListen: f.agentListen, Agents: hub}, nil
+		AgentListen: f.agentListen, Agents: hub, FullEvery: f.fullEvery, CipherSuites: toSuites(suites)}, nil
 }
 
 // eventsConfig validates the event flags and reads the webhook secret.

@@ -54,6 +54,10 @@ control API (loopback HTTP, JSON):
                                   {"timeout_rate":0.2} {"malformed":0.1}
                                   Redfish: {"cert_replaced":true} {"busy_503":true}
                                   {"redfish_no_sessions":true} {"redfish_no_basic":true}
+                                  {"quirk":["no_ping","suite3_only","opensess_0x01","guid_0xd4"]} (real
+                                  BMCs' deviations: no presence pong; pyghmi's suite 3 to any proposal;
+                                  Intel M50CYP's 0x01 for any suite but 17; Supermicro's 0xD4 to Get
+                                  System GUID — docs/interop.md)
   DELETE /v1/bmcs/{name}/faults
   POST   /v1/swap                 {"a":"bmc-00001","b":"bmc-00002"}
   PUT    /v1/enclosures/{name}    {"down":true}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -478,6 +479,9 @@ func suite(t *testing.T, dsn string) {
 		wantError(t, "unknown machine", st, b, 404, "not_found", "machines")
 		st, b = raw(t, e, store.RoleOperator, "POST", "/api/v1/import", `{"format":"xml","content":"x"}`)
 		wantError(t, "bad format", st, b, 400, "invalid_field", "format")
+		st, b = raw(t, e, store.RoleOperator, "POST", "/api/v1/import",
+			`{"format":"yaml","content":"machines:\n  - {name: zero-suite, address: 10.9.9.9, cipher_suites: [17, 0]}\n"}`)
+		wantError(t, "import with suite 0 allowed", st, b, 400, "invalid_field", "cipher_suites")
 
 		// Operator edits, admin deletes.
 		id := mv.Channels[0].Account.ID
@@ -489,6 +493,20 @@ func suite(t *testing.T, dsn string) {
 		long := strings.Repeat("p", 21)
 		if _, err := op.UpdateAccount(ctx(t), id, manager.AccountInput{Password: &long}); !errors.As(err, &ce) || ce.Field != "password" {
 			t.Errorf("long password: %#v", err)
+		}
+		// A cipher suite allow-list: kept; suite 0 or an unknown suite is
+		// refused naming the field, and the account keeps its list.
+		allow := []int{17, 3}
+		if cv, err := op.UpdateAccount(ctx(t), id, manager.AccountInput{CipherSuites: &allow}); err != nil || !slices.Equal(cv.Account.CipherSuites, allow) {
+			t.Errorf("cipher_suites: %+v %v", cv.Account, err)
+		}
+		for _, bad := range [][]int{{17, 0}, {17, 4}} {
+			if _, err := op.UpdateAccount(ctx(t), id, manager.AccountInput{CipherSuites: &bad}); !errors.As(err, &ce) || ce.Field != "cipher_suites" {
+				t.Errorf("cipher_suites %v: %#v", bad, err)
+			}
+		}
+		if cv, err := op.Account(ctx(t), id); err != nil || !slices.Equal(cv.Account.CipherSuites, allow) {
+			t.Errorf("after refused edits: %+v %v", cv.Account, err)
 		}
 		if err := op.DeleteMachine(ctx(t), "extra-1"); !errors.As(err, &ce) || ce.Status != 403 {
 			t.Errorf("operator delete: %v", err)

@@ -180,6 +180,9 @@ func (x *Executor) Run(ctx context.Context, m store.Machine, a store.Account) Re
 func (x *Executor) target(ctx context.Context, m store.Machine, a store.Account) (probe.Target, error) {
 	t := probe.Target{Name: m.Name, Protocol: a.Protocol, User: a.User, Password: a.Password,
 		CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege), Timeout: x.timeout(), RedfishAuth: redfish.Auth(a.RedfishAuth)}
+	for _, n := range a.CipherSuites { // the account's allow-list (nil: the default)
+		t.Suites = append(t.Suites, ipmi.CipherSuite(n))
+	}
 	if m.GUID != "" && !m.Registering {
 		if g, err := guid.Parse(m.GUID); err == nil {
 			t.Expected = g
@@ -1062,7 +1065,7 @@ func (x *Executor) open(ctx context.Context, m store.Machine, a store.Account) (
 	if wait <= 0 {
 		wait = time.Second
 	}
-	cr := ipmi.Credentials{User: a.User, Password: a.Password, Privilege: t.Privilege}
+	cr := ipmi.Credentials{User: a.User, Password: a.Password, Privilege: t.Privilege, Suites: t.Suites}
 	if a.CipherSuite != 0 {
 		cr.Suites = []ipmi.CipherSuite{ipmi.CipherSuite(a.CipherSuite)}
 	}

@@ -322,9 +322,9 @@ func TestWriteCanonical(t *testing.T) {
 	if y.String() != wantYAML {
 		t.Errorf("YAML:\n%s\nwant\n%s", y.String(), wantYAML)
 	}
-	wantCSV := "name,guid,address,port,user,protocol,password_file,password_env,cipher_suite,privilege,redfish_auth,enclosure,slot,group,role,tags,spare\n" +
-		"a,,10.0.0.1,,,,,,,administrator,,,,,,,\n" +
-		"b,,10.0.0.2,,,,,,,operator,,,,,,x;y z,true\n"
+	wantCSV := "name,guid,address,port,user,protocol,password_file,password_env,cipher_suite,cipher_suites,privilege,redfish_auth,enclosure,slot,group,role,tags,spare\n" +
+		"a,,10.0.0.1,,,,,,,,administrator,,,,,,,\n" +
+		"b,,10.0.0.2,,,,,,,,operator,,,,,,x;y z,true\n"
 	if c.String() != wantCSV {
 		t.Errorf("CSV:\n%s\nwant\n%s", c.String(), wantCSV)
 	}

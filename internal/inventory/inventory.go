@@ -33,6 +33,10 @@ type Machine struct {
 	PasswordEnv  string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
 	// CipherSuite pins an RMCP+ cipher suite; 0 means automatic (17, then 3).
 	CipherSuite int `yaml:"cipher_suite,omitempty" json:"cipher_suite,omitempty"`
+	// CipherSuites is the allow-list the session negotiates from, in order
+	// of preference (e.g. [17, 3]); nil means the default (17, then 3).
+	// Suite 0 is never allowed. See docs/interop.md.
+	CipherSuites []string `yaml:"cipher_suites,omitempty,flow" json:"cipher_suites,omitempty"`
 	// Privilege is the IPMI privilege level to request: PrivilegeUser,
 	// PrivilegeOperator or PrivilegeAdministrator; empty means
 	// administrator (see EffectivePrivilege). Parse stores the canonical

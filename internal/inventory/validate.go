@@ -18,7 +18,7 @@ import (
 // order of the Machine struct, which WriteYAML follows).
 var fieldNames = []string{
 	"name", "guid", "address", "port", "user", "protocol",
-	"password_file", "password_env", "cipher_suite", "privilege", "redfish_auth",
+	"password_file", "password_env", "cipher_suite", "cipher_suites", "privilege", "redfish_auth",
 	"enclosure", "slot", "group", "role", "tags", "spare",
 }
 
@@ -26,7 +26,7 @@ var fieldNames = []string{
 // but a machine's identity and place (name, guid, address, enclosure, slot).
 var defaultNames = []string{
 	"port", "user", "protocol", "password_file", "password_env", "cipher_suite",
-	"privilege", "redfish_auth", "group", "role", "tags", "spare",
+	"cipher_suites", "privilege", "redfish_auth", "group", "role", "tags", "spare",
 }
 
 // enclosureFieldNames are the fields of an entry in enclosures:, in the
@@ -99,8 +99,11 @@ func (m *Machine) boolField(name string) *bool {
 
 // listField is the list field called name, or nil.
 func (m *Machine) listField(name string) *[]string {
-	if name == "tags" {
+	switch name {
+	case "tags":
 		return &m.Tags
+	case "cipher_suites":
+		return &m.CipherSuites
 	}
 	return nil
 }
@@ -314,7 +317,7 @@ func validateEntry(c *collector, e *entry, seen map[string]*entry) {
 			report("guid", m.GUID, "is not a GUID (want 32 hex digits, optionally dashed 8-4-4-4-12, optionally in braces)")
 		}
 	}
-	for _, f := range []string{"port", "protocol", "password_env", "cipher_suite", "privilege", "redfish_auth", "group"} {
+	for _, f := range []string{"port", "protocol", "password_env", "cipher_suite", "cipher_suites", "privilege", "redfish_auth", "group"} {
 		if check(f) {
 			if r := checkDefaultable(f, m); r != "" {
 				report(f, m.fieldValue(f), r)
@@ -505,6 +508,10 @@ func checkDefaultable(field string, m *Machine) string {
 		if !validCipherSuite(m.CipherSuite) {
 			return "is not a supported cipher suite (0 = automatic, 1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17)"
 		}
+	case "cipher_suites":
+		if _, err := ParseSuiteList(m.CipherSuites); err != nil {
+			return err.Error()
+		}
 	case "privilege":
 		if _, ok := ParsePrivilege(m.Privilege); !ok {
 			return "is not a privilege level (want user, operator or administrator; any case; admin also works)"
@@ -591,6 +598,32 @@ func validEnvName(s string) bool {
 var cipherSuites = map[int]bool{0: true, 1: true, 2: true, 3: true, 6: true, 7: true, 8: true, 11: true, 12: true, 15: true, 16: true, 17: true}
 
 func validCipherSuite(n int) bool { return cipherSuites[n] }
+
+// ParseSuiteList reads a cipher suite allow-list ("17", "3"): each a
+// supported suite other than 0 (no authentication: never allowed in a
+// list; audit it instead), none twice. The error says which entry is
+// wrong and why; nil or empty is the default (nil, nil).
+func ParseSuiteList(items []string) ([]int, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	out := make([]int, 0, len(items))
+	for _, it := range items {
+		n, err := strconv.Atoi(strings.TrimSpace(it))
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("has %q, which is not a cipher suite number (want a list such as [17, 3])", it)
+		case n == 0:
+			return nil, fmt.Errorf("names suite 0 (no authentication, integrity or encryption), which is never allowed")
+		case !validCipherSuite(n):
+			return nil, fmt.Errorf("names suite %d, which is not supported (1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17)", n)
+		case slices.Contains(out, n):
+			return nil, fmt.Errorf("names suite %d twice", n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
 
 // checkAddress accepts an IPv4 or IPv6 literal (an IPv6 zone is allowed)
 // or a DNS hostname, and otherwise says what is wrong, with a hint for the

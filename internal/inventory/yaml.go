@@ -393,7 +393,10 @@ func (p *yamlParser) fields(n *yaml.Node, allowed []string, r record, mt *meta) 
 				mt.skip[name] = true
 				continue
 			}
-			*l, mt.tagLines = items, lines
+			*l = items
+			if name == "tags" {
+				mt.tagLines = lines
+			}
 			continue
 		}
 		if v.Kind != yaml.ScalarNode {

@@ -279,7 +279,10 @@ func setField(r record, mt *meta, seen *uint32, text string, line int, field fun
 				lines[j] = line
 			}
 		}
-		*r.listField(name), mt.tagLines = items, lines
+		*r.listField(name) = items
+		if name == "tags" {
+			mt.tagLines = lines
+		}
 	}
 	mt.given[name] = true
 	mt.lines[name] = line

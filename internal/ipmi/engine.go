@@ -125,7 +125,8 @@ type peer struct {
 	mu   sync.Mutex
 	wait *waiter // the request in flight, if any
 
-	suite atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
+	suite  atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
+	quirks atomic.Uint32 // Quirk bits learned
 
 	// Lifetime counters for this BMC: exchanges started (requests, not
 	// counting their retransmissions), retransmissions, and exchanges that
@@ -237,6 +238,9 @@ type event struct {
 	d       datagram
 	err     error
 	garbage bool // a datagram from this BMC that did not parse
+	// stalePT is the payload type of a garbage RMCP+ datagram that parsed
+	// but named a session of ours that does not exist (0 otherwise).
+	stalePT byte
 	at      time.Time
 	src     netip.AddrPort
 }
@@ -447,8 +451,10 @@ func (e *Engine) route(b []byte, src netip.AddrPort) {
 			p = sess.p
 		} else if p = e.lookupPeer(src); p != nil {
 			// From a BMC we talk to, but no session of ours: a corrupted
-			// or stale reply. Its request counts it as garbage.
-			e.deliverTo(p, event{garbage: true, at: time.Now()})
+			// or stale reply. Its request counts it as garbage (and sees
+			// its payload type: an Open Session Response inside an old
+			// session means the BMC kept that session for our port).
+			e.deliverTo(p, event{garbage: true, stalePT: d.payloadType, at: time.Now()})
 			return
 		}
 	} else {
@@ -636,6 +642,13 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 				}
 				if ev.garbage {
 					garbage++
+					if ev.stalePT != 0 {
+						// Accept funcs may recognise a stale session's
+						// reply (see Session.openSession).
+						if done, aerr := accept(ev); done {
+							return attempts, 0, aerr
+						}
+					}
 					continue
 				}
 				done, aerr := accept(ev)

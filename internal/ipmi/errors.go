@@ -76,7 +76,10 @@ type StageError struct {
 	// GUID is not the registered one points at the wrong BMC, not the
 	// wrong password.
 	BMCGUID [16]byte
-	Err     error
+	// Negotiation, on a failure of Open, says which cipher suites were
+	// offered and tried.
+	Negotiation *Negotiation
+	Err         error
 }
 
 func (e *StageError) Error() string {

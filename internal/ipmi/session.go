@@ -63,8 +63,12 @@ type Session struct {
 	Privilege Privilege
 	Opened    time.Time
 
-	state sessState
-	tag   byte // last message tag used; see nextTag
+	// Negotiation says how the suite was chosen.
+	Negotiation *Negotiation
+
+	state   sessState
+	tag     byte // last message tag used; see nextTag
+	cipher0 bool // suite 0 may be adopted from a counter-proposal
 }
 
 // Conflict is a handshake request that drew an unauthenticated refusal
@@ -165,10 +169,6 @@ func (e *Engine) Open(ctx context.Context, addr netip.AddrPort, cr Credentials) 
 	if ctx.Err() != nil {
 		return nil, &StageError{Stage: StageOpenSession, Err: ctxErr(ctx)}
 	}
-	// Try the suite that worked last time first.
-	if last := p.suite.Load(); last != 0 {
-		suiteList = preferFirst(suiteList, CipherSuite(last-1))
-	}
 
 	// The BMC's session may be held by another of our operations (power,
 	// diagnosis) for a few exchanges: wait up to three request limits for
@@ -176,37 +176,34 @@ func (e *Engine) Open(ctx context.Context, addr netip.AddrPort, cr Credentials) 
 	if err := acquire(ctx, p.sess, 3*requestTimeout(ctx)); err != nil {
 		return nil, &StageError{Stage: StageOpenSession, Err: err}
 	}
-	s := &Session{e: e, p: p, Privilege: cr.Privilege}
+	s := &Session{e: e, p: p, Privilege: cr.Privilege, cipher0: cr.AllowCipher0}
 	if s.consoleID, err = e.newConsoleID(s); err != nil {
 		<-p.sess
 		return nil, err
 	}
-	if err := s.handshake(ctx, cr, suiteList); err != nil {
+	n, err := s.negotiate(ctx, cr, suiteList)
+	if n != nil {
+		p.quirks.Or(uint32(n.Quirks &^ QuirkNoSuiteList))
+	}
+	if err != nil {
 		s.release()
+		var se *StageError
+		if errors.As(err, &se) && se.Negotiation == nil {
+			se.Negotiation = n
+		}
 		return nil, err
 	}
+	s.Negotiation = n
 	s.state = sessActive
 	s.Opened = time.Now()
-	p.suite.Store(uint32(s.suite) + 1)
+	if len(suiteList) > 1 {
+		// Learned only from a choice: a pinned suite or an audit's try of
+		// one suite says nothing about what the BMC prefers.
+		p.suite.Store(uint32(s.suite) + 1)
+	}
 	e.c.opened.Add(1)
 	e.c.open.Add(1)
 	return s, nil
-}
-
-func preferFirst(list []CipherSuite, s CipherSuite) []CipherSuite {
-	out := []CipherSuite{s}
-	found := false
-	for _, x := range list {
-		if x == s {
-			found = true
-			continue
-		}
-		out = append(out, x)
-	}
-	if !found {
-		return list
-	}
-	return out
 }
 
 // release forgets the session locally: its console ID and the BMC's
@@ -223,35 +220,6 @@ func (s *Session) release() {
 	<-s.p.sess
 }
 
-func (s *Session) handshake(ctx context.Context, cr Credentials, suiteList []CipherSuite) error {
-	var lastErr error
-	for _, suite := range suiteList {
-		err := s.openSession(ctx, cr, suite)
-		if err == nil {
-			err = s.rakp(ctx, cr)
-			// The BMC answered a retransmitted RAKP 1 twice and moved on to
-			// a random number we did not use: start over cleanly (twice at
-			// most).
-			for restarts := 0; restarts < 2 && errors.Is(err, errRetryHandshake); restarts++ {
-				s.e.log.Debug("handshake restart", "bmc", s.p.addr, "err", err)
-				if err = s.openSession(ctx, cr, suite); err == nil {
-					err = s.rakp(ctx, cr)
-				}
-			}
-			var rh *retryHandshake
-			if errors.As(err, &rh) {
-				err = rh.StageError
-			}
-			return err
-		}
-		lastErr = err
-		if !errors.Is(err, ErrNoCipherSuite) {
-			return err
-		}
-	}
-	return lastErr
-}
-
 // errRetryHandshake marks a RAKP 4 refusal that followed a verified RAKP 2
 // and a retransmitted RAKP 1: the password is proven right, so the refusal
 // is a handshake-state mismatch (BMCs re-randomize on a duplicate RAKP 1),
@@ -263,7 +231,7 @@ type retryHandshake struct{ *StageError }
 func (r *retryHandshake) Is(target error) bool { return target == errRetryHandshake }
 func (r *retryHandshake) Unwrap() error        { return r.StageError }
 
-func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherSuite) error {
+func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherSuite, allow []CipherSuite, n *Negotiation) error {
 	algs := suites[suite]
 	tag := s.nextTag()
 	req := rmcpplus.OpenSessionRequest{
@@ -282,6 +250,16 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 	ref := refusals{s: s, stage: StageOpenSession}
 	_, _, err := s.e.exchangeOpt(ctx, s.p, StageOpenSession, func() []byte { return pkt },
 		func(ev event) (bool, error) {
+			if ev.garbage {
+				// An Open Session Response inside a session we no longer
+				// have: the BMC kept our previous session for this source
+				// port and answers within it (pyghmi). Only a sessionless
+				// request resets it (see negotiate.go).
+				if ev.stalePT == payloadOpenSessResp && s.bmcID == 0 {
+					return true, &StageError{Stage: StageOpenSession, Err: errStaleSession}
+				}
+				return false, nil
+			}
 			if done, err := shortError(ev, payloadOpenSessResp, tag, StageOpenSession); done {
 				if s.bmcID != 0 {
 					return false, nil // a copy's refusal after our success
@@ -305,14 +283,30 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 			if resp.RmcpStatusCode != 0 {
 				return ref.refuse(ev, &StageError{Stage: StageOpenSession, Status: byte(resp.RmcpStatusCode), Err: statusErr(byte(resp.RmcpStatusCode))})
 			}
-			// A success that names other algorithms than we proposed, or
-			// session ID 0, violates the protocol: garbage, not a verdict.
-			if resp.AuthAlg != uint8(algs.auth) || resp.IntegrityAlg != uint8(algs.integ) || resp.CryptAlg != uint8(algs.conf) ||
-				resp.ManagedSystemSessionID == 0 {
+			// Session ID 0 violates the protocol: garbage, not a verdict.
+			if resp.ManagedSystemSessionID == 0 {
 				s.e.c.malformed.Add(1)
 				return false, errBadReply
 			}
 			s.bmcID = resp.ManagedSystemSessionID
+			// A success naming other algorithms than proposed is the BMC's
+			// counter-proposal (pyghmi answers suite 3's to anything): take
+			// it when it is an allowed suite, else refuse it. The half-open
+			// session is left to the BMC's timeout, as ipmitool leaves it:
+			// a RAKP 3 abort for a session that saw no RAKP 1 crashes
+			// pyghmi's BMC.
+			if resp.AuthAlg != uint8(algs.auth) || resp.IntegrityAlg != uint8(algs.integ) || resp.CryptAlg != uint8(algs.conf) {
+				alt, ok := counterSuite(allow, resp.AuthAlg, resp.IntegrityAlg, resp.CryptAlg, s.cipher0)
+				if !ok {
+					s.bmcID = 0
+					return true, &StageError{Stage: StageOpenSession, Err: fmt.Errorf("%w: proposed %v, the BMC answered with algorithms %d/%d/%d (authentication/integrity/confidentiality), no allowed suite",
+						ErrNoCipherSuite, suite, resp.AuthAlg, resp.IntegrityAlg, resp.CryptAlg)}
+				}
+				suite, algs = alt, suites[alt]
+				if n != nil {
+					n.Quirks |= QuirkCounterProposal
+				}
+			}
 			ref.verified(ev)
 			return true, nil
 		}, true)

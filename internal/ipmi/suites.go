@@ -87,3 +87,7 @@ func (p Privilege) String() string {
 	}
 	return fmt.Sprintf("privilege(%d)", uint8(p))
 }
+
+// MarshalJSON writes the suite as its number (a []CipherSuite is a list of
+// numbers, not base64 bytes).
+func (s CipherSuite) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprint(uint8(s))), nil }

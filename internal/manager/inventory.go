@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"strconv"
 
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/store"
@@ -43,7 +44,7 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == ""},
 			Account: store.Account{Protocol: im.EffectiveProtocol(), Address: im.Address, Port: im.Port, // 0: the protocol's default (store.DefaultPort)
 				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite,
-				RedfishAuth: im.RedfishAuth},
+				RedfishAuth: im.RedfishAuth, CipherSuites: suiteList(im.CipherSuites)},
 		})
 	}
 	encs := make([]store.Enclosure, 0, len(inv.Enclosures))
@@ -183,6 +184,9 @@ func (m *Manager) Export(ctx context.Context) (*inventory.Inventory, error) {
 		if a.Privilege != "administrator" {
 			im.Privilege = a.Privilege
 		}
+		for _, n := range a.CipherSuites {
+			im.CipherSuites = append(im.CipherSuites, strconv.Itoa(n))
+		}
 		inv.Machines = append(inv.Machines, im)
 	}
 	return inv, nil
@@ -313,4 +317,10 @@ func (m *Manager) DeleteEnclosure(ctx context.Context, actor Actor, name string)
 		return err
 	}
 	return m.Store.DeleteEnclosure(ctx, name)
+}
+
+// suiteList reads a validated inventory allow-list (nil: the default).
+func suiteList(items []string) []int {
+	l, _ := inventory.ParseSuiteList(items) // validated by the inventory's rules
+	return l
 }

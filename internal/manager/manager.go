@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +57,9 @@ type Manager struct {
 	// FallbackPoll is how often the agent fallback reads the power state
 	// (0: DefaultFallbackPoll, 2 s).
 	FallbackPoll time.Duration
+	// Suites is the fleet-wide cipher suite allow-list for accounts that
+	// name none (nil: 17, then 3).
+	Suites []ipmi.CipherSuite
 }
 
 // New returns a manager; the monitor must already be loaded.
@@ -222,6 +226,8 @@ type AccountInput struct {
 	KeepPassword bool `json:"keep_password,omitempty"`
 	// RedfishAuth: auto (""), session or basic.
 	RedfishAuth *string `json:"redfish_auth,omitempty"`
+	// CipherSuites replaces the allow-list ([] restores the default).
+	CipherSuites *[]int `json:"cipher_suites,omitempty"`
 }
 
 // validate checks a machine (and its account) with the inventory file's
@@ -232,6 +238,9 @@ func validate(mc store.Machine, a *store.Account) error {
 	if a != nil {
 		im.Address, im.Port, im.User, im.Protocol, im.CipherSuite, im.Privilege = a.Address, a.Port, a.User, a.Protocol, a.CipherSuite, a.Privilege
 		im.RedfishAuth = a.RedfishAuth
+		for _, n := range a.CipherSuites {
+			im.CipherSuites = append(im.CipherSuites, strconv.Itoa(n))
+		}
 	}
 	err := (&inventory.Inventory{Machines: []inventory.Machine{im}}).Validate()
 	var es inventory.Errors
@@ -361,6 +370,9 @@ func accountFrom(a store.Account, in AccountInput) (store.Account, error) {
 		if ra == redfish.AuthAuto {
 			a.RedfishAuth = ""
 		}
+	}
+	if in.CipherSuites != nil {
+		a.CipherSuites = slices.Clone(*in.CipherSuites)
 	}
 	if a.Address == "" {
 		return a, fieldErr("address", "required")
@@ -854,7 +866,7 @@ func (m *Manager) channelOf(ctx context.Context, mc store.Machine) (power.Channe
 				return nil, 0, err
 			}
 			return power.IPMI{Engine: m.Engine, Addr: netip.AddrPortFrom(addr.Addr(), addr.Port()), Creds: ipmi.Credentials{
-				User: a.User, Password: a.Password, Privilege: ipmi.PrivilegeOf(a.Privilege), Suites: suites(a.CipherSuite)}}, a.ID, nil
+				User: a.User, Password: a.Password, Privilege: ipmi.PrivilegeOf(a.Privilege), Suites: m.suitesOf(a)}}, a.ID, nil
 		case inventory.ProtocolRedfish:
 			addr, err := probe.Resolve(ctx, a.Address, a.Port)
 			if err != nil {
@@ -869,9 +881,18 @@ func (m *Manager) channelOf(ctx context.Context, mc store.Machine) (power.Channe
 	return nil, 0, refusal
 }
 
-func suites(n int) []ipmi.CipherSuite {
-	if n == 0 {
-		return nil
+// suitesOf is the allow-list of an account: its pinned suite, its own
+// list, or the fleet-wide one.
+func (m *Manager) suitesOf(a store.Account) []ipmi.CipherSuite {
+	if a.CipherSuite != 0 {
+		return []ipmi.CipherSuite{ipmi.CipherSuite(a.CipherSuite)}
 	}
-	return []ipmi.CipherSuite{ipmi.CipherSuite(n)}
+	if len(a.CipherSuites) == 0 {
+		return m.Suites
+	}
+	out := make([]ipmi.CipherSuite, len(a.CipherSuites))
+	for i, n := range a.CipherSuites {
+		out[i] = ipmi.CipherSuite(n)
+	}
+	return out
 }

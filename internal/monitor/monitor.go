@@ -18,8 +18,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -48,6 +50,9 @@ type Config struct {
 	// (presence ping, auth capabilities, Get Device ID); the others are
 	// light (probe.Target.Light). Default 10; 1 makes every check full.
 	FullEvery int
+	// Suites is the fleet-wide cipher suite allow-list for accounts that
+	// name none (nil: ipmi.DefaultSuites, 17 then 3).
+	Suites []ipmi.CipherSuite
 	// Probers by protocol ("ipmi", "redfish"); a channel whose protocol
 	// has none is never checked.
 	Probers map[string]probe.Prober
@@ -147,6 +152,7 @@ type account struct {
 	Protocol, Address, User, Privilege string
 	RedfishAuth                        string
 	Port, CipherSuite                  int
+	CipherSuites                       []int
 	Password                           []byte
 	CredentialsChangedAt               time.Time
 }
@@ -161,9 +167,11 @@ type known struct {
 	message     string
 	checkedAt   time.Time
 	lastRefused time.Time
-	suite       int  // cipher suite of the last session
-	insecure    bool // the last full check found the BMC insecure
-	sinceFull   int  // light checks since the last full one
+	// profile is what was learned about the BMC (suite, quirks), as the
+	// store holds it: the check starts from it, and a change is saved.
+	profile   *ipmi.Profile
+	insecure  bool // the last full check found the BMC insecure
+	sinceFull int  // light checks since the last full one
 	// layout is the layout the registered GUID last matched in, so that a
 	// mismatch shows the stranger's GUID the way the operator writes GUIDs.
 	layout guid.Layout
@@ -221,6 +229,10 @@ func (m *Monitor) Load(ctx context.Context) error {
 	for _, s := range states {
 		byAcct[s.AccountID] = s
 	}
+	profiles, err := m.st.Profiles(ctx)
+	if err != nil {
+		return fmt.Errorf("monitor: load profiles: %w", err)
+	}
 	machines := map[int64]store.Machine{}
 	ms, err := m.st.Machines(ctx, store.MachineFilter{}, store.Page{})
 	if err != nil {
@@ -235,6 +247,9 @@ func (m *Monitor) Load(ctx context.Context) error {
 	for _, a := range accts {
 		c := &channel{index: -1}
 		m.fill(c, a, machines[a.MachineID])
+		if p, ok := profiles[a.ID]; ok && p.Address == profileAddr(a.Address, a.Port) {
+			c.profile = profileFromStore(p)
+		}
 		if s, ok := byAcct[a.ID]; ok {
 			c.ch = state.Channel{State: s.State, Reason: s.Reason, Conditions: s.Conditions, Since: s.Since, Streak: 1}
 			c.power, c.seenGUID, c.message, c.checkedAt = s.Power, s.GUID, s.Message, s.CheckedAt
@@ -270,7 +285,7 @@ func (m *Monitor) Load(ctx context.Context) error {
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	refresh := c.acct.ID != 0
 	c.acct = account{ID: a.ID, Protocol: a.Protocol, Address: a.Address, User: a.User, Privilege: a.Privilege,
-		Port: a.Port, CipherSuite: a.CipherSuite, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt,
+		Port: a.Port, CipherSuite: a.CipherSuite, CipherSuites: a.CipherSuites, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt,
 		RedfishAuth: a.RedfishAuth}
 	// A literal address is parsed once; a host name resolves per check.
 	c.addr = netip.AddrPort{}
@@ -318,6 +333,9 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 	addrChanged := ok && (c.acct.Address != a.Address || c.acct.Port != a.Port || c.acct.Protocol != a.Protocol)
 	m.fill(c, a, mc)
 	c.editing = false
+	if addrChanged {
+		c.profile = nil // learned about the BMC at the old address
+	}
 	now := time.Now()
 	switch {
 	case addrChanged:
@@ -688,16 +706,21 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	t := probe.Target{
 		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
 		Expected: c.expected, ExpectedLayout: c.layout, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
-		Timeout: m.cfg.Timeout, Addr: c.addr, RedfishAuth: redfish.Auth(a.RedfishAuth),
+		Timeout: m.cfg.Timeout, Addr: c.addr, RedfishAuth: redfish.Auth(a.RedfishAuth), Suites: m.cfg.Suites, Profile: c.profile,
 	}
-	// A BMC that answered last time gets the light re-check, with the
-	// cipher suite it took; every FullEvery-th check (and every check now)
-	// is full.
+	if len(a.CipherSuites) > 0 {
+		t.Suites = make([]ipmi.CipherSuite, len(a.CipherSuites))
+		for i, n := range a.CipherSuites {
+			t.Suites[i] = ipmi.CipherSuite(n)
+		}
+	}
+	// A BMC that answered last time gets the light re-check; every
+	// FullEvery-th check (and every check now) is full. The suite it took
+	// is proposed first from the learned profile (t.Profile and the
+	// engine's), not pinned: a BMC that dropped it is negotiated again
+	// within its allow-list instead of being declared no_cipher_suite.
 	if !now && c.ch.Observing() == state.Connectable && c.sinceFull+1 < m.cfg.FullEvery {
 		t.Light = true
-		if t.CipherSuite == 0 {
-			t.CipherSuite = c.suite
-		}
 	}
 	m.mu.Unlock()
 
@@ -778,8 +801,21 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 	}
 	m.mu.Unlock()
 
-	if obs.Evidence.CipherSuite != 0 {
-		k.suite = obs.Evidence.CipherSuite
+	// What the check learned about the BMC is kept (a write only when it
+	// changed: the steady state writes nothing).
+	if p := obs.Evidence.Profile; p != nil && (k.profile == nil || *k.profile != *p) {
+		sp := store.Profile{AccountID: acct.ID, Address: profileAddr(acct.Address, acct.Port), Quirks: p.Quirks.Names(), LearnedAt: obs.At}
+		if p.Known {
+			sp.Suite = int(p.Suite)
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := m.st.SaveProfile(sctx, sp); err != nil && !errors.Is(err, store.ErrNotFound) {
+			m.log.Error("save BMC profile", "machine", machine, "account", acct.ID, "err", err)
+		} else {
+			cp := *p
+			k.profile = &cp
+		}
+		cancel()
 	}
 	if light {
 		k.sinceFull++
@@ -937,4 +973,18 @@ func (q *queue) Pop() any {
 	c.index = -1
 	*q = old[:len(old)-1]
 	return c
+}
+
+// profileAddr is the address a learned profile belongs to.
+func profileAddr(address string, port int) string {
+	return net.JoinHostPort(address, strconv.Itoa(port))
+}
+
+// profileFromStore reads a stored profile for the engine.
+func profileFromStore(p store.Profile) *ipmi.Profile {
+	out := &ipmi.Profile{Quirks: ipmi.ParseQuirks(p.Quirks)}
+	if s := ipmi.CipherSuite(p.Suite); p.Suite > 0 && p.Suite < 256 && s.Supported() {
+		out.Suite, out.Known = s, true
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/guid"
@@ -57,14 +58,25 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	if t.Profile != nil {
+		_ = eng.Learn(t.Addr, *t.Profile)
+	}
+	prof := eng.Profile(t.Addr)
 	before := eng.PeerCounters(t.Addr)
+	// pingRetrans are the retransmissions of a presence ping that went
+	// unanswered: a BMC without ping support is not Degraded for them.
+	var pingRetrans uint32
 	defer func() {
 		after := eng.PeerCounters(t.Addr)
 		o.Evidence.Requests = after.Requests - before.Requests
 		o.Evidence.Retransmits = after.Retransmits - before.Retransmits
 		o.Evidence.Timeouts = after.Timeouts - before.Timeouts
-		if o.State == state.Connectable && o.Evidence.Retransmits >= degradedRetransmits {
+		if o.State == state.Connectable && o.Evidence.Retransmits-pingRetrans >= degradedRetransmits {
 			o.Conditions = append(o.Conditions, state.Degraded)
+		}
+		if p := eng.Profile(t.Addr); p != (ipmi.Profile{}) {
+			o.Evidence.Profile = &p
+			o.Evidence.Quirks = p.Quirks.Names()
 		}
 		o.ElapsedMS = ms(time.Since(start))
 	}()
@@ -78,42 +90,71 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 		sessionChecks(ctx, eng, t, o, timeout)
 		return
 	}
+	if !firstContact(ctx, eng, t, o, timeout, start, prof, &pingRetrans) {
+		return
+	}
+	sessionChecks(ctx, eng, t, o, timeout)
+}
+
+// firstContact is a full check's presence ping and Get Channel
+// Authentication Capabilities; false when the check ended there (o
+// holds the verdict). Its own function, so its locals are off the stack
+// during the session handshake.
+//
+//go:noinline
+func firstContact(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration, start time.Time, prof ipmi.Profile, pingRetrans *uint32) bool {
 	// 1. Presence ping: cheap, credential-free; a third of the budget at
-	// most, since some BMCs disable ASF and we go on without it.
-	rtt, err := eng.Ping(ipmi.WithRequestTimeout(ctx, timeout/3), t.Addr)
-	switch {
-	case err == nil:
-		o.Evidence.PingAnswered = true
-		o.Evidence.PingRTTMS = ms(rtt)
-	case errors.Is(err, ipmi.ErrPortUnreachable), errors.Is(err, ipmi.ErrHostUnreachable):
-		fail(o, t, err, false)
-		return
-	case ctx.Err() != nil:
-		fail(o, t, err, false)
-		return
+	// most, since some BMCs disable ASF and we go on without it. A BMC
+	// learned not to answer it (ipmiping quirk: Intel M50FCP, Windmill,
+	// pyghmi) is not pinged: Get Channel Authentication Capabilities is
+	// its liveness probe, and the check costs no second of waiting.
+	pinged := !prof.NoPing()
+	if pinged {
+		c0 := eng.PeerCounters(t.Addr)
+		rtt, err := eng.Ping(ipmi.WithRequestTimeout(ctx, timeout/3), t.Addr)
+		switch {
+		case err == nil:
+			o.Evidence.PingAnswered = true
+			o.Evidence.PingRTTMS = ms(rtt)
+		case errors.Is(err, ipmi.ErrPortUnreachable), errors.Is(err, ipmi.ErrHostUnreachable):
+			fail(o, t, err, false)
+			return false
+		case ctx.Err() != nil:
+			fail(o, t, err, false)
+			return false
+		default:
+			*pingRetrans = eng.PeerCounters(t.Addr).Retransmits - c0.Retransmits
+		}
+	} else {
+		o.Evidence.PingSkipped = true
 	}
 
 	// 2. What the BMC offers before login (and whether it is insecure).
 	// What is left of the first contact's budget (all of it once the
 	// ping was answered: the BMC has spoken).
 	left := timeout
-	if !o.Evidence.PingAnswered {
+	if pinged && !o.Evidence.PingAnswered {
 		left = timeout - time.Since(start)
 	}
 	if left <= 0 {
 		fail(o, t, &ipmi.StageError{Stage: ipmi.StageAuthCaps, Err: ipmi.ErrNoResponse}, false)
-		return
+		return false
 	}
 	caps, rtt, err := eng.AuthCaps(ipmi.WithRequestTimeout(ctx, left), t.Addr, t.privilege())
 	if err != nil {
 		fail(o, t, err, o.Evidence.PingAnswered)
-		return
+		return false
 	}
 	o.Evidence.RTTMS[string(ipmi.StageAuthCaps)] = ms(rtt)
 	o.Evidence.AuthCaps = &caps
+	if pinged {
+		// The BMC answers IPMI: whether it answered the ping is a fact
+		// about it, learned for the next checks.
+		eng.SetQuirk(t.Addr, ipmi.QuirkNoPing, !o.Evidence.PingAnswered)
+	}
 	o.Evidence.Insecure = insecureFindings(caps)
 
-	sessionChecks(ctx, eng, t, o, timeout)
+	return true
 }
 
 // sessionChecks opens the session and reads identity and power (Get Device
@@ -122,10 +163,7 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 	// Every request of the session: a timeout of silence each.
 	sctx := ipmi.WithRequestTimeout(ctx, timeout)
 	// 3. Session.
-	cr := ipmi.Credentials{User: t.User, Password: t.Password, Privilege: t.privilege()}
-	if t.CipherSuite != 0 {
-		cr.Suites = []ipmi.CipherSuite{ipmi.CipherSuite(t.CipherSuite)}
-	}
+	cr := ipmi.Credentials{User: t.User, Password: t.Password, Privilege: t.privilege(), Suites: t.suites()}
 	t0 := time.Now()
 	// Open Session, RAKP 1 and RAKP 3: a timeout of silence for each.
 	sess, err := eng.Open(sctx, t.Addr, cr)
@@ -137,6 +175,14 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 	o.Evidence.RTTMS["session"] = ms(time.Since(t0))
 	o.Evidence.CipherSuite = int(sess.Suite())
 	o.Evidence.ConflictingReplies = sess.Conflicts
+	if n := sess.Negotiation; n != nil {
+		o.Evidence.SuiteWhy = n.Why
+		// The details only when there is more to them than the reason
+		// (the check's JSON stays small for the usual BMC).
+		if n.Asked || len(n.Tried) > 0 || n.Quirks != 0 {
+			o.Evidence.Negotiation = n
+		}
+	}
 
 	// 4. Identity and state.
 	if !t.Light {
@@ -152,19 +198,28 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 			return
 		}
 	}
-	t0 = time.Now()
-	raw, err := sess.GetSystemGUID(sctx)
 	var g guid.GUID
-	switch {
-	case err == nil:
-		o.Evidence.RTTMS["get_system_guid"] = ms(time.Since(t0))
-		g, o.Evidence.GUIDSource = guid.GUID(raw), "get_system_guid"
-	case isCompletion(err):
-		// No Get System GUID: RAKP 2 carried the managed system GUID.
+	if eng.Profile(t.Addr).Quirks&ipmi.QuirkNoSystemGUID != 0 {
+		// Learned: Get System GUID is not implemented (pyghmi); RAKP 2
+		// carried the managed system GUID.
 		g, o.Evidence.GUIDSource = guid.GUID(sess.RAKPGUID), "rakp2"
-	default:
-		fail(o, t, err, true)
-		return
+	} else {
+		t0 = time.Now()
+		raw, err := sess.GetSystemGUID(sctx)
+		switch {
+		case err == nil:
+			o.Evidence.RTTMS["get_system_guid"] = ms(time.Since(t0))
+			g, o.Evidence.GUIDSource = guid.GUID(raw), "get_system_guid"
+		case isCompletion(err):
+			// An optional command refused (0xC1 not implemented, 0xD4 on
+			// some Supermicro firmware): not an authentication verdict.
+			// RAKP 2 carried the managed system GUID.
+			g, o.Evidence.GUIDSource = guid.GUID(sess.RAKPGUID), "rakp2"
+			eng.SetQuirk(t.Addr, ipmi.QuirkNoSystemGUID, true)
+		default:
+			fail(o, t, err, true)
+			return
+		}
 	}
 	t0 = time.Now()
 	cs, err := sess.ChassisStatus(sctx)
@@ -206,6 +261,15 @@ func identify(o *Observation, t *Target, g guid.GUID, suite ipmi.CipherSuite) {
 // Connectable BMC Degraded: it answers, but only after retries.
 const degradedRetransmits = 2
 
+// suites is the allow-list to negotiate from: the pinned suite alone, or
+// Suites (nil: the engine's default).
+func (t *Target) suites() []ipmi.CipherSuite {
+	if t.CipherSuite != 0 {
+		return []ipmi.CipherSuite{ipmi.CipherSuite(t.CipherSuite)}
+	}
+	return t.Suites
+}
+
 func (t *Target) privilege() ipmi.Privilege {
 	if t.Privilege == 0 {
 		return ipmi.PrivilegeAdministrator
@@ -228,6 +292,9 @@ func fail(o *Observation, t *Target, err error, answered bool) {
 		o.Evidence.FailedStage = string(se.Stage)
 		o.Evidence.RMCPStatus = int(se.Status)
 		o.Evidence.Attempts = se.Attempts
+		if n := se.Negotiation; n != nil {
+			o.Evidence.Negotiation, o.Evidence.SuiteWhy = n, n.Why
+		}
 	}
 	o.State, o.Reason = Classify(err, answered)
 	// A refused password from a BMC that names another GUID in RAKP 2: the
@@ -328,11 +395,26 @@ func message(o *Observation, t *Target, err error) string {
 	case state.ReasonBusy:
 		return "the BMC has no free session slot: another manager, agent or console holds its sessions (they expire after the BMC's idle timeout); identity not verified"
 	case state.ReasonNoCipherSuite:
-		return "the BMC offers none of the cipher suites we accept (17, 3): enable one on the BMC, or pin cipher_suite in the inventory"
+		allowed, offered := "17, 3", "none we could read"
+		if n := o.Evidence.Negotiation; n != nil {
+			allowed = joinSuites(n.Allowed)
+			if n.Offered != nil {
+				offered = joinSuites(n.Offered)
+			}
+		}
+		return fmt.Sprintf("the BMC offers cipher suites %s, none of the allowed %s: enable suite 17 on the BMC (ipmitool lan set <channel> cipher_privs), or widen the allow-list (cipher_suites in the inventory, --cipher-suites)", offered, allowed)
 	case state.ReasonCipher0Refused:
 		return "cipher suite 0 (no authentication) was requested and is not allowed"
 	}
 	return err.Error()
+}
+
+func joinSuites(l []ipmi.CipherSuite) string {
+	parts := make([]string, len(l))
+	for i, s := range l {
+		parts[i] = fmt.Sprint(uint8(s))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func stageOf(err error) string {

@@ -37,9 +37,16 @@ type Target struct {
 	// known (the monitor remembers it): a mismatch then shows the GUID the
 	// BMC gave in the operator's layout, not only in the BMC's.
 	ExpectedLayout guid.Layout
-	CipherSuite    int // 0: automatic
-	Privilege      ipmi.Privilege
-	Timeout        time.Duration
+	CipherSuite    int // a pinned suite; 0: negotiate from Suites
+	// Suites is the allow-list of cipher suites in order of preference
+	// (nil: ipmi.DefaultSuites, 17 then 3). Suite 0 is never allowed.
+	Suites []ipmi.CipherSuite
+	// Profile is what an earlier run learned about this BMC (the store's
+	// copy; nil: nothing). The engine's own knowledge wins when it has
+	// some.
+	Profile   *ipmi.Profile
+	Privilege ipmi.Privilege
+	Timeout   time.Duration
 	// Light makes a routine re-check of a BMC that answered last time: no
 	// presence ping, no auth capabilities, no Get Device ID — the session,
 	// its GUID and the chassis status only (6 datagrams instead of 9).
@@ -88,9 +95,22 @@ type Evidence struct {
 	Attempts     int                `json:"attempts,omitempty"`
 	Error        string             `json:"error,omitempty"`
 
+	// PingSkipped: the BMC is known not to answer the presence ping
+	// (learned profile), so none was sent.
+	PingSkipped bool `json:"ping_skipped,omitempty"`
+
 	AuthCaps    *ipmi.AuthCaps `json:"auth_caps,omitempty"`
 	CipherSuite int            `json:"cipher_suite,omitempty"`
-	Insecure    []string       `json:"insecure,omitempty"`
+	// SuiteWhy says why CipherSuite was used (or, on failure, what was
+	// offered and tried); Negotiation has the details.
+	SuiteWhy    string            `json:"cipher_suite_why,omitempty"`
+	Negotiation *ipmi.Negotiation `json:"negotiation,omitempty"`
+	// Profile is what is known about the BMC after this check: the suite
+	// that works and the quirks seen (kept in the store by the monitor).
+	Profile *ipmi.Profile `json:"profile,omitempty"`
+	// Quirks names the BMC quirks this check met and worked around.
+	Quirks   []string `json:"quirks,omitempty"`
+	Insecure []string `json:"insecure,omitempty"`
 
 	Manufacturer   string              `json:"manufacturer,omitempty"`
 	ManufacturerID uint32              `json:"manufacturer_id,omitempty"`

@@ -192,6 +192,16 @@ func TestLightCheck(t *testing.T) {
 	tg := target(bmc.Addr, ipmitest.Password)
 	tg.Light = true
 	tg.Expected = guid.GUID(ipmitest.GUID)
+	// First contact proposes the strongest allowed suite, which go-ipmi's
+	// BMC accepts: no Get Channel Cipher Suites, no extra round trip. The
+	// next check proposes the suite learned.
+	for i, why := range []string{"strongest of the allow-list [17, 3], and the BMC accepted it", "worked last time"} {
+		before := eng.Stats().Sent
+		o := check(ctx, tg)
+		if sent := eng.Stats().Sent - before; sent != 6 || o.State != state.Connectable || !strings.Contains(o.Evidence.SuiteWhy, why) {
+			t.Errorf("light check %d: %s, %d datagrams (want 6), why %q (want %q)", i, o.State, sent, o.Evidence.SuiteWhy, why)
+		}
+	}
 	before := eng.Stats().Sent
 	o := check(ctx, tg)
 	sent := eng.Stats().Sent - before
@@ -202,7 +212,7 @@ func TestLightCheck(t *testing.T) {
 		t.Errorf("light check did the full sequence: %+v", o.Evidence)
 	}
 	if sent != 6 {
-		t.Errorf("light check sent %d datagrams, want 6 (open, RAKP 1, RAKP 3, GUID, chassis status, close)", sent)
+		t.Errorf("light check sent %d datagrams, want 6 (open, RAKP 1, RAKP 3, GUID, chassis status, close): %+v", sent, o.Evidence.Negotiation)
 	}
 	tg.Expected, _ = guid.Parse("00000000-1111-2222-3333-444444444444")
 	if o := check(ctx, tg); o.State != state.Invalid {

@@ -53,6 +53,9 @@ type Config struct {
 	// FullEvery: one check in FullEvery of a Connectable channel is full;
 	// the others are light (monitor.Config.FullEvery).
 	FullEvery int
+	// CipherSuites is the fleet-wide cipher suite allow-list, strongest
+	// first (nil: 17, then 3); an account's own list overrides it.
+	CipherSuites []ipmi.CipherSuite
 	// Engine configures the IPMI engine (Sockets, Source).
 	Engine ipmi.Config
 	Logger *slog.Logger
@@ -177,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	probers := map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine), "redfish": s.RedfishProber.Check}
 	s.Monitor = monitor.New(st, monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
-		Probers: probers, Logger: cfg.Logger,
+		Suites: cfg.CipherSuites, Probers: probers, Logger: cfg.Logger,
 		OnChange: cfg.OnChange, OnObservation: onObs, Events: s.Events.MonitorEvent,
 	})
 	if err := s.Monitor.Load(ctx); err != nil {
@@ -185,6 +188,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Manager = manager.New(st, s.Monitor, s.Engine, cfg.Logger)
 	s.Manager.Redfish = s.Redfish
+	s.Manager.Suites = cfg.CipherSuites
 	s.Manager.Diag.Schedule, s.Manager.Diag.Timeout = cfg.Schedule, cfg.Timeout
 	s.Manager.Diag.Probers = probers
 	// The Degraded tree's rates and fleet comparison come from the event

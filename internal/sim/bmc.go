@@ -474,7 +474,7 @@ func (b *BMC) setFaults(nf Faults) error {
 			})
 		}
 	}
-	if (nf.security() != old.security() || nf.CipherSuites != old.CipherSuites) && b.core != nil && !restarted {
+	if (nf.security() != old.security() || nf.CipherSuites != old.CipherSuites || nf.Quirk&QuirkSuite3Only != old.Quirk&QuirkSuite3Only) && b.core != nil && !restarted {
 		b.applySecurity(b.core.bmc, &nf)
 		applySuites(b.core.bmc, &nf)
 	}
@@ -511,6 +511,10 @@ func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 		b.ctr.droppedIn.Add(1)
 		return false
 	}
+	if f.Quirk&QuirkNoPing != 0 && isPresencePing(pkt) {
+		b.ctr.droppedIn.Add(1)
+		return false
+	}
 	if pt, sid, pl, ok := rmcpPlus(pkt); ok && sid == 0 {
 		switch pt {
 		case ptOpenSessReq:
@@ -518,6 +522,13 @@ func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 				b.trackInflight(from)
 				_, _ = b.emit(c, rmcpPlusError(ptOpenSessRsp, pl[0], rmcpInsufficientResources, binary.LittleEndian.Uint32(pl[4:8])), from)
 				return false
+			}
+			if f.Quirk != 0 {
+				if reply := quirkOpenSession(f.Quirk, pl); reply != nil {
+					b.trackInflight(from)
+					_, _ = b.emit(c, reply, from)
+					return false
+				}
 			}
 		case ptRAKP1:
 			b.ctr.authAttempts.Add(1)

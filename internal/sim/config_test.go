@@ -29,6 +29,8 @@ faults:
     slow: 1500ms
     lossy: 0.25
   enc-01: {wrong_password: true}
+  bmc-00005: {quirk: [no_ping, suite3_only]}
+  bmc-00006: {quirk: opensess_0x01}
 swaps:
   - [bmc-00010, bmc-00011]
 `
@@ -43,7 +45,8 @@ func TestParseConfig(t *testing.T) {
 		len(cfg.Enclosures) != 2 || !cfg.Enclosures[1].Down || cfg.Enclosures[0].Blades != 8 ||
 		!cfg.Faults["bmc-00003"].Silent || cfg.Faults["bmc-00004"].Slow != Duration(1500*time.Millisecond) ||
 		cfg.Faults["bmc-00004"].Lossy != 0.25 || !cfg.Faults["enc-01"].WrongPassword ||
-		len(cfg.Swaps) != 1 || cfg.Swaps[0][1] != "bmc-00011" {
+		len(cfg.Swaps) != 1 || cfg.Swaps[0][1] != "bmc-00011" ||
+		cfg.Faults["bmc-00005"].Quirk != QuirkNoPing|QuirkSuite3Only || cfg.Faults["bmc-00006"].Quirk != QuirkOpenSess01 {
 		t.Errorf("parsed %+v", cfg)
 	}
 }
@@ -68,6 +71,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"slots", "count: 3\nsession_slots: 99\n", "session_slots", 2, "between 1 and 63"},
 		{"base addr", "count: 3\nbase_addr: 192.168.1.10\n", "base_addr", 2, "not a loopback"},
 		{"firmware", "count: 3\nvendors:\n  - {name: x, manufacturer_id: 1, firmware: v2}\n", "vendors[0].firmware", 3, "major.minor"},
+		{"quirk", "count: 3\nfaults:\n  bmc-00002:\n    quirk: [no_pong]\n", "faults.bmc-00002.quirk", 4, "unknown quirk \"no_pong\" (known: no_ping, suite3_only, opensess_0x01, guid_0xd4)"},
 		{"swap", "count: 3\nswaps:\n  - [bmc-00001]\n", "swaps[0]", 3, "exactly two"},
 		{"password", "count: 3\npassword: 0123456789012345678901\n", "", 0, ""},
 	} {

@@ -355,7 +355,7 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	if err := onlyFields(raw, "silent", "port_closed", "wrong_password", "user_removed", "guid_replaced",
 		"slots_full", "insecure", "locked", "em_link", "bmc_key", "cipher_suites", "cipher0", "anonymous", "weak_auth", "default_password",
 		"soft_off_ignored", "cert_replaced", "busy_503", "redfish_no_sessions", "redfish_no_basic",
-		"slow", "lossy", "timeout_rate", "malformed"); err != nil {
+		"quirk", "slow", "lossy", "timeout_rate", "malformed"); err != nil {
 		return f, err
 	}
 	bools := []struct {
@@ -393,6 +393,11 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	if v, ok := raw["cipher_suites"]; ok {
 		if err := f.CipherSuites.UnmarshalJSON(v); err != nil {
 			return f, fieldErr("cipher_suites", "%v", err)
+		}
+	}
+	if v, ok := raw["quirk"]; ok {
+		if err := f.Quirk.UnmarshalJSON(v); err != nil {
+			return f, fieldErr("quirk", "%v", err)
 		}
 	}
 	return f, f.Validate("")

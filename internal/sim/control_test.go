@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,6 +45,10 @@ func TestControlAPI(t *testing.T) {
 	rf := Faults{CertReplaced: true, Busy503: true, RedfishNoSessions: true, RedfishNoBasic: true}
 	if st, err = api.SetFaults(ctx, b.Name(), rf); err != nil || st.Faults != rf {
 		t.Fatalf("Redfish faults: %+v %v", st.Faults, err)
+	}
+	st, err = api.SetFaults(ctx, b.Name(), Faults{Quirk: QuirkNoPing | QuirkOpenSess01})
+	if err != nil || st.Faults.Quirk != QuirkNoPing|QuirkOpenSess01 || !slices.Contains(st.Faults.Names(), "quirk=no_ping,opensess_0x01") {
+		t.Fatalf("set quirk: %+v %v", st.Faults, err)
 	}
 	if st, err = api.ClearFaults(ctx, b.Name()); err != nil || !st.Faults.Zero() {
 		t.Fatalf("clear: %+v %v", st.Faults, err)

@@ -21,6 +21,10 @@ import (
 // fault (after applySecurity chose go-ipmi's default or the weak set): the
 // fault's list, plus suite 0 under cipher0 and 0-2 under insecure.
 func applySuites(m *bmc.BMC, f *Faults) {
+	if f.Quirk&QuirkSuite3Only != 0 {
+		m.SetCipherSuites([]types.CipherSuiteID{types.CipherSuiteID3})
+		return
+	}
 	if f.CipherSuites == 0 {
 		return
 	}

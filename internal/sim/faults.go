@@ -102,6 +102,9 @@ type Faults struct {
 	// OS that ignores the ACPI power button (hung, or configured to do
 	// nothing). Hard power off still works.
 	SoftOffIgnored bool `json:"soft_off_ignored,omitempty" yaml:"soft_off_ignored,omitempty"`
+	// Quirk makes the BMC imitate vendor quirks of real BMCs (see
+	// QuirkSet): no_ping, suite3_only, opensess_0x01, guid_0xd4.
+	Quirk QuirkSet `json:"quirk,omitempty" yaml:"quirk,omitempty"`
 	// Slow delays every reply by this much (at most 60s).
 	Slow Duration `json:"slow,omitempty" yaml:"slow,omitempty"`
 	// Lossy drops this fraction (0..1) of incoming datagrams.
@@ -150,6 +153,9 @@ func (f Faults) Names() []string {
 	add(f.RedfishNoSessions, "redfish_no_sessions")
 	add(f.RedfishNoBasic, "redfish_no_basic")
 	add(f.SoftOffIgnored, "soft_off_ignored")
+	if f.Quirk != 0 {
+		out = append(out, "quirk="+f.Quirk.String())
+	}
 	if f.Slow > 0 {
 		out = append(out, "slow="+time.Duration(f.Slow).String())
 	}

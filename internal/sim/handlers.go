@@ -143,6 +143,9 @@ func loginBits(users *bmc.UserStore) uint8 {
 // handleGetSystemGUID implements Get System GUID (App 37h): the 16 GUID
 // bytes as stored.
 func handleGetSystemGUID(_ context.Context, hctx *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
+	if b := simOf(hctx.BMC.HAL()); b != nil && b.faultSet().Quirk&QuirkGUID0xD4 != 0 {
+		return nil, types.CompletionCode(0xd4), nil // quirk guid_0xd4
+	}
 	g := hctx.BMC.GUID
 	return append([]byte(nil), g[:]...), ccOK, nil
 }

@@ -73,6 +73,12 @@ func normalizeAccount(record string, a *Account) *FieldError {
 	if a.CipherSuite < 0 || a.CipherSuite > 255 {
 		return &FieldError{Record: record, Field: "cipher_suite", Reason: fmt.Sprintf("%d is not in 0..255", a.CipherSuite)}
 	}
+	if r := checkSuiteList(a.CipherSuites); r != "" {
+		return &FieldError{Record: record, Field: "cipher_suites", Reason: r}
+	}
+	if len(a.CipherSuites) == 0 {
+		a.CipherSuites = nil
+	}
 	if strings.IndexFunc(a.User, unicode.IsControl) >= 0 {
 		return &FieldError{Record: record, Field: "user", Reason: "contains control characters"}
 	}
@@ -80,7 +86,7 @@ func normalizeAccount(record string, a *Account) *FieldError {
 }
 
 const accountCols = `a.id, a.machine_id, m.name, a.protocol, a.address, a.port, a.username, a.password,
-  a.privilege, a.cipher_suite, a.redfish_auth, a.credentials_changed_at, a.created_at, a.updated_at`
+  a.privilege, a.cipher_suite, a.cipher_suites, a.redfish_auth, a.credentials_changed_at, a.created_at, a.updated_at`
 
 const accountFrom = ` FROM accounts a JOIN machines m ON m.id = a.machine_id`
 
@@ -88,10 +94,12 @@ func (db *DB) scanAccount(s scanner) (Account, error) {
 	var a Account
 	var pw []byte
 	var changed, created, updated int64
+	var suites string
 	if err := s.Scan(&a.ID, &a.MachineID, &a.Machine, &a.Protocol, &a.Address, &a.Port, &a.User, &pw,
-		&a.Privilege, &a.CipherSuite, &a.RedfishAuth, &changed, &created, &updated); err != nil {
+		&a.Privilege, &a.CipherSuite, &suites, &a.RedfishAuth, &changed, &created, &updated); err != nil {
 		return a, err
 	}
+	a.CipherSuites = parseSuiteText(suites)
 	var err error
 	if a.Password, err = db.unseal(fmt.Sprintf("machine %q, account %d", a.Machine, a.ID), pw, accountBinding(a.Protocol, a.Address, a.Port)); err != nil {
 		return a, err
@@ -147,8 +155,8 @@ func (db *DB) insertAccount(ctx context.Context, x q, record string, a *Account)
 	}
 	t := now()
 	err = x.row(ctx, `INSERT INTO accounts (machine_id, protocol, address, port, username, password, privilege, cipher_suite,
-  redfish_auth, credentials_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		a.MachineID, a.Protocol, a.Address, a.Port, a.User, pw, a.Privilege, a.CipherSuite, a.RedfishAuth, ts(t), ts(t), ts(t)).Scan(&a.ID)
+  cipher_suites, redfish_auth, credentials_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		a.MachineID, a.Protocol, a.Address, a.Port, a.User, pw, a.Privilege, a.CipherSuite, suiteText(a.CipherSuites), a.RedfishAuth, ts(t), ts(t), ts(t)).Scan(&a.ID)
 	if err != nil {
 		return mapErr(err, record)
 	}
@@ -212,8 +220,8 @@ func (db *DB) updateAccount(ctx context.Context, x q, record string, a *Account)
 		changed = ts(a.CredentialsChangedAt)
 	}
 	_, err = x.exec(ctx, `UPDATE accounts SET machine_id = ?, protocol = ?, address = ?, port = ?, username = ?, password = ?,
-  privilege = ?, cipher_suite = ?, redfish_auth = ?, credentials_changed_at = ?, updated_at = ? WHERE id = ?`,
-		a.MachineID, a.Protocol, a.Address, a.Port, a.User, pw, a.Privilege, a.CipherSuite, a.RedfishAuth, changed, ts(t), a.ID)
+  privilege = ?, cipher_suite = ?, cipher_suites = ?, redfish_auth = ?, credentials_changed_at = ?, updated_at = ? WHERE id = ?`,
+		a.MachineID, a.Protocol, a.Address, a.Port, a.User, pw, a.Privilege, a.CipherSuite, suiteText(a.CipherSuites), a.RedfishAuth, changed, ts(t), a.ID)
 	if err != nil {
 		return mapErr(err, record)
 	}

@@ -58,6 +58,9 @@ type Account struct {
 	// RedfishAuth forces the Redfish login: "session" or "basic"; ""
 	// lets the prober choose as the service offers (auto).
 	RedfishAuth string `json:"redfish_auth,omitempty"`
+	// CipherSuites is the account's allow-list, strongest first (nil: the
+	// server's default, 17 then 3). Never suite 0.
+	CipherSuites []int `json:"cipher_suites,omitempty"`
 	// CredentialsChangedAt is when user or password last changed: the
 	// monitor retries a NotAuthenticated account at once after an edit.
 	CredentialsChangedAt time.Time `json:"credentials_changed_at"`

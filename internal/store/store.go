@@ -68,6 +68,9 @@ type Store interface {
 	// matching f; machineID 0 means all.
 	Accounts(ctx context.Context, f MachineFilter, p Page) ([]Account, error)
 	AccountsOf(ctx context.Context, machineID int64) ([]Account, error)
+	// Learned BMC profiles (cipher suite that worked, quirks), by account.
+	Profiles(ctx context.Context) (map[int64]Profile, error)
+	SaveProfile(ctx context.Context, p Profile) error
 
 	// Enclosures.
 	AddEnclosure(ctx context.Context, e *Enclosure) error

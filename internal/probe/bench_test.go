@@ -1,0 +1,55 @@
+package probe
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/ipmi/ipmitest"
+)
+
+// BenchmarkFullCheck: one full check of a healthy BMC (steady state: the
+// engine knows the BMC), with its allocations.
+func BenchmarkFullCheck(b *testing.B) {
+	bmc := ipmitest.Start(b, ipmitest.Options{})
+	eng, err := ipmi.New(ipmi.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	check := IPMI(eng)
+	tg := Target{Name: "n", Addr: bmc.Addr, User: ipmitest.User, Password: []byte(ipmitest.Password), Expected: guid.GUID(ipmitest.GUID), Timeout: 3 * time.Second}
+	ctx := context.Background()
+	if o := check(ctx, tg); o.State != "Connectable" {
+		b.Fatal(o.Message)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		check(ctx, tg)
+	}
+}
+
+// BenchmarkFirstContactCheck: a full check of a BMC the engine knows
+// nothing about (what `lightsout check` does for every BMC).
+func BenchmarkFirstContactCheck(b *testing.B) {
+	bmc := ipmitest.Start(b, ipmitest.Options{})
+	eng, err := ipmi.New(ipmi.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	check := IPMI(eng)
+	tg := Target{Name: "n", Addr: bmc.Addr, User: ipmitest.User, Password: []byte(ipmitest.Password), Expected: guid.GUID(ipmitest.GUID), Timeout: 3 * time.Second}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		eng.Forget(bmc.Addr)
+		if o := check(ctx, tg); o.State != "Connectable" {
+			b.Fatal(o.Message)
+		}
+	}
+}

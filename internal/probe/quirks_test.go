@@ -1,0 +1,274 @@
+package probe
+
+import (
+	"context"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+const quirkPass = "quirk-pass-1"
+
+// quirkFleet starts n simulated BMCs with the given quirks (by index) on
+// loopback: one address each when root, else consecutive free ports.
+func quirkFleet(t *testing.T, quirks ...sim.QuirkSet) *sim.Fleet {
+	t.Helper()
+	cfg := sim.Config{Count: len(quirks), Seed: 12, Password: quirkPass, Faults: map[string]sim.Faults{}}
+	for attempt := 0; ; attempt++ {
+		if os.Geteuid() == 0 {
+			cfg.BaseAddr = "127.63." + itoa(uint32(os.Getpid()%200+attempt)) + ".1" // 127.63: no other package's range
+		} else {
+			// A free port from the kernel; the next ones are very likely
+			// free too (retried when not).
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.BaseAddr, cfg.BasePort = "127.0.0.1", c.LocalAddr().(*net.UDPAddr).Port
+			c.Close()
+		}
+		f, err := sim.New(cfg)
+		if err != nil && strings.Contains(err.Error(), "in use") && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("simulator: %v", err)
+		}
+		t.Cleanup(func() { f.Close() })
+		for i, b := range f.BMCs() {
+			if quirks[i] != 0 {
+				if err := f.SetFaults(b.Name(), sim.Faults{Quirk: quirks[i]}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return f
+	}
+}
+
+func quirkTarget(b *sim.BMC) Target {
+	return Target{Name: b.Name(), Addr: b.Addr(), User: sim.AdminUser, Password: []byte(quirkPass),
+		Expected: b.RegisteredGUID(), Timeout: time.Second}
+}
+
+func hasQuirk(o Observation, name string) bool { return slices.Contains(o.Evidence.Quirks, name) }
+
+// TestQuirkNoPing: a BMC that never answers the presence ping (ipmiping:
+// Intel M50FCP, Windmill, pyghmi) is Connectable and not Degraded on first
+// contact; it is learned as "no ping", and later checks send no ping.
+func TestQuirkNoPing(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkNoPing)
+	b := f.BMCs()[0]
+	eng := newEngine(t)
+	check := IPMI(eng)
+	ctx := context.Background()
+	o := check(ctx, quirkTarget(b))
+	if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || o.Evidence.PingAnswered {
+		t.Fatalf("first check: %s/%s %v ping %v: %s", o.State, o.Reason, o.Conditions, o.Evidence.PingAnswered, o.Message)
+	}
+	if !hasQuirk(o, "no_presence_ping") || o.Evidence.Profile == nil || !o.Evidence.Profile.NoPing() {
+		t.Fatalf("not learned as no ping: %+v", o.Evidence.Profile)
+	}
+	// The profile alone (as the store gives it to a restarted monitor)
+	// makes a fresh engine skip the ping too.
+	eng2 := newEngine(t)
+	tg := quirkTarget(b)
+	tg.Profile = o.Evidence.Profile
+	for i, e := range []*ipmi.Engine{eng, eng2} {
+		before := e.Stats().Sent
+		o := IPMI(e)(ctx, tg)
+		if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || !o.Evidence.PingSkipped {
+			t.Errorf("check %d: %s %v skipped %v: %s", i, o.State, o.Conditions, o.Evidence.PingSkipped, o.Message)
+		}
+		if _, ok := o.Evidence.RTTMS[string(ipmi.StagePing)]; ok || o.Evidence.Retransmits != 0 {
+			t.Errorf("check %d pinged: %+v", i, o.Evidence)
+		}
+		// auth caps, open, RAKP 1, RAKP 3, device ID, GUID, chassis, close:
+		// no ping, and no Get Channel Cipher Suites (the profile names the
+		// suite that worked).
+		want := uint64(8)
+		if sent := e.Stats().Sent - before; sent != want {
+			t.Errorf("check %d sent %d datagrams, want %d (no ping)", i, sent, want)
+		}
+	}
+	// A silent BMC learned as "no ping" is still NotResponding/silent.
+	f.SetFaults(b.Name(), sim.Faults{Quirk: sim.QuirkNoPing, Silent: true})
+	if o := check(ctx, quirkTarget(b)); o.State != state.NotResponding || o.Reason != state.ReasonSilent {
+		t.Errorf("silent no-ping BMC: %s/%s", o.State, o.Reason)
+	}
+}
+
+// TestQuirkSuite3Only: a BMC that lists only suite 3 and answers suite 3's
+// algorithms to a suite 17 proposal (pyghmi) is Connectable with suite 3,
+// whether negotiated from its list or met with a stale learned profile
+// naming 17; an allow-list without 3 is NotAuthenticated/no_cipher_suite
+// naming what the BMC offers.
+func TestQuirkSuite3Only(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkSuite3Only)
+	b := f.BMCs()[0]
+	ctx := context.Background()
+
+	// First contact: 17 proposed, suite 3's algorithms answered, 3 is
+	// allowed: the session goes on with 3, no extra round trip.
+	o := IPMI(newEngine(t))(ctx, quirkTarget(b))
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || !hasQuirk(o, "counter_proposal") {
+		t.Fatalf("first contact: %s/%s suite %d quirks %v: %s", o.State, o.Reason, o.Evidence.CipherSuite, o.Evidence.Quirks, o.Message)
+	}
+	if !strings.Contains(o.Evidence.SuiteWhy, "proposed cipher suite 17, the BMC answered with cipher suite 3's algorithms") {
+		t.Errorf("why: %q", o.Evidence.SuiteWhy)
+	}
+
+	// A profile that says 17 (the BMC was downgraded since): 17 is
+	// proposed, the BMC answers suite 3's algorithms, 3 is allowed: the
+	// session goes on with 3 and the profile is re-learned.
+	tg := quirkTarget(b)
+	tg.Profile = &ipmi.Profile{Suite: 17, Known: true}
+	eng := newEngine(t)
+	o = IPMI(eng)(ctx, tg)
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || !hasQuirk(o, "counter_proposal") {
+		t.Fatalf("counter-proposal: %s/%s suite %d quirks %v: %s", o.State, o.Reason, o.Evidence.CipherSuite, o.Evidence.Quirks, o.Message)
+	}
+	if p := eng.Profile(b.Addr()); !p.Known || p.Suite != 3 {
+		t.Errorf("re-learned profile: %v", p)
+	}
+
+	// Only 17 allowed: no suite in common, with the offer and the remedy.
+	tg = quirkTarget(b)
+	tg.Suites = []ipmi.CipherSuite{17, 16}
+	o = IPMI(newEngine(t))(ctx, tg)
+	if o.State != state.NotAuthenticated || o.Reason != state.ReasonNoCipherSuite {
+		t.Fatalf("allow 17,16: %s/%s: %s", o.State, o.Reason, o.Message)
+	}
+	if !strings.Contains(o.Message, "offers cipher suites 3, none of the allowed 17, 16") || !strings.Contains(o.Message, "enable suite 17") {
+		t.Errorf("message: %s", o.Message)
+	}
+	if n := o.Evidence.Negotiation; n == nil || !slices.Equal(n.Offered, []ipmi.CipherSuite{3}) {
+		t.Errorf("evidence: %+v", n)
+	}
+	if n := b.Counters().SessionsOpen; n != 0 {
+		t.Errorf("BMC holds %d sessions", n)
+	}
+}
+
+// TestRefusedProposal: a BMC that refuses suite 17 (go-ipmi's BMC answers
+// RMCP+ status 0x04 when it offers only suite 3). With the default list
+// (17, 3) suite 3 is proposed next: one extra round trip. With a longer
+// list the BMC is asked what it offers (Get Channel Cipher Suites) and the
+// strongest allowed suite offered is used; the evidence says what was
+// offered and refused. The next check proposes 3 at once.
+func TestRefusedProposal(t *testing.T) {
+	f := quirkFleet(t, 0)
+	b := f.BMCs()[0]
+	if err := f.SetFaults(b.Name(), sim.Faults{CipherSuites: sim.Suites(3)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	eng := newEngine(t)
+	before := eng.Stats().Sent
+	o := IPMI(eng)(ctx, quirkTarget(b))
+	n := o.Evidence.Negotiation
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || n.Asked || len(n.Tried) != 1 || n.Tried[0].Suite != 17 || n.Tried[0].Status != 0x04 {
+		t.Fatalf("default list: %s/%s suite %d negotiation %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+	}
+	if sent := eng.Stats().Sent - before; sent != 10 {
+		t.Errorf("first check sent %d datagrams, want 10 (a full check's 9 and the refused Open Session)", sent)
+	}
+	before = eng.Stats().Sent
+	o = IPMI(eng)(ctx, quirkTarget(b))
+	if o.State != state.Connectable || o.Evidence.Negotiation != nil || !strings.Contains(o.Evidence.SuiteWhy, "worked last time") {
+		t.Errorf("second check: %s why %q %+v", o.State, o.Evidence.SuiteWhy, o.Evidence.Negotiation)
+	}
+	if sent := eng.Stats().Sent - before; sent != 9 {
+		t.Errorf("second check sent %d datagrams, want the 9 of a full check", sent)
+	}
+
+	tg := quirkTarget(b)
+	tg.Suites = []ipmi.CipherSuite{17, 16, 3}
+	o = IPMI(newEngine(t))(ctx, tg)
+	n = o.Evidence.Negotiation
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || !n.Asked || !slices.Equal(n.Offered, []ipmi.CipherSuite{3}) ||
+		len(n.Tried) != 1 || n.Tried[0].Suite != 17 {
+		t.Fatalf("list 17, 16, 3: %s/%s suite %d negotiation %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+	}
+	if !strings.Contains(o.Evidence.SuiteWhy, "the BMC offers [3]; cipher suite 3 is the strongest of them in the allow-list [17, 16, 3]; refused before: 17 (status 0x04)") {
+		t.Errorf("why: %q", o.Evidence.SuiteWhy)
+	}
+}
+
+// TestQuirkOpenSession01: a BMC that answers Open Session status 0x01
+// ("insufficient resources") for every suite but 17 (Intel M50CYP, LAN Auth
+// #28) is not Busy: with an allow-list that tries 3 first, 3 is refused,
+// 17 is tried and works. Busy only when every allowed suite said 0x01.
+func TestQuirkOpenSession01(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkOpenSess01)
+	b := f.BMCs()[0]
+	ctx := context.Background()
+	if o := IPMI(newEngine(t))(ctx, quirkTarget(b)); o.State != state.Connectable || o.Evidence.CipherSuite != 17 {
+		t.Fatalf("default: %s/%s suite %d: %s", o.State, o.Reason, o.Evidence.CipherSuite, o.Message)
+	}
+	tg := quirkTarget(b)
+	tg.Suites = []ipmi.CipherSuite{3, 17}
+	o := IPMI(newEngine(t))(ctx, tg)
+	if o.State != state.Connectable || slices.Contains(o.Conditions, state.Busy) || o.Evidence.CipherSuite != 17 {
+		t.Fatalf("allow 3,17: %s/%s %v suite %d: %s", o.State, o.Reason, o.Conditions, o.Evidence.CipherSuite, o.Message)
+	}
+	n := o.Evidence.Negotiation
+	if n == nil || len(n.Tried) != 1 || n.Tried[0].Suite != 3 || n.Tried[0].Status != 0x01 || !hasQuirk(o, "open_session_0x01_for_suite") {
+		t.Errorf("evidence: %+v quirks %v", n, o.Evidence.Quirks)
+	}
+	tg.Suites = []ipmi.CipherSuite{3}
+	o = IPMI(newEngine(t))(ctx, tg)
+	if o.State != state.Connectable || o.Reason != state.ReasonBusy {
+		t.Errorf("allow 3 only, offered (every allowed suite said 0x01): %s/%s", o.State, o.Reason)
+	}
+	// The same BMC listing only suite 17: its 0x01 to suite 3 means "not
+	// this suite", whatever the allow-list.
+	if err := f.SetFaults(b.Name(), sim.Faults{Quirk: sim.QuirkOpenSess01, CipherSuites: sim.Suites(17)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, allow := range [][]ipmi.CipherSuite{{3}, {3, 2}} {
+		tg.Suites = allow
+		o = IPMI(newEngine(t))(ctx, tg)
+		if o.State != state.NotAuthenticated || o.Reason != state.ReasonNoCipherSuite || !strings.Contains(o.Message, "offers cipher suites 17") {
+			t.Errorf("allow %v, BMC offers 17: %s/%s: %s", allow, o.State, o.Reason, o.Message)
+		}
+	}
+}
+
+// TestQuirkOptionalCommand0xD4: a BMC that answers Get System GUID with
+// 0xD4 (insufficient privilege) whatever the privilege — Supermicro and
+// Windmill do so for optional commands (FreeIPMI bugs doc Misc #2/#5/#6) —
+// is Connectable, not NotAuthenticated: the GUID comes from RAKP 2 and is
+// still compared, and the quirk is named and learned (the next check does
+// not ask again).
+func TestQuirkOptionalCommand0xD4(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkGUID0xD4)
+	b := f.BMCs()[0]
+	eng := newEngine(t)
+	ctx := context.Background()
+	o := IPMI(eng)(ctx, quirkTarget(b))
+	if o.State != state.Connectable || o.Evidence.GUIDSource != "rakp2" || !hasQuirk(o, "no_get_system_guid") || o.GUID == "" || o.GUID != o.Expected {
+		t.Fatalf("%s/%s guid %s (%s) quirks %v: %s", o.State, o.Reason, o.GUID, o.Evidence.GUIDSource, o.Evidence.Quirks, o.Message)
+	}
+	before := eng.Stats().Sent
+	if o := IPMI(eng)(ctx, quirkTarget(b)); o.State != state.Connectable || o.Evidence.GUIDSource != "rakp2" {
+		t.Errorf("second check: %s (%s)", o.State, o.Evidence.GUIDSource)
+	}
+	if sent := eng.Stats().Sent - before; sent != 8 {
+		t.Errorf("second check sent %d datagrams, want 8 (no Get System GUID)", sent)
+	}
+	tg := quirkTarget(b)
+	tg.Expected, _ = guid.Parse("11111111-2222-3333-4444-555555555555")
+	if o := IPMI(eng)(ctx, tg); o.State != state.Invalid {
+		t.Errorf("another GUID registered: %s/%s", o.State, o.Reason)
+	}
+}
