@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 	"strconv"
-	"time"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"strconv"
+	"strings"
 
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/store"
