@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/incident"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
@@ -45,6 +46,7 @@ func (a *API) routes() []route {
 
 		{"GET", "/api/v1/whoami", viewer, a.whoami},
 		{"GET", "/api/v1/summary", viewer, a.summary},
+		{"GET", "/api/v1/incidents", viewer, a.incidents},
 
 		{"GET", "/api/v1/machines", viewer, a.listMachines},
 		{"POST", "/api/v1/machines", operator, a.addMachine},
@@ -124,6 +126,21 @@ func (a *API) summary(w http.ResponseWriter, r *http.Request, _ manager.Actor) e
 		return err
 	}
 	writeJSON(w, http.StatusOK, s)
+	return nil
+}
+
+func (a *API) incidents(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	if _, err := params(r); err != nil {
+		return err
+	}
+	incs, err := a.m.Incidents(r.Context())
+	if err != nil {
+		return err
+	}
+	if incs == nil {
+		incs = []incident.Incident{}
+	}
+	writeJSON(w, http.StatusOK, incs)
 	return nil
 }
 

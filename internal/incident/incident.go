@@ -114,7 +114,11 @@ type Incident struct {
 	// Machines says which.
 	Members  []string `json:"members"`
 	Machines bool     `json:"machines"`
-	Remedy   string   `json:"remedy"`
+	// Shares names what the members have in common, from fleet
+	// correlations over exactly these members ("firmware Dell 4.40 (5
+	// of 5)", "subnet 10.1.2.0/24 (5 of 40)").
+	Shares []string `json:"shares,omitempty"`
+	Remedy string   `json:"remedy"`
 	// Diagnose is the command that diagnoses the incident.
 	Diagnose string `json:"diagnose"`
 }
@@ -335,14 +339,26 @@ func Group(in Input) []Incident {
 		out = append(out, inc)
 	}
 
-	// Fleet correlations (an enclosure finding about a dead enclosure is
-	// that enclosure's incident already).
+	// Fleet correlations. An enclosure finding about a dead enclosure is
+	// that enclosure's incident already; a finding whose members are
+	// exactly another incident's is told in that incident (Shares).
+	bySet := map[string]int{}
+	for i, inc := range out {
+		bySet[strings.Join(inc.Members, "\x00")] = i
+	}
 	for _, c := range in.Correlations {
+		ms := slices.Clone(c.Members)
+		slices.Sort(ms)
 		if c.Factor == "enclosure" && downEnc[c.Value] {
 			continue
 		}
-		ms := slices.Clone(c.Members)
-		slices.Sort(ms)
+		if i, ok := bySet[strings.Join(ms, "\x00")]; ok {
+			sh := fmt.Sprintf("%s %s (%d of %d)", c.Factor, c.Value, len(ms), c.GroupSize)
+			if !slices.Contains(out[i].Shares, sh) {
+				out[i].Shares = append(out[i].Shares, sh)
+			}
+			continue
+		}
 		out = append(out, Incident{
 			ID: "correlation:" + c.Code + "/" + c.Factor + "=" + c.Value, Kind: KindCorrelation, Severity: store.SeverityWarning,
 			Title: fmt.Sprintf("%d of %d BMCs with %s %s raise %s", len(ms), c.GroupSize, c.Factor, c.Value, c.Code),

@@ -83,14 +83,16 @@ func TestGroup(t *testing.T) {
 				ch("d", 4, state.Connectable, ""),
 			}},
 			map[string]string{"condition:Busy/group=": "a", "condition:Degraded/group=": "b", "condition:Insecure/group=": "b,c"}},
-		{"floods, correlations (an enclosure finding about a dead enclosure folds into it), agents",
+		{"floods, correlations (an enclosure finding about a dead enclosure folds into it, one with another incident's members too), agents",
 			Input{Channels: []Channel{blade("b1", 1, "enc-b", state.NotResponding), blade("b2", 2, "enc-b", state.NotResponding)},
 				Flooding: []string{"m9", "m8", "m9"},
 				Correlations: []Correlation{{Code: "oob.not_responding", Factor: "enclosure", Value: "enc-b", GroupSize: 2, Members: []string{"b2", "b1"}},
+					{Code: "oob.timeout_flood", Factor: "subnet", Value: "10.0.0.0/24", GroupSize: 9, Members: []string{"m9", "m8"}}, // the flood's members
+					{Code: "oob.degraded", Factor: "subnet", Value: "10.0.1.0/24", GroupSize: 9, Members: []string{"h9", "m8", "m9"}},
 					{Code: "oob.degraded", Factor: "firmware", Value: "Dell 4.40", GroupSize: 4, Members: []string{"m8", "m9"}}},
 				Agents: []Agent{{Name: "h1", State: "Up"}, {Name: "h2", State: "Down", Reason: "no_heartbeat"}, {Name: "h3", State: "Down", Reason: "no_heartbeat"},
 					{Name: "h4", State: "PendingUp", Reason: "untrusted_address"}, {Name: "h5", State: "Up", Link: "Down", LinkReason: "timeout"}, {Name: "h6", State: "Up", Link: "Unknown"}}},
-			map[string]string{"enclosure:enc-b": "b1,b2", "flood": "m8,m9", "correlation:oob.degraded/firmware=Dell 4.40": "m8,m9",
+			map[string]string{"enclosure:enc-b": "b1,b2", "flood": "m8,m9", "correlation:oob.degraded/subnet=10.0.1.0/24": "h9,m8,m9",
 				"agent:Down/no_heartbeat": "h2,h3", "agent:PendingUp/untrusted_address": "h4", "host_link:Down/timeout": "h5"}},
 	}
 	for _, tc := range cases {
@@ -108,6 +110,17 @@ func TestGroup(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A fleet finding over exactly an incident's members is told in it.
+func TestGroupShares(t *testing.T) {
+	got := Group(Input{Flooding: []string{"m1", "m2"}, Correlations: []Correlation{
+		{Code: "oob.timeout_flood", Factor: "firmware", Value: "Dell 4.40", GroupSize: 4, Members: []string{"m2", "m1"}},
+		{Code: "oob.timeout_flood", Factor: "subnet", Value: "10.0.0.0/24", GroupSize: 2, Members: []string{"m1", "m2"}},
+	}})
+	if len(got) != 1 || fmt.Sprint(got[0].Shares) != "[firmware Dell 4.40 (2 of 4) subnet 10.0.0.0/24 (2 of 2)]" {
+		t.Errorf("%+v", got)
 	}
 }
 
@@ -176,8 +189,7 @@ func TestGroupDeterministic(t *testing.T) {
 
 func TestTracker(t *testing.T) {
 	a, b := Incident{ID: "a", Members: []string{"m1"}}, Incident{ID: "b"}
-	var tr Tracker
-	tr.Grace = time.Minute
+	tr := Tracker{Grace: time.Minute, Hold: -1}
 	ids := func(is []Incident) string {
 		var s []string
 		for _, i := range is {
@@ -217,5 +229,25 @@ func TestTracker(t *testing.T) {
 	}
 	if got := tr.Open(); !slices.Equal(got, []string{"b"}) {
 		t.Errorf("open %v, want [b]", got)
+	}
+}
+
+// A grouping that passes within Hold is never announced; one that lasts is
+// opened once, at Hold.
+func TestTrackerHold(t *testing.T) {
+	tr := Tracker{Grace: time.Minute, Hold: 30 * time.Second}
+	a, b := Incident{ID: "a"}, Incident{ID: "b"}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	if ch := tr.Update(at(0), []Incident{a, b}); len(ch.Opened)+len(ch.Closed) != 0 {
+		t.Fatalf("announced at once: %+v", ch)
+	}
+	if ch := tr.Update(at(10), []Incident{a}); len(ch.Opened)+len(ch.Closed) != 0 {
+		t.Fatalf("b passed unannounced, a not yet due: %+v", ch)
+	}
+	if ch := tr.Update(at(30), []Incident{a, b}); len(ch.Opened) != 1 || ch.Opened[0].ID != "a" {
+		t.Fatalf("a due at 30s, b started again at 30s: %+v", ch)
+	}
+	if ch := tr.Update(at(40), []Incident{a}); len(ch.Opened)+len(ch.Closed) != 0 || !slices.Equal(tr.Open(), []string{"a"}) {
+		t.Fatalf("at 40s: %+v, open %v", ch, tr.Open())
 	}
 }

@@ -52,6 +52,11 @@ type Manager struct {
 	// agent fallback of a soft-off asks the agent enrolled under the
 	// machine's name to run os-shutdown (fallback.go). Nil: no agents.
 	Agents AgentOps
+	// Detectors and AgentList feed incidents (incidents.go): the event
+	// recorder's fleet findings and floods, the agent hub's states. Nil:
+	// none.
+	Detectors FleetDetectors
+	AgentList AgentLister
 	// FallbackPoll is how often the agent fallback reads the power state
 	// (0: DefaultFallbackPoll, 2 s).
 	FallbackPoll time.Duration

@@ -75,6 +75,12 @@ type Config struct {
 	// Agents configures the agent hub (heartbeat interval, misses, clock
 	// skew, version); Store, CA and Logger are the server's.
 	Agents agent.HubConfig
+	// IncidentEvery is how often incidents are regrouped to raise
+	// incident.opened / incident.closed events (default 15 s);
+	// IncidentHold how long one must last to open, IncidentGrace how
+	// long it must be gone to close (defaults incident.DefaultHold,
+	// incident.DefaultGrace).
+	IncidentEvery, IncidentHold, IncidentGrace time.Duration
 }
 
 // Server is a running management server.
@@ -243,6 +249,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Registry.MustRegister(s.Agents.Collectors()...)
 	s.Manager.Agents = s.Agents // power soft's agent fallback (os-shutdown)
+	s.Manager.Detectors, s.Manager.AgentList = s.Events, s.Agents
 	if cfg.AgentListen != "" {
 		ln, err := net.Listen("tcp", cfg.AgentListen)
 		if err != nil {
@@ -263,6 +270,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		defer close(s.done)
 		adone := make(chan struct{})
 		go func() { defer close(adone); _ = s.Audit.Run(mctx) }()
+		idone := make(chan struct{})
+		go func() { defer close(idone); s.watchIncidents(mctx) }()
+		defer func() { <-idone }()
 		_ = s.Monitor.Run(mctx)
 		<-adone
 	}()

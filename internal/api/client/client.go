@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/incident"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/store"
@@ -198,6 +199,12 @@ func (c *Client) Health(ctx context.Context) error {
 func (c *Client) Summary(ctx context.Context) (manager.Summary, error) {
 	var out manager.Summary
 	return out, c.call(ctx, "GET", "/api/v1/summary", nil, nil, &out)
+}
+
+// Incidents returns the fleet's incidents, worst first.
+func (c *Client) Incidents(ctx context.Context) ([]incident.Incident, error) {
+	var out []incident.Incident
+	return out, c.call(ctx, "GET", "/api/v1/incidents", nil, nil, &out)
 }
 
 // MachineQuery filters and pages a machine listing.
