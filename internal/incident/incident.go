@@ -123,6 +123,29 @@ type Incident struct {
 	Diagnose string `json:"diagnose"`
 }
 
+// DiagTargets is what Diagnose diagnoses: machine names, or a group (more
+// than MaxDiagNames members of one group); none for agents (their
+// diagnosis is per agent: lightsout diag --agent NAME).
+func (i Incident) DiagTargets() (names []string, group string) {
+	switch i.Kind {
+	case KindAgent, KindHostLink:
+		return nil, ""
+	case KindEnclosure:
+		return i.Members[:min(1, len(i.Members))], "" // one blade isolates the enclosure
+	case KindSwap:
+		return i.Members, ""
+	}
+	for _, m := range i.Members {
+		if !strings.HasPrefix(m, "agent:") {
+			names = append(names, m)
+		}
+	}
+	if len(names) > MaxDiagNames && i.Group != "" && i.Kind != KindFlood && i.Kind != KindCorrelation {
+		return nil, i.Group
+	}
+	return names[:min(MaxDiagNames, len(names))], ""
+}
+
 // MaxDiagNames is how many machines an incident's diagnosis names before it
 // names their group instead.
 const MaxDiagNames = 10

@@ -105,6 +105,19 @@ func TestGroup(t *testing.T) {
 				if inc.Title == "" || inc.Remedy == "" || inc.Diagnose == "" || inc.Severity == "" || len(inc.Members) == 0 {
 					t.Errorf("incident %s lacks a field: %+v", inc.ID, inc)
 				}
+				names, group := inc.DiagTargets()
+				cmd := "lightsout diag "
+				if inc.Kind == KindSwap {
+					cmd += "--autocorrect "
+				}
+				if group != "" {
+					cmd += "--group " + group
+				} else {
+					cmd += strings.Join(names, " ")
+				}
+				if inc.Kind != KindAgent && inc.Kind != KindHostLink && inc.Diagnose != cmd && len(names)+len(group) > 0 {
+					t.Errorf("%s: Diagnose %q, DiagTargets %v %q", inc.ID, inc.Diagnose, names, group)
+				}
 				if i > 0 && sevRank(got[i-1].Severity) > sevRank(inc.Severity) {
 					t.Errorf("not worst first: %s (%s) after %s (%s)", inc.ID, inc.Severity, got[i-1].ID, got[i-1].Severity)
 				}

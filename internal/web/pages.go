@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/incident"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/state"
@@ -47,8 +48,9 @@ type stateCount struct {
 }
 
 type overviewData struct {
-	Summary manager.Summary
-	Counts  []stateCount
+	Summary   manager.Summary
+	Counts    []stateCount
+	Incidents []incident.Incident
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -56,11 +58,74 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	d := overviewData{Summary: sum}
+	incs, err := c.m.Incidents(r.Context())
+	if err != nil {
+		return err
+	}
+	d := overviewData{Summary: sum, Incidents: incs}
 	for _, st := range States {
 		d.Counts = append(d.Counts, stateCount{st, sum.OOB[st]})
 	}
 	c.render(w, http.StatusOK, "overview", pageData{Title: "Fleet", Nav: "overview", S: s, Data: d})
+	return nil
+}
+
+// MaxIncidentMembers is how many members an incident names on the
+// overview before "and N more".
+const MaxIncidentMembers = 20
+
+type memberLink struct {
+	Name string
+	More int // > 0: the "and N more" entry
+}
+
+func members(ms []string) []memberLink {
+	out := make([]memberLink, 0, min(len(ms), MaxIncidentMembers)+1)
+	for i, m := range ms {
+		if i == MaxIncidentMembers {
+			out = append(out, memberLink{More: len(ms) - i})
+			break
+		}
+		out = append(out, memberLink{Name: m})
+	}
+	return out
+}
+
+// diagnoseIncident serves POST /incidents/diagnose (id): the diagnosis the
+// incident names, run now on its machines (no autocorrect), on a page of
+// its own.
+func (c *Console) diagnoseIncident(w http.ResponseWriter, r *http.Request, s *session) error {
+	id := r.PostForm.Get("id")
+	incs, err := c.m.Incidents(r.Context())
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(incs, func(inc incident.Incident) bool { return inc.ID == id })
+	if i < 0 {
+		return &httpError{http.StatusNotFound, fmt.Sprintf("No incident %q is open now: it may have closed since the page was drawn.", id)}
+	}
+	inc := incs[i]
+	names, group := inc.DiagTargets()
+	if len(names) == 0 && group == "" {
+		return &httpError{http.StatusBadRequest, "This incident is about agents: diagnose each on the agents page (lightsout diag --agent NAME)."}
+	}
+	ctx, cancel := ctxTimeout(r, 5*time.Minute)
+	defer cancel()
+	res, err := c.m.Diagnose(ctx, s.actor(), manager.DiagRequest{Machines: names, Group: group}, nil)
+	if err != nil {
+		return err
+	}
+	var sum manager.DiagSummary
+	for _, x := range res {
+		sum.Add(x)
+	}
+	c.render(w, http.StatusOK, "incident", pageData{Title: "Incident", Nav: "overview", S: s, Data: struct {
+		Inc   incident.Incident
+		Names []string
+		Group string
+		Diag  []manager.DiagResult
+		Sum   manager.DiagSummary
+	}{inc, names, group, res, sum}})
 	return nil
 }
 
@@ -630,6 +695,11 @@ var funcs = map[string]any{
 	},
 	"list":    func() []string { return []string{audit.StatusInsecure, audit.StatusClean, audit.StatusNotAudited} },
 	"powerOr": powerOr,
+	"members": members,
+	"diagnosable": func(i incident.Incident) bool {
+		n, g := i.DiagTargets()
+		return len(n) > 0 || g != ""
+	},
 	"spans":   codeSpans,
 	"stateOr": func(s state.OOB) string {
 		if s == "" {
