@@ -700,7 +700,7 @@ var funcs = map[string]any{
 		n, g := i.DiagTargets()
 		return len(n) > 0 || g != ""
 	},
-	"spans":   codeSpans,
+	"spans": codeSpans,
 	"stateOr": func(s state.OOB) string {
 		if s == "" {
 			return "none"
