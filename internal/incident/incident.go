@@ -76,8 +76,9 @@ type Agent struct {
 	State  string // Up, Down, PendingUp
 	Reason string
 	Since  time.Time
-	// Link is the host link's state ("" or Up: no problem) and reason.
-	Link, LinkReason string
+	// Link is the host link's state ("" or Up: no problem), its reason
+	// (free text, often with an address) and remedy.
+	Link, LinkReason, LinkRemedy string
 }
 
 // Input is everything Group looks at.
@@ -394,8 +395,10 @@ func Group(in Input) []Incident {
 	// Agents: one incident per state and reason; host links per state.
 	type akey struct{ kind, st, reason string }
 	type aacc struct {
-		names []string
-		since time.Time
+		names    []string
+		since    time.Time
+		remedy   string
+		remedies map[string]bool
 	}
 	ag := map[akey]*aacc{}
 	for _, a := range in.Agents {
@@ -404,7 +407,9 @@ func Group(in Input) []Incident {
 		case a.State == "Down" || a.State == "PendingUp":
 			k = akey{KindAgent, a.State, a.Reason}
 		case a.Link != "" && a.Link != "Up" && a.Link != "Unknown":
-			k = akey{KindHostLink, a.Link, a.LinkReason}
+			// By state only: a link's reason is free text naming its
+			// own address; the remedy is the agent's.
+			k = akey{KindHostLink, a.Link, ""}
 		default:
 			continue
 		}
@@ -415,6 +420,13 @@ func Group(in Input) []Incident {
 		}
 		x.names = append(x.names, a.Name)
 		x.since = earliest(x.since, a.Since)
+		if k.kind == KindHostLink && a.LinkRemedy != "" {
+			if x.remedies == nil {
+				x.remedies = map[string]bool{}
+			}
+			x.remedies[a.LinkRemedy] = true
+			x.remedy = a.LinkRemedy
+		}
 	}
 	for k, x := range ag {
 		slices.Sort(x.names)
@@ -434,10 +446,16 @@ func Group(in Input) []Incident {
 				inc.Remedy = "the handshake or authentication fails (trust list, certificate, clock skew): the agent diagnosis names which and can refresh trust or renew certificates with --autocorrect"
 			}
 		} else {
-			inc.ID = "host_link:" + k.st + "/" + k.reason
+			inc.ID = "host_link:" + k.st
 			inc.Severity = store.SeverityWarning
+			if k.st == "CertExpired" {
+				inc.Severity = store.SeverityCritical
+			}
 			inc.Title = fmt.Sprintf("%d %s host link to its BMC is %s", n, plural(n, "agent's", "agents'"), k.st)
 			inc.Remedy = "the agent cannot reach its own BMC (in-band /dev/ipmi0, the OS-to-BMC network over IPv4 link-local then IPv6): the agent diagnosis checks the link, its certificate and the BMC's service module"
+			if len(x.remedies) == 1 {
+				inc.Remedy = x.remedy // every member's agent says the same
+			}
 		}
 		if k.reason != "" {
 			inc.Title += " (" + k.reason + ")"

@@ -91,9 +91,9 @@ func TestGroup(t *testing.T) {
 					{Code: "oob.degraded", Factor: "subnet", Value: "10.0.1.0/24", GroupSize: 9, Members: []string{"h9", "m8", "m9"}},
 					{Code: "oob.degraded", Factor: "firmware", Value: "Dell 4.40", GroupSize: 4, Members: []string{"m8", "m9"}}},
 				Agents: []Agent{{Name: "h1", State: "Up"}, {Name: "h2", State: "Down", Reason: "no_heartbeat"}, {Name: "h3", State: "Down", Reason: "no_heartbeat"},
-					{Name: "h4", State: "PendingUp", Reason: "untrusted_address"}, {Name: "h5", State: "Up", Link: "Down", LinkReason: "timeout"}, {Name: "h6", State: "Up", Link: "Unknown"}}},
+					{Name: "h4", State: "PendingUp", Reason: "untrusted_address"}, {Name: "h5", State: "Up", Link: "Down", LinkReason: "ipv4 169.254.0.1:443: timed out"}, {Name: "h7", State: "Up", Link: "Down", LinkReason: "ipv4 169.254.0.2:443: timed out"}, {Name: "h6", State: "Up", Link: "Unknown"}}},
 			map[string]string{"enclosure:enc-b": "b1,b2", "flood": "m8,m9", "correlation:oob.degraded/subnet=10.0.1.0/24": "h9,m8,m9",
-				"agent:Down/no_heartbeat": "h2,h3", "agent:PendingUp/untrusted_address": "h4", "host_link:Down/timeout": "h5"}},
+				"agent:Down/no_heartbeat": "h2,h3", "agent:PendingUp/untrusted_address": "h4", "host_link:Down": "h5,h7"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

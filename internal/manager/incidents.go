@@ -61,7 +61,7 @@ func (m *Manager) IncidentInput(ctx context.Context) (incident.Input, error) {
 		for _, a := range m.AgentList.List() {
 			ia := incident.Agent{Name: a.Name, State: a.State, Reason: a.Reason, Since: a.Since}
 			if a.Link != nil {
-				ia.Link, ia.LinkReason = a.Link.State, a.Link.Reason
+				ia.Link, ia.LinkReason, ia.LinkRemedy = a.Link.State, a.Link.Reason, a.Link.Remedy
 			}
 			in.Agents = append(in.Agents, ia)
 		}
