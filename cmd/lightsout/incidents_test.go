@@ -46,3 +46,47 @@ func TestIncidentsCLI(t *testing.T) {
 	out, code, err = as(t, e, store.RoleViewer, "incidents", "stray")
 	wantExit(t, "an argument", out, code, err, 2)
 }
+
+// TestMachinesListFilters: machines list --state/--reason/--condition/
+// --enclosure through the API's filters; a misspelt name is refused with
+// the field and the names there are.
+func TestMachinesListFilters(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("LIGHTSOUT_SERVER", "")
+	t.Setenv("LIGHTSOUT_TOKEN", "")
+	e := apitest.Start(t, apitest.Options{Subnet: 94,
+		Fleet: sim.Config{Count: 6, Seed: 5, Enclosures: []sim.EnclosureConfig{{Name: "enc-a", Blades: 2}},
+			Faults: map[string]sim.Faults{"bmc-00004": {WrongPassword: true}, "bmc-00005": {SlotsFull: true}}}})
+	e.ImportFleet(t)
+	var out string
+	var code int
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--state", "Connectable", "--condition", "Busy")
+		if strings.Contains(out, "bmc-00005") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	wantExit(t, "--condition Busy", out, code, err, 0, "bmc-00005", "Connectable+Busy")
+	if strings.Contains(out, "bmc-00001") {
+		t.Errorf("--condition Busy lists a healthy machine:\n%s", out)
+	}
+	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--state", "NotAuthenticated", "--reason", "wrong_password")
+	wantExit(t, "--reason wrong_password", out, code, err, 0, "bmc-00004")
+	if n := strings.Count(out, "bmc-"); n != 1 {
+		t.Errorf("--reason wrong_password: %d machines\n%s", n, out)
+	}
+	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--enclosure", "enc-a", "-o", "json")
+	wantExit(t, "--enclosure", out, code, err, 0, `"name":"bmc-00001"`, `"name":"bmc-00002"`)
+	if n := strings.Count(strings.TrimSpace(out), "\n") + 1; n != 2 {
+		t.Errorf("--enclosure enc-a: %d lines\n%s", n, out)
+	}
+	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--state", "Invalid")
+	wantExit(t, "no Invalid machine", out, code, err, 0, "no machine matches")
+	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--reason", "wrong_pasword")
+	wantExit(t, "misspelt reason", out, code, err, 2, "reason", `"wrong_pasword" is not a reason`, "wrong_password")
+	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--condition", "degraded")
+	wantExit(t, "lower-case condition", out, code, err, 2, "condition", "Busy, Degraded, Insecure")
+}

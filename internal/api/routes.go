@@ -201,7 +201,7 @@ func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
 // --- machines ---
 
 func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
-	q, err := params(r, "group", "tag", "limit", "after")
+	q, err := params(r, "group", "tag", "limit", "after", "state", "reason", "condition", "enclosure")
 	if err != nil {
 		return err
 	}
@@ -213,10 +213,27 @@ func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Act
 	if err != nil {
 		return err
 	}
-	ms, err := a.m.Machines(r.Context(), store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag")},
-		store.Page{After: after, Limit: int(limit)})
+	vf := manager.ViewFilter{State: state.OOB(q.Get("state")), Reason: state.Reason(q.Get("reason")),
+		Condition: state.Condition(q.Get("condition")), Enclosure: q.Get("enclosure")}
+	if err := vf.Check(); err != nil {
+		return err
+	}
+	page := store.Page{After: after, Limit: int(limit)}
+	if !vf.Empty() {
+		page = store.Page{After: after} // filtered after the states are known; paged below
+	}
+	ms, err := a.m.Machines(r.Context(), store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag")}, page)
 	if err != nil {
 		return err
+	}
+	if !vf.Empty() {
+		sel := ms[:0]
+		for _, mv := range ms {
+			if vf.Match(mv) && (limit == 0 || len(sel) < int(limit)) {
+				sel = append(sel, mv)
+			}
+		}
+		ms = sel
 	}
 	out := wire.Machines{Machines: ms}
 	if out.Machines == nil {

@@ -866,3 +866,29 @@ func suites(n int) []ipmi.CipherSuite {
 	}
 	return []ipmi.CipherSuite{ipmi.CipherSuite(n)}
 }
+
+// PowerGate says whether a power or identify operation on the machine
+// would be let through now, by the rule Power applies (channelOf): some
+// channel passes power.Gate; else the first channel's refusal (state,
+// since, remedy), or "no OOB account". The console shows its buttons only
+// where this is nil, and the refusal in their place.
+func PowerGate(mv MachineView) error {
+	if len(mv.Channels) == 0 {
+		return &power.RefusedError{Machine: mv.Name, Detail: "the machine has no OOB account; add one (lightsout accounts add)"}
+	}
+	var refusal error
+	for _, ch := range mv.Channels {
+		cs := ch.State
+		if cs.AccountID == 0 {
+			cs.AccountID = ch.Account.ID
+		}
+		err := power.Gate(mv.Name, cs)
+		if err == nil {
+			return nil
+		}
+		if refusal == nil {
+			refusal = err
+		}
+	}
+	return refusal
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -319,6 +320,10 @@ type machineData struct {
 	Confirm   string // a power action awaiting confirmation
 	Actions   []powerAction
 	Autofixed bool
+	// Refused is why power and identify would be refused now
+	// (manager.PowerGate): the page shows it, with its remedy, in place
+	// of the buttons.
+	Refused *power.RefusedError
 }
 
 type powerAction struct {
@@ -347,7 +352,11 @@ func (c *Console) machineData(r *http.Request) (machineData, error) {
 	if err != nil {
 		return machineData{}, err
 	}
-	return machineData{M: mv, History: h, Actions: powerActions}, nil
+	d := machineData{M: mv, History: h, Actions: powerActions}
+	if err := manager.PowerGate(mv); err != nil && !errors.As(err, &d.Refused) {
+		return machineData{}, err
+	}
+	return d, nil
 }
 
 func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -439,6 +448,13 @@ func (c *Console) powerConfirm(w http.ResponseWriter, r *http.Request, s *sessio
 	d, err := c.machineData(r)
 	if err != nil {
 		return err
+	}
+	if d.Refused != nil && !a.ReadOnly() {
+		// No confirmation for what would be refused: the refusal and its
+		// remedy are on the page instead.
+		c.render(w, http.StatusConflict, "machine", pageData{Title: d.M.Name, Nav: "machines", S: s, Data: d,
+			Error: "power " + string(a) + " would be refused: " + d.Refused.Error()})
+		return nil
 	}
 	d.Confirm = string(a)
 	c.render(w, http.StatusOK, "machine", pageData{Title: d.M.Name, Nav: "machines", S: s, Data: d})

@@ -210,8 +210,11 @@ func (c *Client) Incidents(ctx context.Context) ([]incident.Incident, error) {
 // MachineQuery filters and pages a machine listing.
 type MachineQuery struct {
 	Group, Tag string
-	Limit      int
-	After      int64
+	// State, Reason, Condition select machines with a channel in them
+	// (one channel matching all three); Enclosure the blades of one.
+	State, Reason, Condition, Enclosure string
+	Limit                               int
+	After                               int64
 }
 
 // Machines returns one page of machines.
@@ -219,6 +222,10 @@ func (c *Client) Machines(ctx context.Context, q MachineQuery) (wire.Machines, e
 	v := url.Values{}
 	setIf(v, "group", q.Group)
 	setIf(v, "tag", q.Tag)
+	setIf(v, "state", q.State)
+	setIf(v, "reason", q.Reason)
+	setIf(v, "condition", q.Condition)
+	setIf(v, "enclosure", q.Enclosure)
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
