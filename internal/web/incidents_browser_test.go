@@ -16,13 +16,14 @@ import (
 
 // incidentFleet is a fleet with the demo's story: enclosure enc-b dead
 // with its blades (bmc-00001..3), two BMCs refusing the password
-// (bmc-00005, bmc-00006) and two with swapped addresses (bmc-00008,
-// bmc-00009). It returns once the API lists those three incidents.
+// (bmc-00005, bmc-00006), two with swapped addresses (bmc-00008,
+// bmc-00009) and one without a free session slot (bmc-00010, Busy). It
+// returns once the API lists those four incidents.
 func incidentFleet(t *testing.T) (*apitest.Env, []incident.Incident) {
 	t.Helper()
 	e := apitest.Start(t, apitest.Options{Subnet: 96,
 		Fleet: sim.Config{Count: 10, Seed: 5, Enclosures: []sim.EnclosureConfig{{Name: "enc-b", Blades: 3}},
-			Faults: map[string]sim.Faults{"bmc-00005": {WrongPassword: true}, "bmc-00006": {WrongPassword: true}},
+			Faults: map[string]sim.Faults{"bmc-00005": {WrongPassword: true}, "bmc-00006": {WrongPassword: true}, "bmc-00010": {SlotsFull: true}},
 			Swaps:  [][]string{{"bmc-00008", "bmc-00009"}}}})
 	if err := e.Fleet.SetEnclosureDown("enc-b", true); err != nil {
 		t.Fatal(err)
@@ -36,7 +37,7 @@ func incidentFleet(t *testing.T) (*apitest.Env, []incident.Incident) {
 		for _, i := range incs {
 			kinds[i.Kind]++
 		}
-		if len(incs) == 3 && kinds[incident.KindEnclosure] == 1 && kinds[incident.KindSwap] == 1 && kinds[incident.KindCause] == 1 {
+		if len(incs) == 4 && kinds[incident.KindEnclosure] == 1 && kinds[incident.KindSwap] == 1 && kinds[incident.KindCause] == 1 && kinds[incident.KindCondition] == 1 {
 			return e, incs
 		}
 		if time.Now().After(deadline) {

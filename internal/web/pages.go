@@ -141,14 +141,18 @@ type row struct {
 	Since                  time.Time
 	Power                  string
 	Channels               int
-	states                 []state.OOB
-	search                 string
+	// Conditions of any channel (Busy, Degraded, Insecure), in
+	// state.Conditions order.
+	Conditions []state.Condition
+	mv         manager.MachineView
+	search     string
 }
 
 type rowSet struct {
-	at     time.Time
-	rows   []row
-	groups []string
+	at         time.Time
+	rows       []row
+	groups     []string
+	enclosures []string
 }
 
 // rowsNow returns the table's rows, rebuilt from the manager when older
@@ -164,11 +168,15 @@ func (c *Console) rowsNow(r *http.Request) (*rowSet, error) {
 		return nil, err
 	}
 	rs := &rowSet{at: time.Now(), rows: make([]row, 0, len(ms))}
-	groups := map[string]bool{}
+	groups, encs := map[string]bool{}, map[string]bool{}
 	for _, mv := range ms {
-		rw := row{Name: mv.Name, Group: mv.Group, Enclosure: mv.Enclosure, Slot: mv.Slot, Channels: len(mv.Channels)}
+		rw := row{Name: mv.Name, Group: mv.Group, Enclosure: mv.Enclosure, Slot: mv.Slot, Channels: len(mv.Channels), mv: mv}
+		for _, c := range state.Conditions {
+			if slices.ContainsFunc(mv.Channels, func(ch manager.ChannelView) bool { return slices.Contains(ch.State.Conditions, c) }) {
+				rw.Conditions = append(rw.Conditions, c)
+			}
+		}
 		for i, ch := range mv.Channels {
-			rw.states = append(rw.states, ch.State.State)
 			if i == 0 || stateRank(ch.State.State) < stateRank(rw.State) {
 				rw.State, rw.Reason, rw.Since = ch.State.State, ch.State.Reason, ch.State.Since
 			}
@@ -185,12 +193,19 @@ func (c *Console) rowsNow(r *http.Request) (*rowSet, error) {
 		if mv.Group != "" {
 			groups[mv.Group] = true
 		}
+		if mv.Enclosure != "" {
+			encs[mv.Enclosure] = true
+		}
 		rs.rows = append(rs.rows, rw)
 	}
 	for g := range groups {
 		rs.groups = append(rs.groups, g)
 	}
 	slices.Sort(rs.groups)
+	for e := range encs {
+		rs.enclosures = append(rs.enclosures, e)
+	}
+	slices.Sort(rs.enclosures)
 	c.rows = rs
 	return rs, nil
 }
@@ -205,19 +220,40 @@ type machinesData struct {
 	Total, Page, Pages  int
 	First, Last         int
 	State, Q, Group     string
+	Reason, Condition   string
+	Enclosure           string
 	Sort                string
 	Prev, Next          string
-	Groups              []string
+	Groups, Enclosures  []string
 	States              []state.OOB
+	Reasons             []state.Reason
+	Conditions          []state.Condition
 	SortName, SortState sortLink
 	SortSince           sortLink
 }
 
+// allReasons is every reason, by state in the console's order.
+func allReasons() []state.Reason {
+	var out []state.Reason
+	rs := state.Reasons()
+	for _, st := range States {
+		out = append(out, rs[st]...)
+	}
+	return out
+}
+
 func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
-	d := machinesData{State: q.Get("state"), Q: strings.TrimSpace(q.Get("q")), Group: q.Get("group"), Sort: q.Get("sort"), States: States}
-	if d.State != "" && !slices.Contains(States, state.OOB(d.State)) {
-		return &httpError{http.StatusBadRequest, fmt.Sprintf("%q is not a state (Connectable, NotResponding, NotAuthenticated, Invalid, Unknown)", d.State)}
+	d := machinesData{State: q.Get("state"), Q: strings.TrimSpace(q.Get("q")), Group: q.Get("group"), Sort: q.Get("sort"),
+		Reason: q.Get("reason"), Condition: q.Get("condition"), Enclosure: q.Get("enclosure"),
+		States: States, Reasons: allReasons(), Conditions: state.Conditions}
+	vf := manager.ViewFilter{State: state.OOB(d.State), Reason: state.Reason(d.Reason), Condition: state.Condition(d.Condition), Enclosure: d.Enclosure}
+	if err := vf.Check(); err != nil {
+		var fe *store.FieldError
+		if errors.As(err, &fe) {
+			return &httpError{http.StatusBadRequest, fe.Field + ": " + fe.Reason + "."}
+		}
+		return err
 	}
 	switch d.Sort {
 	case "", "name", "-name", "state", "-state", "since", "-since":
@@ -230,11 +266,11 @@ func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	d.Groups = rs.groups
+	d.Groups, d.Enclosures = rs.groups, rs.enclosures
 	needle := strings.ToLower(d.Q)
 	var sel []row
 	for _, rw := range rs.rows {
-		if d.State != "" && !slices.Contains(rw.states, state.OOB(d.State)) {
+		if !vf.Match(rw.mv) {
 			continue
 		}
 		if d.Group != "" && rw.Group != d.Group {
@@ -273,7 +309,8 @@ func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) e
 	}
 	link := func(page int, sort string) string {
 		v := url.Values{}
-		for k, x := range map[string]string{"state": d.State, "q": d.Q, "group": d.Group, "sort": sort} {
+		for k, x := range map[string]string{"state": d.State, "q": d.Q, "group": d.Group, "sort": sort,
+			"reason": d.Reason, "condition": d.Condition, "enclosure": d.Enclosure} {
 			if x != "" {
 				v.Set(k, x)
 			}
@@ -588,11 +625,43 @@ func (c *Console) enclosures(w http.ResponseWriter, r *http.Request, s *session)
 	if err != nil {
 		return err
 	}
-	for i := range es {
-		es[i].Password = nil
+	rs, err := c.rowsNow(r)
+	if err != nil {
+		return err
 	}
-	c.render(w, http.StatusOK, "enclosures", pageData{Title: "Enclosures", Nav: "enclosures", S: s, Data: es})
+	blades := map[string][]row{}
+	for _, rw := range rs.rows {
+		if rw.Enclosure != "" {
+			blades[rw.Enclosure] = append(blades[rw.Enclosure], rw)
+		}
+	}
+	out := make([]enclosureHealth, 0, len(es))
+	for _, e := range es {
+		e.Password = nil
+		h := enclosureHealth{E: e, Blades: len(blades[e.Name]), Verdict: isolate(blades[e.Name])}
+		for _, b := range blades[e.Name] {
+			switch b.State {
+			case state.Connectable:
+				h.Up++
+			case state.NotResponding:
+				h.Silent++
+			default:
+				h.Other++
+			}
+		}
+		out = append(out, h)
+	}
+	c.render(w, http.StatusOK, "enclosures", pageData{Title: "Enclosures", Nav: "enclosures", S: s, Data: out})
 	return nil
+}
+
+// enclosureHealth is one row of the enclosures page: its blades by state
+// (each blade's worst channel) and the isolation verdict.
+type enclosureHealth struct {
+	E                 store.Enclosure
+	Blades            int
+	Up, Silent, Other int
+	Verdict           Verdict
 }
 
 type slotCell struct {
@@ -712,6 +781,17 @@ var funcs = map[string]any{
 	"list":    func() []string { return []string{audit.StatusInsecure, audit.StatusClean, audit.StatusNotAudited} },
 	"powerOr": powerOr,
 	"members": members,
+	"health": func(level string) string {
+		switch level {
+		case "ok":
+			return "healthy"
+		case "partial":
+			return "some blades silent"
+		case "shared":
+			return "down"
+		}
+		return "no blades"
+	},
 	"diagnosable": func(i incident.Incident) bool {
 		n, g := i.DiagTargets()
 		return len(n) > 0 || g != ""
