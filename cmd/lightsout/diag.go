@@ -91,6 +91,10 @@ packets, and may light an identify lamp); --adopt needs admin.` + serverHelp,
 				}
 				return runAgentDiag(cmd, f, cl, agentRef, req.Autocorrect)
 			}
+			args, err := expandNames("machine names", args)
+			if err != nil {
+				return err
+			}
 			req.Machines = args
 			switch {
 			case req.All && (len(args) > 0 || req.Group != ""):
@@ -111,6 +115,7 @@ packets, and may light an identify lamp); --adopt needs admin.` + serverHelp,
 	c.Flags().BoolVar(&req.Autocorrect, "autocorrect", false, "apply the safe, reversible fixes (each printed and audited)")
 	c.Flags().BoolVar(&req.Adopt, "adopt", false, "also adopt the new System GUID of a machine whose motherboard was replaced (admin)")
 	c.Flags().StringVar(&agentRef, "agent", "", "diagnose this host agent (node ID or name) instead of machines")
+	c.Long += namesHelp
 	return c
 }
 
