@@ -13,7 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/exporter"
 	"github.com/lightsout/lightsout/internal/incident"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/manager"
@@ -42,6 +45,7 @@ func (a *API) routes() []route {
 	return []route{
 		{"GET", "/api/v1/openapi.json", public, a.openapi},
 		{"GET", "/metrics", public, a.metrics},
+		{"GET", "/probe", operator, a.probe},
 		{"GET", "/healthz", public, func(w http.ResponseWriter, r *http.Request, _ manager.Actor) error { a.healthz(w, r); return nil }},
 
 		{"GET", "/api/v1/whoami", viewer, a.whoami},
@@ -112,6 +116,37 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request, _ manager.Actor) e
 	}
 	w.Header().Del("Cache-Control")
 	a.met.ServeHTTP(w, r)
+	return nil
+}
+
+// probe serves GET /probe?target=NAME in blackbox_exporter's style: a
+// fresh check of the machine (operator: it is a check now, under the
+// lockout guard), probe_success, probe_duration_seconds and the machine's
+// channel series as metrics.
+func (a *API) probe(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	q, err := params(r, "target", "module")
+	if err != nil {
+		return err
+	}
+	target := q.Get("target")
+	if target == "" {
+		return invalid("target", "required: the machine to check (?target=NAME)")
+	}
+	if m := q.Get("module"); m != "" && m != "oob" {
+		return invalid("module", "%q is not a module (oob, the default)", m)
+	}
+	start := time.Now()
+	res, err := a.m.CheckNow(r.Context(), actor, []string{target}, "")
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	mv, err := a.m.Machine(r.Context(), target)
+	if err != nil {
+		return err
+	}
+	w.Header().Del("Cache-Control")
+	promhttp.HandlerFor(exporter.ProbeRegistry(mv, res, took), promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	return nil
 }
 

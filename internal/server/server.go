@@ -26,6 +26,7 @@ import (
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/exporter"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/monitor"
@@ -81,6 +82,9 @@ type Config struct {
 	// long it must be gone to close (defaults incident.DefaultHold,
 	// incident.DefaultGrace).
 	IncidentEvery, IncidentHold, IncidentGrace time.Duration
+	// ChannelMetricsMax bounds the channels given per-channel series on
+	// /metrics (0: exporter.DefaultMaxChannels; negative: none).
+	ChannelMetricsMax int
 }
 
 // Server is a running management server.
@@ -212,6 +216,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Registry.MustRegister(engineCollector{s.Engine})
 	s.Registry.MustRegister(s.Events.Collectors()...)
 	s.Registry.MustRegister(s.Audit.Collectors()...)
+	s.Registry.MustRegister(exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger))
 
 	if tokens, err := st.Tokens(ctx); err != nil {
 		return fail(err)
