@@ -114,6 +114,9 @@ func TestChannelMetricsAndProbe(t *testing.T) {
 			t.Errorf("%s%v: %v (%d samples), want %v", c.name, c.kv, v, n, c.want)
 		}
 	}
+	if v, n := find(ss, "lightsout_incident_open", "id", "cause:NotAuthenticated/wrong_password/user=admin/group=", "severity", "critical", "kind", "cause"); n != 1 || v != 1 {
+		t.Errorf("lightsout_incident_open for the refused password: %v (%d)", v, n)
+	}
 	if _, n := find(ss, "lightsout_channel_state", "machine", "bmc-00001"); n != 5 {
 		t.Errorf("bmc-00001 has %d state series, want one per state (5)", n)
 	}

@@ -216,7 +216,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Registry.MustRegister(engineCollector{s.Engine})
 	s.Registry.MustRegister(s.Events.Collectors()...)
 	s.Registry.MustRegister(s.Audit.Collectors()...)
-	s.Registry.MustRegister(exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger))
+	s.Registry.MustRegister(exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger), exporter.NewIncidents(s.Manager))
 
 	if tokens, err := st.Tokens(ctx); err != nil {
 		return fail(err)
