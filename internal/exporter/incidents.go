@@ -25,7 +25,9 @@ type Incidents struct {
 }
 
 // NewIncidents returns the collector.
-func NewIncidents(src IncidentLister) *Incidents { return &Incidents{src: src, Timeout: 10 * time.Second} }
+func NewIncidents(src IncidentLister) *Incidents {
+	return &Incidents{src: src, Timeout: 10 * time.Second}
+}
 
 func (c *Incidents) Describe(ch chan<- *prometheus.Desc) { ch <- descIncident }
 
