@@ -61,10 +61,12 @@ func TestMachinesListFilters(t *testing.T) {
 	var out string
 	var code int
 	var err error
+	// Until both faults are declared (each BMC's first check).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--state", "Connectable", "--condition", "Busy")
-		if strings.Contains(out, "bmc-00005") || time.Now().After(deadline) {
+		refused, _, _ := as(t, e, store.RoleViewer, "machines", "list", "--reason", "wrong_password")
+		if strings.Contains(out, "bmc-00005") && strings.Contains(refused, "bmc-00004") || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
