@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/incident"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
@@ -552,8 +553,57 @@ func (c *Console) invalidateRows() {
 
 // --- events ---
 
+// eventsFilter reads the events page's filters from the URL: severity
+// (the least; default warning, so the info rows of a start are hidden),
+// code (one, or a family "audit.*"), source, since (a duration back from
+// now — 30m, 2h, 7d — or an RFC 3339 time).
+func eventsFilter(q url.Values, now time.Time) (store.EventFilter, error) {
+	f := store.EventFilter{MinSeverity: store.SeverityWarning, Code: strings.TrimSpace(q.Get("code")), Source: strings.TrimSpace(q.Get("source"))}
+	if v := q.Get("severity"); v != "" {
+		sev, err := store.ParseSeverity(v)
+		if err != nil {
+			return f, &httpError{http.StatusBadRequest, "severity: " + err.Error() + "."}
+		}
+		f.MinSeverity = sev
+	}
+	if f.Code != "" {
+		if _, known := events.Lookup(f.Code); !known && !strings.HasSuffix(f.Code, ".*") {
+			return f, &httpError{http.StatusBadRequest, fmt.Sprintf("code: %q is no event code (see docs/events.md; a family is written audit.*).", f.Code)}
+		}
+	}
+	if v := strings.TrimSpace(q.Get("since")); v != "" {
+		t, err := parseSince(v, now)
+		if err != nil {
+			return f, &httpError{http.StatusBadRequest, "since: " + err.Error() + "."}
+		}
+		f.Since = t
+	}
+	return f, nil
+}
+
+// parseSince reads a duration back from now (90m, 2h, 7d) or a time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(d); err == nil && n > 0 && n <= 3650 {
+			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a duration back from now (30m, 2h, 7d) nor a time (2026-12-07T09:14:00Z)", s)
+}
+
 func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session) error {
-	evs, err := c.st.ListEvents(r.Context(), store.EventFilter{Limit: 100})
+	f, err := eventsFilter(r.URL.Query(), time.Now())
+	if err != nil {
+		return err
+	}
+	f.Limit = 100
+	evs, err := c.st.ListEvents(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -562,11 +612,23 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session)
 	if err != nil {
 		return err
 	}
+	q := r.URL.Query()
+	stream := url.Values{"severity": {string(f.MinSeverity)}}
+	for _, k := range []string{"code", "source"} {
+		if v := q.Get(k); v != "" {
+			stream.Set(k, v)
+		}
+	}
 	c.render(w, http.StatusOK, "events", pageData{Title: "Events", Nav: "events", S: s, Data: struct {
 		Events   []store.Event
 		Findings []store.Event
 		Live     bool
-	}{evs, findings, c.ev != nil}})
+		Severity string
+		Code     string
+		Source   string
+		Since    string
+		Stream   string
+	}{evs, findings, c.ev != nil, string(f.MinSeverity), q.Get("code"), q.Get("source"), q.Get("since"), "/events/stream?" + stream.Encode()}})
 	return nil
 }
 
@@ -582,7 +644,16 @@ func (c *Console) eventStream(w http.ResponseWriter, r *http.Request, _ *session
 	if c.ev == nil {
 		return &httpError{http.StatusServiceUnavailable, "This server has no live event stream."}
 	}
-	sub := c.ev.Subscribe(store.EventFilter{Source: r.URL.Query().Get("source")}, 0)
+	q := r.URL.Query()
+	f := store.EventFilter{Source: q.Get("source"), Code: q.Get("code")}
+	if v := q.Get("severity"); v != "" {
+		sev, err := store.ParseSeverity(v)
+		if err != nil {
+			return &httpError{http.StatusBadRequest, "severity: " + err.Error() + "."}
+		}
+		f.MinSeverity = sev
+	}
+	sub := c.ev.Subscribe(f, 0)
 	defer sub.Close()
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -781,6 +852,7 @@ var funcs = map[string]any{
 	"list":    func() []string { return []string{audit.StatusInsecure, audit.StatusClean, audit.StatusNotAudited} },
 	"powerOr": powerOr,
 	"members": members,
+	"list3":   func() []string { return []string{"info", "warning", "critical"} },
 	"health": func(level string) string {
 		switch level {
 		case "ok":
