@@ -270,18 +270,20 @@ func Group(in Input) []Incident {
 		group  string
 	}
 	type acc struct {
-		members map[string]bool
-		since   time.Time
-		one     Channel
+		members  map[string]bool
+		since    time.Time
+		one      Channel
+		accounts map[int64]string // account → machine
 	}
 	groups := map[key]*acc{}
 	add := func(k key, c Channel, since time.Time) {
 		a := groups[k]
 		if a == nil {
-			a = &acc{members: map[string]bool{}, one: c}
+			a = &acc{members: map[string]bool{}, one: c, accounts: map[int64]string{}}
 			groups[k] = a
 		}
 		a.members[c.Machine] = true
+		a.accounts[c.AccountID] = c.Machine
 		a.since = earliest(a.since, since)
 	}
 	for _, c := range in.Channels {
@@ -326,6 +328,9 @@ func Group(in Input) []Incident {
 			}
 			inc.Title = causeTitle(k.st, state.Reason(k.reason), k.user, len(ms)) + in
 			inc.Remedy = state.RemedyFor(k.st, state.Reason(k.reason), one, acct)
+			if len(ms) > 1 && strings.Contains(inc.Remedy, "accounts set ID") {
+				inc.Remedy += "; the accounts: " + accountList(a.accounts, k.reason)
+			}
 			inc.Severity = store.SeverityWarning
 			if k.st != state.NotResponding {
 				inc.Severity = store.SeverityCritical
@@ -535,6 +540,25 @@ func correlationRemedy(factor, value string) string {
 		return "look at what they share before treating them one by one: enclosure " + value + " — check its enclosure manager and uplink"
 	}
 	return "look at what they share before treating them one by one: " + factor + " " + value
+}
+
+// accountList names up to MaxDiagNames accounts with their machines
+// ("5 (bmc-00005), 6 (bmc-00006)"), for a remedy that edits accounts.
+func accountList(accts map[int64]string, reason string) string {
+	ids := make([]int64, 0, len(accts))
+	for id := range accts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var parts []string
+	for i, id := range ids {
+		if i == MaxDiagNames {
+			parts = append(parts, fmt.Sprintf("and %d more (lightsout machines list --reason %s)", len(ids)-i, reason))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d (%s)", id, accts[id]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func diagnoseCmd(ms []string, group string) string {

@@ -164,9 +164,11 @@ func TestGroupTexts(t *testing.T) {
 	if solo.Title != `1 BMC refuses the password of user "admin" in group rack2` {
 		t.Errorf("singular title %q", solo.Title)
 	}
-	// Twelve: the remedy keeps its placeholder (one command per account).
-	if strings.Contains(big.Remedy, "accounts set 1 ") {
-		t.Errorf("a group's remedy names one account: %q", big.Remedy)
+	// Twelve: the remedy keeps its placeholder (one command per account)
+	// and names the accounts, the first ten.
+	if strings.Contains(big.Remedy, "accounts set 1 ") || !strings.Contains(big.Remedy, "; the accounts: 1 (bmc-000), 2 (bmc-001), ") ||
+		!strings.HasSuffix(big.Remedy, ", 10 (bmc-009), and 2 more (lightsout machines list --reason wrong_password)") {
+		t.Errorf("a group's remedy: %q", big.Remedy)
 	}
 	swap := Group(Input{Channels: []Channel{
 		with(ch("x", 1, state.Invalid, state.ReasonGUIDMismatch), func(c *Channel) { c.Registered, c.GUID = guidA, guidB }),
