@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,8 @@ func TestIncidentsCLI(t *testing.T) {
 
 // TestMachinesListFilters: machines list --state/--reason/--condition/
 // --enclosure through the API's filters; a misspelt name is refused with
-// the field and the names there are.
+// the field and the names there are. Then diag on a terminal prints only
+// what is not healthy and names the failing machines.
 func TestMachinesListFilters(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("LIGHTSOUT_SERVER", "")
@@ -91,4 +93,17 @@ func TestMachinesListFilters(t *testing.T) {
 	wantExit(t, "misspelt reason", out, code, err, 2, "reason", `"wrong_pasword" is not a reason`, "wrong_password")
 	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--condition", "degraded")
 	wantExit(t, "lower-case condition", out, code, err, 2, "condition", "Busy, Degraded, Insecure")
+
+	// diag on a terminal: only what is not healthy, then the failing
+	// machines by name; --all-rows prints every diagnosis.
+	prev := rowsTerminal
+	rowsTerminal = func(io.Writer) bool { return true }
+	defer func() { rowsTerminal = prev }()
+	out, code, err = as(t, e, store.RoleOperator, "diag", "bmc-0000[1-4]")
+	wantExit(t, "diag on a terminal", out, code, err, 1, "bmc-00004", "failing (1): bmc-00004", "3 healthy channels not shown")
+	if strings.Contains(out, "bmc-00001 (") {
+		t.Errorf("a healthy diagnosis is printed on a terminal:\n%s", out)
+	}
+	out, code, err = as(t, e, store.RoleOperator, "diag", "bmc-0000[1-4]", "--all-rows")
+	wantExit(t, "diag --all-rows", out, code, err, 1, "bmc-00001 (", "failing (1): bmc-00004")
 }
