@@ -27,8 +27,13 @@ func TestBrowserFiltersGateEnclosures(t *testing.T) {
 	count := func(sel string) int {
 		return c.eval(`document.querySelectorAll(` + "`" + sel + "`" + `).length`)
 	}
-	c.login(store.RoleOperator, "/machines?condition=Busy")
-	c.do("Busy machines", 10*time.Second, chromedp.WaitVisible(css(`table.machines`)))
+	// The overview counts machines by condition, each linking to them.
+	c.login(store.RoleOperator, "/")
+	c.do("overview conditions", 10*time.Second, chromedp.WaitVisible(css(`p.conditions`)))
+	if got := c.text(`a[data-condition="Busy"] .n`); got != "1" {
+		t.Errorf("overview Busy: %s, want 1 (bmc-00010)", got)
+	}
+	c.do("Busy machines", 10*time.Second, chromedp.Click(css(`a[data-condition="Busy"]`)), chromedp.WaitVisible(css(`table.machines`)))
 	c.shot("machines-condition")
 	if got := rows(); !strings.Contains(got, "bmc-00010") || count(`tr.machine`) != 1 {
 		t.Errorf("condition=Busy: %q", got)

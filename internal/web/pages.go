@@ -53,6 +53,13 @@ type overviewData struct {
 	Summary   manager.Summary
 	Counts    []stateCount
 	Incidents []incident.Incident
+	// Conditions counts machines by condition (any channel).
+	Conditions []condCount
+}
+
+type condCount struct {
+	Condition state.Condition
+	N         int
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -67,6 +74,19 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 	d := overviewData{Summary: sum, Incidents: incs}
 	for _, st := range States {
 		d.Counts = append(d.Counts, stateCount{st, sum.OOB[st]})
+	}
+	rs, err := c.rowsNow(r)
+	if err != nil {
+		return err
+	}
+	for _, cond := range state.Conditions {
+		n := 0
+		for _, rw := range rs.rows {
+			if slices.Contains(rw.Conditions, cond) {
+				n++
+			}
+		}
+		d.Conditions = append(d.Conditions, condCount{cond, n})
 	}
 	c.render(w, http.StatusOK, "overview", pageData{Title: "Fleet", Nav: "overview", S: s, Data: d})
 	return nil
