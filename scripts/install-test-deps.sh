@@ -12,6 +12,8 @@ command -v ipmipower >/dev/null 2>&1 || need+=(freeipmi-tools)
 /usr/bin/python3 -c 'import pyghmi.ipmi.bmc' >/dev/null 2>&1 || need+=(python3-pyghmi)
 # The web console's browser tests drive headless Chromium (chromedp).
 command -v chromium  >/dev/null 2>&1 || need+=(chromium)
+# promtool checks and unit-tests the alerting rules in deploy/prometheus.
+command -v promtool  >/dev/null 2>&1 || need+=(prometheus)
 # The store tests run a throwaway PostgreSQL cluster from the package's
 # binaries (internal/store/pgtest); LIGHTSOUT_TEST_POSTGRES overrides.
 if [ -z "${LIGHTSOUT_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \

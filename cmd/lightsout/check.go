@@ -42,6 +42,10 @@ type checkFlags struct {
 	privilegeSet                         bool // --privilege given: overrides the inventory's
 	sockets                              int
 	debug                                bool
+	// envPassword (-E): the password from IPMI_PASSWORD, as ipmitool.
+	envPassword bool
+	// allRows: a terminal shows every row, not only the unhealthy ones.
+	allRows bool
 	// Through the server (NAME... or --group): check_server.go.
 	api   apiFlags
 	group string
@@ -50,7 +54,7 @@ type checkFlags struct {
 func newCheckCmd() *cobra.Command {
 	f := &checkFlags{}
 	c := &cobra.Command{
-		Use:   "check (--host ADDR[:PORT] --user USER | --inventory FILE | NAME... | --group G)",
+		Use:   "check (--host|-H ADDR[:PORT]|HOSTLIST --user|-U USER | --inventory FILE | NAME... | --group G) [--all-rows]",
 		Short: "Check BMCs over IPMI 2.0 and say which are Connectable, and why the others are not",
 		Long: `check opens an RMCP+ session with each BMC — presence ping, authentication
 capabilities, Open Session, RAKP 1-4, Get Device ID, Get System GUID, Chassis
@@ -87,8 +91,18 @@ listed in the evidence (docs/interop.md).
 Results stream as they arrive: a dead BMC never delays the healthy ones. The
 exit status is 0 only if every BMC is Connectable, 1 otherwise, 2 for bad input.
 
-Passwords are never taken as flag values: --password-file FILE, the
-LIGHTSOUT_PASSWORD environment variable, or a prompt on the terminal. In an
+--host takes one BMC or a FreeIPMI host list ('10.0.4.[1-32],bmc-spare',
+'bmc-[001-100]'), checked with the same user and password. ipmitool's
+spellings work: -H HOST -U USER, -f FILE for the password file, -E for the
+password in IPMI_PASSWORD.
+
+On a terminal the table shows only the BMCs that are not Connectable or have
+a condition (--all-rows shows every row); it ends with the counts, the reasons
+and the failing BMCs by name (the first 20, then how many more).
+
+Passwords are never taken as flag values: --password-file FILE (-f), the
+LIGHTSOUT_PASSWORD environment variable (IPMI_PASSWORD with -E), or a prompt
+on the terminal. In an
 inventory each machine names its password_file or password_env; machines that
 name neither use LIGHTSOUT_PASSWORD or the prompt.
 
@@ -99,8 +113,9 @@ With machine names (or --group G) instead, check asks the management server
 to check those machines now and prints their fresh states, with the remedy for
 each channel that is not Connectable (operator role). The server is --server
 URL, $LIGHTSOUT_SERVER or server: in the CLI config file; the API token comes
-from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.`,
+from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.` + namesHelp,
 		Example: `  lightsout check --host 10.0.4.17 --user admin --password-file ~/.bmc-pass
+  IPMI_PASSWORD=... lightsout check -H 'bmc-[001-100],spare-1' -U admin -E
   LIGHTSOUT_PASSWORD=... lightsout check --host 10.0.4.17:623 --user admin --guid 4c4c4544-0042-3510-8052-b4c04f4e3232 -o json
   lightsout check --inventory fleet.yaml --timeout 5s
   lightsout check web-1 web-2 --token-file ~/.config/lightsout/ops.token
@@ -114,9 +129,11 @@ from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.host, "host", "", "BMC address, IPv4/IPv6/hostname with optional :PORT (default port 623)")
-	fl.StringVar(&f.user, "user", "", "BMC user name (with --host)")
-	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the BMC password (with --host)")
+	fl.StringVarP(&f.host, "host", "H", "", "BMC address, IPv4/IPv6/hostname with optional :PORT (default port 623), or a FreeIPMI host list ('bmc-[001-100],spare-1')")
+	fl.StringVarP(&f.user, "user", "U", "", "BMC user name (with --host)")
+	fl.StringVarP(&f.passwordFile, "password-file", "f", "", "file holding the BMC password (with --host)")
+	fl.BoolVarP(&f.envPassword, "env-password", "E", false, "take the BMC password from the IPMI_PASSWORD environment variable, as ipmitool -E (with --host)")
+	fl.BoolVar(&f.allRows, "all-rows", false, "on a terminal, print every BMC's row (default there: only those not Connectable or with a condition; the summary counts all)")
 	fl.StringVar(&f.guid, "guid", "", "expected System GUID, any layout (with --host)")
 	fl.StringVar(&f.name, "name", "", "name to report for --host (default: the address)")
 	fl.StringVar(&f.protocol, "protocol", "ipmi", "protocol for --host: ipmi (UDP 623) or redfish (HTTPS, default port 443)")
@@ -186,6 +203,7 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	out := cmd.OutOrStdout()
 	progress := term.IsTerminal(int(os.Stderr.Fd())) && len(targets) > 1
 	p := newPrinter(out, os.Stderr, f.output, progress, len(targets))
+	p.quiet = !f.allRows && rowsTerminal(out)
 	results := make(chan probe.Observation, 256)
 	// Redfish: one shared transport; certificates are pinned for this run
 	// only (the server keeps pins in its store).
@@ -241,7 +259,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 	prompt := &passwordSource{}
 	if f.host != "" {
 		if f.user == "" {
-			return nil, errors.New("--user is required with --host")
+			return nil, errors.New("--user (-U) is required with --host")
 		}
 		defPort := inventory.DefaultPort
 		switch f.protocol {
@@ -251,31 +269,56 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		default:
 			return nil, fmt.Errorf("--protocol %q: want ipmi or redfish", f.protocol)
 		}
-		addr, err := probe.Resolve(ctx, f.host, defPort)
+		hosts, err := expandNames("--host", []string{f.host})
 		if err != nil {
-			return nil, fmt.Errorf("--host: %v", err)
-		}
-		var pass []byte
-		if f.passwordFile != "" {
-			pass, err = inventory.ReadPasswordFile(f.passwordFile)
-			if err != nil {
-				return nil, fmt.Errorf("--password-file: %v", err)
-			}
-		} else if pass, err = prompt.get(); err != nil {
 			return nil, err
 		}
-		t := probe.Target{Name: f.name, Protocol: f.protocol, Addr: addr, User: f.user, Password: pass,
-			CipherSuite: f.cipherSuite, Suites: f.suites, Privilege: priv, Timeout: f.timeout}
-		t.RedfishAuth, _ = redfish.ParseAuth(f.redfishAuth) // checked in runCheck
-		if t.Name == "" {
-			t.Name = f.host
+		if len(hosts) > 1 && (f.name != "" || f.guid != "") {
+			return nil, fmt.Errorf("--name and --guid name one BMC; --host %q names %d (use an inventory for per-BMC names and GUIDs)", f.host, len(hosts))
 		}
+		var pass []byte
+		switch {
+		case f.envPassword && f.passwordFile != "":
+			return nil, errors.New("-E (IPMI_PASSWORD) and --password-file (-f) exclude each other")
+		case f.envPassword:
+			v := os.Getenv("IPMI_PASSWORD")
+			if v == "" {
+				return nil, errors.New("-E: the IPMI_PASSWORD environment variable is not set or empty")
+			}
+			pass = []byte(v)
+		case f.passwordFile != "":
+			if pass, err = inventory.ReadPasswordFile(f.passwordFile); err != nil {
+				return nil, fmt.Errorf("--password-file: %v", err)
+			}
+		default:
+			if pass, err = prompt.get(); err != nil {
+				return nil, err
+			}
+		}
+		var expected guid.GUID
 		if f.guid != "" {
-			if t.Expected, err = guid.Parse(f.guid); err != nil {
+			if expected, err = guid.Parse(f.guid); err != nil {
 				return nil, fmt.Errorf("--guid: %v", err)
 			}
 		}
-		return []probe.Target{t}, nil
+		targets := make([]probe.Target, 0, len(hosts))
+		for _, h := range hosts {
+			addr, err := probe.Resolve(ctx, h, defPort)
+			if err != nil {
+				return nil, fmt.Errorf("--host %s: %v", h, err)
+			}
+			t := probe.Target{Name: f.name, Protocol: f.protocol, Addr: addr, User: f.user, Password: pass,
+				CipherSuite: f.cipherSuite, Suites: f.suites, Privilege: priv, Timeout: f.timeout, Expected: expected}
+			t.RedfishAuth, _ = redfish.ParseAuth(f.redfishAuth) // checked in runCheck
+			if t.Name == "" {
+				t.Name = h
+			}
+			targets = append(targets, t)
+		}
+		return targets, nil
+	}
+	if f.envPassword {
+		return nil, errors.New("-E goes with --host; an inventory names password_env per machine")
 	}
 	if f.user != "" || f.passwordFile != "" || f.guid != "" || f.name != "" {
 		return nil, errors.New("--user, --password-file, --guid and --name go with --host; an inventory names them per machine")
@@ -390,6 +433,23 @@ type printer struct {
 	started  time.Time
 	// rowsOnTTY: rows and the progress line share a terminal.
 	rowsOnTTY bool
+	// quiet: print only the rows of BMCs not Connectable or with a
+	// condition (a terminal without --all-rows); hidden counts them.
+	quiet  bool
+	hidden int
+	// failing names the BMCs not Connectable, in arrival order.
+	failing []string
+}
+
+// MaxFailingNamed is how many failing BMCs check's summary names before
+// "and N more".
+const MaxFailingNamed = 20
+
+// rowsTerminal reports whether w (where rows go) is a terminal (a
+// variable: tests pretend).
+var rowsTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func newPrinter(out, tty io.Writer, format string, progress bool, total int) *printer {
@@ -411,6 +471,14 @@ func (p *printer) add(o probe.Observation) {
 	p.counts[o.State]++
 	if o.Reason != "" {
 		p.reasons[o.Reason]++
+	}
+	if o.State != state.Connectable {
+		p.failing = append(p.failing, o.Name)
+	}
+	if p.quiet && p.enc == nil && o.State == state.Connectable && len(o.Conditions) == 0 {
+		p.hidden++
+		p.drawProgress(false)
+		return
 	}
 	if p.rowsOnTTY {
 		p.clearProgress()
@@ -485,4 +553,22 @@ func (p *printer) finish() {
 		sort.Strings(rs)
 		fmt.Fprintf(p.out, "reasons: %s\n", strings.Join(rs, ", "))
 	}
+	if n := len(p.failing); n > 0 {
+		names := p.failing
+		more := ""
+		if n > MaxFailingNamed {
+			names, more = names[:MaxFailingNamed], fmt.Sprintf(" and %d more", n-MaxFailingNamed)
+		}
+		fmt.Fprintf(p.out, "not Connectable (%d): %s%s\n", n, strings.Join(names, ", "), more)
+	}
+	if p.hidden > 0 {
+		fmt.Fprintf(p.out, "%d Connectable %s without conditions not shown (--all-rows shows every row)\n", p.hidden, plural(p.hidden, "row", "rows"))
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -19,10 +19,14 @@ func runServerCheck(cmd *cobra.Command, f *checkFlags, names []string) error {
 		return usageErr("--output %q: want table or json", f.output)
 	}
 	for _, fl := range []string{"host", "inventory", "user", "password-file", "guid", "name", "timeout", "parallel",
-		"cipher-suite", "privilege", "sockets", "debug"} {
+		"cipher-suite", "privilege", "sockets", "debug", "env-password"} {
 		if cmd.Flags().Changed(fl) {
 			return usageErr("--%s checks BMCs directly; with machine names or --group the server checks them with its own settings", fl)
 		}
+	}
+	names, err := expandNames("machine names", names)
+	if err != nil {
+		return err
 	}
 	f.api.output = f.output
 	cl, err := f.api.client(cmd)
@@ -46,6 +50,7 @@ func runServerCheck(cmd *cobra.Command, f *checkFlags, names []string) error {
 		}
 	} else {
 		p := newPrinter(out, os.Stderr, "table", false, len(res))
+		p.quiet = !f.allRows && rowsTerminal(out)
 		for _, r := range res {
 			p.add(observation(r))
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -201,6 +202,7 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 		fmt.Fprintf(out, "  agent listener: %s (a join token: lightsout agent token create --out FILE; then on a host: lightsout agent run --manager %s --data DIR --join-token-file FILE; docs/agent.md)\n\n", srv.AgentAddr, srv.AgentAddr)
 	}
 
+	lastIncidents := ""
 	tick := time.NewTicker(max(o.interval, 5*time.Second))
 	defer tick.Stop()
 	for {
@@ -230,6 +232,19 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 				fmt.Fprintf(out, "%s  fleet: %d Connectable · %d NotResponding · %d NotAuthenticated · %d Invalid · %d Unknown\n",
 					time.Now().Format("15:04:05"), sum.OOB[state.Connectable], sum.OOB[state.NotResponding],
 					sum.OOB[state.NotAuthenticated], sum.OOB[state.Invalid], sum.OOB[state.Unknown])
+			}
+			// The incidents, when they changed: what the console's
+			// overview leads with.
+			if incs, err := srv.Manager.Incidents(ctx); err == nil {
+				var ids, lines []string
+				for _, inc := range incs {
+					ids = append(ids, inc.ID)
+					lines = append(lines, fmt.Sprintf("    %-8s %s", inc.Severity, inc.Title))
+				}
+				if k := strings.Join(ids, "\n"); k != lastIncidents {
+					lastIncidents = k
+					fmt.Fprintf(out, "%s  incidents: %d (lightsout incidents; the console's overview)\n%s\n", time.Now().Format("15:04:05"), len(incs), strings.Join(lines, "\n"))
+				}
 			}
 		}
 	}

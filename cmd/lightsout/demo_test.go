@@ -26,7 +26,8 @@ func TestDemoRunsARound(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{"40 simulated BMCs", "admin.token", "4 host agents enrolled", "agent listener: 127.0.0.1:", "console: http://127.0.0.1:", "Unknown → NotAuthenticated (wrong_password)", "port_refused", "wrong_password", "unknown_user", "guid_mismatch", "+Busy", "+Insecure", "silent",
-		"host-a: host link uses ipv4", "host-d: host link NotTrusted", "host-c: host link Down"} {
+		"host-a: host link uses ipv4", "host-d: host link NotTrusted", "host-c: host link Down",
+		"incidents: ", `refuses the password of user "admin"`, "bmc-00031 and bmc-00032 answer at each other's address"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ func newDiagCmd() *cobra.Command {
 	f := &apiFlags{}
 	var req wire.DiagRequest
 	var agentRef string
+	var allRows bool
 	c := &cobra.Command{
 		Use:   "diag (NAME... | --group G | --all | --agent NAME|ID) [--autocorrect] [--adopt]",
 		Short: "Say why a machine's management channel (or a host agent) is broken, and fix what is safe to fix",
@@ -41,6 +43,10 @@ out and the remedy (docs/diagnosis.md is the guide to every tree):
 
 It checks each channel afresh (a refused account is not logged in again before
 the lockout guard allows it) and asks only for the facts its tree needs.
+
+On a terminal it prints only the channels that are not healthy or have a fix
+(--all-rows prints every one), and ends with the counts and the failing
+machines by name (the first 20, then how many more).
 
 --autocorrect applies the safe, reversible fixes and prints each as "changed X
 from A to B because E" (all are in the audit log): swap back the addresses of
@@ -91,6 +97,10 @@ packets, and may light an identify lamp); --adopt needs admin.` + serverHelp,
 				}
 				return runAgentDiag(cmd, f, cl, agentRef, req.Autocorrect)
 			}
+			args, err := expandNames("machine names", args)
+			if err != nil {
+				return err
+			}
 			req.Machines = args
 			switch {
 			case req.All && (len(args) > 0 || req.Group != ""):
@@ -102,7 +112,7 @@ packets, and may light an identify lamp); --adopt needs admin.` + serverHelp,
 			if err != nil {
 				return err
 			}
-			return runDiag(cmd, f, cl, req)
+			return runDiag(cmd, f, cl, req, allRows)
 		},
 	}
 	f.add(c.Flags(), true)
@@ -110,17 +120,24 @@ packets, and may light an identify lamp); --adopt needs admin.` + serverHelp,
 	c.Flags().BoolVar(&req.All, "all", false, "every machine")
 	c.Flags().BoolVar(&req.Autocorrect, "autocorrect", false, "apply the safe, reversible fixes (each printed and audited)")
 	c.Flags().BoolVar(&req.Adopt, "adopt", false, "also adopt the new System GUID of a machine whose motherboard was replaced (admin)")
+	c.Flags().BoolVar(&allRows, "all-rows", false, "on a terminal, print every diagnosis (default there: only the channels that are not healthy or have a fix; the summary counts all)")
 	c.Flags().StringVar(&agentRef, "agent", "", "diagnose this host agent (node ID or name) instead of machines")
+	c.Long += namesHelp
 	return c
 }
 
-func runDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, req wire.DiagRequest) error {
+func runDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, req wire.DiagRequest, allRows bool) error {
 	out := cmd.OutOrStdout()
 	progress := isTerminal(os.Stderr) && !f.json()
+	quiet := !allRows && rowsTerminal(out)
 	start := time.Now()
-	n := 0
+	n, hidden := 0, 0
+	var failing []string
 	sum, err := cl.Diag(cmd.Context(), req, func(r manager.DiagResult) {
 		n++
+		if !r.Corrected && (!r.Healthy || r.Error != "") && !slices.Contains(failing, r.Machine) {
+			failing = append(failing, r.Machine)
+		}
 		if f.json() {
 			_ = jsonLines(out, r)
 			return
@@ -128,7 +145,11 @@ func runDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, req wire.DiagRe
 		if progress {
 			fmt.Fprint(os.Stderr, "\r\033[K")
 		}
-		printDiag(out, r, req)
+		if quiet && r.Healthy && r.Error == "" && len(r.Changes) == 0 && len(r.Diagnosis.Actions) == 0 {
+			hidden++
+		} else {
+			printDiag(out, r, req)
+		}
 		if progress {
 			fmt.Fprintf(os.Stderr, "diag: %d done, %.1fs", n, time.Since(start).Seconds())
 		}
@@ -147,6 +168,16 @@ func runDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, req wire.DiagRe
 	} else {
 		fmt.Fprintf(out, "diag: %d diagnosed: %d healthy, %d corrected, %d failing (%.1fs)\n",
 			sum.Diagnosed, sum.Healthy, sum.Corrected, sum.Failing, time.Since(start).Seconds())
+		if len(failing) > 0 {
+			names, more := failing, ""
+			if len(names) > MaxFailingNamed {
+				names, more = names[:MaxFailingNamed], fmt.Sprintf(" and %d more", len(failing)-MaxFailingNamed)
+			}
+			fmt.Fprintf(out, "failing (%d): %s%s\n", len(failing), strings.Join(names, ", "), more)
+		}
+		if hidden > 0 {
+			fmt.Fprintf(out, "%d healthy %s not shown (--all-rows shows every diagnosis)\n", hidden, plural(hidden, "channel", "channels"))
+		}
 	}
 	if sum.Failing > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("diag: %d of %d channels are not healthy", sum.Failing, sum.Diagnosed)}

@@ -39,15 +39,25 @@ Viewers may list and show, operators add and edit, admins remove.` + serverHelp,
 }
 
 func newMachinesListCmd(f *apiFlags) *cobra.Command {
-	var group, tag string
+	var q client.MachineQuery
 	c := &cobra.Command{
-		Use:   "list [--group G] [--tag T]",
+		Use:   "list [--group G] [--tag T] [--state S] [--reason R] [--condition C] [--enclosure E]",
 		Short: "List machines with the state of their OOB channels",
 		Long: `list prints every machine (or those in --group / with --tag) with its OOB
-address, the channel's state and reason, the power state and since when the
-state holds. -o json prints one machine per line, channels included.` + serverHelp,
+address, the channel's state (with its conditions: +Busy, +Degraded,
++Insecure) and reason, the power state and since when the state holds.
+-o json prints one machine per line, channels included.
+
+--state, --reason and --condition keep the machines with a channel in that
+state, declared for that reason, in that condition (one channel matching all
+that are given); --enclosure keeps one enclosure's blades. Names: states
+Connectable, NotResponding, NotAuthenticated, Invalid, Unknown; conditions
+Busy, Degraded, Insecure; reasons as the REASON column shows them
+(wrong_password, silent, guid_mismatch, ...).` + serverHelp,
 		Example: `  lightsout machines list
-  lightsout machines list --group web -o json | jq -r 'select(.channels[0].state.state != "Connectable") | .name'`,
+  lightsout machines list --state NotAuthenticated --reason wrong_password
+  lightsout machines list --condition Degraded --group web
+  lightsout machines list --enclosure enc-b --state NotResponding -o json | jq -r .name`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.checkOutput(); err != nil {
@@ -63,7 +73,7 @@ state holds. -o json prints one machine per line, channels included.` + serverHe
 				tw = newTabWriter(out, "NAME", "GROUP", "ADDRESS", "STATE", "REASON", "POWER", "SINCE")
 			}
 			n := 0
-			err = cl.AllMachines(cmd.Context(), client.MachineQuery{Group: group, Tag: tag}, func(m manager.MachineView) error {
+			err = cl.AllMachines(cmd.Context(), q, func(m manager.MachineView) error {
 				n++
 				if f.json() {
 					return jsonLines(out, m)
@@ -87,15 +97,22 @@ state holds. -o json prints one machine per line, channels included.` + serverHe
 			}
 			if tw != nil {
 				tw.flush()
-				if n == 0 {
+				switch {
+				case n == 0 && q != (client.MachineQuery{}):
+					fmt.Fprintln(out, "no machine matches")
+				case n == 0:
 					fmt.Fprintln(out, "no machines (add some: lightsout import FILE, or lightsout machines add)")
 				}
 			}
 			return nil
 		},
 	}
-	c.Flags().StringVar(&group, "group", "", "only machines in this group")
-	c.Flags().StringVar(&tag, "tag", "", "only machines with this tag")
+	c.Flags().StringVar(&q.Group, "group", "", "only machines in this group")
+	c.Flags().StringVar(&q.Tag, "tag", "", "only machines with this tag")
+	c.Flags().StringVar(&q.State, "state", "", "only machines with a channel in this state (Connectable, NotResponding, NotAuthenticated, Invalid, Unknown)")
+	c.Flags().StringVar(&q.Reason, "reason", "", "only machines with a channel declared for this reason (wrong_password, silent, ...)")
+	c.Flags().StringVar(&q.Condition, "condition", "", "only machines with a channel in this condition (Busy, Degraded, Insecure)")
+	c.Flags().StringVar(&q.Enclosure, "enclosure", "", "only this enclosure's blades")
 	return c
 }
 

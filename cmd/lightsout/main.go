@@ -40,7 +40,8 @@ It runs as a one-shot checker (check) or as a management server (server) that
 watches every channel continuously, stores each state change with its evidence,
 diagnoses failures (diag), runs power and lifecycle operations, and serves a web
 console, a REST API and metrics; most other commands are the server's CLI
-(--server, default http://127.0.0.1:8623). Host agents: agent (on each host),
+(--server, default http://127.0.0.1:8623): incidents lists what is wrong,
+grouped by cause, with remedies. Host agents: agent (on each host),
 domain status (from the manager).
 
 Start with:
@@ -58,7 +59,7 @@ Start with:
 	// Through the management server's API (client.go).
 	root.AddCommand(newMachinesCmd(), newAccountsCmd(), newEnclosuresCmd(), newImportCmd(), newExportCmd(),
 		newPowerCmd(), newAllocateCmd(), newAdoptCmd(), newAcceptCertCmd(), newReplaceCmd(), newRegisterCmd(),
-		newHistoryCmd(), newEventsCmd(), newAuditCmd(), newTokenCmd(), newDiagCmd())
+		newHistoryCmd(), newIncidentsCmd(), newEventsCmd(), newAuditCmd(), newTokenCmd(), newDiagCmd())
 	root.AddCommand(newSecurityCmd())
 	root.AddCommand(newAgentCmd(), newDomainCmd())
 	return root

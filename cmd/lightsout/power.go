@@ -108,7 +108,10 @@ os-shutdown too (agent.op).` + serverHelp,
 			if err != nil {
 				return usageErr("%v", err)
 			}
-			names := args[1:]
+			names, err := expandNames("machine names", args[1:])
+			if err != nil {
+				return err
+			}
 			if len(names) == 0 && group == "" {
 				return usageErr("name machines or give --group G")
 			}
@@ -140,6 +143,7 @@ os-shutdown too (agent.op).` + serverHelp,
 	s.add(c)
 	c.Flags().StringVar(&group, "group", "", "every machine in this group")
 	c.Flags().DurationVar(&fallback, "agent-fallback", 0, "soft only: if still on after this (e.g. 2m, at most 30m), the host agent named as the machine runs os-shutdown (admin)")
+	c.Long += namesHelp
 	return c
 }
 
@@ -168,6 +172,10 @@ allocated. Needs the operator role.` + serverHelp,
 			if len(args) == 0 {
 				return usageErr("name the machines to allocate")
 			}
+			args, err := expandNames("machine names", args)
+			if err != nil {
+				return err
+			}
 			if err := s.check(); err != nil {
 				return err
 			}
@@ -184,6 +192,7 @@ allocated. Needs the operator role.` + serverHelp,
 	f.add(c.Flags(), true)
 	s.add(c)
 	c.Flags().StringVar(&group, "group", "", "the group the machines join (required)")
+	c.Long += namesHelp
 	return c
 }
 

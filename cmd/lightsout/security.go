@@ -45,6 +45,10 @@ could not complete), 2 for bad input.` + serverHelp,
 			if run && history > 0 {
 				return usageErr("--history shows stored reports; it does not go with --run")
 			}
+			args, err := expandNames("machine names", args)
+			if err != nil {
+				return err
+			}
 			if run && len(args) == 0 && group == "" {
 				return usageErr("--run: name the machines to audit, or --group G")
 			}
@@ -71,6 +75,7 @@ could not complete), 2 for bad input.` + serverHelp,
 	c.Flags().StringVar(&group, "group", "", "the machines of this group")
 	c.Flags().BoolVar(&run, "run", false, "audit now instead of showing the latest reports (operator)")
 	c.Flags().IntVar(&history, "history", 0, "also show this many past changes of findings per BMC")
+	c.Long += namesHelp
 	return c
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/lightsout/lightsout/internal/api"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/exporter"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/state"
@@ -53,6 +54,8 @@ type serverFlags struct {
 	agentInterval  time.Duration
 	agentAllow     []string
 	agentAdvertise []string
+
+	channelMetricsMax int
 }
 
 // defaultListen is the API's default address: loopback only.
@@ -109,6 +112,14 @@ or null user, IPMI 1.5 none/straight/MD2, its vendor's default password — at m
 at once, spread with jitter; findings make the channel Insecure, a change between
 two audits is an audit.drift event. 'lightsout security --run' audits on demand.
 
+Metrics (/metrics, no token): fleet totals, and per channel lightsout_channel_up,
+lightsout_channel_state{state}, lightsout_channel_condition{condition} and
+lightsout_channel_last_check_timestamp_seconds labelled machine, account,
+protocol, group and enclosure — for at most --channel-metrics-max channels (above,
+they are off with a warning and lightsout_channel_series_enabled 0). /probe?target=NAME
+(operator token) checks one machine now, in blackbox_exporter's style
+(probe_success). Alerting rules: deploy/prometheus/.
+
 Example:
   lightsout server --data /var/lib/lightsout
   lightsout import fleet.yaml --token-file /var/lib/lightsout/admin.token
@@ -138,6 +149,7 @@ Example:
 	fl.StringVar(&f.webhookSecret, "webhook-secret-file", "", "file whose first line keys the webhooks' HMAC-SHA256 signature (mode 0600)")
 	fl.StringVar(&f.webhookMinSev, "webhook-min-severity", "warning", "send webhooks only events at least this severe: info, warning or critical")
 	fl.DurationVar(&f.eventRetention, "event-retention", events.DefaultRetention, "delete events whose last occurrence is older than this")
+	fl.IntVar(&f.channelMetricsMax, "channel-metrics-max", exporter.DefaultMaxChannels, "serve per-channel series on /metrics for at most this many channels (10 series each; above it they are off, with a warning; -1: never)")
 	fl.Float64Var(&f.floodThreshold, "flood-threshold", events.DefaultFlood.Threshold, "unanswered requests a minute on one BMC that raise oob.timeout_flood")
 	return c
 }
@@ -219,7 +231,17 @@ func (f *serverFlags) config(log *slog.Logger) (server.Config, error) {
 	}
 	return server.Config{DataDir: f.data, DB: f.db, Schedule: sch, Damping: state.Damping{Consecutive: f.confirm},
 		Timeout: f.timeout, Parallel: f.parallel, Logger: log, Events: ev, Audit: audit.Config{Every: f.auditEvery},
-		AgentListen: f.agentListen, Agents: hub, FullEvery: f.fullEvery, CipherSuites: toSuites(suites)}, nil
+		AgentListen: f.agentListen, Agents: hub, FullEvery: f.fullEvery, CipherSuites: toSuites(suites),
+		ChannelMetricsMax: channelMax(f.channelMetricsMax)}, nil
+}
+
+// channelMax maps the flag to server.Config.ChannelMetricsMax (where 0 is
+// the default): 0 and below mean none.
+func channelMax(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // eventsConfig validates the event flags and reads the webhook secret.

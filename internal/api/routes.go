@@ -13,7 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/exporter"
+	"github.com/lightsout/lightsout/internal/incident"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
@@ -41,10 +45,12 @@ func (a *API) routes() []route {
 	return []route{
 		{"GET", "/api/v1/openapi.json", public, a.openapi},
 		{"GET", "/metrics", public, a.metrics},
+		{"GET", "/probe", operator, a.probe},
 		{"GET", "/healthz", public, func(w http.ResponseWriter, r *http.Request, _ manager.Actor) error { a.healthz(w, r); return nil }},
 
 		{"GET", "/api/v1/whoami", viewer, a.whoami},
 		{"GET", "/api/v1/summary", viewer, a.summary},
+		{"GET", "/api/v1/incidents", viewer, a.incidents},
 
 		{"GET", "/api/v1/machines", viewer, a.listMachines},
 		{"POST", "/api/v1/machines", operator, a.addMachine},
@@ -113,6 +119,37 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request, _ manager.Actor) e
 	return nil
 }
 
+// probe serves GET /probe?target=NAME in blackbox_exporter's style: a
+// fresh check of the machine (operator: it is a check now, under the
+// lockout guard), probe_success, probe_duration_seconds and the machine's
+// channel series as metrics.
+func (a *API) probe(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	q, err := params(r, "target", "module")
+	if err != nil {
+		return err
+	}
+	target := q.Get("target")
+	if target == "" {
+		return invalid("target", "required: the machine to check (?target=NAME)")
+	}
+	if m := q.Get("module"); m != "" && m != "oob" {
+		return invalid("module", "%q is not a module (oob, the default)", m)
+	}
+	start := time.Now()
+	res, err := a.m.CheckNow(r.Context(), actor, []string{target}, "")
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	mv, err := a.m.Machine(r.Context(), target)
+	if err != nil {
+		return err
+	}
+	w.Header().Del("Cache-Control")
+	promhttp.HandlerFor(exporter.ProbeRegistry(mv, res, took), promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	return nil
+}
+
 func (a *API) whoami(w http.ResponseWriter, _ *http.Request, actor manager.Actor) error {
 	writeJSON(w, http.StatusOK, wire.WhoAmI{Name: actor.Name, Role: actor.Role})
 	return nil
@@ -124,6 +161,21 @@ func (a *API) summary(w http.ResponseWriter, r *http.Request, _ manager.Actor) e
 		return err
 	}
 	writeJSON(w, http.StatusOK, s)
+	return nil
+}
+
+func (a *API) incidents(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
+	if _, err := params(r); err != nil {
+		return err
+	}
+	incs, err := a.m.Incidents(r.Context())
+	if err != nil {
+		return err
+	}
+	if incs == nil {
+		incs = []incident.Incident{}
+	}
+	writeJSON(w, http.StatusOK, incs)
 	return nil
 }
 
@@ -184,7 +236,7 @@ func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
 // --- machines ---
 
 func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
-	q, err := params(r, "group", "tag", "limit", "after")
+	q, err := params(r, "group", "tag", "limit", "after", "state", "reason", "condition", "enclosure")
 	if err != nil {
 		return err
 	}
@@ -196,10 +248,27 @@ func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Act
 	if err != nil {
 		return err
 	}
-	ms, err := a.m.Machines(r.Context(), store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag")},
-		store.Page{After: after, Limit: int(limit)})
+	vf := manager.ViewFilter{State: state.OOB(q.Get("state")), Reason: state.Reason(q.Get("reason")),
+		Condition: state.Condition(q.Get("condition")), Enclosure: q.Get("enclosure")}
+	if err := vf.Check(); err != nil {
+		return err
+	}
+	page := store.Page{After: after, Limit: int(limit)}
+	if !vf.Empty() {
+		page = store.Page{After: after} // filtered after the states are known; paged below
+	}
+	ms, err := a.m.Machines(r.Context(), store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag")}, page)
 	if err != nil {
 		return err
+	}
+	if !vf.Empty() {
+		sel := ms[:0]
+		for _, mv := range ms {
+			if vf.Match(mv) && (limit == 0 || len(sel) < int(limit)) {
+				sel = append(sel, mv)
+			}
+		}
+		ms = sel
 	}
 	out := wire.Machines{Machines: ms}
 	if out.Machines == nil {

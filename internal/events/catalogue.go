@@ -32,6 +32,10 @@ const (
 	// Fleet findings.
 	FleetCorrelated = "fleet.correlated"
 
+	// Incidents (internal/incident): broken channels grouped by cause.
+	IncidentOpened = "incident.opened"
+	IncidentClosed = "incident.closed"
+
 	// BMC security audit (internal/audit).
 	AuditCipher0Enabled  = "audit.cipher0_enabled"
 	AuditAnonymousLogin  = "audit.anonymous_login"
@@ -79,6 +83,10 @@ var catalogue = []Kind{
 		"security: a login step drew an unauthenticated refusal and a verified answer to the same request (the verified one was taken): a forger on the management network, or a device mangling replies", time.Hour, false},
 	{FleetCorrelated, store.SeverityWarning,
 		"a share of the BMCs with one firmware revision, enclosure or subnet raise the same code: look at what they share", time.Hour, false},
+	{IncidentOpened, store.SeverityWarning,
+		"an incident opened: broken channels grouped by cause (a dead enclosure, one refused user in a group, swapped addresses, a fleet correlation, agents down), with members, remedy and the diagnosis to run; the severity is the incident's", 0, false},
+	{IncidentClosed, store.SeverityInfo,
+		"an incident closed: none of its members has had the problem for a minute", 0, false},
 	{AuditCipher0Enabled, store.SeverityCritical,
 		"the BMC accepts IPMI cipher suite 0: anyone on the management network can log in without a password", 24 * time.Hour, true},
 	{AuditAnonymousLogin, store.SeverityCritical,

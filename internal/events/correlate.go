@@ -146,8 +146,12 @@ type raise struct {
 
 type finding struct {
 	code     string
+	factor   Factor
+	value    string
+	size     int
 	members  []string
 	reported time.Time
+	since    time.Time // first reported
 }
 
 // A finding that grows is reported again at once while it is small or
@@ -400,7 +404,11 @@ func (c *Correlator) evaluate(code string, now time.Time) []store.Event {
 			now.Sub(prev.reported) < regrowInterval {
 			continue // reported later, by a Tick
 		}
-		c.active[src] = finding{code: code, members: g[0].members, reported: now}
+		since := now
+		if ok {
+			since = prev.since
+		}
+		c.active[src] = finding{code: code, factor: g[0].factor, value: g[0].value, size: g[0].size, members: g[0].members, reported: now, since: since}
 		out = append(out, c.event(code, src, g, now))
 	}
 	for src, f := range c.active {
@@ -475,4 +483,31 @@ func (c *Correlator) event(code, src string, g []candidate, now time.Time) store
 	return store.Event{At: now, Code: FleetCorrelated, Severity: sev, Source: src, Data: data,
 		Message: fmt.Sprintf("%s on %d BMCs sharing %s: %s%s; look at what they share before treating them one by one",
 			code, len(f.Members), strings.Join(names, ", "), strings.Join(list, ", "), more)}
+}
+
+// ActiveFinding is a finding that holds now (the last one reported for
+// its group), with when it was first reported.
+type ActiveFinding struct {
+	Code      string
+	Factor    Factor
+	Value     string
+	GroupSize int
+	Members   []string
+	Since     time.Time
+}
+
+// Active is every finding that holds now, sorted by code and group.
+func (c *Correlator) Active() []ActiveFinding {
+	out := make([]ActiveFinding, 0, len(c.active))
+	for _, f := range c.active {
+		out = append(out, ActiveFinding{Code: f.code, Factor: f.factor, Value: f.value, GroupSize: f.size,
+			Members: append([]string(nil), f.members...), Since: f.since})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Code != out[j].Code {
+			return out[i].Code < out[j].Code
+		}
+		return fleetSource("", out[i].Factor, out[i].Value) < fleetSource("", out[j].Factor, out[j].Value)
+	})
+	return out
 }

@@ -314,3 +314,33 @@ func TestCorrelatedEventContent(t *testing.T) {
 		t.Fatalf("finding %+v", f)
 	}
 }
+
+// Active lists the findings that hold, with when each was first reported
+// (growth keeps it), for incidents; a finding released below the share
+// leaves it.
+func TestCorrelateActive(t *testing.T) {
+	c := NewCorrelator(CorrelateConfig{Window: 10 * time.Minute, MemberTTL: time.Hour})
+	for i := 1; i <= 4; i++ {
+		c.SetMember(fmt.Sprint("a-", i), Member{Firmware: "Dell 4.40", Subnet: fmt.Sprint("10.0.", i, ".0/24")}, t0)
+	}
+	if len(c.Active()) != 0 {
+		t.Fatal("active before any raise")
+	}
+	c.Hold(OOBDegraded, "a-1", true, sec(1))
+	c.Hold(OOBDegraded, "a-2", true, sec(2))
+	c.Hold(OOBDegraded, "a-3", true, sec(3))
+	got := c.Active()
+	if len(got) != 1 {
+		t.Fatalf("active: %+v", got)
+	}
+	f := got[0]
+	if f.Code != OOBDegraded || f.Factor != FactorFirmware || f.Value != "Dell 4.40" || f.GroupSize != 4 ||
+		fmt.Sprint(f.Members) != "[a-1 a-2 a-3]" || !f.Since.Equal(sec(2)) {
+		t.Errorf("finding %+v: want oob.degraded on firmware Dell 4.40, 3 of 4, since the second raise", f)
+	}
+	c.Hold(OOBDegraded, "a-1", false, sec(4))
+	c.Hold(OOBDegraded, "a-2", false, sec(5))
+	if got := c.Active(); len(got) != 0 {
+		t.Errorf("released finding still active: %+v", got)
+	}
+}

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/probe"
@@ -312,3 +313,18 @@ func (f *Flood) clearedEvent(source string, s *floodSource, now time.Time, rate 
 }
 
 func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+
+// FloodingNow is every source in a flood now, sorted, and when the oldest
+// of those floods began.
+func (f *Flood) FloodingNow() (sources []string, since time.Time) {
+	for name, s := range f.src {
+		if s.flooding {
+			sources = append(sources, name)
+			if since.IsZero() || s.since.Before(since) {
+				since = s.since
+			}
+		}
+	}
+	sort.Strings(sources)
+	return sources, since
+}

@@ -246,6 +246,17 @@ func (r *Recorder) Flooding(source string) bool {
 	return r.w.Flood.Flooding(source)
 }
 
+// Fleet is what the detectors hold now, for incidents: the fleet findings
+// that hold, the sources in a timeout flood and when the oldest flood
+// began.
+func (r *Recorder) Fleet() (findings []ActiveFinding, flooding []string, floodSince time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	findings = r.w.Correlate.Active()
+	flooding, floodSince = r.w.Flood.FloodingNow()
+	return findings, flooding, floodSince
+}
+
 // Record stores one occurrence of e and fans it out. Severity defaults to
 // the catalogue's, At to now; the code's dedup window applies (the
 // returned event then carries the raised Count). It is synchronous: use

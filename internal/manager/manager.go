@@ -54,6 +54,11 @@ type Manager struct {
 	// agent fallback of a soft-off asks the agent enrolled under the
 	// machine's name to run os-shutdown (fallback.go). Nil: no agents.
 	Agents AgentOps
+	// Detectors and AgentList feed incidents (incidents.go): the event
+	// recorder's fleet findings and floods, the agent hub's states. Nil:
+	// none.
+	Detectors FleetDetectors
+	AgentList AgentLister
 	// FallbackPoll is how often the agent fallback reads the power state
 	// (0: DefaultFallbackPoll, 2 s).
 	FallbackPoll time.Duration
@@ -895,4 +900,30 @@ func (m *Manager) suitesOf(a store.Account) []ipmi.CipherSuite {
 		out[i] = ipmi.CipherSuite(n)
 	}
 	return out
+}
+
+// PowerGate says whether a power or identify operation on the machine
+// would be let through now, by the rule Power applies (channelOf): some
+// channel passes power.Gate; else the first channel's refusal (state,
+// since, remedy), or "no OOB account". The console shows its buttons only
+// where this is nil, and the refusal in their place.
+func PowerGate(mv MachineView) error {
+	if len(mv.Channels) == 0 {
+		return &power.RefusedError{Machine: mv.Name, Detail: "the machine has no OOB account; add one (lightsout accounts add)"}
+	}
+	var refusal error
+	for _, ch := range mv.Channels {
+		cs := ch.State
+		if cs.AccountID == 0 {
+			cs.AccountID = ch.Account.ID
+		}
+		err := power.Gate(mv.Name, cs)
+		if err == nil {
+			return nil
+		}
+		if refusal == nil {
+			refusal = err
+		}
+	}
+	return refusal
 }

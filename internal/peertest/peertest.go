@@ -53,6 +53,8 @@ func debianPackage(p string) string {
 		return "freeipmi-tools"
 	case "psql", "pg_ctl", "postgres", "initdb":
 		return "postgresql"
+	case "promtool":
+		return "prometheus"
 	default:
 		return p
 	}

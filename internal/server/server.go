@@ -26,6 +26,7 @@ import (
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/exporter"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/monitor"
@@ -78,6 +79,15 @@ type Config struct {
 	// Agents configures the agent hub (heartbeat interval, misses, clock
 	// skew, version); Store, CA and Logger are the server's.
 	Agents agent.HubConfig
+	// IncidentEvery is how often incidents are regrouped to raise
+	// incident.opened / incident.closed events (default 15 s);
+	// IncidentHold how long one must last to open, IncidentGrace how
+	// long it must be gone to close (defaults incident.DefaultHold,
+	// incident.DefaultGrace).
+	IncidentEvery, IncidentHold, IncidentGrace time.Duration
+	// ChannelMetricsMax bounds the channels given per-channel series on
+	// /metrics (0: exporter.DefaultMaxChannels; negative: none).
+	ChannelMetricsMax int
 }
 
 // Server is a running management server.
@@ -217,6 +227,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Registry.MustRegister(engineCollector{s.Engine})
 	s.Registry.MustRegister(s.Events.Collectors()...)
 	s.Registry.MustRegister(s.Audit.Collectors()...)
+	s.Registry.MustRegister(exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger), exporter.NewIncidents(s.Manager))
 
 	if tokens, err := st.Tokens(ctx); err != nil {
 		return fail(err)
@@ -254,6 +265,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Registry.MustRegister(s.Agents.Collectors()...)
 	s.Manager.Agents = s.Agents // power soft's agent fallback (os-shutdown)
+	s.Manager.Detectors, s.Manager.AgentList = s.Events, s.Agents
 	if cfg.AgentListen != "" {
 		ln, err := net.Listen("tcp", cfg.AgentListen)
 		if err != nil {
@@ -274,6 +286,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		defer close(s.done)
 		adone := make(chan struct{})
 		go func() { defer close(adone); _ = s.Audit.Run(mctx) }()
+		idone := make(chan struct{})
+		go func() { defer close(idone); s.watchIncidents(mctx) }()
+		defer func() { <-idone }()
 		_ = s.Monitor.Run(mctx)
 		<-adone
 	}()

@@ -66,3 +66,17 @@ const (
 	Degraded Condition = "Degraded"
 	Insecure Condition = "Insecure"
 )
+
+// Reasons is every reason a channel can be declared with, per state (the
+// filters of the console and of machines list accept these).
+func Reasons() map[OOB][]Reason {
+	return map[OOB][]Reason{
+		NotResponding:    {ReasonSilent, ReasonPortRefused, ReasonUnreachable, ReasonStalled, ReasonProtocol, ReasonNoCipherSuite, ReasonCipher0Refused, ReasonTLS},
+		NotAuthenticated: {ReasonWrongPassword, ReasonUnknownUser, ReasonPrivilege, ReasonLocked, ReasonAuthRejected},
+		Connectable:      {ReasonBusy},
+		Invalid:          {ReasonGUIDMismatch, ReasonCertChanged},
+	}
+}
+
+// Conditions is every condition, in the order they are shown.
+var Conditions = []Condition{Busy, Degraded, Insecure}

@@ -77,7 +77,8 @@ func apiDo(t *testing.T, e *apitest.Env, r store.Role, method, path, body string
 // follow a count to the filtered table, read a NotAuthenticated machine's
 // remedy, watch a machine's power change live (no reload) when the API
 // powers it off, power off through the confirmation step, watch a live
-// event arrive, and check that a viewer gets no power buttons. Every page
+// warning arrive while info stays hidden, filter events by severity, code
+// and time in the URL, and check that a viewer gets no power buttons. Every page
 // is screenshotted into artifactDir.
 func TestBrowserConsole(t *testing.T) {
 	chromium := peertest.Need(t, "chromium")[0]
@@ -259,19 +260,41 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	shot("machine")
 
-	// Events: a recorded event appears live.
+	// Events: info is hidden by default, live too; a warning appears live.
 	do("events", 10*time.Second,
 		chromedp.Navigate(e.URL+"/events"),
 		chromedp.WaitVisible(css(`#live`)),
 		chromedp.Sleep(300*time.Millisecond), // the EventSource connects
 	)
-	if _, err := e.Server.Events.Record(context.Background(), store.Event{At: time.Now(), Code: "audit.token_created",
-		Severity: store.SeverityInfo, Source: "browser-test", Message: "hello from the browser test"}); err != nil {
-		t.Fatal(err)
+	for _, ev := range []store.Event{
+		{At: time.Now(), Code: "audit.token_created", Severity: store.SeverityInfo, Source: "browser-test", Message: "hello from the browser test"},
+		{At: time.Now(), Code: "power.failed", Severity: store.SeverityWarning, Source: "browser-test", Message: "a warning from the browser test"},
+	} {
+		if _, err := e.Server.Events.Record(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
 	}
-	do("the live event did not appear", 10*time.Second,
-		chromedp.WaitVisible(chromedp.Search(`//tbody[@id="events"]/tr/td[contains(., "hello from the browser test")]`)))
+	do("the live warning did not appear", 10*time.Second,
+		chromedp.WaitVisible(chromedp.Search(`//tbody[@id="events"]/tr/td[contains(., "a warning from the browser test")]`)))
+	if n := eval(`[...document.querySelectorAll("#events td")].filter(td => td.textContent.includes("hello from the browser test")).length`); n != 0 {
+		t.Error("an info event shows on the default events page")
+	}
 	shot("events")
+	// "show info too": the filter in the URL, the info event listed.
+	do("show info", 10*time.Second,
+		chromedp.Click(css(`#show-info`)),
+		chromedp.WaitVisible(chromedp.Search(`//tbody[@id="events"]/tr/td[contains(., "hello from the browser test")]`)))
+	do("filter by code", 10*time.Second,
+		chromedp.Navigate(e.URL+"/events?severity=info&code=power.*&since=1h"),
+		chromedp.WaitVisible(chromedp.Search(`//tbody[@id="events"]/tr/td[contains(., "a warning from the browser test")]`)))
+	if n := eval(`[...document.querySelectorAll("#events td")].filter(td => td.textContent.includes("hello from the browser test")).length`); n != 0 {
+		t.Error("code=power.* lists an audit event")
+	}
+	shot("events-filtered")
+	do("bad since", 10*time.Second, chromedp.Navigate(e.URL+"/events?since=yesterday"), chromedp.WaitVisible(css(`p.error`)))
+	if got := text(`p.error`); !strings.Contains(got, "since") || !strings.Contains(got, `"yesterday"`) {
+		t.Errorf("bad since: %q", got)
+	}
 
 	do("enclosures", 10*time.Second, chromedp.Navigate(e.URL+"/enclosures"), chromedp.WaitVisible(css(`h1`)))
 	shot("enclosures")

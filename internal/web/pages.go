@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/incident"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/state"
@@ -47,8 +50,16 @@ type stateCount struct {
 }
 
 type overviewData struct {
-	Summary manager.Summary
-	Counts  []stateCount
+	Summary   manager.Summary
+	Counts    []stateCount
+	Incidents []incident.Incident
+	// Conditions counts machines by condition (any channel).
+	Conditions []condCount
+}
+
+type condCount struct {
+	Condition state.Condition
+	N         int
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -56,11 +67,87 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	d := overviewData{Summary: sum}
+	incs, err := c.m.Incidents(r.Context())
+	if err != nil {
+		return err
+	}
+	d := overviewData{Summary: sum, Incidents: incs}
 	for _, st := range States {
 		d.Counts = append(d.Counts, stateCount{st, sum.OOB[st]})
 	}
+	rs, err := c.rowsNow(r)
+	if err != nil {
+		return err
+	}
+	for _, cond := range state.Conditions {
+		n := 0
+		for _, rw := range rs.rows {
+			if slices.Contains(rw.Conditions, cond) {
+				n++
+			}
+		}
+		d.Conditions = append(d.Conditions, condCount{cond, n})
+	}
 	c.render(w, http.StatusOK, "overview", pageData{Title: "Fleet", Nav: "overview", S: s, Data: d})
+	return nil
+}
+
+// MaxIncidentMembers is how many members an incident names on the
+// overview before "and N more".
+const MaxIncidentMembers = 20
+
+type memberLink struct {
+	Name string
+	More int // > 0: the "and N more" entry
+}
+
+func members(ms []string) []memberLink {
+	out := make([]memberLink, 0, min(len(ms), MaxIncidentMembers)+1)
+	for i, m := range ms {
+		if i == MaxIncidentMembers {
+			out = append(out, memberLink{More: len(ms) - i})
+			break
+		}
+		out = append(out, memberLink{Name: m})
+	}
+	return out
+}
+
+// diagnoseIncident serves POST /incidents/diagnose (id): the diagnosis the
+// incident names, run now on its machines (no autocorrect), on a page of
+// its own.
+func (c *Console) diagnoseIncident(w http.ResponseWriter, r *http.Request, s *session) error {
+	id := r.PostForm.Get("id")
+	incs, err := c.m.Incidents(r.Context())
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(incs, func(inc incident.Incident) bool { return inc.ID == id })
+	if i < 0 {
+		return &httpError{http.StatusNotFound, fmt.Sprintf("No incident %q is open now: it may have closed since the page was drawn.", id)}
+	}
+	inc := incs[i]
+	names, group := inc.DiagTargets()
+	if len(names) == 0 && group == "" {
+		return &httpError{http.StatusBadRequest, "This incident is about agents: diagnose each on the agents page (lightsout diag --agent NAME)."}
+	}
+	ctx, cancel := ctxTimeout(r, 5*time.Minute)
+	defer cancel()
+	res, err := c.m.Diagnose(ctx, s.actor(), manager.DiagRequest{Machines: names, Group: group}, nil)
+	if err != nil {
+		return err
+	}
+	var sum manager.DiagSummary
+	for _, x := range res {
+		sum.Add(x)
+	}
+	c.render(w, http.StatusOK, "incident", pageData{Title: "Incident", Nav: "overview", S: s, Data: struct {
+		Inc   incident.Incident
+		Names []string
+		Group string
+		Diag  []manager.DiagResult
+		Sum   manager.DiagSummary
+	}{inc, names, group, res, sum}})
 	return nil
 }
 
@@ -75,14 +162,18 @@ type row struct {
 	Since                  time.Time
 	Power                  string
 	Channels               int
-	states                 []state.OOB
-	search                 string
+	// Conditions of any channel (Busy, Degraded, Insecure), in
+	// state.Conditions order.
+	Conditions []state.Condition
+	mv         manager.MachineView
+	search     string
 }
 
 type rowSet struct {
-	at     time.Time
-	rows   []row
-	groups []string
+	at         time.Time
+	rows       []row
+	groups     []string
+	enclosures []string
 }
 
 // rowsNow returns the table's rows, rebuilt from the manager when older
@@ -98,11 +189,15 @@ func (c *Console) rowsNow(r *http.Request) (*rowSet, error) {
 		return nil, err
 	}
 	rs := &rowSet{at: time.Now(), rows: make([]row, 0, len(ms))}
-	groups := map[string]bool{}
+	groups, encs := map[string]bool{}, map[string]bool{}
 	for _, mv := range ms {
-		rw := row{Name: mv.Name, Group: mv.Group, Enclosure: mv.Enclosure, Slot: mv.Slot, Channels: len(mv.Channels)}
+		rw := row{Name: mv.Name, Group: mv.Group, Enclosure: mv.Enclosure, Slot: mv.Slot, Channels: len(mv.Channels), mv: mv}
+		for _, c := range state.Conditions {
+			if slices.ContainsFunc(mv.Channels, func(ch manager.ChannelView) bool { return slices.Contains(ch.State.Conditions, c) }) {
+				rw.Conditions = append(rw.Conditions, c)
+			}
+		}
 		for i, ch := range mv.Channels {
-			rw.states = append(rw.states, ch.State.State)
 			if i == 0 || stateRank(ch.State.State) < stateRank(rw.State) {
 				rw.State, rw.Reason, rw.Since = ch.State.State, ch.State.Reason, ch.State.Since
 			}
@@ -119,12 +214,19 @@ func (c *Console) rowsNow(r *http.Request) (*rowSet, error) {
 		if mv.Group != "" {
 			groups[mv.Group] = true
 		}
+		if mv.Enclosure != "" {
+			encs[mv.Enclosure] = true
+		}
 		rs.rows = append(rs.rows, rw)
 	}
 	for g := range groups {
 		rs.groups = append(rs.groups, g)
 	}
 	slices.Sort(rs.groups)
+	for e := range encs {
+		rs.enclosures = append(rs.enclosures, e)
+	}
+	slices.Sort(rs.enclosures)
 	c.rows = rs
 	return rs, nil
 }
@@ -139,19 +241,40 @@ type machinesData struct {
 	Total, Page, Pages  int
 	First, Last         int
 	State, Q, Group     string
+	Reason, Condition   string
+	Enclosure           string
 	Sort                string
 	Prev, Next          string
-	Groups              []string
+	Groups, Enclosures  []string
 	States              []state.OOB
+	Reasons             []state.Reason
+	Conditions          []state.Condition
 	SortName, SortState sortLink
 	SortSince           sortLink
 }
 
+// allReasons is every reason, by state in the console's order.
+func allReasons() []state.Reason {
+	var out []state.Reason
+	rs := state.Reasons()
+	for _, st := range States {
+		out = append(out, rs[st]...)
+	}
+	return out
+}
+
 func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
-	d := machinesData{State: q.Get("state"), Q: strings.TrimSpace(q.Get("q")), Group: q.Get("group"), Sort: q.Get("sort"), States: States}
-	if d.State != "" && !slices.Contains(States, state.OOB(d.State)) {
-		return &httpError{http.StatusBadRequest, fmt.Sprintf("%q is not a state (Connectable, NotResponding, NotAuthenticated, Invalid, Unknown)", d.State)}
+	d := machinesData{State: q.Get("state"), Q: strings.TrimSpace(q.Get("q")), Group: q.Get("group"), Sort: q.Get("sort"),
+		Reason: q.Get("reason"), Condition: q.Get("condition"), Enclosure: q.Get("enclosure"),
+		States: States, Reasons: allReasons(), Conditions: state.Conditions}
+	vf := manager.ViewFilter{State: state.OOB(d.State), Reason: state.Reason(d.Reason), Condition: state.Condition(d.Condition), Enclosure: d.Enclosure}
+	if err := vf.Check(); err != nil {
+		var fe *store.FieldError
+		if errors.As(err, &fe) {
+			return &httpError{http.StatusBadRequest, fe.Field + ": " + fe.Reason + "."}
+		}
+		return err
 	}
 	switch d.Sort {
 	case "", "name", "-name", "state", "-state", "since", "-since":
@@ -164,11 +287,11 @@ func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	d.Groups = rs.groups
+	d.Groups, d.Enclosures = rs.groups, rs.enclosures
 	needle := strings.ToLower(d.Q)
 	var sel []row
 	for _, rw := range rs.rows {
-		if d.State != "" && !slices.Contains(rw.states, state.OOB(d.State)) {
+		if !vf.Match(rw.mv) {
 			continue
 		}
 		if d.Group != "" && rw.Group != d.Group {
@@ -207,7 +330,8 @@ func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) e
 	}
 	link := func(page int, sort string) string {
 		v := url.Values{}
-		for k, x := range map[string]string{"state": d.State, "q": d.Q, "group": d.Group, "sort": sort} {
+		for k, x := range map[string]string{"state": d.State, "q": d.Q, "group": d.Group, "sort": sort,
+			"reason": d.Reason, "condition": d.Condition, "enclosure": d.Enclosure} {
 			if x != "" {
 				v.Set(k, x)
 			}
@@ -254,6 +378,10 @@ type machineData struct {
 	Confirm   string // a power action awaiting confirmation
 	Actions   []powerAction
 	Autofixed bool
+	// Refused is why power and identify would be refused now
+	// (manager.PowerGate): the page shows it, with its remedy, in place
+	// of the buttons.
+	Refused *power.RefusedError
 }
 
 type powerAction struct {
@@ -282,7 +410,11 @@ func (c *Console) machineData(r *http.Request) (machineData, error) {
 	if err != nil {
 		return machineData{}, err
 	}
-	return machineData{M: mv, History: h, Actions: powerActions}, nil
+	d := machineData{M: mv, History: h, Actions: powerActions}
+	if err := manager.PowerGate(mv); err != nil && !errors.As(err, &d.Refused) {
+		return machineData{}, err
+	}
+	return d, nil
 }
 
 func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -375,6 +507,13 @@ func (c *Console) powerConfirm(w http.ResponseWriter, r *http.Request, s *sessio
 	if err != nil {
 		return err
 	}
+	if d.Refused != nil && !a.ReadOnly() {
+		// No confirmation for what would be refused: the refusal and its
+		// remedy are on the page instead.
+		c.render(w, http.StatusConflict, "machine", pageData{Title: d.M.Name, Nav: "machines", S: s, Data: d,
+			Error: "power " + string(a) + " would be refused: " + d.Refused.Error()})
+		return nil
+	}
 	d.Confirm = string(a)
 	c.render(w, http.StatusOK, "machine", pageData{Title: d.M.Name, Nav: "machines", S: s, Data: d})
 	return nil
@@ -434,8 +573,57 @@ func (c *Console) invalidateRows() {
 
 // --- events ---
 
+// eventsFilter reads the events page's filters from the URL: severity
+// (the least; default warning, so the info rows of a start are hidden),
+// code (one, or a family "audit.*"), source, since (a duration back from
+// now — 30m, 2h, 7d — or an RFC 3339 time).
+func eventsFilter(q url.Values, now time.Time) (store.EventFilter, error) {
+	f := store.EventFilter{MinSeverity: store.SeverityWarning, Code: strings.TrimSpace(q.Get("code")), Source: strings.TrimSpace(q.Get("source"))}
+	if v := q.Get("severity"); v != "" {
+		sev, err := store.ParseSeverity(v)
+		if err != nil {
+			return f, &httpError{http.StatusBadRequest, "severity: " + err.Error() + "."}
+		}
+		f.MinSeverity = sev
+	}
+	if f.Code != "" {
+		if _, known := events.Lookup(f.Code); !known && !strings.HasSuffix(f.Code, ".*") {
+			return f, &httpError{http.StatusBadRequest, fmt.Sprintf("code: %q is no event code (see docs/events.md; a family is written audit.*).", f.Code)}
+		}
+	}
+	if v := strings.TrimSpace(q.Get("since")); v != "" {
+		t, err := parseSince(v, now)
+		if err != nil {
+			return f, &httpError{http.StatusBadRequest, "since: " + err.Error() + "."}
+		}
+		f.Since = t
+	}
+	return f, nil
+}
+
+// parseSince reads a duration back from now (90m, 2h, 7d) or a time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(d); err == nil && n > 0 && n <= 3650 {
+			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a duration back from now (30m, 2h, 7d) nor a time (2026-12-07T09:14:00Z)", s)
+}
+
 func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session) error {
-	evs, err := c.st.ListEvents(r.Context(), store.EventFilter{Limit: 100})
+	f, err := eventsFilter(r.URL.Query(), time.Now())
+	if err != nil {
+		return err
+	}
+	f.Limit = 100
+	evs, err := c.st.ListEvents(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -444,11 +632,23 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session)
 	if err != nil {
 		return err
 	}
+	q := r.URL.Query()
+	stream := url.Values{"severity": {string(f.MinSeverity)}}
+	for _, k := range []string{"code", "source"} {
+		if v := q.Get(k); v != "" {
+			stream.Set(k, v)
+		}
+	}
 	c.render(w, http.StatusOK, "events", pageData{Title: "Events", Nav: "events", S: s, Data: struct {
 		Events   []store.Event
 		Findings []store.Event
 		Live     bool
-	}{evs, findings, c.ev != nil}})
+		Severity string
+		Code     string
+		Source   string
+		Since    string
+		Stream   string
+	}{evs, findings, c.ev != nil, string(f.MinSeverity), q.Get("code"), q.Get("source"), q.Get("since"), "/events/stream?" + stream.Encode()}})
 	return nil
 }
 
@@ -464,7 +664,16 @@ func (c *Console) eventStream(w http.ResponseWriter, r *http.Request, _ *session
 	if c.ev == nil {
 		return &httpError{http.StatusServiceUnavailable, "This server has no live event stream."}
 	}
-	sub := c.ev.Subscribe(store.EventFilter{Source: r.URL.Query().Get("source")}, 0)
+	q := r.URL.Query()
+	f := store.EventFilter{Source: q.Get("source"), Code: q.Get("code")}
+	if v := q.Get("severity"); v != "" {
+		sev, err := store.ParseSeverity(v)
+		if err != nil {
+			return &httpError{http.StatusBadRequest, "severity: " + err.Error() + "."}
+		}
+		f.MinSeverity = sev
+	}
+	sub := c.ev.Subscribe(f, 0)
 	defer sub.Close()
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -507,11 +716,43 @@ func (c *Console) enclosures(w http.ResponseWriter, r *http.Request, s *session)
 	if err != nil {
 		return err
 	}
-	for i := range es {
-		es[i].Password = nil
+	rs, err := c.rowsNow(r)
+	if err != nil {
+		return err
 	}
-	c.render(w, http.StatusOK, "enclosures", pageData{Title: "Enclosures", Nav: "enclosures", S: s, Data: es})
+	blades := map[string][]row{}
+	for _, rw := range rs.rows {
+		if rw.Enclosure != "" {
+			blades[rw.Enclosure] = append(blades[rw.Enclosure], rw)
+		}
+	}
+	out := make([]enclosureHealth, 0, len(es))
+	for _, e := range es {
+		e.Password = nil
+		h := enclosureHealth{E: e, Blades: len(blades[e.Name]), Verdict: isolate(blades[e.Name])}
+		for _, b := range blades[e.Name] {
+			switch b.State {
+			case state.Connectable:
+				h.Up++
+			case state.NotResponding:
+				h.Silent++
+			default:
+				h.Other++
+			}
+		}
+		out = append(out, h)
+	}
+	c.render(w, http.StatusOK, "enclosures", pageData{Title: "Enclosures", Nav: "enclosures", S: s, Data: out})
 	return nil
+}
+
+// enclosureHealth is one row of the enclosures page: its blades by state
+// (each blade's worst channel) and the isolation verdict.
+type enclosureHealth struct {
+	E                 store.Enclosure
+	Blades            int
+	Up, Silent, Other int
+	Verdict           Verdict
 }
 
 type slotCell struct {
@@ -630,7 +871,24 @@ var funcs = map[string]any{
 	},
 	"list":    func() []string { return []string{audit.StatusInsecure, audit.StatusClean, audit.StatusNotAudited} },
 	"powerOr": powerOr,
-	"spans":   codeSpans,
+	"members": members,
+	"list3":   func() []string { return []string{"info", "warning", "critical"} },
+	"health": func(level string) string {
+		switch level {
+		case "ok":
+			return "healthy"
+		case "partial":
+			return "some blades silent"
+		case "shared":
+			return "down"
+		}
+		return "no blades"
+	},
+	"diagnosable": func(i incident.Incident) bool {
+		n, g := i.DiagTargets()
+		return len(n) > 0 || g != ""
+	},
+	"spans": codeSpans,
 	"stateOr": func(s state.OOB) string {
 		if s == "" {
 			return "none"

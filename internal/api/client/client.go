@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/incident"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/store"
@@ -200,11 +201,20 @@ func (c *Client) Summary(ctx context.Context) (manager.Summary, error) {
 	return out, c.call(ctx, "GET", "/api/v1/summary", nil, nil, &out)
 }
 
+// Incidents returns the fleet's incidents, worst first.
+func (c *Client) Incidents(ctx context.Context) ([]incident.Incident, error) {
+	var out []incident.Incident
+	return out, c.call(ctx, "GET", "/api/v1/incidents", nil, nil, &out)
+}
+
 // MachineQuery filters and pages a machine listing.
 type MachineQuery struct {
 	Group, Tag string
-	Limit      int
-	After      int64
+	// State, Reason, Condition select machines with a channel in them
+	// (one channel matching all three); Enclosure the blades of one.
+	State, Reason, Condition, Enclosure string
+	Limit                               int
+	After                               int64
 }
 
 // Machines returns one page of machines.
@@ -212,6 +222,10 @@ func (c *Client) Machines(ctx context.Context, q MachineQuery) (wire.Machines, e
 	v := url.Values{}
 	setIf(v, "group", q.Group)
 	setIf(v, "tag", q.Tag)
+	setIf(v, "state", q.State)
+	setIf(v, "reason", q.Reason)
+	setIf(v, "condition", q.Condition)
+	setIf(v, "enclosure", q.Enclosure)
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
