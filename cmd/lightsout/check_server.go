@@ -19,7 +19,7 @@ func runServerCheck(cmd *cobra.Command, f *checkFlags, names []string) error {
 		return usageErr("--output %q: want table or json", f.output)
 	}
 	for _, fl := range []string{"host", "inventory", "user", "password-file", "guid", "name", "timeout", "parallel",
-		"cipher-suite", "privilege", "sockets", "debug", "env-password"} {
+		"cipher-suite", "cipher-suites", "redfish-auth", "protocol", "privilege", "sockets", "debug", "env-password"} {
 		if cmd.Flags().Changed(fl) {
 			return usageErr("--%s checks BMCs directly; with machine names or --group the server checks them with its own settings", fl)
 		}
