@@ -248,6 +248,18 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 	// success is ours, every other one is aborted while lingering. A
 	// refusal is unauthenticated: tentative until the window closes.
 	ref := refusals{s: s, stage: StageOpenSession}
+	// A refusal that only moves the negotiation on to another allowed
+	// suite is taken on sight: a forged one costs a round trip within the
+	// allow-list, never a verdict, and waiting out the reply window there
+	// would slow every BMC that does not do the strongest suite. The last
+	// allowed suite's refusal would be the verdict: tentative.
+	onSight := len(allow) > 1 && suite != allow[len(allow)-1]
+	refuse := func(ev event, err error) (bool, error) {
+		if onSight && negotiable(err) {
+			return true, err
+		}
+		return ref.refuse(ev, err)
+	}
 	_, _, err := s.e.exchangeOpt(ctx, s.p, StageOpenSession, func() []byte { return pkt },
 		func(ev event) (bool, error) {
 			if ev.garbage {
@@ -264,7 +276,7 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 				if s.bmcID != 0 {
 					return false, nil // a copy's refusal after our success
 				}
-				return ref.refuse(ev, err)
+				return refuse(ev, err)
 			}
 			if ev.d.class != classIPMI || ev.d.payloadType != payloadOpenSessResp || ev.d.consoleID != s.consoleID {
 				return false, nil
@@ -281,7 +293,7 @@ func (s *Session) openSession(ctx context.Context, cr Credentials, suite CipherS
 				return false, errBadReply
 			}
 			if resp.RmcpStatusCode != 0 {
-				return ref.refuse(ev, &StageError{Stage: StageOpenSession, Status: byte(resp.RmcpStatusCode), Err: statusErr(byte(resp.RmcpStatusCode))})
+				return refuse(ev, &StageError{Stage: StageOpenSession, Status: byte(resp.RmcpStatusCode), Err: statusErr(byte(resp.RmcpStatusCode))})
 			}
 			// Session ID 0 violates the protocol: garbage, not a verdict.
 			if resp.ManagedSystemSessionID == 0 {
