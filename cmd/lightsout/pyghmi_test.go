@@ -65,6 +65,11 @@ func TestCheckPyghmi(t *testing.T) {
 	if code != 0 || verdict(o) != "Connectable/" || o["conditions"] != nil {
 		t.Fatalf("healthy pyghmi: exit %d: %s", code, out)
 	}
+	// The GUID prints exactly as registered (pyghmi sends it in RFC 4122
+	// byte order, which layout detection would have read otherwise).
+	if o["guid"] != pyghmiGUID || o["expected_guid"] != pyghmiGUID {
+		t.Errorf("guid %v, expected_guid %v, registered %s", o["guid"], o["expected_guid"], pyghmiGUID)
+	}
 	if ev["cipher_suite"] != 3.0 || ev["guid_source"] != "rakp2" || ev["ping_answered"] != false || !strings.Contains(str(ev["cipher_suite_why"]), "the BMC answered with cipher suite 3's algorithms") {
 		t.Errorf("evidence: %s", out)
 	}
