@@ -81,38 +81,15 @@ func (s *Session) Bridged(ctx context.Context, br Bridge, netFn, cmd byte, data 
 	if s.state != sessActive {
 		return nil, ErrClosed
 	}
-	s.rqSeq = (s.rqSeq + 1) & 0x3f
-	if s.rqSeq == 0 {
-		s.rqSeq = 1
-	}
-	outerSeq := s.rqSeq
+	outerSeq := s.nextSeq()
 	innerSeq := randomTag() & 0x3f
 	inner := buildIPMB(br.Target, netFn, cmd, innerSeq, data)
 	msg := buildRequest(0x06, 0x34, outerSeq, append([]byte{0x40 | br.Channel&0x0f}, inner...))
-	var sealErr error
 	var out []byte
 	var cc byte
 	var bridgeCC byte
 	accepted := false
-	_, _, err := s.e.exchange(ctx, s.p, StageCommand, func() []byte {
-		pkt, err := s.seal(msg)
-		if err != nil {
-			sealErr = err
-		}
-		return pkt
-	}, func(ev event) (bool, error) {
-		m, err := s.open(ev)
-		if err == errNotOurs {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		r, err := parseResponse(m)
-		if err != nil {
-			s.e.c.malformed.Add(1)
-			return false, errBadReply
-		}
+	err := s.exchangeIn(ctx, StageCommand, msg, func(m []byte, r response) (bool, error) {
 		switch {
 		case m[3] == br.Target && r.cmd == cmd && r.netFn == netFn|1 && (r.rqSeq == innerSeq || accepted):
 			// The bridged controller's answer, as a message of its own.
@@ -142,9 +119,6 @@ func (s *Session) Bridged(ctx context.Context, br Bridge, netFn, cmd byte, data 
 		s.e.c.stale.Add(1)
 		return false, nil
 	})
-	if sealErr != nil {
-		return nil, sealErr
-	}
 	if err != nil {
 		if accepted && errors.Is(err, ErrNoResponse) {
 			return nil, fmt.Errorf("%w (%s, netfn %#02x cmd %#02x): %w", ErrBridgedNoAnswer, br, netFn, cmd, err)

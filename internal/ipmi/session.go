@@ -630,15 +630,41 @@ func (s *Session) Do(ctx context.Context, netFn, cmd byte, data []byte) ([]byte,
 }
 
 func (s *Session) do(ctx context.Context, stage Stage, netFn, cmd byte, data []byte) ([]byte, error) {
+	rqSeq := s.nextSeq()
+	var out []byte
+	var cc byte
+	err := s.exchangeIn(ctx, stage, buildRequest(netFn, cmd, rqSeq, data), func(_ []byte, r response) (bool, error) {
+		if r.rqSeq != rqSeq || r.cmd != cmd || r.netFn != netFn|1 {
+			s.e.c.stale.Add(1)
+			return false, nil
+		}
+		cc, out = r.cc, append([]byte(nil), r.data...)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cc != 0 {
+		return out, &CompletionError{NetFn: netFn, Cmd: cmd, Code: cc}
+	}
+	return out, nil
+}
+
+// nextSeq is the session's next request sequence number (1–63).
+func (s *Session) nextSeq() byte {
 	s.rqSeq = (s.rqSeq + 1) & 0x3f
 	if s.rqSeq == 0 {
 		s.rqSeq = 1
 	}
-	rqSeq := s.rqSeq
-	msg := buildRequest(netFn, cmd, rqSeq, data)
+	return s.rqSeq
+}
+
+// exchangeIn sends msg sealed in the session and hands every reply that
+// opens and parses as an IPMI response to match (with the opened message,
+// for its addresses), as exchange's accept: the in-session request that
+// Do and Bridged share.
+func (s *Session) exchangeIn(ctx context.Context, stage Stage, msg []byte, match func(m []byte, r response) (bool, error)) error {
 	var sealErr error
-	var out []byte
-	var cc byte
 	_, _, err := s.e.exchange(ctx, s.p, stage, func() []byte {
 		pkt, err := s.seal(msg)
 		if err != nil {
@@ -658,23 +684,12 @@ func (s *Session) do(ctx context.Context, stage Stage, netFn, cmd byte, data []b
 			s.e.c.malformed.Add(1)
 			return false, errBadReply
 		}
-		if r.rqSeq != rqSeq || r.cmd != cmd || r.netFn != netFn|1 {
-			s.e.c.stale.Add(1)
-			return false, nil
-		}
-		cc, out = r.cc, append([]byte(nil), r.data...)
-		return true, nil
+		return match(m, r)
 	})
 	if sealErr != nil {
-		return nil, sealErr
+		return sealErr
 	}
-	if err != nil {
-		return nil, err
-	}
-	if cc != 0 {
-		return out, &CompletionError{NetFn: netFn, Cmd: cmd, Code: cc}
-	}
-	return out, nil
+	return err
 }
 
 // Close ends the session with Close Session. It runs even if ctx is done
