@@ -15,39 +15,21 @@ import (
 	"github.com/lightsout/lightsout/internal/store"
 )
 
-// emSim runs OpenIPMI's ipmi_sim as a standard enclosure manager (an ATCA
-// shelf manager at 0x20) with one blade controller per slot on its IPMB at
-// 0x80+2·slot, and a console to stop and start them from outside.
+// emSim runs OpenIPMI's ipmi_sim as a standard enclosure manager with
+// one blade controller per slot (peertest.StartEnclosureSim).
 func emSim(t *testing.T, slots int) (peertest.IPMISim, netip.AddrPort) {
 	t.Helper()
-	console := peertest.FreeTCP(t)
-	// ipmi_sim needs a GUID in its LAN section: without one it dies on the
-	// first RAKP message.
-	lan := `    priv_limit admin
-    allowed_auths_callback md5
-    allowed_auths_user md5
-    allowed_auths_operator md5
-    allowed_auths_admin md5
-    guid a123456789abcdef1032547698badcfe
-  endlan
-  user 2 true "admin" "em-pass-1" admin 10 md5
-  console 127.0.0.1 ` + fmt.Sprint(console.Port()) + "\n"
-	emu := "atca_enable\nmc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n"
-	for s := 1; s <= slots; s++ {
-		emu += fmt.Sprintf("mc_add %#02x %d no-device-sdrs 0x01 2 3 0x1f 0x1291 0xf03\nmc_enable %#02x\n", 0x80+2*s, s, 0x80+2*s)
-	}
 	eng, err := ipmi.New(ipmi.Config{Sockets: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	em := peertest.StartIPMISim(t, "lightsout-em", lan, emu, func(a netip.AddrPort) bool {
+	return peertest.StartEnclosureSim(t, slots, func(a netip.AddrPort) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		_, err := eng.Ping(ctx, a)
 		return err == nil
 	})
-	return em, console
 }
 
 // TestExecutorEnclosureIPMISim: enclosure isolation through standard IPMI

@@ -11,55 +11,21 @@ import (
 	"github.com/lightsout/lightsout/internal/peertest"
 )
 
-// EnclosureSim is OpenIPMI's ipmi_sim set up as an enclosure manager (an
-// ATCA shelf manager): its own BMC at 0x20 and one blade controller per
-// slot on its IPMB, at 0x80+2·slot (slot 1 at 0x82). Blades are chassis
-// devices unless listed in noChassis.
+// startEnclosureSim is peertest.StartEnclosureSim with this package's
+// engine pinging for readiness.
 func startEnclosureSim(t *testing.T, slots int) (peertest.IPMISim, netip.AddrPort) {
 	t.Helper()
-	console := peertest.FreeTCP(t)
-	lan := `    priv_limit admin
-    allowed_auths_callback md5
-    allowed_auths_user md5
-    allowed_auths_operator md5
-    allowed_auths_admin md5
-    guid a123456789abcdef1032547698badcfe
-  endlan
-  user 2 true "admin" "em-pass-1" admin 10 md5
-  console 127.0.0.1 ` + itoa(int(console.Port())) + "\n"
-	emu := "atca_enable\nmc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n"
-	for s := 1; s <= slots; s++ {
-		a := "0x" + hex2(byte(0x80+2*s))
-		emu += "mc_add " + a + " " + itoa(s) + " no-device-sdrs 0x01 2 3 0x1f 0x1291 0xf03\nmc_enable " + a + "\n"
-	}
 	eng, err := New(Config{Sockets: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	sim := peertest.StartIPMISim(t, "lightsout-em", lan, emu, func(a netip.AddrPort) bool {
+	return peertest.StartEnclosureSim(t, slots, func(a netip.AddrPort) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		_, err := eng.Ping(ctx, a)
 		return err == nil
 	})
-	return sim, console
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
-}
-
-func hex2(b byte) string {
-	const d = "0123456789abcdef"
-	return string([]byte{d[b>>4], d[b&0x0f]})
 }
 
 // TestBridgeOpenIPMISim: standard bridging (Send Message with response

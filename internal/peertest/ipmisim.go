@@ -1,6 +1,7 @@
 package peertest
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -62,4 +63,35 @@ func StartIPMISim(t testing.TB, name, lan, emu string, ready func(netip.AddrPort
 	}
 	t.Fatalf("ipmi_sim did not become ready on %v within 5s", addr)
 	return IPMISim{}
+}
+
+// EnclosureSimPassword is the admin password of StartEnclosureSim's
+// enclosure manager (user "admin").
+const EnclosureSimPassword = "em-pass-1"
+
+// StartEnclosureSim runs ipmi_sim as a standard enclosure manager (an ATCA
+// shelf manager at 0x20) with one blade controller per slot on its IPMB
+// at 0x80+2·slot (slot 1 at 0x82), and a console on a free loopback TCP
+// port to stop and start them from outside (IPMISimCommand). ready is the
+// readiness probe, as for StartIPMISim.
+func StartEnclosureSim(t testing.TB, slots int, ready func(netip.AddrPort) bool) (IPMISim, netip.AddrPort) {
+	t.Helper()
+	console := FreeTCP(t)
+	// ipmi_sim needs a GUID in its LAN section: without one it dies on the
+	// first RAKP message.
+	lan := `    priv_limit admin
+    allowed_auths_callback md5
+    allowed_auths_user md5
+    allowed_auths_operator md5
+    allowed_auths_admin md5
+    guid a123456789abcdef1032547698badcfe
+  endlan
+  user 2 true "admin" "` + EnclosureSimPassword + `" admin 10 md5
+  console 127.0.0.1 ` + strconv.Itoa(int(console.Port())) + "\n"
+	emu := "atca_enable\nmc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n"
+	for s := 1; s <= slots; s++ {
+		a := fmt.Sprintf("%#02x", 0x80+2*s)
+		emu += fmt.Sprintf("mc_add %s %d no-device-sdrs 0x01 2 3 0x1f 0x1291 0xf03\nmc_enable %s\n", a, s, a)
+	}
+	return StartIPMISim(t, "lightsout-em", lan, emu, ready), console
 }
