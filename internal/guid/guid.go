@@ -151,7 +151,7 @@ var layouts = [...]Layout{LayoutIPMI, LayoutSMBIOS, LayoutRFC4122}
 // several fit (a GUID symmetric under a swap), g's detected layout wins, so
 // the choice is the same wherever it is made.
 func (g GUID) MatchLayout(spelled GUID) (Layout, bool) {
-	if d := g.Layout(); g.In(d) == format(spelled) {
+	if d := g.Layout(); g.in(d) == spelled {
 		return d, true
 	}
 	for _, l := range layouts {
