@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/ipmi/ipmitest"
+	"github.com/lightsout/lightsout/internal/peertest"
 )
 
 // A single forged, unauthenticated handshake reply that beats the BMC's
@@ -73,5 +74,24 @@ func TestWrongPasswordStillOneAttempt(t *testing.T) {
 	// The only RAKP 3 is the abort (status 0x0F, no key-exchange code).
 	if n := f.Count(ipmitest.RAKP3); n != 1 {
 		t.Errorf("%d RAKP 3 sent, want the one abort", n)
+	}
+}
+
+// The same race in front of a BMC nobody here wrote (OpenIPMI ipmi_sim):
+// a forged "unknown user" RAKP 2 that beats ipmi_sim's own answer loses.
+func TestForgedRefusalOpenIPMISim(t *testing.T) {
+	sim, _ := startEnclosureSim(t, 0)
+	f := ipmitest.StartForger(t, sim.Addr)
+	f.Forge, f.Once = ipmitest.ForgeOn(ipmitest.RAKP1, ipmitest.RAKP2, 0x0d), true
+	e := newEngine(t, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := e.Open(ctx, f.Addr(), Credentials{User: "admin", Password: []byte(peertest.EnclosureSimPassword)})
+	if err != nil {
+		t.Fatalf("a forged refusal decided the login to ipmi_sim: %v", err)
+	}
+	defer s.Close(ctx)
+	if f.Forged() != 1 || len(s.Conflicts) != 1 || s.Conflicts[0].Stage != StageRAKP1 {
+		t.Errorf("forged %d, conflicts %+v", f.Forged(), s.Conflicts)
 	}
 }
