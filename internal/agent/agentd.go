@@ -48,6 +48,10 @@ type agentd struct {
 
 	statusMu sync.Mutex // the status file
 	idMu     sync.Mutex // certificate files: renewals swap them
+	// linkMu runs one host link check at a time, so the check that starts
+	// last (a restart-link op after a renewal-kicked check) reports last:
+	// a slower, older check never overwrites a newer answer.
+	linkMu   sync.Mutex
 	linkCert *tls.Certificate
 
 	certKick, linkKick, discoverKick chan struct{}
@@ -864,6 +868,8 @@ func (a *agentd) linkLoop(ctx context.Context) {
 // in use (audited: the seed's "which protocol the agent uses"), the state,
 // and every timeout (counted, reported with a count for flood detection).
 func (a *agentd) checkLink(ctx context.Context) hostlink.Observation {
+	a.linkMu.Lock()
+	defer a.linkMu.Unlock()
 	lc := *a.cfg.Link
 	lc.Certificate = a.currentLinkCert
 	lc.Clock = a.cfg.Clock
