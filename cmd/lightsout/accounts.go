@@ -47,7 +47,9 @@ func newAccountsListCmd(f *apiFlags) *cobra.Command {
 		Use:   "list [--machine M]",
 		Short: "List OOB accounts with their states",
 		Long: `list prints every OOB account (or one machine's) with its ID, machine, address,
-user, state and reason. The ID is what accounts show/set/rm take.` + serverHelp,
+user, state and reason. The ID is what accounts show/set/rm take. -o wide adds
+the cipher suite (IPMI) or Redfish login, since when, the last check and its
+message.` + serverHelp,
 		Example: `  lightsout accounts list
   lightsout accounts list --machine web-1 -o json`,
 		Args: cobra.NoArgs,
@@ -64,13 +66,19 @@ user, state and reason. The ID is what accounts show/set/rm take.` + serverHelp,
 				return apiErr(err)
 			}
 			out := cmd.OutOrStdout()
-			if f.json() {
-				return jsonLines(out, accts...)
+			if f.structured() {
+				return emit(f.output, out, accts...)
 			}
-			tw := newTabWriter(out, "ID", "MACHINE", "PROTOCOL", "ADDRESS", "USER", "PRIVILEGE", "STATE", "REASON")
+			tw := newTable(out, f.output, "ID", "MACHINE", "PROTOCOL", "ADDRESS", "USER", "PRIVILEGE", "+CIPHER", "STATE", "REASON", "+SINCE", "+CHECKED", "+MESSAGE")
 			for _, a := range accts {
+				cipher := "auto"
+				if a.Account.Protocol == "redfish" {
+					cipher = a.Account.RedfishAuth
+				} else if a.Account.CipherSuite != 0 {
+					cipher = strconv.Itoa(a.Account.CipherSuite)
+				}
 				tw.row(a.Account.ID, a.Account.Machine, a.Account.Protocol, hostPort(a.Account.Address, a.Account.Port),
-					a.Account.User, a.Account.Privilege, stateText(a), a.State.Reason)
+					a.Account.User, a.Account.Privilege, cipher, stateText(a), a.State.Reason, stamp(a.State.Since), stamp(a.State.CheckedAt), a.State.Message)
 			}
 			tw.flush()
 			return nil
@@ -106,8 +114,8 @@ remedy.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), a)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), a)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "machine: %s", a.Account.Machine)
 			printChannel(cmd.OutOrStdout(), a)
@@ -211,8 +219,8 @@ role.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), v)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), v)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "added account %d to %s; it is checked now (lightsout accounts show %d)\n", v.Account.ID, v.Account.Machine, v.Account.ID)
 			return nil
@@ -311,8 +319,8 @@ role.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), v)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), v)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "updated account %d of %s\n", v.Account.ID, v.Account.Machine)
 			if v.NextAttempt != nil {
@@ -345,7 +353,7 @@ func newAccountsRmCmd(f *apiFlags) *cobra.Command {
 			if err := cl.DeleteAccount(cmd.Context(), id); err != nil {
 				return apiErr(err)
 			}
-			if !f.json() {
+			if !f.structured() {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed account %d\n", id)
 			}
 			return nil

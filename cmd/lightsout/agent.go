@@ -185,7 +185,7 @@ func (f *linkFlags) config() (*hostlink.Config, error) {
 }
 
 func newAgentStatusCmd() *cobra.Command {
-	var data, output string
+	var data, output, outFile string
 	var auditLines int
 	c := &cobra.Command{
 		Use:   "status --data DIR",
@@ -206,8 +206,8 @@ Exit status: 0 when the agent runs, every manager is Up and the link is Up
 			if data == "" {
 				return usageErr("--data DIR: required (the agent's data directory)")
 			}
-			if output != "table" && output != "json" {
-				return usageErr("--output %q: want table or json", output)
+			if err := checkFormat(output); err != nil {
+				return err
 			}
 			st, err := agent.ReadLocalStatus(data)
 			if err != nil {
@@ -215,8 +215,8 @@ Exit status: 0 when the agent runs, every manager is Up and the link is Up
 			}
 			running := processAlive(st.PID)
 			out := cmd.OutOrStdout()
-			if output == "json" {
-				if err := jsonLines(out, map[string]any{"running": running, "status": st}); err != nil {
+			if structuredFormat(output) {
+				if err := emit(output, out, map[string]any{"running": running, "status": st}); err != nil {
 					return err
 				}
 				if bad := printAgentStatus(io.Discard, st, running); bad > 0 {
@@ -241,7 +241,7 @@ Exit status: 0 when the agent runs, every manager is Up and the link is Up
 		},
 	}
 	c.Flags().StringVar(&data, "data", "", "the agent's data directory")
-	c.Flags().StringVarP(&output, "output", "o", "table", "output format: table, or json (one object)")
+	addOutputFlags(c.Flags(), &output, &outFile)
 	c.Flags().IntVar(&auditLines, "audit", 5, "show this many latest audit log lines (0: none)")
 	return c
 }
@@ -396,8 +396,8 @@ func newAgentRevokeCmd() *cobra.Command {
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), st)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), st)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "agent %d (%s): %s, %s\n", st.ID, st.Name, st.State, st.Reason)
 			return nil
@@ -441,8 +441,8 @@ Exit status: 0 when the agent ran it, 1 otherwise.`,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				if err := jsonLines(cmd.OutOrStdout(), res); err != nil {
+			if f.structured() {
+				if err := emit(f.output, cmd.OutOrStdout(), res); err != nil {
 					return err
 				}
 			} else {
@@ -499,7 +499,7 @@ Exit status: 0 when every agent is Up, 1 otherwise.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			notUp := printDomain(cmd.OutOrStdout(), f.json(), as.Agents)
+			notUp := printDomain(cmd.OutOrStdout(), f.output, as.Agents)
 			if notUp > 0 {
 				return &exitError{code: 1, err: fmt.Errorf("%d of %d agents not Up", notUp, len(as.Agents))}
 			}
@@ -548,14 +548,14 @@ func certColumn(notAfter time.Time) string {
 	return fmt.Sprintf("cert:%dd", int(d.Hours()/24))
 }
 
-func printDomain(out io.Writer, asJSON bool, as []agent.Status) (notUp int) {
+func printDomain(out io.Writer, format string, as []agent.Status) (notUp int) {
 	for _, a := range as {
 		if a.State != agent.Up {
 			notUp++
 		}
 	}
-	if asJSON {
-		_ = jsonLines(out, as...)
+	if structuredFormat(format) {
+		_ = emit(format, out, as...)
 		return notUp
 	}
 	fmt.Fprintln(out, "Management Domain Status: Agents (S: I Up, O Down, i PendingUp; V: A the manager's version, a another)")

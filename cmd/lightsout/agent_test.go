@@ -133,7 +133,11 @@ func TestCLIAgentRunStatusDomain(t *testing.T) {
 		t.Errorf("agent status -o json: exit %d %v\n%s", code, err, out)
 	}
 	out, code, err = runCLI(t, "agent", "status", "--data", data, "-o", "yaml")
-	wantExit(t, "agent status -o yaml", out, code, err, 2, "--output")
+	if code != 1 || !strings.Contains(out, "running: true") || !strings.Contains(out, "state: Down") {
+		t.Errorf("agent status -o yaml: exit %d %v\n%s", code, err, out)
+	}
+	out, code, err = runCLI(t, "agent", "status", "--data", data, "-o", "xml")
+	wantExit(t, "agent status -o xml", out, code, err, 2, "--output")
 
 	// Not an agent's directory.
 	out, code, err = runCLI(t, "agent", "status", "--data", t.TempDir())

@@ -227,13 +227,16 @@ func TestCLIThroughServer(t *testing.T) {
 
 	// Export.
 	csv := filepath.Join(t.TempDir(), "out.csv")
-	out, code, err = as(t, e, viewer, "export", "-o", csv)
+	out, code, err = as(t, e, viewer, "export", "--out", csv)
 	wantExit(t, "export", out, code, err, 0)
 	if b, _ := os.ReadFile(csv); !strings.Contains(string(b), "bmc-00001") || strings.Contains(string(b), e.Fleet.Password()) {
 		t.Errorf("exported CSV:\n%s", b)
 	}
-	out, code, err = as(t, e, viewer, "export", "--format", "xml")
-	wantExit(t, "export xml", out, code, err, 2, "--format")
+	out, code, err = as(t, e, viewer, "export", "-o", "xml")
+	wantExit(t, "export xml", out, code, err, 2, "--output", "yaml or csv")
+	// -o is the format here too; a file name given to it is pointed at --out.
+	out, code, err = as(t, e, viewer, "export", "-o", csv)
+	wantExit(t, "export -o FILE", out, code, err, 2, "--out "+csv)
 }
 
 func TestCLITokensAndConfig(t *testing.T) {

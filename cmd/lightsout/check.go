@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,7 +33,7 @@ type checkFlags struct {
 	redfishAuth                          string // with --host: auto, session or basic
 	inventory                            string
 	timeout                              time.Duration
-	output                               string
+	output, outFile                      string // -o and --out (output.go)
 	parallel                             int
 	cipherSuite                          int
 	cipherSuites                         string
@@ -140,7 +140,7 @@ from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.` + namesH
 	fl.StringVar(&f.redfishAuth, "redfish-auth", "auto", "Redfish authentication for --host: auto (a session when the service offers one, else HTTP Basic), session or basic")
 	fl.StringVar(&f.inventory, "inventory", "", "check every machine in this inventory (.yaml, .yml or .csv; see docs/inventory.md)")
 	fl.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "declare a BMC NotResponding after this long without a usable reply")
-	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json (one object per BMC per line)")
+	addOutputFlags(fl, &f.output, &f.outFile)
 	fl.IntVar(&f.parallel, "parallel", 10000, "BMCs checked at once (each BMC still sees one request at a time); a silent BMC holds its slot for --timeout")
 	fl.IntVar(&f.cipherSuite, "cipher-suite", 0, "pin one RMCP+ cipher suite (no negotiation)")
 	fl.StringVar(&f.cipherSuites, "cipher-suites", "", "cipher suites allowed, strongest first, e.g. 17,3 (default 17,3; never 0): the strongest the BMC offers is used (overrides the inventory's cipher_suites)")
@@ -153,8 +153,8 @@ from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.` + namesH
 }
 
 func runCheck(cmd *cobra.Command, f *checkFlags) error {
-	if f.output != "table" && f.output != "json" {
-		return usageErr("--output %q: want table or json", f.output)
+	if err := checkFormat(f.output); err != nil {
+		return err
 	}
 	if f.timeout <= 0 {
 		return usageErr("--timeout %v: must be positive", f.timeout)
@@ -428,7 +428,8 @@ type printer struct {
 	done     int
 	counts   map[state.OOB]int
 	reasons  map[state.Reason]int
-	enc      *json.Encoder
+	rw       *recordWriter // -o json or yaml; nil for a table
+	wide     bool          // -o wide: more columns
 	lastDraw time.Time
 	started  time.Time
 	// rowsOnTTY: rows and the progress line share a terminal.
@@ -458,9 +459,13 @@ func newPrinter(out, tty io.Writer, format string, progress bool, total int) *pr
 	if f, ok := out.(*os.File); ok && progress {
 		p.rowsOnTTY = term.IsTerminal(int(f.Fd()))
 	}
-	if format == "json" {
-		p.enc = json.NewEncoder(out)
-	} else {
+	switch {
+	case structuredFormat(format):
+		p.rw = newRecordWriter(format, out)
+	case format == formatWide:
+		p.wide = true
+		fmt.Fprintf(out, "%-20s %-8s %-21s %-17s %-17s %-36s %-5s %8s %-5s %-14s %5s  %s\n", "NAME", "PROTOCOL", "HOST", "STATE", "REASON", "GUID", "POWER", "MS", "SUITE", "FAILED-STAGE", "TRIES", "DETAIL")
+	default:
 		fmt.Fprintf(out, "%-20s %-21s %-17s %-17s %-36s %-5s %8s  %s\n", "NAME", "HOST", "STATE", "REASON", "GUID", "POWER", "MS", "DETAIL")
 	}
 	return p
@@ -475,7 +480,7 @@ func (p *printer) add(o probe.Observation) {
 	if o.State != state.Connectable {
 		p.failing = append(p.failing, o.Name)
 	}
-	if p.quiet && p.enc == nil && o.State == state.Connectable && len(o.Conditions) == 0 {
+	if p.quiet && p.rw == nil && o.State == state.Connectable && len(o.Conditions) == 0 {
 		p.hidden++
 		p.drawProgress(false)
 		return
@@ -483,8 +488,8 @@ func (p *printer) add(o probe.Observation) {
 	if p.rowsOnTTY {
 		p.clearProgress()
 	}
-	if p.enc != nil {
-		_ = p.enc.Encode(o)
+	if p.rw != nil {
+		_ = p.rw.write(o)
 	} else {
 		st := string(o.State)
 		for _, c := range o.Conditions {
@@ -502,7 +507,18 @@ func (p *printer) add(o probe.Observation) {
 		if r == "" {
 			r = "-"
 		}
-		fmt.Fprintf(p.out, "%-20s %-21s %-17s %-17s %-36s %-5s %8.1f  %s\n", o.Name, o.Host, st, r, g, pw, o.ElapsedMS, o.Message)
+		if p.wide {
+			dash := func(s string) string {
+				if s == "" || s == "0" {
+					return "-"
+				}
+				return s
+			}
+			fmt.Fprintf(p.out, "%-20s %-8s %-21s %-17s %-17s %-36s %-5s %8.1f %-5s %-14s %5s  %s\n", o.Name, dash(o.Protocol), o.Host, st, r, g, pw, o.ElapsedMS,
+				dash(strconv.Itoa(o.Evidence.CipherSuite)), dash(o.Evidence.FailedStage), dash(strconv.Itoa(o.Evidence.Attempts)), o.Message)
+		} else {
+			fmt.Fprintf(p.out, "%-20s %-21s %-17s %-17s %-36s %-5s %8.1f  %s\n", o.Name, o.Host, st, r, g, pw, o.ElapsedMS, o.Message)
+		}
 	}
 	p.drawProgress(false)
 }
@@ -541,7 +557,7 @@ func (p *printer) summary() string {
 
 func (p *printer) finish() {
 	p.clearProgress()
-	if p.format == "json" {
+	if p.rw != nil {
 		return
 	}
 	fmt.Fprintf(p.out, "\n%d BMCs in %.1fs: %s\n", p.done, time.Since(p.started).Seconds(), p.summary())

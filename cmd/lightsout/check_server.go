@@ -15,8 +15,8 @@ import (
 // runServerCheck is `lightsout check NAME... | --group G`: the server
 // checks its machines now. Exit 0 only if every channel is Connectable.
 func runServerCheck(cmd *cobra.Command, f *checkFlags, names []string) error {
-	if f.output != "table" && f.output != "json" {
-		return usageErr("--output %q: want table or json", f.output)
+	if err := checkFormat(f.output); err != nil {
+		return err
 	}
 	for _, fl := range []string{"host", "inventory", "user", "password-file", "guid", "name", "timeout", "parallel",
 		"cipher-suite", "cipher-suites", "redfish-auth", "protocol", "privilege", "sockets", "debug", "env-password"} {
@@ -44,12 +44,12 @@ func runServerCheck(cmd *cobra.Command, f *checkFlags, names []string) error {
 			ok++
 		}
 	}
-	if f.output == "json" {
-		if err := jsonLines(out, res...); err != nil {
+	if structuredFormat(f.output) {
+		if err := emit(f.output, out, res...); err != nil {
 			return err
 		}
 	} else {
-		p := newPrinter(out, os.Stderr, "table", false, len(res))
+		p := newPrinter(out, os.Stderr, f.output, false, len(res))
 		p.quiet = !f.allRows && rowsTerminal(out)
 		for _, r := range res {
 			p.add(observation(r))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +26,7 @@ const DefaultServer = "http://127.0.0.1:8623"
 // --config, and the output format.
 type apiFlags struct {
 	server, tokenFile, config string
-	output                    string
+	output, outFile           string // -o and --out (output.go)
 }
 
 // serverHelp is appended to the Long help of every command that talks to
@@ -45,18 +44,15 @@ func (f *apiFlags) add(fs *pflag.FlagSet, output bool) {
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the API token (default $LIGHTSOUT_TOKEN, or token_file in the config file)")
 	fs.StringVar(&f.config, "config", "", "CLI config file (default $XDG_CONFIG_HOME/lightsout/cli.yaml)")
 	if output {
-		fs.StringVarP(&f.output, "output", "o", "table", "output format: table, or json (one object per line)")
+		addOutputFlags(fs, &f.output, &f.outFile)
 	}
 }
 
-func (f *apiFlags) json() bool { return f.output == "json" }
+// structured reports whether -o asks for records (json, yaml) rather than
+// a table.
+func (f *apiFlags) structured() bool { return structuredFormat(f.output) }
 
-func (f *apiFlags) checkOutput() error {
-	if f.output != "table" && f.output != "json" {
-		return usageErr("--output %q: want table or json", f.output)
-	}
-	return nil
-}
+func (f *apiFlags) checkOutput() error { return checkFormat(f.output) }
 
 // cliConfig is the config file: where the server is and where the token.
 type cliConfig struct {
@@ -256,36 +252,35 @@ func apiErr(err error) error {
 	return &exitError{code: code, err: errors.New(msg)}
 }
 
-// jsonLines writes each value as one JSON line.
-func jsonLines[T any](w io.Writer, vs ...T) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	for _, v := range vs {
-		if err := enc.Encode(v); err != nil {
-			return err
-		}
-	}
-	return nil
+// tabWriter prints an aligned table.
+type tabWriter struct {
+	tw   *tabwriter.Writer
+	hide []bool // cells not shown (wide columns without -o wide; see newTable)
 }
 
-// tabWriter prints an aligned table.
-type tabWriter struct{ tw *tabwriter.Writer }
-
 func newTabWriter(w io.Writer, header ...string) *tabWriter {
-	t := &tabWriter{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
-	fmt.Fprintln(t.tw, strings.Join(header, "\t"))
+	t := &tabWriter{}
+	t.start(w, header)
 	return t
+}
+
+func (t *tabWriter) start(w io.Writer, header []string) {
+	t.tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(t.tw, strings.Join(header, "\t"))
 }
 
 // row writes one row, a dash for an empty cell.
 func (t *tabWriter) row(cells ...any) {
-	parts := make([]string, len(cells))
+	parts := make([]string, 0, len(cells))
 	for i, c := range cells {
+		if i < len(t.hide) && t.hide[i] {
+			continue
+		}
 		s := fmt.Sprint(c)
 		if s == "" {
 			s = "-"
 		}
-		parts[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(s)
+		parts = append(parts, strings.NewReplacer("\t", " ", "\n", " ").Replace(s))
 	}
 	fmt.Fprintln(t.tw, strings.Join(parts, "\t"))
 }

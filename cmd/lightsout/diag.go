@@ -128,18 +128,19 @@ packets, and may light an identify lamp); --adopt needs admin.` + serverHelp,
 
 func runDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, req wire.DiagRequest, allRows bool) error {
 	out := cmd.OutOrStdout()
-	progress := isTerminal(os.Stderr) && !f.json()
+	progress := isTerminal(os.Stderr) && !f.structured()
 	quiet := !allRows && rowsTerminal(out)
 	start := time.Now()
 	n, hidden := 0, 0
+	rw := newRecordWriter(f.output, out)
 	var failing []string
 	sum, err := cl.Diag(cmd.Context(), req, func(r manager.DiagResult) {
 		n++
 		if !r.Corrected && (!r.Healthy || r.Error != "") && !slices.Contains(failing, r.Machine) {
 			failing = append(failing, r.Machine)
 		}
-		if f.json() {
-			_ = jsonLines(out, r)
+		if f.structured() {
+			_ = rw.write(r)
 			return
 		}
 		if progress {
@@ -163,8 +164,8 @@ func runDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, req wire.DiagRe
 		}
 		return apiErr(err)
 	}
-	if f.json() {
-		_ = jsonLines(out, wire.DiagLine{Summary: &sum})
+	if f.structured() {
+		_ = rw.write(wire.DiagLine{Summary: &sum})
 	} else {
 		fmt.Fprintf(out, "diag: %d diagnosed: %d healthy, %d corrected, %d failing (%.1fs)\n",
 			sum.Diagnosed, sum.Healthy, sum.Corrected, sum.Failing, time.Since(start).Seconds())
@@ -248,8 +249,8 @@ func runAgentDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, ref string
 	if err != nil {
 		return apiErr(err)
 	}
-	if f.json() {
-		_ = jsonLines(out, rep)
+	if f.structured() {
+		_ = emit(f.output, out, rep)
 	} else {
 		printAgentDiag(out, rep, autocorrect)
 	}

@@ -32,10 +32,10 @@ Viewers may list and show, operators add, admins remove.` + serverHelp,
 
 func printEnclosures(f *apiFlags, cmd *cobra.Command, es ...store.Enclosure) error {
 	out := cmd.OutOrStdout()
-	if f.json() {
-		return jsonLines(out, es...)
+	if f.structured() {
+		return emit(f.output, out, es...)
 	}
-	tw := newTabWriter(out, "NAME", "ADDRESS", "USER", "SLOTS", "KIND", "UPDATED")
+	tw := newTable(out, f.output, "NAME", "+PROTOCOL", "ADDRESS", "USER", "SLOTS", "KIND", "+CREATED", "UPDATED")
 	for _, e := range es {
 		kind := e.Kind
 		if kind == "ipmb" {
@@ -45,7 +45,7 @@ func printEnclosures(f *apiFlags, cmd *cobra.Command, es ...store.Enclosure) err
 			}
 			kind += " " + ipmb
 		}
-		tw.row(e.Name, hostPort(e.Address, e.Port), e.User, e.Slots, kind, stamp(e.UpdatedAt))
+		tw.row(e.Name, e.Protocol, hostPort(e.Address, e.Port), e.User, e.Slots, kind, stamp(e.CreatedAt), stamp(e.UpdatedAt))
 	}
 	tw.flush()
 	return nil
@@ -153,8 +153,8 @@ default). Needs the operator role.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), e)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), e)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "added enclosure %s (%d slots)\n", e.Name, e.Slots)
 			return nil
@@ -186,7 +186,7 @@ func newEnclosuresRmCmd(f *apiFlags) *cobra.Command {
 			if err := cl.DeleteEnclosure(cmd.Context(), args[0]); err != nil {
 				return apiErr(err)
 			}
-			if !f.json() {
+			if !f.structured() {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed enclosure %s\n", args[0])
 			}
 			return nil

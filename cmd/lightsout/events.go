@@ -92,18 +92,18 @@ deduplicated event is printed again with its new count. Stop with Ctrl-C.` + ser
 			}
 			out := cmd.OutOrStdout()
 			if follow {
-				return followEvents(cmd, cl, q, f.json())
+				return followEvents(cmd, cl, q, f.output)
 			}
 			evs, err := cl.ListEvents(cmd.Context(), q)
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(out, evs...)
+			if f.structured() {
+				return emit(f.output, out, evs...)
 			}
-			tw := newTabWriter(out, "AT", "SEVERITY", "CODE", "SOURCE", "COUNT", "MESSAGE")
+			tw := newTable(out, f.output, "+ID", "AT", "+LAST", "SEVERITY", "CODE", "SOURCE", "COUNT", "MESSAGE")
 			for _, e := range evs {
-				tw.row(stamp(e.At), e.Severity, e.Code, e.Source, e.Count, e.Message)
+				tw.row(e.ID, stamp(e.At), stamp(e.LastAt), e.Severity, e.Code, e.Source, e.Count, e.Message)
 			}
 			tw.flush()
 			return nil
@@ -121,16 +121,17 @@ deduplicated event is printed again with its new count. Stop with Ctrl-C.` + ser
 
 // followEvents prints the event stream until Ctrl-C or the server ends
 // it. Table rows are printed one at a time, so columns are fixed-width.
-func followEvents(cmd *cobra.Command, cl *client.Client, q client.EventQuery, asJSON bool) error {
+func followEvents(cmd *cobra.Command, cl *client.Client, q client.EventQuery, format string) error {
 	out := cmd.OutOrStdout()
-	if !asJSON {
+	rw := newRecordWriter(format, out)
+	if !structuredFormat(format) {
 		fmt.Fprintf(out, "%-20s  %-8s  %-26s  %-16s  %5s  %s\n", "LAST", "SEVERITY", "CODE", "SOURCE", "COUNT", "MESSAGE")
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := cl.FollowEvents(ctx, q, func(e store.Event) error {
-		if asJSON {
-			return jsonLines(out, e)
+		if structuredFormat(format) {
+			return rw.write(e)
 		}
 		_, err := fmt.Fprintf(out, "%-20s  %-8s  %-26s  %-16s  %5d  %s\n", stamp(e.LastAt), e.Severity, e.Code, e.Source, e.Count, e.Message)
 		return err
@@ -173,16 +174,16 @@ the operator role.` + serverHelp,
 				return apiErr(err)
 			}
 			out := cmd.OutOrStdout()
-			if f.json() {
-				return jsonLines(out, es...)
+			if f.structured() {
+				return emit(f.output, out, es...)
 			}
-			tw := newTabWriter(out, "AT", "ACTOR", "ACTION", "TARGET", "RESULT", "DETAIL")
+			tw := newTable(out, f.output, "+ID", "AT", "ACTOR", "ACTION", "TARGET", "RESULT", "DETAIL")
 			for _, e := range es {
 				d := e.Detail
 				if e.Error != "" {
 					d = strings.TrimSpace(d + " " + e.Error)
 				}
-				tw.row(stamp(e.At), e.Actor, e.Action, e.Target, e.Result, d)
+				tw.row(e.ID, stamp(e.At), e.Actor, e.Action, e.Target, e.Result, d)
 			}
 			tw.flush()
 			return nil

@@ -38,20 +38,20 @@ pages: --before ID (the last ID shown, in -o json).` + serverHelp,
 				return apiErr(err)
 			}
 			out := cmd.OutOrStdout()
-			if f.json() {
-				return jsonLines(out, h.Transitions...)
+			if f.structured() {
+				return emit(f.output, out, h.Transitions...)
 			}
 			if len(h.Transitions) == 0 {
 				fmt.Fprintf(out, "no state changes recorded for %s yet\n", args[0])
 				return nil
 			}
-			tw := newTabWriter(out, "AT", "FROM", "TO", "REASON", "MESSAGE")
+			tw := newTable(out, f.output, "+ID", "AT", "+ACCOUNT", "FROM", "TO", "REASON", "MESSAGE")
 			for _, t := range h.Transitions {
 				to := string(t.To)
 				for _, c := range t.Conditions {
 					to += "+" + string(c)
 				}
-				tw.row(stamp(t.At), t.From, to, t.Reason, t.Message)
+				tw.row(t.ID, stamp(t.At), t.AccountID, t.From, to, t.Reason, t.Message)
 			}
 			tw.flush()
 			if h.NextBefore != 0 {

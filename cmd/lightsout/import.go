@@ -52,8 +52,8 @@ updates it. Needs the operator role.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), res)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %d machines and %d enclosures from %s; the server checks them now (lightsout machines list)\n",
 				res.Machines, res.Enclosures, args[0])
@@ -122,37 +122,49 @@ func buildImport(path string, replace bool) (wire.ImportRequest, error) {
 
 func newExportCmd() *cobra.Command {
 	f := &apiFlags{}
-	var out, format string
+	var out, format, formatAlias string
 	c := &cobra.Command{
-		Use:   "export [-o FILE] [--format yaml|csv]",
+		Use:   "export [-o yaml|csv] [--out FILE]",
 		Short: "Export the server's inventory as a YAML or CSV file (no passwords)",
 		Long: `export writes the server's inventory — machines with their first OOB account,
 and (in YAML) the enclosures — in the format lightsout import and lightsout
 check --inventory read. Passwords are never exported: add password_file or
 password_env to the file before importing it elsewhere.
 
-With -o FILE the format follows the extension unless --format says otherwise;
-without -o the file goes to standard output (YAML by default).` + serverHelp,
-		Example: `  lightsout export -o fleet.yaml
-  lightsout export --format csv > fleet.csv`,
+-o (--output) is the format, yaml or csv, as on every command; --out FILE
+writes the file (mode 0644, replaced whole), its format following the
+extension unless -o says otherwise. Without --out the file goes to standard
+output (YAML by default).` + serverHelp,
+		Example: `  lightsout export --out fleet.yaml
+  lightsout export -o csv > fleet.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "" && formatAlias != "" && !strings.EqualFold(format, formatAlias) {
+				return usageErr("-o %s and --format %s disagree; give one", format, formatAlias)
+			}
+			if format == "" {
+				format = formatAlias
+			}
 			if format == "" {
 				format = "yaml"
-				if out != "" {
+				if out != "" && out != "-" {
 					ff, err := inventory.FormatFromPath(out)
 					if err != nil {
-						return usageErr("-o: %v (or give --format)", err)
+						return usageErr("--out: %v (or give -o yaml or -o csv)", err)
 					}
 					format = strings.ToLower(ff.String())
 				}
 			}
+			given := format
 			format = strings.ToLower(format)
 			if format == "yml" {
 				format = "yaml"
 			}
 			if format != "yaml" && format != "csv" {
-				return usageErr("--format %q: want yaml or csv", format)
+				if strings.ContainsAny(given, "./") {
+					return usageErr("--output %q: want yaml or csv (-o is the format, as on every command; write a file with --out %s)", given, given)
+				}
+				return usageErr("--output %q: want yaml or csv", given)
 			}
 			cl, err := f.client(cmd)
 			if err != nil {
@@ -190,7 +202,9 @@ without -o the file goes to standard output (YAML by default).` + serverHelp,
 		},
 	}
 	f.add(c.Flags(), false)
-	c.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
-	c.Flags().StringVar(&format, "format", "", "yaml or csv (default: from -o's extension, else yaml)")
+	c.Flags().StringVarP(&format, "output", "o", "", "format: yaml or csv (default: from --out's extension, else yaml)")
+	c.Flags().StringVar(&out, "out", "", "write to FILE (mode 0644) instead of standard output")
+	c.Flags().StringVar(&formatAlias, "format", "", "the same as -o (older name)")
+	_ = c.Flags().MarkHidden("format")
 	return c
 }

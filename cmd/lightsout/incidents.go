@@ -23,8 +23,9 @@ group, timeout floods, fleet correlations (firmware, subnet), agents down or
 untrusted, host links down. Each incident says since when, its members, the
 remedy and the diagnosis to run (docs/incidents.md).
 
-The table names up to 5 members per incident; --members names them all, and
--o json prints one incident per line with every field. Opening and closing
+The table names up to 5 members per incident; --members (or -o wide) names
+them all, -o json prints one incident per line with every field (-o yaml: one
+document per incident), and --out FILE writes the output to a file. Opening and closing
 incidents are also events (lightsout events --code 'incident.*').` + serverHelp,
 		Example: `  lightsout incidents
   lightsout incidents --members
@@ -43,10 +44,10 @@ incidents are also events (lightsout events --code 'incident.*').` + serverHelp,
 				return apiErr(err)
 			}
 			out := cmd.OutOrStdout()
-			if f.json() {
-				return jsonLines(out, incs...)
+			if f.structured() {
+				return emit(f.output, out, incs...)
 			}
-			printIncidents(out, incs, members)
+			printIncidents(out, incs, members || f.output == formatWide)
 			return nil
 		},
 	}

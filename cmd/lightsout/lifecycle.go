@@ -41,8 +41,8 @@ Do not adopt blindly: Invalid also means another BMC answers at this address
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), m)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), m)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s now expects System GUID %s\n", m.Name, m.GUID)
 			for _, ch := range m.Channels {
@@ -88,8 +88,8 @@ intercept the connection. Needs the admin role; the change is audited.` + server
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), m)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), m)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: certificate accepted\n", m.Name)
 			for _, ch := range m.Channels {
@@ -132,8 +132,8 @@ Needs the operator role.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), r)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), r)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s replaced %s (group %q, role %q)\n", r.Spare.Name, r.Old.Name, r.Spare.Group, r.Spare.Role)
 			return nil
@@ -167,8 +167,8 @@ answers at the address now. Needs the admin role; audited.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), m)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), m)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s awaits its first Connectable check to pin its System GUID (lightsout check %s)\n", m.Name, m.Name)
 			return nil

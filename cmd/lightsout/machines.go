@@ -46,7 +46,9 @@ func newMachinesListCmd(f *apiFlags) *cobra.Command {
 		Long: `list prints every machine (or those in --group / with --tag) with its OOB
 address, the channel's state (with its conditions: +Busy, +Degraded,
 +Insecure) and reason, the power state and since when the state holds.
--o json prints one machine per line, channels included.
+-o wide adds the role, enclosure slot, protocol, user, last check and the
+check's message; -o json prints one machine per line, channels included
+(-o yaml: one document per machine); --out FILE writes it to a file.
 
 --state, --reason and --condition keep the machines with a channel in that
 state, declared for that reason, in that condition (one channel matching all
@@ -69,27 +71,32 @@ Busy, Degraded, Insecure; reasons as the REASON column shows them
 			}
 			out := cmd.OutOrStdout()
 			var tw *tabWriter
-			if !f.json() {
-				tw = newTabWriter(out, "NAME", "GROUP", "ADDRESS", "STATE", "REASON", "POWER", "SINCE")
+			if !f.structured() {
+				tw = newTable(out, f.output, "NAME", "GROUP", "+ROLE", "+ENCLOSURE", "+PROTOCOL", "ADDRESS", "+USER", "STATE", "REASON", "POWER", "SINCE", "+CHECKED", "+MESSAGE")
 			}
 			n := 0
 			err = cl.AllMachines(cmd.Context(), q, func(m manager.MachineView) error {
 				n++
-				if f.json() {
-					return jsonLines(out, m)
+				if f.structured() {
+					return emit(f.output, out, m)
 				}
 				addr, st, reason, pw, since := "", "Unknown", "", "", ""
+				var proto, user, checked, msg, encl string
+				if m.Enclosure != "" {
+					encl = fmt.Sprintf("%s/%d", m.Enclosure, m.Slot)
+				}
 				if len(m.Channels) > 0 {
 					ch := m.Channels[0]
 					addr = hostPort(ch.Account.Address, ch.Account.Port)
 					st, reason, pw, since = stateText(ch), string(ch.State.Reason), ch.State.Power, stamp(ch.State.Since)
+					proto, user, checked, msg = ch.Account.Protocol, ch.Account.User, stamp(ch.State.CheckedAt), ch.State.Message
 					if len(m.Channels) > 1 {
 						addr += fmt.Sprintf(" (+%d)", len(m.Channels)-1)
 					}
 				} else {
 					st = "(no account)"
 				}
-				tw.row(m.Name, m.Group, addr, st, reason, pw, since)
+				tw.row(m.Name, m.Group, m.Role, encl, proto, addr, user, st, reason, pw, since, checked, msg)
 				return nil
 			})
 			if err != nil {
@@ -154,8 +161,8 @@ to do about it.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), m)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), m)
 			}
 			printMachine(cmd.OutOrStdout(), m)
 			return nil
@@ -274,8 +281,8 @@ operator role.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), m)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), m)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "added %s; its channel is checked now (lightsout machines show %s)\n", m.Name, m.Name)
 			return nil
@@ -397,8 +404,8 @@ role.` + serverHelp,
 			if err != nil {
 				return apiErr(err)
 			}
-			if f.json() {
-				return jsonLines(cmd.OutOrStdout(), m)
+			if f.structured() {
+				return emit(f.output, cmd.OutOrStdout(), m)
 			}
 			printMachine(cmd.OutOrStdout(), m)
 			return nil
@@ -430,7 +437,7 @@ keeps a record of it. Needs the admin role.` + serverHelp,
 			if err := cl.DeleteMachine(cmd.Context(), args[0]); err != nil {
 				return apiErr(err)
 			}
-			if !f.json() {
+			if !f.structured() {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
 			}
 			return nil

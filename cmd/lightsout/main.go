@@ -42,7 +42,8 @@ diagnoses failures (diag), runs power and lifecycle operations, and serves a web
 console, a REST API and metrics; most other commands are the server's CLI
 (--server, default http://127.0.0.1:8623): incidents lists what is wrong,
 grouped by cause, with remedies. Host agents: agent (on each host),
-domain status (from the manager).
+domain status (from the manager). Every command that prints records takes
+-o table|wide|json|yaml and --out FILE.
 
 Start with:
   lightsout demo                                           # the manager on a faulty simulated fleet
@@ -62,6 +63,7 @@ Start with:
 		newHistoryCmd(), newIncidentsCmd(), newEventsCmd(), newAuditCmd(), newTokenCmd(), newDiagCmd())
 	root.AddCommand(newSecurityCmd())
 	root.AddCommand(newAgentCmd(), newDomainCmd())
+	wireOutFiles(root) // --out FILE on every command that prints records (output.go)
 	return root
 }
 

@@ -201,18 +201,22 @@ allocated. Needs the operator role.` + serverHelp,
 // summary. Exit 1 if any machine was refused or failed.
 func runBulk(cmd *cobra.Command, f *apiFlags, what string, run func(context.Context, func(power.Result)) (wire.PowerSummary, error)) error {
 	out := cmd.OutOrStdout()
-	progress := isTerminal(os.Stderr) && !f.json()
+	progress := isTerminal(os.Stderr) && !f.structured()
 	start := time.Now()
 	n := 0
 	var tw *streamTable
-	if !f.json() {
+	wide := f.output == formatWide
+	rw := newRecordWriter(f.output, out)
+	if wide {
+		tw = newStreamTable(out, []int{20, 12, 9, 6, 6, 9}, "MACHINE", "ACTION", "RESULT", "POWER", "BATCH", "MS", "MESSAGE")
+	} else if !f.structured() {
 		tw = newStreamTable(out, []int{20, 9, 6, 6, 9}, "MACHINE", "RESULT", "POWER", "BATCH", "MS", "MESSAGE")
 	}
 	var sum wire.PowerSummary
 	sum, err := run(cmd.Context(), func(r power.Result) {
 		n++
-		if f.json() {
-			_ = jsonLines(out, r)
+		if f.structured() {
+			_ = rw.write(r)
 			return
 		}
 		if progress {
@@ -225,7 +229,15 @@ func runBulk(cmd *cobra.Command, f *apiFlags, what string, run func(context.Cont
 		case r.Cause != "":
 			msg = "[" + r.Cause + "] " + msg
 		}
-		tw.row(r.Machine, r.Result, r.Power, r.Batch, fmt.Sprintf("%.0f", r.ElapsedMS), msg)
+		if wide {
+			// Wide: the detail too, beside the message.
+			if r.Detail != "" && msg != r.Detail {
+				msg += " — " + r.Detail
+			}
+			tw.row(r.Machine, r.Action, r.Result, r.Power, r.Batch, fmt.Sprintf("%.0f", r.ElapsedMS), msg)
+		} else {
+			tw.row(r.Machine, r.Result, r.Power, r.Batch, fmt.Sprintf("%.0f", r.ElapsedMS), msg)
+		}
 		if progress {
 			fmt.Fprintf(os.Stderr, "%s: %d done, batch %d, %.1fs", what, n, r.Batch, time.Since(start).Seconds())
 		}
@@ -239,8 +251,8 @@ func runBulk(cmd *cobra.Command, f *apiFlags, what string, run func(context.Cont
 		}
 		return apiErr(err)
 	}
-	if f.json() {
-		_ = jsonLines(out, wire.PowerLine{Summary: &sum})
+	if f.structured() {
+		_ = rw.write(wire.PowerLine{Summary: &sum})
 	} else {
 		fmt.Fprintf(out, "\n%s: %d ok, %d refused, %d failed in %.1fs\n", what, sum.OK, sum.Refused, sum.Failed, time.Since(start).Seconds())
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -62,13 +63,13 @@ could not complete), 2 for bad input.` + serverHelp,
 				if err != nil {
 					return apiErr(err)
 				}
-				return printAuditResults(out, f.json(), res)
+				return printAuditResults(out, f.output, res)
 			}
 			vs, err := cl.SecurityReports(cmd.Context(), args, group, history)
 			if err != nil {
 				return apiErr(err)
 			}
-			return printSecurityViews(out, f.json(), vs)
+			return printSecurityViews(out, f.output, vs)
 		},
 	}
 	f.add(c.Flags(), true)
@@ -79,7 +80,7 @@ could not complete), 2 for bad input.` + serverHelp,
 	return c
 }
 
-func printSecurityViews(out io.Writer, asJSON bool, vs []audit.View) error {
+func printSecurityViews(out io.Writer, format string, vs []audit.View) error {
 	insecure, failed := 0, 0
 	for _, v := range vs {
 		if v.Status == audit.StatusInsecure {
@@ -89,22 +90,25 @@ func printSecurityViews(out io.Writer, asJSON bool, vs []audit.View) error {
 			failed++
 		}
 	}
-	if asJSON {
-		if err := jsonLines(out, vs...); err != nil {
+	if structuredFormat(format) {
+		if err := emit(format, out, vs...); err != nil {
 			return err
 		}
 	} else {
-		tw := newTabWriter(out, "MACHINE", "ADDRESS", "STATUS", "AUDITED", "FINDINGS")
-		for _, v := range vs {
-			audited := ""
-			if v.AuditedAt != nil {
-				audited = stamp(*v.AuditedAt)
+		tw := newTable(out, format, "+ACCOUNT", "MACHINE", "ADDRESS", "STATUS", "AUDITED", "+ATTEMPTED", "+NEXT", "FINDINGS")
+		when := func(t *time.Time) string {
+			if t == nil {
+				return ""
 			}
+			return stamp(*t)
+		}
+		for _, v := range vs {
+			audited := when(v.AuditedAt)
 			status := v.Status
 			if v.Error != "" {
 				status += " (last attempt failed)"
 			}
-			tw.row(v.Machine, v.Address, status, audited, strings.Join(audit.Keys(v.Findings), ", "))
+			tw.row(v.AccountID, v.Machine, v.Address, status, audited, when(v.AttemptedAt), when(v.NextAt), strings.Join(audit.Keys(v.Findings), ", "))
 		}
 		tw.flush()
 		var all []audit.Finding
@@ -141,19 +145,19 @@ func changeSummary(added, removed []byte) string {
 	return d.Summary()
 }
 
-func printAuditResults(out io.Writer, asJSON bool, res []audit.Result) error {
+func printAuditResults(out io.Writer, format string, res []audit.Result) error {
 	bad := 0
 	for _, r := range res {
 		if r.Report != nil && (!r.Report.Complete || len(r.Report.Findings) > 0) {
 			bad++
 		}
 	}
-	if asJSON {
-		if err := jsonLines(out, res...); err != nil {
+	if structuredFormat(format) {
+		if err := emit(format, out, res...); err != nil {
 			return err
 		}
 	} else {
-		tw := newTabWriter(out, "MACHINE", "ADDRESS", "RESULT", "FINDINGS", "DRIFT")
+		tw := newTable(out, format, "MACHINE", "ADDRESS", "RESULT", "FINDINGS", "DRIFT")
 		var all []audit.Finding
 		for _, r := range res {
 			switch {

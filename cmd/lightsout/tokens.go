@@ -173,8 +173,8 @@ revocation.` + serverHelp,
 			if out != "" {
 				res.Secret = ""
 			}
-			if f.json() {
-				return jsonLines(w, res)
+			if f.structured() {
+				return emit(f.output, w, res)
 			}
 			if out != "" {
 				fmt.Fprintf(w, "created token %q (role %s); its secret is in %s\n", name, r, out)
@@ -185,11 +185,13 @@ revocation.` + serverHelp,
 			return nil
 		},
 	}
+	// Its own --out (the secret, never overwriting) before f.add, which
+	// then adds only -o.
+	c.Flags().StringVar(&out, "out", "", "write the secret to this new file (mode 0600) instead of printing it")
 	f.add(c.Flags(), true)
 	d.add(c)
 	c.Flags().StringVar(&name, "name", "", "token name (required)")
 	c.Flags().StringVar(&role, "role", "", "viewer, operator or admin (required)")
-	c.Flags().StringVar(&out, "out", "", "write the secret to this new file (mode 0600) instead of printing it")
 	return c
 }
 
@@ -239,16 +241,16 @@ func newTokenListCmd() *cobra.Command {
 				}
 			}
 			w := cmd.OutOrStdout()
-			if f.json() {
-				return jsonLines(w, ts...)
+			if f.structured() {
+				return emit(f.output, w, ts...)
 			}
-			tw := newTabWriter(w, "NAME", "ROLE", "CREATED", "STATUS")
+			tw := newTable(w, f.output, "+ID", "NAME", "ROLE", "CREATED", "STATUS")
 			for _, t := range ts {
 				status := "active"
 				if t.Revoked {
 					status = "revoked"
 				}
-				tw.row(t.Name, t.Role, stamp(t.CreatedAt), status)
+				tw.row(t.ID, t.Name, t.Role, stamp(t.CreatedAt), status)
 			}
 			tw.flush()
 			return nil
