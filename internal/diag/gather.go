@@ -148,8 +148,13 @@ func (x *Executor) observe(ctx context.Context, t probe.Target) probe.Observatio
 }
 
 // Run diagnoses account a of machine m.
+// Under WithProgress each step is told as it starts and ends.
 func (x *Executor) Run(ctx context.Context, m store.Machine, a store.Account) Report {
+	step := Progress{Machine: m.Name, AccountID: a.ID}
+	progress(ctx, step)
 	f := x.base(ctx, m, a)
+	step.Done = true
+	progress(ctx, step)
 	var steps []Need
 	for round := 0; round < maxRounds; round++ {
 		r := Decide(f)
@@ -160,8 +165,12 @@ func (x *Executor) Run(ctx context.Context, m store.Machine, a store.Account) Re
 			if ctx.Err() != nil {
 				break
 			}
+			step = Progress{Machine: m.Name, AccountID: a.ID, Step: len(steps) + 1, Need: n}
+			progress(ctx, step)
 			x.gather(ctx, n, m, a, &f)
 			steps = append(steps, n)
+			step.Done = true
+			progress(ctx, step)
 		}
 		if ctx.Err() != nil {
 			break

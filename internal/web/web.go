@@ -136,6 +136,7 @@ func New(cfg Config) *Console {
 	c.mux.Handle("GET /machines/{name}/power", c.auth(store.RoleOperator, c.powerConfirm))
 	c.mux.Handle("POST /machines/{name}/power", c.auth(store.RoleOperator, c.power))
 	c.mux.Handle("POST /machines/{name}/diagnose", c.auth(store.RoleOperator, c.diagnose))
+	c.mux.Handle("POST /machines/{name}/diagnose/stream", c.auth(store.RoleOperator, c.diagnoseStream))
 	c.mux.Handle("POST /incidents/diagnose", c.auth(store.RoleOperator, c.diagnoseIncident))
 	c.mux.Handle("GET /events", c.auth(store.RoleViewer, c.eventsPage))
 	c.mux.Handle("GET /events/stream", c.auth(store.RoleViewer, c.eventStream))
