@@ -250,6 +250,22 @@ func TestOutputFormatsThroughServer(t *testing.T) {
 		wantExit(t, name+" -o xml", out, code, err, 2, "--output", "table, wide, json or yaml")
 	}
 
+	// power identify on|off, ipmitool's words: the simulated BMC's lamp
+	// follows; identify status says the state is not read back.
+	bmc1, _ := e.Fleet.BMC("bmc-00001")
+	out, code, err = as(t, e, operator, "power", "identify", "on", "bmc-00001")
+	wantExit(t, "power identify on", out, code, err, 0, "1 ok")
+	if !bmc1.Status().Identify {
+		t.Error("power identify on: the lamp is off")
+	}
+	out, code, err = as(t, e, operator, "power", "identify", "off", "bmc-00001", "-o", "yaml")
+	wantExit(t, "power identify off", out, code, err, 0, "action: identify-off")
+	if bmc1.Status().Identify {
+		t.Error("power identify off: the lamp is on")
+	}
+	out, code, err = as(t, e, operator, "power", "identify", "status", "bmc-00001")
+	wantExit(t, "power identify status", out, code, err, 2, "does not read the identify lamp")
+
 	// check straight to the BMCs (no server): wide and yaml too.
 	out, code, err = runCLI(t, "check", "--inventory", e.Inventory, "-o", "wide", "--all-rows")
 	wantExit(t, "check --inventory -o wide", out, code, err, 1, "FAILED-STAGE", "wrong_password")
