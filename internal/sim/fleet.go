@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -237,6 +238,7 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	if cfg.Redfish {
 		f.redfish = true
+		home := make(map[*BMC]netip.AddrPort, len(f.servers))
 		for i, b := range f.servers {
 			port := 443
 			switch {
@@ -245,7 +247,20 @@ func New(cfg Config) (*Fleet, error) {
 			case !plan.perAddr:
 				port = int(b.home.Port())
 			}
-			if err := b.startRedfish(netip.AddrPortFrom(b.home.Addr(), uint16(port))); err != nil {
+			home[b] = netip.AddrPortFrom(b.home.Addr(), uint16(port))
+		}
+		// Start-time swaps exchange the Redfish endpoints too.
+		at := maps.Clone(home)
+		for _, p := range cfg.Swaps {
+			a, b := f.byName[p[0]], f.byName[p[1]]
+			ha, okA := home[a]
+			hb, okB := home[b]
+			if okA && okB {
+				at[a], at[b] = hb, ha
+			}
+		}
+		for _, b := range f.servers {
+			if err := b.startRedfish(home[b], at[b]); err != nil {
 				f.Close()
 				return nil, fmt.Errorf("%s: redfish: %w", b.name, err)
 			}
@@ -634,6 +649,24 @@ func (f *Fleet) Swap(a, b string) error {
 			continue
 		}
 		m.core.conn.setSocket(sock)
+	}
+	// Redfish: each serves at the other's endpoint too.
+	if x.rf != nil && y.rf != nil {
+		x.rf.release()
+		y.rf.release()
+		x.rf.mu.Lock()
+		y.rf.mu.Lock()
+		x.rf.addr, y.rf.addr = y.rf.addr, x.rf.addr
+		y.rf.mu.Unlock()
+		x.rf.mu.Unlock()
+		for _, m := range []*BMC{x, y} {
+			if m.faultSet().PortClosed {
+				continue
+			}
+			if err := m.rf.listen(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: redfish on %s: %w", m.name, m.RedfishAddr(), err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

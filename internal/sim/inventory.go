@@ -38,7 +38,7 @@ func (f *Fleet) Inventory(passwordFile string) *inventory.Inventory {
 		// With Redfish, the machines' accounts are Redfish ones.
 		port, proto := int(b.home.Port()), inventory.ProtocolIPMI
 		if b.rf != nil {
-			port, proto = int(b.rf.addr.Port()), inventory.ProtocolRedfish
+			port, proto = int(b.rf.home.Port()), inventory.ProtocolRedfish
 		}
 		inv.Machines = append(inv.Machines, inventory.Machine{
 			Name:         b.name,

@@ -29,9 +29,10 @@ import (
 // (written here, not copied).
 type rfService struct {
 	b    *BMC
-	addr netip.AddrPort
+	home netip.AddrPort // the registered endpoint (in the inventory and the certificate)
 
 	mu     sync.Mutex
+	addr   netip.AddrPort // where it serves now: another BMC's endpoint after a swap
 	ln     net.Listener // raw TCP listener; nil while port_closed
 	srv    *http.Server
 	conns  map[net.Conn]struct{} // live connections (served and held)
@@ -59,6 +60,8 @@ func (b *BMC) RedfishAddr() netip.AddrPort {
 	if b.rf == nil {
 		return netip.AddrPort{}
 	}
+	b.rf.mu.Lock()
+	defer b.rf.mu.Unlock()
 	return b.rf.addr
 }
 
@@ -89,8 +92,10 @@ func (b *BMC) RedfishCertificate() []byte {
 	return c.Certificate[0]
 }
 
-func (b *BMC) startRedfish(addr netip.AddrPort) error {
-	s := &rfService{b: b, addr: addr, conns: map[net.Conn]struct{}{}, tokens: map[string]string{}}
+// home is its registered endpoint, at where it serves (home, or another
+// BMC's home when the fleet starts with the two swapped).
+func (b *BMC) startRedfish(home, at netip.AddrPort) error {
+	s := &rfService{b: b, home: home, addr: at, conns: map[net.Conn]struct{}{}, tokens: map[string]string{}}
 	if _, err := s.cert(false); err != nil {
 		return err
 	}
@@ -114,7 +119,10 @@ func (b *BMC) startRedfish(addr netip.AddrPort) error {
 
 // listen binds the TCP port and serves it. s.mu must not be held.
 func (s *rfService) listen() error {
-	ln, err := net.Listen("tcp", s.addr.String())
+	s.mu.Lock()
+	addr := s.addr
+	s.mu.Unlock()
+	ln, err := net.Listen("tcp", addr.String())
 	if err != nil {
 		return err
 	}
@@ -217,6 +225,23 @@ func (s *rfService) faultsChanged(old, nf Faults) {
 	}
 }
 
+// release drops the connections and the port, for a move to another
+// endpoint (Fleet.Swap): both BMCs release theirs before either binds.
+func (s *rfService) release() {
+	s.mu.Lock()
+	ln := s.ln
+	s.ln = nil
+	for c := range s.conns {
+		c.Close()
+		delete(s.conns, c)
+	}
+	s.tokens = map[string]string{} // sessions are the other BMC's now
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+}
+
 func (s *rfService) close() {
 	s.mu.Lock()
 	s.closed = true
@@ -259,7 +284,7 @@ func (s *rfService) cert(replaced bool) (*tls.Certificate, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{s.b.name},
-		IPAddresses:  []net.IP{s.addr.Addr().AsSlice()},
+		IPAddresses:  []net.IP{s.home.Addr().AsSlice()},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
