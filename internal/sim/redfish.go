@@ -33,7 +33,7 @@ type rfService struct {
 
 	mu     sync.Mutex
 	addr   netip.AddrPort // where it serves now: another BMC's endpoint after a swap
-	ln     net.Listener // raw TCP listener; nil while port_closed
+	ln     net.Listener   // raw TCP listener; nil while port_closed
 	srv    *http.Server
 	conns  map[net.Conn]struct{} // live connections (served and held)
 	certs  [2]*tls.Certificate   // original, replaced (made on first use)
