@@ -11,13 +11,14 @@ import (
 	"github.com/lightsout/lightsout/internal/manager"
 )
 
-// A machine's diagnosis as it happens: POST /machines/NAME/diagnose/stream
-// (the Diagnose form's fields) answers newline-delimited JSON, one line per
+// A diagnosis as it happens: POST /machines/NAME/diagnose/stream (the
+// Diagnose form's fields) and POST /incidents/diagnose/stream (an
+// incident's "Diagnose now") answer newline-delimited JSON, one line per
 // event, each flushed as it happens (static/diag.js reads them with fetch):
 //
 //	{"kind":"step","step":0,"need":"","done":false,"text":"…","ms":0,…}
 //	{"kind":"step",…,"done":true,"ms":4012}       the step ended
-//	{"kind":"channel","machine":"…","account_id":3,"cause":"…","ms":…}
+//	{"kind":"channel","channel_machine":"…","cause":"…","ms":…}   one channel diagnosed
 //	{"kind":"result","html":"…"}                   the diagnosis section, as the page renders it
 //	{"kind":"error","message":"…"}                 the diagnosis failed after the stream began
 //
@@ -81,7 +82,39 @@ func (c *Console) diagnoseStream(w http.ResponseWriter, r *http.Request, s *sess
 	if auto && !s.Admin() {
 		return &httpError{http.StatusForbidden, "Autocorrect from the console needs role admin; you are " + s.Name + " (" + string(s.Role) + ")."}
 	}
-	name := r.PathValue("name")
+	req := manager.DiagRequest{Machines: []string{r.PathValue("name")}, Autocorrect: auto}
+	return c.streamDiagnosis(w, r, s, req, func(res []manager.DiagResult) (string, error) {
+		if auto {
+			c.invalidateRows()
+		}
+		var buf bytes.Buffer
+		err := c.pages["machine"].ExecuteTemplate(&buf, "diagnosis", struct {
+			Diag      []manager.DiagResult
+			Autofixed bool
+		}{res, auto})
+		return buf.String(), err
+	})
+}
+
+// diagnoseIncidentStream is POST /incidents/diagnose/stream (id): an
+// incident's diagnosis (no autocorrect) as it happens.
+func (c *Console) diagnoseIncidentStream(w http.ResponseWriter, r *http.Request, s *session) error {
+	d, err := c.openIncident(r)
+	if err != nil {
+		return err
+	}
+	return c.streamDiagnosis(w, r, s, manager.DiagRequest{Machines: d.Names, Group: d.Group}, func(res []manager.DiagResult) (string, error) {
+		d.setDiag(res)
+		var buf bytes.Buffer
+		err := c.pages["incident"].ExecuteTemplate(&buf, "incidentDiagnosis", d)
+		return buf.String(), err
+	})
+}
+
+// streamDiagnosis runs req, streaming its steps, then the results as
+// render makes them. An error before the first line is returned (the
+// error page); after it, it is the stream's last line.
+func (c *Console) streamDiagnosis(w http.ResponseWriter, r *http.Request, s *session, req manager.DiagRequest, render func([]manager.DiagResult) (string, error)) error {
 	fl, _ := w.(http.Flusher)
 	start := time.Now()
 	var mu sync.Mutex
@@ -109,7 +142,7 @@ func (c *Console) diagnoseStream(w http.ResponseWriter, r *http.Request, s *sess
 	ctx = diag.WithProgress(ctx, func(p diag.Progress) {
 		send(streamLine{Kind: "step", Progress: &p, Text: stepText(p.Need)})
 	})
-	res, err := c.m.Diagnose(ctx, s.actor(), manager.DiagRequest{Machines: []string{name}, Autocorrect: auto}, func(d manager.DiagResult) {
+	res, err := c.m.Diagnose(ctx, s.actor(), req, func(d manager.DiagResult) {
 		send(streamLine{Kind: "channel", ChMachine: d.Machine, Cause: string(d.Diagnosis.Cause), Message: d.Error})
 	})
 	if err != nil {
@@ -122,19 +155,12 @@ func (c *Console) diagnoseStream(w http.ResponseWriter, r *http.Request, s *sess
 		send(streamLine{Kind: "error", Message: err.Error()})
 		return nil
 	}
-	if auto {
-		c.invalidateRows()
-	}
-	var buf bytes.Buffer
-	data := struct {
-		Diag      []manager.DiagResult
-		Autofixed bool
-	}{res, auto}
-	if err := c.pages["machine"].ExecuteTemplate(&buf, "diagnosis", data); err != nil {
+	html, err := render(res)
+	if err != nil {
 		c.log.Error("console: render diagnosis", "err", err)
 		send(streamLine{Kind: "error", Message: "the diagnosis could not be rendered; reload the page"})
 		return nil
 	}
-	send(streamLine{Kind: "result", HTML: buf.String()})
+	send(streamLine{Kind: "result", HTML: html})
 	return nil
 }

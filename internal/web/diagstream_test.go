@@ -33,7 +33,7 @@ type streamed struct {
 // viewer, a missing CSRF token and an unknown machine get the error page
 // and status, not a stream.
 func TestDiagnoseStream(t *testing.T) {
-	e, _ := incidentFleet(t)
+	e, incs := incidentFleet(t)
 	op := login(t, e, store.RoleOperator)
 	if op.csrf == "" {
 		t.Fatal("no CSRF token after login")
@@ -98,13 +98,47 @@ func TestDiagnoseStream(t *testing.T) {
 	if code, body, _ := op.do("POST", "/machines/ghost/diagnose/stream", url.Values{"csrf": {op.csrf}}); code != http.StatusNotFound || !strings.Contains(body, "ghost") {
 		t.Errorf("unknown machine: %d %.200s", code, body)
 	}
+
+	// An incident's diagnosis: streamed, and the plain form post (no
+	// script) renders the same block on a page of its own.
+	var id string
+	for _, i := range incs {
+		if i.Kind == "cause" {
+			id = i.ID
+		}
+	}
+	code, body, resp := op.do("POST", "/incidents/diagnose/stream", url.Values{"csrf": {op.csrf}, "id": {id}})
+	var res streamed
+	ls := strings.Split(strings.TrimSpace(body), "\n")
+	if code != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" || json.Unmarshal([]byte(ls[len(ls)-1]), &res) != nil ||
+		res.Kind != "result" || strings.Count(res.HTML, `<section class="diag"`) != 2 || !strings.Contains(res.HTML, "2 diagnosed") {
+		t.Errorf("incident stream: %d %.300s", code, body)
+	}
+	steps := 0
+	for _, l := range ls {
+		if strings.Contains(l, `"kind":"step"`) && strings.Contains(l, `"done":true`) {
+			steps++
+		}
+	}
+	if steps < 2 {
+		t.Errorf("incident stream: %d steps done, want the two machines' checks at least", steps)
+	}
+	code, body, _ = op.do("POST", "/incidents/diagnose", url.Values{"csrf": {op.csrf}, "id": {id}})
+	if code != http.StatusOK || !strings.Contains(body, "<h1>Diagnosis of an incident</h1>") || strings.Count(body, `<section class="diag"`) != 2 {
+		t.Errorf("incident page: %d %.300s", code, body)
+	}
+	if code, body, _ := op.do("POST", "/incidents/diagnose/stream", url.Values{"csrf": {op.csrf}, "id": {"nope"}}); code != http.StatusNotFound || !strings.Contains(body, "nope") {
+		t.Errorf("unknown incident: %d %.200s", code, body)
+	}
 }
 
 // TestBrowserDiagnosisStreams: in Chromium, Diagnose on a blade of a dead
 // enclosure shows its steps as they run — the first well before the
 // result — then the diagnosis with the steps folded under it, without
-// leaving the machine page. Screenshots: diagnosis-streaming,
-// diagnosis-streamed.
+// leaving the machine page; the overview's "Diagnose now" on an incident
+// streams in place the same way. Screenshots: diagnosis-streaming,
+// diagnosis-streamed, incident-diagnosis-streaming,
+// incident-diagnosis-streamed.
 func TestBrowserDiagnosisStreams(t *testing.T) {
 	e, _ := incidentFleet(t)
 	c := newChrome(t, e)
@@ -113,7 +147,7 @@ func TestBrowserDiagnosisStreams(t *testing.T) {
 	c.do("diagnose", 10*time.Second,
 		chromedp.WaitVisible(css(`form.diagnose button`)),
 		chromedp.Click(css(`form.diagnose button`)),
-		chromedp.WaitVisible(css(`#diag-steps li.step`)))
+		chromedp.WaitVisible(css(`#diagnosis ol.diag-steps li.step`)))
 	c.shot("diagnosis-streaming")
 	c.do("the diagnosis ends", 60*time.Second, chromedp.WaitVisible(css(`#diagnosis[data-state="done"] section.diag`)))
 	c.shot("diagnosis-streamed")
@@ -136,5 +170,33 @@ func TestBrowserDiagnosisStreams(t *testing.T) {
 	}
 	if got := c.text(`#diagnosis details.diag-steps summary`); !strings.HasPrefix(got, "Steps (") {
 		t.Errorf("steps summary %q", got)
+	}
+
+	// The overview's "Diagnose now" on the dead enclosure streams too,
+	// each step named with its machine, the results under the incident.
+	art := `article[data-kind="enclosure"]`
+	c.do("diagnose the enclosure incident", 10*time.Second,
+		chromedp.Navigate(e.URL+"/"),
+		chromedp.WaitVisible(css(art+` form.diagnose button`)),
+		chromedp.Click(css(art+` form.diagnose button`)),
+		chromedp.WaitVisible(css(art+` ol.diag-steps li.step`)))
+	c.shot("incident-diagnosis-streaming")
+	if got := c.text(art + ` ol.diag-steps li.step`); !strings.HasPrefix(got, "bmc-0000") {
+		t.Errorf("incident step %q, want its machine first", got)
+	}
+	c.do("the incident's diagnosis ends", 60*time.Second, chromedp.WaitVisible(css(art+` div.diagnosis[data-state="done"] section.diag`)))
+	c.shot("incident-diagnosis-streamed")
+	// The incident names one blade to diagnose (the enclosure's verdict
+	// needs one).
+	if n := c.eval(`document.querySelectorAll('` + art + ` section.diag').length`); n != 1 || !strings.Contains(c.text(art+` section.diag h3`), "enclosure") {
+		t.Errorf("%d diagnoses under the enclosure incident (%q), want its blade's, naming the enclosure", n, c.text(art+` div.diagnosis`))
+	}
+	firstAt = c.eval(`Number(document.querySelector('` + art + ` li.step').getAttribute("data-at"))`)
+	resultAt = c.eval(`Number(document.querySelector('` + art + ` div.diagnosis').getAttribute("data-result-at"))`)
+	if resultAt-firstAt < 500 {
+		t.Errorf("incident: first step shown at %d ms, the result at %d ms: not streamed", firstAt, resultAt)
+	}
+	if loc, _ := chromedp.Run(c.tab, chromedp.Location()); loc != e.URL+"/" {
+		t.Errorf("the overview left for %q", loc)
 	}
 }

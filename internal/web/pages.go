@@ -117,38 +117,56 @@ func members(ms []string) []memberLink {
 // incident names, run now on its machines (no autocorrect), on a page of
 // its own.
 func (c *Console) diagnoseIncident(w http.ResponseWriter, r *http.Request, s *session) error {
-	id := r.PostForm.Get("id")
-	incs, err := c.m.Incidents(r.Context())
+	d, err := c.openIncident(r)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := ctxTimeout(r, 5*time.Minute)
+	defer cancel()
+	res, err := c.m.Diagnose(ctx, s.actor(), manager.DiagRequest{Machines: d.Names, Group: d.Group}, nil)
+	if err != nil {
+		return err
+	}
+	d.setDiag(res)
+	c.render(w, http.StatusOK, "incident", pageData{Title: "Incident", Nav: "overview", S: s, Data: d})
+	return nil
+}
+
+// incidentDiag is an incident's diagnosis: the incident, what it
+// diagnoses, the results.
+type incidentDiag struct {
+	Inc   incident.Incident
+	Names []string
+	Group string
+	Diag  []manager.DiagResult
+	Sum   manager.DiagSummary
+}
+
+func (d *incidentDiag) setDiag(res []manager.DiagResult) {
+	d.Diag = res
+	for _, x := range res {
+		d.Sum.Add(x)
+	}
+}
+
+// openIncident finds the open incident the form names (id) and what its
+// diagnosis runs on.
+func (c *Console) openIncident(r *http.Request) (*incidentDiag, error) {
+	id := r.PostForm.Get("id")
+	incs, err := c.m.Incidents(r.Context())
+	if err != nil {
+		return nil, err
+	}
 	i := slices.IndexFunc(incs, func(inc incident.Incident) bool { return inc.ID == id })
 	if i < 0 {
-		return &httpError{http.StatusNotFound, fmt.Sprintf("No incident %q is open now: it may have closed since the page was drawn.", id)}
+		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("No incident %q is open now: it may have closed since the page was drawn.", id)}
 	}
 	inc := incs[i]
 	names, group := inc.DiagTargets()
 	if len(names) == 0 && group == "" {
-		return &httpError{http.StatusBadRequest, "This incident is about agents: diagnose each on the agents page (lightsout diag --agent NAME)."}
+		return nil, &httpError{http.StatusBadRequest, "This incident is about agents: diagnose each on the agents page (lightsout diag --agent NAME)."}
 	}
-	ctx, cancel := ctxTimeout(r, 5*time.Minute)
-	defer cancel()
-	res, err := c.m.Diagnose(ctx, s.actor(), manager.DiagRequest{Machines: names, Group: group}, nil)
-	if err != nil {
-		return err
-	}
-	var sum manager.DiagSummary
-	for _, x := range res {
-		sum.Add(x)
-	}
-	c.render(w, http.StatusOK, "incident", pageData{Title: "Incident", Nav: "overview", S: s, Data: struct {
-		Inc   incident.Incident
-		Names []string
-		Group string
-		Diag  []manager.DiagResult
-		Sum   manager.DiagSummary
-	}{inc, names, group, res, sum}})
-	return nil
+	return &incidentDiag{Inc: inc, Names: names, Group: group}, nil
 }
 
 // --- machine table ---

@@ -138,6 +138,7 @@ func New(cfg Config) *Console {
 	c.mux.Handle("POST /machines/{name}/diagnose", c.auth(store.RoleOperator, c.diagnose))
 	c.mux.Handle("POST /machines/{name}/diagnose/stream", c.auth(store.RoleOperator, c.diagnoseStream))
 	c.mux.Handle("POST /incidents/diagnose", c.auth(store.RoleOperator, c.diagnoseIncident))
+	c.mux.Handle("POST /incidents/diagnose/stream", c.auth(store.RoleOperator, c.diagnoseIncidentStream))
 	c.mux.Handle("GET /events", c.auth(store.RoleViewer, c.eventsPage))
 	c.mux.Handle("GET /events/stream", c.auth(store.RoleViewer, c.eventStream))
 	c.mux.Handle("GET /security", c.auth(store.RoleViewer, c.security))

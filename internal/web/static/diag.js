@@ -1,26 +1,31 @@
-// Diagnosis streaming on the machine page: a Diagnose form posts to
-// ACTION/stream and shows each step as it starts and ends (newline-delimited
+// Diagnosis streaming on the machine page and the overview's incidents: a
+// form.diagnose posts to ACTION/stream and shows each step as it starts and ends (newline-delimited
 // JSON read from the response body as it arrives), then the diagnosis as the
 // page would render it. Refused before anything ran (role, CSRF, unknown
 // machine), or without a streaming fetch, the form posts the ordinary way.
 // Text goes in with textContent; only the server's rendered diagnosis (an
 // html/template, escaped) goes in as HTML.
 (function () {
-  var box = document.getElementById("diagnosis");
-  if (!box || !window.fetch || !window.TextDecoder || !window.ReadableStream || !window.URLSearchParams) return;
+  if (!window.fetch || !window.TextDecoder || !window.ReadableStream || !window.URLSearchParams) return;
   var forms = document.querySelectorAll("form.diagnose");
   function busy(on) {
     forms.forEach(function (f) { f.querySelector("button").disabled = on; });
   }
+  // run streams form's diagnosis into its box: data-target names it (the
+  // machine page's is #diagnosis); data-multi prefixes each step with its
+  // machine (an incident diagnoses several).
   function run(form) {
+    var box = document.getElementById(form.getAttribute("data-target") || "diagnosis");
+    if (!box) { form.submit(); return; }
+    var multi = form.hasAttribute("data-multi");
     busy(true);
     var t0 = performance.now();
     box.textContent = "";
     box.setAttribute("data-state", "running");
-    var h = document.createElement("h2");
+    var h = document.createElement(multi ? "h4" : "h2");
     h.textContent = "Diagnosing…";
     var ol = document.createElement("ol");
-    ol.id = "diag-steps";
+    ol.className = "diag-steps";
     box.appendChild(h);
     box.appendChild(ol);
     var items = {};
@@ -28,6 +33,7 @@
     function line(m) {
       if (m.kind === "step") {
         var key = m.account_id + "/" + m.step;
+        var text = (multi ? m.machine + ": " : "") + m.text;
         var li = items[key];
         if (!li) {
           li = items[key] = document.createElement("li");
@@ -37,7 +43,7 @@
           ol.appendChild(li);
         }
         li.className = "step " + (m.done ? "done" : "running");
-        li.textContent = m.text + (m.done ? " — done at " + (m.ms / 1000).toFixed(1) + " s" : "…");
+        li.textContent = text + (m.done ? " — done at " + (m.ms / 1000).toFixed(1) + " s" : "…");
         if (m.done) li.setAttribute("data-done-at", at());
       } else if (m.kind === "channel") {
         var c = document.createElement("li");
