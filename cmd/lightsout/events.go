@@ -101,9 +101,11 @@ deduplicated event is printed again with its new count. Stop with Ctrl-C.` + ser
 			if f.structured() {
 				return emit(f.output, out, evs...)
 			}
-			tw := newTable(out, f.output, "+ID", "AT", "+LAST", "SEVERITY", "CODE", "SOURCE", "COUNT", "MESSAGE")
+			// Newest last occurrence first: LAST is the order; -o wide adds
+			// the first occurrence.
+			tw := newTable(out, f.output, "+ID", "LAST", "+FIRST", "SEVERITY", "CODE", "SOURCE", "COUNT", "MESSAGE")
 			for _, e := range evs {
-				tw.row(e.ID, stamp(e.At), stamp(e.LastAt), e.Severity, e.Code, e.Source, e.Count, e.Message)
+				tw.row(e.ID, stamp(e.LastAt), stamp(e.At), e.Severity, e.Code, e.Source, e.Count, e.Message)
 			}
 			tw.flush()
 			return nil

@@ -215,7 +215,7 @@ func TestOutputFormatsThroughServer(t *testing.T) {
 		{viewer, []string{"accounts", "show", "1"}, "state", "", 0},
 		{viewer, []string{"enclosures", "list"}, "slots", "CREATED", 0},
 		{viewer, []string{"enclosures", "show", "enc-a"}, "slots", "CREATED", 0},
-		{viewer, []string{"events", "--since", "1h"}, "code", "LAST", 0},
+		{viewer, []string{"events", "--since", "1h"}, "code", "FIRST", 0},
 		{operator, []string{"audit"}, "action", "ID", 0},
 		{viewer, []string{"history", "bmc-00004"}, "to", "ACCOUNT", 0},
 		{admin, []string{"token", "list"}, "role", "ID", 0},
@@ -248,6 +248,21 @@ func TestOutputFormatsThroughServer(t *testing.T) {
 		}
 		out, code, err = as(t, e, c.role, append(c.args, "-o", "xml")...)
 		wantExit(t, name+" -o xml", out, code, err, 2, "--output", "table, wide, json or yaml")
+	}
+
+	// events: the table's time column is the one it is sorted by (the
+	// last occurrence), newest first.
+	out, code, err = as(t, e, viewer, "events", "--since", "1h", "--severity", "info")
+	wantExit(t, "events", out, code, err, 0)
+	evLines := strings.Split(strings.TrimSpace(out), "\n")
+	if h := strings.Fields(evLines[0]); len(h) == 0 || h[0] != "LAST" || len(evLines) < 3 {
+		t.Errorf("events table: %q", evLines)
+	}
+	for i := 2; i < len(evLines); i++ {
+		// "2006-01-02 15:04:05" is the first 19 characters.
+		if evLines[i][:19] > evLines[i-1][:19] {
+			t.Errorf("events not newest-last first: %q after %q", evLines[i], evLines[i-1])
+		}
 	}
 
 	// power identify on|off, ipmitool's words: the simulated BMC's lamp
