@@ -202,8 +202,8 @@ output (YAML by default).` + serverHelp,
 		},
 	}
 	f.add(c.Flags(), false)
-	c.Flags().StringVarP(&format, "output", "o", "", "format: yaml or csv (default: from --out's extension, else yaml)")
-	c.Flags().StringVar(&out, "out", "", "write to FILE (mode 0644) instead of standard output")
+	c.Flags().StringVarP(&format, "output", "o", "", "`FORMAT`: yaml or csv (default: from --out's extension, else yaml)")
+	c.Flags().StringVar(&out, "out", "", "write to `FILE` (mode 0644) instead of standard output")
 	c.Flags().StringVar(&formatAlias, "format", "", "the same as -o (older name)")
 	_ = c.Flags().MarkHidden("format")
 	return c

@@ -25,8 +25,8 @@ remedy and the diagnosis to run (docs/incidents.md).
 
 The table names up to 5 members per incident; --members (or -o wide) names
 them all, -o json prints one incident per line with every field (-o yaml: one
-document per incident), and --out FILE writes the output to a file. Opening and closing
-incidents are also events (lightsout events --code 'incident.*').` + serverHelp,
+document per incident), and --out FILE writes the output to a file. Opening
+and closing incidents are also events (lightsout events --code 'incident.*').` + serverHelp,
 		Example: `  lightsout incidents
   lightsout incidents --members
   lightsout incidents -o json | jq -r 'select(.severity=="critical") | .diagnose'`,

@@ -29,10 +29,10 @@ const (
 )
 
 // outputUsage is the -o flag's help, the same on every command.
-const outputUsage = "output format: table, wide (more columns), json (one object per line) or yaml (one document per record)"
+const outputUsage = "output `FORMAT`: table, wide (more columns), json (one object per line) or yaml (one document per record)"
 
 // outUsage is the --out flag's help, the same on every command.
-const outUsage = "write the output to FILE (mode 0600, replaced only when the command printed something) instead of standard output"
+const outUsage = "write the output to `FILE` (mode 0600, replaced only when the command printed something) instead of standard output"
 
 // outFileAnnotation marks the --out flags that wireOutFiles redirects.
 const outFileAnnotation = "lightsout_out_file"
