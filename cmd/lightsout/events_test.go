@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -122,6 +124,43 @@ func TestCLIEvents(t *testing.T) {
 	want := []string{"web-1:web-1 went quiet", "web-2:web-2 takes cipher 0", "web-1:web-1 offers MD2", "db-1:db-1 floods", "db-1:db-1 floods again"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("--follow printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// --follow --out FILE: the file fills as events come (tail -f), while
+	// the command still runs; -o yaml is one document per event.
+	file := filepath.Join(t.TempDir(), "events.yaml")
+	fctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		root := newRoot()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs([]string{"events", "--follow", "--since", "1h", "--severity", "warning", "-o", "yaml", "--out", file,
+			"--server", e.URL, "--token-file", e.TokenFiles[store.RoleViewer]})
+		done <- root.ExecuteContext(fctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(file)
+		if strings.Contains(string(b), "message: web-1 offers MD2") {
+			if !strings.HasPrefix(string(b), "---\n") {
+				t.Errorf("--out file is not YAML documents:\n%s", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("--follow --out: the file holds\n%s", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("--follow --out ended by itself: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("--follow --out ended with %v", err)
 	}
 }
 

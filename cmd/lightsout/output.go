@@ -182,6 +182,11 @@ func wireOutFiles(c *cobra.Command) {
 			return run(cmd, args)
 		}
 		of := &outFile{path: path}
+		// A stream that runs until Ctrl-C (events --follow) is written
+		// to FILE as it comes, for tail -f.
+		if fl := cmd.Flags().Lookup("follow"); fl != nil && fl.Value.String() == "true" {
+			of.direct = true
+		}
 		cmd.SetOut(of)
 		err := run(cmd, args)
 		cmd.SetOut(nil)
@@ -196,15 +201,20 @@ func wireOutFiles(c *cobra.Command) {
 // renamed over it at the end, so FILE is replaced whole or not at all. A
 // command that fails before printing anything leaves FILE as it was.
 type outFile struct {
-	path  string
-	f     *os.File
-	err   error
-	wrote bool
+	path   string
+	direct bool // write FILE itself (a stream that never ends)
+	f      *os.File
+	err    error
+	wrote  bool
 }
 
 func (o *outFile) Write(p []byte) (int, error) {
 	if o.f == nil && o.err == nil {
-		o.f, o.err = os.CreateTemp(filepath.Dir(o.path), "."+filepath.Base(o.path)+".tmp*")
+		if o.direct {
+			o.f, o.err = os.OpenFile(o.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		} else {
+			o.f, o.err = os.CreateTemp(filepath.Dir(o.path), "."+filepath.Base(o.path)+".tmp*")
+		}
 	}
 	if o.err != nil {
 		return 0, o.err
@@ -229,6 +239,9 @@ func (o *outFile) finish(ok bool) error {
 	}
 	tmp := o.f.Name()
 	cerr := o.f.Close()
+	if o.direct {
+		return errors.Join(o.err, cerr)
+	}
 	if o.err != nil || cerr != nil || !(ok || o.wrote) {
 		os.Remove(tmp)
 		return errors.Join(o.err, cerr)
