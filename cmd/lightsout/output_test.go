@@ -296,3 +296,12 @@ func TestOutputFormatsThroughServer(t *testing.T) {
 		t.Errorf("check --out: exit %d %v\nstdout:\n%s\nfile:\n%s", code, err, out, b)
 	}
 }
+
+// TestSimExportProtocolFlag: sim --export-protocol is checked before the
+// fleet starts, the error naming the flag.
+func TestSimExportProtocolFlag(t *testing.T) {
+	out, code, err := runCLI(t, "sim", "--count", "1", "--control", "", "--export-protocol", "snmp")
+	wantExit(t, "sim --export-protocol snmp", out, code, err, 2, "--export-protocol", "want ipmi or redfish")
+	out, code, err = runCLI(t, "sim", "--count", "1", "--control", "", "--export-protocol", "redfish")
+	wantExit(t, "sim --export-protocol redfish without --redfish", out, code, err, 2, "--export-protocol", "serves Redfish")
+}

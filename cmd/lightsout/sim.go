@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ type simFlags struct {
 	basePort     int
 	passwordFile string
 	export       string
+	exportProto  string
 	control      string
 	seed         uint64
 	slots        int
@@ -92,7 +94,8 @@ sim runs until interrupted (Ctrl-C, SIGTERM).`,
 	fl.StringVar(&f.control, "control", "127.0.0.1:0", "control API address (loopback only; port 0 picks a free port, printed when ready; \"\" disables it)")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed for GUIDs, vendors, sensors, SEL and the random faults (same seed, same fleet)")
 	fl.IntVar(&f.slots, "session-slots", sim.DefaultSessionSlots, "session slots per BMC")
-	fl.BoolVar(&f.redfish, "redfish", false, "every BMC also serves Redfish over HTTPS (port 443 per address, or the TCP port numbered like its IPMI port); the exported inventory then has redfish accounts")
+	fl.BoolVar(&f.redfish, "redfish", false, "every BMC also serves Redfish over HTTPS (port 443 per address, or the TCP port numbered like its IPMI port); the exported inventory then has redfish accounts (--export-protocol ipmi for the IPMI ones)")
+	fl.StringVar(&f.exportProto, "export-protocol", "", "the exported accounts' protocol: ipmi, or redfish (with --redfish); default redfish with --redfish, else ipmi")
 	return c
 }
 
@@ -140,7 +143,7 @@ func runSim(cmd *cobra.Command, f *simFlags) error {
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := sim.Run(ctx, cfg, sim.RunOptions{ExportInventory: f.export, ControlAddr: f.control}, cmd.OutOrStdout())
+	err := sim.Run(ctx, cfg, sim.RunOptions{ExportInventory: f.export, ExportProtocol: strings.ToLower(f.exportProto), ControlAddr: f.control}, cmd.OutOrStdout())
 	var fe *sim.FieldError
 	switch {
 	case err == nil:
@@ -159,7 +162,7 @@ func flagName(fe *sim.FieldError, fromFile bool) error {
 	flags := map[string]string{
 		"count": "--count", "base_addr": "--base-addr", "base_port": "--base-port",
 		"password_file": "--password-file", "session_slots": "--session-slots",
-		"control": "--control", "export-inventory": "--export-inventory",
+		"control": "--control", "export-inventory": "--export-inventory", "export-protocol": "--export-protocol",
 	}
 	if fl, ok := flags[fe.Field]; ok && (fe.Line == 0 || !fromFile) {
 		return errors.New(fl + ": " + fe.Reason)

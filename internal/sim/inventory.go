@@ -19,6 +19,15 @@ import (
 // blades is left out of Enclosures (its blades still name it). It writes
 // nothing; see [Fleet.WritePasswordFile] and [Fleet.ExportInventory].
 func (f *Fleet) Inventory(passwordFile string) *inventory.Inventory {
+	return f.InventoryAs(passwordFile, "")
+}
+
+// InventoryAs is Inventory with the machines' accounts of protocol:
+// inventory.ProtocolIPMI (every BMC answers IPMI), ProtocolRedfish (a
+// fleet serving Redfish), or "" for the fleet's own (Redfish when it
+// serves it). An inventory names one account per machine: export one
+// of each to check a Redfish fleet both ways.
+func (f *Fleet) InventoryAs(passwordFile, protocol string) *inventory.Inventory {
 	inv := &inventory.Inventory{Machines: make([]inventory.Machine, 0, len(f.servers))}
 	for _, e := range f.enclosures {
 		if len(e.blades) > inventory.MaxSlots {
@@ -37,7 +46,7 @@ func (f *Fleet) Inventory(passwordFile string) *inventory.Inventory {
 	for _, b := range f.servers {
 		// With Redfish, the machines' accounts are Redfish ones.
 		port, proto := int(b.home.Port()), inventory.ProtocolIPMI
-		if b.rf != nil {
+		if b.rf != nil && protocol != inventory.ProtocolIPMI {
 			port, proto = int(b.rf.home.Port()), inventory.ProtocolRedfish
 		}
 		inv.Machines = append(inv.Machines, inventory.Machine{
@@ -88,6 +97,12 @@ func (f *Fleet) WritePasswordFile(path string) error {
 // relative to the inventory's directory when it lies beneath it, else by
 // absolute path.
 func (f *Fleet) ExportInventory(path, passwordFile string) error {
+	return f.ExportInventoryAs(path, passwordFile, "")
+}
+
+// ExportInventoryAs is ExportInventory with the accounts of protocol (see
+// InventoryAs).
+func (f *Fleet) ExportInventoryAs(path, passwordFile, protocol string) error {
 	if _, err := inventory.FormatFromPath(path); err != nil {
 		return err
 	}
@@ -95,7 +110,7 @@ func (f *Fleet) ExportInventory(path, passwordFile string) error {
 	if ref != "" {
 		ref = relativeTo(filepath.Dir(path), passwordFile)
 	}
-	return inventory.Save(path, f.Inventory(ref))
+	return inventory.Save(path, f.InventoryAs(ref, protocol))
 }
 
 // relativeTo names target from dir: relative when target is inside dir,

@@ -16,6 +16,10 @@ type RunOptions struct {
 	// ExportInventory, when set, is where to write the fleet's inventory
 	// (.yaml, .yml or .csv).
 	ExportInventory string
+	// ExportProtocol is the protocol of the exported accounts: "ipmi",
+	// "redfish" (with Config.Redfish), or "" for the fleet's own (redfish
+	// with Config.Redfish, else ipmi). See Fleet.InventoryAs.
+	ExportProtocol string
 	// ControlAddr is the control API's loopback host:port ("" = none).
 	ControlAddr string
 	// Ready, when set, is called once everything is up.
@@ -41,6 +45,15 @@ func Run(ctx context.Context, cfg Config, opts RunOptions, out io.Writer) error 
 		if _, err := inventory.FormatFromPath(opts.ExportInventory); err != nil {
 			return fieldErr("export-inventory", "%v", err)
 		}
+	}
+	switch opts.ExportProtocol {
+	case "", inventory.ProtocolIPMI:
+	case inventory.ProtocolRedfish:
+		if !cfg.Redfish {
+			return fieldErr("export-protocol", "redfish accounts need a fleet that serves Redfish (redfish: true)")
+		}
+	default:
+		return fieldErr("export-protocol", "%q: want ipmi or redfish", opts.ExportProtocol)
 	}
 	if opts.ControlAddr != "" {
 		if err := checkControlAddr(opts.ControlAddr); err != nil {
@@ -69,7 +82,7 @@ func Run(ctx context.Context, cfg Config, opts RunOptions, out io.Writer) error 
 		}
 	}
 	if opts.ExportInventory != "" {
-		if err := f.ExportInventory(opts.ExportInventory, pwFile); err != nil {
+		if err := f.ExportInventoryAs(opts.ExportInventory, pwFile, opts.ExportProtocol); err != nil {
 			return fmt.Errorf("export inventory: %w", err)
 		}
 	}

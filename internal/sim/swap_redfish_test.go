@@ -1,12 +1,17 @@
 package sim
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/lightsout/lightsout/internal/guid"
 )
 
 // redfishUUID reads the service root's UUID at addr (no login: the root is
@@ -69,5 +74,45 @@ func TestSwapMovesRedfishToo(t *testing.T) {
 	zHome := netip.AddrPortFrom(netip.MustParseAddr(inv.Machines[2].Address), uint16(inv.Machines[2].Port))
 	if got := redfishUUID(t, zHome); got != w.GUID().String() {
 		t.Errorf("start-time swap: %s's registered endpoint answers %q, want %s's %s", z.Name(), got, w.Name(), w.GUID())
+	}
+}
+
+// TestExportProtocol: a Redfish fleet's inventory names its Redfish
+// accounts by default and its IPMI accounts when asked (every BMC answers
+// both: a login over each succeeds at the exported endpoint); a Redfish
+// export of a fleet without Redfish, or an unknown protocol, is refused
+// before anything starts.
+func TestExportProtocol(t *testing.T) {
+	f := newTestFleet(t, Config{Count: 2, Seed: 5, Redfish: true}, true)
+	b := f.BMCs()[1]
+	rf, ip := f.InventoryAs("", "").Machines[1], f.InventoryAs("", "ipmi").Machines[1]
+	if rf.Protocol != "redfish" || rf.Port != int(b.RedfishAddr().Port()) {
+		t.Errorf("default export: %s port %d, want redfish %s", rf.Protocol, rf.Port, b.RedfishAddr())
+	}
+	if ip.Protocol != "ipmi" || ip.Port != int(b.HomeAddr().Port()) || ip.Address != b.HomeAddr().Addr().String() {
+		t.Errorf("ipmi export: %s %s:%d, want ipmi %s", ip.Protocol, ip.Address, ip.Port, b.HomeAddr())
+	}
+	at := func(m string, port int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.MustParseAddr(m), uint16(port))
+	}
+	if _, g, err := handshake(t, at(ip.Address, ip.Port), AdminUser); err != nil || guid.GUID(g) != b.GUID() {
+		t.Errorf("IPMI login at the exported endpoint: %x %v", g, err)
+	}
+	if got := redfishUUID(t, at(rf.Address, rf.Port)); got != b.GUID().String() {
+		t.Errorf("Redfish at the exported endpoint: %q", got)
+	}
+
+	for _, c := range []struct {
+		cfg   Config
+		proto string
+	}{
+		{Config{Count: 1}, "redfish"},
+		{Config{Count: 1, Redfish: true}, "snmp"},
+	} {
+		err := Run(context.Background(), c.cfg, RunOptions{ExportProtocol: c.proto}, io.Discard)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "export-protocol" {
+			t.Errorf("export %s of %+v: %v, want an export-protocol error", c.proto, c.cfg, err)
+		}
 	}
 }
