@@ -245,3 +245,128 @@ func (s *Session) SetPrivilege(ctx context.Context, p Privilege) error {
 	_, err := s.Do(ctx, 0x06, 0x3b, []byte{byte(p)})
 	return err
 }
+
+// Contact is a first contact's answer: Get Channel Authentication
+// Capabilities, and the presence ping sent with it.
+type Contact struct {
+	Caps    AuthCaps
+	CapsRTT time.Duration
+	// Pong: the presence ping was answered, after PingRTT.
+	Pong    bool
+	PingRTT time.Duration
+}
+
+// Contact asks Get Channel Authentication Capabilities for priv and, with
+// ping, sends the RMCP presence ping alongside: one round trip for both.
+// A BMC that does not answer the ping (ipmiping: Intel M50FCP, Windmill,
+// pyghmi) costs only a short wait after its capabilities arrived — a few
+// of their round trips — not a separate ping timeout. A ping answered
+// without the capabilities still says the BMC is there (the error then
+// comes with Pong set). Capabilities without IPMI 2.0 are returned with an
+// ErrNoIPMI20 error, as AuthCaps does: they may be bogus (authcap).
+func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privilege, ping bool) (Contact, error) {
+	var c Contact
+	p, err := e.peer(addr)
+	if err != nil {
+		return c, err
+	}
+	if priv == 0 {
+		priv = PrivilegeAdministrator
+	}
+	rqSeq := randomTag() & 0x3f
+	capsPkt := buildV15(buildRequest(0x06, 0x38, rqSeq, []byte{0x8e, byte(priv)}))
+	pingTag := randomTag()
+	pingPkt := buildPing(pingTag)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// grace bounds the wait for the pong once the capabilities are in:
+	// a few of their round trips, well within the retransmission timeout
+	// (so the capabilities are never sent again for it) and a third of
+	// the request limit.
+	rto := e.rto(p)
+	var (
+		capsSent, pingSent time.Time
+		sends, pings       int
+		got                bool
+		cc                 byte
+		grace              *time.Timer
+	)
+	defer func() {
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+	_, _, err = e.exchange(cctx, p, StageAuthCaps, func() []byte {
+		if ping && !c.Pong {
+			// The ping goes first, with every transmission of the
+			// request, until a pong comes back.
+			pingSent = time.Now()
+			pings++
+			_ = e.send(p, pingPkt)
+		}
+		if got {
+			// The capabilities are in; only the ping was waited for.
+			return pingPkt
+		}
+		sends++
+		capsSent = time.Now()
+		return capsPkt
+	}, func(ev event) (bool, error) {
+		if ev.d.class == classASF {
+			if !ping || c.Pong || ev.d.asfType != asfTypePong || ev.d.asfTag != pingTag {
+				return false, nil
+			}
+			c.Pong = true
+			if pings == 1 {
+				c.PingRTT = ev.at.Sub(pingSent)
+			}
+			return got, nil
+		}
+		if got || ev.d.class != classIPMI || ev.d.sessionID != 0 {
+			return false, nil
+		}
+		if ev.d.authType == authTypeRMCPP && ev.d.payloadType != payloadIPMI {
+			return false, nil
+		}
+		r, err := parseResponse(ev.d.payload)
+		if err != nil {
+			e.c.malformed.Add(1)
+			return false, errBadReply
+		}
+		if r.cmd != 0x38 || r.rqSeq != rqSeq {
+			return false, nil
+		}
+		got, cc = true, r.cc
+		c.CapsRTT = ev.at.Sub(capsSent)
+		if cc == 0 {
+			if c.Caps, err = parseAuthCaps(r.data); err != nil {
+				e.c.malformed.Add(1)
+				return true, &StageError{Stage: StageAuthCaps, Err: err}
+			}
+		}
+		if !ping || c.Pong {
+			return true, nil
+		}
+		wait := min(max(4*c.CapsRTT, 20*time.Millisecond), rto/2)
+		if limit := requestTimeout(ctx); limit > 0 {
+			wait = min(wait, limit/3)
+		}
+		grace = time.AfterFunc(wait, cancel)
+		return false, nil
+	})
+	if got && sends == 1 {
+		p.observeRTT(c.CapsRTT)
+		e.observeRTT(c.CapsRTT)
+	}
+	if err != nil && !(got && ctx.Err() == nil && cctx.Err() != nil) {
+		return c, err
+	}
+	if cc != 0 {
+		// A BMC that rejects the IPMI 2.0 extension bit speaks only 1.5.
+		return c, &StageError{Stage: StageAuthCaps, Err: fmt.Errorf("%w: completion code %#02x to the IPMI 2.0 request", ErrNoIPMI20, cc)}
+	}
+	if !c.Caps.IPMI20 {
+		return c, &StageError{Stage: StageAuthCaps, Err: ErrNoIPMI20}
+	}
+	return c, nil
+}

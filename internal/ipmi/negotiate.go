@@ -52,8 +52,44 @@ const (
 	// Authentication Capabilities, as ipmitool always sends first) resets
 	// it. Learned: every Open on this BMC sends it first.
 	QuirkStaleSession
+	// QuirkAuthCaps: Get Channel Authentication Capabilities said
+	// something a session then contradicted — no IPMI 2.0, K_g set, no
+	// user with a name — (FreeIPMI "authcap": Asus P5M2, Intel SR1520ML,
+	// Sun Fire X4150). Its claims are not a verdict; the session is.
+	QuirkAuthCaps
+	// QuirkRAKP2Length: a RAKP 2 header claimed one payload byte more
+	// than the datagram held (FreeIPMI "supermicro20": Supermicro H8QME);
+	// the bytes present were taken, and verified as usual.
+	QuirkRAKP2Length
+	// QuirkCipherTags: Get Channel Cipher Suites records carried wrong
+	// algorithm tag bits (FreeIPMI "sun20": Sun Fire 4100 ILOM); read as
+	// fixed-size records.
+	QuirkCipherTags
+	// QuirkICVCipher0: a suite 0 RAKP 4 carried an integrity check value
+	// where none belongs (FreeIPMI "integritycheckvalue": Supermicro
+	// X8DTG, Intel S5500WBV); ignored — suite 0 checks nothing anyway.
+	QuirkICVCipher0
+	// QuirkExactPrivilege: RAKP 1 was refused (status 0x0A) for
+	// a maximum privilege below the user's limit, and accepted at the
+	// limit (FreeIPMI bugs doc LAN Auth #24: Xyratex). The privilege that
+	// worked is learned (Profile.Privilege); the session still raises
+	// itself only to the account's privilege.
+	QuirkExactPrivilege
+	// QuirkNoCloseReply: Close Session went unanswered (LAN Session #1:
+	// Intel SR870BN4); learned: later sessions send it once and do not
+	// wait.
+	QuirkNoCloseReply
+	// QuirkSeqGaps: the BMC's session sequence numbers skip (LAN Session
+	// #9: ASRock MT-C224 in shared-NIC mode); tolerated by the window.
+	QuirkSeqGaps
 	quirkEnd
 )
+
+// privShift: the top four bits of a peer's quirk word hold the maximum
+// privilege learned with QuirkExactPrivilege (0: none learned).
+const privShift = 28
+
+func learnedPrivilege(q uint32) Privilege { return Privilege(q >> privShift) }
 
 var quirkNames = []struct {
 	q    Quirk
@@ -65,6 +101,13 @@ var quirkNames = []struct {
 	{QuirkNoSuiteList, "no_cipher_suite_list"},
 	{QuirkNoSystemGUID, "no_get_system_guid"},
 	{QuirkStaleSession, "stale_session_per_port"},
+	{QuirkAuthCaps, "auth_caps_misreported"},
+	{QuirkRAKP2Length, "rakp2_length_off_by_one"},
+	{QuirkCipherTags, "cipher_record_tags"},
+	{QuirkICVCipher0, "rakp4_icv_with_cipher0"},
+	{QuirkExactPrivilege, "exact_privilege"},
+	{QuirkNoCloseReply, "no_close_reply"},
+	{QuirkSeqGaps, "sequence_gaps"},
 }
 
 // Names lists the quirks in q by their stable names.
@@ -99,11 +142,15 @@ type Profile struct {
 	Suite  CipherSuite
 	Known  bool // Suite is a suite that worked
 	Quirks Quirk
+	// Privilege is the maximum privilege a BMC with QuirkExactPrivilege
+	// accepted (0: none learned).
+	Privilege Privilege
 }
 
 type profileJSON struct {
-	Suite  *int     `json:"suite,omitempty"`
-	Quirks []string `json:"quirks,omitempty"`
+	Suite     *int     `json:"suite,omitempty"`
+	Quirks    []string `json:"quirks,omitempty"`
+	Privilege int      `json:"privilege,omitempty"`
 }
 
 // MarshalJSON writes {"suite": 17, "quirks": ["no_presence_ping"]}.
@@ -114,6 +161,7 @@ func (p Profile) MarshalJSON() ([]byte, error) {
 		j.Suite = &n
 	}
 	j.Quirks = p.Quirks.Names()
+	j.Privilege = int(p.Privilege)
 	return json.Marshal(j)
 }
 
@@ -124,6 +172,9 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*p = Profile{Quirks: ParseQuirks(j.Quirks)}
+	if j.Privilege >= int(PrivilegeCallback) && j.Privilege <= int(PrivilegeAdministrator) {
+		p.Privilege = Privilege(j.Privilege)
+	}
 	if j.Suite != nil && *j.Suite > 0 && *j.Suite < 256 && CipherSuite(*j.Suite).Supported() {
 		p.Suite, p.Known = CipherSuite(*j.Suite), true
 	}
@@ -139,6 +190,9 @@ func (p Profile) String() string {
 		parts = append(parts, p.Suite.String())
 	}
 	parts = append(parts, p.Quirks.Names()...)
+	if p.Privilege != 0 {
+		parts = append(parts, "privilege "+p.Privilege.String())
+	}
 	if len(parts) == 0 {
 		return "nothing learned"
 	}
@@ -160,7 +214,9 @@ func (p *peer) profile() Profile {
 	if s := p.suite.Load(); s != 0 {
 		pr.Suite, pr.Known = CipherSuite(s-1), true
 	}
-	pr.Quirks = Quirk(p.quirks.Load())
+	q := p.quirks.Load()
+	pr.Quirks = Quirk(q) & (quirkEnd - 1)
+	pr.Privilege = learnedPrivilege(q)
 	return pr
 }
 
@@ -178,7 +234,7 @@ func (e *Engine) Learn(addr netip.AddrPort, pr Profile) error {
 	if pr.Known && pr.Suite.Supported() && pr.Suite != 0 {
 		p.suite.CompareAndSwap(0, uint32(pr.Suite)+1)
 	}
-	p.quirks.Or(uint32(pr.Quirks))
+	p.quirks.Or(uint32(pr.Quirks&(quirkEnd-1)) | uint32(pr.Privilege&0x0f)<<privShift)
 	return nil
 }
 
@@ -563,9 +619,12 @@ func (s *Session) afterRAKP(ctx context.Context, cr Credentials, allow []CipherS
 
 // offeredSuites reads Get Channel Cipher Suites for p.
 func (e *Engine) offeredSuites(ctx context.Context, p *peer) ([]CipherSuite, error) {
-	l, err := e.CipherSuites(ctx, p.addr)
+	l, lenient, err := e.cipherSuites(ctx, p.addr)
 	if err != nil {
 		return nil, err
+	}
+	if lenient {
+		p.quirks.Or(uint32(QuirkCipherTags))
 	}
 	if len(l) == 0 {
 		return nil, malformed("empty cipher suite list")
