@@ -85,11 +85,17 @@ const (
 	quirkEnd
 )
 
-// privShift: the top four bits of a peer's quirk word hold the maximum
-// privilege learned with QuirkExactPrivilege (0: none learned).
+// privShift: the top four bits of a Quirk word hold the maximum privilege
+// learned with QuirkExactPrivilege (0: none learned), named
+// "privilege_administrator" and so on: the profile keeps it wherever it
+// keeps the quirk names (the store, evidence).
 const privShift = 28
 
+const quirkPrivMask Quirk = 0x0f << privShift
+
 func learnedPrivilege(q uint32) Privilege { return Privilege(q >> privShift) }
+
+const privPrefix = "privilege_"
 
 var quirkNames = []struct {
 	q    Quirk
@@ -118,6 +124,9 @@ func (q Quirk) Names() []string {
 			out = append(out, n.name)
 		}
 	}
+	if p := learnedPrivilege(uint32(q)); p != 0 {
+		out = append(out, privPrefix+p.String())
+	}
 	return out
 }
 
@@ -131,6 +140,11 @@ func ParseQuirks(names []string) Quirk {
 				q |= n.q
 			}
 		}
+		if p, ok := strings.CutPrefix(s, privPrefix); ok {
+			if pr, err := ParsePrivilege(p); err == nil && p != "" {
+				q = q&^quirkPrivMask | Quirk(pr)<<privShift
+			}
+		}
 	}
 	return q
 }
@@ -142,15 +156,15 @@ type Profile struct {
 	Suite  CipherSuite
 	Known  bool // Suite is a suite that worked
 	Quirks Quirk
-	// Privilege is the maximum privilege a BMC with QuirkExactPrivilege
-	// accepted (0: none learned).
-	Privilege Privilege
 }
 
+// Privilege is the maximum privilege a BMC with QuirkExactPrivilege
+// accepted (0: none learned).
+func (p Profile) Privilege() Privilege { return learnedPrivilege(uint32(p.Quirks)) }
+
 type profileJSON struct {
-	Suite     *int     `json:"suite,omitempty"`
-	Quirks    []string `json:"quirks,omitempty"`
-	Privilege int      `json:"privilege,omitempty"`
+	Suite  *int     `json:"suite,omitempty"`
+	Quirks []string `json:"quirks,omitempty"`
 }
 
 // MarshalJSON writes {"suite": 17, "quirks": ["no_presence_ping"]}.
@@ -161,7 +175,6 @@ func (p Profile) MarshalJSON() ([]byte, error) {
 		j.Suite = &n
 	}
 	j.Quirks = p.Quirks.Names()
-	j.Privilege = int(p.Privilege)
 	return json.Marshal(j)
 }
 
@@ -172,9 +185,6 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*p = Profile{Quirks: ParseQuirks(j.Quirks)}
-	if j.Privilege >= int(PrivilegeCallback) && j.Privilege <= int(PrivilegeAdministrator) {
-		p.Privilege = Privilege(j.Privilege)
-	}
 	if j.Suite != nil && *j.Suite > 0 && *j.Suite < 256 && CipherSuite(*j.Suite).Supported() {
 		p.Suite, p.Known = CipherSuite(*j.Suite), true
 	}
@@ -190,9 +200,6 @@ func (p Profile) String() string {
 		parts = append(parts, p.Suite.String())
 	}
 	parts = append(parts, p.Quirks.Names()...)
-	if p.Privilege != 0 {
-		parts = append(parts, "privilege "+p.Privilege.String())
-	}
 	if len(parts) == 0 {
 		return "nothing learned"
 	}
@@ -214,9 +221,7 @@ func (p *peer) profile() Profile {
 	if s := p.suite.Load(); s != 0 {
 		pr.Suite, pr.Known = CipherSuite(s-1), true
 	}
-	q := p.quirks.Load()
-	pr.Quirks = Quirk(q) & (quirkEnd - 1)
-	pr.Privilege = learnedPrivilege(q)
+	pr.Quirks = Quirk(p.quirks.Load())
 	return pr
 }
 
@@ -234,7 +239,7 @@ func (e *Engine) Learn(addr netip.AddrPort, pr Profile) error {
 	if pr.Known && pr.Suite.Supported() && pr.Suite != 0 {
 		p.suite.CompareAndSwap(0, uint32(pr.Suite)+1)
 	}
-	p.quirks.Or(uint32(pr.Quirks&(quirkEnd-1)) | uint32(pr.Privilege&0x0f)<<privShift)
+	p.quirks.Or(uint32(pr.Quirks))
 	return nil
 }
 
