@@ -2,8 +2,8 @@ package ipmi
 
 import (
 	"errors"
-	"slices"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
