@@ -249,8 +249,13 @@ func (s *Session) SetPrivilege(ctx context.Context, p Privilege) error {
 // Contact is a first contact's answer: Get Channel Authentication
 // Capabilities, and the presence ping sent with it.
 type Contact struct {
+	// Caps are the capabilities (zero unless Code is 0); CapsRTT > 0
+	// says the BMC answered the request.
 	Caps    AuthCaps
 	CapsRTT time.Duration
+	// Code is the completion code of the answer (non-zero: the IPMI 2.0
+	// request was refused, as an IPMI 1.5 BMC may).
+	Code byte
 	// Pong: the presence ping was answered, after PingRTT.
 	Pong    bool
 	PingRTT time.Duration
@@ -361,6 +366,7 @@ func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privileg
 	if err != nil && !(got && ctx.Err() == nil && cctx.Err() != nil) {
 		return c, err
 	}
+	c.Code = cc
 	if cc != 0 {
 		// A BMC that rejects the IPMI 2.0 extension bit speaks only 1.5.
 		return c, &StageError{Stage: StageAuthCaps, Err: fmt.Errorf("%w: completion code %#02x to the IPMI 2.0 request", ErrNoIPMI20, cc)}

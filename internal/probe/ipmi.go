@@ -128,7 +128,9 @@ func firstContact(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observati
 		return false, false
 	}
 	o.Evidence.RTTMS[string(ipmi.StageAuthCaps)] = ms(c.CapsRTT)
-	o.Evidence.AuthCaps = &c.Caps
+	if c.Code == 0 {
+		o.Evidence.AuthCaps = &c.Caps
+	}
 	if pinged {
 		// The BMC answers IPMI: whether it answered the ping is a fact
 		// about it, learned for the next checks.
@@ -164,9 +166,7 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 		return
 	}
 	defer closeSession(ctx, eng, t, sess, excused)
-	if c := o.Evidence.AuthCaps; c != nil {
-		authCapsContradicted(eng, t, o, *c, no20)
-	}
+	authCapsContradicted(eng, t, o, no20)
 	o.Evidence.RTTMS["session"] = ms(time.Since(t0))
 	o.Evidence.CipherSuite = int(sess.Suite())
 	o.Evidence.ConflictingReplies = sess.Conflicts
@@ -246,15 +246,19 @@ func closeSession(ctx context.Context, eng *ipmi.Engine, t *Target, sess *ipmi.S
 // authCapsContradicted notes what the capabilities claimed and a session
 // just proved wrong (FreeIPMI's "authcap" workaround, taken automatically:
 // the claims never decide; the session does).
-func authCapsContradicted(eng *ipmi.Engine, t *Target, o *Observation, c ipmi.AuthCaps, no20 bool) {
+func authCapsContradicted(eng *ipmi.Engine, t *Target, o *Observation, no20 bool) {
 	var wrong []string
-	if no20 {
+	c := o.Evidence.AuthCaps
+	switch {
+	case no20 && c == nil:
+		wrong = append(wrong, "the IPMI 2.0 capabilities request was refused, yet an RMCP+ session opened")
+	case no20:
 		wrong = append(wrong, "IPMI 2.0 not offered, yet an RMCP+ session opened")
 	}
-	if c.KGNonZero {
+	if c != nil && c.KGNonZero {
 		wrong = append(wrong, "K_g (BMC key) set, yet the session opened without one")
 	}
-	if !c.NonNullUsers && t.User != "" {
+	if c != nil && !c.NonNullUsers && t.User != "" {
 		wrong = append(wrong, fmt.Sprintf("no user with a name enabled, yet user %q logged in", t.User))
 	}
 	if len(wrong) == 0 {
