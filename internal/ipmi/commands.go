@@ -264,10 +264,10 @@ type Contact struct {
 // Contact asks Get Channel Authentication Capabilities for priv and, with
 // ping, sends the RMCP presence ping alongside: one round trip for both.
 // A BMC that does not answer the ping (ipmiping: Intel M50FCP, Windmill,
-// pyghmi) costs only a short wait after its capabilities arrived — a few
-// of their round trips — not a separate ping timeout. A ping answered
-// without the capabilities still says the BMC is there (the error then
-// comes with Pong set). Capabilities without IPMI 2.0 are returned with an
+// pyghmi) costs only a short wait once its capabilities are in — a few of
+// their round trips — not a separate ping timeout. A ping answered without
+// the capabilities still says the BMC is there (the error then comes with
+// Pong set). Capabilities without IPMI 2.0 are returned with an
 // ErrNoIPMI20 error, as AuthCaps does: they may be bogus (authcap).
 func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privilege, ping bool) (Contact, error) {
 	var c Contact
@@ -281,27 +281,18 @@ func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privileg
 	rqSeq := randomTag() & 0x3f
 	capsPkt := buildV15(buildRequest(0x06, 0x38, rqSeq, []byte{0x8e, byte(priv)}))
 	pingTag := randomTag()
-	pingPkt := buildPing(pingTag)
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// grace bounds the wait for the pong once the capabilities are in:
-	// a few of their round trips, well within the retransmission timeout
-	// (so the capabilities are never sent again for it) and a third of
-	// the request limit.
-	rto := e.rto(p)
+	var pingPkt []byte
+	if ping {
+		pingPkt = buildPing(pingTag)
+	}
+	gctx := &graceCtx{Context: ctx}
 	var (
 		capsSent, pingSent time.Time
-		sends, pings       int
+		pings, sends       int
 		got                bool
 		cc                 byte
-		grace              *time.Timer
 	)
-	defer func() {
-		if grace != nil {
-			grace.Stop()
-		}
-	}()
-	_, _, err = e.exchange(cctx, p, StageAuthCaps, func() []byte {
+	_, _, err = e.exchange(gctx, p, StageAuthCaps, func() []byte {
 		if ping && !c.Pong {
 			// The ping goes first, with every transmission of the
 			// request, until a pong comes back.
@@ -310,8 +301,7 @@ func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privileg
 			_ = e.send(p, pingPkt)
 		}
 		if got {
-			// The capabilities are in; only the ping was waited for.
-			return pingPkt
+			return pingPkt // only the pong is waited for (not reached: the grace ends first)
 		}
 		sends++
 		capsSent = time.Now()
@@ -352,19 +342,28 @@ func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privileg
 		if !ping || c.Pong {
 			return true, nil
 		}
-		wait := min(max(4*c.CapsRTT, 20*time.Millisecond), rto/2)
+		// The capabilities are in, the pong is not (yet: a BMC may
+		// answer the two in any order): wait for it a few of their round
+		// trips, at least 20 ms, within half the retransmission timeout
+		// (so nothing is sent again) and a third of the request limit.
+		wait := min(max(4*c.CapsRTT, 20*time.Millisecond), e.rto(p)/2)
 		if limit := requestTimeout(ctx); limit > 0 {
 			wait = min(wait, limit/3)
 		}
-		grace = time.AfterFunc(wait, cancel)
+		gctx.arm(wait)
 		return false, nil
 	})
-	if got && sends == 1 {
+	if gctx.timer != nil {
+		gctx.timer.Stop()
+	}
+	if err != nil && !(got && gctx.expired() && ctx.Err() == nil) {
+		return c, err
+	}
+	if err != nil && sends == 1 {
+		// Ended by the grace: the capabilities' reply time is still a
+		// clean sample.
 		p.observeRTT(c.CapsRTT)
 		e.observeRTT(c.CapsRTT)
-	}
-	if err != nil && !(got && ctx.Err() == nil && cctx.Err() != nil) {
-		return c, err
 	}
 	c.Code = cc
 	if cc != 0 {
@@ -375,4 +374,45 @@ func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privileg
 		return c, &StageError{Stage: StageAuthCaps, Err: ErrNoIPMI20}
 	}
 	return c, nil
+}
+
+// graceCtx is its parent until armed; then it is done when the grace
+// expires (the exchange reads Done on every wait, so arming from within
+// accept takes effect at once). Unarmed it costs no channel or timer.
+type graceCtx struct {
+	context.Context
+	done  chan struct{}
+	timer *time.Timer
+}
+
+func (g *graceCtx) arm(d time.Duration) {
+	g.done = make(chan struct{})
+	done := g.done
+	g.timer = time.AfterFunc(d, func() { close(done) })
+}
+
+func (g *graceCtx) expired() bool {
+	if g.done == nil {
+		return false
+	}
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *graceCtx) Done() <-chan struct{} {
+	if g.done != nil {
+		return g.done
+	}
+	return g.Context.Done()
+}
+
+func (g *graceCtx) Err() error {
+	if g.expired() {
+		return context.Canceled
+	}
+	return g.Context.Err()
 }
