@@ -444,6 +444,39 @@ func TestQuirkExactPrivilege(t *testing.T) {
 	if o := IPMI(newEngine(t))(context.Background(), tg); o.State != state.Connectable || b.Counters().AuthAttempts-before != 1 {
 		t.Errorf("seeded from the names: %s, %d RAKP 1", o.State, b.Counters().AuthAttempts-before)
 	}
+
+	// A BMC without the quirk: an account asking above its user's limit
+	// (operator for a user-level account) is still privilege_too_low —
+	// asking higher is refused too — at the cost of one more refused
+	// RAKP 1, which carries no password proof.
+	cfg := sim.Config{Count: 1, Seed: 13, Password: quirkPass, Accounts: sim.Accounts{User: true}, BaseAddr: "127.0.0.1"}
+	for attempt := 0; ; attempt++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.BasePort = c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		f2, err := sim.New(cfg)
+		if err != nil && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f2.Close() })
+		b2 := f2.BMCs()[0]
+		tg := quirkTarget(b2)
+		tg.User, tg.Privilege = sim.PlainUser, ipmi.PrivilegeOperator
+		o := IPMI(newEngine(t))(context.Background(), tg)
+		if o.State != state.NotAuthenticated || o.Reason != state.ReasonPrivilege || hasQuirk(o, "exact_privilege") {
+			t.Errorf("above the limit: %s/%s quirks %v: %s", o.State, o.Reason, o.Evidence.Quirks, o.Message)
+		}
+		if c := b2.Counters(); c.AuthAttempts != 2 || c.SessionsOpen != 0 {
+			t.Errorf("above the limit: %d RAKP 1, %d sessions open; want 2 (operator, administrator), 0", c.AuthAttempts, c.SessionsOpen)
+		}
+		break
+	}
 }
 
 // TestQuirkNoCloseReply: a BMC that closes the session but does not answer
