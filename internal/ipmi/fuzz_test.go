@@ -32,6 +32,11 @@ func FuzzParseDatagram(f *testing.F) {
 
 func FuzzParseResponse(f *testing.F) {
 	f.Add(buildRequest(0x07, 0x01, 3, []byte{0, 0x20, 0x01, 0x02, 0x45, 0x02, 0xbf, 0x57, 0x01, 0, 0x34, 0x12}))
+	// Get Channel Auth Capabilities as the authcap quirk answers (no auth
+	// types, K_g set, no named users, IPMI 1.5 only), and as an IPMI 1.5
+	// BMC does (no extended data).
+	f.Add(buildRequest(0x1c, 0x38, 4, []byte{0, 0x01, 0x80, 0x20, 0x01, 0, 0, 0, 0}))
+	f.Add(buildRequest(0x1c, 0x38, 5, []byte{0, 0x01, 0x04, 0x04, 0x00, 0, 0, 0, 0}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := parseResponse(b)
 		if err != nil {
