@@ -38,6 +38,9 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(buildRequest(0x1c, 0x38, 4, []byte{0, 0x01, 0x80, 0x20, 0x01, 0, 0, 0, 0}))
 	f.Add(buildRequest(0x1c, 0x38, 5, []byte{0, 0x01, 0x04, 0x04, 0x00, 0, 0, 0, 0}))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, err := parseResponseSums(b, false); err == nil && len(r.data) > len(b) {
+			t.Fatalf("%d data bytes from %d", len(r.data), len(b))
+		}
 		r, err := parseResponse(b)
 		if err != nil {
 			return

@@ -82,6 +82,12 @@ const (
 	// QuirkSeqGaps: the BMC's session sequence numbers skip (LAN Session
 	// #9: ASRock MT-C224 in shared-NIC mode); tolerated by the window.
 	QuirkSeqGaps
+	// QuirkBadChecksum: in-session replies carried wrong IPMI checksums
+	// although the session's HMAC verified them (FreeIPMI
+	// "nochecksumcheck": Supermicro X9SCM-iiF, X9DRi-F, X9DRFR); taken,
+	// since the HMAC is the stronger check. Without integrity (suites 0
+	// and 1) the checksum still decides.
+	QuirkBadChecksum
 	quirkEnd
 )
 
@@ -114,6 +120,7 @@ var quirkNames = []struct {
 	{QuirkExactPrivilege, "exact_privilege"},
 	{QuirkNoCloseReply, "no_close_reply"},
 	{QuirkSeqGaps, "sequence_gaps"},
+	{QuirkBadChecksum, "bad_ipmi_checksum"},
 }
 
 // Names lists the quirks in q by their stable names.

@@ -236,18 +236,26 @@ type response struct {
 
 // parseResponse decodes an IPMI LAN response and checks both checksums.
 func parseResponse(m []byte) (response, error) {
+	return parseResponseSums(m, true)
+}
+
+// errChecksum: an IPMI message whose only fault is a checksum.
+var errChecksum = fmt.Errorf("%w: IPMI checksum", ErrMalformed)
+
+// parseResponseSums decodes an IPMI LAN response, checking its checksums
+// when sums is set (errChecksum when only they are wrong). Unchecked, it
+// serves replies whose integrity the session's HMAC already proved (some
+// Supermicro BMCs get the checksums wrong: FreeIPMI "nochecksumcheck").
+func parseResponseSums(m []byte, sums bool) (response, error) {
 	var r response
 	if len(m) < 8 {
 		return r, malformed("IPMI response of %d bytes", len(m))
 	}
-	if ipmiChecksum(m[0:2]) != m[2] {
-		return r, malformed("IPMI header checksum")
-	}
-	if ipmiChecksum(m[3:len(m)-1]) != m[len(m)-1] {
-		return r, malformed("IPMI data checksum")
-	}
 	if m[1]>>2&1 != 1 {
 		return r, malformed("IPMI netFn %#02x is not a response", m[1]>>2)
+	}
+	if sums && (ipmiChecksum(m[0:2]) != m[2] || ipmiChecksum(m[3:len(m)-1]) != m[len(m)-1]) {
+		return r, errChecksum
 	}
 	r.netFn = m[1] >> 2
 	r.rqSeq = m[4] >> 2

@@ -523,3 +523,21 @@ func TestQuirkSeqGaps(t *testing.T) {
 		t.Fatalf("%s/%s %v quirks %v: %s", o.State, o.Reason, o.Conditions, o.Evidence.Quirks, o.Message)
 	}
 }
+
+// TestQuirkBadChecksum: a BMC whose in-session replies carry wrong IPMI
+// checksums, authenticated by the session's HMAC all the same (FreeIPMI
+// "nochecksumcheck": Supermicro X9SCM-iiF, X9DRi-F), is Connectable with
+// the quirk named: the HMAC is the stronger check. Without the workaround
+// every reply was garbage: NotResponding/protocol_error.
+func TestQuirkBadChecksum(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkBadChecksum)
+	b := f.BMCs()[0]
+	for _, suites := range [][]ipmi.CipherSuite{nil, {3}} {
+		tg := quirkTarget(b)
+		tg.Suites = suites
+		o := IPMI(newEngine(t))(context.Background(), tg)
+		if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || !hasQuirk(o, "bad_ipmi_checksum") || o.GUID != o.Expected {
+			t.Fatalf("suites %v: %s/%s %v quirks %v: %s", suites, o.State, o.Reason, o.Conditions, o.Evidence.Quirks, o.Message)
+		}
+	}
+}

@@ -95,7 +95,8 @@ type BMC struct {
 
 	rf *rfService // Redfish service (nil unless Config.Redfish)
 
-	noReply sync.Map // netip.AddrPort → struct{}: the next reply there is not sent (quirk no_close_reply)
+	noReply sync.Map                // netip.AddrPort → struct{}: the next reply there is not sent (quirk no_close_reply)
+	badSum  map[uint32]*bmc.Session // by console session ID: replies re-sealed with a bad checksum (quirk bad_checksum); guarded by trMu
 }
 
 // core is one run of the BMC firmware: go-ipmi state, server and transport.
@@ -603,6 +604,9 @@ func (b *BMC) emit(c *udpConn, data []byte, to *net.UDPAddr) (int, error) {
 	f := b.faultSet()
 	if f.Quirk != 0 {
 		data = quirkOut(f.Quirk, data)
+		if f.Quirk&QuirkBadChecksum != 0 {
+			data = b.badChecksum(data)
+		}
 		if f.Quirk&QuirkNoCloseReply != 0 && b.takeNoReply(to) {
 			b.untrackInflight(to)
 			b.ctr.droppedOut.Add(1)

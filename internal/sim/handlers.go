@@ -175,6 +175,9 @@ func sessionQuirks(next handlers.Handler) handlers.Handler {
 			return rsp, cc, err
 		}
 		q := b.faultSet().Quirk
+		if q&QuirkBadChecksum != 0 {
+			b.noteChecksum(hctx.Session)
+		}
 		if q&QuirkSeqGaps != 0 {
 			hctx.Session.NextOutboundSeq() // skipped: the reply gets the one after
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/bougou/go-ipmi/pkg/bmc"
+	"github.com/bougou/go-ipmi/pkg/crypto"
+	"github.com/bougou/go-ipmi/pkg/protocol"
 	"github.com/bougou/go-ipmi/pkg/types"
 	"gopkg.in/yaml.v3"
 )
@@ -89,6 +91,11 @@ const (
 	// QuirkSeqGaps skips every other outbound session sequence number
 	// (1, 3, 5, …: LAN Session #9, ASRock MT-C224 in shared-NIC mode).
 	QuirkSeqGaps
+	// QuirkBadChecksum sends every in-session IPMI reply with a wrong
+	// trailing IPMI checksum, encrypted and authenticated as usual
+	// (FreeIPMI "nochecksumcheck": Supermicro X9SCM-iiF, X9DRi-F,
+	// X9DRFR).
+	QuirkBadChecksum
 	quirkEnd
 )
 
@@ -113,6 +120,7 @@ var quirkNames = []struct {
 	{QuirkExactPrivilege, "exact_privilege", "RAKP 1 refused (0x0A) unless the privilege asked is exactly the user's limit (LAN Auth #24: Xyratex)"},
 	{QuirkNoCloseReply, "no_close_reply", "Close Session closes but is not answered (LAN Session #1: Intel SR870BN4)"},
 	{QuirkSeqGaps, "seq_gaps", "outbound session sequence numbers skip (1, 3, 5: LAN Session #9, ASRock MT-C224)"},
+	{QuirkBadChecksum, "bad_checksum", "in-session replies with a wrong IPMI checksum, authenticated (nochecksumcheck: Supermicro X9SCM, X9DRi-F)"},
 }
 
 // QuirkNames lists the quirk names the simulator knows.
@@ -367,4 +375,81 @@ func (b *BMC) takeNoReply(to *net.UDPAddr) bool {
 func unmapped(a *net.UDPAddr) netip.AddrPort {
 	ap := a.AddrPort()
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// noteChecksum remembers sess for its console session ID, so its replies
+// can be re-sealed with a wrong checksum (QuirkBadChecksum).
+func (b *BMC) noteChecksum(sess *bmc.Session) {
+	b.trMu.Lock()
+	defer b.trMu.Unlock()
+	if b.badSum == nil {
+		b.badSum = make(map[uint32]*bmc.Session, 1)
+	}
+	if _, ok := b.badSum[sess.ConsoleID]; !ok && len(b.badSum) >= maxTracked {
+		for k := range b.badSum { // bounded: forget one
+			delete(b.badSum, k)
+			break
+		}
+	}
+	b.badSum[sess.ConsoleID] = sess
+}
+
+// badChecksum rewrites an in-session IPMI reply: its message's trailing
+// checksum made wrong, then encrypted and authenticated again with the
+// session's keys, as a BMC with the bug sends it (QuirkBadChecksum).
+// Anything else is returned unchanged.
+func (b *BMC) badChecksum(pkt []byte) []byte {
+	if len(pkt) < 16 || pkt[3]&0x1f != 0x07 || pkt[4] != 0x06 || pkt[5]&0x3f != ptIPMI {
+		return pkt
+	}
+	b.trMu.Lock()
+	sess := b.badSum[leUint32(pkt[6:10])]
+	b.trMu.Unlock()
+	if sess == nil {
+		return pkt
+	}
+	flags := pkt[5] & 0xc0
+	n := int(binary.LittleEndian.Uint16(pkt[14:16]))
+	if len(pkt) < 16+n {
+		return pkt
+	}
+	msg := append([]byte(nil), pkt[16:16+n]...)
+	encrypted := flags&types.PayloadFlagEncrypted != 0
+	if encrypted {
+		m, err := crypto.DecryptAESPayload(msg, sess.K2)
+		if err != nil {
+			return pkt
+		}
+		msg = m
+	}
+	if len(msg) < 8 {
+		return pkt
+	}
+	msg[len(msg)-1] ^= 0x5a
+	payload := msg
+	if encrypted {
+		enc, err := crypto.EncryptAESPayload(msg, sess.K2, crypto.RandomBytes(16))
+		if err != nil {
+			return pkt
+		}
+		payload = enc
+	}
+	out := protocol.BuildRMCPPlusPacket(ptIPMI, flags, leUint32(pkt[6:10]), leUint32(pkt[10:14]), payload)
+	if flags&types.PayloadFlagAuthenticated == 0 {
+		return out
+	}
+	codeLen, ok := crypto.IntegrityAuthCodeLen(sess.IntegrityAlg)
+	if !ok || codeLen == 0 {
+		return out
+	}
+	pad := types.IntegrityPadLen(12, len(payload))
+	for i := 0; i < pad; i++ {
+		out = append(out, 0xff)
+	}
+	out = append(out, byte(pad), 0x07)
+	code, err := crypto.SessionIntegrityAuthCode(sess.IntegrityAlg, out[4:], sess.K1, "")
+	if err != nil || len(code) != codeLen {
+		return pkt
+	}
+	return append(out, code...)
 }
