@@ -159,7 +159,9 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 	sess, err := eng.Open(octx, t.Addr, cr)
 	if err != nil {
 		var se *ipmi.StageError
-		if no20 && errors.As(err, &se) && se.Stage == ipmi.StageOpenSession && errors.Is(err, ipmi.ErrNoResponse) {
+		// Silence (or garbage) to Open Session from a BMC whose
+		// capabilities deny IPMI 2.0 confirms them.
+		if no20 && errors.As(err, &se) && se.Stage == ipmi.StageOpenSession && (errors.Is(err, ipmi.ErrNoResponse) || errors.Is(err, ipmi.ErrMalformed)) {
 			err = &ipmi.StageError{Stage: ipmi.StageOpenSession, Attempts: se.Attempts, Elapsed: se.Elapsed, Err: ipmi.ErrIPMI15Only}
 		}
 		fail(o, t, err, !t.Light)
