@@ -115,7 +115,9 @@ func RunWith(ctx context.Context, eng *ipmi.Engine, t probe.Target, o Options) (
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	caps, _, err := eng.AuthCaps(cctx, t.Addr, priv)
 	cancel()
-	if err != nil {
+	// Capabilities that deny IPMI 2.0 may be bogus (FreeIPMI "authcap":
+	// Asus, Intel, Sun): the own login decides.
+	if err != nil && !errors.Is(err, ipmi.ErrNoIPMI20) {
 		return r.fail("auth_caps", err)
 	}
 	r.AuthCaps = &caps

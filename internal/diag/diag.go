@@ -55,6 +55,7 @@ const (
 	CauseTLSError       Cause = "tls_error"            // Redfish: the TLS handshake failed
 	CauseRedfishDown    Cause = "redfish_service_down" // Redfish: TCP refused: host up, no HTTPS service
 	CauseNoSessions     Cause = "redfish_no_sessions"  // Redfish: the account forces session login, the service offers none
+	CauseIPMI15Only     Cause = "ipmi15_only"          // the BMC speaks IPMI 1.5 only; lightsout needs 2.0
 
 	// NotAuthenticated.
 	CausePasswordChanged      Cause = "password_changed_on_bmc"

@@ -249,6 +249,17 @@ func notResponding(f Facts) Result {
 			RuledOut: []string{"the BMC itself: packets never reach its network"},
 			Remedy:   "check the address in the account, the manager's routes to the management network, and the management VLAN; a host name must resolve from the manager",
 		})
+	case state.ReasonIPMI15Only:
+		d := &Diagnosis{Cause: CauseIPMI15Only, Confidence: High,
+			Summary:  "the BMC speaks IPMI 1.5 only, and lightsout needs IPMI 2.0 (RMCP+)",
+			Evidence: []string{nonEmpty(f.Message, "its capabilities offer IPMI 1.5 only, and it does not answer an RMCP+ Open Session")},
+			RuledOut: []string{"the network path and the BMC's power: it answered the capabilities request", "the account: no login was possible to try"},
+			Remedy:   "enable IPMI 2.0 / RMCP+ sessions on the BMC (its IPMI over LAN settings) or update its firmware; a BMC that cannot do IPMI 2.0 can be monitored over Redfish if it offers it",
+		}
+		if f.Evidence.PingAnswered {
+			d.Evidence = append(d.Evidence, "it answers presence pings")
+		}
+		return done(d)
 	case state.ReasonTLS:
 		return done(tlsError(f))
 	case state.ReasonStalled, state.ReasonProtocol:

@@ -280,6 +280,7 @@ func bases() []Facts {
 			add(ib)
 		}
 	}
+	add(base(state.NotResponding, state.ReasonIPMI15Only))
 	dns := base(state.NotResponding, state.ReasonUnreachable)
 	dns.Message = "the address does not resolve: \"bmc-7.example\" does not resolve"
 	add(dns)
@@ -536,7 +537,7 @@ func TestTreesExhaustive(t *testing.T) {
 		CausePasswordChanged, CausePasswordEditWrong, CausePasswordNeverWorked, CauseReplacedCredentials,
 		CauseUserRemoved, CauseUserNameWrong, CauseUserMissingAfterSwap, CausePrivilegeTooLow, CauseAccountLocked, CauseAuthRejected,
 		CauseAddressesSwapped, CauseAddressReused, CauseMotherboardReplaced, CauseUnknownBMC, CauseIdentityUnverifiable,
-		CauseCertChanged, CauseTLSError, CauseRedfishDown, CauseNoSessions,
+		CauseCertChanged, CauseTLSError, CauseRedfishDown, CauseNoSessions, CauseIPMI15Only,
 		CauseSessionTableFull, CauseStaleOwnSessions, CauseCompetingConsoles, CauseBusyCleared,
 		CauseEnclosureWide, CauseSubnetWide, CauseFirmwareWide, CauseCompetingPollers, CauseBMCOverloaded, CauseOccasionalRetry}
 	for _, c := range all {

@@ -245,3 +245,174 @@ func (s *Session) SetPrivilege(ctx context.Context, p Privilege) error {
 	_, err := s.Do(ctx, 0x06, 0x3b, []byte{byte(p)})
 	return err
 }
+
+// Contact is a first contact's answer: Get Channel Authentication
+// Capabilities, and the presence ping sent with it.
+type Contact struct {
+	// Caps are the capabilities (zero unless Code is 0); CapsRTT > 0
+	// says the BMC answered the request.
+	Caps    AuthCaps
+	CapsRTT time.Duration
+	// Code is the completion code of the answer (non-zero: the IPMI 2.0
+	// request was refused, as an IPMI 1.5 BMC may).
+	Code byte
+	// Pong: the presence ping was answered, after PingRTT.
+	Pong    bool
+	PingRTT time.Duration
+}
+
+// Contact asks Get Channel Authentication Capabilities for priv and, with
+// ping, sends the RMCP presence ping alongside: one round trip for both.
+// A BMC that does not answer the ping (ipmiping: Intel M50FCP, Windmill,
+// pyghmi) costs only a short wait once its capabilities are in — a few of
+// their round trips — not a separate ping timeout. A ping answered without
+// the capabilities still says the BMC is there (the error then comes with
+// Pong set). Capabilities without IPMI 2.0 are returned with an
+// ErrNoIPMI20 error, as AuthCaps does: they may be bogus (authcap).
+func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privilege, ping bool) (Contact, error) {
+	var c Contact
+	p, err := e.peer(addr)
+	if err != nil {
+		return c, err
+	}
+	if priv == 0 {
+		priv = PrivilegeAdministrator
+	}
+	rqSeq := randomTag() & 0x3f
+	capsPkt := buildV15(buildRequest(0x06, 0x38, rqSeq, []byte{0x8e, byte(priv)}))
+	pingTag := randomTag()
+	var pingPkt []byte
+	if ping {
+		pingPkt = buildPing(pingTag)
+	}
+	gctx := &graceCtx{Context: ctx}
+	var (
+		capsSent, pingSent time.Time
+		pings, sends       int
+		got                bool
+		cc                 byte
+	)
+	_, _, err = e.exchange(gctx, p, StageAuthCaps, func() []byte {
+		if ping && !c.Pong {
+			// The ping goes first, with every transmission of the
+			// request, until a pong comes back.
+			pingSent = time.Now()
+			pings++
+			_ = e.send(p, pingPkt)
+		}
+		if got {
+			return pingPkt // only the pong is waited for (not reached: the grace ends first)
+		}
+		sends++
+		capsSent = time.Now()
+		return capsPkt
+	}, func(ev event) (bool, error) {
+		if ev.d.class == classASF {
+			if !ping || c.Pong || ev.d.asfType != asfTypePong || ev.d.asfTag != pingTag {
+				return false, nil
+			}
+			c.Pong = true
+			if pings == 1 {
+				c.PingRTT = ev.at.Sub(pingSent)
+			}
+			return got, nil
+		}
+		if got || ev.d.class != classIPMI || ev.d.sessionID != 0 {
+			return false, nil
+		}
+		if ev.d.authType == authTypeRMCPP && ev.d.payloadType != payloadIPMI {
+			return false, nil
+		}
+		r, err := parseResponse(ev.d.payload)
+		if err != nil {
+			e.c.malformed.Add(1)
+			return false, errBadReply
+		}
+		if r.cmd != 0x38 || r.rqSeq != rqSeq {
+			return false, nil
+		}
+		got, cc = true, r.cc
+		c.CapsRTT = ev.at.Sub(capsSent)
+		if cc == 0 {
+			if c.Caps, err = parseAuthCaps(r.data); err != nil {
+				e.c.malformed.Add(1)
+				return true, &StageError{Stage: StageAuthCaps, Err: err}
+			}
+		}
+		if !ping || c.Pong {
+			return true, nil
+		}
+		// The capabilities are in, the pong is not (yet: a BMC may
+		// answer the two in any order): wait for it a few of their round
+		// trips, at least 20 ms, within half the retransmission timeout
+		// (so nothing is sent again) and a third of the request limit.
+		wait := min(max(4*c.CapsRTT, 20*time.Millisecond), e.rto(p)/2)
+		if limit := requestTimeout(ctx); limit > 0 {
+			wait = min(wait, limit/3)
+		}
+		gctx.arm(wait)
+		return false, nil
+	})
+	if gctx.timer != nil {
+		gctx.timer.Stop()
+	}
+	if err != nil && !(got && gctx.expired() && ctx.Err() == nil) {
+		return c, err
+	}
+	if err != nil && sends == 1 {
+		// Ended by the grace: the capabilities' reply time is still a
+		// clean sample.
+		p.observeRTT(c.CapsRTT)
+		e.observeRTT(c.CapsRTT)
+	}
+	c.Code = cc
+	if cc != 0 {
+		// A BMC that rejects the IPMI 2.0 extension bit speaks only 1.5.
+		return c, &StageError{Stage: StageAuthCaps, Err: fmt.Errorf("%w: completion code %#02x to the IPMI 2.0 request", ErrNoIPMI20, cc)}
+	}
+	if !c.Caps.IPMI20 {
+		return c, &StageError{Stage: StageAuthCaps, Err: ErrNoIPMI20}
+	}
+	return c, nil
+}
+
+// graceCtx is its parent until armed; then it is done when the grace
+// expires (the exchange reads Done on every wait, so arming from within
+// accept takes effect at once). Unarmed it costs no channel or timer.
+type graceCtx struct {
+	context.Context
+	done  chan struct{}
+	timer *time.Timer
+}
+
+func (g *graceCtx) arm(d time.Duration) {
+	g.done = make(chan struct{})
+	done := g.done
+	g.timer = time.AfterFunc(d, func() { close(done) })
+}
+
+func (g *graceCtx) expired() bool {
+	if g.done == nil {
+		return false
+	}
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *graceCtx) Done() <-chan struct{} {
+	if g.done != nil {
+		return g.done
+	}
+	return g.Context.Done()
+}
+
+func (g *graceCtx) Err() error {
+	if g.expired() {
+		return context.Canceled
+	}
+	return g.Context.Err()
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -59,6 +60,13 @@ func (e *Engine) Sessionless(ctx context.Context, addr netip.AddrPort, netFn, cm
 // channel (Get Channel Cipher Suites, App 0x54, before login), in the
 // BMC's order.
 func (e *Engine) CipherSuites(ctx context.Context, addr netip.AddrPort) ([]CipherSuite, error) {
+	l, _, err := e.cipherSuites(ctx, addr)
+	return l, err
+}
+
+// cipherSuites is CipherSuites, also saying whether the records had to be
+// read leniently (QuirkCipherTags).
+func (e *Engine) cipherSuites(ctx context.Context, addr netip.AddrPort) ([]CipherSuite, bool, error) {
 	var records []byte
 	// 16 bytes of records per answer; a short answer is the last. 64
 	// records at most (the index has 6 bits); a BMC that never sends a
@@ -66,17 +74,61 @@ func (e *Engine) CipherSuites(ctx context.Context, addr netip.AddrPort) ([]Ciphe
 	for index := byte(0); index < 0x40; index++ {
 		b, _, err := e.Sessionless(ctx, addr, 0x06, 0x54, []byte{0x0e, 0x00, 0x80 | index})
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if len(b) < 1 {
-			return nil, malformed("cipher suite answer of %d bytes", len(b))
+			return nil, false, malformed("cipher suite answer of %d bytes", len(b))
 		}
 		records = append(records, b[1:]...)
 		if len(b)-1 < 16 {
 			break
 		}
 	}
-	return parseCipherSuiteRecords(records)
+	return parseCipherRecords(records)
+}
+
+// parseCipherRecords reads the records as parseCipherSuiteRecords does;
+// when that fails, or takes an algorithm byte for a record's suite ID
+// (tag bits 11b), the records are read again as fixed-size ones — C0h, ID
+// and three algorithm bytes; C1h, ID, IANA and three — whatever the
+// algorithm bytes' tag bits (Sun Fire 4100's ILOM tags them wrong:
+// FreeIPMI "sun20"). lenient says the second reading was used.
+func parseCipherRecords(b []byte) (list []CipherSuite, lenient bool, err error) {
+	list, err = parseCipherSuiteRecords(b)
+	if err == nil && !slices.ContainsFunc(list, func(s CipherSuite) bool { return s&0xc0 == 0xc0 }) {
+		return list, false, nil
+	}
+	if fixed, ok := fixedCipherRecords(b); ok {
+		return fixed, true, nil
+	}
+	if err == nil {
+		err = malformed("cipher suite records with an algorithm byte where a suite ID belongs")
+	}
+	return nil, false, err
+}
+
+// fixedCipherRecords reads records of fixed size: C0h ID auth integ conf,
+// or C1h ID IANA(3) auth integ conf. False unless every record starts with
+// C0h or C1h and the last ends with b.
+func fixedCipherRecords(b []byte) ([]CipherSuite, bool) {
+	var out []CipherSuite
+	for i := 0; i < len(b); {
+		size := 0
+		switch b[i] {
+		case 0xc0:
+			size = 5
+		case 0xc1:
+			size = 8
+		default:
+			return nil, false
+		}
+		if i+size > len(b) {
+			return nil, false
+		}
+		out = append(out, CipherSuite(b[i+1]))
+		i += size
+	}
+	return out, len(out) > 0
 }
 
 // parseCipherSuiteRecords reads the cipher suite records of Get Channel

@@ -42,6 +42,10 @@ var (
 	ErrCipher0 = errors.New("ipmi: cipher suite 0 refused (not allowed)")
 	// ErrNoIPMI20: the BMC does not speak IPMI 2.0 / RMCP+.
 	ErrNoIPMI20 = errors.New("ipmi: BMC does not support IPMI 2.0 RMCP+")
+	// ErrIPMI15Only: the BMC says it speaks IPMI 1.5 only and does not
+	// answer RMCP+ (Open Session): lightsout needs IPMI 2.0. Wraps
+	// ErrNoIPMI20.
+	ErrIPMI15Only = fmt.Errorf("%w: the BMC speaks IPMI 1.5 only (its capabilities say so, and it does not answer RMCP+ Open Session); lightsout needs IPMI 2.0", ErrNoIPMI20)
 	// ErrRejected: the BMC refused the session for another RMCP+ status.
 	ErrRejected = errors.New("ipmi: session refused")
 	// ErrClosed: the engine or session was closed.

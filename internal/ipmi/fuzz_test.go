@@ -3,6 +3,7 @@ package ipmi
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -16,6 +17,7 @@ func FuzzParseDatagram(f *testing.F) {
 	f.Add(buildV15(buildRequest(0x07, 0x38, 1, []byte{0x01, 0x80, 0x14, 0x02, 0, 0, 0, 0})))
 	f.Add(buildRMCPPlus(payloadOpenSessResp, 0, 0, 0, make([]byte, 36), nil))
 	f.Add(buildRMCPPlus(payloadIPMI, flagAuthenticated|flagEncrypted, 5, 9, make([]byte, 32), func([]byte) []byte { return make([]byte, 12) }))
+	f.Add(rakp2LongLen())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := parseDatagram(b)
 		if err != nil {
@@ -30,7 +32,15 @@ func FuzzParseDatagram(f *testing.F) {
 
 func FuzzParseResponse(f *testing.F) {
 	f.Add(buildRequest(0x07, 0x01, 3, []byte{0, 0x20, 0x01, 0x02, 0x45, 0x02, 0xbf, 0x57, 0x01, 0, 0x34, 0x12}))
+	// Get Channel Auth Capabilities as the authcap quirk answers (no auth
+	// types, K_g set, no named users, IPMI 1.5 only), and as an IPMI 1.5
+	// BMC does (no extended data).
+	f.Add(buildRequest(0x1c, 0x38, 4, []byte{0, 0x01, 0x80, 0x20, 0x01, 0, 0, 0, 0}))
+	f.Add(buildRequest(0x1c, 0x38, 5, []byte{0, 0x01, 0x04, 0x04, 0x00, 0, 0, 0, 0}))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, err := parseResponseSums(b, false); err == nil && len(r.data) > len(b) {
+			t.Fatalf("%d data bytes from %d", len(r.data), len(b))
+		}
 		r, err := parseResponse(b)
 		if err != nil {
 			return
@@ -99,9 +109,13 @@ func FuzzDiagReplies(f *testing.F) {
 	f.Add([]byte{0x00, 0x04, 0x01})
 	f.Add([]byte("admin\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
 	f.Add([]byte{0x03, 0x07})
+	f.Add(sun20Records)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if ss, err := parseCipherSuiteRecords(b); err == nil && len(ss) > len(b)/2 {
 			t.Fatalf("%d suites from %d bytes", len(ss), len(b))
+		}
+		if ss, _, err := parseCipherRecords(b); err == nil && len(ss) > len(b)/2 {
+			t.Fatalf("lenient: %d suites from %d bytes", len(ss), len(b))
 		}
 		if si, err := parseSessionInfo(b); err == nil && (si.Slots > 63 || si.Active > 63) {
 			t.Fatalf("session info %+v", si)
@@ -146,5 +160,47 @@ func TestDiagDecoders(t *testing.T) {
 	}
 	if on, err := parseBladeIdentify([]byte{3, 1}); !on || err != nil {
 		t.Errorf("identify %v %v", on, err)
+	}
+}
+
+// sun20Records are suites 3 and 17 as Sun Fire 4100's ILOM lists them:
+// integrity tagged 10b, confidentiality 11b (FreeIPMI "sun20").
+var sun20Records = []byte{0xc0, 0x03, 0x01, 0x81, 0xc1, 0xc0, 0x11, 0x03, 0x84, 0xc1}
+
+// rakp2LongLen is a RAKP 2 whose header claims one payload byte more than
+// it holds (Supermicro H8QME, FreeIPMI "supermicro20").
+func rakp2LongLen() []byte {
+	b := buildRMCPPlus(payloadRAKP2, 0, 0, 0, make([]byte, 60), nil)
+	b[14]++
+	return b
+}
+
+// TestQuirkDecoders: the lenient readings, and their limits.
+func TestQuirkDecoders(t *testing.T) {
+	ss, lenient, err := parseCipherRecords(sun20Records)
+	if err != nil || !lenient || !slices.Equal(ss, []CipherSuite{3, 17}) {
+		t.Errorf("sun20 records: %v lenient %v %v", ss, lenient, err)
+	}
+	ss, lenient, err = parseCipherRecords([]byte{0xc0, 0x03, 0x01, 0x41, 0x81, 0xc1, 0x80, 0x9e, 0x15, 0x00, 0x01, 0xc0, 0x11, 0x03, 0x44, 0x81})
+	if err != nil || lenient || !slices.Equal(ss, []CipherSuite{3, 0x80, 17}) {
+		t.Errorf("standard records: %v lenient %v %v", ss, lenient, err)
+	}
+	if _, _, err := parseCipherRecords([]byte{0xc0, 0x03, 0x01, 0x81, 0xc1, 0xc0}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("truncated sun20 records: %v", err)
+	}
+	d, err := parseDatagram(rakp2LongLen())
+	if err != nil || !d.longLen || len(d.payload) != 60 || d.payloadType != payloadRAKP2 {
+		t.Errorf("RAKP 2 one byte long: %+v %v", d, err)
+	}
+	// Only by one, only unauthenticated handshake replies.
+	b := rakp2LongLen()
+	b[14]++
+	if _, err := parseDatagram(b); !errors.Is(err, ErrMalformed) {
+		t.Errorf("two bytes long: %v", err)
+	}
+	b = buildRMCPPlus(payloadIPMI, 0, 5, 1, make([]byte, 20), nil)
+	b[14]++
+	if _, err := parseDatagram(b); !errors.Is(err, ErrMalformed) {
+		t.Errorf("IPMI payload one byte long: %v", err)
 	}
 }

@@ -52,8 +52,56 @@ const (
 	// Authentication Capabilities, as ipmitool always sends first) resets
 	// it. Learned: every Open on this BMC sends it first.
 	QuirkStaleSession
+	// QuirkAuthCaps: Get Channel Authentication Capabilities said
+	// something a session then contradicted — no IPMI 2.0, K_g set, no
+	// user with a name — (FreeIPMI "authcap": Asus P5M2, Intel SR1520ML,
+	// Sun Fire X4150). Its claims are not a verdict; the session is.
+	QuirkAuthCaps
+	// QuirkRAKP2Length: a RAKP 2 header claimed one payload byte more
+	// than the datagram held (FreeIPMI "supermicro20": Supermicro H8QME);
+	// the bytes present were taken, and verified as usual.
+	QuirkRAKP2Length
+	// QuirkCipherTags: Get Channel Cipher Suites records carried wrong
+	// algorithm tag bits (FreeIPMI "sun20": Sun Fire 4100 ILOM); read as
+	// fixed-size records.
+	QuirkCipherTags
+	// QuirkICVCipher0: a suite 0 RAKP 4 carried an integrity check value
+	// where none belongs (FreeIPMI "integritycheckvalue": Supermicro
+	// X8DTG, Intel S5500WBV); ignored — suite 0 checks nothing anyway.
+	QuirkICVCipher0
+	// QuirkExactPrivilege: RAKP 1 was refused (status 0x0A) for
+	// a maximum privilege below the user's limit, and accepted at the
+	// limit (FreeIPMI bugs doc LAN Auth #24: Xyratex). The privilege that
+	// worked is learned (Profile.Privilege); the session still raises
+	// itself only to the account's privilege.
+	QuirkExactPrivilege
+	// QuirkNoCloseReply: Close Session went unanswered (LAN Session #1:
+	// Intel SR870BN4); learned: later sessions send it once and do not
+	// wait.
+	QuirkNoCloseReply
+	// QuirkSeqGaps: the BMC's session sequence numbers skip (LAN Session
+	// #9: ASRock MT-C224 in shared-NIC mode); tolerated by the window.
+	QuirkSeqGaps
+	// QuirkBadChecksum: in-session replies carried wrong IPMI checksums
+	// although the session's HMAC verified them (FreeIPMI
+	// "nochecksumcheck": Supermicro X9SCM-iiF, X9DRi-F, X9DRFR); taken,
+	// since the HMAC is the stronger check. Without integrity (suites 0
+	// and 1) the checksum still decides.
+	QuirkBadChecksum
 	quirkEnd
 )
+
+// privShift: the top four bits of a Quirk word hold the maximum privilege
+// learned with QuirkExactPrivilege (0: none learned), named
+// "privilege_administrator" and so on: the profile keeps it wherever it
+// keeps the quirk names (the store, evidence).
+const privShift = 28
+
+const quirkPrivMask Quirk = 0x0f << privShift
+
+func learnedPrivilege(q uint32) Privilege { return Privilege(q >> privShift) }
+
+const privPrefix = "privilege_"
 
 var quirkNames = []struct {
 	q    Quirk
@@ -65,6 +113,14 @@ var quirkNames = []struct {
 	{QuirkNoSuiteList, "no_cipher_suite_list"},
 	{QuirkNoSystemGUID, "no_get_system_guid"},
 	{QuirkStaleSession, "stale_session_per_port"},
+	{QuirkAuthCaps, "auth_caps_misreported"},
+	{QuirkRAKP2Length, "rakp2_length_off_by_one"},
+	{QuirkCipherTags, "cipher_record_tags"},
+	{QuirkICVCipher0, "rakp4_icv_with_cipher0"},
+	{QuirkExactPrivilege, "exact_privilege"},
+	{QuirkNoCloseReply, "no_close_reply"},
+	{QuirkSeqGaps, "sequence_gaps"},
+	{QuirkBadChecksum, "bad_ipmi_checksum"},
 }
 
 // Names lists the quirks in q by their stable names.
@@ -74,6 +130,9 @@ func (q Quirk) Names() []string {
 		if q&n.q != 0 {
 			out = append(out, n.name)
 		}
+	}
+	if p := learnedPrivilege(uint32(q)); p != 0 {
+		out = append(out, privPrefix+p.String())
 	}
 	return out
 }
@@ -88,6 +147,11 @@ func ParseQuirks(names []string) Quirk {
 				q |= n.q
 			}
 		}
+		if p, ok := strings.CutPrefix(s, privPrefix); ok {
+			if pr, err := ParsePrivilege(p); err == nil && p != "" {
+				q = q&^quirkPrivMask | Quirk(pr)<<privShift
+			}
+		}
 	}
 	return q
 }
@@ -100,6 +164,10 @@ type Profile struct {
 	Known  bool // Suite is a suite that worked
 	Quirks Quirk
 }
+
+// Privilege is the maximum privilege a BMC with QuirkExactPrivilege
+// accepted (0: none learned).
+func (p Profile) Privilege() Privilege { return learnedPrivilege(uint32(p.Quirks)) }
 
 type profileJSON struct {
 	Suite  *int     `json:"suite,omitempty"`
@@ -563,9 +631,12 @@ func (s *Session) afterRAKP(ctx context.Context, cr Credentials, allow []CipherS
 
 // offeredSuites reads Get Channel Cipher Suites for p.
 func (e *Engine) offeredSuites(ctx context.Context, p *peer) ([]CipherSuite, error) {
-	l, err := e.CipherSuites(ctx, p.addr)
+	l, lenient, err := e.cipherSuites(ctx, p.addr)
 	if err != nil {
 		return nil, err
+	}
+	if lenient {
+		p.quirks.Or(uint32(QuirkCipherTags))
 	}
 	if len(l) == 0 {
 		return nil, malformed("empty cipher suite list")

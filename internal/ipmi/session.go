@@ -69,6 +69,12 @@ type Session struct {
 	state   sessState
 	tag     byte // last message tag used; see nextTag
 	cipher0 bool // suite 0 may be adopted from a counter-proposal
+
+	// gaps counts replies whose sequence number skipped one or more;
+	// retrans0 is the peer's retransmission count when the session
+	// opened (gaps without retransmissions are the BMC's: QuirkSeqGaps).
+	gaps     uint32
+	retrans0 uint32
 }
 
 // Conflict is a handshake request that drew an unauthenticated refusal
@@ -181,7 +187,7 @@ func (e *Engine) Open(ctx context.Context, addr netip.AddrPort, cr Credentials) 
 		<-p.sess
 		return nil, err
 	}
-	n, err := s.negotiate(ctx, cr, suiteList)
+	n, err := s.openAt(ctx, cr, suiteList)
 	if n != nil {
 		p.quirks.Or(uint32(n.Quirks &^ QuirkNoSuiteList))
 	}
@@ -196,6 +202,7 @@ func (e *Engine) Open(ctx context.Context, addr netip.AddrPort, cr Credentials) 
 	s.Negotiation = n
 	s.state = sessActive
 	s.Opened = time.Now()
+	s.retrans0 = p.retrans.Load()
 	if len(suiteList) > 1 {
 		// Learned only from a choice: a pinned suite or an audit's try of
 		// one suite says nothing about what the BMC prefers.
@@ -204,6 +211,49 @@ func (e *Engine) Open(ctx context.Context, addr netip.AddrPort, cr Credentials) 
 	e.c.opened.Add(1)
 	e.c.open.Add(1)
 	return s, nil
+}
+
+// openAt negotiates the session at the account's privilege. A BMC that
+// refuses RAKP 1 for a maximum privilege below the user's limit (status
+// 0x0A, FreeIPMI bugs doc LAN Auth #24) is asked again at the next
+// levels up, to Administrator: the maximum is a ceiling the session never
+// reaches by itself — it starts at User and is raised only to the
+// account's privilege (Set Session Privilege Level) — and RAKP 1 carries
+// no password proof, so no failed login is counted. The level that worked
+// is learned; a BMC refusing every level keeps the first refusal.
+func (s *Session) openAt(ctx context.Context, cr Credentials, suites []CipherSuite) (*Negotiation, error) {
+	if lp := learnedPrivilege(s.p.quirks.Load()); lp > cr.Privilege && Quirk(s.p.quirks.Load())&QuirkExactPrivilege != 0 {
+		cr.Privilege = lp
+	}
+	n, err := s.negotiate(ctx, cr, suites)
+	if err == nil || !privilegeRefused(err) || cr.Privilege >= PrivilegeAdministrator {
+		return n, err
+	}
+	first := err
+	for priv := cr.Privilege + 1; priv <= PrivilegeAdministrator && ctx.Err() == nil; priv++ {
+		up := cr
+		up.Privilege = priv
+		n2, err2 := s.negotiate(ctx, up, suites)
+		if err2 == nil {
+			n2.Quirks |= QuirkExactPrivilege
+			s.p.quirks.And(^uint32(0x0f << privShift))
+			s.p.quirks.Or(uint32(priv) << privShift)
+			s.e.log.Debug("RAKP 1 accepted only at the user's privilege limit", "bmc", s.p.addr, "asked", cr.Privilege, "accepted", priv)
+			return n2, nil
+		}
+		if !privilegeRefused(err2) {
+			return n2, err2
+		}
+	}
+	return n, first
+}
+
+// privilegeRefused: RAKP 1 was refused for the privilege asked (RMCP+
+// status 0x0A "unauthorized role or privilege level requested"; 0x09 is
+// read as a locked account and never retried).
+func privilegeRefused(err error) bool {
+	var se *StageError
+	return errors.As(err, &se) && se.Stage == StageRAKP1 && se.Status == 0x0a
 }
 
 // release forgets the session locally: its console ID and the BMC's
@@ -385,6 +435,9 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 				return ref.refuse(ev, &StageError{Stage: StageRAKP1, Err: ErrWrongPassword, BMCGUID: m.ManagedSystemGUID})
 			}
 			r2 = m
+			if ev.d.longLen {
+				s.p.quirks.Or(uint32(QuirkRAKP2Length))
+			}
 			ref.verified(ev)
 			return true, nil
 		}, true)
@@ -455,6 +508,11 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 					return ref.refuse(ev, &retryHandshake{se})
 				}
 				return ref.refuse(ev, se)
+			}
+			if s.algs.auth == types.AuthAlg_None && len(ev.d.payload) > 8 {
+				// Suite 0 has no integrity check value; some BMCs send
+				// one anyway (FreeIPMI "integritycheckvalue").
+				s.p.quirks.Or(uint32(QuirkICVCipher0))
 			}
 			r4ok = true
 			ref.verified(ev)
@@ -600,6 +658,9 @@ func (s *Session) acceptSeq(seq uint32) bool {
 	}
 	switch {
 	case s.inHigh == 0 || seq > s.inHigh:
+		if s.inHigh != 0 && seq > s.inHigh+1 {
+			s.gaps++
+		}
 		shift := seq - s.inHigh
 		if s.inHigh == 0 || shift >= 32 {
 			s.inMask = 0
@@ -680,6 +741,13 @@ func (s *Session) exchangeIn(ctx context.Context, stage Stage, msg []byte, match
 			return false, err
 		}
 		r, err := parseResponse(m)
+		if errors.Is(err, errChecksum) && s.algs.integ != types.IntegrityAlg_None {
+			// The session's HMAC proved the message: only its checksum
+			// is wrong, a Supermicro bug (FreeIPMI "nochecksumcheck").
+			if r, err = parseResponseSums(m, false); err == nil {
+				s.p.quirks.Or(uint32(QuirkBadChecksum))
+			}
+		}
 		if err != nil {
 			s.e.c.malformed.Add(1)
 			return false, errBadReply
@@ -699,13 +767,43 @@ func (s *Session) Close(ctx context.Context) error {
 	if s.state != sessActive {
 		return nil
 	}
-	cctx := WithRequestTimeout(context.WithoutCancel(ctx), s.e.cfg.CloseTimeout)
+	if s.gaps >= 2 && s.p.retrans.Load() == s.retrans0 {
+		// Replies skipped sequence numbers though none was lost: the
+		// BMC's numbering (LAN Session #9), tolerated by the window.
+		s.p.quirks.Or(uint32(QuirkSeqGaps))
+	}
 	var id [4]byte
 	binary.LittleEndian.PutUint32(id[:], s.bmcID)
+	if Quirk(s.p.quirks.Load())&QuirkNoCloseReply != 0 {
+		return s.closeUnanswered(id[:])
+	}
+	cctx := WithRequestTimeout(context.WithoutCancel(ctx), s.e.cfg.CloseTimeout)
 	_, err := s.do(cctx, StageClose, 0x06, 0x3c, id[:])
 	s.release()
 	var ce *CompletionError
 	if err != nil && !errors.As(err, &ce) {
+		s.e.c.closeFailed.Add(1)
+		if errors.Is(err, ErrNoResponse) {
+			// The BMC answered the session's requests, but not its
+			// Close (LAN Session #1): learned, later sessions do not
+			// wait for it.
+			s.p.quirks.Or(uint32(QuirkNoCloseReply))
+		}
+		return err
+	}
+	s.e.c.closed.Add(1)
+	return nil
+}
+
+// closeUnanswered sends Close Session once, without waiting for a reply
+// the BMC is known not to send (QuirkNoCloseReply).
+func (s *Session) closeUnanswered(id []byte) error {
+	pkt, err := s.seal(buildRequest(0x06, 0x3c, s.nextSeq(), id))
+	if err == nil {
+		err = s.e.send(s.p, pkt)
+	}
+	s.release()
+	if err != nil {
 		s.e.c.closeFailed.Add(1)
 		return err
 	}

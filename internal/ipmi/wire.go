@@ -86,6 +86,10 @@ type datagram struct {
 	consoleID uint32
 	// shortError: a handshake error reply of only tag and status.
 	shortError bool
+	// longLen: an unauthenticated handshake reply whose header claims one
+	// payload byte more than the datagram holds (Supermicro H8QME's RAKP
+	// 2, FreeIPMI "supermicro20"): the bytes present were taken.
+	longLen bool
 	// authEnd is the offset just past the IPMI 2.0 integrity pad/next header,
 	// i.e. where the AuthCode starts (authenticated packets only).
 	authEnd int
@@ -158,7 +162,14 @@ func parseDatagram(b []byte) (datagram, error) {
 	n := int(binary.LittleEndian.Uint16(h[10:12]))
 	start := 4 + sessionHeaderLen
 	if len(b) < start+n {
-		return d, malformed("RMCP+ payload length %d exceeds datagram of %d", n, len(b))
+		// Supermicro H8QME (FreeIPMI "supermicro20") claims one byte more
+		// than its RAKP 2 holds: an unauthenticated handshake reply one
+		// byte short of its length is read as the bytes present. Its
+		// contents are verified (the key-exchange code) as any other's.
+		if len(b) != start+n-1 || d.flags != 0 || !handshakeReply(d.payloadType) {
+			return d, malformed("RMCP+ payload length %d exceeds datagram of %d", n, len(b))
+		}
+		n, d.longLen = n-1, true
 	}
 	d.payload = b[start : start+n]
 	if d.flags&flagAuthenticated != 0 {
@@ -188,6 +199,10 @@ func parseDatagram(b []byte) (datagram, error) {
 		d.consoleID = binary.LittleEndian.Uint32(d.payload[4:8])
 	}
 	return d, nil
+}
+
+func handshakeReply(pt byte) bool {
+	return pt == payloadOpenSessResp || pt == payloadRAKP2 || pt == payloadRAKP4
 }
 
 // ipmiChecksum is the two's-complement checksum of IPMB messages.
@@ -221,18 +236,26 @@ type response struct {
 
 // parseResponse decodes an IPMI LAN response and checks both checksums.
 func parseResponse(m []byte) (response, error) {
+	return parseResponseSums(m, true)
+}
+
+// errChecksum: an IPMI message whose only fault is a checksum.
+var errChecksum = fmt.Errorf("%w: IPMI checksum", ErrMalformed)
+
+// parseResponseSums decodes an IPMI LAN response, checking its checksums
+// when sums is set (errChecksum when only they are wrong). Unchecked, it
+// serves replies whose integrity the session's HMAC already proved (some
+// Supermicro BMCs get the checksums wrong: FreeIPMI "nochecksumcheck").
+func parseResponseSums(m []byte, sums bool) (response, error) {
 	var r response
 	if len(m) < 8 {
 		return r, malformed("IPMI response of %d bytes", len(m))
 	}
-	if ipmiChecksum(m[0:2]) != m[2] {
-		return r, malformed("IPMI header checksum")
-	}
-	if ipmiChecksum(m[3:len(m)-1]) != m[len(m)-1] {
-		return r, malformed("IPMI data checksum")
-	}
 	if m[1]>>2&1 != 1 {
 		return r, malformed("IPMI netFn %#02x is not a response", m[1]>>2)
+	}
+	if sums && (ipmiChecksum(m[0:2]) != m[2] || ipmiChecksum(m[3:len(m)-1]) != m[len(m)-1]) {
+		return r, errChecksum
 	}
 	r.netFn = m[1] >> 2
 	r.rqSeq = m[4] >> 2

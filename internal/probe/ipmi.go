@@ -63,15 +63,15 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 	}
 	prof := eng.Profile(t.Addr)
 	before := eng.PeerCounters(t.Addr)
-	// pingRetrans are the retransmissions of a presence ping that went
-	// unanswered: a BMC without ping support is not Degraded for them.
-	var pingRetrans uint32
+	// excused are retransmissions that say nothing about the path: of a
+	// Close Session the BMC does not answer (LAN Session #1).
+	var excused uint32
 	defer func() {
 		after := eng.PeerCounters(t.Addr)
 		o.Evidence.Requests = after.Requests - before.Requests
 		o.Evidence.Retransmits = after.Retransmits - before.Retransmits
 		o.Evidence.Timeouts = after.Timeouts - before.Timeouts
-		if o.State == state.Connectable && o.Evidence.Retransmits-pingRetrans >= degradedRetransmits {
+		if o.State == state.Connectable && o.Evidence.Retransmits-excused >= degradedRetransmits {
 			o.Conditions = append(o.Conditions, state.Degraded)
 		}
 		if p := eng.Profile(t.Addr); p != (ipmi.Profile{}) {
@@ -87,91 +87,88 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 	// went quiet. The limits are the engine's per-request ones
 	// (ipmi.WithRequestTimeout), not a timer context per step.
 	if t.Light {
-		sessionChecks(ctx, eng, t, o, timeout)
+		sessionChecks(ctx, eng, t, o, timeout, false, &excused)
 		return
 	}
-	if !firstContact(ctx, eng, t, o, timeout, start, prof, &pingRetrans) {
+	ok, no20 := firstContact(ctx, eng, t, o, timeout, prof)
+	if !ok {
 		return
 	}
-	sessionChecks(ctx, eng, t, o, timeout)
+	sessionChecks(ctx, eng, t, o, timeout, no20, &excused)
 }
 
-// firstContact is a full check's presence ping and Get Channel
-// Authentication Capabilities; false when the check ended there (o
-// holds the verdict). Its own function, so its locals are off the stack
-// during the session handshake.
+// firstContact is a full check's Get Channel Authentication Capabilities
+// with the presence ping sent alongside; ok false when the check ended
+// there (o holds the verdict). no20: the capabilities deny IPMI 2.0 —
+// which a session may yet contradict (authcap). Its own function, so its
+// locals are off the stack during the session handshake.
 //
 //go:noinline
-func firstContact(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration, start time.Time, prof ipmi.Profile, pingRetrans *uint32) bool {
-	// 1. Presence ping: cheap, credential-free; a third of the budget at
-	// most, since some BMCs disable ASF and we go on without it. A BMC
-	// learned not to answer it (ipmiping quirk: Intel M50FCP, Windmill,
-	// pyghmi) is not pinged: Get Channel Authentication Capabilities is
-	// its liveness probe, and the check costs no second of waiting.
+func firstContact(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration, prof ipmi.Profile) (ok, no20 bool) {
+	// The ping is cheap and credential-free, and goes with the first
+	// request: a BMC that does not answer it (ipmiping quirk: Intel
+	// M50FCP, Windmill, pyghmi) costs a few round trips of waiting, not a
+	// separate ping timeout. One learned not to answer it is not pinged:
+	// Get Channel Authentication Capabilities is its liveness probe.
 	pinged := !prof.NoPing()
-	if pinged {
-		c0 := eng.PeerCounters(t.Addr)
-		rtt, err := eng.Ping(ipmi.WithRequestTimeout(ctx, timeout/3), t.Addr)
-		switch {
-		case err == nil:
-			o.Evidence.PingAnswered = true
-			o.Evidence.PingRTTMS = ms(rtt)
-		case errors.Is(err, ipmi.ErrPortUnreachable), errors.Is(err, ipmi.ErrHostUnreachable):
-			fail(o, t, err, false)
-			return false
-		case ctx.Err() != nil:
-			fail(o, t, err, false)
-			return false
-		default:
-			*pingRetrans = eng.PeerCounters(t.Addr).Retransmits - c0.Retransmits
-		}
-	} else {
-		o.Evidence.PingSkipped = true
+	o.Evidence.PingSkipped = !pinged
+	c, err := eng.Contact(ipmi.WithRequestTimeout(ctx, timeout), t.Addr, t.privilege(), pinged)
+	if c.Pong {
+		o.Evidence.PingAnswered = true
+		o.Evidence.PingRTTMS = ms(c.PingRTT)
 	}
-
-	// 2. What the BMC offers before login (and whether it is insecure).
-	// What is left of the first contact's budget (all of it once the
-	// ping was answered: the BMC has spoken).
-	left := timeout
-	if pinged && !o.Evidence.PingAnswered {
-		left = timeout - time.Since(start)
+	switch {
+	case err == nil:
+	case errors.Is(err, ipmi.ErrNoIPMI20) && c.CapsRTT > 0:
+		// The BMC says it speaks IPMI 1.5 only. Some say so wrongly
+		// (authcap: Asus, Intel, Sun): the session decides.
+		no20 = true
+	default:
+		fail(o, t, err, c.Pong)
+		return false, false
 	}
-	if left <= 0 {
-		fail(o, t, &ipmi.StageError{Stage: ipmi.StageAuthCaps, Err: ipmi.ErrNoResponse}, false)
-		return false
+	o.Evidence.RTTMS[string(ipmi.StageAuthCaps)] = ms(c.CapsRTT)
+	if c.Code == 0 {
+		o.Evidence.AuthCaps = &c.Caps
 	}
-	caps, rtt, err := eng.AuthCaps(ipmi.WithRequestTimeout(ctx, left), t.Addr, t.privilege())
-	if err != nil {
-		fail(o, t, err, o.Evidence.PingAnswered)
-		return false
-	}
-	o.Evidence.RTTMS[string(ipmi.StageAuthCaps)] = ms(rtt)
-	o.Evidence.AuthCaps = &caps
 	if pinged {
 		// The BMC answers IPMI: whether it answered the ping is a fact
 		// about it, learned for the next checks.
-		eng.SetQuirk(t.Addr, ipmi.QuirkNoPing, !o.Evidence.PingAnswered)
+		eng.SetQuirk(t.Addr, ipmi.QuirkNoPing, !c.Pong)
 	}
-	o.Evidence.Insecure = insecureFindings(caps)
-
-	return true
+	o.Evidence.Insecure = insecureFindings(c.Caps)
+	return true, no20
 }
 
 // sessionChecks opens the session and reads identity and power (Get Device
 // ID unless t.Light).
-func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration) {
+func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration, no20 bool, excused *uint32) {
 	// Every request of the session: a timeout of silence each.
 	sctx := ipmi.WithRequestTimeout(ctx, timeout)
 	// 3. Session.
 	cr := ipmi.Credentials{User: t.User, Password: t.Password, Privilege: t.privilege(), Suites: t.suites()}
 	t0 := time.Now()
-	// Open Session, RAKP 1 and RAKP 3: a timeout of silence for each.
-	sess, err := eng.Open(sctx, t.Addr, cr)
+	// Open Session, RAKP 1 and RAKP 3: a timeout of silence for each —
+	// a third of it when the capabilities denied IPMI 2.0 and the BMC is
+	// not known to misreport them: silence then confirms them.
+	octx := sctx
+	known := eng.Profile(t.Addr).Quirks&ipmi.QuirkAuthCaps != 0
+	if no20 && !known {
+		octx = ipmi.WithRequestTimeout(ctx, timeout/3)
+	}
+	sess, err := eng.Open(octx, t.Addr, cr)
 	if err != nil {
+		var se *ipmi.StageError
+		// Silence (or garbage) to Open Session from a BMC whose
+		// capabilities deny IPMI 2.0 confirms them.
+		if no20 && errors.As(err, &se) && se.Stage == ipmi.StageOpenSession && (errors.Is(err, ipmi.ErrNoResponse) || errors.Is(err, ipmi.ErrMalformed)) {
+			err = &ipmi.StageError{Stage: ipmi.StageOpenSession, Attempts: se.Attempts, Elapsed: se.Elapsed, Err: ipmi.ErrIPMI15Only}
+		}
 		fail(o, t, err, !t.Light)
 		return
 	}
-	defer sess.Close(ctx)
+	defer closeSession(ctx, eng, t, sess, excused)
+	authCapsContradicted(eng, t, o, no20)
 	o.Evidence.RTTMS["session"] = ms(time.Since(t0))
 	o.Evidence.CipherSuite = int(sess.Suite())
 	o.Evidence.ConflictingReplies = sess.Conflicts
@@ -236,6 +233,41 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 	}
 
 	identify(o, t, g, sess.Suite())
+}
+
+// closeSession closes sess; the retransmissions of a Close Session the
+// BMC does not answer (LAN Session #1) are excused from Degraded: the BMC
+// answered everything else.
+func closeSession(ctx context.Context, eng *ipmi.Engine, t *Target, sess *ipmi.Session, excused *uint32) {
+	before := eng.PeerCounters(t.Addr).Retransmits
+	if err := sess.Close(ctx); errors.Is(err, ipmi.ErrNoResponse) {
+		*excused += eng.PeerCounters(t.Addr).Retransmits - before
+	}
+}
+
+// authCapsContradicted notes what the capabilities claimed and a session
+// just proved wrong (FreeIPMI's "authcap" workaround, taken automatically:
+// the claims never decide; the session does).
+func authCapsContradicted(eng *ipmi.Engine, t *Target, o *Observation, no20 bool) {
+	var wrong []string
+	c := o.Evidence.AuthCaps
+	switch {
+	case no20 && c == nil:
+		wrong = append(wrong, "the IPMI 2.0 capabilities request was refused, yet an RMCP+ session opened")
+	case no20:
+		wrong = append(wrong, "IPMI 2.0 not offered, yet an RMCP+ session opened")
+	}
+	if c != nil && c.KGNonZero {
+		wrong = append(wrong, "K_g (BMC key) set, yet the session opened without one")
+	}
+	if c != nil && !c.NonNullUsers && t.User != "" {
+		wrong = append(wrong, fmt.Sprintf("no user with a name enabled, yet user %q logged in", t.User))
+	}
+	if len(wrong) == 0 {
+		return
+	}
+	o.Evidence.AuthCapsContradicted = wrong
+	eng.SetQuirk(t.Addr, ipmi.QuirkAuthCaps, true)
 }
 
 // identify compares the GUID the BMC gave with the registered one and
@@ -354,6 +386,8 @@ func Classify(err error, answered bool) (state.OOB, state.Reason) {
 		return state.NotAuthenticated, state.ReasonCipher0Refused
 	case errors.Is(err, ipmi.ErrNoCipherSuite):
 		return state.NotAuthenticated, state.ReasonNoCipherSuite
+	case errors.Is(err, ipmi.ErrIPMI15Only):
+		return state.NotResponding, state.ReasonIPMI15Only
 	case errors.Is(err, ipmi.ErrNoIPMI20), errors.Is(err, ipmi.ErrMalformed):
 		return state.NotResponding, state.ReasonProtocol
 	case answered:
@@ -382,6 +416,8 @@ func message(o *Observation, t *Target, err error) string {
 		return fmt.Sprintf("the BMC answered at first, then nothing for %v during %s: overloaded or hung BMC, or heavy packet loss", t.timeout(), stageOf(err))
 	case state.ReasonProtocol:
 		return "the BMC answered with nothing usable (no IPMI 2.0 RMCP+, or malformed replies)"
+	case state.ReasonIPMI15Only:
+		return "IPMI 1.5 only, lightsout needs 2.0: the BMC's capabilities offer IPMI 1.5 only and it does not answer an RMCP+ Open Session — enable IPMI 2.0 / RMCP+ (\"IPMI over LAN\" with 2.0 sessions) on the BMC or update its firmware; a BMC that cannot do IPMI 2.0 can be monitored over Redfish if it has it"
 	case state.ReasonWrongPassword:
 		return fmt.Sprintf("the BMC refused the password of user %s: it was changed on the BMC or differs in the inventory", user)
 	case state.ReasonUnknownUser:

@@ -109,8 +109,12 @@ type Evidence struct {
 	// that works and the quirks seen (kept in the store by the monitor).
 	Profile *ipmi.Profile `json:"profile,omitempty"`
 	// Quirks names the BMC quirks this check met and worked around.
-	Quirks   []string `json:"quirks,omitempty"`
-	Insecure []string `json:"insecure,omitempty"`
+	Quirks []string `json:"quirks,omitempty"`
+	// AuthCapsContradicted lists what Get Channel Authentication
+	// Capabilities claimed and the session then proved wrong (quirk
+	// auth_caps_misreported).
+	AuthCapsContradicted []string `json:"auth_caps_contradicted,omitempty"`
+	Insecure             []string `json:"insecure,omitempty"`
 
 	Manufacturer   string              `json:"manufacturer,omitempty"`
 	ManufacturerID uint32              `json:"manufacturer_id,omitempty"`

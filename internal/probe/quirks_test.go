@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"slices"
@@ -270,5 +271,273 @@ func TestQuirkOptionalCommand0xD4(t *testing.T) {
 	tg.Expected, _ = guid.Parse("11111111-2222-3333-4444-555555555555")
 	if o := IPMI(eng)(ctx, tg); o.State != state.Invalid {
 		t.Errorf("another GUID registered: %s/%s", o.State, o.Reason)
+	}
+}
+
+// TestQuirkAuthCaps: a BMC whose Get Channel Authentication Capabilities
+// misreport (FreeIPMI "authcap": no authentication types, K_g set, no
+// named users, IPMI 1.5 only) while RMCP+ works is Connectable: the claims
+// never decide, the session does; what it contradicted is named. Without
+// the workaround the check stopped at the capabilities: protocol_error.
+func TestQuirkAuthCaps(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkAuthCaps)
+	b := f.BMCs()[0]
+	eng := newEngine(t)
+	for i := 0; i < 2; i++ {
+		o := IPMI(eng)(context.Background(), quirkTarget(b))
+		if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || !hasQuirk(o, "auth_caps_misreported") {
+			t.Fatalf("check %d: %s/%s %v quirks %v: %s", i, o.State, o.Reason, o.Conditions, o.Evidence.Quirks, o.Message)
+		}
+		if c := o.Evidence.AuthCapsContradicted; len(c) != 3 {
+			t.Errorf("check %d: contradicted %q, want IPMI 2.0, K_g and named users", i, c)
+		}
+	}
+}
+
+// TestQuirkIPMI15Only: a BMC that speaks IPMI 1.5 only (capabilities
+// without IPMI 2.0, RMCP+ ignored) is NotResponding/ipmi15_only with the
+// cause and remedy in words — not protocol_error — after a third of the
+// timeout of Open Session silence.
+func TestQuirkIPMI15Only(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkIPMI15Only)
+	o := IPMI(newEngine(t))(context.Background(), quirkTarget(f.BMCs()[0]))
+	if o.State != state.NotResponding || o.Reason != state.ReasonIPMI15Only || !errors.Is(o.Err, ipmi.ErrNoIPMI20) {
+		t.Fatalf("%s/%s: %s", o.State, o.Reason, o.Message)
+	}
+	if !strings.Contains(o.Message, "IPMI 1.5 only, lightsout needs 2.0") || state.Remedy(o.State, o.Reason) == "" {
+		t.Errorf("message %q", o.Message)
+	}
+	if !o.Evidence.PingAnswered || o.Evidence.AuthCaps == nil || o.Evidence.AuthCaps.IPMI20 {
+		t.Errorf("evidence: ping %v caps %+v", o.Evidence.PingAnswered, o.Evidence.AuthCaps)
+	}
+}
+
+// TestQuirkRAKP2Length: a RAKP 2 whose header claims one payload byte more
+// than the datagram holds (FreeIPMI "supermicro20": Supermicro H8QME) is
+// read as the bytes present and verified as usual: Connectable, the quirk
+// named. Without it every RAKP 2 was garbage: protocol_error. A wrong
+// password is still wrong_password.
+func TestQuirkRAKP2Length(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkRAKP2Len)
+	b := f.BMCs()[0]
+	o := IPMI(newEngine(t))(context.Background(), quirkTarget(b))
+	if o.State != state.Connectable || !hasQuirk(o, "rakp2_length_off_by_one") {
+		t.Fatalf("%s/%s quirks %v: %s", o.State, o.Reason, o.Evidence.Quirks, o.Message)
+	}
+	tg := quirkTarget(b)
+	tg.Password = []byte("not-the-password")
+	if o := IPMI(newEngine(t))(context.Background(), tg); o.Reason != state.ReasonWrongPassword {
+		t.Errorf("wrong password: %s/%s", o.State, o.Reason)
+	}
+}
+
+// TestQuirkCipherTags: Get Channel Cipher Suites records with wrong
+// algorithm tag bits (FreeIPMI "sun20": Sun Fire 4100 ILOM) are read as
+// fixed-size records: the BMC's offer is known (suite 3), so the
+// negotiation goes straight to it — without, the list was unreadable and
+// every allowed suite was tried blind (no_cipher_suite_list).
+func TestQuirkCipherTags(t *testing.T) {
+	f := quirkFleet(t, 0)
+	b := f.BMCs()[0]
+	if err := f.SetFaults(b.Name(), sim.Faults{Quirk: sim.QuirkCipherTags, CipherSuites: sim.Suites(3)}); err != nil {
+		t.Fatal(err)
+	}
+	tg := quirkTarget(b)
+	tg.Suites = []ipmi.CipherSuite{17, 16, 3}
+	o := IPMI(newEngine(t))(context.Background(), tg)
+	n := o.Evidence.Negotiation
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || !slices.Equal(n.Offered, []ipmi.CipherSuite{3}) {
+		t.Fatalf("%s/%s suite %d negotiation %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+	}
+	if !hasQuirk(o, "cipher_record_tags") || hasQuirk(o, "no_cipher_suite_list") || len(n.Tried) != 1 {
+		t.Errorf("quirks %v tried %+v", o.Evidence.Quirks, n.Tried)
+	}
+}
+
+// TestQuirkDisabledSuiteStatus: a suite the BMC does not do refused with
+// RMCP+ status 0x0A or 0x12 instead of 0x11 (FreeIPMI bugs doc LAN Auth
+// #19/#20) is a refused suite, not a privilege verdict: the next allowed
+// suite is tried, and with no other allowed suite the verdict is
+// no_cipher_suite naming what the BMC offers, never privilege_too_low.
+func TestQuirkDisabledSuiteStatus(t *testing.T) {
+	for _, c := range []struct {
+		q      sim.QuirkSet
+		status byte
+	}{{sim.QuirkOpenSess0x0A, 0x0a}, {sim.QuirkOpenSess0x12, 0x12}} {
+		f := quirkFleet(t, 0)
+		b := f.BMCs()[0]
+		if err := f.SetFaults(b.Name(), sim.Faults{Quirk: c.q, CipherSuites: sim.Suites(3)}); err != nil {
+			t.Fatal(err)
+		}
+		o := IPMI(newEngine(t))(context.Background(), quirkTarget(b))
+		n := o.Evidence.Negotiation
+		if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || len(n.Tried) != 1 || n.Tried[0].Status != c.status {
+			t.Errorf("%v: %s/%s suite %d negotiation %+v: %s", c.q, o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+		}
+		tg := quirkTarget(b)
+		tg.Suites = []ipmi.CipherSuite{17}
+		if o := IPMI(newEngine(t))(context.Background(), tg); o.Reason != state.ReasonNoCipherSuite || !strings.Contains(o.Message, "offers cipher suites 3") {
+			t.Errorf("%v, only 17 allowed: %s/%s: %s", c.q, o.State, o.Reason, o.Message)
+		}
+	}
+}
+
+// TestQuirkListedRefused: a BMC that lists suite 17 but refuses it (LAN
+// Auth #22: Intel S2600JF advertises a suite it rejects) is Connectable
+// with the next suite, whether the default list proposes 3 next or a
+// longer list reads the offer (which names 17) and falls back through it.
+func TestQuirkListedRefused(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkListedRefused)
+	b := f.BMCs()[0]
+	eng := newEngine(t)
+	if o := IPMI(eng)(context.Background(), quirkTarget(b)); o.State != state.Connectable || o.Evidence.CipherSuite != 3 {
+		t.Fatalf("default list: %s/%s suite %d: %s", o.State, o.Reason, o.Evidence.CipherSuite, o.Message)
+	}
+	tg := quirkTarget(b)
+	tg.Suites = []ipmi.CipherSuite{17, 16, 3}
+	o := IPMI(newEngine(t))(context.Background(), tg)
+	n := o.Evidence.Negotiation
+	if o.State != state.Connectable || o.Evidence.CipherSuite != 3 || n == nil || !slices.Contains(n.Offered, 17) ||
+		len(n.Tried) != 1 || n.Tried[0].Suite != 17 || n.Tried[0].Status != 0x11 {
+		t.Fatalf("list 17, 16, 3: %s/%s suite %d negotiation %+v: %s", o.State, o.Reason, o.Evidence.CipherSuite, n, o.Message)
+	}
+	// Learned: the next check proposes 3 at once.
+	if o := IPMI(eng)(context.Background(), quirkTarget(b)); o.Evidence.Negotiation != nil || !strings.Contains(o.Evidence.SuiteWhy, "worked last time") {
+		t.Errorf("second check: why %q negotiation %+v", o.Evidence.SuiteWhy, o.Evidence.Negotiation)
+	}
+}
+
+// TestQuirkExactPrivilege: a BMC that refuses RAKP 1 (status 0x0A) unless
+// the maximum privilege asked is exactly the user's limit (LAN Auth #24:
+// Xyratex) is Connectable for an account configured below that limit: the
+// next levels up are asked (RAKP 1 carries no password proof), the level
+// that worked is learned, and the next check asks it at once. An account
+// asking above its limit is still privilege_too_low.
+func TestQuirkExactPrivilege(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkExactPrivilege)
+	b := f.BMCs()[0]
+	eng := newEngine(t)
+	tg := quirkTarget(b)
+	tg.Privilege = ipmi.PrivilegeOperator
+	o := IPMI(eng)(context.Background(), tg)
+	if o.State != state.Connectable || !hasQuirk(o, "exact_privilege") || o.Evidence.Profile == nil || o.Evidence.Profile.Privilege() != ipmi.PrivilegeAdministrator {
+		t.Fatalf("%s/%s quirks %v profile %+v: %s", o.State, o.Reason, o.Evidence.Quirks, o.Evidence.Profile, o.Message)
+	}
+	if b.Counters().AuthFailures != 1 {
+		t.Errorf("auth failures %d, want the one refused RAKP 1", b.Counters().AuthFailures)
+	}
+	before := b.Counters().AuthAttempts
+	if o := IPMI(eng)(context.Background(), tg); o.State != state.Connectable {
+		t.Fatalf("second check: %s/%s", o.State, o.Reason)
+	}
+	if n := b.Counters().AuthAttempts - before; n != 1 {
+		t.Errorf("second check made %d RAKP 1, want 1 (the learned privilege)", n)
+	}
+	// The quirk names alone (as the store keeps them) carry the
+	// privilege: a fresh engine seeded with them asks it at once.
+	names := eng.Profile(b.Addr()).Quirks.Names()
+	if !slices.Contains(names, "privilege_administrator") {
+		t.Errorf("quirk names %v", names)
+	}
+	tg.Profile = &ipmi.Profile{Quirks: ipmi.ParseQuirks(names)}
+	before = b.Counters().AuthAttempts
+	if o := IPMI(newEngine(t))(context.Background(), tg); o.State != state.Connectable || b.Counters().AuthAttempts-before != 1 {
+		t.Errorf("seeded from the names: %s, %d RAKP 1", o.State, b.Counters().AuthAttempts-before)
+	}
+
+	// A BMC without the quirk: an account asking above its user's limit
+	// (operator for a user-level account) is still privilege_too_low —
+	// asking higher is refused too — at the cost of one more refused
+	// RAKP 1, which carries no password proof.
+	cfg := sim.Config{Count: 1, Seed: 13, Password: quirkPass, Accounts: sim.Accounts{User: true}, BaseAddr: "127.0.0.1"}
+	for attempt := 0; ; attempt++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.BasePort = c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		f2, err := sim.New(cfg)
+		if err != nil && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f2.Close() })
+		b2 := f2.BMCs()[0]
+		tg := quirkTarget(b2)
+		tg.User, tg.Privilege = sim.PlainUser, ipmi.PrivilegeOperator
+		o := IPMI(newEngine(t))(context.Background(), tg)
+		if o.State != state.NotAuthenticated || o.Reason != state.ReasonPrivilege || hasQuirk(o, "exact_privilege") {
+			t.Errorf("above the limit: %s/%s quirks %v: %s", o.State, o.Reason, o.Evidence.Quirks, o.Message)
+		}
+		if c := b2.Counters(); c.AuthAttempts != 2 || c.SessionsOpen != 0 {
+			t.Errorf("above the limit: %d RAKP 1, %d sessions open; want 2 (operator, administrator), 0", c.AuthAttempts, c.SessionsOpen)
+		}
+		break
+	}
+}
+
+// TestQuirkNoCloseReply: a BMC that closes the session but does not answer
+// Close Session (LAN Session #1: Intel SR870BN4) is Connectable and not
+// Degraded for the unanswered Close's retransmissions; learned, the next
+// check sends Close once and does not wait (8 datagrams, no retransmission),
+// and the BMC's session is closed all the same.
+func TestQuirkNoCloseReply(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkNoCloseReply)
+	b := f.BMCs()[0]
+	eng := newEngine(t)
+	o := IPMI(eng)(context.Background(), quirkTarget(b))
+	if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || !hasQuirk(o, "no_close_reply") {
+		t.Fatalf("%s/%s %v quirks %v retransmits %d: %s", o.State, o.Reason, o.Conditions, o.Evidence.Quirks, o.Evidence.Retransmits, o.Message)
+	}
+	before := eng.Stats().Sent
+	o = IPMI(eng)(context.Background(), quirkTarget(b))
+	if o.State != state.Connectable || o.Evidence.Retransmits != 0 {
+		t.Fatalf("second check: %s %v retransmits %d", o.State, o.Conditions, o.Evidence.Retransmits)
+	}
+	if sent := eng.Stats().Sent - before; sent != 9 {
+		t.Errorf("second check sent %d datagrams, want 9 (ping … close, once each)", sent)
+	}
+	// The Close was sent without waiting: give the BMC up to a second to
+	// act on it.
+	deadline := time.Now().Add(time.Second)
+	c := b.Counters()
+	for (c.SessionsOpen != 0 || c.SessionsClosedByClient != 2) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		c = b.Counters()
+	}
+	if c.SessionsOpen != 0 || c.SessionsClosedByClient != 2 {
+		t.Errorf("BMC: %d open, %d closed by us", c.SessionsOpen, c.SessionsClosedByClient)
+	}
+}
+
+// TestQuirkSeqGaps: a BMC whose session sequence numbers skip (LAN Session
+// #9: ASRock MT-C224 in shared-NIC mode) is Connectable, not Degraded: the
+// window takes any newer number, and the gaps are named.
+func TestQuirkSeqGaps(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkSeqGaps)
+	o := IPMI(newEngine(t))(context.Background(), quirkTarget(f.BMCs()[0]))
+	if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || !hasQuirk(o, "sequence_gaps") {
+		t.Fatalf("%s/%s %v quirks %v: %s", o.State, o.Reason, o.Conditions, o.Evidence.Quirks, o.Message)
+	}
+}
+
+// TestQuirkBadChecksum: a BMC whose in-session replies carry wrong IPMI
+// checksums, authenticated by the session's HMAC all the same (FreeIPMI
+// "nochecksumcheck": Supermicro X9SCM-iiF, X9DRi-F), is Connectable with
+// the quirk named: the HMAC is the stronger check. Without the workaround
+// every reply was garbage: NotResponding/protocol_error.
+func TestQuirkBadChecksum(t *testing.T) {
+	f := quirkFleet(t, sim.QuirkBadChecksum)
+	b := f.BMCs()[0]
+	for _, suites := range [][]ipmi.CipherSuite{nil, {3}} {
+		tg := quirkTarget(b)
+		tg.Suites = suites
+		o := IPMI(newEngine(t))(context.Background(), tg)
+		if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || !hasQuirk(o, "bad_ipmi_checksum") || o.GUID != o.Expected {
+			t.Fatalf("suites %v: %s/%s %v quirks %v: %s", suites, o.State, o.Reason, o.Conditions, o.Evidence.Quirks, o.Message)
+		}
 	}
 }

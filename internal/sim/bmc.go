@@ -94,6 +94,9 @@ type BMC struct {
 	rngN  uint64
 
 	rf *rfService // Redfish service (nil unless Config.Redfish)
+
+	noReply sync.Map                // netip.AddrPort → struct{}: the next reply there is not sent (quirk no_close_reply)
+	badSum  map[uint32]*bmc.Session // by console session ID: replies re-sealed with a bad checksum (quirk bad_checksum); guarded by trMu
 }
 
 // core is one run of the BMC firmware: go-ipmi state, server and transport.
@@ -515,6 +518,18 @@ func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 		b.ctr.droppedIn.Add(1)
 		return false
 	}
+	if f.Quirk != 0 {
+		admit, reply := quirkIn(f.Quirk, c.c, pkt)
+		if reply != nil {
+			b.trackInflight(from)
+			_, _ = b.emit(c, reply, from)
+			return false
+		}
+		if !admit {
+			b.ctr.droppedIn.Add(1)
+			return false
+		}
+	}
 	if pt, sid, pl, ok := rmcpPlus(pkt); ok && sid == 0 {
 		switch pt {
 		case ptOpenSessReq:
@@ -587,6 +602,17 @@ func (b *BMC) emit(c *udpConn, data []byte, to *net.UDPAddr) (int, error) {
 	n := len(data)
 	data = b.observeOut(c, data, to)
 	f := b.faultSet()
+	if f.Quirk != 0 {
+		data = quirkOut(f.Quirk, data)
+		if f.Quirk&QuirkBadChecksum != 0 {
+			data = b.badChecksum(data)
+		}
+		if f.Quirk&QuirkNoCloseReply != 0 && b.takeNoReply(to) {
+			b.untrackInflight(to)
+			b.ctr.droppedOut.Add(1)
+			return n, nil
+		}
+	}
 	if f.Silent || f.EMLink || b.enclosureDown() || (f.TimeoutRate > 0 && b.roll(f.TimeoutRate)) {
 		b.untrackInflight(to)
 		b.ctr.droppedOut.Add(1)

@@ -71,7 +71,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"slots", "count: 3\nsession_slots: 99\n", "session_slots", 2, "between 1 and 63"},
 		{"base addr", "count: 3\nbase_addr: 192.168.1.10\n", "base_addr", 2, "not a loopback"},
 		{"firmware", "count: 3\nvendors:\n  - {name: x, manufacturer_id: 1, firmware: v2}\n", "vendors[0].firmware", 3, "major.minor"},
-		{"quirk", "count: 3\nfaults:\n  bmc-00002:\n    quirk: [no_pong]\n", "faults.bmc-00002.quirk", 4, "unknown quirk \"no_pong\" (known: no_ping, suite3_only, opensess_0x01, guid_0xd4)"},
+		{"quirk", "count: 3\nfaults:\n  bmc-00002:\n    quirk: [no_pong]\n", "faults.bmc-00002.quirk", 4, "unknown quirk \"no_pong\" (known: no_ping, suite3_only, opensess_0x01, guid_0xd4, authcap"},
 		{"swap", "count: 3\nswaps:\n  - [bmc-00001]\n", "swaps[0]", 3, "exactly two"},
 		{"password", "count: 3\npassword: 0123456789012345678901\n", "", 0, ""},
 	} {

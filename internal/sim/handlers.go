@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/binary"
+	"net"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/bmc"
@@ -28,7 +29,9 @@ const (
 func newRegistry() *handlers.Registry {
 	r := handlers.NewRegistry()
 	r.Use(trackSessionClose) // before any Register: wraps every handler
+	r.Use(sessionQuirks)
 	handlers.RegisterAllHandlers(r)
+	r.RegisterFunc(types.CommandGetChannelCipherSuites, handleGetChannelCipherSuites)
 
 	r.RegisterFunc(types.CommandGetChannelAuthCapabilities, handleGetChannelAuthCaps)
 	r.RegisterFunc(types.CommandGetSystemGUID, handleGetSystemGUID)
@@ -111,7 +114,80 @@ func handleGetChannelAuthCaps(_ context.Context, hctx *handlers.HandlerContext, 
 	if v15 {
 		resp[3] |= 0x01
 	}
+	if b := simOf(m.HAL()); b != nil {
+		switch q := b.faultSet().Quirk; {
+		case q&QuirkIPMI15Only != 0:
+			// No IPMI 2.0 extended data: an IPMI 1.5 BMC ignores the
+			// request's bit 7.
+			resp[1] = 0x04 // MD5
+			resp[2] &^= 0x20
+			resp[3] = 0
+		case q&QuirkAuthCaps != 0:
+			// Bogus: no authentication type, K_g set, no user with a
+			// name, IPMI 1.5 only.
+			resp[1], resp[2], resp[3] = 0x80, 0x20, 0x01
+		}
+	}
 	return resp, ccOK, nil
+}
+
+// handleGetChannelCipherSuites implements Get Channel Cipher Suites (App
+// 54h) as go-ipmi's handler does, 16 bytes of records per list index, from
+// records the quirks may bend (cipherRecords).
+func handleGetChannelCipherSuites(_ context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+	if len(req) < 2 {
+		return nil, types.CodeRequestDataTruncated, nil
+	}
+	ch := req[0] & 0x0f
+	if ch == 0x0e {
+		ch = lanChannel
+	}
+	resp := []byte{ch}
+	if hctx == nil || hctx.BMC == nil {
+		return resp, ccOK, nil
+	}
+	var q QuirkSet
+	if b := simOf(hctx.BMC.HAL()); b != nil {
+		q = b.faultSet().Quirk
+	}
+	rec := cipherRecords(hctx.BMC, q)
+	index := 0
+	if len(req) >= 3 {
+		index = int(req[2] & 0x3f)
+	}
+	if start := index * 16; start < len(rec) {
+		resp = append(resp, rec[start:min(start+16, len(rec))]...)
+	}
+	return resp, ccOK, nil
+}
+
+// sessionQuirks bends in-session replies: no reply to Close Session
+// (no_close_reply), a sequence number skipped after every reply
+// (seq_gaps).
+func sessionQuirks(next handlers.Handler) handlers.Handler {
+	return handlers.HandlerFunc(func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+		rsp, cc, err := next.Handle(ctx, hctx, req)
+		if hctx == nil || hctx.Session == nil || hctx.BMC == nil {
+			return rsp, cc, err
+		}
+		b := simOf(hctx.BMC.HAL())
+		if b == nil {
+			return rsp, cc, err
+		}
+		q := b.faultSet().Quirk
+		if q&QuirkBadChecksum != 0 {
+			b.noteChecksum(hctx.Session)
+		}
+		if q&QuirkSeqGaps != 0 {
+			hctx.Session.NextOutboundSeq() // skipped: the reply gets the one after
+		}
+		if q&QuirkNoCloseReply != 0 && hctx.Command.NetFn == types.NetFnAppRequest && hctx.Command.ID == types.CommandCloseSession.ID {
+			if a, ok := hctx.Session.GetAddr().(*net.UDPAddr); ok {
+				b.noReply.Store(unmapped(a), struct{}{})
+			}
+		}
+		return rsp, cc, err
+	})
 }
 
 // loginBits are byte 3's bits 2:0 of the capabilities: some enabled user

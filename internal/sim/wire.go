@@ -25,6 +25,8 @@ const (
 	rmcpInsufficientResources = 0x01
 	rmcpUnauthorizedName      = 0x0D
 	rmcpInvalidRole           = 0x09
+	rmcpUnauthorizedRole      = 0x0A
+	rmcpNoCipherSuiteMatch    = 0x11
 )
 
 // rmcpPlus reports the payload type and payload of an RMCP+ packet.

@@ -59,6 +59,8 @@ func Remedy(s OOB, r Reason) string {
 			return "no route to the BMC's address: check the address in the account and the management network's routing"
 		case ReasonStalled, ReasonProtocol:
 			return "the BMC answered, then stopped or sent unusable replies: reset the BMC (cold reset from the host or the enclosure manager) and retry"
+		case ReasonIPMI15Only:
+			return "the BMC speaks IPMI 1.5 only and lightsout needs IPMI 2.0 (RMCP+): enable IPMI 2.0 / RMCP+ sessions on the BMC or update its firmware, or monitor it over Redfish if it offers it"
 		case ReasonTLS:
 			return "the TLS handshake with the BMC's Redfish service failed: check its certificate and TLS settings (an expired or broken certificate, TLS below 1.2), or regenerate the certificate on the BMC"
 		case ReasonNoCipherSuite, ReasonCipher0Refused:

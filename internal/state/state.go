@@ -38,6 +38,7 @@ const (
 	ReasonNoCipherSuite  Reason = "no_cipher_suite" // no acceptable cipher suite in common
 	ReasonCipher0Refused Reason = "cipher0_refused" // only cipher suite 0 offered, and it is not allowed
 	ReasonTLS            Reason = "tls_error"       // Redfish: the TLS handshake failed
+	ReasonIPMI15Only     Reason = "ipmi15_only"     // speaks IPMI 1.5 only: no RMCP+ (lightsout needs IPMI 2.0)
 
 	// NotAuthenticated sub-reasons.
 	ReasonWrongPassword Reason = "wrong_password"
@@ -71,7 +72,7 @@ const (
 // filters of the console and of machines list accept these).
 func Reasons() map[OOB][]Reason {
 	return map[OOB][]Reason{
-		NotResponding:    {ReasonSilent, ReasonPortRefused, ReasonUnreachable, ReasonStalled, ReasonProtocol, ReasonNoCipherSuite, ReasonCipher0Refused, ReasonTLS},
+		NotResponding:    {ReasonSilent, ReasonPortRefused, ReasonUnreachable, ReasonStalled, ReasonProtocol, ReasonNoCipherSuite, ReasonCipher0Refused, ReasonTLS, ReasonIPMI15Only},
 		NotAuthenticated: {ReasonWrongPassword, ReasonUnknownUser, ReasonPrivilege, ReasonLocked, ReasonAuthRejected},
 		Connectable:      {ReasonBusy},
 		Invalid:          {ReasonGUIDMismatch, ReasonCertChanged},
