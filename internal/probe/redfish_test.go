@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -18,17 +19,25 @@ const rfPass = "redfish-test-pw1"
 func rfFleet(t *testing.T, n int) *sim.Fleet {
 	t.Helper()
 	cfg := sim.Config{Count: n, Seed: 11, Password: rfPass, Redfish: true}
-	if os.Geteuid() == 0 {
-		cfg.BaseAddr = "127.77.0.1"
-	} else {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 21000+os.Getpid()%20000
+	// Another test binary (another checkout's tests) may hold a range:
+	// move on to the next one, a bounded number of times.
+	for attempt := 0; ; attempt++ {
+		octet := 60 + (os.Getpid()+attempt)%40
+		if os.Geteuid() == 0 {
+			cfg.BaseAddr = fmt.Sprintf("127.%d.0.1", octet)
+		} else {
+			cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 21000+(os.Getpid()+attempt*97)%20000
+		}
+		f, err := sim.New(cfg)
+		if err != nil && strings.Contains(err.Error(), "address already in use") && attempt < 20 {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("simulator: %v", err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
 	}
-	f, err := sim.New(cfg)
-	if err != nil {
-		t.Fatalf("simulator: %v", err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
 }
 
 func rfTarget(b *sim.BMC, pw string) Target {
