@@ -22,9 +22,8 @@ func rfFleet(t *testing.T, n int) *sim.Fleet {
 	// Another test binary (another checkout's tests) may hold a range:
 	// move on to the next one, a bounded number of times.
 	for attempt := 0; ; attempt++ {
-		octet := 60 + (os.Getpid()+attempt)%40
-		if os.Geteuid() == 0 {
-			cfg.BaseAddr = fmt.Sprintf("127.%d.0.1", octet)
+		if os.Geteuid() == 0 { // 127.64: no other package's range
+			cfg.BaseAddr = fmt.Sprintf("127.64.%d.1", (os.Getpid()+attempt)%200+1)
 		} else {
 			cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 21000+(os.Getpid()+attempt*97)%20000
 		}
