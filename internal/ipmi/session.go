@@ -486,7 +486,7 @@ func (s *Session) orphan(ev event) bool {
 	msg[0] = s.nextTag()
 	msg[1] = 0x02 // invalid session ID: not the one we continue with
 	binary.LittleEndian.PutUint32(msg[4:8], id)
-	_ = s.e.send(s.p, buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil))
+	_ = s.e.sendExtra(s.p, buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil))
 	return true
 }
 
