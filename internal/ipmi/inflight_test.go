@@ -24,6 +24,12 @@ var creds = ipmi.Credentials{User: ipmitest.User, Password: []byte(ipmitest.Pass
 
 func recorded(t *testing.T) (*ipmi.Engine, *ipmitest.Recorder) {
 	t.Helper()
+	eng, rec, _ := recordedBMC(t)
+	return eng, rec
+}
+
+func recordedBMC(t *testing.T) (*ipmi.Engine, *ipmitest.Recorder, *ipmitest.BMC) {
+	t.Helper()
 	b := ipmitest.Start(t, ipmitest.Options{})
 	rec := ipmitest.StartRecorder(t, b.Addr)
 	eng, err := ipmi.New(ipmi.Config{Sockets: 1})
@@ -31,7 +37,7 @@ func recorded(t *testing.T) (*ipmi.Engine, *ipmitest.Recorder) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	return eng, rec
+	return eng, rec, b
 }
 
 // atMostOne fails the test unless the BMC never held two of our requests.
@@ -127,6 +133,31 @@ func TestInFlightGiveUpDuringHandshake(t *testing.T) {
 	}
 	rec.Await(t, 5*time.Second, "the abort answered", func(c ipmitest.Counts) bool { return c.Requests == 3 && c.InFlight == 0 })
 	atMostOne(t, rec)
+}
+
+// RAKP 3 answered after the login gave up (out of time): the BMC opened the
+// session all the same. The login aborts it once the BMC's answer is in,
+// so no session of ours is left for the next login to double.
+func TestInFlightRAKP3AnsweredLate(t *testing.T) {
+	eng, rec, b := recordedBMC(t)
+	rec.SetFault(func(n int, req []byte) ipmitest.Fault {
+		if pt, ok := ipmitest.RMCPPlusType(req); ok && pt == ipmitest.RAKP3 && n == 3 {
+			return ipmitest.Fault{Slow: 500 * time.Millisecond}
+		}
+		return ipmitest.Fault{}
+	})
+	ctx := ipmi.WithRequestTimeout(context.Background(), 300*time.Millisecond)
+	if _, err := eng.Open(ctx, rec.Addr(), creds); !errors.Is(err, ipmi.ErrNoResponse) {
+		t.Fatalf("login: %v, want no response", err)
+	}
+	c := rec.Await(t, 5*time.Second, "the abort answered", func(c ipmitest.Counts) bool { return c.Requests >= 4 && c.InFlight == 0 })
+	if c.Requests != 4 {
+		t.Errorf("%d requests, want Open Session, RAKP 1, RAKP 3 and the abort", c.Requests)
+	}
+	atMostOne(t, rec)
+	if n := b.Sessions.Count(); n != 0 {
+		t.Errorf("the BMC holds %d sessions of ours after the failed login", n)
+	}
 }
 
 // The network delivers an answer twice: the copy reaches the next request's

@@ -461,7 +461,11 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			return true, nil
 		}, true)
 	if err != nil {
-		if ctx.Err() != nil {
+		// Given up without an answer (cancelled, or out of time): the BMC
+		// may have taken RAKP 3 and opened the session all the same.
+		// Abort it rather than leave it to the BMC's timeout, where the
+		// next check's session would be a second one of ours.
+		if ctx.Err() != nil || errors.Is(err, ErrNoResponse) {
 			s.abort(0x01)
 		}
 		return err
