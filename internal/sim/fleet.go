@@ -107,6 +107,7 @@ type Fleet struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	skew   atomic.Int64 // ns added to every BMC's clock (tests)
 
 	all        []*BMC // servers first, then enclosure managers
 	servers    []*BMC
@@ -251,6 +252,7 @@ func New(cfg Config) (*Fleet, error) {
 			}
 		}
 	}
+	go f.sweepSessions()
 	return f, nil
 }
 
