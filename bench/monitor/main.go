@@ -69,6 +69,7 @@ func main() {
 	flag.DurationVar(&c.window, "window", 120*time.Second, "measurement window")
 	flag.DurationVar(&c.settle, "settle", 15*time.Second, "how long the empty server runs before its RSS is read (the baseline)")
 	flag.DurationVar(&c.sample, "sample", 10*time.Second, "CPU and RSS sampling period during the run")
+	flag.IntVar(&firstOctet, "base-octet", firstOctet, "second octet of the first simulator shard's addresses (127.N.0.1; shards take N, N+1, …): another run on the machine uses another")
 	flag.IntVar(&c.shardMax, "sim-shard-max", 0, "BMCs per simulator process at most (0: what RLIMIT_NOFILE allows, minus 512)")
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 3*time.Minute, "wait this long for a simulator's or the server's ready line")
 	flag.BoolVar(&pin.On, "pin", runtime.NumCPU() >= 2, "pin the simulator to CPU 0 and the server to CPU 1 (taskset): the server is measured on one core")
@@ -84,6 +85,8 @@ func main() {
 	switch {
 	case c.count < 1:
 		fatalf(2, "--count %d: must be at least 1", c.count)
+	case firstOctet < 2 || firstOctet > 254:
+		fatalf(2, "--base-octet %d: must be 2 to 254 (127.0.0.0/8, away from 127.0.x.y and 127.1.x.y)", firstOctet)
 	case c.interval < time.Second:
 		fatalf(2, "--interval %v: must be at least 1s (the server's minimum)", c.interval)
 	case c.window < 10*time.Second:
@@ -227,8 +230,8 @@ func (b *bench) measure(perShard int) error {
 		return err
 	}
 	nShards := (c.count + perShard - 1) / perShard
-	if nShards > maxShards {
-		return fmt.Errorf("%d BMCs at most %d per simulator process need %d processes; at most %d fit (raise --sim-shard-max or RLIMIT_NOFILE)", c.count, perShard, nShards, maxShards)
+	if nShards > maxShards() {
+		return fmt.Errorf("%d BMCs at most %d per simulator process need %d processes; at most %d fit (raise --sim-shard-max or RLIMIT_NOFILE)", c.count, perShard, nShards, maxShards())
 	}
 	simStart := time.Now()
 	for i, off := 0, 0; i < nShards; i++ {
