@@ -274,6 +274,24 @@ func (h *heard) owed() bool { return !h.gone && h.n < h.copies }
 type hold struct {
 	heard
 	timer *time.Timer
+	done  chan struct{} // closed when the slot is given back
+}
+
+// awaitHold waits (at most limit) until p's slot is no longer held for an
+// answer owed to an exchange that ended.
+func (p *peer) awaitHold(limit time.Duration) {
+	p.mu.Lock()
+	h := p.hold
+	p.mu.Unlock()
+	if h == nil {
+		return
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-h.done:
+	case <-t.C:
+	}
 }
 
 // waiters and timers are shared by every exchange (see exchangeOpt).
@@ -577,6 +595,7 @@ func (e *Engine) deliverTo(p *peer, ev event) {
 				h.timer.Stop()
 				p.mu.Unlock()
 				<-p.slot
+				close(h.done)
 				return
 			}
 		}
@@ -855,7 +874,7 @@ func (e *Engine) finish(p *peer, w *waiter, h *heard, until time.Time) {
 		<-p.slot
 		return
 	}
-	hd := &hold{heard: *h}
+	hd := &hold{heard: *h, done: make(chan struct{})}
 	hd.timer = time.AfterFunc(d, func() { p.endHold(hd) })
 	p.hold = hd
 	p.mu.Unlock()
@@ -871,6 +890,7 @@ func (p *peer) endHold(hd *hold) {
 	p.hold = nil
 	p.mu.Unlock()
 	<-p.slot
+	close(hd.done)
 }
 
 // sendExtra sends pkt to p from inside an exchange's accept func, a

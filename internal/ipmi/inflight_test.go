@@ -136,13 +136,14 @@ func TestInFlightGiveUpDuringHandshake(t *testing.T) {
 }
 
 // RAKP 3 answered after the login gave up (out of time): the BMC opened the
-// session all the same. The login aborts it once the BMC's answer is in,
-// so no session of ours is left for the next login to double.
+// session all the same. The login aborts it once the BMC's answer is in
+// (550ms after the give-up: longer than the abort's own 500ms wait for its
+// answer), so no session of ours is left for the next login to double.
 func TestInFlightRAKP3AnsweredLate(t *testing.T) {
 	eng, rec, b := recordedBMC(t)
 	rec.SetFault(func(n int, req []byte) ipmitest.Fault {
 		if pt, ok := ipmitest.RMCPPlusType(req); ok && pt == ipmitest.RAKP3 && n == 3 {
-			return ipmitest.Fault{Slow: 500 * time.Millisecond}
+			return ipmitest.Fault{Slow: 850 * time.Millisecond}
 		}
 		return ipmitest.Fault{}
 	})

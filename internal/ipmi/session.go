@@ -505,6 +505,9 @@ func (s *Session) abort(status byte) {
 	msg[1] = status
 	binary.LittleEndian.PutUint32(msg[4:8], s.bmcID)
 	pkt := buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil)
+	// The slot may still be held for the request the abort follows (its
+	// answer owed until its retransmission timeout): wait that out first.
+	s.p.awaitHold(s.e.rto(s.p) + handshakeMinRTO)
 	ctx, cancel := context.WithTimeout(context.Background(), abortWait)
 	defer cancel()
 	_, _, _ = s.e.exchange(ctx, s.p, StageRAKP3, func() []byte { return pkt }, func(ev event) (bool, error) {
