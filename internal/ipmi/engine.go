@@ -847,9 +847,9 @@ func acquire(ctx context.Context, sem chan struct{}, limit time.Duration) error 
 
 // finish ends an exchange with p: the waiter is detached (what it still
 // holds is counted as heard) and the slot given back — at once when the
-// BMC answered every copy sent (or its port is unreachable), else only
-// when the answer it owes arrives or until, the last copy's
-// retransmission timeout, has passed. A caller that gave up (cancelled,
+// BMC answered every copy sent (or its port is unreachable), else when the
+// answer it owes arrives or at until (the last copy's retransmission
+// timeout), whichever comes first. A caller that gave up (cancelled,
 // out of time, an answer taken from an earlier copy while a retransmitted
 // one is still at the BMC) thus never puts a second request of ours in
 // front of a BMC that is still working on the first.
