@@ -295,7 +295,7 @@ func (b *bench) measure(perShard int) error {
 	inv = nil
 	var seedTime time.Duration
 	if !c.fresh {
-		progress.Logf("storing every channel's state as Connectable (a restart on an established fleet; --fresh skips this)")
+		progress.Logf("storing every channel's state as Connectable and its learned BMC profile (a restart on an established fleet; --fresh skips this)")
 		t := time.Now()
 		n, err := seedStates(ctx, dataDir, b.shards, b.names)
 		if err != nil {
@@ -592,7 +592,7 @@ func (b *bench) measure(perShard int) error {
 	b.info("server stop (SIGTERM to exit)", fmt.Sprintf("%v, %s", stopTime.Round(time.Millisecond), exitStatus))
 	b.info("import of the inventory (manager.Import, before the server starts)", fmt.Sprintf("%v; data directory %.1f MiB (%s)", importTime.Round(time.Millisecond), float64(dbSize)/(1<<20), dbFiles))
 	if !c.fresh {
-		b.info("channel states stored before the server starts (store.SaveState, one transaction each)", seedTime.Round(time.Millisecond).String())
+		b.info("channel states and learned BMC profiles stored before the server starts (store.SaveState and SaveProfile, one transaction each)", seedTime.Round(time.Millisecond).String())
 	}
 
 	b.emit("\n## Results\n\n")
