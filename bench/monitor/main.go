@@ -574,7 +574,7 @@ func (b *bench) measure(perShard int) error {
 	}
 	b.target("most requests in flight at once on any BMC (max_in_flight)", fmt.Sprintf("%d", aud.MaxInFlight), "≤ 1", aud.MaxInFlight <= 1, false)
 	if errPre == nil && len(preStop.OverInFlight) != len(aud.OverInFlight) {
-		b.note(fmt.Sprintf("Before the server stopped %d BMCs had seen two requests in flight at once; after, %d: the stop (it cancels the checks in flight) made the difference.", len(preStop.OverInFlight), len(aud.OverInFlight)))
+		b.note(fmt.Sprintf("Read just before the server stopped, %d BMCs had seen two requests in flight at once; after, %d: the difference came from the stop (it cancels the checks in flight) or from retransmissions while the first reading ran.", len(preStop.OverInFlight), len(aud.OverInFlight)))
 	}
 	if len(aud.OverInFlight) > 0 {
 		b.note(fmt.Sprintf("%d BMCs saw two or more requests in flight at once (max_in_flight counts a retransmission the simulator had not answered yet as a second request): %s", len(aud.OverInFlight), someNames(aud.OverInFlight, 10)))
