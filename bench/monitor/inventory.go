@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -128,8 +129,10 @@ func seedStates(ctx context.Context, dataDir string, shards []*simShard, names f
 		return 0, err
 	}
 	byName := make(map[string]int64, len(accts))
+	addrOf := make(map[int64]string, len(accts))
 	for _, a := range accts {
 		byName[a.Machine] = a.ID
+		addrOf[a.ID] = net.JoinHostPort(a.Address, strconv.Itoa(a.Port))
 	}
 	now := time.Now()
 	n := 0
@@ -152,6 +155,12 @@ func seedStates(ctx context.Context, dataDir string, shards []*simShard, names f
 				GUID: guid.GUID(raw).String(), Power: b.Power, Message: "seeded by bench/monitor before the server started"}
 			if err := st.SaveState(ctx, cs, nil); err != nil {
 				return n, fmt.Errorf("%s: %v", name, err)
+			}
+			// What the monitor learned about the BMC, as it would have
+			// stored it (a healthy simulated BMC: cipher suite 17, no
+			// quirks): without it every first check writes a profile.
+			if err := st.SaveProfile(ctx, store.Profile{AccountID: id, Address: addrOf[id], Suite: 17, LearnedAt: now}); err != nil {
+				return n, fmt.Errorf("%s: profile: %v", name, err)
 			}
 			n++
 		}

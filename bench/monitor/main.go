@@ -69,6 +69,7 @@ func main() {
 	flag.DurationVar(&c.window, "window", 120*time.Second, "measurement window")
 	flag.DurationVar(&c.settle, "settle", 15*time.Second, "how long the empty server runs before its RSS is read (the baseline)")
 	flag.DurationVar(&c.sample, "sample", 10*time.Second, "CPU and RSS sampling period during the run")
+	flag.IntVar(&firstOctet, "base-octet", firstOctet, "second octet of the first simulator shard's addresses (127.N.0.1; shards take N, N+1, …): another run on the machine uses another")
 	flag.IntVar(&c.shardMax, "sim-shard-max", 0, "BMCs per simulator process at most (0: what RLIMIT_NOFILE allows, minus 512)")
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 3*time.Minute, "wait this long for a simulator's or the server's ready line")
 	flag.BoolVar(&pin.On, "pin", runtime.NumCPU() >= 2, "pin the simulator to CPU 0 and the server to CPU 1 (taskset): the server is measured on one core")
@@ -84,6 +85,8 @@ func main() {
 	switch {
 	case c.count < 1:
 		fatalf(2, "--count %d: must be at least 1", c.count)
+	case firstOctet < 2 || firstOctet > 254:
+		fatalf(2, "--base-octet %d: must be 2 to 254 (127.0.0.0/8, away from 127.0.x.y and 127.1.x.y)", firstOctet)
 	case c.interval < time.Second:
 		fatalf(2, "--interval %v: must be at least 1s (the server's minimum)", c.interval)
 	case c.window < 10*time.Second:
@@ -227,8 +230,8 @@ func (b *bench) measure(perShard int) error {
 		return err
 	}
 	nShards := (c.count + perShard - 1) / perShard
-	if nShards > maxShards {
-		return fmt.Errorf("%d BMCs at most %d per simulator process need %d processes; at most %d fit (raise --sim-shard-max or RLIMIT_NOFILE)", c.count, perShard, nShards, maxShards)
+	if nShards > maxShards() {
+		return fmt.Errorf("%d BMCs at most %d per simulator process need %d processes; at most %d fit (raise --sim-shard-max or RLIMIT_NOFILE)", c.count, perShard, nShards, maxShards())
 	}
 	simStart := time.Now()
 	for i, off := 0, 0; i < nShards; i++ {
@@ -292,7 +295,7 @@ func (b *bench) measure(perShard int) error {
 	inv = nil
 	var seedTime time.Duration
 	if !c.fresh {
-		progress.Logf("storing every channel's state as Connectable (a restart on an established fleet; --fresh skips this)")
+		progress.Logf("storing every channel's state as Connectable and its learned BMC profile (a restart on an established fleet; --fresh skips this)")
 		t := time.Now()
 		n, err := seedStates(ctx, dataDir, b.shards, b.names)
 		if err != nil {
@@ -408,6 +411,10 @@ func (b *bench) measure(perShard int) error {
 	}
 
 	// 5. Stop the server (it closes its sessions), then audit the fleet.
+	// The requests in flight are counted before the stop too: a stop
+	// cancels the checks in flight, and a cancelled request must not let
+	// the next one (the check's Close Session) join it at the BMC.
+	preStop, errPre := audit(b.shards, b.names.global)
 	stopTime := srv.stop(60 * time.Second)
 	exitStatus := srv.ExitStatus()
 	b.setServer(nil)
@@ -566,6 +573,9 @@ func (b *bench) measure(perShard int) error {
 		b.note("BMCs with a session left open: " + someNames(aud.StillOpen, 10))
 	}
 	b.target("most requests in flight at once on any BMC (max_in_flight)", fmt.Sprintf("%d", aud.MaxInFlight), "≤ 1", aud.MaxInFlight <= 1, false)
+	if errPre == nil && len(preStop.OverInFlight) != len(aud.OverInFlight) {
+		b.note(fmt.Sprintf("Read just before the server stopped, %d BMCs had seen two requests in flight at once; after, %d: the difference came from the stop (it cancels the checks in flight) or from retransmissions while the first reading ran.", len(preStop.OverInFlight), len(aud.OverInFlight)))
+	}
 	if len(aud.OverInFlight) > 0 {
 		b.note(fmt.Sprintf("%d BMCs saw two or more requests in flight at once (max_in_flight counts a retransmission the simulator had not answered yet as a second request): %s", len(aud.OverInFlight), someNames(aud.OverInFlight, 10)))
 	}
@@ -582,7 +592,7 @@ func (b *bench) measure(perShard int) error {
 	b.info("server stop (SIGTERM to exit)", fmt.Sprintf("%v, %s", stopTime.Round(time.Millisecond), exitStatus))
 	b.info("import of the inventory (manager.Import, before the server starts)", fmt.Sprintf("%v; data directory %.1f MiB (%s)", importTime.Round(time.Millisecond), float64(dbSize)/(1<<20), dbFiles))
 	if !c.fresh {
-		b.info("channel states stored before the server starts (store.SaveState, one transaction each)", seedTime.Round(time.Millisecond).String())
+		b.info("channel states and learned BMC profiles stored before the server starts (store.SaveState and SaveProfile, one transaction each)", seedTime.Round(time.Millisecond).String())
 	}
 
 	b.emit("\n## Results\n\n")

@@ -24,11 +24,11 @@ type simShard struct {
 // 127.1.x.y, where `lightsout sim`, the demo and tests put their fleets by
 // default, so that nothing else on the machine talks to this fleet (the
 // simulator counts sessions per client address, and every local process is
-// 127.0.0.1).
-const firstOctet = 201
+// 127.0.0.1). --base-octet moves it (two runs on one machine).
+var firstOctet = 201
 
 // maxShards keeps every shard inside 127.0.0.0/8.
-const maxShards = 254 - firstOctet + 1
+func maxShards() int { return 254 - firstOctet + 1 }
 
 // startSim starts shard index of count BMCs and waits (at most
 // readyTimeout) for its ready line.

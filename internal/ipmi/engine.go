@@ -124,6 +124,9 @@ type peer struct {
 
 	mu   sync.Mutex
 	wait *waiter // the request in flight, if any
+	// hold is set while the slot stays taken after its exchange ended
+	// with a copy of the request unanswered (see Engine.finish).
+	hold *hold
 
 	suite  atomic.Uint32 // last cipher suite that worked, +1 (0 = none yet)
 	quirks atomic.Uint32 // Quirk bits learned
@@ -220,7 +223,76 @@ func (e *Engine) PeerCounters(addr netip.AddrPort) PeerCounters {
 	return PeerCounters{Requests: p.requests.Load(), Retransmits: p.retrans.Load(), Timeouts: p.timeouts.Load()}
 }
 
-type waiter struct{ ch chan event }
+type waiter struct {
+	ch chan event
+	// extra counts datagrams an exchange's accept func sent on its own
+	// (Session.orphan's abort), each one more answer the BMC owes.
+	extra int
+}
+
+// heard is what one exchange sent and what came back from the BMC, so the
+// slot can outlive the exchange while the BMC still owes an answer.
+type heard struct {
+	copies int // datagrams sent that the BMC answers (the request's copies, extras)
+	n      int // distinct datagrams from the BMC since the first copy
+	// sums are hashes of what was heard: a network duplicate of an answer
+	// is not the answer to another copy.
+	sums [8]uint64
+	ns   int
+	// gone: the BMC's port is unreachable; nothing it owes will come.
+	gone bool
+}
+
+// hear counts a datagram from the BMC (nil pkt: an ICMP error).
+func (h *heard) hear(ev *event) {
+	if ev.err != nil {
+		h.gone = true
+		return
+	}
+	sum := uint64(14695981039346656037)
+	for _, c := range ev.pkt {
+		sum = (sum ^ uint64(c)) * 1099511628211
+	}
+	for _, x := range h.sums[:h.ns] {
+		if x == sum {
+			return
+		}
+	}
+	if h.ns < len(h.sums) {
+		h.sums[h.ns] = sum
+		h.ns++
+	}
+	h.n++
+}
+
+// owed reports whether the BMC may still be working on a copy.
+func (h *heard) owed() bool { return !h.gone && h.n < h.copies }
+
+// hold keeps a BMC's slot after its exchange ended while the BMC still owes
+// an answer: until it comes or the last copy's retransmission timeout has
+// passed, whoever asked and whatever they decided meanwhile.
+type hold struct {
+	heard
+	timer *time.Timer
+	done  chan struct{} // closed when the slot is given back
+}
+
+// awaitHold waits (at most limit) until p's slot is no longer held for an
+// answer owed to an exchange that ended.
+func (p *peer) awaitHold(limit time.Duration) {
+	p.mu.Lock()
+	h := p.hold
+	p.mu.Unlock()
+	if h == nil {
+		return
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-h.done:
+	case <-t.C:
+	}
+}
 
 // waiters and timers are shared by every exchange (see exchangeOpt).
 var (
@@ -434,7 +506,7 @@ func (e *Engine) route(b []byte, src netip.AddrPort) {
 		// Tell the BMC's waiting request it answered with garbage, so a
 		// timeout can say "malformed replies" rather than "silent".
 		if p := e.lookupPeer(src); p != nil {
-			e.deliverTo(p, event{garbage: true, at: time.Now()})
+			e.deliverTo(p, event{garbage: true, pkt: pkt, at: time.Now()})
 		}
 		return
 	}
@@ -454,7 +526,7 @@ func (e *Engine) route(b []byte, src netip.AddrPort) {
 			// or stale reply. Its request counts it as garbage (and sees
 			// its payload type: an Open Session Response inside an old
 			// session means the BMC kept that session for our port).
-			e.deliverTo(p, event{garbage: true, stalePT: d.payloadType, at: time.Now()})
+			e.deliverTo(p, event{garbage: true, pkt: pkt, stalePT: d.payloadType, at: time.Now()})
 			return
 		}
 	} else {
@@ -511,12 +583,26 @@ func (e *Engine) deliverTo(p *peer, ev event) {
 	// p.wait, its pooled waiter may serve another BMC and must get
 	// nothing more from this one.
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	w := p.wait
 	if w == nil {
 		e.c.stale.Add(1)
+		if h := p.hold; h != nil {
+			// The answer a held slot waits for (or an ICMP error: none
+			// will come).
+			h.hear(&ev)
+			if !h.owed() {
+				p.hold = nil
+				h.timer.Stop()
+				p.mu.Unlock()
+				<-p.slot
+				close(h.done)
+				return
+			}
+		}
+		p.mu.Unlock()
 		return
 	}
+	defer p.mu.Unlock()
 	select {
 	case w.ch <- ev:
 	default:
@@ -547,7 +633,6 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 	if err := acquire(ctx, p.slot, limit); err != nil {
 		return 0, 0, &StageError{Stage: stage, Err: err}
 	}
-	defer func() { <-p.slot }()
 	p.requests.Add(1)
 
 	// The waiter and the timer come from pools: an idle BMC holds neither
@@ -556,27 +641,19 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 	p.mu.Lock()
 	p.wait = w
 	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.wait = nil
-		p.mu.Unlock()
-		// Nothing is delivered to w any more: drop what it holds.
-		for drained := false; !drained; {
-			select {
-			case <-w.ch:
-			default:
-				drained = true
-			}
-		}
-		waiters.Put(w)
-	}()
+	// The slot is given back by finish: at once when the BMC answered
+	// every copy, else when it does or the last copy's timeout passes.
+	var h heard
+	var sentAt time.Time
+	var rto time.Duration
+	defer func() { e.finish(p, w, &h, sentAt.Add(rto)) }()
 
 	start := time.Now()
 	var giveUp time.Time // the request's own limit (WithRequestTimeout)
 	if limit > 0 {
 		giveUp = start.Add(limit)
 	}
-	rto := e.rto(p)
+	rto = e.rto(p)
 	if linger && rto < handshakeMinRTO {
 		// Handshake messages are not idempotent on a BMC (each copy of
 		// RAKP 1 draws a new random number; threaded BMCs may even answer
@@ -588,7 +665,6 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 		timer.Stop() // no stale tick can remain (Go ≥ 1.23 timers)
 		timers.Put(timer)
 	}()
-	var sentAt time.Time
 	garbage := 0
 	fail := func(err error) (int, time.Duration, error) {
 		if garbage > 0 && (errors.Is(err, ErrNoResponse)) {
@@ -614,6 +690,7 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 		if werr := e.send(p, pkt); werr != nil {
 			return fail(fmt.Errorf("%w: send: %v", ErrNoResponse, werr))
 		}
+		h.copies++
 		if attempts > 1 {
 			e.c.retransmits.Add(1)
 			p.retrans.Add(1)
@@ -634,6 +711,7 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 		for {
 			select {
 			case ev := <-w.ch:
+				h.hear(&ev)
 				if ev.err != nil {
 					if held != nil {
 						continue // an answer is in hand; keep waiting for a verified one
@@ -680,7 +758,7 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 				} else {
 					p.backoff.Store(int64(rto))
 					if linger {
-						aerr = e.linger(ctx, w, sentAt.Add(min(ev.at.Sub(start), time.Second)), accept, aerr)
+						aerr = e.linger(ctx, w, &h, sentAt.Add(min(ev.at.Sub(start), time.Second)), accept, aerr)
 					}
 				}
 				if aerr != nil {
@@ -767,14 +845,75 @@ func acquire(ctx context.Context, sem chan struct{}, limit time.Duration) error 
 	}
 }
 
+// finish ends an exchange with p: the waiter is detached (what it still
+// holds is counted as heard) and the slot given back — at once when the
+// BMC answered every copy sent (or its port is unreachable), else when the
+// answer it owes arrives or at until (the last copy's retransmission
+// timeout), whichever comes first. A caller that gave up (cancelled,
+// out of time, an answer taken from an earlier copy while a retransmitted
+// one is still at the BMC) thus never puts a second request of ours in
+// front of a BMC that is still working on the first.
+func (e *Engine) finish(p *peer, w *waiter, h *heard, until time.Time) {
+	p.mu.Lock()
+	p.wait = nil
+	// Nothing is delivered to w any more: count and drop what it holds.
+	for drained := false; !drained; {
+		select {
+		case ev := <-w.ch:
+			h.hear(&ev)
+		default:
+			drained = true
+		}
+	}
+	h.copies += w.extra
+	w.extra = 0
+	waiters.Put(w)
+	d := time.Until(until)
+	if !h.owed() || d <= 0 {
+		p.mu.Unlock()
+		<-p.slot
+		return
+	}
+	hd := &hold{heard: *h, done: make(chan struct{})}
+	hd.timer = time.AfterFunc(d, func() { p.endHold(hd) })
+	p.hold = hd
+	p.mu.Unlock()
+}
+
+// endHold gives back the slot hd kept, unless an answer already did.
+func (p *peer) endHold(hd *hold) {
+	p.mu.Lock()
+	if p.hold != hd {
+		p.mu.Unlock()
+		return
+	}
+	p.hold = nil
+	p.mu.Unlock()
+	<-p.slot
+	close(hd.done)
+}
+
+// sendExtra sends pkt to p from inside an exchange's accept func, a
+// datagram the BMC answers besides the request's own copies: the slot is
+// held for its answer too.
+func (e *Engine) sendExtra(p *peer, pkt []byte) error {
+	p.mu.Lock()
+	if p.wait != nil {
+		p.wait.extra++
+	}
+	p.mu.Unlock()
+	return e.send(p, pkt)
+}
+
 // linger keeps feeding replies to accept until the deadline; the result of
 // the last reply accept took (done) wins.
-func (e *Engine) linger(ctx context.Context, w *waiter, until time.Time, accept func(event) (bool, error), last error) error {
+func (e *Engine) linger(ctx context.Context, w *waiter, h *heard, until time.Time, accept func(event) (bool, error), last error) error {
 	t := time.NewTimer(time.Until(until))
 	defer t.Stop()
 	for {
 		select {
 		case ev := <-w.ch:
+			h.hear(&ev)
 			if ev.err != nil || ev.garbage {
 				continue
 			}

@@ -519,7 +519,11 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			return true, nil
 		}, true)
 	if err != nil {
-		if ctx.Err() != nil {
+		// Given up without an answer (cancelled, or out of time): the BMC
+		// may have taken RAKP 3 and opened the session all the same.
+		// Abort it rather than leave it to the BMC's timeout, where the
+		// next check's session would be a second one of ours.
+		if ctx.Err() != nil || errors.Is(err, ErrNoResponse) {
 			s.abort(0x01)
 		}
 		return err
@@ -544,7 +548,7 @@ func (s *Session) orphan(ev event) bool {
 	msg[0] = s.nextTag()
 	msg[1] = 0x02 // invalid session ID: not the one we continue with
 	binary.LittleEndian.PutUint32(msg[4:8], id)
-	_ = s.e.send(s.p, buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil))
+	_ = s.e.sendExtra(s.p, buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil))
 	return true
 }
 
@@ -559,6 +563,9 @@ func (s *Session) abort(status byte) {
 	msg[1] = status
 	binary.LittleEndian.PutUint32(msg[4:8], s.bmcID)
 	pkt := buildRMCPPlus(payloadRAKP3, 0, 0, 0, msg, nil)
+	// The slot may still be held for the request the abort follows (its
+	// answer owed until its retransmission timeout): wait that out first.
+	s.p.awaitHold(s.e.rto(s.p) + handshakeMinRTO)
 	ctx, cancel := context.WithTimeout(context.Background(), abortWait)
 	defer cancel()
 	_, _, _ = s.e.exchange(ctx, s.p, StageRAKP3, func() []byte { return pkt }, func(ev event) (bool, error) {

@@ -70,7 +70,7 @@ func (c Redfish) with(ctx context.Context, f func(*schemas.ComputerSystem) error
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	cl := &redfish.Client{HTTP: &http.Client{Transport: c.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	cl := &redfish.Client{HTTP: &http.Client{Transport: redfish.HoldOnCancel(c.Transport), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		Base: "https://" + c.Addr.String(), User: c.User, Password: c.Password, Timeout: timeout}
 	auth := c.Auth
 	if auth == "" {

@@ -175,9 +175,10 @@ type rfMemory struct {
 }
 
 // NewRedfishProber returns a prober over the shared transport tr. pins may
-// be nil (no pinning).
+// be nil (no pinning). A request a check gives up on keeps its BMC's turn
+// until the BMC answered it or its deadline passed (redfish.HoldOnCancel).
 func NewRedfishProber(tr http.RoundTripper, pins CertPins) *RedfishProber {
-	return &RedfishProber{tr: tr, pins: pins, bmcs: map[string]*rfMemory{}}
+	return &RedfishProber{tr: redfish.HoldOnCancel(tr), pins: pins, bmcs: map[string]*rfMemory{}}
 }
 
 // Redfish returns a Prober that checks a BMC over Redfish and logs out

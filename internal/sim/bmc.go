@@ -286,7 +286,7 @@ func storeMax(v *atomic.Int64, n int64) {
 // startCore boots the BMC firmware on sock (nil: port closed). b.mu held
 // (or the BMC not yet shared).
 func (b *BMC) startCore(sock *net.UDPConn) {
-	m := bmc.New(b.vendor.deviceInfo(), [16]byte(b.curGUID), &simHAL{b: b})
+	m := bmc.New(b.vendor.deviceInfo(), [16]byte(b.curGUID), &simHAL{b: b}, bmc.WithClock(fleetClock{b.f}))
 	m.Sessions = bmc.NewSessionStoreWithOptions(m.Clock(), bmc.WithMaxSessions(b.f.slots))
 	co := &core{bmc: m, done: make(chan struct{})}
 	m.Sessions.SetOnRemove(func(id uint32) {

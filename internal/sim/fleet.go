@@ -108,6 +108,7 @@ type Fleet struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	skew   atomic.Int64 // ns added to every BMC's clock (tests)
 
 	all        []*BMC // servers first, then enclosure managers
 	servers    []*BMC
@@ -266,6 +267,7 @@ func New(cfg Config) (*Fleet, error) {
 			}
 		}
 	}
+	go f.sweepSessions()
 	return f, nil
 }
 
