@@ -104,7 +104,7 @@ func TestRecorderDiagSources(t *testing.T) {
 		if st == state.Connectable && len(conds) == 0 && ev.Retransmits >= 2 {
 			conds = []state.Condition{state.Degraded}
 		}
-		r.Observe(monitor.Observed{AccountID: acct, Machine: machine, Enclosure: encl, Address: "10.0.0.1", Declared: declared,
+		r.Checked(context.Background(), monitor.Outcome{AccountID: acct, Machine: machine, Enclosure: encl, Address: "10.0.0.1", Declared: declared,
 			Observation: probe.Observation{Host: fmt.Sprintf("10.0.0.%d:623", acct), State: st, At: at, Conditions: conds, Evidence: ev}})
 	}
 	fw := func(ev probe.Evidence) probe.Evidence { ev.Manufacturer, ev.Firmware = "Dell", "4.40"; return ev }

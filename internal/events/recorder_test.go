@@ -252,18 +252,63 @@ func TestSubscribe(t *testing.T) {
 	}
 }
 
-func TestMonitorEvent(t *testing.T) {
+// TestTransitionEvents: events, not the monitor, turn a declared
+// transition into codes, severities and messages.
+func TestTransitionEvents(t *testing.T) {
+	for _, c := range []struct {
+		to     state.OOB
+		reason state.Reason
+		want   string // code:severity of each event
+		msg    string // the last event's message
+	}{
+		{state.Connectable, "", "oob.state_changed:info", "web-1: NotResponding → Connectable"},
+		{state.NotAuthenticated, state.ReasonWrongPassword, "oob.state_changed:info oob.auth_refused:critical",
+			"web-1: NotAuthenticated (wrong_password): the BMC refused the password"},
+		{state.NotResponding, state.ReasonSilent, "oob.state_changed:info oob.not_responding:warning", "web-1: NotResponding (silent)"},
+		{state.Invalid, state.ReasonGUIDMismatch, "oob.state_changed:info oob.identity_mismatch:critical", "web-1: Invalid (guid_mismatch)"},
+		{state.Unknown, "", "oob.state_changed:warning", "web-1: NotResponding → Unknown"},
+	} {
+		tr := store.Transition{AccountID: 7, Machine: "web-1", At: t0, From: state.NotResponding, To: c.to, Reason: c.reason}
+		evs := TransitionEvents(tr)
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.Code+":"+string(e.Severity))
+			var d struct {
+				Account int64     `json:"account_id"`
+				From    state.OOB `json:"from"`
+				To      state.OOB `json:"to"`
+			}
+			if err := json.Unmarshal(e.Data, &d); err != nil || d.Account != 7 || d.From != state.NotResponding || d.To != c.to ||
+				e.Source != "web-1" || !e.At.Equal(t0) {
+				t.Fatalf("%s: event %+v (data %s)", c.to, e, e.Data)
+			}
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: events %v, want %s", c.to, got, c.want)
+		}
+		if last := evs[len(evs)-1].Message; !strings.HasPrefix(last, c.msg) {
+			t.Errorf("%s: message %q, want it to start %q", c.to, last, c.msg)
+		}
+	}
+}
+
+// TestCheckedRecordsTransitions: the Recorder as the monitor's sink stores
+// a transition's events before Checked returns; a check without one
+// stores nothing (its detectors' events are queued).
+func TestCheckedRecordsTransitions(t *testing.T) {
 	r, db, _ := newRecorder(t, Config{})
 	ctx := context.Background()
-	ev := func(to state.OOB, reason state.Reason) store.Event {
-		data, _ := json.Marshal(map[string]any{"account_id": 1, "from": state.Connectable, "to": to, "reason": reason})
-		return store.Event{At: t0, Code: OOBStateChanged, Severity: store.SeverityCritical, Source: "web-1", Message: "web-1: …", Data: data}
+	check := func(to state.OOB, reason state.Reason, declared bool) {
+		o := monitor.Outcome{AccountID: 1, Machine: "web-1", Address: "10.0.0.1", Declared: to,
+			Observation: probe.Observation{State: to, Reason: reason, At: t0}}
+		if declared {
+			o.Transition = &store.Transition{AccountID: 1, Machine: "web-1", At: t0, From: state.Connectable, To: to, Reason: reason}
+		}
+		r.Checked(ctx, o)
 	}
-	r.MonitorEvent(ctx, ev(state.NotAuthenticated, state.ReasonWrongPassword))
-	r.MonitorEvent(ctx, ev(state.Connectable, ""))
-	r.MonitorEvent(ctx, ev(state.NotResponding, state.ReasonSilent))
-	r.MonitorEvent(ctx, ev(state.Invalid, state.ReasonGUIDMismatch))
-	r.MonitorEvent(ctx, store.Event{At: t0, Code: "monitor.other", Source: "x"})
+	check(state.NotAuthenticated, state.ReasonWrongPassword, true)
+	check(state.NotAuthenticated, state.ReasonWrongPassword, false)
+	check(state.Connectable, "", true)
 	evs, err := db.ListEvents(ctx, store.EventFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -272,19 +317,12 @@ func TestMonitorEvent(t *testing.T) {
 	for i := len(evs) - 1; i >= 0; i-- {
 		got = append(got, evs[i].Code+":"+string(evs[i].Severity))
 	}
-	want := "oob.state_changed:info oob.auth_refused:critical oob.state_changed:critical oob.state_changed:info " +
-		"oob.not_responding:warning oob.state_changed:info oob.identity_mismatch:critical monitor.other:info"
-	if strings.Join(got, " ") != want {
+	if want := "oob.state_changed:info oob.auth_refused:critical oob.state_changed:info"; strings.Join(got, " ") != want {
 		t.Fatalf("events\n got %s\nwant %s", strings.Join(got, " "), want)
-	}
-	for _, e := range evs {
-		if e.Code == OOBAuthRefused && !strings.Contains(e.Message, "web-1: NotAuthenticated (wrong_password): the BMC refused the password") {
-			t.Fatalf("auth_refused message: %q", e.Message)
-		}
 	}
 }
 
-func TestObserveAndEnqueue(t *testing.T) {
+func TestCheckedAndEnqueue(t *testing.T) {
 	r, db, clk := newRecorder(t, Config{Flood: FloodConfig{Window: time.Minute, Threshold: 6}, Queue: 2})
 	// Without Start the queue fills: the third event is dropped, counted.
 	if !r.Enqueue(store.Event{Code: "a"}, store.Event{Code: "b"}) || r.Enqueue(store.Event{Code: "c"}) {
@@ -311,7 +349,7 @@ func TestObserveAndEnqueue(t *testing.T) {
 	want("a")
 	want("b")
 	obs := func(at time.Time, retrans uint32) {
-		r.Observe(monitor.Observed{Machine: "web-9", Address: "10.0.0.9", Declared: state.Connectable,
+		r.Checked(context.Background(), monitor.Outcome{Machine: "web-9", Address: "10.0.0.9", Declared: state.Connectable,
 			Observation: probe.Observation{State: state.Connectable, At: at, Evidence: probe.Evidence{Retransmits: retrans}}})
 	}
 	obs(t0, 4)

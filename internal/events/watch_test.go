@@ -22,7 +22,7 @@ func codes(evs []store.Event) string {
 }
 
 func TestSampleOf(t *testing.T) {
-	o := monitor.Observed{AccountID: 12, Machine: "web-1", Enclosure: "encl-1", Address: "bmc-web-1.example", Declared: state.Connectable,
+	o := monitor.Outcome{AccountID: 12, Machine: "web-1", Enclosure: "encl-1", Address: "bmc-web-1.example", Declared: state.Connectable,
 		Observation: probe.Observation{Host: "10.0.4.17:623", State: state.Connectable, At: t0,
 			Conditions: []state.Condition{state.Degraded},
 			Evidence:   probe.Evidence{Manufacturer: "Dell", Firmware: "4.40", Requests: 9, Retransmits: 3}}}

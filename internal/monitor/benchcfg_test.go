@@ -9,5 +9,5 @@ import (
 
 func benchConfig(rec *events.Recorder, sch state.Schedule, p probe.Prober) monitor.Config {
 	return monitor.Config{Schedule: sch, Damping: state.Damping{Consecutive: 1}, Probers: map[string]probe.Prober{"ipmi": p},
-		OnObservation: rec.Observe, Events: rec.MonitorEvent}
+		Sink: rec}
 }

@@ -60,11 +60,9 @@ type Config struct {
 	// Engine configures the IPMI engine (Sockets, Source).
 	Engine ipmi.Config
 	Logger *slog.Logger
-	// OnChange is called after each declared state change is stored; it
-	// must not block.
+	// OnChange is called after each declared state change is stored (after
+	// the event recorder heard of it); it must not block.
 	OnChange func(store.Transition)
-	// OnObservation is called with every check's outcome; must not block.
-	OnObservation func(monitor.Observed)
 	// Events configures the event recorder (dedup windows, retention,
 	// flood and fleet detection, webhooks); Store and Logger are the
 	// server's.
@@ -178,9 +176,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.Events, err = events.New(ecfg); err != nil {
 		return fail(err)
 	}
-	onObs := s.Events.Observe
-	if user := cfg.OnObservation; user != nil {
-		onObs = func(o monitor.Observed) { s.Events.Observe(o); user(o) }
+	// The monitor's one sink is the event recorder (and the caller's
+	// OnChange after it).
+	var sink monitor.Sink = s.Events
+	if onChange := cfg.OnChange; onChange != nil {
+		sink = monitor.SinkFunc(func(ctx context.Context, o monitor.Outcome) {
+			s.Events.Checked(ctx, o)
+			if o.Transition != nil {
+				onChange(*o.Transition)
+			}
+		})
 	}
 	// The monitor and the diagnosis check a channel with the same probers.
 	// The Redfish prober keeps one session per BMC between checks (deleted
@@ -191,7 +196,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Monitor = monitor.New(st, monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
 		Suites: cfg.CipherSuites, Probers: probers, Logger: cfg.Logger,
-		OnChange: cfg.OnChange, OnObservation: onObs, Events: s.Events.MonitorEvent,
+		Sink: sink,
 	})
 	if err := s.Monitor.Load(ctx); err != nil {
 		return fail(err)
