@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/evcode"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
@@ -515,7 +515,7 @@ func (a *Auditor) events(ctx context.Context, acct store.Account, r Report, d Dr
 		if a.cfg.Emit != nil {
 			err = a.cfg.Emit(ctx, e)
 		} else {
-			k, _ := events.Lookup(e.Code)
+			k, _ := evcode.Lookup(e.Code)
 			err = a.st.AddEvent(ctx, &e, k.Dedup)
 		}
 		if err != nil {

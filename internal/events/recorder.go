@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/evcode"
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -264,7 +264,7 @@ func (r *Recorder) Fleet() (findings []ActiveFinding, flooding []string, floodSi
 func (r *Recorder) Record(ctx context.Context, e store.Event) (store.Event, error) {
 	k, _ := Lookup(e.Code)
 	if e.Severity == "" {
-		e.Severity = k.Severity
+		e.Severity = store.Severity(k.Severity)
 	}
 	if e.At.IsZero() {
 		e.At = r.now()
@@ -323,7 +323,7 @@ func (r *Recorder) enqueue(evs ...store.Event) bool {
 // polls. It never blocks.
 func (r *Recorder) AgentEvent(e store.Event) {
 	var more []store.Event
-	if e.Code == agent.EvLinkTimeout {
+	if e.Code == evcode.AgentLinkTimeout {
 		r.mu.Lock()
 		more = r.w.Flood.Observe(e.Source, r.now(), max(e.Count, 1))
 		r.mu.Unlock()
@@ -388,7 +388,7 @@ func TransitionEvents(t store.Transition) []store.Event {
 	if rem := state.RemedyFor(t.To, t.Reason, t.Machine, t.AccountID); rem != "" {
 		msg += ": " + rem
 	}
-	return append(out, store.Event{At: t.At, Code: specific, Severity: k.Severity, Source: t.Machine, Message: msg, Data: data})
+	return append(out, store.Event{At: t.At, Code: specific, Severity: store.Severity(k.Severity), Source: t.Machine, Message: msg, Data: data})
 }
 
 // Subscription receives live events (stored or merged) matching its

@@ -1,0 +1,40 @@
+package evcode_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestPureCores: the packages that hold vocabulary and pure decisions stay
+// pure as packages: nothing they import, directly or not, does database,
+// network or TLS I/O (`go list -deps`).
+func TestPureCores(t *testing.T) {
+	pure := []string{"../evcode", "../state"}
+	forbidden := []string{"database/sql", "net", "net/http", "crypto/tls"}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to list dependencies")
+	}
+	for _, p := range pure {
+		out, err := exec.Command(goBin, "list", "-deps", p).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", p, err)
+		}
+		deps := strings.Fields(string(out))
+		for _, d := range deps {
+			for _, f := range forbidden {
+				if d == f {
+					t.Errorf("%s depends on %s", p, f)
+				}
+			}
+		}
+		if p == "../evcode" {
+			for _, d := range deps {
+				if strings.HasPrefix(d, "github.com/lightsout/") && !strings.HasSuffix(d, "/evcode") {
+					t.Errorf("evcode is a leaf, yet imports %s", d)
+				}
+			}
+		}
+	}
+}
