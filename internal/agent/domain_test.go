@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/agentstate"
 	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/store"
@@ -255,7 +256,7 @@ func TestTrustMismatchIsPendingUp(t *testing.T) {
 	for {
 		var found bool
 		for _, s := range b.Agents.List() {
-			if s.ID == 0 && s.State == agent.PendingUp && strings.HasPrefix(s.Reason, agent.ReasonTrustMismatch) && s.Address == "127.0.0.1" {
+			if s.ID == 0 && s.State == agent.PendingUp && strings.HasPrefix(s.Reason, agent.ReasonTrustMismatch) && s.Code == agentstate.TrustMismatch && s.Address == "127.0.0.1" {
 				found = true
 			}
 		}

@@ -15,17 +15,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/agentstate"
 	"github.com/lightsout/lightsout/internal/evcode"
 )
 
 // States of an agent (the RMC heartbeat states).
 const (
-	Up        = "Up"
-	Down      = "Down"
-	PendingUp = "PendingUp"
+	Up        = agentstate.Up
+	Down      = agentstate.Down
+	PendingUp = agentstate.PendingUp
 )
 
-// Reasons of a PendingUp.
+// Reasons of a PendingUp: the start of Status.Reason's message (the code is
+// Status.Code).
 const (
 	ReasonRevoked     = "certificate revoked"
 	ReasonUnknownCert = "unknown certificate"
