@@ -75,8 +75,8 @@ const LinkTimeoutFlood = 10.0
 type AgentFacts struct {
 	// Status is the manager's view (internal/agent).
 	Status         agentstate.Status `json:"status"`
-	Now            time.Time    `json:"now"`
-	ManagerVersion string       `json:"manager_version,omitempty"`
+	Now            time.Time         `json:"now"`
+	ManagerVersion string            `json:"manager_version,omitempty"`
 	// RenewBefore: a certificate expiring within this is due for renewal
 	// (DefaultRenewBefore when zero).
 	RenewBefore time.Duration `json:"renew_before,omitempty"`
