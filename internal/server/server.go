@@ -6,9 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -335,50 +331,15 @@ func (s *Server) closeParts() error {
 	return errors.Join(errs...)
 }
 
-// TokenPrefix starts every API token, so a leaked one is easy to grep for.
-const TokenPrefix = "lso_"
+// The API token rules are manager's (manager.NewToken, HashToken,
+// CreateToken); these names stay for the server's callers.
+const TokenPrefix = manager.TokenPrefix
 
-// NewToken returns a fresh random token and the hash the store keeps.
-func NewToken() (string, []byte) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	t := TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return t, HashToken(t)
-}
-
-// HashToken is the stored form of a token.
-func HashToken(t string) []byte {
-	h := sha256.Sum256([]byte(strings.TrimSpace(t)))
-	return h[:]
-}
-
-// CreateToken stores a new token and writes its secret to file (created
-// 0600, never overwritten); with file empty the secret is returned only.
-func CreateToken(ctx context.Context, st store.Store, name string, role store.Role, file string) (string, error) {
-	secretTok, hash := NewToken()
-	if file != "" {
-		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return "", fmt.Errorf("token file: %w", err)
-		}
-		if _, err := f.WriteString(secretTok + "\n"); err != nil {
-			f.Close()
-			return "", err
-		}
-		if err := f.Close(); err != nil {
-			return "", err
-		}
-	}
-	if err := st.AddToken(ctx, &store.Token{Name: name, Role: role, Hash: hash}); err != nil {
-		if file != "" {
-			os.Remove(file)
-		}
-		return "", err
-	}
-	return secretTok, nil
-}
+var (
+	NewToken    = manager.NewToken
+	HashToken   = manager.HashToken
+	CreateToken = manager.CreateToken
+)
 
 // engineCollector exports the engine's session and packet counters.
 type engineCollector struct{ e *ipmi.Engine }

@@ -1,4 +1,4 @@
-package evcode_test
+package layers_test
 
 import (
 	"os/exec"
@@ -34,6 +34,27 @@ func TestPureCores(t *testing.T) {
 				if strings.HasPrefix(d, "github.com/lightsout/") && !strings.HasSuffix(d, p[2:]) {
 					t.Errorf("%s is a leaf, yet imports %s", p, d)
 				}
+			}
+		}
+	}
+}
+
+// TestSurfacesAboveTheRoot: the API and the console take the server's
+// parts (api.Config); neither imports the composition root
+// (internal/server), so they do not sit on top of it in the graph.
+func TestSurfacesAboveTheRoot(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to list dependencies")
+	}
+	for _, p := range []string{"../api", "../web"} {
+		out, err := exec.Command(goBin, "list", "-deps", p).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", p, err)
+		}
+		for _, d := range strings.Fields(string(out)) {
+			if d == "github.com/lightsout/lightsout/internal/server" {
+				t.Errorf("%s imports internal/server", p)
 			}
 		}
 	}
