@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
@@ -261,14 +262,10 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if f.user == "" {
 			return nil, errors.New("--user (-U) is required with --host")
 		}
-		defPort := inventory.DefaultPort
-		switch f.protocol {
-		case inventory.ProtocolIPMI:
-		case inventory.ProtocolRedfish:
-			defPort = redfishPort
-		default:
+		if !protocol.Protocol(f.protocol).Known() {
 			return nil, fmt.Errorf("--protocol %q: want ipmi or redfish", f.protocol)
 		}
+		defPort := protocol.Protocol(f.protocol).DefaultPort()
 		hosts, err := expandNames("--host", []string{f.host})
 		if err != nil {
 			return nil, err
@@ -337,9 +334,6 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if proto != inventory.ProtocolIPMI && proto != inventory.ProtocolRedfish {
 			return nil, fmt.Errorf("%s:%d: machine %q: protocol %q is not supported by check (ipmi or redfish)", f.inventory, m.Line, m.Name, proto)
 		}
-		if proto == inventory.ProtocolRedfish && m.Port == 0 {
-			port = redfishPort
-		}
 		addr, err := probe.Resolve(ctx, m.Address, port)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: machine %q: field \"address\": %v", f.inventory, m.Line, m.Name, err)
@@ -385,8 +379,6 @@ func toSuites(l []int) []ipmi.CipherSuite {
 	return out
 }
 
-// redfishPort is the HTTPS port of a Redfish account without a port.
-const redfishPort = 443
 
 // passwordSource supplies the shared password: LIGHTSOUT_PASSWORD, or one
 // prompt on the terminal.

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
@@ -450,10 +451,8 @@ func (x *Executor) ipmiOnly(ctx context.Context, n Need, a store.Account, f *Fac
 }
 
 func (x *Executor) resolve(ctx context.Context, hp string) (netip.AddrPort, error) {
-	return probe.Resolve(ctx, hp, ipmiPort)
+	return probe.Resolve(ctx, hp, protocol.IPMIPort)
 }
-
-const ipmiPort = 623
 
 // ping sends a presence ping to hp.
 func (x *Executor) ping(ctx context.Context, hp string) *Reach {

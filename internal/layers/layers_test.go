@@ -10,7 +10,7 @@ import (
 // pure as packages: nothing they import, directly or not, does database,
 // network or TLS I/O (`go list -deps`).
 func TestPureCores(t *testing.T) {
-	pure := []string{"../evcode", "../state", "../agentstate"}
+	pure := []string{"../evcode", "../state", "../agentstate", "../protocol"}
 	forbidden := []string{"database/sql", "net", "net/http", "crypto/tls"}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -29,7 +29,7 @@ func TestPureCores(t *testing.T) {
 				}
 			}
 		}
-		if p == "../evcode" || p == "../agentstate" {
+		if p == "../evcode" || p == "../agentstate" || p == "../protocol" {
 			for _, d := range deps {
 				if strings.HasPrefix(d, "github.com/lightsout/") && !strings.HasSuffix(d, p[2:]) {
 					t.Errorf("%s is a leaf, yet imports %s", p, d)
