@@ -19,11 +19,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 )
@@ -378,7 +378,6 @@ func toSuites(l []int) []ipmi.CipherSuite {
 	}
 	return out
 }
-
 
 // passwordSource supplies the shared password: LIGHTSOUT_PASSWORD, or one
 // prompt on the terminal.

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/guid"
@@ -27,6 +26,7 @@ import (
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
