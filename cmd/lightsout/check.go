@@ -304,9 +304,9 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 			if err != nil {
 				return nil, fmt.Errorf("--host %s: %v", h, err)
 			}
-			t := probe.Target{Name: f.name, Protocol: f.protocol, Addr: addr, User: f.user, Password: pass,
-				CipherSuite: f.cipherSuite, Suites: f.suites, Privilege: priv, Timeout: f.timeout, Expected: expected}
-			t.RedfishAuth, _ = redfish.ParseAuth(f.redfishAuth) // checked in runCheck
+			t := probe.NewTarget(f.name, protocol.Account{Protocol: f.protocol, Address: h, Port: defPort, User: f.user, Password: pass,
+				CipherSuite: f.cipherSuite, RedfishAuth: f.redfishAuth}, f.timeout) // --redfish-auth checked in runCheck
+			t.Addr, t.Suites, t.Privilege, t.Expected = addr, f.suites, priv, expected
 			if t.Name == "" {
 				t.Name = h
 			}
@@ -345,20 +345,19 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if err != nil { // the error names the machine and the file or variable
 			return nil, fmt.Errorf("%s:%d: %v", f.inventory, m.Line, err)
 		}
-		t := probe.Target{Name: m.Name, Protocol: proto, Addr: addr, User: m.User, Password: pass,
-			CipherSuite: m.CipherSuite, Privilege: priv, Timeout: f.timeout}
-		t.RedfishAuth, _ = redfish.ParseAuth(m.RedfishAuth) // validated by Load
+		a := protocol.Account{Protocol: proto, Address: m.Address, Port: port, User: m.User, Password: pass,
+			Privilege: m.Privilege, CipherSuite: m.CipherSuite, RedfishAuth: m.RedfishAuth} // validated by Load
+		a.CipherSuites, _ = inventory.ParseSuiteList(m.CipherSuites)
+		t := probe.NewTarget(m.Name, a, f.timeout)
+		t.Addr = addr
 		if f.cipherSuite != 0 {
 			t.CipherSuite = f.cipherSuite
-		}
-		if l, _ := inventory.ParseSuiteList(m.CipherSuites); l != nil { // validated by Load
-			t.Suites = toSuites(l)
 		}
 		if f.suites != nil {
 			t.Suites = f.suites
 		}
-		if m.Privilege != "" && !f.privilegeSet {
-			t.Privilege, _ = ipmi.ParsePrivilege(m.Privilege) // validated by Load
+		if m.Privilege == "" || f.privilegeSet {
+			t.Privilege = priv
 		}
 		if m.GUID != "" {
 			t.Expected, _ = guid.Parse(m.GUID) // validated by Load

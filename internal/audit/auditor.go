@@ -420,8 +420,7 @@ func address(acct store.Account) string {
 func (a *Auditor) audit(ctx context.Context, acct store.Account, onDemand bool) (Report, *Drift) {
 	defer a.finished(acct.ID)
 	a.runs.Add(1)
-	t := probe.Target{Name: acct.Machine, Protocol: acct.Protocol, User: acct.User, Password: acct.Password,
-		CipherSuite: acct.CipherSuite, Privilege: ipmi.PrivilegeOf(acct.Privilege), Timeout: a.cfg.Timeout}
+	t := probe.NewTarget(acct.Machine, acct.Endpoint(), a.cfg.Timeout)
 	var r Report
 	addr, err := probe.Resolve(ctx, acct.Address, acct.Port)
 	if err != nil {

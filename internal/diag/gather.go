@@ -17,7 +17,6 @@ import (
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/protocol"
-	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -179,11 +178,7 @@ func (x *Executor) Run(ctx context.Context, m store.Machine, a store.Account) Re
 
 // target builds the probe target of account a (expected GUID from m).
 func (x *Executor) target(ctx context.Context, m store.Machine, a store.Account) (probe.Target, error) {
-	t := probe.Target{Name: m.Name, Protocol: a.Protocol, User: a.User, Password: a.Password,
-		CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege), Timeout: x.timeout(), RedfishAuth: redfish.Auth(a.RedfishAuth)}
-	for _, n := range a.CipherSuites { // the account's allow-list (nil: the default)
-		t.Suites = append(t.Suites, ipmi.CipherSuite(n))
-	}
+	t := probe.NewTarget(m.Name, a.Endpoint(), x.timeout()) // the account's allow-list (nil: the default)
 	if m.GUID != "" && !m.Registering {
 		if g, err := guid.Parse(m.GUID); err == nil {
 			t.Expected = g

@@ -28,7 +28,7 @@ import (
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
-	"github.com/lightsout/lightsout/internal/redfish"
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -173,15 +173,11 @@ type channel struct {
 }
 
 // account is what the monitor keeps of an OOB account: what a check needs
-// (store.Account's timestamps and machine name stay in the store).
+// (store.Account's other timestamps and machine name stay in the store).
 type account struct {
-	ID                                 int64
-	Protocol, Address, User, Privilege string
-	RedfishAuth                        string
-	Port, CipherSuite                  int
-	CipherSuites                       []int
-	Password                           []byte
-	CredentialsChangedAt               time.Time
+	ID int64
+	protocol.Account
+	CredentialsChangedAt time.Time
 }
 
 // known is what the monitor knows of a channel's state. A check works on a
@@ -311,9 +307,7 @@ func (m *Monitor) Load(ctx context.Context) error {
 
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	refresh := c.acct.ID != 0
-	c.acct = account{ID: a.ID, Protocol: a.Protocol, Address: a.Address, User: a.User, Privilege: a.Privilege,
-		Port: a.Port, CipherSuite: a.CipherSuite, CipherSuites: a.CipherSuites, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt,
-		RedfishAuth: a.RedfishAuth}
+	c.acct = account{ID: a.ID, Account: a.Endpoint(), CredentialsChangedAt: a.CredentialsChangedAt}
 	// A literal address is parsed once; a host name resolves per check.
 	c.addr = netip.AddrPort{}
 	if ip, err := netip.ParseAddr(a.Address); err == nil && a.Port > 0 && a.Port < 65536 {
@@ -730,16 +724,10 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	m.mu.Lock()
 	a := c.acct
 	gen := c.editGen
-	t := probe.Target{
-		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
-		Expected: c.expected, ExpectedLayout: c.layout, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
-		Timeout: m.cfg.Timeout, Addr: c.addr, RedfishAuth: redfish.Auth(a.RedfishAuth), Suites: m.cfg.Suites, Profile: c.profile,
-	}
-	if len(a.CipherSuites) > 0 {
-		t.Suites = make([]ipmi.CipherSuite, len(a.CipherSuites))
-		for i, n := range a.CipherSuites {
-			t.Suites[i] = ipmi.CipherSuite(n)
-		}
+	t := probe.NewTarget(c.machine, a.Account, m.cfg.Timeout)
+	t.Expected, t.ExpectedLayout, t.Addr, t.Profile = c.expected, c.layout, c.addr, c.profile
+	if t.Suites == nil { // the account names none: the fleet's
+		t.Suites = m.cfg.Suites
 	}
 	// A BMC that answered last time gets the light re-check; every
 	// FullEvery-th check (and every check now) is full. The suite it took

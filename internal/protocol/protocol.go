@@ -41,3 +41,26 @@ func (p Protocol) Port(port int) int {
 	}
 	return port
 }
+
+// Account is what a check needs of an account: where (protocol, address,
+// port) and how to log in. store.Account.Endpoint and
+// inventory.Machine's fields give it; probe.NewTarget turns it into a
+// check's target, the one way every checker (monitor, diagnosis, audit,
+// check) builds one.
+type Account struct {
+	Protocol string // ipmi | redfish
+	Address  string
+	Port     int
+	User     string
+	Password []byte
+	// Privilege is the IPMI privilege level's name ("": administrator).
+	Privilege string
+	// CipherSuite pins an IPMI cipher suite (0: negotiate); CipherSuites
+	// is the account's allow-list, strongest first (nil: the caller's
+	// default).
+	CipherSuite  int
+	CipherSuites []int
+	// RedfishAuth forces the Redfish login: "session", "basic", or ""
+	// (as the service offers).
+	RedfishAuth string
+}
