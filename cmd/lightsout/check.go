@@ -210,9 +210,8 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	// only (the server keeps pins in its store).
 	rf := probe.NewRedfishTransport()
 	defer rf.CloseIdleConnections()
-	byProto := map[string]probe.Prober{"ipmi": probe.IPMI(eng), "redfish": probe.Redfish(rf, &probe.MemPins{})}
-	dispatch := func(ctx context.Context, t probe.Target) probe.Observation { return byProto[t.Protocol](ctx, t) }
-	go runProbes(ctx, dispatch, targets, f.parallel, results)
+	probers := probe.NewRegistry(eng, probe.Redfish(rf, &probe.MemPins{}))
+	go runProbes(ctx, probers.Check, targets, f.parallel, results)
 	for o := range results {
 		p.add(o)
 	}

@@ -56,7 +56,7 @@ type Executor struct {
 	// Probers check a channel by its account's protocol ("ipmi",
 	// "redfish": the monitor's); Prober and the IPMI default fill in for
 	// "ipmi".
-	Probers map[string]probe.Prober
+	Probers probe.Registry
 	// Current is the monitor's view of a channel's declared state (nil:
 	// the store's).
 	Current func(accountID int64) (store.ChannelState, bool)
@@ -119,13 +119,10 @@ func (x *Executor) timeout() time.Duration {
 // proberFor is the prober of protocol ("" counts as ipmi); nil when none
 // checks it.
 func (x *Executor) proberFor(protocol string) probe.Prober {
-	if protocol == "" {
-		protocol = "ipmi"
-	}
-	if p := x.Probers[protocol]; p != nil {
+	if p := x.Probers.For(protocol); p != nil {
 		return p
 	}
-	if protocol != "ipmi" {
+	if protocol != "" && protocol != "ipmi" {
 		return nil
 	}
 	if x.Prober != nil {

@@ -53,9 +53,9 @@ type Config struct {
 	// Suites is the fleet-wide cipher suite allow-list for accounts that
 	// name none (nil: ipmi.DefaultSuites, 17 then 3).
 	Suites []ipmi.CipherSuite
-	// Probers by protocol ("ipmi", "redfish"); a channel whose protocol
-	// has none is never checked.
-	Probers map[string]probe.Prober
+	// Probers by protocol ("ipmi", "redfish"; probe.NewRegistry); a
+	// channel whose protocol has none is never checked.
+	Probers probe.Registry
 	Logger  *slog.Logger
 	// Sink, when set, hears of every check once the monitor has applied
 	// it (see Outcome for the order): internal/events' Recorder, which
@@ -776,7 +776,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 
 // observe resolves the address and runs the protocol's prober.
 func (m *Monitor) observe(ctx context.Context, t probe.Target, a account) probe.Observation {
-	p := m.cfg.Probers[a.Protocol]
+	p := m.cfg.Probers.For(a.Protocol)
 	if p == nil {
 		return probe.Observation{Name: t.Name, Host: a.Address, Protocol: a.Protocol, State: state.Unknown,
 			Message: fmt.Sprintf("protocol %q is not supported by this manager", a.Protocol), At: time.Now()}

@@ -188,7 +188,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// by Close).
 	s.RedfishProber = probe.NewRedfishProber(s.Redfish, st)
 	s.RedfishProber.KeepSessions = true
-	probers := map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine), "redfish": s.RedfishProber.Check}
+	probers := probe.NewRegistry(s.Engine, s.RedfishProber.Check)
 	s.Monitor = monitor.New(st, monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
 		Suites: cfg.CipherSuites, Probers: probers, Logger: cfg.Logger,
