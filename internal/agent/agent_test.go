@@ -14,6 +14,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/agentstate"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/server"
 )
 
@@ -85,26 +86,24 @@ var reasonCodes = map[string]agentstate.ReasonCode{
 func waitState(t *testing.T, h *agent.Hub, name, state, reason string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
-		var last agent.Status
+	var last agent.Status
+	if !poll.Wait(within, func() bool {
+		last = agent.Status{}
 		for _, s := range h.List() {
 			if s.Name == name {
 				last = s
 			}
 		}
-		if last.State == state && strings.Contains(last.Reason, reason) {
-			for prefix, code := range reasonCodes {
-				if strings.HasPrefix(reason, prefix) && last.Code != code {
-					t.Fatalf("%s: %s (%q) with reason code %q, want %q", name, last.State, last.Reason, last.Code, code)
-				}
-			}
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("%s: state %s (%q) after %s, want %s (%q)", name, last.State, last.Reason, within, state, reason)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return last.State == state && strings.Contains(last.Reason, reason)
+	}) {
+		t.Fatalf("%s: state %s (%q) after %s, want %s (%q)", name, last.State, last.Reason, within, state, reason)
 	}
+	for prefix, code := range reasonCodes {
+		if strings.HasPrefix(reason, prefix) && last.Code != code {
+			t.Fatalf("%s: %s (%q) with reason code %q, want %q", name, last.State, last.Reason, last.Code, code)
+		}
+	}
+	return time.Since(start)
 }
 
 func TestManagerAndThreeAgents(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/monitor"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
@@ -175,17 +176,10 @@ func TestRetention(t *testing.T) {
 	}
 	r2.Start(context.Background())
 	defer r2.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, "the background pruner deletes every event", func() bool {
 		evs, _ := db.ListEvents(ctx, store.EventFilter{})
-		if len(evs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("background pruner left %d events", len(evs))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(evs) == 0
+	})
 	// Negative retention keeps everything.
 	r3, _ := New(Config{Store: db, Retention: -1})
 	r3.Record(ctx, store.Event{Code: "x", At: t0.Add(-3650 * 24 * time.Hour)})
@@ -334,16 +328,12 @@ func TestCheckedAndEnqueue(t *testing.T) {
 	}
 	want := func(code string) store.Event {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			evs, _ := db.ListEvents(context.Background(), store.EventFilter{Code: code})
-			if len(evs) > 0 {
-				return evs[0]
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		t.Fatalf("no %s event", code)
-		return store.Event{}
+		var evs []store.Event
+		poll.Until(t, 5*time.Second, "a "+code+" event", func() bool {
+			evs, _ = db.ListEvents(context.Background(), store.EventFilter{Code: code})
+			return len(evs) > 0
+		})
+		return evs[0]
 	}
 	r.Start(context.Background())
 	want("a")
@@ -391,20 +381,13 @@ func TestAgentEventFloods(t *testing.T) {
 	if !r.Flooding(src) || r.Flooding("agent:other") {
 		t.Fatal("7 timeouts in a minute must flood web-1 only")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, "the link timeouts and their flood recorded for "+src, func() bool {
 		evs, _ := db.ListEvents(context.Background(), store.EventFilter{Source: src})
 		var flood, timeout bool
 		for _, e := range evs {
 			flood = flood || e.Code == OOBTimeoutFlood
 			timeout = timeout || e.Code == agent.EvLinkTimeout
 		}
-		if flood && timeout {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events for %s: %+v", src, evs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return flood && timeout
+	})
 }
