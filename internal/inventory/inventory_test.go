@@ -50,7 +50,9 @@ machines:
 	if !reflect.DeepEqual(inv.Machines, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", inv.Machines, want)
 	}
-	if hp := inv.Machines[3].HostPort(); hp != "10.0.0.4:623" {
+	// Port 0 is the protocol's port: this machine is Redfish (defaults),
+	// so HTTPS's 443, not IPMI's 623.
+	if hp := inv.Machines[3].HostPort(); hp != "10.0.0.4:443" {
 		t.Errorf("explicit port 0: HostPort = %s", hp)
 	}
 
