@@ -22,6 +22,7 @@ import (
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/events/figures"
 	"github.com/lightsout/lightsout/internal/exporter"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
@@ -205,7 +206,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// The Degraded tree's rates and fleet comparison come from the event
 	// detectors, which see every check the monitor makes; for a channel
 	// they know nothing of yet the executor measures it itself.
-	s.Manager.Diag.Rates, s.Manager.Diag.Fleet = s.Events, s.Events
+	fig := figures.Source{Recorder: s.Events}
+	s.Manager.Diag.Rates, s.Manager.Diag.Fleet = fig, fig
 	s.Manager.OnAudit = s.Events.Audited
 	acfg := cfg.Audit
 	if acfg.Logger == nil {
