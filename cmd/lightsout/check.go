@@ -23,6 +23,7 @@ import (
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 )
@@ -209,9 +210,8 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	// only (the server keeps pins in its store).
 	rf := probe.NewRedfishTransport()
 	defer rf.CloseIdleConnections()
-	byProto := map[string]probe.Prober{"ipmi": probe.IPMI(eng), "redfish": probe.Redfish(rf, &probe.MemPins{})}
-	dispatch := func(ctx context.Context, t probe.Target) probe.Observation { return byProto[t.Protocol](ctx, t) }
-	go runProbes(ctx, dispatch, targets, f.parallel, results)
+	probers := probe.NewRegistry(eng, probe.Redfish(rf, &probe.MemPins{}))
+	go runProbes(ctx, probers.Check, targets, f.parallel, results)
 	for o := range results {
 		p.add(o)
 	}
@@ -261,14 +261,10 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if f.user == "" {
 			return nil, errors.New("--user (-U) is required with --host")
 		}
-		defPort := inventory.DefaultPort
-		switch f.protocol {
-		case inventory.ProtocolIPMI:
-		case inventory.ProtocolRedfish:
-			defPort = redfishPort
-		default:
+		if !protocol.Protocol(f.protocol).Known() {
 			return nil, fmt.Errorf("--protocol %q: want ipmi or redfish", f.protocol)
 		}
+		defPort := protocol.Protocol(f.protocol).DefaultPort()
 		hosts, err := expandNames("--host", []string{f.host})
 		if err != nil {
 			return nil, err
@@ -307,9 +303,9 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 			if err != nil {
 				return nil, fmt.Errorf("--host %s: %v", h, err)
 			}
-			t := probe.Target{Name: f.name, Protocol: f.protocol, Addr: addr, User: f.user, Password: pass,
-				CipherSuite: f.cipherSuite, Suites: f.suites, Privilege: priv, Timeout: f.timeout, Expected: expected}
-			t.RedfishAuth, _ = redfish.ParseAuth(f.redfishAuth) // checked in runCheck
+			t := probe.NewTarget(f.name, protocol.Account{Protocol: f.protocol, Address: h, Port: defPort, User: f.user, Password: pass,
+				CipherSuite: f.cipherSuite, RedfishAuth: f.redfishAuth}, f.timeout) // --redfish-auth checked in runCheck
+			t.Addr, t.Suites, t.Privilege, t.Expected = addr, f.suites, priv, expected
 			if t.Name == "" {
 				t.Name = h
 			}
@@ -337,9 +333,6 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if proto != inventory.ProtocolIPMI && proto != inventory.ProtocolRedfish {
 			return nil, fmt.Errorf("%s:%d: machine %q: protocol %q is not supported by check (ipmi or redfish)", f.inventory, m.Line, m.Name, proto)
 		}
-		if proto == inventory.ProtocolRedfish && m.Port == 0 {
-			port = redfishPort
-		}
 		addr, err := probe.Resolve(ctx, m.Address, port)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: machine %q: field \"address\": %v", f.inventory, m.Line, m.Name, err)
@@ -351,20 +344,19 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if err != nil { // the error names the machine and the file or variable
 			return nil, fmt.Errorf("%s:%d: %v", f.inventory, m.Line, err)
 		}
-		t := probe.Target{Name: m.Name, Protocol: proto, Addr: addr, User: m.User, Password: pass,
-			CipherSuite: m.CipherSuite, Privilege: priv, Timeout: f.timeout}
-		t.RedfishAuth, _ = redfish.ParseAuth(m.RedfishAuth) // validated by Load
+		a := protocol.Account{Protocol: proto, Address: m.Address, Port: port, User: m.User, Password: pass,
+			Privilege: m.Privilege, CipherSuite: m.CipherSuite, RedfishAuth: m.RedfishAuth} // validated by Load
+		a.CipherSuites, _ = inventory.ParseSuiteList(m.CipherSuites)
+		t := probe.NewTarget(m.Name, a, f.timeout)
+		t.Addr = addr
 		if f.cipherSuite != 0 {
 			t.CipherSuite = f.cipherSuite
-		}
-		if l, _ := inventory.ParseSuiteList(m.CipherSuites); l != nil { // validated by Load
-			t.Suites = toSuites(l)
 		}
 		if f.suites != nil {
 			t.Suites = f.suites
 		}
-		if m.Privilege != "" && !f.privilegeSet {
-			t.Privilege, _ = ipmi.ParsePrivilege(m.Privilege) // validated by Load
+		if m.Privilege == "" || f.privilegeSet {
+			t.Privilege = priv
 		}
 		if m.GUID != "" {
 			t.Expected, _ = guid.Parse(m.GUID) // validated by Load
@@ -384,9 +376,6 @@ func toSuites(l []int) []ipmi.CipherSuite {
 	}
 	return out
 }
-
-// redfishPort is the HTTPS port of a Redfish account without a port.
-const redfishPort = 443
 
 // passwordSource supplies the shared password: LIGHTSOUT_PASSWORD, or one
 // prompt on the terminal.

@@ -338,7 +338,8 @@ func startServer(ctx context.Context, cfg server.Config, listen string) (*server
 		ln.Close()
 		return nil, nil, nil, &exitError{code: 1, err: err}
 	}
-	httpSrv := &http.Server{Handler: api.New(srv), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: api.New(api.Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
+		Events: srv.Events, Agents: srv.Agents, AgentAddr: srv.AgentAddr}), ReadHeaderTimeout: 10 * time.Second}
 	httpSrv.RegisterOnShutdown(srv.Events.CloseSubscribers) // end event streams, or Shutdown waits for them
 	go func() {
 		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/agentstate"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/server"
 )
 
@@ -72,26 +74,36 @@ func enrollOnly(t *testing.T, manager, dir, token, name string) error {
 		}})
 }
 
+// reasonCodes: the code the hub gives with each of its reason messages
+// (the diagnosis decides on the code).
+var reasonCodes = map[string]agentstate.ReasonCode{
+	agent.ReasonRevoked: agentstate.Revoked, agent.ReasonClockSkew: agentstate.ClockSkew, agent.ReasonUnknownCert: agentstate.UnknownCert,
+	agent.ReasonNotTrusted: agentstate.NotTrusted, agent.ReasonExpired: agentstate.CertExpired, "no heartbeat": agentstate.NoHeartbeat,
+}
+
 // waitState waits until the named agent has state (and a reason
 // containing reason), returning how long it took.
 func waitState(t *testing.T, h *agent.Hub, name, state, reason string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
-		var last agent.Status
+	var last agent.Status
+	if !poll.Wait(within, func() bool {
+		last = agent.Status{}
 		for _, s := range h.List() {
 			if s.Name == name {
 				last = s
 			}
 		}
-		if last.State == state && strings.Contains(last.Reason, reason) {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("%s: state %s (%q) after %s, want %s (%q)", name, last.State, last.Reason, within, state, reason)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return last.State == state && strings.Contains(last.Reason, reason)
+	}) {
+		t.Fatalf("%s: state %s (%q) after %s, want %s (%q)", name, last.State, last.Reason, within, state, reason)
 	}
+	for prefix, code := range reasonCodes {
+		if strings.HasPrefix(reason, prefix) && last.Code != code {
+			t.Fatalf("%s: %s (%q) with reason code %q, want %q", name, last.State, last.Reason, last.Code, code)
+		}
+	}
+	return time.Since(start)
 }
 
 func TestManagerAndThreeAgents(t *testing.T) {

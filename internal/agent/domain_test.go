@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/agentstate"
 	"github.com/lightsout/lightsout/internal/hostlink"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/store"
 	"github.com/lightsout/lightsout/internal/store/pgtest"
@@ -86,14 +88,12 @@ func TestTwoManagersRediscovery(t *testing.T) {
 	}
 	b := start(dirB)
 	defer b.Close()
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		got := a.Agents.Managers(context.Background())
-		if slices.Contains(got, b.AgentAddr.String()) && got[0] == a.AgentAddr.String() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("managers listed by A: %v", got)
-		}
+	var got []string
+	if !poll.Wait(3*time.Second, func() bool {
+		got = a.Agents.Managers(context.Background())
+		return slices.Contains(got, b.AgentAddr.String()) && got[0] == a.AgentAddr.String()
+	}) {
+		t.Fatalf("managers listed by A: %v", got)
 	}
 
 	tok, _, _ := a.Agents.CreateJoinToken(context.Background(), 0)
@@ -251,32 +251,23 @@ func TestTrustMismatchIsPendingUp(t *testing.T) {
 	b := startServer(t, dirB, "127.0.0.1:0")
 	defer b.Close()
 	startAgent(t, agent.Config{Manager: b.AgentAddr.String(), DataDir: adir, Name: "h"})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var found bool
+	if !poll.Wait(5*time.Second, func() bool {
 		for _, s := range b.Agents.List() {
-			if s.ID == 0 && s.State == agent.PendingUp && strings.HasPrefix(s.Reason, agent.ReasonTrustMismatch) && s.Address == "127.0.0.1" {
-				found = true
+			if s.ID == 0 && s.State == agent.PendingUp && strings.HasPrefix(s.Reason, agent.ReasonTrustMismatch) && s.Code == agentstate.TrustMismatch && s.Address == "127.0.0.1" {
+				return true
 			}
 		}
-		if found {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no trust-mismatch peer: %+v", b.Agents.List())
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("no trust-mismatch peer: %+v", b.Agents.List())
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		st, err := agent.ReadLocalStatus(adir)
-		if err == nil && len(st.Managers) == 1 && st.Managers[0].State == agent.MgrUntrusted &&
-			strings.Contains(st.Managers[0].Reason, "certificate signed by unknown authority") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent's view: %+v %v", st, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var st agent.LocalStatus
+	var err error
+	if !poll.Wait(5*time.Second, func() bool {
+		st, err = agent.ReadLocalStatus(adir)
+		return err == nil && len(st.Managers) == 1 && st.Managers[0].State == agent.MgrUntrusted &&
+			strings.Contains(st.Managers[0].Reason, "certificate signed by unknown authority")
+	}) {
+		t.Fatalf("agent's view: %+v %v", st, err)
 	}
 }

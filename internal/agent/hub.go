@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/agentstate"
 	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/pki"
 	"github.com/lightsout/lightsout/internal/store"
@@ -69,65 +70,25 @@ type HubConfig struct {
 	OnAudit func(store.AuditEntry)
 }
 
-// Status is what the manager knows of one agent.
-type Status struct {
-	ID    int64  `json:"id"` // node ID; 0 for a certificate the manager cannot place
-	Name  string `json:"name"`
-	State string `json:"state"` // Up, Down, PendingUp
-	// Reason of a Down or PendingUp.
-	Reason        string    `json:"reason,omitempty"`
-	Since         time.Time `json:"since,omitzero"`
-	Version       string    `json:"version,omitempty"`
-	VersionSkew   bool      `json:"version_skew"`
-	Capabilities  []string  `json:"capabilities"`
-	Address       string    `json:"address,omitempty"`
-	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
-	Revoked       bool      `json:"revoked"`
-	// CertNotAfter is when the certificate the agent connects with
-	// expires (zero until it has connected).
-	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
-	// Queued is the number of operations sent and not answered yet.
-	Queued int `json:"queued"`
-	// Link is the agent's last report of its host link (agent ↔ its own
-	// BMC); nil until it reported one.
-	Link *LinkStatus `json:"link,omitempty"`
-}
+// Status is what the manager knows of one agent (agentstate.Status).
+type Status = agentstate.Status
 
-// Host link states, as an agent reports them (LinkStatus.State).
+// LinkStatus is an agent's report of its host link (agentstate.LinkStatus).
+type LinkStatus = agentstate.LinkStatus
+
+// Host link states and paths (agentstate's).
 const (
-	LinkUp          = "Up"          // a path to the BMC works
-	LinkDown        = "Down"        // every enabled path failed (timeouts, refused, no address)
-	LinkCertExpired = "CertExpired" // the BMC refused the link certificate: it has expired
-	LinkNotTrusted  = "NotTrusted"  // the BMC refused the link certificate for another reason, or its own changed
-	LinkDisabled    = "Disabled"    // every path is disabled in the agent's configuration
-	LinkUnknown     = "Unknown"     // not checked yet
-)
+	LinkUp          = agentstate.LinkUp
+	LinkDown        = agentstate.LinkDown
+	LinkCertExpired = agentstate.LinkCertExpired
+	LinkNotTrusted  = agentstate.LinkNotTrusted
+	LinkDisabled    = agentstate.LinkDisabled
+	LinkUnknown     = agentstate.LinkUnknown
 
-// Host link paths (LinkStatus.Path).
-const (
-	PathInBand = "inband" // /dev/ipmi0
-	PathIPv4   = "ipv4"   // the OS-to-BMC network, IPv4 link-local
-	PathIPv6   = "ipv6"   // the OS-to-BMC network, IPv6 (the fallback)
+	PathInBand = agentstate.PathInBand
+	PathIPv4   = agentstate.PathIPv4
+	PathIPv6   = agentstate.PathIPv6
 )
-
-// LinkStatus is an agent's report of its host link.
-type LinkStatus struct {
-	State   string `json:"state"`
-	Path    string `json:"path,omitempty"`    // the path in use when Up
-	Address string `json:"address,omitempty"` // the BMC address on that path
-	Reason  string `json:"reason,omitempty"`  // why not Up, or why a fallback is in use
-	Remedy  string `json:"remedy,omitempty"`
-	// IPv4Failed: IPv4 was enabled and failed, so IPv6 is in use (some BMC
-	// features need IPv4 on the link).
-	IPv4Failed bool `json:"ipv4_failed,omitempty"`
-	// CertNotAfter is when the link certificate expires.
-	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
-	// Timeouts counts the link's timed-out requests since the agent
-	// started; TimeoutRate is their rate over the last 5 minutes, a minute.
-	Timeouts    uint64    `json:"timeouts"`
-	TimeoutRate float64   `json:"timeout_rate"`
-	Checked     time.Time `json:"checked,omitzero"`
-}
 
 type node struct {
 	st     Status
@@ -220,10 +181,10 @@ func NewHub(ctx context.Context, cfg HubConfig) (*Hub, error) {
 	}
 	now := time.Now()
 	for _, a := range as {
-		n := &node{st: Status{ID: a.ID, Name: a.Name, State: Down, Reason: "not connected since the manager started", Since: now,
+		n := &node{st: Status{ID: a.ID, Name: a.Name, State: Down, Reason: "not connected since the manager started", Code: agentstate.NeverConnected, Since: now,
 			Version: a.Version, Capabilities: a.Capabilities, Address: a.Address, LastHeartbeat: a.LastSeen, Revoked: !a.RevokedAt.IsZero()}}
 		if n.st.Revoked {
-			n.st.Reason = ReasonRevoked
+			n.st.Reason, n.st.Code = ReasonRevoked, agentstate.Revoked
 		}
 		n.st.VersionSkew = h.skewed(a.Version)
 		h.nodes[a.ID] = n
@@ -351,7 +312,7 @@ func (h *Hub) Revoke(ctx context.Context, id int64) (Status, error) {
 		return Status{}, store.ErrNotFound
 	}
 	n.st.Revoked = true
-	h.setLocked(n, PendingUp, ReasonRevoked)
+	h.setLocked(n, PendingUp, agentstate.Reason{Code: agentstate.Revoked, Message: ReasonRevoked})
 	if n.conn != nil {
 		n.conn.Close()
 		n.conn = nil
@@ -359,8 +320,11 @@ func (h *Hub) Revoke(ctx context.Context, id int64) (Status, error) {
 	return n.status(), nil
 }
 
-func (h *Hub) setLocked(n *node, state, reason string) {
-	if n.st.State != state || n.st.Reason != reason {
+// setLocked sets n's state and reason (h.mu held), logging and raising
+// agent.state_changed when the state changes.
+func (h *Hub) setLocked(n *node, state string, why agentstate.Reason) {
+	reason := why.Message
+	if n.st.State != state || n.st.Reason != reason || n.st.Code != why.Code {
 		from := n.st.State
 		if n.st.State != state {
 			n.st.Since = time.Now()
@@ -378,7 +342,7 @@ func (h *Hub) setLocked(n *node, state, reason string) {
 			h.event(time.Now(), EvStateChanged, sev, n.st.Name, msg, map[string]string{"from": from, "to": state, "reason": reason})
 		}
 	}
-	n.st.State, n.st.Reason = state, reason
+	n.st.State, n.st.Reason, n.st.Code = state, reason, why.Code
 }
 
 func orNone(s string) string {
@@ -407,7 +371,8 @@ func (h *Hub) sweep() {
 		h.mu.Lock()
 		for _, n := range h.nodes {
 			if n.st.State == Up && time.Since(n.st.LastHeartbeat) > limit {
-				h.setLocked(n, Down, fmt.Sprintf("no heartbeat for %d intervals (%s)", h.cfg.Misses, limit))
+				h.setLocked(n, Down, agentstate.Reason{Code: agentstate.NoHeartbeat,
+					Message: fmt.Sprintf("no heartbeat for %d intervals (%s)", h.cfg.Misses, limit)})
 				if n.conn != nil {
 					n.conn.Close()
 					n.conn = nil
@@ -609,7 +574,7 @@ func (h *Hub) handle(c *tls.Conn) {
 		// RMC trust-list mismatch, PendingUp by address. Anything else
 		// (a scanner, a network failure) is not listed.
 		if code, ok := hostlink.RemoteAlert(err); ok && trustAlert(code) {
-			h.pending(0, hostOf(c.RemoteAddr()), ReasonTrustMismatch+" ("+err.Error()+")")
+			h.pending(0, hostOf(c.RemoteAddr()), agentstate.Reason{Code: agentstate.TrustMismatch, Message: ReasonTrustMismatch + " (" + err.Error() + ")"})
 		}
 		return
 	}
@@ -692,7 +657,7 @@ func (h *Hub) enroll(c *tls.Conn, enc *json.Encoder, m msg) {
 	n.st.Revoked, n.st.Version, n.st.Capabilities, n.st.Address = false, a.Version, a.Capabilities, a.Address
 	n.st.VersionSkew = h.skewed(a.Version)
 	n.st.CertNotAfter = cert.NotAfter
-	h.setLocked(n, Down, "enrolled, not connected yet")
+	h.setLocked(n, Down, agentstate.Reason{Code: agentstate.NeverConnected, Message: "enrolled, not connected yet"})
 	h.mu.Unlock()
 	h.audit("agent.enroll", a.Name, fmt.Sprintf("node %d from %s, certificate until %s", a.ID, a.Address, cert.NotAfter.Format(time.RFC3339)), "ok")
 	h.log.Info("agent enrolled", "agent", a.Name, "id", a.ID, "remote", c.RemoteAddr().String())
@@ -721,10 +686,13 @@ func hostOf(a net.Addr) string {
 
 // authenticate places the client certificate: the agent's ID, or a
 // refusal reason (and the ID when the certificate still names one).
-func (h *Hub) authenticate(ctx context.Context, c *tls.Conn) (int64, string) {
+func (h *Hub) authenticate(ctx context.Context, c *tls.Conn) (int64, agentstate.Reason) {
+	why := func(code agentstate.ReasonCode, msg string) agentstate.Reason {
+		return agentstate.Reason{Code: code, Message: msg}
+	}
 	certs := c.ConnectionState().PeerCertificates
 	if len(certs) == 0 {
-		return 0, ReasonNoCert
+		return 0, why(agentstate.NoCert, ReasonNoCert)
 	}
 	leaf := certs[0]
 	inter := x509.NewCertPool()
@@ -736,24 +704,24 @@ func (h *Hub) authenticate(ctx context.Context, c *tls.Conn) (int64, string) {
 	rec, err := h.cfg.Store.AgentCertByFingerprint(ctx, pki.Fingerprint(leaf))
 	switch {
 	case err != nil && errors.Is(err, store.ErrNotFound):
-		return 0, ReasonUnknownCert + " (not issued by this manager: enroll the agent again with a join token)"
+		return 0, why(agentstate.UnknownCert, ReasonUnknownCert+" (not issued by this manager: enroll the agent again with a join token)")
 	case err != nil:
-		return 0, "certificate lookup failed: " + err.Error()
+		return 0, why(agentstate.LookupFailed, "certificate lookup failed: "+err.Error())
 	case !rec.RevokedAt.IsZero():
-		return rec.AgentID, ReasonRevoked
+		return rec.AgentID, why(agentstate.Revoked, ReasonRevoked)
 	case rec.Kind != store.CertAgent:
-		return rec.AgentID, ReasonUnknownCert + ": a " + rec.Kind + " certificate does not open the agent channel"
+		return rec.AgentID, why(agentstate.UnknownCert, ReasonUnknownCert+": a "+rec.Kind+" certificate does not open the agent channel")
 	case verr != nil:
 		var ie x509.CertificateInvalidError
 		if errors.As(verr, &ie) && ie.Reason == x509.Expired {
-			return rec.AgentID, ReasonExpired
+			return rec.AgentID, why(agentstate.CertExpired, ReasonExpired)
 		}
-		return rec.AgentID, ReasonUnknownCert + ": " + verr.Error()
+		return rec.AgentID, why(agentstate.UnknownCert, ReasonUnknownCert+": "+verr.Error())
 	}
 	if addr := hostOf(c.RemoteAddr()); !h.allowed(addr) {
-		return rec.AgentID, ReasonNotTrusted + ": " + addr
+		return rec.AgentID, why(agentstate.NotTrusted, ReasonNotTrusted+": "+addr)
 	}
-	return rec.AgentID, ""
+	return rec.AgentID, agentstate.Reason{}
 }
 
 func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg) {
@@ -761,14 +729,15 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 	id, reason := h.authenticate(ctx, c)
 	cancel()
 	addr := hostOf(c.RemoteAddr())
-	if reason == "" {
+	if reason.Code == "" {
 		if skew := hello.Time.Sub(h.now()); hello.Time.IsZero() || skew.Abs() > h.cfg.MaxSkew {
-			reason = fmt.Sprintf("%s %s beyond %s", ReasonClockSkew, skew.Round(time.Millisecond), h.cfg.MaxSkew)
+			reason = agentstate.Reason{Code: agentstate.ClockSkew,
+				Message: fmt.Sprintf("%s %s beyond %s", ReasonClockSkew, skew.Round(time.Millisecond), h.cfg.MaxSkew)}
 		}
 	}
-	if reason != "" {
+	if reason.Code != "" {
 		h.pending(id, addr, reason)
-		enc.Encode(msg{Type: "refused", Reason: reason})
+		enc.Encode(msg{Type: "refused", Reason: reason.Message})
 		return
 	}
 	// The welcome goes first: nothing else may be sent (an op) before the
@@ -795,7 +764,7 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 	n.queued = hello.Queued
 	n.st.Version, n.st.Capabilities, n.st.Address, n.st.LastHeartbeat = hello.Version, hello.Capabilities, addr, now
 	n.st.VersionSkew = h.skewed(hello.Version)
-	h.setLocked(n, Up, "")
+	h.setLocked(n, Up, agentstate.Reason{})
 	h.mu.Unlock()
 	sctx, scancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	if err := h.cfg.Store.AgentSeen(sctx, id, hello.Version, hello.Capabilities, addr, now); err != nil {
@@ -804,8 +773,8 @@ func (h *Hub) session(c *tls.Conn, r *bufio.Reader, enc *json.Encoder, hello msg
 	scancel()
 
 	limit := time.Duration(h.cfg.Misses) * h.cfg.Interval
-	silent := fmt.Sprintf("no heartbeat for %d intervals (%s)", h.cfg.Misses, limit)
-	downReason := "connection closed"
+	silent := agentstate.Reason{Code: agentstate.NoHeartbeat, Message: fmt.Sprintf("no heartbeat for %d intervals (%s)", h.cfg.Misses, limit)}
+	downReason := agentstate.Reason{Code: agentstate.ConnectionClosed, Message: "connection closed"}
 	defer func() {
 		close(l.done)
 		h.mu.Lock()
@@ -862,14 +831,15 @@ func (h *Hub) handleMsg(c net.Conn, n *node, l *link, id int64, m msg) bool {
 	}
 	now := time.Now()
 	if skew := m.Time.Sub(h.now()); m.Time.IsZero() || skew.Abs() > h.cfg.MaxSkew {
-		reason := fmt.Sprintf("%s %s beyond %s", ReasonClockSkew, skew.Round(time.Millisecond), h.cfg.MaxSkew)
+		reason := agentstate.Reason{Code: agentstate.ClockSkew,
+			Message: fmt.Sprintf("%s %s beyond %s", ReasonClockSkew, skew.Round(time.Millisecond), h.cfg.MaxSkew)}
 		h.mu.Lock()
 		if n.conn == c {
 			n.conn = nil
 			h.setLocked(n, PendingUp, reason)
 		}
 		h.mu.Unlock()
-		l.send(msg{Type: "refused", Reason: reason})
+		l.send(msg{Type: "refused", Reason: reason.Message})
 		return false
 	}
 	h.mu.Lock()
@@ -885,12 +855,12 @@ func (h *Hub) handleMsg(c net.Conn, n *node, l *link, id int64, m msg) bool {
 		n.st.Link = m.Link
 	}
 	n.queued = m.Queued
-	h.setLocked(n, Up, "")
+	h.setLocked(n, Up, agentstate.Reason{})
 	h.mu.Unlock()
 	return l.send(msg{Type: "ack", Seq: m.Seq}) == nil
 }
 
-func (h *Hub) pending(id int64, addr, reason string) {
+func (h *Hub) pending(id int64, addr string, reason agentstate.Reason) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if n, ok := h.nodes[id]; ok && id != 0 {

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/hostlink"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -43,28 +45,28 @@ func (s *sink) audit(a store.AuditEntry) {
 // waitEvent waits for an event with code whose message contains text.
 func (s *sink) waitEvent(t *testing.T, code, text string, within time.Duration) store.Event {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	var found store.Event
+	if poll.Wait(within, func() bool {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		for _, e := range s.events {
 			if e.Code == code && strings.Contains(e.Message, text) {
-				s.mu.Unlock()
-				return e
+				found = e
+				return true
 			}
 		}
-		n := len(s.events)
-		s.mu.Unlock()
-		if time.Now().After(deadline) {
-			s.mu.Lock()
-			var got []string
-			for _, e := range s.events {
-				got = append(got, e.Code+": "+e.Message)
-			}
-			s.mu.Unlock()
-			t.Fatalf("no %s event containing %q within %s (%d events: %q)", code, text, within, n, got)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return false
+	}) {
+		return found
 	}
+	s.mu.Lock()
+	var got []string
+	for _, e := range s.events {
+		got = append(got, e.Code+": "+e.Message)
+	}
+	s.mu.Unlock()
+	t.Fatalf("no %s event containing %q within %s (%d events: %q)", code, text, within, len(got), got)
+	return found
 }
 
 func (s *sink) count(code string) (n int) {
@@ -117,23 +119,25 @@ func endpoint(t *testing.T, addr string, srv *server.Server, clk *fakeClock) *ho
 
 func waitLink(t *testing.T, h *agent.Hub, name, state, path string, within time.Duration) agent.LinkStatus {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	var found agent.LinkStatus
+	if poll.Wait(within, func() bool {
 		for _, s := range h.List() {
 			if s.Name == name && s.Link != nil && s.Link.State == state && s.Link.Path == path {
-				return *s.Link
+				found = *s.Link
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			for _, s := range h.List() {
-				if s.Name == name {
-					t.Fatalf("%s: link %+v after %s, want %s over %q", name, s.Link, within, state, path)
-				}
-			}
-			t.Fatalf("%s: not listed", name)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return false
+	}) {
+		return found
 	}
+	for _, s := range h.List() {
+		if s.Name == name {
+			t.Fatalf("%s: link %+v after %s, want %s over %q", name, s.Link, within, state, path)
+		}
+	}
+	t.Fatalf("%s: not listed", name)
+	return found
 }
 
 func readStatus(t *testing.T, dir string) agent.LocalStatus {
@@ -235,18 +239,14 @@ func TestHostLinkAndCertificateLifecycle(t *testing.T) {
 	clk.Advance(340 * 24 * time.Hour)
 	sk.waitEvent(t, agent.EvCertExpiring, "agent certificate expires in", 3*time.Second)
 	sk.waitEvent(t, agent.EvCertExpiring, "link certificate expires in", 3*time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st := readStatus(t, adir)
+	var st agent.LocalStatus
+	if !poll.Wait(5*time.Second, func() bool {
+		st = readStatus(t, adir)
 		a, k := certOf(st, "agent"), certOf(st, "link")
-		if a.State == agent.CertOK && k.State == agent.CertOK &&
-			a.NotAfter.After(certOf(before, "agent").NotAfter) && k.NotAfter.After(certOf(before, "link").NotAfter) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("certificates not renewed: %+v (before %+v)", st.Certs, before.Certs)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return a.State == agent.CertOK && k.State == agent.CertOK &&
+			a.NotAfter.After(certOf(before, "agent").NotAfter) && k.NotAfter.After(certOf(before, "link").NotAfter)
+	}) {
+		t.Fatalf("certificates not renewed: %+v (before %+v)", st.Certs, before.Certs)
 	}
 	if n := sk.count(agent.EvCertRenewed); n < 3 {
 		t.Fatalf("%d renewals reported, want the first link certificate and two renewals", n)
@@ -268,13 +268,11 @@ func TestHostLinkAndCertificateLifecycle(t *testing.T) {
 	if !strings.Contains(linkRes.Reason, "expired") || !strings.Contains(linkRes.Remedy, "renew") {
 		t.Fatalf("expired link: %+v", linkRes)
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for !auditHas(t, adir, "certificate expired", "link certificate expired") || !auditHas(t, adir, "certificate expired", "agent certificate expired") {
-		if time.Now().After(deadline) {
-			recs, _ := agent.ReadAudit(adir, 50)
-			t.Fatalf("expiry not audited: %+v", recs)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Wait(5*time.Second, func() bool {
+		return auditHas(t, adir, "certificate expired", "link certificate expired") && auditHas(t, adir, "certificate expired", "agent certificate expired")
+	}) {
+		recs, _ := agent.ReadAudit(adir, 50)
+		t.Fatalf("expiry not audited: %+v", recs)
 	}
 	if st := readStatus(t, adir); st.Queued == 0 {
 		t.Fatalf("events while no manager is reachable must be queued: %+v", st)
@@ -308,37 +306,31 @@ func TestHostLinkAndCertificateLifecycle(t *testing.T) {
 
 func waitAudit(t *testing.T, sk *sink, action, text string) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	poll.Until(t, 2*time.Second, fmt.Sprintf("a %s audit entry containing %q", action, text), func() bool {
 		sk.mu.Lock()
+		defer sk.mu.Unlock()
 		for _, a := range sk.audits {
 			if a.Action == action && strings.Contains(a.Detail, text) {
-				sk.mu.Unlock()
-				return
+				return true
 			}
 		}
-		sk.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s audit entry containing %q", action, text)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 func waitLocalLink(t *testing.T, dir, state string, within time.Duration) agent.LinkStatus {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st, err := agent.ReadLocalStatus(dir)
-		if err == nil && st.Link != nil && st.Link.State == state {
-			return *st.Link
-		}
-		if time.Now().After(deadline) {
-			b, _ := json.Marshal(st)
-			t.Fatalf("agent's link not %s within %s: %s", state, within, b)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var st agent.LocalStatus
+	if poll.Wait(within, func() bool {
+		var err error
+		st, err = agent.ReadLocalStatus(dir)
+		return err == nil && st.Link != nil && st.Link.State == state
+	}) {
+		return *st.Link
 	}
+	b, _ := json.Marshal(st)
+	t.Fatalf("agent's link not %s within %s: %s", state, within, b)
+	return agent.LinkStatus{}
 }
 
 func findStatus(h *agent.Hub, name string) (agent.Status, bool) {

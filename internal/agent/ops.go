@@ -15,21 +15,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/agentstate"
 	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
 // Remote operations the manager may ask of an agent. Each is also the
-// capability an agent reports when it supports it.
+// capability an agent reports when it supports it (agentstate's names).
 const (
-	OpCollectInventory = "collect-inventory"
-	OpBMCCheck         = "bmc-check"
-	OpOSShutdown       = "os-shutdown"
-	OpRestartLink      = "restart-link"
-	// OpRenewCerts: renew the agent's and the link's certificates now.
-	OpRenewCerts = "renew-certs"
-	// OpRefreshTrust: re-read the trusted CA and rediscover the managers now.
-	OpRefreshTrust = "refresh-trust"
+	OpCollectInventory = agentstate.OpCollectInventory
+	OpBMCCheck         = agentstate.OpBMCCheck
+	OpOSShutdown       = agentstate.OpOSShutdown
+	OpRestartLink      = agentstate.OpRestartLink
+	OpRenewCerts       = agentstate.OpRenewCerts
+	OpRefreshTrust     = agentstate.OpRefreshTrust
 )
 
 // Ops is the allowlist: the manager sends no other op, the agent runs no
@@ -390,6 +389,6 @@ func (h *Hub) RestartSession(ctx context.Context, agentRef string) error {
 	}
 	n.conn.Close()
 	n.conn = nil
-	h.setLocked(n, Down, "session restarted by the manager")
+	h.setLocked(n, Down, agentstate.Reason{Code: agentstate.SessionRestarted, Message: "session restarted by the manager"})
 	return nil
 }

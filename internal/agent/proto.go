@@ -14,16 +14,20 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/lightsout/lightsout/internal/agentstate"
+	"github.com/lightsout/lightsout/internal/evcode"
 )
 
 // States of an agent (the RMC heartbeat states).
 const (
-	Up        = "Up"
-	Down      = "Down"
-	PendingUp = "PendingUp"
+	Up        = agentstate.Up
+	Down      = agentstate.Down
+	PendingUp = agentstate.PendingUp
 )
 
-// Reasons of a PendingUp.
+// Reasons of a PendingUp: the start of Status.Reason's message (the code is
+// Status.Code).
 const (
 	ReasonRevoked     = "certificate revoked"
 	ReasonUnknownCert = "unknown certificate"
@@ -103,16 +107,17 @@ type Event struct {
 	Count int `json:"count,omitempty"`
 }
 
-// Event codes an agent reports.
+// Event codes an agent reports and the hub raises, from the catalogue
+// (internal/evcode).
 const (
-	EvStateChanged = "agent.state_changed" // the manager's: Up, Down, PendingUp
-	EvCertExpiring = "agent.cert_expiring" // a certificate expires within RenewBefore
-	EvCertRenewed  = "agent.cert_renewed"
-	EvCertExpired  = "agent.cert_expired"
-	EvLinkPath     = "agent.link_path"    // the host link's path changed (audited)
-	EvLinkState    = "agent.link_state"   // the host link's state changed
-	EvLinkTimeout  = "agent.link_timeout" // in-band or link requests timed out (Count)
-	EvReEnrolled   = "agent.re_enrolled"
+	EvStateChanged = evcode.AgentStateChanged // the manager's: Up, Down, PendingUp
+	EvCertExpiring = evcode.AgentCertExpiring // a certificate expires within RenewBefore
+	EvCertRenewed  = evcode.AgentCertRenewed
+	EvCertExpired  = evcode.AgentCertExpired
+	EvLinkPath     = evcode.AgentLinkPath    // the host link's path changed (audited)
+	EvLinkState    = evcode.AgentLinkState   // the host link's state changed
+	EvLinkTimeout  = evcode.AgentLinkTimeout // in-band or link requests timed out (Count)
+	EvReEnrolled   = evcode.AgentReEnrolled
 )
 
 // JoinTokenPrefix starts every join token.

@@ -24,7 +24,6 @@ import (
 	"github.com/lightsout/lightsout/internal/authlimit"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/manager"
-	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/store"
 	"github.com/lightsout/lightsout/internal/web"
 )
@@ -52,10 +51,11 @@ type Config struct {
 	AgentAddr net.Addr
 }
 
-// New returns the API handler of a running server.
-func New(srv *server.Server) http.Handler {
-	return NewHandler(Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
-		Events: srv.Events, Console: true, Agents: srv.Agents, AgentAddr: srv.AgentAddr})
+// New returns the API handler of a running server, with the console (its
+// parts are the server's: internal/server; the API does not import it).
+func New(c Config) http.Handler {
+	c.Console = true
+	return NewHandler(c)
 }
 
 // API is the handler. Build it with NewHandler.
@@ -217,7 +217,7 @@ func (a *API) authenticate(r *http.Request) (manager.Actor, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return manager.Actor{}, unauthorized("the Authorization header must be: Bearer TOKEN")
 	}
-	t, err := a.st.TokenByHash(r.Context(), server.HashToken(tok))
+	t, err := a.st.TokenByHash(r.Context(), manager.HashToken(tok))
 	if errors.Is(err, store.ErrNotFound) {
 		return manager.Actor{}, unauthorized("unknown API token")
 	}

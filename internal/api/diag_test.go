@@ -17,6 +17,7 @@ import (
 	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/events/figures"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
@@ -678,7 +679,7 @@ func TestDiagnosisDegradedFleet(t *testing.T) {
 		id := acct(t, name)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			ss, err := e.Server.Events.Spread(ctx(t), id)
+			ss, err := figures.Source{Recorder: e.Server.Events}.Spread(ctx(t), id)
 			for _, s := range ss {
 				if s.Dimension == dim && s.Affected >= affected {
 					return s
@@ -1113,7 +1114,7 @@ func TestDiagnosisDegradedSubnet(t *testing.T) {
 	// flooding or not responding.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		ss, err := e.Server.Events.Spread(ctx(t), mv.Channels[0].Account.ID)
+		ss, err := figures.Source{Recorder: e.Server.Events}.Spread(ctx(t), mv.Channels[0].Account.ID)
 		if i := slices.IndexFunc(ss, func(s diag.Spread) bool { return s.Dimension == "subnet" }); i >= 0 && ss[i].Affected >= 3 {
 			if ss[i].Value != subnet || ss[i].Peers != 5 {
 				t.Fatalf("spread %+v, want subnet %s of 5 peers", ss[i], subnet)

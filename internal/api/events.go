@@ -139,7 +139,7 @@ func writeSSE(w http.ResponseWriter, e store.Event) error {
 func (a *API) eventCatalogue(w http.ResponseWriter, _ *http.Request, _ manager.Actor) error {
 	var out wire.EventCatalogue
 	for _, k := range events.Catalogue() {
-		out.Codes = append(out.Codes, wire.EventKind{Code: k.Code, Severity: k.Severity, Summary: k.Summary,
+		out.Codes = append(out.Codes, wire.EventKind{Code: k.Code, Severity: store.Severity(k.Severity), Summary: k.Summary,
 			Dedup: k.Dedup.String(), Correlate: k.Correlate})
 	}
 	writeJSON(w, http.StatusOK, out)

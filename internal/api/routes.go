@@ -21,7 +21,6 @@ import (
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/power"
-	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -1011,7 +1010,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, actor manager.
 		return invalid("role", "%q: want viewer, operator or admin", in.Role)
 	}
 	defer func() { a.audit(r, actor, "token.create", in.Name, "role "+string(in.Role), err) }()
-	secret, err := server.CreateToken(r.Context(), a.st, in.Name, in.Role, "")
+	secret, err := manager.CreateToken(r.Context(), a.st, in.Name, in.Role, "")
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return &apiError{status: http.StatusConflict, code: wire.CodeConflict, field: "name",
@@ -1019,7 +1018,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, actor manager.
 		}
 		return err
 	}
-	tok, err := a.st.TokenByHash(r.Context(), server.HashToken(secret))
+	tok, err := a.st.TokenByHash(r.Context(), manager.HashToken(secret))
 	if err != nil {
 		return err
 	}

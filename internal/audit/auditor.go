@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/evcode"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
@@ -420,8 +420,7 @@ func address(acct store.Account) string {
 func (a *Auditor) audit(ctx context.Context, acct store.Account, onDemand bool) (Report, *Drift) {
 	defer a.finished(acct.ID)
 	a.runs.Add(1)
-	t := probe.Target{Name: acct.Machine, Protocol: acct.Protocol, User: acct.User, Password: acct.Password,
-		CipherSuite: acct.CipherSuite, Privilege: ipmi.PrivilegeOf(acct.Privilege), Timeout: a.cfg.Timeout}
+	t := probe.NewTarget(acct.Machine, acct.Endpoint(), a.cfg.Timeout)
 	var r Report
 	addr, err := probe.Resolve(ctx, acct.Address, acct.Port)
 	if err != nil {
@@ -515,7 +514,7 @@ func (a *Auditor) events(ctx context.Context, acct store.Account, r Report, d Dr
 		if a.cfg.Emit != nil {
 			err = a.cfg.Emit(ctx, e)
 		} else {
-			k, _ := events.Lookup(e.Code)
+			k, _ := evcode.Lookup(e.Code)
 			err = a.st.AddEvent(ctx, &e, k.Dedup)
 		}
 		if err != nil {

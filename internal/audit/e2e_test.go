@@ -11,6 +11,7 @@ import (
 	"github.com/lightsout/lightsout/internal/api/apitest"
 	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
@@ -31,19 +32,6 @@ func codesOf(fs []audit.Finding) []audit.Code {
 		}
 	}
 	return out
-}
-
-// eventually polls cond every 50 ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-	}
 }
 
 // TestSecurityAuditEndToEnd runs a real server (real UDP, simulated fleet,
@@ -81,7 +69,7 @@ func TestSecurityAuditEndToEnd(t *testing.T) {
 	// The scheduled first audits, spread over 300 ms after each channel
 	// is first seen Connectable.
 	var views map[string]audit.View
-	eventually(t, 15*time.Second, "every Connectable BMC audited", func() bool {
+	poll.Until(t, 15*time.Second, "every Connectable BMC audited", func() bool {
 		vs, err := view.SecurityReports(ctxT(t), nil, "", 0)
 		if err != nil {
 			t.Fatal(err)

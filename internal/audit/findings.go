@@ -19,7 +19,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/evcode"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
@@ -46,13 +46,13 @@ const (
 // Codes lists every finding code.
 var Codes = []Code{Cipher0Enabled, AnonymousLogin, WeakAuth, DefaultPassword}
 
-// Event codes, from the catalogue of internal/events.
+// Event codes, from the catalogue (internal/evcode).
 const (
-	EventCipher0Enabled  = events.AuditCipher0Enabled
-	EventAnonymousLogin  = events.AuditAnonymousLogin
-	EventWeakAuth        = events.AuditWeakAuth
-	EventDefaultPassword = events.AuditDefaultPassword
-	EventDrift           = events.AuditDrift
+	EventCipher0Enabled  = evcode.AuditCipher0Enabled
+	EventAnonymousLogin  = evcode.AuditAnonymousLogin
+	EventWeakAuth        = evcode.AuditWeakAuth
+	EventDefaultPassword = evcode.AuditDefaultPassword
+	EventDrift           = evcode.AuditDrift
 )
 
 // EventCode is the event raised when code first appears on a BMC.
@@ -60,8 +60,8 @@ func (c Code) EventCode() string { return "audit." + string(c) }
 
 // Severity of a code's finding and event: the catalogue's.
 func (c Code) Severity() store.Severity {
-	if k, ok := events.Lookup(c.EventCode()); ok {
-		return k.Severity
+	if k, ok := evcode.Lookup(c.EventCode()); ok {
+		return store.Severity(k.Severity)
 	}
 	return store.SeverityCritical
 }

@@ -4,7 +4,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/evcode"
+	"github.com/lightsout/lightsout/internal/store"
 )
 
 func TestDiff(t *testing.T) {
@@ -97,16 +98,16 @@ func TestCandidates(t *testing.T) {
 	}
 }
 
-// TestEventCatalogue: every finding code's event is in internal/events'
-// catalogue, with the severity the finding carries.
+// TestEventCatalogue: every finding code's event is in the catalogue
+// (internal/evcode), with the severity the finding carries.
 func TestEventCatalogue(t *testing.T) {
 	for _, c := range Codes {
-		k, ok := events.Lookup(c.EventCode())
-		if !ok || k.Severity != c.Severity() || k.Dedup == 0 {
+		k, ok := evcode.Lookup(c.EventCode())
+		if !ok || store.Severity(k.Severity) != c.Severity() || k.Dedup == 0 {
 			t.Errorf("%s: catalogue %+v %v", c.EventCode(), k, ok)
 		}
 	}
-	if _, ok := events.Lookup(EventDrift); !ok {
+	if _, ok := evcode.Lookup(EventDrift); !ok {
 		t.Errorf("%s not in the catalogue", EventDrift)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/agentstate"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
@@ -200,7 +201,7 @@ func TestDiagnoseAgentSessionNotBack(t *testing.T) {
 	w, p := agentReconnectWait, agentReconnectPoll
 	agentReconnectWait, agentReconnectPoll = 20*time.Millisecond, time.Millisecond
 	defer func() { agentReconnectWait, agentReconnectPoll = w, p }()
-	fa := &fakeActs{after: agent.Status{ID: 1, Name: "web-1", State: agent.Down, Reason: "session restarted by the manager"}, known: true}
+	fa := &fakeActs{after: agent.Status{ID: 1, Name: "web-1", State: agent.Down, Reason: "session restarted by the manager", Code: agentstate.SessionRestarted}, known: true}
 	f := with(func(s *agent.Status) { s.CertNotAfter = t0.Add(day) })
 	rep := DiagnoseAgent(context.Background(), fa, f, true, false)
 	if len(rep.Applied) != 2 || !rep.Applied[1].OK || !strings.Contains(rep.Applied[1].Error, "not Up again within 20ms") {
@@ -212,10 +213,12 @@ func TestDiagnoseAgentSessionNotBack(t *testing.T) {
 }
 
 func TestDiagnoseAgentReEnrollAdminGate(t *testing.T) {
-	for _, reason := range []string{agent.ReasonRevoked, agent.ReasonUnknownCert, agent.ReasonExpired} {
+	for _, r := range []agentstate.Reason{{Code: agentstate.Revoked, Message: agent.ReasonRevoked},
+		{Code: agentstate.UnknownCert, Message: agent.ReasonUnknownCert}, {Code: agentstate.CertExpired, Message: agent.ReasonExpired}} {
+		reason := r.Message
 		t.Run(reason, func(t *testing.T) {
 			fa := &fakeActs{}
-			rep := DiagnoseAgent(context.Background(), fa, pending(reason), true, false)
+			rep := DiagnoseAgent(context.Background(), fa, pending(r.Code, reason), true, false)
 			if len(fa.calls) != 0 || rep.Token != "" || rep.Command != "" {
 				t.Fatalf("non-admin: calls %v, token %q, command %q", fa.calls, rep.Token, rep.Command)
 			}
@@ -224,7 +227,7 @@ func TestDiagnoseAgentReEnrollAdminGate(t *testing.T) {
 			}
 
 			fa = &fakeActs{}
-			rep = DiagnoseAgent(context.Background(), fa, pending(reason), true, true)
+			rep = DiagnoseAgent(context.Background(), fa, pending(r.Code, reason), true, true)
 			if !slices.Equal(fa.calls, []string{"token"}) || fa.ttl != time.Hour {
 				t.Fatalf("admin: calls %v, ttl %s", fa.calls, fa.ttl)
 			}
@@ -243,7 +246,7 @@ func TestDiagnoseAgentReEnrollAdminGate(t *testing.T) {
 
 func TestDiagnoseAgentReEnrollTokenError(t *testing.T) {
 	fa := &fakeActs{tokenErr: errors.New("database is locked")}
-	rep := DiagnoseAgent(context.Background(), fa, pending(agent.ReasonRevoked), true, true)
+	rep := DiagnoseAgent(context.Background(), fa, pending(agentstate.Revoked, agent.ReasonRevoked), true, true)
 	if rep.Token != "" || rep.Command != "" || len(rep.Applied) != 1 || rep.Applied[0].OK ||
 		rep.Applied[0].Error != "could not mint a join token: database is locked" {
 		t.Fatalf("%+v", rep)
@@ -251,7 +254,7 @@ func TestDiagnoseAgentReEnrollTokenError(t *testing.T) {
 }
 
 func TestDiagnoseAgentNothingToDo(t *testing.T) {
-	for _, f := range []AgentFacts{facts(upAgent()), down("connection closed", t0.Add(-time.Minute)), pending(agent.ReasonClockSkew + " 1m0s beyond 30s")} {
+	for _, f := range []AgentFacts{facts(upAgent()), down(agentstate.ConnectionClosed, "connection closed", t0.Add(-time.Minute)), pending(agentstate.ClockSkew, agent.ReasonClockSkew+" 1m0s beyond 30s")} {
 		fa := healthyAfter()
 		rep := DiagnoseAgent(context.Background(), fa, f, true, true)
 		if len(fa.calls) != 0 || rep.Applied != nil || rep.After != nil {

@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/agentstate"
 )
 
 // The agent tree (DecideAgent) diagnoses a host agent from the manager's
-// view of it (agent.Status), as IBM's diagrmc does for RMC: the agent
+// view of it (agentstate.Status), as IBM's diagrmc does for RMC: the agent
 // channel's trust, its certificates, the agent's host link to its own BMC
 // and its version.
 
@@ -75,9 +74,9 @@ const LinkTimeoutFlood = 10.0
 // AgentFacts is what DecideAgent knows about one agent.
 type AgentFacts struct {
 	// Status is the manager's view (internal/agent).
-	Status         agent.Status `json:"status"`
-	Now            time.Time    `json:"now"`
-	ManagerVersion string       `json:"manager_version,omitempty"`
+	Status         agentstate.Status `json:"status"`
+	Now            time.Time         `json:"now"`
+	ManagerVersion string            `json:"manager_version,omitempty"`
 	// RenewBefore: a certificate expiring within this is due for renewal
 	// (DefaultRenewBefore when zero).
 	RenewBefore time.Duration `json:"renew_before,omitempty"`
@@ -101,7 +100,7 @@ func (f AgentFacts) dueForRenewal(t time.Time) bool {
 
 // AgentLabel names an agent for the operator: "agent web-1 (0x0001)", or
 // the address of a peer the manager cannot place.
-func AgentLabel(st agent.Status) string {
+func AgentLabel(st agentstate.Status) string {
 	if st.ID == 0 {
 		return "the unplaced peer at " + nonEmpty(st.Address, "an unknown address")
 	}
@@ -109,7 +108,7 @@ func AgentLabel(st agent.Status) string {
 }
 
 // agentName is the short form for Action.What.
-func agentName(st agent.Status) string {
+func agentName(st agentstate.Status) string {
 	if st.ID == 0 {
 		return "the unplaced peer at " + nonEmpty(st.Address, "an unknown address")
 	}
@@ -118,7 +117,7 @@ func agentName(st agent.Status) string {
 
 // agentsThing is "agent web-1's THING", or "the THING of the unplaced
 // peer at ADDR".
-func agentsThing(st agent.Status, thing string) string {
+func agentsThing(st agentstate.Status, thing string) string {
 	if st.ID == 0 {
 		return "the " + thing + " of " + agentName(st)
 	}
@@ -126,7 +125,7 @@ func agentsThing(st agent.Status, thing string) string {
 }
 
 // opCmd is the command that runs op on the agent by hand.
-func opCmd(st agent.Status, op string) string {
+func opCmd(st agentstate.Status, op string) string {
 	return fmt.Sprintf("`lightsout agent op %d %s`", st.ID, op)
 }
 
@@ -199,7 +198,7 @@ func linkEvidence(f AgentFacts) []string {
 	if l == nil {
 		return []string{"host link: not reported by the agent (none configured, or an agent without the host link)"}
 	}
-	line := "host link: " + nonEmpty(l.State, agent.LinkUnknown)
+	line := "host link: " + nonEmpty(l.State, agentstate.LinkUnknown)
 	if l.Path != "" {
 		line += " on " + l.Path
 	}
@@ -243,11 +242,11 @@ func DecideAgent(f AgentFacts) Diagnosis {
 	ev := agentEvidence(f)
 	var d Diagnosis
 	switch st.State {
-	case agent.PendingUp:
+	case agentstate.PendingUp:
 		d = pendingUp(f)
-	case agent.Down:
+	case agentstate.Down:
 		d = agentDown(f)
-	case agent.Up:
+	case agentstate.Up:
 		d = agentUp(f)
 		ev = append(ev, linkEvidence(f)...)
 	default:
@@ -267,7 +266,7 @@ func pendingUp(f AgentFacts) Diagnosis {
 		unplaced = "; the manager cannot tie its certificate to an enrolled agent"
 	}
 	reenroll := func(because string) []Action {
-		return []Action{{Kind: ActReEnroll, What: agentsThing(st, "enrollment"), From: nonEmpty(st.Reason, agent.PendingUp),
+		return []Action{{Kind: ActReEnroll, What: agentsThing(st, "enrollment"), From: nonEmpty(st.Reason, agentstate.PendingUp),
 			To: "a fresh one-time join token (1h) to enroll with", Because: because}}
 	}
 	const reenrollRemedy = "re-enroll it: mint a join token (`lightsout agent token create --ttl 1h --out join.token`, admin, or `lightsout diag --agent ID --autocorrect` as admin) and write it, mode 0600, to the file given as the agent's `--join-token-file` on the host; " +
@@ -275,38 +274,38 @@ func pendingUp(f AgentFacts) Diagnosis {
 		"an agent started without `--join-token-file` must be restarted with `lightsout agent run --manager ADDR --data DIR --join-token-file FILE`; `lightsout agent status --data DIR` on the host shows the manager's refusal and the new enrollment"
 	r := st.Reason
 	switch {
-	case strings.HasPrefix(r, agent.ReasonNotTrusted):
+	case st.Code == agentstate.NotTrusted:
 		return Diagnosis{Cause: CauseAgentUntrustedHost, Confidence: High,
 			Summary: who + " connects from an address the manager does not trust",
 			Remedy:  "if the host is yours, add its address (or its network) to the manager's `--agent-allow` and restart the server; if not, find what runs an agent there"}
-	case r == agent.ReasonRevoked || st.Revoked:
+	case st.Code == agentstate.Revoked || st.Revoked:
 		return Diagnosis{Cause: CauseAgentCertRevoked, Confidence: High,
 			Summary: who + " keeps connecting with a revoked certificate" + unplaced,
 			Remedy:  "if the revocation (`lightsout agent revoke`) was intended, stop `lightsout agent run` on the host; if the host should come back, " + reenrollRemedy,
 			Actions: reenroll("its certificate was revoked: only a new enrollment lets it in again (do not run it if the revocation was intended)")}
-	case strings.HasPrefix(r, agent.ReasonTrustMismatch):
+	case st.Code == agentstate.TrustMismatch:
 		return Diagnosis{Cause: CauseAgentTrustMismatch, Confidence: High,
 			Summary:  who + " refused this manager's certificate: it trusts another manager CA",
 			Evidence: []string{"the agent aborted the TLS handshake with a certificate alert; it pins the CA it enrolled with (manager-ca.pem in its data directory)"},
 			Remedy:   "if the agent belongs to another manager, point it there (`--manager`); if this manager's CA was replaced, " + reenrollRemedy + " (it then pins this CA; until it holds a token it cannot trust this manager)",
 			Actions:  reenroll("it pins another CA: only a new enrollment with this manager's join token (which carries this CA's fingerprint) makes it trust this manager")}
-	case strings.HasPrefix(r, agent.ReasonUnknownCert):
+	case st.Code == agentstate.UnknownCert:
 		return Diagnosis{Cause: CauseAgentUnknownCert, Confidence: Medium,
 			Summary:  who + " presents a certificate this manager's CA did not issue" + unplaced,
 			Evidence: []string{"either the manager's CA was replaced (agent-ca.pem / agent-ca.key in its data directory) or the agent enrolled with another manager"},
 			Remedy:   "if the agent belongs to another manager, point it there (`--manager`); otherwise " + reenrollRemedy,
 			Actions:  reenroll("the manager's CA did not issue its certificate: a new enrollment gives it one this CA signs")}
-	case strings.HasPrefix(r, agent.ReasonExpired):
+	case st.Code == agentstate.CertExpired:
 		return Diagnosis{Cause: CauseAgentCertExpired, Confidence: High,
 			Summary: who + "'s certificate has expired: the manager no longer accepts it",
 			Remedy:  "an expired certificate cannot be renewed over the channel: " + reenrollRemedy + "; keep agents Up so they renew before expiry (`lightsout agent op ID renew-certs`)",
 			Actions: reenroll("its certificate expired, and renewal needs an authenticated channel")}
-	case strings.HasPrefix(r, agent.ReasonNoCert):
+	case st.Code == agentstate.NoCert:
 		return Diagnosis{Cause: CauseAgentNoClientCert, Confidence: Medium,
 			Summary:  who + " completed TLS without a client certificate",
 			Evidence: []string{"an enrolled agent always presents its certificate; an enrolling one sends a join token instead"},
 			Remedy:   "if it is an agent, its agent.pem is missing or unreadable: re-enroll it with a join token (`lightsout agent token create`, written, mode 0600, to the file given as its `--join-token-file` on the host; `lightsout agent status --data DIR` there shows its certificates); otherwise something other than an agent (a scanner, a health check) connects to the agent port"}
-	case strings.HasPrefix(r, agent.ReasonClockSkew):
+	case st.Code == agentstate.ClockSkew:
 		return Diagnosis{Cause: CauseAgentClockSkew, Confidence: High,
 			Summary: who + "'s clock differs from the manager's beyond the allowed skew",
 			Remedy:  "synchronize the host's clock (NTP: `chronyc tracking`, `timedatectl`; enable chronyd or systemd-timesyncd) and check the manager's; the agent is let in at its next hello"}
@@ -316,18 +315,16 @@ func pendingUp(f AgentFacts) Diagnosis {
 		Remedy:  "read the reason above and the manager's log; `lightsout domain status` lists the agent's state"}
 }
 
-var neverReasons = []string{"enrolled, not connected yet", "not connected since the manager started"}
-
 func agentDown(f AgentFacts) Diagnosis {
 	st := f.Status
 	who := AgentLabel(st)
-	if st.LastHeartbeat.IsZero() && slices.Contains(neverReasons, st.Reason) {
+	if st.LastHeartbeat.IsZero() && st.Code == agentstate.NeverConnected {
 		return Diagnosis{Cause: CauseAgentNeverConnected, Confidence: High,
 			Summary: who + " has not connected to this manager yet",
 			Remedy:  "on the host, start `lightsout agent run --manager ADDR --data DIR` (as a service); `lightsout agent status --data DIR` there shows the agent's view of its managers (Connecting, Refused with the reason, Unreachable), its certificates and host link; check that the host can reach the manager's agent port (`--agent-listen`, default 8624) through the firewall; `lightsout domain status` shows it Up once it does"}
 	}
 	sum := who + " is Down: " + nonEmpty(st.Reason, "the connection is gone")
-	if st.Reason == "session restarted by the manager" {
+	if st.Code == agentstate.SessionRestarted {
 		sum = who + " is Down since the manager restarted its session; it should reconnect within seconds"
 	}
 	return Diagnosis{Cause: CauseAgentDown, Confidence: Medium,
@@ -337,7 +334,7 @@ func agentDown(f AgentFacts) Diagnosis {
 			"the network path and firewall to the manager's agent port, and the host itself — if it does not answer, check the machine's OOB channel and power state (`lightsout diag MACHINE`, `lightsout power status MACHINE`); `lightsout domain status` shows it Up again once it reconnects"}
 }
 
-// problem is one thing wrong with an Up agent.
+// problem is one thing wrong with an Up agentstate.
 type problem struct {
 	cause   Cause
 	summary string
@@ -348,7 +345,7 @@ type problem struct {
 
 // capable reports whether the agent offers op; when it does not, a line
 // saying so is added to the notes.
-func capable(st agent.Status, op string, notes *[]string) bool {
+func capable(st agentstate.Status, op string, notes *[]string) bool {
 	if slices.Contains(st.Capabilities, op) {
 		return true
 	}
@@ -369,16 +366,16 @@ func agentUp(f AgentFacts) Diagnosis {
 	l := st.Link
 
 	renew := func(what, from, because string) []Action {
-		if !capable(st, agent.OpRenewCerts, &notes) {
+		if !capable(st, agentstate.OpRenewCerts, &notes) {
 			return nil
 		}
 		return []Action{{Kind: ActRenewCerts, What: what, From: from, To: "renewed", Because: because}}
 	}
 	restartLink := func(because string) []Action {
-		if !capable(st, agent.OpRestartLink, &notes) {
+		if !capable(st, agentstate.OpRestartLink, &notes) {
 			return nil
 		}
-		return []Action{{Kind: ActRestartLink, What: name + "'s host link", From: nonEmpty(l.State, agent.LinkUnknown), To: "restarted", Because: because}}
+		return []Action{{Kind: ActRestartLink, What: name + "'s host link", From: nonEmpty(l.State, agentstate.LinkUnknown), To: "restarted", Because: because}}
 	}
 
 	// Certificates.
@@ -395,22 +392,22 @@ func agentUp(f AgentFacts) Diagnosis {
 		}
 		ps = append(ps, problem{cause: CauseAgentCertExpiring, conf: High,
 			summary: fmt.Sprintf("%s's certificate %s (%s)", who, expPhrase(f.Now, st.CertNotAfter), left),
-			remedy:  fmt.Sprintf("renew it while the agent is Up: %s (autocorrect does, then restarts the session); once expired it needs a new enrollment", opCmd(st, agent.OpRenewCerts)),
+			remedy:  fmt.Sprintf("renew it while the agent is Up: %s (autocorrect does, then restarts the session); once expired it needs a new enrollment", opCmd(st, agentstate.OpRenewCerts)),
 			actions: acts})
 	}
-	if l != nil && l.State == agent.LinkCertExpired {
+	if l != nil && l.State == agentstate.LinkCertExpired {
 		acts := renew(name+"'s host link certificate", "expired"+dateSuffix(f.Now, l.CertNotAfter), "the BMC refuses the link certificate: it has expired")
 		if len(acts) > 0 {
 			acts = append(acts, restartLink("the link stays down until it reconnects with the renewed certificate")...)
 		}
 		ps = append(ps, problem{cause: CauseAgentLinkCertExpired, conf: High,
 			summary: who + "'s host link is down: the BMC refuses its expired link certificate",
-			remedy:  fmt.Sprintf("renew the link certificate and restart the link: %s, then %s (autocorrect does both)", opCmd(st, agent.OpRenewCerts), opCmd(st, agent.OpRestartLink)),
+			remedy:  fmt.Sprintf("renew the link certificate and restart the link: %s, then %s (autocorrect does both)", opCmd(st, agentstate.OpRenewCerts), opCmd(st, agentstate.OpRestartLink)),
 			actions: acts})
 	} else if l != nil && f.dueForRenewal(l.CertNotAfter) {
 		ps = append(ps, problem{cause: CauseAgentLinkCertExpiring, conf: High,
 			summary: fmt.Sprintf("%s's host link certificate %s (%s)", who, expPhrase(f.Now, l.CertNotAfter), daysLeft(f.Now, l.CertNotAfter)),
-			remedy:  fmt.Sprintf("renew it: %s (autocorrect does)", opCmd(st, agent.OpRenewCerts)),
+			remedy:  fmt.Sprintf("renew it: %s (autocorrect does)", opCmd(st, agentstate.OpRenewCerts)),
 			actions: renew(name+"'s host link certificate", "expiring "+l.CertNotAfter.UTC().Format(time.DateOnly),
 				fmt.Sprintf("it expires within the %s renewal window", window(f.renewBefore())))})
 	}
@@ -418,9 +415,9 @@ func agentUp(f AgentFacts) Diagnosis {
 	// The host link.
 	if l != nil {
 		switch l.State {
-		case agent.LinkNotTrusted:
+		case agentstate.LinkNotTrusted:
 			var acts []Action
-			if capable(st, agent.OpRefreshTrust, &notes) {
+			if capable(st, agentstate.OpRefreshTrust, &notes) {
 				acts = append(acts, Action{Kind: ActRefreshTrust, What: name + "'s trusted certificates", From: "stale", To: "re-read",
 					Because: "the BMC refuses the link certificate, or presents one the agent does not trust: " + nonEmpty(l.Reason, "no reason given")})
 				acts = append(acts, restartLink("the link is re-established with the refreshed trust")...)
@@ -428,13 +425,13 @@ func agentUp(f AgentFacts) Diagnosis {
 			ps = append(ps, problem{cause: CauseAgentLinkNotTrusted, conf: Medium,
 				summary: who + "'s host link is not trusted: " + nonEmpty(l.Reason, "the BMC and the agent do not accept each other's certificates"),
 				remedy: fmt.Sprintf("refresh the agent's trust and restart the link: %s, then %s (autocorrect does); if it persists, the BMC's certificate changed (replaced board, firmware update): verify it and re-provision the link certificate on the BMC",
-					opCmd(st, agent.OpRefreshTrust), opCmd(st, agent.OpRestartLink)),
+					opCmd(st, agentstate.OpRefreshTrust), opCmd(st, agentstate.OpRestartLink)),
 				actions: acts})
-		case agent.LinkDown:
+		case agentstate.LinkDown:
 			ps = append(ps, problem{cause: CauseAgentLinkDown, conf: Medium,
 				summary: who + "'s host link to its BMC is down: " + nonEmpty(l.Reason, "every enabled path failed"),
 				remedy: fmt.Sprintf("restart the link: %s (autocorrect does); if it stays down, check on the host that the IPMI driver is loaded (/dev/ipmi0) and the host's USB NIC to the BMC has its link-local address, and the BMC's own state (`lightsout diag MACHINE`)",
-					opCmd(st, agent.OpRestartLink)),
+					opCmd(st, agentstate.OpRestartLink)),
 				actions: restartLink("every enabled path failed: " + nonEmpty(l.Reason, "no reason given"))})
 		}
 		if f.Flooding || l.TimeoutRate >= LinkTimeoutFlood {
@@ -448,11 +445,11 @@ func agentUp(f AgentFacts) Diagnosis {
 					"a BMC leaking memory answers ever slower: cold-reset it and update its firmware; meanwhile raise the agent's `--link-timeout`"})
 		}
 		switch {
-		case l.State == agent.LinkDisabled:
+		case l.State == agentstate.LinkDisabled:
 			ps = append(ps, problem{cause: CauseAgentLinkDisabled, conf: High,
 				summary: who + "'s host link is disabled: every path is off in the agent's configuration",
 				remedy:  "if the host link is wanted, enable a path (in-band, IPv4 or IPv6) in the agent's configuration and restart `lightsout agent run`; otherwise nothing to do"})
-		case l.State == agent.LinkUp && l.Path == agent.PathIPv6 && l.IPv4Failed:
+		case l.State == agentstate.LinkUp && l.Path == agentstate.PathIPv6 && l.IPv4Failed:
 			ps = append(ps, problem{cause: CauseAgentLinkIPv6Fallback, conf: High,
 				summary: who + "'s host link works on IPv6 only: IPv4 failed" + reasonSuffix(l.Reason),
 				remedy:  "the link works, but BMC features that need IPv4 on the host interface (iSM-like OS-to-BMC passthrough) are limited: fix the IPv4 link-local address on the host's USB NIC to the BMC (169.254.0.0/16, e.g. `ip addr` on the host, the BMC's host-interface setting)"})

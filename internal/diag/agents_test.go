@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/agentstate"
 )
 
 const day = 24 * time.Hour
@@ -30,13 +31,15 @@ func with(mod func(*agent.Status)) AgentFacts {
 	return facts(st)
 }
 
-func pending(reason string) AgentFacts {
-	return facts(agent.Status{ID: 3, Name: "db-1", State: agent.PendingUp, Reason: reason, Since: t0.Add(-3 * time.Minute),
+// pending and down make an agent's status with the reason the hub would
+// give it: its code and its message (which the trees do not parse).
+func pending(code agentstate.ReasonCode, reason string) AgentFacts {
+	return facts(agent.Status{ID: 3, Name: "db-1", State: agent.PendingUp, Reason: reason, Code: code, Since: t0.Add(-3 * time.Minute),
 		Version: "0.5.0", Address: "10.0.0.13", LastHeartbeat: t0.Add(-time.Hour)})
 }
 
-func down(reason string, hb time.Time) AgentFacts {
-	return facts(agent.Status{ID: 2, Name: "web-2", State: agent.Down, Reason: reason, Since: t0.Add(-41 * time.Second),
+func down(code agentstate.ReasonCode, reason string, hb time.Time) AgentFacts {
+	return facts(agent.Status{ID: 2, Name: "web-2", State: agent.Down, Reason: reason, Code: code, Since: t0.Add(-41 * time.Second),
 		Version: "0.5.0", Address: "10.0.0.12", LastHeartbeat: hb})
 }
 
@@ -72,56 +75,56 @@ func agentCases() []agentCase {
 		{name: "unknown state", f: facts(agent.Status{ID: 9, Name: "x", State: "Weird"}), cause: CauseNotChecked, conf: Low},
 
 		// PendingUp.
-		{name: "untrusted host", f: pending("address not in the trusted host list (10.0.0.0/24)"), cause: CauseAgentUntrustedHost, conf: High,
+		{name: "untrusted host", f: pending(agentstate.NotTrusted, "address not in the trusted host list (10.0.0.0/24)"), cause: CauseAgentUntrustedHost, conf: High,
 			evidence: []string{"state: PendingUp (address not in the trusted host list (10.0.0.0/24)) since"}},
-		{name: "revoked", f: pending(agent.ReasonRevoked), cause: CauseAgentCertRevoked, conf: High, actions: []ActionKind{ActReEnroll},
+		{name: "revoked", f: pending(agentstate.Revoked, agent.ReasonRevoked), cause: CauseAgentCertRevoked, conf: High, actions: []ActionKind{ActReEnroll},
 			evidence: []string{"(certificate revoked)", "address: 10.0.0.13"}},
 		{name: "revoked flag wins over another reason", f: func() AgentFacts {
-			f := pending(agent.ReasonUnknownCert)
+			f := pending(agentstate.UnknownCert, agent.ReasonUnknownCert)
 			f.Status.Revoked = true
 			return f
 		}(), cause: CauseAgentCertRevoked, conf: High, actions: []ActionKind{ActReEnroll}, evidence: []string{"revoked in the store"}},
-		{name: "unknown cert", f: pending(agent.ReasonUnknownCert), cause: CauseAgentUnknownCert, conf: Medium, actions: []ActionKind{ActReEnroll},
+		{name: "unknown cert", f: pending(agentstate.UnknownCert, agent.ReasonUnknownCert), cause: CauseAgentUnknownCert, conf: Medium, actions: []ActionKind{ActReEnroll},
 			evidence: []string{"CA was replaced"}},
-		{name: "unknown cert, unplaced peer", f: facts(agent.Status{ID: 0, Name: "?", State: agent.PendingUp, Reason: agent.ReasonUnknownCert, Address: "10.9.9.9:51234", Since: t0}),
+		{name: "unknown cert, unplaced peer", f: facts(agent.Status{ID: 0, Name: "?", State: agent.PendingUp, Reason: agent.ReasonUnknownCert, Code: agentstate.UnknownCert, Address: "10.9.9.9:51234", Since: t0}),
 			cause: CauseAgentUnknownCert, conf: Medium, actions: []ActionKind{ActReEnroll},
 			summary: "the unplaced peer at 10.9.9.9:51234", evidence: []string{"the unplaced peer at 10.9.9.9:51234, state: PendingUp", "last heartbeat: never"}},
-		{name: "no client cert, unplaced peer", f: facts(agent.Status{ID: 0, Name: "?", State: agent.PendingUp, Reason: agent.ReasonNoCert, Address: "10.9.9.8:40000"}),
+		{name: "no client cert, unplaced peer", f: facts(agent.Status{ID: 0, Name: "?", State: agent.PendingUp, Reason: agent.ReasonNoCert, Code: agentstate.NoCert, Address: "10.9.9.8:40000"}),
 			cause: CauseAgentNoClientCert, conf: Medium, summary: "unplaced peer at 10.9.9.8:40000"},
-		{name: "cert expired", f: pending(agent.ReasonExpired), cause: CauseAgentCertExpired, conf: High, actions: []ActionKind{ActReEnroll}},
+		{name: "cert expired", f: pending(agentstate.CertExpired, agent.ReasonExpired), cause: CauseAgentCertExpired, conf: High, actions: []ActionKind{ActReEnroll}},
 		// The reasons exactly as the hub words them (a prefix and details).
-		{name: "unknown cert, hub's wording", f: pending(agent.ReasonUnknownCert + " (not issued by this manager: enroll the agent again with a join token)"),
+		{name: "unknown cert, hub's wording", f: pending(agentstate.UnknownCert, agent.ReasonUnknownCert+" (not issued by this manager: enroll the agent again with a join token)"),
 			cause: CauseAgentUnknownCert, conf: Medium, actions: []ActionKind{ActReEnroll}},
-		{name: "unknown cert, verification detail", f: pending(agent.ReasonUnknownCert + ": x509: certificate signed by unknown authority"),
+		{name: "unknown cert, verification detail", f: pending(agentstate.UnknownCert, agent.ReasonUnknownCert+": x509: certificate signed by unknown authority"),
 			cause: CauseAgentUnknownCert, conf: Medium, actions: []ActionKind{ActReEnroll}},
-		{name: "untrusted host, hub's wording", f: pending(agent.ReasonNotTrusted + ": 10.0.0.13"), cause: CauseAgentUntrustedHost, conf: High},
+		{name: "untrusted host, hub's wording", f: pending(agentstate.NotTrusted, agent.ReasonNotTrusted+": 10.0.0.13"), cause: CauseAgentUntrustedHost, conf: High},
 		{name: "trust mismatch", f: facts(agent.Status{ID: 0, Name: "?", State: agent.PendingUp, Address: "10.9.9.7",
-			Reason: agent.ReasonTrustMismatch + " (remote error: tls: bad certificate)"}),
+			Reason: agent.ReasonTrustMismatch + " (remote error: tls: bad certificate)", Code: agentstate.TrustMismatch}),
 			cause: CauseAgentTrustMismatch, conf: High, actions: []ActionKind{ActReEnroll}, evidence: []string{"pins the CA it enrolled with"}},
-		{name: "no client cert", f: pending(agent.ReasonNoCert), cause: CauseAgentNoClientCert, conf: Medium},
-		{name: "clock skew", f: pending(agent.ReasonClockSkew + " 45s beyond 30s"), cause: CauseAgentClockSkew, conf: High,
+		{name: "no client cert", f: pending(agentstate.NoCert, agent.ReasonNoCert), cause: CauseAgentNoClientCert, conf: Medium},
+		{name: "clock skew", f: pending(agentstate.ClockSkew, agent.ReasonClockSkew+" 45s beyond 30s"), cause: CauseAgentClockSkew, conf: High,
 			evidence: []string{"clock skew 45s beyond 30s"}},
-		{name: "pending, other reason", f: pending("hello refused"), cause: CauseAgentPendingUp, conf: Low, summary: "hello refused"},
+		{name: "pending, other reason", f: pending("", "hello refused"), cause: CauseAgentPendingUp, conf: Low, summary: "hello refused"},
 		{name: "pending hides link and skew", f: func() AgentFacts {
-			f := pending(agent.ReasonExpired)
+			f := pending(agentstate.CertExpired, agent.ReasonExpired)
 			f.Status.VersionSkew = true
 			f.Status.Link = &agent.LinkStatus{State: agent.LinkDown}
 			return f
 		}(), cause: CauseAgentCertExpired, conf: High, actions: []ActionKind{ActReEnroll}, evidence: []string{"(skew)"}},
 
 		// Down.
-		{name: "never connected", f: down("enrolled, not connected yet", time.Time{}), cause: CauseAgentNeverConnected, conf: High,
+		{name: "never connected", f: down(agentstate.NeverConnected, "enrolled, not connected yet", time.Time{}), cause: CauseAgentNeverConnected, conf: High,
 			evidence: []string{"last heartbeat: never"}},
-		{name: "not since the manager started", f: down("not connected since the manager started", time.Time{}), cause: CauseAgentNeverConnected, conf: High},
-		{name: "not since restart, but heard before", f: down("not connected since the manager started", t0.Add(-time.Hour)), cause: CauseAgentDown, conf: Medium},
-		{name: "connection closed", f: down("connection closed", t0.Add(-41*time.Second)), cause: CauseAgentDown, conf: Medium,
+		{name: "not since the manager started", f: down(agentstate.NeverConnected, "not connected since the manager started", time.Time{}), cause: CauseAgentNeverConnected, conf: High},
+		{name: "not since restart, but heard before", f: down(agentstate.NeverConnected, "not connected since the manager started", t0.Add(-time.Hour)), cause: CauseAgentDown, conf: Medium},
+		{name: "connection closed", f: down(agentstate.ConnectionClosed, "connection closed", t0.Add(-41*time.Second)), cause: CauseAgentDown, conf: Medium,
 			evidence: []string{"state: Down (connection closed)", "(41s ago)"}},
-		{name: "no heartbeat", f: down("no heartbeat for 3 intervals (30s)", t0.Add(-35*time.Second)), cause: CauseAgentDown, conf: Medium,
+		{name: "no heartbeat", f: down(agentstate.NoHeartbeat, "no heartbeat for 3 intervals (30s)", t0.Add(-35*time.Second)), cause: CauseAgentDown, conf: Medium,
 			summary: "no heartbeat for 3 intervals"},
-		{name: "session restarted", f: down("session restarted by the manager", t0.Add(-time.Second)), cause: CauseAgentDown, conf: Medium,
+		{name: "session restarted", f: down(agentstate.SessionRestarted, "session restarted by the manager", t0.Add(-time.Second)), cause: CauseAgentDown, conf: Medium,
 			summary: "reconnect within seconds"},
 		{name: "down with a stale link report", f: func() AgentFacts {
-			f := down("connection closed", t0.Add(-time.Minute))
+			f := down(agentstate.ConnectionClosed, "connection closed", t0.Add(-time.Minute))
 			f.Status.Link = &agent.LinkStatus{State: agent.LinkDown}
 			return f
 		}(), cause: CauseAgentDown, conf: Medium},
@@ -286,7 +289,7 @@ func TestDecideAgentActionLines(t *testing.T) {
 	if got := d.Actions[0].Line(); got != want {
 		t.Errorf("line\n %s\nwant\n %s", got, want)
 	}
-	d = DecideAgent(pending(agent.ReasonRevoked))
+	d = DecideAgent(pending(agentstate.Revoked, agent.ReasonRevoked))
 	if got := d.Actions[0].Line(); !strings.HasPrefix(got, "changed agent db-1's enrollment from certificate revoked to a fresh one-time join token") {
 		t.Errorf("re-enroll line %q", got)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
-	"github.com/lightsout/lightsout/internal/redfish"
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -56,7 +56,7 @@ type Executor struct {
 	// Probers check a channel by its account's protocol ("ipmi",
 	// "redfish": the monitor's); Prober and the IPMI default fill in for
 	// "ipmi".
-	Probers map[string]probe.Prober
+	Probers probe.Registry
 	// Current is the monitor's view of a channel's declared state (nil:
 	// the store's).
 	Current func(accountID int64) (store.ChannelState, bool)
@@ -119,13 +119,10 @@ func (x *Executor) timeout() time.Duration {
 // proberFor is the prober of protocol ("" counts as ipmi); nil when none
 // checks it.
 func (x *Executor) proberFor(protocol string) probe.Prober {
-	if protocol == "" {
-		protocol = "ipmi"
-	}
-	if p := x.Probers[protocol]; p != nil {
+	if p := x.Probers.For(protocol); p != nil {
 		return p
 	}
-	if protocol != "ipmi" {
+	if protocol != "" && protocol != "ipmi" {
 		return nil
 	}
 	if x.Prober != nil {
@@ -187,11 +184,7 @@ func (x *Executor) Run(ctx context.Context, m store.Machine, a store.Account) Re
 
 // target builds the probe target of account a (expected GUID from m).
 func (x *Executor) target(ctx context.Context, m store.Machine, a store.Account) (probe.Target, error) {
-	t := probe.Target{Name: m.Name, Protocol: a.Protocol, User: a.User, Password: a.Password,
-		CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege), Timeout: x.timeout(), RedfishAuth: redfish.Auth(a.RedfishAuth)}
-	for _, n := range a.CipherSuites { // the account's allow-list (nil: the default)
-		t.Suites = append(t.Suites, ipmi.CipherSuite(n))
-	}
+	t := probe.NewTarget(m.Name, a.Endpoint(), x.timeout()) // the account's allow-list (nil: the default)
 	if m.GUID != "" && !m.Registering {
 		if g, err := guid.Parse(m.GUID); err == nil {
 			t.Expected = g
@@ -459,10 +452,8 @@ func (x *Executor) ipmiOnly(ctx context.Context, n Need, a store.Account, f *Fac
 }
 
 func (x *Executor) resolve(ctx context.Context, hp string) (netip.AddrPort, error) {
-	return probe.Resolve(ctx, hp, ipmiPort)
+	return probe.Resolve(ctx, hp, protocol.IPMIPort)
 }
-
-const ipmiPort = 623
 
 // ping sends a presence ping to hp.
 func (x *Executor) ping(ctx context.Context, hp string) *Reach {

@@ -8,145 +8,44 @@
 package events
 
 import (
-	"sort"
 	"strings"
-	"time"
 
-	"github.com/lightsout/lightsout/internal/agent"
-	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/evcode"
 )
 
-// Event codes. Other packages emit them through a Recorder (the audit
-// engine imports the audit.* ones); docs/events.md lists them all.
+// Event codes: the catalogue is internal/evcode's; these names stay for
+// the packages that record events through a Recorder.
 const (
-	// OOB channel (manager → BMC).
-	OOBStateChanged        = "oob.state_changed"
-	OOBNotResponding       = "oob.not_responding"
-	OOBAuthRefused         = "oob.auth_refused"
-	OOBIdentityMismatch    = "oob.identity_mismatch"
-	OOBDegraded            = "oob.degraded"
-	OOBTimeoutFlood        = "oob.timeout_flood"
-	OOBTimeoutFloodCleared = "oob.timeout_flood_cleared"
-	OOBConflictingReplies  = "oob.conflicting_replies"
-
-	// Fleet findings.
-	FleetCorrelated = "fleet.correlated"
-
-	// Incidents (internal/incident): broken channels grouped by cause.
-	IncidentOpened = "incident.opened"
-	IncidentClosed = "incident.closed"
-
-	// BMC security audit (internal/audit).
-	AuditCipher0Enabled  = "audit.cipher0_enabled"
-	AuditAnonymousLogin  = "audit.anonymous_login"
-	AuditWeakAuth        = "audit.weak_auth"
-	AuditDefaultPassword = "audit.default_password"
-	AuditDrift           = "audit.drift"
-
-	// Power operations.
-	PowerFailed  = "power.failed"
-	PowerRefused = "power.refused"
-	PowerDone    = "power.done"
+	OOBStateChanged        = evcode.OOBStateChanged
+	OOBNotResponding       = evcode.OOBNotResponding
+	OOBAuthRefused         = evcode.OOBAuthRefused
+	OOBIdentityMismatch    = evcode.OOBIdentityMismatch
+	OOBDegraded            = evcode.OOBDegraded
+	OOBTimeoutFlood        = evcode.OOBTimeoutFlood
+	OOBTimeoutFloodCleared = evcode.OOBTimeoutFloodCleared
+	OOBConflictingReplies  = evcode.OOBConflictingReplies
+	FleetCorrelated        = evcode.FleetCorrelated
+	IncidentOpened         = evcode.IncidentOpened
+	IncidentClosed         = evcode.IncidentClosed
+	AuditCipher0Enabled    = evcode.AuditCipher0Enabled
+	AuditAnonymousLogin    = evcode.AuditAnonymousLogin
+	AuditWeakAuth          = evcode.AuditWeakAuth
+	AuditDefaultPassword   = evcode.AuditDefaultPassword
+	AuditDrift             = evcode.AuditDrift
+	PowerFailed            = evcode.PowerFailed
+	PowerRefused           = evcode.PowerRefused
+	PowerDone              = evcode.PowerDone
 )
 
-// Kind describes one code.
-type Kind struct {
-	Code     string         `json:"code"`
-	Severity store.Severity `json:"severity"` // the default; an emitter may set another
-	// Summary is the one-line operator description.
-	Summary string `json:"summary"`
-	// Dedup is the default window: an event with the same code and source
-	// whose last occurrence is within it is counted, not stored again.
-	// 0 stores every occurrence.
-	Dedup time.Duration `json:"dedup"`
-	// Correlate: the fleet correlator looks for a common factor among the
-	// sources raising this code.
-	Correlate bool `json:"correlate,omitempty"`
-}
+// Kind describes one code (evcode.Kind).
+type Kind = evcode.Kind
 
-var catalogue = []Kind{
-	{OOBStateChanged, store.SeverityInfo,
-		"a channel's declared state changed (the channel's log; the problem codes below carry the alert)", 0, false},
-	{OOBNotResponding, store.SeverityWarning,
-		"nothing usable came back from the BMC: address, cable/switch, UDP 623 blocked, BMC or enclosure manager down", 10 * time.Minute, true},
-	{OOBAuthRefused, store.SeverityCritical,
-		"the BMC answered and refused the account: password or user changed, user not re-created after a replacement, privilege, lockout", 10 * time.Minute, true},
-	{OOBIdentityMismatch, store.SeverityCritical,
-		"another BMC answers at the address (System GUID differs): reused IP, swapped cabling, replaced motherboard", 10 * time.Minute, true},
-	{OOBDegraded, store.SeverityWarning,
-		"the BMC answers, but only after retransmissions", time.Hour, true},
-	{OOBTimeoutFlood, store.SeverityWarning,
-		"timeouts per minute on one BMC over the threshold: competing agents, a leaking BMC firmware, a congested management network", time.Hour, true},
-	{OOBTimeoutFloodCleared, store.SeverityInfo,
-		"a timeout flood ended: the rate fell below half the threshold", 0, false},
-	{OOBConflictingReplies, store.SeverityCritical,
-		"security: a login step drew an unauthenticated refusal and a verified answer to the same request (the verified one was taken): a forger on the management network, or a device mangling replies", time.Hour, false},
-	{FleetCorrelated, store.SeverityWarning,
-		"a share of the BMCs with one firmware revision, enclosure or subnet raise the same code: look at what they share", time.Hour, false},
-	{IncidentOpened, store.SeverityWarning,
-		"an incident opened: broken channels grouped by cause (a dead enclosure, one refused user in a group, swapped addresses, a fleet correlation, agents down), with members, remedy and the diagnosis to run; the severity is the incident's", 0, false},
-	{IncidentClosed, store.SeverityInfo,
-		"an incident closed: none of its members has had the problem for a minute", 0, false},
-	{AuditCipher0Enabled, store.SeverityCritical,
-		"the BMC accepts IPMI cipher suite 0: anyone on the management network can log in without a password", 24 * time.Hour, true},
-	{AuditAnonymousLogin, store.SeverityCritical,
-		"the BMC has an anonymous or null user enabled", 24 * time.Hour, true},
-	{AuditWeakAuth, store.SeverityWarning,
-		"the BMC offers IPMI 1.5 authentication none, straight password or MD2", 24 * time.Hour, true},
-	{AuditDefaultPassword, store.SeverityCritical,
-		"an account on the BMC still has a vendor default password", 24 * time.Hour, true},
-	{AuditDrift, store.SeverityWarning,
-		"a BMC security setting changed since the last audit", time.Hour, false},
-	{PowerFailed, store.SeverityWarning,
-		"a power or identify operation was attempted and failed", 10 * time.Minute, false},
-	{PowerRefused, store.SeverityInfo,
-		"a power operation was refused because the OOB channel is not Connectable", 10 * time.Minute, false},
-	{PowerDone, store.SeverityInfo,
-		"a power or identify operation succeeded (the console's machine page follows it live)", 0, false},
+// Catalogue returns every known code, sorted (evcode.Catalogue).
+func Catalogue() []Kind { return evcode.Catalogue() }
 
-	// Host agents (internal/agent): the manager's view and what agents report.
-	{agent.EvStateChanged, store.SeverityInfo,
-		"an agent became Up, Down or PendingUp (the reason says why: no heartbeat, revoked or unknown certificate, clock skew, untrusted address)", 0, false},
-	{agent.EvCertExpiring, store.SeverityWarning,
-		"an agent's certificate or its host link certificate expires within 30 days; the agent is renewing it", 24 * time.Hour, false},
-	{agent.EvCertRenewed, store.SeverityInfo,
-		"the manager issued an agent a renewed certificate (agent channel or host link)", 0, false},
-	{agent.EvCertExpired, store.SeverityCritical,
-		"an agent's certificate expired: its channel (or its host link) fails until it is renewed or the agent enrolls again", 24 * time.Hour, false},
-	{agent.EvLinkPath, store.SeverityInfo,
-		"the path an agent uses to reach its own BMC changed (in-band, IPv4 link-local, IPv6 fallback); audited", 0, false},
-	{agent.EvLinkState, store.SeverityWarning,
-		"an agent's host link (agent ↔ its own BMC) changed state: Up, Down, CertExpired, NotTrusted, Disabled", 0, false},
-	{agent.EvLinkTimeout, store.SeverityWarning,
-		"host link requests timed out (in-band or OS-to-BMC network; the IPMIDRV 1004 case); their rate feeds the flood detector", 10 * time.Minute, true},
-	{agent.EvReEnrolled, store.SeverityInfo,
-		"an agent enrolled again with a new key and a fresh join token", 0, false},
-}
-
-var byCode = func() map[string]Kind {
-	m := make(map[string]Kind, len(catalogue))
-	for _, k := range catalogue {
-		m[k.Code] = k
-	}
-	return m
-}()
-
-// Catalogue returns every known code, sorted.
-func Catalogue() []Kind {
-	out := append([]Kind(nil), catalogue...)
-	sort.Slice(out, func(i, j int) bool { return out[i].Code < out[j].Code })
-	return out
-}
-
-// Lookup returns the kind of code. Unknown codes are allowed (a newer
-// emitter): they get info severity, no dedup, no correlation.
-func Lookup(code string) (Kind, bool) {
-	k, ok := byCode[code]
-	if !ok {
-		return Kind{Code: code, Severity: store.SeverityInfo}, false
-	}
-	return k, true
-}
+// Lookup returns the kind of code (evcode.Lookup): unknown codes get info
+// severity, no dedup, no correlation.
+func Lookup(code string) (Kind, bool) { return evcode.Lookup(code) }
 
 // fleetSource is the Source of fleet findings: "fleet:" + the correlated
 // code + ":" + the primary factor, so two codes on one group stay two

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/evcode"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
@@ -472,7 +473,7 @@ func (c *Correlator) event(code, src string, g []candidate, now time.Time) store
 	}
 	data, _ := json.Marshal(f)
 	sev := store.SeverityWarning
-	if k, _ := Lookup(code); k.Severity == store.SeverityCritical {
+	if k, _ := Lookup(code); k.Severity == evcode.Critical {
 		sev = store.SeverityCritical
 	}
 	list := f.Members

@@ -17,6 +17,7 @@ import (
 	"github.com/lightsout/lightsout/internal/api/apitest"
 	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/store"
@@ -187,7 +188,7 @@ func TestFleetTimeoutFlood(t *testing.T) {
 	}
 
 	// The flood goes on: its repeats are counted on the same event.
-	waitUntil(t, "a flood event counted up", func() bool {
+	poll.Until(t, 20*time.Second, "a flood event counted up", func() bool {
 		evs, err := viewer.ListEvents(ctx, client.EventQuery{Code: events.OOBTimeoutFlood, Source: sick[0]})
 		return err == nil && len(evs) == 1 && evs[0].Count > 1
 	})
@@ -208,7 +209,7 @@ func TestFleetTimeoutFlood(t *testing.T) {
 	}
 
 	// The webhook got the floods and the finding, all signed.
-	waitUntil(t, "webhook deliveries", func() bool {
+	poll.Until(t, 20*time.Second, "webhook deliveries", func() bool {
 		c := sink.codes()
 		return len(c[events.OOBTimeoutFlood]) >= len(sick) && len(c[events.FleetCorrelated]) >= 1
 	})
@@ -225,7 +226,7 @@ func TestFleetTimeoutFlood(t *testing.T) {
 
 	t.Logf("webhooks after %v", time.Since(begin))
 	// The stream carried them live.
-	waitUntil(t, "streamed events", func() bool {
+	poll.Until(t, 20*time.Second, "streamed events", func() bool {
 		smu.Lock()
 		defer smu.Unlock()
 		var f, c bool
@@ -245,16 +246,5 @@ func TestFleetTimeoutFlood(t *testing.T) {
 		if !slices.Contains(sick, ev.Source) {
 			t.Errorf("healthy %s flooded: %s", ev.Source, ev.Message)
 		}
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/ipmi/ipmitest"
 	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
@@ -39,7 +40,7 @@ func TestForgedRefusalRaisesConflictNotAVerdict(t *testing.T) {
 		t.Fatal(err)
 	}
 	var evs []store.Event
-	waitUntil(t, "oob.conflicting_replies", func() bool {
+	poll.Until(t, 20*time.Second, "oob.conflicting_replies", func() bool {
 		var err error
 		evs, err = admin.ListEvents(ctx, client.EventQuery{Code: events.OOBConflictingReplies, Source: "forged-1"})
 		return err == nil && len(evs) > 0

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/evcode"
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -264,7 +264,7 @@ func (r *Recorder) Fleet() (findings []ActiveFinding, flooding []string, floodSi
 func (r *Recorder) Record(ctx context.Context, e store.Event) (store.Event, error) {
 	k, _ := Lookup(e.Code)
 	if e.Severity == "" {
-		e.Severity = k.Severity
+		e.Severity = store.Severity(k.Severity)
 	}
 	if e.At.IsZero() {
 		e.At = r.now()
@@ -323,7 +323,7 @@ func (r *Recorder) enqueue(evs ...store.Event) bool {
 // polls. It never blocks.
 func (r *Recorder) AgentEvent(e store.Event) {
 	var more []store.Event
-	if e.Code == agent.EvLinkTimeout {
+	if e.Code == evcode.AgentLinkTimeout {
 		r.mu.Lock()
 		more = r.w.Flood.Observe(e.Source, r.now(), max(e.Count, 1))
 		r.mu.Unlock()
@@ -331,36 +331,40 @@ func (r *Recorder) AgentEvent(e store.Event) {
 	r.enqueue(append([]store.Event{e}, more...)...)
 }
 
-// Observe feeds one check of the monitor to the detectors (the
-// monitor.Config.OnObservation hook). It never blocks: the detectors run
-// in memory and what they raise is queued.
-func (r *Recorder) Observe(o monitor.Observed) {
+// Checked is the monitor's sink (monitor.Sink): every check feeds the
+// detectors, without waiting (they run in memory and what they raise is
+// queued); a declared transition is recorded before Checked returns
+// (within 10 s, even when ctx is cancelled by shutting down), as
+// TransitionEvents says.
+func (r *Recorder) Checked(ctx context.Context, o monitor.Outcome) {
 	s := SampleOf(o)
 	r.mu.Lock()
 	evs := r.w.Observe(s)
 	r.mu.Unlock()
 	r.enqueue(evs...)
+	if o.Transition != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for _, e := range TransitionEvents(*o.Transition) {
+			_, _ = r.Record(rctx, e)
+		}
+	}
 }
 
-// MonitorEvent is the monitor's event sink (monitor.Config.Events): it
-// records the monitor's oob.state_changed as the channel's log line
-// (severity info) and, for a change into a failing state, the problem
-// code (oob.not_responding, oob.auth_refused, oob.identity_mismatch) with
-// the state's severity and remedy.
-func (r *Recorder) MonitorEvent(ctx context.Context, e store.Event) {
-	if e.Code != OOBStateChanged {
-		_, _ = r.Record(ctx, e)
-		return
+// TransitionEvents are the events of one declared transition of an OOB
+// channel: oob.state_changed, the channel's log line (info, or warning
+// into a state no problem code covers), and for a change into a failing
+// state the problem code (oob.not_responding, oob.auth_refused,
+// oob.identity_mismatch) with the catalogue's severity and the state's
+// remedy. Pure.
+func TransitionEvents(t store.Transition) []store.Event {
+	data, _ := json.Marshal(map[string]any{"account_id": t.AccountID, "from": t.From, "to": t.To, "reason": t.Reason})
+	msg := fmt.Sprintf("%s: %s → %s", t.Machine, t.From, t.To)
+	if t.Reason != "" {
+		msg += " (" + string(t.Reason) + ")"
 	}
-	var d struct {
-		Account int64        `json:"account_id"`
-		To      state.OOB    `json:"to"`
-		From    state.OOB    `json:"from"`
-		Reason  state.Reason `json:"reason"`
-	}
-	_ = json.Unmarshal(e.Data, &d)
 	specific := ""
-	switch d.To {
+	switch t.To {
 	case state.NotResponding:
 		specific = OOBNotResponding
 	case state.NotAuthenticated:
@@ -368,22 +372,23 @@ func (r *Recorder) MonitorEvent(ctx context.Context, e store.Event) {
 	case state.Invalid:
 		specific = OOBIdentityMismatch
 	}
-	if specific != "" {
-		e.Severity = store.SeverityInfo
+	sev := store.SeverityWarning
+	if specific != "" || t.To == state.Connectable {
+		sev = store.SeverityInfo
 	}
-	_, _ = r.Record(ctx, e)
+	out := []store.Event{{At: t.At, Code: OOBStateChanged, Severity: sev, Source: t.Machine, Message: msg, Count: 1, LastAt: t.At, Data: data}}
 	if specific == "" {
-		return
+		return out
 	}
 	k, _ := Lookup(specific)
-	msg := fmt.Sprintf("%s: %s", e.Source, d.To)
-	if d.Reason != "" {
-		msg += " (" + string(d.Reason) + ")"
+	msg = fmt.Sprintf("%s: %s", t.Machine, t.To)
+	if t.Reason != "" {
+		msg += " (" + string(t.Reason) + ")"
 	}
-	if rem := state.RemedyFor(d.To, d.Reason, e.Source, d.Account); rem != "" {
+	if rem := state.RemedyFor(t.To, t.Reason, t.Machine, t.AccountID); rem != "" {
 		msg += ": " + rem
 	}
-	_, _ = r.Record(ctx, store.Event{At: e.At, Code: specific, Severity: k.Severity, Source: e.Source, Message: msg, Data: e.Data})
+	return append(out, store.Event{At: t.At, Code: specific, Severity: store.Severity(k.Severity), Source: t.Machine, Message: msg, Data: data})
 }
 
 // Subscription receives live events (stored or merged) matching its

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/monitor"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
@@ -175,17 +176,10 @@ func TestRetention(t *testing.T) {
 	}
 	r2.Start(context.Background())
 	defer r2.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, "the background pruner deletes every event", func() bool {
 		evs, _ := db.ListEvents(ctx, store.EventFilter{})
-		if len(evs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("background pruner left %d events", len(evs))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(evs) == 0
+	})
 	// Negative retention keeps everything.
 	r3, _ := New(Config{Store: db, Retention: -1})
 	r3.Record(ctx, store.Event{Code: "x", At: t0.Add(-3650 * 24 * time.Hour)})
@@ -252,18 +246,63 @@ func TestSubscribe(t *testing.T) {
 	}
 }
 
-func TestMonitorEvent(t *testing.T) {
+// TestTransitionEvents: events, not the monitor, turn a declared
+// transition into codes, severities and messages.
+func TestTransitionEvents(t *testing.T) {
+	for _, c := range []struct {
+		to     state.OOB
+		reason state.Reason
+		want   string // code:severity of each event
+		msg    string // the last event's message
+	}{
+		{state.Connectable, "", "oob.state_changed:info", "web-1: NotResponding → Connectable"},
+		{state.NotAuthenticated, state.ReasonWrongPassword, "oob.state_changed:info oob.auth_refused:critical",
+			"web-1: NotAuthenticated (wrong_password): the BMC refused the password"},
+		{state.NotResponding, state.ReasonSilent, "oob.state_changed:info oob.not_responding:warning", "web-1: NotResponding (silent)"},
+		{state.Invalid, state.ReasonGUIDMismatch, "oob.state_changed:info oob.identity_mismatch:critical", "web-1: Invalid (guid_mismatch)"},
+		{state.Unknown, "", "oob.state_changed:warning", "web-1: NotResponding → Unknown"},
+	} {
+		tr := store.Transition{AccountID: 7, Machine: "web-1", At: t0, From: state.NotResponding, To: c.to, Reason: c.reason}
+		evs := TransitionEvents(tr)
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.Code+":"+string(e.Severity))
+			var d struct {
+				Account int64     `json:"account_id"`
+				From    state.OOB `json:"from"`
+				To      state.OOB `json:"to"`
+			}
+			if err := json.Unmarshal(e.Data, &d); err != nil || d.Account != 7 || d.From != state.NotResponding || d.To != c.to ||
+				e.Source != "web-1" || !e.At.Equal(t0) {
+				t.Fatalf("%s: event %+v (data %s)", c.to, e, e.Data)
+			}
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: events %v, want %s", c.to, got, c.want)
+		}
+		if last := evs[len(evs)-1].Message; !strings.HasPrefix(last, c.msg) {
+			t.Errorf("%s: message %q, want it to start %q", c.to, last, c.msg)
+		}
+	}
+}
+
+// TestCheckedRecordsTransitions: the Recorder as the monitor's sink stores
+// a transition's events before Checked returns; a check without one
+// stores nothing (its detectors' events are queued).
+func TestCheckedRecordsTransitions(t *testing.T) {
 	r, db, _ := newRecorder(t, Config{})
 	ctx := context.Background()
-	ev := func(to state.OOB, reason state.Reason) store.Event {
-		data, _ := json.Marshal(map[string]any{"account_id": 1, "from": state.Connectable, "to": to, "reason": reason})
-		return store.Event{At: t0, Code: OOBStateChanged, Severity: store.SeverityCritical, Source: "web-1", Message: "web-1: …", Data: data}
+	check := func(to state.OOB, reason state.Reason, declared bool) {
+		o := monitor.Outcome{AccountID: 1, Machine: "web-1", Address: "10.0.0.1", Declared: to,
+			Observation: probe.Observation{State: to, Reason: reason, At: t0}}
+		if declared {
+			o.Transition = &store.Transition{AccountID: 1, Machine: "web-1", At: t0, From: state.Connectable, To: to, Reason: reason}
+		}
+		r.Checked(ctx, o)
 	}
-	r.MonitorEvent(ctx, ev(state.NotAuthenticated, state.ReasonWrongPassword))
-	r.MonitorEvent(ctx, ev(state.Connectable, ""))
-	r.MonitorEvent(ctx, ev(state.NotResponding, state.ReasonSilent))
-	r.MonitorEvent(ctx, ev(state.Invalid, state.ReasonGUIDMismatch))
-	r.MonitorEvent(ctx, store.Event{At: t0, Code: "monitor.other", Source: "x"})
+	check(state.NotAuthenticated, state.ReasonWrongPassword, true)
+	check(state.NotAuthenticated, state.ReasonWrongPassword, false)
+	check(state.Connectable, "", true)
 	evs, err := db.ListEvents(ctx, store.EventFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -272,19 +311,12 @@ func TestMonitorEvent(t *testing.T) {
 	for i := len(evs) - 1; i >= 0; i-- {
 		got = append(got, evs[i].Code+":"+string(evs[i].Severity))
 	}
-	want := "oob.state_changed:info oob.auth_refused:critical oob.state_changed:critical oob.state_changed:info " +
-		"oob.not_responding:warning oob.state_changed:info oob.identity_mismatch:critical monitor.other:info"
-	if strings.Join(got, " ") != want {
+	if want := "oob.state_changed:info oob.auth_refused:critical oob.state_changed:info"; strings.Join(got, " ") != want {
 		t.Fatalf("events\n got %s\nwant %s", strings.Join(got, " "), want)
-	}
-	for _, e := range evs {
-		if e.Code == OOBAuthRefused && !strings.Contains(e.Message, "web-1: NotAuthenticated (wrong_password): the BMC refused the password") {
-			t.Fatalf("auth_refused message: %q", e.Message)
-		}
 	}
 }
 
-func TestObserveAndEnqueue(t *testing.T) {
+func TestCheckedAndEnqueue(t *testing.T) {
 	r, db, clk := newRecorder(t, Config{Flood: FloodConfig{Window: time.Minute, Threshold: 6}, Queue: 2})
 	// Without Start the queue fills: the third event is dropped, counted.
 	if !r.Enqueue(store.Event{Code: "a"}, store.Event{Code: "b"}) || r.Enqueue(store.Event{Code: "c"}) {
@@ -296,22 +328,18 @@ func TestObserveAndEnqueue(t *testing.T) {
 	}
 	want := func(code string) store.Event {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			evs, _ := db.ListEvents(context.Background(), store.EventFilter{Code: code})
-			if len(evs) > 0 {
-				return evs[0]
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		t.Fatalf("no %s event", code)
-		return store.Event{}
+		var evs []store.Event
+		poll.Until(t, 5*time.Second, "a "+code+" event", func() bool {
+			evs, _ = db.ListEvents(context.Background(), store.EventFilter{Code: code})
+			return len(evs) > 0
+		})
+		return evs[0]
 	}
 	r.Start(context.Background())
 	want("a")
 	want("b")
 	obs := func(at time.Time, retrans uint32) {
-		r.Observe(monitor.Observed{Machine: "web-9", Address: "10.0.0.9", Declared: state.Connectable,
+		r.Checked(context.Background(), monitor.Outcome{Machine: "web-9", Address: "10.0.0.9", Declared: state.Connectable,
 			Observation: probe.Observation{State: state.Connectable, At: at, Evidence: probe.Evidence{Retransmits: retrans}}})
 	}
 	obs(t0, 4)
@@ -353,20 +381,13 @@ func TestAgentEventFloods(t *testing.T) {
 	if !r.Flooding(src) || r.Flooding("agent:other") {
 		t.Fatal("7 timeouts in a minute must flood web-1 only")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, "the link timeouts and their flood recorded for "+src, func() bool {
 		evs, _ := db.ListEvents(context.Background(), store.EventFilter{Source: src})
 		var flood, timeout bool
 		for _, e := range evs {
 			flood = flood || e.Code == OOBTimeoutFlood
 			timeout = timeout || e.Code == agent.EvLinkTimeout
 		}
-		if flood && timeout {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events for %s: %+v", src, evs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return flood && timeout
+	})
 }

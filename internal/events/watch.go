@@ -37,8 +37,8 @@ type Sample struct {
 	Conflicts []ipmi.Conflict
 }
 
-// SampleOf turns the monitor's report of one check into a Sample.
-func SampleOf(o monitor.Observed) Sample {
+// SampleOf turns the monitor's outcome of one check into a Sample.
+func SampleOf(o monitor.Outcome) Sample {
 	addr := o.Observation.Host
 	if SubnetOf(addr) == "" {
 		addr = o.Address

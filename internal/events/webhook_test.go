@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
@@ -95,17 +96,6 @@ func (rc *receiver) events() ([]store.Event, []string, int) {
 	return append([]store.Event(nil), rc.got...), append([]string(nil), rc.bad...), rc.calls
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestWebhookSigned(t *testing.T) {
 	secret := []byte("correct horse battery staple")
 	rc := startReceiver(t, secret, nil)
@@ -118,7 +108,7 @@ func TestWebhookSigned(t *testing.T) {
 	r.Record(ctx, store.Event{Code: OOBStateChanged, Source: "web-1", At: t0})                  // info: below the webhook's severity
 	r.Record(ctx, store.Event{Code: AuditCipher0Enabled, Source: "web-1", At: t0})              // not in its codes
 	r.Record(ctx, store.Event{Code: OOBAuthRefused, Source: "web-2", At: t0})
-	waitFor(t, "2 deliveries", func() bool { got, _, _ := rc.events(); return len(got) >= 2 })
+	poll.Until(t, 10*time.Second, "2 deliveries", func() bool { got, _, _ := rc.events(); return len(got) >= 2 })
 	time.Sleep(50 * time.Millisecond)
 	got, bad, calls := rc.events()
 	if len(bad) > 0 {
@@ -184,7 +174,7 @@ func TestWebhookRetries(t *testing.T) {
 	r.Start(context.Background())
 	start := time.Now()
 	r.Record(context.Background(), store.Event{Code: OOBNotResponding, Source: "web-1", At: t0})
-	waitFor(t, "a delivery", func() bool { got, _, _ := rc.events(); return len(got) == 1 })
+	poll.Until(t, 10*time.Second, "a delivery", func() bool { got, _, _ := rc.events(); return len(got) == 1 })
 	// Back-off doubles: 20 ms, then 40 ms.
 	if el := time.Since(start); el < 60*time.Millisecond {
 		t.Fatalf("delivered after %v: no back-off", el)
@@ -214,7 +204,7 @@ func TestWebhookFailures(t *testing.T) {
 	failed := func(i int) float64 {
 		return metric(t, r, "lightsout_webhook_deliveries_total", map[string]string{"webhook": r.hooks[i].name, "result": "failed"})
 	}
-	waitFor(t, "both failures", func() bool { return failed(0) == 1 && failed(1) == 1 })
+	poll.Until(t, 10*time.Second, "both failures", func() bool { return failed(0) == 1 && failed(1) == 1 })
 	if _, _, calls := refusing.events(); calls != 1 {
 		t.Fatalf("a refusal was retried: %d calls", calls)
 	}
@@ -231,7 +221,7 @@ func TestWebhookNeverBlocks(t *testing.T) {
 	start := time.Now()
 	for i := 0; i < 10; i++ {
 		if i == 1 {
-			waitFor(t, "the first event in flight", func() bool { return len(r.hooks[0].queue) == 0 })
+			poll.Until(t, 10*time.Second, "the first event in flight", func() bool { return len(r.hooks[0].queue) == 0 })
 		}
 		// Distinct sources: every one is a new event.
 		if _, err := r.Record(context.Background(), store.Event{Code: OOBNotResponding, Source: string(rune('a' + i)), At: t0}); err != nil {
@@ -242,13 +232,13 @@ func TestWebhookNeverBlocks(t *testing.T) {
 		t.Fatalf("recording waited for the webhook: %v", el)
 	}
 	// One in flight (held), two queued, seven dropped.
-	waitFor(t, "drops counted", func() bool {
+	poll.Until(t, 10*time.Second, "drops counted", func() bool {
 		return metric(t, r, "lightsout_webhook_deliveries_total", map[string]string{"result": "dropped"}) == 7
 	})
 	rc.mu.Lock()
 	close(rc.hold)
 	rc.mu.Unlock()
-	waitFor(t, "3 deliveries", func() bool { got, _, _ := rc.events(); return len(got) == 3 })
+	poll.Until(t, 10*time.Second, "3 deliveries", func() bool { got, _, _ := rc.events(); return len(got) == 3 })
 }
 
 func TestWebhookConfig(t *testing.T) {

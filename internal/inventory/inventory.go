@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/redfish"
 )
 
@@ -110,14 +111,15 @@ type Inventory struct {
 	Dir string `yaml:"-" json:"-"`
 }
 
-// DefaultPort is the RMCP+ port a machine uses when its port is 0.
-const DefaultPort = 623
+// DefaultPort is the RMCP+ port an IPMI machine uses when its port is 0
+// (a Redfish machine's is protocol.RedfishPort: EffectivePort).
+const DefaultPort = protocol.IPMIPort
 
 // Protocol names accepted in Machine.Protocol. Empty means ProtocolIPMI.
 // Enclosure.Protocol accepts only ProtocolIPMI (or empty) for now.
 const (
-	ProtocolIPMI    = "ipmi"
-	ProtocolRedfish = "redfish"
+	ProtocolIPMI    = string(protocol.IPMI)
+	ProtocolRedfish = string(protocol.Redfish)
 )
 
 // Enclosure kinds: how the diagnosis asks an enclosure manager about a
@@ -155,18 +157,16 @@ func ParsePrivilege(s string) (string, bool) {
 	return "", false
 }
 
-// HostPort is the BMC's address joined with its port (DefaultPort when
-// Port is 0), ready for net.Dial.
+// HostPort is the BMC's address joined with its port (its protocol's
+// default when Port is 0), ready for net.Dial.
 func (m Machine) HostPort() string {
 	return net.JoinHostPort(m.Address, strconv.Itoa(m.EffectivePort()))
 }
 
-// EffectivePort is Port, or DefaultPort when Port is 0.
+// EffectivePort is Port, or the protocol's default port when Port is 0
+// (623 for IPMI, 443 for Redfish).
 func (m Machine) EffectivePort() int {
-	if m.Port == 0 {
-		return DefaultPort
-	}
-	return m.Port
+	return protocol.Protocol(m.EffectiveProtocol()).Port(m.Port)
 }
 
 // EffectiveProtocol is Protocol, or ProtocolIPMI when Protocol is empty.
@@ -187,18 +187,15 @@ func (m Machine) EffectivePrivilege() string {
 	return m.Privilege
 }
 
-// HostPort is the enclosure manager's address joined with its port
-// (DefaultPort when Port is 0), ready for net.Dial.
+// HostPort is the enclosure manager's address joined with its port (its
+// protocol's default when Port is 0), ready for net.Dial.
 func (e Enclosure) HostPort() string {
 	return net.JoinHostPort(e.Address, strconv.Itoa(e.EffectivePort()))
 }
 
-// EffectivePort is Port, or DefaultPort when Port is 0.
+// EffectivePort is Port, or the protocol's default port when Port is 0.
 func (e Enclosure) EffectivePort() int {
-	if e.Port == 0 {
-		return DefaultPort
-	}
-	return e.Port
+	return protocol.Protocol(e.EffectiveProtocol()).Port(e.Port)
 }
 
 // EffectiveProtocol is Protocol, or ProtocolIPMI when Protocol is empty.

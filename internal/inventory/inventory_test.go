@@ -50,7 +50,9 @@ machines:
 	if !reflect.DeepEqual(inv.Machines, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", inv.Machines, want)
 	}
-	if hp := inv.Machines[3].HostPort(); hp != "10.0.0.4:623" {
+	// Port 0 is the protocol's port: this machine is Redfish (defaults),
+	// so HTTPS's 443, not IPMI's 623.
+	if hp := inv.Machines[3].HostPort(); hp != "10.0.0.4:443" {
 		t.Errorf("explicit port 0: HostPort = %s", hp)
 	}
 
@@ -109,6 +111,10 @@ func TestHostPort(t *testing.T) {
 		{Machine{Address: "bmc1.example.com", Port: 6230}, "bmc1.example.com:6230"},
 		{Machine{Address: "fd00::1"}, "[fd00::1]:623"},
 		{Machine{Address: "fe80::1%eth0", Port: 1623}, "[fe80::1%eth0]:1623"},
+		// A Redfish machine without a port is on HTTPS's (it was 623, and
+		// the check command patched it).
+		{Machine{Address: "10.0.0.2", Protocol: ProtocolRedfish}, "10.0.0.2:443"},
+		{Machine{Address: "10.0.0.2", Protocol: ProtocolRedfish, Port: 8443}, "10.0.0.2:8443"},
 	} {
 		if got := tc.m.HostPort(); got != tc.want {
 			t.Errorf("%+v: HostPort = %s, want %s", tc.m, got, tc.want)

@@ -64,43 +64,21 @@ func parseAuthCaps(b []byte) (AuthCaps, error) {
 // IPMI 1.5 framing as every console sends it) for priv on the current
 // channel, with the IPMI 2.0 extended data requested.
 func (e *Engine) AuthCaps(ctx context.Context, addr netip.AddrPort, priv Privilege) (AuthCaps, time.Duration, error) {
-	p, err := e.peer(addr)
-	if err != nil {
-		return AuthCaps{}, 0, err
-	}
 	if priv == 0 {
 		priv = PrivilegeAdministrator
 	}
-	rqSeq := randomTag() & 0x3f
-	msg := buildRequest(0x06, 0x38, rqSeq, []byte{0x8e, byte(priv)})
-	pkt := buildV15(msg)
 	var caps AuthCaps
 	var cc byte
-	_, rtt, err := e.exchange(ctx, p, StageAuthCaps, func() []byte { return pkt }, func(ev event) (bool, error) {
-		if ev.d.class != classIPMI || ev.d.sessionID != 0 {
-			return false, nil
+	rtt, err := e.sessionless(ctx, addr, StageAuthCaps, 0x06, 0x38, []byte{0x8e, byte(priv)}, func(c byte, data []byte) error {
+		if cc = c; cc != 0 {
+			return nil
 		}
-		if ev.d.authType == authTypeRMCPP && ev.d.payloadType != payloadIPMI {
-			return false, nil
-		}
-		r, err := parseResponse(ev.d.payload)
-		if err != nil {
+		var err error
+		if caps, err = parseAuthCaps(data); err != nil {
 			e.c.malformed.Add(1)
-			return false, errBadReply
+			return &StageError{Stage: StageAuthCaps, Err: err}
 		}
-		if r.cmd != 0x38 || r.rqSeq != rqSeq {
-			return false, nil
-		}
-		cc = r.cc
-		if cc != 0 {
-			return true, nil
-		}
-		caps, err = parseAuthCaps(r.data)
-		if err != nil {
-			e.c.malformed.Add(1)
-			return true, &StageError{Stage: StageAuthCaps, Err: err}
-		}
-		return true, nil
+		return nil
 	})
 	if err != nil {
 		return caps, rtt, err

@@ -21,15 +21,36 @@ import (
 // completion code is a *CompletionError. Only commands a BMC serves before
 // login make sense here.
 func (e *Engine) Sessionless(ctx context.Context, addr netip.AddrPort, netFn, cmd byte, data []byte) ([]byte, time.Duration, error) {
+	var out []byte
+	var cc byte
+	rtt, err := e.sessionless(ctx, addr, StageCommand, netFn, cmd, data, func(c byte, d []byte) error {
+		cc, out = c, append([]byte(nil), d...)
+		return nil
+	})
+	if err != nil {
+		return nil, rtt, err
+	}
+	if cc != 0 {
+		return out, rtt, &CompletionError{NetFn: netFn, Cmd: cmd, Code: cc}
+	}
+	return out, rtt, nil
+}
+
+// sessionless is the one session-less exchange (Sessionless, AuthCaps):
+// the request in IPMI 1.5 framing, retransmitted as stage; the reply is the
+// first outside any session (an RMCP+ one must carry an IPMI payload)
+// whose response names the request's command, sequence number and
+// response NetFn. use gets its completion code and data, valid only
+// during the call; an error from use ends the exchange with it.
+func (e *Engine) sessionless(ctx context.Context, addr netip.AddrPort, stage Stage, netFn, cmd byte, data []byte,
+	use func(cc byte, data []byte) error) (time.Duration, error) {
 	p, err := e.peer(addr)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	rqSeq := randomTag() & 0x3f
 	pkt := buildV15(buildRequest(netFn, cmd, rqSeq, data))
-	var out []byte
-	var cc byte
-	_, rtt, err := e.exchange(ctx, p, StageCommand, func() []byte { return pkt }, func(ev event) (bool, error) {
+	_, rtt, err := e.exchange(ctx, p, stage, func() []byte { return pkt }, func(ev event) (bool, error) {
 		if ev.d.class != classIPMI || ev.d.sessionID != 0 {
 			return false, nil
 		}
@@ -44,16 +65,9 @@ func (e *Engine) Sessionless(ctx context.Context, addr netip.AddrPort, netFn, cm
 		if r.cmd != cmd || r.rqSeq != rqSeq || r.netFn != netFn|1 {
 			return false, nil
 		}
-		cc, out = r.cc, append([]byte(nil), r.data...)
-		return true, nil
+		return true, use(r.cc, r.data)
 	})
-	if err != nil {
-		return nil, rtt, err
-	}
-	if cc != 0 {
-		return out, rtt, &CompletionError{NetFn: netFn, Cmd: cmd, Code: cc}
-	}
-	return out, rtt, nil
+	return rtt, err
 }
 
 // CipherSuites lists the cipher suites the BMC offers on the current LAN

@@ -10,7 +10,6 @@ import (
 
 	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/guid"
-	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -34,7 +33,7 @@ type DiagConfig struct {
 	// Probers check a channel by protocol (the monitor's; the server sets
 	// them). Nil: IPMI through the engine, Redfish through the manager's
 	// Redfish transport with the store's certificate pins.
-	Probers map[string]probe.Prober
+	Probers probe.Registry
 }
 
 // DiagRequest selects the machines to diagnose and what may be changed.
@@ -110,10 +109,11 @@ func (m *Manager) executor() *diag.Executor {
 	c := m.Diag
 	probers := c.Probers
 	if probers == nil {
-		probers = map[string]probe.Prober{inventory.ProtocolIPMI: probe.IPMI(m.Engine)}
+		var rf probe.Prober
 		if m.Redfish != nil {
-			probers[inventory.ProtocolRedfish] = probe.Redfish(m.Redfish, m.Store)
+			rf = probe.Redfish(m.Redfish, m.Store)
 		}
+		probers = probe.NewRegistry(m.Engine, rf)
 	}
 	x := &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
 		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lightsout/lightsout/internal/inventory"
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
@@ -49,14 +51,7 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 	}
 	encs := make([]store.Enclosure, 0, len(inv.Enclosures))
 	for _, e := range inv.Enclosures {
-		port := e.Port
-		if port == 0 {
-			port = inventory.DefaultPort
-		}
-		proto := e.Protocol
-		if proto == "" {
-			proto = inventory.ProtocolIPMI
-		}
+		proto, port := e.EffectiveProtocol(), e.EffectivePort()
 		encs = append(encs, store.Enclosure{Name: e.Name, Protocol: proto, Address: e.Address, Port: port,
 			User: e.User, Password: enclosurePasswords[e.Name], Slots: e.Slots, Kind: e.Kind, IPMB: e.IPMB})
 	}
@@ -217,9 +212,7 @@ func (m *Manager) enclosure(e store.Enclosure, in EnclosureInput) (store.Enclosu
 	if in.Port != 0 {
 		e.Port = in.Port
 	}
-	if e.Port == 0 {
-		e.Port = inventory.DefaultPort
-	}
+	e.Port = protocol.Protocol(cmp.Or(e.Protocol, inventory.ProtocolIPMI)).Port(e.Port)
 	if in.User != nil {
 		e.User = *in.User
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -335,12 +336,7 @@ func accountFrom(a store.Account, in AccountInput) (store.Account, error) {
 	if in.Port != 0 {
 		a.Port = in.Port
 	}
-	if a.Port == 0 {
-		a.Port = inventory.DefaultPort
-		if a.Protocol == inventory.ProtocolRedfish {
-			a.Port = 443
-		}
-	}
+	a.Port = protocol.Protocol(a.Protocol).Port(a.Port)
 	if in.User != nil {
 		a.User = *in.User
 	}

@@ -28,7 +28,7 @@ import (
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
-	"github.com/lightsout/lightsout/internal/redfish"
+	"github.com/lightsout/lightsout/internal/protocol"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -53,27 +53,44 @@ type Config struct {
 	// Suites is the fleet-wide cipher suite allow-list for accounts that
 	// name none (nil: ipmi.DefaultSuites, 17 then 3).
 	Suites []ipmi.CipherSuite
-	// Probers by protocol ("ipmi", "redfish"); a channel whose protocol
-	// has none is never checked.
-	Probers map[string]probe.Prober
+	// Probers by protocol ("ipmi", "redfish"; probe.NewRegistry); a
+	// channel whose protocol has none is never checked.
+	Probers probe.Registry
 	Logger  *slog.Logger
-	// OnChange, when set, is called after a declared transition is stored
-	// (for events and live views). It must not block.
-	OnChange func(store.Transition)
-	// OnObservation, when set, is called with every check's observation
-	// (after the state is published), for detectors that work on rates
-	// and on the whole fleet (floods, correlation). It must not block.
-	OnObservation func(Observed)
-	// Events, when set, receives the events the monitor raises (an
-	// oob.state_changed per declared transition) instead of the monitor
-	// storing them itself; internal/events' Recorder stores, deduplicates
-	// and fans them out. Called on the check's goroutine with a context
-	// bounded to 10 s.
-	Events func(context.Context, store.Event)
+	// Sink, when set, hears of every check once the monitor has applied
+	// it (see Outcome for the order): internal/events' Recorder, which
+	// feeds its detectors and turns a declared transition into events.
+	Sink Sink
 }
 
-// Observed is one check's outcome with what it was about.
-type Observed struct {
+// Sink receives every check's Outcome after the monitor applied it. It is
+// called on the check's goroutine with the check's context, which
+// shutting down cancels: a sink that writes what the check found detaches
+// from it (context.WithoutCancel) and bounds its own I/O. It must not
+// block for long.
+type Sink interface {
+	Checked(ctx context.Context, o Outcome)
+}
+
+// SinkFunc is a function as a Sink.
+type SinkFunc func(ctx context.Context, o Outcome)
+
+// Checked calls f.
+func (f SinkFunc) Checked(ctx context.Context, o Outcome) { f(ctx, o) }
+
+// Outcome is one check of one channel and everything it changes: the
+// channel's pure step (step) computes it, the monitor applies it (apply)
+// in this order, each part only when present:
+//
+//  1. pin: the registering machine's System GUID (Pin), before anybody
+//     sees the channel Connectable;
+//  2. save: the BMC's learned profile (Profile), then the channel's state
+//     with its declared transition in one transaction (State, Transition);
+//  3. publish: the channel's in-memory state (Get, Snapshot, CheckNow's
+//     result), then the Sink.
+//
+// The Sink sees Transition only when it was stored.
+type Outcome struct {
 	AccountID int64
 	MachineID int64
 	Machine   string
@@ -82,6 +99,16 @@ type Observed struct {
 	// Declared is the channel's declared state after this observation.
 	Declared    state.OOB
 	Observation probe.Observation
+	// Change is what the observation did to the channel's state machine.
+	Change state.Change
+	// Transition is the declared transition (Change == state.Declared).
+	Transition *store.Transition
+	// Pin is the GUID to pin on a registering machine ("" none).
+	Pin string
+	// Profile is the BMC's learned profile to save (nil: unchanged).
+	Profile *store.Profile
+	// State is the channel's state to save (nil: nothing changed).
+	State *store.ChannelState
 }
 
 // ErrUnknownChannel: no channel with that account ID is monitored.
@@ -146,15 +173,11 @@ type channel struct {
 }
 
 // account is what the monitor keeps of an OOB account: what a check needs
-// (store.Account's timestamps and machine name stay in the store).
+// (store.Account's other timestamps and machine name stay in the store).
 type account struct {
-	ID                                 int64
-	Protocol, Address, User, Privilege string
-	RedfishAuth                        string
-	Port, CipherSuite                  int
-	CipherSuites                       []int
-	Password                           []byte
-	CredentialsChangedAt               time.Time
+	ID int64
+	protocol.Account
+	CredentialsChangedAt time.Time
 }
 
 // known is what the monitor knows of a channel's state. A check works on a
@@ -284,9 +307,7 @@ func (m *Monitor) Load(ctx context.Context) error {
 
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	refresh := c.acct.ID != 0
-	c.acct = account{ID: a.ID, Protocol: a.Protocol, Address: a.Address, User: a.User, Privilege: a.Privilege,
-		Port: a.Port, CipherSuite: a.CipherSuite, CipherSuites: a.CipherSuites, Password: a.Password, CredentialsChangedAt: a.CredentialsChangedAt,
-		RedfishAuth: a.RedfishAuth}
+	c.acct = account{ID: a.ID, Account: a.Endpoint(), CredentialsChangedAt: a.CredentialsChangedAt}
 	// A literal address is parsed once; a host name resolves per check.
 	c.addr = netip.AddrPort{}
 	if ip, err := netip.ParseAddr(a.Address); err == nil && a.Port > 0 && a.Port < 65536 {
@@ -703,16 +724,10 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	m.mu.Lock()
 	a := c.acct
 	gen := c.editGen
-	t := probe.Target{
-		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
-		Expected: c.expected, ExpectedLayout: c.layout, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
-		Timeout: m.cfg.Timeout, Addr: c.addr, RedfishAuth: redfish.Auth(a.RedfishAuth), Suites: m.cfg.Suites, Profile: c.profile,
-	}
-	if len(a.CipherSuites) > 0 {
-		t.Suites = make([]ipmi.CipherSuite, len(a.CipherSuites))
-		for i, n := range a.CipherSuites {
-			t.Suites[i] = ipmi.CipherSuite(n)
-		}
+	t := probe.NewTarget(c.machine, a.Account, m.cfg.Timeout)
+	t.Expected, t.ExpectedLayout, t.Addr, t.Profile = c.expected, c.layout, c.addr, c.profile
+	if t.Suites == nil { // the account names none: the fleet's
+		t.Suites = m.cfg.Suites
 	}
 	// A BMC that answered last time gets the light re-check; every
 	// FullEvery-th check (and every check now) is full. The suite it took
@@ -761,7 +776,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 
 // observe resolves the address and runs the protocol's prober.
 func (m *Monitor) observe(ctx context.Context, t probe.Target, a account) probe.Observation {
-	p := m.cfg.Probers[a.Protocol]
+	p := m.cfg.Probers.For(a.Protocol)
 	if p == nil {
 		return probe.Observation{Name: t.Name, Host: a.Address, Protocol: a.Protocol, State: state.Unknown,
 			Message: fmt.Sprintf("protocol %q is not supported by this manager", a.Protocol), At: time.Now()}
@@ -779,45 +794,54 @@ func (m *Monitor) observe(ctx context.Context, t probe.Target, a account) probe.
 	return p(ctx, t)
 }
 
-// record feeds obs into c's state machine and stores what changed.
+// record feeds obs into c's state machine (step) and applies the Outcome.
 func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation, light bool) {
-	// Registration first, so nobody sees the channel Connectable before
-	// the machine's GUID is pinned.
 	m.mu.Lock()
-	pin := c.register && obs.State == state.Connectable && obs.GUID != ""
-	machineID, machine, enclosure := c.machineID, c.machine, c.enclosure
-	m.mu.Unlock()
-	if pin {
-		m.pin(ctx, machineID, machine, obs.GUID)
-	}
-
-	m.mu.Lock()
-	k := c.known
-	acct := c.acct
-	dirty := c.dirty
-	damping := m.cfg.Damping
+	in := stepInput{known: c.known, obs: obs, light: light, damping: m.cfg.Damping, register: c.register, dirty: c.dirty,
+		accountID: c.acct.ID, address: c.acct.Address, port: c.acct.Port,
+		machineID: c.machineID, machine: c.machine, enclosure: c.enclosure}
 	if c.rejudge {
-		damping, c.rejudge = state.Damping{Consecutive: 1}, false
+		in.damping, c.rejudge = state.Damping{Consecutive: 1}, false
 	}
 	m.mu.Unlock()
+	k, out := step(in)
+	m.apply(ctx, c, k, out)
+}
 
+// stepInput is what step needs to know of a channel and its check.
+type stepInput struct {
+	known
+	obs      probe.Observation
+	light    bool // the check was light (no auth capabilities read)
+	damping  state.Damping
+	register bool // pin the GUID on the first Connectable check
+	dirty    bool // the last save failed: save again
+
+	accountID, machineID int64
+	address              string
+	port                 int
+	machine, enclosure   string
+}
+
+// step is the channel's pure core: what one observation does to what the
+// monitor knows of the channel. It returns the next known state and the
+// Outcome for apply; no I/O, no clock, no lock.
+func step(in stepInput) (known, Outcome) {
+	k, obs := in.known, in.obs
+	out := Outcome{AccountID: in.accountID, MachineID: in.machineID, Machine: in.machine, Enclosure: in.enclosure, Address: in.address}
+	if in.register && obs.State == state.Connectable && obs.GUID != "" {
+		out.Pin = obs.GUID
+	}
 	// What the check learned about the BMC is kept (a write only when it
 	// changed: the steady state writes nothing).
 	if p := obs.Evidence.Profile; p != nil && (k.profile == nil || *k.profile != *p) {
-		sp := store.Profile{AccountID: acct.ID, Address: profileAddr(acct.Address, acct.Port), Quirks: p.Quirks.Names(), LearnedAt: obs.At}
+		sp := store.Profile{AccountID: in.accountID, Address: profileAddr(in.address, in.port), Quirks: p.Quirks.Names(), LearnedAt: obs.At}
 		if p.Known {
 			sp.Suite = int(p.Suite)
 		}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if err := m.st.SaveProfile(sctx, sp); err != nil && !errors.Is(err, store.ErrNotFound) {
-			m.log.Error("save BMC profile", "machine", machine, "account", acct.ID, "err", err)
-		} else {
-			cp := *p
-			k.profile = &cp
-		}
-		cancel()
+		out.Profile = &sp
 	}
-	if light {
+	if in.light {
 		k.sinceFull++
 		// A light check does not read the auth capabilities: Insecure
 		// stands as the last full check found it.
@@ -829,7 +853,7 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 		k.insecure = slices.Contains(obs.Conditions, state.Insecure)
 	}
 	prev := k.ch
-	next, change, tr := k.ch.Observe(state.Observed{State: obs.State, Reason: obs.Reason, Conditions: obs.Conditions, At: obs.At}, damping)
+	next, change, tr := k.ch.Observe(state.Observed{State: obs.State, Reason: obs.Reason, Conditions: obs.Conditions, At: obs.At}, in.damping)
 	k.ch = next
 	k.checkedAt = obs.At
 	switch obs.State {
@@ -851,58 +875,80 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 	if change != state.NoChange || k.message == "" {
 		k.message = obs.Message
 	}
-	save := change != state.NoChange || detailChanged || dirty
-	var st *store.Transition
-	var err error
-	if save {
-		cs := stateOf(acct.ID, k)
+	out.Observation, out.Change, out.Declared = obs, change, k.ch.State
+	if change != state.NoChange || detailChanged || in.dirty {
+		cs := stateOf(in.accountID, k)
 		ev, _ := json.Marshal(obs.Evidence)
 		cs.Evidence = ev
+		out.State = &cs
 		if change == state.Declared {
-			st = &store.Transition{AccountID: acct.ID, Machine: machine, At: tr.At, From: prev.State, To: tr.To,
+			out.Transition = &store.Transition{AccountID: in.accountID, Machine: in.machine, At: tr.At, From: prev.State, To: tr.To,
 				Reason: tr.Reason, Conditions: tr.Conditions, Message: obs.Message, Evidence: ev}
-			if st.From == "" {
-				st.From = state.Unknown
+			if out.Transition.From == "" {
+				out.Transition.From = state.Unknown
 			}
 		}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		err = m.st.SaveState(sctx, cs, st)
+	}
+	return k, out
+}
+
+// apply carries out one Outcome of c in Outcome's order: pin, save,
+// publish. k is the channel's next known state from step.
+func (m *Monitor) apply(ctx context.Context, c *channel, k known, out Outcome) {
+	bounded := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	}
+	// 1. Pin.
+	if out.Pin != "" && m.pin(ctx, out.MachineID, out.Machine, out.Pin) {
+		k.layout = "" // the GUID is pinned now: no layout matched yet
+	}
+	// 2. Save.
+	if out.Profile != nil {
+		sctx, cancel := bounded()
+		if err := m.st.SaveProfile(sctx, *out.Profile); err != nil && !errors.Is(err, store.ErrNotFound) {
+			m.log.Error("save BMC profile", "machine", out.Machine, "account", out.AccountID, "err", err)
+		} else {
+			cp := *out.Observation.Evidence.Profile
+			k.profile = &cp
+		}
+		cancel()
+	}
+	var err error
+	if out.State != nil {
+		sctx, cancel := bounded()
+		err = m.st.SaveState(sctx, *out.State, out.Transition)
 		cancel()
 		if err != nil {
-			m.log.Error("save channel state", "machine", machine, "account", acct.ID, "err", err)
+			m.log.Error("save channel state", "machine", out.Machine, "account", out.AccountID, "err", err)
+			out.Transition = nil // not stored: nobody hears of it
 		}
 	}
-
+	// 3. Publish.
 	m.mu.Lock()
 	c.known = k
 	c.dirty = err != nil
 	c.running = nil
-	if m.chans[acct.ID] == c {
+	if m.chans[out.AccountID] == c {
 		c.due = m.at(time.Now()) + int64(m.cfg.Schedule.Next(c.ch, m.rng.Float64()))
 		m.reschedule(c)
 	}
 	m.mu.Unlock()
-
-	if m.cfg.OnObservation != nil {
-		m.cfg.OnObservation(Observed{AccountID: acct.ID, MachineID: machineID, Machine: machine, Enclosure: enclosure,
-			Address: acct.Address, Declared: k.ch.State, Observation: obs})
+	if t := out.Transition; t != nil {
+		m.log.Info("state changed", "machine", out.Machine, "from", t.From, "to", t.To, "reason", t.Reason)
 	}
-	if err == nil && st != nil {
-		m.log.Info("state changed", "machine", machine, "from", st.From, "to", st.To, "reason", st.Reason)
-		m.event(ctx, *st)
-		if m.cfg.OnChange != nil {
-			m.cfg.OnChange(*st)
-		}
+	if m.cfg.Sink != nil {
+		m.cfg.Sink.Checked(ctx, out)
 	}
 }
 
-// pin records the GUID of a registering machine's first Connectable check.
-func (m *Monitor) pin(ctx context.Context, machineID int64, machine, g string) {
+// pin records the GUID of a registering machine's first Connectable check;
+// it reports whether it did.
+func (m *Monitor) pin(ctx context.Context, machineID int64, machine, g string) bool {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	mc, err := m.st.MachineByID(sctx, machineID)
 	if err != nil || mc.GUID != "" || !mc.Registering {
-		return
+		return false
 	}
 	mc.GUID, mc.Registering = g, false
 	err = m.st.UpdateMachine(sctx, &mc)
@@ -912,44 +958,19 @@ func (m *Monitor) pin(ctx context.Context, machineID int64, machine, g string) {
 	}
 	_ = m.st.Audit(sctx, &store.AuditEntry{At: time.Now(), Actor: "monitor", Action: "machine.register",
 		Target: machine, Detail: "pinned System GUID " + g + " from the first Connectable check", Result: res, Error: msg})
-	if err == nil {
-		m.mu.Lock()
-		for _, c := range m.chans {
-			if c.machineID == machineID {
-				c.register = false
-				c.expected, _ = guid.Parse(g)
-				c.layout = ""
-			}
+	if err != nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.chans {
+		if c.machineID == machineID {
+			c.register = false
+			c.expected, _ = guid.Parse(g)
+			c.layout = ""
 		}
-		m.mu.Unlock()
 	}
-}
-
-// event stores an oob.state_changed event for a declared transition.
-func (m *Monitor) event(ctx context.Context, t store.Transition) {
-	sev := store.SeverityWarning
-	switch t.To {
-	case state.Connectable:
-		sev = store.SeverityInfo
-	case state.Invalid, state.NotAuthenticated:
-		sev = store.SeverityCritical
-	}
-	data, _ := json.Marshal(map[string]any{"account_id": t.AccountID, "from": t.From, "to": t.To, "reason": t.Reason})
-	msg := fmt.Sprintf("%s: %s → %s", t.Machine, t.From, t.To)
-	if t.Reason != "" {
-		msg += " (" + string(t.Reason) + ")"
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	e := store.Event{At: t.At, Code: "oob.state_changed", Severity: sev,
-		Source: t.Machine, Message: msg, Count: 1, LastAt: t.At, Data: data}
-	if m.cfg.Events != nil {
-		m.cfg.Events(sctx, e)
-		return
-	}
-	if err := m.st.AddEvent(sctx, &e, 0); err != nil {
-		m.log.Error("store event", "err", err)
-	}
+	return true
 }
 
 // queue is a min-heap of channels by due time.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/probe"
@@ -37,7 +38,7 @@ func (f *fake) probe(ctx context.Context, t probe.Target) probe.Observation {
 			break
 		}
 	}
-	time.Sleep(f.delay)
+	time.Sleep(f.delay) // the check's duration, on the bubble's clock (synctest)
 	f.mu.Lock()
 	i := min(f.calls, len(f.script)-1)
 	f.calls++
@@ -94,6 +95,18 @@ func setup(t *testing.T, f *fake, sch state.Schedule, d state.Damping) (*Monitor
 	return m, st, a.ID
 }
 
+// The tests below run in a synctest bubble: the monitor's timers and the
+// fake prober's delay run on the bubble's clock, so a test waits for
+// nothing but the monitor's own work, and synctest.Wait returns once every
+// check in flight is done (or waits on the clock).
+
+// advance moves the bubble's clock on by d and returns once every
+// goroutine of the bubble is idle again (the checks that fell due are done).
+func advance(d time.Duration) {
+	time.Sleep(d) // the bubble's clock, not a wait
+	synctest.Wait()
+}
+
 func run(t *testing.T, m *Monitor) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -102,23 +115,29 @@ func run(t *testing.T, m *Monitor) {
 }
 
 func TestNotRespondingBacksOff(t *testing.T) {
-	f := &fake{script: []state.OOB{state.NotResponding}}
-	sch := state.Schedule{Interval: 100 * time.Millisecond, Confirm: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, AuthRetry: time.Hour}
-	m, _, _ := setup(t, f, sch, state.DefaultDamping)
-	run(t, m)
-	time.Sleep(2 * time.Second)
-	// Without back-off: ~20 checks in 2 s. With it: 100, 200, 400, 400… ms.
-	if n := f.count(); n < 3 || n > 9 {
-		t.Fatalf("%d checks of a silent BMC in 2s at a 100ms interval backing off to 400ms", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := &fake{script: []state.OOB{state.NotResponding}}
+		sch := state.Schedule{Interval: 100 * time.Millisecond, Confirm: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, AuthRetry: time.Hour}
+		m, _, _ := setup(t, f, sch, state.DefaultDamping)
+		run(t, m)
+		advance(2 * time.Second) // the bubble's clock: the test is about 2 s of schedule
+		// Without back-off: ~20 checks in 2 s. With it: 100, 200, 400, 400… ms.
+		if n := f.count(); n < 3 || n > 9 {
+			t.Fatalf("%d checks of a silent BMC in 2s at a 100ms interval backing off to 400ms", n)
+		}
+	})
 }
 
 func TestRefusedAccountWaitsForAnEdit(t *testing.T) {
+	synctest.Test(t, testRefusedAccountWaitsForAnEdit)
+}
+
+func testRefusedAccountWaitsForAnEdit(t *testing.T) {
 	f := &fake{script: []state.OOB{state.NotAuthenticated, state.NotAuthenticated, state.Connectable}}
 	sch := state.Schedule{Interval: 50 * time.Millisecond, Confirm: 20 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
 	m, st, id := setup(t, f, sch, state.DefaultDamping)
 	run(t, m)
-	time.Sleep(500 * time.Millisecond)
+	advance(500 * time.Millisecond) // the bubble's clock: ten intervals pass
 	if n := f.count(); n != 1 {
 		t.Fatalf("%d attempts on a refused account within the retry interval, want 1", n)
 	}
@@ -135,16 +154,15 @@ func TestRefusedAccountWaitsForAnEdit(t *testing.T) {
 	if err := m.Refresh(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for f.count() < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	synctest.Wait() // the retry is due at once: it has run
 	if f.count() != 2 {
 		t.Fatalf("no retry after the credentials were edited (%d attempts)", f.count())
 	}
 }
 
-func TestOneCheckAtATimePerChannel(t *testing.T) {
+func TestOneCheckAtATimePerChannel(t *testing.T) { synctest.Test(t, testOneCheckAtATimePerChannel) }
+
+func testOneCheckAtATimePerChannel(t *testing.T) {
 	f := &fake{script: []state.OOB{state.Connectable}, delay: 30 * time.Millisecond}
 	sch := state.Schedule{Interval: 20 * time.Millisecond, Confirm: 10 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
 	m, _, id := setup(t, f, sch, state.DefaultDamping)
@@ -195,13 +213,15 @@ func TestFlapsAreDampedInHistory(t *testing.T) {
 	}
 }
 
-func TestRemovedChannelIsNotChecked(t *testing.T) {
+func TestRemovedChannelIsNotChecked(t *testing.T) { synctest.Test(t, testRemovedChannelIsNotChecked) }
+
+func testRemovedChannelIsNotChecked(t *testing.T) {
 	f := &fake{script: []state.OOB{state.Connectable}}
 	sch := state.Schedule{Interval: 30 * time.Millisecond, Confirm: 10 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
 	m, _, id := setup(t, f, sch, state.DefaultDamping)
 	m.Remove(id)
 	run(t, m)
-	time.Sleep(200 * time.Millisecond)
+	advance(200 * time.Millisecond) // the bubble's clock: several intervals pass
 	if f.count() != 0 {
 		t.Fatalf("%d checks of a removed channel", f.count())
 	}
@@ -213,7 +233,9 @@ func TestRemovedChannelIsNotChecked(t *testing.T) {
 // TestLightChecksBetweenFullOnes: a Connectable channel gets one full check
 // in FullEvery; light ones reuse the cipher suite and keep Insecure, which
 // only full checks can see, so the channel does not flap.
-func TestLightChecksBetweenFullOnes(t *testing.T) {
+func TestLightChecksBetweenFullOnes(t *testing.T) { synctest.Test(t, testLightChecksBetweenFullOnes) }
+
+func testLightChecksBetweenFullOnes(t *testing.T) {
 	f := &fake{script: []state.OOB{state.Connectable}}
 	ctx := context.Background()
 	box, _ := secret.NewRandomBox()
@@ -232,9 +254,11 @@ func TestLightChecksBetweenFullOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, m)
-	deadline := time.Now().Add(5 * time.Second)
-	for f.count() < 7 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// The bubble's clock: 7 checks at a 20 ms interval (±jitter) and their
+	// first spread take less than a second.
+	advance(time.Second)
+	if n := f.count(); n < 7 {
+		t.Fatalf("%d checks in a second at a 20ms interval", n)
 	}
 	f.mu.Lock()
 	lights, suites := append([]bool(nil), f.lights[:7]...), append([]int(nil), f.suites[:7]...)
@@ -258,20 +282,21 @@ func TestLightChecksBetweenFullOnes(t *testing.T) {
 // TestEditFence: BeginEdit drops the check in flight (it used the account
 // as it was) and no check starts until Refresh; then checks resume and
 // record.
-func TestEditFence(t *testing.T) {
+func TestEditFence(t *testing.T) { synctest.Test(t, testEditFence) }
+
+func testEditFence(t *testing.T) {
 	f := &fake{script: []state.OOB{state.Connectable}, delay: 150 * time.Millisecond}
 	sch := state.Schedule{Interval: 20 * time.Millisecond, Confirm: 10 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
 	m, st, id := setup(t, f, sch, state.DefaultDamping)
 	run(t, m)
-	deadline := time.Now().Add(5 * time.Second)
-	for f.running.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no check started")
-		}
-		time.Sleep(time.Millisecond)
+	// The first check is due within one interval; then it is in flight
+	// (the fake prober's 150 ms on the bubble's clock).
+	advance(sch.Interval)
+	if f.running.Load() != 1 {
+		t.Fatalf("%d checks running one interval after the start, want 1", f.running.Load())
 	}
 	m.BeginEdit(id)
-	time.Sleep(400 * time.Millisecond) // the check in flight ends; nothing new starts
+	advance(400 * time.Millisecond) // the check in flight ends; nothing new starts
 	if n, r := f.count(), f.running.Load(); n != 1 || r != 0 {
 		t.Fatalf("%d checks made, %d running while the account was being edited: want the one in flight only", n, r)
 	}
@@ -281,28 +306,23 @@ func TestEditFence(t *testing.T) {
 	if err := m.Refresh(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if h, _ := st.History(context.Background(), id, 0, 0); len(h) == 1 && h[0].To == state.Connectable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no check recorded after Refresh (%d checks)", f.count())
-		}
-		time.Sleep(5 * time.Millisecond)
+	// A check that fell due while fenced was put off by a second; then
+	// it takes the prober's delay.
+	advance(time.Second + f.delay)
+	if h, _ := st.History(context.Background(), id, 0, 0); len(h) != 1 || h[0].To != state.Connectable {
+		t.Fatalf("history after Refresh %+v (%d checks)", h, f.count())
 	}
 	// EndEdit (a failed write) lifts the fence too.
 	m.BeginEdit(id)
-	time.Sleep(300 * time.Millisecond)
+	advance(300 * time.Millisecond) // a check in flight at BeginEdit ends
 	n := f.count()
-	time.Sleep(300 * time.Millisecond)
+	advance(300 * time.Millisecond)
 	if f.count() != n {
 		t.Fatal("a check started while fenced")
 	}
 	m.EndEdit(id)
-	for f.count() == n {
-		if time.Now().After(deadline.Add(5 * time.Second)) {
-			t.Fatal("no check after EndEdit")
-		}
-		time.Sleep(5 * time.Millisecond)
+	advance(time.Second + f.delay)
+	if f.count() == n {
+		t.Fatal("no check after EndEdit")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/poll"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/sim"
@@ -154,17 +155,11 @@ func TestLightCheckRenegotiates(t *testing.T) {
 	run(t, m)
 	waitFor := func(what string, ok func([]probe.Observation) bool) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		poll.Until(t, 10*time.Second, what, func() bool {
 			mu.Lock()
-			done := ok(seen)
-			mu.Unlock()
-			if done {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 10 s", what)
-			}
-		}
+			defer mu.Unlock()
+			return ok(seen)
+		})
 	}
 	light17 := func(o probe.Observation) bool {
 		return o.State == state.Connectable && o.Evidence.AuthCaps == nil && o.Evidence.CipherSuite == 17

@@ -6,9 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +22,7 @@ import (
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/events"
+	"github.com/lightsout/lightsout/internal/events/figures"
 	"github.com/lightsout/lightsout/internal/exporter"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
@@ -60,11 +57,9 @@ type Config struct {
 	// Engine configures the IPMI engine (Sockets, Source).
 	Engine ipmi.Config
 	Logger *slog.Logger
-	// OnChange is called after each declared state change is stored; it
-	// must not block.
+	// OnChange is called after each declared state change is stored (after
+	// the event recorder heard of it); it must not block.
 	OnChange func(store.Transition)
-	// OnObservation is called with every check's outcome; must not block.
-	OnObservation func(monitor.Observed)
 	// Events configures the event recorder (dedup windows, retention,
 	// flood and fleet detection, webhooks); Store and Logger are the
 	// server's.
@@ -178,20 +173,27 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.Events, err = events.New(ecfg); err != nil {
 		return fail(err)
 	}
-	onObs := s.Events.Observe
-	if user := cfg.OnObservation; user != nil {
-		onObs = func(o monitor.Observed) { s.Events.Observe(o); user(o) }
+	// The monitor's one sink is the event recorder (and the caller's
+	// OnChange after it).
+	var sink monitor.Sink = s.Events
+	if onChange := cfg.OnChange; onChange != nil {
+		sink = monitor.SinkFunc(func(ctx context.Context, o monitor.Outcome) {
+			s.Events.Checked(ctx, o)
+			if o.Transition != nil {
+				onChange(*o.Transition)
+			}
+		})
 	}
 	// The monitor and the diagnosis check a channel with the same probers.
 	// The Redfish prober keeps one session per BMC between checks (deleted
 	// by Close).
 	s.RedfishProber = probe.NewRedfishProber(s.Redfish, st)
 	s.RedfishProber.KeepSessions = true
-	probers := map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine), "redfish": s.RedfishProber.Check}
+	probers := probe.NewRegistry(s.Engine, s.RedfishProber.Check)
 	s.Monitor = monitor.New(st, monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
 		Suites: cfg.CipherSuites, Probers: probers, Logger: cfg.Logger,
-		OnChange: cfg.OnChange, OnObservation: onObs, Events: s.Events.MonitorEvent,
+		Sink: sink,
 	})
 	if err := s.Monitor.Load(ctx); err != nil {
 		return fail(err)
@@ -204,7 +206,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// The Degraded tree's rates and fleet comparison come from the event
 	// detectors, which see every check the monitor makes; for a channel
 	// they know nothing of yet the executor measures it itself.
-	s.Manager.Diag.Rates, s.Manager.Diag.Fleet = s.Events, s.Events
+	fig := figures.Source{Recorder: s.Events}
+	s.Manager.Diag.Rates, s.Manager.Diag.Fleet = fig, fig
 	s.Manager.OnAudit = s.Events.Audited
 	acfg := cfg.Audit
 	if acfg.Logger == nil {
@@ -330,50 +333,15 @@ func (s *Server) closeParts() error {
 	return errors.Join(errs...)
 }
 
-// TokenPrefix starts every API token, so a leaked one is easy to grep for.
-const TokenPrefix = "lso_"
+// The API token rules are manager's (manager.NewToken, HashToken,
+// CreateToken); these names stay for the server's callers.
+const TokenPrefix = manager.TokenPrefix
 
-// NewToken returns a fresh random token and the hash the store keeps.
-func NewToken() (string, []byte) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	t := TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return t, HashToken(t)
-}
-
-// HashToken is the stored form of a token.
-func HashToken(t string) []byte {
-	h := sha256.Sum256([]byte(strings.TrimSpace(t)))
-	return h[:]
-}
-
-// CreateToken stores a new token and writes its secret to file (created
-// 0600, never overwritten); with file empty the secret is returned only.
-func CreateToken(ctx context.Context, st store.Store, name string, role store.Role, file string) (string, error) {
-	secretTok, hash := NewToken()
-	if file != "" {
-		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return "", fmt.Errorf("token file: %w", err)
-		}
-		if _, err := f.WriteString(secretTok + "\n"); err != nil {
-			f.Close()
-			return "", err
-		}
-		if err := f.Close(); err != nil {
-			return "", err
-		}
-	}
-	if err := st.AddToken(ctx, &store.Token{Name: name, Role: role, Hash: hash}); err != nil {
-		if file != "" {
-			os.Remove(file)
-		}
-		return "", err
-	}
-	return secretTok, nil
-}
+var (
+	NewToken    = manager.NewToken
+	HashToken   = manager.HashToken
+	CreateToken = manager.CreateToken
+)
 
 // engineCollector exports the engine's session and packet counters.
 type engineCollector struct{ e *ipmi.Engine }

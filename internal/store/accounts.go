@@ -8,19 +8,13 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/lightsout/lightsout/internal/protocol"
 )
 
 // DefaultPort is the port a protocol uses when an account or enclosure
 // gives none.
-func DefaultPort(protocol string) int {
-	switch protocol {
-	case "ipmi":
-		return 623
-	case "redfish":
-		return 443
-	}
-	return 0
-}
+func DefaultPort(name string) int { return protocol.Protocol(name).DefaultPort() }
 
 // checkEndpoint validates and normalizes protocol, address and port (0: the
 // protocol's default).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/agentstate"
 )
 
 // TestAgentsPageRendering renders the agents page from statuses the live
@@ -25,7 +26,7 @@ func TestAgentsPageRendering(t *testing.T) {
 			CertNotAfter: now.Add(10*day + time.Hour), Capabilities: []string{"heartbeat"},
 			Link: &agent.LinkStatus{State: agent.LinkUp, Path: agent.PathIPv6, Address: "[fe80::1%usb0]:443", IPv4Failed: true,
 				Reason: "ipv4: <script>alert(1)</script>", Timeouts: 7, TimeoutRate: 2.5, CertNotAfter: now.Add(-2*day - time.Hour)}},
-		{ID: 3, Name: "old-3", State: agent.PendingUp, Reason: agent.ReasonExpired, CertNotAfter: now.Add(-40 * day)},
+		{ID: 3, Name: "old-3", State: agent.PendingUp, Reason: agent.ReasonExpired, Code: agentstate.CertExpired, CertNotAfter: now.Add(-40 * day)},
 		{ID: 0, Address: "10.0.0.9", State: agent.PendingUp, Reason: "<b>bold</b> & co"},
 	}
 	rows, sum := agentRows(list, now)

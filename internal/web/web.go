@@ -29,7 +29,6 @@ import (
 	"github.com/lightsout/lightsout/internal/authlimit"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/manager"
-	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
@@ -355,7 +354,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		bad(http.StatusTooManyRequests, "Too many failed logins from your address: try again in "+authlimit.RetryAfter(wait)+" s.")
 		return
 	}
-	hash := server.HashToken(tok)
+	hash := manager.HashToken(tok)
 	t, err := c.st.TokenByHash(r.Context(), hash)
 	if errors.Is(err, store.ErrNotFound) || err == nil && t.Revoked {
 		c.lim.Fail("login", src, time.Now())

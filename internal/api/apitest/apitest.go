@@ -102,7 +102,9 @@ func Start(t testing.TB, o Options) *Env {
 	// runs after the one below).
 	var ct contract
 	t.Cleanup(func() { ct.report(t) })
-	hs := &http.Server{Handler: ct.wrap(e.URL, api.New(srv)), ReadHeaderTimeout: 10 * time.Second}
+	h := api.New(api.Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
+		Events: srv.Events, Agents: srv.Agents, AgentAddr: srv.AgentAddr})
+	hs := &http.Server{Handler: ct.wrap(e.URL, h), ReadHeaderTimeout: 10 * time.Second}
 	hs.RegisterOnShutdown(srv.Events.CloseSubscribers)
 	go hs.Serve(ln)
 	t.Cleanup(func() {
