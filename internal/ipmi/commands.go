@@ -3,6 +3,7 @@ package ipmi
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -240,13 +241,18 @@ type Contact struct {
 }
 
 // Contact asks Get Channel Authentication Capabilities for priv and, with
-// ping, sends the RMCP presence ping alongside: one round trip for both.
-// A BMC that does not answer the ping (ipmiping: Intel M50FCP, Windmill,
-// pyghmi) costs only a short wait once its capabilities are in — a few of
-// their round trips — not a separate ping timeout. A ping answered without
-// the capabilities still says the BMC is there (the error then comes with
-// Pong set). Capabilities without IPMI 2.0 are returned with an
-// ErrNoIPMI20 error, as AuthCaps does: they may be bogus (authcap).
+// ping, the RMCP presence ping after it — never both at once: one request
+// of ours in flight per BMC (docs/benchmarks.md, issue 19). The
+// capabilities go first, since they are what the check needs. Answered,
+// the ping follows with a short wait — a few of the capabilities' round
+// trips, at least 20 ms, never long enough to be sent again — so a BMC
+// that does not answer pings (ipmiping: Intel M50FCP, Windmill, pyghmi)
+// costs that wait once, not a ping timeout. Unanswered (timed out), the
+// ping still goes, within half a retransmission timeout: a pong then says
+// the BMC's network side is alive while its IPMI service is not (the
+// error comes with Pong set). Capabilities without IPMI 2.0 are returned
+// with an ErrNoIPMI20 error, as AuthCaps does: they may be bogus
+// (authcap).
 func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privilege, ping bool) (Contact, error) {
 	var c Contact
 	p, err := e.peer(addr)
@@ -258,44 +264,16 @@ func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privileg
 	}
 	rqSeq := randomTag() & 0x3f
 	capsPkt := buildV15(buildRequest(0x06, 0x38, rqSeq, []byte{0x8e, byte(priv)}))
-	pingTag := randomTag()
-	var pingPkt []byte
-	if ping {
-		pingPkt = buildPing(pingTag)
-	}
-	gctx := &graceCtx{Context: ctx}
 	var (
-		capsSent, pingSent time.Time
-		pings, sends       int
-		got                bool
-		cc                 byte
+		capsSent time.Time
+		got      bool
+		cc       byte
 	)
-	_, _, err = e.exchange(gctx, p, StageAuthCaps, func() []byte {
-		if ping && !c.Pong {
-			// The ping goes first, with every transmission of the
-			// request, until a pong comes back.
-			pingSent = time.Now()
-			pings++
-			_ = e.send(p, pingPkt)
-		}
-		if got {
-			return pingPkt // only the pong is waited for (not reached: the grace ends first)
-		}
-		sends++
+	_, _, err = e.exchange(ctx, p, StageAuthCaps, func() []byte {
 		capsSent = time.Now()
 		return capsPkt
 	}, func(ev event) (bool, error) {
-		if ev.d.class == classASF {
-			if !ping || c.Pong || ev.d.asfType != asfTypePong || ev.d.asfTag != pingTag {
-				return false, nil
-			}
-			c.Pong = true
-			if pings == 1 {
-				c.PingRTT = ev.at.Sub(pingSent)
-			}
-			return got, nil
-		}
-		if got || ev.d.class != classIPMI || ev.d.sessionID != 0 {
+		if ev.d.class != classIPMI || ev.d.sessionID != 0 {
 			return false, nil
 		}
 		if ev.d.authType == authTypeRMCPP && ev.d.payloadType != payloadIPMI {
@@ -317,31 +295,22 @@ func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privileg
 				return true, &StageError{Stage: StageAuthCaps, Err: err}
 			}
 		}
-		if !ping || c.Pong {
-			return true, nil
+		return true, nil
+	})
+	if ping && ctx.Err() == nil && (got || errors.Is(err, ErrNoResponse)) {
+		wait := e.rto(p) / 2
+		if got {
+			wait = min(max(4*c.CapsRTT, 20*time.Millisecond), wait)
 		}
-		// The capabilities are in, the pong is not (yet: a BMC may
-		// answer the two in any order): wait for it a few of their round
-		// trips, at least 20 ms, within half the retransmission timeout
-		// (so nothing is sent again) and a third of the request limit.
-		wait := min(max(4*c.CapsRTT, 20*time.Millisecond), e.rto(p)/2)
 		if limit := requestTimeout(ctx); limit > 0 {
 			wait = min(wait, limit/3)
 		}
-		gctx.arm(wait)
-		return false, nil
-	})
-	if gctx.timer != nil {
-		gctx.timer.Stop()
+		if rtt, perr := e.Ping(WithRequestTimeout(ctx, wait), addr); perr == nil {
+			c.Pong, c.PingRTT = true, rtt
+		}
 	}
-	if err != nil && !(got && gctx.expired() && ctx.Err() == nil) {
+	if err != nil {
 		return c, err
-	}
-	if err != nil && sends == 1 {
-		// Ended by the grace: the capabilities' reply time is still a
-		// clean sample.
-		p.observeRTT(c.CapsRTT)
-		e.observeRTT(c.CapsRTT)
 	}
 	c.Code = cc
 	if cc != 0 {
@@ -352,45 +321,4 @@ func (e *Engine) Contact(ctx context.Context, addr netip.AddrPort, priv Privileg
 		return c, &StageError{Stage: StageAuthCaps, Err: ErrNoIPMI20}
 	}
 	return c, nil
-}
-
-// graceCtx is its parent until armed; then it is done when the grace
-// expires (the exchange reads Done on every wait, so arming from within
-// accept takes effect at once). Unarmed it costs no channel or timer.
-type graceCtx struct {
-	context.Context
-	done  chan struct{}
-	timer *time.Timer
-}
-
-func (g *graceCtx) arm(d time.Duration) {
-	g.done = make(chan struct{})
-	done := g.done
-	g.timer = time.AfterFunc(d, func() { close(done) })
-}
-
-func (g *graceCtx) expired() bool {
-	if g.done == nil {
-		return false
-	}
-	select {
-	case <-g.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (g *graceCtx) Done() <-chan struct{} {
-	if g.done != nil {
-		return g.done
-	}
-	return g.Context.Done()
-}
-
-func (g *graceCtx) Err() error {
-	if g.expired() {
-		return context.Canceled
-	}
-	return g.Context.Err()
 }

@@ -98,17 +98,17 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 }
 
 // firstContact is a full check's Get Channel Authentication Capabilities
-// with the presence ping sent alongside; ok false when the check ended
+// and the presence ping after it; ok false when the check ended
 // there (o holds the verdict). no20: the capabilities deny IPMI 2.0 —
 // which a session may yet contradict (authcap). Its own function, so its
 // locals are off the stack during the session handshake.
 //
 //go:noinline
 func firstContact(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration, prof ipmi.Profile) (ok, no20 bool) {
-	// The ping is cheap and credential-free, and goes with the first
-	// request: a BMC that does not answer it (ipmiping quirk: Intel
-	// M50FCP, Windmill, pyghmi) costs a few round trips of waiting, not a
-	// separate ping timeout. One learned not to answer it is not pinged:
+	// The ping is cheap and credential-free, and follows the first
+	// request (never alongside it: one request in flight per BMC): a BMC
+	// that does not answer it (ipmiping quirk: Intel M50FCP, Windmill,
+	// pyghmi) costs a few round trips of waiting, not a ping timeout. One learned not to answer it is not pinged:
 	// Get Channel Authentication Capabilities is its liveness probe.
 	pinged := !prof.NoPing()
 	o.Evidence.PingSkipped = !pinged
