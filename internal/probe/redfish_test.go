@@ -60,6 +60,10 @@ func TestRedfishSim(t *testing.T) {
 		if ev.CertSHA256 == "" || ev.TLSVersion == "" || ev.UUID == "" || ev.PowerState == "" || !ev.LoggedOut {
 			t.Fatalf("evidence incomplete: %+v", ev)
 		}
+		// One P-256 key share, not Go's default X25519 (NewRedfishTransport).
+		if ev.TLSGroup != "CurveP256" {
+			t.Fatalf("key exchange %q, want CurveP256", ev.TLSGroup)
+		}
 		c := b.RedfishCounters()
 		if c.SessionsOpened != 1 || c.SessionsClosed != 1 || c.SessionsOpen != 0 {
 			t.Fatalf("sessions not logged out: %+v", c)
