@@ -68,6 +68,10 @@ func TestRedfishSim(t *testing.T) {
 		if c.SessionsOpened != 1 || c.SessionsClosed != 1 || c.SessionsOpen != 0 {
 			t.Fatalf("sessions not logged out: %+v", c)
 		}
+		// The control API's status carries the same counters.
+		if st := b.Status().Redfish; st == nil || *st != c || st.MaxSessionsOpen != 1 {
+			t.Fatalf("status's Redfish counters %+v, want %+v with max_sessions_open 1", st, c)
+		}
 	})
 	t.Run("wrong_password", func(t *testing.T) {
 		o := check(ctx, rfTarget(bmcs[1], "not-the-password"))

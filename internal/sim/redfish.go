@@ -41,6 +41,8 @@ type rfService struct {
 	closed bool
 
 	opened, closedN, requests, unauthorized, busy atomic.Uint64
+
+	maxOpen int // most sessions open at once (under mu)
 }
 
 // RedfishCounters are a BMC's Redfish statistics since the fleet started.
@@ -51,6 +53,9 @@ type RedfishCounters struct {
 	SessionsOpen   int    `json:"sessions_open"`
 	Unauthorized   uint64 `json:"unauthorized"`
 	Busy           uint64 `json:"busy"`
+
+	// MaxSessionsOpen is the most sessions open at once.
+	MaxSessionsOpen int `json:"max_sessions_open"`
 }
 
 // RedfishAddr is where the BMC serves Redfish (invalid when the fleet has
@@ -70,10 +75,11 @@ func (b *BMC) RedfishCounters() RedfishCounters {
 		return RedfishCounters{}
 	}
 	s.mu.Lock()
-	open := len(s.tokens)
+	open, maxOpen := len(s.tokens), s.maxOpen
 	s.mu.Unlock()
 	return RedfishCounters{Requests: s.requests.Load(), SessionsOpened: s.opened.Load(),
-		SessionsClosed: s.closedN.Load(), SessionsOpen: open, Unauthorized: s.unauthorized.Load(), Busy: s.busy.Load()}
+		SessionsClosed: s.closedN.Load(), SessionsOpen: open, Unauthorized: s.unauthorized.Load(), Busy: s.busy.Load(),
+		MaxSessionsOpen: maxOpen}
 }
 
 // RedfishCertificate is the DER leaf certificate the Redfish service
@@ -655,6 +661,7 @@ func (s *rfService) login(w http.ResponseWriter, r *http.Request) {
 	s.nextID++
 	id := fmt.Sprintf("%d", s.nextID)
 	s.tokens[token] = id
+	s.maxOpen = max(s.maxOpen, len(s.tokens))
 	s.mu.Unlock()
 	s.opened.Add(1)
 	loc := rfSessions + "/" + id

@@ -36,6 +36,9 @@ type Status struct {
 	Faults         Faults   `json:"faults"`
 	SessionSlots   int      `json:"session_slots"`
 	Counters       Counters `json:"counters"`
+	// Redfish counts the Redfish service's requests and sessions (a fleet
+	// started with Redfish only).
+	Redfish *RedfishCounters `json:"redfish,omitempty"`
 }
 
 // EnclosureStatus is an enclosure as the control API reports it.
@@ -77,6 +80,10 @@ func (b *BMC) Status() Status {
 	}
 	if b.PowerOn() {
 		st.Power = "on"
+	}
+	if b.rf != nil {
+		c := b.RedfishCounters()
+		st.Redfish = &c
 	}
 	if cur != b.home {
 		if o, ok := b.f.byHome[cur]; ok {
