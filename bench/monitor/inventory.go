@@ -40,9 +40,11 @@ func (f fleetNames) global(s *simShard, local string) string {
 }
 
 // mergeInventories reads every shard's exported inventory and returns one
-// fleet with global names, every machine pointing at pwFile. It is also
-// written to path (for --keep, and for an import through the API).
-func mergeInventories(shards []*simShard, names fleetNames, pwFile, path string) (*inventory.Inventory, error) {
+// fleet with global names, every machine pointing at pwFile, checked over
+// proto (ipmi: a Redfish machine of a --redfish fleet is checked at its
+// IPMI port instead). It is also written to path (for --keep, and for an
+// import through the API).
+func mergeInventories(shards []*simShard, names fleetNames, pwFile, proto, path string) (*inventory.Inventory, error) {
 	merged := &inventory.Inventory{}
 	for _, s := range shards {
 		inv, err := inventory.Load(s.Inventory)
@@ -56,6 +58,9 @@ func mergeInventories(shards []*simShard, names fleetNames, pwFile, path string)
 			m.Name = names.global(s, m.Name)
 			m.PasswordFile = pwFile
 			m.Line = 0
+			if proto == "ipmi" && m.Protocol == inventory.ProtocolRedfish {
+				m.Protocol, m.Port = "", 0 // the simulator's IPMI port, 623
+			}
 			merged.Machines = append(merged.Machines, m)
 		}
 	}
