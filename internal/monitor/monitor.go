@@ -169,7 +169,10 @@ type known struct {
 	lastRefused time.Time
 	// profile is what was learned about the BMC (suite, quirks), as the
 	// store holds it: the check starts from it, and a change is saved.
-	profile   *ipmi.Profile
+	profile *ipmi.Profile
+	// rfAuth is the Redfish authentication learned for an auto account
+	// (session, basic; "": none), as the store's profile holds it.
+	rfAuth    string
 	insecure  bool // the last full check found the BMC insecure
 	sinceFull int  // light checks since the last full one
 	// layout is the layout the registered GUID last matched in, so that a
@@ -248,7 +251,7 @@ func (m *Monitor) Load(ctx context.Context) error {
 		c := &channel{index: -1}
 		m.fill(c, a, machines[a.MachineID])
 		if p, ok := profiles[a.ID]; ok && p.Address == profileAddr(a.Address, a.Port) {
-			c.profile = profileFromStore(p)
+			c.profile, c.rfAuth = profileFromStore(p), p.RedfishAuth
 		}
 		if s, ok := byAcct[a.ID]; ok {
 			c.ch = state.Channel{State: s.State, Reason: s.Reason, Conditions: s.Conditions, Since: s.Since, Streak: 1}
@@ -334,7 +337,7 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 	m.fill(c, a, mc)
 	c.editing = false
 	if addrChanged {
-		c.profile = nil // learned about the BMC at the old address
+		c.profile, c.rfAuth = nil, "" // learned about the BMC at the old address
 	}
 	now := time.Now()
 	switch {
@@ -707,6 +710,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 		Name: c.machine, Protocol: a.Protocol, User: a.User, Password: a.Password,
 		Expected: c.expected, ExpectedLayout: c.layout, CipherSuite: a.CipherSuite, Privilege: ipmi.PrivilegeOf(a.Privilege),
 		Timeout: m.cfg.Timeout, Addr: c.addr, RedfishAuth: redfish.Auth(a.RedfishAuth), Suites: m.cfg.Suites, Profile: c.profile,
+		RedfishLearned: redfish.Auth(c.rfAuth),
 	}
 	if len(a.CipherSuites) > 0 {
 		t.Suites = make([]ipmi.CipherSuite, len(a.CipherSuites))
@@ -803,17 +807,30 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 
 	// What the check learned about the BMC is kept (a write only when it
 	// changed: the steady state writes nothing).
-	if p := obs.Evidence.Profile; p != nil && (k.profile == nil || *k.profile != *p) {
-		sp := store.Profile{AccountID: acct.ID, Address: profileAddr(acct.Address, acct.Port), Quirks: p.Quirks.Names(), LearnedAt: obs.At}
-		if p.Known {
-			sp.Suite = int(p.Suite)
+	rfAuth := k.rfAuth
+	if rf := obs.Evidence.Redfish; rf != nil && acct.Protocol == "redfish" {
+		rfAuth = rf.Learned
+	}
+	if p := obs.Evidence.Profile; (p != nil && (k.profile == nil || *k.profile != *p)) || rfAuth != k.rfAuth {
+		sp := store.Profile{AccountID: acct.ID, Address: profileAddr(acct.Address, acct.Port), RedfishAuth: rfAuth, LearnedAt: obs.At}
+		if p == nil {
+			p = k.profile
+		}
+		if p != nil {
+			sp.Quirks = p.Quirks.Names()
+			if p.Known {
+				sp.Suite = int(p.Suite)
+			}
 		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		if err := m.st.SaveProfile(sctx, sp); err != nil && !errors.Is(err, store.ErrNotFound) {
 			m.log.Error("save BMC profile", "machine", machine, "account", acct.ID, "err", err)
 		} else {
-			cp := *p
-			k.profile = &cp
+			if p != nil {
+				cp := *p
+				k.profile = &cp
+			}
+			k.rfAuth = rfAuth
 		}
 		cancel()
 	}

@@ -114,6 +114,10 @@ type RedfishEvidence struct {
 	SessionReused bool   `json:"session_reused,omitempty"`
 	// SessionExpired: a kept session was refused, and a new one opened.
 	SessionExpired bool `json:"session_expired,omitempty"`
+	// Learned is, for an auto account, the authentication the next check
+	// starts from ("": it is learned again), for the monitor to keep with
+	// the BMC's profile (Target.RedfishLearned after a restart).
+	Learned string `json:"learned,omitempty"`
 	// The failed request, and what the service said.
 	FailedURL  string   `json:"failed_url,omitempty"`
 	HTTPStatus int      `json:"http_status,omitempty"`
@@ -179,6 +183,7 @@ type rfMemory struct {
 	user    string
 	pw      []byte
 	learned redfish.Auth // auto accounts: what worked last
+	stored  bool         // learned comes from Target.RedfishLearned, not a check of this prober
 	sess    *redfish.Session
 }
 
@@ -311,9 +316,16 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	defer mem.mu.Unlock()
 	if key := accountKey(t, want); mem.account != key {
 		// Another account (or a first check): the old session is the old
-		// account's, and what was learned may not hold.
+		// account's, and what was learned may not hold — except what the
+		// caller kept of an earlier run (the service's, not the password's).
 		_ = p.logout(ctx, mem)
-		mem.account, mem.learned = key, ""
+		mem.account, mem.learned, mem.stored = key, "", false
+		if l := t.RedfishLearned; want == redfish.AuthAuto && (l == redfish.AuthSession || l == redfish.AuthBasic) {
+			mem.learned, mem.stored = l, true
+		}
+	}
+	if want == redfish.AuthAuto {
+		defer func() { ev.Learned = string(mem.learned) }()
 	}
 	base := "https://" + t.Addr.String()
 	mem.base, mem.user, mem.pw = base, t.User, t.Password
@@ -373,6 +385,9 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	why := "forced by the account"
 	if want == redfish.AuthAuto && mem.learned != "" {
 		use, why = mem.learned, "learned from an earlier check"
+		if mem.stored {
+			why = "learned from an earlier check (kept with the BMC's profile)"
+		}
 	}
 	if rootAuth {
 		// The root wants credentials: read it with Basic, or with a session
@@ -419,7 +434,7 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	}
 	ev.Auth, ev.AuthWhy = string(use), why
 	if want == redfish.AuthAuto {
-		mem.learned = use
+		mem.learned, mem.stored = use, false
 	}
 	mem.sess = nil // kept again below if still good
 	defer func() {
