@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -117,8 +118,11 @@ func importInventory(ctx context.Context, dataDir string, inv *inventory.Invento
 // and System GUID the simulator reports now (the GUID as the probe renders
 // the bytes Get System GUID returns). The server then starts as it would
 // after a restart on an established fleet: its checks find nothing new and
-// write nothing. It returns how many states were stored.
-func seedStates(ctx context.Context, dataDir string, shards []*simShard, names fleetNames) (int, error) {
+// write nothing. For a Redfish leg it also pins each BMC's certificate
+// and stores the authentication the monitor learns of the simulator
+// (session), as an established server holds them. It returns how many
+// states were stored.
+func seedStates(ctx context.Context, dataDir string, shards []*simShard, names fleetNames, proto string) (int, error) {
 	box, err := secret.LoadOrCreateKey(filepath.Join(dataDir, "secret.key"))
 	if err != nil {
 		return 0, err
@@ -133,8 +137,10 @@ func seedStates(ctx context.Context, dataDir string, shards []*simShard, names f
 		return 0, err
 	}
 	byName := make(map[string]int64, len(accts))
+	addrOf := make(map[int64]string, len(accts))
 	for _, a := range accts {
 		byName[a.Machine] = a.ID
+		addrOf[a.ID] = net.JoinHostPort(a.Address, strconv.Itoa(a.Port))
 	}
 	now := time.Now()
 	n := 0
@@ -157,6 +163,14 @@ func seedStates(ctx context.Context, dataDir string, shards []*simShard, names f
 				GUID: guid.GUID(raw).String(), Power: b.Power, Message: "seeded by bench/monitor before the server started"}
 			if err := st.SaveState(ctx, cs, nil); err != nil {
 				return n, fmt.Errorf("%s: %v", name, err)
+			}
+			if proto == "redfish" {
+				if err := st.PinCert(ctx, name, b.RedfishCertSHA256); err != nil {
+					return n, fmt.Errorf("%s: pin %q: %v", name, b.RedfishCertSHA256, err)
+				}
+				if err := st.SaveProfile(ctx, store.Profile{AccountID: id, Address: addrOf[id], RedfishAuth: "session", LearnedAt: now}); err != nil {
+					return n, fmt.Errorf("%s: profile: %v", name, err)
+				}
 			}
 			n++
 		}

@@ -338,8 +338,11 @@ func (b *bench) leg(ctx context.Context, proto string) error {
 	var seedTime time.Duration
 	if !c.fresh {
 		progress.Logf("storing every channel's state as Connectable (a restart on an established fleet; --fresh skips this)")
+		if proto == "redfish" {
+			progress.Logf("and every Redfish BMC's certificate pin and learned authentication")
+		}
 		t := time.Now()
-		n, err := seedStates(ctx, dataDir, b.shards, b.names)
+		n, err := seedStates(ctx, dataDir, b.shards, b.names, proto)
 		if err != nil {
 			return fmt.Errorf("seeding channel states: %v", err)
 		}
@@ -812,7 +815,7 @@ func (b *bench) header(nShards, perShard int, simReady time.Duration, simRSS int
 	if c.fresh {
 		b.emit("- start (--fresh): the server starts on the fresh import, every channel Unknown; each channel's first check declares it Connectable and writes a transition and an event (two store transactions)\n")
 	} else {
-		b.emit("- start: as after a restart on an established fleet: before the server starts, every channel's state is stored as the monitor would declare it (Connectable, the simulator's power state and System GUID), so its checks find nothing new and write nothing; `--fresh` measures the fresh import instead\n")
+		b.emit("- start: as after a restart on an established fleet: before the server starts, every channel's state is stored as the monitor would declare it (Connectable, the simulator's power state and System GUID; with --redfish also each BMC's certificate pin and learned authentication), so its checks find nothing new and write nothing; `--fresh` measures the fresh import instead\n")
 	}
 	b.emit("- warm-up: at least %v from the server's ready line (the first checks are spread over one interval; each channel's first check declares it, a store write), and until two %v samples in a row are steady (no channel Unknown, no ERROR/WARN in the server's log, < 1%% of checks started > 1 s late; at most %v); then a %v window. /metrics is scraped every %v throughout, as Prometheus would\n",
 		c.warmup, c.sample, max(c.maxWarmup, c.warmup), c.window, c.sample)

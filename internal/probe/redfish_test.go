@@ -72,6 +72,9 @@ func TestRedfishSim(t *testing.T) {
 		if st := b.Status().Redfish; st == nil || *st != c || st.MaxSessionsOpen != 1 {
 			t.Fatalf("status's Redfish counters %+v, want %+v with max_sessions_open 1", st, c)
 		}
+		if fp := b.Status().RedfishCertSHA256; fp != ev.CertSHA256 {
+			t.Fatalf("status's certificate fingerprint %q, the probe saw %q", fp, ev.CertSHA256)
+		}
 	})
 	t.Run("wrong_password", func(t *testing.T) {
 		o := check(ctx, rfTarget(bmcs[1], "not-the-password"))

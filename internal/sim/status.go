@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+
 	"github.com/lightsout/lightsout/internal/guid"
 )
 
@@ -39,6 +42,9 @@ type Status struct {
 	// Redfish counts the Redfish service's requests and sessions (a fleet
 	// started with Redfish only).
 	Redfish *RedfishCounters `json:"redfish,omitempty"`
+	// RedfishCertSHA256 is the SHA-256 of the leaf certificate the Redfish
+	// service presents now, as lightsout pins it.
+	RedfishCertSHA256 string `json:"redfish_cert_sha256,omitempty"`
 }
 
 // EnclosureStatus is an enclosure as the control API reports it.
@@ -84,6 +90,10 @@ func (b *BMC) Status() Status {
 	if b.rf != nil {
 		c := b.RedfishCounters()
 		st.Redfish = &c
+		if der := b.RedfishCertificate(); der != nil {
+			sum := sha256.Sum256(der)
+			st.RedfishCertSHA256 = hex.EncodeToString(sum[:])
+		}
 	}
 	if cur != b.home {
 		if o, ok := b.f.byHome[cur]; ok {

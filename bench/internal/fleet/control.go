@@ -33,6 +33,8 @@ type BMC struct {
 	Counters Counters `json:"counters"`
 	// Redfish is there when the simulator serves Redfish.
 	Redfish *RedfishCounters `json:"redfish,omitempty"`
+	// RedfishCertSHA256 is the fingerprint of its Redfish certificate.
+	RedfishCertSHA256 string `json:"redfish_cert_sha256,omitempty"`
 }
 
 // RedfishCounters are a BMC's Redfish counters as the control API reports
