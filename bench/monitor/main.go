@@ -800,7 +800,7 @@ func (b *bench) header(nShards, perShard int, simReady time.Duration, simRSS int
 	b.emit("- fleet: %d simulated BMCs (`lightsout sim`), all healthy, in %d process(es) of at most %d (one UDP socket per BMC; RLIMIT_NOFILE %d), addresses 127.%d.0.1 upwards, one 127.x.0.0/16 per process; ready in %v, %.0f MiB resident in all\n",
 		c.count, nShards, perShard, b.nofile, firstOctet, simReady.Round(100*time.Millisecond), float64(simRSS)/1024)
 	if c.redfish {
-		b.emit("- Redfish (--redfish): every BMC also serves Redfish over HTTPS on its address, port 443 (`lightsout sim --redfish`: a self-signed ECDSA P-256 certificate, a SessionService, one listener and connection per BMC, so at most %d BMCs per simulator process); the server checks the fleet over Redfish (one kept session and at most one kept-alive connection per BMC, %d idle connections at most in all, TLS sessions resumed: docs/redfish.md)", perShard, maxIdleRedfishConns)
+		b.emit("- Redfish (--redfish): every BMC also serves Redfish over HTTPS on its address, port 443 (`lightsout sim --redfish`: a self-signed ECDSA P-256 certificate, a SessionService, one listener and connection per BMC, so at most %d BMCs per simulator process); the server checks the fleet over Redfish (one kept session and at most one kept-alive connection per BMC, at most %d idle connections in all or half the server's RLIMIT_NOFILE, TLS sessions resumed: docs/redfish.md)", perShard, maxIdleRedfishConns)
 		if c.compare {
 			b.emit(", then the same fleet over IPMI on a fresh server, and the ratios")
 		}

@@ -9,7 +9,7 @@ import (
 )
 
 // maxIdleRedfishConns is the server's bound on idle Redfish connections
-// (the report names it).
+// (the report names it; the server lowers it to half its RLIMIT_NOFILE).
 const maxIdleRedfishConns = probe.MaxIdleRedfishConns
 
 // legResult is what one leg (the fleet checked over one protocol)

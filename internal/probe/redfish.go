@@ -60,21 +60,37 @@ func (p *MemPins) PinCert(_ context.Context, name, fp string) error {
 }
 
 // MaxIdleRedfishConns bounds the idle (kept-alive) connections of the
-// shared transport across the fleet; a BMC beyond it reconnects, resuming
-// its TLS session.
-const MaxIdleRedfishConns = 2048
+// shared transport across the fleet, and the TLS sessions it keeps for
+// resumption; IdleRedfishConns lowers it to what the file descriptor limit
+// allows. The idle pool evicts its oldest connection when full, so in a
+// fleet larger than the bound every check of a monitor reconnects (and
+// once the session cache is outgrown too, with a full handshake: ECDSA and
+// ECDH on both sides, as a one-shot check pays).
+const MaxIdleRedfishConns = 16384
+
+// IdleRedfishConns is the bound NewRedfishTransport uses: MaxIdleRedfishConns,
+// or half of RLIMIT_NOFILE when that is lower (Go raises the soft limit to
+// the hard one at start), at least 64.
+func IdleRedfishConns() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur/2 < MaxIdleRedfishConns {
+		return max(int(rl.Cur/2), 64)
+	}
+	return MaxIdleRedfishConns
+}
 
 // NewRedfishTransport is the one HTTP transport a fleet's Redfish checks
 // share: one connection per BMC at most (so open connections ≤ checks in
-// flight + MaxIdleRedfishConns idle), kept alive between checks (90 s, more
+// flight + IdleRedfishConns idle), kept alive between checks (90 s, more
 // than the monitor's default interval), TLS sessions resumed from a cache
-// of MaxIdleRedfishConns entries. The certificate chain is not verified
+// of IdleRedfishConns entries. The certificate chain is not verified
 // (BMCs present self-signed certificates); the probe pins the leaf instead.
 func NewRedfishTransport() *http.Transport {
+	idle := IdleRedfishConns()
 	return &http.Transport{
 		DialContext: (&net.Dialer{Timeout: DefaultTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, //nolint:gosec // pinned by the probe
-			ClientSessionCache: tls.NewLRUClientSessionCache(MaxIdleRedfishConns),
+			ClientSessionCache: tls.NewLRUClientSessionCache(idle),
 			// One key share, P-256: the group TLS 1.3 makes mandatory
 			// (RFC 8446 §9.1) and every BMC's OpenSSL speaks. Go orders
 			// the groups itself (the order here is ignored) and sends its
@@ -88,7 +104,7 @@ func NewRedfishTransport() *http.Transport {
 			// HelloRetryRequest.
 			CurvePreferences: []tls.CurveID{tls.CurveP256, tls.CurveP384}},
 		TLSHandshakeTimeout: DefaultTimeout,
-		MaxIdleConns:        MaxIdleRedfishConns,
+		MaxIdleConns:        idle,
 		MaxIdleConnsPerHost: 1,
 		MaxConnsPerHost:     1,
 		IdleConnTimeout:     90 * time.Second,
@@ -228,7 +244,8 @@ func (p *RedfishProber) Learned(name string) redfish.Auth {
 }
 
 // Close deletes every session the prober keeps (each on its own deadline
-// of DefaultTimeout, at most 8 at once) and forgets them.
+// of DefaultTimeout, at most 64 at once: a server stopping with 10,000
+// kept sessions) and forgets them.
 func (p *RedfishProber) Close(ctx context.Context) error {
 	p.mu.Lock()
 	mems := make([]*rfMemory, 0, len(p.bmcs))
@@ -240,7 +257,7 @@ func (p *RedfishProber) Close(ctx context.Context) error {
 		wg   sync.WaitGroup
 		emu  sync.Mutex
 		errs []error
-		sem  = make(chan struct{}, 8)
+		sem  = make(chan struct{}, 64)
 	)
 	for _, m := range mems {
 		wg.Add(1)
