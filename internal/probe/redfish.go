@@ -199,8 +199,11 @@ type rfMemory struct {
 	user    string
 	pw      []byte
 	learned redfish.Auth // auto accounts: what worked last
-	stored  bool         // learned comes from Target.RedfishLearned, not a check of this prober
-	sess    *redfish.Session
+	// system is the ComputerSystem read last time, listed by the
+	// collection at systems: a light check reads it directly.
+	system, systems string
+	stored          bool // learned comes from Target.RedfishLearned, not a check of this prober
+	sess            *redfish.Session
 }
 
 // NewRedfishProber returns a prober over the shared transport tr. pins may
@@ -337,6 +340,7 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		// caller kept of an earlier run (the service's, not the password's).
 		_ = p.logout(ctx, mem)
 		mem.account, mem.learned, mem.stored = key, "", false
+		mem.system, mem.systems = "", ""
 		if l := t.RedfishLearned; want == redfish.AuthAuto && (l == redfish.AuthSession || l == redfish.AuthBasic) {
 			mem.learned, mem.stored = l, true
 		}
@@ -464,33 +468,35 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		}
 	}()
 
-	// 3. Identity and power: Systems, then the first System.
+	// 3. Identity and power: Systems, then the first System. A light
+	// re-check goes straight to the System read last time (one request
+	// fewer; the service root above still comes first, without
+	// credentials, so a replaced certificate is seen before any are sent);
+	// a System that is not there any more (404) is looked up again.
 	t0 = time.Now()
 	systems := root.Systems.ID
 	if systems == "" {
 		systems = "/redfish/v1/Systems"
 	}
-	var coll struct {
-		Members []redfish.Link
-	}
-	err = c.Get(ctx, systems, "ComputerSystemCollection", &coll)
-	if ev.SessionReused && statusOf(err) == http.StatusUnauthorized {
-		// The kept session expired (or the BMC restarted): log in again.
-		ev.SessionExpired, ev.SessionReused = true, false
-		if err = c.Login(ctx, root.SessionsPath()); err != nil {
-			mem.learned = ""
-			return rfFail(o, t, "login", err)
+	loginFailed := false
+	// get reads the first authenticated resource: a kept session the BMC
+	// refuses (expired, or the BMC restarted) is replaced once.
+	get := func(path, resource string, v any) error {
+		err := c.Get(ctx, path, resource, v)
+		if ev.SessionReused && statusOf(err) == http.StatusUnauthorized {
+			ev.SessionExpired, ev.SessionReused = true, false
+			if err := c.Login(ctx, root.SessionsPath()); err != nil {
+				loginFailed = true
+				return err
+			}
+			err = c.Get(ctx, path, resource, v)
 		}
-		err = c.Get(ctx, systems, "ComputerSystemCollection", &coll)
+		return err
 	}
-	if err != nil {
+	refused := func(err error) {
 		if st := statusOf(err); st == http.StatusUnauthorized || st == http.StatusForbidden {
 			mem.learned = ""
 		}
-		return rfFail(o, t, "systems", err)
-	}
-	if len(coll.Members) == 0 || coll.Members[0].ID == "" {
-		return rfFail(o, t, "systems", &redfish.BodyError{Resource: "ComputerSystemCollection", URL: systems, Err: errors.New("lists no ComputerSystem")})
 	}
 	var sys struct {
 		UUID         string
@@ -499,9 +505,42 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		Model        string
 		BiosVersion  string
 	}
-	sysURL := coll.Members[0].ID
-	if err := c.Get(ctx, sysURL, "ComputerSystem", &sys); err != nil {
-		return rfFail(o, t, "system", err)
+	sysURL := ""
+	if t.Light && mem.system != "" && mem.systems == systems {
+		sysURL = mem.system
+		err = get(sysURL, "ComputerSystem", &sys)
+		switch {
+		case loginFailed:
+			mem.learned = ""
+			return rfFail(o, t, "login", err)
+		case statusOf(err) == http.StatusNotFound:
+			sysURL, mem.system = "", "" // moved: look it up
+		case err != nil:
+			refused(err)
+			return rfFail(o, t, "system", err)
+		}
+	}
+	if sysURL == "" {
+		var coll struct {
+			Members []redfish.Link
+		}
+		err = get(systems, "ComputerSystemCollection", &coll)
+		if loginFailed {
+			mem.learned = ""
+			return rfFail(o, t, "login", err)
+		}
+		if err != nil {
+			refused(err)
+			return rfFail(o, t, "systems", err)
+		}
+		if len(coll.Members) == 0 || coll.Members[0].ID == "" {
+			return rfFail(o, t, "systems", &redfish.BodyError{Resource: "ComputerSystemCollection", URL: systems, Err: errors.New("lists no ComputerSystem")})
+		}
+		sysURL = coll.Members[0].ID
+		if err := c.Get(ctx, sysURL, "ComputerSystem", &sys); err != nil {
+			return rfFail(o, t, "system", err)
+		}
+		mem.system, mem.systems = sysURL, systems
 	}
 	o.Evidence.RTTMS["system"] = ms(time.Since(t0))
 	ev.UUID, ev.PowerState, ev.Model, ev.BIOSVersion = sys.UUID, sys.PowerState, sys.Model, sys.BiosVersion
