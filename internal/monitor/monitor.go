@@ -855,7 +855,9 @@ func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation,
 	case state.Connectable:
 		k.lastRefused = time.Time{} // the credentials work
 	}
-	detailChanged := obs.Evidence.Power != k.power || (obs.GUID != "" && obs.GUID != k.seenGUID)
+	// A check that could not read the power (it failed) changes nothing:
+	// only a power state read and different is a change to store.
+	detailChanged := (obs.Evidence.Power != "" && obs.Evidence.Power != k.power) || (obs.GUID != "" && obs.GUID != k.seenGUID)
 	if obs.Evidence.Power != "" {
 		k.power = obs.Evidence.Power
 	}
