@@ -14,6 +14,8 @@ command -v ipmipower >/dev/null 2>&1 || need+=(freeipmi-tools)
 command -v chromium  >/dev/null 2>&1 || need+=(chromium)
 # promtool checks and unit-tests the alerting rules in deploy/prometheus.
 command -v promtool  >/dev/null 2>&1 || need+=(prometheus)
+# DMTF's redfishtool, run against the simulator (sim.TestRedfishtool).
+command -v redfishtool >/dev/null 2>&1 || need+=(redfishtool)
 # The store tests run a throwaway PostgreSQL cluster from the package's
 # binaries (internal/store/pgtest); LIGHTSOUT_TEST_POSTGRES overrides.
 if [ -z "${LIGHTSOUT_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \

@@ -41,9 +41,11 @@ func (f fleetNames) global(s *simShard, local string) string {
 }
 
 // mergeInventories reads every shard's exported inventory and returns one
-// fleet with global names, every machine pointing at pwFile. It is also
-// written to path (for --keep, and for an import through the API).
-func mergeInventories(shards []*simShard, names fleetNames, pwFile, path string) (*inventory.Inventory, error) {
+// fleet with global names, every machine pointing at pwFile, checked over
+// proto (ipmi: a Redfish machine of a --redfish fleet is checked at its
+// IPMI port instead). It is also written to path (for --keep, and for an
+// import through the API).
+func mergeInventories(shards []*simShard, names fleetNames, pwFile, proto, path string) (*inventory.Inventory, error) {
 	merged := &inventory.Inventory{}
 	for _, s := range shards {
 		inv, err := inventory.Load(s.Inventory)
@@ -57,6 +59,9 @@ func mergeInventories(shards []*simShard, names fleetNames, pwFile, path string)
 			m.Name = names.global(s, m.Name)
 			m.PasswordFile = pwFile
 			m.Line = 0
+			if proto == "ipmi" && m.Protocol == inventory.ProtocolRedfish {
+				m.Protocol, m.Port = "", 0 // the simulator's IPMI port, 623
+			}
 			merged.Machines = append(merged.Machines, m)
 		}
 	}
@@ -113,8 +118,11 @@ func importInventory(ctx context.Context, dataDir string, inv *inventory.Invento
 // and System GUID the simulator reports now (the GUID as the probe renders
 // the bytes Get System GUID returns). The server then starts as it would
 // after a restart on an established fleet: its checks find nothing new and
-// write nothing. It returns how many states were stored.
-func seedStates(ctx context.Context, dataDir string, shards []*simShard, names fleetNames) (int, error) {
+// write nothing. For a Redfish leg it also pins each BMC's certificate
+// and stores the authentication the monitor learns of the simulator
+// (session), as an established server holds them. It returns how many
+// states were stored.
+func seedStates(ctx context.Context, dataDir string, shards []*simShard, names fleetNames, proto string) (int, error) {
 	box, err := secret.LoadOrCreateKey(filepath.Join(dataDir, "secret.key"))
 	if err != nil {
 		return 0, err
@@ -158,8 +166,16 @@ func seedStates(ctx context.Context, dataDir string, shards []*simShard, names f
 			}
 			// What the monitor learned about the BMC, as it would have
 			// stored it (a healthy simulated BMC: cipher suite 17, no
-			// quirks): without it every first check writes a profile.
-			if err := st.SaveProfile(ctx, store.Profile{AccountID: id, Address: addrOf[id], Suite: 17, LearnedAt: now}); err != nil {
+			// quirks; a Redfish one: its certificate pinned, sessions):
+			// without it every first check writes a profile.
+			prof := store.Profile{AccountID: id, Address: addrOf[id], Suite: 17, LearnedAt: now}
+			if proto == "redfish" {
+				if err := st.PinCert(ctx, name, b.RedfishCertSHA256); err != nil {
+					return n, fmt.Errorf("%s: pin %q: %v", name, b.RedfishCertSHA256, err)
+				}
+				prof = store.Profile{AccountID: id, Address: addrOf[id], RedfishAuth: "session", LearnedAt: now}
+			}
+			if err := st.SaveProfile(ctx, prof); err != nil {
 				return n, fmt.Errorf("%s: profile: %v", name, err)
 			}
 			n++

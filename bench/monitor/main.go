@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -52,12 +53,17 @@ type config struct {
 	strict       bool
 	keep         bool
 	fresh        bool
+	redfish      bool // the fleet serves Redfish, the server checks over it
+	compare      bool // with redfish: then the same fleet over IPMI, and the ratios
 }
 
 // Targets from the issue.
 const (
 	targetCPUShare   = 0.25 // of one core
 	targetKiBPerChan = 4.0  // RSS per channel beyond the store's own
+	// Redfish (--redfish): CPU per check at most this many times the IPMI
+	// check's, the same fleet on the same server.
+	targetRedfishRatio = 2.0
 )
 
 func main() {
@@ -78,6 +84,8 @@ func main() {
 	flag.BoolVar(&c.strict, "strict", false, "exit 1 when any target is missed (a BMC that saw two concurrent sessions, or a leaked session, always fails)")
 	flag.BoolVar(&c.fresh, "fresh", false, "start the server on the fresh import (every channel Unknown: each first check writes a transition and an event) instead of on stored Connectable states (a restart on an established fleet)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory (inventories, database, logs)")
+	flag.BoolVar(&c.redfish, "redfish", false, "every simulated BMC serves Redfish over HTTPS (lightsout sim --redfish) and the server checks the fleet over Redfish; then, unless --ipmi-compare=false, the same fleet over IPMI on a fresh server, and the ratio of CPU per check")
+	flag.BoolVar(&c.compare, "ipmi-compare", true, "with --redfish: measure the same fleet over IPMI too, and print Redfish ÷ IPMI")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf(2, "unexpected arguments: %q", flag.Args())
@@ -135,6 +143,8 @@ type bench struct {
 	names   fleetNames
 	nofile  uint64
 	report  markdown.Report
+	proto   string      // the leg being measured: ipmi or redfish
+	legs    []legResult // what each leg measured
 	cleanMu sync.Once
 	mu      sync.Mutex
 	shards  []*simShard
@@ -178,6 +188,11 @@ func (b *bench) run() int {
 	perShard := c.shardMax
 	if perShard == 0 {
 		perShard = min(int(b.nofile)-512, 65000)
+		if c.redfish {
+			// A BMC's UDP socket, its HTTPS listener and the server's
+			// kept-alive connection to it.
+			perShard = (int(b.nofile) - 512) / 3
+		}
 	}
 	if perShard < 1 {
 		fmt.Fprintf(os.Stderr, "bench/monitor: RLIMIT_NOFILE %d leaves no room for simulated BMCs\n", b.nofile)
@@ -239,7 +254,7 @@ func (b *bench) measure(perShard int) error {
 		if i < c.count%nShards {
 			n++
 		}
-		s, err := startSim(b.lsBin, b.tmp, i, n, off, b.pwFile, c.readyTimeout)
+		s, err := startSim(b.lsBin, b.tmp, i, n, off, b.pwFile, c.redfish, c.readyTimeout)
 		if err != nil {
 			return err
 		}
@@ -255,10 +270,40 @@ func (b *bench) measure(perShard int) error {
 		simRSS += m.RSS
 	}
 	progress.Logf("%d simulated BMCs in %d process(es), ready in %v, %.0f MiB resident", c.count, nShards, simReady.Round(time.Millisecond), float64(simRSS)/1024)
+	b.header(nShards, perShard, simReady, simRSS)
+
+	legs := []string{"ipmi"}
+	if c.redfish {
+		legs = []string{"redfish"}
+		if c.compare {
+			legs = append(legs, "ipmi")
+		}
+	}
+	for _, proto := range legs {
+		if err := b.leg(ctx, proto); err != nil {
+			return err
+		}
+	}
+	if len(b.legs) == 2 {
+		b.compareLegs(b.legs[0], b.legs[1])
+	}
+	return nil
+}
+
+// leg measures the server checking the whole fleet over proto (ipmi or
+// redfish) and reports it.
+func (b *bench) leg(ctx context.Context, proto string) error {
+	c := b.cfg
+	b.proto, b.rows, b.notes = proto, nil, nil
+	sfx := ""
+	if c.redfish {
+		sfx = "-" + proto
+		progress.Logf("== %s ==", legName(proto))
+	}
 
 	// 2. Baseline: a server with an empty inventory.
-	emptyDir := filepath.Join(b.tmp, "data-empty")
-	srv, err := startServer(b.lsBin, emptyDir, filepath.Join(b.tmp, "server-empty"), c.interval, nil, c.readyTimeout)
+	emptyDir := filepath.Join(b.tmp, "data-empty"+sfx)
+	srv, err := startServer(b.lsBin, emptyDir, filepath.Join(b.tmp, "server-empty"+sfx), c.interval, nil, c.readyTimeout)
 	if err != nil {
 		return err
 	}
@@ -281,11 +326,11 @@ func (b *bench) measure(perShard int) error {
 	progress.Logf("empty server: RSS %.1f MiB, idle CPU %.1f%%", float64(memEmpty.RSS)/1024, (cpuE1-cpuE0)/5*100)
 
 	// 3. The inventory, imported before the server starts on it.
-	inv, err := mergeInventories(b.shards, b.names, b.pwFile, filepath.Join(b.tmp, "fleet.yaml"))
+	inv, err := mergeInventories(b.shards, b.names, b.pwFile, proto, filepath.Join(b.tmp, "fleet"+sfx+".yaml"))
 	if err != nil {
 		return err
 	}
-	dataDir := filepath.Join(b.tmp, "data")
+	dataDir := filepath.Join(b.tmp, "data"+sfx)
 	progress.Logf("importing %d machines into %s", len(inv.Machines), dataDir)
 	importTime, err := importInventory(ctx, dataDir, inv)
 	if err != nil {
@@ -296,8 +341,11 @@ func (b *bench) measure(perShard int) error {
 	var seedTime time.Duration
 	if !c.fresh {
 		progress.Logf("storing every channel's state as Connectable and its learned BMC profile (a restart on an established fleet; --fresh skips this)")
+		if proto == "redfish" {
+			progress.Logf("and every Redfish BMC's certificate pin")
+		}
 		t := time.Now()
-		n, err := seedStates(ctx, dataDir, b.shards, b.names)
+		n, err := seedStates(ctx, dataDir, b.shards, b.names, proto)
 		if err != nil {
 			return fmt.Errorf("seeding channel states: %v", err)
 		}
@@ -308,10 +356,15 @@ func (b *bench) measure(perShard int) error {
 
 	// 4. The server on the full inventory.
 	var env []string
-	if c.profile != "" {
-		env = append(env, "LIGHTSOUT_CPUPROFILE="+c.profile)
+	prof := c.profile
+	if prof != "" {
+		if sfx != "" { // one profile per leg
+			ext := filepath.Ext(prof)
+			prof = strings.TrimSuffix(prof, ext) + sfx + ext
+		}
+		env = append(env, "LIGHTSOUT_CPUPROFILE="+prof)
 	}
-	srv, err = startServer(b.lsBin, dataDir, filepath.Join(b.tmp, "server"), c.interval, env, c.readyTimeout)
+	srv, err = startServer(b.lsBin, dataDir, filepath.Join(b.tmp, "server"+sfx), c.interval, env, c.readyTimeout)
 	if err != nil {
 		return err
 	}
@@ -374,6 +427,11 @@ func (b *bench) measure(perShard int) error {
 		progress.Logf("no /metrics (%v): counting checks from the simulator's counters instead", errM0)
 		sim0, errSim0 = totals(b.shards)
 	}
+	var rf0, rf1 fleet.RedfishCounters
+	var errRF0, errRF1 error
+	if proto == "redfish" {
+		rf0, errRF0 = redfishTotals(b.shards)
+	}
 	simCPU0 := first.simCPU
 	winEnd := first.at.Add(c.window)
 	progress.Logf("window: %v from %s", c.window, first.at.Format("15:04:05"))
@@ -401,6 +459,9 @@ func (b *bench) measure(perShard int) error {
 	if errM0 != nil {
 		sim1, errSim1 = totals(b.shards)
 	}
+	if proto == "redfish" {
+		rf1, errRF1 = redfishTotals(b.shards)
+	}
 	t0, t1 := first.at, last.at
 	cpu0, cpu1 := first.cpu, last.cpu
 	memEnd := last.mem
@@ -414,18 +475,20 @@ func (b *bench) measure(perShard int) error {
 	// The requests in flight are counted before the stop too: a stop
 	// cancels the checks in flight, and a cancelled request must not let
 	// the next one (the check's Close Session) join it at the BMC.
-	preStop, errPre := audit(b.shards, b.names.global)
+	preStop, errPre := audit(b.shards, b.names.global, proto == "redfish")
 	stopTime := srv.stop(60 * time.Second)
 	exitStatus := srv.ExitStatus()
 	b.setServer(nil)
 	progress.Logf("server stopped in %v (%s); reading every BMC's counters", stopTime.Round(time.Millisecond), exitStatus)
-	aud, err := audit(b.shards, b.names.global)
+	aud, err := audit(b.shards, b.names.global, proto == "redfish")
 	if err != nil {
 		return err
 	}
 
 	// 6. Report.
-	b.header(nShards, perShard, simReady, simRSS)
+	if c.redfish {
+		b.emit("\n# %s\n", legName(proto))
+	}
 	window := t1.Sub(t0).Seconds()
 	cpuShare := (cpu1 - cpu0) / window
 	b.target("server CPU over the window, share of one core", fmt.Sprintf("**%.1f%%** (%.2f s CPU in %.0f s)", cpuShare*100, cpu1-cpu0, window),
@@ -467,8 +530,7 @@ func (b *bench) measure(perShard int) error {
 	if errMetEmpty == nil && peak.met != nil && okE && okF {
 		dGo := gF - gE
 		dOther := dRSS - dGo
-		b.target("RSS per channel beyond the store's own, at the window's highest RSS: growth of the Go runtime's memory (heap, stacks, runtime) ÷ N", fmt.Sprintf("**%.2f KiB**", dGo/n),
-			fmt.Sprintf("≤ %.0f KiB", targetKiBPerChan), dGo/n <= targetKiBPerChan, false)
+		b.memRow("RSS per channel beyond the store's own, at the window's highest RSS: growth of the Go runtime's memory (heap, stacks, runtime) ÷ N", fmt.Sprintf("**%.2f KiB**", dGo/n), dGo/n)
 		b.info("  the rest of the growth: outside the Go runtime (SQLite page cache and C heap, mapped files)", fmt.Sprintf("%.1f MiB (%.2f KiB per channel)", dOther/1024, dOther/n))
 		hi, ok1 := peak.met.get("go_memstats_heap_inuse_bytes")
 		lo, ok2 := metEmpty.get("go_memstats_heap_inuse_bytes")
@@ -477,13 +539,18 @@ func (b *bench) measure(perShard int) error {
 			b.info("  Go heap in use then, empty → full; of it allocated (live + not yet collected)", fmt.Sprintf("%.1f → %.1f MiB (%.2f KiB per channel); %.1f MiB", lo/(1<<20), hi/(1<<20), (hi-lo)/1024/n, al/(1<<20)))
 		}
 	} else {
-		b.target("RSS per channel: (highest RSS in the window − RSS_empty) ÷ N (store included: no /metrics to tell them apart)", fmt.Sprintf("**%.2f KiB**", perChan),
-			fmt.Sprintf("≤ %.0f KiB", targetKiBPerChan), perChan <= targetKiBPerChan, false)
+		b.memRow("RSS per channel: (highest RSS in the window − RSS_empty) ÷ N (store included: no /metrics to tell them apart)", fmt.Sprintf("**%.2f KiB**", perChan), perChan)
 	}
 	b.info("  RssAnon / RssFile / RssShmem at the end", fmt.Sprintf("%.1f / %.1f / %.1f MiB (empty: %.1f / %.1f / %.1f)",
 		float64(memEnd.RssAnon)/1024, float64(memEnd.RssFile)/1024, float64(memEnd.RssShmem)/1024,
 		float64(memEmpty.RssAnon)/1024, float64(memEmpty.RssFile)/1024, float64(memEmpty.RssShmem)/1024))
-	b.info("server threads, file descriptors at the end", fmt.Sprintf("%d, %d", memEnd.Threads, memEnd.FDs))
+	b.info("server threads, file descriptors at the end", fmt.Sprintf("%d, %d (%.3f per BMC)", memEnd.Threads, memEnd.FDs, float64(memEnd.FDs)/n))
+	res := legResult{proto: proto, cpuShare: cpuShare, fds: memEnd.FDs, kibPerChan: perChan}
+	if gE, okE := goRes(metEmpty); errMetEmpty == nil && peak.met != nil && okE {
+		if gF, okF := goRes(peak.met); okF {
+			res.goKiBPerChan, res.goOK = (gF-gE)/n, true
+		}
+	}
 
 	// Checks and latency.
 	expected := n * window / c.interval.Seconds()
@@ -504,6 +571,10 @@ func (b *bench) measure(perShard int) error {
 			}
 		}
 		b.info("checks in the window (lightsout_checks_total)", fmt.Sprintf("%.0f (%.0f/s; N × window ÷ interval = %.0f)", total, total/window, expected))
+		res.checks = total
+		if total > 0 {
+			b.info("server CPU per check (window CPU ÷ checks)", fmt.Sprintf("**%.0f µs**", (cpu1-cpu0)/total*1e6))
+		}
 		if len(parts) > 0 {
 			b.info("  by observed state", strings.Join(parts, ", "))
 		}
@@ -535,8 +606,17 @@ func (b *bench) measure(perShard int) error {
 			st["Connectable"] == n && notConn == 0, false)
 		p0 := m0.byLabel("lightsout_ipmi_packets_total", "kind")
 		p1 := m1.byLabel("lightsout_ipmi_packets_total", "kind")
-		b.info("IPMI datagrams in the window: sent / received / retransmitted", fmt.Sprintf("%.0f / %.0f / %.0f (%.1f sent per check)",
-			p1["sent"]-p0["sent"], p1["received"]-p0["received"], p1["retransmitted"]-p0["retransmitted"], (p1["sent"]-p0["sent"])/math.Max(total, 1)))
+		if proto == "redfish" {
+			if errRF0 == nil && errRF1 == nil {
+				b.info("Redfish requests and session logins the simulator served in the window", fmt.Sprintf("%d (%.1f per check); %d logins",
+					rf1.Requests-rf0.Requests, float64(rf1.Requests-rf0.Requests)/math.Max(total, 1), rf1.SessionsOpened-rf0.SessionsOpened))
+			} else {
+				b.note(fmt.Sprintf("The simulator's Redfish counters could not be read: %v", errors.Join(errRF0, errRF1)))
+			}
+		} else {
+			b.info("IPMI datagrams in the window: sent / received / retransmitted", fmt.Sprintf("%.0f / %.0f / %.0f (%.1f sent per check)",
+				p1["sent"]-p0["sent"], p1["received"]-p0["received"], p1["retransmitted"]-p0["retransmitted"], (p1["sent"]-p0["sent"])/math.Max(total, 1)))
+		}
 	} else {
 		why := errM0
 		if why == nil {
@@ -556,7 +636,11 @@ func (b *bench) measure(perShard int) error {
 	}
 
 	// The fleet's view.
-	b.target("BMCs checked at least once (simulator: sessions opened ≥ 1)", fmt.Sprintf("%d/%d", aud.Checked, aud.BMCs), "all", aud.Checked == c.count && aud.BMCs == c.count, false)
+	checkedBy := "sessions opened ≥ 1"
+	if proto == "redfish" {
+		checkedBy = "Redfish requests ≥ 1; the session rows below count Redfish sessions"
+	}
+	b.target("BMCs checked at least once (simulator: "+checkedBy+")", fmt.Sprintf("%d/%d", aud.Checked, aud.BMCs), "all", aud.Checked == c.count && aud.BMCs == c.count, false)
 	if len(aud.Unchecked) > 0 {
 		b.note("never checked: " + someNames(aud.Unchecked, 10))
 	}
@@ -572,7 +656,9 @@ func (b *bench) measure(perShard int) error {
 	if len(aud.StillOpen) > 0 {
 		b.note("BMCs with a session left open: " + someNames(aud.StillOpen, 10))
 	}
-	b.target("most requests in flight at once on any BMC (max_in_flight)", fmt.Sprintf("%d", aud.MaxInFlight), "≤ 1", aud.MaxInFlight <= 1, false)
+	if proto != "redfish" { // the simulator counts IPMI requests in flight only
+		b.target("most requests in flight at once on any BMC (max_in_flight)", fmt.Sprintf("%d", aud.MaxInFlight), "≤ 1", aud.MaxInFlight <= 1, false)
+	}
 	if errPre == nil && len(preStop.OverInFlight) != len(aud.OverInFlight) {
 		b.note(fmt.Sprintf("Read just before the server stopped, %d BMCs had seen two requests in flight at once; after, %d: the difference came from the stop (it cancels the checks in flight) or from retransmissions while the first reading ran.", len(preStop.OverInFlight), len(aud.OverInFlight)))
 	}
@@ -595,6 +681,8 @@ func (b *bench) measure(perShard int) error {
 		b.info("channel states and learned BMC profiles stored before the server starts (store.SaveState and SaveProfile, one transaction each)", seedTime.Round(time.Millisecond).String())
 	}
 
+	res.ok = !b.failed
+	b.legs = append(b.legs, res)
 	b.emit("\n## Results\n\n")
 	b.emit("%s", markdown.Table([]string{"figure", "value", "target", "result"}, b.rows, []bool{false, true, false, false}))
 	if len(b.notes) > 0 {
@@ -646,6 +734,16 @@ func (b *bench) target(what, value, target string, ok, hard bool) {
 }
 
 func (b *bench) note(s string) { b.notes = append(b.notes, s) }
+
+// memRow is the memory per channel: a target for IPMI; reported only for
+// Redfish (a kept-alive TLS connection per BMC has no target of its own).
+func (b *bench) memRow(what, value string, kib float64) {
+	if b.proto == "redfish" {
+		b.info(what, value)
+		return
+	}
+	b.target(what, value, fmt.Sprintf("≤ %.0f KiB", targetKiBPerChan), kib <= targetKiBPerChan, false)
+}
 
 // sliceShares is the lowest and highest CPU share over the sampling
 // periods of the window.
@@ -711,6 +809,13 @@ func (b *bench) header(nShards, perShard int, simReady time.Duration, simRSS int
 	b.emit("- lightsout: %s\n", gobuild.Describe(b.lsBin, b.root, false))
 	b.emit("- fleet: %d simulated BMCs (`lightsout sim`), all healthy, in %d process(es) of at most %d (one UDP socket per BMC; RLIMIT_NOFILE %d), addresses 127.%d.0.1 upwards, one 127.x.0.0/16 per process; ready in %v, %.0f MiB resident in all\n",
 		c.count, nShards, perShard, b.nofile, firstOctet, simReady.Round(100*time.Millisecond), float64(simRSS)/1024)
+	if c.redfish {
+		b.emit("- Redfish (--redfish): every BMC also serves Redfish over HTTPS on its address, port 443 (`lightsout sim --redfish`: a self-signed ECDSA P-256 certificate, a SessionService, one listener and connection per BMC, so at most %d BMCs per simulator process); the server checks the fleet over Redfish (one kept session and at most one kept-alive connection per BMC, at most %d idle connections in all or half the server's RLIMIT_NOFILE, TLS sessions resumed: docs/redfish.md)", perShard, maxIdleRedfishConns)
+		if c.compare {
+			b.emit(", then the same fleet over IPMI on a fresh server, and the ratios")
+		}
+		b.emit("\n")
+	}
 	if pin.On {
 		b.emit("- CPU pinning: simulator on CPU %s, server on CPU %s (taskset; the server's Go runtime sees one CPU)\n", simCPU, serverCPU)
 	} else {
@@ -720,7 +825,7 @@ func (b *bench) header(nShards, perShard int, simReady time.Duration, simRSS int
 	if c.fresh {
 		b.emit("- start (--fresh): the server starts on the fresh import, every channel Unknown; each channel's first check declares it Connectable and writes a transition and an event (two store transactions)\n")
 	} else {
-		b.emit("- start: as after a restart on an established fleet: before the server starts, every channel's state is stored as the monitor would declare it (Connectable, the simulator's power state and System GUID), so its checks find nothing new and write nothing; `--fresh` measures the fresh import instead\n")
+		b.emit("- start: as after a restart on an established fleet: before the server starts, every channel's state is stored as the monitor would declare it (Connectable, the simulator's power state and System GUID; with --redfish also each BMC's certificate pin and learned authentication), so its checks find nothing new and write nothing; `--fresh` measures the fresh import instead\n")
 	}
 	b.emit("- warm-up: at least %v from the server's ready line (the first checks are spread over one interval; each channel's first check declares it, a store write), and until two %v samples in a row are steady (no channel Unknown, no ERROR/WARN in the server's log, < 1%% of checks started > 1 s late; at most %v); then a %v window. /metrics is scraped every %v throughout, as Prometheus would\n",
 		c.warmup, c.sample, max(c.maxWarmup, c.warmup), c.window, c.sample)

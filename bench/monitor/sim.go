@@ -32,12 +32,12 @@ func maxShards() int { return 254 - firstOctet + 1 }
 
 // startSim starts shard index of count BMCs and waits (at most
 // readyTimeout) for its ready line.
-func startSim(bin, tmp string, index, count, offset int, pwFile string, readyTimeout time.Duration) (*simShard, error) {
+func startSim(bin, tmp string, index, count, offset int, pwFile string, redfish bool, readyTimeout time.Duration) (*simShard, error) {
 	dir := filepath.Join(tmp, fmt.Sprintf("sim-%d", index))
 	s, err := fleet.StartShard(index, fleet.Options{
 		Bin: bin, Dir: dir, Count: count, Seed: index + 1,
 		BaseAddr:  fmt.Sprintf("127.%d.0.1", firstOctet+index),
-		Inventory: filepath.Join(dir, "fleet.yaml"), PasswordFile: pwFile, Control: "127.0.0.1:0",
+		Inventory: filepath.Join(dir, "fleet.yaml"), PasswordFile: pwFile, Control: "127.0.0.1:0", Redfish: redfish,
 		CPU: pin.CPU(simCPU), Env: childEnv(), Procs: running, ReadyTimeout: readyTimeout,
 	})
 	if err != nil {
@@ -91,9 +91,47 @@ type sessionAudit struct {
 	WithRefusedSession []string
 }
 
+// redfishTotals sums the Redfish counters of every BMC of every shard.
+func redfishTotals(shards []*simShard) (fleet.RedfishCounters, error) {
+	var t fleet.RedfishCounters
+	for _, s := range shards {
+		bs, err := s.bmcs()
+		if err != nil {
+			return t, fmt.Errorf("simulator shard %d: %v", s.index, err)
+		}
+		for _, b := range bs {
+			if b.Redfish == nil {
+				return t, fmt.Errorf("simulator shard %d: %s serves no Redfish", s.index, b.Name)
+			}
+			t.Requests += b.Redfish.Requests
+			t.SessionsOpened += b.Redfish.SessionsOpened
+			t.SessionsClosed += b.Redfish.SessionsClosed
+			t.SessionsOpen += b.Redfish.SessionsOpen
+			t.Unauthorized += b.Redfish.Unauthorized
+			t.Busy += b.Redfish.Busy
+			t.MaxSessionsOpen = max(t.MaxSessionsOpen, b.Redfish.MaxSessionsOpen)
+		}
+	}
+	return t, nil
+}
+
+// asCounters is what the audit reads of a BMC's Redfish counters: its
+// sessions (all from us: only the server uses the simulator, so the most
+// open at once is also the most from one client), requests in place of
+// datagrams, 401s as authentication failures.
+func asCounters(r *fleet.RedfishCounters) fleet.Counters {
+	if r == nil {
+		return fleet.Counters{}
+	}
+	return fleet.Counters{PacketsIn: r.Requests, SessionsOpened: r.SessionsOpened, SessionsClosed: r.SessionsClosed,
+		ClosedByClient: r.SessionsClosed, SessionsOpen: r.SessionsOpen, MaxSessionsOpen: r.MaxSessionsOpen,
+		MaxSessionsPerClient: r.MaxSessionsOpen, AuthAttempts: r.SessionsOpened + r.Unauthorized, AuthFailures: r.Unauthorized}
+}
+
 // audit reads every BMC of every shard and collects the violations, named
-// by the global name the server knows them by.
-func audit(shards []*simShard, name func(s *simShard, local string) string) (sessionAudit, error) {
+// by the global name the server knows them by; with redfish, from the
+// BMCs' Redfish counters.
+func audit(shards []*simShard, name func(s *simShard, local string) string, redfish bool) (sessionAudit, error) {
 	var a sessionAudit
 	for _, s := range shards {
 		bs, err := s.bmcs()
@@ -102,13 +140,16 @@ func audit(shards []*simShard, name func(s *simShard, local string) string) (ses
 		}
 		for _, b := range bs {
 			c := b.Counters
+			if redfish {
+				c = asCounters(b.Redfish)
+			}
 			n := name(s, b.Name)
 			a.BMCs++
 			a.Totals.Add(c)
 			a.MaxPerClient = max(a.MaxPerClient, c.MaxSessionsPerClient)
 			a.MaxOpen = max(a.MaxOpen, c.MaxSessionsOpen)
 			a.MaxInFlight = max(a.MaxInFlight, c.MaxInFlight)
-			if c.SessionsOpened > 0 {
+			if c.SessionsOpened > 0 || (redfish && c.PacketsIn > 0) {
 				a.Checked++
 			} else {
 				a.Unchecked = append(a.Unchecked, n)

@@ -29,6 +29,7 @@ import (
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/protocol"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -192,7 +193,10 @@ type known struct {
 	lastRefused time.Time
 	// profile is what was learned about the BMC (suite, quirks), as the
 	// store holds it: the check starts from it, and a change is saved.
-	profile   *ipmi.Profile
+	profile *ipmi.Profile
+	// rfAuth is the Redfish authentication learned for an auto account
+	// (session, basic; "": none), as the store's profile holds it.
+	rfAuth    string
 	insecure  bool // the last full check found the BMC insecure
 	sinceFull int  // light checks since the last full one
 	// layout is the layout the registered GUID last matched in, so that a
@@ -271,7 +275,7 @@ func (m *Monitor) Load(ctx context.Context) error {
 		c := &channel{index: -1}
 		m.fill(c, a, machines[a.MachineID])
 		if p, ok := profiles[a.ID]; ok && p.Address == profileAddr(a.Address, a.Port) {
-			c.profile = profileFromStore(p)
+			c.profile, c.rfAuth = profileFromStore(p), p.RedfishAuth
 		}
 		if s, ok := byAcct[a.ID]; ok {
 			c.ch = state.Channel{State: s.State, Reason: s.Reason, Conditions: s.Conditions, Since: s.Since, Streak: 1}
@@ -355,7 +359,7 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 	m.fill(c, a, mc)
 	c.editing = false
 	if addrChanged {
-		c.profile = nil // learned about the BMC at the old address
+		c.profile, c.rfAuth = nil, "" // learned about the BMC at the old address
 	}
 	now := time.Now()
 	switch {
@@ -726,6 +730,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	gen := c.editGen
 	t := probe.NewTarget(c.machine, a.Account, m.cfg.Timeout)
 	t.Expected, t.ExpectedLayout, t.Addr, t.Profile = c.expected, c.layout, c.addr, c.profile
+	t.RedfishLearned = redfish.Auth(c.rfAuth)
 	if t.Suites == nil { // the account names none: the fleet's
 		t.Suites = m.cfg.Suites
 	}
@@ -798,7 +803,7 @@ func (m *Monitor) observe(ctx context.Context, t probe.Target, a account) probe.
 func (m *Monitor) record(ctx context.Context, c *channel, obs probe.Observation, light bool) {
 	m.mu.Lock()
 	in := stepInput{known: c.known, obs: obs, light: light, damping: m.cfg.Damping, register: c.register, dirty: c.dirty,
-		accountID: c.acct.ID, address: c.acct.Address, port: c.acct.Port,
+		accountID: c.acct.ID, protocol: c.acct.Protocol, address: c.acct.Address, port: c.acct.Port,
 		machineID: c.machineID, machine: c.machine, enclosure: c.enclosure}
 	if c.rejudge {
 		in.damping, c.rejudge = state.Damping{Consecutive: 1}, false
@@ -818,6 +823,7 @@ type stepInput struct {
 	dirty    bool // the last save failed: save again
 
 	accountID, machineID int64
+	protocol             string
 	address              string
 	port                 int
 	machine, enclosure   string
@@ -834,10 +840,20 @@ func step(in stepInput) (known, Outcome) {
 	}
 	// What the check learned about the BMC is kept (a write only when it
 	// changed: the steady state writes nothing).
-	if p := obs.Evidence.Profile; p != nil && (k.profile == nil || *k.profile != *p) {
-		sp := store.Profile{AccountID: in.accountID, Address: profileAddr(in.address, in.port), Quirks: p.Quirks.Names(), LearnedAt: obs.At}
-		if p.Known {
-			sp.Suite = int(p.Suite)
+	rfAuth := k.rfAuth
+	if rf := obs.Evidence.Redfish; rf != nil && in.protocol == "redfish" {
+		rfAuth = rf.Learned
+	}
+	if p := obs.Evidence.Profile; (p != nil && (k.profile == nil || *k.profile != *p)) || rfAuth != k.rfAuth {
+		sp := store.Profile{AccountID: in.accountID, Address: profileAddr(in.address, in.port), RedfishAuth: rfAuth, LearnedAt: obs.At}
+		if p == nil {
+			p = k.profile
+		}
+		if p != nil {
+			sp.Quirks = p.Quirks.Names()
+			if p.Known {
+				sp.Suite = int(p.Suite)
+			}
 		}
 		out.Profile = &sp
 	}
@@ -862,7 +878,9 @@ func step(in stepInput) (known, Outcome) {
 	case state.Connectable:
 		k.lastRefused = time.Time{} // the credentials work
 	}
-	detailChanged := obs.Evidence.Power != k.power || (obs.GUID != "" && obs.GUID != k.seenGUID)
+	// A check that could not read the power (it failed) changes nothing:
+	// only a power state read and different is a change to store.
+	detailChanged := (obs.Evidence.Power != "" && obs.Evidence.Power != k.power) || (obs.GUID != "" && obs.GUID != k.seenGUID)
 	if obs.Evidence.Power != "" {
 		k.power = obs.Evidence.Power
 	}
@@ -908,8 +926,11 @@ func (m *Monitor) apply(ctx context.Context, c *channel, k known, out Outcome) {
 		if err := m.st.SaveProfile(sctx, *out.Profile); err != nil && !errors.Is(err, store.ErrNotFound) {
 			m.log.Error("save BMC profile", "machine", out.Machine, "account", out.AccountID, "err", err)
 		} else {
-			cp := *out.Observation.Evidence.Profile
-			k.profile = &cp
+			if lp := out.Observation.Evidence.Profile; lp != nil {
+				cp := *lp
+				k.profile = &cp
+			}
+			k.rfAuth = out.Profile.RedfishAuth
 		}
 		cancel()
 	}

@@ -59,6 +59,11 @@ type Target struct {
 	// RedfishAuth forces the Redfish authentication (session or basic);
 	// "" or auto lets the prober choose as the service offers.
 	RedfishAuth redfish.Auth
+	// RedfishLearned is the authentication an earlier run learned for an
+	// auto account (the store's profile; "": nothing). The Redfish prober
+	// starts from it when it has learned nothing itself since it started
+	// or since the account changed.
+	RedfishLearned redfish.Auth
 }
 
 // Observation is the result of one check.

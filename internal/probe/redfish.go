@@ -60,28 +60,51 @@ func (p *MemPins) PinCert(_ context.Context, name, fp string) error {
 }
 
 // MaxIdleRedfishConns bounds the idle (kept-alive) connections of the
-// shared transport across the fleet; a BMC beyond it reconnects, resuming
-// its TLS session.
-const MaxIdleRedfishConns = 2048
+// shared transport across the fleet, and the TLS sessions it keeps for
+// resumption; IdleRedfishConns lowers it to what the file descriptor limit
+// allows. The idle pool evicts its oldest connection when full, so in a
+// fleet larger than the bound every check of a monitor reconnects (and
+// once the session cache is outgrown too, with a full handshake: ECDSA and
+// ECDH on both sides, as a one-shot check pays).
+const MaxIdleRedfishConns = 16384
+
+// IdleRedfishConns is the bound NewRedfishTransport uses: MaxIdleRedfishConns,
+// or half of RLIMIT_NOFILE when that is lower (Go raises the soft limit to
+// the hard one at start), at least 64.
+func IdleRedfishConns() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur/2 < MaxIdleRedfishConns {
+		return max(int(rl.Cur/2), 64)
+	}
+	return MaxIdleRedfishConns
+}
 
 // NewRedfishTransport is the one HTTP transport a fleet's Redfish checks
 // share: one connection per BMC at most (so open connections ≤ checks in
-// flight + MaxIdleRedfishConns idle), kept alive between checks (90 s, more
+// flight + IdleRedfishConns idle), kept alive between checks (90 s, more
 // than the monitor's default interval), TLS sessions resumed from a cache
-// of MaxIdleRedfishConns entries. The certificate chain is not verified
+// of IdleRedfishConns entries. The certificate chain is not verified
 // (BMCs present self-signed certificates); the probe pins the leaf instead.
 func NewRedfishTransport() *http.Transport {
+	idle := IdleRedfishConns()
 	return &http.Transport{
 		DialContext: (&net.Dialer{Timeout: DefaultTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, //nolint:gosec // pinned by the probe
-			ClientSessionCache: tls.NewLRUClientSessionCache(MaxIdleRedfishConns),
-			// The key exchanges BMCs speak. Go's default also offers the
-			// hybrid X25519MLKEM768, whose key share costs the client about
-			// 150 µs per handshake that BMC firmware (OpenSSL 1.1/3.0 era)
-			// never takes.
-			CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}},
+			ClientSessionCache: tls.NewLRUClientSessionCache(idle),
+			// One key share, P-256: the group TLS 1.3 makes mandatory
+			// (RFC 8446 §9.1) and every BMC's OpenSSL speaks. Go orders
+			// the groups itself (the order here is ignored) and sends its
+			// first one's key share, so listing X25519 would make every
+			// handshake an X25519 one; P-256's key share comes from a
+			// precomputed table and costs the client about 100 µs less
+			// per full handshake (a one-shot check's, bench/check). Go's
+			// default also offers the hybrid X25519MLKEM768 (about 150 µs
+			// more), which BMC firmware (OpenSSL 1.1/3.0 era) never
+			// takes. A service without P-256 gets P-384 after a
+			// HelloRetryRequest.
+			CurvePreferences: []tls.CurveID{tls.CurveP256, tls.CurveP384}},
 		TLSHandshakeTimeout: DefaultTimeout,
-		MaxIdleConns:        MaxIdleRedfishConns,
+		MaxIdleConns:        idle,
 		MaxIdleConnsPerHost: 1,
 		MaxConnsPerHost:     1,
 		IdleConnTimeout:     90 * time.Second,
@@ -94,6 +117,7 @@ type RedfishEvidence struct {
 	Statuses     []string `json:"statuses,omitempty"`
 	TLSVersion   string   `json:"tls_version,omitempty"`
 	TLSResumed   bool     `json:"tls_resumed,omitempty"`
+	TLSGroup     string   `json:"tls_group,omitempty"` // key exchange of a full handshake (CurveP256)
 	CertSHA256   string   `json:"cert_sha256,omitempty"`
 	PinnedSHA256 string   `json:"pinned_sha256,omitempty"`
 	CertSubject  string   `json:"cert_subject,omitempty"`
@@ -106,6 +130,10 @@ type RedfishEvidence struct {
 	SessionReused bool   `json:"session_reused,omitempty"`
 	// SessionExpired: a kept session was refused, and a new one opened.
 	SessionExpired bool `json:"session_expired,omitempty"`
+	// Learned is, for an auto account, the authentication the next check
+	// starts from ("": it is learned again), for the monitor to keep with
+	// the BMC's profile (Target.RedfishLearned after a restart).
+	Learned string `json:"learned,omitempty"`
 	// The failed request, and what the service said.
 	FailedURL  string   `json:"failed_url,omitempty"`
 	HTTPStatus int      `json:"http_status,omitempty"`
@@ -171,7 +199,11 @@ type rfMemory struct {
 	user    string
 	pw      []byte
 	learned redfish.Auth // auto accounts: what worked last
-	sess    *redfish.Session
+	// system is the ComputerSystem read last time, listed by the
+	// collection at systems: a light check reads it directly.
+	system, systems string
+	stored          bool // learned comes from Target.RedfishLearned, not a check of this prober
+	sess            *redfish.Session
 }
 
 // NewRedfishProber returns a prober over the shared transport tr. pins may
@@ -216,7 +248,8 @@ func (p *RedfishProber) Learned(name string) redfish.Auth {
 }
 
 // Close deletes every session the prober keeps (each on its own deadline
-// of DefaultTimeout, at most 8 at once) and forgets them.
+// of DefaultTimeout, at most 64 at once: a server stopping with 10,000
+// kept sessions) and forgets them.
 func (p *RedfishProber) Close(ctx context.Context) error {
 	p.mu.Lock()
 	mems := make([]*rfMemory, 0, len(p.bmcs))
@@ -228,7 +261,7 @@ func (p *RedfishProber) Close(ctx context.Context) error {
 		wg   sync.WaitGroup
 		emu  sync.Mutex
 		errs []error
-		sem  = make(chan struct{}, 8)
+		sem  = make(chan struct{}, 64)
 	)
 	for _, m := range mems {
 		wg.Add(1)
@@ -304,9 +337,17 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	defer mem.mu.Unlock()
 	if key := accountKey(t, want); mem.account != key {
 		// Another account (or a first check): the old session is the old
-		// account's, and what was learned may not hold.
+		// account's, and what was learned may not hold — except what the
+		// caller kept of an earlier run (the service's, not the password's).
 		_ = p.logout(ctx, mem)
-		mem.account, mem.learned = key, ""
+		mem.account, mem.learned, mem.stored = key, "", false
+		mem.system, mem.systems = "", ""
+		if l := t.RedfishLearned; want == redfish.AuthAuto && (l == redfish.AuthSession || l == redfish.AuthBasic) {
+			mem.learned, mem.stored = l, true
+		}
+	}
+	if want == redfish.AuthAuto {
+		defer func() { ev.Learned = string(mem.learned) }()
 	}
 	base := "https://" + t.Addr.String()
 	mem.base, mem.user, mem.pw = base, t.User, t.Password
@@ -366,6 +407,9 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	why := "forced by the account"
 	if want == redfish.AuthAuto && mem.learned != "" {
 		use, why = mem.learned, "learned from an earlier check"
+		if mem.stored {
+			why = "learned from an earlier check (kept with the BMC's profile)"
+		}
 	}
 	if rootAuth {
 		// The root wants credentials: read it with Basic, or with a session
@@ -412,7 +456,7 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	}
 	ev.Auth, ev.AuthWhy = string(use), why
 	if want == redfish.AuthAuto {
-		mem.learned = use
+		mem.learned, mem.stored = use, false
 	}
 	mem.sess = nil // kept again below if still good
 	defer func() {
@@ -425,33 +469,35 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		}
 	}()
 
-	// 3. Identity and power: Systems, then the first System.
+	// 3. Identity and power: Systems, then the first System. A light
+	// re-check goes straight to the System read last time (one request
+	// fewer; the service root above still comes first, without
+	// credentials, so a replaced certificate is seen before any are sent);
+	// a System that is not there any more (404) is looked up again.
 	t0 = time.Now()
 	systems := root.Systems.ID
 	if systems == "" {
 		systems = "/redfish/v1/Systems"
 	}
-	var coll struct {
-		Members []redfish.Link
-	}
-	err = c.Get(ctx, systems, "ComputerSystemCollection", &coll)
-	if ev.SessionReused && statusOf(err) == http.StatusUnauthorized {
-		// The kept session expired (or the BMC restarted): log in again.
-		ev.SessionExpired, ev.SessionReused = true, false
-		if err = c.Login(ctx, root.SessionsPath()); err != nil {
-			mem.learned = ""
-			return rfFail(o, t, "login", err)
+	loginFailed := false
+	// get reads the first authenticated resource: a kept session the BMC
+	// refuses (expired, or the BMC restarted) is replaced once.
+	get := func(path, resource string, v any) error {
+		err := c.Get(ctx, path, resource, v)
+		if ev.SessionReused && statusOf(err) == http.StatusUnauthorized {
+			ev.SessionExpired, ev.SessionReused = true, false
+			if err := c.Login(ctx, root.SessionsPath()); err != nil {
+				loginFailed = true
+				return err
+			}
+			err = c.Get(ctx, path, resource, v)
 		}
-		err = c.Get(ctx, systems, "ComputerSystemCollection", &coll)
+		return err
 	}
-	if err != nil {
+	refused := func(err error) {
 		if st := statusOf(err); st == http.StatusUnauthorized || st == http.StatusForbidden {
 			mem.learned = ""
 		}
-		return rfFail(o, t, "systems", err)
-	}
-	if len(coll.Members) == 0 || coll.Members[0].ID == "" {
-		return rfFail(o, t, "systems", &redfish.BodyError{Resource: "ComputerSystemCollection", URL: systems, Err: errors.New("lists no ComputerSystem")})
 	}
 	var sys struct {
 		UUID         string
@@ -460,9 +506,42 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		Model        string
 		BiosVersion  string
 	}
-	sysURL := coll.Members[0].ID
-	if err := c.Get(ctx, sysURL, "ComputerSystem", &sys); err != nil {
-		return rfFail(o, t, "system", err)
+	sysURL := ""
+	if t.Light && mem.system != "" && mem.systems == systems {
+		sysURL = mem.system
+		err = get(sysURL, "ComputerSystem", &sys)
+		switch {
+		case loginFailed:
+			mem.learned = ""
+			return rfFail(o, t, "login", err)
+		case statusOf(err) == http.StatusNotFound:
+			sysURL, mem.system = "", "" // moved: look it up
+		case err != nil:
+			refused(err)
+			return rfFail(o, t, "system", err)
+		}
+	}
+	if sysURL == "" {
+		var coll struct {
+			Members []redfish.Link
+		}
+		err = get(systems, "ComputerSystemCollection", &coll)
+		if loginFailed {
+			mem.learned = ""
+			return rfFail(o, t, "login", err)
+		}
+		if err != nil {
+			refused(err)
+			return rfFail(o, t, "systems", err)
+		}
+		if len(coll.Members) == 0 || coll.Members[0].ID == "" {
+			return rfFail(o, t, "systems", &redfish.BodyError{Resource: "ComputerSystemCollection", URL: systems, Err: errors.New("lists no ComputerSystem")})
+		}
+		sysURL = coll.Members[0].ID
+		if err := c.Get(ctx, sysURL, "ComputerSystem", &sys); err != nil {
+			return rfFail(o, t, "system", err)
+		}
+		mem.system, mem.systems = sysURL, systems
 	}
 	o.Evidence.RTTMS["system"] = ms(time.Since(t0))
 	ev.UUID, ev.PowerState, ev.Model, ev.BIOSVersion = sys.UUID, sys.PowerState, sys.Model, sys.BiosVersion
@@ -503,6 +582,9 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 func noteTLS(ev *RedfishEvidence, st *tls.ConnectionState) {
 	ev.TLSVersion = tls.VersionName(st.Version)
 	ev.TLSResumed = st.DidResume
+	if st.CurveID != 0 {
+		ev.TLSGroup = st.CurveID.String()
+	}
 	if len(st.PeerCertificates) > 0 {
 		leaf := st.PeerCertificates[0]
 		sum := sha256.Sum256(leaf.Raw)

@@ -83,7 +83,7 @@ func (f *fakeService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pick(f.systems, func() {
 			js(200, map[string]any{"Members": []map[string]string{{"@odata.id": "/redfish/v1/Systems/1"}}})
 		})
-	case r.URL.Path == "/redfish/v1/Systems/1":
+	case strings.HasPrefix(r.URL.Path, "/redfish/v1/Systems/"): // any id: f.systems lists which
 		if !authorized() {
 			deny()
 			return
@@ -278,5 +278,47 @@ func TestRedfishRootNeedsAuthSession(t *testing.T) {
 	wantObs(t, o, state.Connectable, state.ReasonOK)
 	if ev := o.Evidence.Redfish; ev.Auth != "session" || ev.SessionReused || f.logins.Load() != 1 || f.logouts.Load() != 1 {
 		t.Fatalf("evidence %+v, %d logins, %d logouts", o.Evidence.Redfish, f.logins.Load(), f.logouts.Load())
+	}
+}
+
+// TestRedfishLightCheckSystemDirect: a light re-check (the monitor's)
+// reads the service root without credentials, then the System read last
+// time directly: two requests, not three. A System that is not there any
+// more (404) is looked up in the collection again within the same check.
+func TestRedfishLightCheckSystemDirect(t *testing.T) {
+	f := &fakeService{}
+	_, addr := startFake(t, f)
+	tr := NewRedfishTransport()
+	defer tr.CloseIdleConnections()
+	pr := NewRedfishProber(tr, &MemPins{})
+	pr.KeepSessions = true
+	ctx := context.Background()
+	tg := fakeTarget(addr)
+	wantObs(t, pr.Check(ctx, tg), state.Connectable, state.ReasonOK)
+
+	tg.Light = true
+	o := pr.Check(ctx, tg)
+	wantObs(t, o, state.Connectable, state.ReasonOK)
+	if ev := o.Evidence.Redfish; !ev.SessionReused || strings.Join(ev.Statuses, ", ") != "GET /redfish/v1/ 200, GET /redfish/v1/Systems/1 200" {
+		t.Fatalf("light check: %v (session reused %v)", ev.Statuses, ev.SessionReused)
+	}
+
+	// The System moved: Systems/1 answers 404, the collection lists 2.
+	f.systems = body(200, `{"Members":[{"@odata.id":"/redfish/v1/Systems/2"}]}`)
+	f.system = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redfish/v1/Systems/1" {
+			body(404, `{"error":{"code":"Base.1.8.ResourceMissingAtURI","message":"gone"}}`)(w, r)
+			return
+		}
+		body(200, `{"UUID":"`+testUUID+`","PowerState":"Off"}`)(w, r)
+	}
+	o = pr.Check(ctx, tg)
+	wantObs(t, o, state.Connectable, state.ReasonOK)
+	want := "GET /redfish/v1/ 200, GET /redfish/v1/Systems/1 404, GET /redfish/v1/Systems 200, GET /redfish/v1/Systems/2 200"
+	if ev := o.Evidence.Redfish; strings.Join(ev.Statuses, ", ") != want || ev.PowerState != "Off" {
+		t.Fatalf("moved System: %v, power %q; want %s", ev.Statuses, ev.PowerState, want)
+	}
+	if o = pr.Check(ctx, tg); strings.Join(o.Evidence.Redfish.Statuses, ", ") != "GET /redfish/v1/ 200, GET /redfish/v1/Systems/2 200" {
+		t.Fatalf("after the move: %v", o.Evidence.Redfish.Statuses)
 	}
 }

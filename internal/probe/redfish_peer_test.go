@@ -53,7 +53,7 @@ func TestRedfishPeerSushy(t *testing.T) {
 		o := pr.Check(ctx, peerTarget(t, p, "admin", "sushy-pw-1", uuid))
 		wantObs(t, o, state.Connectable, state.ReasonOK, "HTTP Basic")
 		ev := o.Evidence.Redfish
-		if ev.Auth != "basic" || !strings.Contains(ev.AuthWhy, "no SessionService") || ev.UUID != uuid || ev.CertSHA256 == "" {
+		if ev.Auth != "basic" || !strings.Contains(ev.AuthWhy, "no SessionService") || ev.UUID != uuid || ev.CertSHA256 == "" || ev.TLSGroup != "CurveP256" {
 			t.Fatalf("evidence %+v", ev)
 		}
 		// One round of requests: the root once, Systems, the System.
@@ -116,7 +116,7 @@ func TestRedfishPeerMockup(t *testing.T) {
 		o := pr.Check(ctx, peerTarget(t, p, "admin", "any", uuid))
 		wantObs(t, o, state.Connectable, state.ReasonOK, "Redfish session")
 		ev := o.Evidence.Redfish
-		if ev.Auth != "session" || ev.SessionReused || ev.UUID != uuid || o.Evidence.Power == "" {
+		if ev.Auth != "session" || ev.SessionReused || ev.UUID != uuid || o.Evidence.Power == "" || ev.TLSGroup != "CurveP256" {
 			t.Fatalf("evidence %+v", ev)
 		}
 		if pr.Sessions() != 1 {

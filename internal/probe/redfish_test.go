@@ -68,9 +68,20 @@ func TestRedfishSim(t *testing.T) {
 		if ev.CertSHA256 == "" || ev.TLSVersion == "" || ev.UUID == "" || ev.PowerState == "" || !ev.LoggedOut {
 			t.Fatalf("evidence incomplete: %+v", ev)
 		}
+		// One P-256 key share, not Go's default X25519 (NewRedfishTransport).
+		if ev.TLSGroup != "CurveP256" {
+			t.Fatalf("key exchange %q, want CurveP256", ev.TLSGroup)
+		}
 		c := b.RedfishCounters()
 		if c.SessionsOpened != 1 || c.SessionsClosed != 1 || c.SessionsOpen != 0 {
 			t.Fatalf("sessions not logged out: %+v", c)
+		}
+		// The control API's status carries the same counters.
+		if st := b.Status().Redfish; st == nil || *st != c || st.MaxSessionsOpen != 1 {
+			t.Fatalf("status's Redfish counters %+v, want %+v with max_sessions_open 1", st, c)
+		}
+		if fp := b.Status().RedfishCertSHA256; fp != ev.CertSHA256 {
+			t.Fatalf("status's certificate fingerprint %q, the probe saw %q", fp, ev.CertSHA256)
 		}
 	})
 	t.Run("wrong_password", func(t *testing.T) {

@@ -42,6 +42,10 @@ type rfService struct {
 	closed bool
 
 	opened, closedN, requests, unauthorized, busy atomic.Uint64
+
+	maxOpen int // most sessions open at once (under mu)
+	// origin is each open session's client address (under mu).
+	origin map[string]string
 }
 
 // RedfishCounters are a BMC's Redfish statistics since the fleet started.
@@ -52,6 +56,9 @@ type RedfishCounters struct {
 	SessionsOpen   int    `json:"sessions_open"`
 	Unauthorized   uint64 `json:"unauthorized"`
 	Busy           uint64 `json:"busy"`
+
+	// MaxSessionsOpen is the most sessions open at once.
+	MaxSessionsOpen int `json:"max_sessions_open"`
 }
 
 // RedfishAddr is where the BMC serves Redfish (invalid when the fleet has
@@ -73,10 +80,11 @@ func (b *BMC) RedfishCounters() RedfishCounters {
 		return RedfishCounters{}
 	}
 	s.mu.Lock()
-	open := len(s.tokens)
+	open, maxOpen := len(s.tokens), s.maxOpen
 	s.mu.Unlock()
 	return RedfishCounters{Requests: s.requests.Load(), SessionsOpened: s.opened.Load(),
-		SessionsClosed: s.closedN.Load(), SessionsOpen: open, Unauthorized: s.unauthorized.Load(), Busy: s.busy.Load()}
+		SessionsClosed: s.closedN.Load(), SessionsOpen: open, Unauthorized: s.unauthorized.Load(), Busy: s.busy.Load(),
+		MaxSessionsOpen: maxOpen}
 }
 
 // RedfishCertificate is the DER leaf certificate the Redfish service
@@ -205,12 +213,12 @@ func (s *rfService) faultsChanged(old, nf Faults) {
 		delete(s.conns, c)
 	}
 	if nf.GUIDReplaced != old.GUIDReplaced || nf.CertReplaced != old.CertReplaced {
-		s.tokens = map[string]string{} // the BMC restarted
+		s.tokens, s.origin = map[string]string{}, nil // the BMC restarted
 	}
 	if (nf.WrongPassword && !old.WrongPassword) || (nf.UserRemoved && !old.UserRemoved) || (nf.Locked && !old.Locked) {
 		// A changed password, a removed or locked user ends the user's
 		// sessions (as OpenBMC's bmcweb does).
-		s.tokens = map[string]string{}
+		s.tokens, s.origin = map[string]string{}, nil
 	}
 	ln := s.ln
 	if nf.PortClosed && ln != nil {
@@ -450,7 +458,13 @@ func (s *rfService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rfError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "No such session.")
 			return
 		}
-		rfJSON(w, http.StatusOK, obj{"@odata.id": path, "@odata.type": "#Session.v1_3_0.Session", "Id": id, "Name": "User Session", "UserName": AdminUser})
+		sess := obj{"@odata.id": path, "@odata.type": "#Session.v1_3_0.Session", "Id": id, "Name": "User Session", "UserName": AdminUser}
+		s.mu.Lock()
+		if o := s.origin[id]; o != "" {
+			sess["ClientOriginIPAddress"] = o
+		}
+		s.mu.Unlock()
+		rfJSON(w, http.StatusOK, sess)
 	case path == rfRoot+"/Systems":
 		rfJSON(w, http.StatusOK, collection(path, "#ComputerSystemCollection.ComputerSystemCollection", "Computer System Collection", []any{obj{"@odata.id": rfSystem}}))
 	case path == rfSystem && method == http.MethodGet:
@@ -680,6 +694,13 @@ func (s *rfService) login(w http.ResponseWriter, r *http.Request) {
 	s.nextID++
 	id := fmt.Sprintf("%d", s.nextID)
 	s.tokens[token] = id
+	s.maxOpen = max(s.maxOpen, len(s.tokens))
+	if s.origin == nil {
+		s.origin = map[string]string{}
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		s.origin[id] = ap.Addr().String()
+	}
 	s.mu.Unlock()
 	s.opened.Add(1)
 	loc := rfSessions + "/" + id
@@ -694,6 +715,7 @@ func (s *rfService) logout(id string) bool {
 	for tok, sid := range s.tokens {
 		if sid == id {
 			delete(s.tokens, tok)
+			delete(s.origin, id)
 			s.closedN.Add(1)
 			return true
 		}

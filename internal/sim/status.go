@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+
 	"github.com/lightsout/lightsout/internal/guid"
 )
 
@@ -36,6 +39,12 @@ type Status struct {
 	Faults         Faults   `json:"faults"`
 	SessionSlots   int      `json:"session_slots"`
 	Counters       Counters `json:"counters"`
+	// Redfish counts the Redfish service's requests and sessions (a fleet
+	// started with Redfish only).
+	Redfish *RedfishCounters `json:"redfish,omitempty"`
+	// RedfishCertSHA256 is the SHA-256 of the leaf certificate the Redfish
+	// service presents now, as lightsout pins it.
+	RedfishCertSHA256 string `json:"redfish_cert_sha256,omitempty"`
 }
 
 // EnclosureStatus is an enclosure as the control API reports it.
@@ -77,6 +86,14 @@ func (b *BMC) Status() Status {
 	}
 	if b.PowerOn() {
 		st.Power = "on"
+	}
+	if b.rf != nil {
+		c := b.RedfishCounters()
+		st.Redfish = &c
+		if der := b.RedfishCertificate(); der != nil {
+			sum := sha256.Sum256(der)
+			st.RedfishCertSHA256 = hex.EncodeToString(sum[:])
+		}
 	}
 	if cur != b.home {
 		if o, ok := b.f.byHome[cur]; ok {

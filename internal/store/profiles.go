@@ -11,19 +11,22 @@ import (
 
 // Profile is what the monitor learned about the BMC of one account
 // (docs/interop.md): the cipher suite that worked (0: none yet) and the
-// quirks met, by name. It belongs to Address (host:port): a profile
-// whose address is not the account's any more is stale.
+// quirks met, by name; for a Redfish account whose redfish_auth is auto,
+// the authentication that worked ("session" or "basic"; "": none yet,
+// docs/redfish.md). It belongs to Address (host:port): a profile whose
+// address is not the account's any more is stale.
 type Profile struct {
-	AccountID int64     `json:"account_id"`
-	Address   string    `json:"address"`
-	Suite     int       `json:"suite,omitempty"`
-	Quirks    []string  `json:"quirks,omitempty"`
-	LearnedAt time.Time `json:"learned_at"`
+	AccountID   int64     `json:"account_id"`
+	Address     string    `json:"address"`
+	Suite       int       `json:"suite,omitempty"`
+	Quirks      []string  `json:"quirks,omitempty"`
+	RedfishAuth string    `json:"redfish_auth,omitempty"`
+	LearnedAt   time.Time `json:"learned_at"`
 }
 
 // Profiles returns every stored profile by account ID.
 func (db *DB) Profiles(ctx context.Context) (map[int64]Profile, error) {
-	rows, err := db.read().query(ctx, `SELECT account_id, address, suite, quirks, learned_at FROM bmc_profiles ORDER BY account_id`)
+	rows, err := db.read().query(ctx, `SELECT account_id, address, suite, quirks, redfish_auth, learned_at FROM bmc_profiles ORDER BY account_id`)
 	if err != nil {
 		return nil, mapErr(err, "")
 	}
@@ -33,7 +36,7 @@ func (db *DB) Profiles(ctx context.Context) (map[int64]Profile, error) {
 		var p Profile
 		var quirks string
 		var at int64
-		if err := rows.Scan(&p.AccountID, &p.Address, &p.Suite, &quirks, &at); err != nil {
+		if err := rows.Scan(&p.AccountID, &p.Address, &p.Suite, &quirks, &p.RedfishAuth, &at); err != nil {
 			return nil, mapErr(err, "")
 		}
 		if quirks != "" {
@@ -56,14 +59,19 @@ func (db *DB) SaveProfile(ctx context.Context, p Profile) error {
 			return &FieldError{Field: "quirks", Reason: fmt.Sprintf("%q is not a quirk name", q)}
 		}
 	}
+	switch p.RedfishAuth {
+	case "", "session", "basic":
+	default:
+		return &FieldError{Field: "redfish_auth", Reason: fmt.Sprintf("%q is not a learned authentication (session or basic)", p.RedfishAuth)}
+	}
 	if p.LearnedAt.IsZero() {
 		p.LearnedAt = now()
 	}
 	return db.tx(ctx, func(x q) error {
-		res, err := x.exec(ctx, `INSERT INTO bmc_profiles (account_id, address, suite, quirks, learned_at)
-SELECT id, ?, ?, ?, ? FROM accounts WHERE id = ?
-ON CONFLICT (account_id) DO UPDATE SET address = excluded.address, suite = excluded.suite, quirks = excluded.quirks, learned_at = excluded.learned_at`,
-			p.Address, p.Suite, strings.Join(p.Quirks, ","), ts(p.LearnedAt), p.AccountID)
+		res, err := x.exec(ctx, `INSERT INTO bmc_profiles (account_id, address, suite, quirks, redfish_auth, learned_at)
+SELECT id, ?, ?, ?, ?, ? FROM accounts WHERE id = ?
+ON CONFLICT (account_id) DO UPDATE SET address = excluded.address, suite = excluded.suite, quirks = excluded.quirks, redfish_auth = excluded.redfish_auth, learned_at = excluded.learned_at`,
+			p.Address, p.Suite, strings.Join(p.Quirks, ","), p.RedfishAuth, ts(p.LearnedAt), p.AccountID)
 		if err != nil {
 			return mapErr(err, "")
 		}

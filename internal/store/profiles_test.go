@@ -25,9 +25,16 @@ func TestProfilesAndSuiteLists(t *testing.T) {
 		}
 		p.Suite, p.Quirks = 17, nil
 		mustNil(t, db.SaveProfile(ctx, p))
-		if ps, _ := db.Profiles(ctx); ps[a.ID].Suite != 17 || ps[a.ID].Quirks != nil {
+		if ps, _ := db.Profiles(ctx); ps[a.ID].Suite != 17 || ps[a.ID].Quirks != nil || ps[a.ID].RedfishAuth != "" {
 			t.Fatalf("replaced: %+v", ps[a.ID])
 		}
+		// A Redfish BMC's learned authentication (migration 0010).
+		p.Suite, p.RedfishAuth = 0, "basic"
+		mustNil(t, db.SaveProfile(ctx, p))
+		if ps, _ := db.Profiles(ctx); ps[a.ID].RedfishAuth != "basic" || ps[a.ID].Suite != 0 {
+			t.Fatalf("learned Redfish authentication: %+v", ps[a.ID])
+		}
+		wantFieldErr(t, db.SaveProfile(ctx, Profile{AccountID: a.ID, RedfishAuth: "digest"}), "redfish_auth", nil)
 		if err := db.SaveProfile(ctx, Profile{AccountID: 9999, Address: "x"}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("unknown account: %v", err)
 		}

@@ -31,6 +31,22 @@ type BMC struct {
 		Raw string `json:"raw"` // wire order, what Get System GUID returns
 	} `json:"guid"`
 	Counters Counters `json:"counters"`
+	// Redfish is there when the simulator serves Redfish.
+	Redfish *RedfishCounters `json:"redfish,omitempty"`
+	// RedfishCertSHA256 is the fingerprint of its Redfish certificate.
+	RedfishCertSHA256 string `json:"redfish_cert_sha256,omitempty"`
+}
+
+// RedfishCounters are a BMC's Redfish counters as the control API reports
+// them.
+type RedfishCounters struct {
+	Requests        int64 `json:"requests"`
+	SessionsOpened  int64 `json:"sessions_opened"`
+	SessionsClosed  int64 `json:"sessions_closed"`
+	SessionsOpen    int64 `json:"sessions_open"`
+	MaxSessionsOpen int64 `json:"max_sessions_open"`
+	Unauthorized    int64 `json:"unauthorized"`
+	Busy            int64 `json:"busy"`
 }
 
 var errNoControl = errors.New("no control API")

@@ -30,6 +30,7 @@ type Options struct {
 	Inventory    string // --export-inventory
 	PasswordFile string // --password-file
 	FleetFile    string // --fleet; "": none
+	Redfish      bool   // --redfish: every BMC serves Redfish over HTTPS too
 	Control      string // --control; "": the default (127.0.0.1:0)
 	CPU          string // taskset -c CPU; "": not pinned
 	Env          []string
@@ -85,6 +86,9 @@ func start(o Options, shard int) (*Sim, error) {
 	argv = append(argv, "--export-inventory", o.Inventory, "--password-file", o.PasswordFile)
 	if o.FleetFile != "" {
 		argv = append(argv, "--fleet", o.FleetFile)
+	}
+	if o.Redfish {
+		argv = append(argv, "--redfish")
 	}
 	if o.Control != "" {
 		argv = append(argv, "--control", o.Control)
