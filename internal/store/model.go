@@ -39,6 +39,10 @@ type Machine struct {
 	Slot        int       `json:"slot,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// Zone is where the machine's BMC network is reachable from
+	// (docs/scale-out.md); only instances serving it check it. Empty:
+	// DefaultZone.
+	Zone string `json:"zone,omitempty"`
 }
 
 // Account is an OOB account: how the manager reaches a machine's BMC. It is

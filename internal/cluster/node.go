@@ -1,0 +1,480 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// Store is what a node needs from the database (*store.DB).
+type Store interface {
+	Heartbeat(ctx context.Context, in store.Instance, lease time.Duration, restart bool) (store.Instance, error)
+	Instances(ctx context.Context) ([]store.Instance, error)
+	Leave(ctx context.Context, name string) error
+	Listen(ctx context.Context, ready func(), fn func(store.Change)) error
+}
+
+// Monitor is what a node drives in the monitor (*monitor.Monitor): Load
+// picks up machines gained, Remove drops channels lost, Refresh and
+// RefreshMachine re-read what a notification names. The monitor reads the
+// fleet through [Node.Store], which hands it only the node's share.
+type Monitor interface {
+	Load(ctx context.Context) error
+	Remove(accountID int64)
+	Refresh(ctx context.Context, accountID int64) error
+	RefreshMachine(ctx context.Context, machineID int64) error
+}
+
+// Config of a node. Zero values take defaults.
+type Config struct {
+	// Name is unique among the instances sharing the database.
+	Name string
+	// Zones served (nil: store.DefaultZone).
+	Zones []string
+	// PeerAddress is where the other instances reach this one's API.
+	PeerAddress string
+	// Source is the local address BMC traffic leaves from (shown only).
+	Source  string
+	Version string
+	// Lease is how long a heartbeat keeps the instance alive (default
+	// DefaultLease); Every how often it is renewed (default Lease/6);
+	// Fence how long before the lease would lapse an instance that could
+	// not renew it stops checking (default Lease/2: longer than a check
+	// lasts, so the check in flight has ended when the others take over).
+	Lease, Every, Fence time.Duration
+	Logger              *slog.Logger
+	// OnMembers, when set, is called after each reading of the members
+	// (on the node's goroutine; it must not block for long).
+	OnMembers func(Members)
+}
+
+// DefaultLease is a member's lease when none is configured: with the
+// default 60 s interval a dead instance's channels are checked again
+// within two intervals (lease, then first checks spread over one).
+const DefaultLease = 45 * time.Second
+
+// ErrNameInUse: a live instance already has this name.
+var ErrNameInUse = errors.New("cluster: instance name in use")
+
+// Node is this instance's membership and share of the fleet.
+type Node struct {
+	cfg Config
+	st  Store
+	log *slog.Logger
+	mon Monitor
+
+	checks   atomic.Int64
+	mu       sync.Mutex
+	members  Members
+	view     []string // published; nil before the first heartbeat with one, and when fenced
+	fenced   bool
+	active   map[int64]*held // machines handed to the monitor
+	inflight map[string]int  // checks running, by machine name
+	changed  chan struct{}   // closed when a check ends
+	loaded   string          // signature of the members the monitor was last loaded for
+	fenceT   *time.Timer
+	started  bool
+}
+
+type held struct {
+	name     string
+	zone     string
+	accounts map[int64]bool
+}
+
+// New returns a node; Start registers it.
+func New(st Store, cfg Config) (*Node, error) {
+	if cfg.Name == "" || strings.ContainsAny(cfg.Name, ", \t\n") {
+		return nil, fmt.Errorf("cluster: instance name %q: not empty, no commas or spaces", cfg.Name)
+	}
+	if len(cfg.Zones) == 0 {
+		cfg.Zones = []string{store.DefaultZone}
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Every <= 0 {
+		cfg.Every = cfg.Lease / 6
+	}
+	if cfg.Fence <= 0 {
+		cfg.Fence = cfg.Lease / 2
+	}
+	if cfg.Fence >= cfg.Lease || cfg.Every >= cfg.Lease-cfg.Fence {
+		return nil, fmt.Errorf("cluster: lease %v must exceed fence %v plus heartbeat %v", cfg.Lease, cfg.Fence, cfg.Every)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Node{cfg: cfg, st: st, log: cfg.Logger, active: map[int64]*held{}, inflight: map[string]int{},
+		changed: make(chan struct{}), members: Members{Self: cfg.Name, All: map[string]store.Instance{}}}, nil
+}
+
+// Name is the instance's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Zones are the zones it serves.
+func (n *Node) Zones() []string { return slices.Clone(n.cfg.Zones) }
+
+// Members is the last reading of the instances table.
+func (n *Node) Members() Members {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.members
+}
+
+// Start registers the instance (refused with ErrNameInUse while a live
+// instance has its name), claiming nothing yet. Call Attach, then Run.
+func (n *Node) Start(ctx context.Context) error {
+	l, err := n.st.Instances(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: reading the instances: %w", err)
+	}
+	for _, in := range l {
+		if in.Name == n.cfg.Name && in.Live {
+			return fmt.Errorf("%w: a live instance %q (peer address %q) renewed its lease until %s; give this one another --name, or, if that one was killed, start again after its lease lapses",
+				ErrNameInUse, in.Name, in.PeerAddress, in.LeaseUntil.UTC().Format(time.RFC3339))
+		}
+	}
+	begun := time.Now()
+	if _, err := n.st.Heartbeat(ctx, n.row(nil), n.cfg.Lease, true); err != nil {
+		return fmt.Errorf("cluster: registering: %w", err)
+	}
+	n.mu.Lock()
+	n.started = true
+	n.armFence(begun)
+	n.mu.Unlock()
+	return nil
+}
+
+// Attach gives the node the monitor it hands channels to.
+func (n *Node) Attach(m Monitor) { n.mon = m }
+
+func (n *Node) row(view []string) store.Instance {
+	ch := int64(0)
+	for _, h := range n.active {
+		ch += int64(len(h.accounts))
+	}
+	return store.Instance{Name: n.cfg.Name, Zones: n.cfg.Zones, PeerAddress: n.cfg.PeerAddress, Source: n.cfg.Source,
+		Version: n.cfg.Version, View: view, Channels: ch, Checks: n.checks.Load()}
+}
+
+// armFence (n.mu held) fences the node if no renewal begun after begun
+// succeeds before the lease it renewed could lapse, less Fence.
+func (n *Node) armFence(begun time.Time) {
+	d := time.Until(begun.Add(n.cfg.Lease - n.cfg.Fence))
+	if n.fenceT == nil {
+		n.fenceT = time.AfterFunc(d, n.fence)
+		return
+	}
+	n.fenceT.Reset(d)
+}
+
+// fence stops every check: the lease may lapse and the others take over.
+func (n *Node) fence() {
+	n.mu.Lock()
+	if n.fenced {
+		n.mu.Unlock()
+		return
+	}
+	n.fenced, n.view = true, nil
+	n.log.Error("cluster: the lease could not be renewed; stopping every check until it is (docs/scale-out.md)", "instance", n.cfg.Name)
+	n.dropLocked(func(int64, *held) bool { return true })
+	n.mu.Unlock()
+}
+
+// dropLocked removes the machines drop says from the monitor (n.mu held)
+// and returns their names.
+func (n *Node) dropLocked(drop func(int64, *held) bool) []string {
+	var names []string
+	for id, h := range n.active {
+		if !drop(id, h) {
+			continue
+		}
+		for a := range h.accounts {
+			if n.mon != nil {
+				n.mon.Remove(a)
+			}
+		}
+		delete(n.active, id)
+		names = append(names, h.name)
+	}
+	return names
+}
+
+// drain waits until no check of names is in flight (ctx bounds it).
+func (n *Node) drain(ctx context.Context, names []string) error {
+	for {
+		n.mu.Lock()
+		busy := false
+		for _, nm := range names {
+			if n.inflight[nm] > 0 {
+				busy = true
+				break
+			}
+		}
+		ch := n.changed
+		n.mu.Unlock()
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Run renews the lease, follows membership changes and the database's
+// change notifications until ctx ends.
+func (n *Node) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); n.listen(ctx) }()
+	n.tick(ctx)
+	t := time.NewTicker(n.cfg.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-t.C:
+			n.tick(ctx)
+		}
+	}
+}
+
+// Tick runs one round at once (tests).
+func (n *Node) Tick(ctx context.Context) { n.tick(ctx) }
+
+func (n *Node) tick(ctx context.Context) {
+	begun := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, n.cfg.Lease-n.cfg.Fence)
+	defer cancel()
+	l, err := n.st.Instances(tctx)
+	if err != nil {
+		n.log.Warn("cluster: reading the instances", "err", err)
+		return
+	}
+	mem := NewMembers(n.cfg.Name, l)
+	view := mem.Live()
+	if !slices.Contains(view, n.cfg.Name) {
+		view = append(view, n.cfg.Name)
+		slices.Sort(view)
+	}
+	n.mu.Lock()
+	n.members = mem
+	var dropped []string
+	if n.view != nil && !slices.Equal(view, n.view) {
+		// Shrink to the new share before claiming it: the machines this
+		// view gives to another are dropped and their checks waited for.
+		dropped = n.dropLocked(func(id int64, h *held) bool { return mem.OwnerIn(id, h.zone, view) != n.cfg.Name })
+	}
+	n.mu.Unlock()
+	if len(dropped) > 0 {
+		if err := n.drain(tctx, dropped); err != nil {
+			n.log.Warn("cluster: waiting for the checks of machines handed over", "err", err)
+			return // not published: the others keep waiting
+		}
+		n.log.Info("cluster: handed over", "machines", len(dropped), "view", view)
+	}
+	n.mu.Lock()
+	row := n.row(view)
+	n.mu.Unlock()
+	if _, err := n.st.Heartbeat(tctx, row, n.cfg.Lease, false); err != nil {
+		n.log.Warn("cluster: renewing the lease", "err", err)
+		return
+	}
+	// Read again after the write: of two instances that claim one machine
+	// at once, at least one sees the other's claim (see Decide).
+	l, err = n.st.Instances(tctx)
+	if err != nil {
+		n.log.Warn("cluster: reading the instances", "err", err)
+		return
+	}
+	mem = NewMembers(n.cfg.Name, l)
+	n.mu.Lock()
+	n.members, n.view = mem, view
+	if n.fenced {
+		n.log.Info("cluster: lease renewed; checking again", "instance", n.cfg.Name)
+	}
+	n.fenced = false
+	n.armFence(begun)
+	sig := signature(mem)
+	reload := sig != n.loaded
+	n.loaded = sig
+	n.mu.Unlock()
+	if n.cfg.OnMembers != nil {
+		n.cfg.OnMembers(mem)
+	}
+	if reload && n.mon != nil {
+		// Machines gained (a member left, or released what it held) are
+		// picked up; spread over one interval by the monitor.
+		if err := n.mon.Load(ctx); err != nil {
+			n.log.Warn("cluster: loading the share", "err", err)
+			n.mu.Lock()
+			n.loaded = ""
+			n.mu.Unlock()
+		}
+	}
+}
+
+// signature sums up what ownership depends on: the live members, their
+// zones and published views.
+func signature(m Members) string {
+	var b strings.Builder
+	for _, nm := range m.Live() {
+		in := m.All[nm]
+		fmt.Fprintf(&b, "%s|%s|%v|%s;", nm, strings.Join(in.Zones, ","), in.View != nil, strings.Join(in.View, ","))
+	}
+	return b.String()
+}
+
+// listen follows the database's change notifications (PostgreSQL); after
+// a lost connection it reloads, since changes may have been missed.
+func (n *Node) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := n.st.Listen(ctx, nil, func(c store.Change) { n.onChange(ctx, c) })
+		if errors.Is(err, store.ErrNoNotify) || ctx.Err() != nil {
+			return
+		}
+		n.log.Warn("cluster: change notifications lost; listening again", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(n.cfg.Every):
+		}
+		n.mu.Lock()
+		n.loaded = "" // reload on the next tick
+		n.mu.Unlock()
+	}
+}
+
+func (n *Node) onChange(ctx context.Context, c store.Change) {
+	if n.mon == nil {
+		return
+	}
+	var err error
+	if c.AccountID != 0 {
+		err = n.mon.Refresh(ctx, c.AccountID)
+	} else {
+		err = n.mon.RefreshMachine(ctx, c.MachineID)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.log.Warn("cluster: applying a change", "account", c.AccountID, "machine", c.MachineID, "err", err)
+	}
+}
+
+// admit says whether the monitor may have machine (and records it), given
+// this instance's published view and the others'.
+func (n *Node) admit(machine int64, name, zone string, account int64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fenced || n.view == nil {
+		return false
+	}
+	h := n.active[machine]
+	d := n.members.Decide(machine, zone, n.view)
+	if !d.Mine || (h == nil && d.BlockedBy != "") {
+		return false
+	}
+	if h == nil {
+		h = &held{accounts: map[int64]bool{}}
+		n.active[machine] = h
+	}
+	h.name, h.zone = name, zone
+	if account != 0 {
+		h.accounts[account] = true
+	}
+	return true
+}
+
+// forget drops an account (deleted, or its machine no longer ours) from
+// the node's books; the monitor removes it itself.
+func (n *Node) forget(machine, account int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, h := range n.active {
+		if (machine == 0 || id == machine) && h.accounts[account] {
+			delete(h.accounts, account)
+			if len(h.accounts) == 0 {
+				delete(n.active, id)
+			}
+		}
+	}
+}
+
+// release drops a machine no longer ours (its zone changed) from the
+// monitor.
+func (n *Node) release(machine int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dropLocked(func(id int64, _ *held) bool { return id == machine })
+}
+
+// Prober wraps p to count checks and keep track of those in flight, so a
+// hand-over waits for them.
+func (n *Node) Prober(p probe.Prober) probe.Prober {
+	return func(ctx context.Context, t probe.Target) probe.Observation {
+		n.mu.Lock()
+		n.inflight[t.Name]++
+		n.mu.Unlock()
+		defer func() {
+			n.mu.Lock()
+			if n.inflight[t.Name]--; n.inflight[t.Name] <= 0 {
+				delete(n.inflight, t.Name)
+			}
+			close(n.changed)
+			n.changed = make(chan struct{})
+			n.mu.Unlock()
+		}()
+		n.checks.Add(1)
+		return p(ctx, t)
+	}
+}
+
+// Checks is how many checks this instance made since it started.
+func (n *Node) Checks() int64 { return n.checks.Load() }
+
+// Held is how many machines the monitor has from this node.
+func (n *Node) Held() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.active)
+}
+
+// OwnerOf is the live instance a machine of zone belongs to (ok false when
+// no live instance serves zone).
+func (n *Node) OwnerOf(machine int64, zone string) (store.Instance, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	o := n.members.OwnerIn(machine, zone, n.members.Live())
+	in, ok := n.members.All[o]
+	return in, ok && o != ""
+}
+
+// Close stops the fence timer and leaves the table, so the others take
+// over at once instead of after the lease. Call it after the monitor
+// stopped.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if n.fenceT != nil {
+		n.fenceT.Stop()
+	}
+	started := n.started
+	n.mu.Unlock()
+	if !started {
+		return nil
+	}
+	return n.st.Leave(ctx, n.cfg.Name)
+}
