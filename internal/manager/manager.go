@@ -156,6 +156,7 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 		byMachine[a.MachineID] = append(byMachine[a.MachineID], a)
 	}
 	snap := m.Monitor.Snapshot()
+	m.storedStates(ctx, accts, snap)
 	out := make([]MachineView, 0, len(ms))
 	for _, mc := range ms {
 		v := MachineView{Machine: mc, Channels: []ChannelView{}}
@@ -165,6 +166,36 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// storedStates adds to snap the stored states of the accounts this
+// instance's monitor does not check: with several instances on one
+// database, another instance checks them and every instance answers alike
+// from the database (docs/scale-out.md).
+func (m *Manager) storedStates(ctx context.Context, accts []store.Account, snap map[int64]store.ChannelState) {
+	sb, ok := m.Store.(interface {
+		StatesOf(ctx context.Context, ids []int64) (map[int64]store.ChannelState, error)
+	})
+	if !ok {
+		return
+	}
+	var missing []int64
+	for _, a := range accts {
+		if _, ok := snap[a.ID]; !ok {
+			missing = append(missing, a.ID)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	stored, err := sb.StatesOf(ctx, missing)
+	if err != nil {
+		m.Log.Warn("stored states", "err", err)
+		return
+	}
+	for id, cs := range stored {
+		snap[id] = cs
+	}
 }
 
 func (m *Manager) channelView(machine string, a store.Account, cs store.ChannelState) ChannelView {
@@ -190,8 +221,11 @@ func (m *Manager) Machine(ctx context.Context, name string) (MachineView, error)
 	}
 	v := MachineView{Machine: mc, Channels: []ChannelView{}}
 	for _, a := range accts {
-		cs, _ := m.Monitor.Get(a.ID)
+		cs, ok := m.Monitor.Get(a.ID)
 		if stored, err := m.Store.State(ctx, a.ID); err == nil {
+			if !ok {
+				cs = stored // checked by another instance (docs/scale-out.md)
+			}
 			cs.Evidence = stored.Evidence
 		}
 		v.Channels = append(v.Channels, m.channelView(mc.Name, a, cs))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/cluster"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/exporter"
 	"github.com/lightsout/lightsout/internal/ipmi"
@@ -88,6 +89,11 @@ type Config struct {
 	// ChannelMetricsMax bounds the channels given per-channel series on
 	// /metrics (0: exporter.DefaultMaxChannels; negative: none).
 	ChannelMetricsMax int
+	// Cluster is this instance's membership (docs/scale-out.md): Name
+	// (default: the host name), Zones, PeerAddress (its API address for
+	// the other instances), Lease. Several instances on one PostgreSQL
+	// database split the fleet; the monitor loads only this one's share.
+	Cluster cluster.Config
 }
 
 // Server is a running management server.
@@ -118,6 +124,8 @@ type Server struct {
 	// RedfishProber checks Redfish channels for the monitor and the
 	// diagnosis, keeping their sessions.
 	RedfishProber *probe.RedfishProber
+	// Node is this instance's membership and share of the fleet.
+	Node *cluster.Node
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -187,15 +195,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// by Close).
 	s.RedfishProber = probe.NewRedfishProber(s.Redfish, st)
 	s.RedfishProber.KeepSessions = true
-	probers := map[string]probe.Prober{"ipmi": probe.IPMI(s.Engine), "redfish": s.RedfishProber.Check}
-	s.Monitor = monitor.New(st, monitor.Config{
+	// Membership: this instance registers; the monitor sees only its
+	// share of the fleet (cluster.Node.Store), and every check goes
+	// through the node's prober so a hand-over waits for the one in
+	// flight.
+	if s.Node, err = newNode(ctx, st, cfg); err != nil {
+		return fail(err)
+	}
+	probers := map[string]probe.Prober{"ipmi": s.Node.Prober(probe.IPMI(s.Engine)), "redfish": s.Node.Prober(s.RedfishProber.Check)}
+	s.Monitor = monitor.New(s.Node.Store(st), monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
 		Suites: cfg.CipherSuites, Probers: probers, Logger: cfg.Logger,
 		OnChange: cfg.OnChange, OnObservation: onObs, Events: s.Events.MonitorEvent,
 	})
-	if err := s.Monitor.Load(ctx); err != nil {
-		return fail(err)
-	}
+	s.Node.Attach(s.Monitor)
+	s.Node.Tick(ctx) // publishes the first view and loads the share it may check at once
 	s.Manager = manager.New(st, s.Monitor, s.Engine, cfg.Logger)
 	s.Manager.Redfish = s.Redfish
 	s.Manager.Suites = cfg.CipherSuites
@@ -289,6 +303,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		idone := make(chan struct{})
 		go func() { defer close(idone); s.watchIncidents(mctx) }()
 		defer func() { <-idone }()
+		ndone := make(chan struct{})
+		go func() { defer close(ndone); s.Node.Run(mctx) }()
+		defer func() { <-ndone }()
 		_ = s.Monitor.Run(mctx)
 		<-adone
 	}()
@@ -310,6 +327,15 @@ func (s *Server) Close() error {
 
 func (s *Server) closeParts() error {
 	var errs []error
+	if s.Node != nil {
+		// After the monitor: no check is in flight, so the others may
+		// take this instance's share at once.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.Node.Close(ctx); err != nil {
+			s.Config.Logger.Warn("leaving the instances table", "err", err)
+		}
+		cancel()
+	}
 	if s.RedfishProber != nil {
 		// Log out of the BMCs (the monitor has stopped).
 		ctx, cancel := context.WithTimeout(context.Background(), 2*probe.DefaultTimeout)
@@ -373,6 +399,46 @@ func CreateToken(ctx context.Context, st store.Store, name string, role store.Ro
 		return "", err
 	}
 	return secretTok, nil
+}
+
+// DefaultName is an instance's name when none is given: the host name and
+// four hex digits of the data directory's path, so two servers on one host
+// (each with its own data directory) differ, and a restart keeps its name.
+func DefaultName(dataDir string) string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "lightsout"
+	}
+	h = strings.NewReplacer(" ", "-", ",", "-", "\t", "-").Replace(h)
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return fmt.Sprintf("%s-%x", h, sum[:2])
+}
+
+// newNode registers this instance (cluster.Config defaults: DefaultName,
+// the default zone, the engine's source address).
+func newNode(ctx context.Context, st *store.DB, cfg Config) (*cluster.Node, error) {
+	cc := cfg.Cluster
+	if cc.Name == "" {
+		cc.Name = DefaultName(cfg.DataDir)
+	}
+	if cc.Source == "" && cfg.Engine.Source.IsValid() {
+		cc.Source = cfg.Engine.Source.String()
+	}
+	if cc.Logger == nil {
+		cc.Logger = cfg.Logger
+	}
+	n, err := cluster.New(st, cc)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // engineCollector exports the engine's session and packet counters.
