@@ -63,7 +63,7 @@ func (c *scaleCluster) start(i int, zones ...string) *Server {
 	src := netip.AddrFrom4([4]byte{127, 0, 7, byte(i)})
 	s, err := New(context.Background(), Config{DataDir: dir, DB: c.dsn, KeyFile: c.key, Schedule: sch,
 		Damping: state.Damping{Consecutive: 1}, Timeout: 500 * time.Millisecond,
-		Engine: ipmi.Config{Source: src},
+		Engine:  ipmi.Config{Source: src},
 		Cluster: cluster.Config{Name: fmt.Sprintf("i%d", i), Zones: zones, Lease: c.lease, Every: c.lease / 6, Fence: c.lease / 2}})
 	if err != nil {
 		c.t.Fatalf("instance %d: %v", i, err)
@@ -262,7 +262,9 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	until(t, c.interval+time.Second, func() bool {
 		by := extra.SessionsBySource()
 		return checked(by) == 1 && by[netip.MustParseAddr(owner.Source)] > 0
-	}, func() string { return fmt.Sprintf("%s not checked by its owner %s: %v", last.Name, owner.Name, extra.SessionsBySource()) })
+	}, func() string {
+		return fmt.Sprintf("%s not checked by its owner %s: %v", last.Name, owner.Name, extra.SessionsBySource())
+	})
 	t.Logf("imported through %s, checked by its owner %s after %v", via.Node.Name(), owner.Name, time.Since(imported).Round(time.Millisecond))
 
 	// i2 dies without leaving: within two intervals every BMC it checked is
