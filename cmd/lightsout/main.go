@@ -62,6 +62,7 @@ Start with:
 		newHistoryCmd(), newIncidentsCmd(), newEventsCmd(), newAuditCmd(), newTokenCmd(), newDiagCmd())
 	root.AddCommand(newSecurityCmd())
 	root.AddCommand(newAgentCmd(), newDomainCmd())
+	root.AddCommand(newInstancesCmd())
 	return root
 }
 

@@ -56,6 +56,8 @@ type serverFlags struct {
 	agentAdvertise []string
 
 	channelMetricsMax int
+
+	cluster clusterFlags
 }
 
 // defaultListen is the API's default address: loopback only.
@@ -151,6 +153,7 @@ Example:
 	fl.DurationVar(&f.eventRetention, "event-retention", events.DefaultRetention, "delete events whose last occurrence is older than this")
 	fl.IntVar(&f.channelMetricsMax, "channel-metrics-max", exporter.DefaultMaxChannels, "serve per-channel series on /metrics for at most this many channels (10 series each; above it they are off, with a warning; -1: never)")
 	fl.Float64Var(&f.floodThreshold, "flood-threshold", events.DefaultFlood.Threshold, "unanswered requests a minute on one BMC that raise oob.timeout_flood")
+	f.cluster.add(fl)
 	return c
 }
 
@@ -229,10 +232,14 @@ func (f *serverFlags) config(log *slog.Logger) (server.Config, error) {
 		}
 		hub.Advertise = append(hub.Advertise, a)
 	}
-	return server.Config{DataDir: f.data, DB: f.db, Schedule: sch, Damping: state.Damping{Consecutive: f.confirm},
+	cfg := server.Config{DataDir: f.data, DB: f.db, Schedule: sch, Damping: state.Damping{Consecutive: f.confirm},
 		Timeout: f.timeout, Parallel: f.parallel, Logger: log, Events: ev, Audit: audit.Config{Every: f.auditEvery},
 		AgentListen: f.agentListen, Agents: hub, FullEvery: f.fullEvery, CipherSuites: toSuites(suites),
-		ChannelMetricsMax: channelMax(f.channelMetricsMax)}, nil
+		ChannelMetricsMax: channelMax(f.channelMetricsMax)}
+	if err := f.cluster.apply(&cfg, f.listen); err != nil {
+		return server.Config{}, err
+	}
+	return cfg, nil
 }
 
 // channelMax maps the flag to server.Config.ChannelMetricsMax (where 0 is

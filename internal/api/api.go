@@ -50,12 +50,14 @@ type Config struct {
 	// AgentAddr is the agent listener's address (nil: none); the
 	// console's agents page says agents are not enabled without one.
 	AgentAddr net.Addr
+	// Self is this instance's name (GET /api/v1/instances).
+	Self string
 }
 
 // New returns the API handler of a running server.
 func New(srv *server.Server) http.Handler {
 	return NewHandler(Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
-		Events: srv.Events, Console: true, Agents: srv.Agents, AgentAddr: srv.AgentAddr})
+		Events: srv.Events, Console: true, Agents: srv.Agents, AgentAddr: srv.AgentAddr, Self: srv.Node.Name()})
 }
 
 // API is the handler. Build it with NewHandler.
@@ -71,6 +73,7 @@ type API struct {
 	// agents is the agent hub (nil: 503).
 	agents    *agent.Hub
 	agentAddr net.Addr
+	self      string // this instance's name
 	// lim throttles failed authentications per source address and
 	// counts them (lightsout_auth_failures_total), for the API and the
 	// console's login.
@@ -80,7 +83,7 @@ type API struct {
 // NewHandler builds the handler. It registers lightsout_operations_total on
 // cfg.Registry and counts every audited operation (cfg.Manager.OnAudit).
 func NewHandler(cfg Config) *API {
-	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events, agents: cfg.Agents, agentAddr: cfg.AgentAddr}
+	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events, agents: cfg.Agents, agentAddr: cfg.AgentAddr, self: cfg.Self}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -97,6 +97,8 @@ func (a *API) routes() []route {
 		{"POST", "/api/v1/agents/{id}/ops", operator, a.agentOp},
 		{"POST", "/api/v1/agents/{id}/diag", viewer, a.agentDiag}, // autocorrect needs operator, the re-enrollment token admin
 
+		{"GET", "/api/v1/instances", viewer, a.listInstances},
+
 		{"GET", "/api/v1/tokens", admin, a.listTokens},
 		{"POST", "/api/v1/tokens", admin, a.createToken},
 		{"DELETE", "/api/v1/tokens/{name}", admin, a.revokeToken},

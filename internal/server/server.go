@@ -129,6 +129,7 @@ type Server struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	lock   *os.File // SQLite: held while running (lock.go)
 }
 
 // New opens everything and starts the monitor. Stop with Close.
@@ -156,7 +157,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "lightsout.db")
 	}
+	var lock *os.File
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		if lock, err = lockSQLite(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
+			if newKey {
+				_ = os.Remove(keyFile)
+			}
+			return nil, err
+		}
+	}
 	st, err := store.Open(ctx, store.Options{DSN: dsn, Box: box})
+	if err != nil && lock != nil {
+		lock.Close()
+	}
 	if errors.Is(err, secret.ErrDecrypt) {
 		// Another server made this database (several managers share one
 		// PostgreSQL): its passwords are sealed with that server's key.
@@ -164,12 +177,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if newKey {
 			_ = os.Remove(keyFile)
 		}
-		return nil, fmt.Errorf("%w\nremedy: every server sharing a database needs the same key: copy secret.key from the data directory of the server that first used this database to %s (mode 0600), then start again", err, keyFile)
+		return nil, fmt.Errorf("%w\nremedy: every server sharing a database needs the same key: copy secret.key from the data directory of the server that first used this database to %s (mode 0600), or point --key-file at a copy of it, then start again (docs/scale-out.md)", err, keyFile)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Config: cfg, Store: st, done: make(chan struct{}), Redfish: probe.NewRedfishTransport()}
+	s := &Server{Config: cfg, Store: st, done: make(chan struct{}), Redfish: probe.NewRedfishTransport(), lock: lock}
 	fail := func(err error) (*Server, error) {
 		s.closeParts()
 		return nil, err
@@ -238,7 +251,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Registry = prometheus.NewRegistry()
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.Registry.MustRegister(s.Monitor.Collectors()...)
-	s.Registry.MustRegister(engineCollector{s.Engine})
+	s.Registry.MustRegister(engineCollector{s.Engine}, s.Node.Collector())
 	s.Registry.MustRegister(s.Events.Collectors()...)
 	s.Registry.MustRegister(s.Audit.Collectors()...)
 	s.Registry.MustRegister(exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger), exporter.NewIncidents(s.Manager))
@@ -352,6 +365,9 @@ func (s *Server) closeParts() error {
 	}
 	if s.Store != nil {
 		errs = append(errs, s.Store.Close())
+	}
+	if s.lock != nil {
+		s.lock.Close() // releases the lock
 	}
 	return errors.Join(errs...)
 }
