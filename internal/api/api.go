@@ -52,12 +52,18 @@ type Config struct {
 	AgentAddr net.Addr
 	// Self is this instance's name (GET /api/v1/instances).
 	Self string
+	// Cluster, when set, says which instance checks a machine: check,
+	// power and diagnosis requests for machines another instance checks
+	// are forwarded to it (forward.go), signed with PeerKey.
+	Cluster Cluster
+	PeerKey []byte
 }
 
 // New returns the API handler of a running server.
 func New(srv *server.Server) http.Handler {
 	return NewHandler(Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
-		Events: srv.Events, Console: true, Agents: srv.Agents, AgentAddr: srv.AgentAddr, Self: srv.Node.Name()})
+		Events: srv.Events, Console: true, Agents: srv.Agents, AgentAddr: srv.AgentAddr, Self: srv.Node.Name(),
+		Cluster: srv.Node, PeerKey: srv.PeerKey})
 }
 
 // API is the handler. Build it with NewHandler.
@@ -74,6 +80,8 @@ type API struct {
 	agents    *agent.Hub
 	agentAddr net.Addr
 	self      string // this instance's name
+	cluster   Cluster
+	peerKey   []byte
 	// lim throttles failed authentications per source address and
 	// counts them (lightsout_auth_failures_total), for the API and the
 	// console's login.
@@ -83,7 +91,7 @@ type API struct {
 // NewHandler builds the handler. It registers lightsout_operations_total on
 // cfg.Registry and counts every audited operation (cfg.Manager.OnAudit).
 func NewHandler(cfg Config) *API {
-	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events, agents: cfg.Agents, agentAddr: cfg.AgentAddr, self: cfg.Self}
+	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events, agents: cfg.Agents, agentAddr: cfg.AgentAddr, self: cfg.Self, cluster: cfg.Cluster, peerKey: cfg.PeerKey}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -777,6 +777,9 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, _ manager.Actor) er
 // --- operations ---
 
 func (a *API) check(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	if done, err := a.forwarded(w, r, actor, fwdCheck, a.check); done {
+		return err
+	}
 	var in wire.CheckRequest
 	if err := decode(w, r, MaxBody, &in); err != nil {
 		return err
@@ -819,6 +822,9 @@ func stagger(batch int, interval string) (power.Stagger, error) {
 const MinAgentFallback = time.Second
 
 func (a *API) power(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	if done, err := a.forwarded(w, r, actor, fwdPower, a.power); done {
+		return err
+	}
 	var in wire.PowerRequest
 	if err := decode(w, r, MaxBody, &in); err != nil {
 		return err

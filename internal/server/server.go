@@ -126,6 +126,9 @@ type Server struct {
 	RedfishProber *probe.RedfishProber
 	// Node is this instance's membership and share of the fleet.
 	Node *cluster.Node
+	// PeerKey authenticates the instances to each other (forwarded
+	// operations): derived from the secret key, which they all share.
+	PeerKey []byte
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -153,6 +156,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	keyBytes, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	peerKey := sha256.Sum256(append([]byte("lightsout instance-to-instance v1\n"), keyBytes...))
 	dsn := cfg.DB
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "lightsout.db")
@@ -182,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Config: cfg, Store: st, done: make(chan struct{}), Redfish: probe.NewRedfishTransport(), lock: lock}
+	s := &Server{Config: cfg, Store: st, done: make(chan struct{}), Redfish: probe.NewRedfishTransport(), lock: lock, PeerKey: peerKey[:]}
 	fail := func(err error) (*Server, error) {
 		s.closeParts()
 		return nil, err

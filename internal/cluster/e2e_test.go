@@ -1,8 +1,10 @@
-package server
+package cluster_test
 
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,10 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/internal/api"
+	"github.com/lightsout/lightsout/internal/api/client"
+	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/lightsout/lightsout/internal/cluster"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/power"
+	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -51,30 +58,52 @@ type scaleCluster struct {
 	key      string
 	interval time.Duration
 	lease    time.Duration
+	token    string
+	clients  map[*server.Server]*client.Client
 }
 
-func (c *scaleCluster) start(i int, zones ...string) *Server {
+func (c *scaleCluster) start(i int, zones ...string) *server.Server {
 	c.t.Helper()
 	dir := c.t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	if c.key == "" {
 		c.key = filepath.Join(dir, "secret.key")
 	}
 	sch := state.Schedule{Interval: c.interval, Jitter: 0.1, Confirm: c.interval / 4, MaxBackoff: 2 * c.interval, AuthRetry: time.Hour}
 	src := netip.AddrFrom4([4]byte{127, 0, 7, byte(i)})
-	s, err := New(context.Background(), Config{DataDir: dir, DB: c.dsn, KeyFile: c.key, Schedule: sch,
+	s, err := server.New(context.Background(), server.Config{DataDir: dir, DB: c.dsn, KeyFile: c.key, Schedule: sch,
 		Damping: state.Damping{Consecutive: 1}, Timeout: 500 * time.Millisecond,
-		Engine:  ipmi.Config{Source: src},
-		Cluster: cluster.Config{Name: fmt.Sprintf("i%d", i), Zones: zones, Lease: c.lease, Every: c.lease / 6, Fence: c.lease / 2}})
+		Engine: ipmi.Config{Source: src},
+		Cluster: cluster.Config{Name: fmt.Sprintf("i%d", i), Zones: zones, Lease: c.lease, Every: c.lease / 6, Fence: c.lease / 2,
+			PeerAddress: ln.Addr().String()}})
 	if err != nil {
+		ln.Close()
 		c.t.Fatalf("instance %d: %v", i, err)
 	}
-	c.t.Cleanup(func() { s.Close() })
+	hs := &http.Server{Handler: api.New(s), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	c.t.Cleanup(func() { hs.Close(); s.Close() })
+	if c.token == "" {
+		tok, err := server.CreateToken(context.Background(), s.Store, "e2e", store.RoleAdmin, "")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.token = tok
+	}
+	cl, err := client.New("http://"+ln.Addr().String(), c.token)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.clients[s] = cl
 	return s
 }
 
 // crash stops an instance as kill -9 would leave it: its checks end but it
 // does not leave the instances table; the others wait for its lease.
-func crash(s *Server) {
+func crash(s *server.Server) {
 	s.Node = nil
 	s.Close()
 }
@@ -101,7 +130,7 @@ func until(t *testing.T, d time.Duration, cond func() bool, what func() string) 
 	}
 }
 
-func importInto(t *testing.T, s *Server, f *sim.Fleet) {
+func importInto(t *testing.T, s *server.Server, f *sim.Fleet) {
 	t.Helper()
 	inv := f.Inventory("")
 	pw := map[string][]byte{}
@@ -114,7 +143,7 @@ func importInto(t *testing.T, s *Server, f *sim.Fleet) {
 }
 
 // listing is an instance's machines list as "name state" lines.
-func listing(t *testing.T, s *Server) []string {
+func listing(t *testing.T, s *server.Server) []string {
 	t.Helper()
 	mvs, err := s.Manager.Machines(context.Background(), store.MachineFilter{}, store.Page{})
 	if err != nil {
@@ -141,10 +170,10 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	if testing.Short() {
 		n = 200
 	}
-	c := &scaleCluster{t: t, dsn: pgtest.DSN(t), interval: 2 * time.Second, lease: 1500 * time.Millisecond}
+	c := &scaleCluster{t: t, dsn: pgtest.DSN(t), interval: 2 * time.Second, lease: 1500 * time.Millisecond, clients: map[*server.Server]*client.Client{}}
 	f := scaleFleet(t, n)
 	extra := f.BMCs()[n-1] // imported later, through a non-owner
-	srvs := []*Server{c.start(1), c.start(2), c.start(3)}
+	srvs := []*server.Server{c.start(1), c.start(2), c.start(3)}
 	srcOf := map[netip.Addr]string{}
 	for i := range srvs {
 		srcOf[netip.AddrFrom4([4]byte{127, 0, 7, byte(i + 1)})] = fmt.Sprintf("i%d", i+1)
@@ -178,14 +207,39 @@ func TestScaleOutThreeInstances(t *testing.T) {
 		}
 		return k
 	}
-	until(t, 3*c.interval+5*time.Second, func() bool {
+	until(t, 30*time.Second, func() bool {
 		for name, m := range sources(f) {
 			if name != extra.Name() && checked(m) == 0 {
 				return false
 			}
 		}
 		return true
-	}, func() string { return "not every BMC was checked" })
+	}, func() string {
+		k := 0
+		for name, m := range sources(f) {
+			if name != extra.Name() && checked(m) == 0 {
+				k++
+			}
+		}
+		var ex []string
+		for name, m := range sources(f) {
+			if name != extra.Name() && checked(m) == 0 && len(ex) < 5 {
+				mc, _ := srvs[0].Store.Machine(context.Background(), name)
+				o, _ := srvs[0].Node.OwnerOf(mc.ID, store.ZoneOf(mc))
+				accts, _ := srvs[0].Store.AccountsOf(context.Background(), mc.ID)
+				var held []string
+				for _, s := range srvs {
+					if len(accts) > 0 {
+						if cs, ok := s.Monitor.Get(accts[0].ID); ok {
+							held = append(held, fmt.Sprintf("%s:%s/%s", s.Node.Name(), cs.State, cs.Reason))
+						}
+					}
+				}
+				ex = append(ex, fmt.Sprintf("%s owner %s held by %v", name, o.Name, held))
+			}
+		}
+		return fmt.Sprintf("%d BMCs not checked yet: %v", k, ex)
+	})
 
 	// Three intervals: each BMC's sessions come from one instance only,
 	// never two at once.
@@ -267,6 +321,62 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	})
 	t.Logf("imported through %s, checked by its owner %s after %v", via.Node.Name(), owner.Name, time.Since(imported).Round(time.Millisecond))
 
+	// Check now, power and diagnosis through an instance that does not
+	// check the machine: forwarded to the one that does, which answers.
+	ctx := context.Background()
+	byOwner := map[string][]string{}
+	for _, m := range ms {
+		o, _ := srvs[0].Node.OwnerOf(m.ID, store.ZoneOf(m))
+		byOwner[o.Name] = append(byOwner[o.Name], m.Name)
+	}
+	target := byOwner["i3"][0]
+	bmc, _ := f.BMC(target)
+	src1, src3 := netip.AddrFrom4([4]byte{127, 0, 7, 1}), netip.AddrFrom4([4]byte{127, 0, 7, 3})
+	was := bmc.SessionsBySource()
+	cl1 := c.clients[srvs[0]]
+	res, err := cl1.Check(ctx, []string{target}, "")
+	if err != nil || len(res) != 1 || res[0].Machine != target || res[0].State.State != state.Connectable {
+		t.Fatalf("check now of %s through i1: %+v %v", target, res, err)
+	}
+	var got []power.Result
+	sum, err := cl1.Power(ctx, wire.PowerRequest{Action: "status", Machines: []string{target}}, func(r power.Result) { got = append(got, r) })
+	if err != nil || sum.OK != 1 || len(got) != 1 || got[0].Power != "on" {
+		t.Fatalf("power status of %s through i1: %+v %+v %v", target, sum, got, err)
+	}
+	now := bmc.SessionsBySource()
+	if now[src3] < was[src3]+2 || now[src1] != was[src1] {
+		t.Errorf("%s: sessions from i3 %d -> %d, from i1 %d -> %d: the owner should have run both", target, was[src3], now[src3], was[src1], now[src1])
+	}
+	var diags []manager.DiagResult
+	if _, err := cl1.Diag(ctx, wire.DiagRequest{Machines: []string{target}}, func(r manager.DiagResult) { diags = append(diags, r) }); err != nil || len(diags) != 1 || diags[0].Machine != target {
+		t.Fatalf("diagnosis of %s through i1: %+v %v", target, diags, err)
+	}
+	// Machines of all three in one request: each part goes to its owner,
+	// the answers come back as one.
+	mixed := []string{byOwner["i1"][0], byOwner["i2"][0], byOwner["i3"][1], byOwner["i2"][1]}
+	res, err = cl1.Check(ctx, mixed, "")
+	if err != nil || len(res) != len(mixed) {
+		t.Fatalf("check now of %v through i1: %+v %v", mixed, res, err)
+	}
+	for _, r := range res {
+		if r.State.State != state.Connectable || !slices.Contains(mixed, r.Machine) {
+			t.Errorf("mixed check: %s %s %s", r.Machine, r.State.State, r.Error)
+		}
+	}
+	got = nil
+	if sum, err := cl1.Power(ctx, wire.PowerRequest{Action: "status", Machines: mixed}, func(r power.Result) { got = append(got, r) }); err != nil || sum.OK != len(mixed) || len(got) != len(mixed) {
+		t.Fatalf("mixed power status: %+v %+v %v", sum, got, err)
+	}
+	// A forged peer signature is refused.
+	req, _ := http.NewRequest("POST", "http://"+srvs[2].Node.Members().All["i3"].PeerAddress+"/api/v1/check", strings.NewReader(`{"machines":["`+target+`"]}`))
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set(api.PeerHeader, fmt.Sprintf("i1;%d;%s", time.Now().UnixMilli(), strings.Repeat("0", 64)))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("forged peer signature: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	// i2 dies without leaving: within two intervals every BMC it checked is
 	// checked by a survivor.
 	before = sources(f)
@@ -298,6 +408,12 @@ func TestScaleOutThreeInstances(t *testing.T) {
 		return true
 	}, func() string { return fmt.Sprintf("%d BMCs of i2 not all taken over", len(orphans)) })
 	t.Logf("%d BMCs of i2 taken over %v after its death (lease %v, interval %v)", len(orphans), time.Since(died).Round(time.Millisecond), c.lease, c.interval)
+	// Power through a survivor for a machine the dead one checked: its
+	// new owner answers.
+	got = nil
+	if sum, err := cl1.Power(ctx, wire.PowerRequest{Action: "status", Machines: []string{byOwner["i2"][0]}}, func(r power.Result) { got = append(got, r) }); err != nil || sum.OK != 1 {
+		t.Errorf("power status of %s after i2 died: %+v %+v %v", byOwner["i2"][0], sum, got, err)
+	}
 	for _, b := range f.BMCs() {
 		if c := b.Counters(); c.MaxSessionsOpen > 1 {
 			t.Errorf("%s had %d sessions open at once", b.Name(), c.MaxSessionsOpen)
