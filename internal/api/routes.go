@@ -238,13 +238,16 @@ func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
 // --- machines ---
 
 func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
-	q, err := params(r, "group", "tag", "limit", "after", "state", "reason", "condition", "enclosure")
+	q, err := params(r, "group", "tag", "limit", "after", "state", "reason", "condition", "enclosure", "zone", "prefix")
 	if err != nil {
 		return err
 	}
-	limit, err := intParam(q, "limit", 1, 100000)
+	limit, err := intParam(q, "limit", 1, MaxPage)
 	if err != nil {
 		return err
+	}
+	if limit == 0 {
+		limit = DefaultPage
 	}
 	after, err := intParam(q, "after", 0, 1<<62)
 	if err != nil {
@@ -255,33 +258,33 @@ func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Act
 	if err := vf.Check(); err != nil {
 		return err
 	}
-	page := store.Page{After: after, Limit: int(limit)}
-	if !vf.Empty() {
-		page = store.Page{After: after} // filtered after the states are known; paged below
-	}
-	ms, err := a.m.Machines(r.Context(), store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag")}, page)
+	// Filtered in the database, one page at a time; the condition (which
+	// the security audit adds to) is checked on the page.
+	mf := store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag"), Zone: q.Get("zone"), Prefix: q.Get("prefix"),
+		Enclosure: vf.Enclosure, State: string(vf.State), Reason: string(vf.Reason)}
+	ms, err := a.m.Machines(r.Context(), mf, store.Page{After: after, Limit: int(limit)})
 	if err != nil {
 		return err
 	}
-	if !vf.Empty() {
-		sel := ms[:0]
-		for _, mv := range ms {
-			if vf.Match(mv) && (limit == 0 || len(sel) < int(limit)) {
-				sel = append(sel, mv)
-			}
-		}
-		ms = sel
-	}
-	out := wire.Machines{Machines: ms}
-	if out.Machines == nil {
-		out.Machines = []manager.MachineView{}
-	}
-	if limit > 0 && len(ms) == int(limit) {
+	out := wire.Machines{Machines: []manager.MachineView{}}
+	if len(ms) == int(limit) {
 		out.NextAfter = ms[len(ms)-1].ID
+	}
+	for _, mv := range ms {
+		if vf.Match(mv) {
+			out.Machines = append(out.Machines, mv)
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// Pages of GET /api/v1/machines: DefaultPage machines unless limit says
+// otherwise, at most MaxPage; next_after is the cursor of the next page.
+const (
+	DefaultPage = 100
+	MaxPage     = 1000
+)
 
 func (a *API) addMachine(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
 	var in manager.MachineInput

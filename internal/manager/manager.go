@@ -147,7 +147,15 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 	if err != nil {
 		return nil, err
 	}
-	accts, err := m.Store.Accounts(ctx, f, store.Page{})
+	af := f
+	if p.Limit > 0 {
+		// The accounts of this page's machines only: O(page), not O(fleet).
+		af = store.MachineFilter{Names: make([]string, len(ms))}
+		for i, mc := range ms {
+			af.Names[i] = mc.Name
+		}
+	}
+	accts, err := m.Store.Accounts(ctx, af, store.Page{})
 	if err != nil {
 		return nil, err
 	}

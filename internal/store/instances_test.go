@@ -104,3 +104,52 @@ func TestListenChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestMachineFilterInDatabase: machines are selected in the database by
+// zone, name prefix, enclosure, and a channel's stored state and reason
+// (Unknown also matching a channel never checked), and paged by ID.
+func TestMachineFilterInDatabase(t *testing.T) {
+	eachStore(t, func(t *testing.T, db *DB) {
+		ctx := ctxT(t)
+		m1, a1 := addMachine(t, db, "rack1-a", "10.0.0.1")
+		m2, a2 := addMachine(t, db, "rack1-b", "10.0.0.2")
+		_, _ = addMachine(t, db, "rack2-a", "10.0.0.3")
+		m1.Zone = "dc1"
+		mustNil(t, db.UpdateMachine(ctx, &m1))
+		_ = m2
+		now := time.Now()
+		mustNil(t, db.SaveState(ctx, ChannelState{AccountID: a1.ID, State: "Connectable", Since: now, CheckedAt: now}, nil))
+		mustNil(t, db.SaveState(ctx, ChannelState{AccountID: a2.ID, State: "NotResponding", Reason: "silent", Since: now, CheckedAt: now}, nil))
+		names := func(f MachineFilter, p Page) []string {
+			t.Helper()
+			ms, err := db.Machines(ctx, f, p)
+			mustNil(t, err)
+			var out []string
+			for _, m := range ms {
+				out = append(out, m.Name)
+			}
+			return out
+		}
+		for _, tc := range []struct {
+			f    MachineFilter
+			want []string
+		}{
+			{MachineFilter{Zone: "dc1"}, []string{"rack1-a"}},
+			{MachineFilter{Zone: DefaultZone}, []string{"rack1-b", "rack2-a"}},
+			{MachineFilter{Prefix: "rack1-"}, []string{"rack1-a", "rack1-b"}},
+			{MachineFilter{State: "Connectable"}, []string{"rack1-a"}},
+			{MachineFilter{State: "NotResponding", Reason: "silent"}, []string{"rack1-b"}},
+			{MachineFilter{Reason: "silent", Prefix: "rack2"}, nil},
+			{MachineFilter{State: "Unknown"}, []string{"rack2-a"}},
+		} {
+			if got := names(tc.f, Page{}); !slices.Equal(got, tc.want) {
+				t.Errorf("%+v: %v, want %v", tc.f, got, tc.want)
+			}
+		}
+		if got := names(MachineFilter{Prefix: "rack"}, Page{After: m1.ID, Limit: 1}); !slices.Equal(got, []string{"rack1-b"}) {
+			t.Errorf("page after rack1-a: %v", got)
+		}
+		m1.Zone = "a b"
+		wantFieldErr(t, db.UpdateMachine(ctx, &m1), "zone", nil)
+	})
+}

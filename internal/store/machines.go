@@ -325,6 +325,38 @@ func (db *DB) filterSQL(f MachineFilter) (string, []any) {
 		conds = append(conds, "EXISTS (SELECT 1 FROM machine_tags t WHERE t.machine_id = m.id AND t.tag = ?)")
 		args = append(args, f.Tag)
 	}
+	if f.Zone != "" {
+		z := f.Zone
+		if z == DefaultZone {
+			z = ""
+		}
+		conds = append(conds, "m.zone = ?")
+		args = append(args, z)
+	}
+	if f.Prefix != "" {
+		conds = append(conds, "substr(m.name, 1, ?) = ?")
+		args = append(args, len([]rune(f.Prefix)), f.Prefix)
+	}
+	if f.Enclosure != "" {
+		conds = append(conds, "EXISTS (SELECT 1 FROM enclosures fe WHERE fe.id = m.enclosure_id AND fe.name = ?)")
+		args = append(args, f.Enclosure)
+	}
+	if f.State != "" || f.Reason != "" {
+		// One channel in that state and with that reason.
+		c := "EXISTS (SELECT 1 FROM accounts fa LEFT JOIN channel_states fs ON fs.account_id = fa.id WHERE fa.machine_id = m.id"
+		if f.State == "Unknown" {
+			c += " AND (fs.account_id IS NULL OR fs.state = ?)"
+			args = append(args, f.State)
+		} else if f.State != "" {
+			c += " AND fs.state = ?"
+			args = append(args, f.State)
+		}
+		if f.Reason != "" {
+			c += " AND fs.reason = ?"
+			args = append(args, f.Reason)
+		}
+		conds = append(conds, c+")")
+	}
 	return strings.Join(conds, " AND "), args
 }
 

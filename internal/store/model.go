@@ -197,6 +197,14 @@ type MachineFilter struct {
 	Group string
 	Names []string
 	Tag   string
+	// Zone selects the machines of one zone (DefaultZone: those naming
+	// none); Prefix those whose name starts with it; Enclosure the blades
+	// of one enclosure.
+	Zone, Prefix, Enclosure string
+	// State and Reason select machines with a channel whose stored state
+	// (and reason) is this; State "Unknown" also matches channels never
+	// checked.
+	State, Reason string
 }
 
 // Page bounds a listing: at most Limit rows (0: no limit) with ID > After.
