@@ -419,4 +419,56 @@ func TestScaleOutThreeInstances(t *testing.T) {
 			t.Errorf("%s had %d sessions open at once", b.Name(), c.MaxSessionsOpen)
 		}
 	}
+
+	// Zones: i4 alone serves dc9; five machines moved there are checked by
+	// it only. When it dies, the zone is unwatched: fleet.zone_unwatched,
+	// and every instance shows those channels stale, never current.
+	i4 := c.start(4, "dc9")
+	src4 := netip.AddrFrom4([4]byte{127, 0, 7, 4})
+	dc9 := byOwner["i1"][2:4]
+	dc9 = append(dc9, byOwner["i3"][2:5]...)
+	z := "dc9"
+	for _, name := range dc9 {
+		if _, err := srvs[0].Manager.UpdateMachine(ctx, scaleAdmin, name, manager.MachinePatch{Zone: &z}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base = sources(f)
+	until(t, 3*c.interval, func() bool {
+		now := sources(f)
+		for _, name := range dc9 {
+			if now[name][src4] <= base[name][src4] {
+				return false
+			}
+		}
+		return true
+	}, func() string { return "dc9's machines not checked by i4" })
+	time.Sleep(c.interval) // i1 and i3 have handed them over: nothing but i4 since
+	base = sources(f)
+	time.Sleep(2 * c.interval)
+	after = sources(f)
+	for _, name := range dc9 {
+		for src, v := range after[name] {
+			if src != src4 && v > base[name][src] {
+				t.Errorf("%s (zone dc9) checked by %s", name, srcOf[src])
+			}
+		}
+	}
+	crash(i4)
+	until(t, 2*c.interval, func() bool {
+		evs, err := srvs[0].Store.Events(ctx, time.Time{}, "fleet.zone_unwatched", 10)
+		return err == nil && len(evs) == 1 && evs[0].Source == "zone:dc9"
+	}, func() string { return "no fleet.zone_unwatched for dc9" })
+	for _, s := range []*server.Server{srvs[0], srvs[2]} {
+		until(t, 2*c.interval, func() bool {
+			for _, name := range dc9 {
+				mv, err := s.Manager.Machine(ctx, name)
+				if err != nil || len(mv.Channels) != 1 || mv.Channels[0].StaleSince == nil {
+					return false
+				}
+			}
+			return true
+		}, func() string { return s.Node.Name() + " does not show dc9's channels stale" })
+	}
 }
+

@@ -6,6 +6,7 @@ var (
 	descInstances = prometheus.NewDesc("lightsout_instances", "Server instances sharing the database, by state (live: lease not lapsed).", []string{"state"}, nil)
 	descHeld      = prometheus.NewDesc("lightsout_instance_machines", "Machines this instance checks (its share of the fleet).", nil, nil)
 	descChecks    = prometheus.NewDesc("lightsout_instance_checks_total", "Checks this instance made.", nil, nil)
+	descUnwatched = prometheus.NewDesc("lightsout_zone_unwatched", "1 for a zone with machines that no live instance serves: its channels are not checked (stale).", []string{"zone"}, nil)
 	descFenced    = prometheus.NewDesc("lightsout_instance_fenced", "1 while this instance could not renew its lease and checks nothing.", nil, nil)
 )
 
@@ -19,6 +20,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHeld
 	ch <- descChecks
 	ch <- descFenced
+	ch <- descUnwatched
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -33,6 +35,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	held, fenced := len(n.active), 0.0
+	var unwatched []string
+	for z := range n.unwatched {
+		unwatched = append(unwatched, z)
+	}
 	if n.fenced {
 		fenced = 1
 	}
@@ -42,4 +48,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, float64(held))
 	ch <- prometheus.MustNewConstMetric(descChecks, prometheus.CounterValue, float64(n.checks.Load()))
 	ch <- prometheus.MustNewConstMetric(descFenced, prometheus.GaugeValue, fenced)
+	for _, z := range unwatched {
+		ch <- prometheus.MustNewConstMetric(descUnwatched, prometheus.GaugeValue, 1, z)
+	}
 }

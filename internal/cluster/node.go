@@ -55,6 +55,12 @@ type Config struct {
 	// OnMembers, when set, is called after each reading of the members
 	// (on the node's goroutine; it must not block for long).
 	OnMembers func(Members)
+	// FleetZones, when set, lists the zones machines are in; a zone no
+	// live instance serves is unwatched (Unwatched, the metric
+	// lightsout_zone_unwatched), and OnUnwatched is called once when a
+	// zone becomes so (on the node's goroutine).
+	FleetZones  func(context.Context) ([]string, error)
+	OnUnwatched func(zone string, since time.Time)
 }
 
 // DefaultLease is a member's lease when none is configured: with the
@@ -83,6 +89,9 @@ type Node struct {
 	loaded   string          // signature of the members the monitor was last loaded for
 	fenceT   *time.Timer
 	started  bool
+	// unwatched: zones with machines and no live instance, since when
+	// (this instance's first reading that found them so).
+	unwatched map[string]time.Time
 }
 
 type held struct {
@@ -317,6 +326,7 @@ func (n *Node) tick(ctx context.Context) {
 	if n.cfg.OnMembers != nil {
 		n.cfg.OnMembers(mem)
 	}
+	n.watchZones(tctx, mem)
 	if reload && n.mon != nil {
 		// Machines gained (a member left, or released what it held) are
 		// picked up; spread over one interval by the monitor.
@@ -327,6 +337,50 @@ func (n *Node) tick(ctx context.Context) {
 			n.mu.Unlock()
 		}
 	}
+}
+
+// watchZones finds the zones with machines that no live instance serves.
+func (n *Node) watchZones(ctx context.Context, mem Members) {
+	if n.cfg.FleetZones == nil {
+		return
+	}
+	zones, err := n.cfg.FleetZones(ctx)
+	if err != nil {
+		n.log.Warn("cluster: listing the zones", "err", err)
+		return
+	}
+	now := time.Now()
+	var raised []string
+	n.mu.Lock()
+	next := map[string]time.Time{}
+	for _, z := range mem.Unwatched(zones) {
+		since, ok := n.unwatched[z]
+		if !ok {
+			since = now
+			raised = append(raised, z)
+		}
+		next[z] = since
+	}
+	n.unwatched = next
+	n.mu.Unlock()
+	for _, z := range raised {
+		n.log.Error("cluster: no live instance serves this zone: its machines are not checked", "zone", z)
+		if n.cfg.OnUnwatched != nil {
+			n.cfg.OnUnwatched(z, now)
+		}
+	}
+}
+
+// Unwatched is the zones with machines that no live instance serves, and
+// since when.
+func (n *Node) Unwatched() map[string]time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]time.Time, len(n.unwatched))
+	for z, t := range n.unwatched {
+		out[z] = t
+	}
+	return out
 }
 
 // signature sums up what ownership depends on: the live members, their

@@ -65,6 +65,10 @@ type Manager struct {
 	// Suites is the fleet-wide cipher suite allow-list for accounts that
 	// name none (nil: 17, then 3).
 	Suites []ipmi.CipherSuite
+	// Unwatched, when set, gives the zones no live instance serves and
+	// since when (cluster.Node.Unwatched): their channels are shown stale
+	// (ChannelView.StaleSince), never as current.
+	Unwatched func() map[string]time.Time
 }
 
 // New returns a manager; the monitor must already be loaded.
@@ -133,6 +137,9 @@ type ChannelView struct {
 	// immediate login (the lockout guard allows one per interval), is
 	// when the next login is.
 	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	// StaleSince: no live instance serves the machine's zone; the state
+	// is the last one known, not a current one (docs/scale-out.md).
+	StaleSince *time.Time `json:"stale_since,omitempty"`
 }
 
 // MachineView is a machine with its channels.
@@ -165,15 +172,40 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 	}
 	snap := m.Monitor.Snapshot()
 	m.storedStates(ctx, accts, snap)
+	unwatched := m.unwatched()
 	out := make([]MachineView, 0, len(ms))
 	for _, mc := range ms {
 		v := MachineView{Machine: mc, Channels: []ChannelView{}}
 		for _, a := range byMachine[mc.ID] {
 			v.Channels = append(v.Channels, m.channelView(mc.Name, a, snap[a.ID]))
 		}
+		markStale(&v, unwatched)
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+func (m *Manager) unwatched() map[string]time.Time {
+	if m.Unwatched == nil {
+		return nil
+	}
+	return m.Unwatched()
+}
+
+// markStale marks the channels of a machine whose zone no live instance
+// serves.
+func markStale(v *MachineView, unwatched map[string]time.Time) {
+	since, ok := unwatched[store.ZoneOf(v.Machine)]
+	if !ok {
+		return
+	}
+	for i := range v.Channels {
+		t := since
+		if c := v.Channels[i].State.CheckedAt; !c.IsZero() && c.Before(t) {
+			t = c // the state is as of the last check
+		}
+		v.Channels[i].StaleSince = &t
+	}
 }
 
 // storedStates adds to snap the stored states of the accounts this
@@ -238,6 +270,7 @@ func (m *Manager) Machine(ctx context.Context, name string) (MachineView, error)
 		}
 		v.Channels = append(v.Channels, m.channelView(mc.Name, a, cs))
 	}
+	markStale(&v, m.unwatched())
 	return v, nil
 }
 
@@ -251,6 +284,8 @@ type MachineInput struct {
 	Spare     bool     `json:"spare,omitempty"`
 	Enclosure string   `json:"enclosure,omitempty"`
 	Slot      int      `json:"slot,omitempty"`
+	// Zone: only instances serving it check the machine (docs/scale-out.md).
+	Zone string `json:"zone,omitempty"`
 	// Register: pin the GUID from the first Connectable check (master
 	// machine registration). Implied when GUID is empty.
 	Register bool          `json:"register,omitempty"`
@@ -280,7 +315,7 @@ type AccountInput struct {
 // validate checks a machine (and its account) with the inventory file's
 // rules, so the API refuses exactly what an import would.
 func validate(mc store.Machine, a *store.Account) error {
-	im := inventory.Machine{Name: mc.Name, GUID: mc.GUID, Address: "127.0.0.1", Enclosure: mc.Enclosure, Slot: mc.Slot,
+	im := inventory.Machine{Name: mc.Name, GUID: mc.GUID, Address: "127.0.0.1", Enclosure: mc.Enclosure, Slot: mc.Slot, Zone: mc.Zone,
 		Group: mc.Group, Tags: mc.Tags, Role: mc.Role}
 	if a != nil {
 		im.Address, im.Port, im.User, im.Protocol, im.CipherSuite, im.Privilege = a.Address, a.Port, a.User, a.Protocol, a.CipherSuite, a.Privilege
@@ -330,7 +365,7 @@ func (m *Manager) AddMachine(ctx context.Context, actor Actor, in MachineInput) 
 		return MachineView{}, err
 	}
 	mc := store.Machine{Name: in.Name, GUID: g, Group: in.Group, Tags: in.Tags, Role: in.Role, Spare: in.Spare,
-		Enclosure: in.Enclosure, Slot: in.Slot, Registering: g == ""}
+		Enclosure: in.Enclosure, Slot: in.Slot, Registering: g == "", Zone: in.Zone}
 	var acct *store.Account
 	if in.Account != nil {
 		if in.Account.Machine != "" {
@@ -435,6 +470,9 @@ type MachinePatch struct {
 	Spare     *bool     `json:"spare,omitempty"`
 	Enclosure *string   `json:"enclosure,omitempty"`
 	Slot      *int      `json:"slot,omitempty"`
+	// Zone moves the machine to the instances serving that zone
+	// (docs/scale-out.md; "" or "default": the default zone).
+	Zone *string `json:"zone,omitempty"`
 }
 
 // UpdateMachine edits a machine's grouping. Its GUID changes only through
@@ -466,11 +504,21 @@ func (m *Manager) UpdateMachine(ctx context.Context, actor Actor, name string, p
 	if p.Slot != nil {
 		mc.Slot = *p.Slot
 	}
+	oldZone := mc.Zone
+	if p.Zone != nil {
+		mc.Zone = *p.Zone
+	}
 	if err := validate(mc, nil); err != nil {
 		return MachineView{}, err
 	}
 	if err := m.Store.UpdateMachine(ctx, &mc); err != nil {
 		return MachineView{}, err
+	}
+	if mc.Zone != oldZone {
+		// Another zone may mean another instance checks it.
+		if err := m.Monitor.RefreshMachine(ctx, mc.ID); err != nil {
+			return MachineView{}, err
+		}
 	}
 	return m.Machine(ctx, name)
 }

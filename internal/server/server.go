@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -220,7 +221,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// share of the fleet (cluster.Node.Store), and every check goes
 	// through the node's prober so a hand-over waits for the one in
 	// flight.
-	if s.Node, err = newNode(ctx, st, cfg); err != nil {
+	unwatched := func(zone string, since time.Time) {
+		ectx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		data, _ := json.Marshal(map[string]any{"zone": zone, "since": since})
+		if _, err := s.Events.Record(ectx, store.Event{At: since, Code: events.FleetZoneUnwatched, Severity: store.SeverityCritical,
+			Source: "zone:" + zone, Data: data,
+			Message: fmt.Sprintf("no live lightsout instance serves zone %q: its machines are not checked and their states are stale; start an instance with --zone %s (docs/scale-out.md)", zone, zone)}); err != nil {
+			cfg.Logger.Error("event", "code", events.FleetZoneUnwatched, "err", err)
+		}
+	}
+	if s.Node, err = newNode(ctx, st, cfg, unwatched); err != nil {
 		return fail(err)
 	}
 	probers := map[string]probe.Prober{"ipmi": s.Node.Prober(probe.IPMI(s.Engine)), "redfish": s.Node.Prober(s.RedfishProber.Check)}
@@ -234,6 +245,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Manager = manager.New(st, s.Monitor, s.Engine, cfg.Logger)
 	s.Manager.Redfish = s.Redfish
 	s.Manager.Suites = cfg.CipherSuites
+	s.Manager.Unwatched = s.Node.Unwatched
 	s.Manager.Diag.Schedule, s.Manager.Diag.Timeout = cfg.Schedule, cfg.Timeout
 	s.Manager.Diag.Probers = probers
 	// The Degraded tree's rates and fleet comparison come from the event
@@ -444,8 +456,14 @@ func DefaultName(dataDir string) string {
 
 // newNode registers this instance (cluster.Config defaults: DefaultName,
 // the default zone, the engine's source address).
-func newNode(ctx context.Context, st *store.DB, cfg Config) (*cluster.Node, error) {
+func newNode(ctx context.Context, st *store.DB, cfg Config, onUnwatched func(string, time.Time)) (*cluster.Node, error) {
 	cc := cfg.Cluster
+	if cc.FleetZones == nil {
+		cc.FleetZones = st.Zones
+	}
+	if cc.OnUnwatched == nil {
+		cc.OnUnwatched = onUnwatched
+	}
 	if cc.Name == "" {
 		cc.Name = DefaultName(cfg.DataDir)
 	}

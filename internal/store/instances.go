@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -241,4 +242,27 @@ func ZoneOf(m Machine) string {
 		return DefaultZone
 	}
 	return m.Zone
+}
+
+// Zones lists the zones machines are in (DefaultZone for those naming
+// none), sorted.
+func (db *DB) Zones(ctx context.Context) ([]string, error) {
+	rows, err := db.read().query(ctx, `SELECT DISTINCT zone FROM machines ORDER BY zone`)
+	if err != nil {
+		return nil, mapErr(err, "")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var z string
+		if err := rows.Scan(&z); err != nil {
+			return nil, mapErr(err, "")
+		}
+		if z == "" {
+			z = DefaultZone
+		}
+		out = append(out, z)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), mapErr(rows.Err(), "")
 }
