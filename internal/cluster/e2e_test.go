@@ -471,4 +471,3 @@ func TestScaleOutThreeInstances(t *testing.T) {
 		}, func() string { return s.Node.Name() + " does not show dc9's channels stale" })
 	}
 }
-
