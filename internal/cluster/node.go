@@ -497,6 +497,16 @@ func (n *Node) Prober(p probe.Prober) probe.Prober {
 	}
 }
 
+// Leader: this instance has the first name among the live instances. It
+// alone does what the fleet needs once (incident events); a new leader
+// takes over within a lease when it dies.
+func (n *Node) Leader() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	live := n.members.Live()
+	return !n.fenced && (len(live) == 0 || live[0] == n.cfg.Name)
+}
+
 // Checks is how many checks this instance made since it started.
 func (n *Node) Checks() int64 { return n.checks.Load() }
 
