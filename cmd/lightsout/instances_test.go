@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/lightsout/lightsout/internal/api/apitest"
@@ -42,5 +44,34 @@ func TestServerClusterFlags(t *testing.T) {
 		args := append([]string{"server", "--data", filepath.Join(dir, "d")}, tc.args...)
 		out, code, err := runCLI(t, args...)
 		wantExit(t, tc.want, out, code, err, 2, tc.want)
+	}
+}
+
+// TestSystemdUnitFlags: every flag deploy/systemd/lightsout.service gives
+// the server is one the server has, and every variable it uses is set in
+// deploy/systemd/lightsout.env.
+func TestSystemdUnitFlags(t *testing.T) {
+	unit, err := os.ReadFile("../../deploy/systemd/lightsout.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile("../../deploy/systemd/lightsout.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := regexp.MustCompile(`(?s)ExecStart=(.*?[^\\])\n`).FindSubmatch(unit)
+	if exec == nil {
+		t.Fatal("no ExecStart")
+	}
+	srv := newServerCmd()
+	for _, m := range regexp.MustCompile(`--([a-z-]+)`).FindAllSubmatch(exec[1], -1) {
+		if srv.Flags().Lookup(string(m[1])) == nil {
+			t.Errorf("the unit passes --%s, which lightsout server does not have", m[1])
+		}
+	}
+	for _, m := range regexp.MustCompile(`\$\{([A-Z_]+)\}`).FindAllSubmatch(exec[1], -1) {
+		if !regexp.MustCompile(`(?m)^` + string(m[1]) + `=`).Match(env) {
+			t.Errorf("the unit uses ${%s}, which lightsout.env does not set", m[1])
+		}
 	}
 }
