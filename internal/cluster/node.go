@@ -195,6 +195,7 @@ func (n *Node) fence() {
 		return
 	}
 	n.fenced, n.view = true, nil
+	n.loaded = "" // load the share again once the lease is renewed
 	n.log.Error("cluster: the lease could not be renewed; stopping every check until it is (docs/scale-out.md)", "instance", n.cfg.Name)
 	n.dropLocked(func(int64, *held) bool { return true })
 	n.mu.Unlock()
