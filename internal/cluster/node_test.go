@@ -54,7 +54,9 @@ func (f *fakeStore) Leave(_ context.Context, name string) error {
 	return nil
 }
 
-func (f *fakeStore) Listen(context.Context, func(), func(store.Change)) error { return store.ErrNoNotify }
+func (f *fakeStore) Listen(context.Context, func(), func(store.Change)) error {
+	return store.ErrNoNotify
+}
 
 // fakeMonitor records what the node removed; Load asks the node's
 // filter about machines 1..n, as the monitor would through Node.Store.
