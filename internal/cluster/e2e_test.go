@@ -28,7 +28,13 @@ import (
 	"github.com/lightsout/lightsout/internal/store/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		runChild()
+		return
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 var scaleAdmin = manager.Actor{Name: "test", Role: store.RoleAdmin}
 
