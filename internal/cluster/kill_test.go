@@ -42,7 +42,7 @@ func runChild() {
 	sch := state.Schedule{Interval: interval, Jitter: 0.1, Confirm: interval / 4, MaxBackoff: 2 * interval, AuthRetry: time.Hour}
 	s, err := server.New(context.Background(), server.Config{DataDir: get("E2E_DATA"), DB: get("E2E_DSN"), KeyFile: get("E2E_KEY"),
 		Schedule: sch, Damping: state.Damping{Consecutive: 1}, Timeout: 500 * time.Millisecond,
-		Engine: ipmi.Config{Source: netip.MustParseAddr(get("E2E_SOURCE"))},
+		Engine:  ipmi.Config{Source: netip.MustParseAddr(get("E2E_SOURCE"))},
 		Cluster: cluster.Config{Name: get("E2E_NAME"), Lease: lease, Every: lease / 6, Fence: lease / 2, PeerAddress: ln.Addr().String()}})
 	if err != nil {
 		fmt.Println("error:", err)
