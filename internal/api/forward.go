@@ -28,6 +28,8 @@ import (
 type Cluster interface {
 	Name() string
 	OwnerOf(machine int64, zone string) (store.Instance, bool)
+	// Alone: no other instance is live (nothing to forward to).
+	Alone() bool
 }
 
 // PeerHeader carries an instance's signature on a request it forwards to
@@ -95,6 +97,9 @@ func (a *API) forwarded(w http.ResponseWriter, r *http.Request, actor manager.Ac
 	if h := r.Header.Get(PeerHeader); h != "" {
 		err := a.verifyPeer(r, h)
 		return err != nil, err
+	}
+	if a.cluster.Alone() {
+		return false, nil
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	r.Body = io.NopCloser(bytes.NewReader(body))

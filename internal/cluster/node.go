@@ -508,6 +508,18 @@ func (n *Node) Leader() bool {
 	return !n.fenced && (len(live) == 0 || live[0] == n.cfg.Name)
 }
 
+// Alone: no other instance is live.
+func (n *Node) Alone() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, nm := range n.members.Live() {
+		if nm != n.cfg.Name {
+			return false
+		}
+	}
+	return true
+}
+
 // Checks is how many checks this instance made since it started.
 func (n *Node) Checks() int64 { return n.checks.Load() }
 
