@@ -170,8 +170,9 @@ type part struct {
 }
 
 // partition groups the machines a request names by the instance that
-// checks them. Unknown names stay with this instance (its handler refuses
-// them), as do machines of a zone no live instance serves.
+// checks them; machines of a zone no live instance serves stay with this
+// instance. An unknown name is an error: this instance handles (refuses)
+// the request itself.
 func (a *API) partition(ctx context.Context, names []string, group string, all bool) (map[string]*part, error) {
 	self := a.cluster.Name()
 	var ms []store.Machine
@@ -189,8 +190,10 @@ func (a *API) partition(ctx context.Context, names []string, group string, all b
 	for _, n := range names {
 		m, err := a.st.Machine(ctx, n)
 		if err != nil {
-			add(self, "", n)
-			continue
+			// An unknown (or unreadable) name: this instance's handler
+			// refuses the whole request, as it would alone, before
+			// anything runs anywhere.
+			return nil, err
 		}
 		ms = append(ms, m)
 	}
