@@ -373,6 +373,14 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	if sum, err := cl1.Power(ctx, wire.PowerRequest{Action: "status", Machines: mixed}, func(r power.Result) { got = append(got, r) }); err != nil || sum.OK != len(mixed) || len(got) != len(mixed) {
 		t.Fatalf("mixed power status: %+v %+v %v", sum, got, err)
 	}
+	// An unknown machine among them: refused whole, nothing run anywhere.
+	was = bmc.SessionsBySource()
+	if _, err := cl1.Power(ctx, wire.PowerRequest{Action: "status", Machines: []string{target, "no-such-machine"}}, nil); err == nil || !strings.Contains(err.Error(), "no-such-machine") {
+		t.Errorf("power with an unknown machine: %v", err)
+	}
+	if now := bmc.SessionsBySource(); now[src3] != was[src3] {
+		t.Errorf("%s was reached although the request was refused", target)
+	}
 	// A forged peer signature is refused.
 	req, _ := http.NewRequest("POST", "http://"+srvs[2].Node.Members().All["i3"].PeerAddress+"/api/v1/check", strings.NewReader(`{"machines":["`+target+`"]}`))
 	req.Header.Set("Authorization", "Bearer "+c.token)
