@@ -82,6 +82,14 @@ first) and the same agent CA (copy DATA/agent-ca.pem and agent-ca.key); they
 split the agents between them: each advertises --agent-advertise (default its
 listener's address) and agents rediscover them every 5 minutes.
 
+Scale-out (docs/scale-out.md): several servers on one PostgreSQL database (--db)
+split the fleet. Each registers under --name with a lease (--lease) and checks only
+machines of its --zone(s) that fall to it; a dead one's machines are taken over, and
+check, power and diagnosis of a machine another instance checks are forwarded to it.
+All need the same key (--key-file, or DATA/secret.key copied from the first). SQLite
+is single-instance: a second server on the same SQLite database is refused.
+'lightsout instances' lists them.
+
 Storage: embedded SQLite in --data (default), or PostgreSQL with --db. The data
 directory also holds the key that encrypts BMC passwords at rest (secret.key,
 mode 0600, created on first start) and, on the first start only, the first admin
