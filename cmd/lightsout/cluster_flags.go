@@ -31,7 +31,8 @@ func (f *clusterFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&f.keyFile, "key-file", "", "the key that seals BMC passwords (default DATA/secret.key); every instance sharing a database needs the same one")
 }
 
-// apply validates the flags into cfg; listen is the API's address.
+// apply validates the flags into cfg (its Timeout set); listen is the
+// API's address.
 func (f *clusterFlags) apply(cfg *server.Config, listen string) error {
 	cfg.KeyFile = f.keyFile
 	if f.name != "" && strings.ContainsAny(f.name, ", \t") {
@@ -44,6 +45,9 @@ func (f *clusterFlags) apply(cfg *server.Config, listen string) error {
 	}
 	if f.lease < 3*time.Second || f.lease > 10*time.Minute {
 		return usageErr("--lease %v: from 3s to 10m", f.lease)
+	}
+	if err := cluster.CheckLease(f.lease, server.MaxCheckTimeouts*cfg.Timeout); err != nil {
+		return usageErr("--lease %v is too short for --timeout %v (a check may last %d × --timeout): %v", f.lease, cfg.Timeout, server.MaxCheckTimeouts, err)
 	}
 	peer := f.peer
 	if peer == "" {

@@ -38,6 +38,7 @@ func TestServerClusterFlags(t *testing.T) {
 		{[]string{"--zone", "a b"}, "--zone"},
 		{[]string{"--name", "x,y"}, "--name"},
 		{[]string{"--lease", "1s"}, "--lease"},
+		{[]string{"--lease", "20s", "--timeout", "5s"}, "too short for --timeout"},
 		{[]string{"--source-address", "eth0"}, "--source-address"},
 		{[]string{"--peer-address", "nohost"}, "--peer-address"},
 	} {

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"log/slog"
 	"fmt"
 	"net"
 	"net/http"
@@ -37,6 +38,14 @@ func TestMain(m *testing.M) {
 }
 
 var scaleAdmin = manager.Actor{Name: "test", Role: store.RoleAdmin}
+
+// The instances' lease and heartbeat in these tests: with a 500 ms
+// --timeout a check is cut at 4 s (server.MaxCheckTimeouts), so the fence
+// (lease - 3 heartbeats = 4.5 s) outlasts it.
+const (
+	e2eLease = 6 * time.Second
+	e2eEvery = 500 * time.Millisecond
+)
 
 // scaleFleet starts n simulated BMCs, one loopback address each as root
 // (127.70.x.y:623), else consecutive ports on 127.0.0.1.
@@ -82,8 +91,8 @@ func (c *scaleCluster) start(i int, zones ...string) *server.Server {
 	src := netip.AddrFrom4([4]byte{127, 0, 7, byte(i)})
 	s, err := server.New(context.Background(), server.Config{DataDir: dir, DB: c.dsn, KeyFile: c.key, Schedule: sch,
 		Damping: state.Damping{Consecutive: 1}, Timeout: 500 * time.Millisecond,
-		Engine: ipmi.Config{Source: src},
-		Cluster: cluster.Config{Name: fmt.Sprintf("i%d", i), Zones: zones, Lease: c.lease, Every: c.lease / 6, Fence: c.lease / 2,
+		Engine: ipmi.Config{Source: src}, Logger: slog.New(slog.NewTextHandler(testWriter{c.t, fmt.Sprintf("i%d", i)}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Cluster: cluster.Config{Name: fmt.Sprintf("i%d", i), Zones: zones, Lease: c.lease, Every: e2eEvery, Fence: c.lease - 3*e2eEvery,
 			PeerAddress: ln.Addr().String()}})
 	if err != nil {
 		ln.Close()
@@ -105,6 +114,17 @@ func (c *scaleCluster) start(i int, zones ...string) *server.Server {
 	}
 	c.clients[s] = cl
 	return s
+}
+
+// testWriter logs an instance's warnings into the test's log.
+type testWriter struct {
+	t    *testing.T
+	name string
+}
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Logf("%s: %s", w.name, strings.TrimSpace(string(b)))
+	return len(b), nil
 }
 
 // crash stops an instance as kill -9 would leave it: its checks end but it
@@ -176,7 +196,7 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	if testing.Short() {
 		n = 200
 	}
-	c := &scaleCluster{t: t, dsn: pgtest.DSN(t), interval: 2 * time.Second, lease: 1500 * time.Millisecond, clients: map[*server.Server]*client.Client{}}
+	c := &scaleCluster{t: t, dsn: pgtest.DSN(t), interval: 2 * time.Second, lease: e2eLease, clients: map[*server.Server]*client.Client{}}
 	f := scaleFleet(t, n)
 	extra := f.BMCs()[n-1] // imported later, through a non-owner
 	srvs := []*server.Server{c.start(1), c.start(2), c.start(3)}
@@ -406,7 +426,7 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	crash(srvs[1])
 	died := time.Now()
 	base := sources(f)
-	until(t, 2*c.interval+time.Second, func() bool {
+	until(t, c.lease+2*c.interval+time.Second, func() bool {
 		now := sources(f)
 		for _, name := range orphans {
 			moved := false
@@ -469,7 +489,7 @@ func TestScaleOutThreeInstances(t *testing.T) {
 		}
 	}
 	crash(i4)
-	until(t, 2*c.interval, func() bool {
+	until(t, c.lease+2*c.interval, func() bool {
 		evs, err := srvs[0].Store.Events(ctx, time.Time{}, "fleet.zone_unwatched", 10)
 		return err == nil && len(evs) == 1 && evs[0].Source == "zone:dc9"
 	}, func() string { return "no fleet.zone_unwatched for dc9" })

@@ -43,7 +43,7 @@ func runChild() {
 	s, err := server.New(context.Background(), server.Config{DataDir: get("E2E_DATA"), DB: get("E2E_DSN"), KeyFile: get("E2E_KEY"),
 		Schedule: sch, Damping: state.Damping{Consecutive: 1}, Timeout: 500 * time.Millisecond,
 		Engine:  ipmi.Config{Source: netip.MustParseAddr(get("E2E_SOURCE"))},
-		Cluster: cluster.Config{Name: get("E2E_NAME"), Lease: lease, Every: lease / 6, Fence: lease / 2, PeerAddress: ln.Addr().String()}})
+		Cluster: cluster.Config{Name: get("E2E_NAME"), Lease: lease, Every: e2eEvery, Fence: lease - 3*e2eEvery, PeerAddress: ln.Addr().String()}})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
@@ -90,7 +90,7 @@ func (c *scaleCluster) startChild(i int) *exec.Cmd {
 // survivor, and no BMC ever has two sessions at once.
 func TestScaleOutKill9(t *testing.T) {
 	n := 300
-	c := &scaleCluster{t: t, dsn: pgtest.DSN(t), interval: 2 * time.Second, lease: 1500 * time.Millisecond, clients: map[*server.Server]*client.Client{}}
+	c := &scaleCluster{t: t, dsn: pgtest.DSN(t), interval: 2 * time.Second, lease: e2eLease, clients: map[*server.Server]*client.Client{}}
 	f := scaleFleet(t, n)
 	i1 := c.start(1) // in this process: makes the schema, the key
 	importInto(t, i1, f)

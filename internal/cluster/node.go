@@ -48,9 +48,12 @@ type Config struct {
 	// Lease is how long a heartbeat keeps the instance alive (default
 	// DefaultLease); Every how often it is renewed (default Lease/6);
 	// Fence how long before the lease would lapse an instance that could
-	// not renew it stops checking (default Lease/2: longer than a check
-	// lasts, so the check in flight has ended when the others take over).
-	Lease, Every, Fence time.Duration
+	// not renew it stops checking (default the larger of Lease/2 and
+	// MaxCheck+Every). MaxCheck is the longest a check may last (the
+	// node's prober cuts it there; default Fence): Fence must be at least
+	// MaxCheck, so the check in flight has ended when the others take
+	// over.
+	Lease, Every, Fence, MaxCheck time.Duration
 	Logger              *slog.Logger
 	// OnMembers, when set, is called after each reading of the members
 	// (on the node's goroutine; it must not block for long).
@@ -67,6 +70,9 @@ type Config struct {
 // default 60 s interval a dead instance's channels are checked again
 // within two intervals (lease, then first checks spread over one).
 const DefaultLease = 45 * time.Second
+
+// ErrLease: the lease is too short for the checks (Config.MaxCheck).
+var ErrLease = errors.New("cluster: lease too short")
 
 // ErrNameInUse: a live instance already has this name.
 var ErrNameInUse = errors.New("cluster: instance name in use")
@@ -115,16 +121,30 @@ func New(st Store, cfg Config) (*Node, error) {
 		cfg.Every = cfg.Lease / 6
 	}
 	if cfg.Fence <= 0 {
-		cfg.Fence = cfg.Lease / 2
+		cfg.Fence = max(cfg.Lease/2, cfg.MaxCheck+cfg.Every)
+	}
+	if cfg.MaxCheck <= 0 {
+		cfg.MaxCheck = cfg.Fence
+	}
+	if cfg.Fence < cfg.MaxCheck {
+		return nil, fmt.Errorf("%w: fence %v is shorter than a check may last (%v)", ErrLease, cfg.Fence, cfg.MaxCheck)
 	}
 	if cfg.Fence >= cfg.Lease || cfg.Every >= cfg.Lease-cfg.Fence {
-		return nil, fmt.Errorf("cluster: lease %v must exceed fence %v plus heartbeat %v", cfg.Lease, cfg.Fence, cfg.Every)
+		return nil, fmt.Errorf("%w: lease %v must exceed the fence %v (a check may last %v) plus the heartbeat %v: give a lease of at least %v",
+			ErrLease, cfg.Lease, cfg.Fence, cfg.MaxCheck, cfg.Every, 2*cfg.MaxCheck)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Node{cfg: cfg, st: st, log: cfg.Logger, active: map[int64]*held{}, inflight: map[string]int{},
 		changed: make(chan struct{}), members: Members{Self: cfg.Name, All: map[string]store.Instance{}}}, nil
+}
+
+// CheckLease says whether a lease (with the default heartbeat and fence)
+// is long enough for checks that may last maxCheck.
+func CheckLease(lease, maxCheck time.Duration) error {
+	_, err := New(nil, Config{Name: "x", Lease: lease, MaxCheck: maxCheck})
+	return err
 }
 
 // Name is the instance's name.
@@ -494,6 +514,10 @@ func (n *Node) Prober(p probe.Prober) probe.Prober {
 			n.mu.Unlock()
 		}()
 		n.checks.Add(1)
+		// A check never outlasts the fence margin: when this instance is
+		// fenced, its last checks end before its lease can lapse.
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.MaxCheck)
+		defer cancel()
 		return p(ctx, t)
 	}
 }

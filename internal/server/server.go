@@ -454,6 +454,11 @@ func DefaultName(dataDir string) string {
 	return fmt.Sprintf("%s-%x", h, sum[:2])
 }
 
+// MaxCheckTimeouts is the longest a check may last, in --timeout units:
+// scale-out cuts a check there (cluster.Config.MaxCheck), and the lease
+// must be longer (docs/scale-out.md).
+const MaxCheckTimeouts = 8
+
 // newNode registers this instance (cluster.Config defaults: DefaultName,
 // the default zone, the engine's source address).
 func newNode(ctx context.Context, st *store.DB, cfg Config, onUnwatched func(string, time.Time)) (*cluster.Node, error) {
@@ -466,6 +471,16 @@ func newNode(ctx context.Context, st *store.DB, cfg Config, onUnwatched func(str
 	}
 	if cc.Name == "" {
 		cc.Name = DefaultName(cfg.DataDir)
+	}
+	if cc.MaxCheck == 0 {
+		// A check is a handful of exchanges, each allowed Timeout of
+		// silence (probe/ipmi.go): cut there, it ends before a fenced
+		// instance's lease can lapse.
+		t := cfg.Timeout
+		if t <= 0 {
+			t = probe.DefaultTimeout
+		}
+		cc.MaxCheck = MaxCheckTimeouts * t
 	}
 	if cc.Source == "" && cfg.Engine.Source.IsValid() {
 		cc.Source = cfg.Engine.Source.String()
