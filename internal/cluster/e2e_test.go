@@ -2,8 +2,8 @@ package cluster_test
 
 import (
 	"context"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"

@@ -54,7 +54,7 @@ type Config struct {
 	// MaxCheck, so the check in flight has ended when the others take
 	// over.
 	Lease, Every, Fence, MaxCheck time.Duration
-	Logger              *slog.Logger
+	Logger                        *slog.Logger
 	// OnMembers, when set, is called after each reading of the members
 	// (on the node's goroutine; it must not block for long).
 	OnMembers func(Members)
