@@ -33,11 +33,18 @@ func (f *filtered) Accounts(ctx context.Context, mf store.MachineFilter, p store
 		byID[m.ID] = m
 	}
 	out := accts[:0]
+	var refused []int64
 	for _, a := range accts {
 		m, ok := byID[a.MachineID]
 		if ok && f.n.admit(m.ID, m.Name, store.ZoneOf(m), a.ID) {
 			out = append(out, a)
+		} else if ok {
+			refused = append(refused, m.ID)
 		}
+	}
+	// A machine held but no longer ours (a change missed): dropped.
+	for _, id := range refused {
+		f.n.release(id)
 	}
 	return out, nil
 }

@@ -98,6 +98,11 @@ type Node struct {
 	// unwatched: zones with machines and no live instance, since when
 	// (this instance's first reading that found them so).
 	unwatched map[string]time.Time
+	// loading: the monitor's Load is reading the fleet; pending are the
+	// machines changed meanwhile, re-read after it (Load may have read
+	// them before the change and admitted them after it was applied).
+	loading bool
+	pending map[int64]bool
 }
 
 type held struct {
@@ -351,11 +356,24 @@ func (n *Node) tick(ctx context.Context) {
 	if reload && n.mon != nil {
 		// Machines gained (a member left, or released what it held) are
 		// picked up; spread over one interval by the monitor.
-		if err := n.mon.Load(ctx); err != nil {
-			n.log.Warn("cluster: loading the share", "err", err)
-			n.mu.Lock()
+		n.mu.Lock()
+		n.loading, n.pending = true, map[int64]bool{}
+		n.mu.Unlock()
+		err := n.mon.Load(ctx)
+		n.mu.Lock()
+		pending := n.pending
+		n.loading, n.pending = false, nil
+		if err != nil {
 			n.loaded = ""
-			n.mu.Unlock()
+		}
+		n.mu.Unlock()
+		if err != nil {
+			n.log.Warn("cluster: loading the share", "err", err)
+		}
+		for id := range pending {
+			if err := n.mon.RefreshMachine(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				n.log.Warn("cluster: applying a change", "machine", id, "err", err)
+			}
 		}
 	}
 }
@@ -439,6 +457,11 @@ func (n *Node) onChange(ctx context.Context, c store.Change) {
 	if n.mon == nil {
 		return
 	}
+	n.mu.Lock()
+	if n.loading {
+		n.pending[c.MachineID] = true
+	}
+	n.mu.Unlock()
 	var err error
 	if c.AccountID != 0 {
 		err = n.mon.Refresh(ctx, c.AccountID)
