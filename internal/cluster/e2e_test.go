@@ -40,10 +40,10 @@ func TestMain(m *testing.M) {
 var scaleAdmin = manager.Actor{Name: "test", Role: store.RoleAdmin}
 
 // The instances' lease and heartbeat in these tests: with a 500 ms
-// --timeout a check is cut at 4 s (server.MaxCheckTimeouts), so the fence
-// (lease - 3 heartbeats = 4.5 s) outlasts it.
+// --timeout a check is cut at 3 s (server.MaxCheckTimeouts), so the fence
+// (lease - 3 heartbeats = 5.5 s) outlasts it and its session's close.
 const (
-	e2eLease = 6 * time.Second
+	e2eLease = 7 * time.Second
 	e2eEvery = 500 * time.Millisecond
 )
 

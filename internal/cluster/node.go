@@ -49,10 +49,10 @@ type Config struct {
 	// DefaultLease); Every how often it is renewed (default Lease/6);
 	// Fence how long before the lease would lapse an instance that could
 	// not renew it stops checking (default the larger of Lease/2 and
-	// MaxCheck+Every). MaxCheck is the longest a check may last (the
-	// node's prober cuts it there; default Fence): Fence must be at least
-	// MaxCheck, so the check in flight has ended when the others take
-	// over.
+	// 5/4 MaxCheck + Every). MaxCheck is the longest a check may last (the
+	// node's prober cuts it there; default 4/5 Fence): Fence must be at
+	// least 5/4 MaxCheck (the cut check still closes its session), so the
+	// check in flight has ended when the others take over.
 	Lease, Every, Fence, MaxCheck time.Duration
 	Logger                        *slog.Logger
 	// OnMembers, when set, is called after each reading of the members
@@ -103,6 +103,10 @@ type Node struct {
 	// them before the change and admitted them after it was applied).
 	loading bool
 	pending map[int64]bool
+	// drainAll: fenced since the last published view; every check still
+	// in flight must end before a new view is published (the others may
+	// take what it gives away at once).
+	drainAll bool
 }
 
 type held struct {
@@ -126,13 +130,15 @@ func New(st Store, cfg Config) (*Node, error) {
 		cfg.Every = cfg.Lease / 6
 	}
 	if cfg.Fence <= 0 {
-		cfg.Fence = max(cfg.Lease/2, cfg.MaxCheck+cfg.Every)
+		cfg.Fence = max(cfg.Lease/2, cfg.MaxCheck*5/4+cfg.Every)
 	}
 	if cfg.MaxCheck <= 0 {
-		cfg.MaxCheck = cfg.Fence
+		cfg.MaxCheck = cfg.Fence * 4 / 5
 	}
-	if cfg.Fence < cfg.MaxCheck {
-		return nil, fmt.Errorf("%w: fence %v is shorter than a check may last (%v)", ErrLease, cfg.Fence, cfg.MaxCheck)
+	if cfg.Fence < cfg.MaxCheck*5/4 {
+		// A check cut at MaxCheck still closes its session (on a fresh
+		// deadline): a quarter more for that.
+		return nil, fmt.Errorf("%w: fence %v is shorter than a check may last (%v, and a quarter more to close its session)", ErrLease, cfg.Fence, cfg.MaxCheck)
 	}
 	if cfg.Fence >= cfg.Lease || cfg.Every >= cfg.Lease-cfg.Fence {
 		return nil, fmt.Errorf("%w: lease %v must exceed the fence %v (a check may last %v) plus the heartbeat %v: give a lease of at least %v",
@@ -221,6 +227,7 @@ func (n *Node) fence() {
 	}
 	n.fenced, n.view = true, nil
 	n.loaded = "" // load the share again once the lease is renewed
+	n.drainAll = true
 	n.log.Error("cluster: the lease could not be renewed; stopping every check until it is (docs/scale-out.md)", "instance", n.cfg.Name)
 	n.dropLocked(func(int64, *held) bool { return true })
 	n.mu.Unlock()
@@ -324,6 +331,21 @@ func (n *Node) tick(ctx context.Context) {
 		n.log.Info("cluster: handed over", "machines", len(dropped), "view", view)
 	}
 	n.mu.Lock()
+	all := n.drainAll
+	var names []string
+	for nm := range n.inflight {
+		names = append(names, nm)
+	}
+	n.mu.Unlock()
+	if all && len(names) > 0 {
+		// Back from a fence: the checks cut then may still be closing.
+		if err := n.drain(tctx, names); err != nil {
+			n.log.Warn("cluster: waiting for the checks in flight when fenced", "err", err)
+			return
+		}
+	}
+	n.mu.Lock()
+	n.drainAll = false
 	row := n.row(view)
 	n.mu.Unlock()
 	if _, err := n.st.Heartbeat(tctx, row, n.cfg.Lease, false); err != nil {

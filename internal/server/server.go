@@ -457,7 +457,7 @@ func DefaultName(dataDir string) string {
 // MaxCheckTimeouts is the longest a check may last, in --timeout units:
 // scale-out cuts a check there (cluster.Config.MaxCheck), and the lease
 // must be longer (docs/scale-out.md).
-const MaxCheckTimeouts = 8
+const MaxCheckTimeouts = 6
 
 // newNode registers this instance (cluster.Config defaults: DefaultName,
 // the default zone, the engine's source address).
