@@ -33,18 +33,18 @@ func (f *filtered) Accounts(ctx context.Context, mf store.MachineFilter, p store
 		byID[m.ID] = m
 	}
 	out := accts[:0]
-	var refused []int64
+	refused := map[int64][]int64{}
 	for _, a := range accts {
 		m, ok := byID[a.MachineID]
 		if ok && f.n.admit(m.ID, m.Name, store.ZoneOf(m), a.ID) {
 			out = append(out, a)
 		} else if ok {
-			refused = append(refused, m.ID)
+			refused[m.ID] = append(refused[m.ID], a.ID)
 		}
 	}
 	// A machine held but no longer ours (a change missed): dropped.
-	for _, id := range refused {
-		f.n.release(id)
+	for id, as := range refused {
+		f.n.release(id, as...)
 	}
 	return out, nil
 }
@@ -88,7 +88,11 @@ func (f *filtered) AccountsOf(ctx context.Context, machineID int64) ([]store.Acc
 		}
 	}
 	if len(accts) > 0 && len(out) == 0 {
-		f.n.release(machineID) // its zone moved it to another instance
+		ids := make([]int64, len(accts))
+		for i, a := range accts {
+			ids[i] = a.ID
+		}
+		f.n.release(machineID, ids...) // its zone moved it to another instance
 	}
 	return out, nil
 }

@@ -535,11 +535,17 @@ func (n *Node) forget(machine, account int64) {
 }
 
 // release drops a machine no longer ours (its zone changed) from the
-// monitor.
-func (n *Node) release(machine int64) {
+// monitor: the accounts the node knows of and those given (the monitor
+// may have one the node's books lost, when a change raced a load).
+func (n *Node) release(machine int64, accounts ...int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dropLocked(func(id int64, _ *held) bool { return id == machine })
+	if n.mon != nil {
+		for _, a := range accounts {
+			n.mon.Remove(a)
+		}
+	}
 }
 
 // Prober wraps p to count checks and keep track of those in flight, so a
