@@ -29,6 +29,7 @@ type Store interface {
 // fleet through [Node.Store], which hands it only the node's share.
 type Monitor interface {
 	Load(ctx context.Context) error
+	Snapshot() map[int64]store.ChannelState
 	Remove(accountID int64)
 	Refresh(ctx context.Context, accountID int64) error
 	RefreshMachine(ctx context.Context, machineID int64) error
@@ -133,12 +134,13 @@ func New(st Store, cfg Config) (*Node, error) {
 		cfg.Fence = max(cfg.Lease/2, cfg.MaxCheck*5/4+cfg.Every)
 	}
 	if cfg.MaxCheck <= 0 {
-		cfg.MaxCheck = cfg.Fence * 4 / 5
+		cfg.MaxCheck = (cfg.Fence - cfg.Every) * 4 / 5
 	}
-	if cfg.Fence < cfg.MaxCheck*5/4 {
+	if cfg.Fence < cfg.MaxCheck*5/4+cfg.Every {
 		// A check cut at MaxCheck still closes its session (on a fresh
-		// deadline): a quarter more for that.
-		return nil, fmt.Errorf("%w: fence %v is shorter than a check may last (%v, and a quarter more to close its session)", ErrLease, cfg.Fence, cfg.MaxCheck)
+		// deadline): a quarter more for that; and one may start up to a
+		// heartbeat after the fence (a load racing it, see reconcile).
+		return nil, fmt.Errorf("%w: fence %v is shorter than a check may last (%v, and a quarter more to close its session) plus a heartbeat (%v)", ErrLease, cfg.Fence, cfg.MaxCheck, cfg.Every)
 	}
 	if cfg.Fence >= cfg.Lease || cfg.Every >= cfg.Lease-cfg.Fence {
 		return nil, fmt.Errorf("%w: lease %v must exceed the fence %v (a check may last %v) plus the heartbeat %v: give a lease of at least %v",
@@ -299,7 +301,31 @@ func (n *Node) Run(ctx context.Context) {
 // Tick runs one round at once (tests).
 func (n *Node) Tick(ctx context.Context) { n.tick(ctx) }
 
+// reconcile removes from the monitor every channel the node does not hold:
+// a load that raced a fence or a release can insert one after the node
+// dropped it. Run at every heartbeat, even without the database.
+func (n *Node) reconcile() {
+	if n.mon == nil {
+		return
+	}
+	snap := n.mon.Snapshot()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	held := map[int64]bool{}
+	for _, h := range n.active {
+		for a := range h.accounts {
+			held[a] = true
+		}
+	}
+	for id := range snap {
+		if !held[id] {
+			n.mon.Remove(id)
+		}
+	}
+}
+
 func (n *Node) tick(ctx context.Context) {
+	n.reconcile()
 	begun := time.Now()
 	tctx, cancel := context.WithTimeout(ctx, n.cfg.Lease-n.cfg.Fence)
 	defer cancel()
@@ -397,6 +423,7 @@ func (n *Node) tick(ctx context.Context) {
 				n.log.Warn("cluster: applying a change", "machine", id, "err", err)
 			}
 		}
+		n.reconcile()
 	}
 }
 

@@ -79,6 +79,16 @@ func (m *fakeMonitor) Load(context.Context) error {
 	return nil
 }
 
+func (m *fakeMonitor) Snapshot() map[int64]store.ChannelState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[int64]store.ChannelState{}
+	for id := range m.held {
+		out[id] = store.ChannelState{AccountID: id}
+	}
+	return out
+}
+
 func (m *fakeMonitor) Remove(id int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -21,7 +21,7 @@ func TestStaleZoneShown(t *testing.T) {
 	e := apitest.Start(t, apitest.Options{Subnet: 98, Fleet: sim.Config{Count: 2, Seed: 3},
 		Configure: func(c *server.Config) {
 			c.Cluster = cluster.Config{Name: "web-1", Lease: 600 * time.Millisecond, Every: 100 * time.Millisecond, Fence: 300 * time.Millisecond,
-				MaxCheck: 200 * time.Millisecond}
+				MaxCheck: 150 * time.Millisecond}
 		}})
 	ctx := context.Background()
 	e.ImportFleet(t)
