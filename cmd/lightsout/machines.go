@@ -135,6 +135,9 @@ func stateText(ch manager.ChannelView) string {
 	for _, c := range ch.State.Conditions {
 		s += "+" + string(c)
 	}
+	if ch.StaleSince != nil {
+		s += " (stale since " + stamp(*ch.StaleSince) + ")"
+	}
 	return s
 }
 

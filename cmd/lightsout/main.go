@@ -64,6 +64,7 @@ Start with:
 	root.AddCommand(newSecurityCmd())
 	root.AddCommand(newAgentCmd(), newDomainCmd())
 	wireOutFiles(root) // --out FILE on every command that prints records (output.go)
+	root.AddCommand(newInstancesCmd())
 	return root
 }
 

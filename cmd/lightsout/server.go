@@ -56,6 +56,8 @@ type serverFlags struct {
 	agentAdvertise []string
 
 	channelMetricsMax int
+
+	cluster clusterFlags
 }
 
 // defaultListen is the API's default address: loopback only.
@@ -79,6 +81,14 @@ PostgreSQL database need the same password key (copy DATA/secret.key from the
 first) and the same agent CA (copy DATA/agent-ca.pem and agent-ca.key); they
 split the agents between them: each advertises --agent-advertise (default its
 listener's address) and agents rediscover them every 5 minutes.
+
+Scale-out (docs/scale-out.md): several servers on one PostgreSQL database (--db)
+split the fleet. Each registers under --name with a lease (--lease) and checks only
+machines of its --zone(s) that fall to it; a dead one's machines are taken over, and
+check, power and diagnosis of a machine another instance checks are forwarded to it.
+All need the same key (--key-file, or DATA/secret.key copied from the first). SQLite
+is single-instance: a second server on the same SQLite database is refused.
+'lightsout instances' lists them.
 
 Storage: embedded SQLite in --data (default), or PostgreSQL with --db. The data
 directory also holds the key that encrypts BMC passwords at rest (secret.key,
@@ -151,6 +161,7 @@ Example:
 	fl.DurationVar(&f.eventRetention, "event-retention", events.DefaultRetention, "delete events whose last occurrence is older than this")
 	fl.IntVar(&f.channelMetricsMax, "channel-metrics-max", exporter.DefaultMaxChannels, "serve per-channel series on /metrics for at most this many channels (10 series each; above it they are off, with a warning; -1: never)")
 	fl.Float64Var(&f.floodThreshold, "flood-threshold", events.DefaultFlood.Threshold, "unanswered requests a minute on one BMC that raise oob.timeout_flood")
+	f.cluster.add(fl)
 	return c
 }
 
@@ -229,10 +240,14 @@ func (f *serverFlags) config(log *slog.Logger) (server.Config, error) {
 		}
 		hub.Advertise = append(hub.Advertise, a)
 	}
-	return server.Config{DataDir: f.data, DB: f.db, Schedule: sch, Damping: state.Damping{Consecutive: f.confirm},
+	cfg := server.Config{DataDir: f.data, DB: f.db, Schedule: sch, Damping: state.Damping{Consecutive: f.confirm},
 		Timeout: f.timeout, Parallel: f.parallel, Logger: log, Events: ev, Audit: audit.Config{Every: f.auditEvery},
 		AgentListen: f.agentListen, Agents: hub, FullEvery: f.fullEvery, CipherSuites: toSuites(suites),
-		ChannelMetricsMax: channelMax(f.channelMetricsMax)}, nil
+		ChannelMetricsMax: channelMax(f.channelMetricsMax)}
+	if err := f.cluster.apply(&cfg, f.listen); err != nil {
+		return server.Config{}, err
+	}
+	return cfg, nil
 }
 
 // channelMax maps the flag to server.Config.ChannelMetricsMax (where 0 is
@@ -339,7 +354,8 @@ func startServer(ctx context.Context, cfg server.Config, listen string) (*server
 		return nil, nil, nil, &exitError{code: 1, err: err}
 	}
 	httpSrv := &http.Server{Handler: api.New(api.Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
-		Events: srv.Events, Agents: srv.Agents, AgentAddr: srv.AgentAddr}), ReadHeaderTimeout: 10 * time.Second}
+		Events: srv.Events, Agents: srv.Agents, AgentAddr: srv.AgentAddr,
+		Self: srv.Node.Name(), Cluster: srv.Node, PeerKey: srv.PeerKey}), ReadHeaderTimeout: 10 * time.Second}
 	httpSrv.RegisterOnShutdown(srv.Events.CloseSubscribers) // end event streams, or Shutdown waits for them
 	go func() {
 		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

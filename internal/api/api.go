@@ -49,6 +49,13 @@ type Config struct {
 	// AgentAddr is the agent listener's address (nil: none); the
 	// console's agents page says agents are not enabled without one.
 	AgentAddr net.Addr
+	// Self is this instance's name (GET /api/v1/instances).
+	Self string
+	// Cluster, when set, says which instance checks a machine: check,
+	// power and diagnosis requests for machines another instance checks
+	// are forwarded to it (forward.go), signed with PeerKey.
+	Cluster Cluster
+	PeerKey []byte
 }
 
 // New returns the API handler of a running server, with the console (its
@@ -71,6 +78,9 @@ type API struct {
 	// agents is the agent hub (nil: 503).
 	agents    *agent.Hub
 	agentAddr net.Addr
+	self      string // this instance's name
+	cluster   Cluster
+	peerKey   []byte
 	// lim throttles failed authentications per source address and
 	// counts them (lightsout_auth_failures_total), for the API and the
 	// console's login.
@@ -80,7 +90,7 @@ type API struct {
 // NewHandler builds the handler. It registers lightsout_operations_total on
 // cfg.Registry and counts every audited operation (cfg.Manager.OnAudit).
 func NewHandler(cfg Config) *API {
-	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events, agents: cfg.Agents, agentAddr: cfg.AgentAddr}
+	a := &API{m: cfg.Manager, st: cfg.Store, reg: cfg.Registry, log: cfg.Logger, mux: http.NewServeMux(), ev: cfg.Events, agents: cfg.Agents, agentAddr: cfg.AgentAddr, self: cfg.Self, cluster: cfg.Cluster, peerKey: cfg.PeerKey}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -12,6 +12,9 @@ import (
 // as it completes (flushed), then the summary. Validation and role errors
 // come before the stream as ordinary error replies.
 func (a *API) diag(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	if done, err := a.forwarded(w, r, actor, fwdDiag, a.diag); done {
+		return err
+	}
 	var in wire.DiagRequest
 	if err := decode(w, r, MaxBody, &in); err != nil {
 		return err

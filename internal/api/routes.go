@@ -96,6 +96,8 @@ func (a *API) routes() []route {
 		{"POST", "/api/v1/agents/{id}/ops", operator, a.agentOp},
 		{"POST", "/api/v1/agents/{id}/diag", viewer, a.agentDiag}, // autocorrect needs operator, the re-enrollment token admin
 
+		{"GET", "/api/v1/instances", viewer, a.listInstances},
+
 		{"GET", "/api/v1/tokens", admin, a.listTokens},
 		{"POST", "/api/v1/tokens", admin, a.createToken},
 		{"DELETE", "/api/v1/tokens/{name}", admin, a.revokeToken},
@@ -235,13 +237,16 @@ func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
 // --- machines ---
 
 func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
-	q, err := params(r, "group", "tag", "limit", "after", "state", "reason", "condition", "enclosure")
+	q, err := params(r, "group", "tag", "limit", "after", "state", "reason", "condition", "enclosure", "zone", "prefix")
 	if err != nil {
 		return err
 	}
-	limit, err := intParam(q, "limit", 1, 100000)
+	limit, err := intParam(q, "limit", 1, MaxPage)
 	if err != nil {
 		return err
+	}
+	if limit == 0 {
+		limit = DefaultPage
 	}
 	after, err := intParam(q, "after", 0, 1<<62)
 	if err != nil {
@@ -252,33 +257,33 @@ func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Act
 	if err := vf.Check(); err != nil {
 		return err
 	}
-	page := store.Page{After: after, Limit: int(limit)}
-	if !vf.Empty() {
-		page = store.Page{After: after} // filtered after the states are known; paged below
-	}
-	ms, err := a.m.Machines(r.Context(), store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag")}, page)
+	// Filtered in the database, one page at a time; the condition (which
+	// the security audit adds to) is checked on the page.
+	mf := store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag"), Zone: q.Get("zone"), Prefix: q.Get("prefix"),
+		Enclosure: vf.Enclosure, State: string(vf.State), Reason: string(vf.Reason)}
+	ms, err := a.m.Machines(r.Context(), mf, store.Page{After: after, Limit: int(limit)})
 	if err != nil {
 		return err
 	}
-	if !vf.Empty() {
-		sel := ms[:0]
-		for _, mv := range ms {
-			if vf.Match(mv) && (limit == 0 || len(sel) < int(limit)) {
-				sel = append(sel, mv)
-			}
-		}
-		ms = sel
-	}
-	out := wire.Machines{Machines: ms}
-	if out.Machines == nil {
-		out.Machines = []manager.MachineView{}
-	}
-	if limit > 0 && len(ms) == int(limit) {
+	out := wire.Machines{Machines: []manager.MachineView{}}
+	if len(ms) == int(limit) {
 		out.NextAfter = ms[len(ms)-1].ID
+	}
+	for _, mv := range ms {
+		if vf.Match(mv) {
+			out.Machines = append(out.Machines, mv)
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// Pages of GET /api/v1/machines: DefaultPage machines unless limit says
+// otherwise, at most MaxPage; next_after is the cursor of the next page.
+const (
+	DefaultPage = 100
+	MaxPage     = 1000
+)
 
 func (a *API) addMachine(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
 	var in manager.MachineInput
@@ -774,6 +779,9 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, _ manager.Actor) er
 // --- operations ---
 
 func (a *API) check(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	if done, err := a.forwarded(w, r, actor, fwdCheck, a.check); done {
+		return err
+	}
 	var in wire.CheckRequest
 	if err := decode(w, r, MaxBody, &in); err != nil {
 		return err
@@ -816,6 +824,9 @@ func stagger(batch int, interval string) (power.Stagger, error) {
 const MinAgentFallback = time.Second
 
 func (a *API) power(w http.ResponseWriter, r *http.Request, actor manager.Actor) error {
+	if done, err := a.forwarded(w, r, actor, fwdPower, a.power); done {
+		return err
+	}
 	var in wire.PowerRequest
 	if err := decode(w, r, MaxBody, &in); err != nil {
 		return err

@@ -25,6 +25,9 @@ const (
 
 	// Fleet findings.
 	FleetCorrelated = "fleet.correlated"
+	// FleetZoneUnwatched: a zone with machines has no live instance
+	// (docs/scale-out.md).
+	FleetZoneUnwatched = "fleet.zone_unwatched"
 
 	// Incidents (internal/incident): broken channels grouped by cause.
 	IncidentOpened = "incident.opened"
@@ -97,6 +100,8 @@ var catalogue = []Kind{
 		"security: a login step drew an unauthenticated refusal and a verified answer to the same request (the verified one was taken): a forger on the management network, or a device mangling replies", time.Hour, false},
 	{FleetCorrelated, Warning,
 		"a share of the BMCs with one firmware revision, enclosure or subnet raise the same code: look at what they share", time.Hour, false},
+	{FleetZoneUnwatched, Critical,
+		"no live server instance serves a zone with machines: its channels are not checked and show stale since then; start an instance with --zone for it (docs/scale-out.md)", time.Hour, false},
 	{IncidentOpened, Warning,
 		"an incident opened: broken channels grouped by cause (a dead enclosure, one refused user in a group, swapped addresses, a fleet correlation, agents down), with members, remedy and the diagnosis to run; the severity is the incident's", 0, false},
 	{IncidentClosed, Info,

@@ -25,6 +25,7 @@ const (
 	OOBTimeoutFloodCleared = evcode.OOBTimeoutFloodCleared
 	OOBConflictingReplies  = evcode.OOBConflictingReplies
 	FleetCorrelated        = evcode.FleetCorrelated
+	FleetZoneUnwatched     = evcode.FleetZoneUnwatched
 	IncidentOpened         = evcode.IncidentOpened
 	IncidentClosed         = evcode.IncidentClosed
 	AuditCipher0Enabled    = evcode.AuditCipher0Enabled

@@ -322,13 +322,30 @@ func TestWriteCanonical(t *testing.T) {
 	if y.String() != wantYAML {
 		t.Errorf("YAML:\n%s\nwant\n%s", y.String(), wantYAML)
 	}
-	wantCSV := "name,guid,address,port,user,protocol,password_file,password_env,cipher_suite,cipher_suites,privilege,redfish_auth,enclosure,slot,group,role,tags,spare\n" +
-		"a,,10.0.0.1,,,,,,,,administrator,,,,,,,\n" +
-		"b,,10.0.0.2,,,,,,,,operator,,,,,,x;y z,true\n"
+	wantCSV := "name,guid,address,port,user,protocol,password_file,password_env,cipher_suite,cipher_suites,privilege,redfish_auth,enclosure,slot,group,role,tags,spare,zone\n" +
+		"a,,10.0.0.1,,,,,,,,administrator,,,,,,,,\n" +
+		"b,,10.0.0.2,,,,,,,,operator,,,,,,x;y z,true,\n"
 	if c.String() != wantCSV {
 		t.Errorf("CSV:\n%s\nwant\n%s", c.String(), wantCSV)
 	}
 	if inv.Machines[0].Privilege != "ADMIN" || inv.Machines[0].Tags == nil {
 		t.Error("the writers changed the caller's machines")
+	}
+}
+
+// TestZoneField: a machine's zone is read from YAML (also from defaults:)
+// and CSV, written back, and a bad one is refused naming the field.
+func TestZoneField(t *testing.T) {
+	inv, err := Parse(strings.NewReader("defaults:\n  zone: dc1\nmachines:\n  - name: a\n    address: 10.0.0.1\n  - name: b\n    address: 10.0.0.2\n    zone: dc2\n"), YAML, "f.yaml")
+	if err != nil || inv.Machines[0].Zone != "dc1" || inv.Machines[1].Zone != "dc2" {
+		t.Fatalf("YAML: %+v %v", inv, err)
+	}
+	inv, err = Parse(strings.NewReader("name,address,zone\na,10.0.0.1,dc3\n"), CSV, "f.csv")
+	if err != nil || inv.Machines[0].Zone != "dc3" {
+		t.Fatalf("CSV: %+v %v", inv, err)
+	}
+	_, err = Parse(strings.NewReader("machines:\n  - name: a\n    address: 10.0.0.1\n    zone: \"dc 1\"\n"), YAML, "f.yaml")
+	if err == nil || !strings.Contains(err.Error(), `"zone"`) {
+		t.Fatalf("bad zone: %v", err)
 	}
 }

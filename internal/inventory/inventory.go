@@ -62,6 +62,10 @@ type Machine struct {
 	Tags []string `yaml:"tags,omitempty,flow" json:"tags,omitempty"`
 	// Spare marks a machine kept in reserve.
 	Spare bool `yaml:"spare,omitempty" json:"spare,omitempty"`
+	// Zone is where the machine's BMC is reachable from: only servers
+	// started with --zone ZONE check it (docs/scale-out.md); empty: the
+	// zone "default".
+	Zone string `yaml:"zone,omitempty" json:"zone,omitempty"`
 
 	// Line is where the machine was defined in its source file (1-based),
 	// for error messages; 0 when built in code.

@@ -19,14 +19,14 @@ import (
 var fieldNames = []string{
 	"name", "guid", "address", "port", "user", "protocol",
 	"password_file", "password_env", "cipher_suite", "cipher_suites", "privilege", "redfish_auth",
-	"enclosure", "slot", "group", "role", "tags", "spare",
+	"enclosure", "slot", "group", "role", "tags", "spare", "zone",
 }
 
 // defaultNames are the fields a YAML defaults: block may set: everything
 // but a machine's identity and place (name, guid, address, enclosure, slot).
 var defaultNames = []string{
 	"port", "user", "protocol", "password_file", "password_env", "cipher_suite",
-	"cipher_suites", "privilege", "redfish_auth", "group", "role", "tags", "spare",
+	"cipher_suites", "privilege", "redfish_auth", "group", "role", "tags", "spare", "zone",
 }
 
 // enclosureFieldNames are the fields of an entry in enclosures:, in the
@@ -72,6 +72,8 @@ func (m *Machine) textField(name string) *string {
 		return &m.Group
 	case "role":
 		return &m.Role
+	case "zone":
+		return &m.Zone
 	}
 	return nil
 }
@@ -317,7 +319,7 @@ func validateEntry(c *collector, e *entry, seen map[string]*entry) {
 			report("guid", m.GUID, "is not a GUID (want 32 hex digits, optionally dashed 8-4-4-4-12, optionally in braces)")
 		}
 	}
-	for _, f := range []string{"port", "protocol", "password_env", "cipher_suite", "cipher_suites", "privilege", "redfish_auth", "group"} {
+	for _, f := range []string{"port", "protocol", "password_env", "cipher_suite", "cipher_suites", "privilege", "redfish_auth", "group", "zone"} {
 		if check(f) {
 			if r := checkDefaultable(f, m); r != "" {
 				report(f, m.fieldValue(f), r)
@@ -522,6 +524,10 @@ func checkDefaultable(field string, m *Machine) string {
 		}
 	case "group":
 		if m.Group != "" && !validName(m.Group) {
+			return "may contain only letters, digits, '.', '_' and '-'"
+		}
+	case "zone":
+		if m.Zone != "" && !validName(m.Zone) {
 			return "may contain only letters, digits, '.', '_' and '-'"
 		}
 	}

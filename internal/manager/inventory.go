@@ -43,7 +43,7 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 		}
 		rows = append(rows, store.ImportRow{Line: im.Line,
 			Machine: store.Machine{Name: im.Name, GUID: g, Group: im.Group, Tags: im.Tags, Role: im.Role, Spare: im.Spare,
-				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == ""},
+				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == "", Zone: im.Zone},
 			Account: store.Account{Protocol: im.EffectiveProtocol(), Address: im.Address, Port: im.Port, // 0: the protocol's default (store.DefaultPort)
 				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite,
 				RedfishAuth: im.RedfishAuth, CipherSuites: suiteList(im.CipherSuites)},
@@ -175,7 +175,7 @@ func (m *Manager) Export(ctx context.Context) (*inventory.Inventory, error) {
 		}
 		im := inventory.Machine{Name: mc.Name, GUID: mc.GUID, Address: a.Address, Port: a.Port, User: a.User,
 			Protocol: a.Protocol, CipherSuite: a.CipherSuite, RedfishAuth: a.RedfishAuth, Enclosure: mc.Enclosure, Slot: mc.Slot,
-			Group: mc.Group, Role: mc.Role, Tags: mc.Tags, Spare: mc.Spare}
+			Group: mc.Group, Role: mc.Role, Tags: mc.Tags, Spare: mc.Spare, Zone: mc.Zone}
 		if a.Privilege != "administrator" {
 			im.Privilege = a.Privilege
 		}

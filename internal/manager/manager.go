@@ -66,6 +66,10 @@ type Manager struct {
 	// Suites is the fleet-wide cipher suite allow-list for accounts that
 	// name none (nil: 17, then 3).
 	Suites []ipmi.CipherSuite
+	// Unwatched, when set, gives the zones no live instance serves and
+	// since when (cluster.Node.Unwatched): their channels are shown stale
+	// (ChannelView.StaleSince), never as current.
+	Unwatched func() map[string]time.Time
 }
 
 // New returns a manager; the monitor must already be loaded.
@@ -134,6 +138,9 @@ type ChannelView struct {
 	// immediate login (the lockout guard allows one per interval), is
 	// when the next login is.
 	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	// StaleSince: no live instance serves the machine's zone; the state
+	// is the last one known, not a current one (docs/scale-out.md).
+	StaleSince *time.Time `json:"stale_since,omitempty"`
 }
 
 // MachineView is a machine with its channels.
@@ -148,7 +155,15 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 	if err != nil {
 		return nil, err
 	}
-	accts, err := m.Store.Accounts(ctx, f, store.Page{})
+	af := f
+	if p.Limit > 0 {
+		// The accounts of this page's machines only: O(page), not O(fleet).
+		af = store.MachineFilter{Names: make([]string, len(ms))}
+		for i, mc := range ms {
+			af.Names[i] = mc.Name
+		}
+	}
+	accts, err := m.Store.Accounts(ctx, af, store.Page{})
 	if err != nil {
 		return nil, err
 	}
@@ -157,15 +172,71 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 		byMachine[a.MachineID] = append(byMachine[a.MachineID], a)
 	}
 	snap := m.Monitor.Snapshot()
+	m.storedStates(ctx, accts, snap)
+	unwatched := m.unwatched()
 	out := make([]MachineView, 0, len(ms))
 	for _, mc := range ms {
 		v := MachineView{Machine: mc, Channels: []ChannelView{}}
 		for _, a := range byMachine[mc.ID] {
 			v.Channels = append(v.Channels, m.channelView(mc.Name, a, snap[a.ID]))
 		}
+		markStale(&v, unwatched)
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+func (m *Manager) unwatched() map[string]time.Time {
+	if m.Unwatched == nil {
+		return nil
+	}
+	return m.Unwatched()
+}
+
+// markStale marks the channels of a machine whose zone no live instance
+// serves.
+func markStale(v *MachineView, unwatched map[string]time.Time) {
+	since, ok := unwatched[store.ZoneOf(v.Machine)]
+	if !ok {
+		return
+	}
+	for i := range v.Channels {
+		t := since
+		if c := v.Channels[i].State.CheckedAt; !c.IsZero() && c.Before(t) {
+			t = c // the state is as of the last check
+		}
+		v.Channels[i].StaleSince = &t
+	}
+}
+
+// storedStates adds to snap the stored states of the accounts this
+// instance's monitor does not check: with several instances on one
+// database, another instance checks them and every instance answers alike
+// from the database (docs/scale-out.md).
+func (m *Manager) storedStates(ctx context.Context, accts []store.Account, snap map[int64]store.ChannelState) {
+	sb, ok := m.Store.(interface {
+		StatesOf(ctx context.Context, ids []int64) (map[int64]store.ChannelState, error)
+	})
+	if !ok {
+		return
+	}
+	var missing []int64
+	for _, a := range accts {
+		if _, ok := snap[a.ID]; !ok {
+			missing = append(missing, a.ID)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	stored, err := sb.StatesOf(ctx, missing)
+	if err != nil {
+		m.Log.Warn("stored states", "err", err)
+		return
+	}
+	for id, cs := range stored {
+		snap[id] = cs
+	}
 }
 
 func (m *Manager) channelView(machine string, a store.Account, cs store.ChannelState) ChannelView {
@@ -191,12 +262,16 @@ func (m *Manager) Machine(ctx context.Context, name string) (MachineView, error)
 	}
 	v := MachineView{Machine: mc, Channels: []ChannelView{}}
 	for _, a := range accts {
-		cs, _ := m.Monitor.Get(a.ID)
+		cs, ok := m.Monitor.Get(a.ID)
 		if stored, err := m.Store.State(ctx, a.ID); err == nil {
+			if !ok {
+				cs = stored // checked by another instance (docs/scale-out.md)
+			}
 			cs.Evidence = stored.Evidence
 		}
 		v.Channels = append(v.Channels, m.channelView(mc.Name, a, cs))
 	}
+	markStale(&v, m.unwatched())
 	return v, nil
 }
 
@@ -210,6 +285,8 @@ type MachineInput struct {
 	Spare     bool     `json:"spare,omitempty"`
 	Enclosure string   `json:"enclosure,omitempty"`
 	Slot      int      `json:"slot,omitempty"`
+	// Zone: only instances serving it check the machine (docs/scale-out.md).
+	Zone string `json:"zone,omitempty"`
 	// Register: pin the GUID from the first Connectable check (master
 	// machine registration). Implied when GUID is empty.
 	Register bool          `json:"register,omitempty"`
@@ -239,7 +316,7 @@ type AccountInput struct {
 // validate checks a machine (and its account) with the inventory file's
 // rules, so the API refuses exactly what an import would.
 func validate(mc store.Machine, a *store.Account) error {
-	im := inventory.Machine{Name: mc.Name, GUID: mc.GUID, Address: "127.0.0.1", Enclosure: mc.Enclosure, Slot: mc.Slot,
+	im := inventory.Machine{Name: mc.Name, GUID: mc.GUID, Address: "127.0.0.1", Enclosure: mc.Enclosure, Slot: mc.Slot, Zone: mc.Zone,
 		Group: mc.Group, Tags: mc.Tags, Role: mc.Role}
 	if a != nil {
 		im.Address, im.Port, im.User, im.Protocol, im.CipherSuite, im.Privilege = a.Address, a.Port, a.User, a.Protocol, a.CipherSuite, a.Privilege
@@ -289,7 +366,7 @@ func (m *Manager) AddMachine(ctx context.Context, actor Actor, in MachineInput) 
 		return MachineView{}, err
 	}
 	mc := store.Machine{Name: in.Name, GUID: g, Group: in.Group, Tags: in.Tags, Role: in.Role, Spare: in.Spare,
-		Enclosure: in.Enclosure, Slot: in.Slot, Registering: g == ""}
+		Enclosure: in.Enclosure, Slot: in.Slot, Registering: g == "", Zone: in.Zone}
 	var acct *store.Account
 	if in.Account != nil {
 		if in.Account.Machine != "" {
@@ -389,6 +466,9 @@ type MachinePatch struct {
 	Spare     *bool     `json:"spare,omitempty"`
 	Enclosure *string   `json:"enclosure,omitempty"`
 	Slot      *int      `json:"slot,omitempty"`
+	// Zone moves the machine to the instances serving that zone
+	// (docs/scale-out.md; "" or "default": the default zone).
+	Zone *string `json:"zone,omitempty"`
 }
 
 // UpdateMachine edits a machine's grouping. Its GUID changes only through
@@ -420,11 +500,21 @@ func (m *Manager) UpdateMachine(ctx context.Context, actor Actor, name string, p
 	if p.Slot != nil {
 		mc.Slot = *p.Slot
 	}
+	oldZone := mc.Zone
+	if p.Zone != nil {
+		mc.Zone = *p.Zone
+	}
 	if err := validate(mc, nil); err != nil {
 		return MachineView{}, err
 	}
 	if err := m.Store.UpdateMachine(ctx, &mc); err != nil {
 		return MachineView{}, err
+	}
+	if mc.Zone != oldZone {
+		// Another zone may mean another instance checks it.
+		if err := m.Monitor.RefreshMachine(ctx, mc.ID); err != nil {
+			return MachineView{}, err
+		}
 	}
 	return m.Machine(ctx, name)
 }

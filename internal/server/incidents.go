@@ -17,7 +17,8 @@ const DefaultIncidentEvery = 15 * time.Second
 
 // watchIncidents regroups incidents every Config.IncidentEvery and raises
 // incident.opened and incident.closed events (source incident:ID, the
-// incident as data) until ctx ends.
+// incident as data) until ctx ends; with several instances, only the
+// leader (cluster.Node.Leader) does.
 func (s *Server) watchIncidents(ctx context.Context) {
 	every := s.Config.IncidentEvery
 	if every <= 0 {
@@ -31,6 +32,11 @@ func (s *Server) watchIncidents(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if s.Node != nil && !s.Node.Leader() {
+			// Several instances see the same fleet: one raises the
+			// incident events (docs/scale-out.md).
+			continue
 		}
 		incs, err := s.Manager.Incidents(ctx)
 		if err != nil {

@@ -6,6 +6,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/cluster"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/events/figures"
 	"github.com/lightsout/lightsout/internal/exporter"
@@ -83,6 +87,11 @@ type Config struct {
 	// ChannelMetricsMax bounds the channels given per-channel series on
 	// /metrics (0: exporter.DefaultMaxChannels; negative: none).
 	ChannelMetricsMax int
+	// Cluster is this instance's membership (docs/scale-out.md): Name
+	// (default: the host name), Zones, PeerAddress (its API address for
+	// the other instances), Lease. Several instances on one PostgreSQL
+	// database split the fleet; the monitor loads only this one's share.
+	Cluster cluster.Config
 }
 
 // Server is a running management server.
@@ -113,9 +122,15 @@ type Server struct {
 	// RedfishProber checks Redfish channels for the monitor and the
 	// diagnosis, keeping their sessions.
 	RedfishProber *probe.RedfishProber
+	// Node is this instance's membership and share of the fleet.
+	Node *cluster.Node
+	// PeerKey authenticates the instances to each other (forwarded
+	// operations): derived from the secret key, which they all share.
+	PeerKey []byte
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	lock   *os.File // SQLite: held while running (lock.go)
 }
 
 // New opens everything and starts the monitor. Stop with Close.
@@ -139,11 +154,28 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	keyBytes, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	peerKey := sha256.Sum256(append([]byte("lightsout instance-to-instance v1\n"), keyBytes...))
 	dsn := cfg.DB
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "lightsout.db")
 	}
+	var lock *os.File
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		if lock, err = lockSQLite(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
+			if newKey {
+				_ = os.Remove(keyFile)
+			}
+			return nil, err
+		}
+	}
 	st, err := store.Open(ctx, store.Options{DSN: dsn, Box: box})
+	if err != nil && lock != nil {
+		lock.Close()
+	}
 	if errors.Is(err, secret.ErrDecrypt) {
 		// Another server made this database (several managers share one
 		// PostgreSQL): its passwords are sealed with that server's key.
@@ -151,12 +183,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if newKey {
 			_ = os.Remove(keyFile)
 		}
-		return nil, fmt.Errorf("%w\nremedy: every server sharing a database needs the same key: copy secret.key from the data directory of the server that first used this database to %s (mode 0600), then start again", err, keyFile)
+		return nil, fmt.Errorf("%w\nremedy: every server sharing a database needs the same key: copy secret.key from the data directory of the server that first used this database to %s (mode 0600), or point --key-file at a copy of it, then start again (docs/scale-out.md)", err, keyFile)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Config: cfg, Store: st, done: make(chan struct{}), Redfish: probe.NewRedfishTransport()}
+	s := &Server{Config: cfg, Store: st, done: make(chan struct{}), Redfish: probe.NewRedfishTransport(), lock: lock, PeerKey: peerKey[:]}
 	fail := func(err error) (*Server, error) {
 		s.closeParts()
 		return nil, err
@@ -189,18 +221,38 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// by Close).
 	s.RedfishProber = probe.NewRedfishProber(s.Redfish, st)
 	s.RedfishProber.KeepSessions = true
+	// Membership: this instance registers; the monitor sees only its
+	// share of the fleet (cluster.Node.Store), and every check goes
+	// through the node's prober so a hand-over waits for the one in
+	// flight.
+	unwatched := func(zone string, since time.Time) {
+		ectx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		data, _ := json.Marshal(map[string]any{"zone": zone, "since": since})
+		if _, err := s.Events.Record(ectx, store.Event{At: since, Code: events.FleetZoneUnwatched, Severity: store.SeverityCritical,
+			Source: "zone:" + zone, Data: data,
+			Message: fmt.Sprintf("no live lightsout instance serves zone %q: its machines are not checked and their states are stale; start an instance with --zone %s (docs/scale-out.md)", zone, zone)}); err != nil {
+			cfg.Logger.Error("event", "code", events.FleetZoneUnwatched, "err", err)
+		}
+	}
+	if s.Node, err = newNode(ctx, st, cfg, unwatched); err != nil {
+		return fail(err)
+	}
 	probers := probe.NewRegistry(s.Engine, s.RedfishProber.Check)
-	s.Monitor = monitor.New(st, monitor.Config{
+	for proto, p := range probers {
+		probers[proto] = s.Node.Prober(p)
+	}
+	s.Monitor = monitor.New(s.Node.Store(st), monitor.Config{
 		Schedule: cfg.Schedule, Damping: cfg.Damping, Timeout: cfg.Timeout, Parallel: cfg.Parallel, FullEvery: cfg.FullEvery,
 		Suites: cfg.CipherSuites, Probers: probers, Logger: cfg.Logger,
 		Sink: sink,
 	})
-	if err := s.Monitor.Load(ctx); err != nil {
-		return fail(err)
-	}
+	s.Node.Attach(s.Monitor)
+	s.Node.Tick(ctx) // publishes the first view and loads the share it may check at once
 	s.Manager = manager.New(st, s.Monitor, s.Engine, cfg.Logger)
 	s.Manager.Redfish = s.Redfish
 	s.Manager.Suites = cfg.CipherSuites
+	s.Manager.Unwatched = s.Node.Unwatched
 	s.Manager.Diag.Schedule, s.Manager.Diag.Timeout = cfg.Schedule, cfg.Timeout
 	s.Manager.Diag.Probers = probers
 	// The Degraded tree's rates and fleet comparison come from the event
@@ -227,7 +279,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Registry = prometheus.NewRegistry()
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.Registry.MustRegister(s.Monitor.Collectors()...)
-	s.Registry.MustRegister(engineCollector{s.Engine})
+	s.Registry.MustRegister(engineCollector{s.Engine}, s.Node.Collector())
 	s.Registry.MustRegister(s.Events.Collectors()...)
 	s.Registry.MustRegister(s.Audit.Collectors()...)
 	s.Registry.MustRegister(exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger), exporter.NewIncidents(s.Manager))
@@ -292,6 +344,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		idone := make(chan struct{})
 		go func() { defer close(idone); s.watchIncidents(mctx) }()
 		defer func() { <-idone }()
+		ndone := make(chan struct{})
+		go func() { defer close(ndone); s.Node.Run(mctx) }()
+		defer func() { <-ndone }()
 		_ = s.Monitor.Run(mctx)
 		<-adone
 	}()
@@ -313,6 +368,15 @@ func (s *Server) Close() error {
 
 func (s *Server) closeParts() error {
 	var errs []error
+	if s.Node != nil {
+		// After the monitor: no check is in flight, so the others may
+		// take this instance's share at once.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.Node.Close(ctx); err != nil {
+			s.Config.Logger.Warn("leaving the instances table", "err", err)
+		}
+		cancel()
+	}
 	if s.RedfishProber != nil {
 		// Log out of the BMCs (the monitor has stopped).
 		ctx, cancel := context.WithTimeout(context.Background(), 2*probe.DefaultTimeout)
@@ -330,6 +394,9 @@ func (s *Server) closeParts() error {
 	if s.Store != nil {
 		errs = append(errs, s.Store.Close())
 	}
+	if s.lock != nil {
+		s.lock.Close() // releases the lock
+	}
 	return errors.Join(errs...)
 }
 
@@ -342,6 +409,67 @@ var (
 	HashToken   = manager.HashToken
 	CreateToken = manager.CreateToken
 )
+
+// DefaultName is an instance's name when none is given: the host name and
+// four hex digits of the data directory's path, so two servers on one host
+// (each with its own data directory) differ, and a restart keeps its name.
+func DefaultName(dataDir string) string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "lightsout"
+	}
+	h = strings.NewReplacer(" ", "-", ",", "-", "\t", "-").Replace(h)
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return fmt.Sprintf("%s-%x", h, sum[:2])
+}
+
+// MaxCheckTimeouts is the longest a check may last, in --timeout units:
+// scale-out cuts a check there (cluster.Config.MaxCheck), and the lease
+// must be longer (docs/scale-out.md).
+const MaxCheckTimeouts = 6
+
+// newNode registers this instance (cluster.Config defaults: DefaultName,
+// the default zone, the engine's source address).
+func newNode(ctx context.Context, st *store.DB, cfg Config, onUnwatched func(string, time.Time)) (*cluster.Node, error) {
+	cc := cfg.Cluster
+	if cc.FleetZones == nil {
+		cc.FleetZones = st.Zones
+	}
+	if cc.OnUnwatched == nil {
+		cc.OnUnwatched = onUnwatched
+	}
+	if cc.Name == "" {
+		cc.Name = DefaultName(cfg.DataDir)
+	}
+	if cc.MaxCheck == 0 {
+		// A check is a handful of exchanges, each allowed Timeout of
+		// silence (probe/ipmi.go): cut there, it ends before a fenced
+		// instance's lease can lapse.
+		t := cfg.Timeout
+		if t <= 0 {
+			t = probe.DefaultTimeout
+		}
+		cc.MaxCheck = MaxCheckTimeouts * t
+	}
+	if cc.Source == "" && cfg.Engine.Source.IsValid() {
+		cc.Source = cfg.Engine.Source.String()
+	}
+	if cc.Logger == nil {
+		cc.Logger = cfg.Logger
+	}
+	n, err := cluster.New(st, cc)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
 
 // engineCollector exports the engine's session and packet counters.
 type engineCollector struct{ e *ipmi.Engine }

@@ -47,3 +47,32 @@ func TestSecondServerNeedsTheSameKey(t *testing.T) {
 	}
 	s2.Close()
 }
+
+// A second server on a SQLite database another server runs on is refused
+// at start, naming the lock and the remedy (PostgreSQL for several
+// instances), whether through the same data directory or through --db;
+// once the first stops, it starts.
+func TestSecondServerOnSQLiteRefused(t *testing.T) {
+	ctx := context.Background()
+	first := t.TempDir()
+	s1, err := New(ctx, Config{DataDir: first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	_, err = New(ctx, Config{DataDir: first})
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "process ") || !strings.Contains(err.Error(), "PostgreSQL") {
+		t.Fatalf("second server on the same data directory: %v", err)
+	}
+	second := t.TempDir()
+	_, err = New(ctx, Config{DataDir: second, DB: filepath.Join(first, "lightsout.db"), KeyFile: filepath.Join(first, "secret.key")})
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), filepath.Join(first, "lightsout.db.lock")) {
+		t.Fatalf("second server through --db: %v", err)
+	}
+	s1.Close()
+	s2, err := New(ctx, Config{DataDir: second, DB: filepath.Join(first, "lightsout.db"), KeyFile: filepath.Join(first, "secret.key")})
+	if err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+	s2.Close()
+}

@@ -180,6 +180,7 @@ type tracking struct {
 	consoles  map[uint32]netip.AddrPort // by session ID: the console's address at session setup
 	rakp      map[rakpKey]rakpEntry     // RAKP 3 seen, RAKP 4 not yet sent
 	pending   map[*net.UDPAddr]time.Time
+	bySource  map[netip.Addr]uint64 // sessions opened, by client IP (sources.go)
 }
 
 type rakpKey struct {
@@ -836,6 +837,7 @@ func (b *BMC) sessionStarted(v2 bool, id uint32, to *net.UDPAddr) {
 		t.perClient = make(map[netip.Addr]int, 1)
 	}
 	t.perClient[ip]++
+	t.countSource(ip)
 	pc := int64(t.perClient[ip])
 	open := int64(len(t.v2) + len(t.v15))
 	b.trMu.Unlock()

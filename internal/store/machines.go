@@ -11,7 +11,7 @@ import (
 )
 
 const machineCols = `m.id, m.name, m.guid, m.grp, m.tags, m.role, m.spare, m.registering,
-  COALESCE(e.name, ''), m.slot, m.created_at, m.updated_at`
+  COALESCE(e.name, ''), m.slot, m.created_at, m.updated_at, m.zone`
 
 const machineFrom = ` FROM machines m LEFT JOIN enclosures e ON e.id = m.enclosure_id`
 
@@ -23,7 +23,7 @@ func scanMachine(s scanner) (Machine, error) {
 	var spare, reg int
 	var created, updated int64
 	if err := s.Scan(&m.ID, &m.Name, &m.GUID, &m.Group, &tags, &m.Role, &spare, &reg,
-		&m.Enclosure, &m.Slot, &created, &updated); err != nil {
+		&m.Enclosure, &m.Slot, &created, &updated, &m.Zone); err != nil {
 		return m, err
 	}
 	if tags != "" {
@@ -67,6 +67,18 @@ func normalizeMachine(m *Machine) *FieldError {
 	}
 	if m.Slot > 0 && m.Enclosure == "" {
 		return &FieldError{Record: m.Name, Field: "slot", Reason: "a slot needs an enclosure"}
+	}
+	if m.Zone == DefaultZone {
+		m.Zone = ""
+	}
+	if m.Zone != "" {
+		if fe := checkName(m.Name, "zone", m.Zone); fe != nil {
+			fe.Reason = "zone " + fe.Reason
+			return fe
+		}
+		if strings.ContainsAny(m.Zone, ", \t") {
+			return &FieldError{Record: m.Name, Field: "zone", Reason: fmt.Sprintf("%q: a zone name has no commas or spaces", m.Zone)}
+		}
 	}
 	var tags []string
 	seen := map[string]bool{}
@@ -183,9 +195,9 @@ func insertMachine(ctx context.Context, x q, m *Machine) error {
 		return err
 	}
 	t := now()
-	err = x.row(ctx, `INSERT INTO machines (name, guid, grp, tags, role, spare, registering, enclosure_id, slot, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		m.Name, m.GUID, m.Group, tagsJSON(m.Tags), m.Role, b2i(m.Spare), b2i(m.Registering), encID, m.Slot, ts(t), ts(t)).Scan(&m.ID)
+	err = x.row(ctx, `INSERT INTO machines (name, guid, grp, tags, role, spare, registering, enclosure_id, slot, created_at, updated_at, zone)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		m.Name, m.GUID, m.Group, tagsJSON(m.Tags), m.Role, b2i(m.Spare), b2i(m.Registering), encID, m.Slot, ts(t), ts(t), m.Zone).Scan(&m.ID)
 	if err != nil {
 		return mapErr(err, m.Name)
 	}
@@ -211,8 +223,8 @@ func updateMachine(ctx context.Context, x q, m *Machine) error {
 	t := now()
 	var created int64
 	err = x.row(ctx, `UPDATE machines SET name = ?, guid = ?, grp = ?, tags = ?, role = ?, spare = ?, registering = ?,
-  enclosure_id = ?, slot = ?, updated_at = ? WHERE id = ? RETURNING created_at`,
-		m.Name, m.GUID, m.Group, tagsJSON(m.Tags), m.Role, b2i(m.Spare), b2i(m.Registering), encID, m.Slot, ts(t), m.ID).Scan(&created)
+  enclosure_id = ?, slot = ?, updated_at = ?, zone = ? WHERE id = ? RETURNING created_at`,
+		m.Name, m.GUID, m.Group, tagsJSON(m.Tags), m.Role, b2i(m.Spare), b2i(m.Registering), encID, m.Slot, ts(t), m.Zone, m.ID).Scan(&created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return &FieldError{Record: m.Name, Field: "id", Reason: fmt.Sprintf("no machine with ID %d", m.ID), Err: ErrNotFound}
 	}
@@ -312,6 +324,38 @@ func (db *DB) filterSQL(f MachineFilter) (string, []any) {
 	if f.Tag != "" {
 		conds = append(conds, "EXISTS (SELECT 1 FROM machine_tags t WHERE t.machine_id = m.id AND t.tag = ?)")
 		args = append(args, f.Tag)
+	}
+	if f.Zone != "" {
+		z := f.Zone
+		if z == DefaultZone {
+			z = ""
+		}
+		conds = append(conds, "m.zone = ?")
+		args = append(args, z)
+	}
+	if f.Prefix != "" {
+		conds = append(conds, "substr(m.name, 1, ?) = ?")
+		args = append(args, len([]rune(f.Prefix)), f.Prefix)
+	}
+	if f.Enclosure != "" {
+		conds = append(conds, "EXISTS (SELECT 1 FROM enclosures fe WHERE fe.id = m.enclosure_id AND fe.name = ?)")
+		args = append(args, f.Enclosure)
+	}
+	if f.State != "" || f.Reason != "" {
+		// One channel in that state and with that reason.
+		c := "EXISTS (SELECT 1 FROM accounts fa LEFT JOIN channel_states fs ON fs.account_id = fa.id WHERE fa.machine_id = m.id"
+		if f.State == "Unknown" {
+			c += " AND (fs.account_id IS NULL OR fs.state = ?)"
+			args = append(args, f.State)
+		} else if f.State != "" {
+			c += " AND fs.state = ?"
+			args = append(args, f.State)
+		}
+		if f.Reason != "" {
+			c += " AND fs.reason = ?"
+			args = append(args, f.Reason)
+		}
+		conds = append(conds, c+")")
 	}
 	return strings.Join(conds, " AND "), args
 }

@@ -39,6 +39,10 @@ type Machine struct {
 	Slot        int       `json:"slot,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// Zone is where the machine's BMC network is reachable from
+	// (docs/scale-out.md); only instances serving it check it. Empty:
+	// DefaultZone.
+	Zone string `json:"zone,omitempty"`
 }
 
 // Account is an OOB account: how the manager reaches a machine's BMC. It is
@@ -193,6 +197,14 @@ type MachineFilter struct {
 	Group string
 	Names []string
 	Tag   string
+	// Zone selects the machines of one zone (DefaultZone: those naming
+	// none); Prefix those whose name starts with it; Enclosure the blades
+	// of one enclosure.
+	Zone, Prefix, Enclosure string
+	// State and Reason select machines with a channel whose stored state
+	// (and reason) is this; State "Unknown" also matches channels never
+	// checked.
+	State, Reason string
 }
 
 // Page bounds a listing: at most Limit rows (0: no limit) with ID > After.

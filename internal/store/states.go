@@ -203,3 +203,35 @@ func (db *DB) history(ctx context.Context, where string, id, before int64, limit
 	}
 	return out, mapErr(rows.Err(), "")
 }
+
+// StatesOf returns the stored states (without evidence) of the given
+// accounts, by account ID; accounts never saved are absent. It is how an
+// instance shows channels another instance checks (docs/scale-out.md).
+func (db *DB) StatesOf(ctx context.Context, accountIDs []int64) (map[int64]ChannelState, error) {
+	out := make(map[int64]ChannelState, len(accountIDs))
+	if len(accountIDs) == 0 {
+		return out, nil
+	}
+	ids, err := json.Marshal(accountIDs)
+	if err != nil {
+		return nil, err
+	}
+	// An ID list as one JSON parameter, joined on the primary key.
+	in := "SELECT value FROM json_each(?)"
+	if db.d.name == "postgres" {
+		in = "SELECT CAST(v AS BIGINT) FROM json_array_elements_text(CAST(? AS json)) AS v"
+	}
+	rows, err := db.read().query(ctx, "SELECT "+stateColsBrief+" FROM channel_states WHERE account_id IN ("+in+")", string(ids))
+	if err != nil {
+		return nil, mapErr(err, "")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanState(rows)
+		if err != nil {
+			return nil, mapErr(err, "")
+		}
+		out[c.AccountID] = c
+	}
+	return out, mapErr(rows.Err(), "")
+}

@@ -183,8 +183,11 @@ type row struct {
 	// Conditions of any channel (Busy, Degraded, Insecure), in
 	// state.Conditions order.
 	Conditions []state.Condition
-	mv         manager.MachineView
-	search     string
+	// Stale: no live instance serves the machine's zone; the state is
+	// as of then (docs/scale-out.md).
+	Stale  *time.Time
+	mv     manager.MachineView
+	search string
 }
 
 type rowSet struct {
@@ -221,6 +224,9 @@ func (c *Console) rowsNow(r *http.Request) (*rowSet, error) {
 			}
 			if ch.State.Power != "" {
 				rw.Power = ch.State.Power
+			}
+			if ch.StaleSince != nil {
+				rw.Stale = ch.StaleSince
 			}
 		}
 		var sb strings.Builder

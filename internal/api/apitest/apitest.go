@@ -103,7 +103,8 @@ func Start(t testing.TB, o Options) *Env {
 	var ct contract
 	t.Cleanup(func() { ct.report(t) })
 	h := api.New(api.Config{Manager: srv.Manager, Store: srv.Store, Registry: srv.Registry, Logger: srv.Config.Logger,
-		Events: srv.Events, Agents: srv.Agents, AgentAddr: srv.AgentAddr})
+		Events: srv.Events, Agents: srv.Agents, AgentAddr: srv.AgentAddr,
+		Self: srv.Node.Name(), Cluster: srv.Node, PeerKey: srv.PeerKey})
 	hs := &http.Server{Handler: ct.wrap(e.URL, h), ReadHeaderTimeout: 10 * time.Second}
 	hs.RegisterOnShutdown(srv.Events.CloseSubscribers)
 	go hs.Serve(ln)

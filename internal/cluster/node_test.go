@@ -1,0 +1,224 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/store"
+)
+
+// fakeStore is an instances table in memory; fail makes every call fail
+// (the database unreachable).
+type fakeStore struct {
+	mu   sync.Mutex
+	rows map[string]store.Instance
+	fail bool
+}
+
+var errDown = errors.New("database unreachable")
+
+func (f *fakeStore) Heartbeat(_ context.Context, in store.Instance, lease time.Duration, _ bool) (store.Instance, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return store.Instance{}, errDown
+	}
+	in.LeaseUntil, in.Live = time.Now().Add(lease), true
+	f.rows[in.Name] = in
+	return in, nil
+}
+
+func (f *fakeStore) Instances(context.Context) ([]store.Instance, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return nil, errDown
+	}
+	var out []store.Instance
+	for _, in := range f.rows {
+		in.Live = time.Now().Before(in.LeaseUntil)
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+func (f *fakeStore) Leave(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.rows, name)
+	return nil
+}
+
+func (f *fakeStore) Listen(context.Context, func(), func(store.Change)) error {
+	return store.ErrNoNotify
+}
+
+// fakeMonitor records what the node removed; Load asks the node's
+// filter about machines 1..n, as the monitor would through Node.Store.
+type fakeMonitor struct {
+	n       *Node
+	mu      sync.Mutex
+	held    map[int64]bool // by account = machine ID
+	removed []int64
+	count   int64
+}
+
+func (m *fakeMonitor) Load(context.Context) error {
+	for id := int64(1); id <= m.count; id++ {
+		if m.n.admit(id, "m", store.DefaultZone, id) {
+			m.mu.Lock()
+			m.held[id] = true
+			m.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+func (m *fakeMonitor) Snapshot() map[int64]store.ChannelState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[int64]store.ChannelState{}
+	for id := range m.held {
+		out[id] = store.ChannelState{AccountID: id}
+	}
+	return out
+}
+
+func (m *fakeMonitor) Remove(id int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.held, id)
+	m.removed = append(m.removed, id)
+}
+func (m *fakeMonitor) Refresh(context.Context, int64) error        { return nil }
+func (m *fakeMonitor) RefreshMachine(context.Context, int64) error { return nil }
+
+func (m *fakeMonitor) heldIDs() []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int64
+	for id := range m.held {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestNodeFencesWithoutTheDatabase: an instance that cannot renew its
+// lease drops every machine before the lease can lapse (so the others may
+// take them), and takes its share back once the database answers.
+func TestNodeFencesWithoutTheDatabase(t *testing.T) {
+	st := &fakeStore{rows: map[string]store.Instance{}}
+	n, err := New(st, Config{Name: "a", Lease: 600 * time.Millisecond, Every: 100 * time.Millisecond, Fence: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon := &fakeMonitor{n: n, held: map[int64]bool{}, count: 50}
+	n.Attach(mon)
+	ctx := context.Background()
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n.Tick(ctx)
+	if got := mon.heldIDs(); len(got) != 50 {
+		t.Fatalf("alone, it checks %d of 50", len(got))
+	}
+	st.mu.Lock()
+	st.fail = true
+	st.mu.Unlock()
+	lost := time.Now()
+	deadline := time.Now().Add(2 * time.Second)
+	for len(mon.heldIDs()) > 0 {
+		n.Tick(ctx) // every renewal fails
+		if time.Now().After(deadline) {
+			t.Fatal("still checking 2 s after the database went away")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := time.Since(lost); d > 600*time.Millisecond-150*time.Millisecond {
+		t.Errorf("fenced %v after the last renewal, lease 600ms: too close to the lapse", d)
+	}
+	if n.Leader() {
+		t.Error("a fenced instance is the leader")
+	}
+	st.mu.Lock()
+	st.fail = false
+	st.mu.Unlock()
+	n.Tick(ctx)
+	if got := mon.heldIDs(); len(got) != 50 {
+		t.Errorf("database back: checks %d of 50", len(got))
+	}
+}
+
+// TestNodeHandOverWaitsForTheCheckInFlight: when a second instance joins,
+// the first drops the machines the new view gives away, and publishes that
+// view only once their checks in flight ended; the newcomer checks none of
+// them before.
+func TestNodeHandOverWaitsForTheCheckInFlight(t *testing.T) {
+	st := &fakeStore{rows: map[string]store.Instance{}}
+	cfg := Config{Lease: 5 * time.Second, Every: time.Second, Fence: 2 * time.Second}
+	cfg.Name = "a"
+	a, _ := New(st, cfg)
+	monA := &fakeMonitor{n: a, held: map[int64]bool{}, count: 60}
+	a.Attach(monA)
+	ctx := context.Background()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Tick(ctx)
+	// A check of every machine a holds is in flight, released by hand.
+	release := make(chan struct{})
+	started := make(chan struct{}, 60)
+	p := a.Prober(func(ctx context.Context, t probe.Target) probe.Observation {
+		started <- struct{}{}
+		<-release
+		return probe.Observation{}
+	})
+	var wg sync.WaitGroup
+	for range monA.heldIDs() {
+		wg.Add(1)
+		go func() { defer wg.Done(); p(ctx, probe.Target{Name: "m"}) }()
+	}
+	for range monA.heldIDs() {
+		<-started
+	}
+	cfg.Name = "b"
+	b, _ := New(st, cfg)
+	monB := &fakeMonitor{n: b, held: map[int64]bool{}, count: 60}
+	b.Attach(monB)
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Tick(ctx) // b publishes [a b]; a still claims everything
+	if got := monB.heldIDs(); len(got) != 0 {
+		t.Fatalf("b checks %v while a's view still gives them to a", got)
+	}
+	done := make(chan struct{})
+	go func() { a.Tick(ctx); close(done) }() // a shrinks, then waits for the checks
+	select {
+	case <-done:
+		t.Fatal("a published its new view with checks in flight")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	wg.Wait()
+	<-done
+	b.Tick(ctx)
+	ha, hb := monA.heldIDs(), monB.heldIDs()
+	if len(ha)+len(hb) != 60 || len(hb) == 0 || len(ha) == 0 {
+		t.Fatalf("after the hand-over a checks %d, b %d of 60", len(ha), len(hb))
+	}
+	for _, id := range hb {
+		if slices.Contains(ha, id) {
+			t.Errorf("machine %d checked by both", id)
+		}
+		if Owner(id, []string{"a", "b"}) != "b" {
+			t.Errorf("b took machine %d, which is a's", id)
+		}
+	}
+}
