@@ -87,6 +87,19 @@ func TestMachinesListFilters(t *testing.T) {
 	if n := strings.Count(strings.TrimSpace(out), "\n") + 1; n != 2 {
 		t.Errorf("--enclosure enc-a: %d lines\n%s", n, out)
 	}
+	// Zones: an operator moves a machine; --zone keeps one zone's machines.
+	out, code, err = as(t, e, store.RoleOperator, "machines", "set", "bmc-00003", "--zone", "dc2")
+	wantExit(t, "set --zone", out, code, err, 0, "zone", "dc2")
+	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--zone", "dc2", "-o", "wide")
+	wantExit(t, "--zone dc2", out, code, err, 0, "bmc-00003", "ZONE", "dc2")
+	if n := strings.Count(out, "bmc-"); n != 1 {
+		t.Errorf("--zone dc2: %d machines\n%s", n, out)
+	}
+	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--zone", "default", "-o", "json")
+	wantExit(t, "--zone default", out, code, err, 0, `"name":"bmc-00001"`)
+	if strings.Contains(out, "bmc-00003") {
+		t.Errorf("--zone default lists dc2's machine:\n%s", out)
+	}
 	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--state", "Invalid")
 	wantExit(t, "no Invalid machine", out, code, err, 0, "no machine matches")
 	out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--reason", "wrong_pasword")

@@ -41,25 +41,27 @@ Viewers may list and show, operators add and edit, admins remove.` + serverHelp,
 func newMachinesListCmd(f *apiFlags) *cobra.Command {
 	var q client.MachineQuery
 	c := &cobra.Command{
-		Use:   "list [--group G] [--tag T] [--state S] [--reason R] [--condition C] [--enclosure E]",
+		Use:   "list [--group G] [--tag T] [--state S] [--reason R] [--condition C] [--enclosure E] [--zone Z]",
 		Short: "List machines with the state of their OOB channels",
 		Long: `list prints every machine (or those in --group / with --tag) with its OOB
 address, the channel's state (with its conditions: +Busy, +Degraded,
 +Insecure) and reason, the power state and since when the state holds.
--o wide adds the role, enclosure slot, protocol, user, last check and the
+-o wide adds the role, zone, enclosure slot, protocol, user, last check and the
 check's message; -o json prints one machine per line, channels included
 (-o yaml: one document per machine); --out FILE writes it to a file.
 
 --state, --reason and --condition keep the machines with a channel in that
 state, declared for that reason, in that condition (one channel matching all
-that are given); --enclosure keeps one enclosure's blades. Names: states
+that are given); --enclosure keeps one enclosure's blades; --zone one zone's
+machines ("default": those naming none; docs/scale-out.md). Names: states
 Connectable, NotResponding, NotAuthenticated, Invalid, Unknown; conditions
 Busy, Degraded, Insecure; reasons as the REASON column shows them
 (wrong_password, silent, guid_mismatch, ...).` + serverHelp,
 		Example: `  lightsout machines list
   lightsout machines list --state NotAuthenticated --reason wrong_password
   lightsout machines list --condition Degraded --group web
-  lightsout machines list --enclosure enc-b --state NotResponding -o json | jq -r .name`,
+  lightsout machines list --enclosure enc-b --state NotResponding -o json | jq -r .name
+  lightsout machines list --zone dc2 --state NotResponding`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.checkOutput(); err != nil {
@@ -72,7 +74,7 @@ Busy, Degraded, Insecure; reasons as the REASON column shows them
 			out := cmd.OutOrStdout()
 			var tw *tabWriter
 			if !f.structured() {
-				tw = newTable(out, f.output, "NAME", "GROUP", "+ROLE", "+ENCLOSURE", "+PROTOCOL", "ADDRESS", "+USER", "STATE", "REASON", "POWER", "SINCE", "+CHECKED", "+MESSAGE")
+				tw = newTable(out, f.output, "NAME", "GROUP", "+ROLE", "+ZONE", "+ENCLOSURE", "+PROTOCOL", "ADDRESS", "+USER", "STATE", "REASON", "POWER", "SINCE", "+CHECKED", "+MESSAGE")
 			}
 			n := 0
 			err = cl.AllMachines(cmd.Context(), q, func(m manager.MachineView) error {
@@ -96,7 +98,7 @@ Busy, Degraded, Insecure; reasons as the REASON column shows them
 				} else {
 					st = "(no account)"
 				}
-				tw.row(m.Name, m.Group, m.Role, encl, proto, addr, user, st, reason, pw, since, checked, msg)
+				tw.row(m.Name, m.Group, m.Role, manager.ZoneOf(m.Machine), encl, proto, addr, user, st, reason, pw, since, checked, msg)
 				return nil
 			})
 			if err != nil {
@@ -120,6 +122,7 @@ Busy, Degraded, Insecure; reasons as the REASON column shows them
 	c.Flags().StringVar(&q.Reason, "reason", "", "only machines with a channel declared for this reason (wrong_password, silent, ...)")
 	c.Flags().StringVar(&q.Condition, "condition", "", "only machines with a channel in this condition (Busy, Degraded, Insecure)")
 	c.Flags().StringVar(&q.Enclosure, "enclosure", "", "only this enclosure's blades")
+	c.Flags().StringVar(&q.Zone, "zone", "", "only this zone's machines (default: those naming none)")
 	return c
 }
 
@@ -190,6 +193,7 @@ func printMachine(w io.Writer, m manager.MachineView) {
 	if m.Enclosure != "" {
 		kv.add("enclosure", fmt.Sprintf("%s slot %d", m.Enclosure, m.Slot))
 	}
+	kv.add("zone", manager.ZoneOf(m.Machine))
 	kv.add("updated", stamp(m.UpdatedAt))
 	kv.flush()
 	if len(m.Channels) == 0 {
@@ -352,16 +356,20 @@ func newMachinesSetCmd(f *apiFlags) *cobra.Command {
 	var tags []string
 	var spare bool
 	var slot int
+	var zone string
 	c := &cobra.Command{
-		Use:   "set NAME [--group G] [--role R] [--tag T ...] [--spare=true|false] [--enclosure E --slot N]",
+		Use:   "set NAME [--group G] [--role R] [--tag T ...] [--spare=true|false] [--enclosure E --slot N] [--zone Z]",
 		Short: "Edit a machine's grouping (GUID changes go through adopt)",
 		Long: `set changes only the fields given: --tag replaces the tag list (--tag "" clears
-it), --group "" leaves every group. The expected GUID is changed only by
+it), --group "" leaves every group, --zone moves the machine to the instances
+serving that zone (--zone "" or default: the default zone; docs/scale-out.md).
+The expected GUID is changed only by
 lightsout adopt (admin), accounts by lightsout accounts set. Needs the operator
 role.` + serverHelp,
 		Example: `  lightsout machines set web-1 --group db --role db1.example.com
   lightsout machines set spare-1 --spare
-  lightsout machines set web-1 --tag rack-7 --tag prod`,
+  lightsout machines set web-1 --tag rack-7 --tag prod
+  lightsout machines set web-1 --zone dc2`,
 		Args: exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkOutput(); err != nil {
@@ -390,6 +398,9 @@ role.` + serverHelp,
 			if fl.Changed("enclosure") {
 				p.Enclosure = &enclosure
 			}
+			if fl.Changed("zone") {
+				p.Zone = &zone
+			}
 			if fl.Changed("slot") {
 				if slot < 0 {
 					return usageErr("--slot %d: must be 1 or more", slot)
@@ -397,7 +408,7 @@ role.` + serverHelp,
 				p.Slot = &slot
 			}
 			if p == (manager.MachinePatch{}) {
-				return usageErr("nothing to change: give --group, --role, --tag, --spare, --enclosure or --slot")
+				return usageErr("nothing to change: give --group, --role, --tag, --spare, --enclosure, --slot or --zone")
 			}
 			cl, err := f.client(cmd)
 			if err != nil {
@@ -421,6 +432,7 @@ role.` + serverHelp,
 	fl.BoolVar(&spare, "spare", false, "in the spare pool")
 	fl.StringVar(&enclosure, "enclosure", "", "enclosure name (\"\" for none)")
 	fl.IntVar(&slot, "slot", 0, "slot in the enclosure")
+	fl.StringVar(&zone, "zone", "", "zone: the instances serving it check the machine (\"\" for the default zone)")
 	return c
 }
 

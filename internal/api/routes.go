@@ -253,13 +253,13 @@ func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Act
 		return err
 	}
 	vf := manager.ViewFilter{State: state.OOB(q.Get("state")), Reason: state.Reason(q.Get("reason")),
-		Condition: state.Condition(q.Get("condition")), Enclosure: q.Get("enclosure")}
+		Condition: state.Condition(q.Get("condition")), Enclosure: q.Get("enclosure"), Zone: q.Get("zone")}
 	if err := vf.Check(); err != nil {
 		return err
 	}
 	// Filtered in the database, one page at a time; the condition (which
 	// the security audit adds to) is checked on the page.
-	mf := store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag"), Zone: q.Get("zone"), Prefix: q.Get("prefix"),
+	mf := store.MachineFilter{Group: q.Get("group"), Tag: q.Get("tag"), Zone: vf.Zone, Prefix: q.Get("prefix"),
 		Enclosure: vf.Enclosure, State: string(vf.State), Reason: string(vf.Reason)}
 	ms, err := a.m.Machines(r.Context(), mf, store.Page{After: after, Limit: int(limit)})
 	if err != nil {

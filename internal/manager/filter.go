@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/lightsout/lightsout/internal/state"
+	"github.com/lightsout/lightsout/internal/store"
 )
 
 // ViewFilter selects machines by their channels' states and by enclosure:
@@ -17,6 +18,9 @@ type ViewFilter struct {
 	Reason    state.Reason
 	Condition state.Condition
 	Enclosure string
+	// Zone keeps the machines of one zone (store.DefaultZone: those
+	// naming none).
+	Zone string
 }
 
 // States is every OOB state name, in the console's order.
@@ -56,6 +60,9 @@ func (f ViewFilter) Match(mv MachineView) bool {
 	if f.Enclosure != "" && mv.Enclosure != f.Enclosure {
 		return false
 	}
+	if f.Zone != "" && ZoneOf(mv.Machine) != f.Zone {
+		return false
+	}
 	if f.State == "" && f.Reason == "" && f.Condition == "" {
 		return true
 	}
@@ -71,6 +78,14 @@ func (f ViewFilter) Match(mv MachineView) bool {
 		}
 	}
 	return false
+}
+
+// ZoneOf is the machine's zone: its own, else store.DefaultZone.
+func ZoneOf(m store.Machine) string {
+	if m.Zone == "" {
+		return store.DefaultZone
+	}
+	return m.Zone
 }
 
 func join[T ~string](xs []T) string {

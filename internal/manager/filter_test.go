@@ -34,6 +34,10 @@ func TestViewFilter(t *testing.T) {
 		{ViewFilter{State: state.NotAuthenticated, Reason: state.ReasonWrongPassword}, refused, true},
 		{ViewFilter{State: state.Connectable, Reason: state.ReasonWrongPassword}, refused, false}, // one channel must match all
 		{ViewFilter{Reason: state.ReasonSilent}, refused, false},
+		{ViewFilter{Zone: store.DefaultZone}, refused, true}, // no zone named: the default one
+		{ViewFilter{Zone: "dc2"}, refused, false},
+		{ViewFilter{Zone: "dc2", State: state.Connectable}, MachineView{Machine: store.Machine{Name: "z", Zone: "dc2"}, Channels: []ChannelView{ch(state.Connectable, "")}}, true},
+		{ViewFilter{Zone: store.DefaultZone}, MachineView{Machine: store.Machine{Name: "z", Zone: "dc2"}}, false},
 	}
 	for i, tc := range cases {
 		if got := tc.f.Match(tc.m); got != tc.want {

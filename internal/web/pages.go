@@ -195,6 +195,7 @@ type rowSet struct {
 	rows       []row
 	groups     []string
 	enclosures []string
+	zones      []string
 }
 
 // rowsNow returns the table's rows, rebuilt from the manager when older
@@ -210,7 +211,7 @@ func (c *Console) rowsNow(r *http.Request) (*rowSet, error) {
 		return nil, err
 	}
 	rs := &rowSet{at: time.Now(), rows: make([]row, 0, len(ms))}
-	groups, encs := map[string]bool{}, map[string]bool{}
+	groups, encs, zones := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, mv := range ms {
 		rw := row{Name: mv.Name, Group: mv.Group, Enclosure: mv.Enclosure, Slot: mv.Slot, Channels: len(mv.Channels), mv: mv}
 		for _, c := range state.Conditions {
@@ -241,6 +242,7 @@ func (c *Console) rowsNow(r *http.Request) (*rowSet, error) {
 		if mv.Enclosure != "" {
 			encs[mv.Enclosure] = true
 		}
+		zones[manager.ZoneOf(mv.Machine)] = true
 		rs.rows = append(rs.rows, rw)
 	}
 	for g := range groups {
@@ -251,6 +253,10 @@ func (c *Console) rowsNow(r *http.Request) (*rowSet, error) {
 		rs.enclosures = append(rs.enclosures, e)
 	}
 	slices.Sort(rs.enclosures)
+	for z := range zones {
+		rs.zones = append(rs.zones, z)
+	}
+	slices.Sort(rs.zones)
 	c.rows = rs
 	return rs, nil
 }
@@ -266,10 +272,11 @@ type machinesData struct {
 	First, Last         int
 	State, Q, Group     string
 	Reason, Condition   string
-	Enclosure           string
+	Enclosure, Zone     string
 	Sort                string
 	Prev, Next          string
 	Groups, Enclosures  []string
+	Zones               []string
 	States              []state.OOB
 	Reasons             []state.Reason
 	Conditions          []state.Condition
@@ -290,9 +297,9 @@ func allReasons() []state.Reason {
 func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
 	d := machinesData{State: q.Get("state"), Q: strings.TrimSpace(q.Get("q")), Group: q.Get("group"), Sort: q.Get("sort"),
-		Reason: q.Get("reason"), Condition: q.Get("condition"), Enclosure: q.Get("enclosure"),
+		Reason: q.Get("reason"), Condition: q.Get("condition"), Enclosure: q.Get("enclosure"), Zone: q.Get("zone"),
 		States: States, Reasons: allReasons(), Conditions: state.Conditions}
-	vf := manager.ViewFilter{State: state.OOB(d.State), Reason: state.Reason(d.Reason), Condition: state.Condition(d.Condition), Enclosure: d.Enclosure}
+	vf := manager.ViewFilter{State: state.OOB(d.State), Reason: state.Reason(d.Reason), Condition: state.Condition(d.Condition), Enclosure: d.Enclosure, Zone: d.Zone}
 	if err := vf.Check(); err != nil {
 		var fe *store.FieldError
 		if errors.As(err, &fe) {
@@ -311,7 +318,7 @@ func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	d.Groups, d.Enclosures = rs.groups, rs.enclosures
+	d.Groups, d.Enclosures, d.Zones = rs.groups, rs.enclosures, rs.zones
 	needle := strings.ToLower(d.Q)
 	var sel []row
 	for _, rw := range rs.rows {
@@ -355,7 +362,7 @@ func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session) e
 	link := func(page int, sort string) string {
 		v := url.Values{}
 		for k, x := range map[string]string{"state": d.State, "q": d.Q, "group": d.Group, "sort": sort,
-			"reason": d.Reason, "condition": d.Condition, "enclosure": d.Enclosure} {
+			"reason": d.Reason, "condition": d.Condition, "enclosure": d.Enclosure, "zone": d.Zone} {
 			if x != "" {
 				v.Set(k, x)
 			}

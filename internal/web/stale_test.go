@@ -48,6 +48,15 @@ func TestStaleZoneShown(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The zone filter: a select of the zones there are, one zone's machines.
+	_, zoned := b.get("/machines?zone=dc9")
+	if !strings.Contains(zoned, `<select name="zone">`) || !strings.Contains(zoned, "/machines/bmc-00002") || strings.Contains(zoned, "/machines/bmc-00001") {
+		t.Errorf("/machines?zone=dc9 lists other zones' machines or has no zone select:\n%s", zoned)
+	}
+	_, def := b.get("/machines?zone=" + store.DefaultZone)
+	if !strings.Contains(def, "/machines/bmc-00001") || strings.Contains(def, "/machines/bmc-00002") {
+		t.Errorf("/machines?zone=default:\n%s", def)
+	}
 	evs, err := e.Server.Store.Events(ctx, time.Time{}, "fleet.zone_unwatched", 10)
 	if err != nil || len(evs) != 1 || evs[0].Source != "zone:dc9" {
 		t.Errorf("fleet.zone_unwatched: %+v %v", evs, err)

@@ -213,8 +213,10 @@ type MachineQuery struct {
 	// State, Reason, Condition select machines with a channel in them
 	// (one channel matching all three); Enclosure the blades of one.
 	State, Reason, Condition, Enclosure string
-	Limit                               int
-	After                               int64
+	// Zone keeps one zone's machines ("default": those naming none).
+	Zone  string
+	Limit int
+	After int64
 }
 
 // Machines returns one page of machines.
@@ -226,6 +228,7 @@ func (c *Client) Machines(ctx context.Context, q MachineQuery) (wire.Machines, e
 	setIf(v, "reason", q.Reason)
 	setIf(v, "condition", q.Condition)
 	setIf(v, "enclosure", q.Enclosure)
+	setIf(v, "zone", q.Zone)
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
