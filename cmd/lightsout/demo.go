@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,7 +54,9 @@ While it runs, use the API and the CLI from another terminal with the admin
 token it prints (lightsout machines list, lightsout power status NAME, ...).
 The fleet's inventory and password file are in --dir too, for lightsout check,
 ipmitool or FreeIPMI. As root the BMCs get their own addresses (127.20.x.y,
-port 623); otherwise they share 127.0.0.1 on consecutive ports from --base-port.
+port 623; when another demo holds them, the next free range, 127.21 on, and
+the demo says which); otherwise, or with --base-port, they share 127.0.0.1 on
+consecutive ports from --base-port.
 
 The web console is at http://ADDRESS/ (the --listen address): log in by pasting
 the admin token (the file it prints) or any API token; roles are the API's.`,
@@ -67,13 +70,14 @@ the admin token (the file it prints) or any API token; roles are the API's.`,
 			if interval < time.Second {
 				return usageErr("--interval %v: at least 1s", interval)
 			}
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{count, interval, dir, basePort, listen})
+			ports := os.Geteuid() != 0 || cmd.Flags().Changed("base-port")
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{count, interval, dir, basePort, ports, listen})
 		},
 	}
 	c.Flags().IntVar(&count, "count", 200, "BMCs in the simulated fleet")
 	c.Flags().DurationVar(&interval, "interval", 15*time.Second, "check interval per BMC")
 	c.Flags().StringVar(&dir, "dir", "", "data directory: database, key, admin token, inventory (default: a new temporary directory)")
-	c.Flags().IntVar(&basePort, "base-port", 30623, "first port when not root (BMCs share 127.0.0.1)")
+	c.Flags().IntVar(&basePort, "base-port", 30623, "first port, the BMCs sharing 127.0.0.1 (the default when not root; as root given explicitly)")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8623", "API listen address")
 	return c
 }
@@ -83,6 +87,7 @@ type demoOptions struct {
 	interval time.Duration
 	dir      string
 	basePort int
+	ports    bool // the BMCs share 127.0.0.1 on ports from basePort
 	listen   string
 }
 
@@ -123,12 +128,22 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 		Faults:     demoFaults(),
 		Swaps:      [][]string{{"bmc-00031", "bmc-00032"}},
 	}
-	if os.Geteuid() == 0 {
-		cfg.BaseAddr = "127.20.0.1" // clear of a default `lightsout sim` (127.1.0.1 on)
-	} else {
+	var fleet *sim.Fleet
+	var err error
+	if o.ports {
 		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", o.basePort
+		fleet, err = sim.New(cfg)
+	} else {
+		// One address per BMC from 127.20.0.1, clear of a default
+		// `lightsout sim` (127.1.0.1 on); another demo's range is skipped.
+		for octet := 20; octet < 30; octet++ {
+			cfg.BaseAddr = fmt.Sprintf("127.%d.0.1", octet)
+			if fleet, err = sim.New(cfg); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+				break
+			}
+			fmt.Fprintf(out, "%s is in use (another demo or simulator?): trying the next range\n", cfg.BaseAddr)
+		}
 	}
-	fleet, err := sim.New(cfg)
 	if err != nil {
 		return fmt.Errorf("start the simulated fleet: %w", err)
 	}

@@ -286,7 +286,7 @@ func bindError(b *BMC, err error, basePort int) error {
 		if basePort > 0 {
 			hint += "; pick another --base-port"
 		}
-		return fmt.Errorf("%s: binding %s: address already in use (%s)", b.name, addr, hint)
+		return fmt.Errorf("%s: binding %s: %w (%s)", b.name, addr, syscall.EADDRINUSE, hint)
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		return fmt.Errorf("%s: binding %s: address not available on this host (Linux routes all of 127.0.0.0/8 to lo; elsewhere add the aliases or use --base-port)", b.name, addr)
 	case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
