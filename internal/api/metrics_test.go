@@ -103,7 +103,7 @@ func TestChannelMetricsAndProbe(t *testing.T) {
 		want float64
 	}{
 		{"lightsout_channel_series_enabled", nil, 1},
-		{"lightsout_channel_up", []string{"machine", "bmc-00001", "protocol", "ipmi", "enclosure", "enc-m"}, 1},
+		{"lightsout_channel_up", []string{"machine", "bmc-00001", "protocol", "ipmi", "enclosure", "enc-m", "zone", "default"}, 1},
 		{"lightsout_channel_up", []string{"machine", "bmc-00002"}, 0},
 		{"lightsout_channel_state", []string{"machine", "bmc-00002", "state", "NotAuthenticated"}, 1},
 		{"lightsout_channel_state", []string{"machine", "bmc-00002", "state", "Connectable"}, 0},

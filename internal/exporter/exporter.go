@@ -1,7 +1,7 @@
 // Package exporter serves what a Prometheus user expects of an exporter:
 // per-channel series (lightsout_channel_up, _state, _condition,
-// _last_check_timestamp_seconds) labelled with machine, protocol, group
-// and enclosure, bounded in cardinality (above the bound they are off,
+// _last_check_timestamp_seconds) labelled with machine, protocol, zone,
+// group and enclosure, bounded in cardinality (above the bound they are off,
 // with a warning and lightsout_channel_series_enabled 0), and a
 // multi-target /probe?target=NAME in blackbox_exporter's style: a fresh
 // check of one machine, its results as metrics, so existing relabeling
@@ -32,7 +32,7 @@ type Lister interface {
 	Machines(ctx context.Context, f store.MachineFilter, p store.Page) ([]manager.MachineView, error)
 }
 
-var labels = []string{"machine", "account", "protocol", "group", "enclosure"}
+var labels = []string{"machine", "account", "protocol", "zone", "group", "enclosure"}
 
 var (
 	descUp = prometheus.NewDesc("lightsout_channel_up",
@@ -124,7 +124,7 @@ func (c *Channels) Collect(ch chan<- prometheus.Metric) {
 
 // emit sends one channel's series.
 func emit(ch chan<- prometheus.Metric, mv manager.MachineView, cv manager.ChannelView) {
-	lv := []string{mv.Name, strconv.FormatInt(cv.Account.ID, 10), cv.Account.Protocol, mv.Group, mv.Enclosure}
+	lv := []string{mv.Name, strconv.FormatInt(cv.Account.ID, 10), cv.Account.Protocol, manager.ZoneOf(mv.Machine), mv.Group, mv.Enclosure}
 	cs := cv.State
 	st := cs.State
 	if st == "" {
