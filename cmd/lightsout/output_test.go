@@ -140,11 +140,11 @@ func TestOutputFormatsThroughServer(t *testing.T) {
 	}
 	out, code, err = as(t, e, viewer, "machines", "list", "-o", "wide")
 	wantExit(t, "machines list -o wide", out, code, err, 0, "enc-a/1", "wrong_password")
-	if h := strings.Fields(firstLine(out)); strings.Join(h, " ") != "NAME GROUP ROLE ENCLOSURE PROTOCOL ADDRESS USER STATE REASON POWER SINCE CHECKED MESSAGE" {
+	if h := strings.Fields(firstLine(out)); strings.Join(h, " ") != "NAME GROUP ROLE ZONE ENCLOSURE PROTOCOL ADDRESS USER STATE REASON POWER SINCE CHECKED MESSAGE" {
 		t.Errorf("wide header: %q", h)
 	}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
-		if f := strings.Fields(l); len(f) < 13 || f[4] != "ipmi" || f[6] != "admin" {
+		if f := strings.Fields(l); len(f) < 14 || f[3] != "default" || f[5] != "ipmi" || f[7] != "admin" {
 			t.Errorf("wide row lacks the protocol and user: %q", l)
 		}
 	}
@@ -265,21 +265,23 @@ func TestOutputFormatsThroughServer(t *testing.T) {
 		}
 	}
 
-	// power identify on|off, ipmitool's words: the simulated BMC's lamp
-	// follows; identify status says the state is not read back.
+	// power identify on|off|status, ipmitool's words: the simulated BMC's
+	// lamp follows, and identify status reads it back (Get Chassis Status).
 	bmc1, _ := e.Fleet.BMC("bmc-00001")
 	out, code, err = as(t, e, operator, "power", "identify", "on", "bmc-00001")
 	wantExit(t, "power identify on", out, code, err, 0, "1 ok")
 	if !bmc1.Status().Identify {
 		t.Error("power identify on: the lamp is off")
 	}
+	out, code, err = as(t, e, viewer, "power", "identify", "status", "bmc-00001", "-o", "json")
+	wantExit(t, "power identify status (on)", out, code, err, 0, `"action":"identify-status"`, `"detail":"identify on"`)
 	out, code, err = as(t, e, operator, "power", "identify", "off", "bmc-00001", "-o", "yaml")
 	wantExit(t, "power identify off", out, code, err, 0, "action: identify-off")
 	if bmc1.Status().Identify {
 		t.Error("power identify off: the lamp is on")
 	}
-	out, code, err = as(t, e, operator, "power", "identify", "status", "bmc-00001")
-	wantExit(t, "power identify status", out, code, err, 2, "does not read the identify lamp")
+	out, code, err = as(t, e, viewer, "power", "identify", "status", "bmc-00001")
+	wantExit(t, "power identify status (off)", out, code, err, 0, "identify off", "1 ok")
 
 	// check straight to the BMCs (no server): wide and yaml too.
 	out, code, err = runCLI(t, "check", "--inventory", e.Inventory, "-o", "wide", "--all-rows")

@@ -56,19 +56,15 @@ func actionList() string {
 	return strings.Join(names, ", ")
 }
 
-// identifyWords turns "identify on|off NAME..." into "identify-on|off
-// NAME...", as the identify lamp is switched in ipmitool's "chassis
-// identify" words. The lamp's state is not read back by lightsout yet:
-// "identify status" says so.
+// identifyWords turns "identify on|off|status NAME..." into
+// "identify-on|off|status NAME...", ipmitool's "chassis identify" words.
 func identifyWords(args []string) ([]string, error) {
 	if args[0] != "identify" || len(args) < 2 {
 		return args, nil
 	}
 	switch strings.ToLower(args[1]) {
-	case "on", "off":
+	case "on", "off", "status":
 		return append([]string{"identify-" + strings.ToLower(args[1])}, args[2:]...), nil
-	case "status":
-		return nil, usageErr("power identify status: lightsout does not read the identify lamp's state back; switch it with identify on or identify off (power status reads the power state)")
 	}
 	return args, nil
 }
@@ -86,8 +82,10 @@ through the server, --batch machines at a time with --interval between batches,
 and prints each machine's result as it completes, then a summary.
 
 ACTION is one of: on, off, soft (ACPI soft off), cycle, reset, status,
-identify-on, identify-off; "identify on" and "identify off" are the same as
-identify-on and identify-off.
+identify-on, identify-off, identify-status; "identify on", "identify off" and
+"identify status" are the same. identify-status reads the lamp back (IPMI: Get
+Chassis Status; Redfish: LocationIndicatorActive or IndicatorLED) and needs
+only the viewer role, as status does.
 
 A machine whose OOB channel is not Connectable is refused without being
 touched, and the line says the state, since when, and what to do — never a

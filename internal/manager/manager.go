@@ -887,11 +887,15 @@ func (m *Manager) Power(ctx context.Context, actor Actor, req PowerRequest, prog
 func (m *Manager) power(ctx context.Context, actor Actor, a power.Action, ms []store.Machine, s power.Stagger, action string, progress func(power.Result)) []power.Result {
 	items := make([]power.Item, len(ms))
 	for i, mc := range ms {
+		var lamp string // identify-status: the lamp's state
 		items[i] = power.Item{Machine: mc.Name, Do: func(ctx context.Context) (p string, err error) {
 			defer func() {
 				detail := ""
 				if p != "" {
 					detail = "power " + p
+				}
+				if lamp != "" {
+					detail = "identify " + lamp
 				}
 				m.audit(ctx, actor, action, mc.Name, detail, err)
 			}()
@@ -901,6 +905,10 @@ func (m *Manager) power(ctx context.Context, actor Actor, a power.Action, ms []s
 			}
 			octx, cancel := context.WithTimeout(ctx, m.OpTimeout)
 			defer cancel()
+			if a == power.IdentifyStatus {
+				lamp, err = power.IdentifyState(octx, ch)
+				return "", err
+			}
 			p, err = power.Do(octx, ch, a)
 			if err == nil && m.Monitor != nil {
 				// Before the audit entry (and its power.done event), so
@@ -909,6 +917,16 @@ func (m *Manager) power(ctx context.Context, actor Actor, a power.Action, ms []s
 			}
 			return p, err
 		}}
+		if a == power.IdentifyStatus {
+			do := items[i].Do
+			items[i].Op = func(ctx context.Context) (power.Outcome, error) {
+				_, err := do(ctx)
+				if err != nil {
+					return power.Outcome{}, err
+				}
+				return power.Outcome{Detail: "identify " + lamp}, nil
+			}
+		}
 		if a == power.SoftOff {
 			// Say that a soft-off still reading on was only requested:
 			// the OS decides (agent_fallback follows it up).

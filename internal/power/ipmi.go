@@ -80,6 +80,21 @@ func (c IPMI) PowerState(ctx context.Context) (string, error) {
 	return p, err
 }
 
+// IdentifyState reads the identify state from Get Chassis Status (a BMC
+// that does not report it: ErrUnsupported).
+func (c IPMI) IdentifyState(ctx context.Context) (string, error) {
+	var id string
+	err := c.with(ctx, func(s *ipmi.Session) error {
+		st, err := s.ChassisStatus(ctx)
+		id = st.Identify
+		return err
+	})
+	if err == nil && (id == "" || id == "reserved") {
+		return "", fmt.Errorf("identify status: the BMC's Get Chassis Status does not report the identify state: %w", ErrUnsupported)
+	}
+	return id, err
+}
+
 // Identify turns the chassis identify LED on (until turned off) or off.
 func (c IPMI) Identify(ctx context.Context, on bool) error {
 	return c.with(ctx, func(s *ipmi.Session) error {

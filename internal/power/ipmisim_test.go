@@ -2,6 +2,7 @@ package power
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -82,5 +83,12 @@ esac
 	// Identify needs Operator too.
 	if err := ch.Identify(ctx, true); err != nil {
 		t.Errorf("identify on: %v", err)
+	}
+	// ipmi_sim's Get Chassis Status: the lamp's state, or a clear "does
+	// not report it" — never a wrong state.
+	id, err := ch.IdentifyState(ctx)
+	t.Logf("ipmi_sim identify state: %q %v", id, err)
+	if err != nil && !errors.Is(err, ErrUnsupported) || err == nil && id != "on" && id != "timed" {
+		t.Errorf("identify state after identify on: %q %v", id, err)
 	}
 }

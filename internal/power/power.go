@@ -29,10 +29,13 @@ const (
 	Status      Action = "status"
 	IdentifyOn  Action = "identify-on"
 	IdentifyOff Action = "identify-off"
+	// IdentifyStatus reads the identify lamp (Result.Detail: "identify
+	// on", "identify off" or "identify timed").
+	IdentifyStatus Action = "identify-status"
 )
 
 // Actions lists every action in help order.
-var Actions = []Action{On, Off, SoftOff, Cycle, Reset, Status, IdentifyOn, IdentifyOff}
+var Actions = []Action{On, Off, SoftOff, Cycle, Reset, Status, IdentifyOn, IdentifyOff, IdentifyStatus}
 
 // ParseAction reads an action name (also "soft-off", "softoff").
 func ParseAction(s string) (Action, error) {
@@ -60,7 +63,7 @@ func ParseAction(s string) (Action, error) {
 }
 
 // ReadOnly reports whether the action changes nothing on the machine.
-func (a Action) ReadOnly() bool { return a == Status }
+func (a Action) ReadOnly() bool { return a == Status || a == IdentifyStatus }
 
 // Setter changes a machine's power.
 type Setter interface {
@@ -75,6 +78,22 @@ type StateGetter interface {
 // Identifier turns the identify LED on or off.
 type Identifier interface {
 	Identify(ctx context.Context, on bool) error
+}
+
+// IdentifyGetter reads the identify lamp: "on", "off" or "timed" (on for
+// a while, IPMI's temporary identify).
+type IdentifyGetter interface {
+	IdentifyState(ctx context.Context) (string, error)
+}
+
+// IdentifyState reads ch's identify lamp, or says (ErrUnsupported) that
+// the channel cannot.
+func IdentifyState(ctx context.Context, ch Channel) (string, error) {
+	g, ok := ch.(IdentifyGetter)
+	if !ok {
+		return "", fmt.Errorf("identify status: %w", ErrUnsupported)
+	}
+	return g.IdentifyState(ctx)
 }
 
 // ErrRefused: the operation was not attempted because the channel is not

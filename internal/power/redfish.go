@@ -136,6 +136,31 @@ func (c Redfish) PowerState(ctx context.Context) (string, error) {
 	return p, err
 }
 
+// IdentifyState reads LocationIndicatorActive where the system has it,
+// else IndicatorLED (Lit: on, Blinking: blinking, Off: off).
+func (c Redfish) IdentifyState(ctx context.Context) (string, error) {
+	var id string
+	err := c.with(ctx, func(s *schemas.ComputerSystem) error {
+		switch {
+		case s.LocationIndicatorActive != nil:
+			id = "off"
+			if *s.LocationIndicatorActive {
+				id = "on"
+			}
+		case s.IndicatorLED == schemas.LitIndicatorLED:
+			id = "on"
+		case s.IndicatorLED == schemas.OffIndicatorLED:
+			id = "off"
+		case s.IndicatorLED != "":
+			id = strings.ToLower(string(s.IndicatorLED))
+		default:
+			return fmt.Errorf("identify status: the system reports neither LocationIndicatorActive nor IndicatorLED: %w", ErrUnsupported)
+		}
+		return nil
+	})
+	return id, err
+}
+
 // Identify sets LocationIndicatorActive where the system has it, else
 // IndicatorLED (Lit or Off).
 func (c Redfish) Identify(ctx context.Context, on bool) error {

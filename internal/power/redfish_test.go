@@ -65,11 +65,20 @@ func TestRedfishPowerSim(t *testing.T) {
 	if err := ch.Identify(ctx, true); err != nil {
 		t.Fatal(err)
 	}
+	if id, err := ch.IdentifyState(ctx); err != nil || id != "on" {
+		t.Fatalf("identify state after identify on: %q %v", id, err)
+	}
+	if err := ch.Identify(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := ch.IdentifyState(ctx); err != nil || id != "off" {
+		t.Fatalf("identify state after identify off: %q %v", id, err)
+	}
 	if p, _ := ch.PowerState(ctx); p != "on" {
 		t.Fatalf("power %q", p)
 	}
 	c := b.RedfishCounters()
-	if c.SessionsOpen != 0 || c.SessionsOpened != c.SessionsClosed || c.SessionsOpened < 5 {
+	if c.SessionsOpen != 0 || c.SessionsOpened != c.SessionsClosed || c.SessionsOpened < 8 {
 		t.Fatalf("sessions: %+v", c)
 	}
 	bad := ch
