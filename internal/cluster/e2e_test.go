@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"log/slog"
 	"net"
 	"net/http"
@@ -147,12 +148,8 @@ func sources(f *sim.Fleet) map[string]map[netip.Addr]uint64 {
 // until waits (bounded) for cond, failing with what() at the deadline.
 func until(t *testing.T, d time.Duration, cond func() bool, what func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !poll.Wait(d, cond) {
+		t.Fatalf("after %v: %s", d, what())
 	}
 }
 
@@ -270,6 +267,9 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	// Three intervals: each BMC's sessions come from one instance only,
 	// never two at once.
 	before := sources(f)
+	// A real-time window, not a wait for a condition: the instances
+	// (other processes among them) hold leases timed by PostgreSQL's
+	// clock, a third-party peer no fake clock or synctest bubble reaches.
 	time.Sleep(3 * c.interval)
 	after := sources(f)
 	share := map[string]int{}
@@ -477,9 +477,12 @@ func TestScaleOutThreeInstances(t *testing.T) {
 		}
 		return true
 	}, func() string { return "dc9's machines not checked by i4" })
+	// A real-time window, not a wait for a condition: the instances
+	// (other processes among them) hold leases timed by PostgreSQL's
+	// clock, a third-party peer no fake clock or synctest bubble reaches.
 	time.Sleep(c.interval) // i1 and i3 have handed them over: nothing but i4 since
 	base = sources(f)
-	time.Sleep(2 * c.interval)
+	time.Sleep(2 * c.interval) // real time against PostgreSQL's leases, as above
 	after = sources(f)
 	for _, name := range dc9 {
 		for src, v := range after[name] {

@@ -109,6 +109,9 @@ func TestScaleOutKill9(t *testing.T) {
 		}
 		return len(share) > n/6
 	}, func() string { return fmt.Sprintf("i3 checks %d BMCs", len(share)) })
+	// A real-time window: i3 is another process whose lease is timed by
+	// PostgreSQL's clock (a third-party peer); one interval lets it check
+	// its whole share.
 	time.Sleep(c.interval) // the whole share
 	var orphans []string
 	for name, m := range sources(f) {
