@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,14 +76,11 @@ func TestCLIAgentRunStatusDomain(t *testing.T) {
 
 	// The manager's view: Up, link over IPv4, a year of certificate.
 	var dom string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	if !poll.Wait(10*time.Second, func() bool {
 		dom, code, err = as(t, e, store.RoleViewer, "domain", "status")
-		if code == 0 && strings.Contains(dom, "link:ipv4") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("domain status: exit %d %v\n%s\nagent output:\n%s", code, err, dom, agentOut.String())
-		}
+		return code == 0 && strings.Contains(dom, "link:ipv4")
+	}) {
+		t.Fatalf("domain status: exit %d %v\n%s\nagent output:\n%s", code, err, dom, agentOut.String())
 	}
 	if !strings.Contains(dom, "I A 0x0001") || !strings.Contains(dom, "web-1") || !strings.Contains(dom, "cert:36") ||
 		!strings.Contains(dom, "S V NODE") || !strings.Contains(dom, "I Up, O Down") {
@@ -91,14 +89,11 @@ func TestCLIAgentRunStatusDomain(t *testing.T) {
 
 	// The agent's view.
 	var st string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	if !poll.Wait(5*time.Second, func() bool {
 		st, code, err = runCLI(t, "agent", "status", "--data", data)
-		if code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent status: exit %d %v\n%s", code, err, st)
-		}
+		return code == 0
+	}) {
+		t.Fatalf("agent status: exit %d %v\n%s", code, err, st)
 	}
 	for _, want := range []string{"Agent web-1", "running (pid", "Up", e.Server.AgentAddr.String(), "node 0x0001",
 		"Host link: Up over ipv4 at " + ep.Addr(), "agent  ok", "link   ok", "host link path"} {
@@ -109,23 +104,17 @@ func TestCLIAgentRunStatusDomain(t *testing.T) {
 
 	// The BMC's link stops answering: both views say so, with the remedy.
 	ep.SetFault(hostlink.FaultSilent)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	if !poll.Wait(10*time.Second, func() bool {
 		st, code, _ = runCLI(t, "agent", "status", "--data", data)
-		if code == 1 && strings.Contains(st, "Host link: Down") && strings.Contains(st, "remedy:") && strings.Contains(st, "timeouts") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent status with a silent link: exit %d\n%s", code, st)
-		}
+		return code == 1 && strings.Contains(st, "Host link: Down") && strings.Contains(st, "remedy:") && strings.Contains(st, "timeouts")
+	}) {
+		t.Fatalf("agent status with a silent link: exit %d\n%s", code, st)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	if !poll.Wait(5*time.Second, func() bool {
 		dom, _, _ = as(t, e, store.RoleViewer, "domain", "status")
-		if strings.Contains(dom, "link:Down") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("domain status with a silent link:\n%s", dom)
-		}
+		return strings.Contains(dom, "link:Down")
+	}) {
+		t.Fatalf("domain status with a silent link:\n%s", dom)
 	}
 
 	out, code, err = runCLI(t, "agent", "status", "--data", data, "-o", "json")

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,22 +28,20 @@ func TestCLIDiag(t *testing.T) {
 	e := cliEnv(t)
 	e.ImportFleet(t)
 	cl := e.Client(t, store.RoleAdmin)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ms, err := cl.Machines(context.Background(), client.MachineQuery{})
-		n := 0
+	var n int
+	var err error
+	if !poll.Wait(20*time.Second, func() bool {
+		var ms wire.Machines
+		ms, err = cl.Machines(context.Background(), client.MachineQuery{})
+		n = 0
 		for _, m := range ms.Machines {
 			if len(m.Channels) > 0 && m.Channels[0].State.State == state.Connectable {
 				n++
 			}
 		}
-		if err == nil && n == 8 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 8 Connectable (%v)", n, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return err == nil && n == 8
+	}) {
+		t.Fatalf("%d of 8 Connectable (%v)", n, err)
 	}
 	e.Fleet.SetFaults("bmc-00003", sim.Faults{WrongPassword: true})
 	e.Fleet.Swap("bmc-00005", "bmc-00006")
@@ -128,14 +128,12 @@ func TestCLIDiagAgent(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	wait := func(state string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if st, ok := e.Server.Agents.Get(1); ok && st.State == state && st.Queued == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				st, _ := e.Server.Agents.Get(1)
-				t.Fatalf("agent not %s: %+v", state, st)
-			}
+		if !poll.Wait(10*time.Second, func() bool {
+			st, ok := e.Server.Agents.Get(1)
+			return ok && st.State == state && st.Queued == 0
+		}) {
+			st, _ := e.Server.Agents.Get(1)
+			t.Fatalf("agent not %s: %+v", state, st)
 		}
 	}
 	wait(agent.Up)

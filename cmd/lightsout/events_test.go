@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/lightsout/lightsout/internal/poll"
 	"io"
 	"os"
 	"path/filepath"
@@ -82,12 +83,8 @@ func TestCLIEvents(t *testing.T) {
 	}()
 	waitOut := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(buf.String(), what) {
-			if time.Now().After(deadline) {
-				t.Fatalf("--follow never printed %q:\n%s", what, buf.String())
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !poll.Wait(10*time.Second, func() bool { return strings.Contains(buf.String(), what) }) {
+			t.Fatalf("--follow never printed %q:\n%s", what, buf.String())
 		}
 	}
 	waitOut("web-1 went quiet")
@@ -139,19 +136,15 @@ func TestCLIEvents(t *testing.T) {
 			"--server", e.URL, "--token-file", e.TokenFiles[store.RoleViewer]})
 		done <- root.ExecuteContext(fctx)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(file)
-		if strings.Contains(string(b), "message: web-1 offers MD2") {
-			if !strings.HasPrefix(string(b), "---\n") {
-				t.Errorf("--out file is not YAML documents:\n%s", b)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("--follow --out: the file holds\n%s", b)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var b []byte
+	if !poll.Wait(10*time.Second, func() bool {
+		b, _ = os.ReadFile(file)
+		return strings.Contains(string(b), "message: web-1 offers MD2")
+	}) {
+		t.Fatalf("--follow --out: the file holds\n%s", b)
+	}
+	if !strings.HasPrefix(string(b), "---\n") {
+		t.Errorf("--out file is not YAML documents:\n%s", b)
 	}
 	select {
 	case err := <-done:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/lightsout/lightsout/internal/poll"
 	"io"
 	"strings"
 	"testing"
@@ -26,14 +27,10 @@ func TestIncidentsCLI(t *testing.T) {
 	wantExit(t, "no machines yet", out, code, err, 0, "no incidents")
 
 	e.ImportFleet(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Wait(30*time.Second, func() bool {
 		out, code, err = as(t, e, store.RoleViewer, "incidents")
-		if strings.Contains(out, "2 BMCs refuse") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return strings.Contains(out, "2 BMCs refuse")
+	})
 	wantExit(t, "incidents", out, code, err, 0, "1 incident\n", "CRITICAL", `2 BMCs refuse the password of user "admin"`,
 		"members:  bmc-00002, bmc-00004", "remedy:   the BMC refused the password", "diagnose: lightsout diag bmc-00002 bmc-00004")
 
@@ -64,15 +61,11 @@ func TestMachinesListFilters(t *testing.T) {
 	var code int
 	var err error
 	// Until both faults are declared (each BMC's first check).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Wait(30*time.Second, func() bool {
 		out, code, err = as(t, e, store.RoleViewer, "machines", "list", "--state", "Connectable", "--condition", "Busy")
 		refused, _, _ := as(t, e, store.RoleViewer, "machines", "list", "--reason", "wrong_password")
-		if strings.Contains(out, "bmc-00005") && strings.Contains(refused, "bmc-00004") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return strings.Contains(out, "bmc-00005") && strings.Contains(refused, "bmc-00004")
+	})
 	wantExit(t, "--condition Busy", out, code, err, 0, "bmc-00005", "Connectable+Busy")
 	if strings.Contains(out, "bmc-00001") {
 		t.Errorf("--condition Busy lists a healthy machine:\n%s", out)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/lightsout/lightsout/internal/poll"
 	"io"
 	"os"
 	"path/filepath"
@@ -123,14 +124,10 @@ func TestOutputFormatsThroughServer(t *testing.T) {
 		viewer   = store.RoleViewer
 	)
 	e.ImportFleet(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Wait(30*time.Second, func() bool {
 		out, _, _ := as(t, e, viewer, "machines", "list", "-o", "json")
-		if !strings.Contains(out, `"state":"Unknown"`) && strings.Count(out, "\n") == 6 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return !strings.Contains(out, `"state":"Unknown"`) && strings.Count(out, "\n") == 6
+	})
 
 	// machines list: table, wide, json, yaml.
 	out, code, err := as(t, e, viewer, "machines", "list")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/poll"
 	"testing"
 	"time"
 
@@ -33,14 +35,12 @@ func TestCLIPowerAgentFallback(t *testing.T) {
 	wantExit(t, "help", out, code, err, 0, "--agent-fallback", "enrolled under the same name as the machine")
 
 	adm := e.Client(t, store.RoleAdmin)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		res, err := adm.Check(context.Background(), []string{"bmc-00001"}, "")
-		if err == nil && len(res) == 1 && res[0].State.State == state.Connectable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bmc-00001 not Connectable: %+v %v", res, err)
-		}
+	var res []manager.CheckResult
+	if !poll.Wait(10*time.Second, func() bool {
+		res, err = adm.Check(context.Background(), []string{"bmc-00001"}, "")
+		return err == nil && len(res) == 1 && res[0].State.State == state.Connectable
+	}) {
+		t.Fatalf("bmc-00001 not Connectable: %+v %v", res, err)
 	}
 	if err := e.Fleet.SetFaults("bmc-00001", sim.Faults{SoftOffIgnored: true}); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,17 +142,15 @@ func TestServerPyghmi(t *testing.T) {
 	wantExit(t, "import", out, code, err, 0, "imported 1 machines")
 
 	adm := e.Client(t, store.RoleAdmin)
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		res, err := adm.Check(context.Background(), []string{"pyg-1"}, "")
-		if err == nil && len(res) == 1 && res[0].State.State == state.Connectable {
-			if slices.Contains(res[0].State.Conditions, state.Degraded) {
-				t.Errorf("pyghmi Degraded: %+v", res[0].State)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pyg-1 not Connectable: %+v %v", res, err)
-		}
+	var res []manager.CheckResult
+	if !poll.Wait(15*time.Second, func() bool {
+		res, err = adm.Check(context.Background(), []string{"pyg-1"}, "")
+		return err == nil && len(res) == 1 && res[0].State.State == state.Connectable
+	}) {
+		t.Fatalf("pyg-1 not Connectable: %+v %v", res, err)
+	}
+	if slices.Contains(res[0].State.Conditions, state.Degraded) {
+		t.Errorf("pyghmi Degraded: %+v", res[0].State)
 	}
 	out, code, err = as(t, e, store.RoleViewer, "machines", "show", "pyg-1")
 	wantExit(t, "show", out, code, err, 0, "Connectable")

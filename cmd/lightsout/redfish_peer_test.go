@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"net/http"
 	"strings"
 	"testing"
@@ -113,15 +114,19 @@ func TestServerRedfishPeer(t *testing.T) {
 	waitCheck := func(what string, st state.OOB, r state.Reason) manager.CheckResult {
 		t.Helper()
 		var last []manager.CheckResult
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var got manager.CheckResult
+		if !poll.Wait(20*time.Second, func() bool {
 			res, err := adm.Check(context.Background(), []string{"sushy-1"}, "")
 			if err == nil && len(res) == 1 && res[0].State.State == st && res[0].State.Reason == r {
-				return res[0]
+				got = res[0]
+				return true
 			}
 			last = res
+			return false
+		}) {
+			t.Fatalf("%s: want %s/%s, have %+v", what, st, r, last)
 		}
-		t.Fatalf("%s: want %s/%s, have %+v", what, st, r, last)
-		return manager.CheckResult{}
+		return got
 	}
 	first := waitCheck("first check", state.Connectable, state.ReasonOK)
 
@@ -175,10 +180,8 @@ func TestServerRedfishPeer(t *testing.T) {
 func waitSushyPower(t *testing.T, p *peertest.RedfishPeer, want string) {
 	t.Helper()
 	var have string
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		if have = sushyPower(t, p); have == want {
-			return
-		}
+	if poll.Wait(15*time.Second, func() bool { have = sushyPower(t, p); return have == want }) {
+		return
 	}
 	t.Fatalf("sushy-tools reads PowerState %q, want %q", have, want)
 }

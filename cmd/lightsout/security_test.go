@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/poll"
 	"testing"
 	"time"
 
@@ -20,8 +22,10 @@ func TestCLISecurity(t *testing.T) {
 		Fleet: sim.Config{Count: 2, Seed: 3, Faults: map[string]sim.Faults{"bmc-00002": {Cipher0: true}}}})
 	e.ImportFleet(t)
 	view := e.Client(t, store.RoleViewer)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		ms, err := view.Machines(context.Background(), client.MachineQuery{})
+	var ms wire.Machines
+	if !poll.Wait(10*time.Second, func() bool {
+		var err error
+		ms, err = view.Machines(context.Background(), client.MachineQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,12 +35,9 @@ func TestCLISecurity(t *testing.T) {
 				up++
 			}
 		}
-		if up == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("machines not Connectable: %+v", ms)
-		}
+		return up == 2
+	}) {
+		t.Fatalf("machines not Connectable: %+v", ms)
 	}
 
 	out, code, err := as(t, e, store.RoleViewer, "security")

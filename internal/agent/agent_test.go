@@ -106,6 +106,23 @@ func waitState(t *testing.T, h *agent.Hub, name, state, reason string, within ti
 	return time.Since(start)
 }
 
+// heartbeats waits (bounded) until the hub has seen n more heartbeats from
+// the agent name: n heartbeat intervals have passed.
+func heartbeats(t *testing.T, h *agent.Hub, name string, n int) {
+	t.Helper()
+	var last time.Time
+	seen := -1
+	poll.Until(t, 10*time.Second, fmt.Sprintf("%d more heartbeats from %s", n, name), func() bool {
+		for _, s := range h.List() {
+			if s.Name == name && !s.LastHeartbeat.Equal(last) {
+				last = s.LastHeartbeat
+				seen++
+			}
+		}
+		return seen >= n
+	})
+}
+
 func TestManagerAndThreeAgents(t *testing.T) {
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		t.Run(host, func(t *testing.T) {
@@ -195,7 +212,7 @@ func testFleet(t *testing.T, host string) {
 		t.Fatal(err)
 	}
 	waitState(t, srv.Agents, "node-2", agent.PendingUp, agent.ReasonRevoked, time.Second)
-	time.Sleep(5 * hb)
+	heartbeats(t, srv.Agents, "node-3", 5) // five heartbeat intervals
 	waitState(t, srv.Agents, "node-2", agent.PendingUp, agent.ReasonRevoked, 0)
 
 	// Manager restart on the same data dir and address: node-3 comes

@@ -109,13 +109,13 @@ func TestTwoManagersRediscovery(t *testing.T) {
 	a.Close()
 	aClosed = true
 	waitState(t, a.Agents, "db-1", agent.Down, "", time.Second)
-	time.Sleep(5 * hb)
+	heartbeats(t, b.Agents, "db-1", 5) // five heartbeat intervals
 	if st, _ := findStatus(b.Agents, "db-1"); st.State != agent.Up {
 		t.Fatalf("on B after A stopped: %+v", st)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		st := readStatus(t, adir)
+	var st agent.LocalStatus
+	if !poll.Wait(3*time.Second, func() bool {
+		st = readStatus(t, adir)
 		var up, down []string
 		for _, m := range st.Managers {
 			if m.State == agent.MgrUp {
@@ -124,13 +124,9 @@ func TestTwoManagersRediscovery(t *testing.T) {
 				down = append(down, m.Address)
 			}
 		}
-		if slices.Equal(up, []string{b.AgentAddr.String()}) && slices.Equal(down, []string{a.AgentAddr.String()}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent's view of its managers: %+v", st.Managers)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return slices.Equal(up, []string{b.AgentAddr.String()}) && slices.Equal(down, []string{a.AgentAddr.String()})
+	}) {
+		t.Fatalf("agent's view of its managers: %+v", st.Managers)
 	}
 }
 
@@ -180,10 +176,10 @@ func TestLinkTimeoutsFlood(t *testing.T) {
 	if !strings.Contains(l.Reason, "timed out") && !strings.Contains(l.Reason, "timeout") {
 		t.Errorf("link down reason: %q", l.Reason)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		evs, err := srv.Store.ListEvents(context.Background(), store.EventFilter{Source: "agent:noisy", Limit: 100})
-		if err != nil {
+	var evs []store.Event
+	if !poll.Wait(10*time.Second, func() bool {
+		var err error
+		if evs, err = srv.Store.ListEvents(context.Background(), store.EventFilter{Source: "agent:noisy", Limit: 100}); err != nil {
 			t.Fatal(err)
 		}
 		var flood, timeouts bool
@@ -191,13 +187,9 @@ func TestLinkTimeoutsFlood(t *testing.T) {
 			flood = flood || e.Code == "oob.timeout_flood"
 			timeouts = timeouts || e.Code == agent.EvLinkTimeout
 		}
-		if flood && timeouts {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no flood raised for the agent (events %+v)", evs)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return flood && timeouts
+	}) {
+		t.Fatalf("no flood raised for the agent (events %+v)", evs)
 	}
 	st, _ := findStatus(srv.Agents, "noisy")
 	if st.Link == nil || st.Link.Timeouts < 10 || st.Link.TimeoutRate <= 0 {

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/lightsout/lightsout/internal/poll"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -54,20 +55,24 @@ func agentDiagSuite(t *testing.T, dsn string) {
 	t.Cleanup(func() { cancel(); <-done })
 	waitAgent := func(state string) agent.Status {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			as, err := e.Client(t, store.RoleViewer).Agents(ctx(t))
-			if err != nil {
+		var as wire.Agents
+		var got agent.Status
+		if !poll.Wait(10*time.Second, func() bool {
+			var err error
+			if as, err = e.Client(t, store.RoleViewer).Agents(ctx(t)); err != nil {
 				t.Fatal(err)
 			}
 			for _, a := range as.Agents {
 				if a.Name == "web-1" && a.State == state {
-					return a
+					got = a
+					return true
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("web-1 not %s: %+v", state, as.Agents)
-			}
+			return false
+		}) {
+			t.Fatalf("web-1 not %s: %+v", state, as.Agents)
 		}
+		return got
 	}
 	st := waitAgent(agent.Up)
 	viewer, op, adm := e.Client(t, store.RoleViewer), e.Client(t, store.RoleOperator), e.Client(t, store.RoleAdmin)
@@ -147,14 +152,11 @@ func agentDiagSuite(t *testing.T, dsn string) {
 	}
 	// Just Up, it may still be answering the manager (ops queued).
 	waitAgent(agent.Up)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	if !poll.Wait(5*time.Second, func() bool {
 		rep, err = viewer.DiagnoseAgent(ctx(t), "web-1", false)
-		if err == nil && rep.Diagnosis.Cause == diag.CauseHealthy && rep.ID == st.ID {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after re-enrollment: %+v %v", rep, err)
-		}
+		return err == nil && rep.Diagnosis.Cause == diag.CauseHealthy && rep.ID == st.ID
+	}) {
+		t.Fatalf("after re-enrollment: %+v %v", rep, err)
 	}
 }
 

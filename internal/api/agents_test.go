@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/lightsout/lightsout/internal/poll"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -48,16 +49,13 @@ func TestAgentsAPI(t *testing.T) {
 
 	viewer := e.Client(t, store.RoleViewer)
 	var as wire.Agents
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	if !poll.Wait(5*time.Second, func() bool {
 		if as, err = viewer.Agents(ctx(t)); err != nil {
 			t.Fatal(err)
 		}
-		if len(as.Agents) == 1 && as.Agents[0].State == agent.Up {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agents: %+v", as)
-		}
+		return len(as.Agents) == 1 && as.Agents[0].State == agent.Up
+	}) {
+		t.Fatalf("agents: %+v", as)
 	}
 	// Remote ops: operator may collect, os-shutdown needs admin, audited.
 	st, body = raw(t, e, store.RoleOperator, "POST", "/api/v1/agents/1/ops", `{"op":"collect-inventory"}`)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"io"
 	"net"
 	"net/http"
@@ -209,10 +210,7 @@ func TestEditsDoNotLockAccounts(t *testing.T) {
 		}
 	}
 	// The first edit's login happens (bounded wait), then nothing more.
-	deadline := time.Now().Add(10 * time.Second)
-	for bmc.Counters().AuthFailures == failures && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Wait(10*time.Second, func() bool { return bmc.Counters().AuthFailures != failures })
 	if _, err := op.Check(ctx(t), []string{name}, ""); err != nil {
 		t.Fatal(err)
 	}

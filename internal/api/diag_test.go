@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"net/netip"
 	"slices"
 	"strings"
@@ -99,17 +100,15 @@ func want(t *testing.T, r manager.DiagResult, cause diag.Cause, words ...string)
 
 func waitState(t *testing.T, c *client.Client, name string, ok func(store.ChannelState) bool) store.ChannelState {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		mv, err := c.Machine(ctx(t), name)
-		if err == nil && len(mv.Channels) > 0 && ok(mv.Channels[0].State) {
-			return mv.Channels[0].State
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: state never reached: %+v %v", name, mv.Channels, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var mv manager.MachineView
+	var err error
+	if !poll.Wait(15*time.Second, func() bool {
+		mv, err = c.Machine(ctx(t), name)
+		return err == nil && len(mv.Channels) > 0 && ok(mv.Channels[0].State)
+	}) {
+		t.Fatalf("%s: state never reached: %+v %v", name, mv.Channels, err)
 	}
+	return mv.Channels[0].State
 }
 
 // holdSessions opens n sessions on a BMC from source ("" = this host), one
@@ -147,25 +146,21 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 
 	// Everything is checked once while healthy: the history then knows
 	// every channel worked.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var n, total int
+	if !poll.Wait(20*time.Second, func() bool {
 		ms, err := adm.Machines(ctx(t), client.MachineQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
+		n, total = 0, len(ms.Machines)
 		for _, m := range ms.Machines {
 			if len(m.Channels) > 0 && m.Channels[0].State.State == state.Connectable {
 				n++
 			}
 		}
-		if n == len(ms.Machines) && n == 40 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d machines Connectable", n, len(ms.Machines))
-		}
-		time.Sleep(200 * time.Millisecond)
+		return n == total && n == 40
+	}) {
+		t.Fatalf("only %d of %d machines Connectable", n, total)
 	}
 	acct := func(name string) store.Account {
 		mv, err := adm.Machine(ctx(t), name)
@@ -445,7 +440,7 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 		t.Run("CredentialsFixedRecheck", func(t *testing.T) {
 			t.Parallel()
 			f.SetFaults("bmc-00038", sim.Faults{WrongPassword: true})
-			waitState(t, op, "bmc-00038", func(s store.ChannelState) bool { return s.State == state.NotAuthenticated })
+			refused := waitState(t, op, "bmc-00038", func(s store.ChannelState) bool { return s.State == state.NotAuthenticated })
 			// The BMC's password is put back and the account re-entered
 			// behind the monitor's back (another instance, a script on the
 			// database): the monitor still holds the refusal.
@@ -454,7 +449,8 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(10 * time.Millisecond)
+			// The edit comes after the refusal.
+			poll.Until(t, time.Second, "the clock passes the refusal", func() bool { return time.Now().After(refused.CheckedAt) })
 			a.CredentialsChangedAt = time.Now()
 			if err := e.Server.Store.UpdateAccount(ctx(t), &a); err != nil {
 				t.Fatal(err)
@@ -505,6 +501,8 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 		t.Run("StaleOwnSessionsAutocorrect", func(t *testing.T) {
 			t.Parallel()
 			held := holdSessions(t, e, "bmc-00027", "", 4)
+			bmc, _ := f.BMC("bmc-00027")
+			refused := bmc.Counters().SessionsRefused
 			var r manager.DiagResult
 			done := make(chan struct{})
 			go func() {
@@ -512,7 +510,8 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 				res, _ := diagnose(t, op, wire.DiagRequest{Machines: []string{"bmc-00027"}, Autocorrect: true})
 				r = res["bmc-00027"]
 			}()
-			time.Sleep(250 * time.Millisecond) // the fresh check sees the table full; one slot frees
+			// The fresh check sees the table full; one slot frees.
+			poll.Until(t, 10*time.Second, "the fresh check refused", func() bool { return bmc.Counters().SessionsRefused > refused })
 			held[0].Close(ctx(t))
 			<-done
 			want(t, r, diag.CauseStaleOwnSessions, "left open by this host as admin")
@@ -527,6 +526,8 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 		t.Run("CompetingConsoles", func(t *testing.T) {
 			t.Parallel()
 			held := holdSessions(t, e, "bmc-00028", "127.0.0.2", 4)
+			bmc, _ := f.BMC("bmc-00028")
+			refused := bmc.Counters().SessionsRefused
 			var r manager.DiagResult
 			done := make(chan struct{})
 			go func() {
@@ -534,7 +535,7 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 				res, _ := diagnose(t, op, wire.DiagRequest{Machines: []string{"bmc-00028"}, Autocorrect: true})
 				r = res["bmc-00028"]
 			}()
-			time.Sleep(250 * time.Millisecond)
+			poll.Until(t, 10*time.Second, "the fresh check refused", func() bool { return bmc.Counters().SessionsRefused > refused })
 			held[0].Close(ctx(t))
 			<-done
 			want(t, r, diag.CauseCompetingConsoles, "held by another console", "127.0.0.2")
@@ -677,19 +678,22 @@ func TestDiagnosisDegradedFleet(t *testing.T) {
 	spread := func(t *testing.T, name, dim string, affected int) diag.Spread {
 		t.Helper()
 		id := acct(t, name)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			ss, err := figures.Source{Recorder: e.Server.Events}.Spread(ctx(t), id)
+		var ss []diag.Spread
+		var err error
+		var got diag.Spread
+		if !poll.Wait(10*time.Second, func() bool {
+			ss, err = figures.Source{Recorder: e.Server.Events}.Spread(ctx(t), id)
 			for _, s := range ss {
 				if s.Dimension == dim && s.Affected >= affected {
-					return s
+					got = s
+					return true
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %s spread never reached %d affected: %+v %v", name, dim, affected, ss, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+			return false
+		}) {
+			t.Fatalf("%s: %s spread never reached %d affected: %+v %v", name, dim, affected, ss, err)
 		}
+		return got
 	}
 	degradedCauses := map[diag.Cause]bool{diag.CauseEnclosureWide: true, diag.CauseSubnetWide: true, diag.CauseFirmwareWide: true,
 		diag.CauseCompetingPollers: true, diag.CauseBMCOverloaded: true, diag.CauseOccasionalRetry: true}
@@ -1112,19 +1116,18 @@ func TestDiagnosisDegradedSubnet(t *testing.T) {
 	}
 	// Bounded wait: the detectors see the three other lossy BMCs degraded,
 	// flooding or not responding.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ss, err := figures.Source{Recorder: e.Server.Events}.Spread(ctx(t), mv.Channels[0].Account.ID)
+	var ss []diag.Spread
+	if !poll.Wait(15*time.Second, func() bool {
+		ss, err = figures.Source{Recorder: e.Server.Events}.Spread(ctx(t), mv.Channels[0].Account.ID)
 		if i := slices.IndexFunc(ss, func(s diag.Spread) bool { return s.Dimension == "subnet" }); i >= 0 && ss[i].Affected >= 3 {
 			if ss[i].Value != subnet || ss[i].Peers != 5 {
 				t.Fatalf("spread %+v, want subnet %s of 5 peers", ss[i], subnet)
 			}
-			break
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the subnet spread never reached 3 affected: %+v %v", ss, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("the subnet spread never reached 3 affected: %+v %v", ss, err)
 	}
 	r := diagnoseDegraded(t, op, "bmc-00001")["bmc-00001"]
 	want(t, r, diag.CauseSubnetWide, "the whole subnet "+subnet+" is degraded",

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"github.com/lightsout/lightsout/internal/poll"
 	"slices"
 	"strings"
 	"testing"
@@ -100,30 +101,25 @@ func matches(incs []incident.Incident, want map[string]string) bool {
 
 func waitIncidents(t *testing.T, c *client.Client, ok func([]incident.Incident) bool) []incident.Incident {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		incs, err := c.Incidents(ctx(t))
-		if err == nil && ok(incs) {
-			return incs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("incidents never as wanted: %+v %v", incs, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var incs []incident.Incident
+	var err error
+	if !poll.Wait(30*time.Second, func() bool {
+		incs, err = c.Incidents(ctx(t))
+		return err == nil && ok(incs)
+	}) {
+		t.Fatalf("incidents never as wanted: %+v %v", incs, err)
 	}
+	return incs
 }
 
 func waitEvents(t *testing.T, c *client.Client, code string, n int, ok func([]store.Event) bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		evs, err := c.Events(ctx(t), time.Time{}, code, 100)
-		if err == nil && len(evs) >= n && ok(evs) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s events never as wanted: %+v %v", code, evs, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var evs []store.Event
+	var err error
+	if !poll.Wait(30*time.Second, func() bool {
+		evs, err = c.Events(ctx(t), time.Time{}, code, 100)
+		return err == nil && len(evs) >= n && ok(evs)
+	}) {
+		t.Fatalf("%s events never as wanted: %+v %v", code, evs, err)
 	}
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"github.com/lightsout/lightsout/internal/poll"
 	"regexp"
 	"strconv"
 	"strings"
@@ -83,19 +84,16 @@ func TestChannelMetricsAndProbe(t *testing.T) {
 			Faults: map[string]sim.Faults{"bmc-00002": {WrongPassword: true}, "bmc-00003": {SlotsFull: true}}}})
 	e.ImportFleet(t)
 	var ss []sample
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, b := raw(t, e, "", "GET", "/metrics", "")
+	var st int
+	var b []byte
+	if !poll.Wait(30*time.Second, func() bool {
+		st, b = raw(t, e, "", "GET", "/metrics", "")
 		ss = parseMetrics(string(b))
 		_, n := find(ss, "lightsout_channel_last_check_timestamp_seconds")
 		busy, _ := find(ss, "lightsout_channel_condition", "machine", "bmc-00003", "condition", "Busy")
-		if st == 200 && n == 4 && busy == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics never had 4 checked channels with bmc-00003 Busy: %d\n%s", st, b)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return st == 200 && n == 4 && busy == 1
+	}) {
+		t.Fatalf("/metrics never had 4 checked channels with bmc-00003 Busy: %d\n%s", st, b)
 	}
 	checks := []struct {
 		name string
@@ -125,7 +123,7 @@ func TestChannelMetricsAndProbe(t *testing.T) {
 	}
 
 	// /probe: a fresh check of one machine.
-	st, b := raw(t, e, store.RoleOperator, "GET", "/probe?target=bmc-00002", "")
+	st, b = raw(t, e, store.RoleOperator, "GET", "/probe?target=bmc-00002", "")
 	ps := parseMetrics(string(b))
 	if v, n := find(ps, "probe_success"); st != 200 || n != 1 || v != 0 {
 		t.Fatalf("probe bmc-00002: %d %s", st, b)

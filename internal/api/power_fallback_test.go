@@ -3,6 +3,8 @@ package api_test
 import (
 	"context"
 	"errors"
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/poll"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,14 +38,13 @@ func TestPowerAgentFallback(t *testing.T) {
 	st, b := raw(t, e, store.RoleOperator, "POST", "/api/v1/power", `{"action":"soft","machines":["bmc-00001"],"agent_fallback":"2m"}`)
 	wantError(t, "operator", st, b, http.StatusForbidden, wire.CodeForbidden, "")
 
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		res, err := adm.Check(ctx(t), []string{"bmc-00001"}, "")
-		if err == nil && len(res) == 1 && res[0].State.State == state.Connectable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bmc-00001 not Connectable: %+v %v", res, err)
-		}
+	var res []manager.CheckResult
+	var err error
+	if !poll.Wait(10*time.Second, func() bool {
+		res, err = adm.Check(ctx(t), []string{"bmc-00001"}, "")
+		return err == nil && len(res) == 1 && res[0].State.State == state.Connectable
+	}) {
+		t.Fatalf("bmc-00001 not Connectable: %+v %v", res, err)
 	}
 	if err := e.Fleet.SetFaults("bmc-00001", sim.Faults{SoftOffIgnored: true}); err != nil {
 		t.Fatal(err)

@@ -147,7 +147,20 @@ func TestSecurityAuditEndToEnd(t *testing.T) {
 			failures[name] = b.Counters().AuthFailures
 		}
 		runs := e.Server.Audit.Runs()
-		time.Sleep(1500 * time.Millisecond) // 30 scheduler ticks, a monitor interval
+		// A monitor interval (and with it dozens of scheduler ticks): the
+		// monitor checks every one of these BMCs again.
+		checked := map[string]time.Time{}
+		for name := range want {
+			checked[name] = checkedAt(t, view, name)
+		}
+		poll.Until(t, 10*time.Second, "the monitor checks every audited BMC again", func() bool {
+			for name, at := range checked {
+				if checkedAt(t, view, name).Equal(at) {
+					return false
+				}
+			}
+			return true
+		})
 		if n := e.Server.Audit.Runs(); n != runs {
 			t.Errorf("%d more audits ran within the 24h period", n-runs)
 		}
@@ -179,7 +192,9 @@ func TestSecurityAuditEndToEnd(t *testing.T) {
 		if _, err := op.AuditSecurity(ctxT(t), []string{"no-such"}, ""); !errors.As(err, &ce) || ce.Status != 404 || ce.Field != "machines" {
 			t.Errorf("unknown machine: %v", err)
 		}
-		time.Sleep(200 * time.Millisecond) // > the on-demand gap since the scheduled audit
+		poll.Until(t, 5*time.Second, "the on-demand gap since the scheduled audit passes", func() bool {
+			return time.Since(*views["bmc-00007"].AttemptedAt) > e.Server.Audit.Config().OnDemandGap
+		})
 		res, err := op.AuditSecurity(ctxT(t), []string{"bmc-00007"}, "")
 		if err != nil || len(res) != 1 || res[0].Report == nil || res[0].Drift == nil {
 			t.Fatalf("audit now: %+v %v", res, err)
@@ -216,4 +231,14 @@ func TestSecurityAuditEndToEnd(t *testing.T) {
 			t.Errorf("%s saw %d sessions of ours at once", b.Name(), c.MaxSessionsPerClient)
 		}
 	}
+}
+
+// checkedAt is when the monitor last checked machine's first channel.
+func checkedAt(t *testing.T, c *client.Client, machine string) time.Time {
+	t.Helper()
+	mv, err := c.Machine(ctxT(t), machine)
+	if err != nil || len(mv.Channels) == 0 {
+		t.Fatalf("%s: %+v %v", machine, mv, err)
+	}
+	return mv.Channels[0].State.CheckedAt
 }

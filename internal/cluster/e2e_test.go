@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"log/slog"
 	"net"
 	"net/http"
@@ -144,15 +145,37 @@ func sources(f *sim.Fleet) map[string]map[netip.Addr]uint64 {
 	return out
 }
 
+// checkedAgain waits (bounded by d) until each of names has k more
+// sessions than in base, from src (or from any source if src is the zero
+// Addr): k more checks, as each IPMI check opens and closes one session.
+func checkedAgain(t *testing.T, f *sim.Fleet, base map[string]map[netip.Addr]uint64, names []string, src netip.Addr, k uint64, d time.Duration) {
+	t.Helper()
+	var short []string
+	until(t, d, func() bool {
+		now := sources(f)
+		short = short[:0]
+		for _, name := range names {
+			var more uint64
+			for s, v := range now[name] {
+				if !src.IsValid() || s == src {
+					more += v - base[name][s]
+				}
+			}
+			if more < k {
+				short = append(short, name)
+			}
+		}
+		return len(short) == 0
+	}, func() string {
+		return fmt.Sprintf("%d BMCs not checked %d more times: %v", len(short), k, short[:min(len(short), 5)])
+	})
+}
+
 // until waits (bounded) for cond, failing with what() at the deadline.
 func until(t *testing.T, d time.Duration, cond func() bool, what func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !poll.Wait(d, cond) {
+		t.Fatalf("after %v: %s", d, what())
 	}
 }
 
@@ -270,7 +293,13 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	// Three intervals: each BMC's sessions come from one instance only,
 	// never two at once.
 	before := sources(f)
-	time.Sleep(3 * c.interval)
+	var all []string
+	for name := range before {
+		if name != extra.Name() {
+			all = append(all, name)
+		}
+	}
+	checkedAgain(t, f, before, all, netip.Addr{}, 3, 6*c.interval)
 	after := sources(f)
 	share := map[string]int{}
 	for name, m := range after {
@@ -477,9 +506,11 @@ func TestScaleOutThreeInstances(t *testing.T) {
 		}
 		return true
 	}, func() string { return "dc9's machines not checked by i4" })
-	time.Sleep(c.interval) // i1 and i3 have handed them over: nothing but i4 since
+	// i1 and i3 have handed them over: after one more check by i4, nothing
+	// but i4 over two more.
+	checkedAgain(t, f, sources(f), dc9, src4, 1, 3*c.interval)
 	base = sources(f)
-	time.Sleep(2 * c.interval)
+	checkedAgain(t, f, base, dc9, src4, 2, 4*c.interval)
 	after = sources(f)
 	for _, name := range dc9 {
 		for src, v := range after[name] {

@@ -143,8 +143,8 @@ func TestFleetTimeoutFlood(t *testing.T) {
 	// Every sick BMC floods; one fleet finding names the firmware and them.
 	var finding events.Finding
 	var floodEvents []store.Event
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var flooded []string
+	if !poll.Wait(30*time.Second, func() bool {
 		floodEvents, err = viewer.ListEvents(ctx, client.EventQuery{Code: events.OOBTimeoutFlood, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
@@ -153,7 +153,7 @@ func TestFleetTimeoutFlood(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var flooded []string
+		flooded = nil
 		for _, ev := range floodEvents {
 			flooded = append(flooded, ev.Source)
 		}
@@ -169,13 +169,9 @@ func TestFleetTimeoutFlood(t *testing.T) {
 				finding = f
 			}
 		}
-		if slices.Equal(flooded, sick) && slices.Equal(finding.Members, sick) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: floods on %v, finding %+v; want both on %v", flooded, finding, sick)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return slices.Equal(flooded, sick) && slices.Equal(finding.Members, sick)
+	}) {
+		t.Fatalf("after 30 s: floods on %v, finding %+v; want both on %v", flooded, finding, sick)
 	}
 	t.Logf("floods and finding after %v", time.Since(begin))
 	if finding.Factor != events.FactorFirmware || !strings.HasSuffix(finding.Value, " "+fw) || finding.GroupSize != len(sick) {

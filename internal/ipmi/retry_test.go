@@ -2,6 +2,7 @@ package ipmi
 
 import (
 	"context"
+	"github.com/lightsout/lightsout/internal/poll"
 	"net"
 	"net/netip"
 	"sync"
@@ -123,7 +124,7 @@ func TestRetransmittedRAKP1IsNotAnAuthVerdict(t *testing.T) {
 			if rakp2s < 2 || opens != c.wantOpens {
 				t.Errorf("%d RAKP 2 and %d open session replies, want ≥ 2 and %d", rakp2s, opens, c.wantOpens)
 			}
-			time.Sleep(100 * time.Millisecond)
+			poll.Wait(100*time.Millisecond, func() bool { return bmc.Sessions.Count() == 0 })
 			if n := bmc.Sessions.Count(); n != 0 {
 				t.Errorf("BMC holds %d sessions after close", n)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,17 +87,14 @@ func TestSoftOffAgentFallback(t *testing.T) {
 	startAgent("bmc-00001", []string{os.Args[0], "-test.run=^$"})
 	startAgent("bmc-00003", nil)
 	for _, n := range []string{"bmc-00001", "bmc-00003"} {
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if !poll.Wait(10*time.Second, func() bool {
 			up := false
 			for _, st := range srv.Agents.List() {
 				up = up || (st.Name == n && st.State == agent.Up)
 			}
-			if up {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("agent %s not Up: %+v", n, srv.Agents.List())
-			}
+			return up
+		}) {
+			t.Fatalf("agent %s not Up: %+v", n, srv.Agents.List())
 		}
 	}
 	for _, b := range f.BMCs() {

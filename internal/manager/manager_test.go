@@ -3,6 +3,8 @@ package manager_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"strings"
 	"testing"
@@ -72,23 +74,40 @@ func importFleet(t *testing.T, srv *server.Server, f *sim.Fleet) {
 // waitState polls (bounded) until machine's first channel is in want.
 func waitState(t *testing.T, srv *server.Server, machine string, want state.OOB) manager.ChannelView {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
 	var last manager.ChannelView
-	for time.Now().Before(deadline) {
+	if !poll.Wait(10*time.Second, func() bool {
 		mv, err := srv.Manager.Machine(context.Background(), machine)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(mv.Channels) > 0 {
 			last = mv.Channels[0]
-			if last.State.State == want {
-				return last
-			}
+			return last.State.State == want
 		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("%s: state %s (%s), want %s", machine, last.State.State, last.State.Reason, want)
 	}
-	t.Fatalf("%s: state %s (%s), want %s", machine, last.State.State, last.State.Reason, want)
 	return last
+}
+
+// monitorRounds waits (bounded) until the monitor has checked machine, a
+// healthy one, n more times: n intervals have passed for every channel.
+func monitorRounds(t *testing.T, srv *server.Server, machine string, n int) {
+	t.Helper()
+	var last time.Time
+	seen := -1
+	poll.Until(t, 10*time.Second, fmt.Sprintf("%d more checks of %s", n, machine), func() bool {
+		mv, err := srv.Manager.Machine(context.Background(), machine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mv.Channels) > 0 && !mv.Channels[0].State.CheckedAt.Equal(last) {
+			last = mv.Channels[0].State.CheckedAt
+			seen++
+		}
+		return seen >= n
+	})
 }
 
 func TestManagerSQLite(t *testing.T) { testManager(t, "", "127.79.0.1") }
@@ -127,7 +146,7 @@ func testManager(t *testing.T, db, base string) {
 		// The monitor stores the state first and records its event just
 		// after, so the event may trail the state waitState saw.
 		found, n := false, 0
-		for deadline := time.Now().Add(5 * time.Second); !found && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		poll.Wait(5*time.Second, func() bool {
 			evs, err := srv.Store.Events(ctx, time.Time{}, "oob.state_changed", 100)
 			if err != nil {
 				t.Fatal(err)
@@ -136,7 +155,8 @@ func testManager(t *testing.T, db, base string) {
 			for _, e := range evs {
 				found = found || (e.Source == "bmc-00002" && strings.Contains(e.Message, "NotResponding"))
 			}
-		}
+			return found
+		})
 		if !found {
 			t.Fatalf("no state_changed event for bmc-00002 in %d events", n)
 		}
@@ -199,7 +219,7 @@ func testManager(t *testing.T, db, base string) {
 		if err != nil || len(res) != 1 || !strings.Contains(res[0].Skipped, "lockout") {
 			t.Fatalf("check now: %+v %v", res, err)
 		}
-		time.Sleep(time.Second) // three monitor intervals
+		monitorRounds(t, srv, "bmc-00006", 3) // three monitor intervals
 		if n := b.Counters().AuthAttempts; n != attempts {
 			t.Fatalf("%d more authentication attempts on a refused account", n-attempts)
 		}
@@ -440,7 +460,7 @@ func TestRestartKeepsStates(t *testing.T) {
 	if got := mv.Channels[0].State.State; got != state.NotAuthenticated {
 		t.Fatalf("after restart %s, want the stored NotAuthenticated", got)
 	}
-	time.Sleep(time.Second)
+	monitorRounds(t, srv2, "bmc-00001", 3) // three monitor intervals
 	if n := b.Counters().AuthAttempts; n != attempts {
 		t.Fatalf("restart retried a refused account (%d attempts): the lockout guard must survive restarts", n-attempts)
 	}
@@ -449,11 +469,7 @@ func TestRestartKeepsStates(t *testing.T) {
 // waitFor waits (bounded) until cond holds.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Wait(10*time.Second, cond) {
+		t.Fatal("condition not met within 10s")
 	}
 }

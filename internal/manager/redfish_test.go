@@ -3,6 +3,7 @@ package manager_test
 import (
 	"context"
 	"errors"
+	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"strings"
 	"testing"
@@ -105,19 +106,15 @@ func TestRedfishSessionsKept(t *testing.T) {
 	importFleet(t, srv, f)
 	// Wait (bounded) until every BMC has answered at least 8 requests:
 	// several checks each.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		done := true
+	if !poll.Wait(15*time.Second, func() bool {
 		for _, b := range f.BMCs() {
 			if b.RedfishCounters().Requests < 8*3 {
-				done = false
+				return false
 			}
 		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the monitor did not check the BMCs repeatedly within 15 s")
-		}
+		return true
+	}) {
+		t.Fatal("the monitor did not check the BMCs repeatedly within 15 s")
 	}
 	for _, b := range f.BMCs() {
 		if c := b.RedfishCounters(); c.SessionsOpened != 1 || c.SessionsOpen != 1 {

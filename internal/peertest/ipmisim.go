@@ -2,6 +2,7 @@ package peertest
 
 import (
 	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"net"
 	"net/netip"
 	"os"
@@ -56,10 +57,8 @@ func StartIPMISim(t testing.TB, name, lan, emu string, ready func(netip.AddrPort
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if ready(addr) {
-			return IPMISim{Addr: addr, Process: cmd.Process}
-		}
+	if poll.Wait(5*time.Second, func() bool { return ready(addr) }) {
+		return IPMISim{Addr: addr, Process: cmd.Process}
 	}
 	t.Fatalf("ipmi_sim did not become ready on %v within 5s", addr)
 	return IPMISim{}

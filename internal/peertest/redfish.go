@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"net"
 	"net/netip"
 	"os"
@@ -195,16 +196,12 @@ func stopPID(pid int) {
 	if pid <= 0 || syscall.Kill(pid, syscall.SIGTERM) != nil {
 		return
 	}
-	for i := 0; i < 60; i++ {
-		if syscall.Kill(pid, 0) != nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	gone := func() bool { return syscall.Kill(pid, 0) != nil }
+	if poll.Wait(3*time.Second, gone) {
+		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for i := 0; i < 40 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Wait(2*time.Second, gone)
 }
 
 func freeTCPPort(t testing.TB) int {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/state"
@@ -68,63 +69,67 @@ func TestGate(t *testing.T) {
 }
 
 func TestRunStaggers(t *testing.T) {
-	var running, maxRunning atomic.Int32
-	var mu sync.Mutex
-	var order []string
-	items := make([]Item, 7)
-	for i := range items {
-		name := fmt.Sprintf("m%d", i)
-		items[i] = Item{Machine: name, Do: func(ctx context.Context) (string, error) {
-			n := running.Add(1)
-			for {
-				m := maxRunning.Load()
-				if n <= m || maxRunning.CompareAndSwap(m, n) {
-					break
+	// In a synctest bubble: each action's 5 ms and the stagger's interval
+	// run on the bubble's clock.
+	synctest.Test(t, func(t *testing.T) {
+		var running, maxRunning atomic.Int32
+		var mu sync.Mutex
+		var order []string
+		items := make([]Item, 7)
+		for i := range items {
+			name := fmt.Sprintf("m%d", i)
+			items[i] = Item{Machine: name, Do: func(ctx context.Context) (string, error) {
+				n := running.Add(1)
+				for {
+					m := maxRunning.Load()
+					if n <= m || maxRunning.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				mu.Lock()
+				order = append(order, name)
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond) // the bubble's clock, not a wait
+				running.Add(-1)
+				switch i {
+				case 3:
+					return "", &RefusedError{Machine: name, State: state.NotResponding}
+				case 5:
+					return "", errors.New("boom")
+				}
+				return "off", nil
+			}}
+		}
+		var progress []Result
+		res := Run(context.Background(), Off, items, Stagger{Batch: 3, Interval: 20 * time.Millisecond}, func(r Result) { progress = append(progress, r) })
+		if len(progress) != 7 || len(res) != 7 {
+			t.Fatalf("progress %d results %d", len(progress), len(res))
+		}
+		if maxRunning.Load() > 3 {
+			t.Fatalf("%d ran at once, batch is 3", maxRunning.Load())
+		}
+		wantBatch := []int{1, 1, 1, 2, 2, 2, 3}
+		for i, r := range res {
+			if r.Machine != fmt.Sprintf("m%d", i) || r.Batch != wantBatch[i] {
+				t.Fatalf("result %d: %+v", i, r)
+			}
+		}
+		if res[3].Result != ResultRefused || res[5].Result != ResultFailed || res[0].Result != ResultOK || res[0].Power != "off" {
+			t.Fatalf("outcomes: %+v", res)
+		}
+		// Batches never overlap: every m0..m2 starts before any of m3..m5.
+		pos := map[string]int{}
+		for i, n := range order {
+			pos[n] = i
+		}
+		for _, a := range []string{"m0", "m1", "m2"} {
+			for _, b := range []string{"m3", "m4", "m5", "m6"} {
+				if pos[a] > pos[b] {
+					t.Fatalf("batch order broken: %v", order)
 				}
 			}
-			mu.Lock()
-			order = append(order, name)
-			mu.Unlock()
-			time.Sleep(5 * time.Millisecond)
-			running.Add(-1)
-			switch i {
-			case 3:
-				return "", &RefusedError{Machine: name, State: state.NotResponding}
-			case 5:
-				return "", errors.New("boom")
-			}
-			return "off", nil
-		}}
-	}
-	var progress []Result
-	res := Run(context.Background(), Off, items, Stagger{Batch: 3, Interval: 20 * time.Millisecond}, func(r Result) { progress = append(progress, r) })
-	if len(progress) != 7 || len(res) != 7 {
-		t.Fatalf("progress %d results %d", len(progress), len(res))
-	}
-	if maxRunning.Load() > 3 {
-		t.Fatalf("%d ran at once, batch is 3", maxRunning.Load())
-	}
-	wantBatch := []int{1, 1, 1, 2, 2, 2, 3}
-	for i, r := range res {
-		if r.Machine != fmt.Sprintf("m%d", i) || r.Batch != wantBatch[i] {
-			t.Fatalf("result %d: %+v", i, r)
 		}
-	}
-	if res[3].Result != ResultRefused || res[5].Result != ResultFailed || res[0].Result != ResultOK || res[0].Power != "off" {
-		t.Fatalf("outcomes: %+v", res)
-	}
-	// Batches never overlap: every m0..m2 starts before any of m3..m5.
-	pos := map[string]int{}
-	for i, n := range order {
-		pos[n] = i
-	}
-	for _, a := range []string{"m0", "m1", "m2"} {
-		for _, b := range []string{"m3", "m4", "m5", "m6"} {
-			if pos[a] > pos[b] {
-				t.Fatalf("batch order broken: %v", order)
-			}
-		}
-	}
+	})
 }
 
 func TestRunCancelStopsLaterBatches(t *testing.T) {

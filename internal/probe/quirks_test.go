@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"github.com/lightsout/lightsout/internal/poll"
 	"net"
 	"os"
 	"slices"
@@ -502,12 +503,11 @@ func TestQuirkNoCloseReply(t *testing.T) {
 	}
 	// The Close was sent without waiting: give the BMC up to a second to
 	// act on it.
-	deadline := time.Now().Add(time.Second)
-	c := b.Counters()
-	for (c.SessionsOpen != 0 || c.SessionsClosedByClient != 2) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	var c sim.Counters
+	poll.Wait(time.Second, func() bool {
 		c = b.Counters()
-	}
+		return c.SessionsOpen == 0 && c.SessionsClosedByClient == 2
+	})
 	if c.SessionsOpen != 0 || c.SessionsClosedByClient != 2 {
 		t.Errorf("BMC: %d open, %d closed by us", c.SessionsOpen, c.SessionsClosedByClient)
 	}

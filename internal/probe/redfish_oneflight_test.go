@@ -62,7 +62,9 @@ func startHTTPRecorder(t *testing.T, backend netip.AddrPort) *httpRecorder {
 			rec.mu.Unlock()
 		}()
 		if d > 0 {
-			time.Sleep(d) // the BMC's own time over the request, not the test waiting
+			// The BMC's own time over the request, not the test waiting:
+			// real time, as the third-party peer behind the proxy runs on it.
+			time.Sleep(d)
 		}
 		proxy.ServeHTTP(w, r)
 	}))

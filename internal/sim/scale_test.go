@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"github.com/lightsout/lightsout/internal/poll"
 	"math/rand/v2"
 	"runtime"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -19,12 +21,14 @@ func TestScale10000(t *testing.T) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	g0 := runtime.NumGoroutine()
+	w0 := waitingGoroutines()
 
 	start := time.Now()
 	f := newTestFleet(t, Config{Count: n, Seed: 7, Enclosures: []EnclosureConfig{{Name: "enc-a", Blades: 16}}}, true)
 	startup := time.Since(start)
 
-	time.Sleep(200 * time.Millisecond) // let every read loop park
+	// Every BMC's read loop parks (waits on its socket).
+	poll.Until(t, 10*time.Second, "every read loop parked", func() bool { return waitingGoroutines()-w0 >= n })
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
@@ -62,8 +66,16 @@ func TestScale10000(t *testing.T) {
 	stop := time.Now()
 	f.Close()
 	t.Logf("stop took %v", time.Since(stop).Round(time.Millisecond))
-	time.Sleep(100 * time.Millisecond)
+	poll.Wait(100*time.Millisecond, func() bool { return runtime.NumGoroutine()-g0 <= 20 })
 	if left := runtime.NumGoroutine() - g0; left > 20 {
 		t.Errorf("%d goroutines left after Close", left)
 	}
+}
+
+// waitingGoroutines is how many goroutines are blocked now (the runtime's
+// scheduler metric), parked read loops among them.
+func waitingGoroutines() int {
+	s := []metrics.Sample{{Name: "/sched/goroutines/waiting:goroutines"}}
+	metrics.Read(s)
+	return int(s[0].Value.Uint64())
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"reflect"
 	"strings"
@@ -44,7 +45,7 @@ func TestAccountCRUD(t *testing.T) {
 		}
 
 		// An update that does not touch credentials keeps CredentialsChangedAt.
-		time.Sleep(2 * time.Millisecond)
+		poll.Until(t, time.Second, "the clock passes the creation", func() bool { return time.Now().After(a.CreatedAt) })
 		a.Privilege, a.CipherSuite = "operator", 17
 		mustNil(t, db.UpdateAccount(ctx, &a))
 		got, err = db.Account(ctx, a.ID)
@@ -59,7 +60,7 @@ func TestAccountCRUD(t *testing.T) {
 			func(a *Account) { a.Password = nil },
 		} {
 			prev := got.CredentialsChangedAt
-			time.Sleep(2 * time.Millisecond)
+			poll.Until(t, time.Second, "the clock passes the last change", func() bool { return time.Now().After(prev) })
 			change(&got)
 			mustNil(t, db.UpdateAccount(ctx, &got))
 			back, err := db.Account(ctx, a.ID)

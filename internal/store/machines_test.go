@@ -1,6 +1,7 @@
 package store
 
 import (
+	"github.com/lightsout/lightsout/internal/poll"
 	"reflect"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestMachineCRUD(t *testing.T) {
 		// Update every field.
 		m2 := Machine{Name: "db-1", Group: "db", Tags: []string{"x"}}
 		mustNil(t, db.AddMachine(ctx, &m2))
-		time.Sleep(2 * time.Millisecond)
+		poll.Until(t, time.Second, "the clock passes the creation", func() bool { return time.Now().After(got.CreatedAt) })
 		up := got
 		up.Name, up.GUID, up.Group, up.Tags, up.Role = "web-01", "", "", nil, ""
 		up.Spare, up.Registering, up.Enclosure, up.Slot = true, false, "", 0

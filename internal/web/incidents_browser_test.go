@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"fmt"
+	"github.com/lightsout/lightsout/internal/poll"
 	"strings"
 	"testing"
 	"time"
@@ -29,9 +30,9 @@ func incidentFleet(t *testing.T) (*apitest.Env, []incident.Incident) {
 		t.Fatal(err)
 	}
 	e.ImportFleet(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var incs []incident.Incident
+	var incs []incident.Incident
+	if !poll.Wait(30*time.Second, func() bool {
+		incs = nil
 		apiDo(t, e, store.RoleViewer, "GET", "/api/v1/incidents", "", &incs)
 		kinds := map[string]int{}
 		refused := 0 // members of the wrong-password incident: both, not the first alone
@@ -41,14 +42,11 @@ func incidentFleet(t *testing.T) (*apitest.Env, []incident.Incident) {
 				refused = len(i.Members)
 			}
 		}
-		if len(incs) == 4 && kinds[incident.KindEnclosure] == 1 && kinds[incident.KindSwap] == 1 && kinds[incident.KindCause] == 1 && kinds[incident.KindCondition] == 1 && refused == 2 {
-			return e, incs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the fleet's incidents did not settle: %+v", incs)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return len(incs) == 4 && kinds[incident.KindEnclosure] == 1 && kinds[incident.KindSwap] == 1 && kinds[incident.KindCause] == 1 && kinds[incident.KindCondition] == 1 && refused == 2
+	}) {
+		t.Fatalf("the fleet's incidents did not settle: %+v", incs)
 	}
+	return e, incs
 }
 
 // TestBrowserIncidents: the overview leads with the API's incidents, worst

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"github.com/lightsout/lightsout/internal/poll"
 	"strings"
 	"testing"
 	"time"
@@ -35,18 +36,14 @@ func TestStaleZoneShown(t *testing.T) {
 		t.Error("bmc-00002 (zone dc9) is still checked by an instance serving only the default zone")
 	}
 	b := login(t, e, store.RoleViewer)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, table := b.get("/machines")
+	var table string
+	if !poll.Wait(10*time.Second, func() bool {
+		_, table = b.get("/machines")
 		_, page := b.get("/machines/bmc-00002")
 		_, other := b.get("/machines/bmc-00001")
-		if strings.Contains(table, "stale since") && strings.Contains(page, "stale since") && !strings.Contains(other, "stale since") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no stale marker for bmc-00002 (or one on bmc-00001):\n%s", table)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return strings.Contains(table, "stale since") && strings.Contains(page, "stale since") && !strings.Contains(other, "stale since")
+	}) {
+		t.Fatalf("no stale marker for bmc-00002 (or one on bmc-00001):\n%s", table)
 	}
 	// The zone filter: a select of the zones there are, one zone's machines.
 	_, zoned := b.get("/machines?zone=dc9")

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/lightsout/lightsout/internal/manager"
+	"github.com/lightsout/lightsout/internal/poll"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -119,20 +121,17 @@ func start(t *testing.T, extra int) *apitest.Env {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s, err := e.Server.Manager.Summarize(ctx)
-		if err != nil {
+	var s manager.Summary
+	if !poll.Wait(30*time.Second, func() bool {
+		var err error
+		if s, err = e.Server.Manager.Summarize(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if s.OOB[state.Connectable] == 3 && s.OOB[state.NotAuthenticated] == 1 {
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the fleet did not settle: %+v", s)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return s.OOB[state.Connectable] == 3 && s.OOB[state.NotAuthenticated] == 1
+	}) {
+		t.Fatalf("the fleet did not settle: %+v", s)
 	}
+	return e
 }
 
 func TestLoginLogout(t *testing.T) {
@@ -244,8 +243,11 @@ func TestRolesAndPower(t *testing.T) {
 	if evs, err := e.Server.Store.ListEvents(context.Background(), store.EventFilter{Code: "power.done", Source: "bmc-00001"}); err != nil {
 		t.Error(err)
 	} else if len(evs) == 0 {
-		time.Sleep(500 * time.Millisecond) // the recorder stores asynchronously
-		if evs, _ = e.Server.Store.ListEvents(context.Background(), store.EventFilter{Code: "power.done", Source: "bmc-00001"}); len(evs) == 0 {
+		// The recorder stores asynchronously.
+		if !poll.Wait(500*time.Millisecond, func() bool {
+			evs, _ = e.Server.Store.ListEvents(context.Background(), store.EventFilter{Code: "power.done", Source: "bmc-00001"})
+			return len(evs) > 0
+		}) {
 			t.Error("no power.done event for the console's power off")
 		}
 	}
@@ -388,11 +390,10 @@ func TestEventsLive(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("GET /events/stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		_, _ = e.Server.Events.Record(context.Background(), store.Event{At: time.Now(), Code: "audit.token_created",
-			Severity: store.SeverityInfo, Source: "console-test", Message: "hello from the test"})
-	}()
+	// The handler subscribes before it answers: the headers above mean the
+	// subscription is live, so the event recorded now reaches the stream.
+	_, _ = e.Server.Events.Record(context.Background(), store.Event{At: time.Now(), Code: "audit.token_created",
+		Severity: store.SeverityInfo, Source: "console-test", Message: "hello from the test"})
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "data:") && strings.Contains(sc.Text(), "hello from the test") {
@@ -485,20 +486,24 @@ func enrollAgentWith(t *testing.T, e *apitest.Env, cfg agent.Config) int64 {
 // waitAgent waits (10s) until the hub lists agent name as ok says.
 func waitAgent(t *testing.T, e *apitest.Env, name, what string, ok func(agent.Status) bool) agent.Status {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var last *agent.Status
+	var last *agent.Status
+	var got agent.Status
+	if !poll.Wait(10*time.Second, func() bool {
+		last = nil
 		for _, s := range e.Server.Agents.List() {
 			if s.Name == name {
 				last = &s
 				if ok(s) {
-					return s
+					got = s
+					return true
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent %s: no %s: %+v", name, what, last)
-		}
+		return false
+	}) {
+		t.Fatalf("agent %s: no %s: %+v", name, what, last)
 	}
+	return got
 }
 
 // bmcEndpoint is the BMC side of a host link on loopback, trusting the

@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,11 +136,10 @@ func TestReadings(t *testing.T) {
 	}
 	defer func() { in.Close(); cmd.Wait() }()
 	var run float64
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if run, err = RunSeconds(cmd.Process.Pid); err != nil || run > 0.001 {
-			break
-		}
-	}
+	poll.Wait(10*time.Second, func() bool {
+		run, err = RunSeconds(cmd.Process.Pid)
+		return err != nil || run > 0.001
+	})
 	if err != nil || run <= 0.001 {
 		t.Errorf("RunSeconds of a working child = %v, %v", run, err)
 	}
