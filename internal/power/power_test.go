@@ -17,7 +17,7 @@ import (
 )
 
 func TestParseAction(t *testing.T) {
-	for _, s := range []string{"on", "OFF", "soft", "soft-off", "cycle", "reset", "status", "identify-on", "identify-off"} {
+	for _, s := range []string{"on", "OFF", "soft", "soft-off", "cycle", "reset", "status", "identify-on", "identify-off", "identify-status"} {
 		if _, err := ParseAction(s); err != nil {
 			t.Errorf("%s: %v", s, err)
 		}
@@ -26,8 +26,8 @@ func TestParseAction(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "identify-off") {
 		t.Fatalf("bad action error should list the actions: %v", err)
 	}
-	// ipmitool's word: the error names the two actions it could mean.
-	if _, err := ParseAction("identify"); err == nil || !strings.Contains(err.Error(), "did you mean identify-on or identify-off?") {
+	// ipmitool's word: the error names the actions it could mean.
+	if _, err := ParseAction("identify"); err == nil || !strings.Contains(err.Error(), "did you mean identify-on or identify-off or identify-status?") {
 		t.Errorf("identify: %v", err)
 	}
 }
