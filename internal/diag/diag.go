@@ -509,7 +509,9 @@ type SessionsFacts struct {
 
 // HeldSession is one entry of a BMC's session table.
 type HeldSession struct {
-	Handle    byte   `json:"handle"`
+	Handle byte `json:"handle"`
+	// ID is a Redfish session's Id (IPMI sessions have a Handle).
+	ID        string `json:"id,omitempty"`
 	User      string `json:"user,omitempty"` // name, or "user N"
 	UserID    byte   `json:"user_id"`
 	Privilege string `json:"privilege,omitempty"`

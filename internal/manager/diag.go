@@ -108,15 +108,24 @@ type addressSwapper interface {
 func (m *Manager) executor() *diag.Executor {
 	c := m.Diag
 	probers := c.Probers
+	// A Redfish BMC's session census goes over the same transport, to the
+	// certificate pinned for it only.
+	var rp *probe.RedfishProber
+	if m.Redfish != nil {
+		rp = probe.NewRedfishProber(m.Redfish, m.Store)
+	}
 	if probers == nil {
 		var rf probe.Prober
-		if m.Redfish != nil {
-			rf = probe.Redfish(m.Redfish, m.Store)
+		if rp != nil {
+			rf = rp.Check
 		}
 		probers = probe.NewRegistry(m.Engine, rf)
 	}
 	x := &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
 		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}
+	if rp != nil {
+		x.RedfishCensus = rp.Census
+	}
 	if m.Security != nil {
 		x.Security = func(accountID int64) []diag.SecurityFinding {
 			var out []diag.SecurityFinding
