@@ -526,6 +526,19 @@ type HeldSession struct {
 	Ours bool `json:"ours,omitempty"`
 }
 
+// Whose says whose session h is, as the census shows it: "ours" (this
+// manager's own socket or session), "this host as this account's user",
+// or "another console".
+func (h HeldSession) Whose() string {
+	switch {
+	case h.Ours:
+		return "ours"
+	case !h.foreign():
+		return "this host as this account's user"
+	}
+	return "another console"
+}
+
 // foreign reports whether h is another console's: not from this
 // manager's sockets, and either from another address or, when the BMC
 // does not report the address, under another user.

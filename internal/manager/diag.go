@@ -59,6 +59,9 @@ type DiagResult struct {
 	Diagnosis  diag.Diagnosis    `json:"diagnosis"`
 	// Steps are the facts gathered beyond the check, in order.
 	Steps []diag.Need `json:"steps,omitempty"`
+	// Sessions is the session census the diagnosis read (IPMI session
+	// table or Redfish SessionService; nil: its tree did not ask).
+	Sessions *diag.SessionsFacts `json:"sessions,omitempty"`
 	// Changes are the fixes applied (or skipped), in order.
 	Changes []Change `json:"changes,omitempty"`
 	// After is the channel's state after the fixes, re-checked.
@@ -249,7 +252,7 @@ func (r *diagRun) one(ctx context.Context, mc store.Machine, a store.Account) Di
 	}
 	rep := r.x.Run(ctx, mc, a)
 	res.State, res.Reason, res.Conditions = rep.Facts.State, rep.Facts.Reason, rep.Facts.Conditions
-	res.Diagnosis, res.Steps = rep.Diagnosis, rep.Steps
+	res.Diagnosis, res.Steps, res.Sessions = rep.Diagnosis, rep.Steps, rep.Facts.Sessions
 	res.Healthy = rep.Diagnosis.Healthy()
 	if rep.Facts.Identify != nil && rep.Facts.Blade != nil {
 		r.m.audit(ctx, r.actor, "diag.identify", mc.Name,
@@ -279,7 +282,7 @@ func (r *diagRun) one(ctx context.Context, mc store.Machine, a store.Account) Di
 		rep = r.x.Run(ctx, mc, a)
 		res.Address = hostPort(a.Address, a.Port)
 		res.State, res.Reason, res.Conditions = rep.Facts.State, rep.Facts.Reason, rep.Facts.Conditions
-		res.Diagnosis, res.Steps, res.Healthy = rep.Diagnosis, rep.Steps, rep.Diagnosis.Healthy()
+		res.Diagnosis, res.Steps, res.Healthy, res.Sessions = rep.Diagnosis, rep.Steps, rep.Diagnosis.Healthy(), rep.Facts.Sessions
 		res.Diagnosis.Evidence = append([]string{"fixed in this run for " + f.machine + ": " + f.line}, res.Diagnosis.Evidence...)
 		res.Corrected = res.Healthy
 		res.Changes = nil // the fix it proposed is the one applied for the other machine
