@@ -39,7 +39,9 @@ out and the remedy (docs/diagnosis.md is the guide to every tree):
                     replaced motherboard, or a stranger
   Busy              who holds the BMC's session slots
   Degraded          timeout and retry rates, and whether the enclosure, subnet or
-                    firmware is degraded as a whole
+                    firmware is degraded as a whole; then the session census (IPMI
+                    session table, Redfish SessionService): other consoles by
+                    address and user, this manager's own sessions told apart
 
 It checks each channel afresh (a refused account is not logged in again before
 the lockout guard allows it) and asks only for the facts its tree needs.

@@ -46,6 +46,8 @@ func newMachinesListCmd(f *apiFlags) *cobra.Command {
 		Long: `list prints every machine (or those in --group / with --tag) with its OOB
 address, the channel's state (with its conditions: +Busy, +Degraded,
 +Insecure) and reason, the power state and since when the state holds.
+Degraded: the BMC answers only after retries, or the path lost 10% or more
+of the datagrams of its last checks (the rate is in the message, -o wide).
 -o wide adds the role, zone, enclosure slot, protocol, user, last check and the
 check's message; -o json prints one machine per line, channels included
 (-o yaml: one document per machine); --out FILE writes it to a file.

@@ -509,7 +509,9 @@ type SessionsFacts struct {
 
 // HeldSession is one entry of a BMC's session table.
 type HeldSession struct {
-	Handle    byte   `json:"handle"`
+	Handle byte `json:"handle"`
+	// ID is a Redfish session's Id (IPMI sessions have a Handle).
+	ID        string `json:"id,omitempty"`
 	User      string `json:"user,omitempty"` // name, or "user N"
 	UserID    byte   `json:"user_id"`
 	Privilege string `json:"privilege,omitempty"`
@@ -522,6 +524,19 @@ type HeldSession struct {
 	// the diagnosis's own session or one our retransmitted handshakes
 	// left half-open.
 	Ours bool `json:"ours,omitempty"`
+}
+
+// Whose says whose session h is, as the census shows it: "ours" (this
+// manager's own socket or session), "this host as this account's user",
+// or "another console".
+func (h HeldSession) Whose() string {
+	switch {
+	case h.Ours:
+		return "ours"
+	case !h.foreign():
+		return "this host as this account's user"
+	}
+	return "another console"
 }
 
 // foreign reports whether h is another console's: not from this

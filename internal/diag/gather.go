@@ -17,6 +17,7 @@ import (
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/protocol"
+	"github.com/lightsout/lightsout/internal/redfish"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -71,6 +72,11 @@ type Executor struct {
 	// Timeout is the silence limit of each step (default
 	// probe.DefaultTimeout).
 	Timeout time.Duration
+	// RedfishCensus reads a Redfish BMC's session census: its sessions,
+	// how many it lists, and the address it reports for the census's own
+	// session (the manager sets probe.RedfishProber.Census; nil: a Redfish
+	// channel's session table is not read).
+	RedfishCensus func(ctx context.Context, t probe.Target) ([]redfish.SessionEntry, int, string, error)
 	// Rates and Fleet, when set, replace the executor's own measurements.
 	Rates RateSource
 	Fleet FleetSource
@@ -370,6 +376,10 @@ func ParseAddressChange(detail string) (old, new string, ok bool) {
 // gather fetches one fact into f. It always sets the fact's part, with
 // Err when it could not be had, so a tree never asks twice.
 func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.Account, f *Facts) {
+	if f.Account.Redfish() && n == NeedSessions {
+		f.Sessions = x.redfishSessions(ctx, m, a)
+		return
+	}
 	if f.Account.Redfish() && x.ipmiOnly(ctx, n, a, f) {
 		return
 	}
@@ -1140,6 +1150,45 @@ func (x *Executor) sessions(ctx context.Context, m store.Machine, a store.Accoun
 			continue
 		}
 		sf.Others = append(sf.Others, held(si))
+	}
+	return sf
+}
+
+// redfishSessions is the session census of a Redfish channel: every
+// session of the SessionService with its user and client address; ours
+// (the census's own) marked, sessions from our address under the
+// account's user (the monitor's kept session) told from other clients'.
+func (x *Executor) redfishSessions(ctx context.Context, m store.Machine, a store.Account) *SessionsFacts {
+	sf := &SessionsFacts{}
+	if x.RedfishCensus == nil {
+		sf.Err = "the Redfish session census is not available here"
+		return sf
+	}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		sf.Err = errText(err)
+		return sf
+	}
+	cctx, cancel := context.WithTimeout(ctx, 4*x.timeout())
+	defer cancel()
+	es, total, self, err := x.RedfishCensus(cctx, t)
+	sf.Attempts = 1
+	if err != nil {
+		sf.Err = "reading the Redfish sessions: " + errText(err)
+		return sf
+	}
+	sf.Got, sf.Active = true, total
+	for _, e := range es {
+		h := HeldSession{ID: e.ID, User: e.User, Console: e.Client, Ours: e.Ours,
+			SameHost: self != "" && e.Client == self, SameUser: e.User == a.User}
+		if h.ID == "" {
+			h.ID = e.URI
+		}
+		if e.Ours {
+			sf.Self = h
+			continue
+		}
+		sf.Others = append(sf.Others, h)
 	}
 	return sf
 }

@@ -1104,6 +1104,10 @@ func heldLines(what string, hs []HeldSession) []string {
 		if h.User != "" {
 			who = "user " + h.User
 		}
+		if h.ID != "" { // Redfish: no privilege per session
+			out[i] = fmt.Sprintf("Redfish session %s %s: %s, from %s", h.ID, what, who, nonEmpty(h.Console, "an address the service does not report"))
+			continue
+		}
 		out[i] = fmt.Sprintf("session %d %s: %s, %s privilege, from %s", h.Handle, what, who, nonEmpty(h.Privilege, "unknown"), nonEmpty(h.Console, "an address the BMC does not report"))
 	}
 	return out
@@ -1209,10 +1213,6 @@ func degraded(f Facts) Result {
 				ruled = append(ruled, fmt.Sprintf("the %s %s as a whole: %d of its %d other machines are affected", s.Dimension, s.Value, s.Affected, s.Peers))
 			}
 		}
-	}
-	if f.Account.Redfish() {
-		// No session table to read over Redfish: the rates decide.
-		f.Sessions = &SessionsFacts{}
 	}
 	if f.Sessions == nil {
 		return need(NeedSessions)

@@ -376,10 +376,13 @@ func bases() []Facts {
 	return out
 }
 
-// TestRedfishTrees: a Redfish channel is never asked an IPMI-only step,
+// TestRedfishTrees: a Redfish channel is never asked an IPMI-only step
+// (the session census is the SessionService's there),
 // and its causes are worded for HTTPS.
 func TestRedfishTrees(t *testing.T) {
-	ipmiOnly := []Need{NeedEM, NeedSiblings, NeedBladeView, NeedIdentify, NeedSuites, NeedSuiteTry, NeedSessions}
+	// (NeedSessions is not among them: a Redfish BMC's census is its
+	// SessionService's sessions.)
+	ipmiOnly := []Need{NeedEM, NeedSiblings, NeedBladeView, NeedIdentify, NeedSuites, NeedSuiteTry}
 	for _, b := range bases() {
 		if !b.Account.Redfish() {
 			continue

@@ -91,7 +91,7 @@ var catalogue = []Kind{
 	{OOBIdentityMismatch, Critical,
 		"another BMC answers at the address (System GUID differs): reused IP, swapped cabling, replaced motherboard", 10 * time.Minute, true},
 	{OOBDegraded, Warning,
-		"the BMC answers, but only after retransmissions", time.Hour, true},
+		"the BMC answers, but only after retransmissions, or the path loses 10% or more of its datagrams (the rate in the message)", time.Hour, true},
 	{OOBTimeoutFlood, Warning,
 		"timeouts per minute on one BMC over the threshold: competing agents, a leaking BMC firmware, a congested management network", time.Hour, true},
 	{OOBTimeoutFloodCleared, Info,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/monitor"
+	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -35,6 +36,9 @@ type Sample struct {
 	// Conflicts are login steps that drew an unauthenticated refusal and a
 	// verified answer (probe.Evidence.ConflictingReplies).
 	Conflicts []ipmi.Conflict
+	// Loss is the channel's datagram loss over its recent checks, as the
+	// monitor measured it (probe.Evidence.Loss; nil: not measured).
+	Loss *probe.Loss
 }
 
 // SampleOf turns the monitor's outcome of one check into a Sample.
@@ -55,6 +59,7 @@ func SampleOf(o monitor.Outcome) Sample {
 		Requests: int(ev.Requests), Retransmits: int(ev.Retransmits), Timeouts: int(ev.Timeouts),
 		Firmware:  FirmwareOf(ev.Manufacturer, ev.Firmware),
 		Conflicts: ev.ConflictingReplies,
+		Loss:      ev.Loss,
 	}
 }
 
@@ -68,7 +73,7 @@ var heldCodes = []string{OOBNotResponding, OOBAuthRefused, OOBIdentityMismatch, 
 type Watcher struct {
 	Flood     *Flood
 	Correlate *Correlator
-	degraded  map[string]bool
+	degraded  map[string]bool // Degraded sources; true: oob.degraded gave the loss rate
 	// accounts maps a checked channel (account ID) to its source, for the
 	// diagnosis, which asks by account.
 	accounts map[int64]string
@@ -102,29 +107,45 @@ func (w *Watcher) Observe(s Sample) []store.Event {
 	}
 
 	deg := s.Observed == state.Connectable && slices.Contains(s.Conditions, state.Degraded)
-	if deg && !w.degraded[s.Source] {
-		data, _ := json.Marshal(map[string]any{"unanswered": s.Lost})
-		out = append(out, store.Event{At: s.At, Code: OOBDegraded, Severity: store.SeverityWarning, Source: s.Source, Data: data,
-			Message: fmt.Sprintf("%s: the BMC answers, but only after retransmissions (%d unanswered requests in one check); "+
-				"if it persists look for competing agents, BMC firmware or network trouble", s.Source, s.Lost)})
+	// Raised on the edge into Degraded, and again (merged into the same
+	// event) when the loss rate is first measured for it.
+	if rated, was := w.degraded[s.Source]; deg && (!was || (s.Loss != nil && !rated)) {
+		out = append(out, degradedEvent(s))
 	}
 	if deg {
-		w.degraded[s.Source] = true
+		w.degraded[s.Source] = w.degraded[s.Source] || s.Loss != nil
 	} else if s.Observed == state.Connectable {
 		delete(w.degraded, s.Source)
 	}
 
+	_, degraded := w.degraded[s.Source]
 	hold := map[string]bool{
 		OOBNotResponding:    s.Declared == state.NotResponding,
 		OOBAuthRefused:      s.Declared == state.NotAuthenticated,
 		OOBIdentityMismatch: s.Declared == state.Invalid,
-		OOBDegraded:         w.degraded[s.Source],
+		OOBDegraded:         degraded,
 		OOBTimeoutFlood:     w.Flood.Flooding(s.Source),
 	}
 	for _, code := range heldCodes {
 		out = append(out, w.Correlate.Hold(code, s.Source, hold[code], s.At)...)
 	}
 	return out
+}
+
+// degradedEvent is oob.degraded for a check that made s.Source Degraded:
+// with the loss rate over the recent checks when the monitor measured one.
+func degradedEvent(s Sample) store.Event {
+	if l := s.Loss; l != nil {
+		data, _ := json.Marshal(map[string]any{"unanswered": s.Lost, "loss": l})
+		return store.Event{At: s.At, Code: OOBDegraded, Severity: store.SeverityWarning, Source: s.Source, Data: data,
+			Message: fmt.Sprintf("%s: the BMC answers, but the path loses packets: %s; "+
+				"look for a duplex mismatch, a congested or flapping switch port, a busy shared NIC, or competing pollers "+
+				"(lightsout diag %s measures it again)", s.Source, l, s.Source)}
+	}
+	data, _ := json.Marshal(map[string]any{"unanswered": s.Lost})
+	return store.Event{At: s.At, Code: OOBDegraded, Severity: store.SeverityWarning, Source: s.Source, Data: data,
+		Message: fmt.Sprintf("%s: the BMC answers, but only after retransmissions (%d unanswered requests in one check); "+
+			"if it persists look for competing agents, BMC firmware or network trouble", s.Source, s.Lost)}
 }
 
 // conflictEvent reports forged-looking handshake replies, with where each

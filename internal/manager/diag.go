@@ -59,6 +59,9 @@ type DiagResult struct {
 	Diagnosis  diag.Diagnosis    `json:"diagnosis"`
 	// Steps are the facts gathered beyond the check, in order.
 	Steps []diag.Need `json:"steps,omitempty"`
+	// Sessions is the session census the diagnosis read (IPMI session
+	// table or Redfish SessionService; nil: its tree did not ask).
+	Sessions *diag.SessionsFacts `json:"sessions,omitempty"`
 	// Changes are the fixes applied (or skipped), in order.
 	Changes []Change `json:"changes,omitempty"`
 	// After is the channel's state after the fixes, re-checked.
@@ -108,15 +111,24 @@ type addressSwapper interface {
 func (m *Manager) executor() *diag.Executor {
 	c := m.Diag
 	probers := c.Probers
+	// A Redfish BMC's session census goes over the same transport, to the
+	// certificate pinned for it only.
+	var rp *probe.RedfishProber
+	if m.Redfish != nil {
+		rp = probe.NewRedfishProber(m.Redfish, m.Store)
+	}
 	if probers == nil {
 		var rf probe.Prober
-		if m.Redfish != nil {
-			rf = probe.Redfish(m.Redfish, m.Store)
+		if rp != nil {
+			rf = rp.Check
 		}
 		probers = probe.NewRegistry(m.Engine, rf)
 	}
 	x := &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
 		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}
+	if rp != nil {
+		x.RedfishCensus = rp.Census
+	}
 	if m.Security != nil {
 		x.Security = func(accountID int64) []diag.SecurityFinding {
 			var out []diag.SecurityFinding
@@ -240,7 +252,7 @@ func (r *diagRun) one(ctx context.Context, mc store.Machine, a store.Account) Di
 	}
 	rep := r.x.Run(ctx, mc, a)
 	res.State, res.Reason, res.Conditions = rep.Facts.State, rep.Facts.Reason, rep.Facts.Conditions
-	res.Diagnosis, res.Steps = rep.Diagnosis, rep.Steps
+	res.Diagnosis, res.Steps, res.Sessions = rep.Diagnosis, rep.Steps, rep.Facts.Sessions
 	res.Healthy = rep.Diagnosis.Healthy()
 	if rep.Facts.Identify != nil && rep.Facts.Blade != nil {
 		r.m.audit(ctx, r.actor, "diag.identify", mc.Name,
@@ -270,7 +282,7 @@ func (r *diagRun) one(ctx context.Context, mc store.Machine, a store.Account) Di
 		rep = r.x.Run(ctx, mc, a)
 		res.Address = hostPort(a.Address, a.Port)
 		res.State, res.Reason, res.Conditions = rep.Facts.State, rep.Facts.Reason, rep.Facts.Conditions
-		res.Diagnosis, res.Steps, res.Healthy = rep.Diagnosis, rep.Steps, rep.Diagnosis.Healthy()
+		res.Diagnosis, res.Steps, res.Healthy, res.Sessions = rep.Diagnosis, rep.Steps, rep.Diagnosis.Healthy(), rep.Facts.Sessions
 		res.Diagnosis.Evidence = append([]string{"fixed in this run for " + f.machine + ": " + f.line}, res.Diagnosis.Evidence...)
 		res.Corrected = res.Healthy
 		res.Changes = nil // the fix it proposed is the one applied for the other machine

@@ -202,6 +202,59 @@ type known struct {
 	// layout is the layout the registered GUID last matched in, so that a
 	// mismatch shows the stranger's GUID the way the operator writes GUIDs.
 	layout guid.Layout
+	// loss is the datagram loss of the channel's recent checks; lossShown:
+	// the stored state gives its rate.
+	loss      lossWindow
+	lossShown bool
+}
+
+// Loss over a window of checks (issue 15, "loss is loss"): a BMC that
+// answers but loses lossDegraded or more of the datagrams sent to it over
+// its last lossChecks checks (lossMinSent at least, so one unlucky check
+// does not decide) is Connectable+Degraded with the rate until the loss
+// falls below half of lossDegraded; a check that stalls on such a path
+// says so.
+const (
+	lossChecks   = 8
+	lossMinSent  = 20
+	lossDegraded = 0.10
+)
+
+// lossWindow is a ring of the last lossChecks checks' datagram counts.
+type lossWindow struct {
+	sent, lost [lossChecks]uint32
+	next, n    int
+}
+
+// add records one check's counters: sent datagrams (requests and their
+// retransmissions) and lost ones (each retransmission follows one, each
+// exchange that gave up ends with one), less the excused (probe.Evidence).
+func (w lossWindow) add(ev probe.Evidence) lossWindow {
+	sent, lost := ev.Requests+ev.Retransmits, ev.Retransmits+ev.Timeouts
+	ex := min(ev.Excused, lost, sent)
+	sent, lost = sent-ex, lost-ex
+	if sent == 0 {
+		return w
+	}
+	w.sent[w.next], w.lost[w.next] = sent, min(lost, sent)
+	w.next = (w.next + 1) % lossChecks
+	w.n = min(w.n+1, lossChecks)
+	return w
+}
+
+// rate is the loss over the window; nil with fewer than lossMinSent
+// datagrams.
+func (w lossWindow) rate() *probe.Loss {
+	var l probe.Loss
+	for i := range w.n {
+		l.Sent += w.sent[i]
+		l.Lost += w.lost[i]
+	}
+	if l.Sent < lossMinSent {
+		return nil
+	}
+	l.Checks, l.Rate = w.n, float64(l.Lost)/float64(l.Sent)
+	return &l
 }
 
 // New returns a monitor over st.
@@ -868,6 +921,28 @@ func step(in stepInput) (known, Outcome) {
 		k.sinceFull = 0
 		k.insecure = slices.Contains(obs.Conditions, state.Insecure)
 	}
+	// Loss over the recent checks, from checks the BMC answered: a
+	// Connectable one, or one that stalled after it answered (silence
+	// from the first request is a BMC or path that is down, not lossy).
+	if obs.State == state.Connectable || (obs.State == state.NotResponding && obs.Reason == state.ReasonStalled) {
+		k.loss = k.loss.add(obs.Evidence)
+		// Hysteresis: once shown, the rate goes at half the threshold.
+		limit := lossDegraded
+		if k.lossShown {
+			limit /= 2
+		}
+		if l := k.loss.rate(); l != nil && l.Rate >= limit {
+			obs.Evidence.Loss = l
+			if obs.State == state.Connectable {
+				if !slices.Contains(obs.Conditions, state.Degraded) {
+					obs.Conditions = append(slices.Clip(obs.Conditions), state.Degraded)
+				}
+				obs.Message += "; Degraded: " + l.String()
+			} else {
+				obs.Message += "; the path lost " + l.String() + ": packet loss, not necessarily a hung BMC (lightsout diag tells them apart)"
+			}
+		}
+	}
 	prev := k.ch
 	next, change, tr := k.ch.Observe(state.Observed{State: obs.State, Reason: obs.Reason, Conditions: obs.Conditions, At: obs.At}, in.damping)
 	k.ch = next
@@ -880,7 +955,13 @@ func step(in stepInput) (known, Outcome) {
 	}
 	// A check that could not read the power (it failed) changes nothing:
 	// only a power state read and different is a change to store.
-	detailChanged := (obs.Evidence.Power != "" && obs.Evidence.Power != k.power) || (obs.GUID != "" && obs.GUID != k.seenGUID)
+	// So is the loss rate's coming and going (not every change of it).
+	lossShown := obs.Evidence.Loss != nil
+	detailChanged := (obs.Evidence.Power != "" && obs.Evidence.Power != k.power) || (obs.GUID != "" && obs.GUID != k.seenGUID) ||
+		lossShown != k.lossShown
+	if lossShown != k.lossShown {
+		k.message, k.lossShown = "", lossShown
+	}
 	if obs.Evidence.Power != "" {
 		k.power = obs.Evidence.Power
 	}

@@ -65,13 +65,14 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 	before := eng.PeerCounters(t.Addr)
 	// excused are retransmissions that say nothing about the path: of a
 	// Close Session the BMC does not answer (LAN Session #1).
-	var excused uint32
+	var excused excusal
 	defer func() {
 		after := eng.PeerCounters(t.Addr)
 		o.Evidence.Requests = after.Requests - before.Requests
 		o.Evidence.Retransmits = after.Retransmits - before.Retransmits
 		o.Evidence.Timeouts = after.Timeouts - before.Timeouts
-		if o.State == state.Connectable && o.Evidence.Retransmits-excused >= degradedRetransmits {
+		o.Evidence.Excused = excused.retransmits + excused.timeouts
+		if o.State == state.Connectable && o.Evidence.Retransmits-excused.retransmits >= degradedRetransmits {
 			o.Conditions = append(o.Conditions, state.Degraded)
 		}
 		if p := eng.Profile(t.Addr); p != (ipmi.Profile{}) {
@@ -142,7 +143,7 @@ func firstContact(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observati
 
 // sessionChecks opens the session and reads identity and power (Get Device
 // ID unless t.Light).
-func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration, no20 bool, excused *uint32) {
+func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, timeout time.Duration, no20 bool, excused *excusal) {
 	// Every request of the session: a timeout of silence each.
 	sctx := ipmi.WithRequestTimeout(ctx, timeout)
 	// 3. Session.
@@ -238,12 +239,18 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 // closeSession closes sess; the retransmissions of a Close Session the
 // BMC does not answer (LAN Session #1) are excused from Degraded: the BMC
 // answered everything else.
-func closeSession(ctx context.Context, eng *ipmi.Engine, t *Target, sess *ipmi.Session, excused *uint32) {
-	before := eng.PeerCounters(t.Addr).Retransmits
+func closeSession(ctx context.Context, eng *ipmi.Engine, t *Target, sess *ipmi.Session, excused *excusal) {
+	before := eng.PeerCounters(t.Addr)
 	if err := sess.Close(ctx); errors.Is(err, ipmi.ErrNoResponse) {
-		*excused += eng.PeerCounters(t.Addr).Retransmits - before
+		after := eng.PeerCounters(t.Addr)
+		excused.retransmits += after.Retransmits - before.Retransmits
+		excused.timeouts += after.Timeouts - before.Timeouts
 	}
 }
+
+// excusal counts the engine's retransmissions and time-outs of one check
+// that say nothing about the path (closeSession).
+type excusal struct{ retransmits, timeouts uint32 }
 
 // authCapsContradicted notes what the capabilities claimed and a session
 // just proved wrong (FreeIPMI's "authcap" workaround, taken automatically:

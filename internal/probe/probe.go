@@ -145,6 +145,14 @@ type Evidence struct {
 	Requests    uint32 `json:"requests,omitempty"`
 	Retransmits uint32 `json:"retransmits,omitempty"`
 	Timeouts    uint32 `json:"timeouts,omitempty"`
+	// Excused are the retransmissions and time-outs that say nothing about
+	// the path: of a Close Session the BMC does not answer (LAN Session
+	// #1). Loss estimates leave them out.
+	Excused uint32 `json:"excused,omitempty"`
+	// Loss is the channel's loss over its recent checks, as the monitor
+	// measures it from the counters above (nil: not measured, or too few
+	// datagrams to say).
+	Loss *Loss `json:"loss,omitempty"`
 
 	// ConflictingReplies are login steps that drew an unauthenticated
 	// refusal and a verified answer (the verified one was taken): a sign
@@ -216,4 +224,20 @@ func itoa(n uint32) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+// Loss is a channel's datagram loss over a window of checks: Sent datagrams
+// (requests and their retransmissions), of which Lost went unanswered
+// (each retransmission follows one, each exchange that gave up ends with
+// one), over Checks checks.
+type Loss struct {
+	Sent   uint32  `json:"sent"`
+	Lost   uint32  `json:"lost"`
+	Checks int     `json:"checks"`
+	Rate   float64 `json:"rate"` // Lost/Sent, 0..1
+}
+
+// String is the loss as an operator reads it.
+func (l Loss) String() string {
+	return fmt.Sprintf("%.0f%% of %d datagrams lost over the last %d checks", 100*l.Rate, l.Sent, l.Checks)
 }

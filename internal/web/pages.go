@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/audit"
+	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/incident"
 	"github.com/lightsout/lightsout/internal/manager"
@@ -890,6 +891,7 @@ var funcs = map[string]any{
 		return s
 	},
 	"pretty":  prettyJSON,
+	"whose":   func(h diag.HeldSession) string { return h.Whose() },
 	"hasJSON": func(b json.RawMessage) bool { return len(b) > 0 && string(b) != "null" },
 	"slot": func(enc string, slot int) string {
 		if enc == "" {
