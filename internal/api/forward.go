@@ -389,7 +389,15 @@ func (a *API) merge(w http.ResponseWriter, kind fwdKind, res []partResult) error
 		var out bytes.Buffer
 		for _, p := range res {
 			if p.err != nil || p.status != http.StatusOK {
+				// Each machine gets its line, failed, as power's do: the
+				// caller is never left without an answer for one.
 				a.log.Warn("api: forwarded diagnosis failed", "instance", p.owner, "machines", len(p.names), "why", why(p))
+				for _, n := range p.names {
+					r := manager.DiagResult{Machine: n, Error: why(p)}
+					sum.Add(r)
+					b, _ := json.Marshal(wire.DiagLine{DiagResult: &r})
+					out.Write(append(b, '\n'))
+				}
 				continue
 			}
 			eachLine(p.body, func(line []byte) {
