@@ -123,6 +123,12 @@ func TestScaleOutKill9(t *testing.T) {
 			orphans = append(orphans, name)
 		}
 	}
+	// Until the kill, no BMC saw two of our sessions at once.
+	for _, b := range f.BMCs() {
+		if cn := b.Counters(); cn.MaxSessionsOpen > 1 {
+			t.Errorf("before the kill: %s had %d sessions open at once", b.Name(), cn.MaxSessionsOpen)
+		}
+	}
 	if err := victim.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +152,25 @@ func TestScaleOutKill9(t *testing.T) {
 	}, func() string { return fmt.Sprintf("%d BMCs of i3 not all taken over", len(orphans)) })
 	t.Logf("kill -9 of i3: its %d BMCs checked by the survivors %v later (lease %v, interval %v)",
 		len(orphans), time.Since(killed).Round(10*time.Millisecond), c.lease, c.interval)
+	// A kill -9 in the middle of a check leaves that check's session open
+	// on the BMC until the BMC's own idle timeout: the survivor that takes
+	// the BMC over opens its session beside it (docs/scale-out.md, "kill
+	// -9"). Only i3's BMCs may show that orphan, and only one.
+	isOrphan := map[string]bool{}
+	for _, name := range orphans {
+		isOrphan[name] = true
+	}
+	left := 0
 	for _, b := range f.BMCs() {
-		if cn := b.Counters(); cn.MaxSessionsOpen > 1 {
+		cn := b.Counters()
+		switch {
+		case cn.MaxSessionsOpen > 2 || cn.MaxSessionsOpen == 2 && !isOrphan[b.Name()]:
 			t.Errorf("%s had %d sessions open at once", b.Name(), cn.MaxSessionsOpen)
+		case cn.MaxSessionsOpen == 2:
+			left++
 		}
 	}
+	t.Logf("%d of i3's BMCs held a session the kill left open when a survivor checked them", left)
 	if l, err := i1.Store.Instances(context.Background()); err == nil {
 		for _, in := range l {
 			if in.Name == "i3" && in.Live {
