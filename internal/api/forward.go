@@ -359,62 +359,80 @@ func (a *API) merge(w http.ResponseWriter, kind fwdKind, res []partResult) error
 		return nil
 	case fwdPower:
 		var sum wire.PowerSummary
-		var out bytes.Buffer
-		for _, p := range res {
-			if p.err != nil || p.status != http.StatusOK {
-				for _, n := range p.names {
-					r := power.Result{Machine: n, Result: "failed", Message: why(p)}
-					sum.Add(r)
-					b, _ := json.Marshal(wire.PowerLine{Result: &r})
-					out.Write(append(b, '\n'))
-				}
-				continue
-			}
-			eachLine(p.body, func(line []byte) {
+		return a.writeMerged(w, res, why, lineMerge{
+			add: func(line []byte) bool {
 				var pl wire.PowerLine
-				if json.Unmarshal(line, &pl) == nil && pl.Result != nil {
-					sum.Add(*pl.Result)
-					out.Write(append(line, '\n'))
+				if json.Unmarshal(line, &pl) != nil || pl.Result == nil {
+					return false
 				}
-			})
-		}
-		b, _ := json.Marshal(wire.PowerLine{Summary: &sum})
-		out.Write(append(b, '\n'))
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(out.Bytes())
-		return nil
+				sum.Add(*pl.Result)
+				return true
+			},
+			failed: func(machine, why string) []byte {
+				r := power.Result{Machine: machine, Result: "failed", Message: why}
+				sum.Add(r)
+				b, _ := json.Marshal(wire.PowerLine{Result: &r})
+				return b
+			},
+			summary: func() []byte { b, _ := json.Marshal(wire.PowerLine{Summary: &sum}); return b },
+		})
 	default:
 		var sum manager.DiagSummary
-		var out bytes.Buffer
-		for _, p := range res {
-			if p.err != nil || p.status != http.StatusOK {
-				// Each machine gets its line, failed, as power's do: the
-				// caller is never left without an answer for one.
-				a.log.Warn("api: forwarded diagnosis failed", "instance", p.owner, "machines", len(p.names), "why", why(p))
-				for _, n := range p.names {
-					r := manager.DiagResult{Machine: n, Error: why(p)}
-					sum.Add(r)
-					b, _ := json.Marshal(wire.DiagLine{DiagResult: &r})
-					out.Write(append(b, '\n'))
-				}
-				continue
-			}
-			eachLine(p.body, func(line []byte) {
+		return a.writeMerged(w, res, why, lineMerge{
+			add: func(line []byte) bool {
 				var dl wire.DiagLine
-				if json.Unmarshal(line, &dl) == nil && dl.DiagResult != nil {
-					sum.Add(*dl.DiagResult)
-					out.Write(append(line, '\n'))
+				if json.Unmarshal(line, &dl) != nil || dl.DiagResult == nil {
+					return false
 				}
-			})
-		}
-		b, _ := json.Marshal(wire.DiagLine{Summary: &sum})
-		out.Write(append(b, '\n'))
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(out.Bytes())
-		return nil
+				sum.Add(*dl.DiagResult)
+				return true
+			},
+			failed: func(machine, why string) []byte {
+				r := manager.DiagResult{Machine: machine, Error: why}
+				sum.Add(r)
+				b, _ := json.Marshal(wire.DiagLine{DiagResult: &r})
+				return b
+			},
+			summary: func() []byte { b, _ := json.Marshal(wire.DiagLine{Summary: &sum}); return b },
+		})
 	}
+}
+
+// lineMerge is how one streamed operation's NDJSON answers are merged:
+// add counts a result line into the summary (false: not a result line),
+// failed makes (and counts) the failed line of a machine whose owner did
+// not answer, summary is the last line.
+type lineMerge struct {
+	add     func(line []byte) bool
+	failed  func(machine, why string) []byte
+	summary func() []byte
+}
+
+// writeMerged writes the owners' answers as one NDJSON stream: each
+// owner's result lines, a failed line for every machine of an owner that
+// did not answer (the caller is never left without an answer for one),
+// then the summary of them all.
+func (a *API) writeMerged(w http.ResponseWriter, res []partResult, why func(partResult) string, m lineMerge) error {
+	var out bytes.Buffer
+	for _, p := range res {
+		if p.err != nil || p.status != http.StatusOK {
+			a.log.Warn("api: forwarded request failed", "instance", p.owner, "machines", len(p.names), "why", why(p))
+			for _, n := range p.names {
+				out.Write(append(m.failed(n, why(p)), '\n'))
+			}
+			continue
+		}
+		eachLine(p.body, func(line []byte) {
+			if m.add(line) {
+				out.Write(append(line, '\n'))
+			}
+		})
+	}
+	out.Write(append(m.summary(), '\n'))
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out.Bytes())
+	return nil
 }
 
 func eachLine(b []byte, fn func([]byte)) {
