@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,23 +19,80 @@ var descIncident = prometheus.NewDesc("lightsout_incident_open",
 	"An open incident (docs/incidents.md), valued by its number of members; id is stable while it lasts, so alerts route and silence per incident.",
 	[]string{"id", "kind", "severity"}, nil)
 
-// Incidents is the collector of lightsout_incident_open.
+// DefaultIncidentsMaxAge is how old the incidents a scrape reports may be
+// (the server regroups them every 15 s and hands them over: Publish).
+const DefaultIncidentsMaxAge = 30 * time.Second
+
+// Incidents is the collector of lightsout_incident_open. Grouping the
+// fleet's channels into incidents reads every channel, so a scrape does
+// not do it while nothing changed: it reports the latest grouping
+// (Publish, or its own, shared by concurrent scrapes) as long as Changes
+// stands still and it is no older than MaxAge.
 type Incidents struct {
 	src     IncidentLister
 	Timeout time.Duration
+	// MaxAge: a grouping older than this is made again by the next
+	// scrape (default DefaultIncidentsMaxAge).
+	MaxAge time.Duration
+	// Changes, when set, moves whenever a channel's stored state changes
+	// (monitor.Monitor.Changes): a grouping made before is stale. Without
+	// it only MaxAge bounds a grouping's age.
+	Changes func() uint64
+	// now is the clock (tests).
+	now func() time.Time
+
+	mu   sync.Mutex // held while grouping: one grouping at a time
+	incs []incident.Incident
+	at   time.Time // when incs was grouped (zero: never)
+	gen  uint64    // Changes before it was grouped
 }
 
 // NewIncidents returns the collector.
 func NewIncidents(src IncidentLister) *Incidents {
-	return &Incidents{src: src, Timeout: 10 * time.Second}
+	return &Incidents{src: src, Timeout: 10 * time.Second, MaxAge: DefaultIncidentsMaxAge, now: time.Now}
+}
+
+// Publish hands over a grouping made at at (the server's periodic
+// regrouping), gen being Changes read before it was made, so scrapes need
+// not make their own.
+func (c *Incidents) Publish(incs []incident.Incident, at time.Time, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if at.After(c.at) {
+		c.incs, c.at, c.gen = incs, at, gen
+	}
+}
+
+func (c *Incidents) changes() uint64 {
+	if c.Changes == nil {
+		return 0
+	}
+	return c.Changes()
+}
+
+// current returns the latest grouping while nothing changed and it is no
+// older than MaxAge, else a new one.
+func (c *Incidents) current() ([]incident.Incident, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now, gen := c.now(), c.changes()
+	if !c.at.IsZero() && gen == c.gen && now.Sub(c.at) <= c.MaxAge {
+		return c.incs, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	incs, err := c.src.Incidents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.incs, c.at, c.gen = incs, now, gen
+	return incs, nil
 }
 
 func (c *Incidents) Describe(ch chan<- *prometheus.Desc) { ch <- descIncident }
 
 func (c *Incidents) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
-	defer cancel()
-	incs, err := c.src.Incidents(ctx)
+	incs, err := c.current()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descIncident, err)
 		return

@@ -40,19 +40,57 @@ func (m *Monitor) Collectors() []prometheus.Collector {
 
 func (x *metrics) Describe(ch chan<- *prometheus.Desc) { ch <- x.byState }
 
+// Collect reads the monitor's running counts: O(1) in the fleet's size.
 func (x *metrics) Collect(ch chan<- prometheus.Metric) {
-	counts := map[state.OOB]int{state.Unknown: 0, state.Connectable: 0, state.NotResponding: 0,
-		state.NotAuthenticated: 0, state.Invalid: 0}
-	x.m.mu.Lock()
-	for _, c := range x.m.chans {
-		s := c.ch.State
-		if s == "" {
-			s = state.Unknown
-		}
-		counts[s]++
-	}
-	x.m.mu.Unlock()
-	for s, n := range counts {
-		ch <- prometheus.MustNewConstMetric(x.byState, prometheus.GaugeValue, float64(n), "oob", string(s))
+	counts := x.m.StateCounts()
+	for _, s := range countedStates {
+		ch <- prometheus.MustNewConstMetric(x.byState, prometheus.GaugeValue, float64(counts[s]), "oob", string(s))
 	}
 }
+
+// countedStates are the declared states lightsout_channels counts;
+// stateIndex maps a state to its place ("" and anything unknown count as
+// Unknown).
+var countedStates = [...]state.OOB{state.Unknown, state.Connectable, state.NotResponding, state.NotAuthenticated, state.Invalid}
+
+func stateIndex(s state.OOB) int {
+	switch s {
+	case state.Connectable:
+		return 1
+	case state.NotResponding:
+		return 2
+	case state.NotAuthenticated:
+		return 3
+	case state.Invalid:
+		return 4
+	}
+	return 0
+}
+
+// StateCounts returns how many channels are in each declared state (every
+// state present, "" counted as Unknown). It reads counts the monitor keeps
+// as channels change: O(1), whatever the fleet's size.
+func (m *Monitor) StateCounts() map[state.OOB]int {
+	m.mu.Lock()
+	n := m.byState
+	m.mu.Unlock()
+	out := make(map[state.OOB]int, len(countedStates))
+	for i, s := range countedStates {
+		out[s] = n[i]
+	}
+	return out
+}
+
+// Len returns how many channels the monitor watches (O(1)).
+func (m *Monitor) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.chans)
+}
+
+// Changes is a number that moves whenever the state of some channel as the
+// store holds it changes (state, reason, conditions, power, GUID, message
+// of a change) or a channel comes or goes; a steady fleet leaves it still.
+// Readers of fleet-wide aggregates (the incidents on /metrics) keep theirs
+// while it stands.
+func (m *Monitor) Changes() uint64 { return m.changes.Load() }

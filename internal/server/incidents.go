@@ -38,6 +38,7 @@ func (s *Server) watchIncidents(ctx context.Context) {
 			// incident events (docs/scale-out.md).
 			continue
 		}
+		gen := s.Monitor.Changes()
 		incs, err := s.Manager.Incidents(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -45,7 +46,9 @@ func (s *Server) watchIncidents(ctx context.Context) {
 			}
 			continue
 		}
-		ch := tr.Update(time.Now(), incs)
+		now := time.Now()
+		s.incidents.Publish(incs, now, gen) // /metrics reports it
+		ch := tr.Update(now, incs)
 		var evs []store.Event
 		for _, inc := range ch.Opened {
 			evs = append(evs, IncidentEvent(events.IncidentOpened, inc))

@@ -128,6 +128,10 @@ type Server struct {
 	// operations): derived from the secret key, which they all share.
 	PeerKey []byte
 
+	// incidents is /metrics' lightsout_incident_open, fed by
+	// watchIncidents' groupings.
+	incidents *exporter.Incidents
+
 	cancel context.CancelFunc
 	done   chan struct{}
 	lock   *os.File // SQLite: held while running (lock.go)
@@ -282,7 +286,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Registry.MustRegister(engineCollector{s.Engine}, s.Node.Collector())
 	s.Registry.MustRegister(s.Events.Collectors()...)
 	s.Registry.MustRegister(s.Audit.Collectors()...)
-	s.Registry.MustRegister(exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger), exporter.NewIncidents(s.Manager))
+	// A scrape reads no fleet: the monitor's count turns the per-channel
+	// series off above their limit without listing, and the incidents
+	// are the latest grouping while no channel changed (issue 19:
+	// /metrics at 100,000).
+	chm := exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger)
+	chm.Count = s.Monitor.Len
+	s.incidents = exporter.NewIncidents(s.Manager)
+	s.incidents.Changes = s.Monitor.Changes
+	s.Registry.MustRegister(chm, s.incidents)
 
 	if tokens, err := st.Tokens(ctx); err != nil {
 		return fail(err)
