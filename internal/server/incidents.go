@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -27,6 +28,14 @@ func (s *Server) watchIncidents(ctx context.Context) {
 	tr := &incident.Tracker{Grace: s.Config.IncidentGrace, Hold: s.Config.IncidentHold}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// The last grouping and what it was made from: grouping reads every
+	// channel from the store (a second of CPU at 100,000 channels), so
+	// while no channel changed (Monitor.Changes) and the fleet findings
+	// and agents are the same, the last one is used again — at most
+	// incidentReuse long.
+	var last []incident.Incident
+	var lastKey incidentKey
+	var lastAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -38,16 +47,21 @@ func (s *Server) watchIncidents(ctx context.Context) {
 			// incident events (docs/scale-out.md).
 			continue
 		}
-		gen := s.Monitor.Changes()
-		incs, err := s.Manager.Incidents(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.Config.Logger.Warn("incidents", "err", err)
-			}
-			continue
-		}
 		now := time.Now()
-		s.incidents.Publish(incs, now, gen) // /metrics reports it
+		key := s.incidentKey()
+		incs := last
+		if regroup(lastAt, now, lastKey, key) {
+			var err error
+			incs, err = s.Manager.Incidents(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.Config.Logger.Warn("incidents", "err", err)
+				}
+				continue
+			}
+			last, lastKey, lastAt = incs, key, now
+		}
+		s.incidents.Publish(incs, now, key.gen) // /metrics reports it
 		ch := tr.Update(now, incs)
 		var evs []store.Event
 		for _, inc := range ch.Opened {
@@ -60,6 +74,55 @@ func (s *Server) watchIncidents(ctx context.Context) {
 			s.Events.Enqueue(evs...)
 		}
 	}
+}
+
+// incidentReuse bounds how long watchIncidents uses a grouping again
+// while nothing it knows of changed.
+const incidentReuse = time.Minute
+
+// incidentKey is what a grouping is made from besides the store's
+// machines and enclosures: the monitor's change count, the fleet
+// detectors' findings and floods, the agents' states.
+type incidentKey struct {
+	gen        uint64
+	findings   []events.ActiveFinding
+	flooding   []string
+	floodSince time.Time
+	agents     []incident.Agent // what a grouping reads of them (not heartbeats)
+}
+
+// fleetChanges is Monitor.Changes while this instance watches the whole
+// fleet; beside other instances, whose channels it does not see change,
+// a number that moves at every call (every grouping is then made afresh,
+// as before issue 19).
+func (s *Server) fleetChanges() uint64 {
+	if s.Node != nil && len(s.Node.Members().All) > 1 {
+		return 1<<63 | s.calls.Add(1)
+	}
+	return s.Monitor.Changes()
+}
+
+// regroup says whether watchIncidents groups again: never grouped, the
+// last grouping incidentReuse old, or made from something else.
+func regroup(lastAt, now time.Time, last, cur incidentKey) bool {
+	return lastAt.IsZero() || now.Sub(lastAt) >= incidentReuse || !reflect.DeepEqual(last, cur)
+}
+
+func (s *Server) incidentKey() incidentKey {
+	k := incidentKey{gen: s.fleetChanges()}
+	if s.Events != nil {
+		k.findings, k.flooding, k.floodSince = s.Events.Fleet()
+	}
+	if s.Agents != nil {
+		for _, a := range s.Agents.List() {
+			ia := incident.Agent{Name: a.Name, State: a.State, Reason: a.Reason, Since: a.Since}
+			if a.Link != nil {
+				ia.Link, ia.LinkReason, ia.LinkRemedy = a.Link.State, a.Link.Reason, a.Link.Remedy
+			}
+			k.agents = append(k.agents, ia)
+		}
+	}
+	return k
 }
 
 // IncidentEvent is the event of an incident opening (its own severity) or

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -129,8 +130,9 @@ type Server struct {
 	PeerKey []byte
 
 	// incidents is /metrics' lightsout_incident_open, fed by
-	// watchIncidents' groupings.
+	// watchIncidents' groupings; calls backs fleetChanges.
 	incidents *exporter.Incidents
+	calls     atomic.Uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -293,7 +295,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	chm := exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger)
 	chm.Count = s.Monitor.Len
 	s.incidents = exporter.NewIncidents(s.Manager)
-	s.incidents.Changes = s.Monitor.Changes
+	s.incidents.Changes = s.fleetChanges
 	s.Registry.MustRegister(chm, s.incidents)
 
 	if tokens, err := st.Tokens(ctx); err != nil {
