@@ -53,3 +53,28 @@ func BenchmarkFirstContactCheck(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLightCheck: the monitor's usual check of a healthy BMC it
+// knows (Target.Light: session, Get System GUID, Chassis Status, close).
+func BenchmarkLightCheck(b *testing.B) {
+	bmc := ipmitest.Start(b, ipmitest.Options{})
+	eng, err := ipmi.New(ipmi.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	check := IPMI(eng)
+	tg := Target{Name: "n", Addr: bmc.Addr, User: ipmitest.User, Password: []byte(ipmitest.Password), Expected: guid.GUID(ipmitest.GUID), Timeout: 3 * time.Second}
+	ctx := context.Background()
+	if o := check(ctx, tg); o.State != "Connectable" {
+		b.Fatal(o.Message)
+	}
+	tg.Light = true
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if o := check(ctx, tg); o.State != "Connectable" {
+			b.Fatal(o.Message)
+		}
+	}
+}
