@@ -20,7 +20,7 @@ import (
 
 // The CLI and the server against Redfish services nobody here wrote:
 // OpenStack's sushy-tools (HTTP Basic only) and DMTF's mockup server
-// (sessions; any credentials accepted).
+// (sessions and Basic; any credentials accepted).
 
 const sushyPass = "sushy-cli-pw-1"
 
@@ -52,8 +52,13 @@ func TestCLICheckRedfishPeers(t *testing.T) {
 	out, code, err = check(open, good, open.UUIDs[0])
 	wantExit(t, "default sushy-tools", out, code, err, 0, `"state":"Connectable"`)
 
+	// A one-shot check keeps no session: HTTP Basic first, which the
+	// mockup takes (three requests); a forced session is opened and
+	// deleted.
 	out, code, err = check(mock, good, mock.UUIDs[0])
-	wantExit(t, "mockup", out, code, err, 0, `"state":"Connectable"`, `"auth":"session"`, `"logged_out":true`)
+	wantExit(t, "mockup", out, code, err, 0, `"state":"Connectable"`, `"auth":"basic"`, "keeps no session")
+	out, code, err = check(mock, good, mock.UUIDs[0], "--redfish-auth", "session")
+	wantExit(t, "mockup session", out, code, err, 0, `"state":"Connectable"`, `"auth":"session"`, `"logged_out":true`)
 	out, code, err = check(mock, good, otherUUIDForTest)
 	wantExit(t, "mockup wrong UUID", out, code, err, 1, `"state":"Invalid"`)
 
