@@ -213,10 +213,17 @@ func NewRedfishProber(tr http.RoundTripper, pins CertPins) *RedfishProber {
 	return &RedfishProber{tr: redfish.HoldOnCancel(tr), pins: pins, bmcs: map[string]*rfMemory{}}
 }
 
-// Redfish returns a Prober that checks a BMC over Redfish and logs out
-// after each check (see RedfishProber for one that keeps sessions).
+// Redfish returns a Prober for one-shot checks (lightsout check): each
+// BMC is checked once, keeping no session (HTTP Basic first, else a
+// session logged out after the check; see RedfishProber for one that
+// keeps sessions). Its requests are not held past a cancellation
+// (redfish.HoldOnCancel): nothing else in the process sends to the BMC
+// after its one check, and each request ends at its own deadline anyway.
 func Redfish(tr http.RoundTripper, pins CertPins) Prober {
-	return NewRedfishProber(tr, pins).Check
+	if tr == nil {
+		tr = http.DefaultTransport
+	}
+	return (&RedfishProber{tr: tr, pins: pins, bmcs: map[string]*rfMemory{}}).Check
 }
 
 // Sessions is how many sessions the prober keeps open.
