@@ -996,6 +996,7 @@ func (b *bench) skipTarget(format string, args ...any) {
 }
 
 func (b *bench) sizeTargets(sr *sizeResult) {
+	b.redfishTarget(sr)
 	ls, ref := sr.get("lightsout"), sr.get("ipmipower")
 	switch {
 	case ls == nil:
@@ -1020,6 +1021,29 @@ func (b *bench) sizeTargets(sr *sizeResult) {
 	}
 	if ref.out.OK < ref.n && !adj {
 		b.targets = append(b.targets, fmt.Sprintf("NOTE  ipmipower -D LAN_2_0 had %d/%d hosts ok at %d BMCs: its hosts/s counts only those", ref.out.OK, ref.n, sr.n))
+	}
+}
+
+// redfishTarget: the Redfish row's CPU per host ≤ 2× lightsout's own
+// IPMI check's in the same run (issue 14), with the ratios round by round.
+func (b *bench) redfishTarget(sr *sizeResult) {
+	rf, ls := sr.get("lightsout-redfish"), sr.get("lightsout")
+	if rf == nil || ls == nil || rf.out.OK == 0 || ls.out.OK == 0 {
+		return
+	}
+	cr := rf.cpuPerHostUS() / ls.cpuPerHostUS()
+	b.target(cr <= 2 && rf.out.OK == sr.n, "lightsout check over Redfish: CPU/host ≤ 2× its IPMI check at %d BMCs: %.0f vs %.0f µs = %.2f× (%d/%d Connectable)",
+		sr.n, rf.cpuPerHostUS(), ls.cpuPerHostUS(), cr, rf.out.OK, sr.n)
+	n := min(len(rf.rounds), len(ls.rounds))
+	var rs []string
+	for i := 0; i < n; i++ {
+		r, l := rf.as(rf.rounds[i]), ls.as(ls.rounds[i])
+		if l.cpuPerHostUS() > 0 {
+			rs = append(rs, fmtRatio(r.cpuPerHostUS()/l.cpuPerHostUS()))
+		}
+	}
+	if len(rs) >= 2 {
+		b.targets = append(b.targets, fmt.Sprintf("NOTE  at %d BMCs, Redfish ÷ IPMI CPU/host round by round: %s", sr.n, strings.Join(rs, ", ")))
 	}
 }
 
