@@ -46,6 +46,7 @@ type config struct {
 	faultTimeout time.Duration
 	strict       bool
 	parallel     int
+	rfTimeout    time.Duration // lightsout check --timeout for the Redfish row (0: check's default)
 	fanout       int
 	procTimeout  time.Duration
 	readyTimeout time.Duration
@@ -68,6 +69,7 @@ func main() {
 	flag.BoolVar(&c.quirkRun, "quirk-run", true, "at the largest size, run a fleet where every third BMC carries a vendor quirk (no_ping, suite3_only, opensess_0x01; docs/interop.md)")
 	flag.BoolVar(&c.strict, "strict", false, "exit 1 when a target is missed")
 	flag.IntVar(&c.parallel, "parallel", 10000, "lightsout check --parallel")
+	flag.DurationVar(&c.rfTimeout, "redfish-timeout", 0, "lightsout check --timeout for the Redfish row and its warm-up (0: check's default); on a loaded machine the simulator, one process serving every BMC's TLS handshakes, may not serve 1,000 of them within the default")
 	flag.BoolVar(&pin.On, "pin", runtime.NumCPU() >= 2, "pin the simulator to CPU 0 and every client to CPU 1 (taskset), so clients are measured on one core each and the simulator does not compete with them; --pin=false measures client and simulator sharing all CPUs")
 	flag.IntVar(&c.fanout, "fanout", 1024, "bmc-info -F (FreeIPMI's maximum is 1024)")
 	flag.DurationVar(&c.procTimeout, "proc-timeout", 10*time.Minute, "kill a client still running after this long")
@@ -516,12 +518,12 @@ func (b *bench) clients() []client {
 			env:   func(*fleet) []string { return childEnv(nil) },
 			parse: parseLightsout,
 			show: func(f *fleet) string {
-				return fmt.Sprintf("lightsout check --inventory DIR/fleet-redfish.yaml -o json --parallel %d", b.cfg.parallel)
+				return strings.ReplaceAll("lightsout "+strings.Join(b.redfishArgv(f)[1:], " "), f.Dir, "DIR")
 			},
 			noSim: true,
 		}
 		rf.argvs = func(f *fleet) ([][]string, string) {
-			return [][]string{{b.lsBin, "check", "--inventory", f.RedfishInventory, "-o", "json", "--parallel", strconv.Itoa(b.cfg.parallel)}}, ""
+			return [][]string{b.redfishArgv(f)}, ""
 		}
 		cs = append(cs, rf)
 	}
@@ -846,7 +848,7 @@ func (b *bench) measureSize(n int) (*sizeResult, error) {
 		progress.Logf("  warm-up: %d/%d Connectable in %.2fs", parseLightsout(res, f).OK, n, res.Wall.Seconds())
 		if f.RedfishInventory != "" {
 			progress.Logf("warm-up: untimed lightsout check over Redfish, %d BMCs", n)
-			res := runProcs([][]string{{b.lsBin, "check", "--inventory", f.RedfishInventory, "-o", "json", "--parallel", strconv.Itoa(b.cfg.parallel)}},
+			res := runProcs([][]string{b.redfishArgv(f)},
 				childEnv(nil), filepath.Join(f.Dir, "warmup-redfish"), b.cfg.procTimeout)
 			progress.Logf("  warm-up (Redfish): %d/%d Connectable in %.2fs", parseLightsout(res, f).OK, n, res.Wall.Seconds())
 		}
@@ -996,6 +998,7 @@ func (b *bench) skipTarget(format string, args ...any) {
 }
 
 func (b *bench) sizeTargets(sr *sizeResult) {
+	b.redfishTarget(sr)
 	ls, ref := sr.get("lightsout"), sr.get("ipmipower")
 	switch {
 	case ls == nil:
@@ -1020,6 +1023,38 @@ func (b *bench) sizeTargets(sr *sizeResult) {
 	}
 	if ref.out.OK < ref.n && !adj {
 		b.targets = append(b.targets, fmt.Sprintf("NOTE  ipmipower -D LAN_2_0 had %d/%d hosts ok at %d BMCs: its hosts/s counts only those", ref.out.OK, ref.n, sr.n))
+	}
+}
+
+// redfishArgv is the Redfish row's command line.
+func (b *bench) redfishArgv(f *fleet) []string {
+	argv := []string{b.lsBin, "check", "--inventory", f.RedfishInventory, "-o", "json", "--parallel", strconv.Itoa(b.cfg.parallel)}
+	if b.cfg.rfTimeout > 0 {
+		argv = append(argv, "--timeout", b.cfg.rfTimeout.String())
+	}
+	return argv
+}
+
+// redfishTarget: the Redfish row's CPU per host ≤ 2× lightsout's own
+// IPMI check's in the same run (issue 14), with the ratios round by round.
+func (b *bench) redfishTarget(sr *sizeResult) {
+	rf, ls := sr.get("lightsout-redfish"), sr.get("lightsout")
+	if rf == nil || ls == nil || rf.out.OK == 0 || ls.out.OK == 0 {
+		return
+	}
+	cr := rf.cpuPerHostUS() / ls.cpuPerHostUS()
+	b.target(cr <= 2 && rf.out.OK == sr.n, "lightsout check over Redfish: CPU/host ≤ 2× its IPMI check at %d BMCs: %.0f vs %.0f µs = %.2f× (%d/%d Connectable)",
+		sr.n, rf.cpuPerHostUS(), ls.cpuPerHostUS(), cr, rf.out.OK, sr.n)
+	n := min(len(rf.rounds), len(ls.rounds))
+	var rs []string
+	for i := 0; i < n; i++ {
+		r, l := rf.as(rf.rounds[i]), ls.as(ls.rounds[i])
+		if l.cpuPerHostUS() > 0 {
+			rs = append(rs, fmtRatio(r.cpuPerHostUS()/l.cpuPerHostUS()))
+		}
+	}
+	if len(rs) >= 2 {
+		b.targets = append(b.targets, fmt.Sprintf("NOTE  at %d BMCs, Redfish ÷ IPMI CPU/host round by round: %s", sr.n, strings.Join(rs, ", ")))
 	}
 }
 

@@ -70,10 +70,11 @@ Status, Close Session — and classifies it:
 
 Machines with protocol redfish (or --host with --protocol redfish) are checked
 over HTTPS instead: service root (certificate, and whether it offers sessions),
-a session login or HTTP Basic as the service offers (redfish_auth in the
-inventory, --redfish-auth with --host, forces one), Systems and the first
-System (UUID, PowerState), logout (docs/redfish.md). Certificates are pinned
-for the run only.
+then Systems and the first System (UUID, PowerState) with HTTP Basic — a
+one-shot check keeps no session, so it opens none where the service takes
+Basic — or, when Basic is refused without a Basic challenge, a session login,
+logged out at the end (redfish_auth in the inventory, --redfish-auth with
+--host, forces one; docs/redfish.md). Certificates are pinned for the run only.
 
 The cipher suite is negotiated from an allow-list (--cipher-suites, or
 cipher_suites in the inventory; default 17, then 3; suite 0 never): the

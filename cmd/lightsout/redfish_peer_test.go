@@ -20,7 +20,7 @@ import (
 
 // The CLI and the server against Redfish services nobody here wrote:
 // OpenStack's sushy-tools (HTTP Basic only) and DMTF's mockup server
-// (sessions; any credentials accepted).
+// (sessions and Basic; any credentials accepted).
 
 const sushyPass = "sushy-cli-pw-1"
 
@@ -52,8 +52,13 @@ func TestCLICheckRedfishPeers(t *testing.T) {
 	out, code, err = check(open, good, open.UUIDs[0])
 	wantExit(t, "default sushy-tools", out, code, err, 0, `"state":"Connectable"`)
 
+	// A one-shot check keeps no session: HTTP Basic first, which the
+	// mockup takes (three requests); a forced session is opened and
+	// deleted.
 	out, code, err = check(mock, good, mock.UUIDs[0])
-	wantExit(t, "mockup", out, code, err, 0, `"state":"Connectable"`, `"auth":"session"`, `"logged_out":true`)
+	wantExit(t, "mockup", out, code, err, 0, `"state":"Connectable"`, `"auth":"basic"`, "keeps no session")
+	out, code, err = check(mock, good, mock.UUIDs[0], "--redfish-auth", "session")
+	wantExit(t, "mockup session", out, code, err, 0, `"state":"Connectable"`, `"auth":"session"`, `"logged_out":true`)
 	out, code, err = check(mock, good, otherUUIDForTest)
 	wantExit(t, "mockup wrong UUID", out, code, err, 1, `"state":"Invalid"`)
 
@@ -160,6 +165,19 @@ func TestServerRedfishPeer(t *testing.T) {
 	out, code, err = as(t, e, store.RoleViewer, "power", "status", "sushy-1", "-o", "json")
 	wantExit(t, "power status json", out, code, err, 0, `"on"`)
 
+	// identify status reads the lamp back from sushy-tools' IndicatorLED
+	// (Lit when it starts); identify off turns it Off in sushy-tools
+	// itself, and status follows.
+	out, code, err = as(t, e, store.RoleViewer, "power", "identify", "status", "sushy-1", "-o", "json")
+	wantExit(t, "identify status (Lit)", out, code, err, 0, `"action":"identify-status"`, `"detail":"identify on"`)
+	out, code, err = as(t, e, store.RoleOperator, "power", "identify", "off", "sushy-1")
+	wantExit(t, "identify off", out, code, err, 0, "1 ok")
+	if led := peerSystemField(t, sushy, "admin", sushyPass, "IndicatorLED"); led != "Off" {
+		t.Fatalf("after identify off sushy-tools reads IndicatorLED %q", led)
+	}
+	out, code, err = as(t, e, store.RoleViewer, "power", "identify", "status", "sushy-1")
+	wantExit(t, "identify status (Off)", out, code, err, 0, "identify off", "1 ok")
+
 	// A new certificate: refused, no credentials sent, until accepted.
 	sushy.Restart()
 	cr := waitCheck("replaced certificate", state.Invalid, state.ReasonCertChanged)
@@ -189,17 +207,81 @@ func waitSushyPower(t *testing.T, p *peertest.RedfishPeer, want string) {
 // sushyPower reads the first system's PowerState from sushy-tools itself.
 func sushyPower(t *testing.T, p *peertest.RedfishPeer) string {
 	t.Helper()
+	return peerSystemField(t, p, "admin", sushyPass, "PowerState")
+}
+
+// TestServerRedfishIdentifyMockup: `lightsout power identify` through the
+// server against DMTF's mockup server (public-rackmount1, IndicatorLED
+// Off): status reads it, on PATCHes it Lit in the mockup itself, status
+// follows, off again.
+func TestServerRedfishIdentifyMockup(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("LIGHTSOUT_SERVER", "")
+	t.Setenv("LIGHTSOUT_TOKEN", "")
+	t.Setenv("LIGHTSOUT_PASSWORD", "")
+	mock := peertest.StartMockup(t)
+	e := apitest.Start(t, apitest.Options{})
+	pw := writeFile(t, "pw", "any-password\n")
+	inv := writeFile(t, "fleet.yaml", fmt.Sprintf(`machines:
+  - name: mock-1
+    address: 127.0.0.1
+    port: %d
+    protocol: redfish
+    user: admin
+    password_file: %s
+    guid: %s
+`, mock.Addr.Port(), pw, mock.UUIDs[0]))
+	out, code, err := as(t, e, store.RoleAdmin, "import", inv)
+	wantExit(t, "import", out, code, err, 0)
+	adm := e.Client(t, store.RoleAdmin)
+	var last []manager.CheckResult
+	if !poll.Wait(20*time.Second, func() bool {
+		res, err := adm.Check(context.Background(), []string{"mock-1"}, "")
+		last = res
+		return err == nil && len(res) == 1 && res[0].State.State == state.Connectable
+	}) {
+		t.Fatalf("mockup not Connectable: %+v", last)
+	}
+	led := func() string { return peerSystemField(t, mock, "admin", "any-password", "IndicatorLED") }
+	if l := led(); l != "Off" {
+		t.Fatalf("the mockup starts with IndicatorLED %q, want Off", l)
+	}
+	out, code, err = as(t, e, store.RoleViewer, "power", "identify", "status", "mock-1")
+	wantExit(t, "identify status (Off)", out, code, err, 0, "identify off", "1 ok")
+	out, code, err = as(t, e, store.RoleOperator, "power", "identify", "on", "mock-1")
+	wantExit(t, "identify on", out, code, err, 0, "1 ok")
+	if l := led(); l != "Lit" {
+		t.Fatalf("after identify on the mockup reads IndicatorLED %q", l)
+	}
+	out, code, err = as(t, e, store.RoleViewer, "power", "identify", "status", "mock-1", "-o", "json")
+	wantExit(t, "identify status (Lit)", out, code, err, 0, `"action":"identify-status"`, `"detail":"identify on"`)
+	out, code, err = as(t, e, store.RoleOperator, "power", "identify", "off", "mock-1")
+	wantExit(t, "identify off", out, code, err, 0, "1 ok")
+	out, code, err = as(t, e, store.RoleViewer, "power", "identify", "status", "mock-1")
+	wantExit(t, "identify status (Off again)", out, code, err, 0, "identify off")
+	// A viewer may read the lamp but not turn it on.
+	out, code, err = as(t, e, store.RoleViewer, "power", "identify", "on", "mock-1")
+	if code == 0 {
+		t.Fatalf("a viewer turned the identify lamp on: %s %v", out, err)
+	}
+}
+
+// peerSystemField reads one property of the peer's first system from the
+// peer itself (HTTP Basic), not through lightsout.
+func peerSystemField(t *testing.T, p *peertest.RedfishPeer, user, pw, field string) string {
+	t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a throwaway test peer
 	req, _ := http.NewRequest(http.MethodGet, p.URL+p.Systems[0], nil)
-	req.SetBasicAuth("admin", sushyPass)
+	req.SetBasicAuth(user, pw)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var s struct{ PowerState string }
+	var s map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
 		t.Fatal(err)
 	}
-	return s.PowerState
+	v, _ := s[field].(string)
+	return v
 }

@@ -213,10 +213,17 @@ func NewRedfishProber(tr http.RoundTripper, pins CertPins) *RedfishProber {
 	return &RedfishProber{tr: redfish.HoldOnCancel(tr), pins: pins, bmcs: map[string]*rfMemory{}}
 }
 
-// Redfish returns a Prober that checks a BMC over Redfish and logs out
-// after each check (see RedfishProber for one that keeps sessions).
+// Redfish returns a Prober for one-shot checks (lightsout check): each
+// BMC is checked once, keeping no session (HTTP Basic first, else a
+// session logged out after the check; see RedfishProber for one that
+// keeps sessions). Its requests are not held past a cancellation
+// (redfish.HoldOnCancel): nothing else in the process sends to the BMC
+// after its one check, and each request ends at its own deadline anyway.
 func Redfish(tr http.RoundTripper, pins CertPins) Prober {
-	return NewRedfishProber(tr, pins).Check
+	if tr == nil {
+		tr = http.DefaultTransport
+	}
+	return (&RedfishProber{tr: tr, pins: pins, bmcs: map[string]*rfMemory{}}).Check
 }
 
 // Sessions is how many sessions the prober keeps open.
@@ -430,11 +437,22 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 			return rfFail(o, t, "service_root", err)
 		}
 	}
+	// A check that keeps no session (lightsout check, a diagnosis) tries
+	// HTTP Basic first on an auto account: a session would be opened only
+	// to be deleted three requests later — two requests more for the BMC,
+	// a session slot taken meanwhile (and left behind by a check killed
+	// in between). A 401 that offers no Basic challenge (DSP0266: a
+	// service taking Basic sends WWW-Authenticate) falls back to a
+	// session login below (basicFirst).
+	basicFirst := false
 	switch {
 	case rootAuth && want == redfish.AuthSession:
 		// Logged in above.
 	case use == redfish.AuthBasic:
 		c.UseBasic()
+	case want == redfish.AuthAuto && !p.KeepSessions && mem.learned == "" && root.SessionsPath() != "":
+		c.UseBasic()
+		use, why, basicFirst = redfish.AuthBasic, "a check that keeps no session: HTTP Basic before a session login (DSP0266 services take both)", true
 	case use == redfish.AuthSession && mem.sess != nil:
 		c.UseSession(*mem.sess)
 		ev.SessionReused = true
@@ -484,6 +502,25 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	// refuses (expired, or the BMC restarted) is replaced once.
 	get := func(path, resource string, v any) error {
 		err := c.Get(ctx, path, resource, v)
+		var he *redfish.HTTPError
+		if basicFirst && errors.As(err, &he) && he.Status == http.StatusUnauthorized && !he.BasicChallenged() && root.SessionsPath() != "" {
+			// Basic refused without a Basic challenge: the service does
+			// not take Basic; log in with a session instead.
+			basicFirst = false
+			if lerr := c.Login(ctx, root.SessionsPath()); lerr != nil {
+				if errors.Is(lerr, redfish.ErrNoSessionService) {
+					return err // neither: Basic's refusal is the answer
+				}
+				loginFailed = true
+				return lerr
+			}
+			use, why = redfish.AuthSession, fmt.Sprintf("HTTP Basic answered %d without a Basic challenge: session login", he.Status)
+			ev.Auth, ev.AuthWhy = string(use), why
+			if want == redfish.AuthAuto {
+				mem.learned = use
+			}
+			err = c.Get(ctx, path, resource, v)
+		}
 		if ev.SessionReused && statusOf(err) == http.StatusUnauthorized {
 			ev.SessionExpired, ev.SessionReused = true, false
 			if err := c.Login(ctx, root.SessionsPath()); err != nil {

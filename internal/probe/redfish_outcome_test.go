@@ -20,8 +20,11 @@ const testUUID = "6c2d3a1e-8f0b-4b8e-9a65-3f1d2c4b5a69"
 // each field, when set, replaces one resource's answer.
 type fakeService struct {
 	root, systems, system, login http.HandlerFunc
-	logins, logouts, basic       atomic.Int32
-	token                        atomic.Value // string
+	// noBasic: HTTP Basic is refused (401 without a Basic challenge), as
+	// by a service that takes sessions only.
+	noBasic                bool
+	logins, logouts, basic atomic.Int32
+	token                  atomic.Value // string
 }
 
 func (f *fakeService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +44,7 @@ func (f *fakeService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if tok, _ := f.token.Load().(string); tok != "" && r.Header.Get("X-Auth-Token") == tok {
 			return true
 		}
-		if u, p, ok := r.BasicAuth(); ok && u == "admin" && p == "pw" {
+		if u, p, ok := r.BasicAuth(); ok && !f.noBasic && u == "admin" && p == "pw" {
 			f.basic.Add(1)
 			return true
 		}
@@ -127,17 +130,17 @@ func TestRedfishOutcomes(t *testing.T) {
 		r    state.Reason
 		msg  []string
 	}{
-		{"ok session", &fakeService{}, state.Connectable, state.ReasonOK, []string{"Redfish session"}},
+		{"ok session", &fakeService{noBasic: true}, state.Connectable, state.ReasonOK, []string{"Redfish session"}},
 		{"root malformed JSON", &fakeService{root: body(200, `{"Systems": `)}, state.NotResponding, state.ReasonProtocol, []string{"ServiceRoot", "malformed JSON"}},
 		{"root HTML", &fakeService{root: body(200, `<html>login</html>`)}, state.NotResponding, state.ReasonProtocol, []string{"ServiceRoot"}},
 		{"root 500", &fakeService{root: body(500, `{"error":{"code":"Base.1.8.InternalError","message":"kaput"}}`)}, state.NotResponding, state.ReasonProtocol, []string{"HTTP 500", "GET /redfish/v1/", "kaput"}},
 		{"root 503", &fakeService{root: body(503, ``, "Retry-After", "10")}, state.Connectable, state.ReasonBusy, []string{"Retry-After 10"}},
 		{"root 429 retry-after", &fakeService{root: body(429, ``, "Retry-After", "3")}, state.Connectable, state.ReasonBusy, []string{"HTTP 429"}},
 		{"root stalls", &fakeService{root: hang}, state.NotResponding, state.ReasonStalled, []string{"answered, then sent nothing"}},
-		{"login locked", &fakeService{login: body(401, `{"error":{"code":"Base.1.8.GeneralError","message":"Login failed","@Message.ExtendedInfo":[{"MessageId":"Contoso.1.0.AccountLocked","Message":"The account is locked out."}]}}`)},
+		{"login locked", &fakeService{noBasic: true, login: body(401, `{"error":{"code":"Base.1.8.GeneralError","message":"Login failed","@Message.ExtendedInfo":[{"MessageId":"Contoso.1.0.AccountLocked","Message":"The account is locked out."}]}}`)},
 			state.NotAuthenticated, state.ReasonLocked, []string{"locked", "The account is locked out."}},
-		{"login 403 bare", &fakeService{login: body(403, ``)}, state.NotAuthenticated, state.ReasonAuthRejected, []string{"HTTP 403"}},
-		{"login no token", &fakeService{login: body(201, `{}`)}, state.NotResponding, state.ReasonProtocol, []string{"X-Auth-Token"}},
+		{"login 403 bare", &fakeService{noBasic: true, login: body(403, ``)}, state.NotAuthenticated, state.ReasonAuthRejected, []string{"HTTP 403"}},
+		{"login no token", &fakeService{noBasic: true, login: body(201, `{}`)}, state.NotResponding, state.ReasonProtocol, []string{"X-Auth-Token"}},
 		{"login 405: basic", &fakeService{login: body(405, ``, "Allow", "GET")}, state.Connectable, state.ReasonOK, []string{"HTTP Basic"}},
 		{"login 501: basic", &fakeService{login: body(501, ``)}, state.Connectable, state.ReasonOK, []string{"HTTP Basic"}},
 		{"systems 404", &fakeService{systems: body(404, `{"error":{"code":"Base.1.8.ResourceMissingAtURI","message":"gone"}}`)}, state.NotResponding, state.ReasonProtocol, []string{"HTTP 404", "/redfish/v1/Systems", "gone"}},
@@ -214,6 +217,7 @@ func TestRedfishSessionKept(t *testing.T) {
 	g := &fakeService{login: body(405, ``, "Allow", "GET")}
 	_, addr = startFake(t, g)
 	pr = NewRedfishProber(tr, nil)
+	pr.KeepSessions = true
 	o = pr.Check(ctx, fakeTarget(addr))
 	wantObs(t, o, state.Connectable, state.ReasonOK)
 	if o.Evidence.Redfish.AuthWhy != "session creation answered HTTP 405" {

@@ -65,12 +65,29 @@ func TestRedfishSim(t *testing.T) {
 		o := check(ctx, rfTarget(b, rfPass))
 		want(t, o, state.Connectable, state.ReasonOK)
 		ev := o.Evidence.Redfish
-		if ev.CertSHA256 == "" || ev.TLSVersion == "" || ev.UUID == "" || ev.PowerState == "" || !ev.LoggedOut {
+		if ev.CertSHA256 == "" || ev.TLSVersion == "" || ev.UUID == "" || ev.PowerState == "" {
 			t.Fatalf("evidence incomplete: %+v", ev)
 		}
 		// One P-256 key share, not Go's default X25519 (NewRedfishTransport).
 		if ev.TLSGroup != "CurveP256" {
 			t.Fatalf("key exchange %q, want CurveP256", ev.TLSGroup)
+		}
+		// A check that keeps no session uses HTTP Basic on an auto
+		// account although sessions are offered: three requests, no
+		// session opened.
+		if ev.Auth != "basic" || !strings.Contains(ev.AuthWhy, "keeps no session") || len(ev.Statuses) != 3 || ev.LoggedOut {
+			t.Fatalf("auto account, no kept session: evidence %+v", ev)
+		}
+		if c := b.RedfishCounters(); c.SessionsOpened != 0 || c.Requests != 3 {
+			t.Fatalf("Basic check: counters %+v, want 3 requests and no session", c)
+		}
+		// A forced session is opened and logged out.
+		tg := rfTarget(b, rfPass)
+		tg.RedfishAuth = redfish.AuthSession
+		o = check(ctx, tg)
+		want(t, o, state.Connectable, state.ReasonOK)
+		if ev := o.Evidence.Redfish; ev.Auth != "session" || !ev.LoggedOut || len(ev.Statuses) != 5 {
+			t.Fatalf("forced session: evidence %+v", ev)
 		}
 		c := b.RedfishCounters()
 		if c.SessionsOpened != 1 || c.SessionsClosed != 1 || c.SessionsOpen != 0 {
@@ -87,6 +104,12 @@ func TestRedfishSim(t *testing.T) {
 	t.Run("wrong_password", func(t *testing.T) {
 		o := check(ctx, rfTarget(bmcs[1], "not-the-password"))
 		want(t, o, state.NotAuthenticated, state.ReasonAuthRejected)
+		// Basic's 401 carries a Basic challenge: the password was refused,
+		// and no session login is tried with it as well (one failed
+		// attempt per check, as with a session login).
+		if ev := o.Evidence.Redfish; ev.Auth != "basic" || len(ev.Statuses) != 2 || ev.HTTPStatus != 401 {
+			t.Fatalf("evidence %+v", ev)
+		}
 		if err := f.SetFaults(bmcs[1].Name(), sim.Faults{UserRemoved: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -123,8 +146,8 @@ func TestRedfishSim(t *testing.T) {
 		if !strings.Contains(o.Message, "certificate changed") || o.Evidence.Redfish.PinnedSHA256 == "" {
 			t.Fatalf("message %q evidence %+v", o.Message, o.Evidence.Redfish)
 		}
-		if b.RedfishCounters().SessionsOpened != before {
-			t.Fatal("credentials were sent to a BMC with a changed certificate")
+		if b.RedfishCounters().SessionsOpened != before || len(o.Evidence.Redfish.Statuses) != 1 {
+			t.Fatalf("credentials were sent to a BMC with a changed certificate: %v", o.Evidence.Redfish.Statuses)
 		}
 	})
 	t.Run("busy_503", func(t *testing.T) {
@@ -155,7 +178,9 @@ func TestRedfishSim(t *testing.T) {
 		f.SetFaults(b.Name(), sim.Faults{RedfishNoBasic: true})
 		o := check(ctx, rfTarget(b, rfPass))
 		want(t, o, state.Connectable, state.ReasonOK)
-		if o.Evidence.Redfish.Auth != "session" {
+		// Basic first, refused without a Basic challenge: a session.
+		if ev := o.Evidence.Redfish; ev.Auth != "session" || !strings.Contains(ev.AuthWhy, "without a Basic challenge") || !ev.LoggedOut ||
+			strings.Join(ev.Statuses, ",") != "GET /redfish/v1/ 200,GET /redfish/v1/Systems 401,POST /redfish/v1/SessionService/Sessions 201,GET /redfish/v1/Systems 200,GET /redfish/v1/Systems/1 200,DELETE "+strings.TrimPrefix(ev.Statuses[len(ev.Statuses)-1], "DELETE ") {
 			t.Fatalf("evidence %+v", o.Evidence.Redfish)
 		}
 		tg := rfTarget(b, rfPass)

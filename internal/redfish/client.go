@@ -189,7 +189,8 @@ func (c *Client) do(ctx context.Context, method, path string, body any, hdr map[
 	r := &Response{Status: resp.StatusCode, Header: resp.Header, TLS: resp.TLS, Body: b}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		he := &HTTPError{Method: method, URL: req.URL.Path, Status: resp.StatusCode,
-			RetryAfter: resp.Header.Get("Retry-After"), Allow: resp.Header.Get("Allow")}
+			RetryAfter: resp.Header.Get("Retry-After"), Allow: resp.Header.Get("Allow"),
+			Challenge: strings.Join(resp.Header.Values("WWW-Authenticate"), ", ")}
 		he.parse(b)
 		return r, he
 	}

@@ -23,6 +23,24 @@ type HTTPError struct {
 	RetryAfter string
 	// Allow is the Allow header (405 answers).
 	Allow string
+	// Challenge is the WWW-Authenticate header (401 answers): DSP0266
+	// wants it from a service that takes HTTP Basic.
+	Challenge string
+}
+
+// BasicChallenged: a 401 whose WWW-Authenticate offers HTTP Basic — the
+// service takes Basic and refused these credentials (a 401 without it is
+// a service that does not take Basic, or not here).
+func (e *HTTPError) BasicChallenged() bool {
+	if e.Status != 401 {
+		return false
+	}
+	for _, part := range strings.Split(e.Challenge, ",") {
+		if f := strings.Fields(part); len(f) > 0 && strings.EqualFold(f[0], "basic") {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *HTTPError) Error() string {
