@@ -139,7 +139,8 @@ const (
 	// only).
 	ActCipherSuite ActionKind = "set_cipher_suite"
 	// ActCloseSessions: sessions this host left open on the BMC, under the
-	// account's own user, are closed.
+	// account's own user, are closed (IPMI: Close Session by handle;
+	// Redfish: DELETE of the session's URI).
 	ActCloseSessions ActionKind = "close_stale_sessions"
 	// ActRecheck: the channel is checked once more, because its
 	// credentials were edited after the refusal the monitor still holds.
@@ -164,6 +165,9 @@ type Action struct {
 	OtherAccountID int64 `json:"other_account_id,omitempty"`
 	Suite          int   `json:"suite,omitempty"`
 	Handles        []int `json:"handles,omitempty"` // session handles
+	// Sessions are Redfish session URIs (a Redfish channel's
+	// close_stale_sessions: each is DELETEd).
+	Sessions []string `json:"sessions,omitempty"`
 	// At and OtherAt, for a swap, are the two endpoints whose BMCs'
 	// GUIDs the diagnosis just verified (the one at At answers as the
 	// other account's machine, the one at OtherAt as this one's): the swap
@@ -510,8 +514,10 @@ type SessionsFacts struct {
 // HeldSession is one entry of a BMC's session table.
 type HeldSession struct {
 	Handle byte `json:"handle"`
-	// ID is a Redfish session's Id (IPMI sessions have a Handle).
+	// ID is a Redfish session's Id (IPMI sessions have a Handle), URI
+	// its address (what is DELETEd to close it).
 	ID        string `json:"id,omitempty"`
+	URI       string `json:"uri,omitempty"`
 	User      string `json:"user,omitempty"` // name, or "user N"
 	UserID    byte   `json:"user_id"`
 	Privilege string `json:"privilege,omitempty"`

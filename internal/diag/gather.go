@@ -77,6 +77,10 @@ type Executor struct {
 	// session (the manager sets probe.RedfishProber.Census; nil: a Redfish
 	// channel's session table is not read).
 	RedfishCensus func(ctx context.Context, t probe.Target) ([]redfish.SessionEntry, int, string, error)
+	// RedfishClose deletes a Redfish BMC's sessions by URI — only those
+	// its census, read again, lists from this host under the account's
+	// user (probe.RedfishProber.CloseSessions; nil: not available).
+	RedfishClose func(ctx context.Context, t probe.Target, uris []string) (int, error)
 	// Rates and Fleet, when set, replace the executor's own measurements.
 	Rates RateSource
 	Fleet FleetSource
@@ -1179,7 +1183,7 @@ func (x *Executor) redfishSessions(ctx context.Context, m store.Machine, a store
 	}
 	sf.Got, sf.Active = true, total
 	for _, e := range es {
-		h := HeldSession{ID: e.ID, User: e.User, Console: e.Client, Ours: e.Ours,
+		h := HeldSession{ID: e.ID, URI: e.URI, User: e.User, Console: e.Client, Ours: e.Ours,
 			SameHost: self != "" && e.Client == self, SameUser: e.User == a.User}
 		if h.ID == "" {
 			h.ID = e.URI
@@ -1227,6 +1231,24 @@ func (x *Executor) CloseSessions(ctx context.Context, m store.Machine, a store.A
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// CloseRedfishSessions deletes the Redfish sessions at uris on a's BMC
+// (autocorrect's close_stale_sessions on a Redfish channel): the census is
+// read again first, and only sessions it lists from this host's address
+// under a's user are deleted — never another console's. It returns how
+// many it deleted.
+func (x *Executor) CloseRedfishSessions(ctx context.Context, m store.Machine, a store.Account, uris []string) (int, error) {
+	if x.RedfishClose == nil {
+		return 0, errors.New("closing Redfish sessions is not available here")
+	}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		return 0, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, (4+time.Duration(len(uris)))*x.timeout())
+	defer cancel()
+	return x.RedfishClose(cctx, t, uris)
 }
 
 // sampleRequests is how many pre-login requests measure a BMC's loss rate.

@@ -1021,21 +1021,7 @@ func busy(f Facts) Result {
 		ev = append(ev, fmt.Sprintf("the monitor saw the BMC without a free session slot (declared %s)", when(f.History.CheckedAt)))
 	}
 	if f.Account.Redfish() {
-		// Redfish has no session table to read before a login succeeds:
-		// the 503 is all there is.
-		if !has(f.Conditions, state.Busy) {
-			return done(&Diagnosis{Cause: CauseBusyCleared, Confidence: Medium,
-				Summary:  "the Redfish service answered HTTP 503 (busy) before, but accepts a session again now",
-				Evidence: append(ev, nonEmpty(f.Message, "a session opened")),
-				Remedy:   "nothing to do now; if it recurs, look for other Redfish clients that open sessions and never delete them",
-			})
-		}
-		return done(&Diagnosis{Cause: CauseSessionTableFull, Confidence: Medium,
-			Summary:  "the Redfish service answers HTTP 503: it is busy or every session is held",
-			Evidence: []string{nonEmpty(f.Message, "HTTP 503")},
-			RuledOut: []string{"an authentication problem: the service refused before checking any password"},
-			Remedy:   "Redfish sessions are freed when their clients delete them or after the service's session timeout: look for clients that log in and never log out (scripts, monitoring agents, other managers), list the sessions in the BMC's web console (SessionService), or reset the BMC",
-		})
+		return redfishBusy(f)
 	}
 	if f.Sessions == nil {
 		return need(NeedSessions)
@@ -1087,6 +1073,99 @@ func busy(f Facts) Result {
 		Summary:  "the BMC had no free session slot, but slots are free again now",
 		Evidence: ev,
 		Remedy:   "nothing to do now; if it recurs, diagnose again while it is busy to see who holds the slots",
+	})
+}
+
+// redfishBusy: the Redfish service answered HTTP 503. Its
+// SessionService's sessions (read with HTTP Basic when no session can be
+// opened) say who holds them: sessions this host left open under the
+// account's user are closed by autocorrect (DELETE of their URIs), other
+// clients are named by address and user.
+func redfishBusy(f Facts) Result {
+	const sessionsURI = "/redfish/v1/SessionService/Sessions"
+	if !has(f.Conditions, state.Busy) {
+		return done(&Diagnosis{Cause: CauseBusyCleared, Confidence: Medium,
+			Summary: "the Redfish service answered HTTP 503 (busy) before, but accepts a session again now",
+			Evidence: []string{fmt.Sprintf("the monitor saw the service answer HTTP 503 (declared %s)", when(f.History.CheckedAt)),
+				nonEmpty(f.Message, "a session opened")},
+			Remedy: "nothing to do now; if it recurs, diagnose again while it is busy to see who holds its sessions (GET " + sessionsURI + ")",
+		})
+	}
+	ev := []string{nonEmpty(f.Message, "HTTP 503")}
+	limit := false
+	if rf := f.Evidence.Redfish; rf != nil {
+		for _, id := range rf.MessageIDs {
+			if strings.Contains(id, "SessionLimitExceeded") {
+				limit = true
+			}
+		}
+		if len(rf.MessageIDs) > 0 {
+			ev = append(ev, "the service's message: "+strings.Join(rf.MessageIDs, ", "))
+		}
+	}
+	remedy := "Redfish sessions are freed when their clients delete them (DELETE " + sessionsURI + "/ID) or after the SessionService's SessionTimeout: have the clients that log in and never log out (scripts, monitoring agents, other managers) delete their sessions, shorten the timeout (PATCH /redfish/v1/SessionService {\"SessionTimeout\": 600}), or reset the BMC (its Manager's Actions/Manager.Reset, or from the host: ipmitool mc reset cold)"
+	if f.Fresh && f.Sessions == nil {
+		return need(NeedSessions)
+	}
+	s := f.Sessions
+	if s == nil || !s.Got {
+		d := &Diagnosis{Cause: CauseSessionTableFull, Confidence: Medium,
+			Summary:  "the Redfish service answers HTTP 503: it is out of sessions or busy as a whole, and who holds its sessions could not be read",
+			Evidence: ev,
+			RuledOut: []string{"an authentication problem: the service refused before checking any password"},
+			Remedy:   "list the sessions on the BMC's web console (or GET " + sessionsURI + " with HTTP Basic from the host); " + remedy,
+		}
+		if s != nil {
+			d.Evidence = append(d.Evidence, "the session census failed"+errSuffix(s.Err))
+		}
+		if limit {
+			d.Summary = "the Redfish service refuses new sessions: its session limit is reached (SessionLimitExceeded), and who holds them could not be read"
+		}
+		return done(d)
+	}
+	ev = append(ev, fmt.Sprintf("the SessionService lists %d session(s)", s.Active))
+	var stale, other []HeldSession
+	var uris []string
+	for _, o := range s.Others {
+		switch {
+		case o.Ours:
+		case o.SameHost && o.SameUser:
+			stale = append(stale, o)
+			uris = append(uris, nonEmpty(o.URI, sessionsURI+"/"+o.ID))
+		case o.foreign():
+			other = append(other, o)
+		}
+	}
+	if len(stale) > 0 {
+		d := &Diagnosis{Cause: CauseStaleOwnSessions, Confidence: High,
+			Summary:  fmt.Sprintf("%d Redfish session(s) left open by this host under %s's own user hold the service's sessions", len(stale), f.Machine),
+			Evidence: append(ev, heldLines("left open by this host as "+f.Account.User, stale)...),
+			RuledOut: []string{"another client alone: these sessions come from this host, as this account's user"},
+			Remedy:   "delete them (autocorrect does: DELETE of each session's URI, only those from this host as " + f.Account.User + "); they come from an earlier run killed before it logged out, or from a tool on this host using the same account",
+			Actions: []Action{{Kind: ActCloseSessions, AccountID: f.Account.ID, Sessions: uris,
+				What: fmt.Sprintf("the Redfish sessions this host left open on %s's BMC (%s)", f.Machine, strings.Join(uris, ", ")), From: "open", To: "deleted",
+				Because: fmt.Sprintf("the service answers HTTP 503 and lists %d session(s), %d of them from this host as user %s and none in use by this manager", s.Active, len(stale), f.Account.User)}},
+		}
+		if len(other) > 0 {
+			d.Confidence = Medium
+			d.Evidence = append(d.Evidence, heldLines("held by another client", other)...)
+			d.Evidence = append(d.Evidence, "other clients hold sessions too: they may fill the service again (a live alternative)")
+		}
+		return done(d)
+	}
+	if len(other) > 0 {
+		return done(&Diagnosis{Cause: CauseCompetingConsoles, Confidence: High,
+			Summary:  fmt.Sprintf("other Redfish clients hold %d of the service's %d sessions", len(other), s.Active),
+			Evidence: append(ev, heldLines("held by another client", other)...),
+			RuledOut: []string{"sessions of this host: the holders come from other addresses"},
+			Remedy:   "find the clients at " + consoles(other) + " (another manager, a monitoring agent, a script): have them delete their sessions after use (DELETE " + sessionsURI + "/ID) or use HTTP Basic; an administrator may delete them on the BMC; " + remedy,
+		})
+	}
+	return done(&Diagnosis{Cause: CauseSessionTableFull, Confidence: Low,
+		Summary:  fmt.Sprintf("the Redfish service answers HTTP 503 though its SessionService lists only %d session(s): it is busy rather than out of sessions", s.Active),
+		Evidence: ev,
+		RuledOut: []string{"other clients' sessions: none is listed"},
+		Remedy:   "the service itself is overloaded or restarting: wait for its Retry-After and diagnose again; if it persists, reset the BMC (its Manager's Actions/Manager.Reset, or ipmitool mc reset cold from the host)",
 	})
 }
 

@@ -147,6 +147,22 @@ var world = map[Need][]func(*Facts){
 				Self:   HeldSession{Handle: 4, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true, Ours: true},
 				Others: []HeldSession{{Handle: 1, UserID: 2, SameUser: true}, {Handle: 2, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true, Ours: true}}}
 		},
+		// A Redfish SessionService read with HTTP Basic (no own session):
+		// one left by this host as the account's user, one another
+		// client's; then only the stale one; then a census that failed.
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 1, Active: 2,
+				Others: []HeldSession{
+					{Handle: 1, ID: "5", URI: "/redfish/v1/SessionService/Sessions/5", User: "admin", Console: "10.0.0.5", SameHost: true, SameUser: true},
+					{Handle: 2, ID: "6", URI: "/redfish/v1/SessionService/Sessions/6", User: "nagios", Console: "10.0.7.7"}}}
+		},
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 1, Active: 1,
+				Others: []HeldSession{{Handle: 1, ID: "5", URI: "/redfish/v1/SessionService/Sessions/5", User: "admin", Console: "10.0.0.5", SameHost: true, SameUser: true}}}
+		},
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Attempts: 1, Err: "reading the Redfish sessions: HTTP 503"}
+		},
 	},
 	NeedRates: {
 		func(f *Facts) { f.Rates = &Rates{Err: "address does not resolve"} },
@@ -503,7 +519,20 @@ func TestTreesExhaustive(t *testing.T) {
 						t.Fatalf("%s: suite change not proven: %+v", where, a)
 					}
 				case ActCloseSessions:
-					if len(a.Handles) == 0 {
+					if f.Account.Redfish() {
+						if len(a.Sessions) == 0 || len(a.Handles) != 0 {
+							t.Fatalf("%s: Redfish close %+v", where, a)
+						}
+						for _, u := range a.Sessions {
+							for _, o := range append([]HeldSession{f.Sessions.Self}, f.Sessions.Others...) {
+								if o.URI == u && (!o.SameHost || !o.SameUser || o.Ours) {
+									t.Fatalf("%s: would delete a session not left by this host: %+v", where, o)
+								}
+							}
+						}
+						break
+					}
+					if len(a.Handles) == 0 || len(a.Sessions) != 0 {
 						t.Fatalf("%s: close nothing", where)
 					}
 					for _, h := range a.Handles {

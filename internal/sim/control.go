@@ -354,7 +354,7 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	var f Faults
 	if err := onlyFields(raw, "silent", "port_closed", "wrong_password", "user_removed", "guid_replaced",
 		"slots_full", "insecure", "locked", "em_link", "bmc_key", "cipher_suites", "cipher0", "anonymous", "weak_auth", "default_password",
-		"soft_off_ignored", "cert_replaced", "busy_503", "redfish_no_sessions", "redfish_no_basic",
+		"soft_off_ignored", "cert_replaced", "busy_503", "redfish_no_sessions", "redfish_no_basic", "redfish_session_limit",
 		"quirk", "slow", "lossy", "timeout_rate", "malformed"); err != nil {
 		return f, err
 	}
@@ -383,6 +383,11 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	for _, r := range rates {
 		if err := rateField(raw, r.name, r.dst); err != nil {
 			return f, err
+		}
+	}
+	if v, ok := raw["redfish_session_limit"]; ok {
+		if err := json.Unmarshal(v, &f.RedfishSessionLimit); err != nil {
+			return f, fieldErr("redfish_session_limit", "must be a whole number of sessions, got %s", v)
 		}
 	}
 	if v, ok := raw["slow"]; ok {

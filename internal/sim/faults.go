@@ -96,6 +96,11 @@ type Faults struct {
 	// RedfishNoBasic makes the Redfish service refuse HTTP Basic
 	// authentication (sessions only). Redfish only.
 	RedfishNoBasic bool `json:"redfish_no_basic,omitempty" yaml:"redfish_no_basic,omitempty"`
+	// RedfishSessionLimit caps the Redfish SessionService at this many
+	// open sessions (0: no cap): a login beyond it answers HTTP 503 with
+	// the Base registry's SessionLimitExceeded, as OpenBMC's bmcweb does,
+	// while HTTP Basic requests still work. Redfish only.
+	RedfishSessionLimit int `json:"redfish_session_limit,omitempty" yaml:"redfish_session_limit,omitempty"`
 	// SoftOffIgnored makes the host ignore a soft shutdown: Chassis
 	// Control soft shutdown (0x05; Redfish GracefulShutdown) is accepted
 	// (completion code OK, HTTP 204) but the power stays on, as with an
@@ -152,6 +157,9 @@ func (f Faults) Names() []string {
 	add(f.Busy503, "busy_503")
 	add(f.RedfishNoSessions, "redfish_no_sessions")
 	add(f.RedfishNoBasic, "redfish_no_basic")
+	if f.RedfishSessionLimit > 0 {
+		out = append(out, "redfish_session_limit="+strconv.Itoa(f.RedfishSessionLimit))
+	}
 	add(f.SoftOffIgnored, "soft_off_ignored")
 	if f.Quirk != 0 {
 		out = append(out, "quirk="+f.Quirk.String())
@@ -218,6 +226,9 @@ func (f Faults) Validate(prefix string) error {
 		if !simSuites[id] {
 			return fieldErr(prefix+"cipher_suites", "%d is not a cipher suite the simulator implements (%s)", id, simSuiteList())
 		}
+	}
+	if f.RedfishSessionLimit < 0 || f.RedfishSessionLimit > 1024 {
+		return fieldErr(prefix+"redfish_session_limit", "must be between 0 (no limit) and 1024 sessions, got %d", f.RedfishSessionLimit)
 	}
 	if f.Slow < 0 || time.Duration(f.Slow) > MaxSlow {
 		return fieldErr(prefix+"slow", "must be a duration between 0 and %s, got %s", MaxSlow, time.Duration(f.Slow))

@@ -691,6 +691,13 @@ func (s *rfService) login(w http.ResponseWriter, r *http.Request) {
 	_, _ = rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])
 	s.mu.Lock()
+	if limit := s.b.faultSet().RedfishSessionLimit; limit > 0 && len(s.tokens) >= limit {
+		s.mu.Unlock()
+		s.busy.Add(1)
+		rfError(w, http.StatusServiceUnavailable, "Base.1.8.SessionLimitExceeded",
+			"The session establishment failed due to the number of simultaneous sessions exceeding the limit of the implementation.")
+		return
+	}
 	s.nextID++
 	id := fmt.Sprintf("%d", s.nextID)
 	s.tokens[token] = id
