@@ -216,7 +216,7 @@ func notResponding(f Facts) Result {
 				Summary:  fmt.Sprintf("something at %s is up but no Redfish (HTTPS) service listens on its port", hostOf(addr)),
 				Evidence: []string{fmt.Sprintf("%s refused the TCP connection", addr)},
 				RuledOut: []string{"a network path problem or a dead BMC: the host answered (TCP reset), so the path and the device are up"},
-				Remedy:   "enable the Redfish / HTTPS service on the BMC (or restart its web server / cold-reset the BMC); if the BMC serves HTTPS on another port, or the address now belongs to another device, correct the account's address and port",
+				Remedy:   "enable the Redfish / HTTPS service on the BMC — its web UI's network services, or PATCH /redfish/v1/Managers/ID/NetworkProtocol {\"HTTPS\": {\"ProtocolEnabled\": true}} from wherever it still answers — or restart its web server / cold-reset the BMC (from the host: ipmitool mc reset cold); if the BMC serves HTTPS on another port (NetworkProtocol's HTTPS.Port), or the address now belongs to another device, correct the account's address and port",
 			}
 			if f.History.beforeFailure(f.History.AddressChangedAt) {
 				d.Evidence = append(d.Evidence, fmt.Sprintf("the account's address was edited at %s (from %s): it may point at another device", when(f.History.AddressChangedAt), f.History.OldAddress))
@@ -685,6 +685,56 @@ func suiteList(ss []int) string {
 }
 
 func notAuthenticated(f Facts) Result {
+	r := notAuthenticatedTree(f)
+	if r.Diagnosis != nil && f.Account.Redfish() {
+		redfishAuth(f, r.Diagnosis)
+	}
+	return r
+}
+
+// accountsURI is the Redfish AccountService's account collection.
+const accountsURI = "/redfish/v1/AccountService/Accounts"
+
+// redfishAuth words a refused Redfish login in the service's terms: what
+// it answered (HTTP status, the request, its message), and the remedies as
+// AccountService changes instead of ipmitool's.
+func redfishAuth(f Facts, d *Diagnosis) {
+	user := f.Account.User
+	if rf := f.Evidence.Redfish; rf != nil && rf.HTTPStatus != 0 {
+		line := fmt.Sprintf("HTTP %d to %s", rf.HTTPStatus, nonEmpty(rf.FailedURL, "the service"))
+		if rf.Auth != "" {
+			line += " (authenticated by " + map[string]string{"basic": "HTTP Basic", "session": "a session login"}[rf.Auth]
+			if rf.AuthWhy != "" {
+				line += ": " + rf.AuthWhy
+			}
+			line += ")"
+		}
+		d.Evidence = append(d.Evidence, line)
+		if len(rf.MessageIDs) > 0 {
+			d.Evidence = append(d.Evidence, "the service's message: "+strings.Join(rf.MessageIDs, ", "))
+		}
+	}
+	find := fmt.Sprintf("the account whose UserName is %s (GET %s as an administrator, or the BMC's web console)", user, accountsURI)
+	create := fmt.Sprintf(" (in Redfish: POST %s {\"UserName\": \"%s\", \"Password\": …, \"RoleId\": \"Administrator\"})", accountsURI, user)
+	switch d.Cause {
+	case CauseAccountLocked:
+		fix := fmt.Sprintf("unlock %s: PATCH %s/ID {\"Locked\": false} (and {\"Enabled\": true} if it was disabled), or wait out the AccountService's AccountLockoutDuration; lightsout does not retry the account before then unless its credentials are edited", find, accountsURI)
+		if f.History.RefusedFirst == state.ReasonWrongPassword {
+			fix = fmt.Sprintf("first set the account's password to the BMC's (lightsout accounts set %d --password-file FILE), then %s", f.Account.ID, fix)
+		}
+		d.Remedy = fix
+	case CauseUserMissingAfterSwap, CauseUserRemoved, CauseUserNameWrong:
+		d.Remedy += create
+	case CauseReplacedCredentials:
+		d.Remedy += fmt.Sprintf(" (in Redfish: PATCH %s/ID {\"Password\": …} on %s)", accountsURI, find)
+	case CausePrivilegeTooLow:
+		d.Remedy = fmt.Sprintf("give %s a role that may do what the account needs: PATCH %s/ID {\"RoleId\": \"Operator\"} (ReadOnly is enough to monitor; power and identify need Operator), the roles' privileges are under /redfish/v1/AccountService/Roles", find, accountsURI)
+	case CauseAuthRejected:
+		d.Remedy = fmt.Sprintf("check %s: it must exist, be Enabled and not Locked, with a RoleId that has the Login privilege; then set its password (PATCH %s/ID {\"Password\": …}) or the account's to match (lightsout accounts set %d --password-file FILE). Redfish answers 401 alike for a wrong password, an unknown user and a locked account, so which one it is can only be read on the BMC", find, accountsURI, f.Account.ID)
+	}
+}
+
+func notAuthenticatedTree(f Facts) Result {
 	h := f.History
 	refused := nonEmpty(f.Message, "the BMC refused the account")
 	ev := []string{refused}
@@ -1124,7 +1174,7 @@ func redfishBusy(f Facts) Result {
 		return done(d)
 	}
 	ev = append(ev, fmt.Sprintf("the SessionService lists %d session(s)", s.Active))
-	var stale, other []HeldSession
+	var stale, other, unsure []HeldSession
 	var uris []string
 	for _, o := range s.Others {
 		switch {
@@ -1134,7 +1184,24 @@ func redfishBusy(f Facts) Result {
 			uris = append(uris, nonEmpty(o.URI, sessionsURI+"/"+o.ID))
 		case o.foreign():
 			other = append(other, o)
+		case o.Console == "":
+			// The account's user, from an address the service does not
+			// report: this host's or another client's with the same
+			// account. Never deleted automatically.
+			unsure = append(unsure, o)
 		}
+	}
+	if len(stale) == 0 && len(other) == 0 && len(unsure) > 0 {
+		var list []string
+		for _, o := range unsure {
+			list = append(list, nonEmpty(o.URI, sessionsURI+"/"+o.ID))
+		}
+		return done(&Diagnosis{Cause: CauseSessionTableFull, Confidence: Medium,
+			Summary:  fmt.Sprintf("%d Redfish session(s) under %s's own user hold the service's sessions, from addresses it does not report", len(unsure), f.Machine),
+			Evidence: append(ev, heldLines("under this account's user", unsure)...),
+			RuledOut: []string{"another user's client: every session listed is under the account's user"},
+			Remedy:   fmt.Sprintf("they are this host's left-overs (an earlier run killed before it logged out) or another client's using the same account; the service does not say which, so lightsout does not delete them: if no other tool uses user %s, delete them as an administrator (DELETE %s), or give the other tool its own account; %s", f.Account.User, strings.Join(list, ", "), remedy),
+		})
 	}
 	if len(stale) > 0 {
 		d := &Diagnosis{Cause: CauseStaleOwnSessions, Confidence: High,
@@ -1335,13 +1402,30 @@ func degraded(f Facts) Result {
 }
 
 // tlsError: the Redfish service's TLS handshake failed (the TCP port
-// answered, so the path and the service are up).
+// answered, so the path and the service are up). The TLS alert says which
+// side of the handshake failed: the protocol version, the cipher or key
+// exchange, or the certificate; without one every kind stays possible.
 func tlsError(f Facts) *Diagnosis {
+	const https = "/redfish/v1/Managers/ID/NetworkProtocol (HTTPS)"
+	const certs = "the CertificateService (ReplaceCertificate, or GenerateCSR and install the signed one) or the vendor's web UI"
+	what := strings.ToLower(f.Message + " " + f.Evidence.Error)
 	d := &Diagnosis{Cause: CauseTLSError, Confidence: Medium,
 		Summary:  fmt.Sprintf("the TLS handshake with the Redfish service at %s failed: a protocol or cipher mismatch, or a broken or expired certificate", f.Account.Address),
 		Evidence: []string{nonEmpty(f.Message, "TLS handshake failed")},
 		RuledOut: []string{"a network path problem or a dead BMC: the HTTPS port accepted the connection"},
-		Remedy:   "check the BMC's TLS settings (the manager needs TLS 1.2 or later and a common cipher) and its certificate's validity; update the firmware or regenerate the certificate on the BMC, then check again (a new certificate must then be accepted: lightsout accept-cert " + f.Machine + ", admin)",
+		Remedy:   "check the BMC's TLS settings (the manager needs TLS 1.2 or later and a common cipher; " + https + ") and its certificate's validity; update the firmware or regenerate the certificate through " + certs + ", then check again (a new certificate must then be accepted: lightsout accept-cert " + f.Machine + ", admin)",
+	}
+	switch {
+	case strings.Contains(what, "protocol version"):
+		d.Confidence = High
+		d.Summary = fmt.Sprintf("the Redfish service at %s speaks only TLS versions the manager refuses (older than TLS 1.2)", f.Account.Address)
+		d.Evidence = append(d.Evidence, "the service answered the handshake with a protocol_version alert: no TLS version in common")
+		d.RuledOut = append(d.RuledOut, "the certificate: the handshake failed before any certificate was sent")
+		d.Remedy = "enable TLS 1.2 (or 1.3) on the BMC's HTTPS service (its web UI's network/security settings, " + https + "), or update the BMC's firmware: TLS 1.0 and 1.1 are broken and lightsout does not fall back to them"
+	case strings.Contains(what, "handshake failure") || strings.Contains(what, "insufficient security") || strings.Contains(what, "no cipher suite") || strings.Contains(what, "no mutually supported"):
+		d.Summary = fmt.Sprintf("the Redfish service at %s and the manager have no cipher or key exchange in common", f.Account.Address)
+		d.Evidence = append(d.Evidence, "the handshake failed on the cipher or key exchange (a handshake_failure alert); an unusable certificate key can give the same alert, a live alternative")
+		d.Remedy = "enable a TLS 1.2 cipher with ECDHE and AES-GCM on the BMC's HTTPS service (" + https + "), or update its firmware; if its certificate has an unusual key (DSA, a tiny RSA key), regenerate it through " + certs
 	}
 	if rf := f.Evidence.Redfish; rf != nil {
 		if rf.TLSVersion != "" {
@@ -1352,6 +1436,7 @@ func tlsError(f Facts) *Diagnosis {
 				d.Evidence = append(d.Evidence, "the BMC's certificate expired at "+when(exp))
 				d.Summary = fmt.Sprintf("the TLS handshake with the Redfish service at %s failed and its certificate has expired", f.Account.Address)
 				d.Confidence = High
+				d.Remedy = "renew the BMC's certificate through " + certs + ", then accept the new one (lightsout accept-cert " + f.Machine + ", admin)"
 			}
 		}
 	}
@@ -1376,7 +1461,7 @@ func certChanged(f Facts) *Diagnosis {
 		Summary: "the BMC presents a different TLS certificate than the one pinned on first contact: a replaced BMC/board, a regenerated certificate after a firmware update, or a man in the middle",
 		Evidence: append([]string{fmt.Sprintf("%s presents a certificate with SHA-256 %s; %s was pinned", f.Account.Address, presented, pinned),
 			"no credentials were sent to it"}, more...),
-		Remedy: fmt.Sprintf("verify the new fingerprint out of band (the BMC's console or web UI) and accept it (lightsout accept-cert %s, admin)", f.Machine),
+		Remedy: fmt.Sprintf("verify the new fingerprint out of band — the BMC's web UI, or its certificate under /redfish/v1/Managers/ID/NetworkProtocol/HTTPS/Certificates (CertificateService) read from a trusted path — and accept it (lightsout accept-cert %s, admin: the channel is checked at once and credentials go to the new certificate only); if it is not the BMC's, someone intercepts the management network: do not accept it", f.Machine),
 	}
 	if h := f.History; h.beforeFailure(h.HardwareChangedAt) {
 		d.Evidence = append(d.Evidence, fmt.Sprintf("the hardware changed at %s (%s): a new BMC brings a new certificate", when(h.HardwareChangedAt), nonEmpty(h.HardwareChange, "hardware change")))

@@ -373,9 +373,22 @@ func bases() []Facts {
 	ns.Evidence.Redfish = &probe.RedfishEvidence{NoSessions: true, Auth: "session"}
 	add(ns)
 	for _, h := range []History{{}, {LastConnectable: t0.Add(-time.Hour), CredentialsChangedAt: t0.Add(-30 * time.Minute)},
-		{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-30 * time.Minute), HardwareChange: "the System GUID was adopted"}} {
-		f := rf(state.NotAuthenticated, state.ReasonAuthRejected)
-		f.History = h
+		{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-30 * time.Minute), HardwareChange: "the System GUID was adopted"},
+		{LastConnectable: t0.Add(-time.Hour), RefusedFirst: state.ReasonWrongPassword}} {
+		// Every refusal a Redfish service can give: 401 without a reason,
+		// and those its message names (locked, unknown user, wrong
+		// password, a role without the privilege).
+		for _, r := range []state.Reason{state.ReasonAuthRejected, state.ReasonWrongPassword, state.ReasonUnknownUser, state.ReasonLocked, state.ReasonPrivilege} {
+			f := rf(state.NotAuthenticated, r)
+			f.History = h
+			f.Evidence.Redfish = &probe.RedfishEvidence{HTTPStatus: 401, FailedURL: "/redfish/v1/SessionService/Sessions", Auth: "session", MessageIDs: []string{"Base.1.8.NoValidSession"}}
+			add(f)
+		}
+	}
+	// TLS alerts: no TLS version in common, no cipher in common.
+	for _, msg := range []string{"remote error: tls: protocol version not supported", "remote error: tls: handshake failure"} {
+		f := rf(state.NotResponding, state.ReasonTLS)
+		f.Message = msg
 		add(f)
 	}
 	g := rf(state.Invalid, state.ReasonGUIDMismatch)
@@ -419,8 +432,27 @@ func TestRedfishTrees(t *testing.T) {
 					t.Fatalf("port refused → %s", d.Cause)
 				}
 			case state.ReasonAuthRejected:
-				if d.Cause != CauseAuthRejected {
-					t.Fatalf("auth rejected → %s", d.Cause)
+				if d.Cause != CauseAuthRejected || d.Confidence == High {
+					t.Fatalf("auth rejected → %s (%s)", d.Cause, d.Confidence)
+				}
+			}
+			if f.State == state.NotAuthenticated {
+				// The remedy in the BMC's Redfish terms, never ipmitool's;
+				// the service's answer in the evidence.
+				if strings.Contains(d.Remedy, "ipmitool") || !strings.Contains(d.Remedy+strings.Join(d.Evidence, " "), "AccountService") && !strings.Contains(d.Remedy, "lightsout accounts set") {
+					t.Fatalf("%s/%s → %s: remedy %q", f.State, f.Reason, d.Cause, d.Remedy)
+				}
+				if !strings.Contains(strings.Join(d.Evidence, "\n"), "HTTP 401 to /redfish/v1/SessionService/Sessions (authenticated by a session login)") {
+					t.Fatalf("%s/%s → %s: evidence %v", f.State, f.Reason, d.Cause, d.Evidence)
+				}
+			}
+			switch f.Reason {
+			case state.ReasonTLS:
+				if d.Cause != CauseTLSError {
+					t.Fatalf("tls → %s", d.Cause)
+				}
+				if strings.Contains(f.Message, "protocol version") && (d.Confidence != High || !strings.Contains(d.Remedy, "TLS 1.2")) {
+					t.Fatalf("protocol version alert → %s (%s): %s", d.Cause, d.Confidence, d.Remedy)
 				}
 			case state.ReasonProtocol:
 				if rf := f.Evidence.Redfish; rf != nil && rf.NoSessions {
