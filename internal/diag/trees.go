@@ -1221,12 +1221,18 @@ func redfishBusy(f Facts) Result {
 		return done(d)
 	}
 	if len(other) > 0 {
-		return done(&Diagnosis{Cause: CauseCompetingConsoles, Confidence: High,
+		d := &Diagnosis{Cause: CauseCompetingConsoles, Confidence: High,
 			Summary:  fmt.Sprintf("other Redfish clients hold %d of the service's %d sessions", len(other), s.Active),
 			Evidence: append(ev, heldLines("held by another client", other)...),
 			RuledOut: []string{"sessions of this host: the holders come from other addresses"},
 			Remedy:   "find the clients at " + consoles(other) + " (another manager, a monitoring agent, a script): have them delete their sessions after use (DELETE " + sessionsURI + "/ID) or use HTTP Basic; an administrator may delete them on the BMC; " + remedy,
-		})
+		}
+		if len(unsure) > 0 {
+			d.Confidence, d.RuledOut = Medium, nil
+			d.Evidence = append(d.Evidence, heldLines("under this account's user", unsure)...)
+			d.Evidence = append(d.Evidence, fmt.Sprintf("%d session(s) under this account's user come from addresses the service does not report: left-overs of this host are a live alternative", len(unsure)))
+		}
+		return done(d)
 	}
 	return done(&Diagnosis{Cause: CauseSessionTableFull, Confidence: Low,
 		Summary:  fmt.Sprintf("the Redfish service answers HTTP 503 though its SessionService lists only %d session(s): it is busy rather than out of sessions", s.Active),
