@@ -110,6 +110,13 @@ type Faults struct {
 	// Quirk makes the BMC imitate vendor quirks of real BMCs (see
 	// QuirkSet): no_ping, suite3_only, opensess_0x01, guid_0xd4.
 	Quirk QuirkSet `json:"quirk,omitempty" yaml:"quirk,omitempty"`
+	// SessionHang makes the BMC hang in session while it still answers
+	// outside one: presence pings, Get Channel Authentication
+	// Capabilities and the RMCP+ handshake (Open Session, RAKP) are
+	// answered, every request inside an established session is dropped —
+	// a controller whose session layer is wedged (a firmware bug real
+	// BMCs show until a cold reset).
+	SessionHang bool `json:"session_hang,omitempty" yaml:"session_hang,omitempty"`
 	// Slow delays every reply by this much (at most 60s).
 	Slow Duration `json:"slow,omitempty" yaml:"slow,omitempty"`
 	// Lossy drops this fraction (0..1) of incoming datagrams.
@@ -161,6 +168,7 @@ func (f Faults) Names() []string {
 		out = append(out, "redfish_session_limit="+strconv.Itoa(f.RedfishSessionLimit))
 	}
 	add(f.SoftOffIgnored, "soft_off_ignored")
+	add(f.SessionHang, "session_hang")
 	if f.Quirk != 0 {
 		out = append(out, "quirk="+f.Quirk.String())
 	}
