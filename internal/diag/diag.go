@@ -379,8 +379,10 @@ type Blade struct {
 	// EMCredentials: the inventory holds a user and password for it.
 	EMCredentials bool `json:"em_credentials"`
 	// Kind is how the enclosure manager is asked about the blade: "ipmb"
-	// (standard IPMI bridging to the blade's controller at IPMB) or "oem"
-	// (lightsout's NetFn 0x30 enclosure commands).
+	// (standard IPMI bridging to the blade's controller at IPMB), "oem"
+	// (lightsout's NetFn 0x30 enclosure commands) or "redfish" (the
+	// manager's Redfish Chassis: Links.Contains, the blade's Status,
+	// PowerState and LocationIndicatorActive).
 	Kind string `json:"kind,omitempty"`
 	// IPMB is the blade's controller's IPMB address (kind ipmb; 0 with
 	// IPMBErr when the enclosure's rule gives none for the slot).
@@ -423,6 +425,8 @@ type BladeView struct {
 	// answered Get Device ID.
 	PowerKnown bool   `json:"power_known,omitempty"`
 	Device     string `json:"device,omitempty"`
+	// Chassis is the blade's Redfish Chassis (kind redfish).
+	Chassis string `json:"chassis,omitempty"`
 	// Refused: the enclosure manager logged us in but refused the request
 	// (Send Message, or an OEM enclosure command: not supported, invalid
 	// data or channel, insufficient privilege); it names the request and

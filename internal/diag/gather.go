@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -81,6 +82,12 @@ type Executor struct {
 	// its census, read again, lists from this host under the account's
 	// user (probe.RedfishProber.CloseSessions; nil: not available).
 	RedfishClose func(ctx context.Context, t probe.Target, uris []string) (int, error)
+	// RedfishTransport carries requests to Redfish enclosure managers
+	// (enclosure kind redfish), and EMPins pins their certificates by
+	// enclosure ("enclosure/NAME"): without both, no credentials are sent
+	// to one.
+	RedfishTransport http.RoundTripper
+	EMPins           probe.CertPins
 	// Rates and Fleet, when set, replace the executor's own measurements.
 	Rates RateSource
 	Fleet FleetSource
@@ -386,6 +393,23 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 	}
 	if f.Account.Redfish() && x.ipmiOnly(ctx, n, a, f) {
 		return
+	}
+	if f.Blade != nil && f.Blade.Kind == "redfish" {
+		switch n {
+		case NeedEM:
+			f.EM = x.emRedfishReach(ctx, f.Blade)
+			return
+		case NeedBladeView:
+			f.BladeView = x.redfishBladeView(ctx, f.Blade)
+			return
+		case NeedIdentify:
+			chassis := ""
+			if f.BladeView != nil {
+				chassis = f.BladeView.Chassis
+			}
+			f.Identify = x.redfishIdentify(ctx, f.Blade, chassis)
+			return
+		}
 	}
 	switch n {
 	case NeedEM:

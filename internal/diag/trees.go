@@ -430,8 +430,14 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 		return need(NeedEM)
 	}
 	emLine := fmt.Sprintf("the enclosure manager (EM card) at %s answers a ping", b.EMAddress)
+	if b.Kind == "redfish" {
+		emLine = fmt.Sprintf("the enclosure manager (EM card) at %s answers a ping over HTTPS (its Redfish service root)", b.EMAddress)
+	}
 	if !f.EM.Answered {
 		emLine = fmt.Sprintf("the enclosure manager (EM card) at %s does not answer a ping", b.EMAddress)
+		if b.Kind == "redfish" {
+			emLine = fmt.Sprintf("the enclosure manager (EM card) at %s does not answer a ping over HTTPS (its Redfish service root)", b.EMAddress)
+		}
 		if f.Siblings == nil {
 			return need(NeedSiblings)
 		}
@@ -524,6 +530,9 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 			}
 			seen = fmt.Sprintf("through the enclosure manager (Send Message to IPMB address %#02x) the blade's controller answers Get Device ID: %s (power %s)", b.IPMB, nonEmpty(f.BladeView.Device, "a controller"), power)
 		}
+		if b.Kind == "redfish" {
+			seen = fmt.Sprintf("the enclosure manager's Redfish %s reports the BMC in slot %d answering (power %s)", nonEmpty(f.BladeView.Device, "blade Chassis"), b.Slot, power)
+		}
 		return done(&Diagnosis{Cause: CauseBladeLAN, Confidence: High,
 			Summary:  "the enclosure manager talks to this blade's BMC fine, but the BMC is not reachable on the management network",
 			Evidence: append(ev, seen),
@@ -534,7 +543,11 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 	if b.ipmb() {
 		return done(bladeIPMBSilent(f, ev, ruled))
 	}
-	ev = append(ev, fmt.Sprintf("the enclosure manager gets no answer from the BMC in slot %d (its power state is unknown to it)", b.Slot))
+	if b.Kind == "redfish" {
+		ev = append(ev, fmt.Sprintf("the enclosure manager's Redfish %s reports no answer from the BMC in slot %d (no power state)", nonEmpty(f.BladeView.Device, "blade Chassis"), b.Slot))
+	} else {
+		ev = append(ev, fmt.Sprintf("the enclosure manager gets no answer from the BMC in slot %d (its power state is unknown to it)", b.Slot))
+	}
 	if f.Identify == nil {
 		return need(NeedIdentify)
 	}
@@ -570,6 +583,8 @@ func bladeRefused(f Facts, ev, ruled []string) *Diagnosis {
 	enc := "enclosure " + b.Enclosure
 	remedy := "the enclosure manager's account logged in, so its credentials are fine: the request itself is refused. "
 	switch {
+	case b.Kind == "redfish":
+		remedy += fmt.Sprintf("Give the account of %s's manager a Redfish role that may read its Chassis (ReadOnly) and set a blade's LocationIndicatorActive (Operator: ConfigureComponents), in the manager's AccountService (PATCH /redfish/v1/AccountService/Accounts/ID {\"RoleId\": \"Operator\"}), ", enc)
 	case !b.ipmb():
 		remedy += "This enclosure manager does not take lightsout's enclosure commands (NetFn 0x30, which only lightsout sim speaks; a standard one refuses them, 0xD4 from ipmi_sim as from real shelf managers): set the enclosure's kind to ipmb, so it is asked by standard IPMI bridging (ipmitool -b 0 -t ADDR mc info on it shows which IPMB addresses answer; give them as its ipmb rule); "
 		if v.RefusedCode == 0xd4 || v.RefusedCode == 0xd5 {

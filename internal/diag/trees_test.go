@@ -294,6 +294,9 @@ func bases() []Facts {
 			ib = blade(f, true, true)
 			ib.Blade.Kind, ib.Blade.IPMBErr = "ipmb", "slot 3: the rule lists 2 addresses"
 			add(ib)
+			rb := blade(f, true, true) // a Redfish enclosure manager
+			rb.Blade.Kind, rb.Blade.EMAddress = "redfish", "10.0.9.1:443"
+			add(rb)
 		}
 	}
 	add(base(state.NotResponding, state.ReasonIPMI15Only))

@@ -339,6 +339,10 @@ func rfAllow(path string) string {
 		return "POST"
 	case path == rfAdminAccount:
 		return "GET, HEAD"
+	case path == rfChassis:
+		return "GET, HEAD"
+	case strings.HasPrefix(path, rfChassis+"/"):
+		return "GET, HEAD, PATCH"
 	}
 	return ""
 }
@@ -495,6 +499,8 @@ func (s *rfService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			members = append(members, obj{"@odata.id": rfRoles + "/" + r})
 		}
 		rfJSON(w, http.StatusOK, collection(path, "#RoleCollection.RoleCollection", "Roles Collection", members))
+	case path == rfChassis || strings.HasPrefix(path, rfChassis+"/"):
+		s.chassis(w, r, path)
 	case rfRoleName(path) != "":
 		name := rfRoleName(path)
 		rfJSON(w, http.StatusOK, obj{"@odata.id": path, "@odata.type": "#Role.v1_3_1.Role", "Id": name, "Name": name + " Role",
@@ -586,6 +592,9 @@ func (s *rfService) serviceRoot() obj {
 		"Systems":        obj{"@odata.id": rfRoot + "/Systems"},
 		"Managers":       obj{"@odata.id": rfRoot + "/Managers"},
 		"AccountService": obj{"@odata.id": rfAccountService},
+	}
+	if s.isEM() {
+		root["Chassis"] = obj{"@odata.id": rfChassis}
 	}
 	if !s.b.faultSet().RedfishNoSessions {
 		root["SessionService"] = obj{"@odata.id": rfRoot + "/SessionService"}
