@@ -210,6 +210,12 @@ machines: []
 	if e := inv.Enclosures[2]; e.HostPort() != "10.0.9.3:623" || e.EffectiveProtocol() != ProtocolIPMI {
 		t.Errorf("defaults: %s %s", e.HostPort(), e.EffectiveProtocol())
 	}
+	// A Redfish enclosure manager: kind redfish implies protocol redfish
+	// and its port 443.
+	rf := mustParse(t, YAML, "enclosures:\n  - {name: mx-1, address: 10.0.9.9, kind: redfish, slots: 8}\nmachines: []\n")
+	if e := rf.Enclosures[0]; e.Kind != KindRedfish || e.EffectiveProtocol() != ProtocolRedfish || e.HostPort() != "10.0.9.9:443" {
+		t.Errorf("kind redfish: %+v %s %s", e, e.EffectiveProtocol(), e.HostPort())
+	}
 	if inv := mustParse(t, YAML, "enclosures:\nmachines: []\n"); inv.Enclosures != nil {
 		t.Errorf("null enclosures: %+v", inv.Enclosures)
 	}

@@ -129,6 +129,7 @@ func (m *Manager) executor() *diag.Executor {
 	if rp != nil {
 		x.RedfishCensus = rp.Census
 		x.RedfishClose = rp.CloseSessions
+		x.RedfishTransport, x.EMPins = m.Redfish, &m.emPins
 	}
 	if m.Security != nil {
 		x.Security = func(accountID int64) []diag.SecurityFinding {
