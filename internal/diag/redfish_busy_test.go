@@ -227,3 +227,21 @@ func TestExecutorRedfishBusy(t *testing.T) {
 		}
 	})
 }
+
+// TestExecutorRedfishTLSLegacy: a simulated BMC whose Redfish service
+// speaks TLS 1.0 only (old firmware) answers the handshake with a
+// protocol_version alert: tls_error with high confidence, and the remedy
+// is to enable TLS 1.2 on its HTTPS service.
+func TestExecutorRedfishTLSLegacy(t *testing.T) {
+	fleet, x, _, mc, a := redfishSim(t, "tls-pw-1")
+	if err := fleet.SetFaults(fleet.BMCs()[0].Name(), sim.Faults{RedfishTLSLegacy: true}); err != nil {
+		t.Fatal(err)
+	}
+	rep := x.Run(context.Background(), mc, a)
+	d := rep.Diagnosis
+	text := strings.Join(append([]string{d.Summary, d.Remedy}, d.Evidence...), "\n")
+	if rep.Facts.State != state.NotResponding || rep.Facts.Reason != state.ReasonTLS || d.Cause != CauseTLSError || d.Confidence != High ||
+		!strings.Contains(text, "protocol_version alert") || !strings.Contains(d.Remedy, "enable TLS 1.2") {
+		t.Fatalf("%s/%s → %s (%s)\n%s", rep.Facts.State, rep.Facts.Reason, d.Cause, d.Confidence, text)
+	}
+}

@@ -96,6 +96,10 @@ type Faults struct {
 	// RedfishNoBasic makes the Redfish service refuse HTTP Basic
 	// authentication (sessions only). Redfish only.
 	RedfishNoBasic bool `json:"redfish_no_basic,omitempty" yaml:"redfish_no_basic,omitempty"`
+	// RedfishTLSLegacy makes the Redfish service speak TLS 1.0 only, as
+	// old BMC firmware does: a client that needs TLS 1.2 gets a
+	// protocol_version alert. Redfish only.
+	RedfishTLSLegacy bool `json:"redfish_tls_legacy,omitempty" yaml:"redfish_tls_legacy,omitempty"`
 	// RedfishSessionLimit caps the Redfish SessionService at this many
 	// open sessions (0: no cap): a login beyond it answers HTTP 503 with
 	// the Base registry's SessionLimitExceeded, as OpenBMC's bmcweb does,
@@ -164,6 +168,7 @@ func (f Faults) Names() []string {
 	add(f.Busy503, "busy_503")
 	add(f.RedfishNoSessions, "redfish_no_sessions")
 	add(f.RedfishNoBasic, "redfish_no_basic")
+	add(f.RedfishTLSLegacy, "redfish_tls_legacy")
 	if f.RedfishSessionLimit > 0 {
 		out = append(out, "redfish_session_limit="+strconv.Itoa(f.RedfishSessionLimit))
 	}

@@ -156,9 +156,15 @@ func (s *rfService) listen() error {
 		_, _ = rand.Read(key[:])
 		confs[i].SetSessionTicketKeys([][32]byte{key})
 	}
+	// Old firmware: TLS 1.0 only (the redfish_tls_legacy fault).
+	legacy := &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10, //nolint:gosec // the fault is an insecure BMC
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert(false) }}
 	tl := tls.NewListener(&rfListener{s: s, Listener: ln}, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			if s.b.faultSet().RedfishTLSLegacy {
+				return legacy, nil
+			}
 			if s.b.faultSet().CertReplaced {
 				return confs[1], nil
 			}
