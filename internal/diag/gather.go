@@ -1208,7 +1208,7 @@ func (x *Executor) redfishSessions(ctx context.Context, m store.Machine, a store
 	sf.Got, sf.Active = true, total
 	for _, e := range es {
 		h := HeldSession{ID: e.ID, URI: e.URI, User: e.User, Console: e.Client, Ours: e.Ours,
-			SameHost: self != "" && e.Client == self, SameUser: e.User == a.User}
+			SameHost: probe.SameClient(e.Client, self), SameUser: e.User == a.User}
 		if h.ID == "" {
 			h.ID = e.URI
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -140,7 +141,7 @@ func (p *RedfishProber) CloseSessions(ctx context.Context, t Target, uris []stri
 		case found == nil:
 			errs = append(errs, fmt.Errorf("session %s: no longer listed", u))
 			continue
-		case found.Ours || found.User != t.User || self == "" || found.Client != self:
+		case found.Ours || found.User != t.User || self == "" || !SameClient(found.Client, self):
 			errs = append(errs, fmt.Errorf("session %s (user %q, from %q): %w", u, found.User, found.Client, ErrNotStale))
 			continue
 		}
@@ -151,4 +152,20 @@ func (p *RedfishProber) CloseSessions(ctx context.Context, t Target, uris []stri
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// SameClient reports whether two client addresses a Redfish service
+// reports (ClientOriginIPAddress) or this host connected from are the same
+// address: IPv4-mapped IPv6 ("::ffff:10.0.0.5") and zones aside; "" is
+// never the same as anything.
+func SameClient(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	pa, ea := netip.ParseAddr(a)
+	pb, eb := netip.ParseAddr(b)
+	if ea != nil || eb != nil {
+		return strings.EqualFold(a, b)
+	}
+	return pa.Unmap().WithZone("") == pb.Unmap().WithZone("")
 }
