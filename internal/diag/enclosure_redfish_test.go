@@ -103,6 +103,31 @@ func TestExecutorEnclosureRedfish(t *testing.T) {
 	}
 	want(run(3, sim.Faults{Silent: true}), CauseBMCFailed, High, "stayed dark")
 
+	// Blades monitored over Redfish are isolated through the Redfish
+	// enclosure manager too (their silence is a TCP one).
+	rp := probe.NewRedfishProber(tr, &probe.MemPins{})
+	e.x.Probers = probe.NewRegistry(e.eng, rp.Check)
+	for _, c := range []struct {
+		slot  int
+		fault sim.Faults
+		cause Cause
+		text  string
+	}{{2, sim.Faults{EMLink: true}, CauseEMBMCPath, "identify lamp lit"}, {3, sim.Faults{Silent: true}, CauseBMCFailed, "stayed dark"}} {
+		b := blades[c.slot-1]
+		m, a := e.machine(t, b.Name())
+		ra := b.RedfishAddr()
+		a.Protocol, a.Address, a.Port = "redfish", ra.Addr().String(), int(ra.Port())
+		if err := e.fleet.SetFaults(b.Name(), c.fault); err != nil {
+			t.Fatal(err)
+		}
+		rep := e.x.Run(ctx, m, a)
+		_ = e.fleet.SetFaults(b.Name(), sim.Faults{})
+		want(rep, c.cause, High, c.text, "over HTTPS")
+		if !slices.Equal(rep.Steps[:3], []Need{NeedEM, NeedSiblings, NeedBladeView}) {
+			t.Fatalf("redfish blade %d: steps %v", c.slot, rep.Steps)
+		}
+	}
+
 	// A replaced certificate on the manager: no credentials, the blade is
 	// not confirmed through it.
 	if err := e.fleet.SetFaults(encl.Manager().Name(), sim.Faults{CertReplaced: true}); err != nil {

@@ -391,11 +391,11 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 		f.Sessions = x.redfishSessions(ctx, m, a)
 		return
 	}
-	if f.Account.Redfish() && x.ipmiOnly(ctx, n, a, f) {
-		return
-	}
 	if f.Blade != nil && f.Blade.Kind == "redfish" {
 		switch n {
+		case NeedSiblings:
+			f.Siblings = x.siblings(ctx, m)
+			return
 		case NeedEM:
 			f.EM = x.emRedfishReach(ctx, f.Blade)
 			return
@@ -410,6 +410,9 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 			f.Identify = x.redfishIdentify(ctx, f.Blade, chassis)
 			return
 		}
+	}
+	if f.Account.Redfish() && x.ipmiOnly(ctx, n, a, f) {
+		return
 	}
 	switch n {
 	case NeedEM:
@@ -553,6 +556,9 @@ func (x *Executor) siblings(ctx context.Context, m store.Machine) *Siblings {
 	type probeTo struct {
 		name string
 		hp   string
+		// redfish: reached over HTTPS (a sibling with no IPMI account,
+		// asked when the executor has a Redfish transport).
+		redfish bool
 	}
 	var targets []probeTo
 	for _, o := range sib {
@@ -563,11 +569,20 @@ func (x *Executor) siblings(ctx context.Context, m store.Machine) *Siblings {
 		if err != nil {
 			continue
 		}
+		var rf *probeTo
+		found := false
 		for _, oa := range as {
 			if oa.Protocol == "ipmi" {
-				targets = append(targets, probeTo{o.Name, hostPort(oa.Address, oa.Port)})
+				targets = append(targets, probeTo{name: o.Name, hp: hostPort(oa.Address, oa.Port)})
+				found = true
 				break
 			}
+			if oa.Protocol == "redfish" && rf == nil && x.RedfishTransport != nil {
+				rf = &probeTo{name: o.Name, hp: hostPort(oa.Address, oa.Port), redfish: true}
+			}
+		}
+		if !found && rf != nil {
+			targets = append(targets, *rf)
 		}
 	}
 	res := make([]*Reach, len(targets))
@@ -576,6 +591,10 @@ func (x *Executor) siblings(ctx context.Context, m store.Machine) *Siblings {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if t.redfish {
+				res[i] = x.httpsReach(ctx, t.hp)
+				return
+			}
 			res[i] = x.ping(ctx, t.hp)
 		}()
 	}

@@ -30,12 +30,18 @@ func emPinName(enclosure string) string { return "enclosure/" + enclosure }
 // emRedfishReach: does the enclosure manager's HTTPS service answer (the
 // service root, no credentials)? Any HTTP answer counts.
 func (x *Executor) emRedfishReach(ctx context.Context, b *Blade) *Reach {
-	r := &Reach{Address: b.EMAddress}
+	return x.httpsReach(ctx, b.EMAddress)
+}
+
+// httpsReach: does the Redfish service at hp answer its service root
+// (no credentials)? Any HTTP answer counts.
+func (x *Executor) httpsReach(ctx context.Context, hp string) *Reach {
+	r := &Reach{Address: hp}
 	if x.RedfishTransport == nil {
 		r.Err = "no Redfish transport here"
 		return r
 	}
-	c := &redfish.Client{HTTP: &http.Client{Transport: x.RedfishTransport}, Base: "https://" + b.EMAddress, Timeout: x.timeout()}
+	c := &redfish.Client{HTTP: &http.Client{Transport: x.RedfishTransport}, Base: "https://" + hp, Timeout: x.timeout()}
 	start := time.Now()
 	_, _, err := c.GetRoot(ctx)
 	var he *redfish.HTTPError

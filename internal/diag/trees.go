@@ -346,8 +346,9 @@ func notResponding(f Facts) Result {
 		ruled = append(ruled, fmt.Sprintf("a wrong address edit: the previous address %s is silent too", h.OldAddress))
 	}
 	// The enclosure isolation pings and drives the enclosure manager over
-	// IPMI: it does not apply to a Redfish channel.
-	if f.Blade != nil && !f.Account.Redfish() {
+	// IPMI, or over Redfish for an enclosure of kind redfish: a Redfish
+	// channel is isolated through a Redfish enclosure manager only.
+	if f.Blade != nil && (!f.Account.Redfish() || f.Blade.Kind == "redfish") {
 		return bladeSilent(f, base, ruled)
 	}
 	if f.Subnet == nil {
