@@ -166,7 +166,7 @@ default). Needs the operator role.` + serverHelp,
 	fl.StringVar(&user, "user", "", "enclosure manager user")
 	fl.StringVar(&passwordFile, "password-file", "", "file holding the enclosure manager's password")
 	fl.IntVar(&slots, "slots", 0, "number of blade slots, 1-64 (required)")
-	fl.StringVar(&kind, "kind", "", "how blades are asked about: ipmb (standard IPMI bridging) or oem (default)")
+	fl.StringVar(&kind, "kind", "", "how blades are asked about: ipmb (standard IPMI bridging), redfish (a Redfish enclosure manager's Chassis; protocol redfish) or oem (default)")
 	fl.StringVar(&ipmb, "ipmb", "", `kind ipmb: each slot's IPMB address, "0x82+2" (default) or "0x82,0x84,…"`)
 	return c
 }

@@ -53,9 +53,10 @@ control API (loopback HTTP, JSON):
                                   {"user_removed":true} {"guid_replaced":true} {"slots_full":true}
                                   {"insecure":true} {"cipher0":true} {"anonymous":true}
                                   {"weak_auth":true} {"default_password":true} {"slow":"2s"} {"lossy":0.3}
-                                  {"timeout_rate":0.2} {"malformed":0.1}
+                                  {"timeout_rate":0.2} {"malformed":0.1} {"session_hang":true}
                                   Redfish: {"cert_replaced":true} {"busy_503":true}
                                   {"redfish_no_sessions":true} {"redfish_no_basic":true}
+                                  {"redfish_session_limit":3} {"redfish_tls_legacy":true}
                                   {"quirk":["no_ping","suite3_only","opensess_0x01","guid_0xd4"]} (real
                                   BMCs' deviations: no presence pong; pyghmi's suite 3 to any proposal;
                                   Intel M50CYP's 0x01 for any suite but 17; Supermicro's 0xD4 to Get

@@ -139,7 +139,8 @@ const (
 	// only).
 	ActCipherSuite ActionKind = "set_cipher_suite"
 	// ActCloseSessions: sessions this host left open on the BMC, under the
-	// account's own user, are closed.
+	// account's own user, are closed (IPMI: Close Session by handle;
+	// Redfish: DELETE of the session's URI).
 	ActCloseSessions ActionKind = "close_stale_sessions"
 	// ActRecheck: the channel is checked once more, because its
 	// credentials were edited after the refusal the monitor still holds.
@@ -164,6 +165,9 @@ type Action struct {
 	OtherAccountID int64 `json:"other_account_id,omitempty"`
 	Suite          int   `json:"suite,omitempty"`
 	Handles        []int `json:"handles,omitempty"` // session handles
+	// Sessions are Redfish session URIs (a Redfish channel's
+	// close_stale_sessions: each is DELETEd).
+	Sessions []string `json:"sessions,omitempty"`
 	// At and OtherAt, for a swap, are the two endpoints whose BMCs'
 	// GUIDs the diagnosis just verified (the one at At answers as the
 	// other account's machine, the one at OtherAt as this one's): the swap
@@ -375,8 +379,10 @@ type Blade struct {
 	// EMCredentials: the inventory holds a user and password for it.
 	EMCredentials bool `json:"em_credentials"`
 	// Kind is how the enclosure manager is asked about the blade: "ipmb"
-	// (standard IPMI bridging to the blade's controller at IPMB) or "oem"
-	// (lightsout's NetFn 0x30 enclosure commands).
+	// (standard IPMI bridging to the blade's controller at IPMB), "oem"
+	// (lightsout's NetFn 0x30 enclosure commands) or "redfish" (the
+	// manager's Redfish Chassis: Links.Contains, the blade's Status,
+	// PowerState and LocationIndicatorActive).
 	Kind string `json:"kind,omitempty"`
 	// IPMB is the blade's controller's IPMB address (kind ipmb; 0 with
 	// IPMBErr when the enclosure's rule gives none for the slot).
@@ -419,6 +425,8 @@ type BladeView struct {
 	// answered Get Device ID.
 	PowerKnown bool   `json:"power_known,omitempty"`
 	Device     string `json:"device,omitempty"`
+	// Chassis is the blade's Redfish Chassis (kind redfish).
+	Chassis string `json:"chassis,omitempty"`
 	// Refused: the enclosure manager logged us in but refused the request
 	// (Send Message, or an OEM enclosure command: not supported, invalid
 	// data or channel, insufficient privilege); it names the request and
@@ -510,8 +518,10 @@ type SessionsFacts struct {
 // HeldSession is one entry of a BMC's session table.
 type HeldSession struct {
 	Handle byte `json:"handle"`
-	// ID is a Redfish session's Id (IPMI sessions have a Handle).
+	// ID is a Redfish session's Id (IPMI sessions have a Handle), URI
+	// its address (what is DELETEd to close it).
 	ID        string `json:"id,omitempty"`
+	URI       string `json:"uri,omitempty"`
 	User      string `json:"user,omitempty"` // name, or "user N"
 	UserID    byte   `json:"user_id"`
 	Privilege string `json:"privilege,omitempty"`

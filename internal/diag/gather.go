@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -77,6 +78,16 @@ type Executor struct {
 	// session (the manager sets probe.RedfishProber.Census; nil: a Redfish
 	// channel's session table is not read).
 	RedfishCensus func(ctx context.Context, t probe.Target) ([]redfish.SessionEntry, int, string, error)
+	// RedfishClose deletes a Redfish BMC's sessions by URI — only those
+	// its census, read again, lists from this host under the account's
+	// user (probe.RedfishProber.CloseSessions; nil: not available).
+	RedfishClose func(ctx context.Context, t probe.Target, uris []string) (int, error)
+	// RedfishTransport carries requests to Redfish enclosure managers
+	// (enclosure kind redfish), and EMPins pins their certificates by
+	// enclosure ("enclosure/NAME"): without both, no credentials are sent
+	// to one.
+	RedfishTransport http.RoundTripper
+	EMPins           probe.CertPins
 	// Rates and Fleet, when set, replace the executor's own measurements.
 	Rates RateSource
 	Fleet FleetSource
@@ -380,6 +391,26 @@ func (x *Executor) gather(ctx context.Context, n Need, m store.Machine, a store.
 		f.Sessions = x.redfishSessions(ctx, m, a)
 		return
 	}
+	if f.Blade != nil && f.Blade.Kind == "redfish" {
+		switch n {
+		case NeedSiblings:
+			f.Siblings = x.siblings(ctx, m)
+			return
+		case NeedEM:
+			f.EM = x.emRedfishReach(ctx, f.Blade)
+			return
+		case NeedBladeView:
+			f.BladeView = x.redfishBladeView(ctx, f.Blade)
+			return
+		case NeedIdentify:
+			chassis := ""
+			if f.BladeView != nil {
+				chassis = f.BladeView.Chassis
+			}
+			f.Identify = x.redfishIdentify(ctx, f.Blade, chassis)
+			return
+		}
+	}
 	if f.Account.Redfish() && x.ipmiOnly(ctx, n, a, f) {
 		return
 	}
@@ -525,6 +556,9 @@ func (x *Executor) siblings(ctx context.Context, m store.Machine) *Siblings {
 	type probeTo struct {
 		name string
 		hp   string
+		// redfish: reached over HTTPS (a sibling with no IPMI account,
+		// asked when the executor has a Redfish transport).
+		redfish bool
 	}
 	var targets []probeTo
 	for _, o := range sib {
@@ -535,11 +569,20 @@ func (x *Executor) siblings(ctx context.Context, m store.Machine) *Siblings {
 		if err != nil {
 			continue
 		}
+		var rf *probeTo
+		found := false
 		for _, oa := range as {
 			if oa.Protocol == "ipmi" {
-				targets = append(targets, probeTo{o.Name, hostPort(oa.Address, oa.Port)})
+				targets = append(targets, probeTo{name: o.Name, hp: hostPort(oa.Address, oa.Port)})
+				found = true
 				break
 			}
+			if oa.Protocol == "redfish" && rf == nil && x.RedfishTransport != nil {
+				rf = &probeTo{name: o.Name, hp: hostPort(oa.Address, oa.Port), redfish: true}
+			}
+		}
+		if !found && rf != nil {
+			targets = append(targets, *rf)
 		}
 	}
 	res := make([]*Reach, len(targets))
@@ -548,6 +591,10 @@ func (x *Executor) siblings(ctx context.Context, m store.Machine) *Siblings {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if t.redfish {
+				res[i] = x.httpsReach(ctx, t.hp)
+				return
+			}
 			res[i] = x.ping(ctx, t.hp)
 		}()
 	}
@@ -1179,8 +1226,8 @@ func (x *Executor) redfishSessions(ctx context.Context, m store.Machine, a store
 	}
 	sf.Got, sf.Active = true, total
 	for _, e := range es {
-		h := HeldSession{ID: e.ID, User: e.User, Console: e.Client, Ours: e.Ours,
-			SameHost: self != "" && e.Client == self, SameUser: e.User == a.User}
+		h := HeldSession{ID: e.ID, URI: e.URI, User: e.User, Console: e.Client, Ours: e.Ours,
+			SameHost: probe.SameClient(e.Client, self), SameUser: e.User == a.User}
 		if h.ID == "" {
 			h.ID = e.URI
 		}
@@ -1227,6 +1274,24 @@ func (x *Executor) CloseSessions(ctx context.Context, m store.Machine, a store.A
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// CloseRedfishSessions deletes the Redfish sessions at uris on a's BMC
+// (autocorrect's close_stale_sessions on a Redfish channel): the census is
+// read again first, and only sessions it lists from this host's address
+// under a's user are deleted — never another console's. It returns how
+// many it deleted.
+func (x *Executor) CloseRedfishSessions(ctx context.Context, m store.Machine, a store.Account, uris []string) (int, error) {
+	if x.RedfishClose == nil {
+		return 0, errors.New("closing Redfish sessions is not available here")
+	}
+	t, err := x.target(ctx, m, a)
+	if err != nil {
+		return 0, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, (4+time.Duration(len(uris)))*x.timeout())
+	defer cancel()
+	return x.RedfishClose(cctx, t, uris)
 }
 
 // sampleRequests is how many pre-login requests measure a BMC's loss rate.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -370,5 +371,33 @@ func TestExecutorSessionCensus(t *testing.T) {
 	o := sf.Others[0]
 	if o.User != a.User || !o.SameHost || !o.SameUser || o.Ours || o.foreign() {
 		t.Errorf("another tool of this host as the same user: %+v", o)
+	}
+}
+
+// TestExecutorSessionHang: a BMC that hangs in session (the simulator's
+// session_hang: pings, Get Channel Authentication Capabilities and the
+// RMCP+ handshake answered, every in-session request dropped) stalls the
+// fresh check after the login; the diagnosis samples session-less
+// requests, finds the path clean, and names a hung controller with high
+// confidence, packet loss ruled out — not packet_loss.
+func TestExecutorSessionHang(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.fleet.SetFaults("bmc-00004", sim.Faults{SessionHang: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, a := e.machine(t, "bmc-00004")
+	rep := e.x.Run(ctx, m, a)
+	d := rep.Diagnosis
+	text := strings.Join(append(append([]string{d.Summary, d.Remedy}, d.Evidence...), d.RuledOut...), "\n")
+	if rep.Facts.State != state.NotResponding || rep.Facts.Reason != state.ReasonStalled || !slices.Contains(rep.Steps, NeedLoss) {
+		t.Fatalf("facts %s/%s (stage %q) steps %v: %s", rep.Facts.State, rep.Facts.Reason, rep.Facts.Evidence.FailedStage, rep.Steps, rep.Facts.Message)
+	}
+	if l := rep.Facts.Loss; l == nil || l.Err != "" || l.Lost != 0 || l.Answered == 0 {
+		t.Fatalf("loss sample %+v", rep.Facts.Loss)
+	}
+	if d.Cause != CauseBMCHung || d.Confidence != High || !strings.Contains(text, "the path is clean, the controller stalls in session") ||
+		!strings.Contains(text, "packet loss on the path: every session-less request was answered") || !strings.Contains(d.Remedy, "mc reset cold") {
+		t.Fatalf("%s (%s)\n%s", d.Cause, d.Confidence, text)
 	}
 }

@@ -216,7 +216,7 @@ func notResponding(f Facts) Result {
 				Summary:  fmt.Sprintf("something at %s is up but no Redfish (HTTPS) service listens on its port", hostOf(addr)),
 				Evidence: []string{fmt.Sprintf("%s refused the TCP connection", addr)},
 				RuledOut: []string{"a network path problem or a dead BMC: the host answered (TCP reset), so the path and the device are up"},
-				Remedy:   "enable the Redfish / HTTPS service on the BMC (or restart its web server / cold-reset the BMC); if the BMC serves HTTPS on another port, or the address now belongs to another device, correct the account's address and port",
+				Remedy:   "enable the Redfish / HTTPS service on the BMC — its web UI's network services, or PATCH /redfish/v1/Managers/ID/NetworkProtocol {\"HTTPS\": {\"ProtocolEnabled\": true}} from wherever it still answers — or restart its web server / cold-reset the BMC (from the host: ipmitool mc reset cold); if the BMC serves HTTPS on another port (NetworkProtocol's HTTPS.Port), or the address now belongs to another device, correct the account's address and port",
 			}
 			if f.History.beforeFailure(f.History.AddressChangedAt) {
 				d.Evidence = append(d.Evidence, fmt.Sprintf("the account's address was edited at %s (from %s): it may point at another device", when(f.History.AddressChangedAt), f.History.OldAddress))
@@ -346,8 +346,9 @@ func notResponding(f Facts) Result {
 		ruled = append(ruled, fmt.Sprintf("a wrong address edit: the previous address %s is silent too", h.OldAddress))
 	}
 	// The enclosure isolation pings and drives the enclosure manager over
-	// IPMI: it does not apply to a Redfish channel.
-	if f.Blade != nil && !f.Account.Redfish() {
+	// IPMI, or over Redfish for an enclosure of kind redfish: a Redfish
+	// channel is isolated through a Redfish enclosure manager only.
+	if f.Blade != nil && (!f.Account.Redfish() || f.Blade.Kind == "redfish") {
 		return bladeSilent(f, base, ruled)
 	}
 	if f.Subnet == nil {
@@ -430,8 +431,14 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 		return need(NeedEM)
 	}
 	emLine := fmt.Sprintf("the enclosure manager (EM card) at %s answers a ping", b.EMAddress)
+	if b.Kind == "redfish" {
+		emLine = fmt.Sprintf("the enclosure manager (EM card) at %s answers a ping over HTTPS (its Redfish service root)", b.EMAddress)
+	}
 	if !f.EM.Answered {
 		emLine = fmt.Sprintf("the enclosure manager (EM card) at %s does not answer a ping", b.EMAddress)
+		if b.Kind == "redfish" {
+			emLine = fmt.Sprintf("the enclosure manager (EM card) at %s does not answer a ping over HTTPS (its Redfish service root)", b.EMAddress)
+		}
 		if f.Siblings == nil {
 			return need(NeedSiblings)
 		}
@@ -524,6 +531,9 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 			}
 			seen = fmt.Sprintf("through the enclosure manager (Send Message to IPMB address %#02x) the blade's controller answers Get Device ID: %s (power %s)", b.IPMB, nonEmpty(f.BladeView.Device, "a controller"), power)
 		}
+		if b.Kind == "redfish" {
+			seen = fmt.Sprintf("the enclosure manager's Redfish %s reports the BMC in slot %d answering (power %s)", nonEmpty(f.BladeView.Device, "blade Chassis"), b.Slot, power)
+		}
 		return done(&Diagnosis{Cause: CauseBladeLAN, Confidence: High,
 			Summary:  "the enclosure manager talks to this blade's BMC fine, but the BMC is not reachable on the management network",
 			Evidence: append(ev, seen),
@@ -534,7 +544,11 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 	if b.ipmb() {
 		return done(bladeIPMBSilent(f, ev, ruled))
 	}
-	ev = append(ev, fmt.Sprintf("the enclosure manager gets no answer from the BMC in slot %d (its power state is unknown to it)", b.Slot))
+	if b.Kind == "redfish" {
+		ev = append(ev, fmt.Sprintf("the enclosure manager's Redfish %s reports no answer from the BMC in slot %d (no power state)", nonEmpty(f.BladeView.Device, "blade Chassis"), b.Slot))
+	} else {
+		ev = append(ev, fmt.Sprintf("the enclosure manager gets no answer from the BMC in slot %d (its power state is unknown to it)", b.Slot))
+	}
 	if f.Identify == nil {
 		return need(NeedIdentify)
 	}
@@ -570,6 +584,8 @@ func bladeRefused(f Facts, ev, ruled []string) *Diagnosis {
 	enc := "enclosure " + b.Enclosure
 	remedy := "the enclosure manager's account logged in, so its credentials are fine: the request itself is refused. "
 	switch {
+	case b.Kind == "redfish":
+		remedy += fmt.Sprintf("Give the account of %s's manager a Redfish role that may read its Chassis (ReadOnly) and set a blade's LocationIndicatorActive (Operator: ConfigureComponents), in the manager's AccountService (PATCH /redfish/v1/AccountService/Accounts/ID {\"RoleId\": \"Operator\"}), ", enc)
 	case !b.ipmb():
 		remedy += "This enclosure manager does not take lightsout's enclosure commands (NetFn 0x30, which only lightsout sim speaks; a standard one refuses them, 0xD4 from ipmi_sim as from real shelf managers): set the enclosure's kind to ipmb, so it is asked by standard IPMI bridging (ipmitool -b 0 -t ADDR mc info on it shows which IPMB addresses answer; give them as its ipmb rule); "
 		if v.RefusedCode == 0xd4 || v.RefusedCode == 0xd5 {
@@ -685,6 +701,56 @@ func suiteList(ss []int) string {
 }
 
 func notAuthenticated(f Facts) Result {
+	r := notAuthenticatedTree(f)
+	if r.Diagnosis != nil && f.Account.Redfish() {
+		redfishAuth(f, r.Diagnosis)
+	}
+	return r
+}
+
+// accountsURI is the Redfish AccountService's account collection.
+const accountsURI = "/redfish/v1/AccountService/Accounts"
+
+// redfishAuth words a refused Redfish login in the service's terms: what
+// it answered (HTTP status, the request, its message), and the remedies as
+// AccountService changes instead of ipmitool's.
+func redfishAuth(f Facts, d *Diagnosis) {
+	user := f.Account.User
+	if rf := f.Evidence.Redfish; rf != nil && rf.HTTPStatus != 0 {
+		line := fmt.Sprintf("HTTP %d to %s", rf.HTTPStatus, nonEmpty(rf.FailedURL, "the service"))
+		if rf.Auth != "" {
+			line += " (authenticated by " + map[string]string{"basic": "HTTP Basic", "session": "a session login"}[rf.Auth]
+			if rf.AuthWhy != "" {
+				line += ": " + rf.AuthWhy
+			}
+			line += ")"
+		}
+		d.Evidence = append(d.Evidence, line)
+		if len(rf.MessageIDs) > 0 {
+			d.Evidence = append(d.Evidence, "the service's message: "+strings.Join(rf.MessageIDs, ", "))
+		}
+	}
+	find := fmt.Sprintf("the account whose UserName is %s (GET %s as an administrator, or the BMC's web console)", user, accountsURI)
+	create := fmt.Sprintf(" (in Redfish: POST %s {\"UserName\": \"%s\", \"Password\": …, \"RoleId\": \"Administrator\"})", accountsURI, user)
+	switch d.Cause {
+	case CauseAccountLocked:
+		fix := fmt.Sprintf("unlock %s: PATCH %s/ID {\"Locked\": false} (and {\"Enabled\": true} if it was disabled), or wait out the AccountService's AccountLockoutDuration; lightsout does not retry the account before then unless its credentials are edited", find, accountsURI)
+		if f.History.RefusedFirst == state.ReasonWrongPassword {
+			fix = fmt.Sprintf("first set the account's password to the BMC's (lightsout accounts set %d --password-file FILE), then %s", f.Account.ID, fix)
+		}
+		d.Remedy = fix
+	case CauseUserMissingAfterSwap, CauseUserRemoved, CauseUserNameWrong:
+		d.Remedy += create
+	case CauseReplacedCredentials:
+		d.Remedy += fmt.Sprintf(" (in Redfish: PATCH %s/ID {\"Password\": …} on %s)", accountsURI, find)
+	case CausePrivilegeTooLow:
+		d.Remedy = fmt.Sprintf("give %s a role that may do what the account needs: PATCH %s/ID {\"RoleId\": \"Operator\"} (ReadOnly is enough to monitor; power and identify need Operator), the roles' privileges are under /redfish/v1/AccountService/Roles", find, accountsURI)
+	case CauseAuthRejected:
+		d.Remedy = fmt.Sprintf("check %s: it must exist, be Enabled and not Locked, with a RoleId that has the Login privilege; then set its password (PATCH %s/ID {\"Password\": …}) or the account's to match (lightsout accounts set %d --password-file FILE). Redfish answers 401 alike for a wrong password, an unknown user and a locked account, so which one it is can only be read on the BMC", find, accountsURI, f.Account.ID)
+	}
+}
+
+func notAuthenticatedTree(f Facts) Result {
 	h := f.History
 	refused := nonEmpty(f.Message, "the BMC refused the account")
 	ev := []string{refused}
@@ -1021,21 +1087,7 @@ func busy(f Facts) Result {
 		ev = append(ev, fmt.Sprintf("the monitor saw the BMC without a free session slot (declared %s)", when(f.History.CheckedAt)))
 	}
 	if f.Account.Redfish() {
-		// Redfish has no session table to read before a login succeeds:
-		// the 503 is all there is.
-		if !has(f.Conditions, state.Busy) {
-			return done(&Diagnosis{Cause: CauseBusyCleared, Confidence: Medium,
-				Summary:  "the Redfish service answered HTTP 503 (busy) before, but accepts a session again now",
-				Evidence: append(ev, nonEmpty(f.Message, "a session opened")),
-				Remedy:   "nothing to do now; if it recurs, look for other Redfish clients that open sessions and never delete them",
-			})
-		}
-		return done(&Diagnosis{Cause: CauseSessionTableFull, Confidence: Medium,
-			Summary:  "the Redfish service answers HTTP 503: it is busy or every session is held",
-			Evidence: []string{nonEmpty(f.Message, "HTTP 503")},
-			RuledOut: []string{"an authentication problem: the service refused before checking any password"},
-			Remedy:   "Redfish sessions are freed when their clients delete them or after the service's session timeout: look for clients that log in and never log out (scripts, monitoring agents, other managers), list the sessions in the BMC's web console (SessionService), or reset the BMC",
-		})
+		return redfishBusy(f)
 	}
 	if f.Sessions == nil {
 		return need(NeedSessions)
@@ -1087,6 +1139,122 @@ func busy(f Facts) Result {
 		Summary:  "the BMC had no free session slot, but slots are free again now",
 		Evidence: ev,
 		Remedy:   "nothing to do now; if it recurs, diagnose again while it is busy to see who holds the slots",
+	})
+}
+
+// redfishBusy: the Redfish service answered HTTP 503. Its
+// SessionService's sessions (read with HTTP Basic when no session can be
+// opened) say who holds them: sessions this host left open under the
+// account's user are closed by autocorrect (DELETE of their URIs), other
+// clients are named by address and user.
+func redfishBusy(f Facts) Result {
+	const sessionsURI = "/redfish/v1/SessionService/Sessions"
+	if !has(f.Conditions, state.Busy) {
+		return done(&Diagnosis{Cause: CauseBusyCleared, Confidence: Medium,
+			Summary: "the Redfish service answered HTTP 503 (busy) before, but accepts a session again now",
+			Evidence: []string{fmt.Sprintf("the monitor saw the service answer HTTP 503 (declared %s)", when(f.History.CheckedAt)),
+				nonEmpty(f.Message, "a session opened")},
+			Remedy: "nothing to do now; if it recurs, diagnose again while it is busy to see who holds its sessions (GET " + sessionsURI + ")",
+		})
+	}
+	ev := []string{nonEmpty(f.Message, "HTTP 503")}
+	limit := false
+	if rf := f.Evidence.Redfish; rf != nil {
+		for _, id := range rf.MessageIDs {
+			if strings.Contains(id, "SessionLimitExceeded") {
+				limit = true
+			}
+		}
+		if len(rf.MessageIDs) > 0 {
+			ev = append(ev, "the service's message: "+strings.Join(rf.MessageIDs, ", "))
+		}
+	}
+	remedy := "Redfish sessions are freed when their clients delete them (DELETE " + sessionsURI + "/ID) or after the SessionService's SessionTimeout: have the clients that log in and never log out (scripts, monitoring agents, other managers) delete their sessions, shorten the timeout (PATCH /redfish/v1/SessionService {\"SessionTimeout\": 600}), or reset the BMC (its Manager's Actions/Manager.Reset, or from the host: ipmitool mc reset cold)"
+	if f.Fresh && f.Sessions == nil {
+		return need(NeedSessions)
+	}
+	s := f.Sessions
+	if s == nil || !s.Got {
+		d := &Diagnosis{Cause: CauseSessionTableFull, Confidence: Medium,
+			Summary:  "the Redfish service answers HTTP 503: it is out of sessions or busy as a whole, and who holds its sessions could not be read",
+			Evidence: ev,
+			RuledOut: []string{"an authentication problem: the service refused before checking any password"},
+			Remedy:   "list the sessions on the BMC's web console (or GET " + sessionsURI + " with HTTP Basic from the host); " + remedy,
+		}
+		if s != nil {
+			d.Evidence = append(d.Evidence, "the session census failed"+errSuffix(s.Err))
+		}
+		if limit {
+			d.Summary = "the Redfish service refuses new sessions: its session limit is reached (SessionLimitExceeded), and who holds them could not be read"
+		}
+		return done(d)
+	}
+	ev = append(ev, fmt.Sprintf("the SessionService lists %d session(s)", s.Active))
+	var stale, other, unsure []HeldSession
+	var uris []string
+	for _, o := range s.Others {
+		switch {
+		case o.Ours:
+		case o.SameHost && o.SameUser:
+			stale = append(stale, o)
+			uris = append(uris, nonEmpty(o.URI, sessionsURI+"/"+o.ID))
+		case o.foreign():
+			other = append(other, o)
+		case o.Console == "":
+			// The account's user, from an address the service does not
+			// report: this host's or another client's with the same
+			// account. Never deleted automatically.
+			unsure = append(unsure, o)
+		}
+	}
+	if len(stale) == 0 && len(other) == 0 && len(unsure) > 0 {
+		var list []string
+		for _, o := range unsure {
+			list = append(list, nonEmpty(o.URI, sessionsURI+"/"+o.ID))
+		}
+		return done(&Diagnosis{Cause: CauseSessionTableFull, Confidence: Medium,
+			Summary:  fmt.Sprintf("%d Redfish session(s) under %s's own user hold the service's sessions, from addresses it does not report", len(unsure), f.Machine),
+			Evidence: append(ev, heldLines("under this account's user", unsure)...),
+			RuledOut: []string{"another user's client: every session listed is under the account's user"},
+			Remedy:   fmt.Sprintf("they are this host's left-overs (an earlier run killed before it logged out) or another client's using the same account; the service does not say which, so lightsout does not delete them: if no other tool uses user %s, delete them as an administrator (DELETE %s), or give the other tool its own account; %s", f.Account.User, strings.Join(list, ", "), remedy),
+		})
+	}
+	if len(stale) > 0 {
+		d := &Diagnosis{Cause: CauseStaleOwnSessions, Confidence: High,
+			Summary:  fmt.Sprintf("%d Redfish session(s) left open by this host under %s's own user hold the service's sessions", len(stale), f.Machine),
+			Evidence: append(ev, heldLines("left open by this host as "+f.Account.User, stale)...),
+			RuledOut: []string{"another client alone: these sessions come from this host, as this account's user"},
+			Remedy:   "delete them (autocorrect does: DELETE of each session's URI, only those from this host as " + f.Account.User + "); they come from an earlier run killed before it logged out, or from a tool on this host using the same account",
+			Actions: []Action{{Kind: ActCloseSessions, AccountID: f.Account.ID, Sessions: uris,
+				What: fmt.Sprintf("the Redfish sessions this host left open on %s's BMC (%s)", f.Machine, strings.Join(uris, ", ")), From: "open", To: "deleted",
+				Because: fmt.Sprintf("the service answers HTTP 503 and lists %d session(s), %d of them from this host as user %s and none in use by this manager", s.Active, len(stale), f.Account.User)}},
+		}
+		if len(other) > 0 {
+			d.Confidence = Medium
+			d.Evidence = append(d.Evidence, heldLines("held by another client", other)...)
+			d.Evidence = append(d.Evidence, "other clients hold sessions too: they may fill the service again (a live alternative)")
+		}
+		return done(d)
+	}
+	if len(other) > 0 {
+		d := &Diagnosis{Cause: CauseCompetingConsoles, Confidence: High,
+			Summary:  fmt.Sprintf("other Redfish clients hold %d of the service's %d sessions", len(other), s.Active),
+			Evidence: append(ev, heldLines("held by another client", other)...),
+			RuledOut: []string{"sessions of this host: the holders come from other addresses"},
+			Remedy:   "find the clients at " + consoles(other) + " (another manager, a monitoring agent, a script): have them delete their sessions after use (DELETE " + sessionsURI + "/ID) or use HTTP Basic; an administrator may delete them on the BMC; " + remedy,
+		}
+		if len(unsure) > 0 {
+			d.Confidence, d.RuledOut = Medium, nil
+			d.Evidence = append(d.Evidence, heldLines("under this account's user", unsure)...)
+			d.Evidence = append(d.Evidence, fmt.Sprintf("%d session(s) under this account's user come from addresses the service does not report: left-overs of this host are a live alternative", len(unsure)))
+		}
+		return done(d)
+	}
+	return done(&Diagnosis{Cause: CauseSessionTableFull, Confidence: Low,
+		Summary:  fmt.Sprintf("the Redfish service answers HTTP 503 though its SessionService lists only %d session(s): it is busy rather than out of sessions", s.Active),
+		Evidence: ev,
+		RuledOut: []string{"other clients' sessions: none is listed"},
+		Remedy:   "the service itself is overloaded or restarting: wait for its Retry-After and diagnose again; if it persists, reset the BMC (its Manager's Actions/Manager.Reset, or ipmitool mc reset cold from the host)",
 	})
 }
 
@@ -1256,13 +1424,30 @@ func degraded(f Facts) Result {
 }
 
 // tlsError: the Redfish service's TLS handshake failed (the TCP port
-// answered, so the path and the service are up).
+// answered, so the path and the service are up). The TLS alert says which
+// side of the handshake failed: the protocol version, the cipher or key
+// exchange, or the certificate; without one every kind stays possible.
 func tlsError(f Facts) *Diagnosis {
+	const https = "/redfish/v1/Managers/ID/NetworkProtocol (HTTPS)"
+	const certs = "the CertificateService (ReplaceCertificate, or GenerateCSR and install the signed one) or the vendor's web UI"
+	what := strings.ToLower(f.Message + " " + f.Evidence.Error)
 	d := &Diagnosis{Cause: CauseTLSError, Confidence: Medium,
 		Summary:  fmt.Sprintf("the TLS handshake with the Redfish service at %s failed: a protocol or cipher mismatch, or a broken or expired certificate", f.Account.Address),
 		Evidence: []string{nonEmpty(f.Message, "TLS handshake failed")},
 		RuledOut: []string{"a network path problem or a dead BMC: the HTTPS port accepted the connection"},
-		Remedy:   "check the BMC's TLS settings (the manager needs TLS 1.2 or later and a common cipher) and its certificate's validity; update the firmware or regenerate the certificate on the BMC, then check again (a new certificate must then be accepted: lightsout accept-cert " + f.Machine + ", admin)",
+		Remedy:   "check the BMC's TLS settings (the manager needs TLS 1.2 or later and a common cipher; " + https + ") and its certificate's validity; update the firmware or regenerate the certificate through " + certs + ", then check again (a new certificate must then be accepted: lightsout accept-cert " + f.Machine + ", admin)",
+	}
+	switch {
+	case strings.Contains(what, "protocol version"):
+		d.Confidence = High
+		d.Summary = fmt.Sprintf("the Redfish service at %s speaks only TLS versions the manager refuses (older than TLS 1.2)", f.Account.Address)
+		d.Evidence = append(d.Evidence, "the service answered the handshake with a protocol_version alert: no TLS version in common")
+		d.RuledOut = append(d.RuledOut, "the certificate: the handshake failed before any certificate was sent")
+		d.Remedy = "enable TLS 1.2 (or 1.3) on the BMC's HTTPS service (its web UI's network/security settings, " + https + "), or update the BMC's firmware: TLS 1.0 and 1.1 are broken and lightsout does not fall back to them"
+	case strings.Contains(what, "handshake failure") || strings.Contains(what, "insufficient security") || strings.Contains(what, "no cipher suite") || strings.Contains(what, "no mutually supported"):
+		d.Summary = fmt.Sprintf("the Redfish service at %s and the manager have no cipher or key exchange in common", f.Account.Address)
+		d.Evidence = append(d.Evidence, "the handshake failed on the cipher or key exchange (a handshake_failure alert); an unusable certificate key can give the same alert, a live alternative")
+		d.Remedy = "enable a TLS 1.2 cipher with ECDHE and AES-GCM on the BMC's HTTPS service (" + https + "), or update its firmware; if its certificate has an unusual key (DSA, a tiny RSA key), regenerate it through " + certs
 	}
 	if rf := f.Evidence.Redfish; rf != nil {
 		if rf.TLSVersion != "" {
@@ -1273,6 +1458,7 @@ func tlsError(f Facts) *Diagnosis {
 				d.Evidence = append(d.Evidence, "the BMC's certificate expired at "+when(exp))
 				d.Summary = fmt.Sprintf("the TLS handshake with the Redfish service at %s failed and its certificate has expired", f.Account.Address)
 				d.Confidence = High
+				d.Remedy = "renew the BMC's certificate through " + certs + ", then accept the new one (lightsout accept-cert " + f.Machine + ", admin)"
 			}
 		}
 	}
@@ -1297,7 +1483,7 @@ func certChanged(f Facts) *Diagnosis {
 		Summary: "the BMC presents a different TLS certificate than the one pinned on first contact: a replaced BMC/board, a regenerated certificate after a firmware update, or a man in the middle",
 		Evidence: append([]string{fmt.Sprintf("%s presents a certificate with SHA-256 %s; %s was pinned", f.Account.Address, presented, pinned),
 			"no credentials were sent to it"}, more...),
-		Remedy: fmt.Sprintf("verify the new fingerprint out of band (the BMC's console or web UI) and accept it (lightsout accept-cert %s, admin)", f.Machine),
+		Remedy: fmt.Sprintf("verify the new fingerprint out of band — the BMC's web UI, or its certificate under /redfish/v1/Managers/ID/NetworkProtocol/HTTPS/Certificates (CertificateService) read from a trusted path — and accept it (lightsout accept-cert %s, admin: the channel is checked at once and credentials go to the new certificate only); if it is not the BMC's, someone intercepts the management network: do not accept it", f.Machine),
 	}
 	if h := f.History; h.beforeFailure(h.HardwareChangedAt) {
 		d.Evidence = append(d.Evidence, fmt.Sprintf("the hardware changed at %s (%s): a new BMC brings a new certificate", when(h.HardwareChangedAt), nonEmpty(h.HardwareChange, "hardware change")))

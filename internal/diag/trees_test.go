@@ -147,6 +147,22 @@ var world = map[Need][]func(*Facts){
 				Self:   HeldSession{Handle: 4, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true, Ours: true},
 				Others: []HeldSession{{Handle: 1, UserID: 2, SameUser: true}, {Handle: 2, UserID: 2, Console: "10.0.0.5:40000", SameHost: true, SameUser: true, Ours: true}}}
 		},
+		// A Redfish SessionService read with HTTP Basic (no own session):
+		// one left by this host as the account's user, one another
+		// client's; then only the stale one; then a census that failed.
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 1, Active: 2,
+				Others: []HeldSession{
+					{Handle: 1, ID: "5", URI: "/redfish/v1/SessionService/Sessions/5", User: "admin", Console: "10.0.0.5", SameHost: true, SameUser: true},
+					{Handle: 2, ID: "6", URI: "/redfish/v1/SessionService/Sessions/6", User: "nagios", Console: "10.0.7.7"}}}
+		},
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Got: true, Attempts: 1, Active: 1,
+				Others: []HeldSession{{Handle: 1, ID: "5", URI: "/redfish/v1/SessionService/Sessions/5", User: "admin", Console: "10.0.0.5", SameHost: true, SameUser: true}}}
+		},
+		func(f *Facts) {
+			f.Sessions = &SessionsFacts{Attempts: 1, Err: "reading the Redfish sessions: HTTP 503"}
+		},
 	},
 	NeedRates: {
 		func(f *Facts) { f.Rates = &Rates{Err: "address does not resolve"} },
@@ -278,6 +294,9 @@ func bases() []Facts {
 			ib = blade(f, true, true)
 			ib.Blade.Kind, ib.Blade.IPMBErr = "ipmb", "slot 3: the rule lists 2 addresses"
 			add(ib)
+			rb := blade(f, true, true) // a Redfish enclosure manager
+			rb.Blade.Kind, rb.Blade.EMAddress = "redfish", "10.0.9.1:443"
+			add(rb)
 		}
 	}
 	add(base(state.NotResponding, state.ReasonIPMI15Only))
@@ -351,15 +370,31 @@ func bases() []Facts {
 		f.Blade = &Blade{Enclosure: "enc-1", Slot: 3, EMAddress: "10.0.9.1:623", EMCredentials: true}
 		f.History.AddressChangedAt, f.History.OldAddress, f.History.LastConnectable = t0.Add(-2*time.Hour), "10.0.4.18:443", t0.Add(-3*time.Hour)
 		add(f)
+		g := rf(state.NotResponding, r) // behind a Redfish enclosure manager
+		g.Blade = &Blade{Enclosure: "enc-r", Slot: 2, EMAddress: "10.0.9.2:443", EMCredentials: true, Kind: "redfish"}
+		add(g)
 	}
 	// A forced session login on a service without sessions.
 	ns := rf(state.NotResponding, state.ReasonProtocol)
 	ns.Evidence.Redfish = &probe.RedfishEvidence{NoSessions: true, Auth: "session"}
 	add(ns)
 	for _, h := range []History{{}, {LastConnectable: t0.Add(-time.Hour), CredentialsChangedAt: t0.Add(-30 * time.Minute)},
-		{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-30 * time.Minute), HardwareChange: "the System GUID was adopted"}} {
-		f := rf(state.NotAuthenticated, state.ReasonAuthRejected)
-		f.History = h
+		{LastConnectable: t0.Add(-time.Hour), HardwareChangedAt: t0.Add(-30 * time.Minute), HardwareChange: "the System GUID was adopted"},
+		{LastConnectable: t0.Add(-time.Hour), RefusedFirst: state.ReasonWrongPassword}} {
+		// Every refusal a Redfish service can give: 401 without a reason,
+		// and those its message names (locked, unknown user, wrong
+		// password, a role without the privilege).
+		for _, r := range []state.Reason{state.ReasonAuthRejected, state.ReasonWrongPassword, state.ReasonUnknownUser, state.ReasonLocked, state.ReasonPrivilege} {
+			f := rf(state.NotAuthenticated, r)
+			f.History = h
+			f.Evidence.Redfish = &probe.RedfishEvidence{HTTPStatus: 401, FailedURL: "/redfish/v1/SessionService/Sessions", Auth: "session", MessageIDs: []string{"Base.1.8.NoValidSession"}}
+			add(f)
+		}
+	}
+	// TLS alerts: no TLS version in common, no cipher in common.
+	for _, msg := range []string{"remote error: tls: protocol version not supported", "remote error: tls: handshake failure"} {
+		f := rf(state.NotResponding, state.ReasonTLS)
+		f.Message = msg
 		add(f)
 	}
 	g := rf(state.Invalid, state.ReasonGUIDMismatch)
@@ -389,6 +424,9 @@ func TestRedfishTrees(t *testing.T) {
 		}
 		walk(t, b, nil, func(f Facts, d Diagnosis, path []Need) {
 			for _, n := range path {
+				if f.Blade != nil && f.Blade.Kind == "redfish" && n != NeedSuites && n != NeedSuiteTry {
+					continue // isolated through a Redfish enclosure manager
+				}
 				if slices.Contains(ipmiOnly, n) {
 					t.Fatalf("%s/%s: Redfish channel asked for %s (%v) → %s", f.State, f.Reason, n, path, d.Cause)
 				}
@@ -403,8 +441,27 @@ func TestRedfishTrees(t *testing.T) {
 					t.Fatalf("port refused → %s", d.Cause)
 				}
 			case state.ReasonAuthRejected:
-				if d.Cause != CauseAuthRejected {
-					t.Fatalf("auth rejected → %s", d.Cause)
+				if d.Cause != CauseAuthRejected || d.Confidence == High {
+					t.Fatalf("auth rejected → %s (%s)", d.Cause, d.Confidence)
+				}
+			}
+			if f.State == state.NotAuthenticated {
+				// The remedy in the BMC's Redfish terms, never ipmitool's;
+				// the service's answer in the evidence.
+				if strings.Contains(d.Remedy, "ipmitool") || !strings.Contains(d.Remedy+strings.Join(d.Evidence, " "), "AccountService") && !strings.Contains(d.Remedy, "lightsout accounts set") {
+					t.Fatalf("%s/%s → %s: remedy %q", f.State, f.Reason, d.Cause, d.Remedy)
+				}
+				if !strings.Contains(strings.Join(d.Evidence, "\n"), "HTTP 401 to /redfish/v1/SessionService/Sessions (authenticated by a session login)") {
+					t.Fatalf("%s/%s → %s: evidence %v", f.State, f.Reason, d.Cause, d.Evidence)
+				}
+			}
+			switch f.Reason {
+			case state.ReasonTLS:
+				if d.Cause != CauseTLSError {
+					t.Fatalf("tls → %s", d.Cause)
+				}
+				if strings.Contains(f.Message, "protocol version") && (d.Confidence != High || !strings.Contains(d.Remedy, "TLS 1.2")) {
+					t.Fatalf("protocol version alert → %s (%s): %s", d.Cause, d.Confidence, d.Remedy)
 				}
 			case state.ReasonProtocol:
 				if rf := f.Evidence.Redfish; rf != nil && rf.NoSessions {
@@ -503,7 +560,20 @@ func TestTreesExhaustive(t *testing.T) {
 						t.Fatalf("%s: suite change not proven: %+v", where, a)
 					}
 				case ActCloseSessions:
-					if len(a.Handles) == 0 {
+					if f.Account.Redfish() {
+						if len(a.Sessions) == 0 || len(a.Handles) != 0 {
+							t.Fatalf("%s: Redfish close %+v", where, a)
+						}
+						for _, u := range a.Sessions {
+							for _, o := range append([]HeldSession{f.Sessions.Self}, f.Sessions.Others...) {
+								if o.URI == u && (!o.SameHost || !o.SameUser || o.Ours) {
+									t.Fatalf("%s: would delete a session not left by this host: %+v", where, o)
+								}
+							}
+						}
+						break
+					}
+					if len(a.Handles) == 0 || len(a.Sessions) != 0 {
 						t.Fatalf("%s: close nothing", where)
 					}
 					for _, h := range a.Handles {

@@ -77,7 +77,8 @@ func TestEnclosureRules(t *testing.T) {
 		{"port negative", withEnc(v("port", "-1")), "port", "-1", "not a port"},
 		{"port not a number", withEnc(v("port", "ipmi")), "port", "ipmi", "not a whole number"},
 		{"user with control character", withEnc(kv{"user", `"ad\tmin"`, ""}), "user", "ad\tmin", "control character"},
-		{"protocol redfish", withEnc(v("protocol", "redfish")), "protocol", "redfish", "not supported for enclosures yet"},
+		{"protocol redfish without kind redfish", withEnc(v("protocol", "redfish")), "protocol", "redfish", `for enclosures of kind "redfish" only`},
+		{"kind redfish over ipmi", withEnc(v("kind", "redfish"), v("protocol", "ipmi")), "protocol", "ipmi", `does not fit kind "redfish"`},
 		{"protocol unknown", withEnc(v("protocol", "snmp")), "protocol", "snmp", `want "ipmi"`},
 		{"protocol wrong case", withEnc(v("protocol", "IPMI")), "protocol", "IPMI", "not a protocol"},
 		{"both password sources", withEnc(v("password_file", "cmc.pw"), v("password_env", "CMC_PW")), "password_env", "CMC_PW", "together with password_file"},
@@ -91,7 +92,7 @@ func TestEnclosureRules(t *testing.T) {
 		{"slots a list", withEnc(kv{"slots", "[1, 2]", ""}), "slots", "", "single value"},
 		{"unknown field", withEnc(v("blades", "16")), "blades", "", "unknown field (known: name, address, port, user, protocol, password_file, password_env, slots, kind, ipmb)"},
 		{"machine field", withEnc(v("guid", "0102030405060708090a0b0c0d0e0f10")), "guid", "", "unknown field"},
-		{"kind unknown", withEnc(v("kind", "redfish")), "kind", "redfish", `want "ipmb" for standard IPMI bridging, or "oem"`},
+		{"kind unknown", withEnc(v("kind", "snmp")), "kind", "snmp", `want "ipmb" for standard IPMI bridging, "redfish" for a Redfish enclosure manager, or "oem"`},
 		{"ipmb without kind ipmb", withEnc(v("ipmb", `"0x82+2"`)), "ipmb", "0x82+2", `applies to an enclosure of kind "ipmb" only`},
 		{"ipmb odd address", withEnc(v("kind", "ipmb"), v("ipmb", `"0x83+2"`)), "ipmb", "0x83+2", "not an IPMB slave address"},
 		{"ipmb list too short", withEnc(v("kind", "ipmb"), v("ipmb", `"0x82,0x84"`)), "ipmb", "0x82,0x84", "gives no address for slot"},
@@ -208,6 +209,12 @@ machines: []
 	}
 	if e := inv.Enclosures[2]; e.HostPort() != "10.0.9.3:623" || e.EffectiveProtocol() != ProtocolIPMI {
 		t.Errorf("defaults: %s %s", e.HostPort(), e.EffectiveProtocol())
+	}
+	// A Redfish enclosure manager: kind redfish implies protocol redfish
+	// and its port 443.
+	rf := mustParse(t, YAML, "enclosures:\n  - {name: mx-1, address: 10.0.9.9, kind: redfish, slots: 8}\nmachines: []\n")
+	if e := rf.Enclosures[0]; e.Kind != KindRedfish || e.EffectiveProtocol() != ProtocolRedfish || e.HostPort() != "10.0.9.9:443" {
+		t.Errorf("kind redfish: %+v %s %s", e, e.EffectiveProtocol(), e.HostPort())
 	}
 	if inv := mustParse(t, YAML, "enclosures:\nmachines: []\n"); inv.Enclosures != nil {
 		t.Errorf("null enclosures: %+v", inv.Enclosures)

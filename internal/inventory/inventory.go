@@ -80,7 +80,7 @@ type Enclosure struct {
 	Address  string `yaml:"address" json:"address"`
 	Port     int    `yaml:"port,omitempty" json:"port,omitempty"`
 	User     string `yaml:"user,omitempty" json:"user,omitempty"`
-	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"` // ipmi (default; the only one for now)
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"` // ipmi (default), or redfish for kind redfish
 	// At most one of PasswordFile / PasswordEnv, as for a Machine; see
 	// Enclosure.Password.
 	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
@@ -92,7 +92,8 @@ type Enclosure struct {
 	// "ipmb" — standard IPMI bridging (Send Message) to the blade's
 	// controller on the manager's IPMB, as ATCA shelf managers and
 	// OpenIPMI's ipmi_sim answer — or "oem" (the default): lightsout's own
-	// NetFn 0x30 enclosure commands, which `lightsout sim` speaks.
+	// NetFn 0x30 enclosure commands, which `lightsout sim` speaks — or
+	// "redfish": a Redfish enclosure manager's Chassis (protocol redfish).
 	Kind string `yaml:"kind,omitempty" json:"kind,omitempty"`
 	// IPMB is a kind-ipmb enclosure's slot-to-address rule: "0x82+2"
 	// (slot 1 at 0x82, each next slot 2 further; the default) or one
@@ -131,6 +132,10 @@ const (
 const (
 	KindOEM  = "oem"
 	KindIPMB = "ipmb"
+	// KindRedfish: a Redfish enclosure manager, asked through its Chassis
+	// (the enclosure's Links.Contains, each blade's PowerState, Status and
+	// LocationIndicatorActive); its protocol is redfish.
+	KindRedfish = "redfish"
 )
 
 // Privilege levels, in the canonical spelling Machine.Privilege holds.
@@ -205,6 +210,9 @@ func (e Enclosure) EffectivePort() int {
 // EffectiveProtocol is Protocol, or ProtocolIPMI when Protocol is empty.
 func (e Enclosure) EffectiveProtocol() string {
 	if e.Protocol == "" {
+		if e.Kind == KindRedfish {
+			return ProtocolRedfish
+		}
 		return ProtocolIPMI
 	}
 	return e.Protocol

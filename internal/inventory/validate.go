@@ -389,11 +389,17 @@ func validateEnclosure(c *collector, e *encEntry, seen map[string]*encEntry) {
 	}
 	if check("protocol") {
 		switch en.Protocol {
-		case "", ProtocolIPMI:
+		case "":
+		case ProtocolIPMI:
+			if en.Kind == KindRedfish {
+				report("protocol", en.Protocol, `does not fit kind "redfish" (want "redfish")`)
+			}
 		case ProtocolRedfish:
-			report("protocol", en.Protocol, `is not supported for enclosures yet (want "ipmi")`)
+			if en.Kind != KindRedfish {
+				report("protocol", en.Protocol, `is for enclosures of kind "redfish" only (set kind: redfish)`)
+			}
 		default:
-			report("protocol", en.Protocol, `is not a protocol (want "ipmi")`)
+			report("protocol", en.Protocol, `is not a protocol (want "ipmi", or "redfish" with kind redfish)`)
 		}
 	}
 	if check("password_env") && en.PasswordEnv != "" && !validEnvName(en.PasswordEnv) {
@@ -404,9 +410,9 @@ func validateEnclosure(c *collector, e *encEntry, seen map[string]*encEntry) {
 	}
 	if check("kind") {
 		switch en.Kind {
-		case "", KindOEM, KindIPMB:
+		case "", KindOEM, KindIPMB, KindRedfish:
 		default:
-			report("kind", en.Kind, `is not an enclosure kind (want "ipmb" for standard IPMI bridging, or "oem")`)
+			report("kind", en.Kind, `is not an enclosure kind (want "ipmb" for standard IPMI bridging, "redfish" for a Redfish enclosure manager, or "oem")`)
 		}
 	}
 	if check("ipmb") && en.IPMB != "" {

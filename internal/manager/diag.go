@@ -128,6 +128,8 @@ func (m *Manager) executor() *diag.Executor {
 		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}
 	if rp != nil {
 		x.RedfishCensus = rp.Census
+		x.RedfishClose = rp.CloseSessions
+		x.RedfishTransport, x.EMPins = m.Redfish, &m.emPins
 	}
 	if m.Security != nil {
 		x.Security = func(accountID int64) []diag.SecurityFinding {
@@ -432,9 +434,15 @@ func (r *diagRun) apply(ctx context.Context, mc store.Machine, a store.Account, 
 		recheck(a.ID)
 	case diag.ActCloseSessions:
 		var n int
-		n, err = r.x.CloseSessions(ctx, mc, a, act.Handles)
-		if n < len(act.Handles) && err == nil {
-			err = fmt.Errorf("closed %d of %d sessions", n, len(act.Handles))
+		want := len(act.Handles)
+		if len(act.Sessions) > 0 { // Redfish: DELETE of the session URIs
+			want = len(act.Sessions)
+			n, err = r.x.CloseRedfishSessions(ctx, mc, a, act.Sessions)
+		} else {
+			n, err = r.x.CloseSessions(ctx, mc, a, act.Handles)
+		}
+		if n < want && err == nil {
+			err = fmt.Errorf("closed %d of %d sessions", n, want)
 		}
 		recheck(a.ID)
 	case diag.ActRecheck:

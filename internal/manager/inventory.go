@@ -163,7 +163,7 @@ func (m *Manager) Export(ctx context.Context) (*inventory.Inventory, error) {
 	for _, e := range encs {
 		ie := inventory.Enclosure{Name: e.Name, Address: e.Address, Port: e.Port,
 			User: e.User, Protocol: e.Protocol, Slots: e.Slots}
-		if e.Kind == inventory.KindIPMB { // oem is the default: exports stay as they were
+		if e.Kind == inventory.KindIPMB || e.Kind == inventory.KindRedfish { // oem is the default: exports stay as they were
 			ie.Kind, ie.IPMB = e.Kind, e.IPMB
 		}
 		inv.Enclosures = append(inv.Enclosures, ie)
@@ -235,7 +235,10 @@ func (m *Manager) enclosure(e store.Enclosure, in EnclosureInput) (store.Enclosu
 		}
 	}
 	e.Protocol = inventory.ProtocolIPMI
-	ie := inventory.Enclosure{Name: e.Name, Address: e.Address, Port: e.Port, User: e.User, Slots: e.Slots, Kind: e.Kind, IPMB: e.IPMB}
+	if e.Kind == inventory.KindRedfish {
+		e.Protocol = inventory.ProtocolRedfish
+	}
+	ie := inventory.Enclosure{Name: e.Name, Address: e.Address, Port: e.Port, User: e.User, Slots: e.Slots, Kind: e.Kind, IPMB: e.IPMB, Protocol: e.Protocol}
 	if err := (&inventory.Inventory{Enclosures: []inventory.Enclosure{ie}}).Validate(); err != nil {
 		if es, ok := err.(inventory.Errors); ok && len(es) > 0 {
 			return e, &store.FieldError{Record: e.Name, Field: es[0].Field, Reason: reasonWithValue(es[0])}

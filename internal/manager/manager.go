@@ -70,6 +70,11 @@ type Manager struct {
 	// since when (cluster.Node.Unwatched): their channels are shown stale
 	// (ChannelView.StaleSince), never as current.
 	Unwatched func() map[string]time.Time
+
+	// emPins pins Redfish enclosure managers' certificates on first
+	// contact, for the life of the process (persistent pins need a store
+	// table: see docs/diagnosis.md).
+	emPins probe.MemPins
 }
 
 // New returns a manager; the monitor must already be loaded.

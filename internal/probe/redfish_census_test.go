@@ -67,3 +67,22 @@ func TestCensusMockup(t *testing.T) {
 		t.Fatalf("unpinned: %v", err)
 	}
 }
+
+func TestSameClient(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"10.0.0.5", "10.0.0.5", true},
+		{"::ffff:10.0.0.5", "10.0.0.5", true},
+		{"fe80::1%eth0", "fe80::1", true},
+		{"10.0.0.5", "10.0.0.6", false},
+		{"", "", false},
+		{"10.0.0.5", "", false},
+		{"bmc-host", "BMC-HOST", true},
+	} {
+		if got := SameClient(c.a, c.b); got != c.same {
+			t.Errorf("SameClient(%q, %q) = %v", c.a, c.b, got)
+		}
+	}
+}

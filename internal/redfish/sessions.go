@@ -84,3 +84,7 @@ func sameURI(ours string) func(string) bool {
 	o := norm(ours)
 	return func(s string) bool { return o != "" && norm(s) == o }
 }
+
+// SameSession reports whether two session URIs name the same session
+// (ignoring a trailing slash, a scheme and host, and case).
+func SameSession(a, b string) bool { return sameURI(a)(b) }

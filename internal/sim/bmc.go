@@ -515,6 +515,12 @@ func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 		b.ctr.droppedIn.Add(1)
 		return false
 	}
+	if f.SessionHang {
+		if _, sid, _, ok := rmcpPlus(pkt); ok && sid != 0 {
+			b.ctr.droppedIn.Add(1)
+			return false
+		}
+	}
 	if f.Quirk&QuirkNoPing != 0 && isPresencePing(pkt) {
 		b.ctr.droppedIn.Add(1)
 		return false

@@ -354,7 +354,7 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	var f Faults
 	if err := onlyFields(raw, "silent", "port_closed", "wrong_password", "user_removed", "guid_replaced",
 		"slots_full", "insecure", "locked", "em_link", "bmc_key", "cipher_suites", "cipher0", "anonymous", "weak_auth", "default_password",
-		"soft_off_ignored", "cert_replaced", "busy_503", "redfish_no_sessions", "redfish_no_basic",
+		"soft_off_ignored", "cert_replaced", "busy_503", "redfish_no_sessions", "redfish_no_basic", "redfish_session_limit", "session_hang", "redfish_tls_legacy",
 		"quirk", "slow", "lossy", "timeout_rate", "malformed"); err != nil {
 		return f, err
 	}
@@ -367,7 +367,7 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 		{"locked", &f.Locked}, {"em_link", &f.EMLink}, {"bmc_key", &f.BMCKey},
 		{"insecure", &f.Insecure}, {"cipher0", &f.Cipher0}, {"anonymous", &f.Anonymous},
 		{"weak_auth", &f.WeakAuth}, {"default_password", &f.DefaultPassword},
-		{"soft_off_ignored", &f.SoftOffIgnored},
+		{"soft_off_ignored", &f.SoftOffIgnored}, {"session_hang", &f.SessionHang}, {"redfish_tls_legacy", &f.RedfishTLSLegacy},
 		{"cert_replaced", &f.CertReplaced}, {"busy_503", &f.Busy503},
 		{"redfish_no_sessions", &f.RedfishNoSessions}, {"redfish_no_basic", &f.RedfishNoBasic},
 	}
@@ -383,6 +383,11 @@ func decodeFaults(raw map[string]json.RawMessage) (Faults, error) {
 	for _, r := range rates {
 		if err := rateField(raw, r.name, r.dst); err != nil {
 			return f, err
+		}
+	}
+	if v, ok := raw["redfish_session_limit"]; ok {
+		if err := json.Unmarshal(v, &f.RedfishSessionLimit); err != nil {
+			return f, fieldErr("redfish_session_limit", "must be a whole number of sessions, got %s", v)
 		}
 	}
 	if v, ok := raw["slow"]; ok {

@@ -96,6 +96,15 @@ type Faults struct {
 	// RedfishNoBasic makes the Redfish service refuse HTTP Basic
 	// authentication (sessions only). Redfish only.
 	RedfishNoBasic bool `json:"redfish_no_basic,omitempty" yaml:"redfish_no_basic,omitempty"`
+	// RedfishTLSLegacy makes the Redfish service speak TLS 1.0 only, as
+	// old BMC firmware does: a client that needs TLS 1.2 gets a
+	// protocol_version alert. Redfish only.
+	RedfishTLSLegacy bool `json:"redfish_tls_legacy,omitempty" yaml:"redfish_tls_legacy,omitempty"`
+	// RedfishSessionLimit caps the Redfish SessionService at this many
+	// open sessions (0: no cap): a login beyond it answers HTTP 503 with
+	// the Base registry's SessionLimitExceeded, as OpenBMC's bmcweb does,
+	// while HTTP Basic requests still work. Redfish only.
+	RedfishSessionLimit int `json:"redfish_session_limit,omitempty" yaml:"redfish_session_limit,omitempty"`
 	// SoftOffIgnored makes the host ignore a soft shutdown: Chassis
 	// Control soft shutdown (0x05; Redfish GracefulShutdown) is accepted
 	// (completion code OK, HTTP 204) but the power stays on, as with an
@@ -105,6 +114,13 @@ type Faults struct {
 	// Quirk makes the BMC imitate vendor quirks of real BMCs (see
 	// QuirkSet): no_ping, suite3_only, opensess_0x01, guid_0xd4.
 	Quirk QuirkSet `json:"quirk,omitempty" yaml:"quirk,omitempty"`
+	// SessionHang makes the BMC hang in session while it still answers
+	// outside one: presence pings, Get Channel Authentication
+	// Capabilities and the RMCP+ handshake (Open Session, RAKP) are
+	// answered, every request inside an established session is dropped —
+	// a controller whose session layer is wedged (a firmware bug real
+	// BMCs show until a cold reset).
+	SessionHang bool `json:"session_hang,omitempty" yaml:"session_hang,omitempty"`
 	// Slow delays every reply by this much (at most 60s).
 	Slow Duration `json:"slow,omitempty" yaml:"slow,omitempty"`
 	// Lossy drops this fraction (0..1) of incoming datagrams.
@@ -152,7 +168,12 @@ func (f Faults) Names() []string {
 	add(f.Busy503, "busy_503")
 	add(f.RedfishNoSessions, "redfish_no_sessions")
 	add(f.RedfishNoBasic, "redfish_no_basic")
+	add(f.RedfishTLSLegacy, "redfish_tls_legacy")
+	if f.RedfishSessionLimit > 0 {
+		out = append(out, "redfish_session_limit="+strconv.Itoa(f.RedfishSessionLimit))
+	}
 	add(f.SoftOffIgnored, "soft_off_ignored")
+	add(f.SessionHang, "session_hang")
 	if f.Quirk != 0 {
 		out = append(out, "quirk="+f.Quirk.String())
 	}
@@ -218,6 +239,9 @@ func (f Faults) Validate(prefix string) error {
 		if !simSuites[id] {
 			return fieldErr(prefix+"cipher_suites", "%d is not a cipher suite the simulator implements (%s)", id, simSuiteList())
 		}
+	}
+	if f.RedfishSessionLimit < 0 || f.RedfishSessionLimit > 1024 {
+		return fieldErr(prefix+"redfish_session_limit", "must be between 0 (no limit) and 1024 sessions, got %d", f.RedfishSessionLimit)
 	}
 	if f.Slow < 0 || time.Duration(f.Slow) > MaxSlow {
 		return fieldErr(prefix+"slow", "must be a duration between 0 and %s, got %s", MaxSlow, time.Duration(f.Slow))

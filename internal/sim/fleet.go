@@ -86,8 +86,10 @@ type Config struct {
 	Faults map[string]Faults `json:"faults,omitempty" yaml:"faults,omitempty"`
 	// Swaps lists pairs of BMCs that start with their addresses swapped.
 	Swaps [][]string `json:"swaps,omitempty" yaml:"swaps,omitempty"`
-	// Redfish makes every server BMC (not the enclosure managers) also
-	// serve Redfish over HTTPS on its registered address: TCP 443 with one
+	// Redfish makes every server BMC also serve Redfish over HTTPS on its
+	// registered address, and every enclosure manager its Chassis (the
+	// enclosure with Links.Contains, a Blade chassis per slot; port:
+	// after the servers' with RedfishBasePort): TCP 443 with one
 	// address per BMC, else the TCP port of the same number as its IPMI
 	// UDP port (or RedfishBasePort + index). See docs/redfish.md.
 	Redfish bool `json:"redfish,omitempty" yaml:"redfish,omitempty"`
@@ -264,6 +266,21 @@ func New(cfg Config) (*Fleet, error) {
 			if err := b.startRedfish(home[b], at[b]); err != nil {
 				f.Close()
 				return nil, fmt.Errorf("%s: redfish: %w", b.name, err)
+			}
+		}
+		// Enclosure managers serve their Chassis over Redfish too.
+		for i, e := range f.enclosures {
+			port := 443
+			switch {
+			case cfg.RedfishBasePort > 0:
+				port = cfg.RedfishBasePort + len(f.servers) + i
+			case !plan.perAddr:
+				port = int(e.em.home.Port())
+			}
+			ap := netip.AddrPortFrom(e.em.home.Addr(), uint16(port))
+			if err := e.em.startRedfish(ap, ap); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: redfish: %w", e.em.name, err)
 			}
 		}
 	}

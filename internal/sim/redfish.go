@@ -156,9 +156,15 @@ func (s *rfService) listen() error {
 		_, _ = rand.Read(key[:])
 		confs[i].SetSessionTicketKeys([][32]byte{key})
 	}
+	// Old firmware: TLS 1.0 only (the redfish_tls_legacy fault).
+	legacy := &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10, //nolint:gosec // the fault is an insecure BMC
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert(false) }}
 	tl := tls.NewListener(&rfListener{s: s, Listener: ln}, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			if s.b.faultSet().RedfishTLSLegacy {
+				return legacy, nil
+			}
 			if s.b.faultSet().CertReplaced {
 				return confs[1], nil
 			}
@@ -339,6 +345,10 @@ func rfAllow(path string) string {
 		return "POST"
 	case path == rfAdminAccount:
 		return "GET, HEAD"
+	case path == rfChassis:
+		return "GET, HEAD"
+	case strings.HasPrefix(path, rfChassis+"/"):
+		return "GET, HEAD, PATCH"
 	}
 	return ""
 }
@@ -495,6 +505,8 @@ func (s *rfService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			members = append(members, obj{"@odata.id": rfRoles + "/" + r})
 		}
 		rfJSON(w, http.StatusOK, collection(path, "#RoleCollection.RoleCollection", "Roles Collection", members))
+	case path == rfChassis || strings.HasPrefix(path, rfChassis+"/"):
+		s.chassis(w, r, path)
 	case rfRoleName(path) != "":
 		name := rfRoleName(path)
 		rfJSON(w, http.StatusOK, obj{"@odata.id": path, "@odata.type": "#Role.v1_3_1.Role", "Id": name, "Name": name + " Role",
@@ -586,6 +598,9 @@ func (s *rfService) serviceRoot() obj {
 		"Systems":        obj{"@odata.id": rfRoot + "/Systems"},
 		"Managers":       obj{"@odata.id": rfRoot + "/Managers"},
 		"AccountService": obj{"@odata.id": rfAccountService},
+	}
+	if s.isEM() {
+		root["Chassis"] = obj{"@odata.id": rfChassis}
 	}
 	if !s.b.faultSet().RedfishNoSessions {
 		root["SessionService"] = obj{"@odata.id": rfRoot + "/SessionService"}
@@ -691,6 +706,13 @@ func (s *rfService) login(w http.ResponseWriter, r *http.Request) {
 	_, _ = rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])
 	s.mu.Lock()
+	if limit := s.b.faultSet().RedfishSessionLimit; limit > 0 && len(s.tokens) >= limit {
+		s.mu.Unlock()
+		s.busy.Add(1)
+		rfError(w, http.StatusServiceUnavailable, "Base.1.8.SessionLimitExceeded",
+			"The session establishment failed due to the number of simultaneous sessions exceeding the limit of the implementation.")
+		return
+	}
 	s.nextID++
 	id := fmt.Sprintf("%d", s.nextID)
 	s.tokens[token] = id

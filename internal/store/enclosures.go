@@ -33,6 +33,9 @@ func normalizeEnclosure(e *Enclosure) *FieldError {
 	}
 	if e.Protocol == "" {
 		e.Protocol = "ipmi"
+		if e.Kind == "redfish" {
+			e.Protocol = "redfish"
+		}
 	}
 	if fe := checkEndpoint(e.Name, &e.Protocol, e.Address, &e.Port); fe != nil {
 		return fe
@@ -43,13 +46,22 @@ func normalizeEnclosure(e *Enclosure) *FieldError {
 	switch e.Kind {
 	case "":
 		e.Kind = "oem"
+		if e.Protocol == "redfish" {
+			e.Kind = "redfish" // a Redfish enclosure manager is asked the Redfish way
+		}
 	case "oem":
+	case "redfish":
+		// A Redfish enclosure manager: its Chassis (Links.Contains, the
+		// blades' PowerState, Status and LocationIndicatorActive).
+		if e.Protocol != "redfish" {
+			return &FieldError{Record: e.Name, Field: "protocol", Reason: fmt.Sprintf("%q: an enclosure of kind redfish speaks redfish", e.Protocol)}
+		}
 	case "ipmb":
 		if _, err := ipmi.ParseIPMBRule(e.IPMB); err != nil {
 			return &FieldError{Record: e.Name, Field: "ipmb", Reason: err.Error()}
 		}
 	default:
-		return &FieldError{Record: e.Name, Field: "kind", Reason: fmt.Sprintf("%q is not an enclosure kind (ipmb or oem)", e.Kind)}
+		return &FieldError{Record: e.Name, Field: "kind", Reason: fmt.Sprintf("%q is not an enclosure kind (ipmb, oem or redfish)", e.Kind)}
 	}
 	return nil
 }
