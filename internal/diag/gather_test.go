@@ -18,6 +18,7 @@ import (
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // The executor against a real store (SQLite) and simulated BMCs over real
@@ -27,7 +28,7 @@ import (
 // internal/api (diag_test.go).
 
 type env struct {
-	st    *store.DB
+	st    *sqlstore.DB
 	fleet *sim.Fleet
 	eng   *ipmi.Engine
 	x     *Executor
@@ -47,7 +48,7 @@ func newEnvWith(t *testing.T, cfg sim.Config) *env {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "l.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "l.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

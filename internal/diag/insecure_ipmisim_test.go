@@ -16,6 +16,7 @@ import (
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // TestDiagnosisInsecureIPMISim: a channel that works on an insecure BMC —
@@ -54,7 +55,7 @@ func TestDiagnosisInsecureIPMISim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "l.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "l.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // TestRedfishCensusTree: a Degraded Redfish channel's census names the
@@ -67,7 +68,7 @@ func TestExecutorRedfishCensus(t *testing.T) {
 	ctx := context.Background()
 
 	box, _ := secret.NewRandomBox()
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "c.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "c.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

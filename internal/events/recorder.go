@@ -19,7 +19,7 @@ import (
 	"github.com/lightsout/lightsout/internal/store"
 )
 
-// Store is what the Recorder needs of persistence (*store.DB has it).
+// Store is what the Recorder needs of persistence (*sqlstore.DB has it).
 type Store interface {
 	AddEvent(ctx context.Context, e *store.Event, dedup time.Duration) error
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)

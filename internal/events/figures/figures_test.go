@@ -17,7 +17,7 @@ import (
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
-	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 var t0 = time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -29,7 +29,7 @@ func TestRecorderDiagSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(context.Background(), store.Options{DSN: filepath.Join(t.TempDir(), "f.db"), Box: box})
+	db, err := sqlstore.Open(context.Background(), sqlstore.Options{DSN: filepath.Join(t.TempDir(), "f.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package store
+package sqlstore
 
 import (
 	"context"
@@ -7,7 +7,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // AddEvent stores e, or merges it into the latest event with the same code
@@ -93,6 +95,58 @@ func (db *DB) Events(ctx context.Context, since time.Time, code string, limit in
 		args = append(args, code)
 	}
 	args = append(args, limit)
+	return db.queryEvents(ctx, where, args)
+}
+
+// ListEvents lists events newest (by LastAt) first, filtered by f.
+func (db *DB) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	where, args := "1 = 1", []any{}
+	if !f.Since.IsZero() {
+		where += " AND last_at >= ?"
+		args = append(args, ts(f.Since))
+	}
+	if f.Code != "" {
+		if fam, ok := strings.CutSuffix(f.Code, "*"); ok && strings.HasSuffix(fam, ".") {
+			// An exact prefix comparison: LIKE would take "_" in a
+			// code as a wildcard.
+			where += " AND substr(code, 1, ?) = ?"
+			args = append(args, utf8.RuneCountInString(fam), fam)
+		} else {
+			where += " AND code = ?"
+			args = append(args, f.Code)
+		}
+	}
+	if f.Source != "" {
+		where += " AND source = ?"
+		args = append(args, f.Source)
+	}
+	if f.MinSeverity != "" {
+		if _, err := ParseSeverity(string(f.MinSeverity)); err != nil {
+			return nil, &FieldError{Field: "severity", Reason: fmt.Sprintf("%q is not info, warning or critical", f.MinSeverity)}
+		}
+		var sev []string
+		for _, s := range []Severity{SeverityInfo, SeverityWarning, SeverityCritical} {
+			if s.AtLeast(f.MinSeverity) {
+				sev = append(sev, "'"+string(s)+"'")
+			}
+		}
+		where += " AND severity IN (" + strings.Join(sev, ", ") + ")"
+	}
+	if f.Before > 0 {
+		where += " AND id < ?"
+		args = append(args, f.Before)
+	}
+	args = append(args, f.Limit)
+	return db.queryEvents(ctx, where, args)
+}
+
+// queryEvents is the one query and row scan of Events and ListEvents: the
+// events matching where (args: its parameters, then the limit), newest (by
+// LastAt) first.
+func (db *DB) queryEvents(ctx context.Context, where string, args []any) ([]Event, error) {
 	rows, err := db.read().query(ctx, `SELECT id, at, code, severity, source, message, count, last_at, data FROM events
 WHERE `+where+` ORDER BY last_at DESC, id DESC LIMIT ?`, args...)
 	if err != nil {

@@ -1,16 +1,17 @@
-package store
+package sqlstore
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
-	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lightsout/lightsout/internal/poll"
 
 	"github.com/lightsout/lightsout/internal/secret"
 )

@@ -1,10 +1,11 @@
-package store
+package sqlstore
 
 import (
-	"github.com/lightsout/lightsout/internal/poll"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/lightsout/lightsout/internal/poll"
 )
 
 func machineNames(ms []Machine) []string {

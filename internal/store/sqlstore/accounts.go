@@ -1,4 +1,4 @@
-package store
+package sqlstore
 
 import (
 	"bytes"
@@ -8,13 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
-
-	"github.com/lightsout/lightsout/internal/protocol"
 )
-
-// DefaultPort is the port a protocol uses when an account or enclosure
-// gives none.
-func DefaultPort(name string) int { return protocol.Protocol(name).DefaultPort() }
 
 // checkEndpoint validates and normalizes protocol, address and port (0: the
 // protocol's default).

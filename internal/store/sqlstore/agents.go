@@ -1,4 +1,4 @@
-package store
+package sqlstore
 
 import (
 	"context"
@@ -8,42 +8,6 @@ import (
 	"strings"
 	"time"
 )
-
-// Agent is an enrolled host agent (internal/agent). Its live state (Up,
-// Down, PendingUp) is the manager's, in memory; the row keeps what
-// survives a restart.
-type Agent struct {
-	ID           int64
-	Name         string
-	EnrolledAt   time.Time
-	Version      string
-	Capabilities []string
-	Address      string
-	LastSeen     time.Time
-	RevokedAt    time.Time
-}
-
-// AgentCert is a client certificate the manager's CA issued to an agent.
-type AgentCert struct {
-	Serial      string
-	AgentID     int64
-	Fingerprint string
-	IssuedAt    time.Time
-	NotAfter    time.Time
-	RevokedAt   time.Time
-	// Kind is CertAgent (opens the agent channel) or CertLink (the host
-	// link's client certificate).
-	Kind string
-}
-
-// Kinds of agent certificates.
-const (
-	CertAgent = "agent"
-	CertLink  = "link"
-)
-
-// ErrTokenInvalid: the join token is unknown, used or expired.
-var ErrTokenInvalid = errors.New("join token unknown, already used or expired")
 
 // AddJoinToken stores the hash of a one-time agent join token.
 func (db *DB) AddJoinToken(ctx context.Context, hash []byte, expires time.Time) error {

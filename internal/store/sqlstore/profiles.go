@@ -1,4 +1,4 @@
-package store
+package sqlstore
 
 import (
 	"context"
@@ -6,23 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
-
-// Profile is what the monitor learned about the BMC of one account
-// (docs/interop.md): the cipher suite that worked (0: none yet) and the
-// quirks met, by name; for a Redfish account whose redfish_auth is auto,
-// the authentication that worked ("session" or "basic"; "": none yet,
-// docs/redfish.md). It belongs to Address (host:port): a profile whose
-// address is not the account's any more is stale.
-type Profile struct {
-	AccountID   int64     `json:"account_id"`
-	Address     string    `json:"address"`
-	Suite       int       `json:"suite,omitempty"`
-	Quirks      []string  `json:"quirks,omitempty"`
-	RedfishAuth string    `json:"redfish_auth,omitempty"`
-	LearnedAt   time.Time `json:"learned_at"`
-}
 
 // Profiles returns every stored profile by account ID.
 func (db *DB) Profiles(ctx context.Context) (map[int64]Profile, error) {

@@ -1,4 +1,4 @@
-package store
+package sqlstore
 
 import (
 	"context"
@@ -6,18 +6,6 @@ import (
 	"errors"
 	"fmt"
 )
-
-// Endpoint is where an account's BMC is reached.
-type Endpoint struct {
-	Protocol string `json:"protocol"`
-	Address  string `json:"address"`
-	Port     int    `json:"port"`
-}
-
-func (e Endpoint) String() string { return fmt.Sprintf("%s %s port %d", e.Protocol, e.Address, e.Port) }
-
-// EndpointOf is where a reaches its BMC.
-func EndpointOf(a Account) Endpoint { return Endpoint{a.Protocol, a.Address, a.Port} }
 
 // SwapAccountAddresses exchanges the addresses (address and port) of two
 // accounts of the same protocol in one transaction: the diagnosis's fix

@@ -1,41 +1,10 @@
-package store
+package sqlstore
 
 import (
 	"context"
 	"encoding/json"
 	"strconv"
-	"time"
 )
-
-// SecurityReport is the latest BMC security audit of one OOB account
-// (internal/audit). Findings and Report are the audit's JSON; the store
-// only keeps them.
-type SecurityReport struct {
-	AccountID int64  `json:"account_id"`
-	Machine   string `json:"machine"` // the machine's name (filled on reads)
-	// AuditedAt is when the last complete audit ran (zero: none yet);
-	// Findings and Report are that audit's.
-	AuditedAt time.Time `json:"audited_at"`
-	// AttemptedAt is when the last audit started, complete or not.
-	AttemptedAt time.Time       `json:"attempted_at"`
-	Findings    json.RawMessage `json:"findings,omitempty"`
-	Report      json.RawMessage `json:"report,omitempty"`
-	// Error says why the last attempt did not complete ("" when it did).
-	Error string `json:"error,omitempty"`
-}
-
-// SecurityChange is one stored change of an account's audit findings: the
-// first audit (everything added) and every later audit whose findings
-// differ from the previous one.
-type SecurityChange struct {
-	ID        int64           `json:"id"`
-	AccountID int64           `json:"account_id"`
-	Machine   string          `json:"machine"`
-	At        time.Time       `json:"at"`
-	Findings  json.RawMessage `json:"findings,omitempty"` // the findings after the change
-	Added     json.RawMessage `json:"added,omitempty"`
-	Removed   json.RawMessage `json:"removed,omitempty"`
-}
 
 // SaveSecurityReport stores r as the account's latest report and, when c
 // is not nil, appends c to its history, in one transaction. c.AccountID

@@ -1,4 +1,4 @@
-package store
+package sqlstore
 
 import (
 	"errors"
@@ -16,10 +16,10 @@ func TestSwapAccountAddresses(t *testing.T) {
 			mustNil(t, db.AddAccount(ctx, &a))
 			ids = append(ids, a.ID)
 		}
-		e1 := Endpoint{"ipmi", "10.0.0.1", 623}
-		e2 := Endpoint{"ipmi", "10.0.0.2", 624}
+		e1 := Endpoint{Protocol: "ipmi", Address: "10.0.0.1", Port: 623}
+		e2 := Endpoint{Protocol: "ipmi", Address: "10.0.0.2", Port: 624}
 		// Not at the verified addresses (someone moved one since): refused.
-		if err := db.SwapAccountAddresses(ctx, ids[0], ids[1], e1, Endpoint{"ipmi", "192.0.2.66", 623}); !errors.Is(err, ErrConflict) {
+		if err := db.SwapAccountAddresses(ctx, ids[0], ids[1], e1, Endpoint{Protocol: "ipmi", Address: "192.0.2.66", Port: 623}); !errors.Is(err, ErrConflict) {
 			t.Fatalf("swap with a stale verified address: %v, want ErrConflict", err)
 		}
 		mustNil(t, db.SwapAccountAddresses(ctx, ids[0], ids[1], e1, e2))

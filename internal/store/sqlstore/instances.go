@@ -1,9 +1,8 @@
-package store
+package sqlstore
 
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,35 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
-
-// Instance is one running server sharing the database (docs/scale-out.md).
-type Instance struct {
-	Name string `json:"name"`
-	// Zones it serves (a machine with no zone is in DefaultZone).
-	Zones []string `json:"zones"`
-	// PeerAddress is where its peers reach its API (forwarded operations).
-	PeerAddress string `json:"peer_address,omitempty"`
-	// Source is the local address its BMC traffic leaves from, if set.
-	Source  string `json:"source,omitempty"`
-	Version string `json:"version,omitempty"`
-	// View is the member list its share of the fleet was last computed
-	// over; nil: it claims no channel (just started, or fenced).
-	View []string `json:"view"`
-	// Channels it monitors; Checks it made since it started.
-	Channels int64 `json:"channels"`
-	Checks   int64 `json:"checks"`
-
-	StartedAt   time.Time `json:"started_at"`
-	HeartbeatAt time.Time `json:"heartbeat_at"`
-	LeaseUntil  time.Time `json:"lease_until"`
-	// Live: the lease had not lapsed when it was read, by the database's
-	// clock (so instances' clocks need not agree).
-	Live bool `json:"live"`
-}
-
-// DefaultZone is the zone of a machine that names none, and of an instance
-// started without --zone.
-const DefaultZone = "default"
 
 // nowSQL is the database's clock in Unix nanoseconds.
 func (d *dialect) nowSQL() string {
@@ -169,17 +139,6 @@ func (db *DB) instances(ctx context.Context, x q, where string, args ...any) ([]
 // FleetChannel is the channel name of the database's change notifications.
 const FleetChannel = "lightsout_fleet"
 
-// Change is one notification of a change to the fleet: an account (with
-// its machine) or a machine.
-type Change struct {
-	AccountID int64
-	MachineID int64
-}
-
-// ErrNoNotify: the database cannot announce changes (SQLite: one instance,
-// which makes every change itself).
-var ErrNoNotify = errors.New("store: this database has no change notifications (SQLite is single-instance)")
-
 // Listen calls fn with every change to accounts and machines made through
 // any connection (PostgreSQL LISTEN/NOTIFY), until ctx ends or the
 // connection fails (the error; call again to resume — changes made in
@@ -234,14 +193,6 @@ func parseChange(n *pgconn.Notification) (Change, bool) {
 		return c, false
 	}
 	return c, true
-}
-
-// ZoneOf is the zone a machine is in: its own, else DefaultZone.
-func ZoneOf(m Machine) string {
-	if m.Zone == "" {
-		return DefaultZone
-	}
-	return m.Zone
 }
 
 // Zones lists the zones machines are in (DefaultZone for those naming
