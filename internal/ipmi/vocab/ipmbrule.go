@@ -1,4 +1,4 @@
-package ipmi
+package vocab
 
 import (
 	"fmt"
