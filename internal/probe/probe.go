@@ -90,79 +90,6 @@ type Observation struct {
 	Err error `json:"-"`
 }
 
-// Evidence is what the check saw, for the operator and for diagnosis.
-type Evidence struct {
-	PingAnswered bool               `json:"ping_answered"`
-	PingRTTMS    float64            `json:"ping_rtt_ms,omitempty"`
-	RTTMS        map[string]float64 `json:"rtt_ms,omitempty"` // per stage
-	FailedStage  string             `json:"failed_stage,omitempty"`
-	RMCPStatus   int                `json:"rmcp_status,omitempty"`
-	Attempts     int                `json:"attempts,omitempty"`
-	Error        string             `json:"error,omitempty"`
-
-	// PingSkipped: the BMC is known not to answer the presence ping
-	// (learned profile), so none was sent.
-	PingSkipped bool `json:"ping_skipped,omitempty"`
-
-	AuthCaps    *ipmi.AuthCaps `json:"auth_caps,omitempty"`
-	CipherSuite int            `json:"cipher_suite,omitempty"`
-	// SuiteWhy says why CipherSuite was used (or, on failure, what was
-	// offered and tried); Negotiation has the details.
-	SuiteWhy    string            `json:"cipher_suite_why,omitempty"`
-	Negotiation *ipmi.Negotiation `json:"negotiation,omitempty"`
-	// Profile is what is known about the BMC after this check: the suite
-	// that works and the quirks seen (kept in the store by the monitor).
-	Profile *ipmi.Profile `json:"profile,omitempty"`
-	// Quirks names the BMC quirks this check met and worked around.
-	Quirks []string `json:"quirks,omitempty"`
-	// AuthCapsContradicted lists what Get Channel Authentication
-	// Capabilities claimed and the session then proved wrong (quirk
-	// auth_caps_misreported).
-	AuthCapsContradicted []string `json:"auth_caps_contradicted,omitempty"`
-	Insecure             []string `json:"insecure,omitempty"`
-
-	Manufacturer   string              `json:"manufacturer,omitempty"`
-	ManufacturerID uint32              `json:"manufacturer_id,omitempty"`
-	ProductID      uint16              `json:"product_id,omitempty"`
-	Firmware       string              `json:"firmware,omitempty"`
-	IPMIVersion    string              `json:"ipmi_version,omitempty"`
-	Chassis        *ipmi.ChassisStatus `json:"chassis,omitempty"`
-	Power          string              `json:"power,omitempty"` // on | off
-	GUID           *guid.Renderings    `json:"guid,omitempty"`
-	GUIDSource     string              `json:"guid_source,omitempty"` // get_system_guid | rakp2 | redfish_system_uuid
-	// GUIDLayout is the layout Observation.GUID is rendered in; the BMC's
-	// own layout is GUID.Layout (detected_layout).
-	GUIDLayout guid.Layout `json:"guid_layout,omitempty"`
-	// GUIDMatch says whether the reported GUID is the registered one
-	// (absent when none is registered).
-	GUIDMatch *bool `json:"guid_match,omitempty"`
-
-	// Requests are the exchanges the check made (a retransmission is not
-	// a new request), Retransmits their retransmissions, Timeouts the
-	// exchanges that gave up (the engine's per-BMC counters over the
-	// check; another user of the engine on the same BMC meanwhile counts
-	// too).
-	Requests    uint32 `json:"requests,omitempty"`
-	Retransmits uint32 `json:"retransmits,omitempty"`
-	Timeouts    uint32 `json:"timeouts,omitempty"`
-	// Excused are the retransmissions and time-outs that say nothing about
-	// the path: of a Close Session the BMC does not answer (LAN Session
-	// #1). Loss estimates leave them out.
-	Excused uint32 `json:"excused,omitempty"`
-	// Loss is the channel's loss over its recent checks, as the monitor
-	// measures it from the counters above (nil: not measured, or too few
-	// datagrams to say).
-	Loss *Loss `json:"loss,omitempty"`
-
-	// ConflictingReplies are login steps that drew an unauthenticated
-	// refusal and a verified answer (the verified one was taken): a sign
-	// of a forger on the path (event oob.conflicting_replies).
-	ConflictingReplies []ipmi.Conflict `json:"conflicting_replies,omitempty"`
-
-	// Redfish is what a Redfish check saw (nil for IPMI).
-	Redfish *RedfishEvidence `json:"redfish,omitempty"`
-}
-
 // identity compares the raw GUID g the BMC reported with the registered
 // one — the one comparison every check makes — and fills the observation's
 // GUID fields; it reports whether they match (true when none is
@@ -224,20 +151,4 @@ func itoa(n uint32) string {
 		n /= 10
 	}
 	return string(b[i:])
-}
-
-// Loss is a channel's datagram loss over a window of checks: Sent datagrams
-// (requests and their retransmissions), of which Lost went unanswered
-// (each retransmission follows one, each exchange that gave up ends with
-// one), over Checks checks.
-type Loss struct {
-	Sent   uint32  `json:"sent"`
-	Lost   uint32  `json:"lost"`
-	Checks int     `json:"checks"`
-	Rate   float64 `json:"rate"` // Lost/Sent, 0..1
-}
-
-// String is the loss as an operator reads it.
-func (l Loss) String() string {
-	return fmt.Sprintf("%.0f%% of %d datagrams lost over the last %d checks", 100*l.Rate, l.Sent, l.Checks)
 }
