@@ -1,4 +1,4 @@
-package diag
+package gather
 
 import (
 	"context"
@@ -103,10 +103,6 @@ type Report struct {
 	// Steps are the facts gathered after the base, in order.
 	Steps []Need `json:"steps,omitempty"`
 }
-
-// maxRounds bounds the tree ↔ executor loop (a tree asks for at most a
-// handful of facts).
-const maxRounds = 12
 
 func (x *Executor) now() time.Time {
 	if x.Now != nil {
@@ -596,7 +592,7 @@ func (x *Executor) emSession(ctx context.Context, b *Blade) (*ipmi.Session, erro
 
 func (x *Executor) bladeView(ctx context.Context, m store.Machine, b *Blade) *BladeView {
 	v := &BladeView{}
-	if b.ipmb() && b.IPMBErr != "" {
+	if b.Bridged() && b.IPMBErr != "" {
 		v.Err = b.IPMBErr
 		return v
 	}
@@ -607,7 +603,7 @@ func (x *Executor) bladeView(ctx context.Context, m store.Machine, b *Blade) *Bl
 	}
 	defer s.Close(ctx)
 	v.LoggedIn = true
-	if b.ipmb() {
+	if b.Bridged() {
 		x.bridgedView(ctx, s, m, b, v)
 		return v
 	}
@@ -1356,7 +1352,7 @@ func (x *Executor) fleet(ctx context.Context, m store.Machine, a store.Account, 
 		if !ok || st.State == "" || st.State == state.Unknown {
 			continue
 		}
-		troubled := st.State == state.NotResponding || has(st.Conditions, state.Degraded)
+		troubled := st.State == state.NotResponding || slices.Contains(st.Conditions, state.Degraded)
 		count := func(d *Spread) {
 			d.Peers++
 			if troubled {

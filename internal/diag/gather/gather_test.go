@@ -1,4 +1,4 @@
-package diag
+package gather
 
 import (
 	"context"
@@ -369,7 +369,23 @@ func TestExecutorSessionCensus(t *testing.T) {
 		t.Fatalf("census %+v", sf)
 	}
 	o := sf.Others[0]
-	if o.User != a.User || !o.SameHost || !o.SameUser || o.Ours || o.foreign() {
+	if o.User != a.User || !o.SameHost || !o.SameUser || o.Ours || o.Foreign() {
 		t.Errorf("another tool of this host as the same user: %+v", o)
+	}
+}
+func TestParseAddressChange(t *testing.T) {
+	for _, tt := range []struct {
+		detail, old, new string
+		ok               bool
+	}{
+		{AddressChange("10.0.0.1:623", "10.0.0.2:623"), "10.0.0.1:623", "10.0.0.2:623", true},
+		{`user "a" → "b", ` + AddressChange("[::1]:623", "[::2]:623") + ", password changed", "[::1]:623", "[::2]:623", true},
+		{"password changed", "", "", false},
+		{"address  → x", "", "", false},
+	} {
+		old, nw, ok := ParseAddressChange(tt.detail)
+		if old != tt.old || nw != tt.new || ok != tt.ok {
+			t.Errorf("%q: %q %q %v", tt.detail, old, nw, ok)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package diag_test
+package gather_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/peertest"
@@ -69,7 +70,7 @@ func TestDiagnosisInsecureIPMISim(t *testing.T) {
 	if err := st.AddAccount(ctx, &a); err != nil {
 		t.Fatal(err)
 	}
-	x := &diag.Executor{Store: st, Engine: eng, Timeout: 2 * time.Second}
+	x := &gather.Executor{Store: st, Engine: eng, Timeout: 2 * time.Second}
 
 	d := x.Run(ctx, m, a).Diagnosis
 	text := strings.Join(append([]string{d.Summary, d.Remedy}, d.Evidence...), "\n")

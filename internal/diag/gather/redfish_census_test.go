@@ -1,4 +1,4 @@
-package diag
+package gather
 
 import (
 	"context"
@@ -123,7 +123,7 @@ func TestExecutorRedfishCensus(t *testing.T) {
 	}
 	var foreign []HeldSession
 	for _, o := range sf.Others {
-		if o.foreign() {
+		if o.Foreign() {
 			foreign = append(foreign, o)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/probe"
@@ -49,7 +50,7 @@ func TestRecorderDiagSources(t *testing.T) {
 		func() error { _, err := r.ChannelRates(ctx, 7); return err },
 		func() error { _, err := r.Spread(ctx, 7); return err },
 	} {
-		if err := f(); !errors.Is(err, diag.ErrNoFigures) {
+		if err := f(); !errors.Is(err, gather.ErrNoFigures) {
 			t.Fatalf("unknown channel: %v", err)
 		}
 	}
@@ -90,7 +91,7 @@ func TestRecorderDiagSources(t *testing.T) {
 	}
 	// Out of the window: no figures, the executor measures itself.
 	setClock(t0.Add(3 * time.Minute))
-	if _, err := r.ChannelRates(ctx, 1); !errors.Is(err, diag.ErrNoFigures) {
+	if _, err := r.ChannelRates(ctx, 1); !errors.Is(err, gather.ErrNoFigures) {
 		t.Fatalf("after the window: %v", err)
 	}
 }
