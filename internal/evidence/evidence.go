@@ -1,16 +1,19 @@
-// Package evidence is what a check of one channel saw (Evidence), for the
-// operator and for the diagnosis: the probers (internal/probe) fill it, the
-// diagnosis (internal/diag) reasons over it. It does no I/O and imports
-// nothing that does, so the diagnosis's trees stay pure as a package.
-// Package probe keeps aliases (probe.Evidence, probe.Loss,
-// probe.RedfishEvidence); this package is canonical.
+// Package evidence is what a check of one channel found (Observation) and
+// saw (Evidence), for the operator, the monitor and the diagnosis: the
+// probers (internal/probe) fill it, the diagnosis (internal/diag) reasons
+// over it. It does no I/O and imports nothing that does, so the
+// diagnosis's trees stay pure as a package. Package probe keeps aliases
+// (probe.Observation, probe.Evidence, probe.Loss, probe.RedfishEvidence);
+// this package is canonical.
 package evidence
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi/vocab"
+	"github.com/lightsout/lightsout/internal/state"
 )
 
 // Evidence is what the check saw, for the operator and for diagnosis.
@@ -139,4 +142,28 @@ type RedfishEvidence struct {
 	Model       string `json:"model,omitempty"`
 	BIOSVersion string `json:"bios_version,omitempty"`
 	LoggedOut   bool   `json:"logged_out,omitempty"`
+}
+
+// Observation is the result of one check.
+type Observation struct {
+	Name       string            `json:"name"`
+	Host       string            `json:"host"`
+	Protocol   string            `json:"protocol"`
+	State      state.OOB         `json:"state"`
+	Reason     state.Reason      `json:"reason,omitempty"`
+	Conditions []state.Condition `json:"conditions,omitempty"`
+	// Message says what happened in the operator's words.
+	Message string `json:"message"`
+	// GUID is what the BMC reported, rendered in the layout the registered
+	// GUID is written in when they match (so equal GUIDs print equal), else
+	// in the operator's last-seen layout or the BMC's own (Evidence.GUIDLayout).
+	GUID string `json:"guid,omitempty"`
+	// Expected is the registered GUID as the operator registered it.
+	Expected  string    `json:"expected_guid,omitempty"`
+	ElapsedMS float64   `json:"elapsed_ms"`
+	At        time.Time `json:"at"`
+	Evidence  Evidence  `json:"evidence"`
+	// Err is the underlying error, for errors.Is/As by callers; not
+	// serialized (Evidence.Error has its text).
+	Err error `json:"-"`
 }

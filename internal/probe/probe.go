@@ -66,30 +66,6 @@ type Target struct {
 	RedfishLearned redfish.Auth
 }
 
-// Observation is the result of one check.
-type Observation struct {
-	Name       string            `json:"name"`
-	Host       string            `json:"host"`
-	Protocol   string            `json:"protocol"`
-	State      state.OOB         `json:"state"`
-	Reason     state.Reason      `json:"reason,omitempty"`
-	Conditions []state.Condition `json:"conditions,omitempty"`
-	// Message says what happened in the operator's words.
-	Message string `json:"message"`
-	// GUID is what the BMC reported, rendered in the layout the registered
-	// GUID is written in when they match (so equal GUIDs print equal), else
-	// in the operator's last-seen layout or the BMC's own (Evidence.GUIDLayout).
-	GUID string `json:"guid,omitempty"`
-	// Expected is the registered GUID as the operator registered it.
-	Expected  string    `json:"expected_guid,omitempty"`
-	ElapsedMS float64   `json:"elapsed_ms"`
-	At        time.Time `json:"at"`
-	Evidence  Evidence  `json:"evidence"`
-	// Err is the underlying error, for errors.Is/As by callers; not
-	// serialized (Evidence.Error has its text).
-	Err error `json:"-"`
-}
-
 // identity compares the raw GUID g the BMC reported with the registered
 // one — the one comparison every check makes — and fills the observation's
 // GUID fields; it reports whether they match (true when none is
