@@ -71,7 +71,7 @@ var ErrUnknownChannel = errors.New("monitor: unknown channel")
 // with Run.
 type Monitor struct {
 	cfg Config
-	st  store.Store
+	st  Store
 	log *slog.Logger
 	met *metrics
 
@@ -210,7 +210,7 @@ func (w lossWindow) rate() *probe.Loss {
 }
 
 // New returns a monitor over st.
-func New(st store.Store, cfg Config) *Monitor {
+func New(st Store, cfg Config) *Monitor {
 	if cfg.Schedule.Interval <= 0 {
 		cfg.Schedule = state.DefaultSchedule
 	}

@@ -50,7 +50,7 @@ var ErrNoFigures = errors.New("diag: no figures for this channel")
 // account is not logged in again before Schedule.AuthRetry unless its
 // credentials were edited since.
 type Executor struct {
-	Store  store.Store
+	Store  Store
 	Engine *ipmi.Engine
 	// Prober checks an IPMI channel (default probe.IPMI(Engine)).
 	Prober probe.Prober
