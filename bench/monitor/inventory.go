@@ -18,6 +18,7 @@ import (
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // fleetNames maps between the names the server knows (one fleet,
@@ -83,7 +84,7 @@ func importInventory(ctx context.Context, dataDir string, inv *inventory.Invento
 	if err != nil {
 		return 0, err
 	}
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(dataDir, "lightsout.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(dataDir, "lightsout.db"), Box: box})
 	if err != nil {
 		return 0, err
 	}
@@ -127,7 +128,7 @@ func seedStates(ctx context.Context, dataDir string, shards []*simShard, names f
 	if err != nil {
 		return 0, err
 	}
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(dataDir, "lightsout.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(dataDir, "lightsout.db"), Box: box})
 	if err != nil {
 		return 0, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/manager"
 )
 
@@ -266,7 +267,7 @@ func runAgentDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, ref string
 }
 
 // agentCause is the cause after autocorrect, when it ran.
-func agentCause(rep diag.AgentReport) diag.Cause {
+func agentCause(rep gather.AgentReport) diag.Cause {
 	if rep.After != nil {
 		return rep.After.Cause
 	}
@@ -293,7 +294,7 @@ func printDiagnosis(w io.Writer, d diag.Diagnosis) {
 }
 
 // printAgentDiag prints an agent's diagnosis as a block, like printDiag.
-func printAgentDiag(w io.Writer, rep diag.AgentReport, autocorrect bool) {
+func printAgentDiag(w io.Writer, rep gather.AgentReport, autocorrect bool) {
 	d := rep.Diagnosis
 	fmt.Fprintf(w, "agent %s (0x%04x)\n", rep.Agent, rep.ID)
 	printDiagnosis(w, d)

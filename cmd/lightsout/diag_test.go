@@ -3,13 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"github.com/lightsout/lightsout/internal/api/wire"
-	"github.com/lightsout/lightsout/internal/poll"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/diag/gather"
+	"github.com/lightsout/lightsout/internal/poll"
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/apitest"
@@ -173,7 +175,7 @@ func TestCLIDiagAgent(t *testing.T) {
 	// JSON: one report; its token, written to the agent's token file,
 	// enrolls it again.
 	out, code, err = as(t, e, store.RoleAdmin, "diag", "--agent", "web-1", "--autocorrect", "-o", "json")
-	var rep diag.AgentReport
+	var rep gather.AgentReport
 	if jerr := json.Unmarshal([]byte(out), &rep); code != 1 || err == nil || jerr != nil || rep.Diagnosis.Cause != diag.CauseAgentCertRevoked || rep.Token == "" {
 		t.Fatalf("json: exit %d %v %v\n%s", code, err, jerr, out)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // directFlags select the database itself instead of the server, for
@@ -35,7 +36,7 @@ func (d *directFlags) direct() bool { return d.data != "" || d.db != "" }
 
 // open opens the store the way the server does, refusing to create
 // anything: a typo in --data must not start an empty database.
-func (d *directFlags) open(ctx context.Context) (*store.DB, error) {
+func (d *directFlags) open(ctx context.Context) (*sqlstore.DB, error) {
 	dsn := d.db
 	if dsn != "" {
 		u, err := url.Parse(dsn)
@@ -65,7 +66,7 @@ func (d *directFlags) open(ctx context.Context) (*store.DB, error) {
 	if err != nil {
 		return nil, &exitError{code: 1, err: err}
 	}
-	st, err := store.Open(ctx, store.Options{DSN: dsn, Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: dsn, Box: box})
 	if err != nil {
 		return nil, &exitError{code: 1, err: err}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/lightsout/lightsout/internal/pki"
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // FuzzSessionMessages feeds arbitrary lines to the manager's handling of
@@ -41,7 +42,7 @@ func FuzzSessionMessages(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	db, err := store.Open(context.Background(), store.Options{DSN: filepath.Join(dir, "l.db"), Box: box})
+	db, err := sqlstore.Open(context.Background(), sqlstore.Options{DSN: filepath.Join(dir, "l.db"), Box: box})
 	if err != nil {
 		f.Fatal(err)
 	}

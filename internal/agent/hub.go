@@ -24,9 +24,24 @@ import (
 	"github.com/lightsout/lightsout/internal/store"
 )
 
+// HubStore is what the hub needs of persistence (*sqlstore.DB has it):
+// enrolled agents, their certificates and join tokens, and the managers
+// agents may reach.
+type HubStore interface {
+	Agents(ctx context.Context) ([]store.Agent, error)
+	AddJoinToken(ctx context.Context, hash []byte, expires time.Time) error
+	RevokeAgent(ctx context.Context, id int64, at time.Time) error
+	TouchManager(ctx context.Context, address string, at time.Time) error
+	AgentManagers(ctx context.Context, since time.Time) ([]string, error)
+	EnrollAgent(ctx context.Context, tokenHash []byte, at time.Time, a *store.Agent, c *store.AgentCert) error
+	AgentCertByFingerprint(ctx context.Context, fp string) (store.AgentCert, error)
+	AgentSeen(ctx context.Context, id int64, version string, caps []string, address string, at time.Time) error
+	AddAgentCert(ctx context.Context, c store.AgentCert) error
+}
+
 // HubConfig configures the manager's side. Zero values take defaults.
 type HubConfig struct {
-	Store *store.DB
+	Store HubStore
 	CA    *pki.CA
 	// Interval between an agent's heartbeats (the manager tells each
 	// agent); default 10s.

@@ -11,6 +11,7 @@ import (
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -180,10 +181,10 @@ func (a *API) agentDiag(w http.ResponseWriter, r *http.Request, actor manager.Ac
 	if a.ev != nil && st.Name != "" {
 		facts.Flooding = a.ev.Flooding("agent:" + st.Name)
 	}
-	rep := diag.DiagnoseAgent(r.Context(), h, facts, in.Autocorrect, actor.Role == store.RoleAdmin)
+	rep := gather.DiagnoseAgent(r.Context(), h, facts, in.Autocorrect, actor.Role == store.RoleAdmin)
 	if rep.Command != "" {
 		if addr := a.agentListener(r); addr != "" {
-			rep.Command = strings.Replace(rep.Command, " "+diag.ReEnrollManager+" ", " "+addr+" ", 1)
+			rep.Command = strings.Replace(rep.Command, " "+gather.ReEnrollManager+" ", " "+addr+" ", 1)
 		}
 	}
 	if in.Autocorrect {

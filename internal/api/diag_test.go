@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/lightsout/lightsout/internal/poll"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lightsout/lightsout/internal/poll"
 
 	"github.com/lightsout/lightsout/internal/api/apitest"
 	"github.com/lightsout/lightsout/internal/api/client"
@@ -47,7 +48,7 @@ func diagFleet() sim.Config {
 }
 
 // fakeRates and fakeFleet stand in for internal/events' rate and fleet
-// detectors (diag.RateSource, diag.FleetSource).
+// detectors (gather.RateSource, gather.FleetSource).
 type fakeRates struct{ r diag.Rates }
 
 func (f fakeRates) ChannelRates(context.Context, int64) (diag.Rates, error) { return f.r, nil }
@@ -612,8 +613,8 @@ func TestDiagnosisDegraded(t *testing.T) {
 
 // TestDiagnosisDegradedFleet: the Degraded tree's rates and fleet
 // comparison from the server's real sources — the event detectors over
-// the monitor's checks (events.Recorder as diag.RateSource and
-// diag.FleetSource). The three blades of one enclosure lose packets, and
+// the monitor's checks (events.Recorder as gather.RateSource and
+// gather.FleetSource). The three blades of one enclosure lose packets, and
 // so do half the BMCs of one firmware revision: the diagnosis of a blade
 // names the enclosure, that of a rack server the firmware, each with the
 // monitor's own figures for the BMC.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
@@ -10,7 +11,9 @@ import (
 
 // listInstances: GET /api/v1/instances.
 func (a *API) listInstances(w http.ResponseWriter, r *http.Request, _ manager.Actor) error {
-	db, ok := a.st.(*store.DB)
+	db, ok := a.st.(interface {
+		Instances(ctx context.Context) ([]store.Instance, error)
+	})
 	if !ok {
 		writeJSON(w, http.StatusOK, wire.Instances{Self: a.self, Instances: []store.Instance{}})
 		return nil

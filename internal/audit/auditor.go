@@ -63,7 +63,7 @@ const (
 	maxTick            = time.Minute
 )
 
-// Store is what the auditor needs from persistence (*store.DB has it).
+// Store is what the auditor needs from persistence (*sqlstore.DB has it).
 type Store interface {
 	Accounts(ctx context.Context, f store.MachineFilter, p store.Page) ([]store.Account, error)
 	SaveSecurityReport(ctx context.Context, r store.SecurityReport, c *store.SecurityChange) error

@@ -15,7 +15,7 @@ import (
 	"github.com/lightsout/lightsout/internal/store"
 )
 
-// Store is what a node needs from the database (*store.DB).
+// Store is what a node needs from the database (*sqlstore.DB).
 type Store interface {
 	Heartbeat(ctx context.Context, in store.Instance, lease time.Duration, restart bool) (store.Instance, error)
 	Instances(ctx context.Context) ([]store.Instance, error)

@@ -14,8 +14,8 @@ package diag
 import (
 	"time"
 
-	"github.com/lightsout/lightsout/internal/ipmi"
-	"github.com/lightsout/lightsout/internal/probe"
+	"github.com/lightsout/lightsout/internal/evidence"
+	"github.com/lightsout/lightsout/internal/ipmi/vocab"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -228,7 +228,7 @@ type Facts struct {
 	Reason     state.Reason      `json:"reason,omitempty"`
 	Conditions []state.Condition `json:"conditions,omitempty"`
 	Message    string            `json:"message,omitempty"`
-	Evidence   probe.Evidence    `json:"evidence"`
+	Evidence   evidence.Evidence `json:"evidence"`
 	GUID       string            `json:"guid,omitempty"`     // reported (SMBIOS rendering)
 	Expected   string            `json:"expected,omitempty"` // registered; "" while registering
 	Fresh      bool              `json:"fresh"`
@@ -416,8 +416,8 @@ type Siblings struct {
 
 // BladeView is the enclosure manager's status of the blade's slot.
 type BladeView struct {
-	Status ipmi.BladeStatus `json:"status"`
-	Err    string           `json:"error,omitempty"`
+	Status vocab.BladeStatus `json:"status"`
+	Err    string            `json:"error,omitempty"`
 
 	// Through standard bridging (kind ipmb): PowerKnown says whether
 	// Status.PowerOn was read (only a controller that is a chassis device

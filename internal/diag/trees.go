@@ -2,12 +2,11 @@ package diag
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/lightsout/lightsout/internal/ipmi"
+	"github.com/lightsout/lightsout/internal/ipmi/vocab"
 	"github.com/lightsout/lightsout/internal/state"
 )
 
@@ -173,7 +172,7 @@ func insecure(f Facts) *Diagnosis {
 }
 
 // CheckFindings turns a check's insecure authentication capabilities
-// (probe.Evidence.Insecure) into findings with the audit's remedies, for a
+// (evidence.Evidence.Insecure) into findings with the audit's remedies, for a
 // BMC the security audit has not reported on.
 func CheckFindings(seen []string, redfish bool) []SecurityFinding {
 	var out []SecurityFinding
@@ -496,7 +495,7 @@ func bladeSilent(f Facts, base, ruled []string) Result {
 		return done(bladeRefused(f, ev, ruled))
 	}
 	if b.Guessed != "" {
-		ev = append(ev, fmt.Sprintf("the enclosure manager refused %s; asked instead by standard IPMI bridging at the default IPMB addresses (%s) — set the enclosure's kind to ipmb (lightsout enclosures, the inventory's kind: ipmb) to ask it that way directly", b.Guessed, ipmi.DefaultIPMBRule))
+		ev = append(ev, fmt.Sprintf("the enclosure manager refused %s; asked instead by standard IPMI bridging at the default IPMB addresses (%s) — set the enclosure's kind to ipmb (lightsout enclosures, the inventory's kind: ipmb) to ask it that way directly", b.Guessed, vocab.DefaultIPMBRule))
 	}
 	if f.BladeView.Err != "" {
 		d := &Diagnosis{Cause: CauseBladeBMC, Confidence: Low,
@@ -652,12 +651,26 @@ func siblingRuledOut(s *Siblings, enc string) []string {
 	return []string{fmt.Sprintf("the enclosure tray: the other blades of %s answer", enc)}
 }
 
-// portOf is the port of a host:port ("443" when there is none).
+// portOf is the port of a host:port ("443" when there is none), as
+// net.SplitHostPort splits it (TestPortOf holds them equal; diag does not
+// import net).
 func portOf(addr string) string {
-	if _, p, err := net.SplitHostPort(addr); err == nil {
-		return p
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return "443"
 	}
-	return "443"
+	host := addr[:i]
+	if strings.HasPrefix(host, "[") {
+		if !strings.HasSuffix(host, "]") || strings.ContainsAny(host[1:len(host)-1], "[]") {
+			return "443"
+		}
+	} else if strings.ContainsAny(host, ":[]") {
+		return "443"
+	}
+	if strings.ContainsAny(addr[i+1:], "[]") {
+		return "443"
+	}
+	return addr[i+1:]
 }
 
 func hostOf(addr string) string {
@@ -899,7 +912,7 @@ func privilegeTooLow(f Facts, ev []string) Result {
 		} else {
 			fix += " (operator is enough for power and identify)"
 		}
-		d.Remedy = fmt.Sprintf("lower the account's privilege to what the BMC grants: %s; or raise user %s's limit on the BMC to %s (ipmitool channel setaccess 1 ID privilege=%d, ID being the user's number in ipmitool user list 1)", fix, f.Account.User, asked, ipmi.PrivilegeOf(asked))
+		d.Remedy = fmt.Sprintf("lower the account's privilege to what the BMC grants: %s; or raise user %s's limit on the BMC to %s (ipmitool channel setaccess 1 ID privilege=%d, ID being the user's number in ipmitool user list 1)", fix, f.Account.User, asked, vocab.PrivilegeOf(asked))
 	default:
 		d.Confidence = Medium
 		d.Summary = fmt.Sprintf("user %s may not log in at %s privilege, nor at any lower one", f.Account.User, asked)
@@ -907,7 +920,7 @@ func privilegeTooLow(f Facts, ev []string) Result {
 		for _, r := range p.Refused {
 			d.Evidence = append(d.Evidence, fmt.Sprintf("asked for %s: refused", r))
 		}
-		d.Remedy = fmt.Sprintf("user %s has no IPMI over LAN access at any privilege: enable it on the LAN channel (ipmitool channel setaccess 1 ID ipmi=on privilege=%d) or check that the user is enabled (ipmitool user enable ID)", f.Account.User, ipmi.PrivilegeOf(asked))
+		d.Remedy = fmt.Sprintf("user %s has no IPMI over LAN access at any privilege: enable it on the LAN channel (ipmitool channel setaccess 1 ID ipmi=on privilege=%d) or check that the user is enabled (ipmitool user enable ID)", f.Account.User, vocab.PrivilegeOf(asked))
 	}
 	return done(d)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // TestLossyPathMonitor is issue 15's "loss is loss" on the monitor's side,
@@ -44,7 +45,7 @@ func TestLossyPathMonitor(t *testing.T) {
 	b := fleet.BMCs()[0]
 
 	box, _ := secret.NewRandomBox()
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "e.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "e.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lightsout/lightsout/internal/evcode"
-	"github.com/lightsout/lightsout/internal/monitor"
+	"github.com/lightsout/lightsout/internal/monitor/outcome"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
-// Store is what the Recorder needs of persistence (*store.DB has it).
+// Store is what the Recorder needs of persistence (*sqlstore.DB has it).
 type Store interface {
 	AddEvent(ctx context.Context, e *store.Event, dedup time.Duration) error
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
@@ -336,7 +336,7 @@ func (r *Recorder) AgentEvent(e store.Event) {
 // queued); a declared transition is recorded before Checked returns
 // (within 10 s, even when ctx is cancelled by shutting down), as
 // TransitionEvents says.
-func (r *Recorder) Checked(ctx context.Context, o monitor.Outcome) {
+func (r *Recorder) Checked(ctx context.Context, o outcome.Outcome) {
 	s := SampleOf(o)
 	r.mu.Lock()
 	evs := r.w.Observe(s)

@@ -18,6 +18,7 @@ import (
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // clock is an injected, settable clock.
@@ -29,13 +30,13 @@ type clock struct {
 func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
-func openStore(t *testing.T) *store.DB {
+func openStore(t *testing.T) *sqlstore.DB {
 	t.Helper()
 	box, err := secret.NewRandomBox()
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(context.Background(), store.Options{DSN: filepath.Join(t.TempDir(), "l.db"), Box: box})
+	db, err := sqlstore.Open(context.Background(), sqlstore.Options{DSN: filepath.Join(t.TempDir(), "l.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func openStore(t *testing.T) *store.DB {
 	return db
 }
 
-func newRecorder(t *testing.T, cfg Config) (*Recorder, *store.DB, *clock) {
+func newRecorder(t *testing.T, cfg Config) (*Recorder, *sqlstore.DB, *clock) {
 	t.Helper()
 	db := openStore(t)
 	clk := &clock{t: t0}

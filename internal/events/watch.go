@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/ipmi"
-	"github.com/lightsout/lightsout/internal/monitor"
+	"github.com/lightsout/lightsout/internal/monitor/outcome"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -42,7 +42,7 @@ type Sample struct {
 }
 
 // SampleOf turns the monitor's outcome of one check into a Sample.
-func SampleOf(o monitor.Outcome) Sample {
+func SampleOf(o outcome.Outcome) Sample {
 	addr := o.Observation.Host
 	if SubnetOf(addr) == "" {
 		addr = o.Address

@@ -9,29 +9,6 @@ import (
 	"time"
 )
 
-// AuthCaps is the answer to Get Channel Authentication Capabilities: what
-// the BMC accepts before any session, and the first evidence for the
-// security audit.
-type AuthCaps struct {
-	Channel byte `json:"channel"`
-	// IPMI 1.5 authentication types offered.
-	AuthNone     bool `json:"auth_none"`
-	AuthMD2      bool `json:"auth_md2"`
-	AuthMD5      bool `json:"auth_md5"`
-	AuthStraight bool `json:"auth_straight_password"`
-	AuthOEM      bool `json:"auth_oem"`
-	// Login status.
-	KGNonZero       bool   `json:"kg_set"`
-	PerMsgAuthOff   bool   `json:"per_message_auth_disabled"`
-	UserLevelAuthOf bool   `json:"user_level_auth_disabled"`
-	NonNullUsers    bool   `json:"non_null_users"`
-	NullUsers       bool   `json:"null_users"`
-	Anonymous       bool   `json:"anonymous_login"`
-	IPMI15          bool   `json:"ipmi15"`
-	IPMI20          bool   `json:"ipmi20"`
-	OEMID           uint32 `json:"oem_id"`
-}
-
 // parseAuthCaps decodes the response data (after the completion code).
 func parseAuthCaps(b []byte) (AuthCaps, error) {
 	var a AuthCaps
@@ -151,17 +128,6 @@ func (s *Session) GetSystemGUID(ctx context.Context) ([16]byte, error) {
 	}
 	copy(g[:], b)
 	return g, nil
-}
-
-// ChassisStatus is the answer to Get Chassis Status.
-type ChassisStatus struct {
-	PowerOn       bool   `json:"power_on"`
-	PowerOverload bool   `json:"power_overload,omitempty"`
-	PowerFault    bool   `json:"power_fault,omitempty"`
-	ControlFault  bool   `json:"control_fault,omitempty"`
-	RestorePolicy string `json:"restore_policy"`
-	Intrusion     bool   `json:"intrusion,omitempty"`
-	Identify      string `json:"identify,omitempty"` // off, timed, on; empty if not reported
 }
 
 func parseChassisStatus(b []byte) (ChassisStatus, error) {

@@ -299,17 +299,6 @@ const (
 	CmdBladeIdentify    = 0x03
 )
 
-// BladeStatus is an enclosure manager's view of one slot.
-type BladeStatus struct {
-	Slot    int  `json:"slot"`
-	Present bool `json:"present"`
-	// BMCAnswers: the blade's BMC answers the enclosure manager over the
-	// enclosure's internal link. When false, the power state is unknown
-	// (the manager's console shows the blade's power lamp as unknown).
-	BMCAnswers bool `json:"bmc_answers"`
-	PowerOn    bool `json:"power_on"`
-}
-
 func parseBladeStatus(b []byte) (BladeStatus, error) {
 	if len(b) < 2 {
 		return BladeStatus{}, malformed("blade status of %d bytes", len(b))

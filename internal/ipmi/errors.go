@@ -52,19 +52,6 @@ var (
 	ErrClosed = errors.New("ipmi: closed")
 )
 
-// Stage names a step of talking to a BMC.
-type Stage string
-
-const (
-	StagePing        Stage = "presence_ping"
-	StageAuthCaps    Stage = "auth_capabilities"
-	StageOpenSession Stage = "open_session"
-	StageRAKP1       Stage = "rakp1_2"
-	StageRAKP3       Stage = "rakp3_4"
-	StageCommand     Stage = "command"
-	StageClose       Stage = "close_session"
-)
-
 // StageError says where an exchange failed and what the BMC said, if
 // anything. Its Unwrap is the sentinel.
 type StageError struct {

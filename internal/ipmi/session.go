@@ -77,19 +77,6 @@ type Session struct {
 	retrans0 uint32
 }
 
-// Conflict is a handshake request that drew an unauthenticated refusal
-// (an error status, or a proof that did not verify) and a verified answer:
-// one of them was forged, or mangled on the way. The verified one is taken.
-type Conflict struct {
-	Stage Stage `json:"stage"`
-	// Refusal is what the unverified reply said.
-	Refusal string `json:"refusal"`
-	// From is the unverified reply's source, Verified the verified one's
-	// (the same address when the forger spoofs the BMC's).
-	From     netip.AddrPort `json:"from"`
-	Verified netip.AddrPort `json:"verified_from"`
-}
-
 // refusals remembers the last unauthenticated refusal of one handshake
 // request, to report it as a Conflict if a verified answer follows.
 type refusals struct {

@@ -8,10 +8,15 @@ import (
 
 // TestPureCores: the packages that hold vocabulary and pure decisions stay
 // pure as packages: nothing they import, directly or not, does database,
-// network or TLS I/O (`go list -deps`).
+// network or TLS I/O (`go list -deps`). diag's trees (its executor is
+// diag/gather), the store's model (its SQL is store/sqlstore), a check's
+// evidence and the IPMI vocabulary are among them.
 func TestPureCores(t *testing.T) {
-	pure := []string{"../evcode", "../state", "../agentstate", "../protocol"}
+	pure := []string{"../evcode", "../state", "../agentstate", "../protocol",
+		"../diag", "../store", "../evidence", "../ipmi/vocab"}
 	forbidden := []string{"database/sql", "net", "net/http", "crypto/tls"}
+	// and any package of these modules (the SQL drivers)
+	forbiddenModules := []string{"modernc.org/sqlite", "github.com/jackc/pgx/v5"}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command on PATH to list dependencies")
@@ -26,6 +31,11 @@ func TestPureCores(t *testing.T) {
 			for _, f := range forbidden {
 				if d == f {
 					t.Errorf("%s depends on %s", p, f)
+				}
+			}
+			for _, m := range forbiddenModules {
+				if d == m || strings.HasPrefix(d, m+"/") {
+					t.Errorf("%s depends on %s", p, d)
 				}
 			}
 		}

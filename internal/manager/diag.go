@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/state"
@@ -28,8 +29,8 @@ type DiagConfig struct {
 	BusyWait     time.Duration
 	// Rates and Fleet replace the executor's own measurements for the
 	// Degraded tree (internal/events can provide them).
-	Rates diag.RateSource
-	Fleet diag.FleetSource
+	Rates gather.RateSource
+	Fleet gather.FleetSource
 	// Probers check a channel by protocol (the monitor's; the server sets
 	// them). Nil: IPMI through the engine, Redfish through the manager's
 	// Redfish transport with the store's certificate pins.
@@ -108,7 +109,7 @@ type addressSwapper interface {
 	SwapAccountAddresses(ctx context.Context, a, b int64, atA, atB store.Endpoint) error
 }
 
-func (m *Manager) executor() *diag.Executor {
+func (m *Manager) executor() *gather.Executor {
 	c := m.Diag
 	probers := c.Probers
 	// A Redfish BMC's session census goes over the same transport, to the
@@ -124,7 +125,7 @@ func (m *Manager) executor() *diag.Executor {
 		}
 		probers = probe.NewRegistry(m.Engine, rf)
 	}
-	x := &diag.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
+	x := &gather.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
 		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}
 	if rp != nil {
 		x.RedfishCensus = rp.Census
@@ -233,7 +234,7 @@ type diagRun struct {
 	m     *Manager
 	actor Actor
 	req   DiagRequest
-	x     *diag.Executor
+	x     *gather.Executor
 
 	mu      sync.Mutex
 	changed map[int64]fixed // account ID → the fix applied to it in this run

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/audit"
-	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
@@ -702,7 +702,7 @@ func accountChanges(old, na store.Account) []string {
 		d = append(d, fmt.Sprintf("protocol %s → %s", old.Protocol, na.Protocol))
 	}
 	if old.Address != na.Address || old.Port != na.Port {
-		d = append(d, diag.AddressChange(hostPort(old.Address, old.Port), hostPort(na.Address, na.Port)))
+		d = append(d, gather.AddressChange(hostPort(old.Address, old.Port), hostPort(na.Address, na.Port)))
 	}
 	if old.User != na.User {
 		d = append(d, fmt.Sprintf("user %q → %q", old.User, na.User))

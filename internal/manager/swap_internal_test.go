@@ -10,6 +10,7 @@ import (
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // TestSwapCannotBeSteered: the diagnosis's address-swap autocorrect moves
@@ -26,7 +27,7 @@ func TestSwapCannotBeSteered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

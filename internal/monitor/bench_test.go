@@ -12,6 +12,7 @@ import (
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // benchMonitor is a monitor over a SQLite store with one channel whose
@@ -24,7 +25,7 @@ func benchMonitor(b *testing.B, script []state.OOB) (*monitor.Monitor, int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(b.TempDir(), "m.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(b.TempDir(), "m.db"), Box: box})
 	if err != nil {
 		b.Fatal(err)
 	}

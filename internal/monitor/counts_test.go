@@ -12,6 +12,7 @@ import (
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // TestStateCountsFollowTheFleet: the running counts behind lightsout_channels
@@ -24,7 +25,7 @@ func TestStateCountsFollowTheFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // TestFailedCheckWritesNothing: a check that fails once (not yet declared:
@@ -20,7 +21,7 @@ import (
 func TestFailedCheckWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	box, _ := secret.NewRandomBox()
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // fake is a scripted prober: it answers each call with the next state of
@@ -75,7 +76,7 @@ func setup(t *testing.T, f *fake, sch state.Schedule, d state.Damping) (*Monitor
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +240,7 @@ func testLightChecksBetweenFullOnes(t *testing.T) {
 	f := &fake{script: []state.OOB{state.Connectable}}
 	ctx := context.Background()
 	box, _ := secret.NewRandomBox()
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // TestStep: the channel's pure core turns one observation into the next
@@ -126,7 +127,7 @@ func (s *orderStore) SaveState(ctx context.Context, cs store.ChannelState, tr *s
 func TestApplyOrder(t *testing.T) {
 	ctx := context.Background()
 	box, _ := secret.NewRandomBox()
-	db, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	db, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

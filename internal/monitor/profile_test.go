@@ -17,6 +17,7 @@ import (
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // TestLearnedProfileSurvivesRestart: the monitor checks a BMC that lists
@@ -44,7 +45,7 @@ func TestLearnedProfileSurvivesRestart(t *testing.T) {
 
 	box, _ := secret.NewRandomBox()
 	dsn := filepath.Join(t.TempDir(), "m.db")
-	st, err := store.Open(ctx, store.Options{DSN: dsn, Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: dsn, Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestLightCheckRenegotiates(t *testing.T) {
 	defer fleet.Close()
 	b := fleet.BMCs()[0]
 	box, _ := secret.NewRandomBox()
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // TestRedfishLearnedAuthSurvivesRestart: the monitor checks a simulated
@@ -50,7 +51,7 @@ func TestRedfishLearnedAuthSurvivesRestart(t *testing.T) {
 	b := fleet.BMCs()[0]
 
 	box, _ := secret.NewRandomBox()
-	st, err := store.Open(ctx, store.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: filepath.Join(t.TempDir(), "m.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,14 @@ package probe
 import (
 	"context"
 	"errors"
-	"github.com/lightsout/lightsout/internal/poll"
 	"net"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lightsout/lightsout/internal/poll"
 
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"

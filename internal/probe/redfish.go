@@ -111,45 +111,6 @@ func NewRedfishTransport() *http.Transport {
 	}
 }
 
-// RedfishEvidence is what a Redfish check saw.
-type RedfishEvidence struct {
-	// Statuses are the HTTP status codes, in order ("GET /redfish/v1 200").
-	Statuses     []string `json:"statuses,omitempty"`
-	TLSVersion   string   `json:"tls_version,omitempty"`
-	TLSResumed   bool     `json:"tls_resumed,omitempty"`
-	TLSGroup     string   `json:"tls_group,omitempty"` // key exchange of a full handshake (CurveP256)
-	CertSHA256   string   `json:"cert_sha256,omitempty"`
-	PinnedSHA256 string   `json:"pinned_sha256,omitempty"`
-	CertSubject  string   `json:"cert_subject,omitempty"`
-	CertExpires  string   `json:"cert_expires,omitempty"`
-	// Auth is how the check authenticated (session, basic) and AuthWhy
-	// why: forced by the account, learned from an earlier check, what the
-	// service root links, or a session creation refused with 404/405/501.
-	Auth          string `json:"auth,omitempty"`
-	AuthWhy       string `json:"auth_why,omitempty"`
-	SessionReused bool   `json:"session_reused,omitempty"`
-	// SessionExpired: a kept session was refused, and a new one opened.
-	SessionExpired bool `json:"session_expired,omitempty"`
-	// Learned is, for an auto account, the authentication the next check
-	// starts from ("": it is learned again), for the monitor to keep with
-	// the BMC's profile (Target.RedfishLearned after a restart).
-	Learned string `json:"learned,omitempty"`
-	// The failed request, and what the service said.
-	FailedURL  string   `json:"failed_url,omitempty"`
-	HTTPStatus int      `json:"http_status,omitempty"`
-	MessageIDs []string `json:"message_ids,omitempty"`
-	RetryAfter string   `json:"retry_after,omitempty"`
-	// NoSessions: a session login was required (redfish_auth: session)
-	// but the service offers none.
-	NoSessions bool `json:"no_sessions,omitempty"`
-
-	UUID        string `json:"uuid,omitempty"` // as the service reported it
-	PowerState  string `json:"power_state,omitempty"`
-	Model       string `json:"model,omitempty"`
-	BIOSVersion string `json:"bios_version,omitempty"`
-	LoggedOut   bool   `json:"logged_out,omitempty"`
-}
-
 // recorder wraps the shared transport for one check: it notes each
 // request's status. It does not pass CloseIdleConnections on.
 type recorder struct {

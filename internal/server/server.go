@@ -37,6 +37,7 @@ import (
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 // Config of a server. Zero values take defaults.
@@ -98,7 +99,7 @@ type Config struct {
 // Server is a running management server.
 type Server struct {
 	Config   Config
-	Store    *store.DB
+	Store    *sqlstore.DB
 	Engine   *ipmi.Engine
 	Monitor  *monitor.Monitor
 	Manager  *manager.Manager
@@ -178,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	st, err := store.Open(ctx, store.Options{DSN: dsn, Box: box})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{DSN: dsn, Box: box})
 	if err != nil && lock != nil {
 		lock.Close()
 	}
@@ -448,7 +449,7 @@ const MaxCheckTimeouts = 6
 
 // newNode registers this instance (cluster.Config defaults: DefaultName,
 // the default zone, the engine's source address).
-func newNode(ctx context.Context, st *store.DB, cfg Config, onUnwatched func(string, time.Time)) (*cluster.Node, error) {
+func newNode(ctx context.Context, st *sqlstore.DB, cfg Config, onUnwatched func(string, time.Time)) (*cluster.Node, error) {
 	cc := cfg.Cluster
 	if cc.FleetZones == nil {
 		cc.FleetZones = st.Zones

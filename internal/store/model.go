@@ -1,13 +1,13 @@
-// Package store persists the manager's inventory, channel states, state
-// history, events, audit log and API tokens, in embedded SQLite (default,
-// pure Go) or PostgreSQL. Both run the same embedded migrations and the same
-// SQL (placeholders are rewritten per dialect). Every write that returns nil
-// is committed durably: a crash (kill -9) after a method returns loses
-// nothing it wrote.
+// Package store is the persistence model: the manager's inventory,
+// channel states, state history, events, audit log and API tokens as
+// records, the typed errors every implementation returns (ErrNotFound,
+// ErrConflict, *FieldError), and the Store interface. It does no I/O
+// (internal/layers.TestPureCores); the SQL implementation is
+// internal/store/sqlstore, and consumers declare the few methods they use.
 //
-// Passwords are encrypted at rest with the [secret.Box] given to [Open];
-// values in this package's structs are plaintext in memory only, and never
-// serialized to JSON.
+// Values in this package's structs (passwords among them) are plaintext
+// in memory only, and never serialized to JSON; sqlstore seals passwords
+// at rest.
 package store
 
 import (

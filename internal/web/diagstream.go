@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/manager"
 )
 
@@ -29,7 +30,7 @@ import (
 // streamLine is one line of the stream.
 type streamLine struct {
 	Kind string `json:"kind"`
-	*diag.Progress
+	*gather.Progress
 	Text      string `json:"text,omitempty"`
 	MS        int64  `json:"ms"`
 	Cause     string `json:"cause,omitempty"`
@@ -139,7 +140,7 @@ func (c *Console) streamDiagnosis(w http.ResponseWriter, r *http.Request, s *ses
 	}
 	ctx, cancel := ctxTimeout(r, 5*time.Minute)
 	defer cancel()
-	ctx = diag.WithProgress(ctx, func(p diag.Progress) {
+	ctx = gather.WithProgress(ctx, func(p gather.Progress) {
 		send(streamLine{Kind: "step", Progress: &p, Text: stepText(p.Need)})
 	})
 	res, err := c.m.Diagnose(ctx, s.actor(), req, func(d manager.DiagResult) {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/api/wire"
-	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 )
 
 // Agents lists the agents and their states.
@@ -36,7 +36,7 @@ func (c *Client) AgentOp(ctx context.Context, id int64, op string) (agent.Result
 // DiagnoseAgent diagnoses an agent (by node ID or name) and, with
 // autocorrect (operator), applies the fixes; a re-enrollment token is
 // minted only for an admin.
-func (c *Client) DiagnoseAgent(ctx context.Context, ref string, autocorrect bool) (diag.AgentReport, error) {
-	var out diag.AgentReport
+func (c *Client) DiagnoseAgent(ctx context.Context, ref string, autocorrect bool) (gather.AgentReport, error) {
+	var out gather.AgentReport
 	return out, c.call(ctx, "POST", "/api/v1/agents/"+esc(ref)+"/diag", nil, wire.AgentDiagRequest{Autocorrect: autocorrect}, &out)
 }

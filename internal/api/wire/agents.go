@@ -33,7 +33,7 @@ type AgentOpRequest struct {
 }
 
 // AgentDiagRequest is POST /api/v1/agents/{id}/diag (body optional); the
-// reply is a diag.AgentReport.
+// reply is a gather.AgentReport.
 type AgentDiagRequest struct {
 	// Autocorrect applies the diagnosis's fixes (operator); a re-enrollment
 	// token is minted only for an admin.

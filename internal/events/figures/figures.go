@@ -1,5 +1,5 @@
 // Package figures is the event recorder as the diagnosis's rate and fleet
-// source (diag.RateSource, diag.FleetSource): it turns the Recorder's
+// source (gather.RateSource, gather.FleetSource): it turns the Recorder's
 // totals and group spreads into diag's figures. Its own package, so that
 // internal/events does not import internal/diag (the consumer declares the
 // interface; the composition root, internal/server, plugs this in).
@@ -10,25 +10,26 @@ import (
 	"fmt"
 
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/events"
 )
 
 // Source answers the diagnosis from a Recorder. A channel the monitor has
 // not checked since the server started (or not within the flood window)
-// is diag.ErrNoFigures: the executor then measures it itself.
+// is gather.ErrNoFigures: the executor then measures it itself.
 type Source struct{ Recorder *events.Recorder }
 
 var (
-	_ diag.RateSource  = Source{}
-	_ diag.FleetSource = Source{}
+	_ gather.RateSource  = Source{}
+	_ gather.FleetSource = Source{}
 )
 
 // ChannelRates sums the monitor's checks of account accountID over the
-// flood window (diag.RateSource).
+// flood window (gather.RateSource).
 func (s Source) ChannelRates(_ context.Context, accountID int64) (diag.Rates, error) {
 	t, window, ok := s.Recorder.ChannelTotals(accountID)
 	if !ok {
-		return diag.Rates{Window: window}, fmt.Errorf("%w: the monitor made no check of account %d in the last %s", diag.ErrNoFigures, accountID, window)
+		return diag.Rates{Window: window}, fmt.Errorf("%w: the monitor made no check of account %d in the last %s", gather.ErrNoFigures, accountID, window)
 	}
 	return diag.Rates{Window: t.Window, Requests: t.Requests, Timeouts: t.Timeouts, Retransmits: t.Retransmits,
 		Source: fmt.Sprintf("the monitor's checks over the last %s (%d %s, %.1f unanswered requests a minute)",
@@ -37,11 +38,11 @@ func (s Source) ChannelRates(_ context.Context, accountID int64) (diag.Rates, er
 
 // Spread compares account accountID's machine with the other machines of
 // its firmware, enclosure and subnet: how many of them are degraded,
-// flooding or not responding now (diag.FleetSource).
+// flooding or not responding now (gather.FleetSource).
 func (s Source) Spread(_ context.Context, accountID int64) ([]diag.Spread, error) {
 	gs, ok := s.Recorder.ChannelSpread(accountID)
 	if !ok {
-		return nil, fmt.Errorf("%w: the monitor has not reported account %d to the correlator", diag.ErrNoFigures, accountID)
+		return nil, fmt.Errorf("%w: the monitor has not reported account %d to the correlator", gather.ErrNoFigures, accountID)
 	}
 	out := make([]diag.Spread, 0, len(gs))
 	for _, g := range gs {

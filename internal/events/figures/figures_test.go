@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/internal/diag"
+	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
-	"github.com/lightsout/lightsout/internal/store"
+	"github.com/lightsout/lightsout/internal/store/sqlstore"
 )
 
 var t0 = time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -29,7 +30,7 @@ func TestRecorderDiagSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(context.Background(), store.Options{DSN: filepath.Join(t.TempDir(), "f.db"), Box: box})
+	db, err := sqlstore.Open(context.Background(), sqlstore.Options{DSN: filepath.Join(t.TempDir(), "f.db"), Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestRecorderDiagSources(t *testing.T) {
 		func() error { _, err := r.ChannelRates(ctx, 7); return err },
 		func() error { _, err := r.Spread(ctx, 7); return err },
 	} {
-		if err := f(); !errors.Is(err, diag.ErrNoFigures) {
+		if err := f(); !errors.Is(err, gather.ErrNoFigures) {
 			t.Fatalf("unknown channel: %v", err)
 		}
 	}
@@ -90,7 +91,7 @@ func TestRecorderDiagSources(t *testing.T) {
 	}
 	// Out of the window: no figures, the executor measures itself.
 	setClock(t0.Add(3 * time.Minute))
-	if _, err := r.ChannelRates(ctx, 1); !errors.Is(err, diag.ErrNoFigures) {
+	if _, err := r.ChannelRates(ctx, 1); !errors.Is(err, gather.ErrNoFigures) {
 		t.Fatalf("after the window: %v", err)
 	}
 }
