@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lightsout/lightsout/internal/api/client"
+	"github.com/lightsout/lightsout/internal/checkrun"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/manager"
 )
@@ -346,7 +347,7 @@ func readPassword(file string) (string, error) {
 		}
 		return string(pw), nil
 	}
-	pw, err := (&passwordSource{}).get()
+	pw, err := (&checkrun.PasswordSource{}).Get()
 	if err != nil {
 		return "", &exitError{code: 2, err: err}
 	}
