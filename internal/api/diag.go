@@ -20,7 +20,7 @@ func (a *API) diag(w http.ResponseWriter, r *http.Request, actor manager.Actor) 
 	}
 	st := newNDJSON(w)
 	var sum manager.DiagSummary
-	_, err := a.m.Diagnose(r.Context(), actor, in, func(res manager.DiagResult) {
+	_, err := a.m.Diagnose(r.Context(), actor, manager.DiagRequest(in), func(res manager.DiagResult) {
 		sum.Add(res)
 		st.line(wire.DiagLine{DiagResult: &res})
 	})
