@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/demo"
+	"github.com/lightsout/lightsout/internal/server"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -52,7 +55,7 @@ the admin token (the file it prints) or any API token; roles are the API's.`,
 				return usageErr("--interval %v: at least 1s", interval)
 			}
 			ports := os.Geteuid() != 0 || cmd.Flags().Changed("base-port")
-			return demo.Run(cmd.Context(), cmd.OutOrStdout(), demo.Options{Count: count, Interval: interval, Dir: dir, BasePort: basePort, Ports: ports, Listen: listen, Start: startServer})
+			return demo.Run(cmd.Context(), cmd.OutOrStdout(), demo.Options{Count: count, Interval: interval, Dir: dir, BasePort: basePort, Ports: ports, Listen: listen, Start: startDemoServer})
 		},
 	}
 	c.Flags().IntVar(&count, "count", 200, "BMCs in the simulated fleet")
@@ -61,4 +64,20 @@ the admin token (the file it prints) or any API token; roles are the API's.`,
 	c.Flags().IntVar(&basePort, "base-port", 30623, "first port, the BMCs sharing 127.0.0.1 (the default when not root; as root given explicitly)")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8623", "API listen address")
 	return c
+}
+
+// startDemoServer starts the demo's server as `lightsout server` does
+// (startServer) and hands the demo what it uses of it.
+func startDemoServer(ctx context.Context, c demo.ServerConfig, listen string) (demo.Running, error) {
+	srv, httpSrv, ln, err := startServer(ctx, server.Config{DataDir: c.DataDir, Schedule: c.Schedule, Audit: c.Audit, Events: c.Events,
+		AgentListen: c.AgentListen, Agents: agent.HubConfig{OnEvent: c.OnAgentEvent}, OnChange: c.OnChange}, listen)
+	if err != nil {
+		return demo.Running{}, err
+	}
+	return demo.Running{Manager: srv.Manager, Agents: srv.Agents, CA: srv.CA, AgentAddr: srv.AgentAddr, Addr: ln.Addr(), Stop: func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(sctx)
+		srv.Close()
+	}}, nil
 }

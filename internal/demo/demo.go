@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,7 +25,6 @@ import (
 	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/pki"
-	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
@@ -42,7 +40,30 @@ type Options struct {
 	Listen   string
 	// Start opens the server and serves its API on listen (cmd's, the one
 	// `lightsout server` uses).
-	Start func(ctx context.Context, cfg server.Config, listen string) (*server.Server, *http.Server, net.Listener, error)
+	Start func(ctx context.Context, cfg ServerConfig, listen string) (Running, error)
+}
+
+// ServerConfig is the server the demo asks Start for.
+type ServerConfig struct {
+	DataDir      string
+	Schedule     state.Schedule
+	Audit        audit.Config
+	Events       events.Config
+	AgentListen  string
+	OnAgentEvent func(store.Event)      // the agents' events, as the hub records them
+	OnChange     func(store.Transition) // every state change the monitor declares
+}
+
+// Running is the started server as the demo uses it. Start builds it from
+// internal/server's Server: the demo does not import the composition root,
+// which would put a floor on the import graph (internal/layers).
+type Running struct {
+	Manager   *manager.Manager
+	Agents    *agent.Hub
+	CA        *pki.CA
+	AgentAddr net.Addr // nil without an agent listener
+	Addr      net.Addr // the API's
+	Stop      func()   // the API shut down, the server closed
 }
 
 // faults is one BMC per fault kind, after the 16 blades.
@@ -128,7 +149,7 @@ func Run(parent context.Context, out io.Writer, o Options) error {
 	data := filepath.Join(dir, "data")
 	// The security audit runs within the first minute (FirstSpread), so the
 	// insecure BMC shows its findings soon.
-	srv, httpSrv, ln, err := o.Start(ctx, server.Config{DataDir: data, Schedule: sch,
+	srv, err := o.Start(ctx, ServerConfig{DataDir: data, Schedule: sch,
 		Audit: audit.Config{Every: 24 * time.Hour, FirstSpread: time.Minute},
 		// Timeout floods measured over a minute, not the default five, so
 		// the demo's flood (host-c's link, bmc-00028) shows within about
@@ -136,7 +157,7 @@ func Run(parent context.Context, out io.Writer, o Options) error {
 		Events:      events.Config{Flood: events.FloodConfig{Window: time.Minute}},
 		AgentListen: "127.0.0.1:0",
 		// What the agents report about their host links, printed below.
-		Agents: agent.HubConfig{OnEvent: func(e store.Event) {
+		OnAgentEvent: func(e store.Event) {
 			switch e.Code {
 			case agent.EvLinkPath, agent.EvLinkState:
 				select {
@@ -144,7 +165,7 @@ func Run(parent context.Context, out io.Writer, o Options) error {
 				default:
 				}
 			}
-		}},
+		},
 		OnChange: func(t store.Transition) {
 			select {
 			case changes <- t:
@@ -154,18 +175,13 @@ func Run(parent context.Context, out io.Writer, o Options) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = httpSrv.Shutdown(sctx)
-		srv.Close()
-	}()
+	defer srv.Stop()
 	if n, err := importFleet(ctx, srv, fleet); err != nil {
 		return fmt.Errorf("import the demo fleet: %w", err)
 	} else {
 		fmt.Fprintf(out, "lightsout demo: %d simulated BMCs on %s (fault control API %s)\n", n, fleet.AddrRange(), ctl.URL())
 	}
-	api := "http://" + ln.Addr().String()
+	api := "http://" + srv.Addr.String()
 	tok := filepath.Join(data, "admin.token")
 	fmt.Fprintf(out, "  manager: API %s/api/v1 (OpenAPI %s/api/v1/openapi.json), metrics %s/metrics\n", api, api, api)
 	fmt.Fprintf(out, "  data: %s (SQLite, key, admin token %s)\n", data, tok)
@@ -229,7 +245,7 @@ func Run(parent context.Context, out io.Writer, o Options) error {
 }
 
 // importFleet imports the fleet's inventory into the manager, as an admin.
-func importFleet(ctx context.Context, srv *server.Server, fleet *sim.Fleet) (int, error) {
+func importFleet(ctx context.Context, srv Running, fleet *sim.Fleet) (int, error) {
 	inv := fleet.Inventory("")
 	pw := map[string][]byte{}
 	for _, m := range inv.Machines {
@@ -272,7 +288,7 @@ func flapFaults(ctx context.Context, fleet *sim.Fleet, interval time.Duration) {
 //	host-b  IPv4 refused: link Up over the IPv6 fallback (Down without ::1); an older agent version
 //	host-c  the BMC's link never answers: timeouts counted, a timeout flood
 //	host-d  the BMC trusts another CA: link NotTrusted; the agent stops after a minute (Down)
-func startAgents(ctx context.Context, srv *server.Server, dir string) int {
+func startAgents(ctx context.Context, srv Running, dir string) int {
 	started := 0
 	endpoint := func(addr string, cas *x509.CertPool) *hostlink.Endpoint {
 		cert, err := hostlink.SelfSigned([]string{"127.0.0.1", "::1"}, time.Now(), 10*365*24*time.Hour)
