@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/manager"
 )
 
@@ -54,34 +57,22 @@ message.` + serverHelp,
   lightsout accounts list --machine web-1 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			accts, err := cl.Accounts(cmd.Context(), machine)
-			if err != nil {
-				return apiErr(err)
-			}
-			out := cmd.OutOrStdout()
-			if f.structured() {
-				return emit(f.output, out, accts...)
-			}
-			tw := newTable(out, f.output, "ID", "MACHINE", "PROTOCOL", "ADDRESS", "USER", "PRIVILEGE", "+CIPHER", "STATE", "REASON", "+SINCE", "+CHECKED", "+MESSAGE")
-			for _, a := range accts {
-				cipher := "auto"
-				if a.Account.Protocol == "redfish" {
-					cipher = a.Account.RedfishAuth
-				} else if a.Account.CipherSuite != 0 {
-					cipher = strconv.Itoa(a.Account.CipherSuite)
+			return listAPI(cmd, f, func(cl *client.Client, ctx context.Context) ([]manager.ChannelView, error) {
+				return cl.Accounts(ctx, machine)
+			}, func(out io.Writer, accts []manager.ChannelView) {
+				tw := newTable(out, f.output, "ID", "MACHINE", "PROTOCOL", "ADDRESS", "USER", "PRIVILEGE", "+CIPHER", "STATE", "REASON", "+SINCE", "+CHECKED", "+MESSAGE")
+				for _, a := range accts {
+					cipher := "auto"
+					if a.Account.Protocol == "redfish" {
+						cipher = a.Account.RedfishAuth
+					} else if a.Account.CipherSuite != 0 {
+						cipher = strconv.Itoa(a.Account.CipherSuite)
+					}
+					tw.row(a.Account.ID, a.Account.Machine, a.Account.Protocol, hostPort(a.Account.Address, a.Account.Port),
+						a.Account.User, a.Account.Privilege, cipher, stateText(a), a.State.Reason, stamp(a.State.Since), stamp(a.State.CheckedAt), a.State.Message)
 				}
-				tw.row(a.Account.ID, a.Account.Machine, a.Account.Protocol, hostPort(a.Account.Address, a.Account.Port),
-					a.Account.User, a.Account.Privilege, cipher, stateText(a), a.State.Reason, stamp(a.State.Since), stamp(a.State.CheckedAt), a.State.Message)
-			}
-			tw.flush()
-			return nil
+				tw.flush()
+			})
 		},
 	}
 	c.Flags().StringVar(&machine, "machine", "", "only this machine's accounts")
@@ -106,20 +97,12 @@ remedy.` + serverHelp,
 			if err != nil {
 				return err
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			a, err := cl.Account(cmd.Context(), id)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), a)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "machine: %s", a.Account.Machine)
-			printChannel(cmd.OutOrStdout(), a)
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (manager.ChannelView, error) {
+				return cl.Account(ctx, id)
+			}, func(out io.Writer, a manager.ChannelView) {
+				fmt.Fprintf(out, "machine: %s", a.Account.Machine)
+				printChannel(out, a)
+			})
 		},
 	}
 }
@@ -211,19 +194,11 @@ role.` + serverHelp,
 					return err
 				}
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			v, err := cl.AddAccount(cmd.Context(), in)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), v)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added account %d to %s; it is checked now (lightsout accounts show %d)\n", v.Account.ID, v.Account.Machine, v.Account.ID)
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (manager.ChannelView, error) {
+				return cl.AddAccount(ctx, in)
+			}, func(out io.Writer, v manager.ChannelView) {
+				fmt.Fprintf(out, "added account %d to %s; it is checked now (lightsout accounts show %d)\n", v.Account.ID, v.Account.Machine, v.Account.ID)
+			})
 		},
 	}
 	a.add(c, true)
@@ -311,23 +286,15 @@ role.` + serverHelp,
 			if !changed {
 				return usageErr("nothing to change: give --protocol, --address, --port, --user, --password-file, --privilege, --cipher-suite, --cipher-suites or --redfish-auth")
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			v, err := cl.UpdateAccount(cmd.Context(), id, in)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), v)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "updated account %d of %s\n", v.Account.ID, v.Account.Machine)
-			if v.NextAttempt != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "the lockout guard holds the login with the new credentials until %s (one immediate retry per guard interval)\n",
-					v.NextAttempt.Local().Format(time.RFC3339))
-			}
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (manager.ChannelView, error) {
+				return cl.UpdateAccount(ctx, id, in)
+			}, func(out io.Writer, v manager.ChannelView) {
+				fmt.Fprintf(out, "updated account %d of %s\n", v.Account.ID, v.Account.Machine)
+				if v.NextAttempt != nil {
+					fmt.Fprintf(out, "the lockout guard holds the login with the new credentials until %s (one immediate retry per guard interval)\n",
+						v.NextAttempt.Local().Format(time.RFC3339))
+				}
+			})
 		},
 	}
 	a.add(c, false)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lightsout/lightsout/internal/agent"
+	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/pki"
 )
@@ -388,19 +390,11 @@ func newAgentRevokeCmd() *cobra.Command {
 			if err != nil || id < 1 {
 				return usageErr("ID %q: the agent's node ID (as 'domain status' shows it)", args[0])
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := cl.RevokeAgent(cmd.Context(), id)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), st)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "agent %d (%s): %s, %s\n", st.ID, st.Name, st.State, st.Reason)
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (agent.Status, error) {
+				return cl.RevokeAgent(ctx, id)
+			}, func(out io.Writer, st agent.Status) {
+				fmt.Fprintf(out, "agent %d (%s): %s, %s\n", st.ID, st.Name, st.State, st.Reason)
+			})
 		},
 	}
 	f.add(c.Flags(), true)
@@ -488,16 +482,9 @@ reason.
 Exit status: 0 when every agent is Up, 1 otherwise.` + serverHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			cl, err := f.client(cmd)
+			as, err := fetch(cmd, f, (*client.Client).Agents)
 			if err != nil {
 				return err
-			}
-			as, err := cl.Agents(cmd.Context())
-			if err != nil {
-				return apiErr(err)
 			}
 			notUp := printDomain(cmd.OutOrStdout(), f.output, as.Agents)
 			if notUp > 0 {

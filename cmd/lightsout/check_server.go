@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -49,12 +48,12 @@ func runServerCheck(cmd *cobra.Command, f *checkFlags, names []string) error {
 			return err
 		}
 	} else {
-		p := newPrinter(out, os.Stderr, f.output, false, len(res))
-		p.quiet = !f.allRows && rowsTerminal(out)
+		p := newCheckPrinter(out, f.output, false, len(res))
+		p.Quiet = !f.allRows && rowsTerminal(out)
 		for _, r := range res {
-			p.add(observation(r))
+			p.Add(observation(r))
 		}
-		p.finish()
+		p.Finish()
 		for _, r := range res {
 			if r.Remedy != "" && r.State.State != state.Connectable {
 				fmt.Fprintf(out, "%s: %s\n", r.Machine, r.Remedy)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/checkrun"
 	"github.com/lightsout/lightsout/internal/diag"
 	"github.com/lightsout/lightsout/internal/diag/gather"
 	"github.com/lightsout/lightsout/internal/manager"
@@ -174,13 +175,13 @@ func runDiag(cmd *cobra.Command, f *apiFlags, cl *client.Client, req wire.DiagRe
 			sum.Diagnosed, sum.Healthy, sum.Corrected, sum.Failing, time.Since(start).Seconds())
 		if len(failing) > 0 {
 			names, more := failing, ""
-			if len(names) > MaxFailingNamed {
-				names, more = names[:MaxFailingNamed], fmt.Sprintf(" and %d more", len(failing)-MaxFailingNamed)
+			if len(names) > checkrun.MaxFailingNamed {
+				names, more = names[:checkrun.MaxFailingNamed], fmt.Sprintf(" and %d more", len(failing)-checkrun.MaxFailingNamed)
 			}
 			fmt.Fprintf(out, "failing (%d): %s%s\n", len(failing), strings.Join(names, ", "), more)
 		}
 		if hidden > 0 {
-			fmt.Fprintf(out, "%d healthy %s not shown (--all-rows shows every diagnosis)\n", hidden, plural(hidden, "channel", "channels"))
+			fmt.Fprintf(out, "%d healthy %s not shown (--all-rows shows every diagnosis)\n", hidden, checkrun.Plural(hidden, "channel", "channels"))
 		}
 	}
 	if sum.Failing > 0 {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -30,12 +33,9 @@ Viewers may list and show, operators add, admins remove.` + serverHelp,
 	return c
 }
 
-func printEnclosures(f *apiFlags, cmd *cobra.Command, es ...store.Enclosure) error {
-	out := cmd.OutOrStdout()
-	if f.structured() {
-		return emit(f.output, out, es...)
-	}
-	tw := newTable(out, f.output, "NAME", "+PROTOCOL", "ADDRESS", "USER", "SLOTS", "KIND", "+CREATED", "UPDATED")
+// printEnclosures prints enclosures as a table (-o wide: more columns).
+func printEnclosures(out io.Writer, format string, es ...store.Enclosure) {
+	tw := newTable(out, format, "NAME", "+PROTOCOL", "ADDRESS", "USER", "SLOTS", "KIND", "+CREATED", "UPDATED")
 	for _, e := range es {
 		kind := e.Kind
 		if kind == "ipmb" {
@@ -48,7 +48,6 @@ func printEnclosures(f *apiFlags, cmd *cobra.Command, es ...store.Enclosure) err
 		tw.row(e.Name, e.Protocol, hostPort(e.Address, e.Port), e.User, e.Slots, kind, stamp(e.CreatedAt), stamp(e.UpdatedAt))
 	}
 	tw.flush()
-	return nil
 }
 
 func newEnclosuresListCmd(f *apiFlags) *cobra.Command {
@@ -59,18 +58,9 @@ func newEnclosuresListCmd(f *apiFlags) *cobra.Command {
 		Example: `  lightsout enclosures list -o json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			es, err := cl.Enclosures(cmd.Context())
-			if err != nil {
-				return apiErr(err)
-			}
-			return printEnclosures(f, cmd, es...)
+			return listAPI(cmd, f, (*client.Client).Enclosures, func(out io.Writer, es []store.Enclosure) {
+				printEnclosures(out, f.output, es...)
+			})
 		},
 	}
 }
@@ -83,18 +73,11 @@ func newEnclosuresShowCmd(f *apiFlags) *cobra.Command {
 		Example: `  lightsout enclosures show enc-1`,
 		Args:    exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			e, err := cl.Enclosure(cmd.Context(), args[0])
-			if err != nil {
-				return apiErr(err)
-			}
-			return printEnclosures(f, cmd, e)
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (store.Enclosure, error) {
+				return cl.Enclosure(ctx, args[0])
+			}, func(out io.Writer, e store.Enclosure) {
+				printEnclosures(out, f.output, e)
+			})
 		},
 	}
 }
@@ -145,19 +128,11 @@ default). Needs the operator role.` + serverHelp,
 			} else if passwordFile != "" {
 				return usageErr("--password-file goes with --user")
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			e, err := cl.AddEnclosure(cmd.Context(), in)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), e)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added enclosure %s (%d slots)\n", e.Name, e.Slots)
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (store.Enclosure, error) {
+				return cl.AddEnclosure(ctx, in)
+			}, func(out io.Writer, e store.Enclosure) {
+				fmt.Fprintf(out, "added enclosure %s (%d slots)\n", e.Name, e.Slots)
+			})
 		},
 	}
 	fl := c.Flags()

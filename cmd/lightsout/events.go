@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -167,28 +169,19 @@ the operator role.` + serverHelp,
 			if limit < 1 || limit > 10000 {
 				return usageErr("--limit %d: from 1 to 10000", limit)
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			es, err := cl.Audit(cmd.Context(), target, limit)
-			if err != nil {
-				return apiErr(err)
-			}
-			out := cmd.OutOrStdout()
-			if f.structured() {
-				return emit(f.output, out, es...)
-			}
-			tw := newTable(out, f.output, "+ID", "AT", "ACTOR", "ACTION", "TARGET", "RESULT", "DETAIL")
-			for _, e := range es {
-				d := e.Detail
-				if e.Error != "" {
-					d = strings.TrimSpace(d + " " + e.Error)
+			return listAPI(cmd, f, func(cl *client.Client, ctx context.Context) ([]store.AuditEntry, error) {
+				return cl.Audit(ctx, target, limit)
+			}, func(out io.Writer, es []store.AuditEntry) {
+				tw := newTable(out, f.output, "+ID", "AT", "ACTOR", "ACTION", "TARGET", "RESULT", "DETAIL")
+				for _, e := range es {
+					d := e.Detail
+					if e.Error != "" {
+						d = strings.TrimSpace(d + " " + e.Error)
+					}
+					tw.row(e.ID, stamp(e.At), e.Actor, e.Action, e.Target, e.Result, d)
 				}
-				tw.row(e.ID, stamp(e.At), e.Actor, e.Action, e.Target, e.Result, d)
-			}
-			tw.flush()
-			return nil
+				tw.flush()
+			})
 		},
 	}
 	f.add(c.Flags(), true)

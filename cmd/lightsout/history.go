@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/lightsout/lightsout/internal/api/client"
+	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -29,13 +32,11 @@ pages: --before ID (the last ID shown, in -o json).` + serverHelp,
 			if before < 0 {
 				return usageErr("--before %d: must be a transition ID", before)
 			}
-			cl, err := f.client(cmd)
+			h, err := fetch(cmd, f, func(cl *client.Client, ctx context.Context) (wire.History, error) {
+				return cl.History(ctx, args[0], before, limit)
+			})
 			if err != nil {
 				return err
-			}
-			h, err := cl.History(cmd.Context(), args[0], before, limit)
-			if err != nil {
-				return apiErr(err)
 			}
 			out := cmd.OutOrStdout()
 			if f.structured() {

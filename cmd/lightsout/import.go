@@ -11,6 +11,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/api"
 	"github.com/lightsout/lightsout/internal/api/wire"
+	"github.com/lightsout/lightsout/internal/checkrun"
 	"github.com/lightsout/lightsout/internal/inventory"
 )
 
@@ -93,11 +94,11 @@ func buildImport(path string, replace bool) (wire.ImportRequest, error) {
 	req := wire.ImportRequest{Format: strings.ToLower(format.String()), Content: string(content), Source: path,
 		Passwords: map[string]string{}, EnclosurePasswords: map[string]string{}, Replace: replace}
 	pws := &inventory.Passwords{Dir: inv.Dir}
-	shared := &passwordSource{}
+	shared := &checkrun.PasswordSource{}
 	for _, m := range inv.Machines {
 		pw, err := pws.Of(m)
 		if errors.Is(err, inventory.ErrNoPassword) {
-			pw, err = shared.get()
+			pw, err = shared.Get()
 		}
 		if err != nil {
 			return req, &exitError{code: 2, err: fmt.Errorf("%s:%d: %v", path, m.Line, err)}
@@ -110,7 +111,7 @@ func buildImport(path string, replace bool) (wire.ImportRequest, error) {
 			if e.User == "" {
 				continue
 			}
-			pw, err = shared.get()
+			pw, err = shared.Get()
 		}
 		if err != nil {
 			return req, &exitError{code: 2, err: fmt.Errorf("%s:%d: %v", path, e.Line, err)}

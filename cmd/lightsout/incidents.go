@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/incident"
 )
 
@@ -32,23 +33,9 @@ and closing incidents are also events (lightsout events --code 'incident.*').` +
   lightsout incidents -o json | jq -r 'select(.severity=="critical") | .diagnose'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			incs, err := cl.Incidents(cmd.Context())
-			if err != nil {
-				return apiErr(err)
-			}
-			out := cmd.OutOrStdout()
-			if f.structured() {
-				return emit(f.output, out, incs...)
-			}
-			printIncidents(out, incs, members || f.output == formatWide)
-			return nil
+			return listAPI(cmd, f, (*client.Client).Incidents, func(out io.Writer, incs []incident.Incident) {
+				printIncidents(out, incs, members || f.output == formatWide)
+			})
 		},
 	}
 	f.add(c.Flags(), true)

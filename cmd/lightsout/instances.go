@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/api/wire"
 )
 
@@ -26,13 +27,9 @@ channels. The instance that answered is marked with *.` + serverHelp,
   lightsout instances -o json | jq -r 'select(.live|not) | .name'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := f.client(cmd)
+			got, err := fetch(cmd, f, (*client.Client).Instances)
 			if err != nil {
 				return err
-			}
-			got, err := cl.Instances(cmd.Context())
-			if err != nil {
-				return apiErr(err)
 			}
 			out := cmd.OutOrStdout()
 			if f.structured() {

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/internal/api/client"
+	"github.com/lightsout/lightsout/internal/api/wire"
 	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/manager"
 )
 
 func newAdoptCmd() *cobra.Command {
@@ -33,22 +38,14 @@ Do not adopt blindly: Invalid also means another BMC answers at this address
 					return usageErr("--guid: %v", err)
 				}
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			m, err := cl.Adopt(cmd.Context(), args[0], g)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), m)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s now expects System GUID %s\n", m.Name, m.GUID)
-			for _, ch := range m.Channels {
-				printChannel(cmd.OutOrStdout(), ch)
-			}
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (manager.MachineView, error) {
+				return cl.Adopt(ctx, args[0], g)
+			}, func(out io.Writer, m manager.MachineView) {
+				fmt.Fprintf(out, "%s now expects System GUID %s\n", m.Name, m.GUID)
+				for _, ch := range m.Channels {
+					printChannel(out, ch)
+				}
+			})
 		},
 	}
 	f.add(c.Flags(), true)
@@ -77,25 +74,14 @@ intercept the connection. Needs the admin role; the change is audited.` + server
   lightsout accept-cert web-1 --fingerprint 3f9a…(64 hex digits)`,
 		Args: exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			m, err := cl.AcceptCertificate(cmd.Context(), args[0], fp)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), m)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: certificate accepted\n", m.Name)
-			for _, ch := range m.Channels {
-				printChannel(cmd.OutOrStdout(), ch)
-			}
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (manager.MachineView, error) {
+				return cl.AcceptCertificate(ctx, args[0], fp)
+			}, func(out io.Writer, m manager.MachineView) {
+				fmt.Fprintf(out, "%s: certificate accepted\n", m.Name)
+				for _, ch := range m.Channels {
+					printChannel(out, ch)
+				}
+			})
 		},
 	}
 	f.add(c.Flags(), true)
@@ -124,19 +110,11 @@ Needs the operator role.` + serverHelp,
 			if spare == "" {
 				return usageErr("--by is required: the spare machine that takes %s's place", args[0])
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			r, err := cl.Replace(cmd.Context(), args[0], spare)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), r)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s replaced %s (group %q, role %q)\n", r.Spare.Name, r.Old.Name, r.Spare.Group, r.Spare.Role)
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (wire.ReplaceResponse, error) {
+				return cl.Replace(ctx, args[0], spare)
+			}, func(out io.Writer, r wire.ReplaceResponse) {
+				fmt.Fprintf(out, "%s replaced %s (group %q, role %q)\n", r.Spare.Name, r.Old.Name, r.Spare.Group, r.Spare.Role)
+			})
 		},
 	}
 	f.add(c.Flags(), true)
@@ -156,22 +134,11 @@ answers at the address now. Needs the admin role; audited.` + serverHelp,
 		Example: `  lightsout register web-1 && lightsout check web-1`,
 		Args:    exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			m, err := cl.Register(cmd.Context(), args[0])
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), m)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s awaits its first Connectable check to pin its System GUID (lightsout check %s)\n", m.Name, m.Name)
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (manager.MachineView, error) {
+				return cl.Register(ctx, args[0])
+			}, func(out io.Writer, m manager.MachineView) {
+				fmt.Fprintf(out, "%s awaits its first Connectable check to pin its System GUID (lightsout check %s)\n", m.Name, m.Name)
+			})
 		},
 	}
 	f.add(c.Flags(), true)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lightsout/lightsout/internal/api/client"
+	"github.com/lightsout/lightsout/internal/checkrun"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/manager"
 )
@@ -158,22 +160,11 @@ to do about it.` + serverHelp,
   lightsout machines show web-1 -o json | jq .channels[0].state.evidence`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			m, err := cl.Machine(cmd.Context(), args[0])
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), m)
-			}
-			printMachine(cmd.OutOrStdout(), m)
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (manager.MachineView, error) {
+				return cl.Machine(ctx, args[0])
+			}, func(out io.Writer, m manager.MachineView) {
+				printMachine(out, m)
+			})
 		},
 	}
 }
@@ -282,19 +273,11 @@ operator role.` + serverHelp,
 			if cmd.Flags().Changed("cipher-suite") {
 				in.Account.CipherSuite = &a.cipherSuite
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			m, err := cl.AddMachine(cmd.Context(), in)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), m)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added %s; its channel is checked now (lightsout machines show %s)\n", m.Name, m.Name)
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (manager.MachineView, error) {
+				return cl.AddMachine(ctx, in)
+			}, func(out io.Writer, m manager.MachineView) {
+				fmt.Fprintf(out, "added %s; its channel is checked now (lightsout machines show %s)\n", m.Name, m.Name)
+			})
 		},
 	}
 	fl := c.Flags()
@@ -346,7 +329,7 @@ func readPassword(file string) (string, error) {
 		}
 		return string(pw), nil
 	}
-	pw, err := (&passwordSource{}).get()
+	pw, err := (&checkrun.PasswordSource{}).Get()
 	if err != nil {
 		return "", &exitError{code: 2, err: err}
 	}
@@ -412,19 +395,11 @@ role.` + serverHelp,
 			if p == (manager.MachinePatch{}) {
 				return usageErr("nothing to change: give --group, --role, --tag, --spare, --enclosure, --slot or --zone")
 			}
-			cl, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			m, err := cl.UpdateMachine(cmd.Context(), args[0], p)
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.structured() {
-				return emit(f.output, cmd.OutOrStdout(), m)
-			}
-			printMachine(cmd.OutOrStdout(), m)
-			return nil
+			return callAPI(cmd, f, func(cl *client.Client, ctx context.Context) (manager.MachineView, error) {
+				return cl.UpdateMachine(ctx, args[0], p)
+			}, func(out io.Writer, m manager.MachineView) {
+				printMachine(out, m)
+			})
 		},
 	}
 	fl := c.Flags()

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/lightsout/lightsout/internal/api/wire"
@@ -19,36 +18,11 @@ func (a *API) diag(w http.ResponseWriter, r *http.Request, actor manager.Actor) 
 	if err := decode(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	rc := http.NewResponseController(w)
-	started := false
-	begin := func() {
-		if !started {
-			started = true
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			w.Header().Set("X-Accel-Buffering", "no")
-			w.WriteHeader(http.StatusOK)
-		}
-	}
-	line := func(v wire.DiagLine) {
-		b, _ := json.Marshal(v)
-		_, _ = w.Write(append(b, '\n'))
-		_ = rc.Flush()
-	}
+	st := newNDJSON(w)
 	var sum manager.DiagSummary
-	_, err := a.m.Diagnose(r.Context(), actor, in, func(res manager.DiagResult) {
-		begin()
+	_, err := a.m.Diagnose(r.Context(), actor, manager.DiagRequest(in), func(res manager.DiagResult) {
 		sum.Add(res)
-		line(wire.DiagLine{DiagResult: &res})
+		st.line(wire.DiagLine{DiagResult: &res})
 	})
-	if err != nil && !started {
-		return err
-	}
-	if err != nil && clientGone(r, err) {
-		a.log.Debug("api: diagnosis failed after it started: client gone", "err", err)
-	} else if err != nil {
-		a.log.Error("api: diagnosis failed after it started", "err", err)
-	}
-	begin()
-	line(wire.DiagLine{Summary: &sum})
-	return nil
+	return a.endStream(st, r, "diagnosis", err, wire.DiagLine{Summary: &sum})
 }

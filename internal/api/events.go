@@ -1,8 +1,6 @@
 package api
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -74,65 +72,8 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request, _ manager.Act
 			return err
 		}
 	}
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprint(w, "retry: 3000\n: lightsout events\n\n"); err != nil {
-		return nil
-	}
-	seen := map[int64]int{}
-	for i := len(replay) - 1; i >= 0; i-- {
-		if writeSSE(w, replay[i]) != nil {
-			return nil
-		}
-		seen[replay[i].ID] = replay[i].Count
-	}
-	if rc.Flush() != nil {
-		return nil
-	}
-	keep := time.NewTicker(SSEKeepalive)
-	defer keep.Stop()
-	var dropped uint64
-	for {
-		select {
-		case <-r.Context().Done():
-			return nil
-		case <-keep.C:
-			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
-				return nil
-			}
-		case e, ok := <-sub.C:
-			if !ok {
-				return nil // the server is shutting down
-			}
-			if c, ok := seen[e.ID]; ok && e.Count <= c {
-				continue
-			}
-			if writeSSE(w, e) != nil {
-				return nil
-			}
-			if d := sub.Dropped(); d != dropped {
-				dropped = d
-				if _, err := fmt.Fprintf(w, "event: dropped\ndata: {\"dropped\":%d}\n\n", d); err != nil {
-					return nil
-				}
-			}
-			if rc.Flush() != nil {
-				return nil
-			}
-		}
-	}
-}
-
-func writeSSE(w http.ResponseWriter, e store.Event) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.ID, b)
-	return err
+	events.ServeSSE(r.Context(), w, sub, events.SSEStream{Comment: "lightsout events", Replay: replay, Keepalive: SSEKeepalive})
+	return nil
 }
 
 // eventCatalogue serves GET /api/v1/events/catalogue: every known code.

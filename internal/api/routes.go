@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -853,7 +852,7 @@ func (a *API) power(w http.ResponseWriter, r *http.Request, actor manager.Actor)
 		}
 		req.AgentFallback = d
 	}
-	return a.stream(w, func(progress func(power.Result)) error {
+	return a.stream(w, r, func(progress func(power.Result)) error {
 		_, err := a.m.Power(r.Context(), actor, req, progress)
 		return err
 	})
@@ -882,7 +881,7 @@ func (a *API) allocate(w http.ResponseWriter, r *http.Request, actor manager.Act
 	if err != nil {
 		return err
 	}
-	return a.stream(w, func(progress func(power.Result)) error {
+	return a.stream(w, r, func(progress func(power.Result)) error {
 		_, err := a.m.Allocate(r.Context(), actor, in.Group, in.Machines, s, progress)
 		return err
 	})
@@ -891,39 +890,14 @@ func (a *API) allocate(w http.ResponseWriter, r *http.Request, actor manager.Act
 // stream runs a bulk operation and writes its results as NDJSON, one line
 // per machine as it completes (flushed), then the summary. Errors before
 // the first result (validation, role) are ordinary error replies.
-func (a *API) stream(w http.ResponseWriter, run func(progress func(power.Result)) error) error {
-	rc := http.NewResponseController(w)
-	started := false
+func (a *API) stream(w http.ResponseWriter, r *http.Request, run func(progress func(power.Result)) error) error {
+	st := newNDJSON(w)
 	var sum wire.PowerSummary
-	begin := func() {
-		if !started {
-			started = true
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			w.Header().Set("X-Accel-Buffering", "no")
-			w.WriteHeader(http.StatusOK)
-		}
-	}
-	line := func(v wire.PowerLine) {
-		b, _ := json.Marshal(v)
-		_, _ = w.Write(append(b, '\n'))
-		_ = rc.Flush()
-	}
 	err := run(func(res power.Result) {
-		begin()
 		sum.Add(res)
-		line(wire.PowerLine{Result: &res})
+		st.line(wire.PowerLine{Result: &res})
 	})
-	if err != nil && !started {
-		return err
-	}
-	if err != nil && errors.Is(err, context.Canceled) {
-		a.log.Debug("api: bulk operation failed after it started: client gone", "err", err)
-	} else if err != nil {
-		a.log.Error("api: bulk operation failed after it started", "err", err)
-	}
-	begin()
-	line(wire.PowerLine{Summary: &sum})
-	return nil
+	return a.endStream(st, r, "bulk operation", err, wire.PowerLine{Summary: &sum})
 }
 
 // --- events, audit ---

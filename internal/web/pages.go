@@ -707,38 +707,8 @@ func (c *Console) eventStream(w http.ResponseWriter, r *http.Request, _ *session
 	}
 	sub := c.ev.Subscribe(f, 0)
 	defer sub.Close()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprint(w, "retry: 3000\n: lightsout console events\n\n"); err != nil || rc.Flush() != nil {
-		return nil
-	}
-	keep := time.NewTicker(SSEKeepalive)
-	defer keep.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return nil
-		case <-keep.C:
-			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
-				return nil
-			}
-		case e, ok := <-sub.C:
-			if !ok {
-				return nil
-			}
-			b, err := json.Marshal(e)
-			if err != nil {
-				return nil
-			}
-			if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.ID, b); err != nil || rc.Flush() != nil {
-				return nil
-			}
-		}
-	}
+	events.ServeSSE(r.Context(), w, sub, events.SSEStream{Comment: "lightsout console events", Keepalive: SSEKeepalive})
+	return nil
 }
 
 // --- enclosures ---

@@ -1,4 +1,9 @@
-package main
+// Package demo is the scenario `lightsout demo` runs: a simulated fleet
+// (internal/sim) with a fault of every kind, the manager on embedded SQLite
+// over it, in-process host agents, and a printer of what the manager
+// declares. It lives beside the simulator, not in cmd: cmd parses the flags
+// and hands over how to start the server.
+package demo
 
 import (
 	"context"
@@ -14,85 +19,55 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/lightsout/lightsout/internal/agent"
 	"github.com/lightsout/lightsout/internal/audit"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/hostlink"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/pki"
-	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
-func newDemoCmd() *cobra.Command {
-	var (
-		count    int
-		interval time.Duration
-		dir      string
-		basePort int
-		listen   string
-	)
-	c := &cobra.Command{
-		Use:   "demo",
-		Short: "Run the manager on a simulated fleet with faults of every kind, on embedded SQLite",
-		Long: `demo starts a simulated fleet on loopback — two enclosures of 8 blades (one
-enclosure manager dead), and one BMC per fault kind: silent, port closed, wrong
-password, user removed, motherboard swapped (new GUID), two BMCs with swapped
-addresses, session slots full, slow, lossy, timing out, malformed replies,
-insecure settings — plus two BMCs whose faults come and go. It then starts the
-manager (lightsout server) on embedded SQLite in --dir, imports the fleet, and
-prints every state change the monitor declares and, as they change, the
-incidents (lightsout incidents; the console's overview). Timeout floods are
-measured over one minute here (the server's default is five), so the demo's
-flood shows within about half a minute.
-
-While it runs, use the API and the CLI from another terminal with the admin
-token it prints (lightsout machines list, lightsout power status NAME, ...).
-The fleet's inventory and password file are in --dir too, for lightsout check,
-ipmitool or FreeIPMI. As root the BMCs get their own addresses (127.20.x.y,
-port 623; when another demo holds them, the next free range, 127.21 on, and
-the demo says which); otherwise, or with --base-port, they share 127.0.0.1 on
-consecutive ports from --base-port.
-
-The web console is at http://ADDRESS/ (the --listen address): log in by pasting
-the admin token (the file it prints) or any API token; roles are the API's.`,
-		Example: `  go run ./cmd/lightsout demo
-  lightsout demo --count 500 --interval 10s --dir /tmp/lightsout-demo`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if count < 40 {
-				return usageErr("--count %d: the demo needs at least 40 BMCs", count)
-			}
-			if interval < time.Second {
-				return usageErr("--interval %v: at least 1s", interval)
-			}
-			ports := os.Geteuid() != 0 || cmd.Flags().Changed("base-port")
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{count, interval, dir, basePort, ports, listen})
-		},
-	}
-	c.Flags().IntVar(&count, "count", 200, "BMCs in the simulated fleet")
-	c.Flags().DurationVar(&interval, "interval", 15*time.Second, "check interval per BMC")
-	c.Flags().StringVar(&dir, "dir", "", "data directory: database, key, admin token, inventory (default: a new temporary directory)")
-	c.Flags().IntVar(&basePort, "base-port", 30623, "first port, the BMCs sharing 127.0.0.1 (the default when not root; as root given explicitly)")
-	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8623", "API listen address")
-	return c
+// Options is what `lightsout demo`'s flags set.
+type Options struct {
+	Count    int
+	Interval time.Duration
+	Dir      string
+	BasePort int
+	Ports    bool // the BMCs share 127.0.0.1 on ports from BasePort
+	Listen   string
+	// Start opens the server and serves its API on listen (cmd's, the one
+	// `lightsout server` uses).
+	Start func(ctx context.Context, cfg ServerConfig, listen string) (Running, error)
 }
 
-type demoOptions struct {
-	count    int
-	interval time.Duration
-	dir      string
-	basePort int
-	ports    bool // the BMCs share 127.0.0.1 on ports from basePort
-	listen   string
+// ServerConfig is the server the demo asks Start for.
+type ServerConfig struct {
+	DataDir      string
+	Schedule     state.Schedule
+	Audit        audit.Config
+	Events       events.Config
+	AgentListen  string
+	OnAgentEvent func(store.Event)      // the agents' events, as the hub records them
+	OnChange     func(store.Transition) // every state change the monitor declares
 }
 
-// demoFaults is one BMC per fault kind, after the 16 blades.
-func demoFaults() map[string]sim.Faults {
+// Running is the started server as the demo uses it. Start builds it from
+// internal/server's Server: the demo does not import the composition root,
+// which would put a floor on the import graph (internal/layers).
+type Running struct {
+	Manager   *manager.Manager
+	Agents    *agent.Hub
+	CA        *pki.CA
+	AgentAddr net.Addr // nil without an agent listener
+	Addr      net.Addr // the API's
+	Stop      func()   // the API shut down, the server closed
+}
+
+// faults is one BMC per fault kind, after the 16 blades.
+func faults() map[string]sim.Faults {
 	return map[string]sim.Faults{
 		"bmc-00020": {Silent: true},
 		"bmc-00021": {PortClosed: true},
@@ -109,10 +84,11 @@ func demoFaults() map[string]sim.Faults {
 	}
 }
 
-func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
+// Run runs the demo until ctx ends (or SIGINT, SIGTERM), printing to out.
+func Run(parent context.Context, out io.Writer, o Options) error {
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	dir := o.dir
+	dir := o.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "lightsout-demo-")
 		if err != nil {
@@ -123,15 +99,15 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 		return fmt.Errorf("--dir: %w", err)
 	}
 	cfg := sim.Config{
-		Count: o.count, Seed: 2026,
+		Count: o.Count, Seed: 2026,
 		Enclosures: []sim.EnclosureConfig{{Name: "enc-a", Blades: 8}, {Name: "enc-b", Blades: 8}},
-		Faults:     demoFaults(),
+		Faults:     faults(),
 		Swaps:      [][]string{{"bmc-00031", "bmc-00032"}},
 	}
 	var fleet *sim.Fleet
 	var err error
-	if o.ports {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", o.basePort
+	if o.Ports {
+		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", o.BasePort
 		fleet, err = sim.New(cfg)
 	} else {
 		// One address per BMC from 127.20.0.1, clear of a default
@@ -168,12 +144,12 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 	changes := make(chan store.Transition, 1024)
 	agentNews := make(chan store.Event, 256)
 	sch := state.DefaultSchedule
-	sch.Interval = o.interval
-	sch.AuthRetry = max(10*o.interval, time.Minute)
+	sch.Interval = o.Interval
+	sch.AuthRetry = max(10*o.Interval, time.Minute)
 	data := filepath.Join(dir, "data")
 	// The security audit runs within the first minute (FirstSpread), so the
 	// insecure BMC shows its findings soon.
-	srv, httpSrv, ln, err := startServer(ctx, server.Config{DataDir: data, Schedule: sch,
+	srv, err := o.Start(ctx, ServerConfig{DataDir: data, Schedule: sch,
 		Audit: audit.Config{Every: 24 * time.Hour, FirstSpread: time.Minute},
 		// Timeout floods measured over a minute, not the default five, so
 		// the demo's flood (host-c's link, bmc-00028) shows within about
@@ -181,7 +157,7 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 		Events:      events.Config{Flood: events.FloodConfig{Window: time.Minute}},
 		AgentListen: "127.0.0.1:0",
 		// What the agents report about their host links, printed below.
-		Agents: agent.HubConfig{OnEvent: func(e store.Event) {
+		OnAgentEvent: func(e store.Event) {
 			switch e.Code {
 			case agent.EvLinkPath, agent.EvLinkState:
 				select {
@@ -189,44 +165,39 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 				default:
 				}
 			}
-		}},
+		},
 		OnChange: func(t store.Transition) {
 			select {
 			case changes <- t:
 			default: // the printer is behind; the store has it all
 			}
-		}}, o.listen)
+		}}, o.Listen)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = httpSrv.Shutdown(sctx)
-		srv.Close()
-	}()
-	if n, err := importDemo(ctx, srv, fleet); err != nil {
+	defer srv.Stop()
+	if n, err := importFleet(ctx, srv, fleet); err != nil {
 		return fmt.Errorf("import the demo fleet: %w", err)
 	} else {
 		fmt.Fprintf(out, "lightsout demo: %d simulated BMCs on %s (fault control API %s)\n", n, fleet.AddrRange(), ctl.URL())
 	}
-	api := "http://" + ln.Addr().String()
+	api := "http://" + srv.Addr.String()
 	tok := filepath.Join(data, "admin.token")
 	fmt.Fprintf(out, "  manager: API %s/api/v1 (OpenAPI %s/api/v1/openapi.json), metrics %s/metrics\n", api, api, api)
 	fmt.Fprintf(out, "  data: %s (SQLite, key, admin token %s)\n", data, tok)
 	fmt.Fprintf(out, "  console: %s/ — log in by pasting the admin token from %s\n", api, tok)
 	fmt.Fprintf(out, "  try:  lightsout machines list --server %s --token-file %s\n", api, tok)
 	fmt.Fprintf(out, "        lightsout power status bmc-00001 --server %s --token-file %s\n", api, tok)
-	fmt.Fprintf(out, "  each BMC is checked every %v; state changes follow. Ctrl-C stops.\n\n", o.interval)
-	go flapFaults(ctx, fleet, o.interval)
+	fmt.Fprintf(out, "  each BMC is checked every %v; state changes follow. Ctrl-C stops.\n\n", o.Interval)
+	go flapFaults(ctx, fleet, o.Interval)
 	if srv.AgentAddr != nil {
-		n := startDemoAgents(ctx, srv, filepath.Join(dir, "agents"))
+		n := startAgents(ctx, srv, filepath.Join(dir, "agents"))
 		fmt.Fprintf(out, "  agents: %d host agents enrolled (one stops after a minute): lightsout domain status --server %s --token-file %s\n", n, api, tok)
 		fmt.Fprintf(out, "  agent listener: %s (a join token: lightsout agent token create --out FILE; then on a host: lightsout agent run --manager %s --data DIR --join-token-file FILE; docs/agent.md)\n\n", srv.AgentAddr, srv.AgentAddr)
 	}
 
 	lastIncidents := ""
-	tick := time.NewTicker(max(o.interval, 5*time.Second))
+	tick := time.NewTicker(max(o.Interval, 5*time.Second))
 	defer tick.Stop()
 	for {
 		select {
@@ -273,8 +244,8 @@ func runDemo(parent context.Context, out io.Writer, o demoOptions) error {
 	}
 }
 
-// importDemo imports the fleet's inventory into the manager, as an admin.
-func importDemo(ctx context.Context, srv *server.Server, fleet *sim.Fleet) (int, error) {
+// importFleet imports the fleet's inventory into the manager, as an admin.
+func importFleet(ctx context.Context, srv Running, fleet *sim.Fleet) (int, error) {
 	inv := fleet.Inventory("")
 	pw := map[string][]byte{}
 	for _, m := range inv.Machines {
@@ -309,7 +280,7 @@ func flapFaults(ctx context.Context, fleet *sim.Fleet, interval time.Duration) {
 	}
 }
 
-// startDemoAgents enrolls a few host agents with one-time join tokens and
+// startAgents enrolls a few host agents with one-time join tokens and
 // runs them in-process against the manager's agent listener, each with a
 // host link to a simulated BMC link endpoint on loopback:
 //
@@ -317,7 +288,7 @@ func flapFaults(ctx context.Context, fleet *sim.Fleet, interval time.Duration) {
 //	host-b  IPv4 refused: link Up over the IPv6 fallback (Down without ::1); an older agent version
 //	host-c  the BMC's link never answers: timeouts counted, a timeout flood
 //	host-d  the BMC trusts another CA: link NotTrusted; the agent stops after a minute (Down)
-func startDemoAgents(ctx context.Context, srv *server.Server, dir string) int {
+func startAgents(ctx context.Context, srv Running, dir string) int {
 	started := 0
 	endpoint := func(addr string, cas *x509.CertPool) *hostlink.Endpoint {
 		cert, err := hostlink.SelfSigned([]string{"127.0.0.1", "::1"}, time.Now(), 10*365*24*time.Hour)

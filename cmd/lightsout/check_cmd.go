@@ -9,17 +9,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/lightsout/lightsout/internal/guid"
+	"github.com/lightsout/lightsout/internal/checkrun"
 	"github.com/lightsout/lightsout/internal/inventory"
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
@@ -190,66 +187,36 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	// A check is short-lived and allocation-heavy at fleet scale: trade
 	// some memory for less garbage-collection CPU.
 	debug.SetGCPercent(400)
-	cfg := ipmi.Config{Sockets: f.sockets}
+	cfg := checkrun.Config{Sockets: f.sockets, Parallel: f.parallel}
 	if f.debug {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	eng, err := ipmi.New(cfg)
+	run, err := checkrun.New(cfg)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer eng.Close()
+	defer run.Close()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	out := cmd.OutOrStdout()
 	progress := term.IsTerminal(int(os.Stderr.Fd())) && len(targets) > 1
-	p := newPrinter(out, os.Stderr, f.output, progress, len(targets))
-	p.quiet = !f.allRows && rowsTerminal(out)
-	results := make(chan probe.Observation, 256)
-	// Redfish: one shared transport; certificates are pinned for this run
-	// only (the server keeps pins in its store).
-	rf := probe.NewRedfishTransport()
-	defer rf.CloseIdleConnections()
-	probers := probe.NewRegistry(eng, probe.Redfish(rf, &probe.MemPins{}))
-	go runProbes(ctx, probers.Check, targets, f.parallel, results)
-	for o := range results {
-		p.add(o)
-	}
-	p.finish()
+	p := newCheckPrinter(out, f.output, progress, len(targets))
+	p.Quiet = !f.allRows && rowsTerminal(out)
+	run.Run(ctx, targets, p.Add)
+	p.Finish()
 	if ctx.Err() != nil {
 		return &exitError{code: 130, err: errors.New("interrupted")}
 	}
-	if p.counts[state.Connectable] != len(targets) {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d BMCs not Connectable", len(targets)-p.counts[state.Connectable], len(targets))}
+	if p.Counts[state.Connectable] != len(targets) {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d BMCs not Connectable", len(targets)-p.Counts[state.Connectable], len(targets))}
 	}
 	return nil
 }
 
-// runProbes checks every target, at most parallel at once, and closes out.
-func runProbes(ctx context.Context, check probe.Prober, targets []probe.Target, parallel int, out chan<- probe.Observation) {
-	defer close(out)
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for _, t := range targets {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
-		}
-		wg.Add(1)
-		go func(t probe.Target) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out <- check(ctx, t)
-		}(t)
-	}
-	wg.Wait()
-}
-
-// buildTargets validates every input and reads every password before any
-// BMC is contacted: bad input stops the run with nothing checked.
+// buildTargets checks the flags that say what to check, then has checkrun
+// read every password and resolve every address before any BMC is
+// contacted: bad input stops the run with nothing checked.
 func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]probe.Target, error) {
 	switch {
 	case f.host != "" && f.inventory != "":
@@ -257,7 +224,9 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 	case f.host == "" && f.inventory == "":
 		return nil, errors.New("nothing to check: give --host ADDR --user USER, or --inventory FILE (see --help)")
 	}
-	prompt := &passwordSource{}
+	spec := checkrun.Spec{User: f.user, PasswordFile: f.passwordFile, GUID: f.guid, Name: f.name, Protocol: f.protocol,
+		RedfishAuth: f.redfishAuth, EnvPassword: f.envPassword, Inventory: f.inventory, Timeout: f.timeout,
+		CipherSuite: f.cipherSuite, Suites: f.suites, Privilege: priv, PrivilegeSet: f.privilegeSet}
 	if f.host != "" {
 		if f.user == "" {
 			return nil, errors.New("--user (-U) is required with --host")
@@ -265,7 +234,6 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if !protocol.Protocol(f.protocol).Known() {
 			return nil, fmt.Errorf("--protocol %q: want ipmi or redfish", f.protocol)
 		}
-		defPort := protocol.Protocol(f.protocol).DefaultPort()
 		hosts, err := expandNames("--host", []string{f.host})
 		if err != nil {
 			return nil, err
@@ -273,46 +241,8 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 		if len(hosts) > 1 && (f.name != "" || f.guid != "") {
 			return nil, fmt.Errorf("--name and --guid name one BMC; --host %q names %d (use an inventory for per-BMC names and GUIDs)", f.host, len(hosts))
 		}
-		var pass []byte
-		switch {
-		case f.envPassword && f.passwordFile != "":
-			return nil, errors.New("-E (IPMI_PASSWORD) and --password-file (-f) exclude each other")
-		case f.envPassword:
-			v := os.Getenv("IPMI_PASSWORD")
-			if v == "" {
-				return nil, errors.New("-E: the IPMI_PASSWORD environment variable is not set or empty")
-			}
-			pass = []byte(v)
-		case f.passwordFile != "":
-			if pass, err = inventory.ReadPasswordFile(f.passwordFile); err != nil {
-				return nil, fmt.Errorf("--password-file: %v", err)
-			}
-		default:
-			if pass, err = prompt.get(); err != nil {
-				return nil, err
-			}
-		}
-		var expected guid.GUID
-		if f.guid != "" {
-			if expected, err = guid.Parse(f.guid); err != nil {
-				return nil, fmt.Errorf("--guid: %v", err)
-			}
-		}
-		targets := make([]probe.Target, 0, len(hosts))
-		for _, h := range hosts {
-			addr, err := probe.Resolve(ctx, h, defPort)
-			if err != nil {
-				return nil, fmt.Errorf("--host %s: %v", h, err)
-			}
-			t := probe.NewTarget(f.name, protocol.Account{Protocol: f.protocol, Address: h, Port: defPort, User: f.user, Password: pass,
-				CipherSuite: f.cipherSuite, RedfishAuth: f.redfishAuth}, f.timeout) // --redfish-auth checked in runCheck
-			t.Addr, t.Suites, t.Privilege, t.Expected = addr, f.suites, priv, expected
-			if t.Name == "" {
-				t.Name = h
-			}
-			targets = append(targets, t)
-		}
-		return targets, nil
+		spec.Hosts, spec.Inventory = hosts, ""
+		return checkrun.Targets(ctx, spec, &checkrun.PasswordSource{})
 	}
 	if f.envPassword {
 		return nil, errors.New("-E goes with --host; an inventory names password_env per machine")
@@ -320,51 +250,7 @@ func buildTargets(ctx context.Context, f *checkFlags, priv ipmi.Privilege) ([]pr
 	if f.user != "" || f.passwordFile != "" || f.guid != "" || f.name != "" {
 		return nil, errors.New("--user, --password-file, --guid and --name go with --host; an inventory names them per machine")
 	}
-	inv, err := inventory.Load(f.inventory)
-	if err != nil {
-		return nil, err
-	}
-	if len(inv.Machines) == 0 {
-		return nil, fmt.Errorf("%s: no machines", f.inventory)
-	}
-	targets := make([]probe.Target, 0, len(inv.Machines))
-	passwords := &inventory.Passwords{Dir: inv.Dir}
-	for _, m := range inv.Machines {
-		proto, port := m.EffectiveProtocol(), m.EffectivePort()
-		if proto != inventory.ProtocolIPMI && proto != inventory.ProtocolRedfish {
-			return nil, fmt.Errorf("%s:%d: machine %q: protocol %q is not supported by check (ipmi or redfish)", f.inventory, m.Line, m.Name, proto)
-		}
-		addr, err := probe.Resolve(ctx, m.Address, port)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: machine %q: field \"address\": %v", f.inventory, m.Line, m.Name, err)
-		}
-		pass, err := passwords.Of(m)
-		if errors.Is(err, inventory.ErrNoPassword) {
-			pass, err = prompt.get()
-		}
-		if err != nil { // the error names the machine and the file or variable
-			return nil, fmt.Errorf("%s:%d: %v", f.inventory, m.Line, err)
-		}
-		a := protocol.Account{Protocol: proto, Address: m.Address, Port: port, User: m.User, Password: pass,
-			Privilege: m.Privilege, CipherSuite: m.CipherSuite, RedfishAuth: m.RedfishAuth} // validated by Load
-		a.CipherSuites, _ = inventory.ParseSuiteList(m.CipherSuites)
-		t := probe.NewTarget(m.Name, a, f.timeout)
-		t.Addr = addr
-		if f.cipherSuite != 0 {
-			t.CipherSuite = f.cipherSuite
-		}
-		if f.suites != nil {
-			t.Suites = f.suites
-		}
-		if m.Privilege == "" || f.privilegeSet {
-			t.Privilege = priv
-		}
-		if m.GUID != "" {
-			t.Expected, _ = guid.Parse(m.GUID) // validated by Load
-		}
-		targets = append(targets, t)
-	}
-	return targets, nil
+	return checkrun.Targets(ctx, spec, &checkrun.PasswordSource{})
 }
 
 func toSuites(l []int) []ipmi.CipherSuite {
@@ -378,203 +264,19 @@ func toSuites(l []int) []ipmi.CipherSuite {
 	return out
 }
 
-// passwordSource supplies the shared password: LIGHTSOUT_PASSWORD, or one
-// prompt on the terminal.
-type passwordSource struct {
-	once sync.Once
-	pass []byte
-	err  error
+// newCheckPrinter is check's printer for -o FORMAT (table, wide, json,
+// yaml), the progress line on stderr.
+func newCheckPrinter(out io.Writer, format string, progress bool, total int) *checkrun.Printer {
+	var records func(any) error
+	if structuredFormat(format) {
+		records = newRecordWriter(format, out).write
+	}
+	return checkrun.NewPrinter(out, os.Stderr, records, format == formatWide, progress, total)
 }
-
-func (p *passwordSource) get() ([]byte, error) {
-	p.once.Do(func() {
-		if v, ok := os.LookupEnv("LIGHTSOUT_PASSWORD"); ok && v != "" {
-			p.pass = []byte(v)
-			return
-		}
-		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-		if err != nil || !term.IsTerminal(int(tty.Fd())) {
-			p.err = errors.New("no password: use --password-file FILE (or password_file/password_env in the inventory), or set LIGHTSOUT_PASSWORD")
-			return
-		}
-		defer tty.Close()
-		fmt.Fprint(tty, "BMC password: ")
-		p.pass, p.err = term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(tty)
-		if p.err == nil && len(p.pass) == 0 {
-			p.err = errors.New("empty password")
-		}
-	})
-	return p.pass, p.err
-}
-
-// printer streams observations as a table or JSON lines, with a progress
-// line on a terminal.
-type printer struct {
-	out, tty io.Writer
-	format   string
-	progress bool
-	total    int
-	done     int
-	counts   map[state.OOB]int
-	reasons  map[state.Reason]int
-	rw       *recordWriter // -o json or yaml; nil for a table
-	wide     bool          // -o wide: more columns
-	lastDraw time.Time
-	started  time.Time
-	// rowsOnTTY: rows and the progress line share a terminal.
-	rowsOnTTY bool
-	// quiet: print only the rows of BMCs not Connectable or with a
-	// condition (a terminal without --all-rows); hidden counts them.
-	quiet  bool
-	hidden int
-	// failing names the BMCs not Connectable, in arrival order.
-	failing []string
-}
-
-// MaxFailingNamed is how many failing BMCs check's summary names before
-// "and N more".
-const MaxFailingNamed = 20
 
 // rowsTerminal reports whether w (where rows go) is a terminal (a
 // variable: tests pretend).
 var rowsTerminal = func(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-func newPrinter(out, tty io.Writer, format string, progress bool, total int) *printer {
-	p := &printer{out: out, tty: tty, format: format, progress: progress, total: total,
-		counts: map[state.OOB]int{}, reasons: map[state.Reason]int{}, started: time.Now()}
-	if f, ok := out.(*os.File); ok && progress {
-		p.rowsOnTTY = term.IsTerminal(int(f.Fd()))
-	}
-	switch {
-	case structuredFormat(format):
-		p.rw = newRecordWriter(format, out)
-	case format == formatWide:
-		p.wide = true
-		fmt.Fprintf(out, "%-20s %-8s %-21s %-17s %-17s %-36s %-5s %8s %-5s %-14s %5s  %s\n", "NAME", "PROTOCOL", "HOST", "STATE", "REASON", "GUID", "POWER", "MS", "SUITE", "FAILED-STAGE", "TRIES", "DETAIL")
-	default:
-		fmt.Fprintf(out, "%-20s %-21s %-17s %-17s %-36s %-5s %8s  %s\n", "NAME", "HOST", "STATE", "REASON", "GUID", "POWER", "MS", "DETAIL")
-	}
-	return p
-}
-
-func (p *printer) add(o probe.Observation) {
-	p.done++
-	p.counts[o.State]++
-	if o.Reason != "" {
-		p.reasons[o.Reason]++
-	}
-	if o.State != state.Connectable {
-		p.failing = append(p.failing, o.Name)
-	}
-	if p.quiet && p.rw == nil && o.State == state.Connectable && len(o.Conditions) == 0 {
-		p.hidden++
-		p.drawProgress(false)
-		return
-	}
-	if p.rowsOnTTY {
-		p.clearProgress()
-	}
-	if p.rw != nil {
-		_ = p.rw.write(o)
-	} else {
-		st := string(o.State)
-		for _, c := range o.Conditions {
-			st += "+" + string(c)
-		}
-		g := o.GUID
-		if g == "" {
-			g = "-"
-		}
-		pw := o.Evidence.Power
-		if pw == "" {
-			pw = "-"
-		}
-		r := string(o.Reason)
-		if r == "" {
-			r = "-"
-		}
-		if p.wide {
-			dash := func(s string) string {
-				if s == "" || s == "0" {
-					return "-"
-				}
-				return s
-			}
-			fmt.Fprintf(p.out, "%-20s %-8s %-21s %-17s %-17s %-36s %-5s %8.1f %-5s %-14s %5s  %s\n", o.Name, dash(o.Protocol), o.Host, st, r, g, pw, o.ElapsedMS,
-				dash(strconv.Itoa(o.Evidence.CipherSuite)), dash(o.Evidence.FailedStage), dash(strconv.Itoa(o.Evidence.Attempts)), o.Message)
-		} else {
-			fmt.Fprintf(p.out, "%-20s %-21s %-17s %-17s %-36s %-5s %8.1f  %s\n", o.Name, o.Host, st, r, g, pw, o.ElapsedMS, o.Message)
-		}
-	}
-	p.drawProgress(false)
-}
-
-func (p *printer) clearProgress() {
-	if p.progress && !p.lastDraw.IsZero() {
-		fmt.Fprint(p.tty, "\r\033[K")
-	}
-}
-
-// drawProgress redraws the progress line: after every row when rows go to
-// the same terminal (the row erased it), else at most five times a second.
-func (p *printer) drawProgress(force bool) {
-	if !p.progress {
-		return
-	}
-	if !force && !p.rowsOnTTY && time.Since(p.lastDraw) < 200*time.Millisecond {
-		return
-	}
-	if !p.rowsOnTTY {
-		p.clearProgress()
-	}
-	p.lastDraw = time.Now()
-	fmt.Fprintf(p.tty, "checked %d/%d · %s · %.1fs", p.done, p.total, p.summary(), time.Since(p.started).Seconds())
-}
-
-func (p *printer) summary() string {
-	var parts []string
-	for _, s := range []state.OOB{state.Connectable, state.NotResponding, state.NotAuthenticated, state.Invalid} {
-		if n := p.counts[s]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, s))
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
-func (p *printer) finish() {
-	p.clearProgress()
-	if p.rw != nil {
-		return
-	}
-	fmt.Fprintf(p.out, "\n%d BMCs in %.1fs: %s\n", p.done, time.Since(p.started).Seconds(), p.summary())
-	if len(p.reasons) > 0 {
-		rs := make([]string, 0, len(p.reasons))
-		for r, n := range p.reasons {
-			rs = append(rs, fmt.Sprintf("%s %d", r, n))
-		}
-		sort.Strings(rs)
-		fmt.Fprintf(p.out, "reasons: %s\n", strings.Join(rs, ", "))
-	}
-	if n := len(p.failing); n > 0 {
-		names := p.failing
-		more := ""
-		if n > MaxFailingNamed {
-			names, more = names[:MaxFailingNamed], fmt.Sprintf(" and %d more", n-MaxFailingNamed)
-		}
-		fmt.Fprintf(p.out, "not Connectable (%d): %s%s\n", n, strings.Join(names, ", "), more)
-	}
-	if p.hidden > 0 {
-		fmt.Fprintf(p.out, "%d Connectable %s without conditions not shown (--all-rows shows every row)\n", p.hidden, plural(p.hidden, "row", "rows"))
-	}
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
