@@ -136,7 +136,7 @@ from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.` + namesH
 	fl.StringVar(&f.guid, "guid", "", "expected System GUID, any layout (with --host)")
 	fl.StringVar(&f.name, "name", "", "name to report for --host (default: the address)")
 	fl.StringVar(&f.protocol, "protocol", "ipmi", "protocol for --host: ipmi (UDP 623) or redfish (HTTPS, default port 443)")
-	fl.StringVar(&f.redfishAuth, "redfish-auth", "auto", "Redfish authentication for --host: auto (a session when the service offers one, else HTTP Basic), session or basic")
+	fl.StringVar(&f.redfishAuth, "redfish-auth", "auto", "Redfish authentication for --host: auto (HTTP Basic, a session login when Basic is refused without a Basic challenge), session or basic")
 	fl.StringVar(&f.inventory, "inventory", "", "check every machine in this inventory (.yaml, .yml or .csv; see docs/inventory.md)")
 	fl.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "declare a BMC NotResponding after this long without a usable reply")
 	addOutputFlags(fl, &f.output, &f.outFile)
