@@ -1,9 +1,11 @@
 package events
 
 import (
+	"container/heap"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -127,12 +129,64 @@ func (c CorrelateConfig) withDefaults() CorrelateConfig {
 // the members. Groups count every known source, failing or not, so it
 // needs every source's membership (SetMember), not only the failing ones'.
 // It is pure: time comes in with every call. Not safe for concurrent use.
+//
+// It is incremental: for every code it keeps each group's raising members
+// and the groups whose size or raisers changed since the code was last
+// evaluated, and evaluates only those (with the groups that share their
+// members), so a change costs the size of the changed source's groups,
+// not of every source holding the code.
 type Correlator struct {
 	cfg     CorrelateConfig
 	members map[string]*memberState
 	sizes   map[Factor]map[string]int
 	raised  map[string]map[string]raise // code → source
 	active  map[string]finding          // fleet source → what was reported
+	codes   map[string]*codeState
+}
+
+// group is one group of one factor.
+type group struct {
+	f Factor
+	v string
+}
+
+func (g group) less(h group) bool {
+	if fi, fj := factorRank(g.f), factorRank(h.f); fi != fj {
+		return fi < fj
+	}
+	return g.v < h.v
+}
+
+// codeState is one code's incremental state.
+type codeState struct {
+	groups map[group][]string // the known members raising the code, per group (sorted)
+	dirty  map[group]struct{} // changed since the code was last evaluated
+	// cand is each group where the code is common, as last evaluated;
+	// byKey the groups by member set (one finding per set).
+	cand  map[group]candidate
+	byKey map[string]map[group]struct{}
+	// pending: primaries of findings whose growth waits for the regrow
+	// interval; evaluated every time.
+	pending map[group]struct{}
+	expiry  raiseHeap // one-shot raises by time (stale entries skipped)
+}
+
+type raiseAt struct {
+	at  time.Time
+	src string
+}
+
+type raiseHeap []raiseAt
+
+func (h raiseHeap) Len() int           { return len(h) }
+func (h raiseHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h raiseHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *raiseHeap) Push(x any)        { *h = append(*h, x.(raiseAt)) }
+func (h *raiseHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 type memberState struct {
@@ -167,7 +221,8 @@ const (
 // NewCorrelator returns a correlator.
 func NewCorrelator(cfg CorrelateConfig) *Correlator {
 	c := &Correlator{cfg: cfg.withDefaults(), members: map[string]*memberState{},
-		sizes: map[Factor]map[string]int{}, raised: map[string]map[string]raise{}, active: map[string]finding{}}
+		sizes: map[Factor]map[string]int{}, raised: map[string]map[string]raise{}, active: map[string]finding{},
+		codes: map[string]*codeState{}}
 	for _, f := range factors {
 		c.sizes[f] = map[string]int{}
 	}
@@ -193,9 +248,103 @@ func (c *Correlator) SetMember(source string, m Member, at time.Time) {
 			return
 		}
 		c.count(old.m, -1)
+		c.regroup(source, old.m, -1)
+		c.resized(old.m, m)
+	} else {
+		c.resized(Member{}, m)
 	}
 	c.members[source] = &memberState{m: m, seen: at}
 	c.count(m, +1)
+	c.regroup(source, m, +1)
+}
+
+// resized marks the groups whose size changes when a member moves from
+// old to m dirty in every code.
+func (c *Correlator) resized(old, m Member) {
+	for _, f := range factors {
+		ov, nv := old.value(f), m.value(f)
+		if ov == nv {
+			continue
+		}
+		for _, cs := range c.codes {
+			if ov != "" {
+				cs.dirty[group{f, ov}] = struct{}{}
+			}
+			if nv != "" {
+				cs.dirty[group{f, nv}] = struct{}{}
+			}
+		}
+	}
+}
+
+// regroup adds (d > 0) or removes source, with membership m, to or from
+// the groups of every code it raises.
+func (c *Correlator) regroup(source string, m Member, d int) {
+	for code, rs := range c.raised {
+		if _, ok := rs[source]; ok {
+			c.codeGroups(c.state(code), source, m, d)
+		}
+	}
+}
+
+// codeGroups adds or removes source in its groups of one code.
+func (c *Correlator) codeGroups(cs *codeState, source string, m Member, d int) {
+	for _, f := range factors {
+		v := m.value(f)
+		if v == "" {
+			continue
+		}
+		g := group{f, v}
+		cs.dirty[g] = struct{}{}
+		set := cs.groups[g]
+		i, found := slices.BinarySearch(set, source)
+		switch {
+		case d > 0 && !found:
+			cs.groups[g] = slices.Insert(set, i, source)
+		case d < 0 && found:
+			if set = slices.Delete(set, i, i+1); len(set) == 0 {
+				delete(cs.groups, g)
+			} else {
+				cs.groups[g] = set
+			}
+		}
+	}
+}
+
+func (c *Correlator) state(code string) *codeState {
+	cs := c.codes[code]
+	if cs == nil {
+		cs = &codeState{groups: map[group][]string{}, dirty: map[group]struct{}{},
+			cand: map[group]candidate{}, byKey: map[string]map[group]struct{}{}, pending: map[group]struct{}{}}
+		c.codes[code] = cs
+	}
+	return cs
+}
+
+// setRaise records source's raise of code.
+func (c *Correlator) setRaise(code, source string, r raise) {
+	rs := c.raisedOf(code)
+	_, had := rs[source]
+	rs[source] = r
+	cs := c.state(code)
+	if !r.held {
+		heap.Push(&cs.expiry, raiseAt{r.at, source})
+	}
+	if ms := c.members[source]; !had && ms != nil {
+		c.codeGroups(cs, source, ms.m, +1)
+	}
+}
+
+// dropRaise forgets source's raise of code.
+func (c *Correlator) dropRaise(code, source string) {
+	rs := c.raised[code]
+	if _, ok := rs[source]; !ok {
+		return
+	}
+	delete(rs, source)
+	if ms := c.members[source]; ms != nil {
+		c.codeGroups(c.state(code), source, ms.m, -1)
+	}
 }
 
 func (c *Correlator) count(m Member, d int) {
@@ -264,7 +413,7 @@ func (c *Correlator) Raise(code, source string, at time.Time) []store.Event {
 		return nil
 	}
 	_, had := rs[source]
-	rs[source] = raise{at: at}
+	c.setRaise(code, source, raise{at: at})
 	if had {
 		return nil // already counted; only its expiry moved
 	}
@@ -281,9 +430,9 @@ func (c *Correlator) Hold(code, source string, held bool, at time.Time) []store.
 		rs[source] = raise{at: at, held: true}
 		return nil
 	case held:
-		rs[source] = raise{at: at, held: true}
+		c.setRaise(code, source, raise{at: at, held: true})
 	case had && r.held:
-		delete(rs, source)
+		c.dropRaise(code, source)
 	default:
 		return nil
 	}
@@ -304,11 +453,12 @@ func (c *Correlator) raisedOf(code string) map[string]raise {
 func (c *Correlator) Tick(now time.Time) []store.Event {
 	for name, ms := range c.members {
 		if now.Sub(ms.seen) > c.cfg.MemberTTL {
+			for code := range c.raised {
+				c.dropRaise(code, name)
+			}
 			c.count(ms.m, -1)
 			delete(c.members, name)
-			for _, rs := range c.raised {
-				delete(rs, name)
-			}
+			c.resized(ms.m, Member{})
 		}
 	}
 	codes := make([]string, 0, len(c.raised))
@@ -334,90 +484,162 @@ type candidate struct {
 	value   string
 	size    int
 	members []string
+	key     string // members joined
 }
 
-// evaluate recomputes code's findings at now; it reports findings that
-// are new or have gained members, and forgets those that no longer hold.
+// evaluate brings code's findings up to date at now: it expires one-shot
+// raises older than Window, evaluates the groups that changed since the
+// last evaluation (with those sharing a member set with them), reports
+// findings that are new or have gained members, and forgets those that no
+// longer hold. The result is that of regrouping every source raising the
+// code (TestCorrelateIncremental).
 func (c *Correlator) evaluate(code string, now time.Time) []store.Event {
+	cs := c.state(code)
 	rs := c.raised[code]
-	for src, r := range rs {
-		if !r.held && now.Sub(r.at) > c.cfg.Window {
-			delete(rs, src)
+	for len(cs.expiry) > 0 && now.Sub(cs.expiry[0].at) > c.cfg.Window {
+		e := heap.Pop(&cs.expiry).(raiseAt)
+		if r, ok := rs[e.src]; ok && !r.held && r.at.Equal(e.at) {
+			c.dropRaise(code, e.src)
 		}
 	}
 	if len(rs) == 0 {
 		delete(c.raised, code)
 	}
-	byGroup := map[Factor]map[string][]string{}
-	for src := range rs {
-		ms := c.members[src]
-		if ms == nil {
+	// The member sets whose groups may change, and who led them before.
+	touched := map[string]bool{}
+	for g := range cs.pending {
+		touched[cs.cand[g].key] = true
+	}
+	clear(cs.pending)
+	if len(cs.dirty) == 0 && len(touched) == 0 {
+		return nil
+	}
+	fresh := map[group]*candidate{}
+	for g := range cs.dirty {
+		old, had := cs.cand[g]
+		if c.unchanged(cs, g, old, had) {
+			delete(cs.dirty, g)
 			continue
 		}
-		for _, f := range factors {
-			if v := ms.m.value(f); v != "" {
-				if byGroup[f] == nil {
-					byGroup[f] = map[string][]string{}
-				}
-				byGroup[f][v] = append(byGroup[f][v], src)
-			}
+		if had {
+			touched[old.key] = true
+		}
+		if cd := c.candidate(cs, g); cd != nil {
+			fresh[g] = cd
+			touched[cd.key] = true
 		}
 	}
-	var cands []candidate
-	for _, f := range factors {
-		for v, srcs := range byGroup[f] {
-			size := c.sizes[f][v]
-			if size < c.cfg.MinGroup || len(srcs) < c.cfg.MinMembers || float64(len(srcs)) < c.cfg.Share*float64(size)-1e-9 {
-				continue
-			}
-			sort.Strings(srcs)
-			cands = append(cands, candidate{f, v, size, srcs})
+	var wasPrimary []group
+	for k := range touched {
+		if p, ok := primary(cs.byKey[k]); ok {
+			wasPrimary = append(wasPrimary, p)
 		}
 	}
+	for g := range cs.dirty {
+		if old, ok := cs.cand[g]; ok {
+			delete(cs.byKey[old.key], g)
+			if len(cs.byKey[old.key]) == 0 {
+				delete(cs.byKey, old.key)
+			}
+			delete(cs.cand, g)
+		}
+		if cd := fresh[g]; cd != nil {
+			cs.cand[g] = *cd
+			if cs.byKey[cd.key] == nil {
+				cs.byKey[cd.key] = map[group]struct{}{}
+			}
+			cs.byKey[cd.key][g] = struct{}{}
+		}
+	}
+	clear(cs.dirty)
 	// One finding per set of members: when the same sources share a
 	// firmware and an enclosure, both factors are named in one event.
-	sort.Slice(cands, func(i, j int) bool {
-		if fi, fj := factorRank(cands[i].factor), factorRank(cands[j].factor); fi != fj {
-			return fi < fj
-		}
-		return cands[i].value < cands[j].value
-	})
-	groups := map[string][]candidate{}
-	var keys []string
-	for _, cd := range cands {
-		k := strings.Join(cd.members, "\x00")
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], cd)
+	type result struct {
+		lead group
+		ev   store.Event
 	}
-	var out []store.Event
-	current := map[string]bool{}
-	for _, k := range keys {
-		g := groups[k]
-		src := fleetSource(code, g[0].factor, g[0].value)
-		current[src] = true
+	var results []result
+	for k := range touched {
+		set := cs.byKey[k]
+		if len(set) == 0 {
+			continue
+		}
+		g := make([]candidate, 0, len(set))
+		for gr := range set {
+			g = append(g, cs.cand[gr])
+		}
+		sort.Slice(g, func(i, j int) bool { return group{g[i].factor, g[i].value}.less(group{g[j].factor, g[j].value}) })
+		lead := group{g[0].factor, g[0].value}
+		src := fleetSource(code, lead.f, lead.v)
 		prev, ok := c.active[src]
 		if ok && subset(g[0].members, prev.members) {
 			continue
 		}
 		if ok && len(prev.members) >= regrowSmall && len(g[0].members)*4 < len(prev.members)*5 &&
 			now.Sub(prev.reported) < regrowInterval {
+			cs.pending[lead] = struct{}{}
 			continue // reported later, by a Tick
 		}
 		since := now
 		if ok {
 			since = prev.since
 		}
-		c.active[src] = finding{code: code, factor: g[0].factor, value: g[0].value, size: g[0].size, members: g[0].members, reported: now, since: since}
-		out = append(out, c.event(code, src, g, now))
+		c.active[src] = finding{code: code, factor: lead.f, value: lead.v, size: g[0].size, members: g[0].members, reported: now, since: since}
+		results = append(results, result{lead, c.event(code, src, g, now)})
 	}
-	for src, f := range c.active {
-		if f.code == code && !current[src] {
-			delete(c.active, src)
+	for _, p := range wasPrimary {
+		if cd, ok := cs.cand[p]; ok {
+			if q, _ := primary(cs.byKey[cd.key]); q == p {
+				continue
+			}
 		}
+		delete(c.active, fleetSource(code, p.f, p.v))
+	}
+	sort.Slice(results, func(i, j int) bool { return results[i].lead.less(results[j].lead) })
+	var out []store.Event
+	for _, r := range results {
+		out = append(out, r.ev)
 	}
 	return out
+}
+
+// unchanged reports whether group g of code is as it was last evaluated
+// (old, had): still not a candidate, or a candidate of the same size
+// with the same members.
+func (c *Correlator) unchanged(cs *codeState, g group, old candidate, had bool) bool {
+	set := cs.groups[g]
+	size := c.sizes[g.f][g.v]
+	n := len(set)
+	is := n > 0 && size >= c.cfg.MinGroup && n >= c.cfg.MinMembers && float64(n) >= c.cfg.Share*float64(size)-1e-9
+	if !is || !had {
+		return !is && !had
+	}
+	return size == old.size && slices.Equal(set, old.members)
+}
+
+// candidate is group g of code if the code is common there, else nil.
+func (c *Correlator) candidate(cs *codeState, g group) *candidate {
+	set := cs.groups[g]
+	size := c.sizes[g.f][g.v]
+	n := len(set)
+	if n == 0 || size < c.cfg.MinGroup || n < c.cfg.MinMembers || float64(n) < c.cfg.Share*float64(size)-1e-9 {
+		return nil
+	}
+	members := slices.Clone(set) // set changes in place; a finding keeps members
+	return &candidate{factor: g.f, value: g.v, size: size, members: members, key: strings.Join(members, "\x00")}
+}
+
+// primary is the first group of a member set, the one its finding is
+// named after.
+func primary(set map[group]struct{}) (group, bool) {
+	var p group
+	first := true
+	for g := range set {
+		if first || g.less(p) {
+			p, first = g, false
+		}
+	}
+	return p, !first
 }
 
 func factorRank(f Factor) int {

@@ -3,6 +3,8 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -342,5 +344,77 @@ func TestCorrelateActive(t *testing.T) {
 	c.Hold(OOBDegraded, "a-2", false, sec(5))
 	if got := c.Active(); len(got) != 0 {
 		t.Errorf("released finding still active: %+v", got)
+	}
+}
+
+// TestCorrelateIncremental drives the incremental correlator and the one
+// that regroups every raising source on each change (correlate_ref_test.go)
+// with the same random sequences of SetMember, Raise, Hold and Tick over a
+// small fleet whose groups often coincide (so findings merge and split),
+// and requires the same events, active findings and spreads after every
+// step.
+func TestCorrelateIncremental(t *testing.T) {
+	pick := func(rng *rand.Rand, vals ...string) string { return vals[rng.IntN(len(vals))] }
+	codes := []string{"oob.degraded", "oob.not_responding", "audit.default_password"}
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 19))
+		cfg := CorrelateConfig{Share: []float64{0.3, 0.5, 0.7, 1}[rng.IntN(4)], MinGroup: 2 + rng.IntN(2),
+			MinMembers: 1 + rng.IntN(2), Window: 30 * time.Minute, MemberTTL: 2 * time.Hour}
+		inc, ref := NewCorrelator(cfg), newRefCorrelator(cfg)
+		now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+		var srcs []string
+		// Some seeds make large findings that grow fast (the regrow
+		// throttle): 30 sources, seconds apart, few groups.
+		big := seed%3 == 0
+		maxStep, nsrc, fw := 300, 6+rng.IntN(14), []string{"", "Dell 4.40", "Dell 4.50", "HPE 2.1"}
+		if big {
+			maxStep, nsrc, fw = 20, 30, []string{"Dell 4.40", "Dell 4.40", "Dell 4.40", "HPE 2.1"}
+		}
+		for i := range nsrc {
+			srcs = append(srcs, fmt.Sprintf("bmc-%02d", i))
+		}
+		for step := range 400 {
+			switch d := rng.IntN(100); {
+			case d < 3:
+				now = now.Add(3 * time.Hour) // members expire
+			case d < 6:
+				now = now.Add(-time.Duration(rng.IntN(120)) * time.Second) // a late caller
+			default:
+				now = now.Add(time.Duration(rng.IntN(maxStep)) * time.Second)
+			}
+			src, code := srcs[rng.IntN(len(srcs))], codes[rng.IntN(len(codes))]
+			var a, b []store.Event
+			op := rng.IntN(100)
+			switch {
+			case op < 25 && !(big && step > 40 && op > 5):
+				m := Member{Firmware: pick(rng, fw...),
+					Enclosure: pick(rng, "", "enc-1", "enc-2"), Subnet: pick(rng, "", "10.0.1.0/24", "10.0.2.0/24")}
+				inc.SetMember(src, m, now)
+				ref.SetMember(src, m, now)
+			case op < 45:
+				a, b = inc.Raise(code, src, now), ref.Raise(code, src, now)
+			case op < 90:
+				held := rng.IntN(3) > 0
+				a, b = inc.Hold(code, src, held, now), ref.Hold(code, src, held, now)
+			default:
+				a, b = inc.Tick(now), ref.Tick(now)
+			}
+			where := fmt.Sprintf("seed %d step %d (op %d, %s, %s)", seed, step, op, code, src)
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("%s: events differ:\nincremental %+v\nregroup     %+v", where, a, b)
+			}
+			if x, y := inc.Active(), ref.Active(); !reflect.DeepEqual(x, y) {
+				t.Fatalf("%s: active findings differ:\nincremental %+v\nregroup     %+v", where, x, y)
+			}
+			if x, okx := inc.Spread(src, codes[:2], now); true {
+				y, oky := ref.Spread(src, codes[:2], now)
+				if okx != oky || !reflect.DeepEqual(x, y) {
+					t.Fatalf("%s: spread differs: %+v vs %+v", where, x, y)
+				}
+			}
+			if inc.Members() != ref.Members() {
+				t.Fatalf("%s: members %d vs %d", where, inc.Members(), ref.Members())
+			}
+		}
 	}
 }
