@@ -339,3 +339,40 @@ func tail(b []byte) string {
 	}
 	return s
 }
+
+// Database creates a new empty database outside a test (the benchmarks):
+// on the server LIGHTSOUT_TEST_POSTGRES names, or on the throwaway
+// cluster, started if needed (stop it with [Stop]). drop removes the
+// database. postmaster is the throwaway cluster's postmaster PID (0 for an
+// external server): it and its children (the backends) are the database's
+// CPU.
+func Database(ctx context.Context, prefix string) (dsn string, postmaster int, drop func() error, err error) {
+	mu.Lock()
+	ensure()
+	s, sk, fail := srv, skip, failure
+	counter++
+	n := counter
+	mu.Unlock()
+	switch {
+	case sk != "":
+		return "", 0, nil, errors.New(sk)
+	case fail != nil:
+		return "", 0, nil, fail
+	}
+	name := fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), n)
+	if _, err := s.admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", 0, nil, fmt.Errorf("creating database %s: %w", name, err)
+	}
+	drop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := s.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		return err
+	}
+	u := *s.base
+	u.Path = "/" + name
+	if s.cmd != nil {
+		postmaster = s.cmd.Process.Pid
+	}
+	return u.String(), postmaster, drop, nil
+}
