@@ -39,7 +39,16 @@ func startInstance(b *bench, k, i int) (*instance, error) {
 		"--listen", "127.0.0.1:0", "--interval", c.interval.String(), "--timeout", c.timeout.String(),
 		"--lease", c.lease.String(), "--source-address", in.source}
 	progress.Logf("starting %s: --source-address %s", in.name, in.source)
-	ch, err := running.Start(proc.Spec{Argv: proc.Pinned(pin.CPU("1"), argv), Env: proc.Env([]string{"LIGHTSOUT_PASSWORD", "LIGHTSOUT_CPUPROFILE"}),
+	var env []string
+	if c.profile != "" {
+		p, err := filepath.Abs(c.profile)
+		if err != nil {
+			return nil, err
+		}
+		ext := filepath.Ext(p)
+		env = append(env, "LIGHTSOUT_CPUPROFILE="+strings.TrimSuffix(p, ext)+"-"+in.name+ext)
+	}
+	ch, err := running.Start(proc.Spec{Argv: proc.Pinned(pin.CPU("1"), argv), Env: proc.Env([]string{"LIGHTSOUT_PASSWORD", "LIGHTSOUT_CPUPROFILE"}, env...),
 		Name: "lightsout server " + in.name, Desc: "instance " + in.name,
 		Stdout: dir + ".stdout", Stderr: dir + ".stderr", Ready: "metrics on http://"})
 	if err != nil {

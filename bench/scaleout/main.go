@@ -62,6 +62,7 @@ type config struct {
 	shardMax     int
 	readyTimeout time.Duration
 	out          string
+	profile      string
 	strict       bool
 	keep         bool
 	kill         bool
@@ -89,6 +90,7 @@ func main() {
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 3*time.Minute, "wait this long for a simulator's or an instance's ready line")
 	flag.BoolVar(&pin.On, "pin", runtime.NumCPU() >= 2, "pin the simulator to CPU 0 and every instance to CPU 1 (taskset); PostgreSQL is not pinned")
 	flag.BoolVar(&c.kill, "kill", true, "after the second leg's window, kill -9 one instance and measure the takeover")
+	flag.StringVar(&c.profile, "profile", "", "write every instance's CPU profile (LIGHTSOUT_CPUPROFILE) to this file with the instance's name before the extension")
 	flag.StringVar(&c.out, "out", "", "also write the report as Markdown to this file")
 	flag.BoolVar(&c.strict, "strict", false, "exit 1 when a target is missed (a BMC checked by two instances in a window, or with two sessions open at once before the kill, always fails)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory (inventories, logs)")

@@ -171,7 +171,20 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 	for _, a := range accts {
 		byMachine[a.MachineID] = append(byMachine[a.MachineID], a)
 	}
-	snap := m.Monitor.Snapshot()
+	var snap map[int64]store.ChannelState
+	if p.Limit > 0 {
+		// The page's channels only: a copy of the whole monitor (every
+		// channel, under its lock) per page made a page cost O(fleet)
+		// (bench/api: p99 1.3 s at 5,000 machines and 50 clients).
+		snap = make(map[int64]store.ChannelState, len(accts))
+		for _, a := range accts {
+			if cs, ok := m.Monitor.Get(a.ID); ok {
+				snap[a.ID] = cs
+			}
+		}
+	} else {
+		snap = m.Monitor.Snapshot()
+	}
 	m.storedStates(ctx, accts, snap)
 	unwatched := m.unwatched()
 	out := make([]MachineView, 0, len(ms))
