@@ -41,6 +41,10 @@ type Config struct {
 	Name string
 	// Zones served (nil: store.DefaultZone).
 	Zones []string
+	// ZoneRules place a machine imported or added without a zone by its
+	// BMC subnet (the server hands them to the manager); every instance
+	// that takes imports should have the same list.
+	ZoneRules ZoneRules
 	// PeerAddress is where the other instances reach this one's API.
 	PeerAddress string
 	// Source is the local address BMC traffic leaves from (shown only).

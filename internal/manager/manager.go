@@ -55,6 +55,10 @@ type Manager struct {
 	// agent fallback of a soft-off asks the agent enrolled under the
 	// machine's name to run os-shutdown (fallback.go). Nil: no agents.
 	Agents AgentOps
+	// ZoneFor, when set, gives the zone of a machine imported or added
+	// without one from its BMC address (the server's --zone-rule list,
+	// cluster.ZoneRules): "" leaves it in the default zone.
+	ZoneFor func(address string) string
 	// Detectors and AgentList feed incidents (incidents.go): the event
 	// recorder's fleet findings and floods, the agent hub's states. Nil:
 	// none.
@@ -367,6 +371,15 @@ func canonicalGUID(s string) (string, error) {
 	return g.RFC4122(), nil
 }
 
+// zoneOf is a machine's zone: the one it names, else the one its BMC
+// address falls in (ZoneFor).
+func (m *Manager) zoneOf(named, address string) string {
+	if named != "" || m.ZoneFor == nil {
+		return named
+	}
+	return m.ZoneFor(address)
+}
+
 // AddMachine creates a machine and, when given, its OOB account, and starts
 // monitoring it.
 func (m *Manager) AddMachine(ctx context.Context, actor Actor, in MachineInput) (mv MachineView, err error) {
@@ -380,6 +393,9 @@ func (m *Manager) AddMachine(ctx context.Context, actor Actor, in MachineInput) 
 	}
 	mc := store.Machine{Name: in.Name, GUID: g, Group: in.Group, Tags: in.Tags, Role: in.Role, Spare: in.Spare,
 		Enclosure: in.Enclosure, Slot: in.Slot, Registering: g == "", Zone: in.Zone}
+	if in.Account != nil {
+		mc.Zone = m.zoneOf(in.Zone, in.Account.Address)
+	}
 	var acct *store.Account
 	if in.Account != nil {
 		if in.Account.Machine != "" {
