@@ -547,8 +547,17 @@ func (b *bench) takeover(insts []*instance, win, before *snapshot) error {
 // each one's window start (or, with end, its end).
 func (b *bench) instCPU(insts []*instance, end bool) (cpu, checks float64) {
 	for _, in := range insts {
-		v, _ := proc.CPUSeconds(in.PID)
+		// The scrape (a whole /metrics, per-channel series included) is
+		// kept out of the window: at its start CPU is read after it, at
+		// its end before.
+		var v float64
+		if end {
+			v, _ = proc.CPUSeconds(in.PID)
+		}
 		m, err := in.scrape()
+		if !end {
+			v, _ = proc.CPUSeconds(in.PID)
+		}
 		n := 0.0
 		if err == nil {
 			n = m["lightsout_instance_checks_total"]
