@@ -41,6 +41,9 @@ type Config struct {
 	Name string
 	// Zones served (nil: store.DefaultZone).
 	Zones []string
+	// Buffer bounds the state changes kept in memory while the database
+	// is unreachable (default DefaultBuffer).
+	Buffer int
 	// ZoneRules place a machine imported or added without a zone by its
 	// BMC subnet (the server hands them to the manager); every instance
 	// that takes imports should have the same list.
@@ -112,6 +115,10 @@ type Node struct {
 	// in flight must end before a new view is published (the others may
 	// take what it gives away at once).
 	drainAll bool
+	// buf: state changes declared while the database was unreachable.
+	buf buffer
+	// inner is the store the monitor's writes go to (Store), for flush.
+	inner store.Store
 }
 
 type held struct {
@@ -152,6 +159,9 @@ func New(st Store, cfg Config) (*Node, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
 	}
 	return &Node{cfg: cfg, st: st, log: cfg.Logger, active: map[int64]*held{}, inflight: map[string]int{},
 		changed: make(chan struct{}), members: Members{Self: cfg.Name, All: map[string]store.Instance{}}}, nil
@@ -337,6 +347,11 @@ func (n *Node) tick(ctx context.Context) {
 	if err != nil {
 		n.log.Warn("cluster: reading the instances", "err", err)
 		return
+	}
+	if n.inner != nil {
+		// The database answers: what was declared while it did not is
+		// written before the lease is renewed.
+		n.flush(tctx, n.inner)
 	}
 	mem := NewMembers(n.cfg.Name, l)
 	view := mem.Live()
