@@ -115,11 +115,10 @@ func (n *Node) BufferedTransitions() []store.Transition {
 }
 
 // flush writes the buffered state changes in order, once the database
-// answers again, before the instance renews its lease (so before any
-// other instance can be handed a machine by its view). A buffered state
-// older than the one stored (another instance took the machine over
+// answers again (at the heartbeat that renewed the lease). A buffered
+// state older than the one stored (another instance took the machine over
 // meanwhile and checked it) is not written, nor its transition. It stops
-// at the first write that fails and keeps the rest.
+// at the first write that fails and keeps the rest for the next heartbeat.
 func (n *Node) flush(ctx context.Context, inner store.Store) {
 	b := &n.buf
 	b.mu.Lock()

@@ -348,11 +348,6 @@ func (n *Node) tick(ctx context.Context) {
 		n.log.Warn("cluster: reading the instances", "err", err)
 		return
 	}
-	if n.inner != nil {
-		// The database answers: what was declared while it did not is
-		// written before the lease is renewed.
-		n.flush(tctx, n.inner)
-	}
 	mem := NewMembers(n.cfg.Name, l)
 	view := mem.Live()
 	if !slices.Contains(view, n.cfg.Name) {
@@ -405,6 +400,15 @@ func (n *Node) tick(ctx context.Context) {
 		return
 	}
 	mem = NewMembers(n.cfg.Name, l)
+	if n.inner != nil && n.Buffered() > 0 {
+		// The database answers: what was declared while it did not is
+		// written now, after the renewal (a long flush must not cost the
+		// lease), within one heartbeat; a buffered state older than the
+		// stored one is not written (flush).
+		fctx, fcancel := context.WithTimeout(ctx, n.cfg.Every)
+		n.flush(fctx, n.inner)
+		fcancel()
+	}
 	n.mu.Lock()
 	n.members, n.view = mem, view
 	if n.fenced {
