@@ -20,7 +20,7 @@ import (
 // keeps checking; the state changes it declares then (three BMCs going
 // silent) are kept in memory; when PostgreSQL is started again they are
 // written — states and transitions, with the time they were declared —
-// before the instance renews its lease.
+// at the heartbeat that renews its lease.
 func TestStateChangesSurviveOutage(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	cfg := sim.Config{Count: 8, Seed: 23, Password: "outage-pass1", SessionSlots: 4}
