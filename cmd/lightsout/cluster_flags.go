@@ -20,6 +20,7 @@ type clusterFlags struct {
 	lease   time.Duration
 	source  string
 	keyFile string
+	rules   []string
 }
 
 func (f *clusterFlags) add(fl *pflag.FlagSet) {
@@ -28,6 +29,7 @@ func (f *clusterFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&f.peer, "peer-address", "", "HOST:PORT the other instances reach this one's API on (default: the --listen address)")
 	fl.DurationVar(&f.lease, "lease", cluster.DefaultLease, "membership lease: an instance not heard of this long is dead and its channels are taken over")
 	fl.StringVar(&f.source, "source-address", "", "local address BMC traffic (IPMI) leaves from, on a multi-homed management server")
+	fl.StringArrayVar(&f.rules, "zone-rule", nil, "CIDR=ZONE: a machine imported or added without a zone whose BMC address is in CIDR goes to ZONE (repeatable; the longest prefix wins); give every instance the same rules")
 	fl.StringVar(&f.keyFile, "key-file", "", "the key that seals BMC passwords (default DATA/secret.key); every instance sharing a database needs the same one")
 }
 
@@ -63,6 +65,10 @@ func (f *clusterFlags) apply(cfg *server.Config, listen string) error {
 		}
 		cfg.Engine.Source = ip
 	}
-	cfg.Cluster = cluster.Config{Name: f.name, Zones: f.zones, PeerAddress: peer, Lease: f.lease}
+	rules, err := cluster.ParseZoneRules(f.rules)
+	if err != nil {
+		return usageErr("--zone-rule: %v", err)
+	}
+	cfg.Cluster = cluster.Config{Name: f.name, Zones: f.zones, PeerAddress: peer, Lease: f.lease, ZoneRules: rules}
 	return nil
 }

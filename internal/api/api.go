@@ -127,7 +127,7 @@ func NewHandler(cfg Config) *API {
 		a.mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
 	}
 	if cfg.Console {
-		console := web.New(web.Config{Manager: a.m, Store: a.st, Events: a.ev, Agents: a.agents, AgentAddr: a.agentAddr, Logger: a.log, Limiter: a.lim})
+		console := web.New(web.Config{Manager: a.m, Store: a.st, Events: a.ev, Agents: a.agents, AgentAddr: a.agentAddr, Logger: a.log, Limiter: a.lim, Self: a.self})
 		a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			if a.isAPIPath(r.URL.Path) {
 				a.notFound(w, r)

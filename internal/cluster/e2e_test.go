@@ -74,6 +74,7 @@ type scaleCluster struct {
 	key      string
 	interval time.Duration
 	lease    time.Duration
+	fence    time.Duration // 0: lease − 3 heartbeats (fenced 3 heartbeats after the last renewal)
 	token    string
 	clients  map[*server.Server]*client.Client
 }
@@ -90,10 +91,14 @@ func (c *scaleCluster) start(i int, zones ...string) *server.Server {
 	}
 	sch := state.Schedule{Interval: c.interval, Jitter: 0.1, Confirm: c.interval / 4, MaxBackoff: 2 * c.interval, AuthRetry: time.Hour}
 	src := netip.AddrFrom4([4]byte{127, 0, 7, byte(i)})
+	fence := c.fence
+	if fence == 0 {
+		fence = c.lease - 3*e2eEvery
+	}
 	s, err := server.New(context.Background(), server.Config{DataDir: dir, DB: c.dsn, KeyFile: c.key, Schedule: sch,
 		Damping: state.Damping{Consecutive: 1}, Timeout: 500 * time.Millisecond,
 		Engine: ipmi.Config{Source: src}, Logger: slog.New(slog.NewTextHandler(testWriter{c.t, fmt.Sprintf("i%d", i)}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Cluster: cluster.Config{Name: fmt.Sprintf("i%d", i), Zones: zones, Lease: c.lease, Every: e2eEvery, Fence: c.lease - 3*e2eEvery,
+		Cluster: cluster.Config{Name: fmt.Sprintf("i%d", i), Zones: zones, Lease: c.lease, Every: e2eEvery, Fence: fence,
 			PeerAddress: ln.Addr().String()}})
 	if err != nil {
 		ln.Close()

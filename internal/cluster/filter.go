@@ -12,7 +12,15 @@ import (
 // machines this node may check, and no other (Account of another's is
 // store.ErrNotFound, so the monitor's Refresh drops it). Everything else
 // passes through.
-func (n *Node) Store(inner store.Store) store.Store { return &filtered{Store: inner, n: n} }
+func (n *Node) Store(inner store.Store) store.Store {
+	n.inner = inner
+	return &filtered{Store: inner, n: n}
+}
+
+// SaveState writes, or buffers while the database is unreachable.
+func (f *filtered) SaveState(ctx context.Context, s store.ChannelState, t *store.Transition) error {
+	return f.n.saveState(ctx, f.Store, s, t)
+}
 
 type filtered struct {
 	store.Store

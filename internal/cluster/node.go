@@ -41,6 +41,13 @@ type Config struct {
 	Name string
 	// Zones served (nil: store.DefaultZone).
 	Zones []string
+	// Buffer bounds the state changes kept in memory while the database
+	// is unreachable (default DefaultBuffer).
+	Buffer int
+	// ZoneRules place a machine imported or added without a zone by its
+	// BMC subnet (the server hands them to the manager); every instance
+	// that takes imports should have the same list.
+	ZoneRules ZoneRules
 	// PeerAddress is where the other instances reach this one's API.
 	PeerAddress string
 	// Source is the local address BMC traffic leaves from (shown only).
@@ -108,6 +115,10 @@ type Node struct {
 	// in flight must end before a new view is published (the others may
 	// take what it gives away at once).
 	drainAll bool
+	// buf: state changes declared while the database was unreachable.
+	buf buffer
+	// inner is the store the monitor's writes go to (Store), for flush.
+	inner store.Store
 }
 
 type held struct {
@@ -148,6 +159,9 @@ func New(st Store, cfg Config) (*Node, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
 	}
 	return &Node{cfg: cfg, st: st, log: cfg.Logger, active: map[int64]*held{}, inflight: map[string]int{},
 		changed: make(chan struct{}), members: Members{Self: cfg.Name, All: map[string]store.Instance{}}}, nil
@@ -386,6 +400,15 @@ func (n *Node) tick(ctx context.Context) {
 		return
 	}
 	mem = NewMembers(n.cfg.Name, l)
+	if n.inner != nil && n.Buffered() > 0 {
+		// The database answers: what was declared while it did not is
+		// written now, after the renewal (a long flush must not cost the
+		// lease), within one heartbeat; a buffered state older than the
+		// stored one is not written (flush).
+		fctx, fcancel := context.WithTimeout(ctx, n.cfg.Every)
+		n.flush(fctx, n.inner)
+		fcancel()
+	}
 	n.mu.Lock()
 	n.members, n.view = mem, view
 	if n.fenced {

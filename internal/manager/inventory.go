@@ -43,7 +43,7 @@ func (m *Manager) Import(ctx context.Context, actor Actor, inv *inventory.Invent
 		}
 		rows = append(rows, store.ImportRow{Line: im.Line,
 			Machine: store.Machine{Name: im.Name, GUID: g, Group: im.Group, Tags: im.Tags, Role: im.Role, Spare: im.Spare,
-				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == "", Zone: im.Zone},
+				Enclosure: im.Enclosure, Slot: im.Slot, Registering: g == "", Zone: m.zoneOf(im.Zone, im.Address)},
 			Account: store.Account{Protocol: im.EffectiveProtocol(), Address: im.Address, Port: im.Port, // 0: the protocol's default (store.DefaultPort)
 				User: im.User, Password: passwords[im.Name], Privilege: privilegeName(im.Privilege), CipherSuite: im.CipherSuite,
 				RedfishAuth: im.RedfishAuth, CipherSuites: suiteList(im.CipherSuites)},

@@ -55,6 +55,10 @@ type Manager struct {
 	// agent fallback of a soft-off asks the agent enrolled under the
 	// machine's name to run os-shutdown (fallback.go). Nil: no agents.
 	Agents AgentOps
+	// ZoneFor, when set, gives the zone of a machine imported or added
+	// without one from its BMC address (the server's --zone-rule list,
+	// cluster.ZoneRules): "" leaves it in the default zone.
+	ZoneFor func(address string) string
 	// Detectors and AgentList feed incidents (incidents.go): the event
 	// recorder's fleet findings and floods, the agent hub's states. Nil:
 	// none.
@@ -176,7 +180,20 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 	for _, a := range accts {
 		byMachine[a.MachineID] = append(byMachine[a.MachineID], a)
 	}
-	snap := m.Monitor.Snapshot()
+	var snap map[int64]store.ChannelState
+	if p.Limit > 0 {
+		// The page's channels only: a copy of the whole monitor (every
+		// channel, under its lock) per page made a page cost O(fleet)
+		// (bench/api: p99 1.3 s at 5,000 machines and 50 clients).
+		snap = make(map[int64]store.ChannelState, len(accts))
+		for _, a := range accts {
+			if cs, ok := m.Monitor.Get(a.ID); ok {
+				snap[a.ID] = cs
+			}
+		}
+	} else {
+		snap = m.Monitor.Snapshot()
+	}
 	m.storedStates(ctx, accts, snap)
 	unwatched := m.unwatched()
 	out := make([]MachineView, 0, len(ms))
@@ -359,6 +376,15 @@ func canonicalGUID(s string) (string, error) {
 	return g.RFC4122(), nil
 }
 
+// zoneOf is a machine's zone: the one it names, else the one its BMC
+// address falls in (ZoneFor).
+func (m *Manager) zoneOf(named, address string) string {
+	if named != "" || m.ZoneFor == nil {
+		return named
+	}
+	return m.ZoneFor(address)
+}
+
 // AddMachine creates a machine and, when given, its OOB account, and starts
 // monitoring it.
 func (m *Manager) AddMachine(ctx context.Context, actor Actor, in MachineInput) (mv MachineView, err error) {
@@ -372,6 +398,9 @@ func (m *Manager) AddMachine(ctx context.Context, actor Actor, in MachineInput) 
 	}
 	mc := store.Machine{Name: in.Name, GUID: g, Group: in.Group, Tags: in.Tags, Role: in.Role, Spare: in.Spare,
 		Enclosure: in.Enclosure, Slot: in.Slot, Registering: g == "", Zone: in.Zone}
+	if in.Account != nil {
+		mc.Zone = m.zoneOf(in.Zone, in.Account.Address)
+	}
 	var acct *store.Account
 	if in.Account != nil {
 		if in.Account.Machine != "" {

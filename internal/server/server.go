@@ -260,6 +260,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Manager.Redfish = s.Redfish
 	s.Manager.Suites = cfg.CipherSuites
 	s.Manager.Unwatched = s.Node.Unwatched
+	if rs := cfg.Cluster.ZoneRules; len(rs) > 0 {
+		s.Manager.ZoneFor = rs.ZoneFor
+	}
 	s.Manager.Diag.Schedule, s.Manager.Diag.Timeout = cfg.Schedule, cfg.Timeout
 	s.Manager.Diag.Probers = probers
 	// The Degraded tree's rates and fleet comparison come from the event

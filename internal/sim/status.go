@@ -45,6 +45,9 @@ type Status struct {
 	// RedfishCertSHA256 is the SHA-256 of the leaf certificate the Redfish
 	// service presents now, as lightsout pins it.
 	RedfishCertSHA256 string `json:"redfish_cert_sha256,omitempty"`
+	// SessionsBySource counts the sessions each client address opened
+	// (bench/scaleout tells instances apart by --source-address).
+	SessionsBySource map[string]uint64 `json:"sessions_by_source,omitempty"`
 }
 
 // EnclosureStatus is an enclosure as the control API reports it.
@@ -83,6 +86,12 @@ func (b *BMC) Status() Status {
 		Faults:         b.Faults(),
 		SessionSlots:   b.f.slots,
 		Counters:       b.Counters(),
+	}
+	if by := b.SessionsBySource(); len(by) > 0 {
+		st.SessionsBySource = make(map[string]uint64, len(by))
+		for ip, n := range by {
+			st.SessionsBySource[ip.String()] = n
+		}
 	}
 	if b.PowerOn() {
 		st.Power = "on"

@@ -64,6 +64,9 @@ type Config struct {
 	// Limiter throttles failed logins per source address and counts
 	// them (nil: a limiter of its own, not registered).
 	Limiter *authlimit.Limiter
+	// Self is this instance's name among those sharing the database
+	// (the instances page marks it).
+	Self string
 }
 
 // Console is the web console's handler. Build it with New.
@@ -83,7 +86,8 @@ type Console struct {
 	rowsMu sync.Mutex
 	rows   *rowSet
 
-	lim *authlimit.Limiter
+	lim  *authlimit.Limiter
+	self string
 }
 
 type session struct {
@@ -104,7 +108,7 @@ func (s *session) Admin() bool { return s.Role.Rank() >= store.RoleAdmin.Rank() 
 // New builds the console.
 func New(cfg Config) *Console {
 	c := &Console{m: cfg.Manager, st: cfg.Store, ev: cfg.Events, hub: cfg.Agents, agAddr: cfg.AgentAddr, log: cfg.Logger, mux: http.NewServeMux(),
-		sessions: map[string]*session{}, pages: map[string]*template.Template{}, lim: cfg.Limiter}
+		sessions: map[string]*session{}, pages: map[string]*template.Template{}, lim: cfg.Limiter, self: cfg.Self}
 	if c.lim == nil {
 		c.lim = authlimit.New(nil)
 	}
@@ -144,6 +148,7 @@ func New(cfg Config) *Console {
 	c.mux.Handle("GET /enclosures", c.auth(store.RoleViewer, c.enclosures))
 	c.mux.Handle("GET /enclosures/{name}", c.auth(store.RoleViewer, c.enclosure))
 	c.mux.Handle("GET /agents", c.auth(store.RoleViewer, c.agents))
+	c.mux.Handle("GET /instances", c.auth(store.RoleViewer, c.instances))
 	c.mux.Handle("/", c.auth(store.RoleViewer, func(w http.ResponseWriter, r *http.Request, s *session) error {
 		return &httpError{http.StatusNotFound, "No such page: " + r.URL.Path}
 	}))

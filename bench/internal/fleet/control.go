@@ -35,6 +35,9 @@ type BMC struct {
 	Redfish *RedfishCounters `json:"redfish,omitempty"`
 	// RedfishCertSHA256 is the fingerprint of its Redfish certificate.
 	RedfishCertSHA256 string `json:"redfish_cert_sha256,omitempty"`
+	// SessionsBySource counts the sessions each client address opened on
+	// it since the simulator started.
+	SessionsBySource map[string]uint64 `json:"sessions_by_source,omitempty"`
 }
 
 // RedfishCounters are a BMC's Redfish counters as the control API reports

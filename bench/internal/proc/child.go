@@ -163,3 +163,13 @@ func Tail(path string) string {
 	}
 	return t
 }
+
+// Kill sends SIGKILL to the child's process group (kill -9: no last
+// words) and waits for it to exit.
+func (c *Child) Kill() {
+	if !c.Alive() {
+		return
+	}
+	_ = syscall.Kill(-c.PID, syscall.SIGKILL)
+	<-c.exited
+}

@@ -60,6 +60,10 @@ type server struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the postmaster exited
+	// how to start it again (Resume)
+	bin, data, logPath string
+	port               int
+	cred               *syscall.Credential
 }
 
 // Available reports whether DSN can provide a database, starting the
@@ -246,6 +250,7 @@ func startCluster() (s *server, skipReason string, err error) {
 		}
 		s, err := startPostmaster(bin, dir, data, logPath, port, cred)
 		if err == nil {
+			s.bin, s.data, s.logPath, s.port, s.cred = bin, data, logPath, port, cred
 			return s, "", nil
 		}
 		if attempt == 2 {
@@ -338,4 +343,84 @@ func tail(b []byte) string {
 		s = "…" + s[len(s)-2000:]
 	}
 	return s
+}
+
+// Database creates a new empty database outside a test (the benchmarks):
+// on the server LIGHTSOUT_TEST_POSTGRES names, or on the throwaway
+// cluster, started if needed (stop it with [Stop]). drop removes the
+// database. postmaster is the throwaway cluster's postmaster PID (0 for an
+// external server): it and its children (the backends) are the database's
+// CPU.
+func Database(ctx context.Context, prefix string) (dsn string, postmaster int, drop func() error, err error) {
+	mu.Lock()
+	ensure()
+	s, sk, fail := srv, skip, failure
+	counter++
+	n := counter
+	mu.Unlock()
+	switch {
+	case sk != "":
+		return "", 0, nil, errors.New(sk)
+	case fail != nil:
+		return "", 0, nil, fail
+	}
+	name := fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), n)
+	if _, err := s.admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", 0, nil, fmt.Errorf("creating database %s: %w", name, err)
+	}
+	drop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := s.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		return err
+	}
+	u := *s.base
+	u.Path = "/" + name
+	if s.cmd != nil {
+		postmaster = s.cmd.Process.Pid
+	}
+	return u.String(), postmaster, drop, nil
+}
+
+// Pause stops the throwaway cluster's postmaster (fast shutdown: every
+// connection is cut) and keeps its data: tests of what happens while the
+// database is unreachable. Resume starts it again on the same port.
+func Pause() error {
+	mu.Lock()
+	defer mu.Unlock()
+	if srv == nil || srv.cmd == nil {
+		return errors.New("pgtest: no throwaway cluster to pause (an external server, or none started)")
+	}
+	srv.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-srv.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		return errors.New("pgtest: the postmaster did not stop within 30 s")
+	}
+}
+
+// Resume starts a paused throwaway cluster again on the same port and
+// data, and waits until it answers.
+func Resume() error {
+	mu.Lock()
+	defer mu.Unlock()
+	if srv == nil || srv.cmd == nil {
+		return errors.New("pgtest: no throwaway cluster to resume")
+	}
+	select {
+	case <-srv.done:
+	default:
+		return errors.New("pgtest: the cluster is running")
+	}
+	n, err := startPostmaster(srv.bin, srv.dir, srv.data, srv.logPath, srv.port, srv.cred)
+	if err != nil {
+		return err
+	}
+	// Keep the admin pool the tests' cleanups hold (it reconnects).
+	n.admin.Close()
+	n.admin = srv.admin
+	n.bin, n.data, n.logPath, n.port, n.cred = srv.bin, srv.data, srv.logPath, srv.port, srv.cred
+	srv = n
+	return nil
 }

@@ -140,6 +140,11 @@ func TestMachineFilterInDatabase(t *testing.T) {
 			{MachineFilter{State: "Connectable"}, []string{"rack1-a"}},
 			{MachineFilter{State: "NotResponding", Reason: "silent"}, []string{"rack1-b"}},
 			{MachineFilter{Reason: "silent", Prefix: "rack2"}, nil},
+			{MachineFilter{Prefix: "RACK1"}, nil}, // case matters
+			{MachineFilter{Prefix: "rack?"}, nil}, // wildcards are literal
+			{MachineFilter{Prefix: "rack*"}, nil},
+			{MachineFilter{Prefix: "rack[1]"}, nil},
+			{MachineFilter{Prefix: "rack2-a"}, []string{"rack2-a"}},
 			{MachineFilter{State: "Unknown"}, []string{"rack2-a"}},
 		} {
 			if got := names(tc.f, Page{}); !slices.Equal(got, tc.want) {

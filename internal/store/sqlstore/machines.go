@@ -334,8 +334,15 @@ func (db *DB) filterSQL(f MachineFilter) (string, []any) {
 		args = append(args, z)
 	}
 	if f.Prefix != "" {
-		conds = append(conds, "substr(m.name, 1, ?) = ?")
-		args = append(args, len([]rune(f.Prefix)), f.Prefix)
+		if db.d.name == "sqlite" {
+			// GLOB with a literal prefix is a range of the name index;
+			// substr is not (a scan of the fleet: bench/api).
+			conds = append(conds, "m.name GLOB ?")
+			args = append(args, globPrefix(f.Prefix))
+		} else {
+			conds = append(conds, "substr(m.name, 1, ?) = ?")
+			args = append(args, len([]rune(f.Prefix)), f.Prefix)
+		}
 	}
 	if f.Enclosure != "" {
 		conds = append(conds, "EXISTS (SELECT 1 FROM enclosures fe WHERE fe.id = m.enclosure_id AND fe.name = ?)")
@@ -358,6 +365,21 @@ func (db *DB) filterSQL(f MachineFilter) (string, []any) {
 		conds = append(conds, c+")")
 	}
 	return strings.Join(conds, " AND "), args
+}
+
+// globPrefix is a SQLite GLOB pattern matching the names that start with
+// p, its wildcards taken literally.
+func globPrefix(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		switch r {
+		case '*', '?', '[':
+			b.WriteString("[" + string(r) + "]")
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String() + "*"
 }
 
 func pageSQL(idCol string, p Page, conds string, args []any) (string, []any) {
