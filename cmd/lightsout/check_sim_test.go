@@ -2,13 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/sim/simtest"
 )
 
 // TestCheckFleetWithEveryFault drives `lightsout check --inventory` through
@@ -35,16 +35,7 @@ func TestCheckFleetWithEveryFault(t *testing.T) {
 	}
 	// As root: one loopback address per BMC on port 623, like a real
 	// fleet. Otherwise consecutive ports on 127.0.0.1.
-	if os.Geteuid() == 0 {
-		cfg.BaseAddr = "127.77.0.1"
-	} else {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 30000+os.Getpid()%20000
-	}
-	fleet, err := sim.New(cfg)
-	if err != nil {
-		t.Fatalf("simulator: %v", err)
-	}
-	defer fleet.Close()
+	fleet := simtest.Start(t, cfg, 74)
 	dir := t.TempDir()
 	inv := filepath.Join(dir, "fleet.yaml")
 	if err := fleet.WritePasswordFile(filepath.Join(dir, "pw")); err != nil {
@@ -135,16 +126,7 @@ func TestTimeoutIsSilenceNotTotal(t *testing.T) {
 			"bmc-00001": {Slow: sim.Duration(400 * time.Millisecond)},
 			"bmc-00002": {Silent: true},
 		}}
-	if os.Geteuid() == 0 {
-		cfg.BaseAddr = "127.78.0.1"
-	} else {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 29000+os.Getpid()%20000
-	}
-	fleet, err := sim.New(cfg)
-	if err != nil {
-		t.Fatalf("simulator: %v", err)
-	}
-	defer fleet.Close()
+	fleet := simtest.Start(t, cfg, 78)
 	dir := t.TempDir()
 	fleet.WritePasswordFile(filepath.Join(dir, "pw"))
 	inv := filepath.Join(dir, "fleet.yaml")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/sim/simtest"
 	"github.com/lightsout/lightsout/internal/store"
 )
 
@@ -32,16 +33,13 @@ func TestCheckHostList(t *testing.T) {
 	for i := 2; i <= 23; i++ {
 		cfg.Faults[fmt.Sprintf("bmc-%05d", i)] = sim.Faults{Silent: true}
 	}
-	if os.Geteuid() == 0 {
-		cfg.BaseAddr = fmt.Sprintf("127.79.%d.1", os.Getpid()%200+1)
-	} else {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 32000+os.Getpid()%20000
+	fleet := simtest.Start(t, cfg, 75)
+	// The range simtest picked, for the host lists below.
+	first := fleet.BMCs()[0].Addr()
+	cfg.BaseAddr = first.Addr().String()
+	if os.Geteuid() != 0 {
+		cfg.BasePort = int(first.Port())
 	}
-	fleet, err := sim.New(cfg)
-	if err != nil {
-		t.Fatalf("simulator: %v", err)
-	}
-	defer fleet.Close()
 	t.Setenv("LIGHTSOUT_PASSWORD", "")
 	t.Setenv("IPMI_PASSWORD", "fleet-pass-123")
 	all := hostRange(cfg, 1, 25)

@@ -25,6 +25,7 @@ import (
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/sim/simtest"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 	"github.com/lightsout/lightsout/internal/store/pgtest"
@@ -49,21 +50,10 @@ const (
 )
 
 // scaleFleet starts n simulated BMCs, one loopback address each as root
-// (127.70.x.y:623), else consecutive ports on 127.0.0.1.
+// (in 127.70.0.0/16, simtest), else consecutive ports on 127.0.0.1.
 func scaleFleet(t *testing.T, n int) *sim.Fleet {
 	t.Helper()
-	cfg := sim.Config{Count: n, Seed: 17, Password: "scale-out-pass1", SessionSlots: 4}
-	if os.Geteuid() == 0 {
-		cfg.BaseAddr = "127.70.0.1"
-	} else {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 20000+(os.Getpid()*13)%30000
-	}
-	f, err := sim.New(cfg)
-	if err != nil {
-		t.Fatalf("simulator: %v", err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return simtest.Start(t, sim.Config{Count: n, Seed: 17, Password: "scale-out-pass1", SessionSlots: 4}, 70)
 }
 
 // scaleCluster starts instances on one PostgreSQL database: each named

@@ -3,13 +3,13 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/sim/simtest"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 	"github.com/lightsout/lightsout/internal/store/pgtest"
@@ -24,16 +24,7 @@ import (
 func TestStateChangesSurviveOutage(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	cfg := sim.Config{Count: 8, Seed: 23, Password: "outage-pass1", SessionSlots: 4}
-	if os.Geteuid() == 0 {
-		cfg.BaseAddr = "127.72.0.1"
-	} else {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 21000+(os.Getpid()*17)%30000
-	}
-	f, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f := simtest.Start(t, cfg, 72)
 	// A lease long enough that the outage below stays within its valid
 	// part: the instance fences itself lease − fence = 15 s after its
 	// last renewal.

@@ -49,7 +49,7 @@ func simPowerOffChild() (int, bool) {
 // off; bmc-00002 has no agent; bmc-00003's agent has no shutdown command.
 func TestSoftOffAgentFallback(t *testing.T) {
 	ctx := context.Background()
-	f := fleet(t, 3, "127.79.40.1")
+	f := fleet(t, 3)
 	cs, err := f.ServeControl("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

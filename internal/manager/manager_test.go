@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/lightsout/lightsout/internal/poll"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/lightsout/lightsout/internal/power"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/sim/simtest"
 	"github.com/lightsout/lightsout/internal/state"
 	"github.com/lightsout/lightsout/internal/store"
 )
@@ -26,22 +26,11 @@ var (
 )
 
 // fleet starts n simulated BMCs on loopback: one address each on port 623
-// as root, consecutive ports otherwise. base picks a distinct 127.x range
-// per test.
-func fleet(t *testing.T, n int, base string) *sim.Fleet {
+// as root, consecutive ports otherwise (simtest: a range no other test
+// binary holds).
+func fleet(t *testing.T, n int) *sim.Fleet {
 	t.Helper()
-	cfg := sim.Config{Count: n, Seed: 7, Password: "mgr-test-pass1"}
-	if os.Geteuid() == 0 {
-		cfg.BaseAddr = base
-	} else {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 20000+(os.Getpid()*7+len(base)*131)%30000
-	}
-	f, err := sim.New(cfg)
-	if err != nil {
-		t.Fatalf("simulator: %v", err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return simtest.Start(t, sim.Config{Count: n, Seed: 7, Password: "mgr-test-pass1"}, 79)
 }
 
 // fastServer starts a server whose monitor checks every 300 ms, confirms
@@ -110,14 +99,14 @@ func monitorRounds(t *testing.T, srv *server.Server, machine string, n int) {
 	})
 }
 
-func TestManagerSQLite(t *testing.T) { testManager(t, "", "127.79.0.1") }
+func TestManagerSQLite(t *testing.T) { testManager(t, "") }
 
 // testManager drives the manager end to end over real UDP against the
 // simulator: monitor, damping, history, power with refusals, the lockout
 // guard, registration, adoption and replacement, and the one-session rule.
-func testManager(t *testing.T, db, base string) {
+func testManager(t *testing.T, db string) {
 	ctx := context.Background()
-	f := fleet(t, 8, base)
+	f := fleet(t, 8)
 	srv := fastServer(t, db)
 	m := srv.Manager
 	importFleet(t, srv, f)
@@ -431,7 +420,7 @@ func hasAudit(log []store.AuditEntry, action, actor string) bool {
 
 func TestRestartKeepsStates(t *testing.T) {
 	ctx := context.Background()
-	f := fleet(t, 3, "127.79.2.1")
+	f := fleet(t, 3)
 	dir := t.TempDir()
 	sch := state.Schedule{Interval: 300 * time.Millisecond, Confirm: 100 * time.Millisecond, MaxBackoff: time.Second, AuthRetry: time.Hour}
 	srv, err := server.New(ctx, server.Config{DataDir: dir, Schedule: sch, Timeout: 400 * time.Millisecond})

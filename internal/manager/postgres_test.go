@@ -17,4 +17,4 @@ func TestMain(m *testing.M) {
 	os.Exit(pgtest.Main(m))
 }
 
-func TestManagerPostgres(t *testing.T) { testManager(t, pgtest.DSN(t), "127.79.1.1") }
+func TestManagerPostgres(t *testing.T) { testManager(t, pgtest.DSN(t)) }

@@ -2,7 +2,6 @@ package power
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/sim"
+	"github.com/lightsout/lightsout/internal/sim/simtest"
 )
 
 var _ Channel = Redfish{}
@@ -34,16 +34,7 @@ func TestResetTypeFor(t *testing.T) {
 
 func TestRedfishPowerSim(t *testing.T) {
 	cfg := sim.Config{Count: 2, Seed: 5, Password: "power-rf-pass1", Redfish: true}
-	if os.Geteuid() == 0 {
-		cfg.BaseAddr = "127.78.0.1"
-	} else {
-		cfg.BaseAddr, cfg.BasePort = "127.0.0.1", 22000+os.Getpid()%20000
-	}
-	f, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := simtest.Start(t, cfg, 76)
 	b := f.BMCs()[0]
 	b.SetPower(true)
 	tr := probe.NewRedfishTransport()
