@@ -62,7 +62,13 @@ type Config struct {
 	// least 5/4 MaxCheck (the cut check still closes its session), so the
 	// check in flight has ended when the others take over.
 	Lease, Every, Fence, MaxCheck time.Duration
-	Logger                        *slog.Logger
+	// Alone: no other instance can share the database (SQLite: the data
+	// directory's lock refuses a second one), so nobody can take over a
+	// lapsed lease and the node never fences. A renewal that is slow or
+	// fails (a saturated CPU, a busy database file) is logged, and the
+	// checks go on: fencing there would only stop the monitor.
+	Alone  bool
+	Logger *slog.Logger
 	// OnMembers, when set, is called after each reading of the members
 	// (on the node's goroutine; it must not block for long).
 	OnMembers func(Members)
@@ -239,6 +245,11 @@ func (n *Node) fence() {
 	n.mu.Lock()
 	if n.fenced {
 		n.mu.Unlock()
+		return
+	}
+	if n.cfg.Alone {
+		n.mu.Unlock()
+		n.log.Warn("cluster: the lease was not renewed in time; alone on this database, checking on", "instance", n.cfg.Name)
 		return
 	}
 	n.fenced, n.view = true, nil

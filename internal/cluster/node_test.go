@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/probe"
@@ -155,6 +156,44 @@ func TestNodeFencesWithoutTheDatabase(t *testing.T) {
 	if got := mon.heldIDs(); len(got) != 50 {
 		t.Errorf("database back: checks %d of 50", len(got))
 	}
+}
+
+// TestNodeAloneNeverFences: alone on its database (SQLite), an instance
+// whose renewals fail keeps checking everything: nobody could take over,
+// and fencing would only stop the monitor (a 100,000-BMC server on a
+// saturated CPU fenced itself that way).
+func TestNodeAloneNeverFences(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{rows: map[string]store.Instance{}}
+		n, err := New(st, Config{Name: "a", Alone: true, Lease: 600 * time.Millisecond, Every: 100 * time.Millisecond, Fence: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mon := &fakeMonitor{n: n, held: map[int64]bool{}, count: 50}
+		n.Attach(mon)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n.Tick(ctx)
+		st.mu.Lock()
+		st.fail = true
+		st.mu.Unlock()
+		// Past the fence and the lease (the bubble's clock), renewals
+		// failing all along.
+		for range 50 {
+			n.Tick(ctx)
+			time.Sleep(20 * time.Millisecond) // synctest: moves the fake clock only
+			if got := mon.heldIDs(); len(got) != 50 {
+				t.Fatalf("alone, after failed renewals, it checks %d of 50", len(got))
+			}
+		}
+		st.mu.Lock()
+		st.fail = false
+		st.mu.Unlock()
+		n.Close(ctx) // stops the fence timer: the bubble ends with no timer left
+	})
 }
 
 // TestNodeHandOverWaitsForTheCheckInFlight: when a second instance joins,

@@ -473,6 +473,9 @@ func newNode(ctx context.Context, st *sqlstore.DB, cfg Config, onUnwatched func(
 		}
 		cc.MaxCheck = MaxCheckTimeouts * t
 	}
+	// SQLite is one instance's (the data directory's lock): nobody can
+	// take over, so a slow renewal must not stop the monitor.
+	cc.Alone = st.Driver() == "sqlite"
 	if cc.Source == "" && cfg.Engine.Source.IsValid() {
 		cc.Source = cfg.Engine.Source.String()
 	}
