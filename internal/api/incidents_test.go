@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"github.com/lightsout/lightsout/internal/poll"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/lightsout/lightsout/internal/api/client"
 	"github.com/lightsout/lightsout/internal/events"
 	"github.com/lightsout/lightsout/internal/incident"
+	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/server"
 	"github.com/lightsout/lightsout/internal/sim"
 	"github.com/lightsout/lightsout/internal/store"
@@ -24,9 +26,12 @@ import (
 // (incident.closed).
 func TestIncidents(t *testing.T) {
 	e := apitest.Start(t, apitest.Options{
-		Fleet: sim.Config{Count: 10, Seed: 5, Enclosures: []sim.EnclosureConfig{{Name: "enc-b", Blades: 3}}, // bmc-00001..3
-			Faults: map[string]sim.Faults{"bmc-00005": {WrongPassword: true}, "bmc-00006": {WrongPassword: true}},
-			Swaps:  [][]string{{"bmc-00008", "bmc-00009"}}},
+		// enc-c has two silent blades of three: no dead enclosure (its
+		// third blade answers), two silent BMCs.
+		Fleet: sim.Config{Count: 12, Seed: 5, Enclosures: []sim.EnclosureConfig{{Name: "enc-b", Blades: 3}, {Name: "enc-c", Blades: 3}}, // bmc-00001..3, bmc-00004..6
+			Faults: map[string]sim.Faults{"bmc-00010": {WrongPassword: true}, "bmc-00011": {WrongPassword: true},
+				"bmc-00004": {Silent: true}, "bmc-00005": {Silent: true}},
+			Swaps: [][]string{{"bmc-00008", "bmc-00009"}}},
 		Subnet: 97,
 		Configure: func(c *server.Config) {
 			c.IncidentEvery, c.IncidentHold, c.IncidentGrace = 200*time.Millisecond, 2*time.Second, 500*time.Millisecond
@@ -40,14 +45,19 @@ func TestIncidents(t *testing.T) {
 
 	want := map[string]string{
 		"enclosure:enc-b": "bmc-00001,bmc-00002,bmc-00003",
-		"cause:NotAuthenticated/wrong_password/user=admin/group=": "bmc-00005,bmc-00006",
+		"cause:NotAuthenticated/wrong_password/user=admin/group=": "bmc-00010,bmc-00011",
+		"cause:NotResponding/silent/group=":                       "bmc-00004,bmc-00005",
 		"swap:bmc-00008+bmc-00009":                                "bmc-00008,bmc-00009",
 	}
 	got := waitIncidents(t, view, func(incs []incident.Incident) bool {
 		return matches(incs, want)
 	})
 	for _, inc := range got {
-		if inc.Severity != store.SeverityCritical || inc.Remedy == "" || inc.Diagnose == "" || inc.Since.IsZero() {
+		sev := store.SeverityCritical
+		if inc.Reason == "silent" {
+			sev = store.SeverityWarning // two silent BMCs: not a whole enclosure
+		}
+		if inc.Severity != sev || inc.Remedy == "" || inc.Diagnose == "" || inc.Since.IsZero() {
 			t.Errorf("incident %s: %+v", inc.ID, inc)
 		}
 	}
@@ -72,6 +82,24 @@ func TestIncidents(t *testing.T) {
 		}
 		return true
 	})
+
+	// Alone on SQLite, the server groups incidents from the monitor's
+	// broken channels and their enclosures' blades (manager.WholeFleet),
+	// not from a listing of the whole fleet: both give the same incidents.
+	if wf := e.Server.Manager.WholeFleet; wf == nil || !wf() {
+		t.Fatal("a server alone on SQLite does not group from its monitor")
+	}
+	listing := manager.New(e.Server.Store, e.Server.Monitor, e.Server.Engine, e.Server.Manager.Log)
+	listing.Security, listing.Detectors, listing.AgentList = e.Server.Manager.Security, e.Server.Manager.Detectors, e.Server.Manager.AgentList
+	var fast, full []incident.Incident
+	if !poll.Wait(10*time.Second, func() bool {
+		var err1, err2 error
+		fast, err1 = e.Server.Manager.Incidents(ctx(t))
+		full, err2 = listing.Incidents(ctx(t))
+		return err1 == nil && err2 == nil && matches(fast, want) && reflect.DeepEqual(fast, full)
+	}) {
+		t.Fatalf("from the monitor:\n%+v\nfrom the listing:\n%+v", fast, full)
+	}
 
 	// The enclosure comes back: its incident closes after the grace (the
 	// monitor re-checks silent BMCs within its back-off).

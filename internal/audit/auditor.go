@@ -206,6 +206,19 @@ func (a *Auditor) Findings(accountID int64) []Finding {
 	return nil
 }
 
+// Flagged lists the accounts with findings (their channels are Insecure).
+func (a *Auditor) Flagged() []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []int64
+	for id, e := range a.accts {
+		if len(e.findings) > 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Run audits BMCs as they fall due until ctx ends, then waits for the
 // audits in flight. Without Every it only waits for ctx.
 func (a *Auditor) Run(ctx context.Context) error {

@@ -29,7 +29,7 @@ type Store interface {
 // fleet through [Node.Store], which hands it only the node's share.
 type Monitor interface {
 	Load(ctx context.Context) error
-	Snapshot() map[int64]store.ChannelState
+	IDs() []int64
 	Remove(accountID int64)
 	Refresh(ctx context.Context, accountID int64) error
 	RefreshMachine(ctx context.Context, machineID int64) error
@@ -333,7 +333,7 @@ func (n *Node) reconcile() {
 	if n.mon == nil {
 		return
 	}
-	snap := n.mon.Snapshot()
+	ids := n.mon.IDs() // not a copy of every channel's state: 100,000 at each heartbeat
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	held := map[int64]bool{}
@@ -342,7 +342,7 @@ func (n *Node) reconcile() {
 			held[a] = true
 		}
 	}
-	for id := range snap {
+	for _, id := range ids {
 		if !held[id] {
 			n.mon.Remove(id)
 		}

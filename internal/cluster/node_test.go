@@ -81,12 +81,12 @@ func (m *fakeMonitor) Load(context.Context) error {
 	return nil
 }
 
-func (m *fakeMonitor) Snapshot() map[int64]store.ChannelState {
+func (m *fakeMonitor) IDs() []int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := map[int64]store.ChannelState{}
+	var out []int64
 	for id := range m.held {
-		out[id] = store.ChannelState{AccountID: id}
+		out = append(out, id)
 	}
 	return out
 }

@@ -74,6 +74,11 @@ type Manager struct {
 	// since when (cluster.Node.Unwatched): their channels are shown stale
 	// (ChannelView.StaleSince), never as current.
 	Unwatched func() map[string]time.Time
+	// WholeFleet, when set and true, says this instance's monitor checks
+	// every channel of the fleet (one instance): incidents are then read
+	// from the monitor's broken channels, not from a listing of the whole
+	// fleet (incidents.go). Nil or false: the listing.
+	WholeFleet func() bool
 
 	// emPins pins Redfish enclosure managers' certificates on first
 	// contact, for the life of the process (persistent pins need a store

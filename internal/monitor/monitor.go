@@ -714,6 +714,35 @@ func (m *Monitor) Snapshot() map[int64]store.ChannelState {
 	return out
 }
 
+// IDs lists the account IDs of the channels the monitor checks, without
+// copying their states (a heartbeat's reconcile at 100,000 channels).
+func (m *Monitor) IDs() []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]int64, 0, len(m.chans))
+	for id := range m.chans {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Broken returns the current states of the channels an incident can be
+// made of: NotResponding, NotAuthenticated and Invalid, and Connectable
+// with a condition. A healthy fleet returns nothing, whatever its size.
+func (m *Monitor) Broken() []store.ChannelState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.ChannelState
+	for id, c := range m.chans {
+		switch st := c.known.ch.State; {
+		case st == state.NotResponding || st == state.NotAuthenticated || st == state.Invalid,
+			st == state.Connectable && len(c.known.ch.Conditions) > 0:
+			out = append(out, stateOf(id, c.known))
+		}
+	}
+	return out
+}
+
 // Get returns one channel's current state.
 func (m *Monitor) Get(accountID int64) (store.ChannelState, bool) {
 	m.mu.Lock()

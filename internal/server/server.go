@@ -260,6 +260,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Manager.Redfish = s.Redfish
 	s.Manager.Suites = cfg.CipherSuites
 	s.Manager.Unwatched = s.Node.Unwatched
+	// Alone (SQLite, or the only live member), the monitor checks every
+	// channel: incidents come from its broken channels (manager.WholeFleet).
+	// A zone no live instance serves is not checked here: its stored
+	// states come from the listing.
+	s.Manager.WholeFleet = func() bool { return len(s.Node.Members().All) <= 1 && len(s.Node.Unwatched()) == 0 }
 	if rs := cfg.Cluster.ZoneRules; len(rs) > 0 {
 		s.Manager.ZoneFor = rs.ZoneFor
 	}
