@@ -44,6 +44,8 @@ type checkFlags struct {
 	envPassword bool
 	// allRows: a terminal shows every row, not only the unhealthy ones.
 	allRows bool
+	// cacheDir: what Redfish checks learn between runs ("": nothing).
+	cacheDir string
 	// Through the server (NAME... or --group): check_server.go.
 	api   apiFlags
 	group string
@@ -72,6 +74,10 @@ one-shot check keeps no session, so it opens none where the service takes
 Basic — or, when Basic is refused without a Basic challenge, a session login,
 logged out at the end (redfish_auth in the inventory, --redfish-auth with
 --host, forces one; docs/redfish.md). Certificates are pinned for the run only.
+What a Redfish check learns is kept for the next run (--cache-dir, sealed):
+a BMC that took HTTP Basic is then checked with one request, GET of its
+System, over a resumed TLS session, and only if it presents the same
+certificate; anything unexpected falls back to the full check.
 
 The cipher suite is negotiated from an allow-list (--cipher-suites, or
 cipher_suites in the inventory; default 17, then 3; suite 0 never): the
@@ -146,6 +152,7 @@ from --token-file, $LIGHTSOUT_TOKEN or token_file: in the config file.` + namesH
 	fl.StringVar(&f.privilege, "privilege", "administrator", "privilege level to request: user, operator or administrator")
 	fl.IntVar(&f.sockets, "sockets", 2, "UDP sockets the engine spreads BMCs over")
 	fl.BoolVar(&f.debug, "debug", false, "log every retransmission and handshake step to stderr (never credentials)")
+	fl.StringVar(&f.cacheDir, "cache-dir", checkrun.DefaultCacheDir(), "keep what Redfish checks learn between runs here (each endpoint's System, authentication and TLS session, sealed; docs/redfish.md); '' keeps nothing")
 	fl.StringVar(&f.group, "group", "", "check every machine of this group through the server")
 	f.api.add(fl, false)
 	return c
@@ -187,7 +194,7 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	// A check is short-lived and allocation-heavy at fleet scale: trade
 	// some memory for less garbage-collection CPU.
 	debug.SetGCPercent(400)
-	cfg := checkrun.Config{Sockets: f.sockets, Parallel: f.parallel}
+	cfg := checkrun.Config{Sockets: f.sockets, Parallel: f.parallel, CacheDir: f.cacheDir}
 	if f.debug {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -195,7 +202,14 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer run.Close()
+	if run.Warning != "" {
+		fmt.Fprintln(os.Stderr, "warning:", run.Warning)
+	}
+	defer func() {
+		if err := run.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "warning:", err)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -13,8 +13,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +28,7 @@ import (
 	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/probe"
 	"github.com/lightsout/lightsout/internal/protocol"
+	"github.com/lightsout/lightsout/internal/secret"
 	"github.com/lightsout/lightsout/internal/state"
 )
 
@@ -36,15 +37,42 @@ type Config struct {
 	Sockets  int          // UDP sockets the engine spreads BMCs over
 	Parallel int          // BMCs checked at once (each BMC sees one request at a time)
 	Logger   *slog.Logger // the engine's debug log (retransmissions, handshake steps), or nil
+	// CacheDir keeps what Redfish checks learn between runs (probe.RedfishMemo:
+	// the System, the authentication and the TLS session per endpoint),
+	// sealed in MemoFile with the key in KeyFile; "" keeps nothing.
+	CacheDir string
+}
+
+// MemoFile and KeyFile are the files of Config.CacheDir: the sealed memo
+// of Redfish endpoints, and the key (mode 0600) that seals it.
+const (
+	MemoFile = "redfish-check.sealed"
+	KeyFile  = "check.key"
+)
+
+// DefaultCacheDir is $XDG_CACHE_HOME/lightsout (or ~/.cache/lightsout),
+// "" when there is no home.
+func DefaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "lightsout")
 }
 
 // Runner is one offline run's engine and Redfish transport (certificates
 // pinned for this run only: the server keeps pins in its store).
 type Runner struct {
 	eng      *ipmi.Engine
-	rf       *http.Transport
+	rf       *probe.OneShotTransport
 	probers  probe.Registry
 	parallel int
+	memo     *probe.RedfishMemo
+	box      *secret.Box
+	memoPath string
+	// Warning says why the run learns nothing between runs, when it
+	// cannot ("": it can, or was told not to).
+	Warning string
 }
 
 // New opens the run's engine (its sockets) and Redfish transport.
@@ -55,14 +83,34 @@ func New(cfg Config) (*Runner, error) {
 	}
 	// Redfish: one shared transport; certificates are pinned for this run
 	// only (the server keeps pins in its store).
-	rf := probe.NewRedfishTransport()
-	return &Runner{eng: eng, rf: rf, probers: probe.NewRegistry(eng, probe.Redfish(rf, &probe.MemPins{})), parallel: max(cfg.Parallel, 1)}, nil
+	rf := probe.NewOneShotRedfishTransport()
+	r := &Runner{eng: eng, rf: rf, parallel: max(cfg.Parallel, 1)}
+	if cfg.CacheDir != "" {
+		r.memoPath = filepath.Join(cfg.CacheDir, MemoFile)
+		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+			r.Warning = fmt.Sprintf("the cache directory: %v; nothing is learned between runs", err)
+		} else if r.box, err = secret.LoadOrCreateKey(filepath.Join(cfg.CacheDir, KeyFile)); err != nil {
+			r.Warning = fmt.Sprintf("the cache key: %v; nothing is learned between runs", err)
+		} else if r.memo, err = probe.LoadRedfishMemo(r.memoPath, r.box); err != nil {
+			r.Warning = fmt.Sprintf("the Redfish memo: %v", err)
+		}
+	}
+	r.probers = probe.NewRegistry(eng, probe.RedfishOneShot(rf, &probe.MemPins{}, r.memo))
+	return r, nil
 }
 
-// Close closes the engine and the transport's idle connections.
-func (r *Runner) Close() {
+// Close closes the engine and the transport's idle connections, and saves
+// what the Redfish checks learned (an error says why it could not).
+func (r *Runner) Close() error {
 	r.rf.CloseIdleConnections()
 	r.eng.Close()
+	if r.memo == nil {
+		return nil
+	}
+	if err := r.memo.Save(r.memoPath, r.box); err != nil {
+		return fmt.Errorf("saving the Redfish memo: %w", err)
+	}
+	return nil
 }
 
 // Run checks every target, at most Parallel at once, and hands each

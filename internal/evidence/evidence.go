@@ -128,6 +128,11 @@ type RedfishEvidence struct {
 	// starts from ("": it is learned again), for the monitor to keep with
 	// the BMC's profile (Target.RedfishLearned after a restart).
 	Learned string `json:"learned,omitempty"`
+	// LearnedSystem: a one-shot check read this System directly, as an
+	// earlier run learned it (one request); LearnedFallback says why what
+	// an earlier run learned was not used and the full check followed.
+	LearnedSystem   string `json:"learned_system,omitempty"`
+	LearnedFallback string `json:"learned_fallback,omitempty"`
 	// The failed request, and what the service said.
 	FailedURL  string   `json:"failed_url,omitempty"`
 	HTTPStatus int      `json:"http_status,omitempty"`

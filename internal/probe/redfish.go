@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -151,6 +152,9 @@ type RedfishProber struct {
 	// does, so that a BMC refusing sessions (503, slots full) reads Busy
 	// there too, not Connectable over Basic.
 	BasicFirst bool
+	// Memo, for a one-shot prober (BasicFirst, not KeepSessions), is what
+	// earlier runs learned per endpoint (RedfishOneShot).
+	Memo *RedfishMemo
 
 	mu   sync.Mutex
 	bmcs map[string]*rfMemory
@@ -188,10 +192,21 @@ func NewRedfishProber(tr http.RoundTripper, pins CertPins) *RedfishProber {
 // (redfish.HoldOnCancel): nothing else in the process sends to the BMC
 // after its one check, and each request ends at its own deadline anyway.
 func Redfish(tr http.RoundTripper, pins CertPins) Prober {
+	return RedfishOneShot(tr, pins, nil)
+}
+
+// RedfishOneShot is Redfish with a memo of earlier runs (nil: none; see
+// RedfishMemo and docs/redfish.md, "Learned between runs"): a BMC that
+// took HTTP Basic last time is checked with one request, GET of the System
+// read last time, over the TLS session it issued (tr from
+// NewOneShotRedfishTransport resumes it), and only over a connection that
+// presents the certificate remembered with it; anything unexpected falls
+// back to the full check, which learns again.
+func RedfishOneShot(tr http.RoundTripper, pins CertPins, memo *RedfishMemo) Prober {
 	if tr == nil {
 		tr = http.DefaultTransport
 	}
-	return (&RedfishProber{tr: tr, pins: pins, BasicFirst: true, bmcs: map[string]*rfMemory{}}).Check
+	return (&RedfishProber{tr: tr, pins: pins, BasicFirst: true, Memo: memo, bmcs: map[string]*rfMemory{}}).Check
 }
 
 // Sessions is how many sessions the prober keeps open.
@@ -307,9 +322,40 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		want = redfish.AuthAuto
 	}
 
+	// What earlier runs learned (a one-shot prober with a memo): the
+	// authentication, the System, the TLS session — each only for the
+	// certificate it was learned with.
+	var (
+		slot     *tlsSlot
+		memo     RedfishMemoEntry
+		fromMemo bool // memo.Cert is compatible with the pin: use what it says
+	)
+	if p.Memo != nil && p.BasicFirst && !p.KeepSessions {
+		slot = &tlsSlot{timeout: t.timeout()}
+		ctx = withTLSSlot(ctx, slot)
+		var ok bool
+		if memo, ok = p.Memo.Get(t.Addr.String()); ok && memo.Cert != "" {
+			pinned := ""
+			if p.pins != nil {
+				pinned, _ = p.pins.CertPin(ctx, t.Name)
+			}
+			// Never resume, nor send credentials first, towards another
+			// certificate than the pinned one.
+			if fromMemo = pinned == "" || strings.EqualFold(pinned, memo.Cert); fromMemo {
+				slot.ticket, slot.session = memo.Ticket, memo.Session
+				if t.RedfishLearned == "" {
+					t.RedfishLearned = memo.Auth
+				}
+			}
+		}
+	}
+
 	mem := p.memory(t.Name)
 	mem.mu.Lock()
 	defer mem.mu.Unlock()
+	if slot != nil {
+		defer func() { p.remember(t, mem, ev, slot, memo, o) }()
+	}
 	if key := accountKey(t, want); mem.account != key {
 		// Another account (or a first check): the old session is the old
 		// account's, and what was learned may not hold — except what the
@@ -331,6 +377,28 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	c := &redfish.Client{HTTP: &http.Client{Transport: rec, CheckRedirect: noRedirect}, Base: base,
 		User: t.User, Password: t.Password, Timeout: t.timeout()}
 
+	// 0. Learned in an earlier run: a BMC that took HTTP Basic is checked
+	// with one request, GET of the System read then, with Basic, over a
+	// connection that must present the certificate remembered (else it is
+	// closed before the request is sent). A refusal with a Basic
+	// challenge is the verdict (one failed attempt per check), as are no
+	// answer and a refused connection; anything else (404: the System
+	// moved, another certificate, not a System) falls back to the full
+	// check below, which learns again.
+	if fromMemo && memo.System != "" && !t.Light &&
+		(want == redfish.AuthBasic || want == redfish.AuthAuto && memo.Auth == redfish.AuthBasic) {
+		why := "forced by the account"
+		if want == redfish.AuthAuto {
+			why = "learned from an earlier run (the check memo)"
+		}
+		done, fo := p.learnedSystem(ctx, o, t, c, mem, ev, slot, memo, why)
+		if done {
+			return fo
+		}
+		o.Evidence.Error = ""
+		c = &redfish.Client{HTTP: c.HTTP, Base: base, User: t.User, Password: t.Password, Timeout: t.timeout()}
+	}
+
 	// 1. Service root, no credentials: reachability, TLS, certificate,
 	// and whether sessions are offered, from one answer.
 	t0 := time.Now()
@@ -347,32 +415,8 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 			return rfFail(o, t, "service_root", err)
 		}
 	}
-	if pins := p.pins; pins != nil && ev.CertSHA256 != "" && !(t.Light && mem.pinOK == ev.CertSHA256) {
-		pinned, err := pins.CertPin(ctx, t.Name)
-		switch {
-		case err != nil:
-			// Cannot compare: go on, say so.
-			o.Evidence.Error = "certificate pin unavailable: " + err.Error()
-		case pinned == "":
-			if pins.PinCert(ctx, t.Name, ev.CertSHA256) == nil {
-				mem.pinOK = ev.CertSHA256
-			}
-		case strings.EqualFold(pinned, ev.CertSHA256):
-			mem.pinOK = ev.CertSHA256
-		case pinned == AwaitingPin:
-			mem.pinOK = ""
-			o.State, o.Reason = state.Invalid, state.ReasonCertChanged
-			o.Message = fmt.Sprintf("new address: the BMC at %s presents a certificate with SHA-256 %s; the account's address was changed, so its certificate is not trusted on first use and no credentials were sent. An admin accepts it once verified (lightsout accept-cert)",
-				t.Addr, short(ev.CertSHA256))
-			return o
-		default:
-			mem.pinOK = ""
-			ev.PinnedSHA256 = pinned
-			o.State, o.Reason = state.Invalid, state.ReasonCertChanged
-			o.Message = fmt.Sprintf("certificate changed: the BMC at %s presents a certificate with SHA-256 %s, but %s was pinned on first contact: the BMC was replaced or reset, its certificate regenerated, or something intercepts the connection; no credentials were sent. An admin accepts the new certificate once verified",
-				t.Addr, short(ev.CertSHA256), short(pinned))
-			return o
-		}
+	if p.comparePin(ctx, &o, t, mem, ev) {
+		return o
 	}
 
 	// 2. Authentication: what the account forces, else what worked last
@@ -384,6 +428,9 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		use, why = mem.learned, "learned from an earlier check"
 		if mem.stored {
 			why = "learned from an earlier check (kept with the BMC's profile)"
+			if fromMemo && memo.Auth == mem.learned {
+				why = "learned from an earlier run (the check memo)"
+			}
 		}
 	}
 	if rootAuth {
@@ -504,13 +551,7 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 			mem.learned = ""
 		}
 	}
-	var sys struct {
-		UUID         string
-		PowerState   string
-		Manufacturer string
-		Model        string
-		BiosVersion  string
-	}
+	var sys rfSystem
 	sysURL := ""
 	if t.Light && mem.system != "" && mem.systems == systems {
 		sysURL = mem.system
@@ -549,6 +590,137 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		mem.system, mem.systems = sysURL, systems
 	}
 	o.Evidence.RTTMS["system"] = ms(time.Since(t0))
+	return systemVerdict(o, t, ev, sys, sysURL, use)
+}
+
+// learnedSystem is a check's one request for a BMC an earlier run learned
+// (RedfishOneShot): GET the remembered System with HTTP Basic. done with
+// the verdict, or not done with ev.LearnedFallback saying why the full
+// check follows.
+func (p *RedfishProber) learnedSystem(ctx context.Context, o Observation, t Target, c *redfish.Client, mem *rfMemory,
+	ev *RedfishEvidence, slot *tlsSlot, memo RedfishMemoEntry, why string) (bool, Observation) {
+	slot.setWant(memo.Cert)
+	c.UseBasic()
+	t0 := time.Now()
+	var (
+		resp *redfish.Response
+		err  error
+	)
+	if ot, ok := p.tr.(*OneShotTransport); ok {
+		resp, err = ot.dialer.getOnce(ctx, c, t, slot, memo.System)
+		if resp != nil {
+			ev.Statuses = append(ev.Statuses, fmt.Sprintf("GET %s %d", memo.System, resp.Status))
+		}
+	} else {
+		resp, err = c.Do(ctx, http.MethodGet, memo.System, nil)
+	}
+	slot.setWant("")
+	if resp != nil && resp.TLS != nil {
+		noteTLS(ev, resp.TLS)
+	}
+	ev.Auth, ev.AuthWhy = string(redfish.AuthBasic), why
+	var (
+		he  *redfish.HTTPError
+		sys rfSystem
+	)
+	switch {
+	case err == nil && !strings.EqualFold(ev.CertSHA256, memo.Cert):
+		// (A connection opened earlier in this run, by another target
+		// at the same address.)
+		ev.LearnedFallback = "the connection presents another certificate than the one remembered"
+	case err == nil:
+		if derr := json.Unmarshal(resp.Body, &sys); derr != nil || sys.UUID == "" {
+			ev.LearnedFallback = fmt.Sprintf("GET %s answered no ComputerSystem with a UUID", memo.System)
+			break
+		}
+		if p.comparePin(ctx, &o, t, mem, ev) {
+			return true, o
+		}
+		ev.LearnedSystem = memo.System
+		mem.system, mem.systems = memo.System, memo.Systems
+		if t.RedfishAuth == "" || t.RedfishAuth == redfish.AuthAuto {
+			mem.learned = redfish.AuthBasic
+		}
+		o.Evidence.RTTMS["system"] = ms(time.Since(t0))
+		return true, systemVerdict(o, t, ev, sys, memo.System, redfish.AuthBasic)
+	case errors.Is(err, errNotLearnedCert):
+		// Closed before the request: nothing was sent to it.
+		ev.Statuses = append(ev.Statuses, fmt.Sprintf("GET %s not sent: %v", memo.System, err))
+		ev.LearnedFallback = errNotLearnedCert.Error()
+		slot.mu.Lock()
+		slot.ticket, slot.session = nil, nil
+		slot.mu.Unlock()
+	case errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) && he.BasicChallenged():
+		// The password refused: the verdict, as a Basic-first check's.
+		if p.comparePin(ctx, &o, t, mem, ev) {
+			return true, o
+		}
+		mem.learned = ""
+		return true, rfFail(o, t, "system", err)
+	case errors.As(err, &he):
+		ev.LearnedFallback = fmt.Sprintf("GET %s answered HTTP %d", memo.System, he.Status)
+	default:
+		var nr *redfish.NoReplyError
+		if errors.As(err, &nr) || errors.Is(err, context.Canceled) || errors.Is(err, syscall.ECONNREFUSED) ||
+			errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+			// Nothing (usable) answered: asking again would only wait again.
+			return true, rfFail(o, t, "system", err)
+		}
+		ev.LearnedFallback = fmt.Sprintf("GET %s: %v", memo.System, err)
+	}
+	ev.Auth, ev.AuthWhy = "", ""
+	return false, o
+}
+
+// remember keeps what this check learned of t's endpoint in p.Memo: the
+// certificate, the System and authentication when the check read the
+// System, the TLS session the BMC issued. A certificate other than the
+// remembered one replaces the entry (its session and System were the
+// other certificate's); a refused login forgets the authentication; a
+// changed certificate against the pin drops the entry. mem.mu is held.
+func (p *RedfishProber) remember(t Target, mem *rfMemory, ev *RedfishEvidence, slot *tlsSlot, old RedfishMemoEntry, o Observation) {
+	key := t.Addr.String()
+	if ev.CertSHA256 == "" {
+		return // nothing answered over TLS: keep what was known
+	}
+	if o.Reason == state.ReasonCertChanged {
+		p.Memo.Forget(key)
+		return
+	}
+	e := old
+	if !strings.EqualFold(e.Cert, ev.CertSHA256) {
+		e = RedfishMemoEntry{Cert: ev.CertSHA256}
+	}
+	e.At = o.At
+	if ticket, session, ok := slot.issued(); ok {
+		e.Ticket, e.Session = ticket, session
+	}
+	if o.Evidence.FailedStage == "" && o.Evidence.GUIDSource != "" {
+		e.System, e.Systems = mem.system, mem.systems // mem.mu is held
+	}
+	switch {
+	case ev.Learned != "":
+		e.Auth = redfish.Auth(ev.Learned)
+	case t.RedfishAuth == "" || t.RedfishAuth == redfish.AuthAuto:
+		if st := ev.HTTPStatus; st == http.StatusUnauthorized || st == http.StatusForbidden {
+			e.Auth = ""
+		}
+	}
+	p.Memo.Put(key, e)
+}
+
+// rfSystem is what a check decodes of the ComputerSystem.
+type rfSystem struct {
+	UUID         string
+	PowerState   string
+	Manufacturer string
+	Model        string
+	BiosVersion  string
+}
+
+// systemVerdict is the verdict from the System read at sysURL: its UUID
+// compared with the registered GUID, after authenticating with use.
+func systemVerdict(o Observation, t Target, ev *RedfishEvidence, sys rfSystem, sysURL string, use redfish.Auth) Observation {
 	ev.UUID, ev.PowerState, ev.Model, ev.BIOSVersion = sys.UUID, sys.PowerState, sys.Model, sys.BiosVersion
 	o.Evidence.Manufacturer, o.Evidence.Firmware = sys.Manufacturer, sys.BiosVersion
 	switch sys.PowerState {
@@ -582,6 +754,40 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 		o.Message = fmt.Sprintf("%s accepted over %s (no GUID registered to compare)", how, ev.TLSVersion)
 	}
 	return o
+}
+
+// comparePin compares the certificate the check saw (ev.CertSHA256) with
+// the BMC's pin, pinning it on first contact; true when o is the verdict
+// (Invalid / cert_changed: no credentials are to be sent).
+func (p *RedfishProber) comparePin(ctx context.Context, o *Observation, t Target, mem *rfMemory, ev *RedfishEvidence) bool {
+	if pins := p.pins; pins != nil && ev.CertSHA256 != "" && !(t.Light && mem.pinOK == ev.CertSHA256) {
+		pinned, err := pins.CertPin(ctx, t.Name)
+		switch {
+		case err != nil:
+			// Cannot compare: go on, say so.
+			o.Evidence.Error = "certificate pin unavailable: " + err.Error()
+		case pinned == "":
+			if pins.PinCert(ctx, t.Name, ev.CertSHA256) == nil {
+				mem.pinOK = ev.CertSHA256
+			}
+		case strings.EqualFold(pinned, ev.CertSHA256):
+			mem.pinOK = ev.CertSHA256
+		case pinned == AwaitingPin:
+			mem.pinOK = ""
+			o.State, o.Reason = state.Invalid, state.ReasonCertChanged
+			o.Message = fmt.Sprintf("new address: the BMC at %s presents a certificate with SHA-256 %s; the account's address was changed, so its certificate is not trusted on first use and no credentials were sent. An admin accepts it once verified (lightsout accept-cert)",
+				t.Addr, short(ev.CertSHA256))
+			return true
+		default:
+			mem.pinOK = ""
+			ev.PinnedSHA256 = pinned
+			o.State, o.Reason = state.Invalid, state.ReasonCertChanged
+			o.Message = fmt.Sprintf("certificate changed: the BMC at %s presents a certificate with SHA-256 %s, but %s was pinned on first contact: the BMC was replaced or reset, its certificate regenerated, or something intercepts the connection; no credentials were sent. An admin accepts the new certificate once verified",
+				t.Addr, short(ev.CertSHA256), short(pinned))
+			return true
+		}
+	}
+	return false
 }
 
 func noteTLS(ev *RedfishEvidence, st *tls.ConnectionState) {
