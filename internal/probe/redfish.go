@@ -629,10 +629,17 @@ func (p *RedfishProber) learnedSystem(ctx context.Context, o Observation, t Targ
 		// at the same address.)
 		ev.LearnedFallback = "the connection presents another certificate than the one remembered"
 	case err == nil:
-		if derr := json.Unmarshal(resp.Body, &sys); derr != nil || sys.UUID == "" {
+		// Only a ComputerSystem's UUID is the machine's (a Manager, the
+		// service root and a Chassis have one too).
+		var typed struct {
+			Type string `json:"@odata.type"`
+			rfSystem
+		}
+		if derr := json.Unmarshal(resp.Body, &typed); derr != nil || typed.UUID == "" || !strings.HasPrefix(typed.Type, "#ComputerSystem.") {
 			ev.LearnedFallback = fmt.Sprintf("GET %s answered no ComputerSystem with a UUID", memo.System)
 			break
 		}
+		sys = typed.rfSystem
 		if p.comparePin(ctx, &o, t, mem, ev) {
 			return true, o
 		}
