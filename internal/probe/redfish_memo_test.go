@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -217,5 +220,52 @@ func TestRedfishMemoFile(t *testing.T) {
 	}
 	if got, err = LoadRedfishMemo(filepath.Join(dir, "none"), box); err != nil || got.Len() != 0 {
 		t.Fatalf("no file: %v, %d entries", err, got.Len())
+	}
+}
+
+// TestRedfishMemoNoAnswer: the learned request's silences are the
+// verdict, told apart as the full check tells them (no second wait): a TCP
+// connection accepted without a TLS handshake is silent; a handshake and
+// then no answer is stalled.
+func TestRedfishMemoNoAnswer(t *testing.T) {
+	done := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-done
+	}))
+	srv.StartTLS()
+	defer srv.Close()
+	defer close(done)
+	addr := netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "https://"))
+	memo := NewRedfishMemo()
+	memo.Put(addr.String(), RedfishMemoEntry{Cert: certSHA256(srv.Certificate().Raw), System: "/redfish/v1/Systems/1", Auth: redfish.AuthBasic})
+	tg := Target{Name: "hang", Addr: addr, User: "u", Password: []byte("p"), Timeout: 300 * time.Millisecond}
+	o := oneShotRun(t, memo, tg)
+	if o.State != state.NotResponding || o.Reason != state.ReasonStalled || o.Evidence.FailedStage != "system" {
+		t.Fatalf("TLS then nothing: %s/%s at %q: %s", o.State, o.Reason, o.Evidence.FailedStage, o.Message)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held until the listener closes
+		}
+	}()
+	addr = netip.MustParseAddrPort(ln.Addr().String())
+	memo.Put(addr.String(), RedfishMemoEntry{Cert: "aa", System: "/redfish/v1/Systems/1", Auth: redfish.AuthBasic})
+	tg.Addr = addr
+	o = oneShotRun(t, memo, tg)
+	if o.State != state.NotResponding || o.Reason != state.ReasonSilent || !strings.Contains(o.Message, "accepted the connection") {
+		t.Fatalf("TCP then nothing: %s/%s: %s", o.State, o.Reason, o.Message)
+	}
+	if n := len(o.Evidence.Redfish.Statuses); n != 0 {
+		t.Fatalf("a second request after no answer: %v", o.Evidence.Redfish.Statuses)
 	}
 }
