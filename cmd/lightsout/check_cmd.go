@@ -202,9 +202,6 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	if run.Warning != "" {
-		fmt.Fprintln(os.Stderr, "warning:", run.Warning)
-	}
 	defer func() {
 		if err := run.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "warning:", err)
@@ -218,6 +215,9 @@ func runCheck(cmd *cobra.Command, f *checkFlags) error {
 	p := newCheckPrinter(out, f.output, progress, len(targets))
 	p.Quiet = !f.allRows && rowsTerminal(out)
 	run.Run(ctx, targets, p.Add)
+	if run.Warning != "" {
+		fmt.Fprintln(os.Stderr, "warning:", run.Warning)
+	}
 	p.Finish()
 	if ctx.Err() != nil {
 		return &exitError{code: 130, err: errors.New("interrupted")}

@@ -70,6 +70,7 @@ type Runner struct {
 	memo     *probe.RedfishMemo
 	box      *secret.Box
 	memoPath string
+	cacheDir string
 	// Warning says why the run learns nothing between runs, when it
 	// cannot ("": it can, or was told not to).
 	Warning string
@@ -84,19 +85,27 @@ func New(cfg Config) (*Runner, error) {
 	// Redfish: one shared transport; certificates are pinned for this run
 	// only (the server keeps pins in its store).
 	rf := probe.NewOneShotRedfishTransport()
-	r := &Runner{eng: eng, rf: rf, parallel: max(cfg.Parallel, 1)}
+	r := &Runner{eng: eng, rf: rf, parallel: max(cfg.Parallel, 1), cacheDir: cfg.CacheDir}
 	if cfg.CacheDir != "" {
-		r.memoPath = filepath.Join(cfg.CacheDir, MemoFile)
-		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
-			r.Warning = fmt.Sprintf("the cache directory: %v; nothing is learned between runs", err)
-		} else if r.box, err = secret.LoadOrCreateKey(filepath.Join(cfg.CacheDir, KeyFile)); err != nil {
-			r.Warning = fmt.Sprintf("the cache key: %v; nothing is learned between runs", err)
-		} else if r.memo, err = probe.LoadRedfishMemo(r.memoPath, r.box); err != nil {
-			r.Warning = fmt.Sprintf("the Redfish memo: %v", err)
-		}
+		r.memo = probe.NewRedfishMemo() // read from the cache directory by Run, if it has Redfish targets
 	}
 	r.probers = probe.NewRegistry(eng, probe.RedfishOneShot(rf, &probe.MemPins{}, r.memo))
 	return r, nil
+}
+
+// openMemo reads the cache directory's memo into r.memo (creating the
+// directory and its key on first use); a failure is r.Warning, and the
+// run goes on learning for itself only.
+func (r *Runner) openMemo() {
+	r.memoPath = filepath.Join(r.cacheDir, MemoFile)
+	var err error
+	if err = os.MkdirAll(r.cacheDir, 0o700); err != nil {
+		r.Warning = fmt.Sprintf("the cache directory: %v; nothing is learned between runs", err)
+	} else if r.box, err = secret.LoadOrCreateKey(filepath.Join(r.cacheDir, KeyFile)); err != nil {
+		r.Warning = fmt.Sprintf("the cache key: %v; nothing is learned between runs", err)
+	} else if err = r.memo.Load(r.memoPath, r.box); err != nil {
+		r.Warning = fmt.Sprintf("the Redfish memo: %v", err)
+	}
 }
 
 // Close closes the engine and the transport's idle connections, and saves
@@ -104,7 +113,7 @@ func New(cfg Config) (*Runner, error) {
 func (r *Runner) Close() error {
 	r.rf.CloseIdleConnections()
 	r.eng.Close()
-	if r.memo == nil {
+	if r.memo == nil || r.box == nil {
 		return nil
 	}
 	if err := r.memo.Save(r.memoPath, r.box); err != nil {
@@ -118,6 +127,14 @@ func (r *Runner) Close() error {
 // BMC never delays the healthy ones. It returns when every target was
 // checked or ctx ended.
 func (r *Runner) Run(ctx context.Context, targets []probe.Target, seen func(probe.Observation)) {
+	if r.memo != nil && r.box == nil && r.Warning == "" {
+		for _, t := range targets {
+			if t.Protocol == "redfish" {
+				r.openMemo()
+				break
+			}
+		}
+	}
 	results := make(chan probe.Observation, 256)
 	go runProbes(ctx, r.probers.Check, targets, r.parallel, results)
 	for o := range results {

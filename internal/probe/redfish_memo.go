@@ -106,25 +106,34 @@ var memoBinding = []byte("lightsout redfish check memo v1")
 // warns and goes on: it is a cache, Save replaces it).
 func LoadRedfishMemo(path string, box *secret.Box) (*RedfishMemo, error) {
 	r := NewRedfishMemo()
+	return r, r.Load(path, box)
+}
+
+// Load replaces what r holds with the memo sealed at path (see
+// LoadRedfishMemo); on an error r is left as it was.
+func (r *RedfishMemo) Load(path string, box *secret.Box) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return r, nil
+		return nil
 	}
 	if err != nil {
-		return r, err
+		return err
 	}
 	plain, err := box.OpenBound(b, memoBinding)
 	if err != nil {
-		return r, fmt.Errorf("%s: %w (starting afresh)", path, err)
+		return fmt.Errorf("%s: %w (starting afresh)", path, err)
 	}
 	var m map[string]RedfishMemoEntry
 	if err := gob.NewDecoder(bytes.NewReader(plain)).Decode(&m); err != nil {
-		return r, fmt.Errorf("%s: not a Redfish check memo: %v (starting afresh)", path, err)
+		return fmt.Errorf("%s: not a Redfish check memo: %v (starting afresh)", path, err)
 	}
-	if m != nil {
-		r.m = m
+	if m == nil {
+		m = map[string]RedfishMemoEntry{}
 	}
-	return r, nil
+	r.mu.Lock()
+	r.m, r.dirty = m, false
+	r.mu.Unlock()
+	return nil
 }
 
 // Save seals the memo with box and writes it to path (mode 0600, through a
