@@ -78,11 +78,18 @@ type Config struct {
 	// zone becomes so (on the node's goroutine).
 	FleetZones  func(context.Context) ([]string, error)
 	OnUnwatched func(zone string, since time.Time)
+	// TakeoverWindow spreads the first checks of the machines this
+	// instance gains after its first load (a dead or leaving member's
+	// share, handed back on a rejoin) — overdue, since their owner last
+	// checked them at least a lease ago — instead of over one interval
+	// (zero: the monitor's own default, DefaultTakeoverWindow's rule).
+	TakeoverWindow time.Duration
 }
 
 // DefaultLease is a member's lease when none is configured: with the
 // default 60 s interval a dead instance's channels are checked again
-// within two intervals (lease, then first checks spread over one).
+// within two intervals (the lease, a heartbeat to see it lapse, the load,
+// then first checks spread over a quarter interval: TakeoverWindow).
 const DefaultLease = 45 * time.Second
 
 // ErrLease: the lease is too short for the checks (Config.MaxCheck).
@@ -125,6 +132,43 @@ type Node struct {
 	buf buffer
 	// inner is the store the monitor's writes go to (Store), for flush.
 	inner store.Store
+	// gen moves with every change to the fleet this node heard of: a
+	// notification (an edit, a peer's announced state changes), a
+	// membership change, a lost notification connection (Generation).
+	gen atomic.Uint64
+	// announced is the monitor's Changes last announced to the peers.
+	announced uint64
+	// changes is the monitor's change count (Attach; nil: none).
+	changes func() uint64
+	// everLoaded: the monitor was loaded once (later loads are takeovers).
+	everLoaded bool
+}
+
+// announcer is the store's way of telling the peers that this instance
+// stored channel state changes (*sqlstore.DB).
+type announcer interface {
+	AnnounceStates(ctx context.Context, instance string) error
+}
+
+// catchUpLoader loads channels gained from another instance with their
+// first checks spread over a window shorter than the interval
+// (*monitor.Monitor.LoadWithin).
+type catchUpLoader interface {
+	LoadWithin(ctx context.Context, within time.Duration) error
+}
+
+// Generation is a number that moves whenever something that fleet-wide
+// aggregates (incidents) are made of may have changed: this instance's
+// monitor changed a stored state, a peer announced that it did (at its
+// heartbeat after the write), an account or machine was edited through
+// any instance, or the members changed. A steady fleet leaves it still, so
+// the leader need not read the fleet again (docs/scale-out.md).
+func (n *Node) Generation() uint64 {
+	g := n.gen.Load()
+	if n.changes != nil {
+		g += n.changes()
+	}
+	return g
 }
 
 type held struct {
@@ -217,8 +261,37 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// Attach gives the node the monitor it hands channels to.
-func (n *Node) Attach(m Monitor) { n.mon = m }
+// Attach gives the node the monitor it hands channels to. A monitor that
+// counts its stored changes (Changes) has them announced to the peers at
+// each heartbeat after they moved (Generation).
+func (n *Node) Attach(m Monitor) {
+	n.mon = m
+	if c, ok := m.(interface{ Changes() uint64 }); ok {
+		n.changes = c.Changes
+	}
+}
+
+// announce tells the peers, at most once a heartbeat, that this
+// instance's stored states changed since the last announcement. The
+// count is read before the buffer: a change it counts was written, or
+// is still buffered — then nothing is announced until it is written.
+func (n *Node) announce(ctx context.Context) {
+	a, ok := n.st.(announcer)
+	if !ok || n.changes == nil {
+		return
+	}
+	c := n.changes()
+	if c == n.announced || n.Buffered() > 0 {
+		return
+	}
+	if err := a.AnnounceStates(ctx, n.cfg.Name); err != nil {
+		if !errors.Is(err, store.ErrNoNotify) {
+			n.log.Warn("cluster: announcing state changes", "err", err)
+		}
+		return
+	}
+	n.announced = c
+}
 
 func (n *Node) row(view []string) store.Instance {
 	ch := int64(0)
@@ -430,7 +503,12 @@ func (n *Node) tick(ctx context.Context) {
 	sig := signature(mem)
 	reload := sig != n.loaded
 	n.loaded = sig
+	first := !n.everLoaded
 	n.mu.Unlock()
+	if reload {
+		n.gen.Add(1)
+	}
+	n.announce(tctx)
 	if n.cfg.OnMembers != nil {
 		n.cfg.OnMembers(mem)
 	}
@@ -441,8 +519,19 @@ func (n *Node) tick(ctx context.Context) {
 		n.mu.Lock()
 		n.loading, n.pending = true, map[int64]bool{}
 		n.mu.Unlock()
-		err := n.mon.Load(ctx)
+		var err error
+		if cl, ok := n.mon.(catchUpLoader); ok && !first {
+			// Machines taken over are overdue (their owner died a
+			// lease ago, or handed them over): their first checks are
+			// spread over TakeoverWindow, not a whole interval.
+			err = cl.LoadWithin(ctx, n.cfg.TakeoverWindow)
+		} else {
+			err = n.mon.Load(ctx)
+		}
 		n.mu.Lock()
+		if err == nil {
+			n.everLoaded = true
+		}
 		pending := n.pending
 		n.loading, n.pending = false, nil
 		if err != nil {
@@ -533,10 +622,20 @@ func (n *Node) listen(ctx context.Context) {
 		n.mu.Lock()
 		n.loaded = "" // reload on the next tick
 		n.mu.Unlock()
+		n.gen.Add(1) // changes may have been missed
 	}
 }
 
 func (n *Node) onChange(ctx context.Context, c store.Change) {
+	if c.Instance != "" {
+		// A peer stored state changes: only the fleet-wide aggregates
+		// care (Generation); its own announcements are counted already.
+		if c.Instance != n.cfg.Name {
+			n.gen.Add(1)
+		}
+		return
+	}
+	n.gen.Add(1)
 	if n.mon == nil {
 		return
 	}

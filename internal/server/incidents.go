@@ -92,12 +92,13 @@ type incidentKey struct {
 }
 
 // fleetChanges is Monitor.Changes while this instance watches the whole
-// fleet; beside other instances, whose channels it does not see change,
-// a number that moves at every call (every grouping is then made afresh,
-// as before issue 19).
+// fleet; beside other instances, the node's Generation: it moves with this
+// monitor's changes, the peers' announced state changes (at their
+// heartbeat after the write), edits through any instance and membership
+// changes — so an idle fleet is not read again (docs/scale-out.md).
 func (s *Server) fleetChanges() uint64 {
 	if s.Node != nil && len(s.Node.Members().All) > 1 {
-		return 1<<63 | s.calls.Add(1)
+		return 1<<63 | s.Node.Generation()
 	}
 	return s.Monitor.Changes()
 }

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -131,9 +130,8 @@ type Server struct {
 	PeerKey []byte
 
 	// incidents is /metrics' lightsout_incident_open, fed by
-	// watchIncidents' groupings; calls backs fleetChanges.
+	// watchIncidents' groupings.
 	incidents *exporter.Incidents
-	calls     atomic.Uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}

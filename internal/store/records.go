@@ -79,10 +79,12 @@ type Instance struct {
 const DefaultZone = "default"
 
 // Change is one notification of a change to the fleet: an account (with
-// its machine) or a machine.
+// its machine), a machine, or (Instance) a peer instance announcing that
+// it stored channel state changes.
 type Change struct {
 	AccountID int64
 	MachineID int64
+	Instance  string
 }
 
 // ErrNoNotify: the database cannot announce changes (SQLite: one instance,

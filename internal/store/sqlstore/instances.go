@@ -178,6 +178,19 @@ func (db *DB) Listen(ctx context.Context, ready func(), fn func(Change)) error {
 	})
 }
 
+// AnnounceStates tells the other instances that instance stored channel
+// state changes ('s:NAME' on FleetChannel, delivered once this call's
+// statement committed — so after the states it follows): the leader
+// groups incidents again only then (docs/scale-out.md). SQLite:
+// ErrNoNotify.
+func (db *DB) AnnounceStates(ctx context.Context, instance string) error {
+	if db.d.name != "postgres" {
+		return ErrNoNotify
+	}
+	_, err := (q{db.w, db.d}).exec(ctx, `SELECT pg_notify(?, ?)`, FleetChannel, "s:"+instance)
+	return mapErr(err, "")
+}
+
 func parseChange(n *pgconn.Notification) (Change, bool) {
 	var c Change
 	switch {
@@ -185,6 +198,8 @@ func parseChange(n *pgconn.Notification) (Change, bool) {
 		if _, err := fmt.Sscanf(n.Payload, "a:%d:%d", &c.AccountID, &c.MachineID); err != nil {
 			return c, false
 		}
+	case strings.HasPrefix(n.Payload, "s:") && len(n.Payload) > 2:
+		c.Instance = n.Payload[2:]
 	case strings.HasPrefix(n.Payload, "m:"):
 		if _, err := fmt.Sscanf(n.Payload, "m:%d", &c.MachineID); err != nil {
 			return c, false

@@ -70,6 +70,9 @@ func TestListenChanges(t *testing.T) {
 			if err := <-errc; !errors.Is(err, ErrNoNotify) {
 				t.Fatalf("sqlite Listen: %v", err)
 			}
+			if err := other.AnnounceStates(ctx, "i1"); !errors.Is(err, ErrNoNotify) {
+				t.Fatalf("sqlite AnnounceStates: %v", err)
+			}
 			return
 		}
 		select {
@@ -98,6 +101,8 @@ func TestListenChanges(t *testing.T) {
 		want("machine", Change{MachineID: m.ID})
 		mustNil(t, other.DeleteMachine(ctx, "m1"))
 		want("delete", Change{AccountID: a.ID, MachineID: m.ID})
+		mustNil(t, other.AnnounceStates(ctx, "i2"))
+		want("states", Change{Instance: "i2"})
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Errorf("Listen after cancel: %v", err)
