@@ -302,7 +302,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	chm := exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger)
 	chm.Count = s.Monitor.Len
 	s.incidents = exporter.NewIncidents(s.Manager)
-	s.incidents.Changes = s.fleetChanges
+	// A scrape groups again only when something a grouping is made of
+	// changed (incidentKey: channels, peers' changes, audit, floods,
+	// findings, agents); beside other instances a follower's scrape would
+	// otherwise list the whole fleet every MaxAge.
+	s.incidents.Changes = func() uint64 { return s.incidentKey().hash() }
+	if st.Driver() == "postgres" {
+		s.incidents.MaxAge = incidentReuseCluster
+	}
 	s.Registry.MustRegister(chm, s.incidents)
 
 	if tokens, err := st.Tokens(ctx); err != nil {
