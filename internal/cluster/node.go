@@ -78,6 +78,16 @@ type Config struct {
 	// zone becomes so (on the node's goroutine).
 	FleetZones  func(context.Context) ([]string, error)
 	OnUnwatched func(zone string, since time.Time)
+	// Digests, when set, gives at each heartbeat the batches of the fleet
+	// detectors' digests to share with the other instances (each at most
+	// sqlstore.NotifyMax bytes with the name); OnDigests is called with a
+	// batch another instance shared (on the listening goroutine), and
+	// Resync when every digest should be shared again (on the node's
+	// goroutine): the live members changed — a newcomer, perhaps the next
+	// leader, knows none — or a batch could not be sent.
+	Digests   func() [][]byte
+	OnDigests func(batch []byte)
+	Resync    func()
 	// TakeoverWindow spreads the first checks of the machines this
 	// instance gains after its first load (a dead or leaving member's
 	// share, handed back on a rejoin) — overdue, since their owner last
@@ -148,6 +158,11 @@ type Node struct {
 // stored channel state changes (*sqlstore.DB).
 type announcer interface {
 	AnnounceStates(ctx context.Context, instance string) error
+}
+
+// digestAnnouncer shares the fleet detectors' digests (*sqlstore.DB).
+type digestAnnouncer interface {
+	AnnounceDigests(ctx context.Context, instance string, batch []byte) error
 }
 
 // catchUpLoader loads channels gained from another instance with their
@@ -268,6 +283,26 @@ func (n *Node) Attach(m Monitor) {
 	n.mon = m
 	if c, ok := m.(interface{ Changes() uint64 }); ok {
 		n.changes = c.Changes
+	}
+}
+
+// shareDigests sends the fleet detectors' digests that changed since the
+// last heartbeat to the other instances.
+func (n *Node) shareDigests(ctx context.Context) {
+	a, ok := n.st.(digestAnnouncer)
+	if !ok || n.cfg.Digests == nil {
+		return
+	}
+	for _, b := range n.cfg.Digests() {
+		if err := a.AnnounceDigests(ctx, n.cfg.Name, b); err != nil {
+			if !errors.Is(err, store.ErrNoNotify) {
+				n.log.Warn("cluster: sharing the fleet detectors' digests", "err", err)
+				if n.cfg.Resync != nil {
+					n.cfg.Resync() // what was taken is shared again at the next checks
+				}
+			}
+			return
+		}
 	}
 }
 
@@ -507,8 +542,12 @@ func (n *Node) tick(ctx context.Context) {
 	n.mu.Unlock()
 	if reload {
 		n.gen.Add(1)
+		if n.cfg.Resync != nil {
+			n.cfg.Resync()
+		}
 	}
 	n.announce(tctx)
+	n.shareDigests(tctx)
 	if n.cfg.OnMembers != nil {
 		n.cfg.OnMembers(mem)
 	}
@@ -627,6 +666,12 @@ func (n *Node) listen(ctx context.Context) {
 }
 
 func (n *Node) onChange(ctx context.Context, c store.Change) {
+	if c.Digests != nil {
+		if c.Instance != n.cfg.Name && n.cfg.OnDigests != nil {
+			n.cfg.OnDigests(c.Digests)
+		}
+		return
+	}
 	if c.Instance != "" {
 		// A peer stored state changes: only the fleet-wide aggregates
 		// care (Generation); its own announcements are counted already.

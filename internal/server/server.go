@@ -207,6 +207,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ecfg := cfg.Events
 	ecfg.Store, ecfg.Logger = st, cfg.Logger
+	if ecfg.Leader == nil {
+		// Beside other instances, fleet findings are the leader's
+		// (docs/scale-out.md).
+		ecfg.Leader = func() bool { return s.Node == nil || s.Node.Leader() }
+	}
 	if s.Events, err = events.New(ecfg); err != nil {
 		return fail(err)
 	}
@@ -240,7 +245,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.Logger.Error("event", "code", events.FleetZoneUnwatched, "err", err)
 		}
 	}
-	if s.Node, err = newNode(ctx, st, cfg, unwatched); err != nil {
+	if s.Node, err = newNode(ctx, st, cfg, unwatched, s.Events); err != nil {
 		return fail(err)
 	}
 	probers := probe.NewRegistry(s.Engine, s.RedfishProber.Check)
@@ -462,7 +467,7 @@ const MaxCheckTimeouts = 6
 
 // newNode registers this instance (cluster.Config defaults: DefaultName,
 // the default zone, the engine's source address).
-func newNode(ctx context.Context, st *sqlstore.DB, cfg Config, onUnwatched func(string, time.Time)) (*cluster.Node, error) {
+func newNode(ctx context.Context, st *sqlstore.DB, cfg Config, onUnwatched func(string, time.Time), rec *events.Recorder) (*cluster.Node, error) {
 	cc := cfg.Cluster
 	if cc.FleetZones == nil {
 		cc.FleetZones = st.Zones
@@ -491,6 +496,23 @@ func newNode(ctx context.Context, st *sqlstore.DB, cfg Config, onUnwatched func(
 	}
 	if cc.Logger == nil {
 		cc.Logger = cfg.Logger
+	}
+	if st.Driver() == "postgres" && cc.Digests == nil {
+		// Fleet detectors over the whole fleet: every instance shares, at
+		// its heartbeat, what they need of the sources it checks, and
+		// feeds the others' into its own (docs/scale-out.md).
+		rec.ShareDigests(true)
+		limit := sqlstore.NotifyMax - len(cc.Name)
+		cc.Digests = func() [][]byte { return events.MarshalDigests(rec.TakeDigests(), limit) }
+		cc.OnDigests = func(b []byte) {
+			ds, err := events.UnmarshalDigests(b)
+			if err != nil {
+				cc.Logger.Warn("cluster: a peer's digests do not parse", "err", err)
+				return
+			}
+			rec.Remote(ds)
+		}
+		cc.Resync = rec.Resync
 	}
 	n, err := cluster.New(st, cc)
 	if err != nil {
