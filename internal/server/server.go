@@ -263,6 +263,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Manager.Redfish = s.Redfish
 	s.Manager.Suites = cfg.CipherSuites
 	s.Manager.Unwatched = s.Node.Unwatched
+	s.Manager.Self = s.Node.Name()
+	s.Manager.Instances = func() []store.Instance {
+		var out []store.Instance
+		for _, in := range s.Node.Members().All {
+			out = append(out, in)
+		}
+		return out
+	}
 	// Alone (SQLite, or the only live member), the monitor checks every
 	// channel: incidents come from its broken channels (manager.WholeFleet).
 	// A zone no live instance serves is not checked here: its stored
