@@ -152,7 +152,17 @@ type Node struct {
 	changes func() uint64
 	// everLoaded: the monitor was loaded once (later loads are takeovers).
 	everLoaded bool
+	// zonesGen, zonesAt: gen and time at the last reading of the fleet's
+	// zones; noNotify: the database announces no changes (SQLite), so
+	// they are read at every heartbeat.
+	zonesGen uint64
+	zonesAt  time.Time
+	noNotify atomic.Bool
 }
+
+// zonesEvery bounds how long the fleet's zones go unread while nothing
+// was announced.
+const zonesEvery = 5 * time.Minute
 
 // announcer is the store's way of telling the peers that this instance
 // stored channel state changes (*sqlstore.DB).
@@ -551,7 +561,13 @@ func (n *Node) tick(ctx context.Context) {
 	if n.cfg.OnMembers != nil {
 		n.cfg.OnMembers(mem)
 	}
-	n.watchZones(tctx, mem)
+	if g := n.gen.Load(); n.noNotify.Load() || g != n.zonesGen || time.Since(n.zonesAt) >= zonesEvery || len(n.Unwatched()) > 0 {
+		// The zones machines are in change only with an edit, which is
+		// announced (gen), and unwatched ones only with the members
+		// (gen too): a steady fleet is not scanned at every heartbeat.
+		n.zonesGen, n.zonesAt = g, time.Now()
+		n.watchZones(tctx, mem)
+	}
 	if reload && n.mon != nil {
 		// Machines gained (a member left, or released what it held) are
 		// picked up; spread over one interval by the monitor.
@@ -649,7 +665,11 @@ func signature(m Members) string {
 func (n *Node) listen(ctx context.Context) {
 	for ctx.Err() == nil {
 		err := n.st.Listen(ctx, nil, func(c store.Change) { n.onChange(ctx, c) })
-		if errors.Is(err, store.ErrNoNotify) || ctx.Err() != nil {
+		if errors.Is(err, store.ErrNoNotify) {
+			n.noNotify.Store(true)
+			return
+		}
+		if ctx.Err() != nil {
 			return
 		}
 		n.log.Warn("cluster: change notifications lost; listening again", "err", err)
