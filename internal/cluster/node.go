@@ -556,8 +556,6 @@ func (n *Node) tick(ctx context.Context) {
 			n.cfg.Resync()
 		}
 	}
-	n.announce(tctx)
-	n.shareDigests(tctx)
 	if n.cfg.OnMembers != nil {
 		n.cfg.OnMembers(mem)
 	}
@@ -603,6 +601,9 @@ func (n *Node) tick(ctx context.Context) {
 		}
 		n.reconcile()
 	}
+	// After the load: a share taken over is not kept waiting for these.
+	n.announce(tctx)
+	n.shareDigests(tctx)
 }
 
 // watchZones finds the zones with machines that no live instance serves.
