@@ -93,16 +93,22 @@ func TestFleetCorrelationAcrossInstances(t *testing.T) {
 			t.Logf("%s: %s", e.Source, e.Message)
 		}
 	}
-	// Each instance's correlator holds the whole-fleet finding, so the
-	// leader's incidents show it.
+	// Each instance's correlator comes to hold the whole-fleet finding
+	// (the leader's own digest reaches the follower at its next
+	// heartbeat), so whichever leads has it for incidents.
 	for _, s := range []*server.Server{s1, s2} {
-		fs, _, _ := s.Events.Fleet()
-		found := false
-		for _, fd := range fs {
-			found = found || (fd.Factor == events.FactorEnclosure && fd.Value == encl)
+		holds := func() bool {
+			fs, _, _ := s.Events.Fleet()
+			for _, fd := range fs {
+				if fd.Factor == events.FactorEnclosure && fd.Value == encl {
+					return true
+				}
+			}
+			return false
 		}
-		if !found {
-			t.Errorf("%s's detectors do not hold the enclosure finding: %+v", s.Node.Name(), fs)
-		}
+		until(t, 10*time.Second, holds, func() string {
+			fs, _, _ := s.Events.Fleet()
+			return fmt.Sprintf("%s's detectors do not hold the enclosure finding: %+v", s.Node.Name(), fs)
+		})
 	}
 }
