@@ -18,7 +18,7 @@ type clusterFlags struct {
 	zones   []string
 	peer    string
 	lease   time.Duration
-	source  string
+	source  []string
 	keyFile string
 	rules   []string
 }
@@ -28,7 +28,7 @@ func (f *clusterFlags) add(fl *pflag.FlagSet) {
 	fl.StringSliceVar(&f.zones, "zone", nil, "zone this instance serves: it checks only machines of its zones (repeatable; default: the zone 'default', of machines that name none)")
 	fl.StringVar(&f.peer, "peer-address", "", "HOST:PORT the other instances reach this one's API on (default: the --listen address)")
 	fl.DurationVar(&f.lease, "lease", cluster.DefaultLease, "membership lease: an instance not heard of this long is dead and its channels are taken over")
-	fl.StringVar(&f.source, "source-address", "", "local address BMC traffic (IPMI) leaves from, on a multi-homed management server")
+	fl.StringArrayVar(&f.source, "source-address", nil, "local address BMC traffic (IPMI) leaves from, on a multi-homed management server; ZONE=ADDR: for the BMCs of that zone's --zone-rule subnets (repeatable)")
 	fl.StringArrayVar(&f.rules, "zone-rule", nil, "CIDR=ZONE: a machine imported or added without a zone whose BMC address is in CIDR goes to ZONE (repeatable; the longest prefix wins); give every instance the same rules")
 	fl.StringVar(&f.keyFile, "key-file", "", "the key that seals BMC passwords (default DATA/secret.key); every instance sharing a database needs the same one")
 }
@@ -58,16 +58,24 @@ func (f *clusterFlags) apply(cfg *server.Config, listen string) error {
 	if _, _, err := net.SplitHostPort(peer); err != nil {
 		return usageErr("--peer-address %q: HOST:PORT", peer)
 	}
-	if f.source != "" {
-		ip, err := netip.ParseAddr(f.source)
-		if err != nil {
-			return usageErr("--source-address %q: an IP address of this host", f.source)
-		}
-		cfg.Engine.Source = ip
-	}
 	rules, err := cluster.ParseZoneRules(f.rules)
 	if err != nil {
 		return usageErr("--zone-rule: %v", err)
+	}
+	zoneSrc := map[string]netip.Addr{}
+	for _, src := range f.source {
+		zone, ip, err := cluster.ParseZoneSource(src)
+		if err != nil {
+			return usageErr("--source-address: %v", err)
+		}
+		if zone == "" {
+			cfg.Engine.Source = ip
+		} else {
+			zoneSrc[zone] = ip
+		}
+	}
+	if cfg.Engine.Routes, err = cluster.SourceRoutes(rules, zoneSrc); err != nil {
+		return usageErr("--source-address: %v", err)
 	}
 	cfg.Cluster = cluster.Config{Name: f.name, Zones: f.zones, PeerAddress: peer, Lease: f.lease, ZoneRules: rules}
 	return nil

@@ -40,6 +40,7 @@ func TestServerClusterFlags(t *testing.T) {
 		{[]string{"--lease", "1s"}, "--lease"},
 		{[]string{"--lease", "20s", "--timeout", "5s"}, "too short for --timeout"},
 		{[]string{"--source-address", "eth0"}, "--source-address"},
+		{[]string{"--source-address", "dc2=127.0.0.2"}, "no --zone-rule CIDR=dc2"},
 		{[]string{"--peer-address", "nohost"}, "--peer-address"},
 	} {
 		args := append([]string{"server", "--data", filepath.Join(dir, "d")}, tc.args...)

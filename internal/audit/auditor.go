@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -94,8 +95,14 @@ type Auditor struct {
 	rng   *rand.Rand
 
 	runs atomic.Uint64
-	wg   sync.WaitGroup
+	// changes moves whenever an account's findings change (Changes).
+	changes atomic.Uint64
+	wg      sync.WaitGroup
 }
+
+// Changes is a number that moves whenever some account's findings (what
+// makes its channel Insecure) change; a steady fleet leaves it still.
+func (a *Auditor) Changes() uint64 { return a.changes.Load() }
 
 // entry is what the auditor remembers of one account.
 type entry struct {
@@ -497,6 +504,9 @@ func (a *Auditor) record(ctx context.Context, acct store.Account, r Report) *Dri
 	sr.Report = nil
 	e.latest = sr
 	if r.Complete {
+		if !reflect.DeepEqual(e.findings, r.Findings) && (len(e.findings) > 0 || len(r.Findings) > 0) {
+			a.changes.Add(1)
+		}
 		e.findings, e.audited = slices.Clone(r.Findings), true
 	}
 	a.mu.Unlock()

@@ -43,9 +43,15 @@ var scaleAdmin = manager.Actor{Name: "test", Role: store.RoleAdmin}
 
 // The instances' lease and heartbeat in these tests: with a 500 ms
 // --timeout a check is cut at 3 s (server.MaxCheckTimeouts), so the fence
-// (lease - 3 heartbeats = 5.5 s) outlasts it and its session's close.
+// (e2eFence, 5 s before the lease would lapse) outlasts it and its
+// session's close (3.75 s) plus a heartbeat. An instance fences itself
+// lease − fence = 5 s (ten heartbeats) after its last renewal: on a
+// loaded machine PostgreSQL may take seconds to renew, and a fence after
+// three heartbeats (1.5 s) stopped instances in the middle of the test —
+// the safety rule (the fence outlasts a check) is the same either way.
 const (
-	e2eLease = 7 * time.Second
+	e2eLease = 10 * time.Second
+	e2eFence = 5 * time.Second
 	e2eEvery = 500 * time.Millisecond
 )
 
@@ -64,7 +70,7 @@ type scaleCluster struct {
 	key      string
 	interval time.Duration
 	lease    time.Duration
-	fence    time.Duration // 0: lease − 3 heartbeats (fenced 3 heartbeats after the last renewal)
+	fence    time.Duration // 0: e2eFence, or lease − 3 heartbeats when that is shorter
 	token    string
 	clients  map[*server.Server]*client.Client
 }
@@ -83,7 +89,7 @@ func (c *scaleCluster) start(i int, zones ...string) *server.Server {
 	src := netip.AddrFrom4([4]byte{127, 0, 7, byte(i)})
 	fence := c.fence
 	if fence == 0 {
-		fence = c.lease - 3*e2eEvery
+		fence = min(e2eFence, c.lease-3*e2eEvery)
 	}
 	s, err := server.New(context.Background(), server.Config{DataDir: dir, DB: c.dsn, KeyFile: c.key, Schedule: sch,
 		Damping: state.Damping{Consecutive: 1}, Timeout: 500 * time.Millisecond,

@@ -42,7 +42,7 @@ func runChild() {
 	s, err := server.New(context.Background(), server.Config{DataDir: get("E2E_DATA"), DB: get("E2E_DSN"), KeyFile: get("E2E_KEY"),
 		Schedule: sch, Damping: state.Damping{Consecutive: 1}, Timeout: 500 * time.Millisecond,
 		Engine:  ipmi.Config{Source: netip.MustParseAddr(get("E2E_SOURCE"))},
-		Cluster: cluster.Config{Name: get("E2E_NAME"), Lease: lease, Every: e2eEvery, Fence: lease - 3*e2eEvery, PeerAddress: ln.Addr().String()}})
+		Cluster: cluster.Config{Name: get("E2E_NAME"), Lease: lease, Every: e2eEvery, Fence: min(e2eFence, lease-3*e2eEvery), PeerAddress: ln.Addr().String()}})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)

@@ -78,11 +78,28 @@ type Config struct {
 	// zone becomes so (on the node's goroutine).
 	FleetZones  func(context.Context) ([]string, error)
 	OnUnwatched func(zone string, since time.Time)
+	// Digests, when set, gives at each heartbeat the batches of the fleet
+	// detectors' digests to share with the other instances (each at most
+	// sqlstore.NotifyMax bytes with the name); OnDigests is called with a
+	// batch another instance shared (on the listening goroutine), and
+	// Resync when every digest should be shared again (on the node's
+	// goroutine): the live members changed — a newcomer, perhaps the next
+	// leader, knows none — or a batch could not be sent.
+	Digests   func() [][]byte
+	OnDigests func(batch []byte)
+	Resync    func()
+	// TakeoverWindow spreads the first checks of the machines this
+	// instance gains after its first load (a dead or leaving member's
+	// share, handed back on a rejoin) — overdue, since their owner last
+	// checked them at least a lease ago — instead of over one interval
+	// (zero: the monitor's own default, DefaultTakeoverWindow's rule).
+	TakeoverWindow time.Duration
 }
 
 // DefaultLease is a member's lease when none is configured: with the
 // default 60 s interval a dead instance's channels are checked again
-// within two intervals (lease, then first checks spread over one).
+// within two intervals (the lease, a heartbeat to see it lapse, the load,
+// then first checks spread over a quarter interval: TakeoverWindow).
 const DefaultLease = 45 * time.Second
 
 // ErrLease: the lease is too short for the checks (Config.MaxCheck).
@@ -125,6 +142,58 @@ type Node struct {
 	buf buffer
 	// inner is the store the monitor's writes go to (Store), for flush.
 	inner store.Store
+	// gen moves with every change to the fleet this node heard of: a
+	// notification (an edit, a peer's announced state changes), a
+	// membership change, a lost notification connection (Generation).
+	gen atomic.Uint64
+	// announced is the monitor's Changes last announced to the peers.
+	announced uint64
+	// changes is the monitor's change count (Attach; nil: none).
+	changes func() uint64
+	// everLoaded: the monitor was loaded once (later loads are takeovers).
+	everLoaded bool
+	// zonesGen, zonesAt: gen and time at the last reading of the fleet's
+	// zones; noNotify: the database announces no changes (SQLite), so
+	// they are read at every heartbeat.
+	zonesGen uint64
+	zonesAt  time.Time
+	noNotify atomic.Bool
+}
+
+// zonesEvery bounds how long the fleet's zones go unread while nothing
+// was announced.
+const zonesEvery = 5 * time.Minute
+
+// announcer is the store's way of telling the peers that this instance
+// stored channel state changes (*sqlstore.DB).
+type announcer interface {
+	AnnounceStates(ctx context.Context, instance string) error
+}
+
+// digestAnnouncer shares the fleet detectors' digests (*sqlstore.DB).
+type digestAnnouncer interface {
+	AnnounceDigests(ctx context.Context, instance string, batch []byte) error
+}
+
+// catchUpLoader loads channels gained from another instance with their
+// first checks spread over a window shorter than the interval
+// (*monitor.Monitor.LoadWithin).
+type catchUpLoader interface {
+	LoadWithin(ctx context.Context, within time.Duration) error
+}
+
+// Generation is a number that moves whenever something that fleet-wide
+// aggregates (incidents) are made of may have changed: this instance's
+// monitor changed a stored state, a peer announced that it did (at its
+// heartbeat after the write), an account or machine was edited through
+// any instance, or the members changed. A steady fleet leaves it still, so
+// the leader need not read the fleet again (docs/scale-out.md).
+func (n *Node) Generation() uint64 {
+	g := n.gen.Load()
+	if n.changes != nil {
+		g += n.changes()
+	}
+	return g
 }
 
 type held struct {
@@ -217,8 +286,57 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// Attach gives the node the monitor it hands channels to.
-func (n *Node) Attach(m Monitor) { n.mon = m }
+// Attach gives the node the monitor it hands channels to. A monitor that
+// counts its stored changes (Changes) has them announced to the peers at
+// each heartbeat after they moved (Generation).
+func (n *Node) Attach(m Monitor) {
+	n.mon = m
+	if c, ok := m.(interface{ Changes() uint64 }); ok {
+		n.changes = c.Changes
+	}
+}
+
+// shareDigests sends the fleet detectors' digests that changed since the
+// last heartbeat to the other instances.
+func (n *Node) shareDigests(ctx context.Context) {
+	a, ok := n.st.(digestAnnouncer)
+	if !ok || n.cfg.Digests == nil {
+		return
+	}
+	for _, b := range n.cfg.Digests() {
+		if err := a.AnnounceDigests(ctx, n.cfg.Name, b); err != nil {
+			if !errors.Is(err, store.ErrNoNotify) {
+				n.log.Warn("cluster: sharing the fleet detectors' digests", "err", err)
+				if n.cfg.Resync != nil {
+					n.cfg.Resync() // what was taken is shared again at the next checks
+				}
+			}
+			return
+		}
+	}
+}
+
+// announce tells the peers, at most once a heartbeat, that this
+// instance's stored states changed since the last announcement. The
+// count is read before the buffer: a change it counts was written, or
+// is still buffered — then nothing is announced until it is written.
+func (n *Node) announce(ctx context.Context) {
+	a, ok := n.st.(announcer)
+	if !ok || n.changes == nil {
+		return
+	}
+	c := n.changes()
+	if c == n.announced || n.Buffered() > 0 {
+		return
+	}
+	if err := a.AnnounceStates(ctx, n.cfg.Name); err != nil {
+		if !errors.Is(err, store.ErrNoNotify) {
+			n.log.Warn("cluster: announcing state changes", "err", err)
+		}
+		return
+	}
+	n.announced = c
+}
 
 func (n *Node) row(view []string) store.Instance {
 	ch := int64(0)
@@ -430,19 +548,43 @@ func (n *Node) tick(ctx context.Context) {
 	sig := signature(mem)
 	reload := sig != n.loaded
 	n.loaded = sig
+	first := !n.everLoaded
 	n.mu.Unlock()
+	if reload {
+		n.gen.Add(1)
+		if n.cfg.Resync != nil {
+			n.cfg.Resync()
+		}
+	}
 	if n.cfg.OnMembers != nil {
 		n.cfg.OnMembers(mem)
 	}
-	n.watchZones(tctx, mem)
+	if g := n.gen.Load(); n.noNotify.Load() || g != n.zonesGen || time.Since(n.zonesAt) >= zonesEvery || len(n.Unwatched()) > 0 {
+		// The zones machines are in change only with an edit, which is
+		// announced (gen), and unwatched ones only with the members
+		// (gen too): a steady fleet is not scanned at every heartbeat.
+		n.zonesGen, n.zonesAt = g, time.Now()
+		n.watchZones(tctx, mem)
+	}
 	if reload && n.mon != nil {
 		// Machines gained (a member left, or released what it held) are
 		// picked up; spread over one interval by the monitor.
 		n.mu.Lock()
 		n.loading, n.pending = true, map[int64]bool{}
 		n.mu.Unlock()
-		err := n.mon.Load(ctx)
+		var err error
+		if cl, ok := n.mon.(catchUpLoader); ok && !first {
+			// Machines taken over are overdue (their owner died a
+			// lease ago, or handed them over): their first checks are
+			// spread over TakeoverWindow, not a whole interval.
+			err = cl.LoadWithin(ctx, n.cfg.TakeoverWindow)
+		} else {
+			err = n.mon.Load(ctx)
+		}
 		n.mu.Lock()
+		if err == nil {
+			n.everLoaded = true
+		}
 		pending := n.pending
 		n.loading, n.pending = false, nil
 		if err != nil {
@@ -459,6 +601,9 @@ func (n *Node) tick(ctx context.Context) {
 		}
 		n.reconcile()
 	}
+	// After the load: a share taken over is not kept waiting for these.
+	n.announce(tctx)
+	n.shareDigests(tctx)
 }
 
 // watchZones finds the zones with machines that no live instance serves.
@@ -521,7 +666,11 @@ func signature(m Members) string {
 func (n *Node) listen(ctx context.Context) {
 	for ctx.Err() == nil {
 		err := n.st.Listen(ctx, nil, func(c store.Change) { n.onChange(ctx, c) })
-		if errors.Is(err, store.ErrNoNotify) || ctx.Err() != nil {
+		if errors.Is(err, store.ErrNoNotify) {
+			n.noNotify.Store(true)
+			return
+		}
+		if ctx.Err() != nil {
 			return
 		}
 		n.log.Warn("cluster: change notifications lost; listening again", "err", err)
@@ -533,10 +682,26 @@ func (n *Node) listen(ctx context.Context) {
 		n.mu.Lock()
 		n.loaded = "" // reload on the next tick
 		n.mu.Unlock()
+		n.gen.Add(1) // changes may have been missed
 	}
 }
 
 func (n *Node) onChange(ctx context.Context, c store.Change) {
+	if c.Digests != nil {
+		if c.Instance != n.cfg.Name && n.cfg.OnDigests != nil {
+			n.cfg.OnDigests(c.Digests)
+		}
+		return
+	}
+	if c.Instance != "" {
+		// A peer stored state changes: only the fleet-wide aggregates
+		// care (Generation); its own announcements are counted already.
+		if c.Instance != n.cfg.Name {
+			n.gen.Add(1)
+		}
+		return
+	}
+	n.gen.Add(1)
 	if n.mon == nil {
 		return
 	}

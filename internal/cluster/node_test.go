@@ -263,3 +263,72 @@ func TestNodeHandOverWaitsForTheCheckInFlight(t *testing.T) {
 		}
 	}
 }
+
+// catchUpMonitor is a fakeMonitor that records how each load was asked
+// for: Load (the first) or LoadWithin (a takeover).
+type catchUpMonitor struct {
+	*fakeMonitor
+	calls []time.Duration // -1: Load
+}
+
+func (m *catchUpMonitor) Load(ctx context.Context) error {
+	m.calls = append(m.calls, -1)
+	return m.fakeMonitor.Load(ctx)
+}
+
+func (m *catchUpMonitor) LoadWithin(ctx context.Context, within time.Duration) error {
+	m.calls = append(m.calls, within)
+	return m.fakeMonitor.Load(ctx)
+}
+
+// TestNodeTakeoverCatchesUp: the first load spreads the share over an
+// interval (Load); a later one — a member died and its machines are
+// overdue — asks the monitor to catch up within TakeoverWindow.
+func TestNodeTakeoverCatchesUp(t *testing.T) {
+	st := &fakeStore{rows: map[string]store.Instance{}}
+	cfg := Config{Lease: 600 * time.Millisecond, Every: 100 * time.Millisecond, Fence: 300 * time.Millisecond, TakeoverWindow: 7 * time.Second}
+	cfg.Name = "a"
+	a, err := New(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Name = "b"
+	b, err := New(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma := &catchUpMonitor{fakeMonitor: &fakeMonitor{n: a, held: map[int64]bool{}, count: 60}}
+	mb := &fakeMonitor{n: b, held: map[int64]bool{}, count: 60}
+	a.Attach(ma)
+	b.Attach(mb)
+	ctx := context.Background()
+	for _, n := range []*Node{a, b} {
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		a.Tick(ctx)
+		b.Tick(ctx)
+	}
+	if len(ma.calls) == 0 || ma.calls[0] != -1 {
+		t.Fatalf("first load: %v, want Load", ma.calls)
+	}
+	if got := len(ma.heldIDs()) + len(mb.heldIDs()); got != 60 {
+		t.Fatalf("a and b hold %d of 60", got)
+	}
+	// b dies: its row stays until the lease lapses.
+	st.mu.Lock()
+	r := st.rows["b"]
+	r.LeaseUntil = time.Now().Add(-time.Millisecond)
+	st.rows["b"] = r
+	st.mu.Unlock()
+	n := len(ma.calls)
+	a.Tick(ctx)
+	if len(ma.heldIDs()) != 60 {
+		t.Fatalf("after b died a holds %d of 60", len(ma.heldIDs()))
+	}
+	if len(ma.calls) != n+1 || ma.calls[n] != 7*time.Second {
+		t.Fatalf("takeover loads: %v, want one LoadWithin(7s)", ma.calls[n:])
+	}
+}

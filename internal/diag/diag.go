@@ -534,6 +534,12 @@ type HeldSession struct {
 	// the diagnosis's own session or one our retransmitted handshakes
 	// left half-open.
 	Ours bool `json:"ours,omitempty"`
+	// Instance: from the source address of another lightsout instance
+	// sharing the database (docs/scale-out.md); InstanceLive: its lease
+	// was valid. A dead instance's session is one a kill -9 left open
+	// in the middle of a check.
+	Instance     string `json:"instance,omitempty"`
+	InstanceLive bool   `json:"instance_live,omitempty"`
 }
 
 // Whose says whose session h is, as the census shows it: "ours" (this
@@ -543,6 +549,10 @@ func (h HeldSession) Whose() string {
 	switch {
 	case h.Ours:
 		return "ours"
+	case h.Instance != "" && h.InstanceLive:
+		return "lightsout instance " + h.Instance + "'s"
+	case h.Instance != "":
+		return "lightsout instance " + h.Instance + "'s, left open when it died"
 	case !h.foreign():
 		return "this host as this account's user"
 	}
@@ -553,7 +563,7 @@ func (h HeldSession) Whose() string {
 // manager's sockets, and either from another address or, when the BMC
 // does not report the address, under another user.
 func (h HeldSession) foreign() bool {
-	if h.Ours {
+	if h.Ours || h.Instance != "" {
 		return false
 	}
 	if h.Console == "" {

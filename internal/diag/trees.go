@@ -1116,14 +1116,41 @@ func busy(f Facts) Result {
 	}
 	table := fmt.Sprintf("%d of the BMC's %d session slots are in use (ours included)", s.Active, s.Slots)
 	ev = append(ev, table)
-	var stale, other []HeldSession
+	var stale, other, orphans []HeldSession
 	for _, o := range s.Others {
 		switch {
+		case o.Instance != "" && !o.InstanceLive:
+			// A kill -9 of another instance in the middle of a check
+			// (docs/scale-out.md): nobody will close it but the BMC's
+			// idle timeout, or us.
+			orphans = append(orphans, o)
+		case o.Instance != "":
+			// A live peer's: a forwarded operation or a hand-over.
 		case o.SameHost && o.SameUser:
 			stale = append(stale, o)
 		case o.foreign() && !o.SameHost:
 			other = append(other, o)
 		}
+	}
+	if len(orphans) > 0 {
+		var hs []int
+		var names []string
+		for _, o := range orphans {
+			hs = append(hs, int(o.Handle))
+			if !slices.Contains(names, o.Instance) {
+				names = append(names, o.Instance)
+			}
+		}
+		who := strings.Join(names, ", ")
+		return done(&Diagnosis{Cause: CauseStaleOwnSessions, Confidence: High,
+			Summary:  fmt.Sprintf("%d session(s) left open by lightsout instance %s, which died in the middle of a check, hold the BMC's slots", len(orphans), who),
+			Evidence: append(ev, heldLines("left open by lightsout instance "+who+" (dead: its lease lapsed)", orphans)...),
+			RuledOut: []string{"another console: these sessions come from the source address of a lightsout instance sharing this database"},
+			Remedy:   "close them (autocorrect does: Close Session by handle); otherwise the BMC frees them at its session idle timeout",
+			Actions: []Action{{Kind: ActCloseSessions, AccountID: f.Account.ID, Handles: hs,
+				What: fmt.Sprintf("the sessions lightsout instance %s left open on %s's BMC (handles %s)", who, f.Machine, handleList(hs)), From: "open", To: "closed",
+				Because: fmt.Sprintf("they hold %d of its %d session slots, and %s is dead: nobody else will close them", len(orphans), s.Slots, who)}},
+		})
 	}
 	if len(stale) > 0 {
 		var hs []int

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,11 @@ type Config struct {
 	Logger           *slog.Logger
 	// Now is the clock (default time.Now); tests inject one.
 	Now func() time.Time
+	// Leader, when set, says whether this instance raises fleet findings
+	// (fleet.correlated, source fleet:…): beside other instances only
+	// the leader does, from a correlator fed the whole fleet (Remote);
+	// the others' findings are not recorded.
+	Leader func() bool
 }
 
 // DefaultRetention is how long events are kept by default.
@@ -64,8 +70,16 @@ type Recorder struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu sync.Mutex // the detectors
+	mu sync.Mutex // the detectors, and what is shared with peers
 	w  *Watcher
+	// sharing: digests are kept for the peers (ShareDigests); sent is
+	// the last digest shared per source, pending those not taken yet.
+	sharing bool
+	sent    map[string]Digest
+	pending []Digest
+	// remoteFlood: sources other instances check that are in a timeout
+	// flood, since when (Remote).
+	remoteFlood map[string]time.Time
 
 	queue chan store.Event
 
@@ -108,7 +122,7 @@ func New(cfg Config) (*Recorder, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Recorder{cfg: cfg, log: cfg.Logger, now: cfg.Now, w: NewWatcher(cfg.Flood, cfg.Correlate),
+	r := &Recorder{cfg: cfg, log: cfg.Logger, now: cfg.Now, w: NewWatcher(cfg.Flood, cfg.Correlate), remoteFlood: map[string]time.Time{},
 		queue: make(chan store.Event, cfg.Queue), subs: map[*Subscription]struct{}{}, met: newRecorderMetrics()}
 	for i, wc := range cfg.Webhooks {
 		h, err := newWebhook(wc, r.met, r.log)
@@ -254,7 +268,24 @@ func (r *Recorder) Fleet() (findings []ActiveFinding, flooding []string, floodSi
 	defer r.mu.Unlock()
 	findings = r.w.Correlate.Active()
 	flooding, floodSince = r.w.Flood.FloodingNow()
+	if len(r.remoteFlood) > 0 {
+		// Floods of the sources other instances check (Remote).
+		for src, since := range r.remoteFlood {
+			if !slices.Contains(flooding, src) {
+				flooding = append(flooding, src)
+			}
+			if floodSince.IsZero() || since.Before(floodSince) {
+				floodSince = since
+			}
+		}
+		slices.Sort(flooding)
+	}
 	return findings, flooding, floodSince
+}
+
+// followerFinding: e is a fleet finding and another instance leads.
+func (r *Recorder) followerFinding(e store.Event) bool {
+	return r.cfg.Leader != nil && IsFleetSource(e.Source) && !r.cfg.Leader()
 }
 
 // Record stores one occurrence of e and fans it out. Severity defaults to
@@ -262,6 +293,9 @@ func (r *Recorder) Fleet() (findings []ActiveFinding, flooding []string, floodSi
 // returned event then carries the raised Count). It is synchronous: use
 // Enqueue where the caller must not wait for the database.
 func (r *Recorder) Record(ctx context.Context, e store.Event) (store.Event, error) {
+	if r.followerFinding(e) {
+		return e, nil
+	}
 	k, _ := Lookup(e.Code)
 	if e.Severity == "" {
 		e.Severity = store.Severity(k.Severity)
@@ -305,6 +339,9 @@ func (r *Recorder) Enqueue(evs ...store.Event) bool { return r.enqueue(evs...) }
 func (r *Recorder) enqueue(evs ...store.Event) bool {
 	ok := true
 	for _, e := range evs {
+		if r.followerFinding(e) {
+			continue
+		}
 		select {
 		case r.queue <- e:
 		default:
@@ -340,6 +377,8 @@ func (r *Recorder) Checked(ctx context.Context, o outcome.Outcome) {
 	s := SampleOf(o)
 	r.mu.Lock()
 	evs := r.w.Observe(s)
+	r.share(s)
+	delete(r.remoteFlood, s.Source) // checked here now: its own checks say
 	r.mu.Unlock()
 	r.enqueue(evs...)
 	if o.Transition != nil {

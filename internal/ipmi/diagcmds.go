@@ -353,8 +353,12 @@ func (s *Session) BMCSessionID() uint32 { return s.bmcID }
 // own sessions from other tools on the same host.
 func (e *Engine) LocalPorts() []uint16 {
 	var out []uint16
-	for _, s := range e.v4 {
-		if a, ok := s.c.LocalAddr().(*net.UDPAddr); ok {
+	socks := slices.Clone(e.v4)
+	for _, r := range e.routes { // a zone's own source address (Config.Routes)
+		socks = append(socks, r.sock)
+	}
+	for _, s := range socks {
+		if a, ok := s.c.LocalAddr().(*net.UDPAddr); ok && !slices.Contains(out, uint16(a.Port)) {
 			out = append(out, uint16(a.Port))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,12 @@ type Config struct {
 	Sockets int
 	// Source is the local address sockets bind to (default: unspecified).
 	Source netip.Addr
+	// Routes send to the BMCs of a prefix from another local address (a
+	// multi-homed management server with one network per zone: lightsout
+	// server --source-address ZONE=ADDR over the zone's --zone-rule
+	// prefixes); the longest prefix holding a BMC's address wins, and a
+	// BMC no route holds is reached from Source. IPv4 only.
+	Routes []Route
 	// InitialRTO is the first retransmission timeout (default 250ms); it
 	// doubles per attempt up to MaxRTO (default 1s).
 	InitialRTO time.Duration
@@ -40,6 +47,12 @@ type Config struct {
 	// that for far fewer wake-ups (the server uses 1ms). 0: read at once.
 	ReadCoalesce time.Duration
 	Logger       *slog.Logger
+}
+
+// Route: BMCs in Prefix are reached from Source.
+type Route struct {
+	Prefix netip.Prefix
+	Source netip.Addr
 }
 
 func (c *Config) setDefaults() {
@@ -90,6 +103,9 @@ type counters struct {
 type Engine struct {
 	cfg Config
 	v4  []*sock
+	// routes: the sockets of each Config.Routes source, longest prefix
+	// first.
+	routes []routeSocks
 
 	v6once sync.Once
 	v6     *sock
@@ -363,7 +379,42 @@ func New(cfg Config) (*Engine, error) {
 		e.v4 = append(e.v4, s)
 		e.startReader(s)
 	}
+	bySource := map[netip.Addr]*sock{}
+	for _, r := range cfg.Routes {
+		if !r.Prefix.IsValid() || !r.Prefix.Addr().Is4() || !r.Source.Is4() {
+			e.Close()
+			return nil, fmt.Errorf("ipmi: route %v from %v: an IPv4 prefix and an IPv4 source address", r.Prefix, r.Source)
+		}
+		s, ok := bySource[r.Source]
+		if !ok {
+			var err error
+			if s, err = openSock(netip.AddrPortFrom(r.Source, 0), cfg.SocketBuffer); err != nil {
+				e.Close()
+				return nil, fmt.Errorf("ipmi: open socket on %v (route to %v): %w", r.Source, r.Prefix, err)
+			}
+			bySource[r.Source] = s
+			e.startReader(s)
+		}
+		e.routes = append(e.routes, routeSocks{prefix: r.Prefix.Masked(), sock: s})
+	}
+	slices.SortStableFunc(e.routes, func(a, b routeSocks) int { return b.prefix.Bits() - a.prefix.Bits() })
 	return e, nil
+}
+
+// routeSocks is one route's socket.
+type routeSocks struct {
+	prefix netip.Prefix
+	sock   *sock
+}
+
+// routed is the socket of the longest route holding a, if any.
+func (e *Engine) routed(a netip.Addr) *sock {
+	for _, r := range e.routes {
+		if r.prefix.Contains(a) {
+			return r.sock
+		}
+	}
+	return nil
 }
 
 func (e *Engine) startReader(s *sock) {
@@ -386,6 +437,13 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	for _, s := range e.v4 {
 		s.c.Close()
+	}
+	closed := map[*sock]bool{}
+	for _, r := range e.routes {
+		if !closed[r.sock] {
+			closed[r.sock] = true
+			r.sock.c.Close()
+		}
 	}
 	if e.v6 != nil {
 		e.v6.c.Close()
@@ -426,7 +484,9 @@ func (e *Engine) peer(addr netip.AddrPort) (*peer, error) {
 	}
 	var s *sock
 	if addr.Addr().Is4() {
-		s = e.v4[int(hashAddr(addr)%uint32(len(e.v4)))]
+		if s = e.routed(addr.Addr()); s == nil {
+			s = e.v4[int(hashAddr(addr)%uint32(len(e.v4)))]
+		}
 	} else {
 		e.v6once.Do(func() {
 			e.v6, e.v6err = openSock(netip.AddrPortFrom(netip.IPv6Unspecified(), 0), e.cfg.SocketBuffer)

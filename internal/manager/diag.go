@@ -126,7 +126,8 @@ func (m *Manager) executor() *gather.Executor {
 		probers = probe.NewRegistry(m.Engine, rf)
 	}
 	x := &gather.Executor{Store: m.Store, Engine: m.Engine, Probers: probers, Current: m.Monitor.Get, Guard: m.Monitor.AuthGuard, Schedule: c.Schedule,
-		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait}
+		Timeout: c.Timeout, Rates: c.Rates, Fleet: c.Fleet, BusyAttempts: c.BusyAttempts, BusyWait: c.BusyWait,
+		Instances: m.Instances, Self: m.Self}
 	if rp != nil {
 		x.RedfishCensus = rp.Census
 		x.RedfishClose = rp.CloseSessions

@@ -74,6 +74,11 @@ type Manager struct {
 	// since when (cluster.Node.Unwatched): their channels are shown stale
 	// (ChannelView.StaleSince), never as current.
 	Unwatched func() map[string]time.Time
+	// Instances, when set, lists the instances sharing the database and
+	// Self is this one's name: a diagnosis names a session another
+	// instance left on a BMC (gather.Executor.Instances).
+	Instances func() []store.Instance
+	Self      string
 	// WholeFleet, when set and true, says this instance's monitor checks
 	// every channel of the fleet (one instance): incidents are then read
 	// from the monitor's broken channels, not from a listing of the whole

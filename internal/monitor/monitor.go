@@ -48,6 +48,11 @@ type Config struct {
 	// fresh import of 50,000 is spread over about three minutes instead
 	// of overrunning the store in one interval.
 	FirstRate int
+	// CatchUpRate bounds the first checks of channels taken over from
+	// another instance (LoadWithin; default 1000 a second): they already
+	// have a state, so a check writes only what changed, and each BMC
+	// gets one check — the bound is this instance's CPU.
+	CatchUpRate int
 	// FullEvery: one check in FullEvery of a Connectable channel is full
 	// (presence ping, auth capabilities, Get Device ID); the others are
 	// light (probe.Target.Light). Default 10; 1 makes every check full.
@@ -234,6 +239,9 @@ func New(st Store, cfg Config) *Monitor {
 	if cfg.FirstRate <= 0 {
 		cfg.FirstRate = 300
 	}
+	if cfg.CatchUpRate <= 0 {
+		cfg.CatchUpRate = 1000
+	}
 	if cfg.FullEvery <= 0 {
 		cfg.FullEvery = 10
 	}
@@ -256,7 +264,22 @@ func New(st Store, cfg Config) *Monitor {
 // the first checks spread evenly at random over one interval, so a fresh
 // import of a large fleet does not burst. Calling it again picks up
 // accounts added since and leaves known channels as they are.
-func (m *Monitor) Load(ctx context.Context) error {
+func (m *Monitor) Load(ctx context.Context) error { return m.load(ctx, 0) }
+
+// LoadWithin is Load for channels taken over from another instance (a
+// dead one's share, docs/scale-out.md): their last check was at least a
+// lease ago, so the first checks of those with a stored state are spread
+// over within (zero: a quarter of the interval) — longer when they are
+// many, to stay under CatchUpRate a second, and never more than an
+// interval. Never-checked channels are spread as by Load.
+func (m *Monitor) LoadWithin(ctx context.Context, within time.Duration) error {
+	if within <= 0 {
+		within = m.cfg.Schedule.Interval / 4
+	}
+	return m.load(ctx, within)
+}
+
+func (m *Monitor) load(ctx context.Context, within time.Duration) error {
 	accts, err := m.st.Accounts(ctx, store.MachineFilter{}, store.Page{})
 	if err != nil {
 		return fmt.Errorf("monitor: load accounts: %w", err)
@@ -284,6 +307,16 @@ func (m *Monitor) Load(ctx context.Context) error {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	known := m.cfg.Schedule.Interval // spread of new channels with a stored state
+	if within > 0 {
+		gained := 0
+		for _, a := range accts {
+			if _, ok := m.chans[a.ID]; !ok {
+				gained++
+			}
+		}
+		known = min(known, max(within, time.Duration(float64(gained)/float64(m.cfg.CatchUpRate)*float64(time.Second))))
+	}
 	for _, a := range accts {
 		c := &channel{index: -1}
 		m.fill(c, a, machines[a.MachineID])
@@ -301,11 +334,11 @@ func (m *Monitor) Load(ctx context.Context) error {
 			m.fill(old, a, machines[a.MachineID])
 			continue
 		}
-		spread := m.cfg.Schedule.Interval
+		spread := known
 		if c.ch.State == "" || c.ch.State == state.Unknown {
 			// A first check declares a state (a store write): a large
 			// import is spread so those stay under FirstRate a second.
-			spread = max(spread, time.Duration(float64(len(accts))/float64(m.cfg.FirstRate)*float64(time.Second)))
+			spread = max(m.cfg.Schedule.Interval, time.Duration(float64(len(accts))/float64(m.cfg.FirstRate)*float64(time.Second)))
 		}
 		c.due = m.at(now) + m.rng.Int64N(int64(spread)+1)
 		if c.ch.State == state.NotAuthenticated {

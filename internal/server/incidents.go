@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"reflect"
 	"strings"
 	"time"
@@ -50,7 +51,13 @@ func (s *Server) watchIncidents(ctx context.Context) {
 		now := time.Now()
 		key := s.incidentKey()
 		incs := last
-		if regroup(lastAt, now, lastKey, key) {
+		reuse := incidentReuse
+		if key.gen&(1<<63) != 0 {
+			// Beside other instances the generation counts every change
+			// a grouping is made of but enclosure edits through a peer.
+			reuse = incidentReuseCluster
+		}
+		if regroup(lastAt, now, lastKey, key, reuse) {
 			var err error
 			incs, err = s.Manager.Incidents(ctx)
 			if err != nil {
@@ -61,7 +68,7 @@ func (s *Server) watchIncidents(ctx context.Context) {
 			}
 			last, lastKey, lastAt = incs, key, now
 		}
-		s.incidents.Publish(incs, now, key.gen) // /metrics reports it
+		s.incidents.Publish(incs, now, key.hash()) // /metrics reports it
 		ch := tr.Update(now, incs)
 		var evs []store.Event
 		for _, inc := range ch.Opened {
@@ -77,14 +84,21 @@ func (s *Server) watchIncidents(ctx context.Context) {
 }
 
 // incidentReuse bounds how long watchIncidents uses a grouping again
-// while nothing it knows of changed.
-const incidentReuse = time.Minute
+// while nothing it knows of changed; incidentReuseCluster beside other
+// instances, where a grouping lists the whole fleet and the node's
+// generation says when anything but an enclosure edited through a peer
+// changed (docs/scale-out.md).
+const (
+	incidentReuse        = time.Minute
+	incidentReuseCluster = 10 * time.Minute
+)
 
 // incidentKey is what a grouping is made from besides the store's
 // machines and enclosures: the monitor's change count, the fleet
 // detectors' findings and floods, the agents' states.
 type incidentKey struct {
 	gen        uint64
+	audit      uint64 // the security audit's findings (audit.Auditor.Changes)
 	findings   []events.ActiveFinding
 	flooding   []string
 	floodSince time.Time
@@ -92,24 +106,41 @@ type incidentKey struct {
 }
 
 // fleetChanges is Monitor.Changes while this instance watches the whole
-// fleet; beside other instances, whose channels it does not see change,
-// a number that moves at every call (every grouping is then made afresh,
-// as before issue 19).
+// fleet; beside other instances, the node's Generation: it moves with this
+// monitor's changes, the peers' announced state changes (at their
+// heartbeat after the write), edits through any instance and membership
+// changes — so an idle fleet is not read again (docs/scale-out.md).
 func (s *Server) fleetChanges() uint64 {
 	if s.Node != nil && len(s.Node.Members().All) > 1 {
-		return 1<<63 | s.calls.Add(1)
+		return 1<<63 | s.Node.Generation()
 	}
 	return s.Monitor.Changes()
 }
 
 // regroup says whether watchIncidents groups again: never grouped, the
-// last grouping incidentReuse old, or made from something else.
-func regroup(lastAt, now time.Time, last, cur incidentKey) bool {
-	return lastAt.IsZero() || now.Sub(lastAt) >= incidentReuse || !reflect.DeepEqual(last, cur)
+// last grouping reuse old, or made from something else.
+func regroup(lastAt, now time.Time, last, cur incidentKey, reuse time.Duration) bool {
+	return lastAt.IsZero() || now.Sub(lastAt) >= reuse || !reflect.DeepEqual(last, cur)
+}
+
+// hash sums k up in one number (the /metrics collector's Changes).
+func (k incidentKey) hash() uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d|%d|%v|%v|%d|", k.gen, k.audit, k.flooding, k.floodSince.UnixNano(), len(k.findings))
+	for _, f := range k.findings {
+		fmt.Fprintf(h, "%s|%s|%s|%d|%v|%d;", f.Code, f.Factor, f.Value, f.GroupSize, f.Members, f.Since.UnixNano())
+	}
+	for _, a := range k.agents {
+		fmt.Fprintf(h, "%+v;", a)
+	}
+	return h.Sum64()
 }
 
 func (s *Server) incidentKey() incidentKey {
 	k := incidentKey{gen: s.fleetChanges()}
+	if s.Audit != nil {
+		k.audit = s.Audit.Changes()
+	}
 	if s.Events != nil {
 		k.findings, k.flooding, k.floodSince = s.Events.Fleet()
 	}

@@ -32,9 +32,10 @@ func TestIncidentRegroup(t *testing.T) {
 			findings: []events.ActiveFinding{{Code: "oob.not_responding"}}}, true},
 		{"an agent changed", t0, t0.Add(15 * time.Second), incidentKey{gen: 7, flooding: same.flooding,
 			agents: []incident.Agent{{Name: "h1", State: "Down"}}}, true},
+		{"audit findings changed", t0, t0.Add(15 * time.Second), incidentKey{gen: 7, audit: 1, flooding: same.flooding, agents: same.agents}, true},
 		{"too old", t0, t0.Add(incidentReuse), same, true},
 	} {
-		if got := regroup(c.lastAt, c.now, base, c.cur); got != c.want {
+		if got := regroup(c.lastAt, c.now, base, c.cur, incidentReuse); got != c.want {
 			t.Errorf("%s: regroup %v, want %v", c.name, got, c.want)
 		}
 	}

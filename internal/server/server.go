@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -131,9 +130,8 @@ type Server struct {
 	PeerKey []byte
 
 	// incidents is /metrics' lightsout_incident_open, fed by
-	// watchIncidents' groupings; calls backs fleetChanges.
+	// watchIncidents' groupings.
 	incidents *exporter.Incidents
-	calls     atomic.Uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -209,6 +207,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ecfg := cfg.Events
 	ecfg.Store, ecfg.Logger = st, cfg.Logger
+	if ecfg.Leader == nil {
+		// Beside other instances, fleet findings are the leader's
+		// (docs/scale-out.md).
+		ecfg.Leader = func() bool { return s.Node == nil || s.Node.Leader() }
+	}
 	if s.Events, err = events.New(ecfg); err != nil {
 		return fail(err)
 	}
@@ -242,7 +245,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.Logger.Error("event", "code", events.FleetZoneUnwatched, "err", err)
 		}
 	}
-	if s.Node, err = newNode(ctx, st, cfg, unwatched); err != nil {
+	if s.Node, err = newNode(ctx, st, cfg, unwatched, s.Events); err != nil {
 		return fail(err)
 	}
 	probers := probe.NewRegistry(s.Engine, s.RedfishProber.Check)
@@ -260,6 +263,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Manager.Redfish = s.Redfish
 	s.Manager.Suites = cfg.CipherSuites
 	s.Manager.Unwatched = s.Node.Unwatched
+	s.Manager.Self = s.Node.Name()
+	s.Manager.Instances = func() []store.Instance {
+		var out []store.Instance
+		for _, in := range s.Node.Members().All {
+			out = append(out, in)
+		}
+		return out
+	}
 	// Alone (SQLite, or the only live member), the monitor checks every
 	// channel: incidents come from its broken channels (manager.WholeFleet).
 	// A zone no live instance serves is not checked here: its stored
@@ -304,7 +315,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	chm := exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger)
 	chm.Count = s.Monitor.Len
 	s.incidents = exporter.NewIncidents(s.Manager)
-	s.incidents.Changes = s.fleetChanges
+	// A scrape groups again only when something a grouping is made of
+	// changed (incidentKey: channels, peers' changes, audit, floods,
+	// findings, agents); beside other instances a follower's scrape would
+	// otherwise list the whole fleet every MaxAge.
+	s.incidents.Changes = func() uint64 { return s.incidentKey().hash() }
+	if st.Driver() == "postgres" {
+		s.incidents.MaxAge = incidentReuseCluster
+	}
 	s.Registry.MustRegister(chm, s.incidents)
 
 	if tokens, err := st.Tokens(ctx); err != nil {
@@ -457,7 +475,7 @@ const MaxCheckTimeouts = 6
 
 // newNode registers this instance (cluster.Config defaults: DefaultName,
 // the default zone, the engine's source address).
-func newNode(ctx context.Context, st *sqlstore.DB, cfg Config, onUnwatched func(string, time.Time)) (*cluster.Node, error) {
+func newNode(ctx context.Context, st *sqlstore.DB, cfg Config, onUnwatched func(string, time.Time), rec *events.Recorder) (*cluster.Node, error) {
 	cc := cfg.Cluster
 	if cc.FleetZones == nil {
 		cc.FleetZones = st.Zones
@@ -486,6 +504,23 @@ func newNode(ctx context.Context, st *sqlstore.DB, cfg Config, onUnwatched func(
 	}
 	if cc.Logger == nil {
 		cc.Logger = cfg.Logger
+	}
+	if st.Driver() == "postgres" && cc.Digests == nil {
+		// Fleet detectors over the whole fleet: every instance shares, at
+		// its heartbeat, what they need of the sources it checks, and
+		// feeds the others' into its own (docs/scale-out.md).
+		rec.ShareDigests(true)
+		limit := sqlstore.NotifyMax - len(cc.Name)
+		cc.Digests = func() [][]byte { return events.MarshalDigests(rec.TakeDigests(), limit) }
+		cc.OnDigests = func(b []byte) {
+			ds, err := events.UnmarshalDigests(b)
+			if err != nil {
+				cc.Logger.Warn("cluster: a peer's digests do not parse", "err", err)
+				return
+			}
+			rec.Remote(ds)
+		}
+		cc.Resync = rec.Resync
 	}
 	n, err := cluster.New(st, cc)
 	if err != nil {

@@ -79,10 +79,14 @@ type Instance struct {
 const DefaultZone = "default"
 
 // Change is one notification of a change to the fleet: an account (with
-// its machine) or a machine.
+// its machine), a machine, or (Instance) a peer instance announcing that
+// it stored channel state changes — or, with Digests, sharing what the
+// fleet detectors need of the sources it checks (events.Digest, JSON).
 type Change struct {
 	AccountID int64
 	MachineID int64
+	Instance  string
+	Digests   []byte
 }
 
 // ErrNoNotify: the database cannot announce changes (SQLite: one instance,

@@ -77,6 +77,12 @@ type Executor struct {
 	// how many it lists, and the address it reports for the census's own
 	// session (the manager sets probe.RedfishProber.Census; nil: a Redfish
 	// channel's session table is not read).
+	// Instances, when set, lists the lightsout instances sharing the
+	// database (cluster.Node); Self is this one's name. A session from
+	// another one's source address is named as its (HeldSession.Instance):
+	// a dead one's is what a kill -9 left open (docs/scale-out.md).
+	Instances     func() []store.Instance
+	Self          string
 	RedfishCensus func(ctx context.Context, t probe.Target) ([]redfish.SessionEntry, int, string, error)
 	// RedfishClose deletes a Redfish BMC's sessions by URI — only those
 	// its census, read again, lists from this host under the account's
@@ -1144,6 +1150,27 @@ func (x *Executor) open(ctx context.Context, m store.Machine, a store.Account) (
 	return nil, attempts, time.Since(start), lastErr
 }
 
+// instanceAt names the other lightsout instance whose source address is
+// addr, when exactly one has it.
+func (x *Executor) instanceAt(addr netip.Addr) (name string, live bool) {
+	if x.Instances == nil {
+		return "", false
+	}
+	n := 0
+	for _, in := range x.Instances() {
+		src, err := netip.ParseAddr(in.Source)
+		if err != nil || src.Unmap() != addr.Unmap() {
+			continue
+		}
+		n++
+		name, live = in.Name, in.Live
+	}
+	if n != 1 || name == x.Self {
+		return "", false // ours (a predecessor of this name), or ambiguous
+	}
+	return name, live
+}
+
 func (x *Executor) sessions(ctx context.Context, m store.Machine, a store.Account) *SessionsFacts {
 	sf := &SessionsFacts{}
 	s, n, waited, err := x.open(ctx, m, a)
@@ -1185,6 +1212,9 @@ func (x *Executor) sessions(ctx context.Context, m store.Machine, a store.Accoun
 		h.SameHost = si.Remote.IsValid() && self.Remote.IsValid() && si.Remote.Addr() == self.Remote.Addr()
 		h.SameUser = si.UserID == self.UserID
 		h.Ours = h.SameHost && slices.Contains(ours, si.Remote.Port())
+		if !h.Ours && si.Remote.IsValid() {
+			h.Instance, h.InstanceLive = x.instanceAt(si.Remote.Addr())
+		}
 		return h
 	}
 	sf.Self = held(self)

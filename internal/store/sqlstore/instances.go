@@ -178,6 +178,39 @@ func (db *DB) Listen(ctx context.Context, ready func(), fn func(Change)) error {
 	})
 }
 
+// AnnounceStates tells the other instances that instance stored channel
+// state changes ('s:NAME' on FleetChannel, delivered once this call's
+// statement committed — so after the states it follows): the leader
+// groups incidents again only then (docs/scale-out.md). SQLite:
+// ErrNoNotify.
+func (db *DB) AnnounceStates(ctx context.Context, instance string) error {
+	if db.d.name != "postgres" {
+		return ErrNoNotify
+	}
+	_, err := (q{db.w, db.d}).exec(ctx, `SELECT pg_notify(?, ?)`, FleetChannel, "s:"+instance)
+	return mapErr(err, "")
+}
+
+// NotifyMax is the most a payload of AnnounceDigests may carry
+// (PostgreSQL refuses notifications of 8,000 bytes or more), less the
+// instance's name.
+const NotifyMax = 7900
+
+// AnnounceDigests shares one batch of the fleet detectors' digests
+// (events.MarshalDigests, at most NotifyMax bytes with the name) with the
+// other instances ('d:NAME' newline JSON on FleetChannel). SQLite:
+// ErrNoNotify.
+func (db *DB) AnnounceDigests(ctx context.Context, instance string, batch []byte) error {
+	if db.d.name != "postgres" {
+		return ErrNoNotify
+	}
+	if len(batch)+len(instance) > NotifyMax {
+		return &FieldError{Field: "digests", Reason: fmt.Sprintf("%d bytes: over the %d a notification carries", len(batch)+len(instance), NotifyMax)}
+	}
+	_, err := (q{db.w, db.d}).exec(ctx, `SELECT pg_notify(?, ?)`, FleetChannel, "d:"+instance+"\n"+string(batch))
+	return mapErr(err, "")
+}
+
 func parseChange(n *pgconn.Notification) (Change, bool) {
 	var c Change
 	switch {
@@ -185,6 +218,14 @@ func parseChange(n *pgconn.Notification) (Change, bool) {
 		if _, err := fmt.Sscanf(n.Payload, "a:%d:%d", &c.AccountID, &c.MachineID); err != nil {
 			return c, false
 		}
+	case strings.HasPrefix(n.Payload, "d:"):
+		name, body, ok := strings.Cut(n.Payload[2:], "\n")
+		if !ok || name == "" {
+			return c, false
+		}
+		c.Instance, c.Digests = name, []byte(body)
+	case strings.HasPrefix(n.Payload, "s:") && len(n.Payload) > 2:
+		c.Instance = n.Payload[2:]
 	case strings.HasPrefix(n.Payload, "m:"):
 		if _, err := fmt.Sscanf(n.Payload, "m:%d", &c.MachineID); err != nil {
 			return c, false

@@ -70,6 +70,9 @@ func TestListenChanges(t *testing.T) {
 			if err := <-errc; !errors.Is(err, ErrNoNotify) {
 				t.Fatalf("sqlite Listen: %v", err)
 			}
+			if err := other.AnnounceStates(ctx, "i1"); !errors.Is(err, ErrNoNotify) {
+				t.Fatalf("sqlite AnnounceStates: %v", err)
+			}
 			return
 		}
 		select {
@@ -81,7 +84,7 @@ func TestListenChanges(t *testing.T) {
 			t.Helper()
 			select {
 			case g := <-got:
-				if g != c {
+				if g.AccountID != c.AccountID || g.MachineID != c.MachineID || g.Instance != c.Instance || g.Digests != nil {
 					t.Fatalf("%s: got %+v, want %+v", what, g, c)
 				}
 			case <-ctx.Done():
@@ -98,6 +101,20 @@ func TestListenChanges(t *testing.T) {
 		want("machine", Change{MachineID: m.ID})
 		mustNil(t, other.DeleteMachine(ctx, "m1"))
 		want("delete", Change{AccountID: a.ID, MachineID: m.ID})
+		mustNil(t, other.AnnounceStates(ctx, "i2"))
+		want("states", Change{Instance: "i2"})
+		mustNil(t, other.AnnounceDigests(ctx, "i3", []byte(`[{"s":"m1"}]`)))
+		select {
+		case g := <-got:
+			if g.Instance != "i3" || string(g.Digests) != `[{"s":"m1"}]` {
+				t.Fatalf("digests: got %+v", g)
+			}
+		case <-ctx.Done():
+			t.Fatal("digests: no notification")
+		}
+		if err := other.AnnounceDigests(ctx, "i3", make([]byte, NotifyMax)); err == nil {
+			t.Error("a batch over NotifyMax was sent")
+		}
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Errorf("Listen after cancel: %v", err)
