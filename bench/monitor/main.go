@@ -678,7 +678,7 @@ func (b *bench) leg(ctx context.Context, proto string) error {
 				audits = fmt.Sprintf("%.0f security audits run by the end of the window", n)
 			}
 		}
-		b.note(fmt.Sprintf("BMCs that refused an authentication (the security audit's guesses — null user, vendor default credentials — are refused by design, a few per audited BMC; %s): %s", audits, someNames(aud.WithAuthFailures, 10)))
+		b.note(fmt.Sprintf("BMCs that refused an authentication (the simulator counts every RAKP 2 or RAKP 4 with an error status: the security audit's guesses — null user, vendor default credentials, 3 per audit — are refused by design, and a retransmitted RAKP 1 or RAKP 3 the BMC had already answered draws an error reply that no check takes as its verdict; %s; none of these is a refused session, which counts Open Session status 0x01): %s", audits, someNames(aud.WithAuthFailures, 10)))
 	}
 	if len(aud.WithRefusedSession) > 0 {
 		b.note("BMCs that refused a session for want of a slot: " + someNames(aud.WithRefusedSession, 10))
