@@ -77,7 +77,9 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 		}
 		if p := eng.Profile(t.Addr); p != (ipmi.Profile{}) {
 			o.Evidence.Profile = &p
-			o.Evidence.Quirks = p.Quirks.Names()
+			// Quirks are what the check met and worked around: not that
+			// RAKP 2 carries the System GUID (a fact the profile keeps).
+			o.Evidence.Quirks = (p.Quirks &^ ipmi.QuirkRAKP2GUID).Names()
 		}
 		o.ElapsedMS = ms(time.Since(start))
 	}()

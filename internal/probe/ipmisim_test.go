@@ -117,7 +117,7 @@ func TestInteropLightGUID(t *testing.T) {
 		if o.State != state.Connectable || o.Evidence.GUIDSource != "get_system_guid" {
 			t.Fatalf("full check: %s/%s source %s: %s", o.State, o.Reason, o.Evidence.GUIDSource, o.Message)
 		}
-		if !hasQuirk(o, "rakp2_guid_is_system_guid") {
+		if !learnedRAKP2GUID(o) {
 			t.Errorf("RAKP 2's GUID not learned equal to Get System GUID's answer: %v", o.Evidence.Quirks)
 		}
 		want, source := uint64(5), "rakp2"
@@ -142,7 +142,7 @@ func TestInteropLightGUID(t *testing.T) {
 		tg := Target{Name: "pyghmi", Addr: bmc.Addr, User: "admin", Password: []byte(ipmiSimPass), Timeout: 2 * time.Second}
 		tg.Expected, _ = guid.Parse(pyGUID)
 		o := check(ctx, tg)
-		if o.State != state.Connectable || o.Evidence.GUIDSource != "rakp2" || !hasQuirk(o, "no_get_system_guid") || hasQuirk(o, "rakp2_guid_is_system_guid") {
+		if o.State != state.Connectable || o.Evidence.GUIDSource != "rakp2" || !hasQuirk(o, "no_get_system_guid") || learnedRAKP2GUID(o) {
 			t.Fatalf("full check: %s/%s source %s quirks %v: %s", o.State, o.Reason, o.Evidence.GUIDSource, o.Evidence.Quirks, o.Message)
 		}
 		tg.Light = true

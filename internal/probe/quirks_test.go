@@ -64,6 +64,12 @@ func quirkTarget(b *sim.BMC) Target {
 
 func hasQuirk(o Observation, name string) bool { return slices.Contains(o.Evidence.Quirks, name) }
 
+// learnedRAKP2GUID: the profile after o says RAKP 2 carries the System
+// GUID (a learned fact, not a quirk the check met: not in Evidence.Quirks).
+func learnedRAKP2GUID(o Observation) bool {
+	return o.Evidence.Profile != nil && o.Evidence.Profile.Quirks&ipmi.QuirkRAKP2GUID != 0 && !hasQuirk(o, "rakp2_guid_is_system_guid")
+}
+
 // TestQuirkNoPing: a BMC that never answers the presence ping (ipmiping:
 // Intel M50FCP, Windmill, pyghmi) is Connectable and not Degraded on first
 // contact; it is learned as "no ping", and later checks send no ping.
@@ -568,7 +574,7 @@ func TestRAKP2GUIDLearned(t *testing.T) {
 	}
 	for i, b := range f.BMCs() {
 		o, _ := run(b, false)
-		learned := hasQuirk(o, "rakp2_guid_is_system_guid")
+		learned := learnedRAKP2GUID(o)
 		if o.State != state.Connectable || o.Evidence.GUIDSource != "get_system_guid" || learned != (i == 0) {
 			t.Fatalf("%s full check: %s/%s source %s quirks %v: %s", b.Name(), o.State, o.Reason, o.Evidence.GUIDSource, o.Evidence.Quirks, o.Message)
 		}
@@ -592,7 +598,7 @@ func TestRAKP2GUIDLearned(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, sent := run(b, true)
-	if o.State != state.Connectable || sent != 6 || o.Evidence.GUIDSource != "get_system_guid" || hasQuirk(o, "rakp2_guid_is_system_guid") {
+	if o.State != state.Connectable || sent != 6 || o.Evidence.GUIDSource != "get_system_guid" || learnedRAKP2GUID(o) {
 		t.Fatalf("RAKP 2 GUID changed: %s/%s, %d datagrams (want 6), source %s, quirks %v: %s", o.State, o.Reason, sent, o.Evidence.GUIDSource, o.Evidence.Quirks, o.Message)
 	}
 	if o, sent := run(b, true); o.State != state.Connectable || sent != 6 {
@@ -604,7 +610,7 @@ func TestRAKP2GUIDLearned(t *testing.T) {
 	if err := f.SetFaults(b.Name(), sim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := run(b, false); !hasQuirk(o, "rakp2_guid_is_system_guid") {
+	if o, _ := run(b, false); !learnedRAKP2GUID(o) {
 		t.Fatalf("not learned again: %v", o.Evidence.Quirks)
 	}
 	if err := f.SetFaults(b.Name(), sim.Faults{GUIDReplaced: true}); err != nil {
