@@ -13,6 +13,7 @@ import (
 
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/inventory"
+	"github.com/lightsout/lightsout/internal/ipmi"
 	"github.com/lightsout/lightsout/internal/manager"
 	"github.com/lightsout/lightsout/internal/monitor"
 	"github.com/lightsout/lightsout/internal/secret"
@@ -167,9 +168,10 @@ func seedStates(ctx context.Context, dataDir string, shards []*simShard, names f
 			}
 			// What the monitor learned about the BMC, as it would have
 			// stored it (a healthy simulated BMC: cipher suite 17, no
-			// quirks; a Redfish one: its certificate pinned, sessions):
-			// without it every first check writes a profile.
-			prof := store.Profile{AccountID: id, Address: addrOf[id], Suite: 17, LearnedAt: now}
+			// quirks, RAKP 2's GUID seen equal to its System GUID; a
+			// Redfish one: its certificate pinned, sessions): without it
+			// every first check writes a profile.
+			prof := store.Profile{AccountID: id, Address: addrOf[id], Suite: 17, Quirks: ipmi.QuirkRAKP2GUID.Names(), LearnedAt: now}
 			if proto == "redfish" {
 				if err := st.PinCert(ctx, name, b.RedfishCertSHA256); err != nil {
 					return n, fmt.Errorf("%s: pin %q: %v", name, b.RedfishCertSHA256, err)

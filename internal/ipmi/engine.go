@@ -135,8 +135,7 @@ type peer struct {
 	addr netip.AddrPort
 	sock *sock
 	// slot admits one request in flight; sess admits one open session.
-	slot chan struct{}
-	sess chan struct{}
+	slot, sess token
 
 	mu   sync.Mutex
 	wait *waiter // the request in flight, if any
@@ -504,7 +503,7 @@ func (e *Engine) peer(addr netip.AddrPort) (*peer, error) {
 	if p, ok := e.peers[addr]; ok {
 		return p, nil
 	}
-	p = &peer{addr: addr, sock: s, slot: make(chan struct{}, 1), sess: make(chan struct{}, 1)}
+	p = &peer{addr: addr, sock: s}
 	e.peers[addr] = p
 	return p, nil
 }
@@ -654,7 +653,7 @@ func (e *Engine) deliverTo(p *peer, ev event) {
 				p.hold = nil
 				h.timer.Stop()
 				p.mu.Unlock()
-				<-p.slot
+				p.slot.release()
 				close(h.done)
 				return
 			}
@@ -690,7 +689,7 @@ func (e *Engine) exchangeOpt(ctx context.Context, p *peer, stage Stage, build fu
 		return 0, 0, &StageError{Stage: stage, Err: ctxErr(ctx)}
 	}
 	limit := requestTimeout(ctx)
-	if err := acquire(ctx, p.slot, limit); err != nil {
+	if err := p.slot.acquire(ctx, limit); err != nil {
 		return 0, 0, &StageError{Stage: stage, Err: err}
 	}
 	p.requests.Add(1)
@@ -880,29 +879,78 @@ func requestTimeout(ctx context.Context) time.Duration {
 	return d
 }
 
-// acquire takes a token of sem (a per-BMC semaphore), waiting at most
-// limit (0: until ctx is done). The usual case — free at once — costs no
-// timer.
-func acquire(ctx context.Context, sem chan struct{}, limit time.Duration) error {
-	select {
-	case sem <- struct{}{}:
+// token is a per-BMC semaphore of one (a request in flight, a session
+// open). Taking a free one and giving it back allocate nothing; a caller
+// that must wait makes a channel, and the token passes to the waiters in
+// the order they came. (It replaced a buffered channel each: two channels
+// were 192 bytes of every known BMC's memory.)
+type token struct {
+	mu      sync.Mutex
+	held    bool
+	waiters []chan struct{} // closed when the token is handed to its waiter
+}
+
+// acquire takes t, waiting at most limit (0: until ctx is done). The usual
+// case — free at once — costs no timer and no allocation.
+func (t *token) acquire(ctx context.Context, limit time.Duration) error {
+	t.mu.Lock()
+	if !t.held {
+		t.held = true
+		t.mu.Unlock()
 		return nil
-	default:
 	}
+	ch := make(chan struct{})
+	t.waiters = append(t.waiters, ch)
+	t.mu.Unlock()
 	var expired <-chan time.Time
 	if limit > 0 {
-		t := time.NewTimer(limit)
-		defer t.Stop()
-		expired = t.C
+		tm := time.NewTimer(limit)
+		defer tm.Stop()
+		expired = tm.C
 	}
+	var err error
 	select {
-	case sem <- struct{}{}:
+	case <-ch:
 		return nil
 	case <-ctx.Done():
-		return ctxErr(ctx)
+		err = ctxErr(ctx)
 	case <-expired:
-		return ErrNoResponse
+		err = ErrNoResponse
 	}
+	t.mu.Lock()
+	for i, w := range t.waiters {
+		if w == ch {
+			t.waiters = append(t.waiters[:i], t.waiters[i+1:]...)
+			if len(t.waiters) == 0 {
+				t.waiters = nil
+			}
+			t.mu.Unlock()
+			return err
+		}
+	}
+	t.mu.Unlock()
+	// Handed over while giving up: pass it on.
+	t.release()
+	return err
+}
+
+// release gives t back: to the longest waiter, if any.
+func (t *token) release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.held {
+		panic("ipmi: token released while free")
+	}
+	if len(t.waiters) == 0 {
+		t.held = false
+		return
+	}
+	ch := t.waiters[0]
+	t.waiters = t.waiters[1:]
+	if len(t.waiters) == 0 {
+		t.waiters = nil
+	}
+	close(ch) // held stays true: the waiter has it
 }
 
 // finish ends an exchange with p: the waiter is detached (what it still
@@ -931,7 +979,7 @@ func (e *Engine) finish(p *peer, w *waiter, h *heard, until time.Time) {
 	d := time.Until(until)
 	if !h.owed() || d <= 0 {
 		p.mu.Unlock()
-		<-p.slot
+		p.slot.release()
 		return
 	}
 	hd := &hold{heard: *h, done: make(chan struct{})}
@@ -949,7 +997,7 @@ func (p *peer) endHold(hd *hold) {
 	}
 	p.hold = nil
 	p.mu.Unlock()
-	<-p.slot
+	p.slot.release()
 	close(hd.done)
 }
 

@@ -33,7 +33,7 @@ func TestForgedHandshakeRepliesLose(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := ipmitest.StartForger(t, tb.Addr)
-			f.Forge, f.Tamper, f.Once = c.forge, c.tamper, true
+			f.Arm(c.forge, c.tamper, true)
 			e := newEngine(t, Config{})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -82,7 +82,7 @@ func TestWrongPasswordStillOneAttempt(t *testing.T) {
 func TestForgedRefusalOpenIPMISim(t *testing.T) {
 	sim, _ := startEnclosureSim(t, 0)
 	f := ipmitest.StartForger(t, sim.Addr)
-	f.Forge, f.Once = ipmitest.ForgeOn(ipmitest.RAKP1, ipmitest.RAKP2, 0x0d), true
+	f.Arm(ipmitest.ForgeOn(ipmitest.RAKP1, ipmitest.RAKP2, 0x0d), nil, true)
 	e := newEngine(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -166,12 +166,12 @@ func (e *Engine) Open(ctx context.Context, addr netip.AddrPort, cr Credentials) 
 	// The BMC's session may be held by another of our operations (power,
 	// diagnosis) for a few exchanges: wait up to three request limits for
 	// it, as long as the three handshake messages may take.
-	if err := acquire(ctx, p.sess, 3*requestTimeout(ctx)); err != nil {
+	if err := p.sess.acquire(ctx, 3*requestTimeout(ctx)); err != nil {
 		return nil, &StageError{Stage: StageOpenSession, Err: err}
 	}
 	s := &Session{e: e, p: p, Privilege: cr.Privilege, cipher0: cr.AllowCipher0}
 	if s.consoleID, err = e.newConsoleID(s); err != nil {
-		<-p.sess
+		p.sess.release()
 		return nil, err
 	}
 	n, err := s.openAt(ctx, cr, suiteList)
@@ -254,7 +254,7 @@ func (s *Session) release() {
 	}
 	s.state = sessClosed
 	s.e.releaseConsoleID(s.consoleID)
-	<-s.p.sess
+	s.p.sess.release()
 }
 
 // errRetryHandshake marks a RAKP 4 refusal that followed a verified RAKP 2

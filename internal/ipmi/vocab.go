@@ -39,6 +39,7 @@ const (
 	QuirkNoSuiteList       = vocab.QuirkNoSuiteList
 	QuirkNoSystemGUID      = vocab.QuirkNoSystemGUID
 	QuirkPrivilegeShift    = vocab.QuirkPrivilegeShift
+	QuirkRAKP2GUID         = vocab.QuirkRAKP2GUID
 	QuirkRAKP2Length       = vocab.QuirkRAKP2Length
 	QuirkSeqGaps           = vocab.QuirkSeqGaps
 	QuirkStaleSession      = vocab.QuirkStaleSession

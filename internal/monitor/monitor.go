@@ -25,6 +25,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/lightsout/lightsout/internal/guid"
 	"github.com/lightsout/lightsout/internal/ipmi"
@@ -99,6 +100,12 @@ type Monitor struct {
 	epoch time.Time
 }
 
+// intern is s, one copy per distinct text: most channels of a fleet keep
+// the same message ("session opened with cipher suite 17, identity
+// confirmed") and power state, and a copy of each per channel was about
+// 80 bytes of every channel's memory.
+func intern(s string) string { return unique.Make(s).Value() }
+
 // at is t as a due time: nanoseconds since m.epoch, from the monotonic
 // clock.
 func (m *Monitor) at(t time.Time) int64 { return int64(t.Sub(m.epoch)) }
@@ -115,11 +122,12 @@ type channel struct {
 	addr      netip.AddrPort // parsed acct.Address when it is literal
 	enclosure string
 	expected  guid.GUID
-	register  bool // pin the GUID on the first Connectable check
 
 	known
-	dirty   bool // the last save failed; save again on the next check
-	rejudge bool // declare the next observation at once (the expected GUID changed)
+	// The flags sit together (with editGen): one word, not one each.
+	register bool // pin the GUID on the first Connectable check
+	dirty    bool // the last save failed; save again on the next check
+	rejudge  bool // declare the next observation at once (the expected GUID changed)
 
 	due     int64 // nanoseconds since Monitor.epoch (monotonic; cheap to compare)
 	index   int   // in queue; -1 when not queued
@@ -161,15 +169,15 @@ type known struct {
 	profile *ipmi.Profile
 	// rfAuth is the Redfish authentication learned for an auto account
 	// (session, basic; "": none), as the store's profile holds it.
-	rfAuth    string
-	insecure  bool // the last full check found the BMC insecure
-	sinceFull int  // light checks since the last full one
+	rfAuth string
 	// layout is the layout the registered GUID last matched in, so that a
 	// mismatch shows the stranger's GUID the way the operator writes GUIDs.
 	layout guid.Layout
 	// loss is the datagram loss of the channel's recent checks; lossShown:
 	// the stored state gives its rate.
 	loss      lossWindow
+	sinceFull int32 // light checks since the last full one
+	insecure  bool  // the last full check found the BMC insecure
 	lossShown bool
 }
 
@@ -188,7 +196,7 @@ const (
 // lossWindow is a ring of the last lossChecks checks' datagram counts.
 type lossWindow struct {
 	sent, lost [lossChecks]uint32
-	next, n    int
+	next, n    uint8
 }
 
 // add records one check's counters: sent datagrams (requests and their
@@ -218,7 +226,7 @@ func (w lossWindow) rate() *probe.Loss {
 	if l.Sent < lossMinSent {
 		return nil
 	}
-	l.Checks, l.Rate = w.n, float64(l.Lost)/float64(l.Sent)
+	l.Checks, l.Rate = int(w.n), float64(l.Lost)/float64(l.Sent)
 	return &l
 }
 
@@ -325,7 +333,7 @@ func (m *Monitor) load(ctx context.Context, within time.Duration) error {
 		}
 		if s, ok := byAcct[a.ID]; ok {
 			c.ch = state.Channel{State: s.State, Reason: s.Reason, Conditions: s.Conditions, Since: s.Since, Streak: 1}
-			c.power, c.seenGUID, c.message, c.checkedAt = s.Power, s.GUID, s.Message, s.CheckedAt
+			c.power, c.seenGUID, c.message, c.checkedAt = intern(s.Power), s.GUID, intern(s.Message), s.CheckedAt
 			if s.State == state.NotAuthenticated {
 				c.lastRefused = s.CheckedAt
 			}
@@ -820,7 +828,7 @@ func (m *Monitor) check(ctx context.Context, c *channel, done chan struct{}, now
 	// is proposed first from the learned profile (t.Profile and the
 	// engine's), not pinned: a BMC that dropped it is negotiated again
 	// within its allow-list instead of being declared no_cipher_suite.
-	if !now && c.ch.Observing() == state.Connectable && c.sinceFull+1 < m.cfg.FullEvery {
+	if !now && c.ch.Observing() == state.Connectable && int(c.sinceFull)+1 < m.cfg.FullEvery {
 		t.Light = true
 	}
 	m.mu.Unlock()
@@ -1000,7 +1008,7 @@ func step(in stepInput) (known, Outcome) {
 		k.seenGUID = obs.GUID
 	}
 	if change != state.NoChange || k.message == "" {
-		k.message = obs.Message
+		k.message = intern(obs.Message)
 	}
 	out.Observation, out.Change, out.Declared = obs, change, k.ch.State
 	if change != state.NoChange || detailChanged || in.dirty {

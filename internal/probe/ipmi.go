@@ -77,7 +77,9 @@ func checkIPMI(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation)
 		}
 		if p := eng.Profile(t.Addr); p != (ipmi.Profile{}) {
 			o.Evidence.Profile = &p
-			o.Evidence.Quirks = p.Quirks.Names()
+			// Quirks are what the check met and worked around: not that
+			// RAKP 2 carries the System GUID (a fact the profile keeps).
+			o.Evidence.Quirks = (p.Quirks &^ ipmi.QuirkRAKP2GUID).Names()
 		}
 		o.ElapsedMS = ms(time.Since(start))
 	}()
@@ -196,28 +198,9 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 			return
 		}
 	}
-	var g guid.GUID
-	if eng.Profile(t.Addr).Quirks&ipmi.QuirkNoSystemGUID != 0 {
-		// Learned: Get System GUID is not implemented (pyghmi); RAKP 2
-		// carried the managed system GUID.
-		g, o.Evidence.GUIDSource = guid.GUID(sess.RAKPGUID), "rakp2"
-	} else {
-		t0 = time.Now()
-		raw, err := sess.GetSystemGUID(sctx)
-		switch {
-		case err == nil:
-			o.Evidence.RTTMS["get_system_guid"] = ms(time.Since(t0))
-			g, o.Evidence.GUIDSource = guid.GUID(raw), "get_system_guid"
-		case isCompletion(err):
-			// An optional command refused (0xC1 not implemented, 0xD4 on
-			// some Supermicro firmware): not an authentication verdict.
-			// RAKP 2 carried the managed system GUID.
-			g, o.Evidence.GUIDSource = guid.GUID(sess.RAKPGUID), "rakp2"
-			eng.SetQuirk(t.Addr, ipmi.QuirkNoSystemGUID, true)
-		default:
-			fail(o, t, err, true)
-			return
-		}
+	g, ok := systemGUID(sctx, eng, t, o, sess)
+	if !ok {
+		return
 	}
 	t0 = time.Now()
 	cs, err := sess.ChassisStatus(sctx)
@@ -234,6 +217,51 @@ func sessionChecks(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observat
 	}
 
 	identify(o, t, g, sess.Suite())
+}
+
+// systemGUID is the managed system GUID the verdict compares: Get System
+// GUID's answer, or RAKP 2's where that is learned to be the same — a BMC
+// that does not implement the command (QuirkNoSystemGUID), or, on a light
+// check, one whose RAKP 2 GUID was seen equal to the command's answer
+// (QuirkRAKP2GUID: one datagram fewer per check). A RAKP 2 GUID that does
+// not match the registered one is never a verdict by itself: the command
+// is sent, and its answer decides. ok false: the check failed (o holds
+// the verdict).
+//
+//go:noinline
+func systemGUID(ctx context.Context, eng *ipmi.Engine, t *Target, o *Observation, sess *ipmi.Session) (guid.GUID, bool) {
+	rakp := guid.GUID(sess.RAKPGUID)
+	q := eng.Profile(t.Addr).Quirks
+	if q&ipmi.QuirkNoSystemGUID != 0 {
+		// Learned: Get System GUID is not implemented (pyghmi); RAKP 2
+		// carried the managed system GUID.
+		o.Evidence.GUIDSource = "rakp2"
+		return rakp, true
+	}
+	if t.Light && q&ipmi.QuirkRAKP2GUID != 0 && !rakp.Zero() && (t.Expected.Zero() || rakp.Matches(t.Expected)) {
+		o.Evidence.GUIDSource = "rakp2"
+		return rakp, true
+	}
+	t0 := time.Now()
+	raw, err := sess.GetSystemGUID(ctx)
+	switch {
+	case err == nil:
+		o.Evidence.RTTMS["get_system_guid"] = ms(time.Since(t0))
+		o.Evidence.GUIDSource = "get_system_guid"
+		// Whether RAKP 2 says the same, for the next light checks.
+		eng.SetQuirk(t.Addr, ipmi.QuirkRAKP2GUID, !rakp.Zero() && raw == sess.RAKPGUID)
+		return guid.GUID(raw), true
+	case isCompletion(err):
+		// An optional command refused (0xC1 not implemented, 0xD4 on
+		// some Supermicro firmware): not an authentication verdict.
+		// RAKP 2 carried the managed system GUID.
+		eng.SetQuirk(t.Addr, ipmi.QuirkNoSystemGUID, true)
+		o.Evidence.GUIDSource = "rakp2"
+		return rakp, true
+	default:
+		fail(o, t, err, true)
+		return guid.GUID{}, false
+	}
 }
 
 // closeSession closes sess; the retransmissions of a Close Session the

@@ -95,3 +95,63 @@ func TestInteropOpenIPMISim(t *testing.T) {
 		t.Errorf("engine sessions: %+v", st)
 	}
 }
+
+// TestInteropLightGUID: the light check's GUID against OpenIPMI's
+// ipmi_sim and pyghmi. Whatever RAKP 2 carries, the verdict is the one
+// Get System GUID's answer gives: Connectable for the registered GUID,
+// Invalid for another. ipmi_sim answers Get System GUID, and its RAKP 2
+// carries the same bytes: the full check learns it and a light check sends
+// 5 datagrams — 6 when the GUID in RAKP 2 is not the registered one (it
+// asks before Invalid). pyghmi does not implement the command: the GUID comes
+// from RAKP 2 (learned no_get_system_guid), on light checks too.
+func TestInteropLightGUID(t *testing.T) {
+	ctx := context.Background()
+	wrong, _ := guid.Parse("01020304-0506-0708-090a-0b0c0d0e0f10")
+	t.Run("ipmi_sim", func(t *testing.T) {
+		addr, _ := startIPMISim(t)
+		eng := newEngine(t)
+		check := IPMI(eng)
+		tg := Target{Name: "ipmi-sim", Addr: addr, User: "admin", Password: []byte(ipmiSimPass), CipherSuite: 3, Timeout: 2 * time.Second}
+		tg.Expected, _ = guid.Parse(ipmiSimGUID.IPMI())
+		o := check(ctx, tg)
+		if o.State != state.Connectable || o.Evidence.GUIDSource != "get_system_guid" {
+			t.Fatalf("full check: %s/%s source %s: %s", o.State, o.Reason, o.Evidence.GUIDSource, o.Message)
+		}
+		if !learnedRAKP2GUID(o) {
+			t.Errorf("RAKP 2's GUID not learned equal to Get System GUID's answer: %v", o.Evidence.Quirks)
+		}
+		want, source := uint64(5), "rakp2"
+		tg.Light = true
+		before := eng.Stats().Sent
+		o = check(ctx, tg)
+		if sent := eng.Stats().Sent - before; o.State != state.Connectable || sent != want || o.Evidence.GUIDSource != source || o.GUID != ipmiSimGUID.String() {
+			t.Errorf("light check: %s/%s, %d datagrams (want %d), source %s (want %s), guid %s: %s", o.State, o.Reason, sent, want, o.Evidence.GUIDSource, source, o.GUID, o.Message)
+		}
+		tg.Expected = wrong
+		before = eng.Stats().Sent
+		o = check(ctx, tg)
+		if sent := eng.Stats().Sent - before; o.State != state.Invalid || o.Reason != state.ReasonGUIDMismatch || sent != 6 || o.Evidence.GUIDSource != "get_system_guid" {
+			t.Errorf("light check, another GUID registered: %s/%s, %d datagrams (want 6: asked before Invalid), source %s: %s", o.State, o.Reason, sent, o.Evidence.GUIDSource, o.Message)
+		}
+	})
+	t.Run("pyghmi", func(t *testing.T) {
+		const pyGUID = "6b0bfe2d-5e2a-4b6e-9a53-0c6f7bd1e2a4"
+		bmc := peertest.StartPyghmi(t, "admin", ipmiSimPass, pyGUID)
+		eng := newEngine(t)
+		check := IPMI(eng)
+		tg := Target{Name: "pyghmi", Addr: bmc.Addr, User: "admin", Password: []byte(ipmiSimPass), Timeout: 2 * time.Second}
+		tg.Expected, _ = guid.Parse(pyGUID)
+		o := check(ctx, tg)
+		if o.State != state.Connectable || o.Evidence.GUIDSource != "rakp2" || !hasQuirk(o, "no_get_system_guid") || learnedRAKP2GUID(o) {
+			t.Fatalf("full check: %s/%s source %s quirks %v: %s", o.State, o.Reason, o.Evidence.GUIDSource, o.Evidence.Quirks, o.Message)
+		}
+		tg.Light = true
+		if o := check(ctx, tg); o.State != state.Connectable || o.Evidence.GUIDSource != "rakp2" || o.GUID != pyGUID {
+			t.Errorf("light check: %s/%s source %s guid %s: %s", o.State, o.Reason, o.Evidence.GUIDSource, o.GUID, o.Message)
+		}
+		tg.Expected = wrong
+		if o := check(ctx, tg); o.State != state.Invalid || o.Reason != state.ReasonGUIDMismatch {
+			t.Errorf("light check, another GUID registered: %s/%s: %s", o.State, o.Reason, o.Message)
+		}
+	})
+}

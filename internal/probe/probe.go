@@ -49,7 +49,9 @@ type Target struct {
 	Timeout   time.Duration
 	// Light makes a routine re-check of a BMC that answered last time: no
 	// presence ping, no auth capabilities, no Get Device ID — the session,
-	// its GUID and the chassis status only (6 datagrams instead of 9).
+	// its GUID and the chassis status only (6 datagrams instead of 9; 5
+	// where RAKP 2's GUID is learned to be the System GUID:
+	// vocab.QuirkRAKP2GUID).
 	// Silence is then noticed by the session set-up, which allows a
 	// timeout per handshake message. The monitor uses it between full
 	// checks; `lightsout check` and diagnosis never do. Redfish: a light

@@ -64,6 +64,12 @@ func quirkTarget(b *sim.BMC) Target {
 
 func hasQuirk(o Observation, name string) bool { return slices.Contains(o.Evidence.Quirks, name) }
 
+// learnedRAKP2GUID: the profile after o says RAKP 2 carries the System
+// GUID (a learned fact, not a quirk the check met: not in Evidence.Quirks).
+func learnedRAKP2GUID(o Observation) bool {
+	return o.Evidence.Profile != nil && o.Evidence.Profile.Quirks&ipmi.QuirkRAKP2GUID != 0 && !hasQuirk(o, "rakp2_guid_is_system_guid")
+}
+
 // TestQuirkNoPing: a BMC that never answers the presence ping (ipmiping:
 // Intel M50FCP, Windmill, pyghmi) is Connectable and not Degraded on first
 // contact; it is learned as "no ping", and later checks send no ping.
@@ -540,5 +546,91 @@ func TestQuirkBadChecksum(t *testing.T) {
 		if o.State != state.Connectable || slices.Contains(o.Conditions, state.Degraded) || !hasQuirk(o, "bad_ipmi_checksum") || o.GUID != o.Expected {
 			t.Fatalf("suites %v: %s/%s %v quirks %v: %s", suites, o.State, o.Reason, o.Conditions, o.Evidence.Quirks, o.Message)
 		}
+	}
+}
+
+// TestRAKP2GUIDLearned: a light check of a BMC whose RAKP 2 carried, on an
+// earlier check, the same managed system GUID as Get System GUID's answer
+// takes the GUID from RAKP 2 and sends one datagram fewer (5: open, RAKP 1,
+// RAKP 3, chassis status, close). A BMC whose RAKP 2 carries zeros
+// (rakp2_guid_zero) or another GUID (rakp2_guid_other) keeps the request
+// and stays Connectable: taking RAKP 2's GUID unlearned would make them
+// Invalid. A RAKP 2 GUID that stops matching — the BMC now sends another
+// one, or the motherboard was swapped — makes the light check ask before
+// any verdict: Connectable when the command's answer is the registered
+// GUID, Invalid only on that answer.
+func TestRAKP2GUIDLearned(t *testing.T) {
+	f := quirkFleet(t, 0, sim.QuirkRAKP2GUIDZero, sim.QuirkRAKP2GUIDOther)
+	eng := newEngine(t)
+	check := IPMI(eng)
+	ctx := context.Background()
+	// run checks b and reports the observation and the datagrams it sent.
+	run := func(b *sim.BMC, light bool) (Observation, uint64) {
+		tg := quirkTarget(b)
+		tg.Light = light
+		before := eng.Stats().Sent
+		o := check(ctx, tg)
+		return o, eng.Stats().Sent - before
+	}
+	for i, b := range f.BMCs() {
+		o, _ := run(b, false)
+		learned := learnedRAKP2GUID(o)
+		if o.State != state.Connectable || o.Evidence.GUIDSource != "get_system_guid" || learned != (i == 0) {
+			t.Fatalf("%s full check: %s/%s source %s quirks %v: %s", b.Name(), o.State, o.Reason, o.Evidence.GUIDSource, o.Evidence.Quirks, o.Message)
+		}
+		wantSent, wantSource := uint64(6), "get_system_guid"
+		if i == 0 {
+			wantSent, wantSource = 5, "rakp2"
+		}
+		for k := 0; k < 2; k++ {
+			o, sent := run(b, true)
+			if o.State != state.Connectable || sent != wantSent || o.Evidence.GUIDSource != wantSource || o.GUID != o.Expected {
+				t.Errorf("%s light check %d: %s/%s, %d datagrams (want %d), source %s (want %s), guid %s: %s",
+					b.Name(), k, o.State, o.Reason, sent, wantSent, o.Evidence.GUIDSource, wantSource, o.GUID, o.Message)
+			}
+		}
+	}
+
+	// The learned BMC starts sending another GUID in RAKP 2: the light
+	// check asks, is Connectable, and unlearns.
+	b := f.BMCs()[0]
+	if err := f.SetFaults(b.Name(), sim.Faults{Quirk: sim.QuirkRAKP2GUIDOther}); err != nil {
+		t.Fatal(err)
+	}
+	o, sent := run(b, true)
+	if o.State != state.Connectable || sent != 6 || o.Evidence.GUIDSource != "get_system_guid" || learnedRAKP2GUID(o) {
+		t.Fatalf("RAKP 2 GUID changed: %s/%s, %d datagrams (want 6), source %s, quirks %v: %s", o.State, o.Reason, sent, o.Evidence.GUIDSource, o.Evidence.Quirks, o.Message)
+	}
+	if o, sent := run(b, true); o.State != state.Connectable || sent != 6 {
+		t.Errorf("after unlearning: %s, %d datagrams (want 6)", o.State, sent)
+	}
+
+	// Learned again, then the motherboard is swapped: RAKP 2's new GUID
+	// does not match; the verdict rests on Get System GUID's answer.
+	if err := f.SetFaults(b.Name(), sim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := run(b, false); !learnedRAKP2GUID(o) {
+		t.Fatalf("not learned again: %v", o.Evidence.Quirks)
+	}
+	if err := f.SetFaults(b.Name(), sim.Faults{GUIDReplaced: true}); err != nil {
+		t.Fatal(err)
+	}
+	o, sent = run(b, true)
+	if o.State != state.Invalid || o.Reason != state.ReasonGUIDMismatch || sent != 6 || o.Evidence.GUIDSource != "get_system_guid" || o.GUID != b.GUID().In(o.Evidence.GUIDLayout) {
+		t.Errorf("swapped: %s/%s, %d datagrams (want 6), source %s, guid %s (BMC %s): %s", o.State, o.Reason, sent, o.Evidence.GUIDSource, o.GUID, b.GUID(), o.Message)
+	}
+	// A registration that differs while RAKP 2 matches the BMC: Invalid
+	// on the command's answer too.
+	if err := f.SetFaults(b.Name(), sim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	run(b, false)
+	tg := quirkTarget(b)
+	tg.Light = true
+	tg.Expected, _ = guid.Parse("11111111-2222-3333-4444-555555555555")
+	before := eng.Stats().Sent
+	if o := check(ctx, tg); o.State != state.Invalid || o.Evidence.GUIDSource != "get_system_guid" || eng.Stats().Sent-before != 6 {
+		t.Errorf("another GUID registered: %s/%s source %s, %d datagrams", o.State, o.Reason, o.Evidence.GUIDSource, eng.Stats().Sent-before)
 	}
 }

@@ -287,7 +287,16 @@ func storeMax(v *atomic.Int64, n int64) {
 // startCore boots the BMC firmware on sock (nil: port closed). b.mu held
 // (or the BMC not yet shared).
 func (b *BMC) startCore(sock *net.UDPConn) {
-	m := bmc.New(b.vendor.deviceInfo(), [16]byte(b.curGUID), &simHAL{b: b}, bmc.WithClock(fleetClock{b.f}))
+	// RAKP 2 carries go-ipmi's BMC.GUID; Get System GUID answers the
+	// HAL's (handleGetSystemGUID). They differ only by quirk.
+	rakpGUID := [16]byte(b.curGUID)
+	switch q := b.faultSet().Quirk; {
+	case q&QuirkRAKP2GUIDZero != 0:
+		rakpGUID = [16]byte{}
+	case q&QuirkRAKP2GUIDOther != 0:
+		rakpGUID = deriveGUID(b.f.seed, uint64(b.index), saltRAKPGUID)
+	}
+	m := bmc.New(b.vendor.deviceInfo(), rakpGUID, &simHAL{b: b, guid: b.curGUID}, bmc.WithClock(fleetClock{b.f}))
 	m.Sessions = bmc.NewSessionStoreWithOptions(m.Clock(), bmc.WithMaxSessions(b.f.slots))
 	co := &core{bmc: m, done: make(chan struct{})}
 	m.Sessions.SetOnRemove(func(id uint32) {
@@ -460,7 +469,10 @@ func (b *BMC) setFaults(nf Faults) error {
 	}
 	// A motherboard swap reboots the BMC: new identity, sessions lost. So
 	// does dropping the BMC key, which go-ipmi sets only at start.
-	restarted := nf.GUIDReplaced != old.GUIDReplaced || old.BMCKey && !nf.BMCKey
+	// So does a change of what RAKP 2 carries (quirks rakp2_guid_zero,
+	// rakp2_guid_other: a firmware setting read at start).
+	const rakpGUIDQuirks = QuirkRAKP2GUIDZero | QuirkRAKP2GUIDOther
+	restarted := nf.GUIDReplaced != old.GUIDReplaced || old.BMCKey && !nf.BMCKey || nf.Quirk&rakpGUIDQuirks != old.Quirk&rakpGUIDQuirks
 	if restarted {
 		if err := b.restart(); err != nil {
 			errs = append(errs, err)

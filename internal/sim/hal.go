@@ -13,7 +13,13 @@ import (
 // identify LED live on the BMC (they survive firmware restarts), sensor
 // readings are computed from the BMC's identity and power state, and the
 // SDR repository is shared by the whole fleet (read-only).
-type simHAL struct{ b *BMC }
+type simHAL struct {
+	b *BMC
+	// guid is the System GUID Get System GUID answers: the BMC's, fixed
+	// for the life of the firmware (go-ipmi's BMC.GUID is what RAKP 2
+	// carries, which quirks rakp2_guid_zero and rakp2_guid_other change).
+	guid [16]byte
+}
 
 var _ hal.HAL = (*simHAL)(nil)
 

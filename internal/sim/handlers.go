@@ -217,12 +217,15 @@ func loginBits(users *bmc.UserStore) uint8 {
 }
 
 // handleGetSystemGUID implements Get System GUID (App 37h): the 16 GUID
-// bytes as stored.
+// bytes as stored (the HAL's: RAKP 2 may carry another, by quirk).
 func handleGetSystemGUID(_ context.Context, hctx *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
 	if b := simOf(hctx.BMC.HAL()); b != nil && b.faultSet().Quirk&QuirkGUID0xD4 != 0 {
 		return nil, types.CompletionCode(0xd4), nil // quirk guid_0xd4
 	}
 	g := hctx.BMC.GUID
+	if h, ok := hctx.BMC.HAL().(*simHAL); ok {
+		g = h.guid
+	}
 	return append([]byte(nil), g[:]...), ccOK, nil
 }
 

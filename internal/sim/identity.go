@@ -16,6 +16,7 @@ const (
 	saltGUID         = 0x6775_6964 << 32
 	saltEMGUID       = 0x656d_6775 << 32
 	saltReplacedGUID = 0x7265_706c << 32
+	saltRAKPGUID     = 0x726b_7032 << 32
 	saltVendor       = 0x7665_6e64 << 32
 	saltPower        = 0x706f_7772 << 32
 	saltSensors      = 0x7365_6e73 << 32

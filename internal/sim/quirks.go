@@ -96,6 +96,13 @@ const (
 	// (FreeIPMI "nochecksumcheck": Supermicro X9SCM-iiF, X9DRi-F,
 	// X9DRFR).
 	QuirkBadChecksum
+	// QuirkRAKP2GUIDZero sends an all-zero managed system GUID in RAKP 2
+	// (authenticated as usual) while Get System GUID answers the real one:
+	// RAKP 2's GUID cannot stand for the command's.
+	QuirkRAKP2GUIDZero
+	// QuirkRAKP2GUIDOther sends in RAKP 2 a GUID other than Get System
+	// GUID's answer (a BMC that puts its own device GUID there).
+	QuirkRAKP2GUIDOther
 	quirkEnd
 )
 
@@ -121,6 +128,8 @@ var quirkNames = []struct {
 	{QuirkNoCloseReply, "no_close_reply", "Close Session closes but is not answered (LAN Session #1: Intel SR870BN4)"},
 	{QuirkSeqGaps, "seq_gaps", "outbound session sequence numbers skip (1, 3, 5: LAN Session #9, ASRock MT-C224)"},
 	{QuirkBadChecksum, "bad_checksum", "in-session replies with a wrong IPMI checksum, authenticated (nochecksumcheck: Supermicro X9SCM, X9DRi-F)"},
+	{QuirkRAKP2GUIDZero, "rakp2_guid_zero", "RAKP 2 carries an all-zero managed system GUID; Get System GUID answers the real one"},
+	{QuirkRAKP2GUIDOther, "rakp2_guid_other", "RAKP 2 carries a GUID other than Get System GUID's answer (the BMC's own device GUID)"},
 }
 
 // QuirkNames lists the quirk names the simulator knows.

@@ -18,7 +18,8 @@ type Forger struct {
 	bmc   netip.AddrPort
 	// Forge answers a request itself, before relaying it (nil or a nil
 	// result: relay only); Tamper sends a forged copy of a genuine reply
-	// ahead of it. Once: do either only once. Set them before traffic.
+	// ahead of it. Once: do either only once. Set them before traffic,
+	// with Arm (the relay reads them under the forger's lock).
 	Forge  func(req []byte, consoleID uint32) []byte
 	Tamper func(reply []byte) []byte
 	Once   bool
@@ -49,6 +50,15 @@ func StartForger(t testing.TB, bmc netip.AddrPort) *Forger {
 	return f
 }
 
+// Arm sets Forge, Tamper and Once under the forger's lock: the relay
+// goroutines read them, and a datagram sent afterwards is no
+// happens-before edge the race detector knows of.
+func (f *Forger) Arm(forge func(req []byte, consoleID uint32) []byte, tamper func(reply []byte) []byte, once bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Forge, f.Tamper, f.Once = forge, tamper, once
+}
+
 // Addr is where consoles reach the BMC through the forger.
 func (f *Forger) Addr() netip.AddrPort { return f.front.LocalAddr().(*net.UDPAddr).AddrPort() }
 
@@ -77,8 +87,8 @@ func (f *Forger) relayOut() {
 				f.consoleID = binary.LittleEndian.Uint32(req[16+4:])
 			}
 		}
-		forge, cid := f.Forge, f.consoleID
-		if forge != nil && f.Once && f.forged > 0 {
+		forge, cid, once := f.Forge, f.consoleID, f.Once
+		if forge != nil && once && f.forged > 0 {
 			forge = nil
 		}
 		f.mu.Unlock()

@@ -71,6 +71,16 @@ const (
 	// since the HMAC is the stronger check. Without integrity (suites 0
 	// and 1) the checksum still decides.
 	QuirkBadChecksum
+	// QuirkRAKP2GUID is a learned fact rather than a bug: the managed
+	// system GUID in RAKP 2 (covered by the RAKP 2 HMAC, so as
+	// authenticated as an in-session answer) was seen equal, byte for
+	// byte and non-zero, to Get System GUID's answer. A light check then
+	// takes the GUID from RAKP 2 and sends no Get System GUID; a RAKP 2
+	// GUID that does not match the registered one still makes it ask
+	// before any verdict of Invalid. Learned (and unlearned) by every
+	// check that sends Get System GUID; a BMC whose RAKP 2 carries zeros
+	// or another GUID never gets it.
+	QuirkRAKP2GUID
 	quirkEnd
 )
 
@@ -112,6 +122,7 @@ var quirkNames = []struct {
 	{QuirkNoCloseReply, "no_close_reply"},
 	{QuirkSeqGaps, "sequence_gaps"},
 	{QuirkBadChecksum, "bad_ipmi_checksum"},
+	{QuirkRAKP2GUID, "rakp2_guid_is_system_guid"},
 }
 
 // Names lists the quirks in q by their stable names.
