@@ -29,7 +29,7 @@ func TestForgedRefusalRaisesConflictNotAVerdict(t *testing.T) {
 		Configure: func(c *server.Config) { c.Events = events.Config{Tick: 200 * time.Millisecond} }})
 	b := e.Fleet.BMCs()[0]
 	f := ipmitest.StartForger(t, b.Addr())
-	f.Forge = ipmitest.ForgeOn(ipmitest.RAKP1, ipmitest.RAKP2, 0x0d)
+	f.Arm(ipmitest.ForgeOn(ipmitest.RAKP1, ipmitest.RAKP2, 0x0d), nil, false)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
