@@ -1,0 +1,127 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/lightsout/lightsout/internal/state"
+)
+
+// pageIDs renders the sub-select of the IDs of a page of machines matching
+// f, in ID order, walking the index of the filter that serves it best
+// (0012): a state or reason filter walks channel_index by (state,
+// machine_id), a tag machine_tags by (tag, machine_id), the rest the
+// machines table by ID or by (group|zone|enclosure, id). The rows read are
+// about the rows returned, whatever the fleet's size; a name prefix reads
+// the names that have it, then sorts them.
+func (db *DB) pageIDs(f MachineFilter, p Page) (string, []any) {
+	var conds []string
+	var args []any
+	from, idCol, distinct := " FROM machines m", "m.id", ""
+	switch {
+	case f.State != "" || f.Reason != "":
+		from, idCol, distinct = " FROM channel_index d", "d.machine_id", "DISTINCT "
+		if f.State != "" {
+			conds = append(conds, "d.state = ?")
+			args = append(args, f.State)
+		}
+		if f.Reason != "" {
+			conds = append(conds, "d.reason = ?")
+			args = append(args, f.Reason)
+		}
+		f.State, f.Reason = "", ""
+	case f.Tag != "":
+		from, idCol = " FROM machine_tags d", "d.machine_id"
+		conds = append(conds, "d.tag = ?")
+		args = append(args, f.Tag)
+		f.Tag = ""
+	}
+	if rest, rargs := db.filterSQL(f); rest != "" {
+		if idCol != "m.id" {
+			from += " JOIN machines m ON m.id = " + idCol
+		}
+		conds = append(conds, rest)
+		args = append(args, rargs...)
+	}
+	tail, args := pageSQL(idCol, p, strings.Join(conds, " AND "), args)
+	return "SELECT " + distinct + idCol + " AS id" + from + tail, args
+}
+
+// listingCols are a listing's columns beside machineCols: the account (no
+// password) and its stored state (no evidence), empty when there is none.
+const listingCols = `, COALESCE(a.id, 0), COALESCE(a.protocol, ''), COALESCE(a.address, ''), COALESCE(a.port, 0),
+  COALESCE(a.username, ''), COALESCE(a.privilege, ''), COALESCE(a.cipher_suite, 0), COALESCE(a.cipher_suites, ''),
+  COALESCE(a.redfish_auth, ''), COALESCE(a.credentials_changed_at, 0), COALESCE(a.created_at, 0), COALESCE(a.updated_at, 0),
+  COALESCE(s.state, ''), COALESCE(s.reason, ''), COALESCE(s.conditions, ''), COALESCE(s.message, ''),
+  COALESCE(s.since, 0), COALESCE(s.checked_at, 0), COALESCE(s.guid, ''), COALESCE(s.power, '')`
+
+// MachinePage is a page of the machines matching f with their accounts
+// (by ID, passwords left out) and those accounts' stored states (without
+// evidence; accounts never saved are absent), in one query that reads
+// about as many rows as it returns (pageIDs). It is what GET
+// /api/v1/machines shows; Machines, Accounts and StatesOf answer the same
+// in three.
+func (db *DB) MachinePage(ctx context.Context, f MachineFilter, p Page) ([]Machine, []Account, map[int64]ChannelState, error) {
+	ids, args := db.pageIDs(f, p)
+	rows, err := db.read().query(ctx, "SELECT "+machineCols+listingCols+" FROM ("+ids+") pg JOIN machines m ON m.id = pg.id"+
+		" LEFT JOIN enclosures e ON e.id = m.enclosure_id LEFT JOIN accounts a ON a.machine_id = m.id"+
+		" LEFT JOIN channel_states s ON s.account_id = a.id ORDER BY m.id, a.id", args...)
+	if err != nil {
+		return nil, nil, nil, mapErr(err, "")
+	}
+	defer rows.Close()
+	var ms []Machine
+	var accts []Account
+	states := map[int64]ChannelState{}
+	for rows.Next() {
+		var m Machine
+		var tags string
+		var spare, reg int
+		var created, updated int64
+		var a Account
+		var suites string
+		var changed, acreated, aupdated int64
+		var c ChannelState
+		var st, reason, conds string
+		var since, checked int64
+		if err := rows.Scan(&m.ID, &m.Name, &m.GUID, &m.Group, &tags, &m.Role, &spare, &reg,
+			&m.Enclosure, &m.Slot, &created, &updated, &m.Zone,
+			&a.ID, &a.Protocol, &a.Address, &a.Port, &a.User, &a.Privilege, &a.CipherSuite, &suites, &a.RedfishAuth,
+			&changed, &acreated, &aupdated,
+			&st, &reason, &conds, &c.Message, &since, &checked, &c.GUID, &c.Power); err != nil {
+			return nil, nil, nil, mapErr(err, "")
+		}
+		if len(ms) == 0 || ms[len(ms)-1].ID != m.ID {
+			if tags != "" {
+				if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
+					return nil, nil, nil, fmt.Errorf("store: machine %q: stored tags: %w", m.Name, err)
+				}
+			}
+			m.Spare, m.Registering = spare != 0, reg != 0
+			m.CreatedAt, m.UpdatedAt = fromTS(created), fromTS(updated)
+			ms = append(ms, m)
+		}
+		if a.ID == 0 {
+			continue // a machine without accounts
+		}
+		a.MachineID, a.Machine = m.ID, m.Name
+		a.CipherSuites = parseSuiteText(suites)
+		a.CredentialsChangedAt, a.CreatedAt, a.UpdatedAt = fromTS(changed), fromTS(acreated), fromTS(aupdated)
+		accts = append(accts, a)
+		if st == "" {
+			continue // never saved
+		}
+		c.AccountID, c.State, c.Reason = a.ID, state.OOB(st), state.Reason(reason)
+		if c.Conditions, err = parseConditions(conds); err != nil {
+			return nil, nil, nil, fmt.Errorf("store: account %d: stored conditions: %w", a.ID, err)
+		}
+		c.Since, c.CheckedAt = fromTS(since), fromTS(checked)
+		states[a.ID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, mapErr(err, "")
+	}
+	return ms, accts, states, nil
+}
