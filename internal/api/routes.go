@@ -273,7 +273,7 @@ func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Act
 			out.Machines = append(out.Machines, mv)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeMachines(w, out)
 	return nil
 }
 
