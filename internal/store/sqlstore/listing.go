@@ -64,10 +64,8 @@ const listingCols = `, COALESCE(a.id, 0), COALESCE(a.protocol, ''), COALESCE(a.a
 // /api/v1/machines shows; Machines, Accounts and StatesOf answer the same
 // in three.
 func (db *DB) MachinePage(ctx context.Context, f MachineFilter, p Page) ([]Machine, []Account, map[int64]ChannelState, error) {
-	ids, args := db.pageIDs(f, p)
-	rows, err := db.read().query(ctx, "SELECT "+machineCols+listingCols+" FROM ("+ids+") pg JOIN machines m ON m.id = pg.id"+
-		" LEFT JOIN enclosures e ON e.id = m.enclosure_id LEFT JOIN accounts a ON a.machine_id = m.id"+
-		" LEFT JOIN channel_states s ON s.account_id = a.id ORDER BY m.id, a.id", args...)
+	query, args := db.pageQuery(f, p)
+	rows, err := db.read().query(ctx, query, args...)
 	if err != nil {
 		return nil, nil, nil, mapErr(err, "")
 	}
@@ -124,4 +122,29 @@ func (db *DB) MachinePage(ctx context.Context, f MachineFilter, p Page) ([]Machi
 		return nil, nil, nil, mapErr(err, "")
 	}
 	return ms, accts, states, nil
+}
+
+// pageQuery is MachinePage's query: the page's IDs (pageIDs), then each
+// machine with its accounts and their states by primary key and
+// accounts_machine_idx. PostgreSQL's planner would rather hash-join the
+// page to a scan of every machine (a page then reads the fleet: 20,301
+// rows at 20,000 machines, TestMachinePageCostIsOPage): there each machine
+// and its accounts are LATERAL sub-selects fenced with OFFSET 0, which it
+// runs per machine of the page, through the indexes.
+func (db *DB) pageQuery(f MachineFilter, p Page) (string, []any) {
+	ids, args := db.pageIDs(f, p)
+	if db.d.name != "postgres" {
+		return "SELECT " + machineCols + listingCols + " FROM (" + ids + ") pg JOIN machines m ON m.id = pg.id" +
+			" LEFT JOIN enclosures e ON e.id = m.enclosure_id LEFT JOIN accounts a ON a.machine_id = m.id" +
+			" LEFT JOIN channel_states s ON s.account_id = a.id ORDER BY m.id, a.id", args
+	}
+	return "SELECT m.id, m.name, m.guid, m.grp, m.tags, m.role, m.spare, m.registering, m.enclosure, m.slot, m.created_at, m.updated_at, m.zone" +
+		strings.ReplaceAll(listingCols, "s.", "a.s_") +
+		" FROM (" + ids + ") pg CROSS JOIN LATERAL (SELECT m.id, m.name, m.guid, m.grp, m.tags, m.role, m.spare, m.registering," +
+		" COALESCE(e.name, '') AS enclosure, m.slot, m.created_at, m.updated_at, m.zone" +
+		" FROM machines m LEFT JOIN enclosures e ON e.id = m.enclosure_id WHERE m.id = pg.id OFFSET 0) m" +
+		" LEFT JOIN LATERAL (SELECT a.*, s.state AS s_state, s.reason AS s_reason, s.conditions AS s_conditions," +
+		" s.message AS s_message, s.since AS s_since, s.checked_at AS s_checked_at, s.guid AS s_guid, s.power AS s_power" +
+		" FROM accounts a LEFT JOIN channel_states s ON s.account_id = a.id WHERE a.machine_id = pg.id OFFSET 0) a ON true" +
+		" ORDER BY pg.id, a.id", args
 }
