@@ -102,7 +102,7 @@ type node struct {
 // 100 far apart, each on its own pages; a walk of a 40,000-machine fleet
 // reads thousands).
 var costFilters = []struct {
-	f   MachineFilter
+	f        MachineFilter
 	max      int
 	maxPages int
 }{
