@@ -1,9 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lightsout/lightsout/internal/state"
@@ -65,63 +68,105 @@ const listingCols = `, COALESCE(a.id, 0), COALESCE(a.protocol, ''), COALESCE(a.a
 // in three.
 func (db *DB) MachinePage(ctx context.Context, f MachineFilter, p Page) ([]Machine, []Account, map[int64]ChannelState, error) {
 	query, args := db.pageQuery(f, p)
-	rows, err := db.read().query(ctx, query, args...)
+	rows, err := db.queryPrepared(ctx, query, args...)
 	if err != nil {
 		return nil, nil, nil, mapErr(err, "")
 	}
 	defer rows.Close()
-	var ms []Machine
-	var accts []Account
-	states := map[int64]ChannelState{}
+	var rs []listingRow
 	for rows.Next() {
-		var m Machine
-		var tags string
-		var spare, reg int
-		var created, updated int64
-		var a Account
-		var suites string
-		var changed, acreated, aupdated int64
-		var c ChannelState
-		var st, reason, conds string
-		var since, checked int64
-		if err := rows.Scan(&m.ID, &m.Name, &m.GUID, &m.Group, &tags, &m.Role, &spare, &reg,
-			&m.Enclosure, &m.Slot, &created, &updated, &m.Zone,
-			&a.ID, &a.Protocol, &a.Address, &a.Port, &a.User, &a.Privilege, &a.CipherSuite, &suites, &a.RedfishAuth,
-			&changed, &acreated, &aupdated,
-			&st, &reason, &conds, &c.Message, &since, &checked, &c.GUID, &c.Power); err != nil {
+		var r listingRow
+		m, a, c := &r.m, &r.a, &r.c
+		if err := rows.Scan(&m.ID, &m.Name, &m.GUID, &m.Group, &r.tags, &m.Role, &r.spare, &r.reg,
+			&m.Enclosure, &m.Slot, &r.created, &r.updated, &m.Zone,
+			&a.ID, &a.Protocol, &a.Address, &a.Port, &a.User, &a.Privilege, &a.CipherSuite, &r.suites, &a.RedfishAuth,
+			&r.changed, &r.acreated, &r.aupdated,
+			&r.st, &r.reason, &r.conds, &c.Message, &r.since, &r.checked, &c.GUID, &c.Power); err != nil {
 			return nil, nil, nil, mapErr(err, "")
 		}
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, mapErr(err, "")
+	}
+	// By machine, then account: sorted here rather than by the database
+	// (SQLite sorted the page's rows in a temporary b-tree).
+	slices.SortFunc(rs, func(x, y listingRow) int {
+		if c := cmp.Compare(x.m.ID, y.m.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.a.ID, y.a.ID)
+	})
+	var ms []Machine
+	var accts []Account
+	states := make(map[int64]ChannelState, len(rs))
+	for i := range rs {
+		r := &rs[i]
+		m, a, c := r.m, r.a, r.c
 		if len(ms) == 0 || ms[len(ms)-1].ID != m.ID {
-			if tags != "" {
-				if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
+			if r.tags != "" {
+				if err := json.Unmarshal([]byte(r.tags), &m.Tags); err != nil {
 					return nil, nil, nil, fmt.Errorf("store: machine %q: stored tags: %w", m.Name, err)
 				}
 			}
-			m.Spare, m.Registering = spare != 0, reg != 0
-			m.CreatedAt, m.UpdatedAt = fromTS(created), fromTS(updated)
+			m.Spare, m.Registering = r.spare != 0, r.reg != 0
+			m.CreatedAt, m.UpdatedAt = fromTS(r.created), fromTS(r.updated)
 			ms = append(ms, m)
 		}
 		if a.ID == 0 {
 			continue // a machine without accounts
 		}
 		a.MachineID, a.Machine = m.ID, m.Name
-		a.CipherSuites = parseSuiteText(suites)
-		a.CredentialsChangedAt, a.CreatedAt, a.UpdatedAt = fromTS(changed), fromTS(acreated), fromTS(aupdated)
+		a.CipherSuites = parseSuiteText(r.suites)
+		a.CredentialsChangedAt, a.CreatedAt, a.UpdatedAt = fromTS(r.changed), fromTS(r.acreated), fromTS(r.aupdated)
 		accts = append(accts, a)
-		if st == "" {
+		if r.st == "" {
 			continue // never saved
 		}
-		c.AccountID, c.State, c.Reason = a.ID, state.OOB(st), state.Reason(reason)
-		if c.Conditions, err = parseConditions(conds); err != nil {
+		c.AccountID, c.State, c.Reason = a.ID, state.OOB(r.st), state.Reason(r.reason)
+		var err error
+		if c.Conditions, err = parseConditions(r.conds); err != nil {
 			return nil, nil, nil, fmt.Errorf("store: account %d: stored conditions: %w", a.ID, err)
 		}
-		c.Since, c.CheckedAt = fromTS(since), fromTS(checked)
+		c.Since, c.CheckedAt = fromTS(r.since), fromTS(r.checked)
 		states[a.ID] = c
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, nil, mapErr(err, "")
-	}
 	return ms, accts, states, nil
+}
+
+// listingRow is one row of MachinePage's query as scanned.
+type listingRow struct {
+	m                           Machine
+	a                           Account
+	c                           ChannelState
+	tags, suites                string
+	st, reason, conds           string
+	spare, reg                  int
+	created, updated            int64
+	changed, acreated, aupdated int64
+	since, checked              int64
+}
+
+// queryPrepared runs a read through a prepared statement kept for the
+// query's text: SQLite (modernc) otherwise parses and plans every query
+// again (a tenth of a listing page's CPU). The texts are few (one per
+// combination of filters). PostgreSQL's driver (pgx) keeps its own.
+func (db *DB) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if db.d.name != "sqlite" {
+		return db.read().query(ctx, query, args...)
+	}
+	if s, ok := db.stmts.Load(query); ok {
+		return s.(*sql.Stmt).QueryContext(ctx, args...)
+	}
+	s, err := db.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if old, loaded := db.stmts.LoadOrStore(query, s); loaded {
+		s.Close()
+		s = old.(*sql.Stmt)
+	}
+	return s.QueryContext(ctx, args...)
 }
 
 // pageQuery is MachinePage's query: the page's IDs (pageIDs), then each
@@ -136,7 +181,7 @@ func (db *DB) pageQuery(f MachineFilter, p Page) (string, []any) {
 	if db.d.name != "postgres" {
 		return "SELECT " + machineCols + listingCols + " FROM (" + ids + ") pg JOIN machines m ON m.id = pg.id" +
 			" LEFT JOIN enclosures e ON e.id = m.enclosure_id LEFT JOIN accounts a ON a.machine_id = m.id" +
-			" LEFT JOIN channel_states s ON s.account_id = a.id ORDER BY m.id, a.id", args
+			" LEFT JOIN channel_states s ON s.account_id = a.id", args
 	}
 	return "SELECT m.id, m.name, m.guid, m.grp, m.tags, m.role, m.spare, m.registering, m.enclosure, m.slot, m.created_at, m.updated_at, m.zone" +
 		strings.ReplaceAll(listingCols, "s.", "a.s_") +
@@ -145,6 +190,5 @@ func (db *DB) pageQuery(f MachineFilter, p Page) (string, []any) {
 		" FROM machines m LEFT JOIN enclosures e ON e.id = m.enclosure_id WHERE m.id = pg.id OFFSET 0) m" +
 		" LEFT JOIN LATERAL (SELECT a.*, s.state AS s_state, s.reason AS s_reason, s.conditions AS s_conditions," +
 		" s.message AS s_message, s.since AS s_since, s.checked_at AS s_checked_at, s.guid AS s_guid, s.power AS s_power" +
-		" FROM accounts a LEFT JOIN channel_states s ON s.account_id = a.id WHERE a.machine_id = pg.id OFFSET 0) a ON true" +
-		" ORDER BY pg.id, a.id", args
+		" FROM accounts a LEFT JOIN channel_states s ON s.account_id = a.id WHERE a.machine_id = pg.id OFFSET 0) a ON true", args
 }
