@@ -233,7 +233,11 @@ func (m *Manager) views(ms []store.Machine, accts []store.Account, stored map[in
 	out := make([]MachineView, 0, len(ms))
 	i := 0 // accts are in machine order
 	for _, mc := range ms {
-		v := MachineView{Machine: mc, Channels: []ChannelView{}}
+		n := 0
+		for i+n < len(accts) && accts[i+n].MachineID == mc.ID {
+			n++
+		}
+		v := MachineView{Machine: mc, Channels: make([]ChannelView, 0, n)}
 		for ; i < len(accts) && accts[i].MachineID == mc.ID; i++ {
 			a := accts[i]
 			cs, ok := m.Monitor.Get(a.ID)

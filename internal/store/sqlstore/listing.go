@@ -73,7 +73,7 @@ func (db *DB) MachinePage(ctx context.Context, f MachineFilter, p Page) ([]Machi
 		return nil, nil, nil, mapErr(err, "")
 	}
 	defer rows.Close()
-	var rs []listingRow
+	rs := make([]listingRow, 0, min(p.Limit, MaxListing))
 	for rows.Next() {
 		var r listingRow
 		m, a, c := &r.m, &r.a, &r.c
@@ -97,8 +97,8 @@ func (db *DB) MachinePage(ctx context.Context, f MachineFilter, p Page) ([]Machi
 		}
 		return cmp.Compare(x.a.ID, y.a.ID)
 	})
-	var ms []Machine
-	var accts []Account
+	ms := make([]Machine, 0, len(rs))
+	accts := make([]Account, 0, len(rs))
 	states := make(map[int64]ChannelState, len(rs))
 	for i := range rs {
 		r := &rs[i]
@@ -133,6 +133,9 @@ func (db *DB) MachinePage(ctx context.Context, f MachineFilter, p Page) ([]Machi
 	}
 	return ms, accts, states, nil
 }
+
+// MaxListing bounds the rows MachinePage sets room for at once.
+const MaxListing = 1000
 
 // listingRow is one row of MachinePage's query as scanned.
 type listingRow struct {
