@@ -234,3 +234,38 @@ func TestPrefixEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestListingMigrationBackfills: migration 0012 on a database that already
+// has accounts and states (a fleet from before it) fills channel_index
+// from them: the state and reason filters then answer as the oracle.
+func TestListingMigrationBackfills(t *testing.T) {
+	eachDSN(t, func(t *testing.T, dsn string) {
+		ctx := ctxT(t)
+		db := openT(t, dsn, testBox)
+		listingFleet(t, db)
+		// Back to schema 11: what 0012 made, gone.
+		for _, s := range []string{"DROP TABLE channel_index", "DROP INDEX machine_tags_tag_machine_idx",
+			"DELETE FROM schema_migrations WHERE version = 12"} {
+			_, err := db.w.ExecContext(ctx, s)
+			mustNil(t, err)
+		}
+		if db.d.name == "postgres" {
+			_, err := db.w.ExecContext(ctx, "DROP INDEX machines_grp_id_idx, machines_zone_id_idx, machines_enclosure_id_idx, machines_name_c_idx")
+			mustNil(t, err)
+		}
+		mustNil(t, db.Close())
+		db = openT(t, dsn, testBox)
+		if n := count(t, db, "channel_index"); n != count(t, db, "accounts") || n == 0 {
+			t.Fatalf("channel_index has %d rows for %d accounts", n, count(t, db, "accounts"))
+		}
+		o := newOracle(t, db)
+		for _, f := range listingFilters() {
+			wantM, _, _ := o.page(f, Page{Limit: 1000})
+			ms, _, _, err := db.MachinePage(ctx, f, Page{Limit: 1000})
+			mustNil(t, err)
+			if !reflect.DeepEqual(machineNames(ms), machineNames(wantM)) {
+				t.Errorf("after the migration, %+v: %v, want %v", f, machineNames(ms), machineNames(wantM))
+			}
+		}
+	})
+}
