@@ -231,13 +231,14 @@ type pager interface {
 func (m *Manager) views(ms []store.Machine, accts []store.Account, stored map[int64]store.ChannelState) []MachineView {
 	unwatched := m.unwatched()
 	out := make([]MachineView, 0, len(ms))
-	i := 0 // accts are in machine order
+	chans := make([]ChannelView, len(accts)) // every machine's, in one array
+	i := 0                                   // accts are in machine order
 	for _, mc := range ms {
 		n := 0
 		for i+n < len(accts) && accts[i+n].MachineID == mc.ID {
 			n++
 		}
-		v := MachineView{Machine: mc, Channels: make([]ChannelView, 0, n)}
+		v := MachineView{Machine: mc, Channels: chans[i : i : i+n]}
 		for ; i < len(accts) && accts[i].MachineID == mc.ID; i++ {
 			a := accts[i]
 			cs, ok := m.Monitor.Get(a.ID)

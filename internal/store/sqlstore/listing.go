@@ -73,82 +73,76 @@ func (db *DB) MachinePage(ctx context.Context, f MachineFilter, p Page) ([]Machi
 		return nil, nil, nil, mapErr(err, "")
 	}
 	defer rows.Close()
-	rs := make([]listingRow, 0, min(p.Limit, MaxListing))
+	room := min(p.Limit, MaxListing)
+	ms := make([]Machine, 0, room)
+	accts := make([]Account, 0, room)
+	states := make(map[int64]ChannelState, room)
+	// The rows come by machine and account (the plans walk the page's IDs
+	// in order, then each machine's accounts by accounts_machine_idx); an
+	// ORDER BY would have SQLite sort them again in a temporary b-tree.
+	// Should a plan not, they are sorted below.
+	sorted := true
+	var m Machine
+	var tags, suites, st, reason, conds string
+	var spare, reg int
+	var created, updated, changed, acreated, aupdated, since, checked int64
 	for rows.Next() {
-		var r listingRow
-		m, a, c := &r.m, &r.a, &r.c
-		if err := rows.Scan(&m.ID, &m.Name, &m.GUID, &m.Group, &r.tags, &m.Role, &r.spare, &r.reg,
-			&m.Enclosure, &m.Slot, &r.created, &r.updated, &m.Zone,
-			&a.ID, &a.Protocol, &a.Address, &a.Port, &a.User, &a.Privilege, &a.CipherSuite, &r.suites, &a.RedfishAuth,
-			&r.changed, &r.acreated, &r.aupdated,
-			&r.st, &r.reason, &r.conds, &c.Message, &r.since, &r.checked, &c.GUID, &c.Power); err != nil {
+		var a Account
+		var c ChannelState
+		if err := rows.Scan(&m.ID, &m.Name, &m.GUID, &m.Group, &tags, &m.Role, &spare, &reg,
+			&m.Enclosure, &m.Slot, &created, &updated, &m.Zone,
+			&a.ID, &a.Protocol, &a.Address, &a.Port, &a.User, &a.Privilege, &a.CipherSuite, &suites, &a.RedfishAuth,
+			&changed, &acreated, &aupdated,
+			&st, &reason, &conds, &c.Message, &since, &checked, &c.GUID, &c.Power); err != nil {
 			return nil, nil, nil, mapErr(err, "")
 		}
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, nil, mapErr(err, "")
-	}
-	// By machine, then account: sorted here rather than by the database
-	// (SQLite sorted the page's rows in a temporary b-tree).
-	slices.SortFunc(rs, func(x, y listingRow) int {
-		if c := cmp.Compare(x.m.ID, y.m.ID); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.a.ID, y.a.ID)
-	})
-	ms := make([]Machine, 0, len(rs))
-	accts := make([]Account, 0, len(rs))
-	states := make(map[int64]ChannelState, len(rs))
-	for i := range rs {
-		r := &rs[i]
-		m, a, c := r.m, r.a, r.c
-		if len(ms) == 0 || ms[len(ms)-1].ID != m.ID {
-			if r.tags != "" {
-				if err := json.Unmarshal([]byte(r.tags), &m.Tags); err != nil {
+		if n := len(ms); n == 0 || ms[n-1].ID != m.ID {
+			sorted = sorted && (n == 0 || ms[n-1].ID < m.ID)
+			m.Tags = nil
+			if tags != "" {
+				if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
 					return nil, nil, nil, fmt.Errorf("store: machine %q: stored tags: %w", m.Name, err)
 				}
 			}
-			m.Spare, m.Registering = r.spare != 0, r.reg != 0
-			m.CreatedAt, m.UpdatedAt = fromTS(r.created), fromTS(r.updated)
+			m.Spare, m.Registering = spare != 0, reg != 0
+			m.CreatedAt, m.UpdatedAt = fromTS(created), fromTS(updated)
 			ms = append(ms, m)
 		}
 		if a.ID == 0 {
 			continue // a machine without accounts
 		}
 		a.MachineID, a.Machine = m.ID, m.Name
-		a.CipherSuites = parseSuiteText(r.suites)
-		a.CredentialsChangedAt, a.CreatedAt, a.UpdatedAt = fromTS(r.changed), fromTS(r.acreated), fromTS(r.aupdated)
+		a.CipherSuites = parseSuiteText(suites)
+		a.CredentialsChangedAt, a.CreatedAt, a.UpdatedAt = fromTS(changed), fromTS(acreated), fromTS(aupdated)
+		if n := len(accts); n > 0 && accts[n-1].MachineID == a.MachineID && accts[n-1].ID > a.ID {
+			sorted = false
+		}
 		accts = append(accts, a)
-		if r.st == "" {
+		if st == "" {
 			continue // never saved
 		}
-		c.AccountID, c.State, c.Reason = a.ID, state.OOB(r.st), state.Reason(r.reason)
-		var err error
-		if c.Conditions, err = parseConditions(r.conds); err != nil {
+		c.AccountID, c.State, c.Reason = a.ID, state.OOB(st), state.Reason(reason)
+		if c.Conditions, err = parseConditions(conds); err != nil {
 			return nil, nil, nil, fmt.Errorf("store: account %d: stored conditions: %w", a.ID, err)
 		}
-		c.Since, c.CheckedAt = fromTS(r.since), fromTS(r.checked)
+		c.Since, c.CheckedAt = fromTS(since), fromTS(checked)
 		states[a.ID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, mapErr(err, "")
+	}
+	if !sorted {
+		slices.SortStableFunc(ms, func(x, y Machine) int { return cmp.Compare(x.ID, y.ID) })
+		ms = slices.CompactFunc(ms, func(x, y Machine) bool { return x.ID == y.ID })
+		slices.SortFunc(accts, func(x, y Account) int {
+			return cmp.Or(cmp.Compare(x.MachineID, y.MachineID), cmp.Compare(x.ID, y.ID))
+		})
 	}
 	return ms, accts, states, nil
 }
 
 // MaxListing bounds the rows MachinePage sets room for at once.
 const MaxListing = 1000
-
-// listingRow is one row of MachinePage's query as scanned.
-type listingRow struct {
-	m                           Machine
-	a                           Account
-	c                           ChannelState
-	tags, suites                string
-	st, reason, conds           string
-	spare, reg                  int
-	created, updated            int64
-	changed, acreated, aupdated int64
-	since, checked              int64
-}
 
 // queryPrepared runs a read through a prepared statement kept for the
 // query's text: SQLite (modernc) otherwise parses and plans every query
