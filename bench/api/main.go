@@ -2,7 +2,8 @@
 // /api/v1/machines` pages with many concurrent clients on a large fleet
 // (default 50,000 machines, 50 clients), against `lightsout server` on
 // SQLite and on PostgreSQL, and reports p50/p99 latency per scenario
-// (target: p99 ≤ 100 ms).
+// (target: p99 ≤ 100 ms) with the server's and the database's CPU per
+// answer (what a page costs, however loaded the machine is).
 //
 //	go run ./bench/api                               # 50,000 machines, SQLite and PostgreSQL
 //	go run ./bench/api --count 5000 --duration 10s   # smoke run
