@@ -264,7 +264,7 @@ func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Act
 	if err != nil {
 		return err
 	}
-	out := wire.Machines{Machines: []manager.MachineView{}}
+	out := wire.Machines{Machines: make([]manager.MachineView, 0, len(ms))}
 	if len(ms) == int(limit) {
 		out.NextAfter = ms[len(ms)-1].ID
 	}
@@ -273,7 +273,7 @@ func (a *API) listMachines(w http.ResponseWriter, r *http.Request, _ manager.Act
 			out.Machines = append(out.Machines, mv)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeMachines(w, out)
 	return nil
 }
 

@@ -170,6 +170,13 @@ type MachineView struct {
 
 // Machines lists machines with their channels' current states.
 func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.Page) ([]MachineView, error) {
+	if pg, ok := m.Store.(pager); ok && p.Limit > 0 {
+		ms, accts, stored, err := pg.MachinePage(ctx, f, p)
+		if err != nil {
+			return nil, err
+		}
+		return m.views(ms, accts, stored), nil
+	}
 	ms, err := m.Store.Machines(ctx, f, p)
 	if err != nil {
 		return nil, err
@@ -216,6 +223,39 @@ func (m *Manager) Machines(ctx context.Context, f store.MachineFilter, p store.P
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// pager is a store that lists a page of machines with their accounts and
+// stored states in one query (sqlstore.MachinePage).
+type pager interface {
+	MachinePage(ctx context.Context, f store.MachineFilter, p store.Page) ([]store.Machine, []store.Account, map[int64]store.ChannelState, error)
+}
+
+// views are the machines ms with their accounts accts, each channel in the
+// state this instance's monitor holds, else the stored one.
+func (m *Manager) views(ms []store.Machine, accts []store.Account, stored map[int64]store.ChannelState) []MachineView {
+	unwatched := m.unwatched()
+	out := make([]MachineView, 0, len(ms))
+	chans := make([]ChannelView, len(accts)) // every machine's, in one array
+	i := 0                                   // accts are in machine order
+	for _, mc := range ms {
+		n := 0
+		for i+n < len(accts) && accts[i+n].MachineID == mc.ID {
+			n++
+		}
+		v := MachineView{Machine: mc, Channels: chans[i : i : i+n]}
+		for ; i < len(accts) && accts[i].MachineID == mc.ID; i++ {
+			a := accts[i]
+			cs, ok := m.Monitor.Get(a.ID)
+			if !ok {
+				cs = stored[a.ID] // checked by another instance (docs/scale-out.md)
+			}
+			v.Channels = append(v.Channels, m.channelView(mc.Name, a, cs))
+		}
+		markStale(&v, unwatched)
+		out = append(out, v)
+	}
+	return out
 }
 
 func (m *Manager) unwatched() map[string]time.Time {

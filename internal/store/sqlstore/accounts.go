@@ -148,6 +148,10 @@ func (db *DB) insertAccount(ctx context.Context, x q, record string, a *Account)
 	if err != nil {
 		return mapErr(err, record)
 	}
+	// Unknown until its first saved state (the listing's state filter).
+	if _, err := x.exec(ctx, "INSERT INTO channel_index (account_id, machine_id) VALUES (?, ?)", a.ID, a.MachineID); err != nil {
+		return mapErr(err, record)
+	}
 	a.Machine = name
 	a.CredentialsChangedAt, a.CreatedAt, a.UpdatedAt = t, t, t
 	return nil
@@ -211,6 +215,9 @@ func (db *DB) updateAccount(ctx context.Context, x q, record string, a *Account)
   privilege = ?, cipher_suite = ?, cipher_suites = ?, redfish_auth = ?, credentials_changed_at = ?, updated_at = ? WHERE id = ?`,
 		a.MachineID, a.Protocol, a.Address, a.Port, a.User, pw, a.Privilege, a.CipherSuite, suiteText(a.CipherSuites), a.RedfishAuth, changed, ts(t), a.ID)
 	if err != nil {
+		return mapErr(err, record)
+	}
+	if _, err := x.exec(ctx, "UPDATE channel_index SET machine_id = ? WHERE account_id = ? AND machine_id <> ?", a.MachineID, a.ID, a.MachineID); err != nil {
 		return mapErr(err, record)
 	}
 	a.Machine = name

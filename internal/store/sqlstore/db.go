@@ -39,6 +39,8 @@ type DB struct {
 	r   *sql.DB // reads (SQLite: a pool of query-only connections; PostgreSQL: w)
 	d   *dialect
 	box *secret.Box
+	// stmts are the prepared statements of queryPrepared, by query text.
+	stmts sync.Map
 }
 
 var _ Store = (*DB)(nil)
@@ -109,6 +111,10 @@ func (db *DB) Ping(ctx context.Context) error { return db.w.PingContext(ctx) }
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.stmts.Range(func(_, s any) bool {
+		s.(*sql.Stmt).Close()
+		return true
+	})
 	var err error
 	if db.r != db.w {
 		err = db.r.Close()

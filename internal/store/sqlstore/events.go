@@ -282,7 +282,22 @@ func scanToken(s scanner) (Token, error) {
 // TokenByHash returns the token with that hash, revoked or not: callers
 // check Revoked.
 func (db *DB) TokenByHash(ctx context.Context, hash []byte) (Token, error) {
-	t, err := scanToken(db.read().row(ctx, "SELECT "+tokenCols+" FROM tokens WHERE hash = ?", hash))
+	// Every API request asks: a prepared statement (queryPrepared).
+	rows, err := db.queryPrepared(ctx, "SELECT "+tokenCols+" FROM tokens WHERE hash = ?", hash)
+	if err != nil {
+		return Token{}, mapErr(err, "")
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		err = rows.Err()
+		if err == nil {
+			err = sql.ErrNoRows
+		}
+	}
+	var t Token
+	if err == nil {
+		t, err = scanToken(rows)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, &FieldError{Field: "token", Reason: "no such token", Err: ErrNotFound}
 	}

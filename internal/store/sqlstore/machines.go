@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 const machineCols = `m.id, m.name, m.guid, m.grp, m.tags, m.role, m.spare, m.registering,
@@ -339,32 +340,57 @@ func (db *DB) filterSQL(f MachineFilter) (string, []any) {
 			// substr is not (a scan of the fleet: bench/api).
 			conds = append(conds, "m.name GLOB ?")
 			args = append(args, globPrefix(f.Prefix))
+		} else if hi, ok := prefixEnd(f.Prefix); ok {
+			// A range of machines_name_c_idx (byte order, 0012).
+			conds = append(conds, `m.name COLLATE "C" >= ? AND m.name COLLATE "C" < ?`)
+			args = append(args, f.Prefix, hi)
 		} else {
-			conds = append(conds, "substr(m.name, 1, ?) = ?")
-			args = append(args, len([]rune(f.Prefix)), f.Prefix)
+			conds = append(conds, `m.name COLLATE "C" >= ? AND substr(m.name, 1, ?) = ?`)
+			args = append(args, f.Prefix, len([]rune(f.Prefix)), f.Prefix)
 		}
 	}
 	if f.Enclosure != "" {
-		conds = append(conds, "EXISTS (SELECT 1 FROM enclosures fe WHERE fe.id = m.enclosure_id AND fe.name = ?)")
+		// The enclosure's ID, then the machines_enclosure index in ID order.
+		conds = append(conds, "m.enclosure_id = (SELECT fe.id FROM enclosures fe WHERE fe.name = ?)")
 		args = append(args, f.Enclosure)
 	}
 	if f.State != "" || f.Reason != "" {
-		// One channel in that state and with that reason.
-		c := "EXISTS (SELECT 1 FROM accounts fa LEFT JOIN channel_states fs ON fs.account_id = fa.id WHERE fa.machine_id = m.id"
-		if f.State == "Unknown" {
-			c += " AND (fs.account_id IS NULL OR fs.state = ?)"
-			args = append(args, f.State)
-		} else if f.State != "" {
-			c += " AND fs.state = ?"
+		// One channel in that state and with that reason (channel_index:
+		// 'Unknown' until the first saved state).
+		c := "EXISTS (SELECT 1 FROM channel_index fi WHERE fi.machine_id = m.id"
+		if f.State != "" {
+			c += " AND fi.state = ?"
 			args = append(args, f.State)
 		}
 		if f.Reason != "" {
-			c += " AND fs.reason = ?"
+			c += " AND fi.reason = ?"
 			args = append(args, f.Reason)
 		}
 		conds = append(conds, c+")")
 	}
 	return strings.Join(conds, " AND "), args
+}
+
+// prefixEnd is the least string above every string that starts with p,
+// in byte (code point) order: p with its last rune incremented, dropping
+// trailing runes that cannot be. ok is false when there is none, or p is
+// not UTF-8.
+func prefixEnd(p string) (string, bool) {
+	if !utf8.ValidString(p) {
+		return "", false
+	}
+	rs := []rune(p)
+	for i := len(rs) - 1; i >= 0; i-- {
+		r := rs[i] + 1
+		if r == 0xD800 {
+			r = 0xE000 // past the surrogates, which UTF-8 cannot hold
+		}
+		if r <= utf8.MaxRune {
+			rs[i] = r
+			return string(rs[:i+1]), true
+		}
+	}
+	return "", false
 }
 
 // globPrefix is a SQLite GLOB pattern matching the names that start with

@@ -92,6 +92,12 @@ ON CONFLICT (account_id) DO UPDATE SET state = excluded.state, reason = excluded
 		if err != nil {
 			return err
 		}
+		// The listing's state and reason filters (0012); rewritten only
+		// when they changed.
+		if _, err := x.exec(ctx, "UPDATE channel_index SET state = ?, reason = ? WHERE account_id = ? AND (state <> ? OR reason <> ?)",
+			string(s.State), string(s.Reason), s.AccountID, string(s.State), string(s.Reason)); err != nil {
+			return err
+		}
 		if t == nil {
 			return nil
 		}
