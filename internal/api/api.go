@@ -10,6 +10,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -110,7 +111,10 @@ func NewHandler(cfg Config) *API {
 	}
 	if a.reg != nil {
 		a.lim = authlimit.New(a.reg)
-		a.met = promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
+		// A collector that fails (a store read past its timeout) costs
+		// its own series, logged, not the whole scrape's 500.
+		a.met = promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg,
+			ErrorHandling: promhttp.ContinueOnError, ErrorLog: scrapeLog{a.log}})
 	} else {
 		a.lim = authlimit.New(nil)
 	}
@@ -326,3 +330,10 @@ func (w *statusWriter) code() int {
 
 // Unwrap lets http.ResponseController reach Flush.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// scrapeLog hands promhttp's gathering errors to the server's log.
+type scrapeLog struct{ log *slog.Logger }
+
+func (l scrapeLog) Println(v ...any) {
+	l.log.Warn("metrics: a collector failed; the scrape goes on without its series", "err", fmt.Sprint(v...))
+}

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -38,6 +39,8 @@ type Incidents struct {
 	// (monitor.Monitor.Changes): a grouping made before is stale. Without
 	// it only MaxAge bounds a grouping's age.
 	Changes func() uint64
+	// Log receives a grouping that failed (nil: slog.Default()).
+	Log *slog.Logger
 	// now is the clock (tests).
 	now func() time.Time
 
@@ -71,32 +74,38 @@ func (c *Incidents) changes() uint64 {
 }
 
 // current returns the latest grouping while nothing changed and it is no
-// older than MaxAge, else a new one.
-func (c *Incidents) current() ([]incident.Incident, error) {
+// older than MaxAge, else a new one (the latest again, stale, when a new
+// one fails; nil when there is none).
+func (c *Incidents) current() []incident.Incident {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now, gen := c.now(), c.changes()
 	if !c.at.IsZero() && gen == c.gen && now.Sub(c.at) <= c.MaxAge {
-		return c.incs, nil
+		return c.incs
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
 	incs, err := c.src.Incidents(ctx)
 	if err != nil {
-		return nil, err
+		// A grouping that failed (a store read past Timeout on a loaded
+		// server) does not fail the scrape: the last grouping stands,
+		// stale, until one succeeds; with none yet the series is absent.
+		log := c.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("metrics: grouping incidents failed; the scrape reports the last grouping",
+			"err", err, "grouped_at", c.at, "remedy", "look at the server's load and its database")
+		return c.incs
 	}
 	c.incs, c.at, c.gen = incs, now, gen
-	return incs, nil
+	return incs
 }
 
 func (c *Incidents) Describe(ch chan<- *prometheus.Desc) { ch <- descIncident }
 
 func (c *Incidents) Collect(ch chan<- prometheus.Metric) {
-	incs, err := c.current()
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(descIncident, err)
-		return
-	}
+	incs := c.current()
 	for _, inc := range incs {
 		ch <- prometheus.MustNewConstMetric(descIncident, prometheus.GaugeValue, float64(len(inc.Members)), inc.ID, inc.Kind, string(inc.Severity))
 	}

@@ -315,6 +315,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	chm := exporter.NewChannels(s.Manager, cfg.ChannelMetricsMax, cfg.Logger)
 	chm.Count = s.Monitor.Len
 	s.incidents = exporter.NewIncidents(s.Manager)
+	s.incidents.Log = cfg.Logger
 	// A scrape groups again only when something a grouping is made of
 	// changed (incidentKey: channels, peers' changes, audit, floods,
 	// findings, agents); beside other instances a follower's scrape would
