@@ -383,18 +383,23 @@ func (n *Node) fence() {
 func (n *Node) dropLocked(drop func(int64, *held) bool) []string {
 	var names []string
 	for id, h := range n.active {
-		if !drop(id, h) {
-			continue
+		if drop(id, h) {
+			n.dropOneLocked(id, h)
+			names = append(names, h.name)
 		}
-		for a := range h.accounts {
-			if n.mon != nil {
-				n.mon.Remove(a)
-			}
-		}
-		delete(n.active, id)
-		names = append(names, h.name)
 	}
 	return names
+}
+
+// dropOneLocked removes machine id, held as h, from the monitor and the
+// books (n.mu held).
+func (n *Node) dropOneLocked(id int64, h *held) {
+	for a := range h.accounts {
+		if n.mon != nil {
+			n.mon.Remove(a)
+		}
+	}
+	delete(n.active, id)
 }
 
 // drain waits until no check of names is in flight (ctx bounds it).
@@ -772,12 +777,7 @@ func (n *Node) release(machine int64, accounts ...int64) {
 	// over three instances, seconds of CPU per load that held up the
 	// heartbeat past its fence (bench/scaleout).
 	if h, ok := n.active[machine]; ok {
-		for a := range h.accounts {
-			if n.mon != nil {
-				n.mon.Remove(a)
-			}
-		}
-		delete(n.active, machine)
+		n.dropOneLocked(machine, h)
 	}
 	if n.mon != nil {
 		for _, a := range accounts {
