@@ -657,13 +657,13 @@ func (b *bench) leg(ctx context.Context, proto string) error {
 		b.note("BMCs with a session left open: " + someNames(aud.StillOpen, 10))
 	}
 	if proto != "redfish" { // the simulator counts IPMI requests in flight only
-		b.target("most requests in flight at once on any BMC (max_in_flight)", fmt.Sprintf("%d", aud.MaxInFlight), "≤ 1", aud.MaxInFlight <= 1, false)
+		b.target("most distinct requests in flight at once on any BMC (max_in_flight)", fmt.Sprintf("%d", aud.MaxInFlight), "≤ 1", aud.MaxInFlight <= 1, false)
 	}
 	if errPre == nil && len(preStop.OverInFlight) != len(aud.OverInFlight) {
-		b.note(fmt.Sprintf("Read just before the server stopped, %d BMCs had seen two requests in flight at once; after, %d: the difference came from the stop (it cancels the checks in flight) or from retransmissions while the first reading ran.", len(preStop.OverInFlight), len(aud.OverInFlight)))
+		b.note(fmt.Sprintf("Read just before the server stopped, %d BMCs had seen two requests in flight at once; after, %d: the difference came from the stop (it cancels the checks in flight).", len(preStop.OverInFlight), len(aud.OverInFlight)))
 	}
 	if len(aud.OverInFlight) > 0 {
-		b.note(fmt.Sprintf("%d BMCs saw two or more requests in flight at once (max_in_flight counts a retransmission the simulator had not answered yet as a second request): %s", len(aud.OverInFlight), someNames(aud.OverInFlight, 10)))
+		b.note(fmt.Sprintf("%d BMCs saw two or more distinct requests in flight at once (max_in_flight counts the copies of a retransmitted request once: a second request is another message, not a copy): %s", len(aud.OverInFlight), someNames(aud.OverInFlight, 10)))
 	}
 	t := aud.Totals
 	b.info("whole run, simulator: sessions opened / closed / refused; auth attempts / failures", fmt.Sprintf("%d / %d / %d; %d / %d",
