@@ -391,6 +391,10 @@ func (m *Monitor) load(ctx context.Context, within time.Duration) error {
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	refresh := c.acct.ID != 0
 	c.acct = account{ID: a.ID, Account: a.Endpoint(), CredentialsChangedAt: a.CredentialsChangedAt}
+	// The texts a fleet repeats (protocol, user name, privilege) are kept
+	// once, not once per channel as the listing reads them.
+	e := &c.acct.Account
+	e.Protocol, e.User, e.Privilege, e.RedfishAuth = intern(e.Protocol), intern(e.User), intern(e.Privilege), intern(e.RedfishAuth)
 	// A literal address is parsed once; a host name resolves per check.
 	c.addr = netip.AddrPort{}
 	if ip, err := netip.ParseAddr(a.Address); err == nil && a.Port > 0 && a.Port < 65536 {
@@ -398,7 +402,7 @@ func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	}
 	c.machineID = mc.ID
 	c.machine = mc.Name
-	c.enclosure = mc.Enclosure
+	c.enclosure = intern(mc.Enclosure)
 	if g, err := guid.Parse(mc.GUID); err != nil || g != c.expected {
 		c.expected, c.layout = g, ""
 		// A re-pinned GUID (adopt, register) changes what the last verdict

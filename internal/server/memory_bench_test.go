@@ -194,4 +194,3 @@ func BenchmarkServerLiveBytes(b *testing.B) {
 		}
 	}
 }
-
