@@ -702,7 +702,7 @@ func (b *bench) leg(ctx context.Context, proto string) error {
 	}
 	b.emit("\nRSS per channel: the highest of the server's VmRSS samples in the window minus an empty server's VmRSS (fresh data directory, after %v), ÷ N. "+
 		"It includes the monitor's per-channel state, the IPMI engine's per-BMC state, the store's SQLite page cache and C heap (outside the Go heap), "+
-		"and whatever the Go heap holds above its live data (GOGC=100). The target row counts only the growth of the Go runtime's memory "+
+		"and whatever the Go heap holds above its live data (the server collects at GOGC=50 unless GOGC is set; `go test ./internal/server -run '^$' -bench ServerLiveBytes -benchtime 1x -v` lists the live data by owner). The target row counts only the growth of the Go runtime's memory "+
 		"(go_memstats_sys_bytes − go_memstats_heap_released_bytes from /metrics); the rest of the growth is outside the Go runtime: the store's own.\n", c.settle)
 	b.emit("\n## Timeline\n\nEvery %v, from the server's ready line: its CPU (share of one core) and RSS; from /metrics the checks, observations other than Connectable, IPMI retransmissions, the share of checks that started more than 1 s after they fell due (lightsout_monitor_lag_seconds), check latency, channels never declared (Unknown); and ERROR/WARN lines in the server's log.\n\n", c.sample)
 	b.emit("%s", markdown.Table(timelineHeader, timelineRows(slices), timelineRight))

@@ -194,3 +194,28 @@ func BenchmarkServerLiveBytes(b *testing.B) {
 		}
 	}
 }
+
+// TestServerLiveBytesBudget holds the whole server's live heap per
+// channel (BenchmarkServerLiveBytes, smaller) under 2 KiB: with the
+// server's GOGC=50 that leaves room within bench/monitor's 4 KiB of Go
+// runtime growth per channel for garbage, stacks and the runtime's own.
+// 2,147 bytes before issue 19's cuts, about 1,700 after.
+func TestServerLiveBytesBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a simulated fleet of 400 BMCs, checked twice")
+	}
+	rate := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
+	defer func() { runtime.MemProfileRate = rate }()
+	m := measureServerLive(t, 400, 2)
+	t.Logf("%.0f bytes per channel live, %d goroutines added", m.perChannel, m.goroutines)
+	if m.perChannel > 2048 {
+		for _, h := range m.top[:min(10, len(m.top))] {
+			t.Logf("%8.1f B/channel  %s", float64(h.bytes)/float64(m.n), h.fn)
+		}
+		t.Errorf("the server keeps %.0f bytes per channel, over the 2,048 budget", m.perChannel)
+	}
+	if m.goroutines > 50 {
+		t.Errorf("%d goroutines for %d channels: one per channel?", m.goroutines, m.n)
+	}
+}
