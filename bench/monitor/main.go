@@ -657,13 +657,13 @@ func (b *bench) leg(ctx context.Context, proto string) error {
 		b.note("BMCs with a session left open: " + someNames(aud.StillOpen, 10))
 	}
 	if proto != "redfish" { // the simulator counts IPMI requests in flight only
-		b.target("most requests in flight at once on any BMC (max_in_flight)", fmt.Sprintf("%d", aud.MaxInFlight), "≤ 1", aud.MaxInFlight <= 1, false)
+		b.target("most distinct requests in flight at once on any BMC (max_in_flight)", fmt.Sprintf("%d", aud.MaxInFlight), "≤ 1", aud.MaxInFlight <= 1, false)
 	}
 	if errPre == nil && len(preStop.OverInFlight) != len(aud.OverInFlight) {
-		b.note(fmt.Sprintf("Read just before the server stopped, %d BMCs had seen two requests in flight at once; after, %d: the difference came from the stop (it cancels the checks in flight) or from retransmissions while the first reading ran.", len(preStop.OverInFlight), len(aud.OverInFlight)))
+		b.note(fmt.Sprintf("Read just before the server stopped, %d BMCs had seen two requests in flight at once; after, %d: the difference came from the stop (it cancels the checks in flight).", len(preStop.OverInFlight), len(aud.OverInFlight)))
 	}
 	if len(aud.OverInFlight) > 0 {
-		b.note(fmt.Sprintf("%d BMCs saw two or more requests in flight at once (max_in_flight counts a retransmission the simulator had not answered yet as a second request): %s", len(aud.OverInFlight), someNames(aud.OverInFlight, 10)))
+		b.note(fmt.Sprintf("%d BMCs saw two or more distinct requests in flight at once (max_in_flight counts the copies of a retransmitted request once: a second request is another message, not a copy): %s", len(aud.OverInFlight), someNames(aud.OverInFlight, 10)))
 	}
 	t := aud.Totals
 	b.info("whole run, simulator: sessions opened / closed / refused; auth attempts / failures", fmt.Sprintf("%d / %d / %d; %d / %d",
@@ -702,7 +702,7 @@ func (b *bench) leg(ctx context.Context, proto string) error {
 	}
 	b.emit("\nRSS per channel: the highest of the server's VmRSS samples in the window minus an empty server's VmRSS (fresh data directory, after %v), ÷ N. "+
 		"It includes the monitor's per-channel state, the IPMI engine's per-BMC state, the store's SQLite page cache and C heap (outside the Go heap), "+
-		"and whatever the Go heap holds above its live data (GOGC=100). The target row counts only the growth of the Go runtime's memory "+
+		"and whatever the Go heap holds above its live data (the server collects at GOGC=50 unless GOGC is set; `go test ./internal/server -run '^$' -bench ServerLiveBytes -benchtime 1x -v` lists the live data by owner). The target row counts only the growth of the Go runtime's memory "+
 		"(go_memstats_sys_bytes − go_memstats_heap_released_bytes from /metrics); the rest of the growth is outside the Go runtime: the store's own.\n", c.settle)
 	b.emit("\n## Timeline\n\nEvery %v, from the server's ready line: its CPU (share of one core) and RSS; from /metrics the checks, observations other than Connectable, IPMI retransmissions, the share of checks that started more than 1 s after they fell due (lightsout_monitor_lag_seconds), check latency, channels never declared (Unknown); and ERROR/WARN lines in the server's log.\n\n", c.sample)
 	b.emit("%s", markdown.Table(timelineHeader, timelineRows(slices), timelineRight))

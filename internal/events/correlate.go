@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/lightsout/lightsout/internal/evcode"
 	"github.com/lightsout/lightsout/internal/store"
@@ -189,9 +190,22 @@ func (h *raiseHeap) Pop() any {
 	return x
 }
 
+// memberState is one source's member: 64 bytes (its strings shared with
+// every member of the same group: intern).
 type memberState struct {
 	m    Member
-	seen time.Time
+	seen int64 // Unix nanoseconds
+}
+
+// intern makes m's values the one copy of each distinct text: a firmware
+// or a /24 is shared by hundreds of members.
+func intern(m Member) Member {
+	for _, s := range []*string{&m.Firmware, &m.Enclosure, &m.Subnet} {
+		if *s != "" {
+			*s = unique.Make(*s).Value()
+		}
+	}
+	return m
 }
 
 type raise struct {
@@ -242,8 +256,8 @@ func (c *Correlator) SetMember(source string, m Member, at time.Time) {
 			m.Firmware = old.m.Firmware
 		}
 		if old.m == m {
-			if at.After(old.seen) {
-				old.seen = at
+			if ns := at.UnixNano(); ns > old.seen {
+				old.seen = ns
 			}
 			return
 		}
@@ -253,7 +267,8 @@ func (c *Correlator) SetMember(source string, m Member, at time.Time) {
 	} else {
 		c.resized(Member{}, m)
 	}
-	c.members[source] = &memberState{m: m, seen: at}
+	m = intern(m)
+	c.members[source] = &memberState{m: m, seen: at.UnixNano()}
 	c.count(m, +1)
 	c.regroup(source, m, +1)
 }
@@ -452,7 +467,7 @@ func (c *Correlator) raisedOf(code string) map[string]raise {
 // MemberTTL, and re-evaluates every code.
 func (c *Correlator) Tick(now time.Time) []store.Event {
 	for name, ms := range c.members {
-		if now.Sub(ms.seen) > c.cfg.MemberTTL {
+		if now.UnixNano()-ms.seen > int64(c.cfg.MemberTTL) {
 			for code := range c.raised {
 				c.dropRaise(code, name)
 			}

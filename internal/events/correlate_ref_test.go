@@ -52,14 +52,14 @@ func (c *refCorrelator) SetMember(source string, m Member, at time.Time) {
 			m.Firmware = old.m.Firmware
 		}
 		if old.m == m {
-			if at.After(old.seen) {
-				old.seen = at
+			if ns := at.UnixNano(); ns > old.seen {
+				old.seen = ns
 			}
 			return
 		}
 		c.count(old.m, -1)
 	}
-	c.members[source] = &memberState{m: m, seen: at}
+	c.members[source] = &memberState{m: m, seen: at.UnixNano()}
 	c.count(m, +1)
 }
 
@@ -157,7 +157,7 @@ func (c *refCorrelator) raisedOf(code string) map[string]raise {
 // MemberTTL, and re-evaluates every code.
 func (c *refCorrelator) Tick(now time.Time) []store.Event {
 	for name, ms := range c.members {
-		if now.Sub(ms.seen) > c.cfg.MemberTTL {
+		if now.UnixNano()-ms.seen > int64(c.cfg.MemberTTL) {
 			c.count(ms.m, -1)
 			delete(c.members, name)
 			for _, rs := range c.raised {

@@ -76,9 +76,13 @@ type Flood struct {
 }
 
 type floodSource struct {
-	samples    []floodSample // oldest first; checks that made requests or lost some
-	seen       time.Time
-	flooding   bool
+	samples []floodSample // oldest first; checks that made requests or lost some
+	seen    int64         // the latest observation, Unix nanoseconds
+	on      *floodOn      // while the source floods; nil on nearly every source (48 bytes, not 112)
+}
+
+// floodOn is an ongoing flood.
+type floodOn struct {
 	since      time.Time
 	peak       float64
 	lastReport time.Time
@@ -126,8 +130,8 @@ func (f *Flood) ObserveCheck(source string, at time.Time, c Check) []store.Event
 		s = &floodSource{}
 		f.src[source] = s
 	}
-	if at.After(s.seen) {
-		s.seen = at
+	if ns := at.UnixNano(); ns > s.seen {
+		s.seen = ns
 	}
 	if !c.zero() {
 		// Keep samples in time order even if observations arrive a
@@ -163,7 +167,7 @@ func (f *Flood) Tick(now time.Time) []store.Event {
 	var out []store.Event
 	for name, s := range f.src {
 		out = append(out, f.step(name, s, now, false)...)
-		if !s.flooding && len(s.samples) == 0 && now.Sub(s.seen) > f.cfg.Window {
+		if s.on == nil && len(s.samples) == 0 && now.UnixNano()-s.seen > int64(f.cfg.Window) {
 			delete(f.src, name)
 		}
 	}
@@ -173,7 +177,7 @@ func (f *Flood) Tick(now time.Time) []store.Event {
 // Flooding reports whether source is in a flood now.
 func (f *Flood) Flooding(source string) bool {
 	s := f.src[source]
-	return s != nil && s.flooding
+	return s != nil && s.on != nil
 }
 
 // Rate is source's rate (per minute) over the window ending at now.
@@ -215,7 +219,7 @@ func (f *Flood) Totals(source string, now time.Time) (t Totals, ok bool) {
 		t.Retransmits += int(x.retrans)
 		t.Timeouts += int(x.timeouts)
 	}
-	t.Rate, t.Flooding = f.rate(s), s.flooding
+	t.Rate, t.Flooding = f.rate(s), s.on != nil
 	return t, true
 }
 
@@ -248,19 +252,19 @@ func (f *Flood) step(source string, s *floodSource, now time.Time, observed bool
 	f.prune(s, now)
 	rate := f.rate(s)
 	switch {
-	case !s.flooding && rate >= f.cfg.Threshold:
-		s.flooding, s.since, s.peak, s.lastReport = true, now, rate, now
+	case s.on == nil && rate >= f.cfg.Threshold:
+		s.on = &floodOn{since: now, peak: rate, lastReport: now}
 		return []store.Event{f.floodEvent(source, s, now, rate)}
-	case s.flooding && rate < f.cfg.Threshold/2:
+	case s.on != nil && rate < f.cfg.Threshold/2:
 		ev := f.clearedEvent(source, s, now, rate)
-		s.flooding, s.peak = false, 0
+		s.on = nil
 		return []store.Event{ev}
-	case s.flooding:
-		if rate > s.peak {
-			s.peak = rate
+	case s.on != nil:
+		if rate > s.on.peak {
+			s.on.peak = rate
 		}
-		if observed && now.Sub(s.lastReport) >= f.cfg.Refresh {
-			s.lastReport = now
+		if observed && now.Sub(s.on.lastReport) >= f.cfg.Refresh {
+			s.on.lastReport = now
 			return []store.Event{f.floodEvent(source, s, now, rate)}
 		}
 	}
@@ -270,16 +274,16 @@ func (f *Flood) step(source string, s *floodSource, now time.Time, observed bool
 func (f *Flood) floodEvent(source string, s *floodSource, now time.Time, rate float64) store.Event {
 	data, _ := json.Marshal(map[string]any{
 		"rate_per_minute": round1(rate), "threshold": f.cfg.Threshold, "window": f.cfg.Window.String(),
-		"unanswered": f.lostInWindow(s), "since": s.since, "peak_per_minute": round1(s.peak),
+		"unanswered": f.lostInWindow(s), "since": s.on.since, "peak_per_minute": round1(s.on.peak),
 	})
 	level := fmt.Sprintf("threshold %g", f.cfg.Threshold)
 	if rate < f.cfg.Threshold {
 		// Still a flood until the rate falls below half the threshold.
-		level = fmt.Sprintf("peak %.1f; a flood starts at %g and ends below %g", s.peak, f.cfg.Threshold, f.cfg.Threshold/2)
+		level = fmt.Sprintf("peak %.1f; a flood starts at %g and ends below %g", s.on.peak, f.cfg.Threshold, f.cfg.Threshold/2)
 	}
 	return store.Event{At: now, Code: OOBTimeoutFlood, Severity: store.SeverityWarning, Source: source, Data: data,
 		Message: fmt.Sprintf("%s: %.1f unanswered requests a minute over the last %s (%s) since %s: %s",
-			source, rate, f.cfg.Window, level, s.since.UTC().Format(time.RFC3339), floodCause(s))}
+			source, rate, f.cfg.Window, level, s.on.since.UTC().Format(time.RFC3339), floodCause(s))}
 }
 
 // floodCause reads the window's exchanges: a BMC that answered none of
@@ -305,11 +309,11 @@ func floodCause(s *floodSource) string {
 func (f *Flood) clearedEvent(source string, s *floodSource, now time.Time, rate float64) store.Event {
 	data, _ := json.Marshal(map[string]any{
 		"rate_per_minute": round1(rate), "threshold": f.cfg.Threshold, "window": f.cfg.Window.String(),
-		"since": s.since, "duration": now.Sub(s.since).Round(time.Second).String(), "peak_per_minute": round1(s.peak),
+		"since": s.on.since, "duration": now.Sub(s.on.since).Round(time.Second).String(), "peak_per_minute": round1(s.on.peak),
 	})
 	return store.Event{At: now, Code: OOBTimeoutFloodCleared, Severity: store.SeverityInfo, Source: source, Data: data,
 		Message: fmt.Sprintf("%s: timeout flood over after %s (peak %.1f a minute, now %.1f)",
-			source, now.Sub(s.since).Round(time.Second), s.peak, rate)}
+			source, now.Sub(s.on.since).Round(time.Second), s.on.peak, rate)}
 }
 
 func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
@@ -318,10 +322,10 @@ func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
 // of those floods began.
 func (f *Flood) FloodingNow() (sources []string, since time.Time) {
 	for name, s := range f.src {
-		if s.flooding {
+		if s.on != nil {
 			sources = append(sources, name)
-			if since.IsZero() || s.since.Before(since) {
-				since = s.since
+			if since.IsZero() || s.on.since.Before(since) {
+				since = s.on.since
 			}
 		}
 	}

@@ -58,7 +58,7 @@ func (w *Watcher) digestOf(s Sample) Digest {
 		case OOBTimeoutFlood:
 			held = w.Flood.Flooding(s.Source)
 			if held {
-				d.FloodFrom = w.Flood.src[s.Source].since
+				d.FloodFrom = w.Flood.src[s.Source].on.since
 			}
 		}
 		if held {

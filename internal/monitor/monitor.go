@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -139,11 +140,33 @@ type channel struct {
 	editing bool
 	editGen uint32
 
-	// lastEditRetry: when an edit of the credentials last earned an
-	// immediate login (at most one per Schedule.AuthRetry: the lockout
-	// guard counts edits too); editHeld: when the next login is, after
-	// an edit that did not earn one (zero: none held back).
+	// ed: the edits' times, made at the first edit of the credentials
+	// (nil on nearly every channel: 48 bytes each otherwise).
+	ed *editTimes
+}
+
+// editTimes: lastEditRetry is when an edit of the credentials last earned
+// an immediate login (at most one per Schedule.AuthRetry: the lockout
+// guard counts edits too); editHeld when the next login is, after an edit
+// that did not earn one (zero: none held back).
+type editTimes struct {
 	lastEditRetry, editHeld time.Time
+}
+
+// edits reads c's edit times (zero without any).
+func (c *channel) edits() editTimes {
+	if c.ed == nil {
+		return editTimes{}
+	}
+	return *c.ed
+}
+
+// editsW is c's edit times to write, made on first use.
+func (c *channel) editsW() *editTimes {
+	if c.ed == nil {
+		c.ed = new(editTimes)
+	}
+	return c.ed
 }
 
 // account is what the monitor keeps of an OOB account: what a check needs
@@ -195,7 +218,7 @@ const (
 
 // lossWindow is a ring of the last lossChecks checks' datagram counts.
 type lossWindow struct {
-	sent, lost [lossChecks]uint32
+	sent, lost [lossChecks]uint16 // a check's datagrams (saturating: a check sends a few dozen at most)
 	next, n    uint8
 }
 
@@ -209,7 +232,7 @@ func (w lossWindow) add(ev probe.Evidence) lossWindow {
 	if sent == 0 {
 		return w
 	}
-	w.sent[w.next], w.lost[w.next] = sent, min(lost, sent)
+	w.sent[w.next], w.lost[w.next] = uint16(min(sent, math.MaxUint16)), uint16(min(lost, sent, math.MaxUint16))
 	w.next = (w.next + 1) % lossChecks
 	w.n = min(w.n+1, lossChecks)
 	return w
@@ -220,8 +243,8 @@ func (w lossWindow) add(ev probe.Evidence) lossWindow {
 func (w lossWindow) rate() *probe.Loss {
 	var l probe.Loss
 	for i := range w.n {
-		l.Sent += w.sent[i]
-		l.Lost += w.lost[i]
+		l.Sent += uint32(w.sent[i])
+		l.Lost += uint32(w.lost[i])
 	}
 	if l.Sent < lossMinSent {
 		return nil
@@ -353,7 +376,7 @@ func (m *Monitor) load(ctx context.Context, within time.Duration) error {
 			if ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, a.CredentialsChangedAt, time.Time{}, now); !ok {
 				c.due = m.at(next)
 			} else if edit {
-				c.lastEditRetry = now
+				c.editsW().lastEditRetry = now
 			}
 		}
 		m.chans[a.ID] = c
@@ -368,6 +391,10 @@ func (m *Monitor) load(ctx context.Context, within time.Duration) error {
 func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	refresh := c.acct.ID != 0
 	c.acct = account{ID: a.ID, Account: a.Endpoint(), CredentialsChangedAt: a.CredentialsChangedAt}
+	// The texts a fleet repeats (protocol, user name, privilege) are kept
+	// once, not once per channel as the listing reads them.
+	e := &c.acct.Account
+	e.Protocol, e.User, e.Privilege, e.RedfishAuth = intern(e.Protocol), intern(e.User), intern(e.Privilege), intern(e.RedfishAuth)
 	// A literal address is parsed once; a host name resolves per check.
 	c.addr = netip.AddrPort{}
 	if ip, err := netip.ParseAddr(a.Address); err == nil && a.Port > 0 && a.Port < 65536 {
@@ -375,7 +402,7 @@ func (m *Monitor) fill(c *channel, a store.Account, mc store.Machine) {
 	}
 	c.machineID = mc.ID
 	c.machine = mc.Name
-	c.enclosure = mc.Enclosure
+	c.enclosure = intern(mc.Enclosure)
 	if g, err := guid.Parse(mc.GUID); err != nil || g != c.expected {
 		c.expected, c.layout = g, ""
 		// A re-pinned GUID (adopt, register) changes what the last verdict
@@ -423,14 +450,18 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 	switch {
 	case addrChanged:
 		// Another BMC: checked at once.
-		c.due, c.editHeld = m.at(now), time.Time{}
+		c.due = m.at(now)
+		if c.ed != nil {
+			c.ed.editHeld = time.Time{}
+		}
 	case credsChanged:
 		// The lockout guard counts edits: at most one immediate login
 		// per AuthRetry, however many edits change the credentials.
-		if ok, next := m.cfg.Schedule.EditRetry(c.lastEditRetry, now); ok {
-			c.due, c.lastEditRetry, c.editHeld = m.at(now), now, time.Time{}
+		if ok, next := m.cfg.Schedule.EditRetry(c.edits().lastEditRetry, now); ok {
+			e := c.editsW()
+			c.due, e.lastEditRetry, e.editHeld = m.at(now), now, time.Time{}
 		} else {
-			c.editHeld = next
+			c.editsW().editHeld = next
 			if m.at(next) < c.due {
 				c.due = m.at(next)
 			}
@@ -448,9 +479,9 @@ func (m *Monitor) mayLogin(c *channel, now time.Time) (bool, time.Time) {
 	if c.lastRefused.IsZero() {
 		return true, now
 	}
-	ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, c.lastEditRetry, now)
+	ok, next, edit := m.cfg.Schedule.AuthAttempt(c.lastRefused, c.acct.CredentialsChangedAt, c.edits().lastEditRetry, now)
 	if ok && edit {
-		c.lastEditRetry = now
+		c.editsW().lastEditRetry = now
 	}
 	return ok, next
 }
@@ -471,7 +502,7 @@ func (m *Monitor) AuthGuard(accountID int64, credentialsChanged, now time.Time) 
 	if c.acct.CredentialsChangedAt.After(credentialsChanged) {
 		credentialsChanged = c.acct.CredentialsChangedAt
 	}
-	ok, next, _ := m.cfg.Schedule.AuthAttempt(c.lastRefused, credentialsChanged, c.lastEditRetry, now)
+	ok, next, _ := m.cfg.Schedule.AuthAttempt(c.lastRefused, credentialsChanged, c.edits().lastEditRetry, now)
 	return ok, next
 }
 
@@ -482,13 +513,17 @@ func (m *Monitor) EditHeld(accountID int64) (next time.Time, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, found := m.chans[accountID]
-	if !found || c.editHeld.IsZero() || !time.Now().Before(c.editHeld) {
+	if !found {
 		return time.Time{}, false
 	}
-	if due := m.wall(c.due); due.After(c.editHeld) {
+	held := c.edits().editHeld
+	if held.IsZero() || !time.Now().Before(held) {
+		return time.Time{}, false
+	}
+	if due := m.wall(c.due); due.After(held) {
 		return due, true
 	}
-	return c.editHeld, true
+	return held, true
 }
 
 // BeginEdit fences a channel before its account is written to the store:
@@ -694,7 +729,7 @@ func (m *Monitor) checkOne(ctx context.Context, id int64) (Result, error) {
 			if !ok {
 				why := "its credentials have not changed since"
 				if c.acct.CredentialsChangedAt.After(c.lastRefused) {
-					why = fmt.Sprintf("an edit of its credentials already earned an immediate attempt at %s", c.lastEditRetry.Format(time.RFC3339))
+					why = fmt.Sprintf("an edit of its credentials already earned an immediate attempt at %s", c.edits().lastEditRetry.Format(time.RFC3339))
 				}
 				r := Result{AccountID: id, Machine: c.machine, State: m.current(c),
 					Skipped: fmt.Sprintf("not retried: the BMC refused this account at %s and %s; "+

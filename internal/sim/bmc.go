@@ -163,10 +163,13 @@ type Counters struct {
 	// RAKP 2 proof wrong (its password is wrong) just gives up: that
 	// shows as an attempt without a session, not here.
 	AuthFailures uint64 `json:"auth_failures"`
-	// InFlight is the number of requests received and not yet answered.
+	// InFlight is the number of distinct requests received and not yet
+	// answered. The copies of a retransmitted request are one request
+	// (same session setup message and tag, same session and IPMI
+	// message, or identical bytes: see reqKey) until the last is answered.
 	InFlight int64 `json:"in_flight"`
-	// MaxInFlight is the most requests ever waiting for an answer at the
-	// same time (a request nobody answers retires after 2s).
+	// MaxInFlight is the most distinct requests ever waiting for an answer
+	// at the same time (a copy nobody answers retires after 2s).
 	MaxInFlight int64 `json:"max_in_flight"`
 	// Restarts counts BMC restarts (GUID changes, a BMC key dropped).
 	Restarts uint64 `json:"restarts"`
@@ -177,10 +180,11 @@ type tracking struct {
 	v2        map[uint32]netip.Addr // open RMCP+ sessions by BMC session ID → client IP
 	v15       map[uint32]netip.Addr // open IPMI 1.5 sessions
 	perClient map[netip.Addr]int
-	consoles  map[uint32]netip.AddrPort // by session ID: the console's address at session setup
-	rakp      map[rakpKey]rakpEntry     // RAKP 3 seen, RAKP 4 not yet sent
-	pending   map[*net.UDPAddr]time.Time
-	bySource  map[netip.Addr]uint64 // sessions opened, by client IP (sources.go)
+	consoles  map[uint32]netip.AddrPort    // by session ID: the console's address at session setup
+	rakp      map[rakpKey]rakpEntry        // RAKP 3 seen, RAKP 4 not yet sent
+	pending   map[*net.UDPAddr]pendingCopy // by datagram (go-ipmi answers with the pointer it read)
+	requests  map[reqKey]int               // distinct requests in pending → their copies
+	bySource  map[netip.Addr]uint64        // sessions opened, by client IP (sources.go)
 }
 
 type rakpKey struct {
@@ -540,7 +544,7 @@ func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 	if f.Quirk != 0 {
 		admit, reply := quirkIn(f.Quirk, c.c, pkt)
 		if reply != nil {
-			b.trackInflight(from)
+			b.trackInflight(c.c, pkt, from)
 			_, _ = b.emit(c, reply, from)
 			return false
 		}
@@ -553,13 +557,13 @@ func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 		switch pt {
 		case ptOpenSessReq:
 			if len(pl) >= 8 && (f.SlotsFull || b.v15HoldsSlots(c.c)) {
-				b.trackInflight(from)
+				b.trackInflight(c.c, pkt, from)
 				_, _ = b.emit(c, rmcpPlusError(ptOpenSessRsp, pl[0], rmcpInsufficientResources, binary.LittleEndian.Uint32(pl[4:8])), from)
 				return false
 			}
 			if f.Quirk != 0 {
 				if reply := quirkOpenSession(f.Quirk, pl); reply != nil {
-					b.trackInflight(from)
+					b.trackInflight(c.c, pkt, from)
 					_, _ = b.emit(c, reply, from)
 					return false
 				}
@@ -567,12 +571,12 @@ func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 		case ptRAKP1:
 			b.ctr.authAttempts.Add(1)
 			if reply := b.lockedUser(c.c, pl, f); reply != nil {
-				b.trackInflight(from)
+				b.trackInflight(c.c, pkt, from)
 				_, _ = b.emit(c, reply, from)
 				return false
 			}
 			if reply := b.unknownUser(c.c, pl); reply != nil {
-				b.trackInflight(from)
+				b.trackInflight(c.c, pkt, from)
 				_, _ = b.emit(c, reply, from)
 				return false
 			}
@@ -586,7 +590,7 @@ func (b *BMC) admit(c *udpConn, pkt []byte, from *net.UDPAddr) bool {
 			b.ctr.authAttempts.Add(1) // Activate Session
 		}
 	}
-	b.trackInflight(from)
+	b.trackInflight(c.c, pkt, from)
 	return true
 }
 
@@ -763,34 +767,48 @@ func (b *BMC) track() *tracking {
 	return b.tr
 }
 
-func (b *BMC) trackInflight(from *net.UDPAddr) {
+func (b *BMC) trackInflight(co *core, pkt []byte, from *net.UDPAddr) {
+	key := b.requestKey(co, pkt, from)
 	now := time.Now()
 	expiry := inflightExpiry + time.Duration(b.faultSet().Slow)
 	b.trMu.Lock()
 	t := b.track()
 	if t.pending == nil {
-		t.pending = make(map[*net.UDPAddr]time.Time, 2)
+		t.pending = make(map[*net.UDPAddr]pendingCopy, 2)
+		t.requests = make(map[reqKey]int, 2)
 	}
-	for a, at := range t.pending {
-		if now.Sub(at) > expiry {
-			delete(t.pending, a)
+	for a, p := range t.pending {
+		if now.Sub(p.at) > expiry {
+			t.dropCopy(a, p.key)
 		}
 	}
 	if len(t.pending) < maxTracked {
-		t.pending[from] = now
+		t.pending[from] = pendingCopy{key, now}
+		t.requests[key]++
 	}
-	n := int64(len(t.pending))
+	n := int64(len(t.requests))
 	b.trMu.Unlock()
 	b.ctr.inflight.Store(n)
 	storeMax(&b.ctr.maxInflight, n)
 }
 
+// dropCopy forgets one datagram of a request; the request leaves the
+// count when its last copy is answered or retired. b.trMu held.
+func (t *tracking) dropCopy(a *net.UDPAddr, key reqKey) {
+	delete(t.pending, a)
+	if t.requests[key] <= 1 {
+		delete(t.requests, key)
+	} else {
+		t.requests[key]--
+	}
+}
+
 func (b *BMC) untrackInflight(to *net.UDPAddr) {
 	b.trMu.Lock()
 	if b.tr != nil && b.tr.pending != nil {
-		if _, ok := b.tr.pending[to]; ok {
-			delete(b.tr.pending, to)
-			b.ctr.inflight.Store(int64(len(b.tr.pending)))
+		if p, ok := b.tr.pending[to]; ok {
+			b.tr.dropCopy(to, p.key)
+			b.ctr.inflight.Store(int64(len(b.tr.requests)))
 		}
 	}
 	b.trMu.Unlock()
