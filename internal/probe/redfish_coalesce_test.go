@@ -3,9 +3,13 @@ package probe
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"os/exec"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,4 +167,46 @@ func ioReadFull(c net.Conn, b []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// TestRedfishLearnedCheckStack: a learned check, run as checkrun runs it
+// (its own goroutine, through a Registry), fits in a 16 KiB goroutine
+// stack: its one request is sent from a shallow stack (RedfishProber.Check)
+// — the resumed TLS handshake under it is deep — so its goroutine does
+// not grow to 32 KiB (a copy of the stack from deep in the dial, and 16
+// KiB more memory per BMC checked at once). The client runs in a child
+// process with the runtime's stack limit at 16 KiB (exceeding it is
+// fatal); the service runs here.
+func TestRedfishLearnedCheckStack(t *testing.T) {
+	if addr := os.Getenv("LIGHTSOUT_STACK_CHILD"); addr != "" {
+		tg := fakeTarget(netip.MustParseAddrPort(addr))
+		memo := NewRedfishMemo()
+		check := func() Observation {
+			tr := NewOneShotRedfishTransport()
+			defer tr.CloseIdleConnections()
+			reg := Registry{"redfish": RedfishOneShot(tr, &MemPins{}, memo)}
+			out := make(chan Observation, 1)
+			go func() { out <- reg.Check(context.Background(), tg) }()
+			return <-out
+		}
+		if o := check(); o.State != state.Connectable { // learned
+			fmt.Printf("first check: %s %s\n", o.State, o.Message)
+			os.Exit(1)
+		}
+		debug.SetMaxStack(16 << 10)
+		o := check()
+		debug.SetMaxStack(1 << 30)
+		fmt.Printf("learned=%q resumed=%v state=%s\n", o.Evidence.Redfish.LearnedSystem, o.Evidence.Redfish.TLSResumed, o.State)
+		os.Exit(0)
+	}
+	addr := learnedSystemFake(t, tls.VersionTLS13)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRedfishLearnedCheckStack$")
+	cmd.Env = append(os.Environ(), "LIGHTSOUT_STACK_CHILD="+addr.String())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `learned="/redfish/v1/Systems/1" resumed=true state=Connectable`) {
+		if i := strings.Index(string(out), "goroutine stack exceeds"); i >= 0 {
+			out = out[i:min(len(out), i+3000)]
+		}
+		t.Fatalf("the learned check in 16 KiB of stack: %v\n%s", err, out)
+	}
 }
