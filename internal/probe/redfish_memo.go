@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -311,7 +312,14 @@ type oneShotDialer struct {
 // dial opens a TLS connection to addr for slot's check (nil: none);
 // connected says whether TCP connected.
 func (o *oneShotDialer) dial(ctx context.Context, network, addr string, slot *tlsSlot) (*tls.Conn, bool, error) {
-	tcp, err := o.d.DialContext(ctx, network, addr)
+	var tcp net.Conn
+	var err error
+	if ap, perr := netip.ParseAddrPort(addr); perr == nil && network == "tcp" {
+		// An address, not a name: no resolver, no parallel dial.
+		tcp, err = o.d.DialTCP(ctx, network, netip.AddrPort{}, ap)
+	} else {
+		tcp, err = o.d.DialContext(ctx, network, addr)
+	}
 	if err != nil {
 		return nil, false, err
 	}
