@@ -307,8 +307,105 @@ func accountKey(t Target, auth redfish.Auth) string {
 // three), authenticate as the account says or the service offers, read
 // Systems and the first System (UUID, PowerState). Credentials are never
 // sent to a BMC whose certificate differs from the pinned one.
-func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
+//
+// A learned BMC's one request (RedfishOneShot) is sent first, before the
+// rest of the check, from a shallow stack: the TLS handshake under it is
+// deep, and a one-shot check's goroutine then fits in 16 KiB instead of
+// growing to 32 KiB (a copy of the stack from deep in the dial, and 16
+// KiB more memory touched per BMC checked at once).
+func (p *RedfishProber) Check(ctx context.Context, t Target) Observation {
 	start := time.Now()
+	mem := p.memory(t.Name)
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	var r *rfRecall
+	if p.Memo != nil && p.BasicFirst && !p.KeepSessions {
+		r = p.recall(ctx, &t)
+		ctx = withTLSSlot(ctx, r.slot)
+		p.learnedGet(ctx, t, r)
+	}
+	return p.check(ctx, t, start, mem, r)
+}
+
+// rfRecall is what earlier runs learned of a BMC (a one-shot prober with
+// a memo) and, when that says one request is the check, its answer.
+type rfRecall struct {
+	slot     *tlsSlot
+	memo     RedfishMemoEntry
+	fromMemo bool // memo.Cert is compatible with the pin: use what it says
+	// The learned System's GET, when sent (learnedGet).
+	sent  bool
+	t0    time.Time
+	resp  *redfish.Response
+	err   error
+	typed typedSystem // resp's body decoded (else derr)
+	derr  error
+}
+
+// typedSystem is a System's answer as learnedSystem reads it: only a
+// ComputerSystem's UUID is the machine's (a Manager, the service root and
+// a Chassis have one too).
+type typedSystem struct {
+	Type string `json:"@odata.type"`
+	rfSystem
+}
+
+// recall looks up what earlier runs learned: the authentication, the
+// System, the TLS session — each only for the certificate it was learned
+// with. It may set t.RedfishLearned.
+func (p *RedfishProber) recall(ctx context.Context, t *Target) *rfRecall {
+	r := &rfRecall{slot: &tlsSlot{timeout: t.timeout()}}
+	var ok bool
+	if r.memo, ok = p.Memo.Get(t.Addr.String()); ok && r.memo.Cert != "" {
+		pinned := ""
+		if p.pins != nil {
+			pinned, _ = p.pins.CertPin(ctx, t.Name)
+		}
+		// Never resume, nor send credentials first, towards another
+		// certificate than the pinned one.
+		if r.fromMemo = pinned == "" || strings.EqualFold(pinned, r.memo.Cert); r.fromMemo {
+			r.slot.ticket, r.slot.session = r.memo.Ticket, r.memo.Session
+			if t.RedfishLearned == "" {
+				t.RedfishLearned = r.memo.Auth
+			}
+		}
+	}
+	return r
+}
+
+// useLearned says whether the check of t is the learned System's GET.
+func (r *rfRecall) useLearned(t Target) bool {
+	want := t.RedfishAuth
+	if want == "" {
+		want = redfish.AuthAuto
+	}
+	return r != nil && r.fromMemo && r.memo.System != "" && !t.Light &&
+		(want == redfish.AuthBasic || want == redfish.AuthAuto && r.memo.Auth == redfish.AuthBasic)
+}
+
+// learnedGet sends the learned System's GET with HTTP Basic over a
+// connection of its own (OneShotTransport's dialer, redfish.Client.GetOn)
+// when that is the check (learnedSystem reads the answer); with another
+// transport learnedSystem sends it.
+func (p *RedfishProber) learnedGet(ctx context.Context, t Target, r *rfRecall) {
+	ot, ok := p.tr.(*OneShotTransport)
+	if !ok || !r.useLearned(t) {
+		return
+	}
+	c := &redfish.Client{Base: "https://" + t.Addr.String(), User: t.User, Password: t.Password, Timeout: t.timeout()}
+	c.UseBasic()
+	r.slot.setWant(r.memo.Cert)
+	r.sent, r.t0 = true, time.Now()
+	r.resp, r.err = ot.dialer.getOnce(ctx, c, t, r.slot, r.memo.System)
+	r.slot.setWant("")
+	if r.err == nil {
+		// Here too, not under check: encoding/json's decoder is deep.
+		r.derr = json.Unmarshal(r.resp.Body, &r.typed)
+	}
+}
+
+// check is Check's all but the learned request; mem.mu is held.
+func (p *RedfishProber) check(ctx context.Context, t Target, start time.Time, mem *rfMemory, r *rfRecall) (o Observation) {
 	o = Observation{Name: t.Name, Host: t.Addr.String(), Protocol: "redfish", At: start}
 	o.Evidence.RTTMS = map[string]float64{}
 	ev := &RedfishEvidence{}
@@ -321,38 +418,14 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	if want == "" {
 		want = redfish.AuthAuto
 	}
-
-	// What earlier runs learned (a one-shot prober with a memo): the
-	// authentication, the System, the TLS session — each only for the
-	// certificate it was learned with.
 	var (
 		slot     *tlsSlot
 		memo     RedfishMemoEntry
-		fromMemo bool // memo.Cert is compatible with the pin: use what it says
+		fromMemo bool
 	)
-	if p.Memo != nil && p.BasicFirst && !p.KeepSessions {
-		slot = &tlsSlot{timeout: t.timeout()}
-		ctx = withTLSSlot(ctx, slot)
-		var ok bool
-		if memo, ok = p.Memo.Get(t.Addr.String()); ok && memo.Cert != "" {
-			pinned := ""
-			if p.pins != nil {
-				pinned, _ = p.pins.CertPin(ctx, t.Name)
-			}
-			// Never resume, nor send credentials first, towards another
-			// certificate than the pinned one.
-			if fromMemo = pinned == "" || strings.EqualFold(pinned, memo.Cert); fromMemo {
-				slot.ticket, slot.session = memo.Ticket, memo.Session
-				if t.RedfishLearned == "" {
-					t.RedfishLearned = memo.Auth
-				}
-			}
-		}
+	if r != nil {
+		slot, memo, fromMemo = r.slot, r.memo, r.fromMemo
 	}
-
-	mem := p.memory(t.Name)
-	mem.mu.Lock()
-	defer mem.mu.Unlock()
 	if slot != nil {
 		defer func() { p.remember(t, mem, ev, slot, memo, o) }()
 	}
@@ -385,15 +458,13 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 	// answer and a refused connection; anything else (404: the System
 	// moved, another certificate, not a System) falls back to the full
 	// check below, which learns again.
-	if fromMemo && memo.System != "" && !t.Light &&
-		(want == redfish.AuthBasic || want == redfish.AuthAuto && memo.Auth == redfish.AuthBasic) {
+	if r.useLearned(t) {
 		why := "forced by the account"
 		if want == redfish.AuthAuto {
 			why = "learned from an earlier run (the check memo)"
 		}
-		done, fo := p.learnedSystem(ctx, o, t, c, mem, ev, slot, memo, why)
-		if done {
-			return fo
+		if p.learnedSystem(ctx, &o, t, c, mem, ev, r, why) {
+			return o
 		}
 		o.Evidence.Error = ""
 		c = &redfish.Client{HTTP: c.HTTP, Base: base, User: t.User, Password: t.Password, Timeout: t.timeout()}
@@ -594,27 +665,24 @@ func (p *RedfishProber) Check(ctx context.Context, t Target) (o Observation) {
 }
 
 // learnedSystem is a check's one request for a BMC an earlier run learned
-// (RedfishOneShot): GET the remembered System with HTTP Basic. done with
-// the verdict, or not done with ev.LearnedFallback saying why the full
-// check follows.
-func (p *RedfishProber) learnedSystem(ctx context.Context, o Observation, t Target, c *redfish.Client, mem *rfMemory,
-	ev *RedfishEvidence, slot *tlsSlot, memo RedfishMemoEntry, why string) (bool, Observation) {
-	slot.setWant(memo.Cert)
+// (RedfishOneShot): GET the remembered System with HTTP Basic. true with
+// the verdict in o, or false (o as it was) with ev.LearnedFallback saying
+// why the full check follows.
+func (p *RedfishProber) learnedSystem(ctx context.Context, o *Observation, t Target, c *redfish.Client, mem *rfMemory,
+	ev *RedfishEvidence, r *rfRecall, why string) bool {
+	slot, memo := r.slot, r.memo
 	c.UseBasic()
-	t0 := time.Now()
-	var (
-		resp *redfish.Response
-		err  error
-	)
-	if ot, ok := p.tr.(*OneShotTransport); ok {
-		resp, err = ot.dialer.getOnce(ctx, c, t, slot, memo.System)
+	t0, resp, err := r.t0, r.resp, r.err
+	if r.sent { // by learnedGet
 		if resp != nil {
 			ev.Statuses = append(ev.Statuses, fmt.Sprintf("GET %s %d", memo.System, resp.Status))
 		}
 	} else {
+		slot.setWant(memo.Cert)
+		t0 = time.Now()
 		resp, err = c.Do(ctx, http.MethodGet, memo.System, nil)
+		slot.setWant("")
 	}
-	slot.setWant("")
 	if resp != nil && resp.TLS != nil {
 		noteTLS(ev, resp.TLS)
 	}
@@ -631,17 +699,17 @@ func (p *RedfishProber) learnedSystem(ctx context.Context, o Observation, t Targ
 	case err == nil:
 		// Only a ComputerSystem's UUID is the machine's (a Manager, the
 		// service root and a Chassis have one too).
-		var typed struct {
-			Type string `json:"@odata.type"`
-			rfSystem
+		typed, derr := r.typed, r.derr
+		if !r.sent {
+			derr = json.Unmarshal(resp.Body, &typed)
 		}
-		if derr := json.Unmarshal(resp.Body, &typed); derr != nil || typed.UUID == "" || !strings.HasPrefix(typed.Type, "#ComputerSystem.") {
+		if derr != nil || typed.UUID == "" || !strings.HasPrefix(typed.Type, "#ComputerSystem.") {
 			ev.LearnedFallback = fmt.Sprintf("GET %s answered no ComputerSystem with a UUID", memo.System)
 			break
 		}
 		sys = typed.rfSystem
-		if p.comparePin(ctx, &o, t, mem, ev) {
-			return true, o
+		if p.comparePin(ctx, o, t, mem, ev) {
+			return true
 		}
 		ev.LearnedSystem = memo.System
 		mem.system, mem.systems = memo.System, memo.Systems
@@ -649,7 +717,8 @@ func (p *RedfishProber) learnedSystem(ctx context.Context, o Observation, t Targ
 			mem.learned = redfish.AuthBasic
 		}
 		o.Evidence.RTTMS["system"] = ms(time.Since(t0))
-		return true, systemVerdict(o, t, ev, sys, memo.System, redfish.AuthBasic)
+		systemVerdictTo(o, t, ev, &sys, memo.System, redfish.AuthBasic)
+		return true
 	case errors.Is(err, errNotLearnedCert):
 		// Closed before the request: nothing was sent to it.
 		ev.Statuses = append(ev.Statuses, fmt.Sprintf("GET %s not sent: %v", memo.System, err))
@@ -659,11 +728,12 @@ func (p *RedfishProber) learnedSystem(ctx context.Context, o Observation, t Targ
 		slot.mu.Unlock()
 	case errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) && he.BasicChallenged():
 		// The password refused: the verdict, as a Basic-first check's.
-		if p.comparePin(ctx, &o, t, mem, ev) {
-			return true, o
+		if p.comparePin(ctx, o, t, mem, ev) {
+			return true
 		}
 		mem.learned = ""
-		return true, rfFail(o, t, "system", err)
+		rfFailTo(o, t, "system", err)
+		return true
 	case errors.As(err, &he):
 		ev.LearnedFallback = fmt.Sprintf("GET %s answered HTTP %d", memo.System, he.Status)
 	default:
@@ -671,12 +741,13 @@ func (p *RedfishProber) learnedSystem(ctx context.Context, o Observation, t Targ
 		if errors.As(err, &nr) || errors.Is(err, context.Canceled) || errors.Is(err, syscall.ECONNREFUSED) ||
 			errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
 			// Nothing (usable) answered: asking again would only wait again.
-			return true, rfFail(o, t, "system", err)
+			rfFailTo(o, t, "system", err)
+			return true
 		}
 		ev.LearnedFallback = fmt.Sprintf("GET %s: %v", memo.System, err)
 	}
 	ev.Auth, ev.AuthWhy = "", ""
-	return false, o
+	return false
 }
 
 // remember keeps what this check learned of t's endpoint in p.Memo: the
@@ -726,8 +797,17 @@ type rfSystem struct {
 }
 
 // systemVerdict is the verdict from the System read at sysURL: its UUID
-// compared with the registered GUID, after authenticating with use.
+// compared with the registered GUID, after authenticating with use. Not
+// inlined, as rfFail.
+//
+//go:noinline
 func systemVerdict(o Observation, t Target, ev *RedfishEvidence, sys rfSystem, sysURL string, use redfish.Auth) Observation {
+	systemVerdictTo(&o, t, ev, &sys, sysURL, use)
+	return o
+}
+
+// systemVerdictTo is systemVerdict in place.
+func systemVerdictTo(o *Observation, t Target, ev *RedfishEvidence, sys *rfSystem, sysURL string, use redfish.Auth) {
 	ev.UUID, ev.PowerState, ev.Model, ev.BIOSVersion = sys.UUID, sys.PowerState, sys.Model, sys.BiosVersion
 	o.Evidence.Manufacturer, o.Evidence.Firmware = sys.Manufacturer, sys.BiosVersion
 	switch sys.PowerState {
@@ -737,19 +817,21 @@ func systemVerdict(o Observation, t Target, ev *RedfishEvidence, sys rfSystem, s
 		o.Evidence.Power = "off"
 	}
 	if sys.UUID == "" {
-		return rfFail(o, t, "system", &redfish.BodyError{Resource: "ComputerSystem", URL: sysURL, Err: errors.New("has no UUID")})
+		rfFailTo(o, t, "system", &redfish.BodyError{Resource: "ComputerSystem", URL: sysURL, Err: errors.New("has no UUID")})
+		return
 	}
 	g, perr := guid.Parse(sys.UUID)
 	if perr != nil {
-		return rfFail(o, t, "system", &redfish.BodyError{Resource: "ComputerSystem", URL: sysURL, Err: fmt.Errorf("UUID %q: %w", sys.UUID, perr)})
+		rfFailTo(o, t, "system", &redfish.BodyError{Resource: "ComputerSystem", URL: sysURL, Err: fmt.Errorf("UUID %q: %w", sys.UUID, perr)})
+		return
 	}
 	// Redfish spells the UUID as text (RFC 4122 layout): no guessing.
 	r := g.Renderings()
 	r.Layout = guid.LayoutRFC4122
 	o.Evidence.GUIDSource = "redfish_system_uuid"
-	if !identity(&o, &t, g, r) {
-		mismatch(&o, &t, "reports System UUID")
-		return o
+	if !identity(o, &t, g, r) {
+		mismatch(o, &t, "reports System UUID")
+		return
 	}
 	o.State = state.Connectable
 	how := "Redfish session"
@@ -760,7 +842,6 @@ func systemVerdict(o Observation, t Target, ev *RedfishEvidence, sys rfSystem, s
 	if t.Expected.Zero() {
 		o.Message = fmt.Sprintf("%s accepted over %s (no GUID registered to compare)", how, ev.TLSVersion)
 	}
-	return o
 }
 
 // comparePin compares the certificate the check saw (ev.CertSHA256) with
@@ -891,7 +972,19 @@ func ClassifyRedfish(err error) (state.OOB, state.Reason) {
 	return state.NotResponding, state.ReasonProtocol
 }
 
+// rfFail is o failed at stage with err. Not inlined: inlined, each call
+// site kept its own copies of o (RedfishProber.check's frame went from
+// 3 to 9 KiB).
+//
+//go:noinline
 func rfFail(o Observation, t Target, stage string, err error) Observation {
+	rfFailTo(&o, t, stage, err)
+	return o
+}
+
+// rfFailTo is rfFail in place (a smaller stack frame than rfFail's two
+// Observations: see RedfishProber.Check).
+func rfFailTo(o *Observation, t Target, stage string, err error) {
 	o.Err = err
 	o.Evidence.Error = err.Error()
 	o.Evidence.FailedStage = stage
@@ -958,7 +1051,6 @@ func rfFail(o Observation, t Target, stage string, err error) Observation {
 	default:
 		o.Message = err.Error()
 	}
-	return o
 }
 
 func nonEmpty(s, def string) string {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -303,15 +304,31 @@ func NewOneShotRedfishTransport() *OneShotTransport {
 type oneShotDialer struct {
 	d    net.Dialer
 	base *tls.Config
+	// wrapTCP, if set, wraps each TCP connection before anything else
+	// sees it (tests count the write system calls through it).
+	wrapTCP func(net.Conn) net.Conn
 }
 
 // dial opens a TLS connection to addr for slot's check (nil: none);
 // connected says whether TCP connected.
 func (o *oneShotDialer) dial(ctx context.Context, network, addr string, slot *tlsSlot) (*tls.Conn, bool, error) {
-	raw, err := o.d.DialContext(ctx, network, addr)
+	var tcp net.Conn
+	var err error
+	if ap, perr := netip.ParseAddrPort(addr); perr == nil && network == "tcp" {
+		// An address, not a name: no resolver, no parallel dial.
+		tcp, err = o.d.DialTCP(ctx, network, netip.AddrPort{}, ap)
+	} else {
+		tcp, err = o.d.DialContext(ctx, network, addr)
+	}
 	if err != nil {
 		return nil, false, err
 	}
+	if o.wrapTCP != nil {
+		tcp = o.wrapTCP(tcp)
+	}
+	// Each flight one write, the handshake's last one with the request
+	// (coalesceConn).
+	raw := newCoalesceConn(tcp)
 	cfg := o.base
 	timeout := DefaultTimeout
 	if slot != nil {
@@ -346,11 +363,13 @@ func (o *oneShotDialer) dial(ctx context.Context, network, addr string, slot *tl
 		if want != "" {
 			st := tc.ConnectionState()
 			if len(st.PeerCertificates) == 0 || certSHA256(st.PeerCertificates[0].Raw) != want {
-				raw.Close()
+				// Not even the held Finished goes to it.
+				tcp.Close()
 				return nil, true, errNotLearnedCert
 			}
 		}
 	}
+	raw.release()
 	return tc, true, nil
 }
 
