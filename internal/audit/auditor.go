@@ -94,6 +94,14 @@ type Auditor struct {
 	accts map[int64]*entry
 	rng   *rand.Rand
 
+	// listing is the accounts of the last store listing, which the
+	// scheduler's ticks reuse while the monitor's roster stands (scan).
+	listing struct {
+		accts  []store.Account
+		roster uint64
+		ticks  int
+	}
+
 	runs atomic.Uint64
 	// changes moves whenever an account's findings change (Changes).
 	changes atomic.Uint64
@@ -273,14 +281,57 @@ func (a *Auditor) usable(acct store.Account) string {
 	return ""
 }
 
+// relistEvery bounds how many ticks reuse one listing of the accounts.
+const relistEvery = 10
+
+// roster is a States whose Roster moves whenever a channel comes or goes
+// (*monitor.Monitor).
+type roster interface{ Roster() uint64 }
+
+// accountReader reads one account (*sqlstore.DB).
+type accountReader interface {
+	Account(ctx context.Context, id int64) (store.Account, error)
+}
+
+// accounts lists the fleet's accounts for scan: from the store (fresh), or
+// the last listing again while the monitor's channels are the same ones
+// and for at most relistEvery ticks, when the store can read the account
+// an audit is about to use afresh. A listing reads and unseals every
+// account — about a second of CPU at 100,000 — and only the channels the
+// monitor has can be audited (usable), so a steady fleet needs none.
+func (a *Auditor) accounts(ctx context.Context) (accts []store.Account, fresh bool, err error) {
+	r, counted := a.states.(roster)
+	_, reads := a.st.(accountReader)
+	l := &a.listing
+	var gen uint64
+	if counted {
+		gen = r.Roster() // before the listing: a channel added after it moves it again
+		if reads && l.accts != nil && l.roster == gen && l.ticks < relistEvery {
+			l.ticks++
+			return l.accts, false, nil
+		}
+	}
+	accts, err = a.st.Accounts(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return nil, false, err
+	}
+	l.accts, l.roster, l.ticks = nil, 0, 0
+	if counted && reads {
+		l.accts, l.roster = accts, gen
+	}
+	return accts, true, nil
+}
+
 // scan starts the audits that are due, as long as there is room.
 func (a *Auditor) scan(ctx context.Context) error {
-	accts, err := a.st.Accounts(ctx, store.MachineFilter{}, store.Page{})
+	accts, fresh, err := a.accounts(ctx)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	a.prune(accts)
+	if fresh {
+		a.prune(accts)
+	}
 	budget := max(1, int(a.cfg.Tick.Seconds()*a.cfg.Rate))
 	started := 0
 	for _, acct := range accts {
@@ -307,6 +358,20 @@ func (a *Auditor) scan(ctx context.Context) error {
 			return nil // the rest stay due for the next tick
 		}
 		a.mu.Unlock()
+		if !fresh {
+			// From an earlier listing: the audit logs in with what the
+			// store holds now (an edited password, a changed protocol).
+			cur, err := a.st.(accountReader).Account(ctx, acct.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted: the next listing prunes it
+			}
+			if err != nil {
+				return err
+			}
+			if acct = cur; a.usable(acct) != "" {
+				continue
+			}
+		}
 		// Wait for room (Parallel in flight); a tick starts at most
 		// budget audits, so a large fleet is worked through at Rate.
 		select {

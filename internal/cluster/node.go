@@ -124,7 +124,7 @@ type Node struct {
 	inflight map[string]int  // checks running, by machine name
 	changed  chan struct{}   // closed when a check ends; made by a waiter (drain), nil without one
 	// dropped moves whenever an account leaves the books (dropOneLocked,
-	// forget); with the monitor's Changes it tells reconcile whether
+	// forget); with the monitor's Roster it tells reconcile whether
 	// anything could have left a channel the node does not hold.
 	dropped    uint64
 	reconciled struct {
@@ -461,9 +461,9 @@ func (n *Node) Run(ctx context.Context) {
 // Tick runs one round at once (tests).
 func (n *Node) Tick(ctx context.Context) { n.tick(ctx) }
 
-// changeCounter is a Monitor whose Changes moves whenever a channel comes
+// rosterCounter is a Monitor whose Roster moves whenever a channel comes
 // or goes (*monitor.Monitor).
-type changeCounter interface{ Changes() uint64 }
+type rosterCounter interface{ Roster() uint64 }
 
 // reconcile removes from the monitor every channel the node does not hold:
 // a load that raced a fence or a release can insert one after the node
@@ -475,10 +475,10 @@ func (n *Node) reconcile() {
 	if n.mon == nil {
 		return
 	}
-	cc, counted := n.mon.(changeCounter)
+	rc, counted := n.mon.(rosterCounter)
 	var gen uint64
 	if counted {
-		gen = cc.Changes() // before IDs: a channel added after it moves it again
+		gen = rc.Roster() // before IDs: a channel added after it moves it again
 		n.mu.Lock()
 		same := n.reconciled.ok && n.reconciled.monGen == gen && n.reconciled.dropped == n.dropped
 		n.mu.Unlock()

@@ -347,7 +347,7 @@ func (m *countedMonitor) Load(ctx context.Context) error {
 	return m.fakeMonitor.Load(ctx)
 }
 func (m *countedMonitor) IDs() []int64    { m.walks.Add(1); return m.fakeMonitor.IDs() }
-func (m *countedMonitor) Changes() uint64 { return m.changes.Load() }
+func (m *countedMonitor) Roster() uint64  { return m.changes.Load() }
 func (m *countedMonitor) Remove(id int64) { m.changes.Add(1); m.fakeMonitor.Remove(id) }
 func (m *countedMonitor) insert(id int64) { // what a load racing a drop does
 	m.mu.Lock()
