@@ -94,10 +94,12 @@ type Auditor struct {
 	accts map[int64]*entry
 	rng   *rand.Rand
 
-	// listing is the accounts of the last store listing, which the
-	// scheduler's ticks reuse while the monitor's roster stands (scan).
+	// listing is what scan needs of the last store listing (each
+	// account's ID and whether it is IPMI: 16 bytes, not the account
+	// with its credentials), which the scheduler's ticks reuse while the
+	// monitor's roster stands.
 	listing struct {
-		accts  []store.Account
+		accts  []listed
 		roster uint64
 		ticks  int
 	}
@@ -293,12 +295,19 @@ type accountReader interface {
 	Account(ctx context.Context, id int64) (store.Account, error)
 }
 
+// listed is an account as the scheduler remembers it between listings.
+type listed struct {
+	id   int64
+	ipmi bool
+}
+
 // accounts lists the fleet's accounts for scan: from the store (fresh), or
-// the last listing again while the monitor's channels are the same ones
-// and for at most relistEvery ticks, when the store can read the account
-// an audit is about to use afresh. A listing reads and unseals every
-// account — about a second of CPU at 100,000 — and only the channels the
-// monitor has can be audited (usable), so a steady fleet needs none.
+// — while the monitor's channels are the same ones, for at most
+// relistEvery ticks, and when the store can read one account — the IDs
+// and protocols of the last listing, whose accounts an audit about to
+// start reads afresh. A listing reads and unseals every account (about a
+// second of CPU at 100,000), and only the channels the monitor has can be
+// audited (usable), so a steady fleet needs one per relistEvery ticks.
 func (a *Auditor) accounts(ctx context.Context) (accts []store.Account, fresh bool, err error) {
 	r, counted := a.states.(roster)
 	_, reads := a.st.(accountReader)
@@ -308,7 +317,7 @@ func (a *Auditor) accounts(ctx context.Context) (accts []store.Account, fresh bo
 		gen = r.Roster() // before the listing: a channel added after it moves it again
 		if reads && l.accts != nil && l.roster == gen && l.ticks < relistEvery {
 			l.ticks++
-			return l.accts, false, nil
+			return nil, false, nil
 		}
 	}
 	accts, err = a.st.Accounts(ctx, store.MachineFilter{}, store.Page{})
@@ -317,7 +326,10 @@ func (a *Auditor) accounts(ctx context.Context) (accts []store.Account, fresh bo
 	}
 	l.accts, l.roster, l.ticks = nil, 0, 0
 	if counted && reads {
-		l.accts, l.roster = accts, gen
+		l.accts, l.roster = make([]listed, len(accts)), gen
+		for i, acct := range accts {
+			l.accts[i] = listed{id: acct.ID, ipmi: acct.Protocol == "ipmi"}
+		}
 	}
 	return accts, true, nil
 }
@@ -329,12 +341,25 @@ func (a *Auditor) scan(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
+	n := len(accts)
 	if fresh {
 		a.prune(accts)
+	} else {
+		n = len(a.listing.accts)
 	}
 	budget := max(1, int(a.cfg.Tick.Seconds()*a.cfg.Rate))
 	started := 0
-	for _, acct := range accts {
+	for i := range n {
+		var acct store.Account
+		if fresh {
+			acct = accts[i]
+		} else {
+			// What usable needs of it until the account is read afresh.
+			acct.ID, acct.Protocol = a.listing.accts[i].id, "ipmi"
+			if !a.listing.accts[i].ipmi {
+				continue
+			}
+		}
 		if a.usable(acct) != "" {
 			continue
 		}
