@@ -83,11 +83,8 @@ func authHMAC(alg types.AuthAlg, key, msg []byte, out *[sha256.Size]byte) ([]byt
 	return out[:n], nil
 }
 
-// rakpInput is the bytes RAKP 2's code (bmcGUID given) or RAKP 3's code
-// covers, the first in b's storage.
-//
-//	RAKP 2: consoleID | bmcID | consoleRand | bmcRand | bmcGUID | role | ULen | user
-//	RAKP 3: bmcRand | consoleID | role | ULen | user
+// rakp2Input is what RAKP 2's key-exchange code covers, in b's storage:
+// consoleID | bmcID | consoleRand | bmcRand | bmcGUID | role | ULen | user.
 func rakp2Input(b []byte, consoleID, bmcID uint32, consoleRand, bmcRand, bmcGUID []byte, role byte, user string) []byte {
 	b = binary.LittleEndian.AppendUint32(b[:0], consoleID)
 	b = binary.LittleEndian.AppendUint32(b, bmcID)
@@ -98,6 +95,8 @@ func rakp2Input(b []byte, consoleID, bmcID uint32, consoleRand, bmcRand, bmcGUID
 	return append(b, user...)
 }
 
+// rakp3Input is what RAKP 3's code covers, in b's storage:
+// bmcRand | consoleID | role | ULen | user.
 func rakp3Input(b []byte, bmcRand []byte, consoleID uint32, role byte, user string) []byte {
 	b = append(b[:0], bmcRand[:16]...)
 	b = binary.LittleEndian.AppendUint32(b, consoleID)
