@@ -94,6 +94,16 @@ type Auditor struct {
 	accts map[int64]*entry
 	rng   *rand.Rand
 
+	// listing is what scan needs of the last store listing (each
+	// account's ID and whether it is IPMI: 16 bytes, not the account
+	// with its credentials), which the scheduler's ticks reuse while the
+	// monitor's roster stands.
+	listing struct {
+		accts  []listed
+		roster uint64
+		ticks  int
+	}
+
 	runs atomic.Uint64
 	// changes moves whenever an account's findings change (Changes).
 	changes atomic.Uint64
@@ -273,17 +283,83 @@ func (a *Auditor) usable(acct store.Account) string {
 	return ""
 }
 
+// relistEvery bounds how many ticks reuse one listing of the accounts.
+const relistEvery = 10
+
+// roster is a States whose Roster moves whenever a channel comes or goes
+// (*monitor.Monitor).
+type roster interface{ Roster() uint64 }
+
+// accountReader reads one account (*sqlstore.DB).
+type accountReader interface {
+	Account(ctx context.Context, id int64) (store.Account, error)
+}
+
+// listed is an account as the scheduler remembers it between listings.
+type listed struct {
+	id   int64
+	ipmi bool
+}
+
+// accounts lists the fleet's accounts for scan: from the store (fresh), or
+// — while the monitor's channels are the same ones, for at most
+// relistEvery ticks, and when the store can read one account — the IDs
+// and protocols of the last listing, whose accounts an audit about to
+// start reads afresh. A listing reads and unseals every account (about a
+// second of CPU at 100,000), and only the channels the monitor has can be
+// audited (usable), so a steady fleet needs one per relistEvery ticks.
+func (a *Auditor) accounts(ctx context.Context) (accts []store.Account, fresh bool, err error) {
+	r, counted := a.states.(roster)
+	_, reads := a.st.(accountReader)
+	l := &a.listing
+	var gen uint64
+	if counted {
+		gen = r.Roster() // before the listing: a channel added after it moves it again
+		if reads && l.accts != nil && l.roster == gen && l.ticks < relistEvery {
+			l.ticks++
+			return nil, false, nil
+		}
+	}
+	accts, err = a.st.Accounts(ctx, store.MachineFilter{}, store.Page{})
+	if err != nil {
+		return nil, false, err
+	}
+	l.accts, l.roster, l.ticks = nil, 0, 0
+	if counted && reads {
+		l.accts, l.roster = make([]listed, len(accts)), gen
+		for i, acct := range accts {
+			l.accts[i] = listed{id: acct.ID, ipmi: acct.Protocol == "ipmi"}
+		}
+	}
+	return accts, true, nil
+}
+
 // scan starts the audits that are due, as long as there is room.
 func (a *Auditor) scan(ctx context.Context) error {
-	accts, err := a.st.Accounts(ctx, store.MachineFilter{}, store.Page{})
+	accts, fresh, err := a.accounts(ctx)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	a.prune(accts)
+	n := len(accts)
+	if fresh {
+		a.prune(accts)
+	} else {
+		n = len(a.listing.accts)
+	}
 	budget := max(1, int(a.cfg.Tick.Seconds()*a.cfg.Rate))
 	started := 0
-	for _, acct := range accts {
+	for i := range n {
+		var acct store.Account
+		if fresh {
+			acct = accts[i]
+		} else {
+			// What usable needs of it until the account is read afresh.
+			acct.ID, acct.Protocol = a.listing.accts[i].id, "ipmi"
+			if !a.listing.accts[i].ipmi {
+				continue
+			}
+		}
 		if a.usable(acct) != "" {
 			continue
 		}
@@ -307,6 +383,20 @@ func (a *Auditor) scan(ctx context.Context) error {
 			return nil // the rest stay due for the next tick
 		}
 		a.mu.Unlock()
+		if !fresh {
+			// From an earlier listing: the audit logs in with what the
+			// store holds now (an edited password, a changed protocol).
+			cur, err := a.st.(accountReader).Account(ctx, acct.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted: the next listing prunes it
+			}
+			if err != nil {
+				return err
+			}
+			if acct = cur; a.usable(acct) != "" {
+				continue
+			}
+		}
 		// Wait for room (Parallel in flight); a tick starts at most
 		// budget audits, so a large fleet is worked through at Rate.
 		select {

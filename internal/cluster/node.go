@@ -122,10 +122,18 @@ type Node struct {
 	fenced   bool
 	active   map[int64]*held // machines handed to the monitor
 	inflight map[string]int  // checks running, by machine name
-	changed  chan struct{}   // closed when a check ends
-	loaded   string          // signature of the members the monitor was last loaded for
-	fenceT   *time.Timer
-	started  bool
+	changed  chan struct{}   // closed when a check ends; made by a waiter (drain), nil without one
+	// dropped moves whenever an account leaves the books (dropOneLocked,
+	// forget); with the monitor's Roster it tells reconcile whether
+	// anything could have left a channel the node does not hold.
+	dropped    uint64
+	reconciled struct {
+		ok              bool
+		dropped, monGen uint64
+	}
+	loaded  string // signature of the members the monitor was last loaded for
+	fenceT  *time.Timer
+	started bool
 	// unwatched: zones with machines and no live instance, since when
 	// (this instance's first reading that found them so).
 	unwatched map[string]time.Time
@@ -257,7 +265,7 @@ func New(st Store, cfg Config) (*Node, error) {
 		cfg.Buffer = DefaultBuffer
 	}
 	return &Node{cfg: cfg, st: st, log: cfg.Logger, active: map[int64]*held{}, inflight: map[string]int{},
-		changed: make(chan struct{}), members: Members{Self: cfg.Name, All: map[string]store.Instance{}}}, nil
+		members: Members{Self: cfg.Name, All: map[string]store.Instance{}}}, nil
 }
 
 // CheckLease says whether a lease (with the default heartbeat and fence)
@@ -418,6 +426,7 @@ func (n *Node) dropOneLocked(id int64, h *held) {
 		}
 	}
 	delete(n.active, id)
+	n.dropped++
 }
 
 // drain waits until no check of names is in flight (ctx bounds it).
@@ -430,6 +439,9 @@ func (n *Node) drain(ctx context.Context, names []string) error {
 				busy = true
 				break
 			}
+		}
+		if busy && n.changed == nil {
+			n.changed = make(chan struct{})
 		}
 		ch := n.changed
 		n.mu.Unlock()
@@ -467,16 +479,35 @@ func (n *Node) Run(ctx context.Context) {
 // Tick runs one round at once (tests).
 func (n *Node) Tick(ctx context.Context) { n.tick(ctx) }
 
+// rosterCounter is a Monitor whose Roster moves whenever a channel comes
+// or goes (*monitor.Monitor).
+type rosterCounter interface{ Roster() uint64 }
+
 // reconcile removes from the monitor every channel the node does not hold:
 // a load that raced a fence or a release can insert one after the node
-// dropped it. Run at every heartbeat, even without the database.
+// dropped it. Run at every heartbeat, even without the database; skipped
+// when neither a channel came or went in the monitor nor an account left
+// the books since the last one that found the monitor within the books (a
+// walk of 100,000 channels at every heartbeat otherwise).
 func (n *Node) reconcile() {
 	if n.mon == nil {
 		return
 	}
+	rc, counted := n.mon.(rosterCounter)
+	var gen uint64
+	if counted {
+		gen = rc.Roster() // before IDs: a channel added after it moves it again
+		n.mu.Lock()
+		same := n.reconciled.ok && n.reconciled.monGen == gen && n.reconciled.dropped == n.dropped
+		n.mu.Unlock()
+		if same {
+			return
+		}
+	}
 	ids := n.mon.IDs() // not a copy of every channel's state: 100,000 at each heartbeat
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.reconciled.ok, n.reconciled.monGen, n.reconciled.dropped = counted, gen, n.dropped
 	held := map[int64]bool{}
 	for _, h := range n.active {
 		for _, a := range h.accounts {
@@ -776,6 +807,7 @@ func (n *Node) forget(machine, account int64) {
 	for id, h := range n.active {
 		if (machine == 0 || id == machine) && h.accounts.has(account) {
 			h.accounts.del(account)
+			n.dropped++
 			if len(h.accounts) == 0 {
 				delete(n.active, id)
 			}
@@ -816,8 +848,10 @@ func (n *Node) Prober(p probe.Prober) probe.Prober {
 			if n.inflight[t.Name]--; n.inflight[t.Name] <= 0 {
 				delete(n.inflight, t.Name)
 			}
-			close(n.changed)
-			n.changed = make(chan struct{})
+			if n.changed != nil { // a drain waits: not a channel per check otherwise
+				close(n.changed)
+				n.changed = nil
+			}
 			n.mu.Unlock()
 		}()
 		n.checks.Add(1)

@@ -6,6 +6,7 @@ import (
 	"github.com/lightsout/lightsout/internal/poll"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -331,4 +332,78 @@ func TestNodeTakeoverCatchesUp(t *testing.T) {
 	if len(ma.calls) != n+1 || ma.calls[n] != 7*time.Second {
 		t.Fatalf("takeover loads: %v, want one LoadWithin(7s)", ma.calls[n:])
 	}
+}
+
+// countedMonitor is a fakeMonitor with the monitor's change counter (a
+// channel came or went) and a count of the walks reconcile made.
+type countedMonitor struct {
+	fakeMonitor
+	changes atomic.Uint64
+	walks   atomic.Int64
+}
+
+func (m *countedMonitor) Load(ctx context.Context) error {
+	m.changes.Add(1)
+	return m.fakeMonitor.Load(ctx)
+}
+func (m *countedMonitor) IDs() []int64    { m.walks.Add(1); return m.fakeMonitor.IDs() }
+func (m *countedMonitor) Roster() uint64  { return m.changes.Load() }
+func (m *countedMonitor) Remove(id int64) { m.changes.Add(1); m.fakeMonitor.Remove(id) }
+func (m *countedMonitor) insert(id int64) { // what a load racing a drop does
+	m.mu.Lock()
+	m.held[id] = true
+	m.mu.Unlock()
+	m.changes.Add(1)
+}
+
+// TestNodeReconcilesOnlyAfterAChange: a steady fleet is not walked at
+// every heartbeat; a channel the node does not hold is still removed at
+// the next heartbeat after it came (the monitor's count moved) or after
+// the node dropped an account (its books moved).
+func TestNodeReconcilesOnlyAfterAChange(t *testing.T) {
+	st := &fakeStore{rows: map[string]store.Instance{}}
+	n, err := New(st, Config{Name: "a", Alone: true, Lease: 600 * time.Millisecond, Every: 100 * time.Millisecond, Fence: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon := &countedMonitor{fakeMonitor: fakeMonitor{n: n, held: map[int64]bool{}, count: 50}}
+	mon.fakeMonitor.n = n
+	n.Attach(mon)
+	ctx := context.Background()
+	n.Tick(ctx) // publishes the view
+	n.Tick(ctx) // loads
+	n.Tick(ctx) // walks once after the load
+	if got := mon.heldIDs(); len(got) != 50 {
+		t.Fatalf("holds %d of 50", len(got))
+	}
+	before := mon.walks.Load()
+	for range 5 {
+		n.Tick(ctx)
+	}
+	if got := mon.walks.Load() - before; got != 0 {
+		t.Fatalf("steady fleet: %d walks in 5 heartbeats, want 0", got)
+	}
+	// A load that raced a release inserts a machine after the node let it go.
+	n.release(7)
+	mon.insert(7)
+	n.Tick(ctx)
+	if slices.Contains(mon.heldIDs(), 7) {
+		t.Fatal("a channel the node released stayed in the monitor")
+	}
+	// An account leaves the books while the monitor, unchanged, still has it.
+	n.forget(8, 8)
+	mon.fakeMonitor.mu.Lock()
+	mon.held[8] = true // Remove not called: only the books moved
+	mon.fakeMonitor.mu.Unlock()
+	n.Tick(ctx)
+	if slices.Contains(mon.heldIDs(), 8) {
+		t.Fatal("a channel the node forgot stayed in the monitor")
+	}
+	before = mon.walks.Load()
+	n.Tick(ctx)
+	n.Tick(ctx)
+	if got := mon.walks.Load() - before; got > 1 {
+		t.Fatalf("after the fix-ups: %d walks in 2 heartbeats, want at most 1", got)
+	}
+	n.Close(ctx)
 }

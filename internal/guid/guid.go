@@ -81,8 +81,17 @@ func reverse(g GUID) GUID {
 }
 
 func format(g GUID) string {
-	h := hex.EncodeToString(g[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	var b [36]byte // one allocation: the string
+	hex.Encode(b[0:8], g[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], g[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], g[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], g[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], g[10:16])
+	return string(b[:])
 }
 
 // RFC4122 renders the raw bytes in wire order.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -131,11 +132,24 @@ func (s *Session) negotiate(ctx context.Context, cr Credentials, allow []CipherS
 	return s.negotiateMore(ctx, cr, allow, n, first, learned, err)
 }
 
+// workedLast are the reasons "cipher suite N worked last time", each made
+// once: the monitor's usual check gives one.
+var workedLast [256]atomic.Pointer[string]
+
+func workedLastTime(s CipherSuite) string {
+	if m := workedLast[s].Load(); m != nil {
+		return *m
+	}
+	m := s.String() + " worked last time"
+	workedLast[s].Store(&m)
+	return m
+}
+
 //go:noinline
 func firstWhy(n *Negotiation, proposed CipherSuite, learned bool) string {
 	switch {
 	case learned:
-		return fmt.Sprintf("%v worked last time", proposed)
+		return workedLastTime(proposed)
 	case len(n.Allowed) == 1:
 		return fmt.Sprintf("%v is the only suite allowed", n.Suite)
 	}

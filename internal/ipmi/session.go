@@ -42,6 +42,7 @@ type Session struct {
 	suite            CipherSuite
 	algs             suiteAlgs
 	k1, k2           []byte
+	keyBuf           [2][sha256.Size]byte // K1 and K2's storage
 	authLen          int
 	hm               hash.Hash    // keyed integrity HMAC, built on first use
 	blk              cipher.Block // AES-128 with K2, built on first use
@@ -385,7 +386,9 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 		Username:                       []byte(cr.User),
 	}
 	pkt1 := buildRMCPPlus(payloadRAKP1, 0, 0, 0, r1.Pack(), nil)
-	kuid := crypto.PadPassword20(cr.Password)
+	var kuidBuf [20]byte
+	copy(kuidBuf[:], cr.Password)
+	kuid := kuidBuf[:]
 	var r2 rmcpplus.RAKPMessage2
 	// Every RAKP 2 that answers one of our copies is decoded and its
 	// key-exchange code verified here; the last verified one wins
@@ -413,8 +416,10 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 			if m.RmcpStatusCode != 0 {
 				return ref.refuse(ev, &StageError{Stage: StageRAKP1, Status: byte(m.RmcpStatusCode), Err: statusErr(byte(m.RmcpStatusCode))})
 			}
-			want, err := crypto.RAKP2AuthCode(s.algs.auth, s.consoleID, s.bmcID, consoleRand[:], m.ManagedSystemRandomNumber[:],
-				m.ManagedSystemGUID[:], role, cr.User, kuid)
+			var in [128]byte
+			var code [sha256.Size]byte
+			want, err := authHMAC(s.algs.auth, kuid, rakp2Input(in[:], s.consoleID, s.bmcID, consoleRand[:], m.ManagedSystemRandomNumber[:],
+				m.ManagedSystemGUID[:], role, cr.User), &code)
 			if err != nil {
 				return true, err
 			}
@@ -441,12 +446,19 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	}
 	s.RAKPGUID = r2.ManagedSystemGUID
 	s.e.log.Debug("rakp2", "bmc", s.p.addr, "bmc_session", s.bmcID, "attempts", rakp1Attempts, "status", r2.RmcpStatusCode)
-	sik, k1, k2, err := crypto.DeriveSessionKeys(s.algs.auth, consoleRand[:], r2.ManagedSystemRandomNumber[:], role, cr.User, kuid)
+	var in [128]byte
+	var sikBuf, code3Buf [sha256.Size]byte
+	sik, err := authHMAC(s.algs.auth, kuid, sikInput(in[:], consoleRand[:], r2.ManagedSystemRandomNumber[:], role, cr.User), &sikBuf)
 	if err != nil {
-		return err
+		return fmt.Errorf("derive SIK: %w", err)
 	}
-	s.k1, s.k2 = k1, k2
-	code3, err := crypto.RAKP3AuthCode(s.algs.auth, r2.ManagedSystemRandomNumber[:], s.consoleID, role, cr.User, kuid)
+	if s.k1, err = authHMAC(s.algs.auth, sik, constK1[:], &s.keyBuf[0]); err != nil {
+		return fmt.Errorf("derive K1: %w", err)
+	}
+	if s.k2, err = authHMAC(s.algs.auth, sik, constK2[:], &s.keyBuf[1]); err != nil {
+		return fmt.Errorf("derive K2: %w", err)
+	}
+	code3, err := authHMAC(s.algs.auth, kuid, rakp3Input(in[:], r2.ManagedSystemRandomNumber[:], s.consoleID, role, cr.User), &code3Buf)
 	if err != nil {
 		return err
 	}
@@ -456,10 +468,12 @@ func (s *Session) rakp(ctx context.Context, cr Credentials) error {
 	// After a retransmitted RAKP 3 the BMC may answer one copy with success
 	// and the other with an error (the session is already active): a
 	// success, whenever it comes while lingering, wins.
-	icv, err := crypto.RAKP4ICV(s.algs.auth, consoleRand[:], s.bmcID, r2.ManagedSystemGUID[:], sik)
+	var icvBuf [sha256.Size]byte
+	icv, err := authHMAC(s.algs.auth, sik, rakp4Input(in[:], consoleRand[:], s.bmcID, r2.ManagedSystemGUID[:]), &icvBuf)
 	if err != nil {
 		return err
 	}
+	icv = icv[:rakp4ICVLen(s.algs.auth)]
 	// An error status, or an integrity check value that does not verify,
 	// is tentative: a verified RAKP 4 in the window wins.
 	ref = refusals{s: s, stage: StageRAKP3}

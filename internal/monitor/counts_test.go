@@ -106,27 +106,48 @@ func TestStateCountsFollowTheFleet(t *testing.T) {
 		if round == 3 {
 			removed = ids[7]
 		}
+		roster, changes := m.Roster(), m.Changes()
 		if _, err := m.CheckNow(ctx, ids); err != nil && round != 3 {
 			t.Fatal(err)
 		}
 		check(fmt.Sprintf("round %d", round))
+		// Roster moves with channels coming and going only, not with
+		// transitions (Changes does).
+		if moved := m.Roster() != roster; moved != (round == 3) {
+			t.Fatalf("round %d: Roster moved %v (a channel removed: %v)", round, moved, round == 3)
+		}
+		if m.Changes() == changes {
+			t.Fatalf("round %d: transitions did not move Changes", round)
+		}
 		if round == 3 {
 			removed = 0
 			// Back by Refresh (as after an edit) and again by Load.
+			roster := m.Roster()
 			if err := m.Refresh(ctx, ids[7]); err != nil {
 				t.Fatal(err)
 			}
 			check("after Refresh")
+			if m.Roster() == roster {
+				t.Fatal("a channel back by Refresh did not move Roster")
+			}
 		}
 	}
 	sc := m.StateCounts()
 	if sc[state.Connectable] == 0 || sc[state.NotResponding] == 0 || sc[state.NotAuthenticated] == 0 || sc[state.Invalid] == 0 {
 		t.Fatalf("the fleet did not pass through every state: %v", sc)
 	}
+	roster := m.Roster()
 	m.Remove(ids[0])
 	check("after Remove")
+	if m.Roster() == roster {
+		t.Fatal("Remove did not move Roster")
+	}
+	roster = m.Roster()
 	if err := m.Load(ctx); err != nil { // ids[0] is back (it is still in the store)
 		t.Fatal(err)
 	}
 	check("after a second Load")
+	if m.Roster() == roster {
+		t.Fatal("a channel back by Load did not move Roster")
+	}
 }

@@ -94,3 +94,9 @@ func (m *Monitor) Len() int {
 // Readers of fleet-wide aggregates (the incidents on /metrics) keep theirs
 // while it stands.
 func (m *Monitor) Changes() uint64 { return m.changes.Load() }
+
+// Roster is a number that moves whenever a channel comes or goes (not
+// when one changes state): readers of the set of channels (the scale-out
+// node's reconcile, the security audit's listing) keep theirs while it
+// stands.
+func (m *Monitor) Roster() uint64 { return m.roster.Load() }

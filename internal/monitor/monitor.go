@@ -97,6 +97,8 @@ type Monitor struct {
 	// changes moves whenever what the store holds of a channel changes
 	// (a save) or a channel comes or goes: Changes.
 	changes atomic.Uint64
+	// roster moves whenever a channel comes or goes: Roster.
+	roster atomic.Uint64
 	// epoch is the origin of channel due times.
 	epoch time.Time
 }
@@ -382,6 +384,7 @@ func (m *Monitor) load(ctx context.Context, within time.Duration) error {
 		m.chans[a.ID] = c
 		m.byState[stateIndex(c.ch.State)]++
 		m.changes.Add(1)
+		m.roster.Add(1)
 		heap.Push(&m.queue, c)
 	}
 	m.poke()
@@ -436,6 +439,7 @@ func (m *Monitor) Refresh(ctx context.Context, accountID int64) error {
 		m.chans[accountID] = c
 		m.byState[stateIndex(c.ch.State)]++
 		m.changes.Add(1)
+		m.roster.Add(1)
 		c.due = m.at(time.Now())
 	}
 	credsChanged := ok && (c.acct.User != a.User || !slices.Equal(c.acct.Password, a.Password) ||
@@ -578,6 +582,7 @@ func (m *Monitor) Remove(accountID int64) {
 		delete(m.chans, accountID)
 		m.byState[stateIndex(c.ch.State)]--
 		m.changes.Add(1)
+		m.roster.Add(1)
 	}
 }
 

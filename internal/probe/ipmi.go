@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lightsout/lightsout/internal/guid"
@@ -318,10 +319,28 @@ func identify(o *Observation, t *Target, g guid.GUID, suite ipmi.CipherSuite) {
 		return
 	}
 	o.State = state.Connectable
-	o.Message = fmt.Sprintf("session opened with %v, identity confirmed", suite)
-	if t.Expected.Zero() {
-		o.Message = fmt.Sprintf("session opened with %v (no GUID registered to compare)", suite)
+	o.Message = connectedMessage(suite, t.Expected.Zero())
+}
+
+// connectedMessages are the messages of a session that worked, by GUID
+// registered or not and suite, each made once: the monitor's usual check
+// ends with one.
+var connectedMessages [2][256]atomic.Pointer[string]
+
+func connectedMessage(suite ipmi.CipherSuite, unregistered bool) string {
+	p := &connectedMessages[0][suite]
+	if unregistered {
+		p = &connectedMessages[1][suite]
 	}
+	if m := p.Load(); m != nil {
+		return *m
+	}
+	m := "session opened with " + suite.String() + ", identity confirmed"
+	if unregistered {
+		m = "session opened with " + suite.String() + " (no GUID registered to compare)"
+	}
+	p.Store(&m)
+	return m
 }
 
 // degradedRetransmits is how many retransmissions within one check mark a

@@ -1,6 +1,9 @@
 package vocab
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // CipherSuite is an RMCP+ cipher suite ID (IPMI 2.0 table 22-20).
 type CipherSuite uint8
@@ -18,7 +21,16 @@ func (s CipherSuite) Supported() bool { return implemented[s] }
 // chosen otherwise.
 var implemented = map[CipherSuite]bool{0: true, 1: true, 2: true, 3: true, 6: true, 7: true, 8: true, 15: true, 16: true, 17: true}
 
-func (s CipherSuite) String() string { return fmt.Sprintf("cipher suite %d", uint8(s)) }
+func (s CipherSuite) String() string { return suiteNames[s] }
+
+// suiteNames are the suites' names, made once: a check names its suite
+// several times (messages, the negotiation's reason).
+var suiteNames = func() (t [256]string) {
+	for i := range t {
+		t[i] = "cipher suite " + strconv.Itoa(i)
+	}
+	return t
+}()
 
 // Privilege is an IPMI privilege level.
 type Privilege uint8
