@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
@@ -74,8 +75,20 @@ func main() {
 
 // run executes the command line and returns the exit status. With
 // LIGHTSOUT_CPUPROFILE=FILE set, a CPU profile of the run is written there
-// (for development: go tool pprof FILE).
+// (for development: go tool pprof FILE); with LIGHTSOUT_MEMPROFILE=FILE, a
+// heap profile at its end (allocations of the whole run: go tool pprof
+// -sample_index=alloc_space FILE).
 func run() int {
+	if path := os.Getenv("LIGHTSOUT_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			runtime.GC() // the profile is as of the last collection
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	if path := os.Getenv("LIGHTSOUT_CPUPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil {
 			if pprof.StartCPUProfile(f) == nil {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -210,3 +211,58 @@ func TestRedfishLearnedCheckStack(t *testing.T) {
 		t.Fatalf("the learned check in 16 KiB of stack: %v\n%s", err, out)
 	}
 }
+
+// TestRedfishLearnedCheckBytes bounds the heap a learned BMC's check
+// allocates (measured in a child process, the fake service in this one):
+// `lightsout check` runs a thousand of them at once, and at its GOGC of
+// 400 nearly every byte is fresh memory — a page fault per 4 KiB
+// (docs/benchmarks.md, "### Redfish"). Most of it is crypto/tls's
+// resumed handshake (about 46 KiB); the bound catches what the check
+// adds on top of it (the answer's reader was 4 KiB, its body grown by
+// doubling).
+func TestRedfishLearnedCheckBytes(t *testing.T) {
+	const rounds = 40
+	if addr := os.Getenv("LIGHTSOUT_BYTES_CHILD"); addr != "" {
+		tg := fakeTarget(netip.MustParseAddrPort(addr))
+		memo := NewRedfishMemo()
+		tr := NewOneShotRedfishTransport()
+		reg := Registry{"redfish": RedfishOneShot(tr, &MemPins{}, memo)}
+		if o := reg.Check(context.Background(), tg); o.State != state.Connectable { // learned
+			fmt.Printf("first check: %s %s\n", o.State, o.Message)
+			os.Exit(1)
+		}
+		reg.Check(context.Background(), tg) // warm: the runtime's own first-use allocations
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range rounds {
+			if o := reg.Check(context.Background(), tg); !o.Evidence.Redfish.TLSResumed || o.State != state.Connectable {
+				fmt.Printf("learned check: %s %s resumed=%v\n", o.State, o.Message, o.Evidence.Redfish.TLSResumed)
+				os.Exit(1)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		fmt.Printf("bytes/check=%d allocs/check=%d\n", (after.TotalAlloc-before.TotalAlloc)/rounds, (after.Mallocs-before.Mallocs)/rounds)
+		os.Exit(0)
+	}
+	addr := learnedSystemFake(t, tls.VersionTLS13)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRedfishLearnedCheckBytes$")
+	cmd.Env = append(os.Environ(), "LIGHTSOUT_BYTES_CHILD="+addr.String())
+	out, err := cmd.CombinedOutput()
+	var perCheck, allocs int
+	if err == nil {
+		_, err = fmt.Sscanf(strings.TrimSpace(string(out)), "bytes/check=%d allocs/check=%d", &perCheck, &allocs)
+	}
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	t.Logf("a learned check allocates %d bytes in %d allocations", perCheck, allocs)
+	if perCheck > maxLearnedCheckBytes {
+		t.Errorf("a learned check allocates %d bytes, want ≤ %d", perCheck, maxLearnedCheckBytes)
+	}
+}
+
+// maxLearnedCheckBytes: see TestRedfishLearnedCheckBytes (Go 1.26 on
+// amd64: 55.8 KB with the answer read into a 1 KiB reader and a body of
+// its Content-Length; 59.3 KB before).
+const maxLearnedCheckBytes = 57 << 10

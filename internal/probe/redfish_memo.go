@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/gob"
 	"encoding/hex"
 	"errors"
@@ -99,7 +100,12 @@ func (r *RedfishMemo) Len() int {
 // memoBinding is what a sealed memo is bound to (secret.Box.SealBound):
 // a value sealed for something else with the same key does not open as a
 // memo.
-var memoBinding = []byte("lightsout redfish check memo v1")
+// Version 2 is the compact encoding (encodeMemo); version 1, gob, is
+// still read.
+var (
+	memoBinding   = []byte("lightsout redfish check memo v2")
+	memoBindingV1 = []byte("lightsout redfish check memo v1")
+)
 
 // LoadRedfishMemo reads the memo sealed at path with box. A missing file
 // is an empty memo; a file that does not open (another key, altered,
@@ -120,16 +126,22 @@ func (r *RedfishMemo) Load(path string, box *secret.Box) error {
 	if err != nil {
 		return err
 	}
-	plain, err := box.OpenBound(b, memoBinding)
-	if err != nil {
-		return fmt.Errorf("%s: %w (starting afresh)", path, err)
-	}
 	var m map[string]RedfishMemoEntry
-	if err := gob.NewDecoder(bytes.NewReader(plain)).Decode(&m); err != nil {
-		return fmt.Errorf("%s: not a Redfish check memo: %v (starting afresh)", path, err)
-	}
-	if m == nil {
-		m = map[string]RedfishMemoEntry{}
+	plain, err := box.OpenBound(b, memoBinding)
+	if err == nil {
+		m, err = decodeMemo(plain)
+		if err != nil {
+			return fmt.Errorf("%s: not a Redfish check memo: %v (starting afresh)", path, err)
+		}
+	} else if plain, err1 := box.OpenBound(b, memoBindingV1); err1 == nil {
+		if err := gob.NewDecoder(bytes.NewReader(plain)).Decode(&m); err != nil {
+			return fmt.Errorf("%s: not a Redfish check memo: %v (starting afresh)", path, err)
+		}
+		if m == nil {
+			m = map[string]RedfishMemoEntry{}
+		}
+	} else {
+		return fmt.Errorf("%s: %w (starting afresh)", path, err)
 	}
 	r.mu.Lock()
 	r.m, r.dirty = m, false
@@ -160,14 +172,10 @@ func (r *RedfishMemo) Save(path string, box *secret.Box) error {
 		}
 		r.m, m = kept, kept
 	}
-	var buf bytes.Buffer
-	err := gob.NewEncoder(&buf).Encode(m)
+	plain := encodeMemo(m)
 	r.dirty = false
 	r.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	sealed, err := box.SealBound(buf.Bytes(), memoBinding)
+	sealed, err := box.SealBound(plain, memoBinding)
 	if err != nil {
 		return err
 	}
@@ -187,6 +195,90 @@ func (r *RedfishMemo) Save(path string, box *secret.Box) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// encodeMemo writes m in the memo's compact encoding, into a buffer of
+// its exact size (gob, before, allocated about four times the file at the
+// end of a run; with a thousand checks' garbage not yet collected, fresh
+// memory is page faults): a count, then per endpoint its key, Cert,
+// System, Systems, Auth, Ticket and Session, each a length (uvarint) and
+// its bytes, and At (Unix nanoseconds, varint; 0 the zero time).
+func encodeMemo(m map[string]RedfishMemoEntry) []byte {
+	n := binary.MaxVarintLen64
+	for k, e := range m {
+		n += 7*binary.MaxVarintLen32 + len(k) + len(e.Cert) + len(e.System) + len(e.Systems) + len(e.Auth) +
+			len(e.Ticket) + len(e.Session) + binary.MaxVarintLen64
+	}
+	b := make([]byte, 0, n)
+	b = binary.AppendUvarint(b, uint64(len(m)))
+	for k, e := range m {
+		for _, f := range [...]string{k, e.Cert, e.System, e.Systems, string(e.Auth)} {
+			b = binary.AppendUvarint(b, uint64(len(f)))
+			b = append(b, f...)
+		}
+		for _, f := range [...][]byte{e.Ticket, e.Session} {
+			b = binary.AppendUvarint(b, uint64(len(f)))
+			b = append(b, f...)
+		}
+		var at int64
+		if !e.At.IsZero() {
+			at = e.At.UnixNano()
+		}
+		b = binary.AppendVarint(b, at)
+	}
+	return b
+}
+
+// decodeMemo reads encodeMemo's encoding. The entries' Ticket and Session
+// share b (not copied: b is the memo's own unsealed copy).
+func decodeMemo(b []byte) (map[string]RedfishMemoEntry, error) {
+	errShort := errors.New("truncated")
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return nil, errShort
+	}
+	b = b[n:]
+	field := func() ([]byte, error) {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return nil, errShort
+		}
+		f := b[n : n+int(l) : n+int(l)]
+		b = b[n+int(l):]
+		return f, nil
+	}
+	m := make(map[string]RedfishMemoEntry, count)
+	for range count {
+		var fs [7][]byte
+		for i := range fs {
+			f, err := field()
+			if err != nil {
+				return nil, err
+			}
+			fs[i] = f
+		}
+		at, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, errShort
+		}
+		b = b[n:]
+		e := RedfishMemoEntry{Cert: string(fs[1]), System: string(fs[2]), Systems: string(fs[3]),
+			Auth: redfish.Auth(fs[4]), Ticket: fs[5], Session: fs[6]}
+		if len(e.Ticket) == 0 {
+			e.Ticket = nil
+		}
+		if len(e.Session) == 0 {
+			e.Session = nil
+		}
+		if at != 0 {
+			e.At = time.Unix(0, at)
+		}
+		m[string(fs[0])] = e
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%d bytes after the last entry", len(b))
+	}
+	return m, nil
 }
 
 // tlsSlot is one check's say in its TLS connections (NewOneShotRedfishTransport

@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"net"
@@ -268,4 +270,81 @@ func TestRedfishMemoNoAnswer(t *testing.T) {
 	if n := len(o.Evidence.Redfish.Statuses); n != 0 {
 		t.Fatalf("a second request after no answer: %v", o.Evidence.Redfish.Statuses)
 	}
+}
+
+// TestRedfishMemoEncoding: the memo's compact encoding gives back what
+// was saved (the zero time, empty and absent sessions too), and a memo
+// saved by the version before (gob, bound to "v1") is still read.
+func TestRedfishMemoEncoding(t *testing.T) {
+	at := time.Unix(1765000000, 123456789)
+	m := map[string]RedfishMemoEntry{
+		"10.0.0.1:443": {Cert: strings.Repeat("ab", 32), System: "/redfish/v1/Systems/1", Systems: "/redfish/v1/Systems",
+			Auth: redfish.AuthBasic, Ticket: bytes.Repeat([]byte{7}, 300), Session: bytes.Repeat([]byte{9}, 700), At: at},
+		"[::1]:8443": {Cert: "c", Auth: redfish.AuthSession},
+	}
+	got, err := decodeMemo(encodeMemo(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(m) {
+		t.Fatalf("%d entries, want %d", len(got), len(m))
+	}
+	for k, want := range m {
+		e := got[k]
+		if e.Cert != want.Cert || e.System != want.System || e.Systems != want.Systems || e.Auth != want.Auth ||
+			!bytes.Equal(e.Ticket, want.Ticket) || !bytes.Equal(e.Session, want.Session) || !e.At.Equal(want.At) ||
+			(e.Ticket == nil) != (want.Ticket == nil) || e.At.IsZero() != want.At.IsZero() {
+			t.Errorf("%s: got %+v, want %+v", k, e, want)
+		}
+	}
+	// Every truncation is an error, none a panic.
+	full := encodeMemo(m)
+	for i := range len(full) {
+		if _, err := decodeMemo(full[:i]); err == nil {
+			t.Fatalf("%d of %d bytes decoded", i, len(full))
+		}
+	}
+	if _, err := decodeMemo(append(full, 0)); err == nil {
+		t.Fatal("trailing bytes accepted")
+	}
+
+	// The gob memo of the version before.
+	box, err := secret.NewRandomBox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(m); err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := box.SealBound(buf.Bytes(), memoBindingV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "memo")
+	if err := os.WriteFile(path, sealed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old, err := LoadRedfishMemo(path, box)
+	if e, _ := old.Get("10.0.0.1:443"); err != nil || old.Len() != 2 || !bytes.Equal(e.Session, m["10.0.0.1:443"].Session) {
+		t.Fatalf("the gob memo: %v, %d entries", err, old.Len())
+	}
+}
+
+// FuzzRedfishMemoDecode: the memo's decoder never panics, and a memo of
+// one entry it decodes encodes to bytes it decodes again (not always the
+// same bytes: a uvarint has more than one spelling).
+func FuzzRedfishMemoDecode(f *testing.F) {
+	f.Add(encodeMemo(map[string]RedfishMemoEntry{"10.0.0.1:443": {Cert: "c", System: "/s", Auth: redfish.AuthBasic,
+		Ticket: []byte("t"), Session: []byte("s"), At: time.Unix(0, 5)}}))
+	f.Add([]byte{0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMemo(b)
+		if err != nil || len(m) != 1 {
+			return
+		}
+		if m2, err := decodeMemo(encodeMemo(m)); err != nil || len(m2) != 1 {
+			t.Fatalf("re-encoded memo does not decode: %v", err)
+		}
+	})
 }

@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// oneShotReadBuf sizes GetOn's reader of the answer.
+const oneShotReadBuf = 1024
+
 // GetOn sends GET path on conn, a TLS connection opened (and its
 // handshake done) for this one request, with the client's credentials,
 // reads the answer and closes conn. It is Do for a check that sends one
@@ -70,11 +73,22 @@ func (c *Client) GetOn(ctx context.Context, conn *tls.Conn, path string) (*Respo
 	if _, err := io.WriteString(conn, b.String()); err != nil {
 		return nil, fail(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4096), nil)
+	// A small reader (one check holds it across the network wait, a
+	// thousand checks at once: fresh memory is page faults): header
+	// lines longer than it are read in pieces (net/textproto).
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, oneShotReadBuf), nil)
 	if err != nil {
 		return nil, fail(err)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+	var body []byte
+	if n := resp.ContentLength; n >= 0 && n <= MaxBody {
+		// The announced length read into a buffer of that size (io.ReadAll
+		// grows one by doubling); a body shorter than announced is an error.
+		body = make([]byte, n)
+		_, err = io.ReadFull(resp.Body, body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+	}
 	resp.Body.Close()
 	if err != nil {
 		return nil, fail(err)
